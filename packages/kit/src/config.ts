@@ -1,0 +1,85 @@
+/**
+ * Configuration from the environment, validated once at start.
+ * A bad or missing value stops the process with ONE line naming the variable and what it expects.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const name = String(issue.path[0] ?? "?");
+  const got = env[name] === undefined ? "it is not set" : `got ${JSON.stringify(env[name])}`;
+  throw new ConfigError(`config: ${name} ${issue.message} (${got})`);
+}
+
+/** Blank values count as unset, so `FOO=` in a .env file means "use the default". */
+const blankToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
+
+export const env = {
+  port: (def: number) =>
+    z.preprocess(blankToUndefined, z.coerce.number({ error: "must be a TCP port (1-65535)" }).int().min(1, "must be a TCP port (1-65535)").max(65535, "must be a TCP port (1-65535)").default(def)),
+  int: (def: number, min: number, max: number) =>
+    z.preprocess(blankToUndefined, z.coerce.number({ error: `must be an integer ${min}..${max}` }).int(`must be an integer ${min}..${max}`).min(min, `must be an integer ${min}..${max}`).max(max, `must be an integer ${min}..${max}`).default(def)),
+  str: (def: string) => z.preprocess(blankToUndefined, z.string().default(def)),
+  optionalStr: () => z.preprocess(blankToUndefined, z.string().optional()),
+  url: (protocols: string[]) =>
+    z.preprocess(
+      blankToUndefined,
+      z
+        .string()
+        .refine((v) => {
+          try {
+            return protocols.includes(new URL(v).protocol.replace(/:$/, ""));
+          } catch {
+            return false;
+          }
+        }, `must be a URL starting with ${protocols.map((p) => `${p}://`).join(" or ")}`)
+        .optional(),
+    ),
+  oneOf: <T extends string>(values: readonly [T, ...T[]], def: T) =>
+    z.preprocess(blankToUndefined, z.enum(values, { error: `must be one of ${values.join(", ")}` }).default(def)),
+  bool: (def: boolean) =>
+    z.preprocess(
+      blankToUndefined,
+      z.enum(["true", "false", "1", "0", "yes", "no"], { error: "must be true or false" }).default(def ? "true" : "false").transform((v) => ["true", "1", "yes"].includes(v)),
+    ),
+  file: () =>
+    z.preprocess(
+      blankToUndefined,
+      z
+        .string()
+        .refine((p) => {
+          try {
+            readFileSync(p);
+            return true;
+          } catch {
+            return false;
+          }
+        }, "must name a readable file")
+        .optional(),
+    ),
+};
+
+/** Settings every service reads. */
+export const commonEnv = {
+  HOST: env.str("0.0.0.0"),
+  OPS_PORT: z.preprocess(blankToUndefined, z.coerce.number({ error: "must be a TCP port (1-65535)" }).int().min(1).max(65535).optional()),
+  LOG_LEVEL: env.oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"], "info"),
+  TLS_CERT_FILE: env.file(),
+  TLS_KEY_FILE: env.file(),
+  TLS_CA_FILE: env.file(),
+  TLS_CLIENT_AUTH: env.oneOf(["require", "optional", "off"], "require"),
+  JWT_ISSUER: env.str("crm-auth"),
+  JWT_AUDIENCE: env.str("crm-api"),
+  JWT_PUBLIC_KEYS_FILE: env.file(),
+  REDIS_URL: env.url(["redis", "rediss"]),
+  AMQP_URL: env.url(["amqp", "amqps"]),
+  SHUTDOWN_TIMEOUT_MS: env.int(25_000, 0, 600_000),
+  READ_MAX_BYTES: env.int(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+};

@@ -1,0 +1,90 @@
+/**
+ * Transports to other services. Every outgoing call carries the caller's credentials and request
+ * id from the call context, so a handler never passes them by hand.
+ * - cluster: gRPC over HTTP/2 with TLS, presenting this service's certificate (mTLS);
+ * - all-in-one: the peer's router in the same process (no network), proving itself with a
+ *   per-process secret.
+ */
+import { randomBytes } from "node:crypto";
+import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { peerServiceKey } from "./auth.js";
+import { currentCall } from "./context.js";
+import { authInterceptor, contextInterceptor, errorInterceptor, methodPath } from "./interceptors.js";
+import type { Logger } from "./logger.js";
+import type { TokenVerifier } from "./auth.js";
+import type { ServiceModule } from "./server.js";
+
+export const INTERNAL_HEADER = "x-crm-internal";
+
+/** Identity of in-process calls: a secret minted at boot plus the calling service's name. */
+export interface InternalIdentity {
+  secret: string;
+}
+
+export function newInternalIdentity(): InternalIdentity {
+  return { secret: randomBytes(24).toString("base64url") };
+}
+
+/** Client side: forward credentials, request id and trace context; name ourselves to in-process peers. */
+export function forwardInterceptor(self: string, internal?: InternalIdentity): Interceptor {
+  return (next) => async (req) => {
+    const call = currentCall();
+    if (call) {
+      if (call.authorization && !req.header.has("authorization")) req.header.set("authorization", call.authorization);
+      if (!req.header.has("x-request-id")) req.header.set("x-request-id", call.requestId);
+      if (call.traceparent && !req.header.has("traceparent")) req.header.set("traceparent", call.traceparent);
+    }
+    if (internal) req.header.set(INTERNAL_HEADER, `${internal.secret} ${self}`);
+    return next(req);
+  };
+}
+
+/** Server side of the in-process identity: a matching secret names the calling service. */
+export function internalPeerInterceptor(internal: InternalIdentity): Interceptor {
+  return (next) => async (req) => {
+    const value = req.header.get(INTERNAL_HEADER);
+    if (value) {
+      const [secret, service] = value.split(" ");
+      if (secret === internal.secret && service) req.contextValues.set(peerServiceKey, service);
+      req.header.delete(INTERNAL_HEADER);
+    }
+    return next(req);
+  };
+}
+
+export interface PeerTls {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+}
+
+export function networkPeer(self: string, baseUrl: string, tls?: PeerTls): Transport {
+  return createGrpcTransport({
+    baseUrl,
+    nodeOptions: tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : {},
+    pingIntervalMs: 5_000,
+    pingTimeoutMs: 10_000,
+    idleConnectionTimeoutMs: 5 * 60_000,
+    interceptors: [forwardInterceptor(self)],
+  });
+}
+
+export interface InProcessDeps {
+  log: Logger;
+  verifier: TokenVerifier;
+  internal: InternalIdentity;
+}
+
+/** The peer module's handlers called in memory, through the same interceptors a server runs. */
+export function inProcessPeer(self: string, module: ServiceModule, deps: InProcessDeps): Transport {
+  const publicMethods = new Set(module.publicMethods ?? []);
+  return createRouterTransport((router) => module.routes(router), {
+    transport: { interceptors: [forwardInterceptor(self, deps.internal)] },
+    router: {
+      interceptors: [contextInterceptor(), errorInterceptor(deps.log), internalPeerInterceptor(deps.internal), authInterceptor(deps.verifier, publicMethods)],
+    },
+  });
+}
+
+export { methodPath };

@@ -1,0 +1,154 @@
+/**
+ * Process wiring shared by every service's main.ts in a cluster: config, logger, TLS, token
+ * verifier, revocation list, peers; start the server, print "ready", drain on SIGTERM/SIGINT.
+ */
+import { readFileSync } from "node:fs";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Redis } from "ioredis";
+import type { JSONWebKeySet } from "jose";
+import { z } from "zod";
+import { createTokenVerifier, type TokenVerifier } from "./auth.js";
+import { ConfigError, commonEnv, env, loadConfig } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { networkPeer, type PeerTls } from "./peers.js";
+import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
+import { startServer, type RunningServer, type ServiceModule, type TlsOptions } from "./server.js";
+
+/** Ports of the original design. */
+export const servicePorts = {
+  auth: 50055,
+  dbservice: 8081,
+  chats: 50095,
+  timers: 50020,
+  admin: 50070,
+  email: 50051,
+  logs: 50150,
+  cache: 50060,
+} as const;
+export type ServiceName = keyof typeof servicePorts;
+
+export interface Basics {
+  name: ServiceName;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  verifier: TokenVerifier;
+  revocations: Revocations;
+  redis?: Redis | undefined;
+  /** A typed client of another service, over mTLS with this service's certificate. */
+  peer<S extends DescService>(service: ServiceName, desc: S): Client<S>;
+  /** Things to close after the server drained (in order). */
+  onClose(fn: () => Promise<unknown>): void;
+}
+
+/** Runs `fn`, turning a ConfigError into one line on stderr and exit code 1. */
+export async function main(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+export function readJwks(file: string): JSONWebKeySet {
+  const jwks = JSON.parse(readFileSync(file, "utf8")) as JSONWebKeySet;
+  if (!Array.isArray(jwks.keys) || jwks.keys.length === 0) throw new ConfigError(`config: JWT_PUBLIC_KEYS_FILE ${file} holds no keys (expected a JWKS: {"keys":[...]})`);
+  return jwks;
+}
+
+export function redisClient(url: string, log: Logger): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000, lazyConnect: false });
+  redis.on("error", (err) => log.warn({ err: err.message }, "redis error"));
+  return redis;
+}
+
+/**
+ * Starts one service as its own process (cluster/Kubernetes mode).
+ * `build` receives the basics and returns the service's module.
+ */
+export function runService(name: ServiceName, build: (b: Basics) => Promise<ServiceModule>): Promise<void> {
+  return main(async () => {
+    const cfg = loadConfig(z.object({ ...commonEnv, PORT: env.port(servicePorts[name]) }));
+    const log = createLogger(name, cfg.LOG_LEVEL);
+    const tls = loadTls(cfg);
+    if (!cfg.JWT_PUBLIC_KEYS_FILE) throw new ConfigError("config: JWT_PUBLIC_KEYS_FILE must name the JWKS file with the public keys that verify access tokens (it is not set)");
+    const redis = cfg.REDIS_URL ? redisClient(cfg.REDIS_URL, log) : undefined;
+    if (!redis) log.warn("REDIS_URL is not set: revocations are kept in memory, so a logout reaches only this process");
+    const revocations = redis ? redisRevocations(redis) : memoryRevocations();
+    const verifier = createTokenVerifier({ jwks: readJwks(cfg.JWT_PUBLIC_KEYS_FILE), issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
+    const closers: (() => Promise<unknown>)[] = [];
+    const transports = new Map<string, Transport>();
+    const peerTls: PeerTls | undefined = tls?.ca ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined;
+    const basics: Basics = {
+      name,
+      env: process.env,
+      log,
+      verifier,
+      revocations,
+      redis,
+      peer(service, desc) {
+        let t = transports.get(service);
+        if (!t) {
+          const variable = `${service.toUpperCase()}_URL`;
+          const url = loadConfig(z.object({ [variable]: env.url(["http", "https"]) }))[variable] ?? `${peerTls ? "https" : "http"}://${service}:${servicePorts[service]}`;
+          t = networkPeer(name, url as string, peerTls);
+          transports.set(service, t);
+        }
+        return createClient(desc, t);
+      },
+      onClose: (fn) => void closers.push(fn),
+    };
+    const module = await build(basics);
+    const server = await startServer({
+      modules: [module],
+      port: cfg.PORT,
+      host: cfg.HOST,
+      opsPort: cfg.OPS_PORT,
+      log,
+      verifier,
+      tls,
+      readMaxBytes: cfg.READ_MAX_BYTES,
+      shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
+    });
+    closers.push(async () => redis?.quit());
+    onSignals(log, server, closers);
+    log.info({ port: server.port, opsPort: server.opsPort, tls: Boolean(tls) }, "ready");
+  });
+}
+
+export function loadTls(cfg: { TLS_CERT_FILE?: string | undefined; TLS_KEY_FILE?: string | undefined; TLS_CA_FILE?: string | undefined; TLS_CLIENT_AUTH: "require" | "optional" | "off" }): TlsOptions | undefined {
+  if (!cfg.TLS_CERT_FILE && !cfg.TLS_KEY_FILE) return undefined;
+  if (!cfg.TLS_CERT_FILE || !cfg.TLS_KEY_FILE) throw new ConfigError("config: TLS_CERT_FILE and TLS_KEY_FILE must be set together (one of them is not set)");
+  if (cfg.TLS_CLIENT_AUTH !== "off" && !cfg.TLS_CA_FILE) throw new ConfigError(`config: TLS_CA_FILE must name the CA that signs client certificates when TLS_CLIENT_AUTH=${cfg.TLS_CLIENT_AUTH} (it is not set)`);
+  return {
+    cert: readFileSync(cfg.TLS_CERT_FILE),
+    key: readFileSync(cfg.TLS_KEY_FILE),
+    ca: cfg.TLS_CA_FILE ? readFileSync(cfg.TLS_CA_FILE) : undefined,
+    clientAuth: cfg.TLS_CLIENT_AUTH,
+  };
+}
+
+/** SIGTERM/SIGINT: drain the server, then close what was opened; a second signal exits at once. */
+export function onSignals(log: Logger, server: RunningServer, closers: (() => Promise<unknown>)[] = []) {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, "draining");
+    try {
+      await server.close();
+      for (const c of closers) await c().catch((err) => log.warn({ err: String(err) }, "close failed"));
+      log.info("stopped");
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}

@@ -1,0 +1,292 @@
+/**
+ * The RPC server every service (and the all-in-one process) runs: Connect, gRPC and gRPC-Web on
+ * one port, /healthz, /readyz, grpc.health.v1 and server reflection, bounded reads, HTTP/2
+ * keepalive and connection ageing, and a graceful drain on shutdown.
+ *
+ * - TLS (cluster): HTTP/2 with TLS and HTTP/1.1 fallback (ALPN), optional/required client certs;
+ *   a verified client certificate's CN names the calling service.
+ * - Cleartext (all-in-one, ops port): ONE port for HTTP/1.1 and h2c, chosen per connection by the
+ *   HTTP/2 connection preface (Node's cleartext http2 server does not fall back by itself).
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { DescService } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { peerServiceKey, type TokenVerifier } from "./auth.js";
+import { Health } from "@crm/gen/grpc/health/v1/health_pb";
+import { clientIpKey } from "./auth.js";
+import { registerHealth } from "./health.js";
+import { authInterceptor, contextInterceptor, errorInterceptor } from "./interceptors.js";
+import type { Logger } from "./logger.js";
+import { createReflection } from "./reflection.js";
+
+type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
+
+/** What a service contributes to a server. The all-in-one server mounts several. */
+export interface ServiceModule {
+  name: string;
+  services: DescService[];
+  routes(router: ConnectRouter): void;
+  /** Full method paths ("/crm.auth.v1.AuthService/Login") callable without a token. */
+  publicMethods?: string[];
+  /** Plain HTTP routes (e.g. GET /.well-known/jwks.json); return true when handled. */
+  http?(req: NodeReq, res: NodeRes): boolean;
+  /** Throws when a dependency does not answer. */
+  ready?(): Promise<void>;
+  /** Releases pools and connections after the server has drained. */
+  close?(): Promise<void>;
+}
+
+export interface TlsOptions {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer | undefined;
+  clientAuth: "require" | "optional" | "off";
+}
+
+export interface ServerOptions {
+  modules: ServiceModule[];
+  port: number;
+  host: string;
+  log: Logger;
+  verifier: TokenVerifier;
+  tls?: TlsOptions | undefined;
+  /** Plaintext port for probes and metrics only (health, /healthz, /readyz) when the main port is TLS. */
+  opsPort?: number | undefined;
+  readMaxBytes: number;
+  shutdownTimeoutMs: number;
+  /** Path prefixes refused on this server (e.g. internal crm.db.v1 on the all-in-one public port). */
+  hiddenPrefixes?: string[];
+  interceptors?: Interceptor[];
+  keepalive?: Partial<KeepaliveOptions>;
+}
+
+export interface KeepaliveOptions {
+  idleMs: number;
+  maxAgeMs: number;
+  graceMs: number;
+  pingMs: number;
+}
+
+/** The original design's gRPC keepalive: idle 5 min, max age 15 min (±10% jitter), grace 5 min, ping 5 s. */
+const defaultKeepalive: KeepaliveOptions = { idleMs: 5 * 60_000, maxAgeMs: 15 * 60_000, graceMs: 5 * 60_000, pingMs: 5_000 };
+
+export interface RunningServer {
+  port: number;
+  opsPort?: number | undefined;
+  close(): Promise<void>;
+}
+
+/** The caller's address: the gateway's X-Real-IP when the gateway (mTLS CN) calls, else the socket's. */
+function clientIp(req: NodeReq, peer: string | undefined): string {
+  const forwarded = req.headers["x-real-ip"];
+  if (peer === "gateway" && typeof forwarded === "string" && forwarded) return forwarded;
+  return req.socket.remoteAddress ?? "";
+}
+
+const json = (res: NodeRes, status: number, body: unknown) => {
+  const text = JSON.stringify(body);
+  (res as http.ServerResponse).writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+};
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const { log, modules } = opts;
+  const keep = { ...defaultKeepalive, ...opts.keepalive };
+  const services = modules.flatMap((m) => m.services);
+  const publicMethods = new Set(modules.flatMap((m) => m.publicMethods ?? []));
+
+  let draining = false;
+  const ready = async (): Promise<boolean> => {
+    if (draining) return false;
+    try {
+      await Promise.all(modules.map((m) => m.ready?.()));
+      return true;
+    } catch (err) {
+      log.warn({ err: String(err) }, "not ready");
+      return false;
+    }
+  };
+
+  const shutdown = new AbortController();
+  const healthAndReflection = (router: ConnectRouter) => {
+    registerHealth(router, services, ready);
+    createReflection([...services, Health])(router);
+  };
+  for (const name of ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]) {
+    for (const m of ["Check", "List", "Watch", "ServerReflectionInfo"]) publicMethods.add(`/${name}/${m}`);
+  }
+
+  const peerOf = (req: NodeReq): string | undefined => {
+    const socket = req.socket as TLSSocket;
+    if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return undefined;
+    const cn = socket.getPeerCertificate()?.subject?.CN;
+    return typeof cn === "string" ? cn : undefined;
+  };
+
+  const adapter = connectNodeAdapter({
+    routes(router) {
+      for (const m of modules) m.routes(router);
+      healthAndReflection(router);
+    },
+    interceptors: [contextInterceptor(), errorInterceptor(log), ...(opts.interceptors ?? []), authInterceptor(opts.verifier, publicMethods)],
+    readMaxBytes: opts.readMaxBytes,
+    shutdownSignal: shutdown.signal,
+    contextValues: (req) => {
+      const values = createContextValues();
+      const peer = peerOf(req);
+      if (peer) values.set(peerServiceKey, peer);
+      values.set(clientIpKey, clientIp(req, peer));
+      return values;
+    },
+    jsonOptions: { ignoreUnknownFields: false },
+  });
+
+  const hidden = opts.hiddenPrefixes ?? [];
+  const handle = (req: NodeReq, res: NodeRes) => {
+    const url = req.url ?? "/";
+    if (url === "/healthz") return json(res, 200, { status: "ok" });
+    if (url === "/readyz") {
+      void ready().then((ok) => json(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready" }));
+      return;
+    }
+    if (hidden.some((p) => url.startsWith(p))) return json(res, 404, { code: "not_found", message: `no route for ${url.split("?")[0]}` });
+    for (const m of modules) if (m.http?.(req, res)) return;
+    adapter(req as never, res as never);
+  };
+
+  const h2Settings: http2.ServerOptions = {
+    settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 16 * 1024 },
+    maxSessionMemory: 32,
+    maxSendHeaderBlockLength: 16 * 1024,
+  };
+
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const track = (s: net.Server | http2.Http2SecureServer) => {
+    s.on("connection", (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+  };
+  const manageSession = (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => (idle = setTimeout(() => session.close(), keep.idleMs).unref());
+    armIdle();
+    session.on("stream", (stream) => {
+      open++;
+      clearTimeout(idle);
+      stream.once("close", () => --open === 0 && !session.closed && armIdle());
+    });
+    const age = keep.maxAgeMs * (0.9 + Math.random() * 0.2);
+    const ageTimer = setTimeout(() => {
+      session.close(); // GOAWAY: running streams finish, new ones go to a new connection
+      setTimeout(() => session.destroy(), keep.graceMs).unref();
+    }, age).unref();
+    const ping = setInterval(() => {
+      if (session.closed || session.destroyed) return;
+      session.ping((err) => err && !session.destroyed && session.destroy());
+    }, keep.pingMs).unref();
+    session.once("close", () => {
+      sessions.delete(session);
+      clearTimeout(idle);
+      clearTimeout(ageTimer);
+      clearInterval(ping);
+    });
+    session.on("error", (err) => log.debug({ err: String(err) }, "http2 session error"));
+  };
+
+  const listen = (server: net.Server, port: number, host: string) =>
+    new Promise<number>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve((server.address() as net.AddressInfo).port);
+      });
+    });
+
+  function cleartext(handler: (req: NodeReq, res: NodeRes) => void) {
+    const h1 = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 20_000, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
+    const h2 = http2.createServer(h2Settings, handler);
+    h2.on("session", manageSession);
+    const preface = Buffer.from("PRI * HTTP/2.0");
+    const front = net.createServer((socket) => {
+      socket.once("readable", () => {
+        const head: Buffer | null = socket.read(Math.min(preface.length, socket.readableLength)) ?? socket.read();
+        if (!head) return socket.destroy();
+        socket.unshift(head);
+        const isH2 = head.length > 0 && preface.subarray(0, head.length).equals(head.subarray(0, preface.length));
+        (isH2 ? h2 : h1).emit("connection", socket);
+      });
+    });
+    track(front);
+    return { front, h1 };
+  }
+
+  const servers: net.Server[] = [];
+  const h1Servers: http.Server[] = [];
+  let port: number;
+  if (opts.tls) {
+    const t = opts.tls;
+    const server = http2.createSecureServer(
+      {
+        ...h2Settings,
+        cert: t.cert,
+        key: t.key,
+        ...(t.ca ? { ca: t.ca } : {}),
+        requestCert: t.clientAuth !== "off",
+        rejectUnauthorized: t.clientAuth === "require",
+        allowHTTP1: true,
+        minVersion: "TLSv1.2",
+      },
+      handle,
+    );
+    server.on("session", manageSession);
+    track(server);
+    servers.push(server);
+    port = await listen(server, opts.port, opts.host);
+  } else {
+    const { front, h1 } = cleartext(handle);
+    servers.push(front);
+    h1Servers.push(h1);
+    port = await listen(front, opts.port, opts.host);
+  }
+
+  let opsPort: number | undefined;
+  if (opts.opsPort !== undefined) {
+    const opsAdapter = connectNodeAdapter({ routes: healthAndReflection, interceptors: [errorInterceptor(log)] });
+    const { front, h1 } = cleartext((req, res) => {
+      if (req.url === "/healthz" || req.url === "/readyz") return handle(req, res);
+      opsAdapter(req as never, res as never);
+    });
+    servers.push(front);
+    h1Servers.push(h1);
+    opsPort = await listen(front, opts.opsPort, opts.host);
+  }
+
+  return {
+    port,
+    opsPort,
+    async close() {
+      draining = true;
+      shutdown.abort(); // handlers' signals abort: server streams end, clients reconnect elsewhere
+      for (const s of servers) s.close();
+      for (const s of sessions) s.close();
+      for (const s of h1Servers) s.closeIdleConnections();
+      const deadline = Date.now() + opts.shutdownTimeoutMs;
+      while ((sessions.size > 0 || sockets.size > 0) && Date.now() < deadline) {
+        for (const s of h1Servers) s.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+      for (const m of modules) await m.close?.();
+    },
+  };
+}
