@@ -20,3 +20,6 @@ export function need(component: string, available: boolean, install: string): st
   }
   return reason;
 }
+
+export * from "./services.js";
+export * from "./app.js";

@@ -1,0 +1,55 @@
+/** The real backing servers tests use: PostgreSQL, Redis, RabbitMQ on this machine (overridable by env). */
+import net from "node:net";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+export const TEST_AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+
+export function portOpen(url: string, defaultPort: number): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: u.hostname, port: Number(u.port || defaultPort) });
+    const done = (ok: boolean) => (socket.destroy(), resolve(ok));
+    socket.setTimeout(1_000, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** `skip` options for tests that need each server. */
+export const postgresUp = () => portOpen(TEST_PG_URL, 5432);
+export const redisUp = () => portOpen(TEST_REDIS_URL, 6379);
+export const rabbitUp = () => portOpen(TEST_AMQP_URL, 5672);
+
+export const installHint = {
+  postgres: "apt-get install postgresql (then: pg_ctlcluster 15 main start), or set TEST_DATABASE_URL",
+  redis: "apt-get install redis-server (then: redis-server --daemonize yes), or set TEST_REDIS_URL",
+  rabbitmq: "apt-get install rabbitmq-server (then: rabbitmq-server -detached), or set TEST_AMQP_URL",
+};
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A new, empty database on the test server, dropped by `drop()`. */
+export async function freshDatabase(prefix = "crm_test"): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(TEST_PG_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: TEST_PG_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * The one entry point: `node … main.ts [target]` — target `all` (default) runs every service in
+ * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache) runs
+ * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
+ */
+import { createLogger, main, runService } from "@crm/kit";
+import { startAllInOne } from "./all-in-one.js";
+import { placeholderModule, placeholders } from "./placeholders.js";
+
+const targets: Record<string, () => Promise<void>> = {
+  auth: async () => (await import("@crm/auth/main")).start(),
+  dbservice: async () => (await import("@crm/dbservice/main")).start(),
+  ...Object.fromEntries(Object.entries(placeholders).map(([name, desc]) => [name, () => runService(name as keyof typeof placeholders, async () => placeholderModule(name, desc))])),
+};
+
+const target = process.argv[2] ?? process.env.CRM_TARGET ?? "all";
+
+if (target === "all") {
+  await main(async () => {
+    const app = await startAllInOne();
+    let stopping = false;
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      process.once(signal, () => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        app.close().then(() => process.exit(0), (err) => (createLogger("crm").error({ err }, "shutdown failed"), process.exit(1)));
+      });
+    }
+  });
+} else if (targets[target]) {
+  await targets[target]();
+} else {
+  process.stderr.write(`unknown target ${JSON.stringify(target)}: use all, ${Object.keys(targets).join(", ")}\n`);
+  process.exit(2);
+}

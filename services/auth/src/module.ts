@@ -1,0 +1,49 @@
+/** The auth service module: AuthService plus GET /.well-known/jwks.json. */
+import type { Client } from "@connectrpc/connect";
+import type { JSONWebKeySet } from "jose";
+import type { Counter, Logger, Revocations, ServiceModule } from "@crm/kit";
+import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import type { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { authService } from "./auth-service.js";
+import type { AuthConfig } from "./config.js";
+import { createLoginThrottle } from "./throttle.js";
+import { createTokenIssuer, type SigningKey } from "./tokens.js";
+
+export interface AuthModuleDeps {
+  cfg: AuthConfig & { JWT_ISSUER: string; JWT_AUDIENCE: string };
+  db: Client<typeof DbAuthService>;
+  key: SigningKey;
+  jwks: JSONWebKeySet;
+  revocations: Revocations;
+  counter: Counter;
+  log: Logger;
+}
+
+export const authPublicMethods = ["RegisterCompany", "Login", "Refresh", "RequestPasswordReset", "ResetPassword", "AcceptInvite", "GetJwks"].map(
+  (m) => `/${AuthService.typeName}/${m}`,
+);
+
+export function createAuthModule(d: AuthModuleDeps): ServiceModule {
+  const tokens = createTokenIssuer({ key: d.key, issuer: d.cfg.JWT_ISSUER, audience: d.cfg.JWT_AUDIENCE, accessTtlSeconds: d.cfg.ACCESS_TOKEN_TTL_SECONDS });
+  const throttle = createLoginThrottle(d.counter, {
+    perAccountAndIp: d.cfg.LOGIN_FAILURES_PER_ACCOUNT_AND_IP,
+    perIp: d.cfg.LOGIN_FAILURES_PER_IP,
+    windowSeconds: 15 * 60,
+  });
+  const impl = authService({ db: d.db, tokens, jwks: d.jwks, revocations: d.revocations, throttle, refreshTtlSeconds: d.cfg.REFRESH_TOKEN_TTL_DAYS * 86_400, log: d.log });
+  const jwksBody = JSON.stringify({ keys: d.jwks.keys });
+  return {
+    name: "auth",
+    services: [AuthService],
+    publicMethods: authPublicMethods,
+    routes(router) {
+      router.service(AuthService, impl);
+    },
+    http(req, res) {
+      if (req.method !== "GET" || req.url !== "/.well-known/jwks.json") return false;
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=300" });
+      res.end(jwksBody);
+      return true;
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * Login-failure throttling that an attacker cannot turn into a lockout of the victim:
+ * failures are counted per (account, IP) and per IP, never per account alone, so guessing from
+ * one address locks out only that address for that account, and the owner still logs in.
+ */
+import { AppError, type Counter } from "@crm/kit";
+
+export interface ThrottleLimits {
+  perAccountAndIp: number;
+  perIp: number;
+  windowSeconds: number;
+}
+
+export const defaultLimits: ThrottleLimits = { perAccountAndIp: 10, perIp: 100, windowSeconds: 15 * 60 };
+
+export function createLoginThrottle(counter: Counter, limits: ThrottleLimits = defaultLimits) {
+  const keys = (login: string, ip: string) => ({ pair: `login:pair:${login}|${ip}`, ip: `login:ip:${ip}` });
+  return {
+    /** Throws rate_limited when this login or this address has failed too often. */
+    async check(login: string, ip: string): Promise<void> {
+      const k = keys(login, ip);
+      const [pair, perIp] = await Promise.all([counter.get(k.pair), counter.get(k.ip)]);
+      if (pair >= limits.perAccountAndIp || perIp >= limits.perIp) {
+        const retry = await counter.ttl(pair >= limits.perAccountAndIp ? k.pair : k.ip);
+        throw new AppError("rate_limited", `too many failed logins from this address; try again in ${Math.ceil(retry / 60)} min or reset the password`, [], retry);
+      }
+    },
+    async failed(login: string, ip: string): Promise<void> {
+      const k = keys(login, ip);
+      await Promise.all([counter.hit(k.pair, limits.windowSeconds), counter.hit(k.ip, limits.windowSeconds)]);
+    },
+    async succeeded(login: string, ip: string): Promise<void> {
+      await counter.reset(keys(login, ip).pair);
+    },
+  };
+}
+
+export type LoginThrottle = ReturnType<typeof createLoginThrottle>;

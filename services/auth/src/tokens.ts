@@ -1,0 +1,96 @@
+/**
+ * Access tokens (RS256 JWT, 15 min, typ at+jwt) and opaque refresh tokens (256-bit, stored hashed).
+ */
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SignJWT, exportJWK, calculateJwkThumbprint, type JSONWebKeySet } from "jose";
+import { ConfigError, type Role } from "@crm/kit";
+
+export interface SigningKey {
+  privateKey: KeyObject;
+  kid: string;
+}
+
+export interface IssuedAccess {
+  token: string;
+  expiresAt: Date;
+}
+
+export interface AccessClaims {
+  userId: string;
+  companyId: string;
+  role: Role;
+  sessionId: string;
+}
+
+export interface TokenIssuer {
+  issueAccess(claims: AccessClaims): Promise<IssuedAccess>;
+  accessTtlSeconds: number;
+}
+
+export function createTokenIssuer(opts: { key: SigningKey; issuer: string; audience: string; accessTtlSeconds: number; now?: () => number }): TokenIssuer {
+  const now = opts.now ?? Date.now;
+  return {
+    accessTtlSeconds: opts.accessTtlSeconds,
+    async issueAccess(c) {
+      const iat = Math.floor(now() / 1000);
+      const exp = iat + opts.accessTtlSeconds;
+      const token = await new SignJWT({ cid: c.companyId, role: c.role, sid: c.sessionId })
+        .setProtectedHeader({ alg: "RS256", kid: opts.key.kid, typ: "at+jwt" })
+        .setIssuer(opts.issuer)
+        .setAudience(opts.audience)
+        .setSubject(c.userId)
+        .setJti(randomUUID())
+        .setIssuedAt(iat)
+        .setExpirationTime(exp)
+        .sign(opts.key.privateKey);
+      return { token, expiresAt: new Date(exp * 1000) };
+    },
+  };
+}
+
+/** A new opaque refresh token and the SHA-256 the database keeps instead of it. */
+export function newRefreshToken(): { token: string; hash: Buffer } {
+  const token = randomBytes(32).toString("base64url");
+  return { token, hash: hashRefreshToken(token) };
+}
+
+export const hashRefreshToken = (token: string) => createHash("sha256").update(token).digest();
+export const refreshTokenShape = /^[A-Za-z0-9_-]{43}$/;
+
+export async function publicJwk(key: KeyObject, kid: string) {
+  const jwk = await exportJWK(createPublicKey(key));
+  return { ...jwk, kid, alg: "RS256", use: "sig" };
+}
+
+/** Loads the signing key (PKCS#8 PEM) and checks the published JWKS contains its public half. */
+export async function loadSigningKey(pemFile: string, kid: string | undefined, jwks: JSONWebKeySet): Promise<SigningKey> {
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(readFileSync(pemFile));
+  } catch (err) {
+    throw new ConfigError(`config: JWT_PRIVATE_KEY_FILE ${pemFile} is not a readable PEM private key (${(err as Error).message})`);
+  }
+  if (privateKey.asymmetricKeyType !== "rsa") throw new ConfigError("config: JWT_PRIVATE_KEY_FILE must hold an RSA key (RS256; the gateway's njs cannot verify other algorithms)");
+  const own = await publicJwk(privateKey, "x");
+  const published = jwks.keys.find((k) => k.n === own.n && k.e === own.e);
+  if (!published?.kid) throw new ConfigError("config: JWT_PUBLIC_KEYS_FILE does not contain the public key of JWT_PRIVATE_KEY_FILE (with a kid)");
+  if (kid && kid !== published.kid) throw new ConfigError(`config: JWT_KEY_ID ${kid} does not match the kid ${published.kid} published for this key in JWT_PUBLIC_KEYS_FILE`);
+  return { privateKey, kid: published.kid };
+}
+
+/** Dev/all-in-one: an RSA key pair generated once into `dir` (private.pem, jwks.json). */
+export async function ensureKeyFiles(dir: string): Promise<{ privateFile: string; jwksFile: string }> {
+  const privateFile = join(dir, "private.pem");
+  const jwksFile = join(dir, "jwks.json");
+  if (!existsSync(privateFile) || !existsSync(jwksFile)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const jwk = await exportJWK(createPublicKey(privateKey));
+    const kid = (await calculateJwkThumbprint(jwk)).slice(0, 16);
+    writeFileSync(privateFile, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    writeFileSync(jwksFile, JSON.stringify({ keys: [await publicJwk(privateKey, kid)] }, null, 2));
+  }
+  return { privateFile, jwksFile };
+}

@@ -1,0 +1,84 @@
+/**
+ * PostgreSQL access for dbservice: every request runs in ONE transaction that first switches to
+ * the app role and sets the tenant (one round trip), so row-level security applies even to a
+ * query that forgets `WHERE company_id`.
+ */
+import pg from "pg";
+import { AppError } from "@crm/kit";
+
+export type Sql = pg.PoolClient;
+
+export interface Db {
+  pool: pg.Pool;
+  /** Runs `fn` in a transaction as the app role with `companyId` as the tenant. */
+  tenant<T>(companyId: string, fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Runs `fn` in a transaction as the app role with no tenant (only SECURITY DEFINER functions see rows). */
+  system<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const APP_ROLE = "crm_app";
+
+// Connection-level failures: the database is down or restarting. The request can be retried.
+const unavailableCodes = new Set(["57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"]);
+
+export function createDb(pool: pg.Pool): Db {
+  async function run<T>(begin: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw new AppError("unavailable", `database unavailable: ${(err as Error).message}; retry shortly`);
+    }
+    let broken = false;
+    try {
+      await client.query(begin);
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw mapPgError(err);
+    } finally {
+      client.release(broken ? true : undefined);
+    }
+  }
+  return {
+    pool,
+    tenant(companyId, fn) {
+      // The id comes from a verified token, but it is checked again: it is spliced into SQL text.
+      if (!uuid.test(companyId)) throw new AppError("unauthenticated", "the token names no valid company");
+      return run(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true)`, fn);
+    },
+    system(fn) {
+      return run(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '', true)`, fn);
+    },
+    async ping() {
+      await pool.query("SELECT 1");
+    },
+    close: () => pool.end(),
+  };
+}
+
+export function mapPgError(err: unknown): unknown {
+  if (err instanceof AppError) return err;
+  const code = (err as { code?: string }).code;
+  if (code && unavailableCodes.has(code)) return new AppError("unavailable", "database unavailable; retry shortly");
+  if (!code && err instanceof Error && /ECONNREFUSED|ECONNRESET|Connection terminated|timeout/i.test(err.message)) {
+    return new AppError("unavailable", `database unavailable (${err.message}); retry shortly`);
+  }
+  if (code === "40001" || code === "40P01") return new AppError("unavailable", "the database aborted a conflicting transaction; retry");
+  return err;
+}
+
+/** The unique constraint behind a 23505 error, or undefined. */
+export function uniqueViolation(err: unknown): string | undefined {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === "23505" ? (e.constraint ?? "") : undefined;
+}
+
+export function isUuid(v: string): boolean {
+  return uuid.test(v);
+}

@@ -1,0 +1,28 @@
+/**
+ * All-in-one default: PostgreSQL compiled to WASM (PGlite) with its data in a folder, served on a
+ * loopback socket so dbservice uses the same `pg` code as with a real server. PGlite is one
+ * backend: the pool must hold ONE connection, or transactions would interleave.
+ */
+import { mkdirSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+
+export interface EmbeddedPostgres {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
+  mkdirSync(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir);
+  const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1" });
+  await server.start();
+  const conn = server.getServerConn(); // "127.0.0.1:PORT"
+  return {
+    url: `postgres://postgres@${conn}/postgres`,
+    async close() {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
