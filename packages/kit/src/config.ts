@@ -23,7 +23,7 @@ const blankToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === 
 
 export const env = {
   port: (def: number) =>
-    z.preprocess(blankToUndefined, z.coerce.number({ error: "must be a TCP port (1-65535)" }).int().min(1, "must be a TCP port (1-65535)").max(65535, "must be a TCP port (1-65535)").default(def)),
+    z.preprocess(blankToUndefined, z.coerce.number({ error: "must be a TCP port (0-65535; 0 picks a free one)" }).int().min(0, "must be a TCP port (0-65535; 0 picks a free one)").max(65535, "must be a TCP port (0-65535; 0 picks a free one)").default(def)),
   int: (def: number, min: number, max: number) =>
     z.preprocess(blankToUndefined, z.coerce.number({ error: `must be an integer ${min}..${max}` }).int(`must be an integer ${min}..${max}`).min(min, `must be an integer ${min}..${max}`).max(max, `must be an integer ${min}..${max}`).default(def)),
   str: (def: string) => z.preprocess(blankToUndefined, z.string().default(def)),

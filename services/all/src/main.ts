@@ -23,7 +23,12 @@ if (target === "all") {
       process.once(signal, () => {
         if (stopping) process.exit(1);
         stopping = true;
-        app.close().then(() => process.exit(0), (err) => (createLogger("crm").error({ err }, "shutdown failed"), process.exit(1)));
+        const log = createLogger("crm");
+        log.info({ signal }, "draining");
+        app.close().then(
+          () => (log.info("stopped"), process.exit(0)),
+          (err) => (log.error({ err }, "shutdown failed"), process.exit(1)),
+        );
       });
     }
   });

@@ -1,0 +1,74 @@
+/**
+ * One port, every protocol: Connect JSON over HTTP/1.1, gRPC over h2c, gRPC-Web, gRPC health and
+ * server reflection (buf curl lists and calls services without local protos), /healthz, /readyz,
+ * the JWKS document, internal crm.db.v1 hidden, and request size limits.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { Health, HealthCheckResponse_ServingStatus } from "@crm/gen/grpc/health/v1/health_pb";
+import { startTestApp, type TestApp } from "@crm/testkit";
+import { expectCode, owner } from "../../auth/test/flow.js";
+import { Code } from "@connectrpc/connect";
+
+const run = promisify(execFile);
+const buf = new URL("../../../node_modules/.bin/buf", import.meta.url).pathname;
+let app: TestApp;
+before(async () => {
+  app = await startTestApp({ READ_MAX_BYTES: "65536" });
+});
+after(async () => app?.close());
+
+test("Connect, gRPC (h2c) and gRPC-Web on the same port", async () => {
+  const reg = await app.client(AuthService).registerCompany(owner("proto"));
+  const viaGrpc = await app.client(AuthService, { protocol: "grpc", token: reg.accessToken }).check({});
+  assert.equal(viaGrpc.userId, reg.userId);
+  const web = createClient(AuthService, createGrpcWebTransport({ baseUrl: app.baseUrl, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${reg.accessToken}`), next(req))] }));
+  assert.equal((await web.check({})).companyId, reg.companyId);
+});
+
+test("grpc.health.v1 and HTTP probes", async () => {
+  const health = app.client(Health, { protocol: "grpc" });
+  assert.equal((await health.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
+  assert.equal((await health.check({ service: "crm.auth.v1.AuthService" })).status, HealthCheckResponse_ServingStatus.SERVING);
+  await expectCode(health.check({ service: "nope.Service" }), Code.NotFound);
+  assert.equal((await fetch(`${app.baseUrl}/healthz`)).status, 200);
+  assert.equal((await fetch(`${app.baseUrl}/readyz`)).status, 200);
+  const jwks = (await (await fetch(`${app.baseUrl}/.well-known/jwks.json`)).json()) as { keys: { kty: string; alg: string; kid: string }[] };
+  assert.equal(jwks.keys[0]?.kty, "RSA");
+  assert.equal(jwks.keys[0]?.alg, "RS256");
+  const rpc = await app.client(AuthService).getJwks({});
+  assert.equal(rpc.keys[0]?.kid, jwks.keys[0]?.kid);
+});
+
+test("server reflection: buf curl lists services and calls one with no local protos", async () => {
+  const list = await run(buf, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-services", app.baseUrl]);
+  for (const s of ["crm.auth.v1.AuthService", "crm.chat.v1.ChatService", "grpc.health.v1.Health"]) assert.match(list.stdout, new RegExp(s.replace(/\./g, "\\.")));
+  assert.doesNotMatch(list.stdout, /crm\.db\.v1/, "internal services are not exposed");
+  const call = await run(buf, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--data", JSON.stringify(owner("bufcurl")), `${app.baseUrl}/crm.auth.v1.AuthService/RegisterCompany`]);
+  assert.match(JSON.parse(call.stdout).companyId, /^[0-9a-f-]{36}$/);
+});
+
+test("internal crm.db.v1 services are not reachable from outside", async () => {
+  const res = await fetch(`${app.baseUrl}/crm.db.v1.DbAuthService/LoginDB`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "owner-proto@example.com" }) });
+  assert.equal(res.status, 404);
+  assert.equal(((await res.json()) as { code: string }).code, "not_found");
+});
+
+test("a request over the size limit gets resource_exhausted, for Connect and gRPC alike", async () => {
+  const big = { ...owner("big"), address: "x".repeat(100_000) };
+  await expectCode(app.client(AuthService).registerCompany(big), Code.ResourceExhausted);
+  await expectCode(app.client(AuthService, { protocol: "grpc" }).registerCompany(big), Code.ResourceExhausted);
+});
+
+test("unknown JSON fields and wrong types are invalid_argument with a message", async () => {
+  const res = await fetch(`${app.baseUrl}/crm.auth.v1.AuthService/Login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ emial: "typo@example.com", password: "x" }) });
+  assert.equal(res.status, 400);
+  const body = (await res.json()) as { code: string; message: string };
+  assert.equal(body.code, "invalid_argument");
+  assert.match(body.message, /emial/);
+});
