@@ -13,8 +13,9 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, connectNodeAdapter, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { JsonValue } from "@bufbuild/protobuf";
 import { peerServiceKey, type TokenVerifier } from "./auth.js";
 import { Health } from "@crm/gen/grpc/health/v1/health_pb";
 import { clientIpKey } from "./auth.js";
@@ -22,6 +23,7 @@ import { registerHealth } from "./health.js";
 import { authInterceptor, contextInterceptor, errorInterceptor } from "./interceptors.js";
 import type { Logger } from "./logger.js";
 import { createReflection } from "./reflection.js";
+import { createAliasMatcher, queryFields } from "./rest.js";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
@@ -128,23 +130,72 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return typeof cn === "string" ? cn : undefined;
   };
 
-  const adapter = connectNodeAdapter({
-    routes(router) {
-      for (const m of modules) m.routes(router);
-      healthAndReflection(router);
-    },
+  const router = createConnectRouter({
     interceptors: [contextInterceptor(), errorInterceptor(log), ...(opts.interceptors ?? []), authInterceptor(opts.verifier, publicMethods)],
     readMaxBytes: opts.readMaxBytes,
     shutdownSignal: shutdown.signal,
-    contextValues: (req) => {
-      const values = createContextValues();
-      const peer = peerOf(req);
-      if (peer) values.set(peerServiceKey, peer);
-      values.set(clientIpKey, clientIp(req, peer));
-      return values;
-    },
+    acceptCompression: [compressionGzip, compressionBrotli],
     jsonOptions: { ignoreUnknownFields: false },
   });
+  for (const m of modules) m.routes(router);
+  healthAndReflection(router);
+  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const aliases = createAliasMatcher();
+
+  /** Runs the Connect handler for `path`; `json` is a pre-parsed body (REST aliases). */
+  const dispatch = (req: NodeReq, res: NodeRes, path: string, json?: JsonValue): boolean => {
+    const handler = handlers.get(path);
+    if (!handler) return false;
+    const values = createContextValues();
+    const peer = peerOf(req);
+    if (peer) values.set(peerServiceKey, peer);
+    values.set(clientIpKey, clientIp(req, peer));
+    const uReq = universalRequestFromNodeRequest(req as never, res as never, json, values);
+    handler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
+      .catch((reason) => {
+        if (ConnectError.from(reason).code !== Code.Aborted) log.error({ err: reason, rpc: path }, "handler failed");
+      });
+    return true;
+  };
+
+  /** A REST alias: body (or query) + path parameters → the RPC's JSON request. */
+  const restAlias = (req: NodeReq, res: NodeRes): boolean => {
+    const match = aliases(req.method ?? "", req.url ?? "/");
+    if (!match || !handlers.has(match.rpc)) return false;
+    const finish = (body: Record<string, unknown>) => {
+      req.url = match.rpc;
+      (req as { method: string }).method = "POST";
+      req.headers["content-type"] = "application/json";
+      dispatch(req, res, match.rpc, { ...body, ...match.fields } as JsonValue);
+    };
+    if (req.method === "GET") {
+      finish(queryFields(req.url ?? ""));
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > opts.readMaxBytes) {
+        json(res, 413, { code: "resource_exhausted", message: `request body is over ${opts.readMaxBytes} bytes` });
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on("end", () => {
+      if (size > opts.readMaxBytes) return;
+      const text = Buffer.concat(chunks).toString("utf8").trim();
+      let body: unknown = {};
+      try {
+        body = text ? JSON.parse(text) : {};
+      } catch {
+        return json(res, 400, { code: "invalid_argument", message: "the request body is not valid JSON" });
+      }
+      if (typeof body !== "object" || body === null || Array.isArray(body)) return json(res, 400, { code: "invalid_argument", message: "the request body must be a JSON object" });
+      finish(body as Record<string, unknown>);
+    });
+    return true;
+  };
 
   const hidden = opts.hiddenPrefixes ?? [];
   const handle = (req: NodeReq, res: NodeRes) => {
@@ -156,7 +207,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     if (hidden.some((p) => url.startsWith(p))) return json(res, 404, { code: "not_found", message: `no route for ${url.split("?")[0]}` });
     for (const m of modules) if (m.http?.(req, res)) return;
-    adapter(req as never, res as never);
+    if (dispatch(req, res, url.split("?", 1)[0]!)) return;
+    if (restAlias(req, res)) return;
+    json(res, 404, { code: "not_found", message: `no route for ${req.method} ${url.split("?")[0]}` });
   };
 
   const h2Settings: http2.ServerOptions = {

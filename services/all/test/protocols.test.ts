@@ -72,3 +72,21 @@ test("unknown JSON fields and wrong types are invalid_argument with a message", 
   assert.equal(body.code, "invalid_argument");
   assert.match(body.message, /emial/);
 });
+
+test("the original REST routes map onto the same handlers (all-in-one)", async () => {
+  const reg = await fetch(`${app.baseUrl}/auth/register`, { method: "POST", body: JSON.stringify(owner("rest")) });
+  assert.equal(reg.status, 200);
+  const login = await fetch(`${app.baseUrl}/auth/login`, { method: "POST", body: JSON.stringify({ email: owner("rest").email, password: owner("rest").password }) });
+  const { accessToken, refreshToken } = (await login.json()) as { accessToken: string; refreshToken: string };
+  const check = await fetch(`${app.baseUrl}/auth/check`, { method: "POST", headers: { cookie: `access_token=${accessToken}` } });
+  assert.equal(check.status, 200);
+  assert.equal(((await check.json()) as { role: string }).role, "ROLE_OWNER");
+  const refreshed = await fetch(`${app.baseUrl}/auth/refresh`, { method: "POST", headers: { cookie: `refresh_token=${refreshToken}` } });
+  assert.equal(refreshed.status, 200, "the refresh token cookie is enough");
+  const bad = await fetch(`${app.baseUrl}/auth/login`, { method: "POST", body: "{oops" });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(await bad.json(), { code: "invalid_argument", message: "the request body is not valid JSON" });
+  const unauth = await fetch(`${app.baseUrl}/chats/00000000-0000-0000-0000-000000000000/messages?limit=5`);
+  assert.equal(unauth.status, 401);
+  assert.equal(((await unauth.json()) as { code: string }).code, "unauthenticated");
+});
