@@ -72,7 +72,14 @@ export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
   return {
     async verify(token) {
       const principal = await verifySignature(token);
-      if (await opts.revocations.isSessionRevoked(principal.sessionId)) {
+      let revoked: boolean;
+      try {
+        revoked = await opts.revocations.isSessionRevoked(principal.sessionId);
+      } catch {
+        // Fail closed: without the revocation list a logged-out token could pass.
+        throw new AppError("unavailable", "cannot check the session right now (revocation list unreachable); retry shortly");
+      }
+      if (revoked) {
         throw new AppError("session_ended", "this session has ended (logged out or revoked): log in again");
       }
       return principal;
