@@ -21,6 +21,10 @@ import { startServer, type ServiceModule } from "./server.js";
 const log = createLogger("test", "silent");
 const nobody: TokenVerifier = { verify: async () => { throw new AppError("token_invalid", "no tokens in this test"); } };
 
+let releaseSlow: () => void = () => {};
+let slowStartedResolve: () => void = () => {};
+const slowStarted = new Promise<void>((r) => (slowStartedResolve = r));
+
 // A module (borrowing CacheService's shape) whose Get behaves according to the key.
 const GET = `/${CacheService.typeName}/Get`;
 const probe: ServiceModule = {
@@ -30,6 +34,11 @@ const probe: ServiceModule = {
   routes(router) {
     router.service(CacheService, {
       async get(req, ctx) {
+        if (req.key === "slow") {
+          slowStartedResolve();
+          await new Promise<void>((r) => (releaseSlow = r));
+          return { value: new Uint8Array([2]) };
+        }
         if (req.key === "bug") throw new TypeError("undefined is not a function");
         if (req.key === "invalid") throw invalid([{ field: "key", description: "must be nice" }]);
         if (req.key === "peer") return { value: new TextEncoder().encode(requirePeer(ctx, "auth")) };
@@ -101,5 +110,39 @@ test("TLS server: HTTP/2 + mTLS; the client certificate's CN names the calling s
     assert.equal((await fetch(`http://127.0.0.1:${server.opsPort}/readyz`)).status, 200);
   } finally {
     await server.close();
+  }
+});
+
+test("graceful shutdown: in-flight calls finish, new connections are refused", async () => {
+  const server = await startServer({ modules: [probe], port: 0, host: "127.0.0.1", log, verifier: nobody, readMaxBytes: 1 << 20, shutdownTimeoutMs: 10_000 });
+  const client = createClient(CacheService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` }));
+  const inflight = client.get({ key: "slow" });
+  await slowStarted;
+  const closing = server.close();
+  const refused = await fetch(`http://127.0.0.1:${server.port}/healthz`).then(() => "accepted", () => "refused");
+  assert.equal(refused, "refused", "the listener is closed at once");
+  releaseSlow();
+  assert.deepEqual([...(await inflight).value], [2], "the in-flight call completed");
+  await closing;
+});
+
+test("HTTP/2 connections idle past the limit, or older than the maximum age, get GOAWAY", async () => {
+  const http2 = await import("node:http2");
+  const server = await startServer({ modules: [probe], port: 0, host: "127.0.0.1", log, verifier: nobody, readMaxBytes: 1 << 20, shutdownTimeoutMs: 1_000, keepalive: { idleMs: 50, maxAgeMs: 60_000 } });
+  const aged = await startServer({ modules: [probe], port: 0, host: "127.0.0.1", log, verifier: nobody, readMaxBytes: 1 << 20, shutdownTimeoutMs: 1_000, keepalive: { idleMs: 60_000, maxAgeMs: 50, graceMs: 60_000 } });
+  try {
+    for (const s of [server, aged]) {
+      const session = http2.connect(`http://127.0.0.1:${s.port}`);
+      const goaway = new Promise<void>((resolve) => session.once("goaway", () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        const req = session.request({ ":path": "/healthz" });
+        req.on("error", reject).resume().on("end", () => resolve());
+      });
+      await goaway; // bounded by the test runner's timeout
+      session.destroy();
+    }
+  } finally {
+    await server.close();
+    await aged.close();
   }
 });
