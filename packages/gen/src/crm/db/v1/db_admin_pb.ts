@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/db/v1/db_admin.proto.
  */
 export const file_crm_db_v1_db_admin: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vZGIvdjEvZGJfYWRtaW4ucHJvdG8SCWNybS5kYi52MSL3AQoKVXNlclJlY29yZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEg0KBXBob25lGAMgASgJEgwKBG5hbWUYBCABKAkSIQoEcm9sZRgFIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBiABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5kZWFjdGl2YXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QEKCk5ld1VzZXJSb3cSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhkKEWludml0ZV90b2tlbl9oYXNoGAUgASgMEjUKEWludml0ZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgxpbnZpdGVfZW1haWwYByABKAsyGC5jcm0uZGIudjEuT3V0Z29pbmdFbWFpbCJFCh1SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBIkCgV1c2VycxgBIAMoCzIVLmNybS5kYi52MS5OZXdVc2VyUm93IocCChJSZWdpc3RlclVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSNgoHb3V0Y29tZRgDIAEoDjIlLmNybS5kYi52MS5SZWdpc3RlclVzZXJSZXN1bHQuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIQCghlbWFpbF9pZBgGIAEoCSJoCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX0NSRUFURUQQARIaChZPVVRDT01FX0FMUkVBRFlfRVhJU1RTEAISEwoPT1VUQ09NRV9JTlZBTElEEAMiogEKHlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY3JtLmRiLnYxLlJlZ2lzdGVyVXNlclJlc3VsdBIPCgdjcmVhdGVkGAIgASgFEhgKEGFscmVhZHlfZXhpc3RpbmcYAyABKAUSDgoGZmFpbGVkGAQgASgFEhUKDWVtYWlsc19xdWV1ZWQYBSABKAUicQoSTGlzdFVzZXJzREJSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIlQKE0xpc3RVc2Vyc0RCUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jcm0uZGIudjEuVXNlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoXRGVhY3RpdmF0ZVVzZXJEQlJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJcChhEZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYAiADKAkiSQoTQ2hhbmdlUm9sZURCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiEKBHJvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUiZwoUQ2hhbmdlUm9sZURCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEioKDXByZXZpb3VzX3JvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUifgoaQ3JlYXRlUGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSEgoKdG9rZW5faGFzaBgDIAEoDBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChtDcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USDQoFZm91bmQYASABKAgSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBG5hbWUYBSABKAkSDgoGbG9jYWxlGAYgASgJIkUKGENvbnN1bWVSZXNldFRva2VuUmVxdWVzdBISCgp0b2tlbl9oYXNoGAEgASgMEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkigAIKGUNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USPQoHb3V0Y29tZRgBIAEoDjIsLmNybS5kYi52MS5Db25zdW1lUmVzZXRUb2tlblJlc3BvbnNlLk91dGNvbWUSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYBCADKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIm4KGUNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QSEgoKdG9rZW5faGFzaBgBIAEoDBIVCg1wYXNzd29yZF9oYXNoGAIgASgJEiYKB3Nlc3Npb24YAyABKAsyFS5jcm0uZGIudjEuTmV3U2Vzc2lvbiKcAgoaQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Db25zdW1lSW52aXRlVG9rZW5SZXNwb25zZS5PdXRjb21lEg8KB3VzZXJfaWQYAiABKAkSEgoKY29tcGFueV9pZBgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhIKCnNlc3Npb25faWQYBSABKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADMqQFCg5EYkFkbWluU2VydmljZRJtChZSZWdpc3RlclVzZXJzSW5Db21wYW55EiguY3JtLmRiLnYxLlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXF1ZXN0GikuY3JtLmRiLnYxLlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXNwb25zZRJMCgtMaXN0VXNlcnNEQhIdLmNybS5kYi52MS5MaXN0VXNlcnNEQlJlcXVlc3QaHi5jcm0uZGIudjEuTGlzdFVzZXJzREJSZXNwb25zZRJbChBEZWFjdGl2YXRlVXNlckRCEiIuY3JtLmRiLnYxLkRlYWN0aXZhdGVVc2VyREJSZXF1ZXN0GiMuY3JtLmRiLnYxLkRlYWN0aXZhdGVVc2VyREJSZXNwb25zZRJPCgxDaGFuZ2VSb2xlREISHi5jcm0uZGIudjEuQ2hhbmdlUm9sZURCUmVxdWVzdBofLmNybS5kYi52MS5DaGFuZ2VSb2xlREJSZXNwb25zZRJkChNDcmVhdGVQYXNzd29yZFJlc2V0EiUuY3JtLmRiLnYxLkNyZWF0ZVBhc3N3b3JkUmVzZXRSZXF1ZXN0GiYuY3JtLmRiLnYxLkNyZWF0ZVBhc3N3b3JkUmVzZXRSZXNwb25zZRJeChFDb25zdW1lUmVzZXRUb2tlbhIjLmNybS5kYi52MS5Db25zdW1lUmVzZXRUb2tlblJlcXVlc3QaJC5jcm0uZGIudjEuQ29uc3VtZVJlc2V0VG9rZW5SZXNwb25zZRJhChJDb25zdW1lSW52aXRlVG9rZW4SJC5jcm0uZGIudjEuQ29uc3VtZUludml0ZVRva2VuUmVxdWVzdBolLmNybS5kYi52MS5Db25zdW1lSW52aXRlVG9rZW5SZXNwb25zZWIGcHJvdG8z", [file_crm_db_v1_db_auth, file_crm_db_v1_db_email, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vZGIvdjEvZGJfYWRtaW4ucHJvdG8SCWNybS5kYi52MSL3AQoKVXNlclJlY29yZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEg0KBXBob25lGAMgASgJEgwKBG5hbWUYBCABKAkSIQoEcm9sZRgFIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBiABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5kZWFjdGl2YXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QEKCk5ld1VzZXJSb3cSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhkKEWludml0ZV90b2tlbl9oYXNoGAUgASgMEjUKEWludml0ZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgxpbnZpdGVfZW1haWwYByABKAsyGC5jcm0uZGIudjEuT3V0Z29pbmdFbWFpbCJFCh1SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBIkCgV1c2VycxgBIAMoCzIVLmNybS5kYi52MS5OZXdVc2VyUm93IocCChJSZWdpc3RlclVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSNgoHb3V0Y29tZRgDIAEoDjIlLmNybS5kYi52MS5SZWdpc3RlclVzZXJSZXN1bHQuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIQCghlbWFpbF9pZBgGIAEoCSJoCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX0NSRUFURUQQARIaChZPVVRDT01FX0FMUkVBRFlfRVhJU1RTEAISEwoPT1VUQ09NRV9JTlZBTElEEAMiogEKHlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY3JtLmRiLnYxLlJlZ2lzdGVyVXNlclJlc3VsdBIPCgdjcmVhdGVkGAIgASgFEhgKEGFscmVhZHlfZXhpc3RpbmcYAyABKAUSDgoGZmFpbGVkGAQgASgFEhUKDWVtYWlsc19xdWV1ZWQYBSABKAUicQoSTGlzdFVzZXJzREJSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIlQKE0xpc3RVc2Vyc0RCUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jcm0uZGIudjEuVXNlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoXRGVhY3RpdmF0ZVVzZXJEQlJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJcChhEZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYAiADKAkiSQoTQ2hhbmdlUm9sZURCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiEKBHJvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUiZwoUQ2hhbmdlUm9sZURCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEioKDXByZXZpb3VzX3JvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUifgoaQ3JlYXRlUGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSEgoKdG9rZW5faGFzaBgDIAEoDBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChtDcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USDQoFZm91bmQYASABKAgSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBG5hbWUYBSABKAkSDgoGbG9jYWxlGAYgASgJIkUKGENvbnN1bWVSZXNldFRva2VuUmVxdWVzdBISCgp0b2tlbl9oYXNoGAEgASgMEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkigAIKGUNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USPQoHb3V0Y29tZRgBIAEoDjIsLmNybS5kYi52MS5Db25zdW1lUmVzZXRUb2tlblJlc3BvbnNlLk91dGNvbWUSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYBCADKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIm4KGUNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QSEgoKdG9rZW5faGFzaBgBIAEoDBIVCg1wYXNzd29yZF9oYXNoGAIgASgJEiYKB3Nlc3Npb24YAyABKAsyFS5jcm0uZGIudjEuTmV3U2Vzc2lvbiKcAgoaQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Db25zdW1lSW52aXRlVG9rZW5SZXNwb25zZS5PdXRjb21lEg8KB3VzZXJfaWQYAiABKAkSEgoKY29tcGFueV9pZBgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhIKCnNlc3Npb25faWQYBSABKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIhUKE0dldENvbXBhbnlEQlJlcXVlc3QiXQoUR2V0Q29tcGFueURCUmVzcG9uc2USEgoKY29tcGFueV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmxvY2FsZRgDIAEoCRITCgtjYWxsZXJfbmFtZRgEIAEoCSJMChJMb29rdXBUb2tlblJlcXVlc3QSIgoEa2luZBgBIAEoDjIULmNybS5kYi52MS5Ub2tlbktpbmQSEgoKdG9rZW5faGFzaBgCIAEoDCLNAQoTTG9va3VwVG9rZW5SZXNwb25zZRI3CgdvdXRjb21lGAEgASgOMiYuY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2UuT3V0Y29tZRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSJfCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX1ZBTElEEAESEwoPT1VUQ09NRV9JTlZBTElEEAISEwoPT1VUQ09NRV9FWFBJUkVEEAMqXQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIVChFUT0tFTl9LSU5EX0lOVklURRABEh0KGVRPS0VOX0tJTkRfUEFTU1dPUkRfUkVTRVQQAjLDBgoORGJBZG1pblNlcnZpY2USbQoWUmVnaXN0ZXJVc2Vyc0luQ29tcGFueRIoLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBopLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVzcG9uc2USTAoLTGlzdFVzZXJzREISHS5jcm0uZGIudjEuTGlzdFVzZXJzREJSZXF1ZXN0Gh4uY3JtLmRiLnYxLkxpc3RVc2Vyc0RCUmVzcG9uc2USWwoQRGVhY3RpdmF0ZVVzZXJEQhIiLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVxdWVzdBojLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USTwoMQ2hhbmdlUm9sZURCEh4uY3JtLmRiLnYxLkNoYW5nZVJvbGVEQlJlcXVlc3QaHy5jcm0uZGIudjEuQ2hhbmdlUm9sZURCUmVzcG9uc2USZAoTQ3JlYXRlUGFzc3dvcmRSZXNldBIlLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVxdWVzdBomLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USXgoRQ29uc3VtZVJlc2V0VG9rZW4SIy5jcm0uZGIudjEuQ29uc3VtZVJlc2V0VG9rZW5SZXF1ZXN0GiQuY3JtLmRiLnYxLkNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USYQoSQ29uc3VtZUludml0ZVRva2VuEiQuY3JtLmRiLnYxLkNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QaJS5jcm0uZGIudjEuQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USTwoMR2V0Q29tcGFueURCEh4uY3JtLmRiLnYxLkdldENvbXBhbnlEQlJlcXVlc3QaHy5jcm0uZGIudjEuR2V0Q29tcGFueURCUmVzcG9uc2USTAoLTG9va3VwVG9rZW4SHS5jcm0uZGIudjEuTG9va3VwVG9rZW5SZXF1ZXN0Gh4uY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_crm_db_v1_db_auth, file_crm_db_v1_db_email, file_google_protobuf_timestamp]);
 
 /**
  * A user as stored.
@@ -203,6 +203,8 @@ export const RegisterUserResultSchema: GenMessage<RegisterUserResult> = /*@__PUR
   messageDesc(file_crm_db_v1_db_admin, 3);
 
 /**
+ * What happened to the row.
+ *
  * @generated from enum crm.db.v1.RegisterUserResult.Outcome
  */
 export enum RegisterUserResult_Outcome {
@@ -564,6 +566,8 @@ export const ConsumeResetTokenResponseSchema: GenMessage<ConsumeResetTokenRespon
   messageDesc(file_crm_db_v1_db_admin, 14);
 
 /**
+ * What happened to the token.
+ *
  * @generated from enum crm.db.v1.ConsumeResetTokenResponse.Outcome
  */
 export enum ConsumeResetTokenResponse_Outcome {
@@ -671,6 +675,8 @@ export const ConsumeInviteTokenResponseSchema: GenMessage<ConsumeInviteTokenResp
   messageDesc(file_crm_db_v1_db_admin, 16);
 
 /**
+ * What happened to the token.
+ *
  * @generated from enum crm.db.v1.ConsumeInviteTokenResponse.Outcome
  */
 export enum ConsumeInviteTokenResponse_Outcome {
@@ -706,6 +712,171 @@ export enum ConsumeInviteTokenResponse_Outcome {
  */
 export const ConsumeInviteTokenResponse_OutcomeSchema: GenEnum<ConsumeInviteTokenResponse_Outcome> = /*@__PURE__*/
   enumDesc(file_crm_db_v1_db_admin, 16, 0);
+
+/**
+ * @generated from message crm.db.v1.GetCompanyDBRequest
+ */
+export type GetCompanyDBRequest = Message<"crm.db.v1.GetCompanyDBRequest"> & {
+};
+
+/**
+ * Describes the message crm.db.v1.GetCompanyDBRequest.
+ * Use `create(GetCompanyDBRequestSchema)` to create a new message.
+ */
+export const GetCompanyDBRequestSchema: GenMessage<GetCompanyDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 17);
+
+/**
+ * @generated from message crm.db.v1.GetCompanyDBResponse
+ */
+export type GetCompanyDBResponse = Message<"crm.db.v1.GetCompanyDBResponse"> & {
+  /**
+   * @generated from field: string company_id = 1;
+   */
+  companyId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * BCP 47 language of the company's e-mails ("en", "ru").
+   *
+   * @generated from field: string locale = 3;
+   */
+  locale: string;
+
+  /**
+   * Name of the acting user (the inviter).
+   *
+   * @generated from field: string caller_name = 4;
+   */
+  callerName: string;
+};
+
+/**
+ * Describes the message crm.db.v1.GetCompanyDBResponse.
+ * Use `create(GetCompanyDBResponseSchema)` to create a new message.
+ */
+export const GetCompanyDBResponseSchema: GenMessage<GetCompanyDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 18);
+
+/**
+ * @generated from message crm.db.v1.LookupTokenRequest
+ */
+export type LookupTokenRequest = Message<"crm.db.v1.LookupTokenRequest"> & {
+  /**
+   * @generated from field: crm.db.v1.TokenKind kind = 1;
+   */
+  kind: TokenKind;
+
+  /**
+   * @generated from field: bytes token_hash = 2;
+   */
+  tokenHash: Uint8Array;
+};
+
+/**
+ * Describes the message crm.db.v1.LookupTokenRequest.
+ * Use `create(LookupTokenRequestSchema)` to create a new message.
+ */
+export const LookupTokenRequestSchema: GenMessage<LookupTokenRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 19);
+
+/**
+ * @generated from message crm.db.v1.LookupTokenResponse
+ */
+export type LookupTokenResponse = Message<"crm.db.v1.LookupTokenResponse"> & {
+  /**
+   * @generated from field: crm.db.v1.LookupTokenResponse.Outcome outcome = 1;
+   */
+  outcome: LookupTokenResponse_Outcome;
+
+  /**
+   * The account's logins, so the new password can be checked against them.
+   *
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * @generated from field: string phone = 3;
+   */
+  phone: string;
+};
+
+/**
+ * Describes the message crm.db.v1.LookupTokenResponse.
+ * Use `create(LookupTokenResponseSchema)` to create a new message.
+ */
+export const LookupTokenResponseSchema: GenMessage<LookupTokenResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 20);
+
+/**
+ * @generated from enum crm.db.v1.LookupTokenResponse.Outcome
+ */
+export enum LookupTokenResponse_Outcome {
+  /**
+   * @generated from enum value: OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Usable now; email and phone are set.
+   *
+   * @generated from enum value: OUTCOME_VALID = 1;
+   */
+  VALID = 1,
+
+  /**
+   * Unknown, already spent, or its user cannot use it any more.
+   *
+   * @generated from enum value: OUTCOME_INVALID = 2;
+   */
+  INVALID = 2,
+
+  /**
+   * Known but past its expiry.
+   *
+   * @generated from enum value: OUTCOME_EXPIRED = 3;
+   */
+  EXPIRED = 3,
+}
+
+/**
+ * Describes the enum crm.db.v1.LookupTokenResponse.Outcome.
+ */
+export const LookupTokenResponse_OutcomeSchema: GenEnum<LookupTokenResponse_Outcome> = /*@__PURE__*/
+  enumDesc(file_crm_db_v1_db_admin, 20, 0);
+
+/**
+ * Which kind of one-time token.
+ *
+ * @generated from enum crm.db.v1.TokenKind
+ */
+export enum TokenKind {
+  /**
+   * @generated from enum value: TOKEN_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: TOKEN_KIND_INVITE = 1;
+   */
+  INVITE = 1,
+
+  /**
+   * @generated from enum value: TOKEN_KIND_PASSWORD_RESET = 2;
+   */
+  PASSWORD_RESET = 2,
+}
+
+/**
+ * Describes the enum crm.db.v1.TokenKind.
+ */
+export const TokenKindSchema: GenEnum<TokenKind> = /*@__PURE__*/
+  enumDesc(file_crm_db_v1_db_admin, 0);
 
 /**
  * DbAdminService is dbservice's part for the admin service, plus the token lookups of password
@@ -798,6 +969,29 @@ export const DbAdminService: GenService<{
     methodKind: "unary";
     input: typeof ConsumeInviteTokenRequestSchema;
     output: typeof ConsumeInviteTokenResponseSchema;
+  },
+  /**
+   * The acting user's company as its e-mails need it (name, language). Acts on the caller's
+   * forwarded token, whose user must be a company owner or admin.
+   *
+   * @generated from rpc crm.db.v1.DbAdminService.GetCompanyDB
+   */
+  getCompanyDB: {
+    methodKind: "unary";
+    input: typeof GetCompanyDBRequestSchema;
+    output: typeof GetCompanyDBResponseSchema;
+  },
+  /**
+   * Tells whether an invite or reset token is usable, and whose it is, without spending it (the
+   * auth service checks the new password against the account's logins before spending). Accepted
+   * only from the auth service's identity.
+   *
+   * @generated from rpc crm.db.v1.DbAdminService.LookupToken
+   */
+  lookupToken: {
+    methodKind: "unary";
+    input: typeof LookupTokenRequestSchema;
+    output: typeof LookupTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_db_v1_db_admin, 0);
