@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under packages/, services/, test/ and charts/ with node's test runner (tsx loads
+// Runs every *.test.ts under packages/, services/, test/, charts/ and bench/ with node's test runner (tsx loads
 // TypeScript). Pass file or directory paths to run a subset: `npm test -- services/auth`.
 // CI=true (or CRM_STRICT=1) makes any test that would skip for a missing component fail instead.
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { lstatSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith("-"));
@@ -11,7 +11,8 @@ const flags = process.argv.slice(2).filter((a) => a.startsWith("-"));
 const skip = new Set(["node_modules", "dist", "data", ".git"]);
 
 function collect(path, out) {
-  const st = statSync(path);
+  const st = lstatSync(path);
+  if (st.isSymbolicLink()) return out; // e.g. the chart's link to services/gateway: run each test once
   if (st.isFile()) {
     if (path.endsWith(".test.ts")) out.push(path);
     return out;
@@ -20,7 +21,7 @@ function collect(path, out) {
   return out;
 }
 
-const files = (roots.length ? roots : ["packages", "services", "test", "charts"])
+const files = (roots.length ? roots : ["packages", "services", "test", "charts", "bench"])
   .filter((r) => { try { statSync(r); return true; } catch { return false; } })
   .flatMap((r) => collect(r, []))
   .sort();
