@@ -10,6 +10,9 @@ export interface CallContext {
   authorization?: string | undefined;
   /** W3C traceparent of the incoming call, forwarded on peer calls. */
   traceparent?: string | undefined;
+  /** The verified caller's tenant and user (set by the auth interceptor), for log lines. */
+  companyId?: string | undefined;
+  userId?: string | undefined;
 }
 
 export const callContext = new AsyncLocalStorage<CallContext>();

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { principalKey, tokenFromHeaders, type TokenVerifier } from "./auth.js";
+import { peerServiceKey, principalKey, tokenFromHeaders, type TokenVerifier } from "./auth.js";
 import { callContext, iterateIn, type CallContext } from "./context.js";
 import { AppError, toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -71,9 +71,19 @@ export function authInterceptor(verifier: TokenVerifier, publicMethods: Readonly
     if (publicMethods.has(methodPath(req))) return next(req);
     const token = tokenFromHeaders(req.header);
     if (!token) {
+      // A service of ours calling as itself (no user, e.g. error reports): no principal is set, so
+      // handlers that need a user still refuse; service-facing handlers check requirePeer.
+      const peer = req.contextValues.get(peerServiceKey);
+      if (peer && peer !== "gateway") return next(req);
       throw new AppError("unauthenticated", "this call needs an access token: send Authorization: Bearer <token> or the access_token cookie (get one from /crm.auth.v1.AuthService/Login)");
     }
-    req.contextValues.set(principalKey, await verifier.verify(token));
+    const principal = await verifier.verify(token);
+    req.contextValues.set(principalKey, principal);
+    const call = callContext.getStore();
+    if (call) {
+      call.companyId = principal.companyId;
+      call.userId = principal.userId;
+    }
     return next(req);
   };
 }

@@ -1,10 +1,18 @@
-/** pino JSON logs to stdout with the service name and the current request's ids. */
+/**
+ * pino JSON logs to stdout with the service name and the current request's ids (request_id,
+ * trace_id, span_id, company_id, user_id). Error and fatal records also go to the process's error
+ * sink (error-reports.ts: shipped to the logs service in the background).
+ */
 import { pino, type Logger } from "pino";
 import { currentCall } from "./context.js";
+import { errorSinkActive, reportError } from "./error-reports.js";
+import { traceIds } from "./tracing-interceptor.js";
 
 export type { Logger };
 
-export function createLogger(service: string, level = "info"): Logger {
+/** `reportErrors: false` for loggers that must not feed the error sink (the logs service's own output). */
+export function createLogger(service: string, level = "info", opts: { reportErrors?: boolean } = {}): Logger {
+  const report = opts.reportErrors ?? true;
   return pino({
     level,
     base: { service },
@@ -12,7 +20,50 @@ export function createLogger(service: string, level = "info"): Logger {
     formatters: { level: (label) => ({ level: label }) },
     mixin() {
       const call = currentCall();
-      return call ? { request_id: call.requestId } : {};
+      const ids = traceIds(call?.traceparent);
+      if (!call) return ids;
+      return { request_id: call.requestId, ...ids, ...(call.companyId ? { company_id: call.companyId, user_id: call.userId } : {}) };
+    },
+    hooks: {
+      logMethod(args, method, levelValue) {
+        if (report && levelValue >= 50 && errorSinkActive()) reportError(errorReportOf(service, levelValue, args));
+        return method.apply(this, args as Parameters<typeof method>);
+      },
     },
   });
+}
+
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+/** An error report from a pino call's arguments: (obj, msg) or (msg) or (err, msg). */
+function errorReportOf(service: string, levelValue: number, args: unknown[]) {
+  const [first, second] = args;
+  const obj = typeof first === "object" && first !== null ? (first as Record<string, unknown>) : {};
+  const err = first instanceof Error ? first : obj.err;
+  const message = typeof first === "string" ? first : typeof second === "string" ? second : err instanceof Error ? err.message : "error";
+  const attributes: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (k === "err" || v === undefined || Object.keys(attributes).length >= 16) continue;
+    attributes[k] = clip(typeof v === "string" ? v : JSON.stringify(v) ?? String(v), 1024);
+  }
+  if (err instanceof Error) {
+    attributes.error = clip(err.message, 2048);
+    attributes.error_type = err.name;
+    if (err.stack) attributes.stack = clip(err.stack, 4096);
+  } else if (err !== undefined) {
+    attributes.error = clip(String(err), 2048);
+  }
+  const call = currentCall();
+  const ids = traceIds(call?.traceparent);
+  if (call) attributes.request_id = call.requestId;
+  return {
+    service,
+    level: levelValue >= 60 ? ("fatal" as const) : ("error" as const),
+    message: clip(message, 8192),
+    time: new Date(),
+    traceId: ids.trace_id,
+    companyId: call?.companyId,
+    userId: call?.userId,
+    attributes,
+  };
 }

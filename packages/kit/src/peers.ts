@@ -14,6 +14,8 @@ import { authInterceptor, contextInterceptor, errorInterceptor, methodPath } fro
 import type { Logger } from "./logger.js";
 import type { TokenVerifier } from "./auth.js";
 import type { ServiceModule } from "./server.js";
+import { metricsInterceptor } from "./metrics.js";
+import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing-interceptor.js";
 
 export const INTERNAL_HEADER = "x-crm-internal";
 
@@ -66,7 +68,7 @@ export function networkPeer(self: string, baseUrl: string, tls?: PeerTls): Trans
     pingIntervalMs: 5_000,
     pingTimeoutMs: 10_000,
     idleConnectionTimeoutMs: 5 * 60_000,
-    interceptors: [forwardInterceptor(self)],
+    interceptors: [tracingClientInterceptor(), forwardInterceptor(self)],
   });
 }
 
@@ -80,9 +82,16 @@ export interface InProcessDeps {
 export function inProcessPeer(self: string, module: ServiceModule, deps: InProcessDeps): Transport {
   const publicMethods = new Set(module.publicMethods ?? []);
   return createRouterTransport((router) => module.routes(router), {
-    transport: { interceptors: [forwardInterceptor(self, deps.internal)] },
+    transport: { interceptors: [tracingClientInterceptor(), forwardInterceptor(self, deps.internal)] },
     router: {
-      interceptors: [contextInterceptor(), errorInterceptor(deps.log), internalPeerInterceptor(deps.internal), authInterceptor(deps.verifier, publicMethods)],
+      interceptors: [
+        tracingServerInterceptor(),
+        metricsInterceptor(() => module.name),
+        contextInterceptor(),
+        errorInterceptor(deps.log),
+        internalPeerInterceptor(deps.internal),
+        authInterceptor(deps.verifier, publicMethods),
+      ],
     },
   });
 }

@@ -14,6 +14,9 @@ import { createLogger, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
 import { startServer, type RunningServer, type ServiceModule, type TlsOptions } from "./server.js";
+import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { createErrorReporter, logsServiceSender, setErrorSink } from "./error-reports.js";
+import { startTelemetry, telemetry } from "./telemetry.js";
 
 /** Ports of the original design. */
 export const servicePorts = {
@@ -61,7 +64,7 @@ export function readJwks(file: string): JSONWebKeySet {
 }
 
 export function redisClient(url: string, log: Logger): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000, lazyConnect: false });
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000, lazyConnect: false, enableAutoPipelining: true });
   redis.on("error", (err) => log.warn({ err: err.message }, "redis error"));
   return redis;
 }
@@ -73,6 +76,7 @@ export function redisClient(url: string, log: Logger): Redis {
 export function runService(name: ServiceName, build: (b: Basics) => Promise<ServiceModule>): Promise<void> {
   return main(async () => {
     const cfg = loadConfig(z.object({ ...commonEnv, PORT: env.port(servicePorts[name]) }));
+    await startTelemetry(name); // a no-op when the entry point started it already, or when OTEL_EXPORTER_OTLP_ENDPOINT is unset
     const log = createLogger(name, cfg.LOG_LEVEL);
     const tls = loadTls(cfg);
     if (!cfg.JWT_PUBLIC_KEYS_FILE) throw new ConfigError("config: JWT_PUBLIC_KEYS_FILE must name the JWKS file with the public keys that verify access tokens (it is not set)");
@@ -115,6 +119,12 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
     });
     closers.push(async () => redis?.quit());
+    // Errors go to the logs service in the background (the logs service ships its own).
+    if (name !== "logs" && loadConfig(z.object({ LOGS_REPORT_ERRORS: env.bool(true) })).LOGS_REPORT_ERRORS) {
+      const reporter = createErrorReporter({ send: logsServiceSender(basics.peer("logs", LogsService)), log });
+      setErrorSink(reporter.report);
+      closers.unshift(() => reporter.close());
+    }
     onSignals(log, server, closers);
     log.info({ port: server.port, opsPort: server.opsPort, tls: Boolean(tls) }, "ready");
   });
@@ -142,6 +152,7 @@ export function onSignals(log: Logger, server: RunningServer, closers: (() => Pr
     try {
       await server.close();
       for (const c of closers) await c().catch((err) => log.warn({ err: String(err) }, "close failed"));
+      await telemetry().shutdown(); // exports the last spans
       log.info("stopped");
       process.exit(0);
     } catch (err) {

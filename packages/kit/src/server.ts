@@ -21,6 +21,8 @@ import { Health } from "@crm/gen/grpc/health/v1/health_pb";
 import { clientIpKey } from "./auth.js";
 import { registerHealth } from "./health.js";
 import { authInterceptor, contextInterceptor, errorInterceptor } from "./interceptors.js";
+import { metricsInterceptor, serveMetrics } from "./metrics.js";
+import { tracingServerInterceptor } from "./tracing-interceptor.js";
 import type { Logger } from "./logger.js";
 import { createReflection } from "./reflection.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
@@ -57,7 +59,7 @@ export interface ServerOptions {
   log: Logger;
   verifier: TokenVerifier;
   tls?: TlsOptions | undefined;
-  /** Plaintext port for probes and metrics only (health, /healthz, /readyz) when the main port is TLS. */
+  /** Plaintext port for probes and metrics only (health, /healthz, /readyz, /metrics) when the main port is TLS. */
   opsPort?: number | undefined;
   readMaxBytes: number;
   shutdownTimeoutMs: number;
@@ -130,8 +132,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return typeof cn === "string" ? cn : undefined;
   };
 
+  const owners = new Map(modules.flatMap((m) => m.services.map((d) => [d.typeName, m.name] as const)));
+  const serviceOf = (typeName: string) => owners.get(typeName) ?? (typeName.startsWith("grpc.") ? typeName.split(".")[1]! : typeName);
   const router = createConnectRouter({
-    interceptors: [contextInterceptor(), errorInterceptor(log), ...(opts.interceptors ?? []), authInterceptor(opts.verifier, publicMethods)],
+    interceptors: [
+      tracingServerInterceptor(),
+      metricsInterceptor(serviceOf),
+      contextInterceptor(),
+      errorInterceptor(log),
+      ...(opts.interceptors ?? []),
+      authInterceptor(opts.verifier, publicMethods),
+    ],
     readMaxBytes: opts.readMaxBytes,
     shutdownSignal: shutdown.signal,
     acceptCompression: [compressionGzip, compressionBrotli],
@@ -198,9 +209,25 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 
   const hidden = opts.hiddenPrefixes ?? [];
+  // HTTP/1.1 sockets with a request in flight; idle ones are closed at once when draining
+  // (the TLS server's HTTP/1.1 fallback has no closeIdleConnections of its own).
+  const busy = new Map<net.Socket, number>();
+  const h2Sockets = new WeakSet<net.Socket>();
+  const idleH1 = (socket: net.Socket) => !h2Sockets.has(socket) && !busy.has(socket);
   const handle = (req: NodeReq, res: NodeRes) => {
+    if (req.httpVersionMajor === 1) {
+      const socket = req.socket;
+      busy.set(socket, (busy.get(socket) ?? 0) + 1);
+      res.once("close", () => {
+        const n = (busy.get(socket) ?? 1) - 1;
+        if (n > 0) busy.set(socket, n);
+        else busy.delete(socket);
+        if (draining && n <= 0) socket.destroySoon();
+      });
+    }
     const url = req.url ?? "/";
     if (url === "/healthz") return json(res, 200, { status: "ok" });
+    if (url === "/metrics" && !opts.tls) return serveMetrics(res);
     if (url === "/readyz") {
       void ready().then((ok) => json(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready" }));
       return;
@@ -220,11 +247,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  /** Every open connection (TLS: once the handshake is done), and which of them speak HTTP/2. */
   const track = (s: net.Server | http2.Http2SecureServer) => {
-    s.on("connection", (socket: net.Socket) => {
+    const add = (socket: net.Socket) => {
+      if ((socket as TLSSocket).alpnProtocol === "h2") h2Sockets.add(socket);
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
-    });
+    };
+    if (s instanceof net.Server && !("setSecureContext" in s)) s.on("connection", add);
+    else s.on("secureConnection", add);
   };
   const manageSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
@@ -266,15 +297,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   function cleartext(handler: (req: NodeReq, res: NodeRes) => void) {
     const h1 = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 20_000, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
+    // h1 never listens (the front hands it sockets), and Node starts tracking connections on
+    // "listening": without this, headersTimeout is not enforced and closeIdleConnections() is a
+    // no-op, so an idle keep-alive client held every shutdown for SHUTDOWN_TIMEOUT_MS (bench/README.md).
+    h1.emit("listening");
     const h2 = http2.createServer(h2Settings, handler);
     h2.on("session", manageSession);
     const preface = Buffer.from("PRI * HTTP/2.0");
-    const front = net.createServer((socket) => {
+    // noDelay: sockets handed over by emit("connection") skip http/http2's own TCP_NODELAY, and
+    // Nagle + delayed ACK then hold a gRPC response's trailers ~40 ms (bench/README.md, rpc).
+    const front = net.createServer({ noDelay: true }, (socket) => {
       socket.once("readable", () => {
         const head: Buffer | null = socket.read(Math.min(preface.length, socket.readableLength)) ?? socket.read();
         if (!head) return socket.destroy();
         socket.unshift(head);
         const isH2 = head.length > 0 && preface.subarray(0, head.length).equals(head.subarray(0, preface.length));
+        if (isH2) h2Sockets.add(socket);
         (isH2 ? h2 : h1).emit("connection", socket);
       });
     });
@@ -316,6 +354,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const opsAdapter = connectNodeAdapter({ routes: healthAndReflection, interceptors: [errorInterceptor(log)] });
     const { front, h1 } = cleartext((req, res) => {
       if (req.url === "/healthz" || req.url === "/readyz") return handle(req, res);
+      if (req.url === "/metrics") return serveMetrics(res);
       opsAdapter(req as never, res as never);
     });
     servers.push(front);
@@ -335,6 +374,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const deadline = Date.now() + opts.shutdownTimeoutMs;
       while ((sessions.size > 0 || sockets.size > 0) && Date.now() < deadline) {
         for (const s of h1Servers) s.closeIdleConnections();
+        for (const s of sockets) if (idleH1(s) && s.readableLength === 0) s.destroySoon();
         await new Promise((r) => setTimeout(r, 50));
       }
       for (const s of sessions) s.destroy();

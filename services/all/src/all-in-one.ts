@@ -11,7 +11,13 @@ import { z } from "zod";
 import {
   commonEnv, createLogger, createTokenVerifier, env, inProcessPeer, loadConfig, memoryCounter, memoryRevocations,
   newInternalIdentity, readJwks, redisClient, redisCounter, redisRevocations, startServer, type ServiceModule,
+  createErrorReporter, logsServiceSender, setErrorSink, createEventBus,
 } from "@crm/kit";
+import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { cacheEnv } from "@crm/cache/config";
+import { createCacheModule } from "@crm/cache/module";
+import { logsEnv } from "@crm/logs/config";
+import { createLogsModule } from "@crm/logs/module";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { authEnv } from "@crm/auth/config";
 import { createAuthModule } from "@crm/auth/module";
@@ -21,6 +27,19 @@ import { createDb } from "@crm/dbservice/db";
 import { startEmbeddedPostgres } from "@crm/dbservice/embedded";
 import { migrate } from "@crm/dbservice/migrate";
 import { createDbModule } from "@crm/dbservice/module";
+import { startRelay } from "@crm/dbservice/relay";
+import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
+import { chatsEnv } from "@crm/chats/config";
+import { createChatsModule } from "@crm/chats/module";
+import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
+import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
+import { adminEnv } from "@crm/admin/config";
+import { createAdminModule } from "@crm/admin/module";
+import { emailEnv } from "@crm/email/config";
+import { createEmailModule } from "@crm/email/module";
+import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
+import { timersEnv } from "@crm/timers/config";
+import { createTimersModule } from "@crm/timers/module";
 import { placeholderModule, placeholders } from "./placeholders.js";
 
 const allEnv = z.object({
@@ -68,18 +87,44 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   const pool = new pg.Pool({ connectionString: databaseUrl, max: poolMax, connectionTimeoutMillis: 10_000 });
   pool.on("error", (err) => log.warn({ err: err.message }, "idle database connection failed"));
   await migrate(pool, log);
-  const dbModule = createDbModule({ db: createDb(pool) });
+  // One event bus for the process: RabbitMQ with AMQP_URL, else in memory. The outbox relay
+  // publishes into it (LISTEN/NOTIFY on a real server; woken in-process on PGlite).
+  const bus = createEventBus({ url: cfg.AMQP_URL, log, name: "crm" });
+  closers.push(() => bus.close());
+  if (cfg.AMQP_URL && !(await bus.waitConnected(5_000))) log.warn("RabbitMQ is not reachable yet: events wait in the outbox until it is");
+  const relay = await startRelay({ pool, bus, log, listenUrl: dbCfg.DATABASE_URL });
+  const dbModule = createDbModule({ db: createDb(pool), emailQueue: dbCfg.EMAIL_QUEUE, relay });
 
   const internal = newInternalIdentity();
   const peerDeps = { log, verifier, internal };
+  const logsModule = createLogsModule({ cfg: loadConfig(logsEnv, environment), log, logLevel: cfg.LOG_LEVEL });
+  // Every module's errors (log.error, unhandled `internal`) go to the logs service in the background.
+  const reporter = createErrorReporter({ send: logsServiceSender(createClient(LogsService, inProcessPeer("crm", logsModule, peerDeps))), log });
+  setErrorSink(reporter.report);
   const modules: ServiceModule[] = [
+    logsModule,
+    createCacheModule({ cfg: loadConfig(cacheEnv, environment), redis, log }),
     createAuthModule({
       cfg: { ...authCfg, JWT_ISSUER: cfg.JWT_ISSUER, JWT_AUDIENCE: cfg.JWT_AUDIENCE },
       db: createClient(DbAuthService, inProcessPeer("auth", dbModule, peerDeps)),
+      dbAdmin: createClient(DbAdminService, inProcessPeer("auth", dbModule, peerDeps)),
+      dbEmail: createClient(DbEmailService, inProcessPeer("auth", dbModule, peerDeps)),
       key,
       jwks,
       revocations,
       counter,
+      log,
+    }),
+    createAdminModule({ cfg: loadConfig(adminEnv, environment), db: createClient(DbAdminService, inProcessPeer("admin", dbModule, peerDeps)), revocations, log }),
+    createTimersModule({ cfg: loadConfig(timersEnv, environment), db: createClient(DbTimerService, inProcessPeer("timers", dbModule, peerDeps)), redis, log }),
+    await createChatsModule({ cfg: loadConfig(chatsEnv, environment), db: createClient(DbChatService, inProcessPeer("chats", dbModule, peerDeps)), bus, log }),
+    // E-mail workers consume email_tasks from the same bus the relay publishes to (SMTP_URL, else .eml files in DATA_DIR/outbox).
+    await createEmailModule({
+      cfg: { ...loadConfig(emailEnv, environment), DATA_DIR: dataDir },
+      db: createClient(DbEmailService, inProcessPeer("email", dbModule, peerDeps)),
+      bus,
+      counter,
+      verifier,
       log,
     }),
     ...Object.entries(placeholders).map(([name, desc]) => placeholderModule(name, desc)),
@@ -102,7 +147,9 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   return {
     port: server.port,
     async close() {
+      await reporter.close();
       await server.close();
+      setErrorSink(undefined);
       for (const c of closers.reverse()) await c();
     },
   };

@@ -3,17 +3,25 @@
  * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache) runs
  * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
  */
-import { createLogger, main, runService } from "@crm/kit";
+import { createLogger, main, runService, type ServiceName, startTelemetry, telemetry } from "@crm/kit";
 import { startAllInOne } from "./all-in-one.js";
 import { placeholderModule, placeholders } from "./placeholders.js";
 
 const targets: Record<string, () => Promise<void>> = {
   auth: async () => (await import("@crm/auth/main")).start(),
   dbservice: async () => (await import("@crm/dbservice/main")).start(),
-  ...Object.fromEntries(Object.entries(placeholders).map(([name, desc]) => [name, () => runService(name as keyof typeof placeholders, async () => placeholderModule(name, desc))])),
+  chats: async () => (await import("@crm/chats/main")).start(),
+  timers: async () => (await import("@crm/timers/main")).start(),
+  admin: async () => (await import("@crm/admin/main")).start(),
+  email: async () => (await import("@crm/email/main")).start(),
+  logs: async () => (await import("@crm/logs/main")).start(),
+  cache: async () => (await import("@crm/cache/main")).start(),
+  ...Object.fromEntries(Object.entries(placeholders).map(([name, desc]) => [name, () => runService(name as ServiceName, async () => placeholderModule(name, desc))])),
 };
 
 const target = process.argv[2] ?? process.env.CRM_TARGET ?? "all";
+// Tracing first, before any server or client starts (a no-op without OTEL_EXPORTER_OTLP_ENDPOINT).
+await startTelemetry(target === "all" ? "crm" : target);
 
 if (target === "all") {
   await main(async () => {
@@ -26,7 +34,7 @@ if (target === "all") {
         const log = createLogger("crm");
         log.info({ signal }, "draining");
         app.close().then(
-          () => (log.info("stopped"), process.exit(0)),
+          () => telemetry().shutdown().then(() => (log.info("stopped"), process.exit(0))),
           (err) => (log.error({ err }, "shutdown failed"), process.exit(1)),
         );
       });

@@ -18,7 +18,7 @@ after(() => rmSync(dataDir, { recursive: true, force: true }));
 function start(): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn("npm", ["start", "--silent"], { cwd: root, env: { ...process.env, PORT: "0", DATA_DIR: dataDir, DATABASE_URL: "", REDIS_URL: "" }, stdio: ["ignore", "pipe", "inherit"], detached: true });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no ready line within 60 s")), 60_000);
+    const timer = setTimeout(() => reject(new Error("no ready line within 150 s")), 150_000);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       const m = /"url":"(http:\/\/[^"]+)".*ready/.exec(line);
       if (m) {
@@ -42,7 +42,7 @@ function stop(child: ChildProcess): Promise<boolean> {
 
 const post = (url: string, body: unknown) => fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
-test("npm start on a fresh machine: ready line, register over HTTP, clean stop, data kept", { timeout: 180_000 }, async () => {
+test("npm start on a fresh machine: ready line, register over HTTP, clean stop, data kept", { timeout: 400_000 }, async () => {
   const first = await start();
   const reg = await post(`${first.url}/crm.auth.v1.AuthService/RegisterCompany`, { companyName: "Newcomer Ltd", email: "new@comer.io", password: "a long enough passphrase", ownerName: "Nia" });
   assert.equal(reg.status, 200, await reg.clone().text());

@@ -5,6 +5,7 @@ import type { JSONWebKeySet } from "jose";
 import { AppError, clientIpKey, cookie, principalOf, type Logger, type Revocations, type Role } from "@crm/kit";
 import { AuthService, Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import { DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { accountLinkHandlers, type AccountLinkDeps } from "./account-links.js";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords.js";
 import type { LoginThrottle } from "./throttle.js";
 import { hashRefreshToken, newRefreshToken, refreshTokenShape, type TokenIssuer } from "./tokens.js";
@@ -19,6 +20,8 @@ export interface AuthDeps {
   refreshTtlSeconds: number;
   log: Logger;
   now?: () => number;
+  /** Password reset and invitations (their tokens and e-mails); unset: those RPCs answer unimplemented. */
+  links?: AccountLinkDeps | undefined;
 }
 
 const fromDbRole: Record<number, Role> = { [UserRole.OWNER]: "owner", [UserRole.ADMIN]: "admin", [UserRole.MEMBER]: "member" };
@@ -26,7 +29,6 @@ export const toProtoRole: Record<Role, ProtoRole> = { owner: ProtoRole.OWNER, ad
 
 const badLogin = () => new AppError("invalid_credentials", "wrong email/phone or password");
 
-// RequestPasswordReset, ResetPassword and AcceptInvite need e-mail (admin/email issue): until then they answer `unimplemented`.
 export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthService>> {
   const now = deps.now ?? Date.now;
 
@@ -161,6 +163,9 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
     async getJwks() {
       return { keys: deps.jwks.keys.map((k) => ({ kty: k.kty ?? "", kid: k.kid ?? "", use: k.use ?? "sig", alg: k.alg ?? "RS256", n: k.n ?? "", e: k.e ?? "" })) };
     },
+
+    // RequestPasswordReset, ResetPassword, AcceptInvite (account-links.ts).
+    ...(deps.links ? accountLinkHandlers(deps.links, { now, refreshTtlSeconds: deps.refreshTtlSeconds, sessionOf, issue, revoke }) : {}),
   };
 }
 

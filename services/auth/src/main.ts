@@ -1,6 +1,8 @@
 /** auth as its own process. */
 import { ConfigError, commonEnv, loadConfig, memoryCounter, readJwks, redisCounter, runService } from "@crm/kit";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
+import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { authEnv } from "./config.js";
 import { createAuthModule } from "./module.js";
 import { loadSigningKey } from "./tokens.js";
@@ -11,6 +13,16 @@ export function start() {
     if (!cfg.JWT_PRIVATE_KEY_FILE) throw new ConfigError("config: JWT_PRIVATE_KEY_FILE must name the PKCS#8 PEM file of the RS256 signing key (it is not set)");
     const jwks = readJwks(cfg.JWT_PUBLIC_KEYS_FILE!);
     const key = await loadSigningKey(cfg.JWT_PRIVATE_KEY_FILE, cfg.JWT_KEY_ID, jwks);
-    return createAuthModule({ cfg, db: peer("dbservice", DbAuthService), key, jwks, revocations, counter: redis ? redisCounter(redis) : memoryCounter(), log });
+    return createAuthModule({
+      cfg,
+      db: peer("dbservice", DbAuthService),
+      dbAdmin: peer("dbservice", DbAdminService),
+      dbEmail: peer("dbservice", DbEmailService),
+      key,
+      jwks,
+      revocations,
+      counter: redis ? redisCounter(redis) : memoryCounter(),
+      log,
+    });
   });
 }

@@ -4,6 +4,8 @@ import type { JSONWebKeySet } from "jose";
 import type { Counter, Logger, Revocations, ServiceModule } from "@crm/kit";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import type { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
+import type { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
+import type { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { authService } from "./auth-service.js";
 import type { AuthConfig } from "./config.js";
 import { createLoginThrottle } from "./throttle.js";
@@ -17,6 +19,9 @@ export interface AuthModuleDeps {
   revocations: Revocations;
   counter: Counter;
   log: Logger;
+  /** For password reset and invitations; unset: those RPCs answer unimplemented. */
+  dbAdmin?: Client<typeof DbAdminService> | undefined;
+  dbEmail?: Client<typeof DbEmailService> | undefined;
 }
 
 export const authPublicMethods = ["RegisterCompany", "Login", "Refresh", "RequestPasswordReset", "ResetPassword", "AcceptInvite", "GetJwks"].map(
@@ -30,7 +35,20 @@ export function createAuthModule(d: AuthModuleDeps): ServiceModule {
     perIp: d.cfg.LOGIN_FAILURES_PER_IP,
     windowSeconds: 15 * 60,
   });
-  const impl = authService({ db: d.db, tokens, jwks: d.jwks, revocations: d.revocations, throttle, refreshTtlSeconds: d.cfg.REFRESH_TOKEN_TTL_DAYS * 86_400, log: d.log });
+  const links = d.dbAdmin && d.dbEmail
+    ? {
+        admin: d.dbAdmin,
+        email: d.dbEmail,
+        counter: d.counter,
+        log: d.log,
+        appUrl: d.cfg.APP_URL ?? "http://localhost:8080",
+        resetTtlMinutes: d.cfg.RESET_TOKEN_TTL_MINUTES,
+        resetPerLogin: d.cfg.RESET_REQUESTS_PER_LOGIN,
+        resetPerIp: d.cfg.RESET_REQUESTS_PER_IP,
+        resetMinResponseMs: d.cfg.RESET_MIN_RESPONSE_MS,
+      }
+    : undefined;
+  const impl = authService({ db: d.db, tokens, jwks: d.jwks, revocations: d.revocations, throttle, refreshTtlSeconds: d.cfg.REFRESH_TOKEN_TTL_DAYS * 86_400, log: d.log, links });
   const jwksBody = JSON.stringify({ keys: d.jwks.keys });
   return {
     name: "auth",

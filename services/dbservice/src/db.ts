@@ -33,6 +33,10 @@ export function createDb(pool: pg.Pool): Db {
       throw new AppError("unavailable", `database unavailable: ${(err as Error).message}; retry shortly`);
     }
     let broken = false;
+    // A connection that drops while checked out emits 'error' on the client (the pool listens
+    // only to idle ones): without a listener that would crash the process. The query fails too.
+    const onError = () => (broken = true);
+    client.on("error", onError);
     try {
       await client.query(begin);
       const result = await fn(client);
@@ -42,6 +46,7 @@ export function createDb(pool: pg.Pool): Db {
       await client.query("ROLLBACK").catch(() => (broken = true));
       throw mapPgError(err);
     } finally {
+      client.off("error", onError);
       client.release(broken ? true : undefined);
     }
   }

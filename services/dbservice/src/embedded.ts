@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
+import { btree_gist } from "@electric-sql/pglite/contrib/btree_gist";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 
 export interface EmbeddedPostgres {
@@ -14,7 +15,8 @@ export interface EmbeddedPostgres {
 
 export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
   mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
+  // Extensions the migrations create (PGlite loads an extension only when registered here).
+  const db = await PGlite.create(dataDir, { extensions: { btree_gist } });
   const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1" });
   await server.start();
   const conn = server.getServerConn(); // "127.0.0.1:PORT"

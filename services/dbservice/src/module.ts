@@ -1,23 +1,50 @@
 /** dbservice: the only holder of database credentials. */
 import type { ServiceModule } from "@crm/kit";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
+import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
+import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
+import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
+import { dbChatService } from "./chat-store.js";
+import type { Relay } from "./relay.js";
+import { dbAdminService } from "./admin-store.js";
 import { dbAuthService } from "./auth-store.js";
+import { dbEmailService, defaultEmailQueue } from "./email-store.js";
 import type { Db } from "./db.js";
+import { dbTimerService } from "./timer-store.js";
 
 export interface DbModuleDeps {
   db: Db;
+  /** The e-mail work queue (EMAIL_QUEUE; default email_tasks) that e-mail tasks are routed to. */
+  emailQueue?: string | undefined;
+  /** The outbox relay (relay.ts): closed with the module; woken after commits when it cannot LISTEN. */
+  relay?: Pick<Relay, "afterCommit" | "close"> | undefined;
 }
 
-export function createDbModule({ db }: DbModuleDeps): ServiceModule {
+export function createDbModule({ db, emailQueue, relay }: DbModuleDeps): ServiceModule {
+  const emailCfg = { queue: emailQueue ?? defaultEmailQueue, afterOutbox: () => relay?.afterCommit() };
   return {
     name: "dbservice",
-    services: [DbAuthService],
+    services: [DbAuthService, DbTimerService, DbAdminService, DbEmailService, DbChatService],
     // Run before a tenant is known: no user token, guarded by requirePeer("auth") instead.
-    publicMethods: ["RegisterCompany", "LoginDB", "CreateSession", "RotateRefreshToken"].map((m) => `/${DbAuthService.typeName}/${m}`),
+    publicMethods: [
+      ...["RegisterCompany", "LoginDB", "CreateSession", "RotateRefreshToken"].map((m) => `/${DbAuthService.typeName}/${m}`),
+      `/${DbTimerService.typeName}/StopForgottenTimersDB`, // the timers service's periodic job: requirePeer("timers")
+      // Password reset and invitations (requirePeer("auth")); e-mail state for services acting for no user (requirePeer).
+      ...["CreatePasswordReset", "LookupToken", "ConsumeResetToken", "ConsumeInviteToken"].map((m) => `/${DbAdminService.typeName}/${m}`),
+      ...["QueueEmail", "MarkEmailSent", "MarkEmailFailed", "GetEmailStatusDB", "AdvanceEmailWorker"].map((m) => `/${DbEmailService.typeName}/${m}`),
+    ],
     routes(router) {
       router.service(DbAuthService, dbAuthService(db));
+      router.service(DbTimerService, dbTimerService(db));
+      router.service(DbAdminService, dbAdminService(db, emailCfg));
+      router.service(DbEmailService, dbEmailService(db, emailCfg));
+      router.service(DbChatService, dbChatService({ db, afterOutbox: () => relay?.afterCommit() }));
     },
     ready: () => db.ping(),
-    close: () => db.close(),
+    close: async () => {
+      await relay?.close();
+      await db.close();
+    },
   };
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/db/v1/db_email.proto.
  */
 export const file_crm_db_v1_db_email: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vZGIvdjEvZGJfZW1haWwucHJvdG8SCWNybS5kYi52MSJ/Cg1PdXRnb2luZ0VtYWlsEgoKAnRvGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDAoEdGV4dBgDIAEoCRIMCgRodG1sGAQgASgJEg4KBmxvY2FsZRgFIAEoCRIlCgRraW5kGAYgASgOMhcuY3JtLmVtYWlsLnYxLkVtYWlsS2luZCJpChFRdWV1ZUVtYWlsUmVxdWVzdBInCgVlbWFpbBgBIAEoCzIYLmNybS5kYi52MS5PdXRnb2luZ0VtYWlsEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJImMKElF1ZXVlRW1haWxSZXNwb25zZRIQCghlbWFpbF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMSEAoIcmVwbGF5ZWQYAyABKAgiggEKFE1hcmtFbWFpbFNlbnRSZXF1ZXN0EhAKCGVtYWlsX2lkGAEgASgJEhIKCmNvbXBhbnlfaWQYAiABKAkSKwoHc2VudF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc210cF9tZXNzYWdlX2lkGAQgASgJIjoKFU1hcmtFbWFpbFNlbnRSZXNwb25zZRIPCgd1cGRhdGVkGAEgASgIEhAKCGF0dGVtcHRzGAIgASgFIlwKFk1hcmtFbWFpbEZhaWxlZFJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRINCgVmaW5hbBgEIAEoCCJWChdNYXJrRW1haWxGYWlsZWRSZXNwb25zZRIQCghhdHRlbXB0cxgBIAEoBRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMiPwoXR2V0RW1haWxTdGF0dXNEQlJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCSLaAQoYR2V0RW1haWxTdGF0dXNEQlJlc3BvbnNlEhAKCGVtYWlsX2lkGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLmNybS5lbWFpbC52MS5FbWFpbFN0YXR1cxIQCghhdHRlbXB0cxgDIAEoBRISCgpsYXN0X2Vycm9yGAQgASgJEisKB3NlbnRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMuYCCg5EYkVtYWlsU2VydmljZRJJCgpRdWV1ZUVtYWlsEhwuY3JtLmRiLnYxLlF1ZXVlRW1haWxSZXF1ZXN0Gh0uY3JtLmRiLnYxLlF1ZXVlRW1haWxSZXNwb25zZRJSCg1NYXJrRW1haWxTZW50Eh8uY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXF1ZXN0GiAuY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXNwb25zZRJYCg9NYXJrRW1haWxGYWlsZWQSIS5jcm0uZGIudjEuTWFya0VtYWlsRmFpbGVkUmVxdWVzdBoiLmNybS5kYi52MS5NYXJrRW1haWxGYWlsZWRSZXNwb25zZRJbChBHZXRFbWFpbFN0YXR1c0RCEiIuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXF1ZXN0GiMuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXNwb25zZWIGcHJvdG8z", [file_crm_email_v1_email, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vZGIvdjEvZGJfZW1haWwucHJvdG8SCWNybS5kYi52MSJ/Cg1PdXRnb2luZ0VtYWlsEgoKAnRvGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDAoEdGV4dBgDIAEoCRIMCgRodG1sGAQgASgJEg4KBmxvY2FsZRgFIAEoCRIlCgRraW5kGAYgASgOMhcuY3JtLmVtYWlsLnYxLkVtYWlsS2luZCJpChFRdWV1ZUVtYWlsUmVxdWVzdBInCgVlbWFpbBgBIAEoCzIYLmNybS5kYi52MS5PdXRnb2luZ0VtYWlsEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJImMKElF1ZXVlRW1haWxSZXNwb25zZRIQCghlbWFpbF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMSEAoIcmVwbGF5ZWQYAyABKAgiggEKFE1hcmtFbWFpbFNlbnRSZXF1ZXN0EhAKCGVtYWlsX2lkGAEgASgJEhIKCmNvbXBhbnlfaWQYAiABKAkSKwoHc2VudF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc210cF9tZXNzYWdlX2lkGAQgASgJIjoKFU1hcmtFbWFpbFNlbnRSZXNwb25zZRIPCgd1cGRhdGVkGAEgASgIEhAKCGF0dGVtcHRzGAIgASgFIlwKFk1hcmtFbWFpbEZhaWxlZFJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRINCgVmaW5hbBgEIAEoCCJWChdNYXJrRW1haWxGYWlsZWRSZXNwb25zZRIQCghhdHRlbXB0cxgBIAEoBRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMiPwoXR2V0RW1haWxTdGF0dXNEQlJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCSLaAQoYR2V0RW1haWxTdGF0dXNEQlJlc3BvbnNlEhAKCGVtYWlsX2lkGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLmNybS5lbWFpbC52MS5FbWFpbFN0YXR1cxIQCghhdHRlbXB0cxgDIAEoBRISCgpsYXN0X2Vycm9yGAQgASgJEisKB3NlbnRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInwKGUFkdmFuY2VFbWFpbFdvcmtlclJlcXVlc3QSLQoEc2VudBgBIAEoCzIfLmNybS5kYi52MS5NYXJrRW1haWxTZW50UmVxdWVzdBIwCgRuZXh0GAIgASgLMiIuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXF1ZXN0IpMBChpBZHZhbmNlRW1haWxXb3JrZXJSZXNwb25zZRIuCgRzZW50GAEgASgLMiAuY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXNwb25zZRISCgpuZXh0X2ZvdW5kGAIgASgIEjEKBG5leHQYAyABKAsyIy5jcm0uZGIudjEuR2V0RW1haWxTdGF0dXNEQlJlc3BvbnNlMskDCg5EYkVtYWlsU2VydmljZRJJCgpRdWV1ZUVtYWlsEhwuY3JtLmRiLnYxLlF1ZXVlRW1haWxSZXF1ZXN0Gh0uY3JtLmRiLnYxLlF1ZXVlRW1haWxSZXNwb25zZRJSCg1NYXJrRW1haWxTZW50Eh8uY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXF1ZXN0GiAuY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXNwb25zZRJYCg9NYXJrRW1haWxGYWlsZWQSIS5jcm0uZGIudjEuTWFya0VtYWlsRmFpbGVkUmVxdWVzdBoiLmNybS5kYi52MS5NYXJrRW1haWxGYWlsZWRSZXNwb25zZRJbChBHZXRFbWFpbFN0YXR1c0RCEiIuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXF1ZXN0GiMuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXNwb25zZRJhChJBZHZhbmNlRW1haWxXb3JrZXISJC5jcm0uZGIudjEuQWR2YW5jZUVtYWlsV29ya2VyUmVxdWVzdBolLmNybS5kYi52MS5BZHZhbmNlRW1haWxXb3JrZXJSZXNwb25zZWIGcHJvdG8z", [file_crm_email_v1_email, file_google_protobuf_timestamp]);
 
 /**
  * An e-mail to queue, rendered by the producer.
@@ -85,8 +85,7 @@ export type QueueEmailRequest = Message<"crm.db.v1.QueueEmailRequest"> & {
   idempotencyKey: string;
 
   /**
-   * Only for callers using their service identity; must be empty or equal to the token's
-   * company otherwise.
+   * The company the e-mail belongs to (required).
    *
    * @generated from field: string company_id = 3;
    */
@@ -261,7 +260,7 @@ export type GetEmailStatusDBRequest = Message<"crm.db.v1.GetEmailStatusDBRequest
   emailId: string;
 
   /**
-   * Only for callers using their service identity, as in QueueEmailRequest.
+   * The company the e-mail belongs to (required), as in QueueEmailRequest.
    *
    * @generated from field: string company_id = 2;
    */
@@ -318,11 +317,69 @@ export const GetEmailStatusDBResponseSchema: GenMessage<GetEmailStatusDBResponse
   messageDesc(file_crm_db_v1_db_email, 8);
 
 /**
- * DbEmailService is dbservice's part for the email service. Internal: only services call it.
- * QueueEmail and GetEmailStatusDB act on the caller's forwarded token, or, for callers using
- * their own service identity, on the company they name. MarkEmailSent and MarkEmailFailed are
- * accepted only from the email service's identity (its workers act for no user) and name the
- * company from the task.
+ * @generated from message crm.db.v1.AdvanceEmailWorkerRequest
+ */
+export type AdvanceEmailWorkerRequest = Message<"crm.db.v1.AdvanceEmailWorkerRequest"> & {
+  /**
+   * The e-mail the SMTP server just accepted; unset: nothing to record.
+   *
+   * @generated from field: crm.db.v1.MarkEmailSentRequest sent = 1;
+   */
+  sent?: MarkEmailSentRequest | undefined;
+
+  /**
+   * The e-mail of the next task; unset: nothing to look up.
+   *
+   * @generated from field: crm.db.v1.GetEmailStatusDBRequest next = 2;
+   */
+  next?: GetEmailStatusDBRequest | undefined;
+};
+
+/**
+ * Describes the message crm.db.v1.AdvanceEmailWorkerRequest.
+ * Use `create(AdvanceEmailWorkerRequestSchema)` to create a new message.
+ */
+export const AdvanceEmailWorkerRequestSchema: GenMessage<AdvanceEmailWorkerRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_email, 9);
+
+/**
+ * @generated from message crm.db.v1.AdvanceEmailWorkerResponse
+ */
+export type AdvanceEmailWorkerResponse = Message<"crm.db.v1.AdvanceEmailWorkerResponse"> & {
+  /**
+   * Set when sent was.
+   *
+   * @generated from field: crm.db.v1.MarkEmailSentResponse sent = 1;
+   */
+  sent?: MarkEmailSentResponse | undefined;
+
+  /**
+   * False when next was unset or names no e-mail of that company.
+   *
+   * @generated from field: bool next_found = 2;
+   */
+  nextFound: boolean;
+
+  /**
+   * @generated from field: crm.db.v1.GetEmailStatusDBResponse next = 3;
+   */
+  next?: GetEmailStatusDBResponse | undefined;
+};
+
+/**
+ * Describes the message crm.db.v1.AdvanceEmailWorkerResponse.
+ * Use `create(AdvanceEmailWorkerResponseSchema)` to create a new message.
+ */
+export const AdvanceEmailWorkerResponseSchema: GenMessage<AdvanceEmailWorkerResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_email, 10);
+
+/**
+ * DbEmailService is dbservice's part for the email service. Internal: only our services call it,
+ * each with its own identity (mTLS certificate, or the in-process identity), and they name the
+ * company: the calling service verified its user's token and passes that user's company, or, acting
+ * for no user (the email workers, password reset), the company of the task. QueueEmail and
+ * GetEmailStatusDB are accepted from the auth, admin and email services; MarkEmailSent,
+ * MarkEmailFailed and AdvanceEmailWorker only from the email service.
  *
  * @generated from service crm.db.v1.DbEmailService
  */
@@ -370,6 +427,18 @@ export const DbEmailService: GenService<{
     methodKind: "unary";
     input: typeof GetEmailStatusDBRequestSchema;
     output: typeof GetEmailStatusDBResponseSchema;
+  },
+  /**
+   * A worker's hot path in one round trip: records the e-mail it just sent (as MarkEmailSent) and
+   * tells where the next task's e-mail is (as GetEmailStatusDB, but found=false instead of
+   * not_found). Either part may be unset. Accepted only from the email service's identity.
+   *
+   * @generated from rpc crm.db.v1.DbEmailService.AdvanceEmailWorker
+   */
+  advanceEmailWorker: {
+    methodKind: "unary";
+    input: typeof AdvanceEmailWorkerRequestSchema;
+    output: typeof AdvanceEmailWorkerResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_db_v1_db_email, 0);

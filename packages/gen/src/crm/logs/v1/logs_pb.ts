@@ -172,8 +172,10 @@ export const LogLevelSchema: GenEnum<LogLevel> = /*@__PURE__*/
 export const LogsService: GenService<{
   /**
    * Accepts a batch of entries for shipping and returns at once; shipping is asynchronous and
-   * buffered. Entries that are malformed (empty name or message) are dropped and not counted.
-   * More than 1000 entries or a request over the size limit is resource_exhausted.
+   * buffered. A malformed entry (empty name or message, unknown level, bad trace id, too many
+   * attributes, a time Loki would refuse) makes the whole call invalid_argument naming each bad
+   * field, and nothing of it is shipped. More than 1000 entries or a request over the size limit
+   * is resource_exhausted.
    *
    * @generated from rpc crm.logs.v1.LogsService.SaveLogs
    */

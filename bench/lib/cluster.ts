@@ -1,0 +1,69 @@
+/**
+ * The local cluster (scripts/cluster/lib.mjs: every service its own process with TLS + mTLS,
+ * NGINX in front) on free ports, a fresh database and a temporary data dir, with the pids the
+ * bench needs for CPU and RSS.
+ */
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freshDatabase, type TestDatabase } from "@crm/testkit";
+import { repoRoot } from "./child.js";
+import { pidOfPort, withDescendants } from "./proc.js";
+import { removeDir } from "./app.js";
+
+type ClusterLib = typeof import("../../scripts/cluster/lib.mjs");
+export type Cluster = Awaited<ReturnType<ClusterLib["startCluster"]>>;
+
+export function clusterProblem(): string | undefined {
+  return existsSync(join(repoRoot, "scripts/cluster/lib.mjs")) ? undefined : "scripts/cluster/lib.mjs (npm run cluster, issue 3) is not in this tree yet";
+}
+
+export interface BenchCluster {
+  cluster: Cluster;
+  db: TestDatabase;
+  /** pid of each service process (the one listening on its port). */
+  pids: Record<string, number>;
+  /** nginx master and workers. */
+  nginxPids(): number[];
+  stop(): Promise<void>;
+}
+
+export async function startBenchCluster(o: { only?: string[]; serviceEnv?: Record<string, Record<string, string>>; env?: Record<string, string>; gatewayVars?: Record<string, string> } = {}): Promise<BenchCluster> {
+  const lib = (await import("../../scripts/cluster/lib.mjs")) as ClusterLib;
+  const db = await freshDatabase("crm_bench");
+  const dataDir = mkdtempSync(join(tmpdir(), "crm-bench-cluster-"));
+  let cluster: Cluster | undefined;
+  try {
+    cluster = await lib.startCluster({
+      dataDir,
+      ports: "free",
+      databaseUrl: db.url,
+      env: { LOG_LEVEL: "info", ...o.env }, // the cluster waits for each service's "ready" line (info)
+      ...(o.only ? { only: o.only } : {}),
+      ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
+      gateway: { clientVerify: "optional", ...(o.gatewayVars ? { vars: o.gatewayVars } : {}) },
+      readyTimeoutMs: 120_000,
+    });
+  } catch (err) {
+    removeDir(dataDir);
+    await db.drop();
+    throw err;
+  }
+  const c = cluster;
+  const pids: Record<string, number> = {};
+  for (const [name] of c.services) {
+    const pid = pidOfPort(c.ports[name]!);
+    if (pid) pids[name] = pid;
+  }
+  return {
+    cluster: c,
+    db,
+    pids,
+    nginxPids: () => (c.nginx ? withDescendants(c.nginx.pid) : []),
+    async stop() {
+      await c.stop();
+      removeDir(dataDir);
+      await db.drop();
+    },
+  };
+}

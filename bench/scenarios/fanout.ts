@@ -1,0 +1,170 @@
+/**
+ * 5. Chat fan-out across two replicas: subscribers split over two processes that share
+ * PostgreSQL, RabbitMQ and Redis (today two all-in-one processes, each a chats replica with its
+ * own hub and outbox relay; the cluster's two `chats` processes when `npm run cluster` exists),
+ * messages sent at a fixed rate to replica A. A delivery to a subscriber on B crosses
+ * outbox → relay → RabbitMQ chat.events → B's hub → its stream.
+ * Floor: RabbitMQ alone (amqplib): publish with confirms to a topic exchange at the same rate,
+ * two consumers (one per "replica") hand each message to the same number of local subscribers.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import amqp from "amqplib";
+import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, postgresUp, rabbitUp, redisUp } from "@crm/testkit";
+import { removeDir, startApp, type AppChild } from "../lib/app.js";
+import { createChat, registerOwner, uniqueTag } from "../lib/crm.js";
+import { chatClient, grpcTransport, sendOpenLoop, subscribe, until, type Subscriber } from "../lib/fanout.js";
+import { mb, sampleAll } from "../lib/proc.js";
+import type { Check, Ctx, Scenario, Table } from "../lib/report.js";
+import { latency } from "../lib/stats.js";
+
+interface Shape {
+  chats: number;
+  subscribers: number;
+  rate: number;
+  seconds: number;
+}
+
+async function brokerFloor(shape: Shape, chatIds: string[]) {
+  const exchange = `bench.fanout.${uniqueTag()}`;
+  const conns = await Promise.all([0, 1, 2].map(() => amqp.connect(TEST_AMQP_URL, { noDelay: true })));
+  try {
+    const [pubConn, ...consumerConns] = conns as [amqp.ChannelModel, amqp.ChannelModel, amqp.ChannelModel];
+    const pub = await pubConn.createConfirmChannel();
+    await pub.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+    const latencies: number[] = [];
+    let delivered = 0;
+    // Subscribers per chat per replica, as in the service run (alternating replicas).
+    const local = [new Map<string, number>(), new Map<string, number>()];
+    for (let i = 0; i < shape.subscribers; i++) {
+      const c = chatIds[i % chatIds.length]!;
+      const m = local[i % 2]!;
+      m.set(c, (m.get(c) ?? 0) + 1);
+    }
+    for (const [r, conn] of consumerConns.entries()) {
+      const ch = await conn.createChannel();
+      const q = await ch.assertQueue("", { exclusive: true, autoDelete: true });
+      for (const c of local[r]!.keys()) await ch.bindQueue(q.queue, exchange, `chat.${c}`);
+      await ch.consume(q.queue, (msg) => {
+        if (!msg) return;
+        const now = performance.now();
+        const sent = Number(msg.content.toString());
+        const n = local[r]!.get(msg.fields.routingKey.slice(5)) ?? 0;
+        for (let i = 0; i < n; i++) latencies.push(now - sent);
+        delivered += n;
+      }, { noAck: true });
+    }
+    const total = Math.round(shape.rate * shape.seconds);
+    const t0 = performance.now();
+    let issued = 0;
+    const confirms: Promise<void>[] = [];
+    while (issued < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * shape.rate));
+      for (; issued < due; issued++) {
+        const c = chatIds[issued % chatIds.length]!;
+        confirms.push(new Promise((resolve, reject) => pub.publish(exchange, `chat.${c}`, Buffer.from(performance.now().toFixed(3)), {}, (err) => (err ? reject(err) : resolve()))));
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await Promise.all(confirms);
+    const expected = total * (shape.subscribers / shape.chats);
+    await until(() => delivered >= expected, 10_000);
+    return { delivered, expected, ...latency(latencies), seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    for (const c of conns) await c.close().catch(() => {});
+  }
+}
+
+export const fanout: Scenario = {
+  name: "fanout",
+  title: "Chat fan-out: subscribers on two chats replicas, messages at a fixed rate; send → receive latency, lost, gaps",
+  async missing() {
+    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
+    if (!(await rabbitUp())) return `RabbitMQ is not reachable; ${installHint.rabbitmq}`;
+    if (!(await redisUp())) return `Redis is not reachable; ${installHint.redis}`;
+    return undefined;
+  },
+  async run(ctx: Ctx) {
+    const shape: Shape = ctx.quick ? { chats: 4, subscribers: 8, rate: 20, seconds: 2 } : { chats: 20, subscribers: 200, rate: 500, seconds: 15 };
+    const db = await freshDatabase("crm_bench");
+    const dataDir = mkdtempSync(join(tmpdir(), "crm-bench-fanout-"));
+    const apps: AppChild[] = [];
+    const subs: Subscriber[] = [];
+    try {
+      // Both replicas share the key pair (same DATA_DIR/keys), the database, the broker, Redis.
+      const env = { DATABASE_URL: db.url, AMQP_URL: TEST_AMQP_URL, REDIS_URL: TEST_REDIS_URL, LOG_LEVEL: "info" };
+      apps.push(await startApp({ env, dataDir, name: "replica A" }));
+      apps.push(await startApp({ env, dataDir, name: "replica B" }));
+      const [a, b] = apps as [AppChild, AppChild];
+      const owner = await registerOwner(a.value.url, uniqueTag());
+      const chatIds: string[] = [];
+      for (let i = 0; i < shape.chats; i++) chatIds.push(await createChat(a.value.url, owner.token, `fan-out ${i}`));
+      const clients = [chatClient(grpcTransport(a.value.url, owner.token)), chatClient(grpcTransport(b.value.url, owner.token))];
+      let run = "warmup";
+      for (let i = 0; i < shape.subscribers; i++) subs.push(subscribe(clients[i % 2]!, chatIds[i % chatIds.length]!, () => run));
+      await Promise.all(subs.map((s) => s.live));
+      // Warm-up: one message per chat must reach every subscriber (both hubs bound, relay running).
+      const warm = await sendOpenLoop({ clients: [clients[0]!], chatIds, rate: shape.chats * 5, seconds: 1, run, maxInFlight: 1000 });
+      if (warm.errorCount) throw new Error(`warm-up SendMessage failed: ${warm.errors.join(" | ")}`);
+      const warmOk = await until(() => subs.every((s) => s.seen.size >= (warm.sentPerChat.get(s.chatId) ?? 0)), 30_000);
+      if (!warmOk) throw new Error("warm-up messages did not reach every subscriber within 30 s");
+      for (const s of subs) (s.latencies.length = 0), s.seen.clear(), (s.duplicates = 0), (s.gaps = 0);
+
+      run = `run${uniqueTag()}`;
+      const pids = () => apps.map((x) => x.pid);
+      const before = sampleAll(pids());
+      const sent = await sendOpenLoop({ clients: [clients[0]!], chatIds, rate: shape.rate, seconds: shape.seconds, run, maxInFlight: 2_000 });
+      const expected = subs.reduce((n, s) => n + (sent.sentPerChat.get(s.chatId) ?? 0), 0);
+      const received = () => subs.reduce((n, s) => n + s.seen.size, 0);
+      await until(() => received() >= expected, 15_000);
+      const after = sampleAll(pids());
+      const delivered = received();
+      const all = subs.flatMap((s) => s.latencies);
+      const d = latency(all);
+      const api = latency(sent.apiLatencies);
+      const onB = subs.filter((_, i) => i % 2 === 1).flatMap((s) => s.latencies);
+      const lost = expected - delivered;
+      const gaps = subs.reduce((n, s) => n + s.gaps, 0);
+      const dups = subs.reduce((n, s) => n + s.duplicates, 0);
+      const streamErrors = subs.flatMap((s) => s.errors);
+      const messages = [...sent.sentPerChat.values()].reduce((x, y) => x + y, 0);
+      const cpu = after.cpuMs - before.cpuMs;
+
+      const floor = await brokerFloor(shape, chatIds);
+      ctx.log(`delivery p50 ${d.p50Ms.toFixed(1)} p99 ${d.p99Ms.toFixed(1)} ms; broker floor p99 ${floor.p99Ms.toFixed(1)} ms; lost ${lost}, gaps ${gaps}`);
+      const table: Table = {
+        title: "",
+        columns: ["path", "messages sent", "msg/s", "deliveries", "deliveries/s", "send API p50 ms", "send API p99 ms", "delivery p50 ms", "delivery p99 ms", "delivery max ms", "lost", "gaps", "dups", "server CPU ms/delivery", "RSS MB (A+B)"],
+        rows: [
+          ["**floor**: RabbitMQ alone (amqplib, confirms, 2 consumers)", Math.round(shape.rate * shape.seconds), shape.rate, floor.delivered, floor.delivered / floor.seconds, undefined, undefined, floor.p50Ms, floor.p99Ms, floor.maxMs, floor.expected - floor.delivered, undefined, undefined, undefined, undefined],
+          ["service: SendMessage on A → subscribers on A and B", messages, messages / sent.seconds, delivered, delivered / sent.seconds, api.p50Ms, api.p99Ms, d.p50Ms, d.p99Ms, d.maxMs, lost, gaps, dups, delivered ? cpu / delivered : undefined, mb(after.rssBytes)],
+          ["… of which subscribers on replica B (via RabbitMQ)", undefined, undefined, onB.length, undefined, undefined, undefined, latency(onB).p50Ms, latency(onB).p99Ms, latency(onB).maxMs, undefined, undefined, undefined, undefined, undefined],
+        ],
+      };
+      const checks: Check[] = [
+        { label: `delivery p99 at ${shape.rate} msg/s to ${shape.subscribers} subscribers`, value: d.p99Ms, unit: "ms", target: "≤ 50 ms", met: d.p99Ms <= 50 },
+        { label: "lost deliveries", value: lost, unit: "", target: "0", met: lost === 0 },
+        { label: "out-of-sequence deliveries (gaps)", value: gaps, unit: "", target: "0", met: gaps === 0 },
+        { label: "send errors + sends skipped (over 2000 in flight)", value: sent.errorCount + sent.skipped, unit: "", target: "0", met: sent.errorCount + sent.skipped === 0 },
+        { label: "stream errors", value: streamErrors.length, unit: "", target: "0", met: streamErrors.length === 0 },
+      ];
+      return {
+        rows: [],
+        tables: [table],
+        checks,
+        notes: [
+          `${shape.chats} chats × ${shape.subscribers / shape.chats} subscribers (${shape.subscribers} streams, alternating replicas A and B), ${shape.rate} msg/s for ${shape.seconds} s round-robin over the chats, every subscriber the chats' owner; gRPC (HTTP/2) from this process`,
+          "replicas: two all-in-one processes (from source) sharing PostgreSQL, RabbitMQ, Redis and the JWT key pair; each has its own chats hub and outbox relay",
+          ...(sent.errors.length ? [`send errors: ${sent.errors.join(" | ")}`] : []),
+          ...(streamErrors.length ? [`stream errors: ${streamErrors.slice(0, 3).join(" | ")}`] : []),
+        ],
+      };
+    } finally {
+      for (const s of subs) s.close();
+      for (const x of apps) await x.stop();
+      removeDir(dataDir);
+      await db.drop();
+    }
+  },
+};

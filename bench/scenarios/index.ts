@@ -1,0 +1,15 @@
+/** Every scenario, in the order `npm run bench` runs them. */
+import type { Scenario } from "../lib/report.js";
+import { email } from "./email.js";
+import { cluster } from "./cluster.js";
+import { fanout } from "./fanout.js";
+import { gateway } from "./gateway.js";
+import { login } from "./login.js";
+import { rpc } from "./rpc.js";
+import { sendmessage } from "./sendmessage.js";
+import { startup } from "./startup.js";
+import { timers } from "./timers.js";
+import { users } from "./users.js";
+import { tracing } from "./tracing.js";
+
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, cluster, sendmessage, fanout, users, tracing, timers, email];

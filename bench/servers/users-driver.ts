@@ -1,0 +1,188 @@
+/**
+ * The simulated-users load generator, its own process (its CPU stays out of the bench driver's
+ * event loop). Ramps through `steps` user counts; each user holds one chat stream, sends a
+ * message every `messageEverySec`, does a timer action every `timerEverySec` (start/end in turn)
+ * and a read every `readEverySec` (ListMessages and GetWorkingTimer in turn), each at a random
+ * phase. Per step it prints {"event":"measure-start"} / {"event":"measure-end"} (the bench samples
+ * server CPU there) and {"event":"result", …}; it stops after the first step that misses a limit.
+ *   node --import tsx bench/servers/users-driver.ts CONFIG.json
+ */
+import { readFileSync } from "node:fs";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
+import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
+import { subscribe, until, type Subscriber } from "../lib/fanout.js";
+import { latency } from "../lib/stats.js";
+import type { SimUser } from "../lib/users.js";
+
+export interface DriverConfig {
+  baseUrl: string;
+  caFile?: string;
+  usersFile: string;
+  steps: number[];
+  stepSeconds: number;
+  drainSeconds: number;
+  perConnection: number;
+  messageEverySec: number;
+  timerEverySec: number;
+  readEverySec: number;
+  apiP99Ms: number;
+  deliveryP99Ms: number;
+  maxInFlight: number;
+}
+
+const cfg = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as DriverConfig;
+const all = JSON.parse(readFileSync(cfg.usersFile, "utf8")) as SimUser[];
+const emit = (o: object) => process.stdout.write(JSON.stringify(o) + "\n");
+const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
+
+interface Live {
+  user: SimUser;
+  headers: Record<string, string>;
+  chat: Client<typeof ChatService>;
+  timer: Client<typeof TimerService>;
+  sub: Subscriber;
+  timerRunning: boolean;
+  readTurn: number;
+}
+
+const transports: Transport[] = [];
+const transportFor = (i: number) => {
+  const k = Math.floor(i / cfg.perConnection);
+  while (transports.length <= k) transports.push(createGrpcTransport({ baseUrl: cfg.baseUrl, ...(ca ? { nodeOptions: { ca } } : {}), pingIntervalMs: 30_000 }));
+  return transports[k]!;
+};
+
+let run = "setup";
+const live: Live[] = [];
+let counter = 0;
+
+async function addUsers(target: number) {
+  const fresh: Live[] = [];
+  for (let i = live.length; i < target && i < all.length; i++) {
+    const user = all[i]!;
+    const t = transportFor(i);
+    const headers = { authorization: `Bearer ${user.token}` };
+    const chat = createClient(ChatService, t);
+    const l: Live = { user, headers, chat, timer: createClient(TimerService, t), sub: subscribe(chat, user.chatId, () => run, undefined, headers), timerRunning: false, readTurn: i % 2 };
+    live.push(l);
+    fresh.push(l);
+  }
+  const ok = await Promise.race([Promise.all(fresh.map((l) => l.sub.live)).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 120_000))]);
+  if (!ok) throw new Error(`${fresh.filter((l) => l.sub.errors.length).length} streams failed, others not live within 120 s`);
+}
+
+async function step(users: number) {
+  await addUsers(users);
+  emit({ event: "live", users: live.length });
+  run = `s${users}x${Date.now().toString(36)}`;
+  for (const l of live) (l.sub.latencies.length = 0), l.sub.seen.clear(), (l.sub.duplicates = 0), (l.sub.gaps = 0);
+  const api: number[] = [];
+  const errors: string[] = [];
+  let errorCount = 0;
+  let skipped = 0;
+  let inFlight = 0;
+  const sends = new Map<string, number>();
+  const counts = { message: 0, timer: 0, read: 0 };
+  const pending = new Set<Promise<void>>();
+  const call = (fn: () => Promise<unknown>, onOk?: () => void) => {
+    if (inFlight >= cfg.maxInFlight) return void skipped++;
+    inFlight++;
+    const t0 = performance.now();
+    const p = fn()
+      .then(
+        () => (api.push(performance.now() - t0), onOk?.()),
+        (err: unknown) => {
+          errorCount++;
+          if (errors.length < 5) errors.push(String((err as Error)?.message ?? err).slice(0, 200));
+        },
+      )
+      .finally(() => (inFlight--, pending.delete(p)));
+    pending.add(p);
+  };
+  // Timing wheel: 50 ms slots over the step; each user's three activities at random phases.
+  const slotMs = 50;
+  const slots = Math.ceil((cfg.stepSeconds * 1000) / slotMs);
+  const wheel: [number, 0 | 1 | 2][][] = Array.from({ length: slots }, () => []);
+  const every = [cfg.messageEverySec, cfg.timerEverySec, cfg.readEverySec] as const;
+  for (let u = 0; u < live.length; u++) {
+    for (const kind of [0, 1, 2] as const) {
+      for (let t = Math.random() * every[kind] * 1000; t < cfg.stepSeconds * 1000; t += every[kind] * 1000) wheel[Math.floor(t / slotMs)]!.push([u, kind]);
+    }
+  }
+  emit({ event: "measure-start" });
+  const t0 = performance.now();
+  for (let s = 0; s < slots; s++) {
+    const wait = t0 + s * slotMs - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    for (const [u, kind] of wheel[s]!) {
+      const l = live[u]!;
+      if (kind === 0) {
+        counts.message++;
+        const chatId = l.user.chatId;
+        call(() => l.chat.sendMessage({ chatId, content: `b|${counter++}|${performance.now().toFixed(3)}|${run}` }, { headers: l.headers }), () => sends.set(chatId, (sends.get(chatId) ?? 0) + 1));
+      } else if (kind === 1) {
+        counts.timer++;
+        const start = !l.timerRunning;
+        l.timerRunning = start;
+        call(() => (start ? l.timer.startTimer({ description: "simulated work" }, { headers: l.headers }) : l.timer.endTimer({}, { headers: l.headers })));
+      } else {
+        counts.read++;
+        const turn = l.readTurn++ % 2;
+        call(() => (turn === 0 ? l.chat.listMessages({ chatId: l.user.chatId, limit: 20 }, { headers: l.headers }) : l.timer.getWorkingTimer({}, { headers: l.headers })));
+      }
+    }
+  }
+  const activeSeconds = (performance.now() - t0) / 1000;
+  await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, cfg.drainSeconds * 1000))]);
+  const members = new Map<string, number>();
+  for (const l of live) members.set(l.user.chatId, (members.get(l.user.chatId) ?? 0) + 1);
+  const expected = [...sends].reduce((n, [chat, k]) => n + k * (members.get(chat) ?? 0), 0);
+  const received = () => live.reduce((n, l) => n + l.sub.seen.size, 0);
+  await until(() => received() >= expected, cfg.drainSeconds * 1000);
+  emit({ event: "measure-end" });
+  const delivered = received();
+  const d = latency(live.flatMap((l) => l.sub.latencies));
+  const a = latency(api);
+  const streamErrors = live.flatMap((l) => l.sub.errors);
+  const gaps = live.reduce((n, l) => n + l.sub.gaps, 0);
+  const result = {
+    event: "result",
+    users: live.length,
+    activeSeconds,
+    calls: api.length + errorCount,
+    callsPerSec: (api.length + errorCount) / activeSeconds,
+    counts,
+    apiP50Ms: a.p50Ms,
+    apiP99Ms: a.p99Ms,
+    errors: errorCount + skipped + streamErrors.length,
+    skipped,
+    errorSamples: [...errors, ...streamErrors.slice(0, 3)],
+    messages: [...sends.values()].reduce((x, y) => x + y, 0),
+    expectedDeliveries: expected,
+    delivered,
+    lost: expected - delivered,
+    gaps,
+    deliveryP50Ms: d.p50Ms,
+    deliveryP99Ms: d.p99Ms,
+    deliveryMaxMs: d.maxMs,
+  };
+  const pass = result.errors === 0 && result.lost === 0 && a.p99Ms <= cfg.apiP99Ms && (d.p99Ms <= cfg.deliveryP99Ms || Number.isNaN(d.p99Ms));
+  emit({ ...result, pass });
+  return pass;
+}
+
+emit({ event: "started", users: all.length });
+try {
+  for (const users of cfg.steps) {
+    if (users > all.length) break;
+    if (!(await step(users))) break;
+  }
+  emit({ event: "done" });
+} catch (err) {
+  emit({ event: "error", message: String((err as Error)?.stack ?? err) });
+} finally {
+  for (const l of live) l.sub.close();
+  setTimeout(() => process.exit(0), 500).unref();
+}

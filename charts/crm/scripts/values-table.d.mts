@@ -1,0 +1,1 @@
+export declare function valuesTable(text?: string): string;

@@ -1,0 +1,130 @@
+{{/*
+Pod pieces shared by the services' Deployments and the all-in-one Deployment.
+*/}}
+
+{{/* A probe with its port pointed at the workload's probe port. (dict "probe" $p "allInOne" bool "ctx" $) */}}
+{{- define "crm.probe" -}}
+{{- $p := deepCopy .probe -}}
+{{- if $p.grpc -}}
+{{- $_ := set $p.grpc "port" (int (ternary .ctx.Values.allInOne.port .ctx.Values.opsPort .allInOne)) -}}
+{{- end -}}
+{{- if $p.httpGet -}}
+{{- $_ := set $p.httpGet "port" (ternary "http" "ops" .allInOne) -}}
+{{- end -}}
+{{- toYaml $p -}}
+{{- end -}}
+
+{{/* preStop: wait until the endpoint is gone from every proxy, then SIGTERM starts the drain. */}}
+{{- define "crm.lifecycle" -}}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", "{{ .Values.shutdown.preStopSleepSeconds }}"]
+{{- end -}}
+
+{{/* Volumes of a CRM process. (dict "component" "auth" "ctx" $) */}}
+{{- define "crm.volumes" -}}
+{{- $ctx := .ctx -}}
+{{- $v := $ctx.Values -}}
+{{- $allInOne := eq .component "all" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- if not $allInOne }}
+- name: tls
+  secret:
+    secretName: {{ include "crm.tlsSecretName" . }}
+    defaultMode: 288  # 0440
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- if include "crm.jwtConfigured" $ctx }}
+- name: jwt-public
+  secret:
+    secretName: {{ include "crm.jwtSecretName" $ctx }}
+    defaultMode: 288  # 0440
+    items:
+      - key: {{ $v.jwt.jwksKey }}
+        path: {{ $v.jwt.jwksKey }}
+{{- if or (eq .component "auth") $allInOne }}
+- name: jwt-private
+  secret:
+    secretName: {{ include "crm.jwtSecretName" $ctx }}
+    defaultMode: 288  # 0440
+    items:
+      - key: {{ $v.jwt.privateKeyKey }}
+        path: {{ $v.jwt.privateKeyKey }}
+{{- end }}
+{{- end }}
+{{- /* DATA_DIR (the image's /data): all-in-one keeps its embedded database there; a service
+       keeps local spill files there (e.g. e-mail written as .eml files without SMTP). */}}
+- name: data
+{{- if and $allInOne $v.allInOne.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ default (include "crm.componentName" (dict "component" "all" "ctx" $ctx)) $v.allInOne.persistence.existingClaim }}
+{{- else if $allInOne }}
+  emptyDir: {}
+{{- else }}
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end }}
+{{- end -}}
+
+{{- define "crm.volumeMounts" -}}
+{{- $ctx := .ctx -}}
+{{- $allInOne := eq .component "all" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if not $allInOne }}
+- name: tls
+  mountPath: /etc/crm/tls
+  readOnly: true
+{{- end }}
+{{- if include "crm.jwtConfigured" $ctx }}
+- name: jwt-public
+  mountPath: /etc/crm/jwt
+  readOnly: true
+{{- if or (eq .component "auth") $allInOne }}
+- name: jwt-private
+  mountPath: /etc/crm/jwt-private
+  readOnly: true
+{{- end }}
+{{- end }}
+- name: data
+  mountPath: /data
+{{- end -}}
+
+{{/* Pod annotations: config checksums (roll pods when chart-made secrets change) and scraping. */}}
+{{- define "crm.podAnnotations" -}}
+{{- $ctx := .ctx -}}
+checksum/jwt: {{ printf "%s%s%s" $ctx.Values.jwt.existingSecret $ctx.Values.jwt.privateKey $ctx.Values.jwt.jwks | sha256sum }}
+{{- if .svc.metrics.annotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ ternary $ctx.Values.allInOne.port $ctx.Values.opsPort (eq .component "all") | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- with .svc.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Spread constraints with the component's selector filled in. */}}
+{{- define "crm.topologySpread" -}}
+{{- $out := list -}}
+{{- range .svc.topologySpreadConstraints -}}
+{{- $c := deepCopy . -}}
+{{- if not $c.labelSelector -}}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" (fromYaml (include "crm.selectorLabels" (dict "component" $.component "ctx" $.ctx)))) -}}
+{{- end -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- if $out -}}
+topologySpreadConstraints:
+{{ toYaml $out | indent 2 }}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,194 @@
+/**
+ * Support for the chart checks: builds the Helm-compatible renderer (charts/test/renderer, Go
+ * text/template + sprig from Debian's packages) once into a cache dir, renders the chart, parses
+ * the manifests, and validates objects against the Kubernetes schemas.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseAllDocuments } from "yaml";
+
+export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const chartDir = join(repo, "charts/crm");
+const rendererSrc = join(repo, "charts/test/renderer/main.go");
+const gocode = "/usr/share/gocode/src";
+
+/** What the renderer needs from the machine (for need()). */
+export function goToolchain(): boolean {
+  const go = spawnSync("go", ["version"], { stdio: "ignore" }).status === 0;
+  return go && existsSync(join(gocode, "github.com/Masterminds/sprig/functions.go")) && existsSync(join(gocode, "sigs.k8s.io/yaml/yaml.go"));
+}
+export const goInstall = "apt-get install golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev";
+
+/**
+ * Builds crm-render into $TMPDIR/crm-chart-render/<hash of main.go>/ (GOPATH mode over the Debian
+ * sources; the /v3 import paths of sprig and semver are links into them). Reruns reuse it.
+ */
+export function buildRenderer(): string {
+  const src = readFileSync(rendererSrc);
+  const hash = createHash("sha256").update(src).update(process.version).digest("hex").slice(0, 16);
+  const base = join(tmpdir(), "crm-chart-render");
+  const bin = join(base, hash, "crm-render");
+  if (existsSync(bin)) return bin;
+  const gopath = join(base, "gopath");
+  rmSync(gopath, { recursive: true, force: true });
+  for (const [link, target] of [
+    ["github.com/Masterminds/sprig/v3", "github.com/Masterminds/sprig"],
+    ["github.com/Masterminds/semver/v3", "github.com/Masterminds/semver"],
+  ] as const) {
+    mkdirSync(dirname(join(gopath, "src", link)), { recursive: true });
+    symlinkSync(join(gocode, target), join(gopath, "src", link));
+  }
+  const pkg = join(gopath, "src/crmrender");
+  mkdirSync(pkg, { recursive: true });
+  copyFileSync(rendererSrc, join(pkg, "main.go"));
+  mkdirSync(dirname(bin), { recursive: true });
+  const tmpBin = `${bin}.${process.pid}`;
+  execFileSync("go", ["build", "-o", tmpBin, "."], {
+    cwd: pkg,
+    env: { ...process.env, GO111MODULE: "off", GOPATH: `${gopath}:/usr/share/gocode`, GOCACHE: join(base, "gocache"), GOFLAGS: "", GOPROXY: "off" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  execFileSync("mv", [tmpBin, bin]);
+  return bin;
+}
+
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: any;
+  data?: Record<string, string>;
+  [k: string]: any;
+}
+
+export interface Rendered {
+  objects: K8sObject[];
+  /** template name -> raw output */
+  manifests: Record<string, string>;
+  notes: string;
+}
+
+export interface RenderOptions {
+  release?: string;
+  namespace?: string;
+  values?: Record<string, unknown>;
+}
+
+/** Renders the chart with values files (paths relative to the repo) plus inline values. */
+export function render(valuesFiles: string[], opts: RenderOptions = {}): Rendered {
+  const bin = buildRenderer();
+  const args = ["-chart", chartDir, "-release", opts.release ?? "crm", "-namespace", opts.namespace ?? "crm"];
+  for (const f of valuesFiles) args.push("-values", resolve(repo, f));
+  if (opts.values) {
+    const f = join(tmpdir(), `crm-values-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(f, JSON.stringify(opts.values));
+    args.push("-values", f);
+  }
+  const res = spawnSync(bin, args, { encoding: "utf8" });
+  if (res.status !== 0) throw new Error(res.stderr.trim() || `crm-render exited ${res.status}`);
+  const out = JSON.parse(res.stdout) as { manifests: Record<string, string>; notes: string };
+  const objects: K8sObject[] = [];
+  for (const [name, text] of Object.entries(out.manifests).sort()) {
+    for (const doc of parseDocs(text, name)) objects.push(doc as K8sObject);
+  }
+  return { objects, manifests: out.manifests, notes: out.notes };
+}
+
+/**
+ * Parses a YAML stream as Kubernetes would read it (YAML 1.1, like sigs.k8s.io/yaml) and as YAML
+ * 1.2; a document that means different things in the two (an unquoted "on", an octal) is an error.
+ */
+export function parseDocs(text: string, source: string): unknown[] {
+  const v11 = parseAllDocuments(text, { version: "1.1" });
+  const v12 = parseAllDocuments(text, { version: "1.2" });
+  const out: unknown[] = [];
+  const docs11 = Array.isArray(v11) ? v11 : [v11];
+  const docs12 = Array.isArray(v12) ? v12 : [v12];
+  docs11.forEach((d, i) => {
+    if (d.errors.length) throw new Error(`${source}: YAML error: ${d.errors[0]!.message}`);
+    const a = d.toJS();
+    const b = docs12[i]!.toJS();
+    if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error(`${source}: document ${i} reads differently as YAML 1.1 and 1.2 (quote the value):\n${JSON.stringify(a)}\n${JSON.stringify(b)}`);
+    if (a !== null && a !== undefined) out.push(a);
+  });
+  return out;
+}
+
+export function readYaml(file: string): any {
+  const docs = parseDocs(readFileSync(resolve(repo, file), "utf8"), file);
+  return docs[0];
+}
+
+// ------------------------------------------------------------------ Kubernetes validation ----
+// the typed models of the official client (its ObjectSerializer is not re-exported by the index)
+import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
+import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import { Service } from "kubernetes-models/v1/Service";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { Secret } from "kubernetes-models/v1/Secret";
+import { Pod } from "kubernetes-models/v1/Pod";
+import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
+import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { Certificate, Issuer } from "@kubernetes-models/cert-manager/cert-manager.io/v1";
+
+const models: Record<string, { model: new (d: any) => { validate(): void }; clientType?: string }> = {
+  "apps/v1/Deployment": { model: Deployment, clientType: "V1Deployment" },
+  "v1/Service": { model: Service, clientType: "V1Service" },
+  "v1/ServiceAccount": { model: ServiceAccount, clientType: "V1ServiceAccount" },
+  "v1/ConfigMap": { model: ConfigMap, clientType: "V1ConfigMap" },
+  "v1/Secret": { model: Secret, clientType: "V1Secret" },
+  "v1/Pod": { model: Pod, clientType: "V1Pod" },
+  "v1/PersistentVolumeClaim": { model: PersistentVolumeClaim, clientType: "V1PersistentVolumeClaim" },
+  "autoscaling/v2/HorizontalPodAutoscaler": { model: HorizontalPodAutoscaler, clientType: "V2HorizontalPodAutoscaler" },
+  "policy/v1/PodDisruptionBudget": { model: PodDisruptionBudget, clientType: "V1PodDisruptionBudget" },
+  "networking.k8s.io/v1/NetworkPolicy": { model: NetworkPolicy, clientType: "V1NetworkPolicy" },
+  "cert-manager.io/v1/Certificate": { model: Certificate },
+  "cert-manager.io/v1/Issuer": { model: Issuer },
+};
+
+/** Fields present in `a` that a typed round trip dropped: unknown (misspelt, misplaced) fields. */
+function unknownFields(a: unknown, b: unknown, path: string, out: string[]) {
+  if (a === null || typeof a !== "object") return;
+  if (Array.isArray(a)) {
+    a.forEach((x, i) => unknownFields(x, Array.isArray(b) ? b[i] : undefined, `${path}[${i}]`, out));
+    return;
+  }
+  for (const [k, v] of Object.entries(a)) {
+    const bv = b && typeof b === "object" ? (b as any)[k] : undefined;
+    if (bv === undefined && v !== undefined && v !== null) out.push(`${path}.${k}`);
+    else unknownFields(v, bv, `${path}.${k}`, out);
+  }
+}
+
+/**
+ * Validates one object: the JSON schema of its kind (kubernetes-models: types, required fields,
+ * formats) AND no unknown fields (a round trip through @kubernetes/client-node's typed models,
+ * which keep only the fields the API defines, like `kubectl --validate=strict`).
+ */
+export function validateObject(o: K8sObject): string[] {
+  const key = `${o.apiVersion}/${o.kind}`;
+  const m = models[key];
+  if (!m) return [`${key} ${o.metadata?.name}: no schema for this kind (add it to charts/test/lib.ts)`];
+  const errs: string[] = [];
+  try {
+    new m.model(o).validate();
+  } catch (e) {
+    errs.push(`${key} ${o.metadata?.name}: ${(e as Error).message}`);
+  }
+  if (m.clientType) {
+    const S = ObjectSerializer as any;
+    const back = S.serialize(S.deserialize(structuredClone(o), m.clientType), m.clientType);
+    const unknown: string[] = [];
+    unknownFields(o, back, "", unknown);
+    for (const u of unknown) errs.push(`${key} ${o.metadata?.name}: unknown field ${u}`);
+  }
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.metadata?.name ?? "") || o.metadata.name.length > 63) errs.push(`${key} ${o.metadata?.name}: not a valid DNS-1123 name`);
+  return errs;
+}

@@ -1,0 +1,143 @@
+/** The RabbitMQ EventBus against the real broker; a proxy this test owns stands in for a broker restart. */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { after, test } from "node:test";
+import amqp from "amqplib";
+import { TEST_AMQP_URL, installHint, need, rabbitUp } from "@crm/testkit";
+import { amqpBus } from "./amqp.js";
+import { BusUnavailableError, UnroutableError, type Delivery, type EventBus } from "./bus.js";
+import { createLogger } from "./logger.js";
+
+const skip = need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
+const log = createLogger("test", process.env.TEST_LOG ?? "silent");
+const run = randomBytes(4).toString("hex");
+const names = { jobs: `test.jobs.${run}`, dead: `test.jobs.${run}.dead`, exchange: `test.events.${run}` };
+const text = (d: Delivery) => Buffer.from(d.body).toString();
+
+const buses: EventBus[] = [];
+after(async () => {
+  await Promise.all(buses.map((b) => b.close()));
+  if (skip) return;
+  const c = await amqp.connect(TEST_AMQP_URL);
+  const ch = await c.createChannel();
+  for (const q of [names.jobs, names.dead, `${names.jobs}.retry`]) await ch.deleteQueue(q).catch(() => {});
+  await ch.deleteExchange(names.exchange).catch(() => {});
+  await c.close();
+});
+
+async function connected(url = TEST_AMQP_URL) {
+  const bus = amqpBus({ url, log, name: `kit-test-${run}`, maxBackoffMs: 200 });
+  buses.push(bus);
+  assert.ok(await bus.waitConnected(10_000), "connected to RabbitMQ");
+  return bus;
+}
+
+function collector<T>(n: number, ms = 15_000) {
+  const got: T[] = [];
+  let done!: (v: T[]) => void;
+  const all = new Promise<T[]>((resolve, reject) => {
+    done = resolve;
+    setTimeout(() => reject(new Error(`got ${got.length} of ${n} within ${ms} ms: ${JSON.stringify(got)}`)), ms).unref();
+  });
+  return { push: (v: T) => (got.push(v), got.length === n && done(got)), all, got };
+}
+
+/** Resolves when `cond()` holds, polling every 20 ms; rejects after `ms`. */
+async function until(cond: () => boolean, ms = 15_000, what = "condition") {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A TCP proxy in front of the broker: stop() cuts and refuses connections, start() lets them through. */
+async function proxy() {
+  const target = new URL(TEST_AMQP_URL);
+  const sockets = new Set<net.Socket>();
+  let up = true;
+  const track = (s: net.Socket) => (sockets.add(s), s.once("close", () => sockets.delete(s)), s.on("error", () => s.destroy()));
+  const server = net.createServer((client) => {
+    track(client);
+    if (!up) return void client.destroy();
+    const upstream = net.connect({ host: target.hostname, port: Number(target.port || 5672) });
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.once("close", () => upstream.destroy());
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = new URL(TEST_AMQP_URL);
+  url.hostname = "127.0.0.1";
+  url.port = String((server.address() as net.AddressInfo).port);
+  after(() => new Promise((r) => (server.close(r), sockets.forEach((s) => s.destroy()))));
+  return {
+    url: url.toString(),
+    stop: () => ((up = false), sockets.forEach((s) => s.destroy())),
+    start: () => void (up = true),
+  };
+}
+
+test("amqp bus: confirmed publish, ack after the handler, retries counted, dead-letter queue after maxAttempts", { skip }, async () => {
+  const bus = await connected();
+  await bus.declareQueue(names.jobs, { deadLetterQueue: names.dead });
+  const attempts = collector<number>(3);
+  const good = collector<string>(1);
+  const dead = collector<Delivery>(1);
+  await bus.consume(names.jobs, (d) => {
+    if (text(d) === "good") return void good.push(text(d));
+    attempts.push(d.attempt);
+    throw new Error("smtp said no");
+  }, { prefetch: 5, maxAttempts: 3, retryDelayMs: (n) => (n === 1 ? 0 : 50) });
+  await bus.consume(names.dead, (d) => void dead.push(d));
+  await bus.publish("", names.jobs, Buffer.from("bad"), { messageId: "m-1", contentType: "text/plain", headers: { k: "v" } });
+  await bus.publish("", names.jobs, Buffer.from("good"));
+  assert.deepEqual(await good.all, ["good"]);
+  assert.deepEqual(await attempts.all, [1, 2, 3]);
+  const [d] = await dead.all;
+  assert.equal(text(d!), "bad");
+  assert.equal(d!.messageId, "m-1");
+  assert.equal(d!.contentType, "text/plain");
+  assert.equal(d!.headers.k, "v");
+});
+
+test("amqp bus: mandatory publish to a queue that does not exist is unroutable, not lost silently", { skip }, async () => {
+  const bus = await connected();
+  await assert.rejects(bus.publish("", `no.such.queue.${run}`, Buffer.from("x"), { mandatory: true }), UnroutableError);
+  await bus.publish("", `no.such.queue.${run}`, Buffer.from("x")); // not mandatory: confirmed and dropped
+});
+
+test("amqp bus: after the connection is cut, publish fails fast, then consumers and subscriptions come back by themselves", { skip }, async () => {
+  const p = await proxy();
+  const bus = await connected(p.url);
+  const direct = await connected();
+  await bus.declareExchange(names.exchange, "topic");
+  const live = collector<string>(2);
+  const sub = await bus.subscribe(names.exchange, (d) => void live.push(`${d.routingKey}:${text(d)}`));
+  let resubscribed = 0;
+  sub.onResubscribed(() => resubscribed++);
+  await sub.bind("chat.a");
+  await direct.declareExchange(names.exchange, "topic");
+  await direct.publish(names.exchange, "chat.a", Buffer.from("1"));
+  await until(() => live.got.length === 1, 10_000, "first live event");
+
+  const q = `${names.jobs}.resume`;
+  await bus.declareQueue(q);
+  const jobs = collector<string>(1);
+  await bus.consume(q, (d) => void jobs.push(text(d)));
+
+  p.stop();
+  await until(() => !bus.connected, 10_000, "disconnect noticed");
+  await assert.rejects(bus.publish(names.exchange, "chat.a", Buffer.from("lost")), BusUnavailableError);
+  await direct.publish("", q, Buffer.from("queued while away"));
+  p.start();
+  await until(() => resubscribed === 1, 15_000, "resubscribed after reconnect");
+  await direct.publish(names.exchange, "chat.a", Buffer.from("2"));
+  assert.deepEqual(await live.all, ["chat.a:1", "chat.a:2"]);
+  assert.deepEqual(await jobs.all, ["queued while away"]);
+  await bus.publish(names.exchange, "chat.a", Buffer.from("publishing works again"));
+  const c = await amqp.connect(TEST_AMQP_URL);
+  await (await c.createChannel()).deleteQueue(q);
+  await c.close();
+});

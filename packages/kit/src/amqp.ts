@@ -1,0 +1,387 @@
+/**
+ * The RabbitMQ EventBus (see bus.ts for the contract): one connection per process with
+ * `noDelay` (without it Nagle adds 10–40 ms per message), heartbeats, reconnect with exponential
+ * backoff and jitter; a confirm channel for publishing; one channel per consumer with prefetch
+ * and manual ack after the handler finished. Exchanges, queues, consumers and subscriptions are
+ * declared again after every reconnect.
+ */
+import { hostname } from "node:os";
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from "amqplib";
+import {
+  ATTEMPT_HEADER, BusUnavailableError, RetryLaterError, UnroutableError, defaultRetryDelay, memoryBus,
+  type ConsumeOptions, type Delivery, type EventBus, type ExchangeType, type Handler, type QueueOptions, type SubscribeOptions, type TopicSubscription,
+} from "./bus.js";
+import type { Logger } from "./logger.js";
+
+export interface AmqpBusOptions {
+  url: string;
+  log: Logger;
+  /** Shown as the connection name in the RabbitMQ management UI / rabbitmqctl. */
+  name: string;
+  heartbeatSeconds?: number;
+  /** Longest wait between reconnect attempts. Default 5 s. */
+  maxBackoffMs?: number;
+}
+
+/** RabbitMQ when `url` is set, else the in-memory bus (all-in-one). Connects in the background. */
+export function createEventBus(opts: { url?: string | undefined; log: Logger; name: string }): EventBus {
+  return opts.url ? amqpBus({ url: opts.url, log: opts.log, name: opts.name }) : memoryBus(opts.log);
+}
+
+const PUBLISH_ID = "x-crm-publish-id";
+
+const toBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+function toDelivery(m: ConsumeMessage): Delivery {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.properties.headers ?? {})) {
+    if (k !== PUBLISH_ID && v !== undefined && v !== null && typeof v !== "object") headers[k] = String(v);
+  }
+  return {
+    exchange: m.fields.exchange,
+    routingKey: m.fields.routingKey,
+    body: m.content,
+    messageId: m.properties.messageId ?? undefined,
+    contentType: m.properties.contentType ?? undefined,
+    headers,
+    attempt: Math.max(1, Number(headers[ATTEMPT_HEADER] ?? 1) || 1),
+    redelivered: m.fields.redelivered,
+  };
+}
+
+/** Runs fn, ignoring the error of an ack/nack on a channel that closed meanwhile (the broker redelivers). */
+const quietly = (fn: () => void) => {
+  try {
+    fn();
+  } catch {
+    /* channel closed: the message will be redelivered */
+  }
+};
+
+interface Part {
+  /** (Re)creates the part on a fresh connection. */
+  start(conn: ChannelModel): Promise<void>;
+}
+
+export function amqpBus(opts: AmqpBusOptions): EventBus {
+  const { log } = opts;
+  const url = new URL(opts.url);
+  if (!url.searchParams.has("heartbeat")) url.searchParams.set("heartbeat", String(opts.heartbeatSeconds ?? 10));
+  const safeUrl = `${url.protocol}//${url.host}${url.pathname}`;
+  const maxBackoff = opts.maxBackoffMs ?? 5_000;
+
+  const exchanges = new Map<string, ExchangeType>();
+  const queues = new Map<string, QueueOptions>();
+  const parts = new Set<Part>();
+  const returned = new Set<string>();
+  let conn: ChannelModel | undefined;
+  let pub: ConfirmChannel | undefined;
+  let pubOpening: Promise<ConfirmChannel> | undefined;
+  let closed = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let waiters: (() => void)[] = [];
+  let publishSeq = 0;
+
+  async function declareQueueOn(ch: Channel, name: string, q: QueueOptions) {
+    if (q.deadLetterQueue) await ch.assertQueue(q.deadLetterQueue, { durable: true });
+    await ch.assertQueue(name, { durable: true, ...(q.deadLetterQueue ? { deadLetterExchange: "", deadLetterRoutingKey: q.deadLetterQueue } : {}) });
+  }
+
+  async function openPub(c: ChannelModel): Promise<ConfirmChannel> {
+    const ch = await c.createConfirmChannel();
+    ch.on("error", (err: Error) => log.warn({ err: err.message }, "amqp publish channel error"));
+    ch.on("return", (m: { properties: { headers?: Record<string, unknown> } }) => {
+      const id = m.properties.headers?.[PUBLISH_ID];
+      if (typeof id === "string") returned.add(id);
+    });
+    ch.on("close", () => {
+      if (pub === ch) pub = undefined;
+    });
+    return ch;
+  }
+
+  async function connectOnce() {
+    const c = await amqp.connect(url.toString(), { noDelay: true, timeout: 5_000, clientProperties: { connection_name: `${opts.name}@${hostname()}` } });
+    try {
+      c.on("error", (err: Error) => log.warn({ err: err.message }, "amqp connection error"));
+      c.on("blocked", (reason: string) => log.warn({ reason }, "amqp connection blocked by the broker (resource alarm)"));
+      const ch = await openPub(c);
+      for (const [name, type] of exchanges) await ch.assertExchange(name, type, { durable: true });
+      for (const [name, q] of queues) await declareQueueOn(ch, name, q);
+      conn = c;
+      pub = ch;
+      c.on("close", () => lost(c));
+      for (const p of parts) await p.start(c);
+    } catch (err) {
+      if (conn === c) conn = undefined;
+      await c.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  function lost(c: ChannelModel) {
+    if (conn !== c) return;
+    conn = undefined;
+    pub = undefined;
+    if (closed) return;
+    log.warn({ url: safeUrl }, "RabbitMQ connection lost; reconnecting");
+    schedule(100);
+  }
+
+  function schedule(delay: number) {
+    if (closed || retryTimer) return;
+    const jittered = Math.round(delay * (0.8 + Math.random() * 0.4));
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      connectOnce().then(
+        () => {
+          log.info({ url: safeUrl }, "RabbitMQ connected");
+          const w = waiters;
+          waiters = [];
+          for (const fn of w) fn();
+        },
+        (err: Error) => {
+          log.warn({ url: safeUrl, err: err.message, retryInMs: Math.min(delay * 2, maxBackoff) }, "RabbitMQ connect failed");
+          schedule(Math.min(delay * 2, maxBackoff));
+        },
+      );
+    }, jittered);
+  }
+
+  async function ensurePub(): Promise<ConfirmChannel> {
+    if (pub) return pub;
+    const c = conn;
+    if (!c) throw new BusUnavailableError(`RabbitMQ (${safeUrl}) is not connected; reconnecting`);
+    pubOpening ??= openPub(c).finally(() => (pubOpening = undefined));
+    const ch = await pubOpening;
+    if (conn === c) pub = ch;
+    return ch;
+  }
+
+  function publish(exchange: string, routingKey: string, payload: Uint8Array, o: Parameters<EventBus["publish"]>[3] & { expiration?: string } = {}): Promise<void> {
+    return ensurePub().then(
+      (ch) =>
+        new Promise<void>((resolve, reject) => {
+          const headers: Record<string, string> = { ...o.headers };
+          const id = o.mandatory ? `${process.pid}-${++publishSeq}` : undefined;
+          if (id) headers[PUBLISH_ID] = id;
+          const options: Options.Publish = {
+            persistent: o.persistent ?? true,
+            mandatory: Boolean(o.mandatory),
+            headers,
+            ...(o.messageId ? { messageId: o.messageId } : {}),
+            ...(o.contentType ? { contentType: o.contentType } : {}),
+            ...(o.expiration !== undefined ? { expiration: o.expiration } : {}),
+          };
+          try {
+            ch.publish(exchange, routingKey, toBuffer(payload), options, (err) => {
+              // RabbitMQ sends basic.return before the confirm of the same message.
+              const wasReturned = id !== undefined && returned.delete(id);
+              if (err) return reject(new BusUnavailableError(`RabbitMQ did not confirm the message to ${exchange || "(default)"} ${routingKey}: ${err instanceof Error ? err.message : String(err)}`));
+              if (wasReturned) return reject(new UnroutableError(`no queue receives ${exchange || "(default exchange)"} ${routingKey}`));
+              resolve();
+            });
+          } catch (err) {
+            reject(new BusUnavailableError(`RabbitMQ publish failed: ${(err as Error).message}`));
+          }
+        }),
+    );
+  }
+
+  /** Applies a declaration now when connected; it is replayed on every reconnect anyway. */
+  async function declareNow(fn: (ch: Channel) => Promise<void>) {
+    if (!conn) return;
+    const ch = await ensurePub().catch(() => undefined);
+    if (ch) await fn(ch);
+  }
+
+  function consumerPart(queue: string, handler: Handler, o: ConsumeOptions) {
+    const prefetch = Math.max(1, o.prefetch ?? 10);
+    const maxAttempts = Math.max(1, o.maxAttempts ?? 5);
+    const delayOf = o.retryDelayMs ?? defaultRetryDelay;
+    const retryQueue = `${queue}.retry`;
+    const inflight = new Set<Promise<void>>();
+    let ch: Channel | undefined;
+    let tag: string | undefined;
+    let stopped = false;
+
+    async function handle(channel: Channel, m: ConsumeMessage) {
+      const d = toDelivery(m);
+      try {
+        await handler(d);
+        quietly(() => channel.ack(m));
+      } catch (err) {
+        const later = err instanceof RetryLaterError;
+        if (!later && d.attempt >= maxAttempts) {
+          log.warn({ queue, attempt: d.attempt, err: String(err), deadLetter: queues.get(queue)?.deadLetterQueue ?? null }, "message rejected after its last attempt");
+          quietly(() => channel.nack(m, false, false));
+          return;
+        }
+        const delay = Math.max(0, Math.round(later ? err.delayMs : delayOf(d.attempt)));
+        try {
+          // The next attempt is a copy: straight back to the queue, or through the delay queue.
+          await publish("", delay > 0 ? retryQueue : queue, m.content, {
+            headers: { ...d.headers, [ATTEMPT_HEADER]: String(later ? d.attempt : d.attempt + 1) },
+            messageId: d.messageId,
+            contentType: d.contentType,
+            persistent: true,
+            ...(delay > 0 ? { expiration: String(delay) } : {}),
+          });
+          quietly(() => channel.ack(m));
+        } catch {
+          quietly(() => channel.nack(m, false, true));
+        }
+      }
+    }
+
+    const part: Part = {
+      async start(c) {
+        if (stopped) return;
+        const channel = await c.createChannel();
+        channel.on("error", (err: Error) => log.warn({ queue, err: err.message }, "amqp consumer channel error"));
+        await declareQueueOn(channel, queue, queues.get(queue) ?? {});
+        await channel.assertQueue(retryQueue, { durable: true, deadLetterExchange: "", deadLetterRoutingKey: queue });
+        await channel.prefetch(prefetch);
+        const ok = await channel.consume(queue, (m) => {
+          if (!m) return; // cancelled by the broker (queue deleted): started again on reconnect
+          const p = handle(channel, m).finally(() => inflight.delete(p));
+          inflight.add(p);
+        });
+        ch = channel;
+        tag = ok.consumerTag;
+      },
+    };
+    return {
+      part,
+      async close() {
+        stopped = true;
+        parts.delete(part);
+        const channel = ch;
+        if (!channel) return;
+        if (tag) await channel.cancel(tag).catch(() => {});
+        // Let running handlers finish (and ack) before the channel goes.
+        await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
+        await channel.close().catch(() => {});
+      },
+    };
+  }
+
+  function subscriptionPart(exchange: string, handler: Handler, o: SubscribeOptions) {
+    const keys = new Set<string>();
+    const resubscribed: (() => void)[] = [];
+    let ch: Channel | undefined;
+    let queueName: string | undefined;
+    let starting: Promise<void> | undefined;
+    let stopped = false;
+    let starts = 0;
+
+    const part: Part = {
+      start(c) {
+        const run = (async () => {
+          if (stopped) return;
+          const channel = await c.createChannel();
+          channel.on("error", (err: Error) => log.warn({ exchange, err: err.message }, "amqp subscription channel error"));
+          await channel.prefetch(Math.max(1, o.prefetch ?? 1000));
+          const q = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
+          for (const key of keys) await channel.bindQueue(q.queue, exchange, key);
+          await channel.consume(q.queue, (m) => {
+            if (!m) return;
+            Promise.resolve()
+              .then(() => handler(toDelivery(m)))
+              .catch((err) => log.warn({ exchange, err: String(err) }, "live event handler failed"))
+              .finally(() => quietly(() => channel.ack(m)));
+          });
+          ch = channel;
+          queueName = q.queue;
+          if (starts++ > 0) for (const fn of resubscribed) fn();
+        })();
+        starting = run;
+        run.then(
+          () => starting === run && (starting = undefined),
+          () => starting === run && (starting = undefined),
+        );
+        return run;
+      },
+    };
+
+    const sub: TopicSubscription = {
+      async bind(key) {
+        keys.add(key);
+        await starting?.catch(() => {});
+        if (ch && queueName && conn) await ch.bindQueue(queueName, exchange, key).catch((err: Error) => log.debug({ err: err.message }, "bind failed; bound again on reconnect"));
+      },
+      async unbind(key) {
+        keys.delete(key);
+        await starting?.catch(() => {});
+        if (ch && queueName && conn) await ch.unbindQueue(queueName, exchange, key).catch(() => {});
+      },
+      onResubscribed(fn) {
+        resubscribed.push(fn);
+      },
+      async close() {
+        stopped = true;
+        parts.delete(part);
+        await ch?.close().catch(() => {}); // the exclusive queue goes with it
+      },
+    };
+    return { part, sub, markStarted: () => void starts++ };
+  }
+
+  schedule(0);
+
+  return {
+    kind: "amqp",
+    get connected() {
+      return Boolean(conn);
+    },
+    async declareExchange(name, type) {
+      exchanges.set(name, type);
+      await declareNow(async (ch) => void (await ch.assertExchange(name, type, { durable: true })));
+    },
+    async declareQueue(name, q = {}) {
+      queues.set(name, q);
+      await declareNow((ch) => declareQueueOn(ch, name, q));
+    },
+    publish: (exchange, routingKey, payload, o) => publish(exchange, routingKey, payload, o),
+    async consume(queue, handler, o = {}) {
+      if (!queues.has(queue)) queues.set(queue, {});
+      const c = consumerPart(queue, handler, o);
+      parts.add(c.part);
+      if (conn) await c.part.start(conn);
+      return { close: c.close };
+    },
+    async subscribe(exchange, handler, o = {}) {
+      const s = subscriptionPart(exchange, handler, o);
+      parts.add(s.part);
+      if (conn) await s.part.start(conn);
+      else s.markStarted(); // its first start will come on reconnect and counts as a resubscription
+      return s.sub;
+    },
+    async ready() {
+      if (!conn) throw new Error(`RabbitMQ (${safeUrl}) is not connected`);
+    },
+    waitConnected(timeoutMs) {
+      if (conn) return Promise.resolve(true);
+      if (closed) return Promise.resolve(false);
+      return new Promise((resolve) => {
+        const t = setTimeout(() => resolve(false), timeoutMs);
+        t.unref();
+        waiters.push(() => {
+          clearTimeout(t);
+          resolve(Boolean(conn));
+        });
+      });
+    },
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      const w = waiters;
+      waiters = [];
+      for (const fn of w) fn();
+      const c = conn;
+      conn = undefined;
+      pub = undefined;
+      await c?.close().catch(() => {});
+    },
+  };
+}

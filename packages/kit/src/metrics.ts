@@ -1,0 +1,129 @@
+/**
+ * Prometheus metrics of one process (prom-client), served at GET /metrics: on the ops port when the
+ * main port is TLS, on the main port otherwise (all-in-one).
+ *
+ * RED per RPC: crm_rpc_requests_total{service,rpc,code}, crm_rpc_errors_total{service,rpc,code},
+ * crm_rpc_duration_seconds{service,rpc} (unary calls; streams are counted when they end).
+ * Queues and the outbox: crm_queue_depth{queue}, crm_outbox_pending, crm_outbox_lag_seconds, fed by
+ * hooks the owners call (`setQueueDepth`, `watchQueueDepth`, `setOutboxLag`).
+ * Plus Node's default process metrics (CPU, memory, event-loop lag, GC).
+ */
+import type http from "node:http";
+import type http2 from "node:http2";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { codeName } from "./tracing-interceptor.js";
+
+export const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry, prefix: "crm_" });
+
+const rpcRequests = new Counter({
+  name: "crm_rpc_requests_total",
+  help: "RPCs handled, by service, method path and Connect code (ok for success).",
+  labelNames: ["service", "rpc", "code"] as const,
+  registers: [metricsRegistry],
+});
+const rpcErrors = new Counter({
+  name: "crm_rpc_errors_total",
+  help: "RPCs that failed, by service, method path and Connect code.",
+  labelNames: ["service", "rpc", "code"] as const,
+  registers: [metricsRegistry],
+});
+const rpcDuration = new Histogram({
+  name: "crm_rpc_duration_seconds",
+  help: "Latency of unary RPCs in seconds, handler and interceptors included.",
+  labelNames: ["service", "rpc"] as const,
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [metricsRegistry],
+});
+
+const queueWatchers = new Map<string, () => number | Promise<number>>();
+const queueDepth = new Gauge({
+  name: "crm_queue_depth",
+  help: "Messages waiting in a queue (RabbitMQ queues, in-memory buffers).",
+  labelNames: ["queue"] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    await Promise.all(
+      [...queueWatchers].map(async ([queue, read]) => {
+        try {
+          this.set({ queue }, await read());
+        } catch {
+          // the queue's owner could not answer now; keep the last value
+        }
+      }),
+    );
+  },
+});
+const outboxPending = new Gauge({ name: "crm_outbox_pending", help: "Outbox rows not yet relayed to RabbitMQ.", registers: [metricsRegistry] });
+const outboxLag = new Gauge({ name: "crm_outbox_lag_seconds", help: "Age of the oldest outbox row not yet relayed (0 when empty).", registers: [metricsRegistry] });
+
+/** Sets the depth of a queue (call whenever it is known). */
+export function setQueueDepth(queue: string, depth: number) {
+  queueDepth.set({ queue }, depth);
+}
+
+/** Reads a queue's depth at every scrape (e.g. a RabbitMQ passive checkQueue). Returns an unwatch function. */
+export function watchQueueDepth(queue: string, read: () => number | Promise<number>): () => void {
+  queueWatchers.set(queue, read);
+  return () => void queueWatchers.delete(queue);
+}
+
+/** The outbox relay reports how far behind it is. */
+export function setOutboxLag(lagSeconds: number, pending: number) {
+  outboxLag.set(lagSeconds);
+  outboxPending.set(pending);
+}
+
+
+/** RED metrics per RPC; `serviceOf` names the service (module) that owns a proto service. */
+export function metricsInterceptor(serviceOf: (typeName: string) => string): Interceptor {
+  return (next) => async (req) => {
+    const labels = { service: serviceOf(req.service.typeName), rpc: `/${req.service.typeName}/${req.method.name}` };
+    const started = performance.now();
+    const done = (err: unknown) => {
+      const code = err === undefined ? "ok" : codeName(err instanceof ConnectError ? err.code : Code.Unknown);
+      rpcRequests.inc({ ...labels, code });
+      if (err !== undefined) rpcErrors.inc({ ...labels, code });
+    };
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        rpcDuration.observe(labels, (performance.now() - started) / 1000);
+        done(undefined);
+        return res;
+      }
+      const source = res.message;
+      async function* counted() {
+        let failed: unknown;
+        try {
+          yield* source;
+        } catch (err) {
+          failed = err;
+          throw err;
+        } finally {
+          done(failed); // also when the client went away (the stream was returned early)
+        }
+      }
+      return { ...res, message: counted() };
+    } catch (err) {
+      rpcDuration.observe(labels, (performance.now() - started) / 1000);
+      done(err);
+      throw err;
+    }
+  };
+}
+
+/** Serves GET /metrics in the Prometheus text format. */
+export function serveMetrics(res: http.ServerResponse | http2.Http2ServerResponse) {
+  metricsRegistry.metrics().then(
+    (text) => {
+      (res as http.ServerResponse).writeHead(200, { "content-type": metricsRegistry.contentType });
+      res.end(text);
+    },
+    (err: unknown) => {
+      (res as http.ServerResponse).writeHead(500, { "content-type": "text/plain" });
+      res.end(`metrics failed: ${String(err)}`);
+    },
+  );
+}

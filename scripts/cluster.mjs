@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * npm run cluster — the production shape on one machine: every service as its own process on its
+ * own port (TLS + mTLS), real PostgreSQL, Redis and RabbitMQ, the NGINX gateway in front at
+ * https://127.0.0.1:8443 (http://127.0.0.1:8080 redirects there). Creates a dev CA and
+ * certificates under ./data/certs and JWT keys under ./data/keys on first run, prints ONE "ready"
+ * line, and stops everything it started on Ctrl-C.
+ *
+ *   npm run cluster [-- --only auth,dbservice] [--client-cert off|optional|require] [--verbose]
+ *                      [--data-dir DIR] [--free-ports]
+ *
+ * Environment: DATABASE_URL, REDIS_URL, AMQP_URL (default: the local servers), LOG_LEVEL,
+ * GATEWAY_HTTPS_PORT / GATEWAY_HTTP_PORT, CRM_GW_* (gateway template values, services/gateway/README.md).
+ * Logs: data/cluster/logs/<service>.log and gateway-access.log.
+ */
+import { relative } from "node:path";
+import { ClusterError, clusterServices, startCluster } from "./cluster/lib.mjs";
+
+const args = process.argv.slice(2);
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+if (args.includes("--help") || args.includes("-h")) {
+  console.log("usage: npm run cluster [-- --only auth,dbservice,...] [--client-cert off|optional|require] [--verbose] [--data-dir DIR] [--free-ports]");
+  process.exit(0);
+}
+const only = opt("--only")?.split(",").map((s) => s.trim()).filter(Boolean);
+for (const name of only ?? []) {
+  if (!clusterServices.some((s) => s.name === name)) {
+    console.error(`cluster: unknown service ${JSON.stringify(name)}; use ${clusterServices.map((s) => s.name).join(", ")}`);
+    process.exit(2);
+  }
+}
+const certMode = opt("--client-cert") ?? process.env.GATEWAY_CLIENT_CERT ?? "optional";
+const clientVerify = { off: "off", optional: "optional", require: "on", required: "on", on: "on" }[certMode];
+if (!clientVerify) {
+  console.error(`cluster: --client-cert must be off, optional or require (got ${JSON.stringify(certMode)})`);
+  process.exit(2);
+}
+const verbose = args.includes("--verbose");
+const dataDir = opt("--data-dir");
+const freePorts = args.includes("--free-ports");
+
+let cluster;
+let stopping = false;
+const started = Date.now();
+
+async function shutdown(signal) {
+  if (stopping) {
+    // second Ctrl-C: no more waiting
+    cluster?.killAll();
+    process.exit(130);
+  }
+  stopping = true;
+  if (!cluster) return; // still starting: startCluster's own cleanup runs when it fails
+  process.stderr.write(`cluster: ${signal}: stopping the gateway and ${cluster.services.size} services…\n`);
+  await cluster.stop();
+  process.stderr.write("cluster: stopped\n");
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("exit", () => cluster?.killAll());
+
+try {
+  cluster = await startCluster({
+    only,
+    ...(dataDir ? { dataDir } : {}),
+    ports: freePorts ? "free" : "default",
+    gateway: { clientVerify },
+    onLog: verbose ? (name, line) => process.stdout.write(`${name.padEnd(9)} ${line}\n`) : undefined,
+    onExit: (name, code) => {
+      if (stopping) return;
+      const p = cluster?.services.get(name);
+      process.stderr.write(`cluster: ${name} exited (${code}); the gateway answers 502 for it. Last lines: ${p?.lastLines(3)}\n`);
+    },
+  });
+} catch (err) {
+  const msg = err instanceof ClusterError ? err.message : err instanceof Error ? err.stack : String(err);
+  for (const line of String(msg).split("\n")) process.stderr.write(`cluster: ${line}\n`);
+  process.exit(1);
+}
+if (stopping) {
+  await cluster.stop();
+  process.exit(0);
+}
+
+const rel = (p) => relative(process.cwd(), p) || ".";
+const list = [...cluster.services.values()].map((s) => `${s.name}:${s.port}`).join(" ");
+console.log(
+  `cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cluster.gatewayUrl} (${cluster.httpUrl} redirects) → ${list}; ` +
+    `CA ${rel(cluster.pki.ca)}, client cert ${rel(cluster.pki.cert("client"))}; logs ${rel(cluster.logDir)}; Ctrl-C stops`,
+);

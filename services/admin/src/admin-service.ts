@@ -1,0 +1,157 @@
+/** crm.admin.v1.AdminService handlers. Dependencies come in; no wiring here. */
+import type { Client, ServiceImpl } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { requireRole, type Logger, type Revocations, type Role } from "@crm/kit";
+import { AddUserStatus, AdminService, UserStatus, type AddUserResult, type User } from "@crm/gen/crm/admin/v1/admin_pb";
+import { Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { DbAdminService, RegisterUserResult_Outcome as Outcome, type NewUserRowSchema, type UserRecord } from "@crm/gen/crm/db/v1/db_admin_pb";
+import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
+import { renderWelcome, tokenLink } from "@crm/email/templates";
+import { newOneTimeToken } from "./tokens.js";
+import { checkRows, validateList, validateRole, validateUserId } from "./validation.js";
+
+export interface AdminDeps {
+  db: Client<typeof DbAdminService>;
+  revocations: Revocations;
+  log: Logger;
+  appUrl: string;
+  inviteTtlHours: number;
+  /** How long a revoked session stays on the revocation list: the longest access-token lifetime. */
+  revocationTtlSeconds: number;
+  now?: () => number;
+}
+
+const toDbRole: Record<Role, UserRole> = { owner: UserRole.OWNER, admin: UserRole.ADMIN, member: UserRole.MEMBER };
+
+/** The admin API's view of a stored user (the enums share their numbering). */
+export function toUser(u: UserRecord | undefined): Omit<User, "$typeName"> | undefined {
+  if (!u) return undefined;
+  return { userId: u.userId, email: u.email, phone: u.phone, name: u.name, role: u.role as number as ProtoRole, status: u.status as number as UserStatus, createdAt: u.createdAt };
+}
+
+/** Bytes of rows per RegisterUsersInCompany request (the servers' default read limit is 4 MiB). */
+const CHUNK_BYTES = 1024 * 1024;
+
+type RowInit = MessageInitShape<typeof NewUserRowSchema>;
+
+const rowBytes = (r: RowInit) =>
+  200 + Buffer.byteLength(`${r.email}${r.phone}${r.name}`) + (r.inviteEmail ? Buffer.byteLength(`${r.inviteEmail.to}${r.inviteEmail.subject}${r.inviteEmail.text}${r.inviteEmail.html}`) : 0);
+
+/** Consecutive chunks of at most `budget` bytes (at least one row each). */
+export function chunksBySize(rows: RowInit[], budget: number): { offset: number; items: RowInit[] }[] {
+  const out: { offset: number; items: RowInit[] }[] = [];
+  let size = 0;
+  rows.forEach((r, i) => {
+    const b = rowBytes(r);
+    const last = out[out.length - 1];
+    if (!last || size + b > budget) {
+      out.push({ offset: i, items: [r] });
+      size = b;
+    } else {
+      last.items.push(r);
+      size += b;
+    }
+  });
+  return out;
+}
+
+const rowStatus: Record<number, AddUserStatus> = { [Outcome.CREATED]: AddUserStatus.CREATED, [Outcome.ALREADY_EXISTS]: AddUserStatus.ALREADY_EXISTS, [Outcome.INVALID]: AddUserStatus.INVALID };
+
+export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> {
+  const now = deps.now ?? Date.now;
+  return {
+    async addUsers(req, ctx) {
+      const p = requireRole(ctx, "owner", "admin");
+      const checks = checkRows(req.users, p.role);
+      const results: Omit<AddUserResult, "$typeName">[] = checks.map((c) => ({
+        index: c.index,
+        email: c.email,
+        status: c.row ? AddUserStatus.UNSPECIFIED : AddUserStatus.INVALID,
+        reason: c.reason ?? "",
+        userId: "",
+        emailQueued: false,
+      }));
+      const valid = checks.filter((c) => c.row);
+      if (valid.length) {
+        const company = await deps.db.getCompanyDB({});
+        const expiresAt = timestampFromDate(new Date(now() + deps.inviteTtlHours * 3_600_000));
+        const rows: RowInit[] = valid.map(({ row }) => {
+          const { token, hash } = newOneTimeToken();
+          const mail = renderWelcome({
+            locale: company.locale,
+            companyName: company.name,
+            inviterName: company.callerName,
+            name: row!.name,
+            email: row!.email,
+            phone: row!.phone,
+            link: tokenLink(deps.appUrl, "/accept-invite", token),
+            validHours: deps.inviteTtlHours,
+          });
+          return {
+            email: row!.email,
+            phone: row!.phone,
+            name: row!.name,
+            role: toDbRole[row!.role],
+            inviteTokenHash: hash,
+            inviteExpiresAt: expiresAt,
+            inviteEmail: { to: row!.email, subject: mail.subject, text: mail.text, html: mail.html, locale: mail.locale, kind: EmailKind.WELCOME },
+          };
+        });
+        // Rendered invitations make the request large (up to ~6 KiB a row): it goes in chunks that
+        // stay well under the servers' read limit. Each chunk is one transaction (users with their
+        // invitations); a failure midway leaves earlier chunks done, and repeating the call is safe.
+        let created = 0;
+        for (const chunk of chunksBySize(rows, CHUNK_BYTES)) {
+          const res = await deps.db.registerUsersInCompany({ users: chunk.items });
+          created += res.created;
+          for (const r of res.results) {
+            const target = results[valid[chunk.offset + r.index]!.index]!;
+            target.status = rowStatus[r.outcome] ?? AddUserStatus.INVALID;
+            target.reason = r.reason;
+            target.userId = r.userId;
+            target.emailQueued = r.emailId !== "";
+          }
+        }
+        deps.log.info({ company_id: p.companyId, user_id: p.userId, rows: req.users.length, created }, "users added");
+      }
+      const count = (s: AddUserStatus) => results.filter((r) => r.status === s).length;
+      return {
+        results,
+        stats: {
+          created: count(AddUserStatus.CREATED),
+          alreadyExisting: count(AddUserStatus.ALREADY_EXISTS),
+          failed: count(AddUserStatus.INVALID),
+          emailsQueued: results.filter((r) => r.emailQueued).length,
+        },
+      };
+    },
+
+    async listUsers(req, ctx) {
+      requireRole(ctx, "owner", "admin");
+      const q = validateList(req);
+      const res = await deps.db.listUsersDB({ query: q.query, pageSize: q.pageSize, pageToken: q.pageToken, status: q.status as number });
+      return { users: res.users.map((u) => toUser(u)!), nextPageToken: res.nextPageToken };
+    },
+
+    async deactivateUser(req, ctx) {
+      const p = requireRole(ctx, "owner", "admin");
+      const userId = validateUserId(req.userId);
+      const res = await deps.db.deactivateUserDB({ userId });
+      // The sessions are revoked in the database already; the revocation list ends their access tokens now.
+      await deps.revocations.revokeSessions(res.revokedSessionIds, deps.revocationTtlSeconds);
+      deps.log.info({ company_id: p.companyId, user_id: p.userId, target: userId, sessions: res.revokedSessionIds.length }, "user deactivated");
+      return { user: toUser(res.user), revokedSessions: res.revokedSessionIds.length };
+    },
+
+    async changeRole(req, ctx) {
+      const p = requireRole(ctx, "owner", "admin");
+      const userId = validateUserId(req.userId);
+      const role = validateRole(req.role);
+      const res = await deps.db.changeRoleDB({ userId, role: toDbRole[role] });
+      deps.log.info({ company_id: p.companyId, user_id: p.userId, target: userId, role }, "role changed");
+      return { user: toUser(res.user) };
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import { z } from "zod";
+import { env } from "@crm/kit";
+import { limits } from "./validation.js";
+
+export const cacheEnv = z.object({
+  /** The longest TTL a caller may ask for (the proto's ceiling is 30 days). */
+  CACHE_MAX_TTL_SECONDS: env.int(limits.ttlMaxSeconds, 1, limits.ttlMaxSeconds),
+  /** The largest value (the proto's ceiling is 1 MiB). */
+  CACHE_MAX_VALUE_BYTES: env.int(limits.valueMaxBytes, 1, limits.valueMaxBytes),
+  /** Memory the embedded store (all-in-one without REDIS_URL) may hold before evicting the oldest keys. */
+  CACHE_MEMORY_MAX_BYTES: env.int(64 * 1024 * 1024, 1024 * 1024, 4 * 1024 * 1024 * 1024),
+  /** Prefix of every Redis key this service writes. */
+  CACHE_KEY_PREFIX: env.str("crm:cache:"),
+});
+
+export type CacheConfig = z.infer<typeof cacheEnv>;

@@ -1,0 +1,57 @@
+/** The cache service on the real Redis: SET NX + TTL, Get/Delete, tenant namespacing, expiry, bad input. */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { Redis } from "ioredis";
+import { TEST_REDIS_URL, installHint, need, redisUp, type TestApp } from "@crm/testkit";
+import { badInput, basicFlow, bytes, expectCode, newCompany, startApp } from "./flow.js";
+
+const skip = need("Redis", await redisUp(), installHint.redis);
+
+let app: TestApp;
+let redis: Redis;
+before(async () => {
+  if (skip) return;
+  app = await startApp({ REDIS_URL: TEST_REDIS_URL });
+  redis = new Redis(TEST_REDIS_URL);
+});
+after(async () => {
+  await app?.close();
+  redis?.disconnect();
+});
+
+/** Waits (bounded) until `cond` holds, polling every 20 ms: the wait ends on the condition, not on a time. */
+async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 5_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("SET NX, Get, Delete; each company has its own namespace in Redis", { skip }, async () => {
+  const { a, b } = await basicFlow(app);
+  assert.equal(await redis.exists(`crm:cache:${a.companyId}:greeting`), 0, "deleted");
+  assert.equal(await redis.get(`crm:cache:${b.companyId}:greeting`), "bonjour", "stored under the caller's company, from the token");
+  assert.equal(await redis.exists(`crm:cache:${a.companyId}:bin`), 1);
+});
+
+test("the TTL is set in Redis, and an expired key is not_found and may be saved again", { skip }, async () => {
+  const a = await newCompany(app);
+  const key = `crm:cache:${a.companyId}:short`;
+  assert.equal((await a.cache.save({ key: "short", value: bytes("soon gone"), ttlSeconds: 1 })).stored, true);
+  const pttl = await redis.pttl(key);
+  assert.ok(pttl > 0 && pttl <= 1000, `PTTL ${pttl}`);
+  assert.equal((await a.cache.save({ key: "short", value: bytes("again"), ttlSeconds: 1 })).stored, false);
+  await until(async () => (await redis.exists(key)) === 0, "Redis to expire the key");
+  await expectCode(a.cache.get({ key: "short" }), Code.NotFound);
+  assert.equal((await a.cache.save({ key: "short", value: bytes("again"), ttlSeconds: 300 })).stored, true);
+  const ttl = await redis.ttl(key);
+  assert.ok(ttl > 290 && ttl <= 300, `TTL ${ttl}`);
+  assert.equal((await a.cache.get({ key: "short" })).ttlSeconds, ttl);
+});
+
+test("bad input: invalid_argument / resource_exhausted naming the field; Redis unchanged", { skip }, async () => {
+  const a = await badInput(app);
+  assert.deepEqual(await redis.keys(`crm:cache:${a.companyId}:*`), []);
+});

@@ -1,0 +1,337 @@
+/**
+ * DbAdminService: the people of a company (bulk invite, list, deactivate, change role) and the
+ * one-time tokens of invitations and password resets.
+ *
+ * Admin RPCs act on the caller's token, and the caller's CURRENT role is read from the database
+ * (a token may be up to one access-token lifetime older than a demotion). Changes that can touch
+ * the owners lock the company row first, so "the company keeps an active owner" holds even when
+ * two admins act at once. Token RPCs run before a tenant is known, each through one narrow
+ * SECURITY DEFINER function, and only for the auth service.
+ */
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AppError, invalid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import {
+  ConsumeInviteTokenResponse_Outcome as InviteOutcome,
+  ConsumeResetTokenResponse_Outcome as ResetOutcome,
+  DbAdminService,
+  LookupTokenResponse_Outcome as LookupOutcome,
+  RegisterUserResult_Outcome as RowOutcome,
+  TokenKind,
+  type NewUserRow,
+  type RegisterUserResult,
+  type UserRecord,
+} from "@crm/gen/crm/db/v1/db_admin_pb";
+import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { roleToProto, statusToProto } from "./auth-store.js";
+import { isUuid, type Db, type Sql } from "./db.js";
+import { emailProblem, queueEmails, type EmailQueueConfig } from "./email-store.js";
+
+const roleFromProto: Record<number, Role> = { [UserRole.UNSPECIFIED]: "member", [UserRole.OWNER]: "owner", [UserRole.ADMIN]: "admin", [UserRole.MEMBER]: "member" };
+const statusFromProto: Record<number, string | null> = { [UserStatus.UNSPECIFIED]: null, [UserStatus.ACTIVE]: "active", [UserStatus.INVITED]: "invited", [UserStatus.DEACTIVATED]: "deactivated" };
+const e164 = /^\+[1-9]\d{6,14}$/;
+
+interface UserRow {
+  id: string;
+  email: string;
+  phone: string | null;
+  name: string;
+  role: Role;
+  status: string;
+  created_at: Date;
+  deactivated_at: Date | null;
+}
+const userColumns = "id, email, phone, name, role, status, created_at, deactivated_at";
+
+const ts = (d: Date | null): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
+
+export function userRecord(u: UserRow): Omit<UserRecord, "$typeName"> {
+  return {
+    userId: u.id,
+    email: u.email,
+    phone: u.phone ?? "",
+    name: u.name,
+    role: roleToProto[u.role],
+    status: statusToProto[u.status] ?? UserStatus.UNSPECIFIED,
+    createdAt: ts(u.created_at),
+    deactivatedAt: ts(u.deactivated_at),
+  };
+}
+
+/** The acting user as the database knows them now: an active owner or admin, or permission_denied. */
+async function actingAdmin(sql: Sql, p: Principal): Promise<{ role: Role; name: string }> {
+  const { rows } = await sql.query<{ role: Role; status: string; name: string }>("SELECT role, status, name FROM users WHERE id = $1", [p.userId]);
+  const u = rows[0];
+  if (!u || u.status !== "active" || (u.role !== "owner" && u.role !== "admin")) {
+    throw new AppError("permission_denied", `this call needs role owner or admin; you are ${u?.status === "active" ? u.role : "not an active user"}`);
+  }
+  return { role: u.role, name: u.name };
+}
+
+/** Serialises changes that may touch the company's owners. */
+const lockCompany = (sql: Sql) => sql.query("SELECT id FROM companies WHERE id = crm_company() FOR UPDATE");
+
+async function lockedTarget(sql: Sql, userId: string): Promise<UserRow> {
+  if (!isUuid(userId)) throw invalid([{ field: "userId", description: "must be a user id (UUID) from ListUsers" }]);
+  const { rows } = await sql.query<UserRow>(`SELECT ${userColumns} FROM users WHERE id = $1 FOR UPDATE`, [userId]);
+  if (!rows[0]) throw new AppError("not_found", `no user ${userId} in your company: see ListUsers`);
+  return rows[0];
+}
+
+async function otherActiveOwners(sql: Sql, userId: string): Promise<number> {
+  const { rows } = await sql.query<{ n: string }>("SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active' AND id <> $1", [userId]);
+  return Number(rows[0]!.n);
+}
+
+/** Why a row cannot be stored as given (the admin service validated it; this guards the schema). */
+function rowProblem(r: NewUserRow): string | undefined {
+  if (!r.email || r.email !== r.email.toLowerCase() || r.email.length > 254 || !r.email.includes("@")) return "email must be a lower-cased address of at most 254 characters";
+  if (r.phone && !e164.test(r.phone)) return "phone must be E.164 like +14155552671";
+  const name = [...r.name.trim()].length;
+  if (name < 1 || name > 200) return "name must be 1..200 characters";
+  if (r.inviteTokenHash.length !== 32 || !r.inviteExpiresAt) return "needs a 32-byte invite token hash and its expiry";
+  if (r.inviteEmail) {
+    const p = emailProblem(r.inviteEmail);
+    if (p) return `invite e-mail: ${p}`;
+  }
+  return undefined;
+}
+
+interface PageKey {
+  name: string;
+  email: string;
+  id: string;
+}
+
+export const encodePageToken = (k: PageKey) => Buffer.from(JSON.stringify([k.name, k.email, k.id])).toString("base64url");
+
+export function decodePageToken(token: string): PageKey {
+  try {
+    const [name, email, id] = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown[];
+    if (typeof name === "string" && typeof email === "string" && typeof id === "string" && isUuid(id)) return { name, email, id };
+  } catch {
+    // fall through
+  }
+  throw invalid([{ field: "pageToken", description: "is not a token from a previous ListUsers answer; leave it empty for the first page" }]);
+}
+
+const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<typeof DbAdminService> {
+  return {
+    async registerUsersInCompany(req, ctx) {
+      const p = principalOf(ctx);
+      if (req.users.length < 1 || req.users.length > 1000) throw invalid([{ field: "users", description: `must hold 1..1000 rows; got ${req.users.length}` }]);
+      const res = await db.tenant(p.companyId, async (sql) => {
+        const caller = await actingAdmin(sql, p);
+        const results: Omit<RegisterUserResult, "$typeName">[] = req.users.map((u, index) => ({ index, email: u.email, outcome: RowOutcome.UNSPECIFIED, reason: "", userId: "", emailId: "" }));
+        const seenEmail = new Map<string, number>();
+        const seenPhone = new Map<string, number>();
+        const candidates: number[] = [];
+        req.users.forEach((u, i) => {
+          const r = results[i]!;
+          const problem =
+            rowProblem(u) ??
+            (u.role === UserRole.OWNER && caller.role !== "owner" ? "only an owner can add owners; choose role admin or member" : undefined) ??
+            (seenEmail.has(u.email) ? `repeats the email of row ${seenEmail.get(u.email)}` : undefined) ??
+            (u.phone && seenPhone.has(u.phone) ? `repeats the phone of row ${seenPhone.get(u.phone)}` : undefined);
+          if (problem) {
+            r.outcome = RowOutcome.INVALID;
+            r.reason = problem;
+            return;
+          }
+          seenEmail.set(u.email, i);
+          if (u.phone) seenPhone.set(u.phone, i);
+          candidates.push(i);
+        });
+
+        const rows = candidates.map((i) => req.users[i]!);
+        // One statement for the batch; a login taken anywhere (unique across companies) skips its row.
+        const inserted = rows.length
+          ? (
+              await sql.query<{ id: string; email: string }>(
+                `INSERT INTO users (company_id, email, phone, name, role, status)
+                 SELECT crm_company(), e, nullif(p, ''), n, r, 'invited' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(e, p, n, r)
+                 ON CONFLICT DO NOTHING RETURNING id, email`,
+                [rows.map((u) => u.email), rows.map((u) => u.phone), rows.map((u) => u.name.trim()), rows.map((u) => roleFromProto[u.role] ?? "member")],
+              )
+            ).rows
+          : [];
+        const idByEmail = new Map(inserted.map((r) => [r.email, r.id]));
+        const refused = candidates.filter((i) => !idByEmail.has(req.users[i]!.email));
+        if (refused.length) {
+          const { rows: taken } = await sql.query<{ login: string }>("SELECT login FROM crm_logins_taken($1, $2)", [
+            refused.map((i) => req.users[i]!.email),
+            refused.map((i) => req.users[i]!.phone).filter(Boolean),
+          ]);
+          const takenSet = new Set(taken.map((t) => t.login));
+          for (const i of refused) {
+            const u = req.users[i]!;
+            results[i]!.outcome = RowOutcome.ALREADY_EXISTS;
+            results[i]!.reason = takenSet.has(u.email) || !u.phone ? `email ${u.email} is already someone's login` : `phone ${u.phone} is already someone's login`;
+          }
+        }
+
+        const created = candidates.filter((i) => idByEmail.has(req.users[i]!.email));
+        if (created.length) {
+          await sql.query(
+            `INSERT INTO invite_tokens (hash, company_id, user_id, expires_at)
+             SELECT h, crm_company(), u, x FROM unnest($1::bytea[], $2::uuid[], $3::timestamptz[]) AS t(h, u, x)`,
+            [created.map((i) => Buffer.from(req.users[i]!.inviteTokenHash)), created.map((i) => idByEmail.get(req.users[i]!.email)), created.map((i) => timestampDate(req.users[i]!.inviteExpiresAt!))],
+          );
+        }
+        const withEmail = created.filter((i) => req.users[i]!.inviteEmail);
+        const queued = await queueEmails(sql, emailCfg, p.companyId, withEmail.map((i) => ({ email: req.users[i]!.inviteEmail! })));
+        for (const i of created) {
+          results[i]!.outcome = RowOutcome.CREATED;
+          results[i]!.userId = idByEmail.get(req.users[i]!.email)!;
+        }
+        withEmail.forEach((i, k) => (results[i]!.emailId = queued[k]!.emailId));
+        const count = (o: RowOutcome) => results.filter((r) => r.outcome === o).length;
+        return {
+          results,
+          created: count(RowOutcome.CREATED),
+          alreadyExisting: count(RowOutcome.ALREADY_EXISTS),
+          failed: count(RowOutcome.INVALID),
+          emailsQueued: queued.length,
+        };
+      });
+      if (res.emailsQueued) emailCfg.afterOutbox?.();
+      return res;
+    },
+
+    async listUsersDB(req, ctx) {
+      const p = principalOf(ctx);
+      const size = req.pageSize;
+      if (size < 1 || size > 500) throw invalid([{ field: "pageSize", description: "must be 1..500" }]);
+      if (!(req.status in statusFromProto)) throw invalid([{ field: "status", description: "is not a known user status" }]);
+      const after = req.pageToken ? decodePageToken(req.pageToken) : undefined;
+      const query = req.query.trim();
+      return db.tenant(p.companyId, async (sql) => {
+        await actingAdmin(sql, p);
+        const { rows } = await sql.query<UserRow>(
+          `SELECT ${userColumns} FROM users
+           WHERE ($1 = '' OR name ILIKE $2 OR email ILIKE $2 OR coalesce(phone, '') ILIKE $2)
+             AND ($3::text IS NULL OR status = $3)
+             AND ($4::text IS NULL OR (name, email, id) > ($4, $5, $6::uuid))
+           ORDER BY name, email, id
+           LIMIT $7`,
+          [query, likePattern(query), statusFromProto[req.status], after?.name ?? null, after?.email ?? null, after?.id ?? null, size + 1],
+        );
+        const page = rows.slice(0, size);
+        const last = page[page.length - 1];
+        return { users: page.map(userRecord), nextPageToken: rows.length > size && last ? encodePageToken(last) : "" };
+      });
+    },
+
+    async deactivateUserDB(req, ctx) {
+      const p = principalOf(ctx);
+      if (req.userId === p.userId) throw new AppError("failed_precondition", "you cannot deactivate yourself: ask another owner or admin");
+      return db.tenant(p.companyId, async (sql) => {
+        await lockCompany(sql);
+        const caller = await actingAdmin(sql, p);
+        const target = await lockedTarget(sql, req.userId);
+        if (target.role === "owner" && caller.role !== "owner") throw new AppError("permission_denied", "only an owner can deactivate an owner");
+        if (target.role === "owner" && target.status === "active" && (await otherActiveOwners(sql, target.id)) === 0) {
+          throw new AppError("failed_precondition", "this is the company's last active owner: make someone else owner first");
+        }
+        const { rows } = await sql.query<UserRow>(
+          `UPDATE users SET status = 'deactivated', deactivated_at = coalesce(deactivated_at, now()), updated_at = now() WHERE id = $1 RETURNING ${userColumns}`,
+          [target.id],
+        );
+        const revoked = await sql.query<{ id: string }>("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING id", [target.id]);
+        await sql.query("UPDATE invite_tokens SET spent_at = now() WHERE user_id = $1 AND spent_at IS NULL", [target.id]);
+        await sql.query("UPDATE password_resets SET spent_at = now() WHERE user_id = $1 AND spent_at IS NULL", [target.id]);
+        return { user: userRecord(rows[0]!), revokedSessionIds: revoked.rows.map((r) => r.id) };
+      });
+    },
+
+    async changeRoleDB(req, ctx) {
+      const p = principalOf(ctx);
+      const role = req.role === UserRole.UNSPECIFIED ? undefined : roleFromProto[req.role];
+      if (!role) throw invalid([{ field: "role", description: "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER" }]);
+      return db.tenant(p.companyId, async (sql) => {
+        await lockCompany(sql);
+        const caller = await actingAdmin(sql, p);
+        const target = await lockedTarget(sql, req.userId);
+        if ((target.role === "owner" || role === "owner") && caller.role !== "owner") throw new AppError("permission_denied", "only an owner can grant the owner role or change an owner's role");
+        if (target.role === "owner" && role !== "owner" && target.status === "active" && (await otherActiveOwners(sql, target.id)) === 0) {
+          throw new AppError("failed_precondition", "the last active owner cannot be demoted: make someone else owner first");
+        }
+        const { rows } = await sql.query<UserRow>(`UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${userColumns}`, [target.id, role]);
+        return { user: userRecord(rows[0]!), previousRole: roleToProto[target.role] };
+      });
+    },
+
+    async getCompanyDB(_req, ctx) {
+      const p = principalOf(ctx);
+      return db.tenant(p.companyId, async (sql) => {
+        const caller = await actingAdmin(sql, p);
+        const { rows } = await sql.query<{ id: string; name: string; locale: string }>("SELECT id, name, locale FROM companies WHERE id = crm_company()");
+        const c = rows[0];
+        if (!c) throw new AppError("not_found", "your company no longer exists");
+        return { companyId: c.id, name: c.name, locale: c.locale, callerName: caller.name };
+      });
+    },
+
+    async createPasswordReset(req, ctx) {
+      requirePeer(ctx, "auth");
+      if (!req.email === !req.phone) throw invalid([{ field: "email", description: "give exactly one of email or phone" }]);
+      if (req.tokenHash.length !== 32 || !req.expiresAt) throw invalid([{ field: "tokenHash", description: "needs a 32-byte token hash and expiresAt" }]);
+      const { rows } = await db.system((sql) =>
+        sql.query<{ user_id: string; company_id: string; email: string; name: string; locale: string }>("SELECT * FROM crm_create_password_reset($1, $2, $3, $4)", [
+          req.email || null,
+          req.phone || null,
+          Buffer.from(req.tokenHash),
+          timestampDate(req.expiresAt!),
+        ]),
+      );
+      const r = rows[0];
+      if (!r) return { found: false };
+      return { found: true, userId: r.user_id, companyId: r.company_id, email: r.email, name: r.name, locale: r.locale };
+    },
+
+    async lookupToken(req, ctx) {
+      requirePeer(ctx, "auth");
+      if (req.tokenHash.length !== 32) throw invalid([{ field: "tokenHash", description: "must be a 32-byte SHA-256 digest" }]);
+      const kind = req.kind === TokenKind.INVITE ? "invite" : req.kind === TokenKind.PASSWORD_RESET ? "reset" : undefined;
+      if (!kind) throw invalid([{ field: "kind", description: "must be TOKEN_KIND_INVITE or TOKEN_KIND_PASSWORD_RESET" }]);
+      const { rows } = await db.system((sql) =>
+        sql.query<{ outcome: string; email: string | null; phone: string | null }>("SELECT * FROM crm_lookup_token($1, $2)", [kind, Buffer.from(req.tokenHash)]),
+      );
+      const r = rows[0]!;
+      const outcome = r.outcome === "valid" ? LookupOutcome.VALID : r.outcome === "expired" ? LookupOutcome.EXPIRED : LookupOutcome.INVALID;
+      return { outcome, email: r.email ?? "", phone: r.phone ?? "" };
+    },
+
+    async consumeResetToken(req, ctx) {
+      requirePeer(ctx, "auth");
+      if (req.tokenHash.length !== 32 || !req.passwordHash.startsWith("$argon2")) throw invalid([{ field: "tokenHash", description: "needs a 32-byte token hash and an argon2 password hash" }]);
+      const { rows } = await db.system((sql) =>
+        sql.query<{ outcome: string; user_id: string | null; company_id: string | null; revoked: string[] | null }>("SELECT * FROM crm_consume_reset($1, $2)", [
+          Buffer.from(req.tokenHash),
+          req.passwordHash,
+        ]),
+      );
+      const r = rows[0]!;
+      const outcome = r.outcome === "consumed" ? ResetOutcome.CONSUMED : r.outcome === "expired" ? ResetOutcome.EXPIRED : ResetOutcome.INVALID;
+      return { outcome, userId: r.user_id ?? "", companyId: r.company_id ?? "", revokedSessionIds: r.revoked ?? [] };
+    },
+
+    async consumeInviteToken(req, ctx) {
+      requirePeer(ctx, "auth");
+      if (req.tokenHash.length !== 32 || !req.passwordHash.startsWith("$argon2")) throw invalid([{ field: "tokenHash", description: "needs a 32-byte token hash and an argon2 password hash" }]);
+      const s = req.session;
+      if (s && (s.refreshHash.length !== 32 || !s.expiresAt)) throw invalid([{ field: "session", description: "needs a 32-byte refreshHash and expiresAt" }]);
+      const { rows } = await db.system((sql) =>
+        sql.query<{ outcome: string; user_id: string | null; company_id: string | null; role: Role | null; session_id: string | null }>(
+          "SELECT * FROM crm_consume_invite($1, $2, $3, $4, $5, $6)",
+          [Buffer.from(req.tokenHash), req.passwordHash, s ? Buffer.from(s.refreshHash) : null, s ? timestampDate(s.expiresAt!) : null, (s?.userAgent ?? "").slice(0, 512), (s?.ip ?? "").slice(0, 64)],
+        ),
+      );
+      const r = rows[0]!;
+      const outcome = r.outcome === "consumed" ? InviteOutcome.CONSUMED : r.outcome === "expired" ? InviteOutcome.EXPIRED : InviteOutcome.INVALID;
+      return { outcome, userId: r.user_id ?? "", companyId: r.company_id ?? "", role: r.role ? roleToProto[r.role] : UserRole.UNSPECIFIED, sessionId: r.session_id ?? "" };
+    },
+  };
+}

@@ -1,0 +1,402 @@
+/**
+ * DbChatService: chats, members, messages. The acting user and company come from the forwarded
+ * token; a chat the acting user is not a member of is not_found. Each RPC is one transaction;
+ * a stored message and its ChatEvent for the outbox commit together.
+ */
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { AppError, injectTraceHeaders, invalid, principalOf, type Principal } from "@crm/kit";
+import { ChatEventSchema, ChatSchema, MessageSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
+import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
+import type pg from "pg";
+import { APP_ROLE, isUuid, mapPgError, uniqueViolation, type Db, type Sql } from "./db.js";
+import { enqueue } from "./outbox.js";
+
+export const CHAT_EXCHANGE = "chat.events";
+export const chatRoutingKey = (chatId: string) => `chat.${chatId}`;
+
+export interface ChatStoreDeps {
+  db: Db;
+  /** Called after a transaction that wrote to the outbox committed (wakes an in-process relay). */
+  afterOutbox?: () => void;
+}
+
+interface ChatRow {
+  id: string;
+  name: string;
+  created_by: string;
+  created_at: Date;
+  last_seq: string;
+  last_message_at: Date | null;
+  last_read_seq: string | null;
+  member_ids: string[];
+  unread: string | null;
+}
+
+interface MessageRow {
+  id: string;
+  chat_id: string;
+  seq: string;
+  sender_id: string;
+  content: string;
+  client_message_id: string | null;
+  created_at: Date;
+}
+
+const ts = (d: Date | null): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
+
+const toChat = (r: ChatRow): MessageInitShape<typeof ChatSchema> => ({
+  chatId: r.id,
+  name: r.name,
+  memberIds: r.member_ids,
+  createdAt: ts(r.created_at),
+  createdBy: r.created_by,
+  lastSeq: BigInt(r.last_seq),
+  unreadCount: BigInt(r.unread ?? 0),
+  lastReadSeq: BigInt(r.last_read_seq ?? 0),
+  lastMessageAt: ts(r.last_message_at),
+});
+
+export const toMessage = (r: MessageRow): Message =>
+  create(MessageSchema, {
+    messageId: r.id,
+    chatId: r.chat_id,
+    seq: BigInt(r.seq),
+    senderId: r.sender_id,
+    content: r.content,
+    createdAt: ts(r.created_at),
+    clientMessageId: r.client_message_id ?? "",
+  });
+
+const MESSAGE_COLUMNS = "id, chat_id, seq, sender_id, content, client_message_id, created_at";
+
+/** The chat as `userId` sees it; a non-member gets last_read_seq and unread 0. */
+const CHAT_VIEW = `
+  SELECT c.id, c.name, c.created_by, c.created_at, c.last_seq, c.last_message_at, m.last_read_seq,
+    array(SELECT x.user_id FROM chat_members x WHERE x.chat_id = c.id ORDER BY x.joined_at, x.user_id) AS member_ids,
+    CASE WHEN m.user_id IS NULL THEN 0 ELSE
+      (SELECT count(*) FROM messages g WHERE g.chat_id = c.id AND g.seq > m.last_read_seq AND g.sender_id <> $2) END AS unread
+  FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2`;
+
+export const notFound = (chatId: string) => new AppError("not_found", `chat ${chatId} not found, or you are not a member of it`);
+
+function chatId(id: string, field = "chatId"): string {
+  if (!isUuid(id)) throw invalid([{ field, description: "must be a chat id (UUID)" }]);
+  return id;
+}
+
+function userIds(ids: string[], field: string): string[] {
+  const bad = ids.filter((id) => !isUuid(id));
+  if (bad.length) throw invalid([{ field, description: `not user ids (UUID): ${bad.slice(0, 5).join(", ")}` }]);
+  return [...new Set(ids)];
+}
+
+async function loadChat(sql: Sql, id: string, userId: string, requireMember = true): Promise<ChatRow> {
+  const { rows } = await sql.query<ChatRow>(`${CHAT_VIEW} WHERE c.id = $1`, [id, userId]);
+  const row = rows[0];
+  if (!row || (requireMember && row.last_read_seq === null)) throw notFound(id);
+  return row;
+}
+
+/** Locks the chat row if `userId` is a member; not_found otherwise. */
+async function lockAsMember(sql: Sql, id: string, userId: string): Promise<{ created_by: string; last_seq: string }> {
+  const { rows } = await sql.query<{ created_by: string; last_seq: string }>(
+    `SELECT c.created_by, c.last_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2 WHERE c.id = $1 FOR UPDATE OF c`,
+    [id, userId],
+  );
+  if (!rows[0]) throw notFound(id);
+  return rows[0];
+}
+
+/** The ids among `ids` that are not active or invited users of the tenant (RLS hides other companies). */
+async function unknownUsers(sql: Sql, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await sql.query<{ id: string }>("SELECT id FROM users WHERE id = ANY($1::uuid[]) AND status <> 'deactivated'", [ids]);
+  const found = new Set(rows.map((r) => r.id));
+  return ids.filter((id) => !found.has(id));
+}
+
+function notUsers(field: string, ids: string[]): AppError {
+  return invalid([{ field, description: `not users of your company: ${ids.slice(0, 10).join(", ")}${ids.length > 10 ? ` and ${ids.length - 10} more` : ""}` }]);
+}
+
+const codePoints = (s: string) => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+
+/** A second check of what the chats service validated (dbservice trusts no caller's input). */
+function content(text: string): string {
+  const t = text.trim();
+  const n = codePoints(t);
+  if (n < 1 || n > 4000 || t.includes("\u0000")) throw invalid([{ field: "content", description: "must be 1..4000 characters after trimming, without NUL" }]);
+  return t;
+}
+
+/**
+ * SaveMessage as ONE round trip: BEGIN, role and tenant, lock, write, COMMIT in a single simple
+ * query. The chat's row lock is then held only inside PostgreSQL, never across a wait for this
+ * process's event loop (which, on a busy process, turned a hot chat into a convoy). Values are
+ * inlined as literals with the driver's escaping; ids are validated UUIDs.
+ *
+ * Statement 1 locks the chat row (members only): senders of a chat queue here. Statement 2 starts
+ * after the lock with a fresh snapshot, so a committed message with the same client_message_id
+ * is seen and returned (replayed) instead of taking a seq; otherwise it bumps last_seq, stores
+ * the message and its ChatEvent on the outbox (proto JSON built from the stored row).
+ */
+function saveMessageSql(lit: (v: string | null) => string, chatId: string, userId: string, text: string, clientId: string, headers: string): string {
+  const [c, u, k] = [lit(chatId), lit(userId), lit(clientId || null)];
+  const cols = MESSAGE_COLUMNS.split(", ");
+  return `SELECT 1 FROM chats c WHERE c.id = ${c} AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = ${c} AND m.user_id = ${u}) FOR UPDATE OF c;
+    WITH member AS (
+      SELECT 1 FROM chat_members m WHERE m.chat_id = ${c} AND m.user_id = ${u}
+    ), prior AS (
+      SELECT ${cols.map((x) => `g.${x}`).join(", ")} FROM messages g
+      WHERE g.chat_id = ${c} AND g.sender_id = ${u} AND g.client_message_id = ${k} AND EXISTS (SELECT 1 FROM member)
+    ), bump AS (
+      UPDATE chats SET last_seq = last_seq + 1, last_message_at = now()
+      WHERE id = ${c} AND EXISTS (SELECT 1 FROM member) AND NOT EXISTS (SELECT 1 FROM prior)
+      RETURNING company_id, last_seq
+    ), ins AS (
+      INSERT INTO messages (chat_id, seq, company_id, sender_id, content, client_message_id)
+      SELECT ${c}, last_seq, company_id, ${u}, ${lit(text)}, ${k} FROM bump
+      RETURNING ${MESSAGE_COLUMNS}, company_id
+    ), event AS (
+      INSERT INTO outbox (exchange, routing_key, payload, content_type, headers, company_id)
+      SELECT ${lit(CHAT_EXCHANGE)}, ${lit(chatRoutingKey(chatId))}, convert_to(json_build_object(
+          'chatId', chat_id, 'companyId', company_id,
+          'message', json_build_object('messageId', id, 'chatId', chat_id, 'seq', seq::text, 'senderId', sender_id, 'content', content,
+            'createdAt', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'clientMessageId', coalesce(client_message_id, ''))
+        )::text, 'UTF8'), 'application/json', ${lit(headers)}::jsonb, company_id
+      FROM ins
+    )
+    SELECT ${MESSAGE_COLUMNS}, false AS replayed FROM ins
+    UNION ALL SELECT ${MESSAGE_COLUMNS}, true AS replayed FROM prior`;
+}
+
+/**
+ * Runs `statements` in one transaction as the app role with the tenant set, in a single round
+ * trip (simple query protocol), and returns the result of the last statement. `lit` quotes a
+ * value as an SQL literal.
+ */
+async function oneRoundTrip(db: Db, companyId: string, statements: (lit: (v: string | null) => string) => string): Promise<pg.QueryResult> {
+  if (!isUuid(companyId)) throw new AppError("unauthenticated", "the token names no valid company");
+  let client: pg.PoolClient;
+  try {
+    client = await db.pool.connect();
+  } catch (err) {
+    throw new AppError("unavailable", `database unavailable: ${(err as Error).message}; retry shortly`);
+  }
+  let broken = false;
+  const onError = () => (broken = true); // see db.ts: a connection dropping while checked out
+  client.on("error", onError);
+  try {
+    const lit = (v: string | null) => (v === null ? "NULL" : client.escapeLiteral(v));
+    const text = `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true);\n${statements(lit)};\nCOMMIT`;
+    const results = (await client.query(text)) as unknown as pg.QueryResult[];
+    return results[results.length - 2]!;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => (broken = true));
+    throw mapPgError(err);
+  } finally {
+    client.off("error", onError);
+    client.release(broken || undefined);
+  }
+}
+
+export function dbChatService({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeof DbChatService> {
+  const tenant = <T>(ctx: HandlerContext, fn: (sql: Sql, p: Principal) => Promise<T>) => {
+    const p = principalOf(ctx);
+    return db.tenant(p.companyId, (sql) => fn(sql, p));
+  };
+
+  async function chatEvent(sql: Sql, p: Principal, id: string, event: Parameters<typeof create<typeof ChatEventSchema>>[1]) {
+    const payload = toBinary(ChatEventSchema, create(ChatEventSchema, { ...event, chatId: id, companyId: p.companyId }));
+    await enqueue(sql, {
+      exchange: CHAT_EXCHANGE,
+      routingKey: chatRoutingKey(id),
+      payload,
+      contentType: "application/protobuf",
+      headers: { "x-crm-type": ChatEventSchema.typeName },
+      companyId: p.companyId,
+    });
+  }
+
+  return {
+    async createChat(req, ctx) {
+      const name = req.name.trim();
+      if (codePoints(name) < 1 || codePoints(name) > 200) throw invalid([{ field: "name", description: "must be 1..200 characters after trimming" }]);
+      const ids = userIds(req.memberIds, "memberIds");
+      const chat = await tenant(ctx, async (sql, p) => {
+        const members = [...new Set([p.userId, ...ids])];
+        const unknown = await unknownUsers(sql, members);
+        if (unknown.length) throw notUsers("memberIds", unknown);
+        const { rows } = await sql.query<{ id: string }>("INSERT INTO chats (company_id, name, created_by) VALUES ($1, $2, $3) RETURNING id", [p.companyId, name, p.userId]);
+        const id = rows[0]!.id;
+        await sql.query(
+          "INSERT INTO chat_members (chat_id, user_id, company_id) SELECT $1, u, $2 FROM unnest($3::uuid[]) WITH ORDINALITY AS t(u, n) ORDER BY n",
+          [id, p.companyId, members],
+        );
+        return loadChat(sql, id, p.userId);
+      });
+      return { chat: toChat(chat) };
+    },
+
+    async addUsersToChat(req, ctx) {
+      const id = chatId(req.chatId);
+      const ids = userIds(req.userIds, "userIds");
+      const out = await tenant(ctx, async (sql, p) => {
+        const c = await lockAsMember(sql, id, p.userId);
+        const unknown = await unknownUsers(sql, ids);
+        if (unknown.length) throw notUsers("userIds", unknown);
+        // New members start with the history read: only what comes after they joined is unread.
+        const { rows } = await sql.query<{ user_id: string }>(
+          `INSERT INTO chat_members (chat_id, user_id, company_id, last_read_seq)
+           SELECT $1, u, $2, $4 FROM unnest($3::uuid[]) WITH ORDINALITY AS t(u, n) ORDER BY n
+           ON CONFLICT (chat_id, user_id) DO NOTHING RETURNING user_id`,
+          [id, p.companyId, ids, c.last_seq],
+        );
+        return { chat: await loadChat(sql, id, p.userId), added: rows.map((r) => r.user_id) };
+      });
+      return { chat: toChat(out.chat), addedUserIds: out.added };
+    },
+
+    async removeUserFromChat(req, ctx) {
+      const id = chatId(req.chatId);
+      if (!isUuid(req.userId)) throw invalid([{ field: "userId", description: "must be a user id (UUID)" }]);
+      const out = await tenant(ctx, async (sql, p) => {
+        const c = await lockAsMember(sql, id, p.userId);
+        if (req.userId !== p.userId && c.created_by !== p.userId && p.role !== "owner" && p.role !== "admin") {
+          throw new AppError("permission_denied", "only the chat's creator or a company owner or admin can remove someone else; anyone can remove themselves");
+        }
+        const { rowCount } = await sql.query("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2", [id, req.userId]);
+        const removed = rowCount === 1;
+        if (removed) await chatEvent(sql, p, id, { event: { case: "membersRemoved", value: { userIds: [req.userId] } } });
+        return { chat: await loadChat(sql, id, p.userId, false), removed };
+      });
+      if (out.removed) afterOutbox?.();
+      return { chat: toChat(out.chat), removed: out.removed };
+    },
+
+    async listChats(req, ctx) {
+      const size = req.pageSize > 0 ? Math.min(req.pageSize, 200) : 50;
+      let after: [string, string] | undefined;
+      if (req.pageToken) {
+        try {
+          const v = JSON.parse(Buffer.from(req.pageToken, "base64url").toString()) as unknown;
+          if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && isUuid(String(v[1])) && !Number.isNaN(Date.parse(v[0]))) after = [v[0], v[1] as string];
+        } catch {
+          /* reported below */
+        }
+        if (!after) throw invalid([{ field: "pageToken", description: "is not a token from ListChats: pass next_page_token as it was returned" }]);
+      }
+      const rows = await tenant(ctx, async (sql, p) => {
+        const { rows } = await sql.query<ChatRow & { activity: string }>(
+          `SELECT v.*, v.activity_text AS activity FROM (
+             SELECT c.id, c.name, c.created_by, c.created_at, c.last_seq, c.last_message_at, m.last_read_seq,
+               coalesce(c.last_message_at, c.created_at) AS activity_at,
+               to_char(coalesce(c.last_message_at, c.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS activity_text,
+               array(SELECT x.user_id FROM chat_members x WHERE x.chat_id = c.id ORDER BY x.joined_at, x.user_id) AS member_ids,
+               (SELECT count(*) FROM messages g WHERE g.chat_id = c.id AND g.seq > m.last_read_seq AND g.sender_id <> $1) AS unread
+             FROM chat_members m JOIN chats c ON c.id = m.chat_id
+             WHERE m.user_id = $1 AND ($2::timestamptz IS NULL OR (coalesce(c.last_message_at, c.created_at), c.id) < ($2::timestamptz, $3::uuid))
+             ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id DESC
+             LIMIT $4) v`,
+          [p.userId, after?.[0] ?? null, after?.[1] ?? null, size + 1],
+        );
+        return rows;
+      });
+      const page = rows.slice(0, size);
+      const last = page[page.length - 1];
+      return {
+        chats: page.map(toChat),
+        nextPageToken: rows.length > size && last ? Buffer.from(JSON.stringify([last.activity, last.id])).toString("base64url") : "",
+      };
+    },
+
+    async saveMessage(req, ctx) {
+      const id = chatId(req.chatId);
+      const text = content(req.content);
+      const clientId = req.clientMessageId;
+      if (clientId.length > 64) throw invalid([{ field: "clientMessageId", description: "must be at most 64 characters" }]);
+      const p = principalOf(ctx);
+      const headers = JSON.stringify(injectTraceHeaders({ "x-crm-type": ChatEventSchema.typeName }));
+      const { rows } = await oneRoundTrip(db, p.companyId, (lit) => saveMessageSql(lit, id, p.userId, text, clientId, headers)).catch((err: unknown) => {
+        // A unique violation can only come from a concurrent duplicate that slipped past the
+        // lock (it cannot: the lock is taken first); report it as the retry it is.
+        if (uniqueViolation(err)) throw new AppError("unavailable", "a concurrent send with the same clientMessageId is in progress; retry");
+        throw err;
+      });
+      const row = rows[0] as (MessageRow & { replayed: boolean }) | undefined;
+      if (!row) throw notFound(id);
+      if (!row.replayed) afterOutbox?.();
+      return { message: toMessage(row), replayed: row.replayed };
+    },
+
+    async listMessages(req, ctx) {
+      const id = chatId(req.chatId);
+      if (req.beforeSeq !== undefined && req.afterSeq !== undefined) throw invalid([{ field: "beforeSeq", description: "set at most one of beforeSeq and afterSeq" }]);
+      if ((req.beforeSeq ?? 0n) < 0n || (req.afterSeq ?? 0n) < 0n) throw invalid([{ field: req.beforeSeq !== undefined ? "beforeSeq" : "afterSeq", description: "must not be negative" }]);
+      const limit = req.limit >= 1 && req.limit <= 200 ? req.limit : 50;
+      const out = await tenant(ctx, async (sql, p) => {
+        const { rows: m } = await sql.query<{ last_seq: string }>(
+          "SELECT c.last_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2 WHERE c.id = $1",
+          [id, p.userId],
+        );
+        if (!m[0]) throw notFound(id);
+        const forward = req.afterSeq !== undefined;
+        const bound = forward ? req.afterSeq! : (req.beforeSeq ?? null);
+        const { rows } = await sql.query<MessageRow>(
+          forward
+            ? `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`
+            : `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3`,
+          [id, bound === null ? null : String(bound), limit + 1],
+        );
+        return { lastSeq: BigInt(m[0].last_seq), rows, forward };
+      });
+      const hasMore = out.rows.length > limit;
+      const page = out.rows.slice(0, limit);
+      if (!out.forward) page.reverse();
+      const messages = page.map(toMessage);
+      const first = messages[0]?.seq;
+      const last = messages[messages.length - 1]?.seq;
+      return {
+        messages,
+        hasMore,
+        lastSeq: out.lastSeq,
+        nextBeforeSeq: first !== undefined && first > 1n ? first : undefined,
+        nextAfterSeq: last !== undefined && last < out.lastSeq ? last : undefined,
+      };
+    },
+
+    async markRead(req, ctx) {
+      const id = chatId(req.chatId);
+      if (req.seq < 0n) throw invalid([{ field: "seq", description: "must not be negative" }]);
+      const out = await tenant(ctx, async (sql, p) => {
+        const { rows } = await sql.query<{ last_read_seq: string }>(
+          `UPDATE chat_members m SET last_read_seq = greatest(m.last_read_seq, least($3::bigint, c.last_seq))
+           FROM chats c WHERE c.id = m.chat_id AND m.chat_id = $1 AND m.user_id = $2 RETURNING m.last_read_seq`,
+          [id, p.userId, String(req.seq)],
+        );
+        if (!rows[0]) throw notFound(id);
+        const { rows: u } = await sql.query<{ n: string }>("SELECT count(*) AS n FROM messages WHERE chat_id = $1 AND seq > $2 AND sender_id <> $3", [id, rows[0].last_read_seq, p.userId]);
+        return { lastReadSeq: BigInt(rows[0].last_read_seq), unreadCount: BigInt(u[0]!.n) };
+      });
+      return out;
+    },
+
+    async getMembership(req, ctx) {
+      const id = chatId(req.chatId);
+      const row = await tenant(ctx, async (sql, p) => {
+        const { rows } = await sql.query<{ last_seq: string; last_read_seq: string }>(
+          "SELECT c.last_seq, m.last_read_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2 WHERE c.id = $1",
+          [id, p.userId],
+        );
+        return rows[0];
+      });
+      return row ? { member: true, lastSeq: BigInt(row.last_seq), lastReadSeq: BigInt(row.last_read_seq) } : { member: false, lastSeq: 0n, lastReadSeq: 0n };
+    },
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * DbEmailService: e-mails and their delivery state. An e-mail row and its task on the outbox are
+ * written in ONE transaction, so a queued e-mail always reaches RabbitMQ (the relay publishes it)
+ * and a task always has its row. Only services call these RPCs: the calling service verified its
+ * user and names the company (the email service passes its user's company; its workers, which act
+ * for no user, the task's company).
+ */
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AppError, invalid, requirePeer } from "@crm/kit";
+import { DbEmailService, type OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
+import { EmailKind, EmailStatus, EmailTaskSchema } from "@crm/gen/crm/email/v1/email_pb";
+import { isUuid, type Db, type Sql } from "./db.js";
+import { enqueueMany, type OutboxMessage } from "./outbox.js";
+
+/** Where e-mail tasks go: the default exchange, routing key = queue name. */
+export interface EmailQueueConfig {
+  /** The durable work queue of the email workers (EMAIL_QUEUE, default `email_tasks`). */
+  queue: string;
+  /** Called after a transaction that wrote tasks committed (wakes the relay where it cannot LISTEN). */
+  afterOutbox?: (() => void) | undefined;
+}
+
+export const defaultEmailQueue = "email_tasks";
+
+const kindNames: Record<number, string> = { [EmailKind.WELCOME]: "welcome", [EmailKind.PASSWORD_RESET]: "password_reset", [EmailKind.CUSTOM]: "custom" };
+const statusOf: Record<string, EmailStatus> = { queued: EmailStatus.QUEUED, sent: EmailStatus.SENT, failed: EmailStatus.FAILED };
+
+const ts = (d: Date | null): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
+
+/** Minimal sanity checks; callers validated and rendered the e-mail. A bad one is a caller bug. */
+export function emailProblem(e: OutgoingEmail | undefined): string | undefined {
+  if (!e) return "is required";
+  if (e.to.length < 3 || e.to.length > 254 || !e.to.includes("@") || /[\s<>,;]/.test(e.to)) return "to must be one e-mail address";
+  if (!e.subject || e.subject.length > 998 || /[\r\n]/.test(e.subject)) return "subject must be 1..998 characters without line breaks";
+  if (!e.text) return "text is required";
+  return undefined;
+}
+
+export interface QueuedEmail {
+  emailId: string;
+  createdAt: Date;
+}
+
+/**
+ * Inserts e-mail rows and their outbox tasks in the caller's transaction (tenant `companyId`).
+ * Used by QueueEmail and by RegisterUsersInCompany (invitations in the users' transaction).
+ */
+export async function queueEmails(sql: Sql, cfg: EmailQueueConfig, companyId: string, emails: { email: OutgoingEmail; idempotencyKey?: string }[]): Promise<QueuedEmail[]> {
+  if (emails.length === 0) return [];
+  const ids = emails.map(() => randomUUID());
+  const { rows } = await sql.query<{ id: string; created_at: Date }>(
+    `INSERT INTO emails (id, company_id, kind, to_address, subject, locale, idempotency_key)
+     SELECT id, $2, kind, to_address, subject, locale, nullif(key, '')
+     FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS t(id, kind, to_address, subject, locale, key)
+     RETURNING id, created_at`,
+    [
+      ids,
+      companyId,
+      emails.map((e) => kindNames[e.email.kind] ?? "custom"),
+      emails.map((e) => e.email.to),
+      emails.map((e) => e.email.subject),
+      emails.map((e) => e.email.locale || "en"),
+      emails.map((e) => e.idempotencyKey ?? ""),
+    ],
+  );
+  const createdAt = new Map(rows.map((r) => [r.id, r.created_at]));
+  const out: QueuedEmail[] = [];
+  const tasks: OutboxMessage[] = [];
+  for (let i = 0; i < emails.length; i++) {
+    const e = emails[i]!.email;
+    const id = ids[i]!;
+    const at = createdAt.get(id) ?? new Date();
+    const task = create(EmailTaskSchema, {
+      emailId: id,
+      companyId,
+      to: e.to,
+      subject: e.subject,
+      text: e.text,
+      html: e.html,
+      locale: e.locale || "en",
+      kind: e.kind || EmailKind.CUSTOM,
+      createdAt: timestampFromDate(at),
+      attempt: 1,
+    });
+    tasks.push({
+      exchange: "",
+      routingKey: cfg.queue,
+      payload: Buffer.from(toBinary(EmailTaskSchema, task)),
+      contentType: "application/protobuf",
+      messageId: id,
+      headers: { "x-crm-type": EmailTaskSchema.typeName },
+      companyId,
+    });
+    out.push({ emailId: id, createdAt: at });
+  }
+  await enqueueMany(sql, tasks);
+  return out;
+}
+
+function companyOf(companyId: string): string {
+  if (!isUuid(companyId)) throw invalid([{ field: "companyId", description: "must be the company id (UUID) the e-mail belongs to" }]);
+  return companyId;
+}
+
+export function dbEmailService(db: Db, cfg: EmailQueueConfig): ServiceImpl<typeof DbEmailService> {
+  return {
+    async queueEmail(req, ctx) {
+      requirePeer(ctx, "email", "auth", "admin");
+      const companyId = companyOf(req.companyId);
+      const problem = emailProblem(req.email);
+      if (problem) throw invalid([{ field: "email", description: problem }]);
+      if (req.idempotencyKey.length > 128) throw invalid([{ field: "idempotencyKey", description: "must be at most 128 characters" }]);
+      const key = req.idempotencyKey;
+      const replay = async (sql: Sql) => {
+        const { rows } = await sql.query<{ id: string; status: string }>("SELECT id, status FROM emails WHERE idempotency_key = $1", [key]);
+        return rows[0] ? { emailId: rows[0].id, status: statusOf[rows[0].status] ?? EmailStatus.UNSPECIFIED, replayed: true } : undefined;
+      };
+      const attempt = () =>
+        db.tenant(companyId, async (sql) => {
+          if (key) {
+            const earlier = await replay(sql);
+            if (earlier) return earlier;
+          }
+          const [q] = await queueEmails(sql, cfg, companyId, [{ email: req.email!, idempotencyKey: key }]);
+          return { emailId: q!.emailId, status: EmailStatus.QUEUED, replayed: false };
+        });
+      try {
+        const r = await attempt();
+        if (!r.replayed) cfg.afterOutbox?.();
+        return r;
+      } catch (err) {
+        // Two calls with the same new key at once: the loser replays the winner's e-mail.
+        if ((err as { code?: string }).code === "23505" && key) {
+          const again = await db.tenant(companyId, replay);
+          if (again) return again;
+        }
+        throw err;
+      }
+    },
+
+    async markEmailSent(req, ctx) {
+      requirePeer(ctx, "email");
+      const companyId = companyOf(req.companyId);
+      const sent = sentInput(req);
+      return db.tenant(companyId, (sql) => markSent(sql, sent));
+    },
+
+    async markEmailFailed(req, ctx) {
+      requirePeer(ctx, "email");
+      const companyId = companyOf(req.companyId);
+      if (!isUuid(req.emailId)) throw invalid([{ field: "emailId", description: "must be an e-mail id (UUID)" }]);
+      return db.tenant(companyId, async (sql) => {
+        const { rows } = await sql.query<{ attempts: number; status: string }>(
+          `UPDATE emails SET attempts = attempts + 1, last_error = $2, status = CASE WHEN $3 THEN 'failed' ELSE status END, updated_at = now()
+           WHERE id = $1 AND status = 'queued' RETURNING attempts, status`,
+          [req.emailId, req.error.slice(0, 2000), req.final],
+        );
+        const row = rows[0] ?? (await sql.query<{ attempts: number; status: string }>("SELECT attempts, status FROM emails WHERE id = $1", [req.emailId])).rows[0];
+        if (!row) throw new AppError("not_found", `no e-mail ${req.emailId} in company ${companyId}`);
+        return { attempts: row.attempts, status: statusOf[row.status] ?? EmailStatus.UNSPECIFIED };
+      });
+    },
+
+    async getEmailStatusDB(req, ctx) {
+      requirePeer(ctx, "email", "auth", "admin");
+      const companyId = companyOf(req.companyId);
+      if (!isUuid(req.emailId)) throw invalid([{ field: "emailId", description: "must be an e-mail id (UUID) returned by SendEmail" }]);
+      const r = await db.tenant(companyId, (sql) => statusOfEmail(sql, req.emailId));
+      if (!r) throw new AppError("not_found", `no e-mail ${req.emailId} in your company: use the id SendEmail returned`);
+      return r;
+    },
+
+    async advanceEmailWorker(req, ctx) {
+      requirePeer(ctx, "email");
+      const sent = req.sent ? { companyId: companyOf(req.sent.companyId), ...sentInput(req.sent) } : undefined;
+      const next = req.next ? { companyId: companyOf(req.next.companyId), emailId: req.next.emailId } : undefined;
+      if (next && !isUuid(next.emailId)) throw invalid([{ field: "next.emailId", description: "must be an e-mail id (UUID)" }]);
+      // One transaction when both belong to one company (the usual case), else one each.
+      if (sent && next && sent.companyId === next.companyId) {
+        return db.tenant(sent.companyId, async (sql) => {
+          const marked = await markSent(sql, sent);
+          const status = await statusOfEmail(sql, next.emailId);
+          return { sent: marked, nextFound: Boolean(status), next: status };
+        });
+      }
+      const marked = sent ? await db.tenant(sent.companyId, (sql) => markSent(sql, sent)) : undefined;
+      const status = next ? await db.tenant(next.companyId, (sql) => statusOfEmail(sql, next.emailId)) : undefined;
+      return { sent: marked, nextFound: Boolean(status), next: status };
+    },
+  };
+}
+
+function sentInput(req: { emailId: string; sentAt?: Timestamp | undefined; smtpMessageId: string }) {
+  if (!isUuid(req.emailId)) throw invalid([{ field: "emailId", description: "must be an e-mail id (UUID)" }]);
+  return { emailId: req.emailId, sentAt: req.sentAt ? timestampDate(req.sentAt) : new Date(), smtpMessageId: req.smtpMessageId.slice(0, 998) };
+}
+
+/** Records an accepted delivery; an e-mail already sent is left as it is (updated false). */
+async function markSent(sql: Sql, s: { emailId: string; sentAt: Date; smtpMessageId: string }): Promise<{ updated: boolean; attempts: number }> {
+  const { rows } = await sql.query<{ attempts: number }>(
+    `UPDATE emails SET status = 'sent', attempts = attempts + 1, sent_at = $2, smtp_message_id = $3, updated_at = now()
+     WHERE id = $1 AND status <> 'sent' RETURNING attempts`,
+    [s.emailId, s.sentAt, s.smtpMessageId || null],
+  );
+  if (rows[0]) return { updated: true, attempts: rows[0].attempts };
+  const cur = await sql.query<{ attempts: number }>("SELECT attempts FROM emails WHERE id = $1", [s.emailId]);
+  return { updated: false, attempts: cur.rows[0]?.attempts ?? 0 };
+}
+
+async function statusOfEmail(sql: Sql, emailId: string) {
+  const { rows } = await sql.query<{ id: string; status: string; attempts: number; last_error: string; sent_at: Date | null; created_at: Date }>(
+    "SELECT id, status, attempts, last_error, sent_at, created_at FROM emails WHERE id = $1",
+    [emailId],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  return { emailId: r.id, status: statusOf[r.status] ?? EmailStatus.UNSPECIFIED, attempts: r.attempts, lastError: r.last_error, sentAt: ts(r.sent_at), createdAt: ts(r.created_at) };
+}

@@ -1,0 +1,243 @@
+/**
+ * The outbox relay: publishes committed outbox rows (outbox.ts) to RabbitMQ and deletes each row
+ * only after the broker confirmed it (at-least-once).
+ *
+ * - Woken at once by LISTEN outbox (a trigger NOTIFYs at commit); polls as a fallback, and is
+ *   woken in-process by `afterCommit()` where LISTEN is unavailable (embedded PGlite).
+ * - Safe with several replicas: each pass claims a batch with FOR UPDATE SKIP LOCKED, so two
+ *   relays never publish the same row at the same time.
+ * - Broker down: the pass rolls back and rows stay; they go out when it is back. A row the broker
+ *   cannot route (a queue that does not exist yet) waits with backoff and its error recorded.
+ */
+import pg from "pg";
+import { BusUnavailableError, setOutboxLag, withTraceContext, type EventBus, type ExchangeType, type Logger } from "@crm/kit";
+
+/** Exchanges the relay declares (and may publish to). "" (the default exchange) needs no declaration. */
+export const relayExchanges: Record<string, ExchangeType> = { "chat.events": "topic" };
+
+export interface RelayOptions {
+  pool: pg.Pool;
+  bus: EventBus;
+  log: Logger;
+  /** A connection string for the LISTEN connection; unset: no LISTEN (polling and afterCommit only). */
+  listenUrl?: string | undefined;
+  /** Fallback polling interval. Default 1 s. */
+  pollMs?: number;
+  /** Rows per pass. Default 200. */
+  batch?: number;
+  exchanges?: Record<string, ExchangeType>;
+}
+
+export interface Relay {
+  /** Call after committing a transaction that enqueued: wakes this relay when LISTEN does not. */
+  afterCommit(): void;
+  /** Runs a pass soon (coalesced with one in progress). */
+  wake(): void;
+  /** Resolves after a pass that found nothing due (for tests and shutdown). */
+  drained(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+interface Row {
+  id: string;
+  exchange: string;
+  routing_key: string;
+  payload: Buffer;
+  content_type: string;
+  message_id: string | null;
+  headers: Record<string, string>;
+  attempts: number;
+}
+
+const backoffSeconds = (attempts: number) => Math.min(2 ** attempts, 300);
+
+export async function startRelay(o: RelayOptions): Promise<Relay> {
+  const { pool, bus, log } = o;
+  const batch = o.batch ?? 200;
+  const pollMs = o.pollMs ?? 1_000;
+  const exchanges = o.exchanges ?? relayExchanges;
+  for (const [name, type] of Object.entries(exchanges)) await bus.declareExchange(name, type);
+
+  let closed = false;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let drainWaiters: (() => void)[] = [];
+  let listener: pg.Client | undefined;
+  let listening = false;
+  let listenTimer: NodeJS.Timeout | undefined;
+
+  /** One pass: claim due rows, publish them, delete the confirmed ones. Returns rows claimed. */
+  async function pass(): Promise<number> {
+    const client = await pool.connect();
+    let broken = false;
+    const onError = () => (broken = true); // a dropped connection: the query fails too (see db.ts)
+    client.on("error", onError);
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<Row>(
+        `SELECT id, exchange, routing_key, payload, content_type, message_id, headers, attempts FROM outbox
+         WHERE next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [batch],
+      );
+      if (rows.length === 0) {
+        await client.query("COMMIT");
+        return 0;
+      }
+      const results = await Promise.allSettled(
+        rows.map((r) =>
+          withTraceContext(r.headers, () => {
+            if (r.exchange !== "" && !(r.exchange in exchanges)) throw new Error(`exchange ${r.exchange} is not one the relay declares (relay.ts relayExchanges)`);
+            return bus.publish(r.exchange, r.routing_key, r.payload, {
+              messageId: r.message_id ?? undefined,
+              contentType: r.content_type,
+              headers: r.headers,
+              persistent: true,
+              mandatory: r.exchange === "",
+            });
+          }),
+        ),
+      );
+      const done: string[] = [];
+      const failed: { id: string; error: string; attempts: number }[] = [];
+      let unavailable: unknown;
+      results.forEach((res, i) => {
+        const r = rows[i]!;
+        if (res.status === "fulfilled") done.push(r.id);
+        else if (res.reason instanceof BusUnavailableError) unavailable ??= res.reason;
+        else failed.push({ id: r.id, error: String((res.reason as Error)?.message ?? res.reason).slice(0, 500), attempts: r.attempts + 1 });
+      });
+      if (done.length) await client.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [done]);
+      if (failed.length) {
+        await client.query(
+          `UPDATE outbox o SET attempts = f.attempts, last_error = f.error, next_attempt_at = now() + make_interval(secs => f.delay)
+           FROM unnest($1::bigint[], $2::text[], $3::int[], $4::float8[]) AS f(id, error, attempts, delay) WHERE o.id = f.id`,
+          [failed.map((f) => f.id), failed.map((f) => f.error), failed.map((f) => f.attempts), failed.map((f) => backoffSeconds(f.attempts))],
+        );
+        log.warn({ rows: failed.length, first: failed[0]!.error }, "outbox rows could not be published; retrying with backoff");
+      }
+      await client.query("COMMIT");
+      if (unavailable) throw unavailable;
+      return rows.length;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.off("error", onError);
+      client.release(broken || undefined);
+    }
+  }
+
+  let failures = 0;
+  let waitingForBus = false;
+  async function loop(): Promise<void> {
+    do {
+      again = false;
+      try {
+        const n = await pass();
+        failures = 0;
+        if (n >= batch) again = true;
+        else if (n === 0 && !again) {
+          const w = drainWaiters;
+          drainWaiters = [];
+          for (const fn of w) fn();
+        }
+      } catch (err) {
+        failures++;
+        if (!(err instanceof BusUnavailableError) || failures === 1) log.warn({ err: (err as Error).message }, "outbox relay pass failed; retrying");
+        // Back off, then try again (a NOTIFY or the poll may come sooner); and at once when the broker is back.
+        if (err instanceof BusUnavailableError && !waitingForBus) {
+          waitingForBus = true;
+          void bus.waitConnected(5 * 60_000).then((ok) => {
+            waitingForBus = false;
+            if (ok) wake();
+          });
+        }
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(wake, Math.min(100 * 2 ** failures, pollMs)).unref();
+        return;
+      }
+    } while (again && !closed);
+  }
+
+  function wake() {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = loop().finally(() => {
+      running = undefined;
+      if (again && !closed) wake();
+    });
+  }
+
+  async function reportLag() {
+    try {
+      const { rows } = await pool.query<{ pending: string; lag: number | null }>("SELECT count(*) AS pending, extract(epoch FROM now() - min(created_at))::float8 AS lag FROM outbox");
+      setOutboxLag(rows[0]?.lag ?? 0, Number(rows[0]?.pending ?? 0));
+    } catch {
+      /* the database is down: the pass logs it */
+    }
+  }
+
+  async function listen() {
+    if (!o.listenUrl || closed) return;
+    const client = new pg.Client({ connectionString: o.listenUrl, connectionTimeoutMillis: 5_000, keepAlive: true });
+    const retry = () => {
+      if (listener !== client) return;
+      listener = undefined;
+      listening = false;
+      client.end().catch(() => {});
+      if (!closed) listenTimer = setTimeout(() => void listen(), 1_000).unref();
+    };
+    client.on("notification", () => wake());
+    client.on("error", (err) => {
+      log.warn({ err: err.message }, "outbox LISTEN connection failed; polling until it is back");
+      retry();
+    });
+    client.on("end", retry);
+    listener = client;
+    try {
+      await client.connect();
+      await client.query("LISTEN outbox");
+      listening = listener === client;
+      wake(); // rows committed while we were not listening
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "outbox LISTEN failed; polling until it works");
+      retry();
+    }
+  }
+
+  await listen();
+  const poll = setInterval(() => {
+    wake();
+    void reportLag();
+  }, pollMs).unref();
+  wake();
+
+  return {
+    afterCommit() {
+      if (!listening) wake();
+    },
+    wake,
+    drained(timeoutMs) {
+      return new Promise((resolve) => {
+        const t = setTimeout(() => resolve(false), timeoutMs);
+        drainWaiters.push(() => (clearTimeout(t), resolve(true)));
+        wake();
+      });
+    },
+    async close() {
+      closed = true;
+      clearInterval(poll);
+      clearTimeout(retryTimer);
+      clearTimeout(listenTimer);
+      await running?.catch(() => {});
+      const l = listener;
+      listener = undefined;
+      listening = false;
+      await l?.end().catch(() => {});
+    },
+  };
+}

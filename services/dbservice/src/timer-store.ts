@@ -1,0 +1,321 @@
+/**
+ * DbTimerService: time entries. Every RPC but StopForgottenTimersDB acts on the caller's forwarded
+ * token and runs in ONE tenant transaction. Writes of a user's entries first take a row lock on
+ * that user (FOR NO KEY UPDATE), so concurrent StartTimer calls of one user run one after the
+ * other: each stops the timer the previous one started and nobody sees an error. The schema backs
+ * every rule (one running timer per user, end after start, no overlap); the checks here exist to
+ * name the field or the overlapped entry in the error.
+ */
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AppError, invalid, principalOf, requirePeer, type Principal, type Role, type Violation } from "@crm/kit";
+import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
+import type { TimerSchema } from "@crm/gen/crm/timer/v1/timer_pb";
+import { isUuid, type Db, type Sql } from "./db.js";
+
+type TimerInit = MessageInitShape<typeof TimerSchema>;
+
+interface Row {
+  id: string;
+  user_id: string;
+  description: string;
+  start_time: Date;
+  end_time: Date | null;
+}
+
+const COLS = "id, user_id, description, start_time, end_time";
+const HOUR = 3_600_000;
+/** An entry added or edited by hand may last at most this long. */
+export const MAX_MANUAL_MS = 24 * HOUR;
+/** GetReport reads at most this many entries (a year of one-minute entries is ~500k; real use is far below). */
+const MAX_REPORT_ENTRIES = 100_000;
+
+export const durationFromMs = (ms: number): Duration =>
+  ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 }) as Duration;
+
+function toTimer(r: Row, nowMs: number): TimerInit {
+  const start = r.start_time.getTime();
+  const end = r.end_time?.getTime();
+  return {
+    timerId: r.id,
+    userId: r.user_id,
+    description: r.description,
+    startTime: timestampFromDate(r.start_time),
+    endTime: r.end_time ? timestampFromDate(r.end_time) : undefined,
+    duration: durationFromMs(Math.max(0, (end ?? nowMs) - start)),
+  };
+}
+
+const iso = (ms: number | null | undefined) => (ms == null ? "now (running)" : new Date(ms).toISOString());
+
+/** Milliseconds of a request timestamp; invalid_argument naming the field when unset or out of range. */
+function millis(ts: Timestamp | undefined, field: string): number {
+  if (!ts) throw invalid([{ field, description: "is required" }]);
+  const ms = timestampDate(ts).getTime();
+  if (!Number.isFinite(ms) || ms < 0 || ms > 253402300799999) throw invalid([{ field, description: "must be between 1970-01-01 and 9999-12-31" }]);
+  return ms;
+}
+
+async function roleOf(sql: Sql, userId: string): Promise<Role | undefined> {
+  const { rows } = await sql.query<{ role: Role }>("SELECT role FROM users WHERE id = $1 AND status = 'active'", [userId]);
+  return rows[0]?.role;
+}
+
+const isAdmin = (role: Role | undefined) => role === "owner" || role === "admin";
+
+/**
+ * The user a read is about: the acting user when userId is empty, else (for a company owner or
+ * admin — the role is read from the database, not the token) another user of the company. A user
+ * of another company is invisible under RLS, hence not_found.
+ */
+async function subject(sql: Sql, p: Principal, userId: string): Promise<string> {
+  if (!userId || userId === p.userId) return p.userId;
+  if (!isUuid(userId)) throw invalid([{ field: "userId", description: "must be a user id (UUID), or empty for yourself" }]);
+  if (!isAdmin(await roleOf(sql, p.userId))) {
+    throw new AppError("permission_denied", "only a company owner or admin may see another user's timers; leave userId empty for your own");
+  }
+  const { rowCount } = await sql.query("SELECT 1 FROM users WHERE id = $1", [userId]);
+  if (!rowCount) throw new AppError("not_found", `no user ${userId} in your company`);
+  return userId;
+}
+
+/** Serializes writes of one user's entries; returns the database clock (ms) read after the lock. */
+async function lockUser(sql: Sql, userId: string): Promise<number> {
+  const { rowCount } = await sql.query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", [userId]);
+  if (!rowCount) throw new AppError("not_found", `no user ${userId} in your company`);
+  const { rows } = await sql.query<{ now: Date }>("SELECT date_trunc('milliseconds', clock_timestamp()) AS now");
+  return rows[0]!.now.getTime();
+}
+
+/** The first entry of the user (other than exceptId) that overlaps [start, end) (end null: open). */
+async function overlapping(sql: Sql, userId: string, start: number, end: number | null, exceptId?: string): Promise<Row | undefined> {
+  const { rows } = await sql.query<Row>(
+    `SELECT ${COLS} FROM timers
+     WHERE user_id = $1 AND ($4::uuid IS NULL OR id <> $4)
+       AND tstzrange(start_time, end_time, '[)') && tstzrange($2, $3, '[)')
+     ORDER BY start_time LIMIT 1`,
+    [userId, new Date(start), end === null ? null : new Date(end), exceptId ?? null],
+  );
+  return rows[0];
+}
+
+function overlapError(r: Row, field: string): AppError {
+  const what = `entry ${r.id} (${iso(r.start_time.getTime())} – ${iso(r.end_time?.getTime())}${r.description ? `, "${r.description.slice(0, 60)}"` : ""})`;
+  return new AppError(
+    "failed_precondition",
+    `the times overlap ${what}; entries may touch (one ends when the next starts) but not overlap: change that entry first, or pick other times`,
+    [{ field, description: `overlaps ${what}` }],
+  );
+}
+
+/** Rules for times entered by hand (AddTimer, ChangeTimer): end after start, at most 24 h. */
+function manualTimeViolations(start: number, end: number | null, now: number, fields: { start: string; end: string; blame: string }): Violation[] {
+  if (end !== null && end <= start) return [{ field: fields.blame, description: `must leave end_time after start_time (start ${iso(start)}, end ${iso(end)})` }];
+  if ((end ?? now) - start > MAX_MANUAL_MS) return [{ field: fields.blame, description: "an entry may last at most 24 hours; split longer work into several entries" }];
+  return [];
+}
+
+/** Turns the schema's refusals into the errors a user can act on (the checks above normally come first). */
+function schemaError(err: unknown): unknown {
+  const e = err as { code?: string; constraint?: string };
+  if (e.code === "23P01") return new AppError("failed_precondition", "the times overlap another entry of this user; entries may touch but not overlap: pick other times");
+  if (e.code === "23505" && e.constraint === "timers_one_running") return new AppError("failed_precondition", "this user already has a running timer; stop it first");
+  if (e.code === "23514") return invalid([{ field: e.constraint === "timers_end_after_start" ? "endTime" : "description", description: e.constraint === "timers_end_after_start" ? "must be after startTime" : "must be at most 1000 characters" }]);
+  if (e.code === "22021" || e.code === "22P05") return invalid([{ field: "description", description: "must be valid text without NUL characters" }]);
+  return err;
+}
+
+function encodeToken(startIso: string, id: string): string {
+  return Buffer.from(`${startIso}|${id}`).toString("base64url");
+}
+
+function decodeToken(token: string): { start: string; id: string } | undefined {
+  if (!token) return undefined;
+  const bad = invalid([{ field: "pageToken", description: "is not a token this service returned; start again with an empty pageToken" }]);
+  if (token.length > 200) throw bad;
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)\|([0-9a-f-]{36})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+  if (!m || !isUuid(m[2]!)) throw bad;
+  return { start: m[1]!, id: m[2]! };
+}
+
+export function dbTimerService(db: Db): ServiceImpl<typeof DbTimerService> {
+  /** Runs fn in the caller's tenant transaction, mapping the schema's refusals. */
+  async function tx<T>(ctx: HandlerContext, fn: (sql: Sql, p: Principal) => Promise<T>): Promise<T> {
+    const p = principalOf(ctx);
+    try {
+      return await db.tenant(p.companyId, (sql) => fn(sql, p));
+    } catch (err) {
+      throw schemaError(err);
+    }
+  }
+
+  return {
+    async startTimerDB(req, ctx) {
+      return tx(ctx, async (sql, p) => {
+        const now = await lockUser(sql, p.userId);
+        const { rows: running } = await sql.query<Row>(`SELECT ${COLS} FROM timers WHERE user_id = $1 AND end_time IS NULL FOR UPDATE`, [p.userId]);
+        let start = now;
+        let stopped: Row | undefined;
+        if (running[0]) {
+          // A clock that stepped back must not make an empty entry: at least 1 ms.
+          start = Math.max(now, running[0].start_time.getTime() + 1);
+          ({ rows: [stopped] } = await sql.query<Row>(`UPDATE timers SET end_time = $2, updated_at = now() WHERE id = $1 RETURNING ${COLS}`, [running[0].id, new Date(start)]));
+        }
+        const { rows } = await sql.query<Row>(
+          `INSERT INTO timers (company_id, user_id, description, start_time) VALUES ($1, $2, $3, $4) RETURNING ${COLS}`,
+          [p.companyId, p.userId, req.description, new Date(start)],
+        );
+        return { timer: toTimer(rows[0]!, now), stopped: stopped && toTimer(stopped, now) };
+      });
+    },
+
+    async endTimerDB(req, ctx) {
+      return tx(ctx, async (sql, p) => {
+        const now = await lockUser(sql, p.userId);
+        const { rows } = await sql.query<Row>(
+          `UPDATE timers SET end_time = greatest($2, start_time + interval '1 millisecond'), description = coalesce($3, description), updated_at = now()
+           WHERE user_id = $1 AND end_time IS NULL RETURNING ${COLS}`,
+          [p.userId, new Date(now), req.description ?? null],
+        );
+        if (!rows[0]) {
+          // Say so when the forgotten-timer job got there first: the user's next step differs.
+          const { rows: last } = await sql.query<Row & { auto_stopped: boolean }>(
+            `SELECT ${COLS}, auto_stopped FROM timers WHERE user_id = $1 ORDER BY start_time DESC LIMIT 1`,
+            [p.userId],
+          );
+          const auto = last[0]?.auto_stopped ? last[0] : undefined;
+          throw new AppError(
+            "failed_precondition",
+            auto
+              ? `no timer is running: timer ${auto.id} was stopped automatically at ${iso(auto.end_time?.getTime())}, the longest a timer may run; correct its end with ChangeTimer if you stopped earlier`
+              : "no timer is running: start one with StartTimer (POST /timer/start-timer)",
+          );
+        }
+        return { timer: toTimer(rows[0], now) };
+      });
+    },
+
+    async getWorkingTimerDB(req, ctx) {
+      return tx(ctx, async (sql, p) => {
+        const userId = await subject(sql, p, req.userId);
+        const { rows } = await sql.query<Row & { now: Date }>(
+          `SELECT ${COLS}, date_trunc('milliseconds', clock_timestamp()) AS now FROM timers WHERE user_id = $1 AND end_time IS NULL`,
+          [userId],
+        );
+        return { timer: rows[0] && toTimer(rows[0], rows[0].now.getTime()) };
+      });
+    },
+
+    async changeTimerDB(req, ctx) {
+      if (!isUuid(req.timerId)) throw invalid([{ field: "timerId", description: "must be a timer id (UUID) from StartTimer, AddTimer or ListTimers" }]);
+      const reqStart = req.startTime ? millis(req.startTime, "startTime") : undefined;
+      const reqEnd = req.endTime ? millis(req.endTime, "endTime") : undefined;
+      return tx(ctx, async (sql, p) => {
+        const notFound = new AppError("not_found", `no timer ${req.timerId} of yours: check the id (ListTimers shows your entries)`);
+        const { rows: owner } = await sql.query<{ user_id: string }>("SELECT user_id FROM timers WHERE id = $1", [req.timerId]);
+        if (!owner[0]) throw notFound;
+        if (owner[0].user_id !== p.userId && !isAdmin(await roleOf(sql, p.userId))) throw notFound;
+        const now = await lockUser(sql, owner[0].user_id);
+        const { rows: current } = await sql.query<Row>(`SELECT ${COLS} FROM timers WHERE id = $1 FOR UPDATE`, [req.timerId]);
+        const t = current[0];
+        if (!t) throw notFound;
+        // A few seconds in the future (clock skew, checked by the caller) count as now.
+        const start = reqStart === undefined ? t.start_time.getTime() : Math.min(reqStart, now);
+        const end = reqEnd === undefined ? (t.end_time?.getTime() ?? null) : Math.min(reqEnd, now);
+        if (reqStart !== undefined || reqEnd !== undefined) {
+          const blame = reqEnd !== undefined ? "endTime" : "startTime";
+          const v = manualTimeViolations(start, end, now, { start: "startTime", end: "endTime", blame });
+          if (v.length) throw invalid(v);
+          const other = await overlapping(sql, t.user_id, start, end, t.id);
+          if (other) throw overlapError(other, blame);
+        }
+        const { rows } = await sql.query<Row>(
+          `UPDATE timers SET description = coalesce($2, description), start_time = $3, end_time = $4, updated_at = now(),
+                  auto_stopped = auto_stopped AND NOT $5
+           WHERE id = $1 RETURNING ${COLS}`,
+          [t.id, req.description ?? null, new Date(start), end === null ? null : new Date(end), reqEnd !== undefined],
+        );
+        return { timer: toTimer(rows[0]!, now) };
+      });
+    },
+
+    async addTimerDB(req, ctx) {
+      const reqStart = millis(req.startTime, "startTime");
+      const reqEnd = millis(req.endTime, "endTime");
+      return tx(ctx, async (sql, p) => {
+        const now = await lockUser(sql, p.userId);
+        const start = Math.min(reqStart, now);
+        const end = Math.min(reqEnd, now);
+        const v = manualTimeViolations(start, end, now, { start: "startTime", end: "endTime", blame: "endTime" });
+        if (v.length) throw invalid(v);
+        const other = await overlapping(sql, p.userId, start, end);
+        if (other) throw overlapError(other, "startTime");
+        const { rows } = await sql.query<Row>(
+          `INSERT INTO timers (company_id, user_id, description, start_time, end_time) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLS}`,
+          [p.companyId, p.userId, req.description, new Date(start), new Date(end)],
+        );
+        return { timer: toTimer(rows[0]!, now) };
+      });
+    },
+
+    async listTimersDB(req, ctx) {
+      const from = req.from ? millis(req.from, "from") : null;
+      const to = req.to ? millis(req.to, "to") : null;
+      const pageSize = Math.min(Math.max(req.pageSize || 100, 1), 500);
+      const cursor = decodeToken(req.pageToken);
+      return tx(ctx, async (sql, p) => {
+        const userId = await subject(sql, p, req.userId);
+        const { rows } = await sql.query<Row & { cursor_start: string; now: Date }>(
+          `SELECT ${COLS}, to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_start,
+                  date_trunc('milliseconds', clock_timestamp()) AS now
+           FROM timers
+           WHERE user_id = $1
+             AND ($2::timestamptz IS NULL OR end_time IS NULL OR end_time > $2)
+             AND ($3::timestamptz IS NULL OR start_time < $3)
+             AND ($4::timestamptz IS NULL OR (start_time, id) < ($4::timestamptz, $5::uuid))
+           ORDER BY start_time DESC, id DESC
+           LIMIT $6`,
+          [userId, from === null ? null : new Date(from), to === null ? null : new Date(to), cursor?.start ?? null, cursor?.id ?? null, pageSize + 1],
+        );
+        const page = rows.slice(0, pageSize);
+        const last = page[page.length - 1];
+        return {
+          timers: page.map((r) => toTimer(r, r.now.getTime())),
+          nextPageToken: rows.length > pageSize && last ? encodeToken(last.cursor_start, last.id) : "",
+        };
+      });
+    },
+
+    async reportEntriesDB(req, ctx) {
+      const from = millis(req.from, "from");
+      const to = millis(req.to, "to");
+      return tx(ctx, async (sql, p) => {
+        const userId = await subject(sql, p, req.userId);
+        const { rows } = await sql.query<Row>(
+          `SELECT ${COLS} FROM timers
+           WHERE user_id = $1 AND (end_time IS NULL OR end_time > $2) AND start_time < $3
+           ORDER BY start_time LIMIT ${MAX_REPORT_ENTRIES + 1}`,
+          [userId, new Date(from), new Date(to)],
+        );
+        if (rows.length > MAX_REPORT_ENTRIES) throw new AppError("too_large", `over ${MAX_REPORT_ENTRIES} entries in the range: ask for a shorter range`);
+        const { rows: clock } = await sql.query<{ now: Date }>("SELECT date_trunc('milliseconds', clock_timestamp()) AS now");
+        const now = clock[0]!.now;
+        return { entries: rows.map((r) => toTimer(r, now.getTime())), now: timestampFromDate(now) };
+      });
+    },
+
+    async stopForgottenTimersDB(req, ctx) {
+      requirePeer(ctx, "timers");
+      const maxMs = req.maxRunning ? Number(req.maxRunning.seconds) * 1000 + Math.floor(req.maxRunning.nanos / 1e6) : 0;
+      if (!(maxMs >= HOUR)) throw invalid([{ field: "maxRunning", description: "must be at least one hour" }]);
+      const limit = req.limit === 0 ? 1000 : req.limit;
+      if (limit < 1 || limit > 10_000) throw invalid([{ field: "limit", description: "must be 1..10000 (0 means 1000)" }]);
+      const { rows } = await db.system((sql) =>
+        sql.query<Row>("SELECT * FROM crm_stop_forgotten_timers(make_interval(secs => $1::double precision / 1000), $2)", [maxMs, limit]),
+      );
+      const now = Date.now();
+      return { stopped: rows.length, timerIds: rows.map((r) => r.id), timers: rows.map((r) => toTimer(r, now)) };
+    },
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * The outbox and its relay on the real PostgreSQL and RabbitMQ: insert-only for requests, woken by
+ * NOTIFY (polling is set to a minute here, so only the notification can explain a quick publish),
+ * two relays on one database publish every row once, unroutable rows wait with backoff.
+ */
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import { after, before, test } from "node:test";
+import amqp from "amqplib";
+import pg from "pg";
+import { amqpBus, createLogger, type EventBus } from "@crm/kit";
+import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, type TestDatabase } from "@crm/testkit";
+import { createDb, type Db } from "../src/db.js";
+import { migrate } from "../src/migrate.js";
+import { enqueue } from "../src/outbox.js";
+import { startRelay, type Relay } from "../src/relay.js";
+
+const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
+const log = createLogger("test", process.env.TEST_LOG ?? "silent");
+const run = randomBytes(4).toString("hex");
+const exchange = `test.outbox.${run}`;
+
+let tdb: TestDatabase;
+let pool: pg.Pool;
+let db: Db;
+let companyId: string;
+const closers: (() => Promise<unknown>)[] = [];
+let witness: amqp.ChannelModel;
+let channel: amqp.Channel;
+
+before(async () => {
+  if (skip) return;
+  tdb = await freshDatabase();
+  pool = new pg.Pool({ connectionString: tdb.url, max: 10 });
+  await migrate(pool, log);
+  db = createDb(pool);
+  companyId = randomUUID();
+  await pool.query("INSERT INTO companies (id, name) VALUES ($1, 'Outbox Co')", [companyId]);
+  witness = await amqp.connect(TEST_AMQP_URL);
+  channel = await witness.createChannel();
+  await channel.assertExchange(exchange, "topic", { durable: true });
+});
+after(async () => {
+  for (const c of closers.reverse()) await c().catch(() => {});
+  if (skip) return;
+  await channel.deleteExchange(exchange).catch(() => {});
+  await witness.close();
+  await pool.end();
+  await tdb.drop();
+});
+
+async function bus(): Promise<EventBus> {
+  const b = amqpBus({ url: TEST_AMQP_URL, log, name: `outbox-test-${run}` });
+  closers.push(() => b.close());
+  assert.ok(await b.waitConnected(10_000));
+  return b;
+}
+
+async function relay(b: EventBus, pollMs = 60_000): Promise<Relay> {
+  const r = await startRelay({ pool, bus: b, log, listenUrl: tdb.url, pollMs, batch: 50, exchanges: { [exchange]: "topic" } });
+  closers.push(() => r.close());
+  return r;
+}
+
+/** Collects message ids published to `key` on the test exchange. */
+async function collect(key: string) {
+  const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+  await channel.bindQueue(queue, exchange, key);
+  const ids: string[] = [];
+  const at: number[] = [];
+  await channel.consume(queue, (m) => m && (ids.push(m.properties.messageId as string), at.push(performance.now())), { noAck: true });
+  return { ids, at };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const pending = async () => Number((await pool.query("SELECT count(*) AS n FROM outbox")).rows[0].n);
+
+test("requests may only insert into the outbox; a rolled-back transaction leaves nothing", { skip }, async () => {
+  await db.tenant(companyId, (sql) => enqueue(sql, { exchange, routingKey: "nowhere", payload: Buffer.from("x"), contentType: "text/plain" }));
+  await assert.rejects(db.tenant(companyId, (sql) => sql.query("SELECT * FROM outbox")), /permission denied/);
+  await assert.rejects(db.tenant(companyId, (sql) => sql.query("DELETE FROM outbox")), /permission denied/);
+  const before = await pending();
+  await assert.rejects(
+    db.tenant(companyId, async (sql) => {
+      await enqueue(sql, { exchange, routingKey: "nowhere", payload: Buffer.from("y"), contentType: "text/plain" });
+      throw new Error("the change failed");
+    }),
+    /the change failed/,
+  );
+  assert.equal(await pending(), before);
+  await pool.query("DELETE FROM outbox");
+});
+
+test("relay: NOTIFY wakes it at once; rows are published with their id, type and headers, then deleted", { skip, timeout: 60_000 }, async () => {
+  const seen = await collect("notify.*");
+  const b = await bus();
+  await relay(b);
+  await until(async () => (await pending()) === 0, 5_000, "an idle relay");
+  const started = performance.now();
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const id = randomUUID();
+    ids.push(id);
+    await db.tenant(companyId, (sql) => enqueue(sql, { exchange, routingKey: `notify.${i}`, payload: Buffer.from(`p${i}`), contentType: "text/plain", messageId: id, headers: { "x-kind": "test" }, companyId }));
+  }
+  await until(() => seen.ids.length === 20, 10_000, "20 messages published");
+  assert.deepEqual(seen.ids, ids, "in commit order");
+  assert.ok(seen.at[19]! - started < 10_000, "well before the 60 s poll: NOTIFY woke the relay");
+  await until(async () => (await pending()) === 0, 5_000, "rows deleted after the confirm");
+});
+
+test("two relays on one database (replicas): 600 rows, each published once", { skip, timeout: 120_000 }, async () => {
+  const seen = await collect("replica.*");
+  const b1 = await bus();
+  const b2 = await bus();
+  const [r1, r2] = [await relay(b1, 50), await relay(b2, 50)];
+  const writers = Array.from({ length: 6 }, async (_, w) => {
+    for (let i = 0; i < 100; i++) {
+      await db.tenant(companyId, (sql) => enqueue(sql, { exchange, routingKey: `replica.${w}`, payload: Buffer.from("x"), contentType: "text/plain", messageId: `${w}-${i}` }));
+    }
+  });
+  await Promise.all(writers);
+  await until(() => seen.ids.length >= 600, 60_000, "600 messages");
+  await until(async () => (await pending()) === 0, 10_000, "empty outbox");
+  await new Promise((r) => setTimeout(r, 200)); // a duplicate would arrive right behind
+  assert.equal(seen.ids.length, 600);
+  assert.equal(new Set(seen.ids).size, 600, "no row was published twice");
+  await r1.close();
+  await r2.close();
+});
+
+test("a row for a queue that does not exist yet waits with backoff and its error, then goes out once the queue exists", { skip, timeout: 60_000 }, async () => {
+  const b = await bus();
+  const r = await relay(b, 100);
+  const queue = `test.outbox.queue.${run}`;
+  closers.push(() => channel.deleteQueue(queue).catch(() => {}));
+  await db.tenant(companyId, (sql) => enqueue(sql, { exchange: "", routingKey: queue, payload: Buffer.from("task"), contentType: "text/plain", messageId: "task-1" }));
+  await until(async () => (await pool.query("SELECT attempts FROM outbox WHERE message_id = 'task-1'")).rows[0]?.attempts >= 1, 10_000, "a failed attempt");
+  const row = (await pool.query("SELECT attempts, last_error, next_attempt_at > now() AS later FROM outbox WHERE message_id = 'task-1'")).rows[0];
+  assert.match(row.last_error, /no queue receives/);
+  assert.equal(row.later, true, "retried later, not in a hot loop");
+  await channel.assertQueue(queue, { durable: true });
+  await pool.query("UPDATE outbox SET next_attempt_at = now() WHERE message_id = 'task-1'"); // skip the backoff
+  r.wake();
+  await until(async () => (await pending()) === 0, 10_000, "published once the queue exists");
+  const got = await channel.get(queue, { noAck: true });
+  assert.ok(got && got.properties.messageId === "task-1");
+});

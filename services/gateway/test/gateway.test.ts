@@ -1,0 +1,433 @@
+/**
+ * The gateway's nginx configuration, run for real (nginx + njs) in front of a stub upstream:
+ * JWT checks, identity headers, routing per protocol, REST aliases, JSON/gRPC errors, TLS and
+ * client-certificate modes, rate and size limits, redirects, upstream failure and recovery.
+ * The end-to-end tests (test/e2e) repeat the user-visible parts against the real services.
+ */
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { Health } from "@crm/gen/grpc/health/v1/health_pb";
+import { need } from "@crm/testkit";
+import { ensureDevPki } from "../../../scripts/certs.mjs";
+import { generatedFiles, gatewayDir } from "../render.mjs";
+import { nginxPackages, nginxProblem } from "../run.mjs";
+import { startGatewayFixture, type GatewayFixture } from "./fixture.ts";
+import { pythonGrpcAvailable, pythonGrpcCall, pythonPackages, request, type Res } from "./helpers.ts";
+import { startStub } from "./stub.ts";
+
+const skipNginx = need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`);
+
+function assertJsonError(res: Res, status: number, code: string) {
+  assert.equal(res.status, status, `status of ${res.body}`);
+  assert.match(String(res.headers["content-type"]), /^application\/json/);
+  const body = res.json();
+  assert.equal(body.code, code);
+  assert.equal(typeof body.message, "string");
+  assert.ok(body.message.length > 0);
+}
+
+describe("generated gateway includes", () => {
+  it("conf/errors.conf and conf/rest-aliases.conf match render.mjs and rest-aliases.json", () => {
+    for (const [name, text] of Object.entries(generatedFiles())) {
+      assert.equal(readFileSync(join(gatewayDir, name), "utf8"), text, `${name} is stale: run node services/gateway/render.mjs --generate`);
+    }
+  });
+});
+
+describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, timeout: 180_000 }, () => {
+  let gw: GatewayFixture;
+  let token: string;
+  const base = () => ({ port: gw.port, ca: gw.ca });
+  const seenCount = () => gw.stub.seen.length;
+
+  before(async () => {
+    gw = await startGatewayFixture({ clientVerify: "optional" });
+    token = await gw.tokens.sign({ sub: "user-42", cid: "company-7", role: "admin", sid: "sess-9" });
+  });
+  after(async () => {
+    if (gw?.errors.length) process.stderr.write(`nginx errors during the gateway tests:\n${gw.errors.join("\n")}\n`);
+    await gw?.close();
+  });
+
+  it("a valid token passes; the service gets the identity from the token, over mTLS", async () => {
+    const res = await request({
+      ...base(),
+      path: "/crm.auth.v1.AuthService/Check",
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: "{}",
+    });
+    assert.equal(res.status, 200, res.body);
+    assert.deepEqual(res.json(), { userId: "user-42", companyId: "company-7", role: "ROLE_ADMIN", sessionId: "sess-9" });
+    const last = gw.stub.seen.at(-1)!;
+    assert.equal(last.peerCn, "gateway");
+    assert.equal(last.host, "auth");
+    assert.equal(last.authorization, `Bearer ${token}`);
+    assert.equal(last.realIp, "127.0.0.1");
+  });
+
+  it("the access_token cookie works like the Bearer header", async () => {
+    const res = await request({
+      ...base(),
+      path: "/crm.auth.v1.AuthService/Check",
+      method: "POST",
+      headers: { "content-type": "application/json", cookie: `theme=dark; access_token=${token}` },
+      body: "{}",
+    });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.json().userId, "user-42");
+    assert.equal(gw.stub.seen.at(-1)!.authorization, `Bearer ${token}`, "the service gets the cookie's token as a Bearer header");
+  });
+
+  it("spoofed X-User-Id / X-Company-Id / X-Role headers are replaced by the token's", async () => {
+    const res = await request({
+      ...base(),
+      path: "/crm.auth.v1.AuthService/Check",
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${token}`,
+        "x-user-id": "attacker",
+        "x-company-id": "other-company",
+        "x-role": "owner",
+      },
+      body: "{}",
+    });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.json().userId, "user-42");
+    const last = gw.stub.seen.at(-1)!;
+    assert.equal(last.userId, "user-42");
+    assert.equal(last.companyId, "company-7");
+    assert.equal(last.role, "admin");
+  });
+
+  it("on public routes client identity headers are dropped, not forwarded", async () => {
+    const before = seenCount();
+    const res = await request({
+      ...base(),
+      path: "/auth/login",
+      method: "POST",
+      headers: { "content-type": "application/json", "x-user-id": "attacker", "x-role": "owner" },
+      body: JSON.stringify({ email: "a@b.c", password: "right" }),
+    });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(seenCount(), before + 1);
+    const last = gw.stub.seen.at(-1)!;
+    assert.equal(last.userId, undefined);
+    assert.equal(last.role, undefined);
+  });
+
+  it("refuses bad tokens with 401 JSON before any service sees them", async () => {
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const bad = await gw.tokens.bad(other);
+    const cases: [string, Record<string, string>][] = [["missing", {}]];
+    for (const [name, t] of Object.entries(bad)) {
+      cases.push([`${name} (Bearer)`, { authorization: `Bearer ${t}` }]);
+      cases.push([`${name} (cookie)`, { cookie: `access_token=${t}` }]);
+    }
+    const before = seenCount();
+    for (const [name, headers] of cases) {
+      const res = await request({
+        ...base(),
+        path: "/crm.auth.v1.AuthService/Check",
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: "{}",
+      });
+      assert.equal(res.status, 401, `${name}: ${res.body}`);
+      assertJsonError(res, 401, "unauthenticated");
+      assert.match(String(res.headers["www-authenticate"]), /^Bearer/);
+      assert.match(res.json().message, /refresh/, `${name}: the message says how to recover`);
+    }
+    assert.equal(seenCount(), before, "no refused request reached the service");
+    assert.deepEqual(gw.errors.filter((l) => /js exception/.test(l)), [], "the verifier never threw");
+  });
+
+  it("says why a token was refused", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await gw.tokens.sign({ iat: now - 2000, exp: now - 10 });
+    const res = await request({ ...base(), path: "/crm.timer.v1.TimerService/GetWorkingTimer", method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${expired}` }, body: "{}" });
+    assertJsonError(res, 401, "unauthenticated");
+    assert.match(res.json().message, /expired/);
+  });
+
+  it("a verified token is not re-verified until it expires (the verifier's answer is cached)", async () => {
+    const fresh = await gw.tokens.sign({ sub: "cached-user" });
+    const call = (t: string) =>
+      request({ ...base(), path: "/crm.auth.v1.AuthService/Check", method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${t}` }, body: "{}" });
+    assert.equal((await call(fresh)).status, 200);
+    const jwks = readFileSync(gw.jwksFile, "utf8");
+    try {
+      writeFileSync(gw.jwksFile, JSON.stringify({ keys: [] })); // the key is gone: only the cache can say yes now
+      assert.equal((await call(fresh)).status, 200, "cached answer");
+      const another = await gw.tokens.sign({ sub: "new-user" });
+      assert.equal((await call(another)).status, 401, "a token never seen is verified against the (now empty) key set");
+    } finally {
+      writeFileSync(gw.jwksFile, jwks);
+    }
+  });
+
+  it("internal crm.db.v1 services and unknown routes are 404 JSON", async () => {
+    const before = seenCount();
+    for (const path of ["/crm.db.v1.DbAuthService/LoginDB", "/crm.db.v1.DbChatService/SaveMessage", "/nope", "/crm.nope.v1.X/Y"]) {
+      const res = await request({ ...base(), path, method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: "{}" });
+      assertJsonError(res, 404, "not_found");
+    }
+    assert.equal(seenCount(), before);
+  });
+
+  it("routes each /crm.<domain>.v1.<Service>/ to its service", async () => {
+    const routes: [string, string][] = [
+      ["/crm.chat.v1.ChatService/ListChats", "chats"],
+      ["/crm.timer.v1.TimerService/ListTimers", "timers"],
+      ["/crm.admin.v1.AdminService/ListUsers", "admin"],
+      ["/crm.email.v1.EmailService/GetEmailStatus", "email"],
+      ["/crm.logs.v1.LogsService/SaveLogs", "logs"],
+      ["/crm.cache.v1.CacheService/Get", "cache"],
+    ];
+    for (const [path, upstream] of routes) {
+      const res = await request({ ...base(), path, method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: '{"a":1}' });
+      assert.equal(res.status, 200, res.body);
+      assert.equal(res.json().host, upstream, path);
+      assert.equal(res.json().path, path);
+    }
+  });
+
+  it("REST aliases map onto the Connect routes (rewrites and njs)", async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    // plain rewrite: same body, Content-Type forced to JSON
+    let res = await request({ ...base(), path: "/chats/createNewChat", method: "POST", headers: { ...auth, "content-type": "text/plain" }, body: '{"name":"team","memberIds":["u2"]}' });
+    assert.equal(res.status, 200, res.body);
+    assert.deepEqual(res.json(), { path: "/crm.chat.v1.ChatService/CreateChat", host: "chats", method: "POST", contentType: "application/json", body: { name: "team", memberIds: ["u2"] }, userId: "user-42" });
+    // path parameter into the message
+    res = await request({ ...base(), path: "/chats/chat-123/sendMessage", method: "POST", headers: { ...auth, "content-type": "application/json" }, body: '{"content":"hi","clientMessageId":"m1","chatId":"spoof"}' });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.json().path, "/crm.chat.v1.ChatService/SendMessage");
+    assert.deepEqual(res.json().body, { content: "hi", clientMessageId: "m1", chatId: "chat-123" });
+    assert.equal(res.json().userId, "user-42");
+    // GET with query parameters
+    res = await request({ ...base(), path: "/chats/chat-123/messages?limit=20&afterSeq=5", headers: auth });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.json().path, "/crm.chat.v1.ChatService/ListMessages");
+    assert.equal(res.json().method, "POST");
+    assert.deepEqual(res.json().body, { limit: "20", afterSeq: "5", chatId: "chat-123" });
+    res = await request({ ...base(), path: "/timer/get-working-timer", headers: auth });
+    assert.equal(res.status, 200, res.body);
+    assert.deepEqual([res.json().path, res.json().body], ["/crm.timer.v1.TimerService/GetWorkingTimer", {}]);
+    for (const [p, rpc] of [["/timer/start-timer", "StartTimer"], ["/timer/end-timer", "EndTimer"], ["/timer/change-timer", "ChangeTimer"], ["/timer/add-timer", "AddTimer"]]) {
+      res = await request({ ...base(), path: p!, method: "POST", headers: { ...auth, "content-type": "application/json" }, body: '{"description":"x"}' });
+      assert.equal(res.json().path, `/crm.timer.v1.TimerService/${rpc}`);
+    }
+    res = await request({ ...base(), path: "/admin/addusers", method: "POST", headers: { ...auth, "content-type": "application/json" }, body: '{"users":[]}' });
+    assert.equal(res.json().path, "/crm.admin.v1.AdminService/AddUsers");
+    // auth aliases reach the real handlers: Login sets its cookie
+    res = await request({ ...base(), path: "/auth/login", method: "POST", headers: { "content-type": "application/json" }, body: '{"email":"a@b.c","password":"right"}' });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.json().accessToken, "stub-access");
+    assert.match(String(res.headers["set-cookie"]), /access_token=stub-access/);
+    res = await request({ ...base(), path: "/auth/check", method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "{}" });
+    assert.equal(res.json().userId, "user-42");
+    // errors of the service pass through as Connect JSON errors
+    res = await request({ ...base(), path: "/auth/login", method: "POST", headers: { "content-type": "application/json" }, body: '{"email":"a@b.c","password":"wrong"}' });
+    assertJsonError(res, 401, "unauthenticated");
+  });
+
+  it("REST aliases refuse a wrong method, bad JSON, a bad path parameter and a missing token", async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const before = seenCount();
+    assertJsonError(await request({ ...base(), path: "/auth/login" }), 405, "unimplemented");
+    assertJsonError(await request({ ...base(), path: "/chats/c1/messages", method: "POST", headers: auth, body: "{}" }), 405, "unimplemented");
+    assertJsonError(await request({ ...base(), path: "/chats/c1/sendMessage", method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "{not json" }), 400, "invalid_argument");
+    assertJsonError(await request({ ...base(), path: "/chats/c1/sendMessage", method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "[1]" }), 400, "invalid_argument");
+    assertJsonError(await request({ ...base(), path: "/chats/a%22b/sendMessage", method: "POST", headers: auth, body: "{}" }), 404, "not_found");
+    assertJsonError(await request({ ...base(), path: "/chats/c1/sendMessage", method: "POST", headers: { "content-type": "application/json" }, body: "{}" }), 401, "unauthenticated");
+    assertJsonError(await request({ ...base(), path: "/timer/get-working-timer" }), 401, "unauthenticated");
+    assert.equal(seenCount(), before);
+  });
+
+  it("a browser without a valid token on /chats or /admin is sent to /auth/refresh, which refreshes and returns", async () => {
+    const res = await request({ ...base(), path: "/chats/c1/messages?limit=5", headers: { accept: "text/html,application/xhtml+xml" } });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.location, "/auth/refresh?next=%2Fchats%2Fc1%2Fmessages%3Flimit%3D5");
+    // API clients (no text/html) get JSON
+    assertJsonError(await request({ ...base(), path: "/chats/c1/messages" }), 401, "unauthenticated");
+    // the browser follows: GET /auth/refresh with its refresh cookie
+    const ok = await request({ ...base(), path: "/auth/refresh?next=%2Fchats%2Fc1%2Fmessages", headers: { cookie: "refresh_token=good" } });
+    assert.equal(ok.status, 303, ok.body);
+    assert.equal(ok.headers.location, "/chats/c1/messages");
+    assert.match(String(ok.headers["set-cookie"]), /access_token=fresh/);
+    // no open redirect
+    const evil = await request({ ...base(), path: "/auth/refresh?next=%2F%2Fevil.example", headers: { cookie: "refresh_token=good" } });
+    assert.equal(evil.headers.location, "/");
+    // a spent refresh token: JSON 401, no loop
+    assertJsonError(await request({ ...base(), path: "/auth/refresh?next=%2F", headers: { cookie: "refresh_token=bad" } }), 401, "unauthenticated");
+  });
+
+  it("the JWKS is public at /.well-known/jwks.json", async () => {
+    const res = await request({ ...base(), path: "/.well-known/jwks.json" });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.json().keys[0].kid, "stub");
+    assert.equal(gw.stub.seen.at(-1)!.path, "/crm.auth.v1.AuthService/GetJwks");
+  });
+
+  it("HTTP redirects to HTTPS; HTTPS answers carry HSTS (6 months), errors too", async () => {
+    const res = await request({ port: gw.httpPort, plain: true, path: "/auth/login?x=1", method: "POST", body: "{}" });
+    assert.equal(res.status, 308);
+    assert.equal(res.headers.location, `https://127.0.0.1:${gw.port}/auth/login?x=1`);
+    for (const path of ["/healthz", "/nope"]) {
+      const r = await request({ ...base(), path });
+      assert.equal(r.headers["strict-transport-security"], "max-age=15768000; includeSubDomains", path);
+    }
+    const ok = await request({ ...base(), path: "/crm.auth.v1.AuthService/Check", method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: "{}" });
+    assert.equal(ok.headers["strict-transport-security"], "max-age=15768000; includeSubDomains");
+  });
+
+  it("TLS 1.2 and 1.3 only, ECDHE AEAD suites", async () => {
+    const tls = await import("node:tls");
+    const hello = (o: import("node:tls").ConnectionOptions) =>
+      new Promise<{ ok: boolean; protocol?: string | null; cipher?: string }>((resolve) => {
+        const s = tls.connect({ host: "127.0.0.1", port: gw.port, ca: gw.ca, servername: "localhost", ...o }, () => {
+          resolve({ ok: true, protocol: s.getProtocol(), cipher: s.getCipher().name });
+          s.destroy();
+        });
+        s.on("error", () => resolve({ ok: false }));
+      });
+    assert.equal((await hello({ maxVersion: "TLSv1.1", minVersion: "TLSv1" })).ok, false, "TLS 1.1 refused");
+    const v12 = await hello({ maxVersion: "TLSv1.2" });
+    assert.equal(v12.protocol, "TLSv1.2");
+    assert.match(String(v12.cipher), /^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM|CHACHA20-POLY1305)/);
+    assert.equal((await hello({ maxVersion: "TLSv1.2", ciphers: "AES128-SHA256:AES256-SHA" })).ok, false, "non-ECDHE suites refused");
+    assert.equal((await hello({ minVersion: "TLSv1.3" })).protocol, "TLSv1.3");
+  });
+
+  it("login flood from one address gets 429 JSON", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        request({ ...base(), path: "/crm.auth.v1.AuthService/Login", method: "POST", headers: { "content-type": "application/json" }, body: '{"email":"a@b.c","password":"wrong"}' }),
+      ),
+    );
+    const limited = results.filter((r) => r.status === 429);
+    assert.ok(limited.length >= 20, `expected most of 40 logins refused, got ${limited.length}`);
+    assertJsonError(limited[0]!, 429, "resource_exhausted");
+    assert.ok(limited[0]!.headers["retry-after"]);
+  });
+
+  it("request bodies over the limit get 413 JSON and never reach the service", async () => {
+    const before = seenCount();
+    const big = JSON.stringify({ content: "x".repeat(300 * 1024) });
+    const res = await request({ ...base(), path: "/crm.chat.v1.ChatService/SendMessage", method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: big });
+    assertJsonError(res, 413, "resource_exhausted");
+    const login = await request({ ...base(), path: "/auth/register", method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ companyName: "x".repeat(70 * 1024) }) });
+    assertJsonError(login, 413, "resource_exhausted");
+    assert.equal(seenCount(), before);
+  });
+
+  it("gRPC, gRPC-Web and Connect clients all get through, with proper gRPC statuses for gateway errors", async () => {
+    const nodeOptions = { ca: gw.ca };
+    const baseUrl = `https://localhost:${gw.port}`;
+    const headers = { authorization: `Bearer ${token}` };
+    const grpc = createClient(AuthService, createGrpcTransport({ baseUrl, nodeOptions }));
+    const web = createClient(AuthService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1", nodeOptions }));
+    const connect = createClient(AuthService, createConnectTransport({ baseUrl, httpVersion: "2", nodeOptions }));
+    for (const client of [grpc, web, connect]) {
+      const res = await client.check({}, { headers });
+      assert.equal(res.userId, "user-42");
+      await assert.rejects(client.check({}), (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated);
+      await assert.rejects(client.check({}, { headers: { authorization: "Bearer a.b.c" } }), (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated);
+      await assert.rejects(client.login({ email: "a@b.c", password: "x".repeat(70 * 1024) }), (e: unknown) => ConnectError.from(e).code === Code.ResourceExhausted);
+    }
+    const grpcHealth = createClient(Health, createGrpcTransport({ baseUrl, nodeOptions }));
+    assert.equal((await grpcHealth.check({})).status, 1);
+    // a server stream stays open through the gateway
+    const ac = new AbortController();
+    let n = 0;
+    for await (const msg of grpcHealth.watch({}, { signal: ac.signal })) {
+      assert.equal(msg.status, 1);
+      if (++n === 3) break;
+    }
+    ac.abort();
+    assert.equal(n, 3);
+  });
+
+  it("256 concurrent gRPC calls succeed, and a second burst reuses the upstream connections", async () => {
+    const client = createClient(AuthService, createGrpcTransport({ baseUrl: `https://localhost:${gw.port}`, nodeOptions: { ca: gw.ca } }));
+    const burst = async () => {
+      const results = await Promise.allSettled(Array.from({ length: 256 }, () => client.check({}, { headers: { authorization: `Bearer ${token}` } })));
+      const failed = results.filter((r) => r.status === "rejected");
+      assert.equal(failed.length, 0, String((failed[0] as PromiseRejectedResult | undefined)?.reason));
+    };
+    await burst(); // nginx opens one upstream connection per in-flight gRPC call...
+    const opened = gw.stub.connections;
+    await burst(); // ...and keeps them (keepalive 256), so the next burst opens (almost) none
+    assert.ok(gw.stub.connections - opened <= 8, `second burst opened ${gw.stub.connections - opened} new upstream connections`);
+  });
+
+  it("a foreign gRPC stack (Debian python3-grpcio, stubs generated from the protos) works through the gateway", { skip: need("python3-grpcio", pythonGrpcAvailable(), `apt-get install -y ${pythonPackages}`) }, async () => {
+    const ok = await pythonGrpcCall({ port: gw.port, ca: gw.pki.ca, method: "crm.auth.v1.AuthService/Check", token });
+    assert.equal(ok.status, "OK", ok.stderr);
+    assert.equal(ok.messages[0].userId, "user-42");
+    const noToken = await pythonGrpcCall({ port: gw.port, ca: gw.pki.ca, method: "crm.auth.v1.AuthService/Check" });
+    assert.equal(noToken.status, "UNAUTHENTICATED");
+    const big = await pythonGrpcCall({ port: gw.port, ca: gw.pki.ca, method: "crm.auth.v1.AuthService/Login", request: { email: "a@b.c", password: "x".repeat(70 * 1024) } });
+    assert.equal(big.status, "RESOURCE_EXHAUSTED");
+    const stream = await pythonGrpcCall({ port: gw.port, ca: gw.pki.ca, method: "grpc.health.v1.Health/Watch", max: 3 });
+    assert.equal(stream.messages.length, 3);
+    assert.deepEqual(stream.messages[0], { status: "SERVING" });
+  });
+
+  it("with the service down: 502 JSON (gRPC: UNAVAILABLE); it recovers on restart without touching nginx", async () => {
+    const port = gw.stub.port;
+    const call = () => request({ ...base(), path: "/crm.auth.v1.AuthService/Check", method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: "{}" });
+    assert.equal((await call()).status, 200);
+    await gw.stub.close();
+    assertJsonError(await call(), 502, "unavailable");
+    const grpc = createClient(AuthService, createGrpcTransport({ baseUrl: `https://localhost:${gw.port}`, nodeOptions: { ca: gw.ca } }));
+    await assert.rejects(grpc.check({}, { headers: { authorization: `Bearer ${token}` } }), (e: unknown) => ConnectError.from(e).code === Code.Unavailable);
+    const certs = gw.pki;
+    gw.stub = await startStub({ cert: readFileSync(certs.cert("stub")), key: readFileSync(certs.key("stub")), ca: gw.ca, port });
+    const res = await call();
+    assert.equal(res.status, 200, res.body);
+    assert.equal((await grpc.check({}, { headers: { authorization: `Bearer ${token}` } })).userId, "user-42");
+  });
+});
+
+describe("gateway client-certificate modes", { skip: skipNginx, timeout: 120_000 }, () => {
+  let required: GatewayFixture;
+  let optional: GatewayFixture;
+  let foreign: { cert: Buffer; key: Buffer };
+  before(async () => {
+    [required, optional] = await Promise.all([startGatewayFixture({ clientVerify: "on" }), startGatewayFixture({ clientVerify: "optional" })]);
+    const other = ensureDevPki(join(required.dir, "other-ca"), { names: [] });
+    foreign = { cert: readFileSync(other.cert("client")), key: readFileSync(other.key("client")) };
+  });
+  after(async () => {
+    await Promise.all([required?.close(), optional?.close()]);
+  });
+
+  it("required: no certificate and a certificate from another CA get a JSON error; a CA-signed one passes", async () => {
+    const noCert = await request({ port: required.port, ca: required.ca, path: "/healthz" });
+    assertJsonError(noCert, 400, "unauthenticated");
+    assert.match(noCert.json().message, /client certificate is required/);
+    const bad = await request({ port: required.port, ca: required.ca, ...foreign, path: "/healthz" });
+    assertJsonError(bad, 400, "unauthenticated");
+    assert.match(bad.json().message, /not issued by the trusted CA/);
+    const ok = await request({ port: required.port, ca: required.ca, cert: required.clientCert, key: required.clientKey, path: "/healthz" });
+    assert.equal(ok.status, 200);
+    // gRPC callers get UNAUTHENTICATED rather than a TLS failure
+    const grpc = createClient(Health, createGrpcTransport({ baseUrl: `https://localhost:${required.port}`, nodeOptions: { ca: required.ca } }));
+    await assert.rejects(grpc.check({}), (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated);
+    const grpcOk = createClient(Health, createGrpcTransport({ baseUrl: `https://localhost:${required.port}`, nodeOptions: { ca: required.ca, cert: required.clientCert, key: required.clientKey } }));
+    assert.equal((await grpcOk.check({})).status, 1);
+  });
+
+  it("optional: both without a certificate and with a CA-signed one", async () => {
+    assert.equal((await request({ port: optional.port, ca: optional.ca, path: "/healthz" })).status, 200);
+    assert.equal((await request({ port: optional.port, ca: optional.ca, cert: optional.clientCert, key: optional.clientKey, path: "/healthz" })).status, 200);
+  });
+});

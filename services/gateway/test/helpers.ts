@@ -1,0 +1,235 @@
+/**
+ * Test helpers shared by the gateway tests and the end-to-end tests: HTTPS requests with the dev
+ * CA (and optionally a client certificate), free ports, access tokens good and bad, and the
+ * Python gRPC client.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { createPublicKey } from "node:crypto";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SignJWT, importPKCS8 } from "jose";
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const pythonPackages = "python3-grpcio python3-grpc-tools";
+export const python = "/usr/bin/python3";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Res {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  json(): any;
+}
+
+export interface ReqOpts {
+  port: number;
+  path: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  plain?: boolean;
+  host?: string;
+  timeoutMs?: number;
+}
+
+/** One HTTP/1.1 request on a fresh connection (so client-certificate tests see a new handshake). */
+export function request(o: ReqOpts): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const mod = o.plain ? http : https;
+    const req = mod.request(
+      {
+        host: o.host ?? "127.0.0.1",
+        port: o.port,
+        path: o.path,
+        method: o.method ?? "GET",
+        headers: o.body !== undefined ? { "content-length": String(Buffer.byteLength(o.body)), ...o.headers } : o.headers,
+        agent: false,
+        ...(o.plain ? {} : { ca: o.ca, cert: o.cert, key: o.key, servername: "localhost" }),
+        timeout: o.timeoutMs ?? 15_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const body = Buffer.concat(chunks).toString();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`request ${o.path} timed out`)));
+    req.on("error", reject);
+    if (o.body !== undefined) req.write(o.body);
+    req.end();
+  });
+}
+
+export interface TokenClaims {
+  sub?: string;
+  cid?: string;
+  role?: string;
+  sid?: string;
+  iss?: string;
+  aud?: string | string[];
+  exp?: number;
+  nbf?: number;
+  iat?: number;
+  [k: string]: unknown;
+}
+
+const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+
+/** Signs access tokens the way the auth service does, and the bad ones the gateway must refuse. */
+export class TokenMaker {
+  private constructor(
+    private readonly key: Awaited<ReturnType<typeof importPKCS8>>,
+    readonly kid: string,
+    readonly publicPem: string,
+    readonly issuer: string,
+    readonly audience: string,
+  ) {}
+
+  static async fromPem(privatePem: string, kid: string, issuer = "crm-auth", audience = "crm-api") {
+    const key = await importPKCS8(privatePem, "RS256");
+    const publicPem = createPublicKey(privatePem).export({ type: "spki", format: "pem" }).toString();
+    return new TokenMaker(key, kid, publicPem, issuer, audience);
+  }
+
+  claims(over: TokenClaims = {}): TokenClaims {
+    const now = Math.floor(Date.now() / 1000);
+    return {
+      iss: this.issuer,
+      aud: this.audience,
+      sub: "user-1",
+      cid: "company-1",
+      role: "owner",
+      sid: "session-1",
+      jti: `jti-${Math.random().toString(36).slice(2)}`,
+      iat: now,
+      exp: now + 900,
+      ...over,
+    };
+  }
+
+  async sign(over: TokenClaims = {}, header: Record<string, unknown> = {}): Promise<string> {
+    const claims = Object.fromEntries(Object.entries(this.claims(over)).filter(([, v]) => v !== undefined));
+    return new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: this.kid, typ: "at+jwt", ...header }).sign(this.key);
+  }
+
+  /** Every token the gateway must refuse, by name. */
+  async bad(otherKeyPem: string): Promise<Record<string, string>> {
+    const now = Math.floor(Date.now() / 1000);
+    const good = await this.sign();
+    const [h, p, s] = good.split(".") as [string, string, string];
+    const other = await TokenMaker.fromPem(otherKeyPem, this.kid, this.issuer, this.audience);
+    const hs = new SignJWT(this.claims())
+      .setProtectedHeader({ alg: "HS256", kid: this.kid, typ: "at+jwt" })
+      .sign(new TextEncoder().encode(this.publicPem));
+    const tampered = b64({ ...JSON.parse(Buffer.from(p, "base64url").toString()), role: "owner", sub: "someone-else" });
+    return {
+      expired: await this.sign({ iat: now - 2000, exp: now - 60 }),
+      "not yet valid": await this.sign({ nbf: now + 3600 }),
+      "wrong issuer": await this.sign({ iss: "someone-else" }),
+      "wrong audience": await this.sign({ aud: "other-api" }),
+      "alg none": `${b64({ alg: "none", kid: this.kid, typ: "at+jwt" })}.${p}.`,
+      "alg none with signature": `${b64({ alg: "none", kid: this.kid, typ: "at+jwt" })}.${p}.${s}`,
+      "HS256 signed with the public key": await hs,
+      "unknown kid": await this.sign({}, { kid: "no-such-key" }),
+      "signed by another key": await other.sign(),
+      "wrong typ": await this.sign({}, { typ: "JWT" }),
+      "missing company claim": await this.sign({ cid: undefined }),
+      "bad role": await this.sign({ role: "root" }),
+      "no exp": await this.sign({ exp: undefined }),
+      truncated: good.slice(0, good.length - 12),
+      "tampered payload": `${h}.${tampered}.${s}`,
+      garbage: "not-a-token",
+    };
+  }
+}
+
+let pythonChecked: boolean | undefined;
+/** True when Debian's python3-grpcio and python3-grpc-tools can be imported by /usr/bin/python3. */
+export function pythonGrpcAvailable(): boolean {
+  if (pythonChecked === undefined) {
+    const r = spawnSync(python, ["-c", "import grpc, grpc_tools.protoc, google.protobuf"], { stdio: "ignore" });
+    pythonChecked = r.status === 0;
+  }
+  return pythonChecked;
+}
+
+export interface PyResult {
+  messages: any[];
+  status: string;
+  details: string;
+  stderr: string;
+}
+
+/** Runs services/gateway/test/grpc_call.py (a grpcio client) and collects its JSON lines. */
+export function pythonGrpcCall(opts: {
+  port: number;
+  ca: string;
+  method: string;
+  request?: unknown;
+  token?: string;
+  cert?: string;
+  key?: string;
+  max?: number;
+  metadata?: Record<string, string>;
+  timeoutMs?: number;
+  /** Called for each response message as it arrives; return true to end the call (SIGTERM). */
+  onMessage?: (message: any) => boolean | void;
+}): Promise<PyResult> {
+  const script = join(repoRoot, "services", "gateway", "test", "grpc_call.py");
+  const args = [script, "--protos", join(repoRoot, "proto"), "--target", `localhost:${opts.port}`, "--ca", opts.ca];
+  if (opts.token) args.push("--token", opts.token);
+  if (opts.cert) args.push("--cert", opts.cert, "--key", opts.key ?? "");
+  if (opts.max) args.push("--max", String(opts.max));
+  for (const [k, v] of Object.entries(opts.metadata ?? {})) args.push("--metadata", `${k}=${v}`);
+  args.push(opts.method, JSON.stringify(opts.request ?? {}));
+  return new Promise((resolve, reject) => {
+    const child = spawn(python, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let pending = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      pending += d;
+      let i;
+      while ((i = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, i);
+        pending = pending.slice(i + 1);
+        try {
+          const j = JSON.parse(line);
+          if ("message" in j && opts.onMessage?.(j.message)) child.kill("SIGTERM");
+        } catch {
+          /* partial or not JSON */
+        }
+      }
+    });
+    child.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      const lines = out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      const last = lines.find((l) => "status" in l) ?? (code === null ? { status: "ENDED_BY_TEST", details: "" } : undefined);
+      if (!last) return reject(new Error(`grpc_call.py exited ${code}: ${err.trim().split("\n").slice(-3).join(" | ")}`));
+      resolve({ messages: lines.filter((l) => "message" in l).map((l) => l.message), status: last.status, details: last.details, stderr: err });
+    });
+  });
+}

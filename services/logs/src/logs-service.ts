@@ -1,0 +1,28 @@
+/** crm.logs.v1.LogsService handlers: validate, hand to the sink, answer at once. */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AppError, peerServiceKey, principalKey } from "@crm/kit";
+import type { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import type { Sink } from "./shipper.js";
+import { validateSaveLogs, type Caller } from "./validation.js";
+
+export interface LogsDeps {
+  sink: Sink;
+  now?: () => number;
+}
+
+export function logsService(deps: LogsDeps): ServiceImpl<typeof LogsService> {
+  const now = deps.now ?? Date.now;
+  return {
+    async saveLogs(req, ctx) {
+      const principal = ctx.values.get(principalKey);
+      const peer = ctx.values.get(peerServiceKey);
+      let caller: Caller;
+      if (principal) caller = { user: { companyId: principal.companyId, userId: principal.userId } };
+      else if (peer && peer !== "gateway") caller = { service: peer };
+      else throw new AppError("unauthenticated", "SaveLogs needs an access token or a service identity (mTLS certificate)");
+      const records = validateSaveLogs(req, caller, now());
+      deps.sink.push(records); // buffered: never waits for Loki
+      return { accepted: records.length };
+    },
+  };
+}

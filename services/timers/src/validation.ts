@@ -1,0 +1,77 @@
+/**
+ * Request checks of the timers service. Pure: the clock is passed in. Each function returns the
+ * violations it found (field in the proto's JSON name), so one invalid_argument names every bad
+ * field at once and nothing is changed.
+ */
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Violation } from "@crm/kit";
+import { canonicalZone } from "./zone.js";
+
+export const MAX_DESCRIPTION = 1000;
+const HOUR = 3_600_000;
+export const MAX_MANUAL_MS = 24 * HOUR;
+/** GetReport's longest range: 366 days, plus an hour so a local year across a DST change fits. */
+export const MAX_REPORT_MS = 366 * 24 * HOUR + HOUR;
+const MIN_TIME = 0; // 1970-01-01
+const MAX_TIME = 253402300799999; // 9999-12-31T23:59:59.999Z
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function descriptionViolations(value: string | undefined, field = "description"): Violation[] {
+  if (value === undefined) return [];
+  const length = [...value].length;
+  if (length > MAX_DESCRIPTION) return [{ field, description: `must be at most ${MAX_DESCRIPTION} characters (got ${length})` }];
+  if (value.includes("\u0000")) return [{ field, description: "must not contain NUL characters" }];
+  return [];
+}
+
+export function idViolations(value: string, field: string, what: string, optional: boolean): Violation[] {
+  if (optional && value === "") return [];
+  if (!uuid.test(value)) return [{ field, description: value === "" ? `is required: the ${what} id (UUID)` : `must be a ${what} id (UUID), got ${JSON.stringify(value.slice(0, 80))}` }];
+  return [];
+}
+
+/** A timestamp as ms, or a violation when it is out of range. `undefined` in, `undefined` out. */
+export function instant(ts: Timestamp | undefined, field: string, out: Violation[]): number | undefined {
+  if (!ts) return undefined;
+  const ms = timestampDate(ts).getTime();
+  if (!Number.isFinite(ms) || ms < MIN_TIME || ms > MAX_TIME) {
+    out.push({ field, description: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z" });
+    return undefined;
+  }
+  return ms;
+}
+
+/** A time a user claims something happened at: not in the future beyond the tolerated clock skew. */
+export function pastInstant(ts: Timestamp | undefined, field: string, now: number, skewMs: number, out: Violation[]): number | undefined {
+  const ms = instant(ts, field, out);
+  if (ms !== undefined && ms > now + skewMs) {
+    out.push({ field, description: `must not be in the future (it is ${new Date(ms).toISOString()}, the server's time is ${new Date(now).toISOString()})` });
+    return undefined;
+  }
+  return ms;
+}
+
+/** start < end and at most 24 h: the rules for entries made by hand. */
+export function manualRangeViolations(start: number, end: number, fields = { end: "endTime" }): Violation[] {
+  if (end <= start) return [{ field: fields.end, description: `must be after startTime (start ${new Date(start).toISOString()}, end ${new Date(end).toISOString()})` }];
+  if (end - start > MAX_MANUAL_MS) return [{ field: fields.end, description: "an entry may last at most 24 hours; split longer work into several entries" }];
+  return [];
+}
+
+export function pageSizeViolations(pageSize: number): Violation[] {
+  if (pageSize < 0 || pageSize > 500) return [{ field: "pageSize", description: "must be 1..500 (0 means 100)" }];
+  return [];
+}
+
+export function pageTokenViolations(token: string): Violation[] {
+  if (token.length > 200) return [{ field: "pageToken", description: "is not a token this service returned; start again with an empty pageToken" }];
+  return [];
+}
+
+/** The canonical zone name, or a violation ("" means UTC). */
+export function zoneOf(name: string, out: Violation[]): string {
+  if (name === "") return "UTC";
+  const zone = canonicalZone(name);
+  if (!zone) out.push({ field: "timeZone", description: `must be an IANA time zone name such as "Europe/Berlin" or "America/New_York" (got ${JSON.stringify(name.slice(0, 80))})` });
+  return zone ?? "UTC";
+}

@@ -1,0 +1,104 @@
+/**
+ * `npm run cluster` itself (scripts/cluster.mjs): one clear line naming the package when a piece is
+ * missing; one "ready" line when up; Ctrl-C (SIGINT) stops every process it started.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { need } from "@crm/testkit";
+import { checkPrerequisites, defaults, repoRoot } from "../../scripts/cluster/lib.mjs";
+import { nginxPackages, nginxProblem } from "../../services/gateway/run.mjs";
+import { request } from "../../services/gateway/test/helpers.ts";
+
+const cli = join(repoRoot, "scripts", "cluster.mjs");
+
+function run(env: Record<string, string>) {
+  return spawnSync(process.execPath, [cli, "--free-ports", "--data-dir", join(tmpdir(), "crm-cli-never-used")], {
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+}
+
+describe("npm run cluster: missing pieces", () => {
+  it("names the apt package of a missing nginx, njs module, Redis or RabbitMQ in one line each", () => {
+    let r = run({ NGINX_BIN: "/nonexistent/nginx" });
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr.trim(), "cluster: nginx is not installed; install it with: apt-get install -y nginx libnginx-mod-http-js");
+    r = run({ CRM_GW_NJS_MODULE: "/nonexistent/ngx_http_js_module.so" });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^cluster: the nginx njs module \(\/nonexistent\/ngx_http_js_module\.so\) is missing; install it with: apt-get install -y libnginx-mod-http-js$/m);
+    r = run({ AMQP_URL: "amqp://guest:guest@127.0.0.1:1", NGINX_BIN: process.env.NGINX_BIN ?? "" });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^cluster: RabbitMQ is not reachable at 127\.0\.0\.1:1 \(AMQP_URL\): start it, or install it with: apt-get install -y rabbitmq-server$/m);
+    r = run({ REDIS_URL: "redis://127.0.0.1:1" });
+    assert.match(r.stderr, /^cluster: Redis is not reachable at 127\.0\.0\.1:1 \(REDIS_URL\): start it, or install it with: apt-get install -y redis-server$/m);
+    r = run({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/crm" });
+    assert.match(r.stderr, /^cluster: PostgreSQL is not reachable at 127\.0\.0\.1:1 \(DATABASE_URL\): start it, or install it with: apt-get install -y postgresql$/m);
+  });
+});
+
+const backing = await checkPrerequisites({ ...defaults, gateway: false });
+const skip =
+  need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`) ||
+  need("PostgreSQL, Redis and RabbitMQ", backing.length === 0, backing.join("; ") || "postgresql redis-server rabbitmq-server");
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port });
+    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("error", () => resolve(false));
+  });
+}
+
+describe("npm run cluster: start and Ctrl-C", { skip, timeout: 400_000 }, () => {
+  it("prints one ready line, serves through the gateway, and stops everything on SIGINT", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "crm-cli-"));
+    const db = `crm_cli_${process.pid}`;
+    const child = spawn(process.execPath, [cli, "--only", "dbservice,auth", "--free-ports", "--data-dir", dir], {
+      env: { ...process.env, DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${db}`, LOGS_REPORT_ERRORS: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ready line in 300 s: ${err}`)), 300_000);
+        child.stdout.on("data", () => {
+          const m = /^cluster ready in .*$/m.exec(out);
+          if (m) (clearTimeout(timer), resolve(m[0]));
+        });
+        void exited.then((code) => reject(new Error(`cluster exited ${code}: ${err}`)));
+      });
+      assert.equal(out.trim().split("\n").length, 1, "exactly one line on stdout");
+      const url = /(https:\/\/127\.0\.0\.1:(\d+))/.exec(line);
+      assert.ok(url, line);
+      const port = Number(url[2]);
+      const ports = [...line.matchAll(/(?:dbservice|auth):(\d+)/g)].map((m) => Number(m[1]));
+      assert.equal(ports.length, 2, line);
+      const ca = readFileSync(join(dir, "certs", "ca.crt"));
+      for (const f of ["client.crt", "client.key", "gateway.crt", "auth.crt", "dbservice.crt"]) readFileSync(join(dir, "certs", f));
+      assert.ok(JSON.parse(readFileSync(join(dir, "keys", "jwks.json"), "utf8")).keys[0].kid);
+      const jwks = await request({ port, ca, path: "/.well-known/jwks.json" });
+      assert.equal(jwks.status, 200, jwks.body);
+
+      child.kill("SIGINT");
+      assert.equal(await exited, 0, err);
+      assert.match(err, /cluster: stopped/);
+      for (const p of [port, ...ports]) assert.equal(await portOpen(p), false, `port ${p} still open after Ctrl-C`);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      const pg = await import("pg");
+      const admin = new pg.default.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+      await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).finally(() => admin.end()), () => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

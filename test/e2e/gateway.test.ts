@@ -1,0 +1,335 @@
+/**
+ * End to end through the NGINX gateway against the real services: the local cluster (every service
+ * its own process with TLS + mTLS, real PostgreSQL, Redis and RabbitMQ) on free ports, in a temporary
+ * folder with its own CA, JWT key, database, Redis database and e-mail queue.
+ *
+ * Needs nginx + libnginx-mod-http-js (and python3-grpcio python3-grpc-tools for the foreign gRPC
+ * client) and the local PostgreSQL/Redis/RabbitMQ; without them the suite skips with one loud line
+ * (CI=true makes that a failure).
+ */
+import assert from "node:assert/strict";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
+import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
+import { need } from "@crm/testkit";
+import pg from "pg";
+import { ensureDevPki } from "../../scripts/certs.mjs";
+import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
+import { nginxPackages, nginxProblem } from "../../services/gateway/run.mjs";
+import { pythonGrpcAvailable, pythonGrpcCall, pythonPackages, request, TokenMaker, type Res } from "../../services/gateway/test/helpers.ts";
+
+const backing = await checkPrerequisites({ ...defaults, gateway: false });
+const skip =
+  need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`) ||
+  need("PostgreSQL, Redis and RabbitMQ", backing.length === 0, backing.join("; ") || "postgresql redis-server rabbitmq-server");
+
+function assertJsonError(res: Res, status: number, code: string) {
+  assert.equal(res.status, status, `status of ${res.body}`);
+  assert.match(String(res.headers["content-type"]), /^application\/json/);
+  assert.equal(res.json().code, code, res.body);
+  assert.ok(String(res.json().message).length > 0);
+}
+
+describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
+  const tag = `${process.pid}_${randomBytes(3).toString("hex")}`;
+  const dbName = `crm_e2e_${tag}`;
+  const databaseUrl = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+  let dir: string;
+  let cluster: Cluster;
+  let ca: Buffer;
+  let port: number;
+  let owner: { email: string; password: string; userId: string; companyId: string; accessToken: string; refreshToken: string };
+  const json = { "content-type": "application/json" };
+  const bearer = () => ({ authorization: `Bearer ${owner.accessToken}` });
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    request({ port, ca, path, method: "POST", headers: { ...json, ...headers }, body: JSON.stringify(body) });
+  /** Lines of a service's own request log (LOG_LEVEL=debug: one "rpc" line per call it handled). */
+  const rpcLines = (service: string, rpc: string) =>
+    cluster.service(service).lines.filter((l) => l.includes(`"rpc":"${rpc}"`)).length;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "crm-e2e-"));
+    cluster = await startCluster({
+      dataDir: dir,
+      ports: "free",
+      databaseUrl,
+      redisUrl: "redis://127.0.0.1:6379/7",
+      env: { LOG_LEVEL: "info", EMAIL_QUEUE: `email_tasks_e2e_${tag}`, LOGS_REPORT_ERRORS: "false" },
+      serviceEnv: { auth: { LOG_LEVEL: "debug" }, timers: { LOG_LEVEL: "debug" } },
+      gateway: { clientVerify: "optional", vars: { CRM_GW_AUTH_RATE: "600r/m", CRM_GW_AUTH_BURST: "20", CRM_GW_WORKERS: "2" } },
+      readyTimeoutMs: 240_000,
+    });
+    ca = readFileSync(cluster.pki.ca);
+    port = cluster.httpsPort;
+    const email = `owner-${tag}@example.com`;
+    const password = "correct horse battery staple 42";
+    const res = await post("/auth/register", {
+      companyName: `E2E ${tag}`,
+      address: "1 Test Street",
+      email,
+      phone: `+1415${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`,
+      password,
+      ownerName: "Olga Owner",
+    });
+    assert.equal(res.status, 200, res.body);
+    owner = { email, password, ...res.json() };
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+    await admin.connect().then(
+      () => admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).finally(() => admin.end()),
+      () => undefined,
+    );
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("registers, logs in and checks through the REST aliases and Connect", async () => {
+    assert.ok(owner.accessToken && owner.refreshToken && owner.userId && owner.companyId);
+    const login = await post("/auth/login", { email: owner.email, password: owner.password });
+    assert.equal(login.status, 200, login.body);
+    assert.match(String(login.headers["set-cookie"]), /access_token=/);
+    const check = await post("/auth/check", {}, bearer());
+    assert.equal(check.status, 200, check.body);
+    assert.equal(check.json().userId, owner.userId);
+    assert.equal(check.json().companyId, owner.companyId);
+    // the cookie alone works too
+    const viaCookie = await post("/crm.auth.v1.AuthService/Check", {}, { cookie: `access_token=${login.json().accessToken}` });
+    assert.equal(viaCookie.json().userId, owner.userId);
+    const jwks = await request({ port, ca, path: "/.well-known/jwks.json" });
+    assert.equal(jwks.status, 200);
+    assert.ok(jwks.json().keys.some((k: { kid: string }) => k.kid === cluster.keys.kid));
+    const wrong = await post("/auth/login", { email: owner.email, password: "not the password" });
+    assertJsonError(wrong, 401, "unauthenticated");
+  });
+
+  it("refuses missing and bad tokens with 401 JSON at the gateway; the service never sees them", async () => {
+    const tokens = await TokenMaker.fromPem(readFileSync(cluster.keys.privateKeyFile, "utf8"), cluster.keys.kid);
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const bad = await tokens.bad(other);
+    // a valid call is in the service's log, so the log is a fair witness
+    const seen0 = rpcLines("auth", "/crm.auth.v1.AuthService/Check");
+    assert.equal((await post("/crm.auth.v1.AuthService/Check", {}, bearer())).status, 200);
+    const seen1 = rpcLines("auth", "/crm.auth.v1.AuthService/Check");
+    assert.equal(seen1, seen0 + 1, "the auth service logs each Check it handles (LOG_LEVEL=debug)");
+    const cases: [string, Record<string, string>][] = [["missing", {}]];
+    for (const [name, t] of Object.entries(bad)) {
+      cases.push([`${name} (Bearer)`, { authorization: `Bearer ${t}` }], [`${name} (cookie)`, { cookie: `access_token=${t}` }]);
+    }
+    for (const [name, headers] of cases) {
+      const res = await post("/crm.auth.v1.AuthService/Check", {}, headers);
+      assert.equal(res.status, 401, `${name}: ${res.body}`);
+      assertJsonError(res, 401, "unauthenticated");
+      const timers = await request({ port, ca, path: "/timer/get-working-timer", headers });
+      assertJsonError(timers, 401, "unauthenticated");
+    }
+    // the service's log got no new Check: none of them reached it
+    assert.equal(rpcLines("auth", "/crm.auth.v1.AuthService/Check"), seen1);
+    assert.equal(rpcLines("timers", "/crm.timer.v1.TimerService/GetWorkingTimer"), 0);
+    // and the gateway's access log shows no upstream for them
+    const log = readFileSync(join(cluster.logDir, "gateway-access.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const refused = log.filter((e) => e.status === 401 && e.uri === "/timer/get-working-timer");
+    assert.equal(refused.length, cases.length);
+    assert.ok(refused.every((e) => e.upstream === ""), "no refused request was proxied");
+  });
+
+  it("a spoofed X-User-Id / X-Company-Id / X-Role is ignored", async () => {
+    const res = await post("/crm.auth.v1.AuthService/Check", {}, { ...bearer(), "x-user-id": "00000000-0000-0000-0000-000000000000", "x-company-id": "00000000-0000-0000-0000-000000000001", "x-role": "owner" });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.json().userId, owner.userId);
+    assert.equal(res.json().companyId, owner.companyId);
+  });
+
+  it("crm.db.v1 is not reachable from outside; services demand the CA's client certificate", async () => {
+    for (const path of ["/crm.db.v1.DbAuthService/LoginDB", "/crm.db.v1.DbAuthService/RegisterCompany"]) {
+      assertJsonError(await post(path, {}, bearer()), 404, "not_found");
+    }
+    // straight to a service port: no client certificate, or one from another CA → no TLS session
+    const handshake = (o: tls.ConnectionOptions) =>
+      new Promise<boolean>((resolve) => {
+        const s = tls.connect({ host: "127.0.0.1", port: cluster.ports.dbservice, ca, servername: "dbservice", ALPNProtocols: ["h2"], ...o }, () => {
+          // TLS 1.3: a rejected client certificate surfaces just after the handshake
+          s.once("data", () => resolve(true));
+          s.once("error", () => resolve(false));
+          s.once("close", () => resolve(false));
+          s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+        });
+        s.once("error", () => resolve(false));
+      });
+    assert.equal(await handshake({}), false, "no client certificate");
+    const other = ensureDevPki(join(dir, "other-ca"), { names: [] });
+    assert.equal(await handshake({ cert: readFileSync(other.cert("client")), key: readFileSync(other.key("client")) }), false, "foreign CA");
+    assert.equal(await handshake({ cert: readFileSync(cluster.pki.cert("client")), key: readFileSync(cluster.pki.key("client")) }), true, "the CA's client certificate");
+  });
+
+  it("optional client certificates at the gateway: none and the CA's pass, another CA's is refused with JSON", async () => {
+    assert.equal((await request({ port, ca, path: "/healthz" })).status, 200);
+    assert.equal((await request({ port, ca, path: "/healthz", cert: readFileSync(cluster.pki.cert("client")), key: readFileSync(cluster.pki.key("client")) })).status, 200);
+    const other = ensureDevPki(join(dir, "other-ca"), { names: [] });
+    const res = await request({ port, ca, path: "/healthz", cert: readFileSync(other.cert("client")), key: readFileSync(other.key("client")) });
+    assertJsonError(res, 400, "unauthenticated");
+  });
+
+  it("the original REST routes reach the chat, timer and admin handlers", async () => {
+    const created = await post("/chats/createNewChat", { name: "E2E room", memberIds: [] }, bearer());
+    assert.equal(created.status, 200, created.body);
+    const chatId: string = created.json().chat.id ?? created.json().chat.chatId;
+    assert.ok(chatId, created.body);
+    const sent = await post(`/chats/${chatId}/sendMessage`, { content: "hello through nginx", clientMessageId: `m-${tag}` }, bearer());
+    assert.equal(sent.status, 200, sent.body);
+    assert.equal(sent.json().message.content, "hello through nginx");
+    const listed = await request({ port, ca, path: `/chats/${chatId}/messages?limit=10`, headers: bearer() });
+    assert.equal(listed.status, 200, listed.body);
+    assert.ok(listed.json().messages.some((m: { content: string }) => m.content === "hello through nginx"));
+
+    const started = await post("/timer/start-timer", { description: "e2e work" }, bearer());
+    assert.equal(started.status, 200, started.body);
+    const working = await request({ port, ca, path: "/timer/get-working-timer", headers: bearer() });
+    assert.equal(working.status, 200, working.body);
+    assert.equal(working.json().timer.description, "e2e work");
+    const ended = await post("/timer/end-timer", {}, bearer());
+    assert.equal(ended.status, 200, ended.body);
+
+    const added = await post("/admin/addusers", { users: [{ email: `member-${tag}@example.com`, name: "Mia Member" }] }, bearer());
+    assert.equal(added.status, 200, added.body);
+    assert.equal(added.json().stats.created, 1, added.body);
+    // bad input gets a clear error and changes nothing
+    const badChat = await post("/chats/createNewChat", { name: "" }, bearer());
+    assertJsonError(badChat, 400, "invalid_argument");
+  });
+
+  it("a foreign gRPC client (python3-grpcio) calls unary RPCs and follows the Subscribe stream through the gateway", { skip: need("python3-grpcio", pythonGrpcAvailable(), `apt-get install -y ${pythonPackages}`) }, async () => {
+    const check = await pythonGrpcCall({ port, ca: cluster.pki.ca, method: "crm.auth.v1.AuthService/Check", token: owner.accessToken });
+    assert.equal(check.status, "OK", check.stderr);
+    assert.equal(check.messages[0].userId, owner.userId);
+    const denied = await pythonGrpcCall({ port, ca: cluster.pki.ca, method: "crm.auth.v1.AuthService/Check" });
+    assert.equal(denied.status, "UNAUTHENTICATED");
+    const db = await pythonGrpcCall({ port, ca: cluster.pki.ca, method: "crm.db.v1.DbAuthService/LoginDB", token: owner.accessToken });
+    assert.equal(db.status, "UNIMPLEMENTED");
+
+    const chat = await post("/chats/createNewChat", { name: "stream room" }, bearer());
+    const chatId: string = chat.json().chat.id ?? chat.json().chat.chatId;
+    for (const content of ["one", "two"]) assert.equal((await post(`/chats/${chatId}/sendMessage`, { content }, bearer())).status, 200);
+    // replay after seq 1 (gets "two"), then a live message sent once the replay arrived
+    const got: string[] = [];
+    const stream = await pythonGrpcCall({
+      port,
+      ca: cluster.pki.ca,
+      method: "crm.chat.v1.ChatService/Subscribe",
+      request: { chatId, afterSeq: "1" },
+      token: owner.accessToken,
+      timeoutMs: 60_000,
+      onMessage: (m) => {
+        if (!m.message) return false; // heartbeat
+        got.push(m.message.content);
+        if (got.length === 1) void post(`/chats/${chatId}/sendMessage`, { content: "three (live)" }, bearer());
+        return got.length === 2;
+      },
+    });
+    assert.deepEqual(got, ["two", "three (live)"], stream.stderr);
+  });
+
+  it("Connect and gRPC-Web (HTTP/1.1) server streams flow through the gateway as they happen", async () => {
+    const chat = await post("/chats/createNewChat", { name: "web stream room" }, bearer());
+    const chatId: string = chat.json().chat.id ?? chat.json().chat.chatId;
+    for (const transport of [
+      createConnectTransport({ baseUrl: cluster.gatewayUrl, httpVersion: "1.1", nodeOptions: { ca } }),
+      createGrpcWebTransport({ baseUrl: cluster.gatewayUrl, httpVersion: "1.1", nodeOptions: { ca } }),
+    ]) {
+      const chats = createClient(ChatService, transport);
+      const ac = new AbortController();
+      const text = `live ${Math.random().toString(36).slice(2)}`;
+      const timer = setTimeout(() => ac.abort(), 60_000);
+      let got: string | undefined;
+      try {
+        // live only: nothing says when the stream is subscribed, so keep sending (new messages
+        // with the same text) until one comes back through the stream
+        const stream = chats.subscribe({ chatId }, { headers: bearer(), signal: ac.signal });
+        const sender = (async () => {
+          for (let i = 0; i < 100 && !got && !ac.signal.aborted; i++) {
+            await post(`/chats/${chatId}/sendMessage`, { content: text }, bearer());
+            await new Promise((r) => setTimeout(r, 300));
+          }
+        })();
+        for await (const ev of stream) {
+          if (ev.event.case === "message" && ev.event.value.content === text) {
+            got = ev.event.value.content;
+            break;
+          }
+        }
+        await sender;
+      } finally {
+        clearTimeout(timer);
+        ac.abort();
+      }
+      assert.equal(got, text);
+    }
+  });
+
+  it("HTTP redirects to HTTPS, and HTTPS answers carry HSTS", async () => {
+    const res = await request({ port: cluster.httpPort, plain: true, path: "/auth/login" });
+    assert.equal(res.status, 308);
+    assert.equal(res.headers.location, `https://127.0.0.1:${port}/auth/login`);
+    const ok = await post("/auth/check", {}, bearer());
+    assert.equal(ok.headers["strict-transport-security"], "max-age=15768000; includeSubDomains");
+  });
+
+  it("256 concurrent gRPC calls through the gateway all succeed", async () => {
+    const client = createClient(AuthService, createGrpcTransport({ baseUrl: cluster.gatewayUrl, nodeOptions: { ca } }));
+    const burst = async (n: number) => {
+      const results = await Promise.allSettled(Array.from({ length: n }, () => client.check({}, { headers: bearer() })));
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+      assert.equal(failed.length, 0, `${failed.length} of ${n} failed: ${String(failed[0]?.reason)}`);
+    };
+    // traffic ramps up as it does in life: the gateway has warm, resumable TLS sessions to the service
+    await burst(32);
+    await burst(256);
+    await burst(256);
+  });
+
+  it("a stopped service gives 502 JSON (gRPC UNAVAILABLE); after a restart in the middle of traffic it answers again, with no gateway restart", async () => {
+    const nginxPid = cluster.nginx!.pid;
+    const call = () => request({ port, ca, path: "/timer/get-working-timer", headers: bearer() });
+    assert.equal((await call()).status, 200);
+    // traffic keeps flowing while timers restarts
+    let stop = false;
+    const statuses: number[] = [];
+    const traffic = (async () => {
+      while (!stop) {
+        const r = await call();
+        statuses.push(r.status);
+        if (r.status !== 200) assertJsonError(r, 502, "unavailable");
+        await new Promise((res) => setImmediate(res));
+      }
+    })();
+    await cluster.stopService("timers");
+    assertJsonError(await call(), 502, "unavailable");
+    const timers = createClient(TimerService, createGrpcTransport({ baseUrl: cluster.gatewayUrl, nodeOptions: { ca } }));
+    await assert.rejects(timers.getWorkingTimer({}, { headers: bearer() }), (e: unknown) => ConnectError.from(e).code === Code.Unavailable);
+    await cluster.startService("timers");
+    const after = await call();
+    stop = true;
+    await traffic;
+    assert.equal(after.status, 200, after.body);
+    assert.ok(statuses.includes(502) && statuses.at(-1) === 200, `statuses seen: ${[...new Set(statuses)].join(",")}`);
+    assert.ok((await timers.getWorkingTimer({}, { headers: bearer() })) !== undefined);
+    assert.equal(cluster.nginx!.pid, nginxPid);
+    assert.ok(cluster.nginx!.running);
+  });
+
+  it("a login flood from one address gets 429 JSON from the gateway", async () => {
+    const results = await Promise.all(Array.from({ length: 60 }, () => post("/auth/login", { email: `nobody-${tag}@example.com`, password: "wrong password here" })));
+    const limited = results.filter((r) => r.status === 429);
+    assert.ok(limited.length >= 30, `expected most of 60 logins refused, got ${limited.length}`);
+    assertJsonError(limited[0]!, 429, "resource_exhausted");
+  });
+});
