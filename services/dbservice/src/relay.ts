@@ -10,7 +10,7 @@
  *   cannot route (a queue that does not exist yet) waits with backoff and its error recorded.
  */
 import pg from "pg";
-import { BusUnavailableError, setOutboxLag, withTraceContext, type EventBus, type ExchangeType, type Logger } from "@crm/kit";
+import { BusUnavailableError, callContext, setOutboxLag, withTraceContext, type EventBus, type ExchangeType, type Logger } from "@crm/kit";
 
 /** Exchanges the relay declares (and may publish to). "" (the default exchange) needs no declaration. */
 export const relayExchanges: Record<string, ExchangeType> = { "chat.events": "topic" };
@@ -166,7 +166,8 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       again = true;
       return;
     }
-    running = loop().finally(() => {
+    // Outside the waking request's call context: consumers must never inherit a user's token.
+    running = callContext.exit(() => loop()).finally(() => {
       running = undefined;
       if (again && !closed) wake();
     });
