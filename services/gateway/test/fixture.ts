@@ -82,8 +82,7 @@ export async function startGatewayFixture(opts: {
         if (/\[(error|alert|emerg|crit)\]|js exception/.test(l)) errors.push(l);
       },
     });
-    const s = stub;
-    return {
+    const fixture: GatewayFixture = {
       dir,
       pki,
       ca,
@@ -91,7 +90,7 @@ export async function startGatewayFixture(opts: {
       clientKey: readFileSync(pki.key("client")),
       jwksFile: keys.jwksFile,
       tokens,
-      stub: s,
+      stub,
       nginx,
       port: nginx.httpsPort,
       httpPort: nginx.httpPort,
@@ -99,10 +98,11 @@ export async function startGatewayFixture(opts: {
       errors,
       async close() {
         await nginx.stop();
-        await s.close();
+        await fixture.stub.close(); // the current stub: a test may have replaced it (restart)
         rmSync(dir, { recursive: true, force: true });
       },
     };
+    return fixture;
   } catch (err) {
     await stub?.close();
     rmSync(dir, { recursive: true, force: true });

@@ -136,11 +136,11 @@ export async function startStub(opts: {
   );
   const sockets = new Set<import("node:net").Socket>();
   let connections = 0;
-  server.on("secureConnection", (s) => {
-    connections++;
+  server.on("connection", (s: import("node:net").Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   });
+  server.on("secureConnection", () => connections++);
   server.on("session", (session) => session.on("error", () => {}));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
