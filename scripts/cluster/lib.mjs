@@ -38,7 +38,7 @@ export class ClusterError extends Error {
   name = "ClusterError";
 }
 
-function canConnect(host, port, timeoutMs = 5000) {
+function canConnect(host, port, timeoutMs = 15_000) {
   return new Promise((resolvePromise) => {
     const s = net.connect({ host, port });
     const done = (ok) => {

@@ -15,6 +15,10 @@ import { nginxPackages, nginxProblem } from "../../services/gateway/run.mjs";
 import { request } from "../../services/gateway/test/helpers.ts";
 
 const cli = join(repoRoot, "scripts", "cluster.mjs");
+const backing = await checkPrerequisites({ ...defaults, gateway: false });
+const skip =
+  need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`) ||
+  need("PostgreSQL, Redis and RabbitMQ", backing.length === 0, backing.join("; ") || "postgresql redis-server rabbitmq-server");
 
 function run(env: Record<string, string>) {
   return spawnSync(process.execPath, [cli, "--free-ports", "--data-dir", join(tmpdir(), "crm-cli-never-used")], {
@@ -42,10 +46,6 @@ describe("npm run cluster: missing pieces", () => {
   });
 });
 
-const backing = await checkPrerequisites({ ...defaults, gateway: false });
-const skip =
-  need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`) ||
-  need("PostgreSQL, Redis and RabbitMQ", backing.length === 0, backing.join("; ") || "postgresql redis-server rabbitmq-server");
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -8,6 +8,7 @@
  * (CI=true makes that a failure).
  */
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,6 +43,7 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
   const tag = `${process.pid}_${randomBytes(3).toString("hex")}`;
   const dbName = `crm_e2e_${tag}`;
   const databaseUrl = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+  const queue = `email_tasks_e2e_${tag}`;
   let dir: string;
   let cluster: Cluster;
   let ca: Buffer;
@@ -54,6 +56,23 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
   /** Lines of a service's own request log (LOG_LEVEL=debug: one "rpc" line per call it handled). */
   const rpcLines = (service: string, rpc: string) =>
     cluster.service(service).lines.filter((l) => l.includes(`"rpc":"${rpc}"`)).length;
+  const logged = new EventEmitter();
+  /** Resolves once the service has logged `count` calls of `rpc` (log lines arrive through a pipe, a bit after the answer). */
+  const untilLogged = (service: string, rpc: string, count: number) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (rpcLines(service, rpc) < count) return false;
+        logged.off("line", check);
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      const timer = setTimeout(() => {
+        logged.off("line", check);
+        reject(new Error(`${service} logged ${rpcLines(service, rpc)} calls of ${rpc}, expected ${count}`));
+      }, 20_000);
+      if (!check()) logged.on("line", check);
+    });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "crm-e2e-"));
@@ -62,10 +81,11 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
       ports: "free",
       databaseUrl,
       redisUrl: "redis://127.0.0.1:6379/7",
-      env: { LOG_LEVEL: "info", EMAIL_QUEUE: `email_tasks_e2e_${tag}`, LOGS_REPORT_ERRORS: "false" },
+      env: { LOG_LEVEL: "info", EMAIL_QUEUE: queue, LOGS_REPORT_ERRORS: "false" },
       serviceEnv: { auth: { LOG_LEVEL: "debug" }, timers: { LOG_LEVEL: "debug" } },
       gateway: { clientVerify: "optional", vars: { CRM_GW_AUTH_RATE: "600r/m", CRM_GW_AUTH_BURST: "20", CRM_GW_WORKERS: "2" } },
       readyTimeoutMs: 240_000,
+      onLog: (name, line) => logged.emit("line", name, line),
     });
     ca = readFileSync(cluster.pki.ca);
     port = cluster.httpsPort;
@@ -90,6 +110,14 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
       () => admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).finally(() => admin.end()),
       () => undefined,
     );
+    // the e-mail queues of this run (work, retry, dead-letter)
+    const amqp = await import("amqplib");
+    const conn = await amqp.connect(defaults.amqpUrl).catch(() => undefined);
+    if (conn) {
+      const ch = await conn.createChannel();
+      for (const q of [queue, `${queue}.retry`, `${queue}.dead`]) await ch.deleteQueue(q).catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    }
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -117,23 +145,26 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
     const bad = await tokens.bad(other);
     // a valid call is in the service's log, so the log is a fair witness
-    const seen0 = rpcLines("auth", "/crm.auth.v1.AuthService/Check");
-    assert.equal((await post("/crm.auth.v1.AuthService/Check", {}, bearer())).status, 200);
-    const seen1 = rpcLines("auth", "/crm.auth.v1.AuthService/Check");
-    assert.equal(seen1, seen0 + 1, "the auth service logs each Check it handles (LOG_LEVEL=debug)");
+    const check = "/crm.auth.v1.AuthService/Check";
+    const seen0 = rpcLines("auth", check);
+    assert.equal((await post(check, {}, bearer())).status, 200);
+    await untilLogged("auth", check, seen0 + 1);
     const cases: [string, Record<string, string>][] = [["missing", {}]];
     for (const [name, t] of Object.entries(bad)) {
       cases.push([`${name} (Bearer)`, { authorization: `Bearer ${t}` }], [`${name} (cookie)`, { cookie: `access_token=${t}` }]);
     }
     for (const [name, headers] of cases) {
-      const res = await post("/crm.auth.v1.AuthService/Check", {}, headers);
+      const res = await post(check, {}, headers);
       assert.equal(res.status, 401, `${name}: ${res.body}`);
       assertJsonError(res, 401, "unauthenticated");
       const timers = await request({ port, ca, path: "/timer/get-working-timer", headers });
       assertJsonError(timers, 401, "unauthenticated");
     }
-    // the service's log got no new Check: none of them reached it
-    assert.equal(rpcLines("auth", "/crm.auth.v1.AuthService/Check"), seen1);
+    // one more valid call; once its line is in, every earlier line is too (one ordered pipe):
+    // exactly one new Check in the log, so none of the refused ones reached the service
+    assert.equal((await post(check, {}, bearer())).status, 200);
+    await untilLogged("auth", check, seen0 + 2);
+    assert.equal(rpcLines("auth", check), seen0 + 2);
     assert.equal(rpcLines("timers", "/crm.timer.v1.TimerService/GetWorkingTimer"), 0);
     // and the gateway's access log shows no upstream for them
     const log = readFileSync(join(cluster.logDir, "gateway-access.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));

@@ -273,8 +273,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       session.close(); // GOAWAY: running streams finish, new ones go to a new connection
       setTimeout(() => session.destroy(), keep.graceMs).unref();
     }, age).unref();
+    // Ping only while streams are open: idle connections are closed by the idle timer, and a ping
+    // on an idle one makes nginx drop it from its upstream keepalive cache.
     const ping = setInterval(() => {
-      if (session.closed || session.destroyed) return;
+      if (session.closed || session.destroyed || open === 0) return;
       session.ping((err) => err && !session.destroyed && session.destroy());
     }, keep.pingMs).unref();
     session.once("close", () => {
