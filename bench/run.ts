@@ -1,13 +1,14 @@
 /**
  * `npm run bench` runs every scenario; `npm run bench -- rpc login` runs those by name;
  * `--quick` uses tiny bounds (proves the harness, numbers mean little); `--list` lists them;
- * `--profile` makes every server process write a CPU profile (bench/.tmp/profiles/…).
+ * `--profile` makes every server process write a CPU profile (bench/.tmp/profiles/…);
+ * `--md` only rewrites results/latest.md from results/latest.json.
  * Results: bench/results/latest.json (scenarios not run this time keep their last result) and
  * bench/results/latest.md (the table pasted into bench/README.md).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { machine, markdown, type Ctx, type Machine, type ScenarioResult } from "./lib/report.js";
+import { machine, markdown, targets, type Ctx, type Machine, type ScenarioResult } from "./lib/report.js";
 import { scenarios } from "./scenarios/index.js";
 
 export async function runScenario(name: string, ctx: Ctx): Promise<ScenarioResult> {
@@ -40,6 +41,14 @@ async function cli() {
     for (const s of scenarios) console.log(`${s.name.padEnd(10)} ${s.title}`);
     return;
   }
+  const dir = new URL("./results/", import.meta.url).pathname;
+  if (args.includes("--md")) {
+    // Rewrites results/latest.md from results/latest.json (after a change to the table layout).
+    const saved = JSON.parse(readFileSync(`${dir}latest.json`, "utf8")) as Saved;
+    writeFileSync(`${dir}latest.md`, `### Targets\n\n${targets(saved.scenarios)}\n\n${markdown(saved.scenarios)}\n`);
+    console.log(`${dir}latest.md`);
+    return;
+  }
   const quick = args.includes("--quick");
   if (args.includes("--profile")) {
     // Every server process a scenario starts writes a V8 CPU profile here when it exits (summarise with bench/profile.ts).
@@ -59,7 +68,6 @@ async function cli() {
     if (r.status !== "ok") console.log(`  ${r.status}: ${r.reason}`);
     results.push(r);
   }
-  const dir = new URL("./results/", import.meta.url).pathname;
   mkdirSync(dir, { recursive: true });
   const file = `${dir}latest.json`;
   const saved: Saved = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Saved) : { machine: m, updatedAt: "", scenarios: [] };
@@ -72,7 +80,7 @@ async function cli() {
     saved.machine = m;
     saved.updatedAt = new Date().toISOString();
     writeFileSync(file, JSON.stringify(saved, null, 2) + "\n");
-    writeFileSync(`${dir}latest.md`, markdown(saved.scenarios) + "\n");
+    writeFileSync(`${dir}latest.md`, `### Targets\n\n${targets(saved.scenarios)}\n\n${markdown(saved.scenarios)}\n`);
   }
   console.log("\n" + markdown(results));
   if (!quick && !profiling) console.log(`results: ${file} and ${dir}latest.md`);

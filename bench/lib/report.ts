@@ -93,6 +93,19 @@ export function machine(): Machine {
 
 const cell = (x: number | undefined, digits?: number) => (x === undefined || Number.isNaN(x) ? "—" : digits !== undefined ? x.toFixed(digits) : String(round(x)));
 
+/** Every check that has a target, across scenarios: the summary at the top of the results. */
+export function targets(results: ScenarioResult[]): string {
+  const out = ["| scenario | check | measured | target | |", "|---|---|---:|---|---|"];
+  for (const r of results) {
+    if (r.status !== "ok") {
+      out.push(`| ${r.name} | — | — | — | ${r.status}: ${(r.reason ?? "").split("\n")[0]} |`);
+      continue;
+    }
+    for (const c of r.checks) if (c.met !== undefined) out.push(`| ${r.name} | ${c.label} | ${cell(c.value)}${c.unit ? ` ${c.unit}` : ""} | ${c.target} | ${c.met ? "met" : "**missed**"} |`);
+  }
+  return out.join("\n");
+}
+
 export function markdown(results: ScenarioResult[]): string {
   const out: string[] = [];
   for (const r of results) {

@@ -101,63 +101,71 @@ export const fanout: Scenario = {
       const chatIds: string[] = [];
       for (let i = 0; i < shape.chats; i++) chatIds.push(await createChat(a.value.url, owner.token, `fan-out ${i}`));
       const clients = [chatClient(grpcTransport(a.value.url, owner.token)), chatClient(grpcTransport(b.value.url, owner.token))];
+      // Sends on their own connection, at most 900 in flight: the kit advertises 1000 concurrent
+      // streams per connection, and Node's http2 client (connect-node) does not queue beyond it.
+      const sender = chatClient(grpcTransport(a.value.url, owner.token));
       let run = "warmup";
       for (let i = 0; i < shape.subscribers; i++) subs.push(subscribe(clients[i % 2]!, chatIds[i % chatIds.length]!, () => run));
       await Promise.all(subs.map((s) => s.live));
       // Warm-up: one message per chat must reach every subscriber (both hubs bound, relay running).
-      const warm = await sendOpenLoop({ clients: [clients[0]!], chatIds, rate: shape.chats * 5, seconds: 1, run, maxInFlight: 1000 });
+      const warm = await sendOpenLoop({ clients: [sender], chatIds, rate: shape.chats * 5, seconds: 1, run, maxInFlight: 1000 });
       if (warm.errorCount) throw new Error(`warm-up SendMessage failed: ${warm.errors.join(" | ")}`);
       const warmOk = await until(() => subs.every((s) => s.seen.size >= (warm.sentPerChat.get(s.chatId) ?? 0)), 30_000);
       if (!warmOk) throw new Error("warm-up messages did not reach every subscriber within 30 s");
       for (const s of subs) (s.latencies.length = 0), s.seen.clear(), (s.duplicates = 0), (s.gaps = 0);
 
-      run = `run${uniqueTag()}`;
       const pids = () => apps.map((x) => x.pid);
-      const before = sampleAll(pids());
-      const sent = await sendOpenLoop({ clients: [clients[0]!], chatIds, rate: shape.rate, seconds: shape.seconds, run, maxInFlight: 2_000 });
-      const expected = subs.reduce((n, s) => n + (sent.sentPerChat.get(s.chatId) ?? 0), 0);
-      const received = () => subs.reduce((n, s) => n + s.seen.size, 0);
-      await until(() => received() >= expected, 15_000);
-      const after = sampleAll(pids());
-      const delivered = received();
-      const all = subs.flatMap((s) => s.latencies);
-      const d = latency(all);
-      const api = latency(sent.apiLatencies);
-      const onB = subs.filter((_, i) => i % 2 === 1).flatMap((s) => s.latencies);
-      const lost = expected - delivered;
-      const gaps = subs.reduce((n, s) => n + s.gaps, 0);
-      const dups = subs.reduce((n, s) => n + s.duplicates, 0);
-      const streamErrors = subs.flatMap((s) => s.errors);
-      const messages = [...sent.sentPerChat.values()].reduce((x, y) => x + y, 0);
-      const cpu = after.cpuMs - before.cpuMs;
-
-      const floor = await brokerFloor(shape, chatIds);
-      ctx.log(`delivery p50 ${d.p50Ms.toFixed(1)} p99 ${d.p99Ms.toFixed(1)} ms; broker floor p99 ${floor.p99Ms.toFixed(1)} ms; lost ${lost}, gaps ${gaps}`);
       const table: Table = {
         title: "",
-        columns: ["path", "messages sent", "msg/s", "deliveries", "deliveries/s", "send API p50 ms", "send API p99 ms", "delivery p50 ms", "delivery p99 ms", "delivery max ms", "lost", "gaps", "dups", "server CPU ms/delivery", "RSS MB (A+B)"],
-        rows: [
-          ["**floor**: RabbitMQ alone (amqplib, confirms, 2 consumers)", Math.round(shape.rate * shape.seconds), shape.rate, floor.delivered, floor.delivered / floor.seconds, undefined, undefined, floor.p50Ms, floor.p99Ms, floor.maxMs, floor.expected - floor.delivered, undefined, undefined, undefined, undefined],
-          ["service: SendMessage on A → subscribers on A and B", messages, messages / sent.seconds, delivered, delivered / sent.seconds, api.p50Ms, api.p99Ms, d.p50Ms, d.p99Ms, d.maxMs, lost, gaps, dups, delivered ? cpu / delivered : undefined, mb(after.rssBytes)],
-          ["… of which subscribers on replica B (via RabbitMQ)", undefined, undefined, onB.length, undefined, undefined, undefined, latency(onB).p50Ms, latency(onB).p99Ms, latency(onB).maxMs, undefined, undefined, undefined, undefined, undefined],
-        ],
+        columns: ["path", "messages sent", "msg/s", "deliveries", "deliveries/s", "send API p50 ms", "send API p99 ms", "delivery p50 ms", "delivery p99 ms", "delivery max ms", "lost", "gaps", "dups", "sends skipped / failed", "server CPU ms/delivery", "RSS MB (A+B)"],
+        rows: [],
       };
-      const checks: Check[] = [
-        { label: `delivery p99 at ${shape.rate} msg/s to ${shape.subscribers} subscribers`, value: d.p99Ms, unit: "ms", target: "≤ 50 ms", met: d.p99Ms <= 50 },
-        { label: "lost deliveries", value: lost, unit: "", target: "0", met: lost === 0 },
-        { label: "out-of-sequence deliveries (gaps)", value: gaps, unit: "", target: "0", met: gaps === 0 },
-        { label: "send errors + sends skipped (over 2000 in flight)", value: sent.errorCount + sent.skipped, unit: "", target: "0", met: sent.errorCount + sent.skipped === 0 },
-        { label: "stream errors", value: streamErrors.length, unit: "", target: "0", met: streamErrors.length === 0 },
-      ];
+      const checks: Check[] = [];
+      const notes: string[] = [];
+      // The issue's shape, then a tenth of its rate (what the service sustains on a busy machine).
+      for (const rate of ctx.quick ? [shape.rate] : [shape.rate, shape.rate / 10]) {
+        for (const s of subs) (s.latencies.length = 0), s.seen.clear(), (s.duplicates = 0), (s.gaps = 0);
+        run = `run${uniqueTag()}`;
+        const before = sampleAll(pids());
+        const sent = await sendOpenLoop({ clients: [sender], chatIds, rate, seconds: shape.seconds, run, maxInFlight: 900 });
+        const expected = subs.reduce((n, s) => n + (sent.sentPerChat.get(s.chatId) ?? 0), 0);
+        const received = () => subs.reduce((n, s) => n + s.seen.size, 0);
+        await until(() => received() >= expected, 15_000);
+        const after = sampleAll(pids());
+        const delivered = received();
+        const d = latency(subs.flatMap((s) => s.latencies));
+        const api = latency(sent.apiLatencies);
+        const onB = latency(subs.filter((_, i) => i % 2 === 1).flatMap((s) => s.latencies));
+        const lost = expected - delivered;
+        const gaps = subs.reduce((n, s) => n + s.gaps, 0);
+        const dups = subs.reduce((n, s) => n + s.duplicates, 0);
+        const streamErrors = subs.flatMap((s) => s.errors);
+        const messages = [...sent.sentPerChat.values()].reduce((x, y) => x + y, 0);
+        const cpu = after.cpuMs - before.cpuMs;
+        const floor = await brokerFloor({ ...shape, rate }, chatIds);
+        ctx.log(`${rate} msg/s: delivery p50 ${d.p50Ms.toFixed(1)} p99 ${d.p99Ms.toFixed(1)} ms; broker floor p99 ${floor.p99Ms.toFixed(1)} ms; lost ${lost}, gaps ${gaps}, skipped ${sent.skipped}, failed ${sent.errorCount}`);
+        table.rows.push(
+          [`**floor**: RabbitMQ alone (amqplib, confirms, 2 consumers), ${rate} msg/s`, Math.round(rate * shape.seconds), rate, floor.delivered, floor.delivered / floor.seconds, undefined, undefined, floor.p50Ms, floor.p99Ms, floor.maxMs, floor.expected - floor.delivered, undefined, undefined, undefined, undefined, undefined],
+          [`service at ${rate} msg/s: SendMessage on A → subscribers on A and B`, messages, messages / sent.seconds, delivered, delivered / sent.seconds, api.p50Ms, api.p99Ms, d.p50Ms, d.p99Ms, d.maxMs, lost, gaps, dups, `${sent.skipped} / ${sent.errorCount}`, delivered ? cpu / delivered : undefined, mb(after.rssBytes)],
+          [`… of which subscribers on replica B (via RabbitMQ)`, undefined, undefined, undefined, undefined, undefined, undefined, onB.p50Ms, onB.p99Ms, onB.maxMs, undefined, undefined, undefined, undefined, undefined, undefined],
+        );
+        checks.push(
+          { label: `delivery p99 at ${rate} msg/s to ${shape.subscribers} subscribers`, value: d.p99Ms, unit: "ms", target: rate === shape.rate ? "≤ 50 ms" : "informational (≤ 50 ms at the issue's rate)", ...(rate === shape.rate ? { met: d.p99Ms <= 50 } : {}) },
+          { label: `lost + out-of-sequence + duplicated deliveries at ${rate} msg/s`, value: lost + gaps + dups, unit: "", target: "0", met: lost + gaps + dups === 0 },
+          { label: `sends skipped (over 900 in flight: the service did not keep up) + failed at ${rate} msg/s`, value: sent.errorCount + sent.skipped, unit: "", target: "0", met: sent.errorCount + sent.skipped === 0 },
+          { label: `stream errors at ${rate} msg/s`, value: streamErrors.length, unit: "", target: "0", met: streamErrors.length === 0 },
+        );
+        if (sent.errors.length) notes.push(`send errors at ${rate} msg/s: ${sent.errors.slice(0, 2).join(" | ")}`);
+        if (streamErrors.length) notes.push(`stream errors at ${rate} msg/s: ${streamErrors.slice(0, 2).join(" | ")}`);
+      }
       return {
         rows: [],
         tables: [table],
         checks,
         notes: [
-          `${shape.chats} chats × ${shape.subscribers / shape.chats} subscribers (${shape.subscribers} streams, alternating replicas A and B), ${shape.rate} msg/s for ${shape.seconds} s round-robin over the chats, every subscriber the chats' owner; gRPC (HTTP/2) from this process`,
+          `${shape.chats} chats × ${shape.subscribers / shape.chats} subscribers (${shape.subscribers} streams, alternating replicas A and B), ${shape.seconds} s per rate, round-robin over the chats, every subscriber the chats' owner; gRPC (HTTP/2) from this process, sends on their own connection (≤ 900 in flight)`,
           "replicas: two all-in-one processes (from source) sharing PostgreSQL, RabbitMQ, Redis and the JWT key pair; each has its own chats hub and outbox relay",
-          ...(sent.errors.length ? [`send errors: ${sent.errors.join(" | ")}`] : []),
-          ...(streamErrors.length ? [`stream errors: ${streamErrors.slice(0, 3).join(" | ")}`] : []),
+          ...notes,
         ],
       };
     } finally {

@@ -117,7 +117,7 @@ export const login: Scenario = {
         { label: "RegisterCompany throughput ÷ raw argon2id hash throughput", value: reg.value.rps / regFloor.rps, unit: "×", target: "informational" },
         { label: "server CPU per login over one raw verify", value: (lg.cpuMs / lg.value.ok) - loginFloor.cpuMs / loginFloor.ok, unit: "ms", target: "informational" },
       ];
-      const perLogin = Object.entries(loginThreads).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / lg.value.ok).toFixed(2)}`).join(", ");
+      const perLogin = Object.entries(loginThreads).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k === "main" ? "main thread (JS, HTTP/2, pg protocol)" : k === "node" ? "unnamed threads (libuv pool: argon2, WebCrypto; V8 helpers)" : k} ${(v / lg.value.ok).toFixed(2)}`).join(", ");
       return {
         rows,
         checks,

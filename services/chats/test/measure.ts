@@ -41,9 +41,10 @@ const dataDir = mkdtempSync(join(os.tmpdir(), "crm-measure-"));
 const apps: ServiceProcess[] = [];
 const aborts: AbortController[] = [];
 try {
-  const env = { DATABASE_URL: db.url, AMQP_URL: TEST_AMQP_URL, DATA_DIR: dataDir, LOG_LEVEL: "warn", DB_POOL_MAX: "20" };
-  apps.push(await startService("all", { ...env, LOG_LEVEL: "info" }));
-  apps.push(await startService("all", { ...env, LOG_LEVEL: "info" }));
+  const env: Record<string, string> = { DATABASE_URL: db.url, AMQP_URL: TEST_AMQP_URL, DATA_DIR: dataDir, LOG_LEVEL: "warn", DB_POOL_MAX: "20" };
+  const nodeArgs = process.env.PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE_DIR}`] : [];
+  apps.push(await startService("all", { ...env, LOG_LEVEL: "info" }, 180_000, nodeArgs));
+  apps.push(await startService("all", { ...env, LOG_LEVEL: "info" }, 180_000, nodeArgs));
   const [a, b] = apps as [ServiceProcess, ServiceProcess];
   const reg = await createClient(AuthService, createGrpcTransport({ baseUrl: a.url })).registerCompany({
     companyName: "Measure Ltd", email: `measure-${Date.now()}@example.com`, password: "correct horse battery staple", ownerName: "M",

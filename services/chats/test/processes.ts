@@ -13,8 +13,8 @@ export interface ServiceProcess {
 }
 
 /** Spawns `target` on a free port and resolves at its "ready" line (or rejects after `ms`). */
-export function startService(target: string, env: Record<string, string>, ms = 60_000): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "services/all/src/main.ts", target], {
+export function startService(target: string, env: Record<string, string>, ms = 60_000, nodeArgs: string[] = []): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "--conditions=source", "--import", "tsx", "services/all/src/main.ts", target], {
     cwd: root,
     env: { PATH: process.env.PATH!, HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],

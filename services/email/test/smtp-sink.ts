@@ -44,7 +44,7 @@ const header = (raw: string, name: string) => {
   return m ? m[1]!.replace(/\r?\n[ \t]/g, " ").trim() : "";
 };
 
-export async function startSmtpSink(): Promise<SmtpSink> {
+export async function startSmtpSink(opts: { starttls?: boolean } = {}): Promise<SmtpSink> {
   let waiters: (() => void)[] = [];
   const notify = () => {
     const w = waiters;
@@ -101,6 +101,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
 
   const server = new SMTPServer({
     authOptional: true,
+    ...(opts.starttls === false ? { disabledCommands: ["STARTTLS"] } : {}),
     logger: false,
     size: 20 * 1024 * 1024,
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void) {
