@@ -179,9 +179,10 @@ class ServiceProcess {
     });
     const onLine = (line) => {
       log.write(`${line}\n`);
-      this.onLog?.(this.name, line);
+      // keep the line first: an onLog listener that looks at `lines` sees it there
       this.lines.push(line);
       if (this.lines.length > 200) this.lines.shift();
+      this.onLog?.(this.name, line);
       if (!ready && line.includes('"ready"')) {
         try {
           if (JSON.parse(line).msg === "ready") {

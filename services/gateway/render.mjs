@@ -168,6 +168,7 @@ export const templateDefaults = {
   CRM_GW_MAX_BODY: "4m",
   CRM_GW_AUTH_RATE: "30r/m",
   CRM_GW_AUTH_BURST: "20",
+  CRM_GW_STREAM_TIMEOUT: "1h",
   CRM_GW_JWT_ISSUER: "crm-auth",
   CRM_GW_JWT_AUDIENCE: "crm-api",
   CRM_GW_ACCESS_LOG: "/dev/stdout",

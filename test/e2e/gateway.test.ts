@@ -17,15 +17,21 @@ import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import type { Transport } from "@connectrpc/connect";
+import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
-import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
+import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
+import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
+import { LogLevel, LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { need } from "@crm/testkit";
 import pg from "pg";
 import { ensureDevPki } from "../../scripts/certs.mjs";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
+import { errorTable } from "../../services/gateway/render.mjs";
 import { nginxPackages, nginxProblem } from "../../services/gateway/run.mjs";
-import { pythonGrpcAvailable, pythonGrpcCall, pythonPackages, request, TokenMaker, type Res } from "../../services/gateway/test/helpers.ts";
+import { locationDirectives, nginxTimeMs, pythonGrpcAvailable, pythonGrpcCall, pythonPackages, request, TokenMaker, type Res } from "../../services/gateway/test/helpers.ts";
 
 const backing = await checkPrerequisites({ ...defaults, gateway: false });
 const skip =
@@ -38,6 +44,12 @@ function assertJsonError(res: Res, status: number, code: string) {
   assert.equal(res.json().code, code, res.body);
   assert.ok(String(res.json().message).length > 0);
 }
+
+/** Short stream timings so the idle-stream test runs in seconds: nginx's Subscribe read timeout and the chats heartbeat. */
+const streamTimeoutMs = 2_000;
+const heartbeatMs = 500;
+/** Auth rate limit per RPC and address: a burst of 21, then one a second. */
+const authRate = { CRM_GW_AUTH_RATE: "60r/m", CRM_GW_AUTH_BURST: "20" };
 
 describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
   const tag = `${process.pid}_${randomBytes(3).toString("hex")}`;
@@ -74,6 +86,34 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
       if (!check()) logged.on("line", check);
     });
 
+  /** The first JSON log line of `service` that `match` accepts, already logged or when it arrives (the kept window is the last 200 lines). */
+  const untilLine = (service: string, match: (line: Record<string, any>) => boolean) =>
+    new Promise<Record<string, any>>((resolve, reject) => {
+      const parse = (l: string): Record<string, any> | undefined => {
+        try {
+          return JSON.parse(l);
+        } catch {
+          return undefined;
+        }
+      };
+      const onLine = (name: string, l: string) => {
+        const j = name === service ? parse(l) : undefined;
+        if (j && match(j)) done(j);
+      };
+      const timer = setTimeout(() => {
+        logged.off("line", onLine);
+        reject(new Error(`${service} logged no matching line within 20 s`));
+      }, 20_000);
+      const done = (j: Record<string, any>) => {
+        logged.off("line", onLine);
+        clearTimeout(timer);
+        resolve(j);
+      };
+      logged.on("line", onLine);
+      const already = cluster.service(service).lines.map(parse).find((j) => j && match(j));
+      if (already) done(already);
+    });
+
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "crm-e2e-"));
     cluster = await startCluster({
@@ -82,8 +122,8 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
       databaseUrl,
       redisUrl: "redis://127.0.0.1:6379/7",
       env: { LOG_LEVEL: "info", EMAIL_QUEUE: queue, LOGS_REPORT_ERRORS: "false" },
-      serviceEnv: { auth: { LOG_LEVEL: "debug" }, timers: { LOG_LEVEL: "debug" } },
-      gateway: { clientVerify: "optional", vars: { CRM_GW_AUTH_RATE: "600r/m", CRM_GW_AUTH_BURST: "20", CRM_GW_WORKERS: "2" } },
+      serviceEnv: { auth: { LOG_LEVEL: "debug" }, timers: { LOG_LEVEL: "debug" }, chats: { CHAT_HEARTBEAT_MS: String(heartbeatMs) } },
+      gateway: { clientVerify: "optional", vars: { ...authRate, CRM_GW_STREAM_TIMEOUT: `${streamTimeoutMs}ms`, CRM_GW_WORKERS: "2" } },
       readyTimeoutMs: 240_000,
       onLog: (name, line) => logged.emit("line", name, line),
     });
@@ -306,6 +346,87 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     }
   });
 
+  it("every public service answers through the gateway with the owner's token, over Connect and gRPC", async () => {
+    const transports: Record<string, Transport> = {
+      connect: createConnectTransport({ baseUrl: cluster.gatewayUrl, httpVersion: "1.1", nodeOptions: { ca } }),
+      grpc: createGrpcTransport({ baseUrl: cluster.gatewayUrl, nodeOptions: { ca } }),
+    };
+    const headers = bearer();
+    for (const [name, t] of Object.entries(transports)) {
+      const auth = createClient(AuthService, t);
+      assert.equal((await auth.check({}, { headers })).userId, owner.userId, `${name}: auth`);
+      const chats = createClient(ChatService, t);
+      assert.ok(Array.isArray((await chats.listChats({}, { headers })).chats), `${name}: chats`);
+      const timers = createClient(TimerService, t);
+      await timers.getWorkingTimer({}, { headers }); // answers (the running timer, or none)
+      const admin = createClient(AdminService, t);
+      assert.ok((await admin.listUsers({}, { headers })).users.some((u) => u.userId === owner.userId), `${name}: admin`);
+      const email = createClient(EmailService, t);
+      const sent = await email.sendEmail({ email: `hello-${name}-${tag}@example.com`, subject: "Hello", body: "through the gateway", idempotencyKey: `e2e-${name}-${tag}` }, { headers });
+      assert.ok(sent.emailId, `${name}: email`);
+      assert.notEqual((await email.getEmailStatus({ emailId: sent.emailId }, { headers })).status, EmailStatus.UNSPECIFIED);
+      const cache = createClient(CacheService, t);
+      const key = `e2e-${name}-${tag}`;
+      assert.equal((await cache.save({ key, value: new TextEncoder().encode(name), ttlSeconds: 60 }, { headers })).stored, true, `${name}: cache`);
+      assert.equal(new TextDecoder().decode((await cache.get({ key }, { headers })).value), name);
+      const logs = createClient(LogsService, t);
+      assert.equal((await logs.saveLogs({ entries: [{ name: "e2e", level: LogLevel.INFO, message: `through the gateway (${name})` }] }, { headers })).accepted, 1, `${name}: logs`);
+    }
+  });
+
+  it("services log the gateway's trace: a client's traceparent is continued, a missing one becomes a trace whose id is the request id", async () => {
+    const traceId = randomBytes(16).toString("hex");
+    const check = "/crm.auth.v1.AuthService/Check";
+    assert.equal((await post(check, {}, { ...bearer(), traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01` })).status, 200);
+    await untilLine("auth", (j) => j.rpc === check && j.trace_id === traceId);
+    // an RPC no other test calls, so its one log line is this request's
+    const listSessions = "/crm.auth.v1.AuthService/ListSessions";
+    assert.equal((await post(listSessions, {}, bearer())).status, 200);
+    const line = await untilLine("auth", (j) => j.rpc === listSessions);
+    assert.match(line.request_id, /^[0-9a-f]{32}$/, "the gateway's X-Request-Id");
+    assert.equal(line.trace_id, line.request_id, "a trace started by the gateway has the request's id");
+  });
+
+  it("an idle Subscribe stream outlives nginx's read timeout thanks to the chats heartbeats, then still gets a new message (gRPC and Connect)", async () => {
+    // this cluster's gateway really has the short timeout on the Subscribe route
+    const subscribe = locationDirectives(readFileSync(cluster.nginx!.conf, "utf8"), "= /crm.chat.v1.ChatService/Subscribe");
+    assert.equal(nginxTimeMs(subscribe.get("grpc_read_timeout")!), streamTimeoutMs);
+    assert.equal(nginxTimeMs(subscribe.get("proxy_read_timeout")!), streamTimeoutMs);
+    const idleMs = 3 * streamTimeoutMs;
+    const transports: Record<string, Transport> = {
+      "gRPC (grpc_pass)": createGrpcTransport({ baseUrl: cluster.gatewayUrl, nodeOptions: { ca } }),
+      "Connect over HTTP/1.1 (proxy_pass)": createConnectTransport({ baseUrl: cluster.gatewayUrl, httpVersion: "1.1", nodeOptions: { ca } }),
+    };
+    await Promise.all(
+      Object.entries(transports).map(async ([name, transport]) => {
+        const created = await post("/chats/createNewChat", { name: `idle ${name}` }, bearer());
+        assert.equal(created.status, 200, created.body);
+        const chatId: string = created.json().chat.chatId;
+        const text = `after ${idleMs} ms of silence (${name})`;
+        const chats = createClient(ChatService, transport);
+        let liveAt: number | undefined; // the first heartbeat says the stream is live
+        let heartbeats = 0;
+        let sending: Promise<Res> | undefined;
+        let received: string | undefined;
+        // stream events drive the test: once it has been idle idleMs (heartbeats only), send one message
+        for await (const ev of chats.subscribe({ chatId }, { headers: bearer(), timeoutMs: 60_000 })) {
+          if (ev.event.case === "heartbeat") {
+            heartbeats++;
+            liveAt ??= performance.now();
+            if (!sending && performance.now() - liveAt >= idleMs) sending = post(`/chats/${chatId}/sendMessage`, { content: text }, bearer());
+          } else if (ev.event.case === "message") {
+            received = ev.event.value.content;
+            break;
+          }
+        }
+        assert.ok(sending, `${name}: the stream ended before it was idle ${idleMs} ms`);
+        assert.equal((await sending).status, 200);
+        assert.equal(received, text, name);
+        assert.ok(heartbeats >= idleMs / heartbeatMs / 2, `${name}: ${heartbeats} heartbeats in ${idleMs} ms`);
+      }),
+    );
+  });
+
   it("HTTP redirects to HTTPS, and HTTPS answers carry HSTS", async () => {
     const res = await request({ port: cluster.httpPort, plain: true, path: "/auth/login" });
     assert.equal(res.status, 308);
@@ -357,10 +478,23 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     assert.ok(cluster.nginx!.running);
   });
 
-  it("a login flood from one address gets 429 JSON from the gateway", async () => {
-    const results = await Promise.all(Array.from({ length: 60 }, () => post("/auth/login", { email: `nobody-${tag}@example.com`, password: "wrong password here" })));
-    const limited = results.filter((r) => r.status === 429);
-    assert.ok(limited.length >= 30, `expected most of 60 logins refused, got ${limited.length}`);
-    assertJsonError(limited[0]!, 429, "resource_exhausted");
+  /** 60 requests at once from one address: the gateway refuses most with its own 429 JSON. */
+  async function flood(path: string, body: unknown) {
+    const gatewayMessage = errorTable.find((e) => e.status === 429)!.message;
+    const results = await Promise.all(Array.from({ length: 60 }, () => post(path, body)));
+    // auth has its own limit on failed logins (also 429 resource_exhausted, another message)
+    for (const r of results.filter((x) => x.status === 429)) assertJsonError(r, 429, "resource_exhausted");
+    const byGateway = results.filter((r) => r.status === 429 && r.json().message === gatewayMessage);
+    assert.ok(byGateway.length >= 30, `${path}: expected most of 60 refused by the gateway, got ${byGateway.length} (statuses ${[...new Set(results.map((r) => r.status))]})`);
+    assert.ok(byGateway.every((r) => r.headers["retry-after"]));
+    assert.ok(byGateway.length < results.length, `${path}: the burst passes the gateway`);
+  }
+
+  it("login, register and password reset floods from one address get 429 JSON from the gateway", async () => {
+    await flood("/auth/login", { email: `nobody-${tag}@example.com`, password: "wrong password here" });
+    // invalid registrations: the ones that pass the gateway are refused by auth without work
+    await flood("/auth/register", { companyName: "" });
+    await flood("/crm.auth.v1.AuthService/RequestPasswordReset", { email: `nobody-${tag}@example.com` });
+    await flood("/crm.auth.v1.AuthService/ResetPassword", { token: "not-a-reset-token", newPassword: "correct horse battery staple 43" });
   });
 });

@@ -75,7 +75,10 @@ test("the reporter sends in batches from a timer, outside the request's call con
     reporter.report(report("a"));
     reporter.report(report("b"));
   });
+  // The reporter's timer is unref'd (it never holds a process open): hold the loop for the test.
+  const hold = setInterval(() => {}, 1000);
   await done;
+  clearInterval(hold);
   assert.deepEqual(batches, [{ n: 2, call: undefined }], "one batch, and no user token forwarded");
 });
 

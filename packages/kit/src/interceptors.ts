@@ -45,7 +45,7 @@ export function errorInterceptor(log: Logger): Interceptor {
     try {
       const res = await next(req);
       if (!res.stream) {
-        log.debug({ rpc: path, ms: +(performance.now() - started).toFixed(2) }, "rpc");
+        if (log.isLevelEnabled("debug")) log.debug({ rpc: path, ms: +(performance.now() - started).toFixed(2) }, "rpc");
         return res;
       }
       const source = res.message;

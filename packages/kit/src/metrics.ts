@@ -78,18 +78,31 @@ export function setOutboxLag(lagSeconds: number, pending: number) {
 
 /** RED metrics per RPC; `serviceOf` names the service (module) that owns a proto service. */
 export function metricsInterceptor(serviceOf: (typeName: string) => string): Interceptor {
+  // Label children per method, made once: prom-client validates labels on every unbound call.
+  const perMethod = new Map<string, { labels: { service: string; rpc: string }; duration: { observe(v: number): void }; ok: { inc(): void } }>();
+  const metricsOf = (req: { service: { typeName: string }; method: { name: string } }) => {
+    const rpc = `/${req.service.typeName}/${req.method.name}`;
+    let m = perMethod.get(rpc);
+    if (!m) {
+      const labels = { service: serviceOf(req.service.typeName), rpc };
+      m = { labels, duration: rpcDuration.labels(labels), ok: rpcRequests.labels({ ...labels, code: "ok" }) };
+      perMethod.set(rpc, m);
+    }
+    return m;
+  };
   return (next) => async (req) => {
-    const labels = { service: serviceOf(req.service.typeName), rpc: `/${req.service.typeName}/${req.method.name}` };
+    const m = metricsOf(req);
     const started = performance.now();
     const done = (err: unknown) => {
-      const code = err === undefined ? "ok" : codeName(err instanceof ConnectError ? err.code : Code.Unknown);
-      rpcRequests.inc({ ...labels, code });
-      if (err !== undefined) rpcErrors.inc({ ...labels, code });
+      if (err === undefined) return m.ok.inc();
+      const code = codeName(err instanceof ConnectError ? err.code : Code.Unknown);
+      rpcRequests.inc({ ...m.labels, code });
+      rpcErrors.inc({ ...m.labels, code });
     };
     try {
       const res = await next(req);
       if (!res.stream) {
-        rpcDuration.observe(labels, (performance.now() - started) / 1000);
+        m.duration.observe((performance.now() - started) / 1000);
         done(undefined);
         return res;
       }
@@ -107,7 +120,7 @@ export function metricsInterceptor(serviceOf: (typeName: string) => string): Int
       }
       return { ...res, message: counted() };
     } catch (err) {
-      rpcDuration.observe(labels, (performance.now() - started) / 1000);
+      m.duration.observe((performance.now() - started) / 1000);
       done(err);
       throw err;
     }

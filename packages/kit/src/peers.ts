@@ -6,7 +6,8 @@
  *   per-process secret.
  */
 import { randomBytes } from "node:crypto";
-import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { createContextValues, createRouterTransport, type Interceptor, type Transport, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { peerServiceKey } from "./auth.js";
 import { currentCall } from "./context.js";
@@ -16,6 +17,8 @@ import type { TokenVerifier } from "./auth.js";
 import type { ServiceModule } from "./server.js";
 import { metricsInterceptor } from "./metrics.js";
 import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing-interceptor.js";
+import { createGrpcClientTransport } from "./grpc-client.js";
+import { newContext, UnaryMethods } from "./unary.js";
 
 export const INTERNAL_HEADER = "x-crm-internal";
 
@@ -61,15 +64,12 @@ export interface PeerTls {
   ca: Buffer;
 }
 
+/** gRPC to a peer service: unary calls on the kit's own client (grpc-client.ts), streams on connect-node's. */
 export function networkPeer(self: string, baseUrl: string, tls?: PeerTls): Transport {
-  return createGrpcTransport({
-    baseUrl,
-    nodeOptions: tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : {},
-    pingIntervalMs: 5_000,
-    pingTimeoutMs: 10_000,
-    idleConnectionTimeoutMs: 5 * 60_000,
-    interceptors: [tracingClientInterceptor(), forwardInterceptor(self)],
-  });
+  const nodeOptions = tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : {};
+  const interceptors = [tracingClientInterceptor(), forwardInterceptor(self)];
+  const streams = createGrpcTransport({ baseUrl, nodeOptions, pingIntervalMs: 5_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 5 * 60_000, interceptors });
+  return createGrpcClientTransport({ baseUrl, nodeOptions, interceptors, streams, pingMs: 5_000, pingTimeoutMs: 10_000, idleMs: 5 * 60_000 });
 }
 
 export interface InProcessDeps {
@@ -78,22 +78,59 @@ export interface InProcessDeps {
   internal: InternalIdentity;
 }
 
-/** The peer module's handlers called in memory, through the same interceptors a server runs. */
+/**
+ * The peer module's handlers called in memory, through the same interceptors a server runs. Unary
+ * calls go straight to the implementation (the messages still cross as bytes, so neither side can
+ * change the other's objects); streams use connect's router transport.
+ */
 export function inProcessPeer(self: string, module: ServiceModule, deps: InProcessDeps): Transport {
   const publicMethods = new Set(module.publicMethods ?? []);
-  return createRouterTransport((router) => module.routes(router), {
-    transport: { interceptors: [tracingClientInterceptor(), forwardInterceptor(self, deps.internal)] },
-    router: {
-      interceptors: [
-        tracingServerInterceptor(),
-        metricsInterceptor(() => module.name),
-        contextInterceptor(),
-        errorInterceptor(deps.log),
-        internalPeerInterceptor(deps.internal),
-        authInterceptor(deps.verifier, publicMethods),
-      ],
-    },
+  const serverInterceptors = [
+    tracingServerInterceptor(),
+    metricsInterceptor(() => module.name),
+    contextInterceptor(),
+    errorInterceptor(deps.log),
+    internalPeerInterceptor(deps.internal),
+    authInterceptor(deps.verifier, publicMethods),
+  ];
+  const clientInterceptors = [tracingClientInterceptor(), forwardInterceptor(self, deps.internal)];
+  const unary = new UnaryMethods(serverInterceptors);
+  const router = createRouterTransport((r) => module.routes(unary.recording(r)), {
+    transport: { interceptors: clientInterceptors },
+    router: { interceptors: serverInterceptors },
   });
+  const never = new AbortController().signal;
+  return {
+    async unary(method, signal, timeoutMs, header, input, contextValues) {
+      const entry = unary.byPath.get(`/${method.parent.typeName}/${method.name}`);
+      if (!entry) return router.unary(method, signal, timeoutMs, header, input, contextValues);
+      const url = `in-process://${module.name}/${method.parent.typeName}/${method.name}`;
+      const serve = async (req: UnaryRequest): Promise<UnaryResponse> => {
+        const ctx = newContext(method, "connect", url, new Headers(req.header), createContextValues(), timeoutMs, [req.signal]);
+        try {
+          const res = await unary.invoke(entry, ctx, fromBinary(method.input, toBinary(method.input, req.message as never)));
+          return { ...res, message: fromBinary(method.output, toBinary(method.output, res.message as never)) };
+        } finally {
+          ctx.done();
+        }
+      };
+      const call = clientInterceptors.reduceRight<(r: UnaryRequest) => Promise<UnaryResponse>>((next, i) => i(next as never) as never, serve);
+      const req = {
+        stream: false,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url,
+        init: {},
+        signal: signal ?? never,
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        message: create(method.input, input),
+      } as unknown as UnaryRequest;
+      return (await call(req)) as never;
+    },
+    stream: (...args) => router.stream(...args),
+  };
 }
 
 export { methodPath };

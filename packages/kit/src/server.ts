@@ -26,6 +26,7 @@ import { tracingServerInterceptor } from "./tracing-interceptor.js";
 import type { Logger } from "./logger.js";
 import { createReflection } from "./reflection.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
+import { createFastPath, UnaryMethods } from "./unary.js";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
@@ -134,23 +135,33 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const owners = new Map(modules.flatMap((m) => m.services.map((d) => [d.typeName, m.name] as const)));
   const serviceOf = (typeName: string) => owners.get(typeName) ?? (typeName.startsWith("grpc.") ? typeName.split(".")[1]! : typeName);
-  const router = createConnectRouter({
-    interceptors: [
-      tracingServerInterceptor(),
-      metricsInterceptor(serviceOf),
-      contextInterceptor(),
-      errorInterceptor(log),
-      ...(opts.interceptors ?? []),
-      authInterceptor(opts.verifier, publicMethods),
-    ],
+  const interceptors = [
+    tracingServerInterceptor(),
+    metricsInterceptor(serviceOf),
+    contextInterceptor(),
+    errorInterceptor(log),
+    ...(opts.interceptors ?? []),
+    authInterceptor(opts.verifier, publicMethods),
+  ];
+  const connectRouter = createConnectRouter({
+    interceptors,
     readMaxBytes: opts.readMaxBytes,
     shutdownSignal: shutdown.signal,
     acceptCompression: [compressionGzip, compressionBrotli],
     jsonOptions: { ignoreUnknownFields: false },
   });
+  // Unary calls take the kit's fast path (unary.ts); streams and unusual requests go to connect-node.
+  const unary = new UnaryMethods(interceptors);
+  const router = unary.recording(connectRouter);
   for (const m of modules) m.routes(router);
   healthAndReflection(router);
-  const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const handlers = new Map(connectRouter.handlers.map((h) => [h.requestPath, h]));
+  const fast = createFastPath(unary, {
+    readMaxBytes: opts.readMaxBytes,
+    shutdownSignal: shutdown.signal,
+    jsonOptions: { ignoreUnknownFields: false },
+    onError: (err, path) => log.error({ err, rpc: path }, "handler failed"),
+  });
   const aliases = createAliasMatcher();
 
   /** Runs the Connect handler for `path`; `json` is a pre-parsed body (REST aliases). */
@@ -161,6 +172,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const peer = peerOf(req);
     if (peer) values.set(peerServiceKey, peer);
     values.set(clientIpKey, clientIp(req, peer));
+    if (fast(req, res, path, values, json)) return true;
     const uReq = universalRequestFromNodeRequest(req as never, res as never, json, values);
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res as never))

@@ -12,14 +12,16 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { Health } from "@crm/gen/grpc/health/v1/health_pb";
+import { chatsEnv } from "@crm/chats/config";
 import { need } from "@crm/testkit";
 import { ensureDevPki } from "../../../scripts/certs.mjs";
-import { generatedFiles, gatewayDir } from "../render.mjs";
+import { errorTable, generatedFiles, gatewayDir, renderTemplate, templateDefaults } from "../render.mjs";
 import { nginxPackages, nginxProblem } from "../run.mjs";
 import { startGatewayFixture, type GatewayFixture } from "./fixture.ts";
-import { pythonGrpcAvailable, pythonGrpcCall, pythonPackages, request, type Res } from "./helpers.ts";
-import { startStub } from "./stub.ts";
+import { locationDirectives, nginxTimeMs, pythonGrpcAvailable, pythonGrpcCall, pythonPackages, repoRoot, request, type Res } from "./helpers.ts";
+import { startStub, type SeenRequest } from "./stub.ts";
 
 const skipNginx = need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`);
 
@@ -37,6 +39,30 @@ describe("generated gateway includes", () => {
     for (const [name, text] of Object.entries(generatedFiles())) {
       assert.equal(readFileSync(join(gatewayDir, name), "utf8"), text, `${name} is stale: run node services/gateway/render.mjs --generate`);
     }
+  });
+});
+
+describe("production stream timeouts", () => {
+  const subscribe = "= /crm.chat.v1.ChatService/Subscribe";
+  const heartbeatMs = chatsEnv.parse({}).CHAT_HEARTBEAT_MS;
+
+  it("an idle Subscribe stream gets a chats heartbeat well inside the gateway's read timeout (template default)", () => {
+    const template = readFileSync(join(gatewayDir, "nginx.conf.template"), "utf8");
+    // placeholders without a default (paths, addresses) get a dummy; the rest keep the production default
+    const names = [...template.matchAll(/\$\{(CRM_GW_\w+)\}/g)].map((m) => m[1]!);
+    const conf = renderTemplate(template, Object.fromEntries(names.filter((n) => !(n in templateDefaults)).map((n) => [n, "/dummy"])));
+    const d = locationDirectives(conf, subscribe);
+    for (const name of ["grpc_read_timeout", "proxy_read_timeout"]) {
+      const timeoutMs = nginxTimeMs(d.get(name) ?? "");
+      assert.ok(heartbeatMs * 4 <= timeoutMs, `${name} ${d.get(name)} vs CHAT_HEARTBEAT_MS ${heartbeatMs}: at least four heartbeats per timeout`);
+    }
+  });
+
+  it("the Helm chart's gateway uses a stream timeout well above the heartbeat too", () => {
+    const chart = readFileSync(join(repoRoot, "charts", "crm", "templates", "gateway.yaml"), "utf8");
+    const value = /- name: CRM_GW_STREAM_TIMEOUT\s+value: "?([^"\n]+)"?/.exec(chart)?.[1];
+    assert.ok(value, "the chart sets CRM_GW_STREAM_TIMEOUT");
+    assert.ok(heartbeatMs * 4 <= nginxTimeMs(value), `chart CRM_GW_STREAM_TIMEOUT ${value} vs CHAT_HEARTBEAT_MS ${heartbeatMs}`);
   });
 });
 
@@ -107,6 +133,59 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     assert.equal(last.userId, "user-42");
     assert.equal(last.companyId, "company-7");
     assert.equal(last.role, "admin");
+  });
+
+  it("passes a valid W3C traceparent on unchanged; a missing or malformed one is replaced by a new trace whose id is the X-Request-Id", async () => {
+    const auth = `Bearer ${token}`;
+    const seen = async (headers: Record<string, string>): Promise<SeenRequest> => {
+      const res = await request({ ...base(), path: "/crm.timer.v1.TimerService/GetWorkingTimer", method: "POST", headers: { "content-type": "application/json", authorization: auth, ...headers }, body: "{}" });
+      assert.equal(res.status, 200, res.body);
+      return gw.stub.seen.at(-1)!;
+    };
+    const assertNewTrace = (s: SeenRequest, what: string) => {
+      assert.match(s.requestId ?? "", /^[0-9a-f]{32}$/, `${what}: X-Request-Id`);
+      const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(s.traceparent ?? "");
+      assert.ok(m, `${what}: a new traceparent, got ${s.traceparent}`);
+      assert.equal(m[1], s.requestId, `${what}: its trace id is the request id`);
+      assert.notEqual(m[2], "0".repeat(16), `${what}: parent id`);
+      assert.equal(s.tracestate, undefined, `${what}: the client's tracestate goes with its traceparent`);
+    };
+
+    const valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const kept = await seen({ traceparent: valid, tracestate: "vendor=opaque" });
+    assert.equal(kept.traceparent, valid);
+    assert.equal(kept.tracestate, "vendor=opaque");
+    assert.match(kept.requestId ?? "", /^[0-9a-f]{32}$/);
+    const later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more"; // a later version may append fields
+    assert.equal((await seen({ traceparent: later })).traceparent, later);
+
+    assertNewTrace(await seen({}), "missing");
+    const malformed: Record<string, string> = {
+      "upper case": valid.toUpperCase(),
+      "trace id all zeros": `00-${"0".repeat(32)}-00f067aa0ba902b7-01`,
+      "parent id all zeros": `00-4bf92f3577b34da6a3ce929d0e0e4736-${"0".repeat(16)}-01`,
+      "version ff": `ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`,
+      "version 00 with an extra field": `${valid}-more`,
+      "short trace id": "00-4bf92f3577b34da6-00f067aa0ba902b7-01",
+      empty: "",
+      garbage: "not a traceparent",
+    };
+    for (const [what, traceparent] of Object.entries(malformed)) assertNewTrace(await seen({ traceparent, tracestate: "vendor=opaque" }), what);
+    const [a, b] = [await seen({}), await seen({})];
+    assert.notEqual(a.traceparent, b.traceparent, "every request starts its own trace");
+
+    // the gateway's access log names the same request id (one worker: once /healthz is answered,
+    // the line of the request before it is written)
+    await request({ ...base(), path: "/healthz" });
+    const log = readFileSync(gw.vars.CRM_GW_ACCESS_LOG!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(log.some((e) => e.request_id === b.requestId && e.service === "timers"), "access log line with the service's X-Request-Id");
+
+    // gRPC (grpc_pass) the same way
+    const grpc = createClient(AuthService, createGrpcTransport({ baseUrl: `https://localhost:${gw.port}`, nodeOptions: { ca: gw.ca } }));
+    await grpc.check({}, { headers: { authorization: auth, traceparent: valid } });
+    assert.equal(gw.stub.seen.at(-1)!.traceparent, valid);
+    await grpc.check({}, { headers: { authorization: auth, traceparent: malformed["version ff"]! } });
+    assertNewTrace(gw.stub.seen.at(-1)!, "gRPC, malformed");
   });
 
   it("on public routes client identity headers are dropped, not forwarded", async () => {
@@ -308,18 +387,6 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     assert.equal((await hello({ minVersion: "TLSv1.3" })).protocol, "TLSv1.3");
   });
 
-  it("login flood from one address gets 429 JSON", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 40 }, () =>
-        request({ ...base(), path: "/crm.auth.v1.AuthService/Login", method: "POST", headers: { "content-type": "application/json" }, body: '{"email":"a@b.c","password":"wrong"}' }),
-      ),
-    );
-    const limited = results.filter((r) => r.status === 429);
-    assert.ok(limited.length >= 20, `expected most of 40 logins refused, got ${limited.length}`);
-    assertJsonError(limited[0]!, 429, "resource_exhausted");
-    assert.ok(limited[0]!.headers["retry-after"]);
-  });
-
   it("request bodies over the limit get 413 JSON and never reach the service", async () => {
     const before = seenCount();
     const big = JSON.stringify({ content: "x".repeat(300 * 1024) });
@@ -436,5 +503,90 @@ describe("gateway client-certificate modes", { skip: skipNginx, timeout: 120_000
   it("optional: both without a certificate and with a CA-signed one", async () => {
     assert.equal((await request({ port: optional.port, ca: optional.ca, path: "/healthz" })).status, 200);
     assert.equal((await request({ port: optional.port, ca: optional.ca, cert: optional.clientCert, key: optional.clientKey, path: "/healthz" })).status, 200);
+  });
+});
+
+describe("gateway limits: auth rate limits per RPC and address; silent streams end at the read timeout", { skip: skipNginx, timeout: 120_000 }, () => {
+  // a burst of 6 (burst 5 + 1) per RPC and address, then one request per 30 s: a flood is refused
+  // from its 7th request on however slowly this machine sends it
+  const burst = 5;
+  let gw: GatewayFixture;
+  before(async () => {
+    gw = await startGatewayFixture({ vars: { CRM_GW_AUTH_RATE: "2r/m", CRM_GW_AUTH_BURST: String(burst), CRM_GW_STREAM_TIMEOUT: "1s" } });
+  });
+  after(async () => {
+    await gw?.close();
+  });
+
+  const tooMany = errorTable.find((e) => e.status === 429)!.message;
+  const post = (path: string, body: unknown) =>
+    request({ port: gw.port, ca: gw.ca, path, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+  /** Sends `paths.length` requests at once from one address: the burst passes, the rest get the gateway's 429 and never reach the service. */
+  async function flood(paths: string[], body: unknown) {
+    const before = gw.stub.seen.length;
+    const results = await Promise.all(paths.map((p) => post(p, body)));
+    const limited = results.filter((r) => r.status === 429);
+    const passed = results.length - limited.length;
+    for (const r of limited) {
+      assertJsonError(r, 429, "resource_exhausted");
+      assert.equal(r.json().message, tooMany, "refused by the gateway, not by the service");
+      assert.equal(r.headers["retry-after"], "1");
+    }
+    assert.equal(gw.stub.seen.length - before, passed, "refused requests never reach the service");
+    assert.ok(passed >= burst + 1, `${passed} of ${paths.length} passed: the burst must pass`);
+    assert.ok(limited.length >= paths.length - burst - 2, `${limited.length} of ${paths.length} refused`);
+  }
+
+  it("login flood (REST alias and Connect route share the bucket): 429 JSON; gRPC gets RESOURCE_EXHAUSTED", async () => {
+    const paths = Array.from({ length: 20 }, (_, i) => (i % 2 ? "/auth/login" : "/crm.auth.v1.AuthService/Login"));
+    await flood(paths, { email: "a@b.c", password: "wrong" });
+    const grpc = createClient(AuthService, createGrpcTransport({ baseUrl: `https://localhost:${gw.port}`, nodeOptions: { ca: gw.ca } }));
+    await assert.rejects(grpc.login({ email: "a@b.c", password: "wrong" }), (e: unknown) => {
+      const err = ConnectError.from(e);
+      return err.code === Code.ResourceExhausted && err.rawMessage === tooMany;
+    });
+  });
+
+  it("register flood (REST alias and Connect route): 429 JSON", async () => {
+    const paths = Array.from({ length: 20 }, (_, i) => (i % 2 ? "/auth/register" : "/crm.auth.v1.AuthService/RegisterCompany"));
+    await flood(paths, { companyName: "Flood", email: "a@b.c", password: "x" });
+  });
+
+  it("password reset floods (RequestPasswordReset, ResetPassword) and invite acceptance floods: 429 JSON, each RPC its own bucket", async () => {
+    for (const rpc of ["RequestPasswordReset", "ResetPassword", "AcceptInvite"]) {
+      await flood(Array.from({ length: 20 }, () => `/crm.auth.v1.AuthService/${rpc}`), { email: "a@b.c", token: "t", newPassword: "p", password: "p" });
+    }
+  });
+
+  it("a Subscribe stream that stays silent is ended by nginx at its read timeout (here 1 s): what the chats heartbeats prevent", async () => {
+    const baseUrl = `https://localhost:${gw.port}`;
+    const headers = { authorization: `Bearer ${await gw.tokens.sign()}` };
+    const transports = {
+      "gRPC (grpc_pass)": createGrpcTransport({ baseUrl, nodeOptions: { ca: gw.ca } }),
+      "Connect over HTTP/1.1 (proxy_pass)": createConnectTransport({ baseUrl, httpVersion: "1.1", nodeOptions: { ca: gw.ca } }),
+    };
+    await Promise.all(
+      Object.entries(transports).map(async ([name, transport]) => {
+        const chats = createClient(ChatService, transport);
+        let openedAt = 0;
+        let error: ConnectError | undefined;
+        try {
+          // the stub sends one heartbeat, then nothing
+          for await (const ev of chats.subscribe({ chatId: "c1" }, { headers, timeoutMs: 30_000 })) {
+            assert.equal(ev.event.case, "heartbeat");
+            openedAt = performance.now();
+          }
+        } catch (e) {
+          error = ConnectError.from(e);
+        }
+        const silentMs = performance.now() - openedAt;
+        assert.ok(openedAt > 0, `${name}: the stream opened`);
+        assert.ok(error, `${name}: the stream ended without an error`);
+        assert.notEqual(error.code, Code.DeadlineExceeded, `${name}: ended by the client's own deadline, not by nginx: ${error.message}`);
+        assert.ok(silentMs >= 900 && silentMs < 15_000, `${name}: ended after ${Math.round(silentMs)} ms of silence`);
+      }),
+    );
+    assert.ok(gw.errors.some((l) => /upstream timed out/.test(l)), "nginx logged the read timeout");
   });
 });

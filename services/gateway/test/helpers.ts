@@ -233,3 +233,24 @@ export function pythonGrpcCall(opts: {
     });
   });
 }
+
+/** An nginx time ("1h", "2s", "500ms", "1m30s"; a bare number is seconds) in milliseconds. */
+export function nginxTimeMs(value: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const parts = [...value.trim().matchAll(/(\d+)(ms|s|m|h|d)?/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== value.trim()) throw new Error(`not an nginx time: ${JSON.stringify(value)}`);
+  return parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2] ?? "s"]!, 0);
+}
+
+/** The directives of `location <match> {…}` in a rendered nginx.conf (no nested blocks), by name. */
+export function locationDirectives(conf: string, match: string): Map<string, string> {
+  const start = conf.indexOf(`location ${match} {`);
+  if (start < 0) throw new Error(`no location ${match} in the configuration`);
+  const body = conf.slice(conf.indexOf("{", start) + 1, conf.indexOf("}", start)).replace(/#[^\n]*/g, "");
+  const directives = new Map<string, string>();
+  for (const statement of body.split(";")) {
+    const [name, ...args] = statement.trim().split(/\s+/);
+    if (name) directives.set(name, args.join(" "));
+  }
+  return directives;
+}

@@ -1,9 +1,11 @@
 /**
  * A stand-in upstream for the gateway tests: one mTLS HTTP/2 (+HTTP/1.1) server that speaks
- * Connect, gRPC and gRPC-Web for crm.auth.v1.AuthService and grpc.health.v1.Health, and answers
- * every other /crm.* path with a JSON echo of what it received. It records each request (path,
- * upstream name from the Host/:authority nginx sent, identity headers, the client cert's CN), so
- * a test can prove that a rejected request never reached a service.
+ * Connect, gRPC and gRPC-Web for crm.auth.v1.AuthService, grpc.health.v1.Health and
+ * ChatService/Subscribe (one heartbeat, then silence: what a stream without heartbeats looks
+ * like to nginx), and answers every other /crm.* path with a JSON echo of what it received. It
+ * records each request (path, upstream name from the Host/:authority nginx sent, identity and
+ * trace headers, the client cert's CN), so a test can prove that a rejected request never
+ * reached a service.
  */
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -12,6 +14,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthService, CheckResponseSchema, Role } from "@crm/gen/crm/auth/v1/auth_pb";
+import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { Health, HealthCheckResponse_ServingStatus } from "@crm/gen/grpc/health/v1/health_pb";
 
 export interface SeenRequest {
@@ -24,6 +27,9 @@ export interface SeenRequest {
   role?: string | undefined;
   authorization?: string | undefined;
   realIp?: string | undefined;
+  requestId?: string | undefined;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
   peerCn?: string | undefined;
   body?: string;
 }
@@ -79,6 +85,12 @@ function routes(router: ConnectRouter) {
       await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
     },
   });
+  router.service(ChatService, {
+    async *subscribe(_req, ctx) {
+      yield { event: { case: "heartbeat", value: {} } };
+      await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+    },
+  });
 }
 
 export async function startStub(opts: {
@@ -109,11 +121,14 @@ export async function startStub(opts: {
         role: one(h["x-role"]),
         authorization: one(h.authorization),
         realIp: one(h["x-real-ip"]),
+        requestId: one(h["x-request-id"]),
+        traceparent: one(h.traceparent),
+        tracestate: one(h.tracestate),
         peerCn: socket.getPeerCertificate?.()?.subject?.CN as string | undefined,
       };
       if (!opts.echoAll) seen.push(rec);
       const path = rec.path;
-      if (!opts.echoAll && path.startsWith("/crm.auth.v1.") || path.startsWith("/grpc.health.v1.")) {
+      if ((!opts.echoAll && path.startsWith("/crm.auth.v1.")) || path.startsWith("/grpc.health.v1.") || path === "/crm.chat.v1.ChatService/Subscribe") {
         adapter(req as never, res as never);
         return;
       }

@@ -1,0 +1,155 @@
+/**
+ * The unary fast path (unary.ts) and the kit's gRPC client (grpc-client.ts) against the real server:
+ * every protocol gives the same answers, errors and headers whether the fast path or connect-node
+ * serves it; signals abort on cancel and deadline; a burst over the per-session stream cap opens
+ * another connection.
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, test } from "node:test";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
+import { AppError, invalid } from "./errors.js";
+import type { TokenVerifier } from "./auth.js";
+import { createGrpcClientTransport } from "./grpc-client.js";
+import { createLogger } from "./logger.js";
+import { startServer, type RunningServer, type ServiceModule } from "./server.js";
+
+const log = createLogger("test", "silent");
+const nobody: TokenVerifier = { verify: async () => { throw new AppError("token_invalid", "no tokens in this test"); } };
+
+/** Resolvers for handlers that wait: "hold" calls wait until released; "abortable" ones until their signal aborts. */
+const held: (() => void)[] = [];
+let heldArrived: () => void = () => {};
+let aborted: (reason: unknown) => void = () => {};
+let abortableStarted: () => void = () => {};
+
+const probe: ServiceModule = {
+  name: "probe",
+  services: [CacheService],
+  publicMethods: [`/${CacheService.typeName}/Get`, `/${CacheService.typeName}/Save`],
+  routes(router) {
+    router.service(CacheService, {
+      async get(req, ctx) {
+        if (req.key === "invalid") throw invalid([{ field: "key", description: "must be nice" }]);
+        if (req.key === "cookies") {
+          ctx.responseHeader.append("set-cookie", "a=1; Path=/");
+          ctx.responseHeader.append("set-cookie", "b=2; Path=/");
+          ctx.responseTrailer.set("x-probe", "trailer");
+        }
+        if (req.key === "abortable") {
+          abortableStarted();
+          await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => (aborted(ctx.signal.reason), resolve()), { once: true }));
+        }
+        if (req.key === "hold") {
+          await new Promise<void>((resolve) => {
+            held.push(resolve);
+            heldArrived();
+          });
+        }
+        return { value: new TextEncoder().encode(`${req.key}|${ctx.protocolName}|${ctx.requestHeader.get("x-echo") ?? ""}`), ttlSeconds: 7 };
+      },
+    });
+  },
+};
+
+let server: RunningServer;
+let base: string;
+before(async () => {
+  server = await startServer({ modules: [probe], port: 0, host: "127.0.0.1", log, verifier: nobody, readMaxBytes: 1024, shutdownTimeoutMs: 1000 });
+  base = `http://127.0.0.1:${server.port}`;
+});
+after(() => server.close());
+
+const transports = (): [string, Transport][] => [
+  ["kit gRPC client (fast path)", createGrpcClientTransport({ baseUrl: base, streams: createGrpcTransport({ baseUrl: base }) })],
+  ["gRPC (fast path)", createGrpcTransport({ baseUrl: base })],
+  ["gRPC gzip (connect-node)", createGrpcTransport({ baseUrl: base, sendCompression: compressionGzip, compressMinBytes: 0 })],
+  ["Connect binary h2 (fast path)", createConnectTransport({ baseUrl: base, httpVersion: "2", useBinaryFormat: true })],
+  ["Connect JSON HTTP/1.1 (fast path)", createConnectTransport({ baseUrl: base, httpVersion: "1.1" })],
+  ["Connect JSON gzip (connect-node)", createConnectTransport({ baseUrl: base, httpVersion: "1.1", sendCompression: compressionGzip, compressMinBytes: 0 })],
+  ["gRPC-Web (connect-node)", createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" })],
+];
+
+async function failure(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  assert.fail("the call succeeded");
+}
+
+test("every protocol answers the same through the fast path and through connect-node", async () => {
+  for (const [name, transport] of transports()) {
+    const client = createClient(CacheService, transport);
+    const res = await client.get({ key: "k" }, { headers: { "x-echo": "hi" } });
+    const protocol = name.startsWith("Connect") ? "connect" : name.startsWith("gRPC-Web") ? "grpc-web" : "grpc";
+    assert.equal(new TextDecoder().decode(res.value), `k|${protocol}|hi`, name);
+    assert.equal(res.ttlSeconds, 7, name);
+
+    const e = await failure(client.get({ key: "invalid" }));
+    assert.equal(e.code, Code.InvalidArgument, name);
+    assert.equal(e.rawMessage, "invalid request: key: must be nice", name);
+    assert.equal(e.metadata.get("crm-error"), "invalid_argument", name);
+    assert.equal(e.metadata.get("crm-error-fields"), "key", name);
+
+    let header: Headers | undefined;
+    let trailer: Headers | undefined;
+    await client.get({ key: "cookies" }, { onHeader: (h) => (header = h), onTrailer: (t) => (trailer = t) });
+    assert.deepEqual(header?.getSetCookie(), ["a=1; Path=/", "b=2; Path=/"], name);
+    assert.equal(trailer?.get("x-probe"), "trailer", name);
+  }
+});
+
+test("bad requests get clear errors from the fast path", async () => {
+  const post = (body: string | Buffer, type: string) => fetch(`${base}/${CacheService.typeName}/Get`, { method: "POST", headers: { "content-type": type }, body });
+  let r = await post("{not json", "application/json");
+  assert.equal(r.status, 400);
+  assert.equal(((await r.json()) as { code: string }).code, "invalid_argument");
+  r = await post(JSON.stringify({ key: "k", nope: 1 }), "application/json");
+  assert.equal(r.status, 400, "unknown fields are refused");
+  r = await post(JSON.stringify({ key: "x".repeat(2000) }), "application/json");
+  assert.equal(r.status, 429);
+  assert.deepEqual(await r.json(), { code: "resource_exhausted", message: "message size is larger than configured readMaxBytes 1024" });
+  r = await fetch(`${base}/${CacheService.typeName}/Nope`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  assert.equal(r.status, 404);
+});
+
+test("the handler's signal aborts when the client cancels and when the deadline passes", async () => {
+  const kit = createClient(CacheService, createGrpcClientTransport({ baseUrl: base, streams: createGrpcTransport({ baseUrl: base }) }));
+  for (const how of ["cancel", "deadline"] as const) {
+    const seen = new Promise<unknown>((r) => (aborted = r));
+    const started = new Promise<void>((r) => (abortableStarted = r));
+    const ac = new AbortController();
+    const call = kit.get({ key: "abortable" }, how === "cancel" ? { signal: ac.signal } : { timeoutMs: 200 });
+    if (how === "cancel") void started.then(() => ac.abort());
+    const e = await failure(call);
+    assert.equal(e.code, how === "cancel" ? Code.Canceled : Code.DeadlineExceeded, how);
+    const reason = ConnectError.from(await seen);
+    assert.ok([Code.Canceled, Code.DeadlineExceeded].includes(reason.code), `${how}: the server side aborted (${reason.message})`);
+  }
+});
+
+test("the kit's client: unavailable when nobody listens; a burst over the stream cap opens another session", async () => {
+  const closed = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+  const down = createClient(CacheService, createGrpcClientTransport({ baseUrl: `http://127.0.0.1:${closed}`, streams: createGrpcTransport({ baseUrl: base }) }));
+  assert.equal((await failure(down.get({ key: "k" }))).code, Code.Unavailable);
+
+  const transport = createGrpcClientTransport({ baseUrl: base, streams: createGrpcTransport({ baseUrl: base }), maxStreamsPerSession: 4 });
+  const client = createClient(CacheService, transport);
+  const all = new Promise<void>((r) => (heldArrived = () => held.length === 6 && r()));
+  const calls = Array.from({ length: 6 }, () => client.get({ key: "hold" }));
+  await all;
+  assert.deepEqual(transport.stats(), { sessions: 2, inFlight: 6 });
+  for (const release of held.splice(0)) release();
+  assert.equal((await Promise.all(calls)).length, 6);
+  assert.equal(transport.stats().inFlight, 0);
+  transport.close();
+});

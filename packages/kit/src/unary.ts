@@ -1,0 +1,410 @@
+/**
+ * The kit's unary fast path. connect-node runs every call, unary included, through a chain of
+ * async iterables, abort signals and web Headers: ~0.29 ms of CPU per gRPC call on this machine,
+ * 7× grpc-js (bench/README.md, rpc). Unary calls are nearly all our traffic, so the kit serves them
+ * itself: one body read, one decode, the same Connect interceptors and implementations, one write.
+ * Anything unusual (compression, gRPC-Web, Connect GET, JSON over gRPC, an unknown protocol
+ * version) still goes to connect-node, which stays the reference for the protocols.
+ *
+ * `UnaryMethods` records each unary implementation a module registers on its router and calls it
+ * through the interceptors; the server (below) and the in-process peer transport (peers.ts) use it.
+ */
+import type http from "node:http";
+import type http2 from "node:http2";
+import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+
+type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
+type AnyUnary = DescMethodUnary<DescMessage, DescMessage>;
+type Impl = (req: unknown, ctx: HandlerContext) => unknown;
+type Next = (req: UnaryRequest) => Promise<UnaryResponse>;
+
+const CTX = Symbol("crm.handlerContext");
+type Carried = UnaryRequest & { [CTX]?: HandlerContext };
+
+/** A unary method with its implementation behind the interceptors. */
+export interface UnaryEntry {
+  method: AnyUnary;
+  call: Next;
+}
+
+/** Request headers read straight from Node's header object (no copy unless changed). */
+class NodeHeaders {
+  #h: Record<string, string | string[] | undefined>;
+  #copied = false;
+  constructor(h: Record<string, string | string[] | undefined>) {
+    this.#h = h;
+  }
+  #own() {
+    if (!this.#copied) (this.#h = { ...this.#h }), (this.#copied = true);
+    return this.#h;
+  }
+  get(name: string): string | null {
+    const v = this.#h[name.toLowerCase()];
+    return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
+  }
+  has(name: string) {
+    return this.#h[name.toLowerCase()] !== undefined;
+  }
+  set(name: string, value: string) {
+    this.#own()[name.toLowerCase()] = String(value);
+  }
+  append(name: string, value: string) {
+    const prev = this.get(name);
+    this.set(name, prev === null ? value : `${prev}, ${value}`);
+  }
+  delete(name: string) {
+    delete this.#own()[name.toLowerCase()];
+  }
+  getSetCookie(): string[] {
+    const v = this.#h["set-cookie"];
+    return v === undefined ? [] : Array.isArray(v) ? v : [v];
+  }
+  *entries(): IterableIterator<[string, string]> {
+    for (const k of Object.keys(this.#h).sort()) {
+      const v = this.get(k);
+      if (!k.startsWith(":") && v !== null) yield [k, v];
+    }
+  }
+  *keys(): IterableIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+  *values(): IterableIterator<string> {
+    for (const [, v] of this.entries()) yield v;
+  }
+  forEach(fn: (value: string, key: string, parent: NodeHeaders) => void, thisArg?: unknown) {
+    for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
+  }
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+}
+
+/** HandlerContext with the costly parts (abort signal, response headers) made on first use. */
+class Context implements HandlerContext {
+  readonly requestMethod = "POST";
+  #controller: AbortController | undefined;
+  #header: Headers | undefined;
+  #trailer: Headers | undefined;
+  #deadline: number | undefined;
+  #links: (AbortSignal | undefined)[];
+  constructor(
+    readonly method: DescMethod,
+    readonly protocolName: string,
+    readonly url: string,
+    readonly requestHeader: Headers,
+    readonly values: ContextValues,
+    timeoutMs: number | undefined,
+    links: (AbortSignal | undefined)[],
+  ) {
+    this.#deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    this.#links = links;
+  }
+  get service() {
+    return this.method.parent;
+  }
+  get responseHeader() {
+    return (this.#header ??= new Headers());
+  }
+  get responseTrailer() {
+    return (this.#trailer ??= new Headers());
+  }
+  get headerIfAny() {
+    return this.#header;
+  }
+  get trailerIfAny() {
+    return this.#trailer;
+  }
+  timeoutMs = () => (this.#deadline === undefined ? undefined : this.#deadline - Date.now());
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const c = (this.#controller = new AbortController());
+      for (const s of this.#links) {
+        if (!s) continue;
+        if (s.aborted) c.abort(s.reason);
+        else s.addEventListener("abort", () => c.abort(s.reason), { once: true, signal: c.signal });
+      }
+      const left = this.timeoutMs();
+      if (left !== undefined) {
+        const t = setTimeout(() => c.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, left));
+        c.signal.addEventListener("abort", () => clearTimeout(t), { once: true });
+      }
+    }
+    return this.#controller.signal;
+  }
+  /** Ends the call: a signal handed out aborts, as connect-node's does when a call completes. */
+  done(reason?: unknown) {
+    if (this.#controller && !this.#controller.signal.aborted) this.#controller.abort(reason ?? new ConnectError("the call completed", Code.Canceled));
+  }
+}
+
+/** Records the unary implementations registered on a router and calls them through `interceptors`. */
+export class UnaryMethods {
+  readonly byPath = new Map<string, UnaryEntry>();
+  constructor(private readonly interceptors: Interceptor[]) {}
+
+  /** A router that registers on `router` as usual and also records every unary implementation here. */
+  recording(router: ConnectRouter): ConnectRouter {
+    return {
+      get handlers() {
+        return router.handlers;
+      },
+      service: (service, impl, options) => {
+        for (const method of service.methods) {
+          const fn = (impl as Record<string, unknown>)[method.localName];
+          if (method.methodKind === "unary" && typeof fn === "function") this.add(method as DescMethodUnary, (fn as Impl).bind(impl));
+        }
+        return router.service(service, impl, options);
+      },
+      rpc: (method: DescMethod, impl: unknown, options?: unknown) => {
+        if (method.methodKind === "unary") this.add(method as DescMethodUnary, impl as Impl);
+        return (router.rpc as (m: DescMethod, i: unknown, o?: unknown) => ConnectRouter)(method, impl, options);
+      },
+    } as ConnectRouter;
+  }
+
+  private add(method: DescMethodUnary, impl: Impl) {
+    const m = method as AnyUnary;
+    const base: Next = async (req) => {
+      const ctx = (req as Carried)[CTX]!;
+      const out = await impl(req.message, ctx);
+      const message = isMessage(out, m.output) ? out : create(m.output, out as never);
+      return { stream: false, service: m.parent, method: m, header: ctx.responseHeader, trailer: ctx.responseTrailer, message };
+    };
+    const call = this.interceptors.reduceRight<Next>((next, i) => i(next as never) as Next, base);
+    this.byPath.set(`/${m.parent.typeName}/${m.name}`, { method: m, call });
+  }
+
+  /** Calls `entry` with a decoded message; the response's headers are the context's (merged when an interceptor replaced them). */
+  async invoke(entry: UnaryEntry, ctx: Context, message: MessageShape<DescMessage>): Promise<UnaryResponse> {
+    const req: Carried = {
+      stream: false,
+      service: entry.method.parent,
+      method: entry.method,
+      requestMethod: "POST",
+      url: ctx.url,
+      header: ctx.requestHeader,
+      contextValues: ctx.values,
+      message,
+      get signal() {
+        return ctx.signal;
+      },
+    } as Carried;
+    req[CTX] = ctx;
+    return entry.call(req);
+  }
+}
+
+export const newContext = (...args: ConstructorParameters<typeof Context>) => new Context(...args);
+export type { Context as UnaryContext };
+
+function isMessage(m: unknown, schema: DescMessage): m is MessageShape<DescMessage> {
+  return typeof m === "object" && m !== null && (m as { $typeName?: string }).$typeName === schema.typeName;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP side: gRPC (application/grpc[+proto]) and Connect unary (application/proto, application/json).
+
+type Protocol = "grpc" | "connect-proto" | "connect-json";
+
+/** Which protocol the fast path serves this request with, or undefined to leave it to connect-node. */
+function protocolOf(req: NodeReq): Protocol | undefined {
+  if (req.method !== "POST") return undefined;
+  const h = req.headers;
+  const type = h["content-type"];
+  if (type === "application/grpc" || type === "application/grpc+proto") {
+    const enc = h["grpc-encoding"];
+    return req.httpVersionMajor === 2 && (enc === undefined || enc === "identity") ? "grpc" : undefined;
+  }
+  if (h["content-encoding"] !== undefined && h["content-encoding"] !== "identity") return undefined;
+  const version = h["connect-protocol-version"];
+  if (version !== undefined && version !== "1") return undefined;
+  if (type === "application/proto") return "connect-proto";
+  if (type === "application/json" || type === "application/json; charset=utf-8" || type === "application/json;charset=utf-8") return "connect-json";
+  return undefined;
+}
+
+/** grpc-timeout ("5S", "100m"…) or connect-timeout-ms, in milliseconds. */
+function timeoutOf(req: NodeReq, protocol: Protocol): number | undefined {
+  if (protocol === "grpc") {
+    const t = req.headers["grpc-timeout"];
+    if (typeof t !== "string") return undefined;
+    const m = /^(\d{1,8})([HMSmun])$/.exec(t);
+    if (!m) return undefined;
+    const unit = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }[m[2] as "H"];
+    return Number(m[1]) * unit;
+  }
+  const t = req.headers["connect-timeout-ms"];
+  return typeof t === "string" && /^\d{1,10}$/.test(t) ? Number(t) : undefined;
+}
+
+const connectCode = (code: Code) => Code[code]!.replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
+
+/** Connect's HTTP status for each code (connect protocol spec). */
+const httpStatus: Partial<Record<Code, number>> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+  [Code.Unauthenticated]: 401,
+};
+
+type OutHeaders = Record<string, string | string[]>;
+
+function putHeaders(out: OutHeaders, h: Headers | undefined, prefix = "") {
+  if (!h) return;
+  h.forEach((value, key) => {
+    if (key === "set-cookie") return;
+    out[prefix + key] = value;
+  });
+  const cookies = h.getSetCookie();
+  if (cookies.length) out[`${prefix}set-cookie`] = cookies;
+}
+
+export interface FastPathOptions {
+  readMaxBytes: number;
+  shutdownSignal: AbortSignal;
+  jsonOptions?: { ignoreUnknownFields?: boolean };
+  /** Called for a failure after the response started (logged by the server). */
+  onError(err: unknown, path: string): void;
+}
+
+/**
+ * Serves `req` when it is a unary call the fast path handles; returns false (having read nothing)
+ * when connect-node must take it. `json` is a pre-parsed body (REST aliases).
+ */
+export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
+  const jsonRead = { ignoreUnknownFields: opts.jsonOptions?.ignoreUnknownFields ?? false };
+
+  return function serve(req: NodeReq, res: NodeRes, path: string, values: ContextValues, json?: JsonValue): boolean {
+    const entry = methods.byPath.get(path);
+    if (!entry) return false;
+    const protocol = json !== undefined ? "connect-json" : protocolOf(req);
+    if (!protocol) return false;
+    const ctx = newContext(entry.method, protocol === "grpc" ? "grpc" : "connect", req.url ?? path, new NodeHeaders(req.headers) as unknown as Headers, values, timeoutOf(req, protocol), [opts.shutdownSignal]);
+    let finished = false;
+    // A client that goes away before the answer aborts the handler's signal.
+    res.once("close", () => {
+      if (!finished) ctx.done(new ConnectError("the client closed the call", Code.Canceled));
+    });
+
+    const fail = (err: unknown) => {
+      finished = true;
+      ctx.done();
+      const e = ConnectError.from(err);
+      if (res.headersSent) {
+        opts.onError(e, path);
+        res.destroy();
+        return;
+      }
+      if (protocol === "grpc") {
+        const head: OutHeaders = { "content-type": req.headers["content-type"] as string };
+        putHeaders(head, ctx.headerIfAny);
+        const trailers: OutHeaders = {};
+        putHeaders(trailers, e.metadata);
+        trailers["grpc-status"] = String(e.code);
+        trailers["grpc-message"] = encodeURIComponent(e.rawMessage);
+        (res as http2.Http2ServerResponse).writeHead(200, head as http2.OutgoingHttpHeaders);
+        (res as http2.Http2ServerResponse).addTrailers(trailers as http2.OutgoingHttpHeaders);
+        res.end();
+        return;
+      }
+      const body = JSON.stringify({ code: connectCode(e.code), message: e.rawMessage });
+      const head: OutHeaders = { "content-type": "application/json" };
+      putHeaders(head, ctx.headerIfAny);
+      putHeaders(head, e.metadata);
+      putHeaders(head, ctx.trailerIfAny, "trailer-");
+      head["content-length"] = String(Buffer.byteLength(body));
+      (res as http.ServerResponse).writeHead(httpStatus[e.code] ?? 500, head);
+      res.end(body);
+    };
+
+    const run = (input: MessageShape<DescMessage>) => {
+      methods.invoke(entry, ctx, input).then((out) => {
+        finished = true;
+        ctx.done();
+        const head: OutHeaders = {};
+        putHeaders(head, out.header);
+        if (protocol === "grpc") {
+          const bytes = toBinary(entry.method.output, out.message);
+          const frame = Buffer.allocUnsafe(5 + bytes.length);
+          frame[0] = 0;
+          frame.writeUInt32BE(bytes.length, 1);
+          frame.set(bytes, 5);
+          head["content-type"] = req.headers["content-type"] as string;
+          const trailers: OutHeaders = {};
+          putHeaders(trailers, out.trailer);
+          trailers["grpc-status"] = "0";
+          (res as http2.Http2ServerResponse).writeHead(200, head as http2.OutgoingHttpHeaders);
+          (res as http2.Http2ServerResponse).addTrailers(trailers as http2.OutgoingHttpHeaders);
+          res.end(frame);
+          return;
+        }
+        const body = protocol === "connect-proto" ? toBinary(entry.method.output, out.message) : Buffer.from(toJsonString(entry.method.output, out.message));
+        head["content-type"] = protocol === "connect-proto" ? "application/proto" : "application/json";
+        putHeaders(head, out.trailer, "trailer-");
+        head["content-length"] = String(body.length);
+        (res as http.ServerResponse).writeHead(200, head);
+        res.end(body);
+      }, fail);
+    };
+
+    const decode = (body: Buffer) => {
+      try {
+        if (protocol === "connect-json") {
+          let parsed: JsonValue;
+          try {
+            parsed = body.length ? (JSON.parse(body.toString("utf8")) as JsonValue) : {};
+          } catch (err) {
+            throw new ConnectError(`cannot decode the request as JSON: ${(err as Error).message}`, Code.InvalidArgument);
+          }
+          return run(fromJson(entry.method.input, parsed, jsonRead));
+        }
+        if (protocol === "connect-proto") return run(fromBinary(entry.method.input, body));
+        // gRPC: exactly one uncompressed length-prefixed message.
+        if (body.length < 5 || body[0] !== 0 || 5 + body.readUInt32BE(1) !== body.length) {
+          throw new ConnectError(body.length >= 5 && body[0]! & 1 ? "compressed message without grpc-encoding" : "a unary call needs exactly one message", Code.InvalidArgument);
+        }
+        return run(fromBinary(entry.method.input, body.subarray(5)));
+      } catch (err) {
+        fail(err instanceof ConnectError ? err : new ConnectError(`cannot decode the request: ${(err as Error).message}`, Code.InvalidArgument));
+      }
+    };
+
+    if (json !== undefined) {
+      try {
+        run(fromJson(entry.method.input, json, jsonRead));
+      } catch (err) {
+        fail(new ConnectError(`invalid request: ${(err as Error).message}`, Code.InvalidArgument));
+      }
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > opts.readMaxBytes) {
+        if (size - chunk.length <= opts.readMaxBytes) fail(new ConnectError(`message size is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => {
+      if (size > opts.readMaxBytes) return;
+      decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    return true;
+  };
+}
