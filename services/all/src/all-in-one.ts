@@ -88,11 +88,11 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   pool.on("error", (err) => log.warn({ err: err.message }, "idle database connection failed"));
   await migrate(pool, log);
   // One event bus for the process: RabbitMQ with AMQP_URL, else in memory. The outbox relay
-  // publishes into it (LISTEN/NOTIFY on a real server; woken in-process on PGlite).
+  // publishes into it, woken by the dbservice stores after each commit that wrote to the outbox.
   const bus = createEventBus({ url: cfg.AMQP_URL, log, name: "crm" });
   closers.push(() => bus.close());
   if (cfg.AMQP_URL && !(await bus.waitConnected(5_000))) log.warn("RabbitMQ is not reachable yet: events wait in the outbox until it is");
-  const relay = await startRelay({ pool, bus, log, listenUrl: dbCfg.DATABASE_URL });
+  const relay = await startRelay({ pool, bus, log });
   const dbModule = createDbModule({ db: createDb(pool), emailQueue: dbCfg.EMAIL_QUEUE, relay });
 
   const internal = newInternalIdentity();

@@ -21,7 +21,7 @@ export function start() {
     // E-mail tasks go to this queue; declared here too (as the email service does, same arguments) so
     // they wait in RabbitMQ, not in the outbox, until the email service first starts.
     await bus.declareQueue(cfg.EMAIL_QUEUE, { deadLetterQueue: `${cfg.EMAIL_QUEUE}.dead` });
-    const relay = await startRelay({ pool, bus, log, listenUrl: cfg.DATABASE_URL });
+    const relay = await startRelay({ pool, bus, log });
     return createDbModule({ db: createDb(pool), emailQueue: cfg.EMAIL_QUEUE, relay });
   });
 }

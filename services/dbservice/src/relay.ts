@@ -2,8 +2,10 @@
  * The outbox relay: publishes committed outbox rows (outbox.ts) to RabbitMQ and deletes each row
  * only after the broker confirmed it (at-least-once).
  *
- * - Woken at once by LISTEN outbox (a trigger NOTIFYs at commit); polls as a fallback, and is
- *   woken in-process by `afterCommit()` where LISTEN is unavailable (embedded PGlite).
+ * - Woken at once by `afterCommit()`: every outbox writer is a dbservice process, which calls it
+ *   right after the commit. No LISTEN/NOTIFY: a NOTIFY makes PostgreSQL serialise the commits of
+ *   every notifying transaction (migration 0040). Polls every `pollMs` as a fallback (rows a crashed
+ *   replica committed but did not relay).
  * - Safe with several replicas: each pass claims a batch with FOR UPDATE SKIP LOCKED, so two
  *   relays never publish the same row at the same time.
  * - Broker down: the pass rolls back and rows stay; they go out when it is back. A row the broker
@@ -19,8 +21,6 @@ export interface RelayOptions {
   pool: pg.Pool;
   bus: EventBus;
   log: Logger;
-  /** A connection string for the LISTEN connection; unset: no LISTEN (polling and afterCommit only). */
-  listenUrl?: string | undefined;
   /** Fallback polling interval. Default 1 s. */
   pollMs?: number;
   /** Rows per pass. Default 200. */
@@ -29,7 +29,7 @@ export interface RelayOptions {
 }
 
 export interface Relay {
-  /** Call after committing a transaction that enqueued: wakes this relay when LISTEN does not. */
+  /** Call after committing a transaction that enqueued: wakes this relay. */
   afterCommit(): void;
   /** Runs a pass soon (coalesced with one in progress). */
   wake(): void;
@@ -63,9 +63,6 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   let again = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let drainWaiters: (() => void)[] = [];
-  let listener: pg.Client | undefined;
-  let listening = false;
-  let listenTimer: NodeJS.Timeout | undefined;
 
   /** One pass: claim due rows, publish them, delete the confirmed ones. Returns rows claimed. */
   async function pass(): Promise<number> {
@@ -145,7 +142,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       } catch (err) {
         failures++;
         if (!(err instanceof BusUnavailableError) || failures === 1) log.warn({ err: (err as Error).message }, "outbox relay pass failed; retrying");
-        // Back off, then try again (a NOTIFY or the poll may come sooner); and at once when the broker is back.
+        // Back off, then try again (a commit or the poll may come sooner); and at once when the broker is back.
         if (err instanceof BusUnavailableError && !waitingForBus) {
           waitingForBus = true;
           void bus.waitConnected(5 * 60_000).then((ok) => {
@@ -182,35 +179,6 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     }
   }
 
-  async function listen() {
-    if (!o.listenUrl || closed) return;
-    const client = new pg.Client({ connectionString: o.listenUrl, connectionTimeoutMillis: 5_000, keepAlive: true });
-    const retry = () => {
-      if (listener !== client) return;
-      listener = undefined;
-      listening = false;
-      client.end().catch(() => {});
-      if (!closed) listenTimer = setTimeout(() => void listen(), 1_000).unref();
-    };
-    client.on("notification", () => wake());
-    client.on("error", (err) => {
-      log.warn({ err: err.message }, "outbox LISTEN connection failed; polling until it is back");
-      retry();
-    });
-    client.on("end", retry);
-    listener = client;
-    try {
-      await client.connect();
-      await client.query("LISTEN outbox");
-      listening = listener === client;
-      wake(); // rows committed while we were not listening
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, "outbox LISTEN failed; polling until it works");
-      retry();
-    }
-  }
-
-  await listen();
   const poll = setInterval(() => {
     wake();
     void reportLag();
@@ -218,9 +186,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   wake();
 
   return {
-    afterCommit() {
-      if (!listening) wake();
-    },
+    afterCommit: wake,
     wake,
     drained(timeoutMs) {
       return new Promise((resolve) => {
@@ -233,12 +199,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       closed = true;
       clearInterval(poll);
       clearTimeout(retryTimer);
-      clearTimeout(listenTimer);
       await running?.catch(() => {});
-      const l = listener;
-      listener = undefined;
-      listening = false;
-      await l?.end().catch(() => {});
     },
   };
 }
