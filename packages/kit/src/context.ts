@@ -3,6 +3,7 @@
  * caller's credentials, so a handler's outgoing peer calls forward them without wiring.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { Principal } from "./auth.js";
 
 export interface CallContext {
   requestId: string;
@@ -13,6 +14,8 @@ export interface CallContext {
   /** The verified caller's tenant and user (set by the auth interceptor), for log lines. */
   companyId?: string | undefined;
   userId?: string | undefined;
+  /** The verified caller (auth interceptor); lets in-process peers skip verifying the same token again. */
+  principal?: Principal | undefined;
 }
 
 export const callContext = new AsyncLocalStorage<CallContext>();

@@ -65,24 +65,32 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
-/** Verifies the access token of every call that is not public and puts the principal in the context. */
+/**
+ * Verifies the access token of every call that is not public and puts the principal in the context.
+ * A principal already in the context values was put there by the in-process peer transport: the
+ * same token, verified by this process for the calling request moments ago (peers.ts).
+ */
 export function authInterceptor(verifier: TokenVerifier, publicMethods: ReadonlySet<string>): Interceptor {
   return (next) => async (req) => {
     if (publicMethods.has(methodPath(req))) return next(req);
-    const token = tokenFromHeaders(req.header);
-    if (!token) {
-      // A service of ours calling as itself (no user, e.g. error reports): no principal is set, so
-      // handlers that need a user still refuse; service-facing handlers check requirePeer.
-      const peer = req.contextValues.get(peerServiceKey);
-      if (peer && peer !== "gateway") return next(req);
-      throw new AppError("unauthenticated", "this call needs an access token: send Authorization: Bearer <token> or the access_token cookie (get one from /crm.auth.v1.AuthService/Login)");
+    let principal = req.contextValues.get(principalKey);
+    if (!principal) {
+      const token = tokenFromHeaders(req.header);
+      if (!token) {
+        // A service of ours calling as itself (no user, e.g. error reports): no principal is set, so
+        // handlers that need a user still refuse; service-facing handlers check requirePeer.
+        const peer = req.contextValues.get(peerServiceKey);
+        if (peer && peer !== "gateway") return next(req);
+        throw new AppError("unauthenticated", "this call needs an access token: send Authorization: Bearer <token> or the access_token cookie (get one from /crm.auth.v1.AuthService/Login)");
+      }
+      principal = await verifier.verify(token);
+      req.contextValues.set(principalKey, principal);
     }
-    const principal = await verifier.verify(token);
-    req.contextValues.set(principalKey, principal);
     const call = callContext.getStore();
     if (call) {
       call.companyId = principal.companyId;
       call.userId = principal.userId;
+      call.principal = principal;
     }
     return next(req);
   };

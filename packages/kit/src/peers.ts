@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createContextValues, createRouterTransport, type Interceptor, type Transport, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { peerServiceKey } from "./auth.js";
+import { peerServiceKey, principalKey } from "./auth.js";
 import { currentCall } from "./context.js";
 import { authInterceptor, contextInterceptor, errorInterceptor, methodPath } from "./interceptors.js";
 import type { Logger } from "./logger.js";
@@ -106,7 +106,12 @@ export function inProcessPeer(self: string, module: ServiceModule, deps: InProce
       if (!entry) return router.unary(method, signal, timeoutMs, header, input, contextValues);
       const url = `in-process://${module.name}/${method.parent.typeName}/${method.name}`;
       const serve = async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const ctx = newContext(method, "connect", url, new Headers(req.header), createContextValues(), timeoutMs, [req.signal]);
+        const values = createContextValues();
+        // The caller's token was verified by this process for the calling request: the peer's auth
+        // interceptor takes that principal instead of verifying (and asking Redis) again.
+        const caller = currentCall()?.principal;
+        if (caller && req.header.get("authorization") === `Bearer ${caller.token}`) values.set(principalKey, caller);
+        const ctx = newContext(method, "connect", url, new Headers(req.header), values, timeoutMs, [req.signal]);
         try {
           const res = await unary.invoke(entry, ctx, fromBinary(method.input, toBinary(method.input, req.message as never)));
           return { ...res, message: fromBinary(method.output, toBinary(method.output, res.message as never)) };

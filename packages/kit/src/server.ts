@@ -13,7 +13,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { peerServiceKey, type TokenVerifier } from "./auth.js";
@@ -87,10 +87,27 @@ export interface RunningServer {
 }
 
 /** The caller's address: the gateway's X-Real-IP when the gateway (mTLS CN) calls, else the socket's. */
-function clientIp(req: NodeReq, peer: string | undefined): string {
-  const forwarded = req.headers["x-real-ip"];
+function clientIp(headers: http.IncomingHttpHeaders, socket: net.Socket | undefined, peer: string | undefined): string {
+  const forwarded = headers["x-real-ip"];
   if (peer === "gateway" && typeof forwarded === "string" && forwarded) return forwarded;
-  return req.socket.remoteAddress ?? "";
+  return socket?.remoteAddress ?? "";
+}
+
+/** The calling service named by a verified client certificate's CN (TLS with client certs only). */
+function peerOf(socket: net.Socket | undefined): string | undefined {
+  const tls = socket as TLSSocket | undefined;
+  if (!tls || typeof tls.getPeerCertificate !== "function" || !tls.authorized) return undefined;
+  const cn = tls.getPeerCertificate()?.subject?.CN;
+  return typeof cn === "string" ? cn : undefined;
+}
+
+/** What handlers learn about the caller from the connection: the peer service and the client address. */
+function connectionValues(headers: http.IncomingHttpHeaders, socket: net.Socket | undefined): ContextValues {
+  const values = createContextValues();
+  const peer = peerOf(socket);
+  if (peer) values.set(peerServiceKey, peer);
+  values.set(clientIpKey, clientIp(headers, socket, peer));
+  return values;
 }
 
 const json = (res: NodeRes, status: number, body: unknown) => {
@@ -125,13 +142,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   for (const name of ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]) {
     for (const m of ["Check", "List", "Watch", "ServerReflectionInfo"]) publicMethods.add(`/${name}/${m}`);
   }
-
-  const peerOf = (req: NodeReq): string | undefined => {
-    const socket = req.socket as TLSSocket;
-    if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return undefined;
-    const cn = socket.getPeerCertificate()?.subject?.CN;
-    return typeof cn === "string" ? cn : undefined;
-  };
 
   const owners = new Map(modules.flatMap((m) => m.services.map((d) => [d.typeName, m.name] as const)));
   const serviceOf = (typeName: string) => owners.get(typeName) ?? (typeName.startsWith("grpc.") ? typeName.split(".")[1]! : typeName);
@@ -168,11 +178,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const dispatch = (req: NodeReq, res: NodeRes, path: string, json?: JsonValue): boolean => {
     const handler = handlers.get(path);
     if (!handler) return false;
-    const values = createContextValues();
-    const peer = peerOf(req);
-    if (peer) values.set(peerServiceKey, peer);
-    values.set(clientIpKey, clientIp(req, peer));
-    if (fast(req, res, path, values, json)) return true;
+    const values = connectionValues(req.headers, req.socket);
+    if (fast.serve(req, res, path, values, json)) return true;
     const uReq = universalRequestFromNodeRequest(req as never, res as never, json, values);
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
@@ -251,6 +258,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     json(res, 404, { code: "not_found", message: `no route for ${req.method} ${url.split("?")[0]}` });
   };
 
+  /**
+   * HTTP/2 streams: a unary RPC goes straight to the fast path on the raw stream (no compat
+   * request/response objects); everything else is wrapped as Node's compat layer would and handled.
+   */
+  const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    const path = headers[":path"] ?? "/";
+    if (!hidden.some((p) => path.startsWith(p)) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined))) return;
+    const req = new http2.Http2ServerRequest(stream, headers, undefined as never, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    if (headers.expect === "100-continue") res.writeContinue();
+    handle(req, res);
+  };
+
   const h2Settings: http2.ServerOptions = {
     settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 16 * 1024 },
     maxSessionMemory: 32,
@@ -315,7 +335,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // "listening": without this, headersTimeout is not enforced and closeIdleConnections() is a
     // no-op, so an idle keep-alive client held every shutdown for SHUTDOWN_TIMEOUT_MS (bench/README.md).
     h1.emit("listening");
-    const h2 = http2.createServer(h2Settings, handler);
+    const h2 = http2.createServer(h2Settings);
+    h2.on("stream", handler === handle ? onStream : (stream, headers, flags, raw) => handler(new http2.Http2ServerRequest(stream, headers, undefined as never, raw), new http2.Http2ServerResponse(stream)));
     h2.on("session", manageSession);
     const preface = Buffer.from("PRI * HTTP/2.0");
     // noDelay: sockets handed over by emit("connection") skip http/http2's own TCP_NODELAY, and
@@ -352,6 +373,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       },
       handle,
     );
+    // The request listener (kept for HTTP/1.1 clients) made Node add its compat "stream" listener;
+    // HTTP/2 streams go to onStream instead, which builds the compat objects only when needed.
+    server.removeAllListeners("stream");
+    server.on("stream", onStream);
     server.on("session", manageSession);
     track(server);
     servers.push(server);

@@ -153,3 +153,27 @@ test("the kit's client: unavailable when nobody listens; a burst over the stream
   assert.equal(transport.stats().inFlight, 0);
   transport.close();
 });
+
+test("in-process peers: unary calls reach the implementation; a token this process verified for the calling request is not verified again", async () => {
+  const { inProcessPeer, newInternalIdentity } = await import("./peers.js");
+  const { callContext } = await import("./context.js");
+  const { principalOf } = await import("./auth.js");
+  const verified: string[] = [];
+  const principal = (token: string) => ({ userId: "u", companyId: "c", role: "member" as const, sessionId: "s", expiresAt: 2e9, token });
+  const verifier: TokenVerifier = { verify: async (token) => (verified.push(token), principal(token)) };
+  const who: ServiceModule = {
+    name: "who",
+    services: [CacheService],
+    routes(router) {
+      router.service(CacheService, { get: (_req, ctx) => ({ value: new TextEncoder().encode(principalOf(ctx).token) }) });
+    },
+  };
+  const client = createClient(CacheService, inProcessPeer("caller", who, { log, verifier, internal: newInternalIdentity() }));
+  const asCaller = (token: string) =>
+    callContext.run({ requestId: "r", authorization: "Bearer t1", principal: principal("t1") }, () => client.get({ key: "k" }, { headers: { authorization: `Bearer ${token}` } }));
+  assert.equal(new TextDecoder().decode((await asCaller("t1")).value), "t1");
+  assert.deepEqual(verified, [], "the calling request's verified token is reused");
+  assert.equal(new TextDecoder().decode((await asCaller("t2")).value), "t2");
+  assert.deepEqual(verified, ["t2"], "any other token is verified");
+  assert.equal((await failure(client.get({ key: "k" }))).code, Code.Unauthenticated, "no token outside a call");
+});

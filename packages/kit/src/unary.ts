@@ -10,7 +10,8 @@
  * through the interceptors; the server (below) and the in-process peer transport (peers.ts) use it.
  */
 import type http from "node:http";
-import type http2 from "node:http2";
+import http2 from "node:http2";
+import type { Readable } from "node:stream";
 import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 
@@ -207,15 +208,15 @@ function isMessage(m: unknown, schema: DescMessage): m is MessageShape<DescMessa
 // The HTTP side: gRPC (application/grpc[+proto]) and Connect unary (application/proto, application/json).
 
 type Protocol = "grpc" | "connect-proto" | "connect-json";
+type Headers_ = http2.IncomingHttpHeaders;
 
 /** Which protocol the fast path serves this request with, or undefined to leave it to connect-node. */
-function protocolOf(req: NodeReq): Protocol | undefined {
-  if (req.method !== "POST") return undefined;
-  const h = req.headers;
+function protocolOf(method: string | undefined, h: Headers_, http2: boolean): Protocol | undefined {
+  if (method !== "POST") return undefined;
   const type = h["content-type"];
   if (type === "application/grpc" || type === "application/grpc+proto") {
     const enc = h["grpc-encoding"];
-    return req.httpVersionMajor === 2 && (enc === undefined || enc === "identity") ? "grpc" : undefined;
+    return http2 && (enc === undefined || enc === "identity") ? "grpc" : undefined;
   }
   if (h["content-encoding"] !== undefined && h["content-encoding"] !== "identity") return undefined;
   const version = h["connect-protocol-version"];
@@ -226,16 +227,16 @@ function protocolOf(req: NodeReq): Protocol | undefined {
 }
 
 /** grpc-timeout ("5S", "100m"…) or connect-timeout-ms, in milliseconds. */
-function timeoutOf(req: NodeReq, protocol: Protocol): number | undefined {
+function timeoutOf(h: Headers_, protocol: Protocol): number | undefined {
   if (protocol === "grpc") {
-    const t = req.headers["grpc-timeout"];
+    const t = h["grpc-timeout"];
     if (typeof t !== "string") return undefined;
     const m = /^(\d{1,8})([HMSmun])$/.exec(t);
     if (!m) return undefined;
     const unit = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }[m[2] as "H"];
     return Number(m[1]) * unit;
   }
-  const t = req.headers["connect-timeout-ms"];
+  const t = h["connect-timeout-ms"];
   return typeof t === "string" && /^\d{1,10}$/.test(t) ? Number(t) : undefined;
 }
 
@@ -281,57 +282,108 @@ export interface FastPathOptions {
   onError(err: unknown, path: string): void;
 }
 
+/** One HTTP exchange as the fast path sees it: a compat request/response pair or a raw HTTP/2 stream. */
+interface Exchange {
+  headers: Headers_;
+  url: string;
+  /** Reads the whole body; `undefined` when it is over `max` bytes (the rest is discarded). */
+  readBody(max: number, done: (body: Buffer | undefined) => void): void;
+  onClose(fn: () => void): void;
+  headersSent(): boolean;
+  respond(status: number, headers: OutHeaders, body: Uint8Array | undefined, trailers?: OutHeaders): void;
+  destroy(): void;
+}
+
+function readInto(source: Readable, max: number, done: (body: Buffer | undefined) => void) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  source.on("data", (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= max) chunks.push(chunk);
+  });
+  source.once("end", () => done(size > max ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+}
+
+function compatExchange(req: NodeReq, res: NodeRes): Exchange {
+  return {
+    headers: req.headers as Headers_,
+    url: req.url ?? "/",
+    readBody: (max, done) => readInto(req, max, done),
+    onClose: (fn) => void res.once("close", fn),
+    headersSent: () => res.headersSent,
+    respond(status, headers, body, trailers) {
+      (res as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders);
+      if (trailers) (res as http2.Http2ServerResponse).addTrailers(trailers as http2.OutgoingHttpHeaders);
+      if (body) res.end(body);
+      else res.end();
+    },
+    destroy: () => void res.destroy(),
+  };
+}
+
+function streamExchange(stream: http2.ServerHttp2Stream, headers: Headers_): Exchange {
+  return {
+    headers,
+    url: headers[":path"] ?? "/",
+    readBody: (max, done) => readInto(stream, max, done),
+    onClose: (fn) => void stream.once("close", fn),
+    headersSent: () => stream.headersSent,
+    respond(status, out, body, trailers) {
+      if (stream.destroyed || stream.closed) return; // the client went away
+      stream.respond({ ...out, ":status": status }, trailers ? { waitForTrailers: true } : undefined);
+      if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.end(body);
+    },
+    destroy: () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
+  };
+}
+
 /**
- * Serves `req` when it is a unary call the fast path handles; returns false (having read nothing)
- * when connect-node must take it. `json` is a pre-parsed body (REST aliases).
+ * The fast path's two entries: `serve` for a compat request/response (HTTP/1.1 and the fallback
+ * route), `serveStream` for a raw HTTP/2 stream before Node builds compat objects for it. Each
+ * returns false, having read nothing, when connect-node must take the request.
  */
 export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
   const jsonRead = { ignoreUnknownFields: opts.jsonOptions?.ignoreUnknownFields ?? false };
 
-  return function serve(req: NodeReq, res: NodeRes, path: string, values: ContextValues, json?: JsonValue): boolean {
-    const entry = methods.byPath.get(path);
-    if (!entry) return false;
-    const protocol = json !== undefined ? "connect-json" : protocolOf(req);
-    if (!protocol) return false;
-    const ctx = newContext(entry.method, protocol === "grpc" ? "grpc" : "connect", req.url ?? path, new NodeHeaders(req.headers) as unknown as Headers, values, timeoutOf(req, protocol), [opts.shutdownSignal]);
+  function run(entry: UnaryEntry, protocol: Protocol, ex: Exchange, values: ContextValues, json?: JsonValue) {
+    const path = `/${entry.method.parent.typeName}/${entry.method.name}`;
+    const ctx = newContext(entry.method, protocol === "grpc" ? "grpc" : "connect", ex.url, new NodeHeaders(ex.headers) as unknown as Headers, values, timeoutOf(ex.headers, protocol), [opts.shutdownSignal]);
     let finished = false;
     // A client that goes away before the answer aborts the handler's signal.
-    res.once("close", () => {
+    ex.onClose(() => {
       if (!finished) ctx.done(new ConnectError("the client closed the call", Code.Canceled));
     });
+    const grpcType = ex.headers["content-type"] as string;
 
     const fail = (err: unknown) => {
       finished = true;
       ctx.done();
       const e = ConnectError.from(err);
-      if (res.headersSent) {
+      if (ex.headersSent()) {
         opts.onError(e, path);
-        res.destroy();
+        ex.destroy();
         return;
       }
       if (protocol === "grpc") {
-        const head: OutHeaders = { "content-type": req.headers["content-type"] as string };
+        const head: OutHeaders = { "content-type": grpcType };
         putHeaders(head, ctx.headerIfAny);
         const trailers: OutHeaders = {};
         putHeaders(trailers, e.metadata);
         trailers["grpc-status"] = String(e.code);
         trailers["grpc-message"] = encodeURIComponent(e.rawMessage);
-        (res as http2.Http2ServerResponse).writeHead(200, head as http2.OutgoingHttpHeaders);
-        (res as http2.Http2ServerResponse).addTrailers(trailers as http2.OutgoingHttpHeaders);
-        res.end();
-        return;
+        return ex.respond(200, head, undefined, trailers);
       }
-      const body = JSON.stringify({ code: connectCode(e.code), message: e.rawMessage });
+      const body = Buffer.from(JSON.stringify({ code: connectCode(e.code), message: e.rawMessage }));
       const head: OutHeaders = { "content-type": "application/json" };
       putHeaders(head, ctx.headerIfAny);
       putHeaders(head, e.metadata);
       putHeaders(head, ctx.trailerIfAny, "trailer-");
-      head["content-length"] = String(Buffer.byteLength(body));
-      (res as http.ServerResponse).writeHead(httpStatus[e.code] ?? 500, head);
-      res.end(body);
+      head["content-length"] = String(body.length);
+      ex.respond(httpStatus[e.code] ?? 500, head, body);
     };
 
-    const run = (input: MessageShape<DescMessage>) => {
+    const call = (input: MessageShape<DescMessage>) => {
       methods.invoke(entry, ctx, input).then((out) => {
         finished = true;
         ctx.done();
@@ -343,25 +395,22 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
           frame[0] = 0;
           frame.writeUInt32BE(bytes.length, 1);
           frame.set(bytes, 5);
-          head["content-type"] = req.headers["content-type"] as string;
+          head["content-type"] = grpcType;
           const trailers: OutHeaders = {};
           putHeaders(trailers, out.trailer);
           trailers["grpc-status"] = "0";
-          (res as http2.Http2ServerResponse).writeHead(200, head as http2.OutgoingHttpHeaders);
-          (res as http2.Http2ServerResponse).addTrailers(trailers as http2.OutgoingHttpHeaders);
-          res.end(frame);
-          return;
+          return ex.respond(200, head, frame, trailers);
         }
         const body = protocol === "connect-proto" ? toBinary(entry.method.output, out.message) : Buffer.from(toJsonString(entry.method.output, out.message));
         head["content-type"] = protocol === "connect-proto" ? "application/proto" : "application/json";
         putHeaders(head, out.trailer, "trailer-");
         head["content-length"] = String(body.length);
-        (res as http.ServerResponse).writeHead(200, head);
-        res.end(body);
+        ex.respond(200, head, body);
       }, fail);
     };
 
-    const decode = (body: Buffer) => {
+    const decode = (body: Buffer | undefined) => {
+      if (body === undefined) return fail(new ConnectError(`message size is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted));
       try {
         if (protocol === "connect-json") {
           let parsed: JsonValue;
@@ -370,41 +419,46 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
           } catch (err) {
             throw new ConnectError(`cannot decode the request as JSON: ${(err as Error).message}`, Code.InvalidArgument);
           }
-          return run(fromJson(entry.method.input, parsed, jsonRead));
+          return call(fromJson(entry.method.input, parsed, jsonRead));
         }
-        if (protocol === "connect-proto") return run(fromBinary(entry.method.input, body));
+        if (protocol === "connect-proto") return call(fromBinary(entry.method.input, body));
         // gRPC: exactly one uncompressed length-prefixed message.
         if (body.length < 5 || body[0] !== 0 || 5 + body.readUInt32BE(1) !== body.length) {
           throw new ConnectError(body.length >= 5 && body[0]! & 1 ? "compressed message without grpc-encoding" : "a unary call needs exactly one message", Code.InvalidArgument);
         }
-        return run(fromBinary(entry.method.input, body.subarray(5)));
+        return call(fromBinary(entry.method.input, body.subarray(5)));
       } catch (err) {
         fail(err instanceof ConnectError ? err : new ConnectError(`cannot decode the request: ${(err as Error).message}`, Code.InvalidArgument));
       }
     };
 
-    if (json !== undefined) {
-      try {
-        run(fromJson(entry.method.input, json, jsonRead));
-      } catch (err) {
-        fail(new ConnectError(`invalid request: ${(err as Error).message}`, Code.InvalidArgument));
-      }
-      return true;
+    if (json === undefined) return ex.readBody(opts.readMaxBytes, decode);
+    try {
+      call(fromJson(entry.method.input, json, jsonRead));
+    } catch (err) {
+      fail(new ConnectError(`invalid request: ${(err as Error).message}`, Code.InvalidArgument));
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > opts.readMaxBytes) {
-        if (size - chunk.length <= opts.readMaxBytes) fail(new ConnectError(`message size is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once("end", () => {
-      if (size > opts.readMaxBytes) return;
-      decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    return true;
+  }
+
+  return {
+    /** A compat request (HTTP/1.1, or HTTP/2 that came through Node's compat layer); `json` is a pre-parsed body (REST aliases). */
+    serve(req: NodeReq, res: NodeRes, path: string, values: ContextValues, json?: JsonValue): boolean {
+      const entry = methods.byPath.get(path);
+      if (!entry) return false;
+      const protocol = json !== undefined ? "connect-json" : protocolOf(req.method, req.headers as Headers_, req.httpVersionMajor === 2);
+      if (!protocol) return false;
+      run(entry, protocol, compatExchange(req, res), values, json);
+      return true;
+    },
+    /** A raw HTTP/2 stream; `values(stream)` makes the context values (peer identity, client address) only when the path is taken. */
+    serveStream(stream: http2.ServerHttp2Stream, headers: Headers_, values: () => ContextValues): boolean {
+      const path = headers[":path"];
+      const entry = path === undefined ? undefined : methods.byPath.get(path);
+      if (!entry) return false;
+      const protocol = protocolOf(headers[":method"], headers, true);
+      if (!protocol) return false;
+      run(entry, protocol, streamExchange(stream, headers), values());
+      return true;
+    },
   };
 }
