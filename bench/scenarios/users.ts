@@ -33,6 +33,7 @@ interface StepResult {
   deliveryP99Ms: number;
   pass: boolean;
   serverCpuPct?: number;
+  driverCpuPct?: number;
   rssMB?: number;
   pgCpuPct?: number;
 }
@@ -47,7 +48,9 @@ export const users: Scenario = {
     return undefined;
   },
   async run(ctx: Ctx) {
-    const steps = ctx.quick ? [20, 40] : [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000];
+    // BENCH_USERS_STEPS=3000,4000 runs chosen steps only (to study one load level).
+    const chosen = process.env.BENCH_USERS_STEPS?.split(",").map(Number).filter((n) => n > 0);
+    const steps = chosen?.length ? chosen : ctx.quick ? [20, 40] : [100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000];
     const stepSeconds = ctx.quick ? 3 : 30;
     const chatSize = 10;
     const db = await freshDatabase("crm_bench");
@@ -72,8 +75,8 @@ export const users: Scenario = {
       writeFileSync(cfgFile, JSON.stringify(cfg));
       const results: StepResult[] = [];
       const { cmd, args } = tsNode("bench/servers/users-driver.ts", cfgFile);
-      let mark: { cpu: number; pg: number; t: number } | undefined;
-      let usage: { serverCpuPct: number; pgCpuPct: number; rssMB: number } | undefined;
+      let mark: { cpu: number; pg: number; driver: number; t: number } | undefined;
+      let usage: { serverCpuPct: number; pgCpuPct: number; driverCpuPct: number; rssMB: number } | undefined;
       let failure: string | undefined;
       const appPid = app.pid;
       const driver = await startChild({
@@ -87,11 +90,12 @@ export const users: Scenario = {
         if (!line.startsWith("{")) return;
         const ev = JSON.parse(line) as { event: string } & Partial<StepResult> & { message?: string };
         if (ev.event === "live") ctx.log(`${ev.users} users live`);
-        if (ev.event === "measure-start") mark = { cpu: sampleAll([appPid]).cpuMs, pg: cpuOfDb(dbNameOf(db.url)), t: performance.now() };
+        if (ev.event === "measure-start") mark = { cpu: sampleAll([appPid]).cpuMs, pg: cpuOfDb(dbNameOf(db.url)), driver: sampleAll([driver.pid]).cpuMs, t: performance.now() };
         if (ev.event === "measure-end" && mark) {
           const s = sampleAll([appPid]);
           const secs = (performance.now() - mark.t) / 1000;
-          usage = { serverCpuPct: (100 * (s.cpuMs - mark.cpu)) / 1000 / secs, pgCpuPct: (100 * (cpuOfDb(dbNameOf(db.url)) - mark.pg)) / 1000 / secs, rssMB: mb(s.rssBytes) };
+          const pct = (ms: number) => (100 * ms) / 1000 / secs;
+          usage = { serverCpuPct: pct(s.cpuMs - mark.cpu), pgCpuPct: pct(cpuOfDb(dbNameOf(db.url)) - mark.pg), driverCpuPct: pct(sampleAll([driver.pid]).cpuMs - mark.driver), rssMB: mb(s.rssBytes) };
         }
         if (ev.event === "result") {
           const r = { ...(ev as unknown as StepResult), ...usage };
@@ -108,8 +112,8 @@ export const users: Scenario = {
       const best = [...results].reverse().find((r) => r.pass);
       const table: Table = {
         title: "",
-        columns: ["users (streams)", "calls/s", "messages", "API p50 ms", "API p99 ms", "deliveries", "delivery p50 ms", "delivery p99 ms", "errors", "lost", "gaps", "all-in-one CPU %", "PostgreSQL CPU %", "all-in-one RSS MB", "verdict"],
-        rows: results.map((r) => [r.users, r.callsPerSec, r.messages, r.apiP50Ms, r.apiP99Ms, r.delivered, r.deliveryP50Ms, r.deliveryP99Ms, r.errors, r.lost, r.gaps, r.serverCpuPct, r.pgCpuPct, r.rssMB, r.pass ? "pass" : "**fail**"]),
+        columns: ["users (streams)", "calls/s", "messages", "API p50 ms", "API p99 ms", "deliveries", "delivery p50 ms", "delivery p99 ms", "errors", "lost", "gaps", "all-in-one CPU %", "PostgreSQL CPU %", "driver CPU %", "all-in-one RSS MB", "verdict"],
+        rows: results.map((r) => [r.users, r.callsPerSec, r.messages, r.apiP50Ms, r.apiP99Ms, r.delivered, r.deliveryP50Ms, r.deliveryP99Ms, r.errors, r.lost, r.gaps, r.serverCpuPct, r.pgCpuPct, r.driverCpuPct, r.rssMB, r.pass ? "pass" : "**fail**"]),
       };
       const checks: Check[] = [{ label: "largest simulated user count meeting every limit", value: best?.users ?? 0, unit: "users", target: "≥ 5000", met: (best?.users ?? 0) >= 5000 }];
       return {

@@ -18,14 +18,16 @@ function sessionTimes(s: NewSession | undefined): { hash: Buffer; expiresAt: Dat
 
 async function insertSession(sql: Sql, companyId: string, userId: string, s: NewSession | undefined): Promise<string> {
   const { hash, expiresAt, userAgent, ip } = sessionTimes(s);
-  // The SELECT runs under RLS: a user of another company yields no row.
+  // The SELECT runs under RLS: a user of another company yields no row (and no token). One statement:
+  // the session and its refresh token in one round trip.
   const { rows } = await sql.query<{ id: string }>(
-    `INSERT INTO sessions (company_id, user_id, expires_at, user_agent, ip)
-     SELECT company_id, id, $2, $3, $4 FROM users WHERE id = $1 AND status = 'active' RETURNING id`,
-    [userId, expiresAt, userAgent, ip],
+    `WITH s AS (
+       INSERT INTO sessions (company_id, user_id, expires_at, user_agent, ip)
+       SELECT company_id, id, $2, $3, $4 FROM users WHERE id = $1 AND status = 'active' RETURNING id, company_id)
+     INSERT INTO refresh_tokens (hash, session_id, company_id) SELECT $5, id, company_id FROM s RETURNING session_id AS id`,
+    [userId, expiresAt, userAgent, ip, hash],
   );
   if (!rows[0]) throw new AppError("not_found", `no active user ${userId} in company ${companyId}`);
-  await sql.query("INSERT INTO refresh_tokens (hash, session_id, company_id) VALUES ($1, $2, $3)", [hash, rows[0].id, companyId]);
   return rows[0].id;
 }
 

@@ -145,7 +145,7 @@ export function dbEmailService(db: Db, cfg: EmailQueueConfig): ServiceImpl<typeo
       requirePeer(ctx, "email");
       const companyId = companyOf(req.companyId);
       const sent = sentInput(req);
-      return db.tenant(companyId, (sql) => markSent(sql, sent));
+      return db.tenant(companyId, async (sql) => (await markManySent(sql, [sent])).get(sent.emailId) ?? { updated: false, attempts: 0 });
     },
 
     async markEmailFailed(req, ctx) {
@@ -168,54 +168,92 @@ export function dbEmailService(db: Db, cfg: EmailQueueConfig): ServiceImpl<typeo
       requirePeer(ctx, "email", "auth", "admin");
       const companyId = companyOf(req.companyId);
       if (!isUuid(req.emailId)) throw invalid([{ field: "emailId", description: "must be an e-mail id (UUID) returned by SendEmail" }]);
-      const r = await db.tenant(companyId, (sql) => statusOfEmail(sql, req.emailId));
+      const [r] = await db.tenant(companyId, (sql) => statusOfEmails(sql, [req.emailId]));
       if (!r) throw new AppError("not_found", `no e-mail ${req.emailId} in your company: use the id SendEmail returned`);
       return r;
     },
 
-    async advanceEmailWorker(req, ctx) {
+    async advanceEmailWorkers(req, ctx) {
       requirePeer(ctx, "email");
-      const sent = req.sent ? { companyId: companyOf(req.sent.companyId), ...sentInput(req.sent) } : undefined;
-      const next = req.next ? { companyId: companyOf(req.next.companyId), emailId: req.next.emailId } : undefined;
-      if (next && !isUuid(next.emailId)) throw invalid([{ field: "next.emailId", description: "must be an e-mail id (UUID)" }]);
-      // One transaction when both belong to one company (the usual case), else one each.
-      if (sent && next && sent.companyId === next.companyId) {
-        return db.tenant(sent.companyId, async (sql) => {
-          const marked = await markSent(sql, sent);
-          const status = await statusOfEmail(sql, next.emailId);
-          return { sent: marked, nextFound: Boolean(status), next: status };
+      for (const field of ["sent", "next"] as const) {
+        if (req[field].length > maxAdvanceBatch) throw invalid([{ field, description: `at most ${maxAdvanceBatch} e-mails per call` }]);
+      }
+      const sent = req.sent.map((s, i) => ({ companyId: companyOf(s.companyId), ...sentInput(s, `sent[${i}].emailId`) }));
+      const next = req.next.map((n, i) => {
+        if (!isUuid(n.emailId)) throw invalid([{ field: `next[${i}].emailId`, description: "must be an e-mail id (UUID)" }]);
+        return { companyId: companyOf(n.companyId), emailId: n.emailId };
+      });
+      const marked = new Map<string, { updated: boolean; attempts: number }>();
+      const found = new Map<string, EmailState>();
+      // One transaction per company (usually one): the records first, then the lookups.
+      for (const companyId of new Set([...sent, ...next].map((e) => e.companyId))) {
+        await db.tenant(companyId, async (sql) => {
+          const mine = sent.filter((s) => s.companyId === companyId);
+          for (const [id, m] of await markManySent(sql, mine)) marked.set(id, m);
+          const ids = next.filter((n) => n.companyId === companyId).map((n) => n.emailId);
+          for (const e of await statusOfEmails(sql, ids)) found.set(e.emailId, e);
         });
       }
-      const marked = sent ? await db.tenant(sent.companyId, (sql) => markSent(sql, sent)) : undefined;
-      const status = next ? await db.tenant(next.companyId, (sql) => statusOfEmail(sql, next.emailId)) : undefined;
-      return { sent: marked, nextFound: Boolean(status), next: status };
+      // An e-mail named twice in sent is updated once: the first names it.
+      const seen = new Set<string>();
+      return {
+        sent: sent.map((s) => {
+          const m = marked.get(s.emailId) ?? { updated: false, attempts: 0 };
+          const first = !seen.has(s.emailId);
+          seen.add(s.emailId);
+          return { updated: m.updated && first, attempts: m.attempts };
+        }),
+        next: next.map((n) => {
+          const e = found.get(n.emailId);
+          return { found: Boolean(e), email: e };
+        }),
+      };
     },
   };
 }
 
-function sentInput(req: { emailId: string; sentAt?: Timestamp | undefined; smtpMessageId: string }) {
-  if (!isUuid(req.emailId)) throw invalid([{ field: "emailId", description: "must be an e-mail id (UUID)" }]);
+/** E-mails per list in one AdvanceEmailWorkers call. */
+const maxAdvanceBatch = 1000;
+
+function sentInput(req: { emailId: string; sentAt?: Timestamp | undefined; smtpMessageId: string }, field = "emailId") {
+  if (!isUuid(req.emailId)) throw invalid([{ field, description: "must be an e-mail id (UUID)" }]);
   return { emailId: req.emailId, sentAt: req.sentAt ? timestampDate(req.sentAt) : new Date(), smtpMessageId: req.smtpMessageId.slice(0, 998) };
 }
 
-/** Records an accepted delivery; an e-mail already sent is left as it is (updated false). */
-async function markSent(sql: Sql, s: { emailId: string; sentAt: Date; smtpMessageId: string }): Promise<{ updated: boolean; attempts: number }> {
-  const { rows } = await sql.query<{ attempts: number }>(
-    `UPDATE emails SET status = 'sent', attempts = attempts + 1, sent_at = $2, smtp_message_id = $3, updated_at = now()
-     WHERE id = $1 AND status <> 'sent' RETURNING attempts`,
-    [s.emailId, s.sentAt, s.smtpMessageId || null],
+/** Records accepted deliveries in one statement; an e-mail already sent is left as it is (updated false). Per e-mail id: updated, and its attempts. */
+async function markManySent(sql: Sql, sent: { emailId: string; sentAt: Date; smtpMessageId: string }[]): Promise<Map<string, { updated: boolean; attempts: number }>> {
+  const out = new Map<string, { updated: boolean; attempts: number }>();
+  if (sent.length === 0) return out;
+  const { rows } = await sql.query<{ id: string; attempts: number }>(
+    `UPDATE emails e SET status = 'sent', attempts = e.attempts + 1, sent_at = s.sent_at, smtp_message_id = nullif(s.message_id, ''), updated_at = now()
+     FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS s(id, sent_at, message_id)
+     WHERE e.id = s.id AND e.status <> 'sent' RETURNING e.id, e.attempts`,
+    [sent.map((s) => s.emailId), sent.map((s) => s.sentAt), sent.map((s) => s.smtpMessageId)],
   );
-  if (rows[0]) return { updated: true, attempts: rows[0].attempts };
-  const cur = await sql.query<{ attempts: number }>("SELECT attempts FROM emails WHERE id = $1", [s.emailId]);
-  return { updated: false, attempts: cur.rows[0]?.attempts ?? 0 };
+  for (const r of rows) out.set(r.id, { updated: true, attempts: r.attempts });
+  const others = sent.map((s) => s.emailId).filter((id) => !out.has(id));
+  if (others.length > 0) {
+    const cur = await sql.query<{ id: string; attempts: number }>("SELECT id, attempts FROM emails WHERE id = ANY($1::uuid[])", [others]);
+    for (const r of cur.rows) out.set(r.id, { updated: false, attempts: r.attempts });
+  }
+  return out;
 }
 
-async function statusOfEmail(sql: Sql, emailId: string) {
-  const { rows } = await sql.query<{ id: string; status: string; attempts: number; last_error: string; sent_at: Date | null; created_at: Date }>(
-    "SELECT id, status, attempts, last_error, sent_at, created_at FROM emails WHERE id = $1",
-    [emailId],
-  );
-  const r = rows[0];
-  if (!r) return undefined;
-  return { emailId: r.id, status: statusOf[r.status] ?? EmailStatus.UNSPECIFIED, attempts: r.attempts, lastError: r.last_error, sentAt: ts(r.sent_at), createdAt: ts(r.created_at) };
+async function statusOfEmails(sql: Sql, emailIds: string[]) {
+  if (emailIds.length === 0) return [];
+  const { rows } = await sql.query<EmailRow>("SELECT id, status, attempts, last_error, sent_at, created_at FROM emails WHERE id = ANY($1::uuid[])", [emailIds]);
+  return rows.map(statusOfRow);
 }
+
+interface EmailRow {
+  id: string;
+  status: string;
+  attempts: number;
+  last_error: string;
+  sent_at: Date | null;
+  created_at: Date;
+}
+
+type EmailState = ReturnType<typeof statusOfRow>;
+
+const statusOfRow = (r: EmailRow) => ({ emailId: r.id, status: statusOf[r.status] ?? EmailStatus.UNSPECIFIED, attempts: r.attempts, lastError: r.last_error, sentAt: ts(r.sent_at), createdAt: ts(r.created_at) });

@@ -32,7 +32,7 @@ export function createDbModule({ db, emailQueue, relay }: DbModuleDeps): Service
       `/${DbTimerService.typeName}/StopForgottenTimersDB`, // the timers service's periodic job: requirePeer("timers")
       // Password reset and invitations (requirePeer("auth")); e-mail state for services acting for no user (requirePeer).
       ...["CreatePasswordReset", "LookupToken", "ConsumeResetToken", "ConsumeInviteToken"].map((m) => `/${DbAdminService.typeName}/${m}`),
-      ...["QueueEmail", "MarkEmailSent", "MarkEmailFailed", "GetEmailStatusDB", "AdvanceEmailWorker"].map((m) => `/${DbEmailService.typeName}/${m}`),
+      ...["QueueEmail", "MarkEmailSent", "MarkEmailFailed", "GetEmailStatusDB", "AdvanceEmailWorkers"].map((m) => `/${DbEmailService.typeName}/${m}`),
     ],
     routes(router) {
       router.service(DbAuthService, dbAuthService(db));

@@ -12,7 +12,7 @@ export const emailEnv = z.object({
   EMAIL_QUEUE: env.str("email_tasks"),
   /** Concurrent workers, each with its own SMTP connection and AMQP consumer. 0: this process sends nothing (SendEmail still queues). */
   EMAIL_WORKERS: env.int(5, 0, 64),
-  /** Tasks each worker holds unacknowledged, handled one at a time; from 2 on, the "sent" record of one e-mail and the status check of the next are one call. */
+  /** Tasks each worker holds unacknowledged, sent one at a time; from 2 on, the next task's status lookup is done while the worker sends (it then waits only for its "sent" record between two e-mails). */
   EMAIL_PREFETCH: env.int(2, 1, 100),
   /** Delivery attempts before an e-mail is failed and its task dead-lettered. */
   EMAIL_MAX_ATTEMPTS: env.int(6, 1, 50),

@@ -20,6 +20,7 @@ interface Row {
 
 function fakeDb() {
   const rows = new Map<string, Row>();
+  let calls = 0;
   const client = {
     async getEmailStatusDB({ emailId }: { emailId: string }) {
       const r = rows.get(emailId);
@@ -33,10 +34,17 @@ function fakeDb() {
       r.attempts++;
       return { updated: true, attempts: r.attempts };
     },
-    async advanceEmailWorker({ sent, next }: { sent?: { emailId: string }; next?: { emailId: string } }) {
-      const marked = sent ? await client.markEmailSent(sent) : undefined;
-      const r = next ? rows.get(next.emailId) : undefined;
-      return { sent: marked, nextFound: Boolean(r), next: r && next ? { emailId: next.emailId, ...r } : undefined };
+    async advanceEmailWorkers({ sent, next }: { sent: { emailId: string }[]; next: { emailId: string }[] }) {
+      calls++;
+      const marked = [];
+      for (const s of sent) marked.push(await client.markEmailSent(s));
+      return {
+        sent: marked,
+        next: next.map(({ emailId }) => {
+          const r = rows.get(emailId);
+          return { found: Boolean(r), email: r ? { emailId, ...r } : undefined };
+        }),
+      };
     },
     async markEmailFailed({ emailId, error, final }: { emailId: string; error: string; final: boolean }) {
       const r = rows.get(emailId)!;
@@ -48,7 +56,7 @@ function fakeDb() {
       return { attempts: r.attempts, status: r.status };
     },
   };
-  return { rows, client: client as unknown as Client<typeof DbEmailService> };
+  return { rows, client: client as unknown as Client<typeof DbEmailService>, calls: () => calls };
 }
 
 function task(companyId: string, to = "someone@example.com") {
@@ -109,6 +117,25 @@ test("each task is sent once; a duplicate of a sent task is dropped without send
   assert.equal(smtp.sent.length, 50);
   assert.equal(new Set(smtp.sent.map((m) => m.id)).size, 50);
   assert.ok([...db.rows.values()].every((r) => r.status === EmailStatus.SENT && r.attempts === 1));
+  // The 3 workers' lookups and records share calls: fewer calls than e-mails (one alone needs 2: lookup, record).
+  assert.ok(db.calls() < 50, `60 lookups and 50 records in ${db.calls()} calls`);
+  await w.close();
+  await bus.close();
+});
+
+test("two tasks of one e-mail at once (the relay published it twice): sent once, though lookups start before a worker is free", async () => {
+  const bus = memoryBus(log);
+  const db = fakeDb();
+  const smtp = recordingSender();
+  const w = await startEmailWorkers({ bus, db: db.client, newSender: smtp.newSender, counter: memoryCounter(), log, cfg: cfg({ workers: 3, prefetch: 4 }) });
+  const company = randomUUID();
+  const tasks = Array.from({ length: 30 }, () => task(company));
+  for (const t of tasks) db.rows.set(t.emailId, { status: EmailStatus.QUEUED, attempts: 0, lastError: "" });
+  for (const t of tasks) for (let copy = 0; copy < 2; copy++) await bus.publish("", "email_tasks", t.body, { messageId: t.emailId });
+  await until(() => w.stats.sent + w.stats.duplicates === 60, "60 tasks handled");
+  assert.equal(smtp.sent.length, 30);
+  assert.equal(new Set(smtp.sent.map((m) => m.id)).size, 30);
+  assert.equal(w.stats.duplicates, 30);
   await w.close();
   await bus.close();
 });
@@ -186,12 +213,12 @@ test("a task for an unknown e-mail is dropped; a database outage is retried", as
   const bus = memoryBus(log);
   const db = fakeDb();
   let down = 2;
-  const real = db.client as unknown as { advanceEmailWorker(r: unknown): Promise<unknown> };
+  const real = db.client as unknown as { advanceEmailWorkers(r: unknown): Promise<unknown> };
   const flaky = {
     ...(db.client as unknown as Record<string, unknown>),
-    async advanceEmailWorker(req: unknown) {
+    async advanceEmailWorkers(req: unknown) {
       if (down-- > 0) throw new ConnectError("database unavailable", Code.Unavailable);
-      return real.advanceEmailWorker(req);
+      return real.advanceEmailWorkers(req);
     },
   } as unknown as Client<typeof DbEmailService>;
   const smtp = recordingSender();

@@ -8,6 +8,11 @@
  * sending. The one window left is a crash after the server's "250 OK" and before the record
  * commits: the redelivered task sends the message again, with the same Message-ID.
  *
+ * The status lookups and "sent" records of all workers go to dbservice in shared batches
+ * (ledger.ts): one call and one transaction per round of the workers, not per e-mail. A task's
+ * lookup starts when it arrives, so it overlaps the SMTP conversation of the task before it; an
+ * e-mail's record is written before its worker starts the next SMTP conversation.
+ *
  * Failures: a temporary one (4xx, connection refused, timeout) is recorded (attempts, last_error)
  * and retried after EMAIL_RETRY_BASE_MS · 2^(n-1); a permanent refusal (5xx), or the last of
  * EMAIL_MAX_ATTEMPTS, marks the e-mail failed and dead-letters the task (`<queue>.dead`).
@@ -20,6 +25,7 @@ import type { Client } from "@connectrpc/connect";
 import { RetryLaterError, callContext, consumeInTrace, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailStatus, EmailTaskSchema, type EmailTask } from "@crm/gen/crm/email/v1/email_pb";
+import { createLedger } from "./ledger.js";
 import { classify, type Sender } from "./transport.js";
 
 export interface WorkerConfig {
@@ -69,18 +75,14 @@ export async function declareEmailQueue(bus: EventBus, queue: string): Promise<v
   await bus.declareQueue(queue, { deadLetterQueue: deadLetterQueueOf(queue) });
 }
 
-/** How long a sent e-mail waits for the next task to share its "sent" record with, before it is recorded alone. */
-const RECORD_ALONE_AFTER_MS = 2;
-
-/** An e-mail the SMTP server accepted whose "sent" record is still to be written; its task is acked after. */
-interface Unrecorded {
+/** A delivered task, and the lookup of its e-mail's status (started when it arrived). */
+interface Arrived {
   task: EmailTask;
-  messageId: string;
-  recorded: () => void;
+  status: Promise<EmailStatus | undefined>;
 }
 
-/** What handling a task left to do: nothing (ack now), or wait for its "sent" record before the ack. */
-type Outcome = void | { recorded: Promise<void> };
+/** Records and lookups per call to dbservice. */
+const LEDGER_BATCH = 100;
 
 export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers> {
   const { bus, db, log, cfg } = deps;
@@ -88,81 +90,70 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
   const dlq = deadLetterQueueOf(cfg.queue);
   await declareEmailQueue(bus, cfg.queue);
 
-  const sentRequest = (u: Unrecorded) => ({ emailId: u.task.emailId, companyId: u.task.companyId, sentAt: timestampFromDate(new Date()), smtpMessageId: u.messageId });
-
-  /** Records a sent e-mail on its own, insisting (a lost record means a resend after a crash). */
-  async function recordAlone(u: Unrecorded) {
-    for (let i = 0; ; i++) {
-      try {
-        await db.markEmailSent(sentRequest(u));
-        break;
-      } catch (err) {
-        if (i >= 8) {
-          log.error({ email_id: u.task.emailId, company_id: u.task.companyId, err: String(err) }, "e-mail sent but not recorded as sent; a redelivery would send it again");
-          break;
-        }
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** i, 5_000)));
-      }
-    }
-    u.recorded();
-  }
+  const ledger = createLedger(
+    async (records, lookups) => {
+      const r = await db.advanceEmailWorkers({
+        sent: records.map((s) => ({ emailId: s.emailId, companyId: s.companyId, sentAt: timestampFromDate(s.sentAt), smtpMessageId: s.messageId })),
+        next: lookups.map((l) => ({ emailId: l.emailId, companyId: l.companyId })),
+      });
+      return { next: lookups.map((_, i) => (r.next[i]?.found ? r.next[i]!.email?.status : undefined)) };
+    },
+    {
+      maxBatch: LEDGER_BATCH,
+      recordTries: 9,
+      retryDelayMs: (n) => Math.min(100 * 2 ** (n - 1), 5_000),
+      onLost: (r, err) => log.error({ email_id: r.emailId, company_id: r.companyId, err: String(err) }, "e-mail sent but not recorded as sent; a redelivery would send it again"),
+    },
+  );
 
   async function deadLetter(msg: Delivery) {
     await bus.publish("", dlq, msg.body, { messageId: msg.messageId, contentType: msg.contentType, headers: msg.headers, persistent: true });
   }
 
-  /** One worker: its SMTP connection, and the e-mail it sent last whose record is pending. */
+  /**
+   * Per e-mail id, the end (sent and recorded, dropped or failed) of the last task of it that this
+   * process took. A task's lookup starts as soon as it arrives, while its worker still sends the
+   * task before it; a second task of an e-mail this process holds already looks up only after the
+   * first one ended, so it sees the first one's record.
+   */
+  const held = new Map<string, Promise<void>>();
+
+  /** Reads a delivered task and starts the lookup of its e-mail; undefined: malformed. */
+  function arrive(msg: Delivery, ended: Promise<void>): Arrived | undefined {
+    let task: EmailTask;
+    try {
+      task = fromBinary(EmailTaskSchema, msg.body);
+    } catch {
+      return undefined;
+    }
+    if (!uuid.test(task.emailId) || !uuid.test(task.companyId)) return undefined;
+    const ref = { emailId: task.emailId, companyId: task.companyId };
+    const before = held.get(ref.emailId);
+    held.set(ref.emailId, ended);
+    void ended.then(() => {
+      if (held.get(ref.emailId) === ended) held.delete(ref.emailId);
+    });
+    const status = before ? before.then(() => ledger.status(ref)) : ledger.status(ref);
+    status.catch(() => {}); // awaited (and its failure thrown) when the task's turn comes
+    return { task, status };
+  }
+
+  /** One worker: its SMTP connection, one task at a time. */
   class Worker {
-    private unrecorded: Unrecorded | undefined;
-    private timer: NodeJS.Timeout | undefined;
     constructor(readonly sender: Sender) {}
 
-    /** Takes the pending record (the caller writes it). */
-    take(): Unrecorded | undefined {
-      const u = this.unrecorded;
-      this.unrecorded = undefined;
-      clearTimeout(this.timer);
-      return u;
-    }
-
-    /** The e-mail was accepted; its record goes with the next task's status check, or alone soon. */
-    pend(task: EmailTask, messageId: string): Promise<void> {
-      return new Promise<void>((recorded) => {
-        this.unrecorded = { task, messageId, recorded };
-        this.timer = setTimeout(() => {
-          const u = this.take();
-          if (u) void recordAlone(u);
-        }, RECORD_ALONE_AFTER_MS);
-      });
-    }
-
-    async handle(msg: Delivery): Promise<Outcome> {
-      const prev = this.take();
-      let task: EmailTask | undefined;
-      try {
-        task = fromBinary(EmailTaskSchema, msg.body);
-      } catch {
-        task = undefined;
-      }
-      if (!task || !uuid.test(task.emailId) || !uuid.test(task.companyId)) {
-        if (prev) await recordAlone(prev);
+    async handle(msg: Delivery, arrived: Arrived | undefined): Promise<void> {
+      if (!arrived) {
         log.error({ message_id: msg.messageId }, "malformed e-mail task dead-lettered");
         await deadLetter(msg);
         stats.dropped++;
         return;
       }
+      const { task } = arrived;
       const ids = { email_id: task.emailId, company_id: task.companyId, attempt: msg.attempt };
 
-      // One round trip: the previous e-mail's "sent" record, and this one's status (sent already?).
-      let status: EmailStatus | undefined;
-      try {
-        const r = await db.advanceEmailWorker({ sent: prev ? sentRequest(prev) : undefined, next: { emailId: task.emailId, companyId: task.companyId } });
-        prev?.recorded();
-        status = r.nextFound ? r.next?.status : undefined;
-      } catch (err) {
-        if (prev) await recordAlone(prev);
-        throw err; // database unavailable: this task again later
-      }
+      // Sent already? A failure (database unavailable) throws: this task again later.
+      const status = await arrived.status;
       if (status === undefined) {
         log.warn(ids, "task for an unknown e-mail dropped");
         stats.dropped++;
@@ -203,7 +194,9 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
       }
       stats.sent++;
       log.debug({ ...ids, response: accepted.response }, "e-mail sent");
-      return { recorded: this.pend(task, accepted.messageId) };
+      // Recorded before this worker starts its next SMTP conversation: a crash while the workers
+      // wait for the server's answers leaves no message accepted but unrecorded.
+      await ledger.recordSent({ emailId: task.emailId, companyId: task.companyId, sentAt: new Date(), messageId: accepted.messageId });
     }
   }
 
@@ -213,18 +206,22 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
     const worker = new Worker(deps.newSender());
     workers.push(worker);
     // Each task runs in its own call context: logs carry the task id, and the worker's calls to
-    // dbservice go out under the email service's identity, never a user's token from the producer's call.
-    const inOwnContext = (msg: Delivery) =>
+    // dbservice go out under the email service's identity, never a user's token from the producer's
+    // call (the ledger's batched calls run in the context the workers were started in).
+    const inOwnContext = (msg: Delivery, arrived: Arrived | undefined) =>
       callContext.run({ requestId: msg.messageId ?? "email-task", traceparent: msg.headers.traceparent }, () =>
-        consumeInTrace(`${cfg.queue} process`, msg.headers, { "messaging.system": "rabbitmq", "messaging.destination.name": cfg.queue, "messaging.message.id": msg.messageId ?? "" }, () => worker.handle(msg)),
+        consumeInTrace(`${cfg.queue} process`, msg.headers, { "messaging.system": "rabbitmq", "messaging.destination.name": cfg.queue, "messaging.message.id": msg.messageId ?? "" }, () => worker.handle(msg, arrived)),
       );
-    // One task at a time per worker: the next starts once this one was sent (or dropped, or failed);
-    // its ack (the returned promise) waits until it is recorded as sent.
+    // One task at a time per worker: the next starts once this one was sent and recorded (or
+    // dropped, or failed); the bus acks it when its handler resolved.
     let chain: Promise<unknown> = Promise.resolve();
     const serial = (msg: Delivery): Promise<void> => {
-      const run = chain.then(() => inOwnContext(msg));
+      let end!: () => void;
+      const arrived = arrive(msg, new Promise<void>((r) => (end = r)));
+      const run = chain.then(() => inOwnContext(msg, arrived));
       chain = run.catch(() => {});
-      return run.then((outcome) => outcome?.recorded);
+      run.then(end, end);
+      return run;
     };
     consumers.push(await bus.consume(cfg.queue, serial, { prefetch: cfg.prefetch, maxAttempts: cfg.maxAttempts, retryDelayMs: retryDelay(cfg) }));
   }
@@ -233,7 +230,7 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
   return {
     stats,
     async close() {
-      // Consumers stop and wait for their tasks; pending records are written within milliseconds.
+      // Consumers stop and wait for their tasks, whose acks wait for their records.
       await Promise.all(consumers.map((c) => c.close()));
       for (const w of workers) w.sender.close();
     },

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/db/v1/db_email.proto.
  */
 export const file_crm_db_v1_db_email: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vZGIvdjEvZGJfZW1haWwucHJvdG8SCWNybS5kYi52MSJ/Cg1PdXRnb2luZ0VtYWlsEgoKAnRvGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDAoEdGV4dBgDIAEoCRIMCgRodG1sGAQgASgJEg4KBmxvY2FsZRgFIAEoCRIlCgRraW5kGAYgASgOMhcuY3JtLmVtYWlsLnYxLkVtYWlsS2luZCJpChFRdWV1ZUVtYWlsUmVxdWVzdBInCgVlbWFpbBgBIAEoCzIYLmNybS5kYi52MS5PdXRnb2luZ0VtYWlsEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJImMKElF1ZXVlRW1haWxSZXNwb25zZRIQCghlbWFpbF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMSEAoIcmVwbGF5ZWQYAyABKAgiggEKFE1hcmtFbWFpbFNlbnRSZXF1ZXN0EhAKCGVtYWlsX2lkGAEgASgJEhIKCmNvbXBhbnlfaWQYAiABKAkSKwoHc2VudF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc210cF9tZXNzYWdlX2lkGAQgASgJIjoKFU1hcmtFbWFpbFNlbnRSZXNwb25zZRIPCgd1cGRhdGVkGAEgASgIEhAKCGF0dGVtcHRzGAIgASgFIlwKFk1hcmtFbWFpbEZhaWxlZFJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRINCgVmaW5hbBgEIAEoCCJWChdNYXJrRW1haWxGYWlsZWRSZXNwb25zZRIQCghhdHRlbXB0cxgBIAEoBRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMiPwoXR2V0RW1haWxTdGF0dXNEQlJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCSLaAQoYR2V0RW1haWxTdGF0dXNEQlJlc3BvbnNlEhAKCGVtYWlsX2lkGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLmNybS5lbWFpbC52MS5FbWFpbFN0YXR1cxIQCghhdHRlbXB0cxgDIAEoBRISCgpsYXN0X2Vycm9yGAQgASgJEisKB3NlbnRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInwKGUFkdmFuY2VFbWFpbFdvcmtlclJlcXVlc3QSLQoEc2VudBgBIAEoCzIfLmNybS5kYi52MS5NYXJrRW1haWxTZW50UmVxdWVzdBIwCgRuZXh0GAIgASgLMiIuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXF1ZXN0IpMBChpBZHZhbmNlRW1haWxXb3JrZXJSZXNwb25zZRIuCgRzZW50GAEgASgLMiAuY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXNwb25zZRISCgpuZXh0X2ZvdW5kGAIgASgIEjEKBG5leHQYAyABKAsyIy5jcm0uZGIudjEuR2V0RW1haWxTdGF0dXNEQlJlc3BvbnNlMskDCg5EYkVtYWlsU2VydmljZRJJCgpRdWV1ZUVtYWlsEhwuY3JtLmRiLnYxLlF1ZXVlRW1haWxSZXF1ZXN0Gh0uY3JtLmRiLnYxLlF1ZXVlRW1haWxSZXNwb25zZRJSCg1NYXJrRW1haWxTZW50Eh8uY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXF1ZXN0GiAuY3JtLmRiLnYxLk1hcmtFbWFpbFNlbnRSZXNwb25zZRJYCg9NYXJrRW1haWxGYWlsZWQSIS5jcm0uZGIudjEuTWFya0VtYWlsRmFpbGVkUmVxdWVzdBoiLmNybS5kYi52MS5NYXJrRW1haWxGYWlsZWRSZXNwb25zZRJbChBHZXRFbWFpbFN0YXR1c0RCEiIuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXF1ZXN0GiMuY3JtLmRiLnYxLkdldEVtYWlsU3RhdHVzREJSZXNwb25zZRJhChJBZHZhbmNlRW1haWxXb3JrZXISJC5jcm0uZGIudjEuQWR2YW5jZUVtYWlsV29ya2VyUmVxdWVzdBolLmNybS5kYi52MS5BZHZhbmNlRW1haWxXb3JrZXJSZXNwb25zZWIGcHJvdG8z", [file_crm_email_v1_email, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vZGIvdjEvZGJfZW1haWwucHJvdG8SCWNybS5kYi52MSJ/Cg1PdXRnb2luZ0VtYWlsEgoKAnRvGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDAoEdGV4dBgDIAEoCRIMCgRodG1sGAQgASgJEg4KBmxvY2FsZRgFIAEoCRIlCgRraW5kGAYgASgOMhcuY3JtLmVtYWlsLnYxLkVtYWlsS2luZCJpChFRdWV1ZUVtYWlsUmVxdWVzdBInCgVlbWFpbBgBIAEoCzIYLmNybS5kYi52MS5PdXRnb2luZ0VtYWlsEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJImMKElF1ZXVlRW1haWxSZXNwb25zZRIQCghlbWFpbF9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMSEAoIcmVwbGF5ZWQYAyABKAgiggEKFE1hcmtFbWFpbFNlbnRSZXF1ZXN0EhAKCGVtYWlsX2lkGAEgASgJEhIKCmNvbXBhbnlfaWQYAiABKAkSKwoHc2VudF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc210cF9tZXNzYWdlX2lkGAQgASgJIjoKFU1hcmtFbWFpbFNlbnRSZXNwb25zZRIPCgd1cGRhdGVkGAEgASgIEhAKCGF0dGVtcHRzGAIgASgFIlwKFk1hcmtFbWFpbEZhaWxlZFJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRINCgVmaW5hbBgEIAEoCCJWChdNYXJrRW1haWxGYWlsZWRSZXNwb25zZRIQCghhdHRlbXB0cxgBIAEoBRIpCgZzdGF0dXMYAiABKA4yGS5jcm0uZW1haWwudjEuRW1haWxTdGF0dXMiPwoXR2V0RW1haWxTdGF0dXNEQlJlcXVlc3QSEAoIZW1haWxfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCSLaAQoYR2V0RW1haWxTdGF0dXNEQlJlc3BvbnNlEhAKCGVtYWlsX2lkGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLmNybS5lbWFpbC52MS5FbWFpbFN0YXR1cxIQCghhdHRlbXB0cxgDIAEoBRISCgpsYXN0X2Vycm9yGAQgASgJEisKB3NlbnRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn0KGkFkdmFuY2VFbWFpbFdvcmtlcnNSZXF1ZXN0Ei0KBHNlbnQYASADKAsyHy5jcm0uZGIudjEuTWFya0VtYWlsU2VudFJlcXVlc3QSMAoEbmV4dBgCIAMoCzIiLmNybS5kYi52MS5HZXRFbWFpbFN0YXR1c0RCUmVxdWVzdCJzChtBZHZhbmNlRW1haWxXb3JrZXJzUmVzcG9uc2USLgoEc2VudBgBIAMoCzIgLmNybS5kYi52MS5NYXJrRW1haWxTZW50UmVzcG9uc2USJAoEbmV4dBgCIAMoCzIWLmNybS5kYi52MS5FbWFpbExvb2t1cCJQCgtFbWFpbExvb2t1cBINCgVmb3VuZBgBIAEoCBIyCgVlbWFpbBgCIAEoCzIjLmNybS5kYi52MS5HZXRFbWFpbFN0YXR1c0RCUmVzcG9uc2UyzAMKDkRiRW1haWxTZXJ2aWNlEkkKClF1ZXVlRW1haWwSHC5jcm0uZGIudjEuUXVldWVFbWFpbFJlcXVlc3QaHS5jcm0uZGIudjEuUXVldWVFbWFpbFJlc3BvbnNlElIKDU1hcmtFbWFpbFNlbnQSHy5jcm0uZGIudjEuTWFya0VtYWlsU2VudFJlcXVlc3QaIC5jcm0uZGIudjEuTWFya0VtYWlsU2VudFJlc3BvbnNlElgKD01hcmtFbWFpbEZhaWxlZBIhLmNybS5kYi52MS5NYXJrRW1haWxGYWlsZWRSZXF1ZXN0GiIuY3JtLmRiLnYxLk1hcmtFbWFpbEZhaWxlZFJlc3BvbnNlElsKEEdldEVtYWlsU3RhdHVzREISIi5jcm0uZGIudjEuR2V0RW1haWxTdGF0dXNEQlJlcXVlc3QaIy5jcm0uZGIudjEuR2V0RW1haWxTdGF0dXNEQlJlc3BvbnNlEmQKE0FkdmFuY2VFbWFpbFdvcmtlcnMSJS5jcm0uZGIudjEuQWR2YW5jZUVtYWlsV29ya2Vyc1JlcXVlc3QaJi5jcm0uZGIudjEuQWR2YW5jZUVtYWlsV29ya2Vyc1Jlc3BvbnNlYgZwcm90bzM", [file_crm_email_v1_email, file_google_protobuf_timestamp]);
 
 /**
  * An e-mail to queue, rendered by the producer.
@@ -317,61 +317,82 @@ export const GetEmailStatusDBResponseSchema: GenMessage<GetEmailStatusDBResponse
   messageDesc(file_crm_db_v1_db_email, 8);
 
 /**
- * @generated from message crm.db.v1.AdvanceEmailWorkerRequest
+ * @generated from message crm.db.v1.AdvanceEmailWorkersRequest
  */
-export type AdvanceEmailWorkerRequest = Message<"crm.db.v1.AdvanceEmailWorkerRequest"> & {
+export type AdvanceEmailWorkersRequest = Message<"crm.db.v1.AdvanceEmailWorkersRequest"> & {
   /**
-   * The e-mail the SMTP server just accepted; unset: nothing to record.
+   * E-mails the SMTP server just accepted (at most 1000).
    *
-   * @generated from field: crm.db.v1.MarkEmailSentRequest sent = 1;
+   * @generated from field: repeated crm.db.v1.MarkEmailSentRequest sent = 1;
    */
-  sent?: MarkEmailSentRequest | undefined;
+  sent: MarkEmailSentRequest[];
 
   /**
-   * The e-mail of the next task; unset: nothing to look up.
+   * E-mails of the next tasks (at most 1000).
    *
-   * @generated from field: crm.db.v1.GetEmailStatusDBRequest next = 2;
+   * @generated from field: repeated crm.db.v1.GetEmailStatusDBRequest next = 2;
    */
-  next?: GetEmailStatusDBRequest | undefined;
+  next: GetEmailStatusDBRequest[];
 };
 
 /**
- * Describes the message crm.db.v1.AdvanceEmailWorkerRequest.
- * Use `create(AdvanceEmailWorkerRequestSchema)` to create a new message.
+ * Describes the message crm.db.v1.AdvanceEmailWorkersRequest.
+ * Use `create(AdvanceEmailWorkersRequestSchema)` to create a new message.
  */
-export const AdvanceEmailWorkerRequestSchema: GenMessage<AdvanceEmailWorkerRequest> = /*@__PURE__*/
+export const AdvanceEmailWorkersRequestSchema: GenMessage<AdvanceEmailWorkersRequest> = /*@__PURE__*/
   messageDesc(file_crm_db_v1_db_email, 9);
 
 /**
- * @generated from message crm.db.v1.AdvanceEmailWorkerResponse
+ * @generated from message crm.db.v1.AdvanceEmailWorkersResponse
  */
-export type AdvanceEmailWorkerResponse = Message<"crm.db.v1.AdvanceEmailWorkerResponse"> & {
+export type AdvanceEmailWorkersResponse = Message<"crm.db.v1.AdvanceEmailWorkersResponse"> & {
   /**
-   * Set when sent was.
+   * One per request's sent, in the same order.
    *
-   * @generated from field: crm.db.v1.MarkEmailSentResponse sent = 1;
+   * @generated from field: repeated crm.db.v1.MarkEmailSentResponse sent = 1;
    */
-  sent?: MarkEmailSentResponse | undefined;
+  sent: MarkEmailSentResponse[];
 
   /**
-   * False when next was unset or names no e-mail of that company.
+   * One per request's next, in the same order.
    *
-   * @generated from field: bool next_found = 2;
+   * @generated from field: repeated crm.db.v1.EmailLookup next = 2;
    */
-  nextFound: boolean;
-
-  /**
-   * @generated from field: crm.db.v1.GetEmailStatusDBResponse next = 3;
-   */
-  next?: GetEmailStatusDBResponse | undefined;
+  next: EmailLookup[];
 };
 
 /**
- * Describes the message crm.db.v1.AdvanceEmailWorkerResponse.
- * Use `create(AdvanceEmailWorkerResponseSchema)` to create a new message.
+ * Describes the message crm.db.v1.AdvanceEmailWorkersResponse.
+ * Use `create(AdvanceEmailWorkersResponseSchema)` to create a new message.
  */
-export const AdvanceEmailWorkerResponseSchema: GenMessage<AdvanceEmailWorkerResponse> = /*@__PURE__*/
+export const AdvanceEmailWorkersResponseSchema: GenMessage<AdvanceEmailWorkersResponse> = /*@__PURE__*/
   messageDesc(file_crm_db_v1_db_email, 10);
+
+/**
+ * Where one e-mail is, if it exists.
+ *
+ * @generated from message crm.db.v1.EmailLookup
+ */
+export type EmailLookup = Message<"crm.db.v1.EmailLookup"> & {
+  /**
+   * False when the company has no such e-mail.
+   *
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+
+  /**
+   * @generated from field: crm.db.v1.GetEmailStatusDBResponse email = 2;
+   */
+  email?: GetEmailStatusDBResponse | undefined;
+};
+
+/**
+ * Describes the message crm.db.v1.EmailLookup.
+ * Use `create(EmailLookupSchema)` to create a new message.
+ */
+export const EmailLookupSchema: GenMessage<EmailLookup> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_email, 11);
 
 /**
  * DbEmailService is dbservice's part for the email service. Internal: only our services call it,
@@ -379,7 +400,7 @@ export const AdvanceEmailWorkerResponseSchema: GenMessage<AdvanceEmailWorkerResp
  * company: the calling service verified its user's token and passes that user's company, or, acting
  * for no user (the email workers, password reset), the company of the task. QueueEmail and
  * GetEmailStatusDB are accepted from the auth, admin and email services; MarkEmailSent,
- * MarkEmailFailed and AdvanceEmailWorker only from the email service.
+ * MarkEmailFailed and AdvanceEmailWorkers only from the email service.
  *
  * @generated from service crm.db.v1.DbEmailService
  */
@@ -429,16 +450,18 @@ export const DbEmailService: GenService<{
     output: typeof GetEmailStatusDBResponseSchema;
   },
   /**
-   * A worker's hot path in one round trip: records the e-mail it just sent (as MarkEmailSent) and
-   * tells where the next task's e-mail is (as GetEmailStatusDB, but found=false instead of
-   * not_found). Either part may be unset. Accepted only from the email service's identity.
+   * The workers' hot path, batched: records the e-mails they just sent (as MarkEmailSent) and
+   * tells where their next tasks' e-mails are (as GetEmailStatusDB, but found=false instead of
+   * not_found), for any number of e-mails of any companies in one call. The records are written
+   * first, so a lookup of an e-mail recorded in the same call sees it sent. One transaction per
+   * company. Accepted only from the email service's identity.
    *
-   * @generated from rpc crm.db.v1.DbEmailService.AdvanceEmailWorker
+   * @generated from rpc crm.db.v1.DbEmailService.AdvanceEmailWorkers
    */
-  advanceEmailWorker: {
+  advanceEmailWorkers: {
     methodKind: "unary";
-    input: typeof AdvanceEmailWorkerRequestSchema;
-    output: typeof AdvanceEmailWorkerResponseSchema;
+    input: typeof AdvanceEmailWorkersRequestSchema;
+    output: typeof AdvanceEmailWorkersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_db_v1_db_email, 0);
