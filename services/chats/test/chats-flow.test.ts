@@ -125,6 +125,7 @@ test("membership and tenant isolation: every RPC answers not_found for a chat of
   const { chat } = await a.owner.chat.createChat({ name: "A only" });
   const id = chat!.chatId;
   await a.owner.chat.sendMessage({ chatId: id, content: "secret" });
+  await until(outboxEmpty, 10_000, "the relay to publish the message's event"); // so the counts below are stable
   const before = await counts(db.url);
   const outsiders = [b.owner, a.users[0]!]; // another tenant; a colleague who is not a member
   for (const u of outsiders) {
