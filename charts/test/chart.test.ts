@@ -33,6 +33,7 @@ const PEERS: Record<string, string[]> = {
   cache: ["logs"],
 };
 /** backing systems each process connects to */
+// Every service that verifies user tokens reads the revocation list in Redis (a logout must reach it at once).
 const USES: Record<string, string[]> = {
   gateway: [],
   auth: ["redis"],
@@ -40,8 +41,8 @@ const USES: Record<string, string[]> = {
   chats: ["redis", "rabbitmq"],
   timers: ["redis"],
   admin: ["redis"],
-  email: ["rabbitmq", "smtp"],
-  logs: ["loki"],
+  email: ["redis", "rabbitmq", "smtp"],
+  logs: ["redis", "loki"],
   cache: ["redis"],
   all: ["postgresql", "redis", "rabbitmq", "smtp", "loki"],
 };

@@ -25,7 +25,7 @@ import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
 import { LogLevel, LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
-import { need } from "@crm/testkit";
+import { need, removeRabbitObjects } from "@crm/testkit";
 import pg from "pg";
 import { ensureDevPki } from "../../scripts/certs.mjs";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
@@ -151,13 +151,7 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
       () => undefined,
     );
     // the e-mail queues of this run (work, retry, dead-letter)
-    const amqp = await import("amqplib");
-    const conn = await amqp.connect(defaults.amqpUrl).catch(() => undefined);
-    if (conn) {
-      const ch = await conn.createChannel();
-      for (const q of [queue, `${queue}.retry`, `${queue}.dead`]) await ch.deleteQueue(q).catch(() => undefined);
-      await conn.close().catch(() => undefined);
-    }
+    await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] }, defaults.amqpUrl);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -100,10 +100,10 @@ admin:
   uses: [redis, otlp]
 email:
   peers: [dbservice, logs]
-  uses: [rabbitmq, smtp, otlp]
+  uses: [redis, rabbitmq, smtp, otlp]
 logs:
   peers: []
-  uses: [loki, otlp]
+  uses: [redis, loki, otlp]
 cache:
   peers: [logs]
   uses: [redis, otlp]

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { after, test } from "node:test";
 import amqp from "amqplib";
-import { TEST_AMQP_URL, installHint, need, rabbitUp } from "@crm/testkit";
+import { TEST_AMQP_URL, installHint, need, rabbitUp, removeRabbitObjects } from "@crm/testkit";
 import { amqpBus } from "./amqp.js";
 import { BusUnavailableError, UnroutableError, type Delivery, type EventBus } from "./bus.js";
 import { createLogger } from "./logger.js";
@@ -19,11 +19,7 @@ const buses: EventBus[] = [];
 after(async () => {
   await Promise.all(buses.map((b) => b.close()));
   if (skip) return;
-  const c = await amqp.connect(TEST_AMQP_URL);
-  const ch = await c.createChannel();
-  for (const q of [names.jobs, names.dead, `${names.jobs}.retry`]) await ch.deleteQueue(q).catch(() => {});
-  await ch.deleteExchange(names.exchange).catch(() => {});
-  await c.close();
+  await removeRabbitObjects({ queues: [names.jobs, names.dead, `${names.jobs}.retry`], exchanges: [names.exchange] });
 });
 
 async function connected(url = TEST_AMQP_URL) {

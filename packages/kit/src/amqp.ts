@@ -77,6 +77,8 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
   let conn: ChannelModel | undefined;
   let pub: ConfirmChannel | undefined;
   let pubOpening: Promise<ConfirmChannel> | undefined;
+  /** A plain channel for passive queue checks: a missing queue (404) closes it, never the publishing channel. */
+  let inspect: Promise<Channel> | undefined;
   let closed = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let waiters: (() => void)[] = [];
@@ -123,6 +125,7 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
     if (conn !== c) return;
     conn = undefined;
     pub = undefined;
+    inspect = undefined;
     if (closed) return;
     log.warn({ url: safeUrl }, "RabbitMQ connection lost; reconnecting");
     schedule(100);
@@ -186,6 +189,23 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
           }
         }),
     );
+  }
+
+  /** Messages ready in `queue`, by a passive declare on the inspection channel (opened again after it closed). */
+  async function queueDepth(queue: string): Promise<number> {
+    const c = conn;
+    if (!c) throw new BusUnavailableError(`RabbitMQ (${safeUrl}) is not connected; reconnecting`);
+    if (!inspect) {
+      const opening: Promise<Channel> = c.createChannel().then((ch) => {
+        ch.on("error", (err: Error) => log.debug({ queue, err: err.message }, "amqp inspection channel closed"));
+        ch.on("close", () => void (inspect === opening && (inspect = undefined)));
+        return ch;
+      });
+      opening.catch(() => void (inspect === opening && (inspect = undefined)));
+      inspect = opening;
+    }
+    const ok = await (await inspect).checkQueue(queue);
+    return ok.messageCount;
   }
 
   /** Applies a declaration now when connected; it is replayed on every reconnect anyway. */
@@ -318,6 +338,10 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
       onResubscribed(fn) {
         resubscribed.push(fn);
       },
+      async depth() {
+        if (!queueName) throw new BusUnavailableError(`the subscription to ${exchange} has no queue yet`);
+        return queueDepth(queueName);
+      },
       async close() {
         stopped = true;
         parts.delete(part);
@@ -357,6 +381,7 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
       else s.markStarted(); // its first start will come on reconnect and counts as a resubscription
       return s.sub;
     },
+    queueDepth,
     async ready() {
       if (!conn) throw new Error(`RabbitMQ (${safeUrl}) is not connected`);
     },

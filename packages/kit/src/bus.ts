@@ -94,6 +94,8 @@ export interface TopicSubscription {
   unbind(routingKey: string): Promise<void>;
   /** Called after the subscription was re-created following a reconnect (events may have been missed). */
   onResubscribed(fn: () => void): void;
+  /** Messages waiting in this subscription's queue, not yet delivered to it (for the queue-depth metric). */
+  depth(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -106,6 +108,11 @@ export interface EventBus {
   publish(exchange: string, routingKey: string, payload: Uint8Array, opts?: PublishOptions): Promise<void>;
   consume(queue: string, handler: Handler, opts?: ConsumeOptions): Promise<Consumer>;
   subscribe(exchange: string, handler: Handler, opts?: SubscribeOptions): Promise<TopicSubscription>;
+  /**
+   * Messages ready in `queue` (not yet delivered to a consumer), read now: RabbitMQ answers a
+   * passive declare. Rejects when the queue does not exist or the broker is not connected.
+   */
+  queueDepth(queue: string): Promise<number>;
   /** Throws when the broker is not reachable (for /readyz). */
   ready(): Promise<void>;
   /** Resolves true once connected (at once in memory), false after `timeoutMs`. */
@@ -305,12 +312,18 @@ export function memoryBus(log: Logger): EventBus {
           e.bindings = e.bindings.filter((b) => !(b.queue === q && b.key === key));
         },
         onResubscribed() {},
+        depth: async () => q.ready.length,
         async close() {
           removeConsumer(c);
           e.bindings = e.bindings.filter((b) => b.queue !== q);
           queues.delete(q.name);
         },
       };
+    },
+    async queueDepth(name) {
+      const q = queues.get(name);
+      if (!q) throw new Error(`no queue ${name}`);
+      return q.ready.length;
     },
     async ready() {
       if (closed) throw new Error("the event bus is closed");

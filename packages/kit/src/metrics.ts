@@ -5,7 +5,9 @@
  * RED per RPC: crm_rpc_requests_total{service,rpc,code}, crm_rpc_errors_total{service,rpc,code},
  * crm_rpc_duration_seconds{service,rpc} (unary calls; streams are counted when they end).
  * Queues and the outbox: crm_queue_depth{queue}, crm_outbox_pending, crm_outbox_lag_seconds, fed by
- * hooks the owners call (`setQueueDepth`, `watchQueueDepth`, `setOutboxLag`).
+ * hooks the owners call (`setQueueDepth`, `watchQueueDepth`, `setOutboxLag`). Watched queues: the
+ * email service's work and dead-letter queues, each chats replica's chat.events queue (both through
+ * `EventBus.queueDepth`), the logs service's Loki buffer.
  * Plus Node's default process metrics (CPU, memory, event-loop lag, GC).
  */
 import type http from "node:http";
@@ -66,7 +68,10 @@ export function setQueueDepth(queue: string, depth: number) {
 /** Reads a queue's depth at every scrape (e.g. a RabbitMQ passive checkQueue). Returns an unwatch function. */
 export function watchQueueDepth(queue: string, read: () => number | Promise<number>): () => void {
   queueWatchers.set(queue, read);
-  return () => void queueWatchers.delete(queue);
+  return () => {
+    // only its own watcher: another owner may have taken the name since (a replica in a test process)
+    if (queueWatchers.get(queue) === read) queueWatchers.delete(queue);
+  };
 }
 
 /** The outbox relay reports how far behind it is. */

@@ -53,3 +53,21 @@ export async function freshDatabase(prefix = "crm_test"): Promise<TestDatabase> 
     },
   };
 }
+
+/** Deletes a test's RabbitMQ queues and exchanges (missing ones are fine): one channel each, as a failed delete closes its channel. */
+export async function removeRabbitObjects(o: { queues?: string[]; exchanges?: string[] }, url = TEST_AMQP_URL): Promise<void> {
+  const { default: amqp } = await import("amqplib");
+  const conn = await amqp.connect(url).catch(() => undefined);
+  if (!conn) return;
+  const each = async (fn: (ch: import("amqplib").Channel) => Promise<unknown>) => {
+    const ch = await conn.createChannel();
+    await fn(ch).catch(() => {});
+    await ch.close().catch(() => {});
+  };
+  try {
+    for (const q of o.queues ?? []) await each((ch) => ch.deleteQueue(q));
+    for (const e of o.exchanges ?? []) await each((ch) => ch.deleteExchange(e));
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}

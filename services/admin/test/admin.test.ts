@@ -6,12 +6,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
-import amqp from "amqplib";
 import pg from "pg";
 import { AddUserStatus, AdminService, UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
-import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, redisUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, redisUp, removeRabbitObjects, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
 import { startSmtpSink, type SmtpSink } from "../../email/test/smtp-sink.js";
 import { PASSWORD, expectCode, mailParts, registerOwner, tokenIn, uniq } from "./helpers.js";
 
@@ -49,13 +48,7 @@ after(async () => {
   await db?.drop();
   await sink?.close();
   if (!skip) {
-    const conn = await amqp.connect(TEST_AMQP_URL);
-    for (const q of [queue, `${queue}.retry`, `${queue}.dead`]) {
-      const ch = await conn.createChannel();
-      await ch.deleteQueue(q).catch(() => {});
-      await ch.close().catch(() => {});
-    }
-    await conn.close();
+    await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] });
   }
 });
 

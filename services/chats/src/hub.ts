@@ -9,11 +9,13 @@
  * gets `resync`, since events may have been missed meanwhile.
  */
 import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
-import type { EventBus, Logger, TopicSubscription } from "@crm/kit";
+import { watchQueueDepth, type EventBus, type Logger, type TopicSubscription } from "@crm/kit";
 import { ChatEventSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 
 export const CHAT_EXCHANGE = "chat.events";
 export const routingKey = (chatId: string) => `chat.${chatId}`;
+/** The `queue` label of this replica's own queue on chat.events in crm_queue_depth. */
+export const REPLICA_QUEUE_METRIC = `${CHAT_EXCHANGE}.replica`;
 
 export type LiveEvent = { kind: "message"; message: Message } | { kind: "removed"; userIds: string[] } | { kind: "resync" };
 
@@ -60,6 +62,7 @@ export async function createHub(deps: { bus: EventBus; log: Logger; unbindGraceM
     if (!live) return;
     for (const w of b.watchers) if (w.companyId === ev.companyId) w.onEvent(live);
   });
+  const unwatch = watchQueueDepth(REPLICA_QUEUE_METRIC, () => sub.depth());
   sub.onResubscribed(() => {
     log.info({ chats: chats.size }, "chat events resubscribed; streams catch up from the database");
     for (const b of chats.values()) for (const w of b.watchers) w.onEvent({ kind: "resync" });
@@ -112,6 +115,7 @@ export async function createHub(deps: { bus: EventBus; log: Logger; unbindGraceM
     async close() {
       for (const b of chats.values()) clearTimeout(b.releaseTimer);
       chats.clear();
+      unwatch();
       await sub.close();
     },
   };

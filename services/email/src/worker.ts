@@ -22,7 +22,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
-import { RetryLaterError, callContext, consumeInTrace, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
+import { RetryLaterError, callContext, consumeInTrace, watchQueueDepth, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailStatus, EmailTaskSchema, type EmailTask } from "@crm/gen/crm/email/v1/email_pb";
 import { createLedger } from "./ledger.js";
@@ -89,6 +89,8 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
   const stats: WorkerStats = { sent: 0, duplicates: 0, retried: 0, failed: 0, deferred: 0, dropped: 0 };
   const dlq = deadLetterQueueOf(cfg.queue);
   await declareEmailQueue(bus, cfg.queue);
+  // crm_queue_depth of the work queue and its dead-letter queue, read from the broker at each scrape
+  const unwatch = [cfg.queue, dlq].map((q) => watchQueueDepth(q, () => bus.queueDepth(q)));
 
   const ledger = createLedger(
     async (records, lookups) => {
@@ -231,6 +233,7 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
     stats,
     async close() {
       // Consumers stop and wait for their tasks, whose acks wait for their records.
+      for (const u of unwatch) u();
       await Promise.all(consumers.map((c) => c.close()));
       for (const w of workers) w.sender.close();
     },
