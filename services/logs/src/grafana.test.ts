@@ -1,28 +1,19 @@
-/** The Grafana dashboard and datasources: valid, and every metric a panel queries is one this code exports. */
+/**
+ * The Grafana dashboard (the chart's file, which local Grafana mounts too) has the panels the
+ * issue asks for, and the local provisioning names its datasource uids. That every metric and label
+ * it queries exists is charts/test/dashboard.test.ts.
+ */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { metricsRegistry } from "@crm/kit";
-import "./shipper.js"; // registers the crm_logs_* counters
 
 const dir = new URL("../grafana/", import.meta.url);
-const dashboard = JSON.parse(readFileSync(new URL("dashboards/crm-overview.json", dir), "utf8")) as {
+const dashboard = JSON.parse(readFileSync(new URL("../../../charts/crm/files/dashboards/crm-overview.json", import.meta.url), "utf8")) as {
   uid: string;
   panels: { id: number; type: string; title: string; datasource?: { uid: string }; targets?: { expr: string }[] }[];
   templating: { list: { name: string }[] };
 };
-
-test("every PromQL metric in the dashboard is exported by the services", async () => {
-  const exported = new Set((await metricsRegistry.getMetricsAsJSON()).map((m) => m.name));
-  const used = new Set<string>();
-  for (const p of dashboard.panels) {
-    if (p.datasource?.uid !== "prometheus") continue;
-    for (const t of p.targets ?? []) for (const m of t.expr.matchAll(/\bcrm_[a-z0-9_]+/g)) used.add(m[0].replace(/_(bucket|count|sum)$/, ""));
-  }
-  assert.ok(used.size >= 8);
-  for (const m of used) assert.ok(exported.has(m), `${m} is queried by the dashboard but not exported`);
-});
 
 test("the dashboard has the RED panels, queue depth, outbox lag and a Loki logs panel filtered by trace id", () => {
   const titles = dashboard.panels.map((p) => p.title);
