@@ -177,3 +177,69 @@ test("in-process peers: unary calls reach the implementation; a token this proce
   assert.deepEqual(verified, ["t2"], "any other token is verified");
   assert.equal((await failure(client.get({ key: "k" }))).code, Code.Unauthenticated, "no token outside a call");
 });
+
+test("server streams: gRPC and Connect streaming on the fast path, gRPC-Web on connect-node: same events, errors after messages, cancel ends the handler", async () => {
+  const { ChatService } = await import("@crm/gen/crm/chat/v1/chat_pb");
+  let ended: () => void = () => {};
+  const streams: ServiceModule = {
+    name: "streams",
+    services: [ChatService],
+    publicMethods: [`/${ChatService.typeName}/Subscribe`],
+    routes(router) {
+      router.service(ChatService, {
+        async *subscribe(req, ctx) {
+          ctx.responseHeader.set("x-stream", "yes");
+          for (let i = 1n; i <= 3n; i++) yield { event: { case: "heartbeat", value: { lastSeq: i } } };
+          if (req.chatId === "fail") throw new AppError("not_found", "chat fail not found");
+          if (req.chatId === "endless") {
+            try {
+              await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+            } finally {
+              ended();
+            }
+          }
+          ctx.responseTrailer.set("x-done", ctx.protocolName);
+        },
+      });
+    },
+  };
+  const s = await startServer({ modules: [streams], port: 0, host: "127.0.0.1", log, verifier: nobody, readMaxBytes: 1024, shutdownTimeoutMs: 1000 });
+  const url = `http://127.0.0.1:${s.port}`;
+  try {
+    const variants: [string, Transport, string][] = [
+      ["gRPC", createGrpcTransport({ baseUrl: url }), "grpc"],
+      ["Connect binary h2", createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true }), "connect"],
+      ["Connect JSON h2", createConnectTransport({ baseUrl: url, httpVersion: "2" }), "connect"],
+      ["gRPC-Web (connect-node)", createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }), "grpc-web"],
+    ];
+    for (const [name, transport, protocol] of variants) {
+      const client = createClient(ChatService, transport);
+      const seen: bigint[] = [];
+      let header: Headers | undefined;
+      let trailer: Headers | undefined;
+      for await (const ev of client.subscribe({ chatId: "c" }, { onHeader: (h) => (header = h), onTrailer: (t) => (trailer = t) })) if (ev.event.case === "heartbeat") seen.push(ev.event.value.lastSeq);
+      assert.deepEqual(seen, [1n, 2n, 3n], name);
+      assert.equal(header?.get("x-stream"), "yes", name);
+      assert.equal(trailer?.get("x-done"), protocol, name);
+
+      const got: bigint[] = [];
+      const e = await failure((async () => {
+        for await (const ev of client.subscribe({ chatId: "fail" })) if (ev.event.case === "heartbeat") got.push(ev.event.value.lastSeq);
+      })());
+      assert.deepEqual(got, [1n, 2n, 3n], `${name}: the messages before the error arrive`);
+      assert.equal(e.code, Code.NotFound, name);
+      assert.equal(e.metadata.get("crm-error"), "not_found", name);
+
+      const done = new Promise<void>((r) => (ended = r));
+      const ac = new AbortController();
+      let n = 0;
+      const cancelled = await failure((async () => {
+        for await (const _ of client.subscribe({ chatId: "endless" }, { signal: ac.signal })) if (++n === 3) ac.abort();
+      })());
+      assert.equal(cancelled.code, Code.Canceled, name);
+      await done; // the handler saw its signal abort and ended
+    }
+  } finally {
+    await s.close();
+  }
+});

@@ -12,8 +12,8 @@
 import type http from "node:http";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescMethod, type DescMethodServerStreaming, type DescMethodUnary, type DescService, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
@@ -23,11 +23,21 @@ type Next = (req: UnaryRequest) => Promise<UnaryResponse>;
 
 const CTX = Symbol("crm.handlerContext");
 type Carried = UnaryRequest & { [CTX]?: HandlerContext };
+type CarriedStream = StreamRequest & { [CTX]?: HandlerContext };
 
 /** A unary method with its implementation behind the interceptors. */
 export interface UnaryEntry {
   method: AnyUnary;
   call: Next;
+}
+
+type AnyServerStreaming = DescMethodServerStreaming<DescMessage, DescMessage>;
+type NextStream = (req: StreamRequest) => Promise<StreamResponse>;
+
+/** A server-streaming method with its implementation behind the interceptors. */
+export interface StreamEntry {
+  method: AnyServerStreaming;
+  call: NextStream;
 }
 
 /** Request headers read straight from Node's header object (no copy unless changed). */
@@ -140,9 +150,10 @@ class Context implements HandlerContext {
   }
 }
 
-/** Records the unary implementations registered on a router and calls them through `interceptors`. */
+/** Records the unary and server-streaming implementations registered on a router and calls them through `interceptors`. */
 export class UnaryMethods {
   readonly byPath = new Map<string, UnaryEntry>();
+  readonly streamsByPath = new Map<string, StreamEntry>();
   constructor(private readonly interceptors: Interceptor[]) {}
 
   /** A router that registers on `router` as usual and also records every unary implementation here. */
@@ -154,12 +165,15 @@ export class UnaryMethods {
       service: (service, impl, options) => {
         for (const method of service.methods) {
           const fn = (impl as Record<string, unknown>)[method.localName];
-          if (method.methodKind === "unary" && typeof fn === "function") this.add(method as DescMethodUnary, (fn as Impl).bind(impl));
+          if (typeof fn !== "function") continue;
+          if (method.methodKind === "unary") this.add(method as DescMethodUnary, (fn as Impl).bind(impl));
+          if (method.methodKind === "server_streaming") this.addServerStream(method as AnyServerStreaming, (fn as Impl).bind(impl));
         }
         return router.service(service, impl, options);
       },
       rpc: (method: DescMethod, impl: unknown, options?: unknown) => {
         if (method.methodKind === "unary") this.add(method as DescMethodUnary, impl as Impl);
+        if (method.methodKind === "server_streaming") this.addServerStream(method as AnyServerStreaming, impl as Impl);
         return (router.rpc as (m: DescMethod, i: unknown, o?: unknown) => ConnectRouter)(method, impl, options);
       },
     } as ConnectRouter;
@@ -175,6 +189,42 @@ export class UnaryMethods {
     };
     const call = this.interceptors.reduceRight<Next>((next, i) => i(next as never) as Next, base);
     this.byPath.set(`/${m.parent.typeName}/${m.name}`, { method: m, call });
+  }
+
+  private addServerStream(m: AnyServerStreaming, impl: Impl) {
+    const base: NextStream = async (req) => {
+      const ctx = (req as CarriedStream)[CTX]!;
+      let input: unknown;
+      for await (const one of req.message) input = one;
+      const out = impl(input, ctx) as AsyncIterable<unknown>;
+      async function* normalized() {
+        for await (const o of out) yield isMessage(o, m.output) ? o : create(m.output, o as never);
+      }
+      return { stream: true, service: m.parent, method: m, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: normalized() };
+    };
+    const call = this.interceptors.reduceRight<NextStream>((next, i) => i(next as never) as NextStream, base);
+    this.streamsByPath.set(`/${m.parent.typeName}/${m.name}`, { method: m, call });
+  }
+
+  /** Calls a server-streaming `entry` with its one decoded request message. */
+  async invokeStream(entry: StreamEntry, ctx: Context, message: MessageShape<DescMessage>): Promise<StreamResponse> {
+    const req: CarriedStream = {
+      stream: true,
+      service: entry.method.parent,
+      method: entry.method,
+      requestMethod: "POST",
+      url: ctx.url,
+      header: ctx.requestHeader,
+      contextValues: ctx.values,
+      message: (async function* () {
+        yield message;
+      })(),
+      get signal() {
+        return ctx.signal;
+      },
+    } as CarriedStream;
+    req[CTX] = ctx;
+    return entry.call(req);
   }
 
   /** Calls `entry` with a decoded message; the response's headers are the context's (merged when an interceptor replaced them). */
@@ -453,6 +503,13 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
     /** A raw HTTP/2 stream; `values(stream)` makes the context values (peer identity, client address) only when the path is taken. */
     serveStream(stream: http2.ServerHttp2Stream, headers: Headers_, values: () => ContextValues): boolean {
       const path = headers[":path"];
+      const streaming = path === undefined ? undefined : methods.streamsByPath.get(path);
+      if (streaming) {
+        const protocol = streamProtocolOf(headers);
+        if (!protocol) return false;
+        serverStream(methods, streaming, protocol, stream, headers, values(), opts, jsonRead);
+        return true;
+      }
       const entry = path === undefined ? undefined : methods.byPath.get(path);
       if (!entry) return false;
       const protocol = protocolOf(headers[":method"], headers, true);
@@ -461,4 +518,119 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
       return true;
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server streams (e.g. ChatService/Subscribe) on raw HTTP/2 streams: gRPC and Connect streaming.
+// connect-node runs each through a dozen async-generator stages per message; here a message is
+// encoded and written, waiting for "drain" when the client reads slowly.
+
+type StreamProtocol = "grpc" | "connect-proto" | "connect-json";
+
+function streamProtocolOf(h: Headers_): StreamProtocol | undefined {
+  if (h[":method"] !== "POST") return undefined;
+  const type = h["content-type"];
+  if (type === "application/grpc" || type === "application/grpc+proto") {
+    const enc = h["grpc-encoding"];
+    return enc === undefined || enc === "identity" ? "grpc" : undefined;
+  }
+  const enc = h["connect-content-encoding"];
+  if (enc !== undefined && enc !== "identity") return undefined;
+  const version = h["connect-protocol-version"];
+  if (version !== undefined && version !== "1") return undefined;
+  if (type === "application/connect+proto") return "connect-proto";
+  if (type === "application/connect+json") return "connect-json";
+  return undefined;
+}
+
+const envelope = (flags: number, bytes: Uint8Array) => {
+  const frame = Buffer.allocUnsafe(5 + bytes.length);
+  frame[0] = flags;
+  frame.writeUInt32BE(bytes.length, 1);
+  frame.set(bytes, 5);
+  return frame;
+};
+
+/** Connect's end-of-stream message: trailers as metadata, and the error if the stream failed. */
+function endStream(trailer: Headers | undefined, err: ConnectError | undefined): Buffer {
+  const metadata: Record<string, string[]> = {};
+  const add = (h: Headers | undefined) => h?.forEach((v, k) => (metadata[k] ??= []).push(v));
+  add(trailer);
+  add(err?.metadata);
+  const body: Record<string, unknown> = {};
+  if (err) body.error = { code: connectCode(err.code), message: err.rawMessage };
+  if (Object.keys(metadata).length) body.metadata = metadata;
+  return envelope(0b10, Buffer.from(JSON.stringify(body)));
+}
+
+function serverStream(methods: UnaryMethods, entry: StreamEntry, protocol: StreamProtocol, stream: http2.ServerHttp2Stream, headers: Headers_, values: ContextValues, opts: FastPathOptions, jsonRead: { ignoreUnknownFields: boolean }) {
+  const ctx = newContext(entry.method, protocol === "grpc" ? "grpc" : "connect", headers[":path"] ?? "/", new NodeHeaders(headers) as unknown as Headers, values, timeoutOf(headers, protocol === "grpc" ? "grpc" : "connect-json"), [opts.shutdownSignal]);
+  const contentType = headers["content-type"] as string;
+  let closed = false;
+  stream.once("close", () => {
+    closed = true;
+    ctx.done(new ConnectError("the client closed the call", Code.Canceled));
+  });
+  let started = false;
+  const start = (header: Headers | undefined) => {
+    if (started || closed || stream.destroyed) return;
+    started = true;
+    const head: OutHeaders = {};
+    putHeaders(head, header);
+    head["content-type"] = contentType;
+    stream.respond({ ...head, ":status": 200 }, protocol === "grpc" ? { waitForTrailers: true } : undefined);
+  };
+  const finish = (trailer: Headers | undefined, err: ConnectError | undefined) => {
+    ctx.done();
+    if (closed || stream.destroyed) return;
+    start(ctx.headerIfAny);
+    if (protocol === "grpc") {
+      const trailers: OutHeaders = {};
+      putHeaders(trailers, trailer);
+      if (err) putHeaders(trailers, err.metadata);
+      trailers["grpc-status"] = String(err ? err.code : 0);
+      if (err) trailers["grpc-message"] = encodeURIComponent(err.rawMessage);
+      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.end();
+      return;
+    }
+    stream.end(endStream(trailer, err));
+  };
+  const writable = () =>
+    new Promise<void>((resolve) => {
+      const go = () => (stream.off("drain", go), stream.off("close", go), resolve());
+      stream.once("drain", go);
+      stream.once("close", go);
+    });
+
+  readInto(stream, opts.readMaxBytes, (body) => {
+    void (async () => {
+      let it: AsyncIterator<MessageShape<DescMessage>> | undefined;
+      try {
+        if (body === undefined) throw new ConnectError(`message size is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted);
+        if (body.length < 5 || body[0] !== 0 || 5 + body.readUInt32BE(1) !== body.length) throw new ConnectError("a server-streaming call needs exactly one uncompressed request message", Code.InvalidArgument);
+        const bytes = body.subarray(5);
+        let input: MessageShape<DescMessage>;
+        try {
+          input = protocol === "connect-json" ? fromJson(entry.method.input, JSON.parse(bytes.toString("utf8")) as JsonValue, jsonRead) : fromBinary(entry.method.input, bytes);
+        } catch (err) {
+          throw new ConnectError(`cannot decode the request: ${(err as Error).message}`, Code.InvalidArgument);
+        }
+        const res = await methods.invokeStream(entry, ctx, input);
+        it = res.message[Symbol.asyncIterator]() as AsyncIterator<MessageShape<DescMessage>>;
+        for (;;) {
+          const r = await it.next();
+          if (r.done || closed) break;
+          start(res.header);
+          const out = protocol === "connect-json" ? Buffer.from(toJsonString(entry.method.output, r.value)) : toBinary(entry.method.output, r.value);
+          if (!stream.write(envelope(0, out))) await writable();
+        }
+        finish(res.trailer, undefined);
+      } catch (err) {
+        finish(ctx.trailerIfAny, ConnectError.from(err));
+      } finally {
+        if (closed) await it?.return?.().catch(() => {});
+      }
+    })();
+  });
 }
