@@ -3,11 +3,13 @@
  * async iterables, abort signals and web Headers: ~0.29 ms of CPU per gRPC call on this machine,
  * 7× grpc-js (bench/README.md, rpc). Unary calls are nearly all our traffic, so the kit serves them
  * itself: one body read, one decode, the same Connect interceptors and implementations, one write.
+ * Server streams (Subscribe, health Watch) over HTTP/2 get the same treatment (end of file).
  * Anything unusual (compression, gRPC-Web, Connect GET, JSON over gRPC, an unknown protocol
- * version) still goes to connect-node, which stays the reference for the protocols.
+ * version, client or bidi streams) still goes to connect-node, the reference for the protocols.
  *
- * `UnaryMethods` records each unary implementation a module registers on its router and calls it
- * through the interceptors; the server (below) and the in-process peer transport (peers.ts) use it.
+ * `UnaryMethods` records each unary and server-streaming implementation a module registers on its
+ * router and calls it through the interceptors; the server (below) and the in-process peer
+ * transport (peers.ts) use it.
  */
 import type http from "node:http";
 import http2 from "node:http2";
