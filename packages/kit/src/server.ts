@@ -7,6 +7,9 @@
  *   a verified client certificate's CN names the calling service.
  * - Cleartext (all-in-one, ops port): ONE port for HTTP/1.1 and h2c, chosen per connection by the
  *   HTTP/2 connection preface (Node's cleartext http2 server does not fall back by itself).
+ * - Unary calls and HTTP/2 server streams take the kit's fast path (unary.ts), on the raw HTTP/2
+ *   stream where possible; connect-node's router serves everything else (gRPC-Web, compression,
+ *   Connect GET, client and bidi streams), with the same interceptors.
  */
 import http from "node:http";
 import http2 from "node:http2";
