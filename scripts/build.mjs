@@ -4,21 +4,37 @@
 // Migrations are copied beside it (dist/migrations), where dbservice looks for them.
 import { build } from "esbuild";
 import { cpSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
-rmSync("dist", { recursive: true, force: true });
-await build({
-  entryPoints: ["services/all/src/main.ts"],
-  outfile: "dist/crm.mjs",
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  conditions: ["source"],
-  external: Object.keys(pkg.dependencies ?? {}).flatMap((d) => [d, `${d}/*`]),
-  sourcemap: true,
-  legalComments: "none",
-  logLevel: "warning",
-});
-cpSync("services/dbservice/src/migrations", "dist/migrations", { recursive: true });
-console.log("built dist/crm.mjs");
+/** The bundle's esbuild options, relative to `root` (bench/lib/app.ts builds with them into its own folder). */
+export function bundleOptions(root = process.cwd()) {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  return {
+    absWorkingDir: root,
+    entryPoints: ["services/all/src/main.ts"],
+    outfile: "dist/crm.mjs",
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    conditions: ["source"],
+    external: Object.keys(pkg.dependencies ?? {}).flatMap((d) => [d, `${d}/*`]),
+    sourcemap: true,
+    legalComments: "none",
+    logLevel: "warning",
+  };
+}
+
+/** The bundle and its migrations into `outDir` (relative to `root`). Returns the bundle's path. */
+export async function buildBundle(root = process.cwd(), outDir = "dist") {
+  rmSync(join(root, outDir), { recursive: true, force: true });
+  await build({ ...bundleOptions(root), outfile: join(outDir, "crm.mjs") });
+  cpSync(join(root, "services/dbservice/src/migrations"), join(root, outDir, "migrations"), { recursive: true });
+  return join(root, outDir, "crm.mjs");
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await buildBundle();
+  console.log("built dist/crm.mjs");
+}

@@ -3,7 +3,7 @@
  * from the production bundle (bench/.build/crm.mjs, built like `npm run build`). Ready when it
  * prints its "ready: CRM all-in-one at URL" line (whose `ms` is its own start-up time).
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { tmpdir } from "node:os";
@@ -12,28 +12,13 @@ import { allInOneReady, nodeFlags, repoRoot, startChild, tsNode, type Child } fr
 
 export type Entry = "source" | "bundle";
 
-export const bundleDir = join(repoRoot, "bench/.build");
+const bundleFolder = "bench/.build";
+export const bundleDir = join(repoRoot, bundleFolder);
 
-/** Builds the bundle exactly as scripts/build.mjs does, into bench/.build (dist/ is left alone). */
+/** Builds the bundle exactly as `npm run build` does (scripts/build.mjs), into bench/.build (dist/ is left alone). */
 export async function buildBundle(): Promise<string> {
-  const { build } = await import("esbuild");
-  const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
-  rmSync(bundleDir, { recursive: true, force: true });
-  await build({
-    entryPoints: [join(repoRoot, "services/all/src/main.ts")],
-    outfile: join(bundleDir, "crm.mjs"),
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    conditions: ["source"],
-    external: Object.keys(pkg.dependencies ?? {}).flatMap((d) => [d, `${d}/*`]),
-    sourcemap: true,
-    legalComments: "none",
-    logLevel: "warning",
-  });
-  cpSync(join(repoRoot, "services/dbservice/src/migrations"), join(bundleDir, "migrations"), { recursive: true });
-  return join(bundleDir, "crm.mjs");
+  const { buildBundle: build } = await import("../../scripts/build.mjs");
+  return build(repoRoot, bundleFolder);
 }
 
 export interface AppChild extends Child<{ url: string; ms: number }> {

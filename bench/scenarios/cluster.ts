@@ -7,7 +7,7 @@ import { startBenchCluster, clusterProblem } from "../lib/cluster.js";
 import { mb, sample, sampleAll } from "../lib/proc.js";
 import type { Check, Ctx, Scenario, Table } from "../lib/report.js";
 import { nginxProblem } from "../../services/gateway/run.mjs";
-import { installHint, postgresUp, rabbitUp, redisUp } from "@crm/testkit";
+import { unreachable } from "@crm/testkit";
 
 export const cluster: Scenario = {
   name: "cluster",
@@ -15,10 +15,7 @@ export const cluster: Scenario = {
   async missing() {
     const c = clusterProblem() ?? nginxProblem();
     if (c) return c;
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    if (!(await redisUp())) return `Redis is not reachable; ${installHint.redis}`;
-    if (!(await rabbitUp())) return `RabbitMQ is not reachable; ${installHint.rabbitmq}`;
-    return undefined;
+    return unreachable("postgres", "redis", "rabbitmq");
   },
   async run(ctx: Ctx) {
     const t0 = performance.now();

@@ -14,7 +14,7 @@ import { createTransport } from "nodemailer";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
-import { installHint, postgresUp, rabbitUp } from "@crm/testkit";
+import { unreachable } from "@crm/testkit";
 import { startMiniCluster } from "../../services/email/test/processes.js";
 import { startSmtpSink, type SmtpSink } from "../../services/email/test/smtp-sink.js";
 import { mb, measured } from "../lib/proc.js";
@@ -156,9 +156,7 @@ export const email: Scenario = {
   name: "email",
   title: "E-mails from the email_tasks queue to a local SMTP server (5 workers; email and dbservice as separate processes, mTLS)",
   async missing() {
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    if (!(await rabbitUp())) return `RabbitMQ is not reachable; ${installHint.rabbitmq}`;
-    return undefined;
+    return unreachable("postgres", "rabbitmq");
   },
   async run(ctx: Ctx) {
     const n = ctx.quick ? 200 : 3_000;

@@ -11,7 +11,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqp from "amqplib";
-import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, postgresUp, rabbitUp, redisUp } from "@crm/testkit";
+import { freshDatabase, TEST_AMQP_URL, TEST_REDIS_URL, unreachable } from "@crm/testkit";
 import { removeDir, startApp, type AppChild } from "../lib/app.js";
 import { createChat, registerOwner, uniqueTag } from "../lib/crm.js";
 import { chatClient, grpcTransport, sendOpenLoop, subscribe, until, type Subscriber } from "../lib/fanout.js";
@@ -80,10 +80,7 @@ export const fanout: Scenario = {
   name: "fanout",
   title: "Chat fan-out: subscribers on two chats replicas, messages at a fixed rate; send → receive latency, lost, gaps",
   async missing() {
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    if (!(await rabbitUp())) return `RabbitMQ is not reachable; ${installHint.rabbitmq}`;
-    if (!(await redisUp())) return `Redis is not reachable; ${installHint.redis}`;
-    return undefined;
+    return unreachable("postgres", "rabbitmq", "redis");
   },
   async run(ctx: Ctx) {
     const shape: Shape = ctx.quick ? { chats: 4, subscribers: 8, rate: 20, seconds: 2 } : { chats: 20, subscribers: 200, rate: 500, seconds: 15 };

@@ -14,7 +14,7 @@ import { combine, h2load, h2loadProblem, type LoadResult } from "../lib/h2load.j
 import { mb, sampleAll } from "../lib/proc.js";
 import type { Check, Ctx, Scenario, Table } from "../lib/report.js";
 import { nginxProblem } from "../../services/gateway/run.mjs";
-import { installHint, postgresUp, rabbitUp, redisUp } from "@crm/testkit";
+import { unreachable } from "@crm/testkit";
 
 interface Variant {
   label: string;
@@ -45,10 +45,7 @@ export const gateway: Scenario = {
   async missing() {
     const c = clusterProblem() ?? nginxProblem() ?? h2loadProblem();
     if (c) return c;
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    if (!(await redisUp())) return `Redis is not reachable; ${installHint.redis}`;
-    if (!(await rabbitUp())) return `RabbitMQ is not reachable; ${installHint.rabbitmq}`;
-    return undefined;
+    return unreachable("postgres", "redis", "rabbitmq");
   },
   async run(ctx: Ctx) {
     const rounds = ctx.quick ? 1 : 2;

@@ -9,7 +9,7 @@
  * caches (the auth service runs at most one per CPU at once, services/auth/src/passwords.ts).
  */
 import { availableParallelism } from "node:os";
-import { freshDatabase, postgresUp, installHint } from "@crm/testkit";
+import { freshDatabase, unreachable } from "@crm/testkit";
 import { connectJson, removeDir, startApp } from "../lib/app.js";
 import { startChild, tsNode } from "../lib/child.js";
 import { closedLoop } from "../lib/driver.js";
@@ -42,8 +42,7 @@ export const login: Scenario = {
   name: "login",
   title: "Register/login through the all-in-one (PostgreSQL) vs raw argon2id at the same parameters",
   async missing() {
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    return h2loadProblem();
+    return (await unreachable("postgres")) ?? h2loadProblem();
   },
   async run(ctx: Ctx) {
     const concurrency = 8;

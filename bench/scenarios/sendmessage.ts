@@ -11,7 +11,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import pg from "pg";
 import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
-import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, postgresUp, rabbitUp, redisUp, type TestDatabase } from "@crm/testkit";
+import { freshDatabase, TEST_AMQP_URL, TEST_REDIS_URL, type TestDatabase, unreachable } from "@crm/testkit";
 import { readFileSync } from "node:fs";
 import { connectJson, removeDir, startApp, trustCa } from "../lib/app.js";
 import { clusterProblem, startBenchCluster, type BenchCluster } from "../lib/cluster.js";
@@ -54,10 +54,7 @@ export const sendmessage: Scenario = {
   name: "sendmessage",
   title: "SendMessage end to end (all-in-one, and through the gateway: TLS, JWT, chats, dbservice, PostgreSQL, outbox, RabbitMQ) vs pgbench running the same transaction",
   async missing() {
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    if (!(await rabbitUp())) return `RabbitMQ is not reachable; ${installHint.rabbitmq}`;
-    if (!(await redisUp())) return `Redis is not reachable; ${installHint.redis}`;
-    return h2loadProblem() ?? pgbenchProblem();
+    return (await unreachable("postgres", "rabbitmq", "redis")) ?? h2loadProblem() ?? pgbenchProblem();
   },
   async run(ctx: Ctx) {
     const rows: Row[] = [];

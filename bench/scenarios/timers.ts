@@ -5,7 +5,7 @@
  * the path through the gateway; this measures the service itself, so the gateway's cost is not in it.
  * With REDIS_URL set a call also checks the revocation list in Redis (one EXISTS), as in the cluster.
  */
-import { TEST_REDIS_URL, freshDatabase, installHint, postgresUp, redisUp } from "@crm/testkit";
+import { freshDatabase, TEST_REDIS_URL, unreachable } from "@crm/testkit";
 import { connectJson, removeDir, startApp } from "../lib/app.js";
 import { grpcFrame, h2load, h2loadProblem, type LoadResult } from "../lib/h2load.js";
 import { mb, measured } from "../lib/proc.js";
@@ -19,9 +19,7 @@ export const timers: Scenario = {
   name: "timers",
   title: "GetWorkingTimer on the all-in-one (PostgreSQL): Redis cache-aside vs the database every time",
   async missing() {
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    if (!(await redisUp())) return `Redis is not reachable; ${installHint.redis}`;
-    return h2loadProblem();
+    return (await unreachable("postgres", "redis")) ?? h2loadProblem();
   },
   async run(ctx: Ctx) {
     const warm = ctx.quick ? 100 : 2_000;

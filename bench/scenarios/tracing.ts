@@ -7,7 +7,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { freshDatabase, postgresUp } from "@crm/testkit";
+import { freshDatabase, unreachable } from "@crm/testkit";
 import { connectJson, removeDir, startApp } from "../lib/app.js";
 import { closedLoop } from "../lib/driver.js";
 import { mb, measured } from "../lib/proc.js";
@@ -32,7 +32,7 @@ export const tracing: Scenario = {
   name: "tracing",
   title: "Tracing overhead per RPC — OpenTelemetry off vs on (all-in-one)",
   async missing() {
-    return (await postgresUp()) ? undefined : "PostgreSQL is not reachable (ListSessions runs on a fresh database)";
+    return unreachable("postgres"); // ListSessions runs on a fresh database
   },
   async run(ctx: Ctx) {
     const n1 = ctx.quick ? 100 : 2_000;

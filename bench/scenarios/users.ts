@@ -8,7 +8,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, postgresUp, rabbitUp, redisUp } from "@crm/testkit";
+import { freshDatabase, TEST_AMQP_URL, TEST_REDIS_URL, unreachable } from "@crm/testkit";
 import { removeDir, startApp, type AppChild } from "../lib/app.js";
 import { startChild, tsNode } from "../lib/child.js";
 import { cpuOfDb, dbNameOf, mb, sampleAll } from "../lib/proc.js";
@@ -42,10 +42,7 @@ export const users: Scenario = {
   name: "users",
   title: "Simulated users: the largest count with API p99 ≤ 100 ms, delivery p99 ≤ 200 ms, zero errors",
   async missing() {
-    if (!(await postgresUp())) return `PostgreSQL is not reachable; ${installHint.postgres}`;
-    if (!(await rabbitUp())) return `RabbitMQ is not reachable; ${installHint.rabbitmq}`;
-    if (!(await redisUp())) return `Redis is not reachable; ${installHint.redis}`;
-    return undefined;
+    return unreachable("postgres", "rabbitmq", "redis");
   },
   async run(ctx: Ctx) {
     // BENCH_USERS_STEPS=3000,4000 runs chosen steps only (to study one load level).

@@ -14,6 +14,7 @@ import http2 from "node:http2";
 import type { SecureClientSessionOptions } from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type Interceptor, type Transport, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { withInterceptors } from "./unary.js";
 
 type Next = (req: UnaryRequest) => Promise<UnaryResponse>;
 
@@ -79,6 +80,25 @@ interface Session {
   s: http2.ClientHttp2Session;
   inFlight: number;
   usable: boolean;
+}
+
+const never = new AbortController().signal;
+
+/** A unary request as the client interceptors see it (connect's shape), plus the call's timeout for the transport. */
+export function clientRequest(method: DescMethodUnary, url: string, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0] | undefined, input: MessageInitShape<DescMessage>, contextValues: ContextValues | undefined): UnaryRequest {
+  return {
+    stream: false,
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url,
+    init: {},
+    signal: signal ?? never,
+    header: new Headers(header),
+    contextValues: contextValues ?? createContextValues(),
+    message: create(method.input, input),
+    timeoutMs,
+  } as unknown as UnaryRequest;
 }
 
 export function createGrpcClientTransport(opts: GrpcClientOptions): Transport & { close(): void; stats(): { sessions: number; inFlight: number } } {
@@ -203,24 +223,11 @@ export function createGrpcClientTransport(opts: GrpcClientOptions): Transport & 
       stream.end(frame);
     });
 
-  const chain = (opts.interceptors ?? []).reduceRight<Next>((next, i) => i(next as never) as Next, send);
-  const never = new AbortController().signal;
+  const chain = withInterceptors(opts.interceptors ?? [], send);
 
   return {
     unary<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0] | undefined, input: MessageInitShape<I>, contextValues?: ContextValues) {
-      const req = {
-        stream: false,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: `${opts.baseUrl.replace(/\/$/, "")}/${method.parent.typeName}/${method.name}`,
-        init: {},
-        signal: signal ?? never,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        message: create(method.input, input),
-        timeoutMs,
-      } as unknown as UnaryRequest;
+      const req = clientRequest(method, `${opts.baseUrl.replace(/\/$/, "")}/${method.parent.typeName}/${method.name}`, signal, timeoutMs, header, input, contextValues);
       return chain(req) as unknown as Promise<UnaryResponse<I, O>>;
     },
     stream: (...args) => opts.streams.stream(...args),

@@ -6,7 +6,7 @@
  *   per-process secret.
  */
 import { randomBytes } from "node:crypto";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createContextValues, createRouterTransport, type Interceptor, type Transport, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { peerServiceKey, principalKey } from "./auth.js";
@@ -17,8 +17,8 @@ import type { TokenVerifier } from "./auth.js";
 import type { ServiceModule } from "./server.js";
 import { metricsInterceptor } from "./metrics.js";
 import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing-interceptor.js";
-import { createGrpcClientTransport } from "./grpc-client.js";
-import { newContext, UnaryMethods } from "./unary.js";
+import { clientRequest, createGrpcClientTransport } from "./grpc-client.js";
+import { newContext, UnaryMethods, withInterceptors } from "./unary.js";
 
 export const INTERNAL_HEADER = "x-crm-internal";
 
@@ -99,7 +99,6 @@ export function inProcessPeer(self: string, module: ServiceModule, deps: InProce
     transport: { interceptors: clientInterceptors },
     router: { interceptors: serverInterceptors },
   });
-  const never = new AbortController().signal;
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues) {
       const entry = unary.byPath.get(`/${method.parent.typeName}/${method.name}`);
@@ -119,19 +118,8 @@ export function inProcessPeer(self: string, module: ServiceModule, deps: InProce
           ctx.done();
         }
       };
-      const call = clientInterceptors.reduceRight<(r: UnaryRequest) => Promise<UnaryResponse>>((next, i) => i(next as never) as never, serve);
-      const req = {
-        stream: false,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url,
-        init: {},
-        signal: signal ?? never,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        message: create(method.input, input),
-      } as unknown as UnaryRequest;
+      const call = withInterceptors(clientInterceptors, serve);
+      const req = clientRequest(method, url, signal, timeoutMs, header, input, contextValues);
       return (await call(req)) as never;
     },
     stream: (...args) => router.stream(...args),

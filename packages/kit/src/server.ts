@@ -113,6 +113,18 @@ function connectionValues(headers: http.IncomingHttpHeaders, socket: net.Socket 
   return values;
 }
 
+type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+
+/** Hands a raw HTTP/2 stream to `handler` as Node's compat layer would (its own "request" event). */
+function compat(handler: (req: NodeReq, res: NodeRes) => void): StreamListener {
+  return (stream, headers, _flags, rawHeaders) => {
+    const req = new http2.Http2ServerRequest(stream, headers, undefined as never, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    if (headers.expect === "100-continue") res.writeContinue();
+    handler(req, res);
+  };
+}
+
 const json = (res: NodeRes, status: number, body: unknown) => {
   const text = JSON.stringify(body);
   (res as http.ServerResponse).writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -262,16 +274,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 
   /**
-   * HTTP/2 streams: a unary RPC goes straight to the fast path on the raw stream (no compat
-   * request/response objects); everything else is wrapped as Node's compat layer would and handled.
+   * HTTP/2 streams: unary RPCs and server streams go straight to the fast path on the raw stream (no
+   * compat request/response objects); everything else is wrapped as Node's compat layer would.
    */
-  const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+  const handleCompat = compat(handle);
+  const onStream: StreamListener = (stream, headers, flags, rawHeaders) => {
     const path = headers[":path"] ?? "/";
     if (!hidden.some((p) => path.startsWith(p)) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined))) return;
-    const req = new http2.Http2ServerRequest(stream, headers, undefined as never, rawHeaders);
-    const res = new http2.Http2ServerResponse(stream);
-    if (headers.expect === "100-continue") res.writeContinue();
-    handle(req, res);
+    handleCompat(stream, headers, flags, rawHeaders);
   };
 
   const h2Settings: http2.ServerOptions = {
@@ -332,14 +342,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
     });
 
-  function cleartext(handler: (req: NodeReq, res: NodeRes) => void) {
+  function cleartext(handler: (req: NodeReq, res: NodeRes) => void, onH2Stream: StreamListener = compat(handler)) {
     const h1 = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 20_000, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
     // h1 never listens (the front hands it sockets), and Node starts tracking connections on
     // "listening": without this, headersTimeout is not enforced and closeIdleConnections() is a
     // no-op, so an idle keep-alive client held every shutdown for SHUTDOWN_TIMEOUT_MS (bench/README.md).
     h1.emit("listening");
     const h2 = http2.createServer(h2Settings);
-    h2.on("stream", handler === handle ? onStream : (stream, headers, flags, raw) => handler(new http2.Http2ServerRequest(stream, headers, undefined as never, raw), new http2.Http2ServerResponse(stream)));
+    h2.on("stream", onH2Stream);
     h2.on("session", manageSession);
     const preface = Buffer.from("PRI * HTTP/2.0");
     // noDelay: sockets handed over by emit("connection") skip http/http2's own TCP_NODELAY, and
@@ -385,7 +395,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     servers.push(server);
     port = await listen(server, opts.port, opts.host);
   } else {
-    const { front, h1 } = cleartext(handle);
+    const { front, h1 } = cleartext(handle, onStream);
     servers.push(front);
     h1Servers.push(h1);
     port = await listen(front, opts.port, opts.host);

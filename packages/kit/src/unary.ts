@@ -189,7 +189,7 @@ export class UnaryMethods {
       const message = isMessage(out, m.output) ? out : create(m.output, out as never);
       return { stream: false, service: m.parent, method: m, header: ctx.responseHeader, trailer: ctx.responseTrailer, message };
     };
-    const call = this.interceptors.reduceRight<Next>((next, i) => i(next as never) as Next, base);
+    const call = withInterceptors(this.interceptors, base);
     this.byPath.set(`/${m.parent.typeName}/${m.name}`, { method: m, call });
   }
 
@@ -204,49 +204,46 @@ export class UnaryMethods {
       }
       return { stream: true, service: m.parent, method: m, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: normalized() };
     };
-    const call = this.interceptors.reduceRight<NextStream>((next, i) => i(next as never) as NextStream, base);
+    const call = withInterceptors(this.interceptors, base);
     this.streamsByPath.set(`/${m.parent.typeName}/${m.name}`, { method: m, call });
   }
 
   /** Calls a server-streaming `entry` with its one decoded request message. */
-  async invokeStream(entry: StreamEntry, ctx: Context, message: MessageShape<DescMessage>): Promise<StreamResponse> {
-    const req: CarriedStream = {
-      stream: true,
-      service: entry.method.parent,
-      method: entry.method,
-      requestMethod: "POST",
-      url: ctx.url,
-      header: ctx.requestHeader,
-      contextValues: ctx.values,
-      message: (async function* () {
-        yield message;
-      })(),
-      get signal() {
-        return ctx.signal;
-      },
-    } as CarriedStream;
-    req[CTX] = ctx;
-    return entry.call(req);
+  invokeStream(entry: StreamEntry, ctx: Context, message: MessageShape<DescMessage>): Promise<StreamResponse> {
+    const one = (async function* () {
+      yield message;
+    })();
+    return entry.call(serverRequest(entry.method, ctx, true, one) as StreamRequest);
   }
 
   /** Calls `entry` with a decoded message; the response's headers are the context's (merged when an interceptor replaced them). */
-  async invoke(entry: UnaryEntry, ctx: Context, message: MessageShape<DescMessage>): Promise<UnaryResponse> {
-    const req: Carried = {
-      stream: false,
-      service: entry.method.parent,
-      method: entry.method,
-      requestMethod: "POST",
-      url: ctx.url,
-      header: ctx.requestHeader,
-      contextValues: ctx.values,
-      message,
-      get signal() {
-        return ctx.signal;
-      },
-    } as Carried;
-    req[CTX] = ctx;
-    return entry.call(req);
+  invoke(entry: UnaryEntry, ctx: Context, message: MessageShape<DescMessage>): Promise<UnaryResponse> {
+    return entry.call(serverRequest(entry.method, ctx, false, message) as UnaryRequest);
   }
+}
+
+/** The request the interceptors see on the server side, carrying the handler context for the implementation. */
+function serverRequest(method: DescMethod, ctx: Context, stream: boolean, message: unknown): Carried | CarriedStream {
+  const req = {
+    stream,
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url: ctx.url,
+    header: ctx.requestHeader,
+    contextValues: ctx.values,
+    message,
+    get signal() {
+      return ctx.signal;
+    },
+  } as Carried | CarriedStream;
+  req[CTX] = ctx;
+  return req;
+}
+
+/** Wraps `base` in `interceptors`, the first outermost (Connect's order). */
+export function withInterceptors<T>(interceptors: Interceptor[], base: T): T {
+  return interceptors.reduceRight<T>((next, i) => i(next as never) as T, base);
 }
 
 export const newContext = (...args: ConstructorParameters<typeof Context>) => new Context(...args);

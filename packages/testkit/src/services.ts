@@ -29,6 +29,17 @@ export const installHint = {
   rabbitmq: "apt-get install rabbitmq-server (then: rabbitmq-server -detached), or set TEST_AMQP_URL",
 };
 
+const backing = { postgres: ["PostgreSQL", postgresUp], redis: ["Redis", redisUp], rabbitmq: ["RabbitMQ", rabbitUp] } as const;
+
+/** The first of `needs` that does not answer, as "<name> is not reachable; <how to get it>"; undefined when all do. */
+export async function unreachable(...needs: (keyof typeof installHint)[]): Promise<string | undefined> {
+  for (const n of needs) {
+    const [name, up] = backing[n];
+    if (!(await up())) return `${name} is not reachable; ${installHint[n]}`;
+  }
+  return undefined;
+}
+
 export interface TestDatabase {
   url: string;
   drop(): Promise<void>;

@@ -1,0 +1,3 @@
+import type { BuildOptions } from "esbuild";
+export declare function bundleOptions(root?: string): BuildOptions;
+export declare function buildBundle(root?: string, outDir?: string): Promise<string>;
