@@ -62,6 +62,8 @@ export interface H2loadOptions {
   timeoutMs: number;
   /** Accept these HTTP statuses as success (default 2xx). */
   okStatus?: (status: number) => boolean;
+  /** Open loop: each client starts this many requests per second (h2load --rps), whatever the answers' latency. */
+  rps?: number;
 }
 
 export async function h2load(o: H2loadOptions): Promise<LoadResult> {
@@ -70,6 +72,7 @@ export async function h2load(o: H2loadOptions): Promise<LoadResult> {
     const logFile = join(dir, "requests.log");
     const args = ["-n", String(o.requests), "-c", String(o.clients), "-m", String(o.streams), "--log-file", logFile];
     if (o.h1) args.push("--h1");
+    if (o.rps) args.push(`--rps=${o.rps}`);
     for (const [k, v] of Object.entries(o.headers ?? {})) args.push("-H", `${k}: ${v}`);
     if (o.body !== undefined) {
       const bodyFile = join(dir, "body");
@@ -77,7 +80,7 @@ export async function h2load(o: H2loadOptions): Promise<LoadResult> {
       args.push("-d", bodyFile);
     }
     args.push(o.url);
-    const tool = `h2load -c${o.clients}${o.h1 ? " --h1" : ` -m${o.streams}`}`;
+    const tool = `h2load -c${o.clients}${o.h1 ? " --h1" : ` -m${o.streams}`}${o.rps ? ` --rps=${+o.rps.toFixed(2)}` : ""}`;
     const started = performance.now();
     const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve) => {
       const p = spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });

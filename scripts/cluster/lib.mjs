@@ -163,7 +163,9 @@ class ServiceProcess {
 
   start() {
     const log = createWriteStream(this.logFile, { flags: "a" });
-    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "services/all/src/main.ts", this.name], {
+    // CRM_NODE_ARGS: extra node flags for this process (--cpu-prof, --inspect=…), which NODE_OPTIONS refuses.
+    const extra = (this.env.CRM_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    const child = spawn(process.execPath, [...extra, "--conditions=source", "--import", "tsx", "services/all/src/main.ts", this.name], {
       cwd: this.root,
       env: this.env,
       stdio: ["ignore", "pipe", "pipe"],

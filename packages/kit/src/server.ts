@@ -97,11 +97,17 @@ function clientIp(headers: http.IncomingHttpHeaders, socket: net.Socket | undefi
 }
 
 /** The calling service named by a verified client certificate's CN (TLS with client certs only). */
+/** Peer name per TLS connection: getPeerCertificate() builds a fresh object each call (≈ 0.08 ms). */
+const peers = new WeakMap<object, string | undefined>();
+
 function peerOf(socket: net.Socket | undefined): string | undefined {
   const tls = socket as TLSSocket | undefined;
   if (!tls || typeof tls.getPeerCertificate !== "function" || !tls.authorized) return undefined;
+  if (peers.has(tls)) return peers.get(tls);
   const cn = tls.getPeerCertificate()?.subject?.CN;
-  return typeof cn === "string" ? cn : undefined;
+  const peer = typeof cn === "string" ? cn : undefined;
+  peers.set(tls, peer); // fixed for the connection: renegotiation is disabled (startServer)
+  return peer;
 }
 
 /** What handlers learn about the caller from the connection: the peer service and the client address. */
@@ -391,6 +397,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     server.removeAllListeners("stream");
     server.on("stream", onStream);
     server.on("session", manageSession);
+    // A connection's client certificate is then fixed for its life (peerOf caches it per socket).
+    server.on("secureConnection", (socket: TLSSocket) => socket.disableRenegotiation());
     track(server);
     servers.push(server);
     port = await listen(server, opts.port, opts.host);

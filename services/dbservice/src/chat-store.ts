@@ -138,50 +138,81 @@ function content(text: string): string {
 /**
  * SaveMessage as ONE round trip: BEGIN, role and tenant, lock, write, COMMIT in a single simple
  * query. The chat's row lock is then held only inside PostgreSQL, never across a wait for this
- * process's event loop (which, on a busy process, turned a hot chat into a convoy). Values are
- * inlined as literals with the driver's escaping; ids are validated UUIDs.
+ * process's event loop (which, on a busy process, turned a hot chat into a convoy).
  *
- * Statement 1 locks the chat row (members only): senders of a chat queue here. Statement 2 starts
- * after the lock with a fresh snapshot, so a committed message with the same client_message_id
- * is seen and returned (replayed) instead of taking a seq; otherwise it bumps last_seq, stores
- * the message and its ChatEvent on the outbox (proto JSON built from the stored row).
+ * Both statements are PREPAREd once per connection and EXECUTEd with literal arguments (the
+ * driver's escaping; ids are validated UUIDs): planning the CTE under row-level security cost
+ * PostgreSQL ≈ 0.4 ms of CPU per message, half of the whole transaction.
+ *
+ * `lock_chat` locks the chat row (members only): senders of a chat queue here. `save_message`
+ * starts after the lock with a fresh snapshot, so a committed message with the same
+ * client_message_id is seen and returned (replayed) instead of taking a seq; otherwise it bumps
+ * last_seq, stores the message and its ChatEvent on the outbox (proto JSON built from the stored row).
  */
-function saveMessageSql(lit: (v: string | null) => string, chatId: string, userId: string, text: string, clientId: string, headers: string): string {
-  const [c, u, k] = [lit(chatId), lit(userId), lit(clientId || null)];
-  const cols = MESSAGE_COLUMNS.split(", ");
-  return `SELECT 1 FROM chats c WHERE c.id = ${c} AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = ${c} AND m.user_id = ${u}) FOR UPDATE OF c;
-    WITH member AS (
-      SELECT 1 FROM chat_members m WHERE m.chat_id = ${c} AND m.user_id = ${u}
+const SAVE_MESSAGE: Prepared[] = [
+  {
+    name: "crm_lock_chat",
+    params: "uuid, uuid",
+    body: `SELECT 1 FROM chats c WHERE c.id = $1 AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = $1 AND m.user_id = $2) FOR UPDATE OF c`,
+  },
+  {
+    name: "crm_save_message",
+    // $1 chat, $2 sender, $3 content, $4 client_message_id (NULL: none), $5 routing key, $6 outbox headers
+    params: "uuid, uuid, text, text, text, jsonb",
+    body: `WITH member AS (
+      SELECT 1 FROM chat_members m WHERE m.chat_id = $1 AND m.user_id = $2
     ), prior AS (
-      SELECT ${cols.map((x) => `g.${x}`).join(", ")} FROM messages g
-      WHERE g.chat_id = ${c} AND g.sender_id = ${u} AND g.client_message_id = ${k} AND EXISTS (SELECT 1 FROM member)
+      SELECT ${MESSAGE_COLUMNS.split(", ").map((x) => `g.${x}`).join(", ")} FROM messages g
+      WHERE g.chat_id = $1 AND g.sender_id = $2 AND g.client_message_id = $4 AND EXISTS (SELECT 1 FROM member)
     ), bump AS (
       UPDATE chats SET last_seq = last_seq + 1, last_message_at = now()
-      WHERE id = ${c} AND EXISTS (SELECT 1 FROM member) AND NOT EXISTS (SELECT 1 FROM prior)
+      WHERE id = $1 AND EXISTS (SELECT 1 FROM member) AND NOT EXISTS (SELECT 1 FROM prior)
       RETURNING company_id, last_seq
     ), ins AS (
       INSERT INTO messages (chat_id, seq, company_id, sender_id, content, client_message_id)
-      SELECT ${c}, last_seq, company_id, ${u}, ${lit(text)}, ${k} FROM bump
+      SELECT $1, last_seq, company_id, $2, $3, $4 FROM bump
       RETURNING ${MESSAGE_COLUMNS}, company_id
     ), event AS (
       INSERT INTO outbox (exchange, routing_key, payload, content_type, headers, company_id)
-      SELECT ${lit(CHAT_EXCHANGE)}, ${lit(chatRoutingKey(chatId))}, convert_to(json_build_object(
+      SELECT '${CHAT_EXCHANGE}', $5, convert_to(json_build_object(
           'chatId', chat_id, 'companyId', company_id,
           'message', json_build_object('messageId', id, 'chatId', chat_id, 'seq', seq::text, 'senderId', sender_id, 'content', content,
             'createdAt', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'clientMessageId', coalesce(client_message_id, ''))
-        )::text, 'UTF8'), 'application/json', ${lit(headers)}::jsonb, company_id
+        )::text, 'UTF8'), 'application/json', $6, company_id
       FROM ins
     )
     SELECT ${MESSAGE_COLUMNS}, false AS replayed FROM ins
-    UNION ALL SELECT ${MESSAGE_COLUMNS}, true AS replayed FROM prior`;
+    UNION ALL SELECT ${MESSAGE_COLUMNS}, true AS replayed FROM prior`,
+  },
+];
+
+/** A statement PREPAREd on a connection the first time that connection needs it. */
+interface Prepared {
+  name: string;
+  /** Parameter types, e.g. "uuid, text". */
+  params: string;
+  body: string;
 }
 
 /**
- * Runs `statements` in one transaction as the app role with the tenant set, in a single round
- * trip (simple query protocol), and returns the result of the last statement. `lit` quotes a
- * value as an SQL literal.
+ * The prepared statements each pooled connection holds (a replaced connection starts empty).
+ * Names carry the connection's number: PGlite serves every connection from one session.
  */
-async function oneRoundTrip(db: Db, companyId: string, statements: (lit: (v: string | null) => string) => string): Promise<pg.QueryResult> {
+const connections = new WeakMap<pg.PoolClient, { id: number; have: Set<string> }>();
+let nextConnection = 0;
+
+/**
+ * Runs `statements` in one transaction as the app role with the tenant set, in a single round
+ * trip (simple query protocol), after PREPAREing whichever of `prepared` this connection lacks
+ * (in the same round trip), and returns the result of the last statement. `lit` quotes a value
+ * as an SQL literal; `stmt` gives a prepared statement's name on this connection.
+ */
+async function oneRoundTrip(
+  db: Db,
+  companyId: string,
+  prepared: Prepared[],
+  statements: (lit: (v: string | null) => string, stmt: (name: string) => string) => string,
+): Promise<pg.QueryResult> {
   if (!isUuid(companyId)) throw new AppError("unauthenticated", "the token names no valid company");
   let client: pg.PoolClient;
   try {
@@ -192,12 +223,21 @@ async function oneRoundTrip(db: Db, companyId: string, statements: (lit: (v: str
   let broken = false;
   const onError = () => (broken = true); // see db.ts: a connection dropping while checked out
   client.on("error", onError);
+  let conn = connections.get(client);
+  if (!conn) connections.set(client, (conn = { id: nextConnection++, have: new Set() }));
+  const { id, have } = conn;
+  const stmt = (name: string) => `${name}_${id}`;
+  const missing = prepared.filter((p) => !have.has(p.name));
   try {
     const lit = (v: string | null) => (v === null ? "NULL" : client.escapeLiteral(v));
-    const text = `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true);\n${statements(lit)};\nCOMMIT`;
+    const prepare = missing.map((p) => `PREPARE ${stmt(p.name)}(${p.params}) AS ${p.body};\n`).join("");
+    const text = `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true);\n${prepare}${statements(lit, stmt)};\nCOMMIT`;
     const results = (await client.query(text)) as unknown as pg.QueryResult[];
+    for (const p of missing) have.add(p.name);
     return results[results.length - 2]!;
   } catch (err) {
+    // A PREPARE outlives a failed transaction: drop the connection rather than track which stuck.
+    if (missing.length) broken = true;
     await client.query("ROLLBACK").catch(() => (broken = true));
     throw mapPgError(err);
   } finally {
@@ -323,7 +363,10 @@ export function dbChatService({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<t
       if (clientId.length > 64) throw invalid([{ field: "clientMessageId", description: "must be at most 64 characters" }]);
       const p = principalOf(ctx);
       const headers = JSON.stringify(injectTraceHeaders({ "x-crm-type": ChatEventSchema.typeName }));
-      const { rows } = await oneRoundTrip(db, p.companyId, (lit) => saveMessageSql(lit, id, p.userId, text, clientId, headers)).catch((err: unknown) => {
+      const run = (lit: (v: string | null) => string, stmt: (name: string) => string) =>
+        `EXECUTE ${stmt("crm_lock_chat")}(${lit(id)}, ${lit(p.userId)});\n` +
+        `EXECUTE ${stmt("crm_save_message")}(${[id, p.userId, text, clientId || null, chatRoutingKey(id), headers].map(lit).join(", ")})`;
+      const { rows } = await oneRoundTrip(db, p.companyId, SAVE_MESSAGE, run).catch((err: unknown) => {
         // A unique violation can only come from a concurrent duplicate that slipped past the
         // lock (it cannot: the lock is taken first); report it as the retry it is.
         if (uniqueViolation(err)) throw new AppError("unavailable", "a concurrent send with the same clientMessageId is in progress; retry");
