@@ -3,9 +3,11 @@
  * ChatService/Subscribe streams; every message's content carries its send time; each delivery's
  * latency, and per subscriber the lost, duplicated and out-of-sequence messages, are counted.
  */
+import http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
+import { ChatService, SubscribeRequestSchema, SubscribeResponseSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 
 export function grpcTransport(baseUrl: string, token: string): Transport {
   const auth: Interceptor = (next) => (req) => {
@@ -39,39 +41,44 @@ export interface Subscriber {
   close(): void;
 }
 
-/**
- * Opens a Subscribe stream (live only); `live` resolves at the first heartbeat (the stream is
- * bound and every message stored after that reaches it).
- */
-export function subscribe(client: Client<typeof ChatService>, chatId: string, run: () => string, onDelivery?: (latencyMs: number) => void, headers?: Record<string, string>): Subscriber {
-  const abort = new AbortController();
+/** Counts one delivered message for subscriber `s` (latency, gaps, duplicates). */
+function deliver(s: Subscriber, state: { lastSeq?: bigint }, m: Message, run: string, now: number, onDelivery?: (latencyMs: number) => void) {
+  if (state.lastSeq !== undefined && m.seq !== state.lastSeq + 1n) s.gaps++;
+  state.lastSeq = m.seq;
+  const st = parseStamp(m.content, run);
+  if (!st) return;
+  if (s.seen.has(st.k)) {
+    s.duplicates++;
+    return;
+  }
+  s.seen.add(st.k);
+  const latency = now - st.sentMs;
+  s.latencies.push(latency);
+  onDelivery?.(latency);
+}
+
+function newSubscriber(chatId: string, close: () => void) {
   let markLive: () => void = () => {};
   let failLive: (e: Error) => void = () => {};
   const live = new Promise<void>((resolve, reject) => ((markLive = resolve), (failLive = reject)));
-  const s: Subscriber = { chatId, latencies: [], seen: new Set(), duplicates: 0, gaps: 0, errors: [], live, close: () => abort.abort() };
+  live.catch(() => {}); // reported through `errors` (and to whoever awaits `live`)
+  const s: Subscriber = { chatId, latencies: [], seen: new Set(), duplicates: 0, gaps: 0, errors: [], live, close };
+  return { s, markLive, failLive };
+}
+
+/**
+ * Opens a Subscribe stream (live only) through a connect-node client; `live` resolves at the
+ * first heartbeat (the stream is bound and every message stored after that reaches it).
+ */
+export function subscribe(client: Client<typeof ChatService>, chatId: string, run: () => string, onDelivery?: (latencyMs: number) => void, headers?: Record<string, string>): Subscriber {
+  const abort = new AbortController();
+  const { s, markLive, failLive } = newSubscriber(chatId, () => abort.abort());
   void (async () => {
-    let lastSeq: bigint | undefined;
+    const state: { lastSeq?: bigint } = {};
     try {
       for await (const ev of client.subscribe({ chatId }, { signal: abort.signal, ...(headers ? { headers } : {}) })) {
-        if (ev.event.case === "heartbeat") {
-          markLive();
-          continue;
-        }
-        if (ev.event.case !== "message") continue;
-        const now = performance.now();
-        const m = ev.event.value;
-        if (lastSeq !== undefined && m.seq !== lastSeq + 1n) s.gaps++;
-        lastSeq = m.seq;
-        const st = parseStamp(m.content, run());
-        if (!st) continue;
-        if (s.seen.has(st.k)) {
-          s.duplicates++;
-          continue;
-        }
-        s.seen.add(st.k);
-        const latency = now - st.sentMs;
-        s.latencies.push(latency);
-        onDelivery?.(latency);
+        if (ev.event.case === "heartbeat") markLive();
+        else if (ev.event.case === "message") deliver(s, state, ev.event.value, run(), performance.now(), onDelivery);
       }
     } catch (err) {
       if (!abort.signal.aborted) {
@@ -80,6 +87,60 @@ export function subscribe(client: Client<typeof ChatService>, chatId: string, ru
       }
     }
   })();
+  return s;
+}
+
+/**
+ * The same subscriber on a bare HTTP/2 gRPC stream of `session`: frames are read and decoded
+ * directly, without connect-node's streaming pipeline, so that the driver, which shares the CPUs
+ * with the servers it measures, spends less per delivery.
+ */
+export function rawSubscribe(session: http2.ClientHttp2Session, token: string, chatId: string, run: () => string, onDelivery?: (latencyMs: number) => void): Subscriber {
+  let closing = false;
+  const stream = session.request({
+    ":method": "POST",
+    ":path": `/${ChatService.typeName}/Subscribe`,
+    "content-type": "application/grpc+proto",
+    te: "trailers",
+    authorization: `Bearer ${token}`,
+  });
+  const { s, markLive, failLive } = newSubscriber(chatId, () => ((closing = true), stream.close(http2.constants.NGHTTP2_CANCEL)));
+  const fail = (why: string) => {
+    if (closing) return;
+    closing = true;
+    s.errors.push(why);
+    failLive(new Error(why));
+  };
+  const body = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { chatId }));
+  const frame = Buffer.alloc(5 + body.length);
+  frame.writeUInt32BE(body.length, 1);
+  frame.set(body, 5);
+  stream.end(frame);
+  const state: { lastSeq?: bigint } = {};
+  let buf: Buffer = Buffer.alloc(0);
+  stream.on("data", (chunk: Buffer) => {
+    const now = performance.now();
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    while (buf.length >= 5) {
+      const len = buf.readUInt32BE(1);
+      if (buf.length < 5 + len) break;
+      const ev = fromBinary(SubscribeResponseSchema, buf.subarray(5, 5 + len));
+      buf = buf.subarray(5 + len);
+      if (ev.event.case === "heartbeat") markLive();
+      else if (ev.event.case === "message") deliver(s, state, ev.event.value, run(), now, onDelivery);
+    }
+  });
+  stream.on("trailers", (t) => {
+    const status = t["grpc-status"];
+    if (status !== undefined && status !== "0") fail(`grpc-status ${String(status)}: ${decodeURIComponent(String(t["grpc-message"] ?? ""))}`);
+  });
+  stream.on("response", (h) => {
+    const status = h["grpc-status"]; // trailers-only answer: an error before the first message
+    if (h[":status"] !== 200) fail(`HTTP ${String(h[":status"])}`);
+    else if (status !== undefined && status !== "0") fail(`grpc-status ${String(status)}: ${decodeURIComponent(String(h["grpc-message"] ?? ""))}`);
+  });
+  stream.on("error", (err) => fail(err.message));
+  stream.on("close", () => fail("the stream closed"));
   return s;
 }
 

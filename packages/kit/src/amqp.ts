@@ -32,6 +32,36 @@ const PUBLISH_ID = "x-crm-publish-id";
 
 const toBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
+/**
+ * Acknowledges handled deliveries of one channel with ONE `ack(multiple)` per event-loop turn,
+ * up to the newest delivery whose predecessors are all handled too: still nothing is acked
+ * before its handler finished, but a burst of 1,000 events costs one write, not 1,000.
+ */
+export function inOrderAcks(ackUpTo: (m: ConsumeMessage) => void) {
+  const pending: { m: ConsumeMessage; done: boolean }[] = [];
+  let head = 0;
+  let upTo: ConsumeMessage | undefined;
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (upTo) ackUpTo(upTo);
+    upTo = undefined;
+  };
+  return {
+    /** Registers a delivery (in delivery order); call the returned function once it is handled. */
+    delivered(m: ConsumeMessage): () => void {
+      const entry = { m, done: false };
+      pending.push(entry);
+      return () => {
+        entry.done = true;
+        while (head < pending.length && pending[head]!.done) upTo = pending[head++]!.m;
+        if (head > 1024 && head * 2 > pending.length) pending.splice(0, head), (head = 0);
+        if (upTo && !scheduled) (scheduled = true), setImmediate(flush);
+      };
+    },
+  };
+}
+
 function toDelivery(m: ConsumeMessage): Delivery {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(m.properties.headers ?? {})) {
@@ -304,12 +334,20 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
           await channel.prefetch(Math.max(1, o.prefetch ?? 1000));
           const q = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
           for (const key of keys) await channel.bindQueue(q.queue, exchange, key);
+          const acks = inOrderAcks((m) => quietly(() => channel.ack(m, true)));
           await channel.consume(q.queue, (m) => {
             if (!m) return;
-            Promise.resolve()
-              .then(() => handler(toDelivery(m)))
-              .catch((err) => log.warn({ exchange, err: String(err) }, "live event handler failed"))
-              .finally(() => quietly(() => channel.ack(m)));
+            const done = acks.delivered(m);
+            const failed = (err: unknown) => log.warn({ exchange, err: String(err) }, "live event handler failed");
+            let result;
+            try {
+              result = handler(toDelivery(m));
+            } catch (err) {
+              failed(err);
+            }
+            // A synchronous handler (the chats hub) costs no promise per event.
+            if (result) result.catch(failed).finally(done);
+            else done();
           });
           ch = channel;
           queueName = q.queue;

@@ -523,6 +523,22 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
 // Server streams (e.g. ChatService/Subscribe) on raw HTTP/2 streams: gRPC and Connect streaming.
 // connect-node runs each through a dozen async-generator stages per message; here a message is
 // encoded and written, waiting for "drain" when the client reads slowly.
+//
+// One message object yielded to many streams (a chat message fanned out to its subscribers) is
+// encoded once per wire format: the frames are kept by object identity while the object lives
+// (a yielded message must not be changed afterwards; none of ours is).
+const binaryFrames = new WeakMap<object, Buffer>();
+const jsonFrames = new WeakMap<object, Buffer>();
+
+function frameOf(schema: DescMessage, message: MessageShape<DescMessage>, json: boolean): Buffer {
+  const cache = json ? jsonFrames : binaryFrames;
+  let frame = cache.get(message);
+  if (!frame) {
+    frame = envelope(0, json ? Buffer.from(toJsonString(schema, message)) : toBinary(schema, message));
+    cache.set(message, frame);
+  }
+  return frame;
+}
 
 type StreamProtocol = "grpc" | "connect-proto" | "connect-json";
 
@@ -621,8 +637,7 @@ function serverStream(methods: UnaryMethods, entry: StreamEntry, protocol: Strea
           const r = await it.next();
           if (r.done || closed) break;
           start(res.header);
-          const out = protocol === "connect-json" ? Buffer.from(toJsonString(entry.method.output, r.value)) : toBinary(entry.method.output, r.value);
-          if (!stream.write(envelope(0, out))) await writable();
+          if (!stream.write(frameOf(entry.method.output, r.value, protocol === "connect-json"))) await writable();
         }
         finish(res.trailer, undefined);
       } catch (err) {

@@ -1,10 +1,10 @@
 /** crm.chat.v1.ChatService handlers. Dependencies come in; no wiring here. */
+import { create, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { AppError, principalOf } from "@crm/kit";
-import type { ChatService, Message, SubscribeResponseSchema } from "@crm/gen/crm/chat/v1/chat_pb";
+import { SubscribeResponseSchema, type ChatService, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Hub, LiveEvent } from "./hub.js";
 import { Inbox } from "./inbox.js";
 import {
@@ -22,6 +22,17 @@ export interface ChatDeps {
 }
 
 type StreamEvent = MessageInitShape<typeof SubscribeResponseSchema>;
+
+/**
+ * The stream event of a live message, one object for every stream of this replica that shows it
+ * (the hub hands them all the same Message), so the server encodes it once, not once per subscriber.
+ */
+const liveEvents = new WeakMap<Message, MessageShape<typeof SubscribeResponseSchema>>();
+function liveEvent(message: Message): StreamEvent {
+  let e = liveEvents.get(message);
+  if (!e) liveEvents.set(message, (e = create(SubscribeResponseSchema, { event: { case: "message", value: message } })));
+  return e;
+}
 
 const notFound = (chatId: string) => new AppError("not_found", `chat ${chatId} not found, or you are not a member of it`);
 
@@ -93,7 +104,7 @@ export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
         if (seq <= last) continue; // replayed already, or a duplicate delivery
         if (seq === last + 1n) {
           last = seq;
-          yield { event: { case: "message", value: next.message } };
+          yield liveEvent(next.message);
         } else {
           yield* catchUp(); // events missed or out of order: the database has them all
         }
