@@ -82,7 +82,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
     if (!cfg.JWT_PUBLIC_KEYS_FILE) throw new ConfigError("config: JWT_PUBLIC_KEYS_FILE must name the JWKS file with the public keys that verify access tokens (it is not set)");
     const redis = cfg.REDIS_URL ? redisClient(cfg.REDIS_URL, log) : undefined;
     if (!redis) log.warn("REDIS_URL is not set: revocations are kept in memory, so a logout reaches only this process");
-    const revocations = redis ? redisRevocations(redis) : memoryRevocations();
+    const revocations: Revocations = redis ? redisRevocations(redis, { log }) : memoryRevocations();
     const verifier = createTokenVerifier({ jwks: readJwks(cfg.JWT_PUBLIC_KEYS_FILE), issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
     const closers: (() => Promise<unknown>)[] = [];
     const transports = new Map<string, Transport>();
@@ -118,6 +118,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       readMaxBytes: cfg.READ_MAX_BYTES,
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
     });
+    closers.push(async () => revocations.close?.()); // its subscriber connection, before the client it duplicates
     closers.push(async () => redis?.quit());
     // Errors go to the logs service in the background (the logs service ships its own).
     if (name !== "logs" && loadConfig(z.object({ LOGS_REPORT_ERRORS: env.bool(true) })).LOGS_REPORT_ERRORS) {

@@ -1,0 +1,210 @@
+/**
+ * The Redis revocation list against the real server: a local mirror kept by pub/sub, EXISTS whenever
+ * the mirror is not live. Each instance has its own ioredis clients, as separate processes would;
+ * a proxy this test owns keeps a subscriber away from Redis for as long as the test needs.
+ */
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import { once } from "node:events";
+import net from "node:net";
+import { after, test } from "node:test";
+import { Redis } from "ioredis";
+import { TEST_REDIS_URL, installHint, need, redisUp } from "@crm/testkit";
+import { createLogger } from "./logger.js";
+import { redisRevocations, type RedisRevocations, type RedisRevocationsOptions } from "./revocations.js";
+import { redisClient } from "./runtime.js";
+
+const skip = need("Redis", await redisUp(), installHint.redis);
+const log = createLogger("test", process.env.TEST_LOG ?? "silent");
+const run = randomBytes(4).toString("hex");
+
+const clients: Redis[] = [];
+const lists: RedisRevocations[] = [];
+const sids: string[] = [];
+let control: Redis | undefined;
+after(async () => {
+  await Promise.all(lists.map((l) => l.close()));
+  if (control && sids.length) await control.del(...sids.map((s) => `crm:revoked:${s}`));
+  for (const c of clients) if (c.status !== "end") c.disconnect();
+  control?.disconnect();
+});
+
+const newSid = () => (sids.push(randomUUID()), sids.at(-1)!);
+const admin = () => (control ??= new Redis(TEST_REDIS_URL));
+
+/** A process's view: its own main client (as runtime.ts makes it) and revocation list; `exists` counts EXISTS calls. */
+async function instance(name: string, { url, ...opts }: { url?: string } & RedisRevocationsOptions = {}) {
+  const client = redisClient(url ?? TEST_REDIS_URL, log);
+  client.options.connectionName = `revtest-${run}-${name}`; // read by duplicate(): names the subscriber
+  clients.push(client);
+  if (client.status !== "ready") await once(client, "ready");
+  const exists = { calls: 0 };
+  const real = client.exists.bind(client) as (...args: unknown[]) => unknown;
+  client.exists = ((...args: unknown[]) => (exists.calls++, real(...args))) as typeof client.exists;
+  const list = redisRevocations(client, { log, ...opts });
+  lists.push(list);
+  return { client, list, exists, subscriberName: `revtest-${run}-${name}-revocations` };
+}
+
+/** Resolves when `cond()` holds, polling every 20 ms; rejects after `ms`. */
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The CLIENT LIST entries whose name is `name`. */
+async function clientsNamed(name: string): Promise<{ id: string; name: string }[]> {
+  const text = String(await admin().client("LIST"));
+  return text
+    .split("\n")
+    .map((line) => Object.fromEntries(line.trim().split(" ").map((kv) => kv.split("=", 2) as [string, string])) as { id: string; name: string })
+    .filter((c) => c.name === name);
+}
+
+/** A TCP proxy in front of Redis: hold() refuses new connections (established ones go on), release() lets them through. */
+async function proxy() {
+  const target = new URL(TEST_REDIS_URL);
+  const sockets = new Set<net.Socket>();
+  let open = true;
+  const track = (s: net.Socket) => (sockets.add(s), s.once("close", () => sockets.delete(s)), s.on("error", () => s.destroy()));
+  const server = net.createServer((client) => {
+    track(client);
+    if (!open) return void client.destroy();
+    const upstream = net.connect({ host: target.hostname, port: Number(target.port || 6379) });
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.once("close", () => upstream.destroy());
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = new URL(TEST_REDIS_URL);
+  url.hostname = "127.0.0.1";
+  url.port = String((server.address() as net.AddressInfo).port);
+  after(() => new Promise((r) => (server.close(r), sockets.forEach((s) => s.destroy()))));
+  return { url: url.toString(), hold: () => void (open = false), release: () => void (open = true) };
+}
+
+test("redis revocations: until the mirror is live every check is EXISTS; then a revocation through A reaches B without EXISTS", { skip }, async () => {
+  const a = await instance("a");
+  const early = newSid();
+  await a.list.revokeSessions([early], 60);
+  const ttl = await admin().pttl(`crm:revoked:${early}`);
+  assert.ok(ttl > 59_000 && ttl <= 60_000, `SET ... EX 60 (PTTL ${ttl})`);
+
+  const b = await instance("b");
+  assert.equal(b.list.live, false, "just created: not subscribed nor loaded yet");
+  assert.equal(await b.list.isSessionRevoked(early), true);
+  assert.equal(b.exists.calls, 1, "answered by EXISTS");
+
+  await until(() => a.list.live && b.list.live, "both mirrors live");
+  const calls = b.exists.calls;
+  assert.equal(await b.list.isSessionRevoked(early), true, "loaded from Redis when B subscribed");
+  const sid = newSid();
+  assert.equal(await b.list.isSessionRevoked(sid), false, "never revoked");
+  await a.list.revokeSessions([sid], 60);
+  assert.equal(await a.list.isSessionRevoked(sid), true, "A knows at once");
+  await until(() => b.list.isSessionRevoked(sid), "B to learn of the revocation from pub/sub");
+  assert.equal(b.exists.calls, calls, "no EXISTS once live");
+  assert.equal(a.exists.calls, 0);
+});
+
+test("redis revocations: a revocation made while B's subscriber is cut off is answered by EXISTS, then loaded when B resubscribes", { skip }, async () => {
+  const p = await proxy();
+  const a = await instance("gap-a");
+  // A heartbeat far beyond the test's waits: only the subscriber's close event can end the mirror's lease here.
+  const b = await instance("gap-b", { url: p.url, heartbeatMs: 600_000 });
+  await until(() => b.list.live, "B live");
+  const [sub] = await clientsNamed(b.subscriberName);
+  assert.ok(sub, `B's subscriber ${b.subscriberName} is in CLIENT LIST`);
+
+  p.hold(); // B's main connection stays; its subscriber cannot come back until release()
+  await admin().client("KILL", "ID", sub.id);
+  await until(() => !b.list.live, "B to notice its subscriber is gone");
+  const sid = newSid();
+  await a.list.revokeSessions([sid], 60); // B hears nothing of this one
+  const calls = b.exists.calls;
+  assert.equal(await b.list.isSessionRevoked(sid), true, "EXISTS during the gap");
+  assert.equal(await b.list.isSessionRevoked(newSid()), false);
+  assert.equal(b.exists.calls, calls + 2);
+
+  p.release();
+  await until(() => b.list.live, "B resubscribed and reloaded");
+  assert.equal(await b.list.isSessionRevoked(sid), true, "the reload brought the gap's revocation");
+  assert.equal(b.exists.calls, calls + 2, "from the mirror");
+  await b.list.close();
+  await b.client.quit(); // before the proxy goes (its after hook runs when this test ends)
+});
+
+test("redis revocations: a subscriber whose PINGs go unanswered for 3 heartbeats is not trusted (EXISTS) until an answered PING renews the lease", { skip }, async () => {
+  let clock = 0;
+  const a = await instance("lease-a");
+  const b = await instance("lease-b", { heartbeatMs: 50, monotonic: () => clock });
+  await until(() => b.list.live, "B live");
+  const sid = newSid();
+  await a.list.revokeSessions([sid], 60);
+  await until(() => b.list.isSessionRevoked(sid), "B to learn of the revocation");
+  const calls = b.exists.calls;
+  clock += 150; // as if the subscriber had been silent for 3 heartbeats: it may have missed messages
+  assert.equal(b.list.live, false);
+  assert.equal(await b.list.isSessionRevoked(sid), true);
+  assert.equal(b.exists.calls, calls + 1, "EXISTS while the lease is over");
+  await until(() => b.list.live, "a PING answered after the silence (or a reconnect) to renew it");
+  assert.equal(await b.list.isSessionRevoked(sid), true);
+  assert.equal(b.exists.calls, calls + 1, "from the mirror again");
+});
+
+test("redis revocations: entries expire with their TTL (pub/sub and loaded ones alike)", { skip }, async () => {
+  let clock = Date.now();
+  const now = () => clock;
+  const a = await instance("ttl-a");
+  const b = await instance("ttl-b", { now });
+  await until(() => b.list.live, "B live");
+  const short = newSid();
+  await a.list.revokeSessions([short], 1);
+  await until(() => b.list.isSessionRevoked(short), "B to learn of the revocation");
+  clock += 999;
+  assert.equal(await b.list.isSessionRevoked(short), true);
+  clock += 2;
+  assert.equal(await b.list.isSessionRevoked(short), false, "expired after 1 s");
+
+  const loaded = newSid();
+  await a.list.revokeSessions([loaded], 60);
+  const c = await instance("ttl-c", { now });
+  await until(() => c.list.live, "C live (loaded with PTTL)");
+  assert.equal(await c.list.isSessionRevoked(loaded), true);
+  clock += 60_001;
+  assert.equal(await c.list.isSessionRevoked(loaded), false, "expired after its PTTL");
+  assert.equal(b.exists.calls + c.exists.calls, 0, "all from the mirrors");
+});
+
+test("redis revocations: Redis unreachable and the mirror not live → the check rejects (the verifier fails closed)", async () => {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r)); // nothing listens there now
+  const client = redisClient(`redis://127.0.0.1:${port}`, log);
+  const list = redisRevocations(client, { log });
+  try {
+    assert.equal(list.live, false);
+    await assert.rejects(list.isSessionRevoked(randomUUID()), /writeable|ECONNREFUSED|closed/i);
+  } finally {
+    await list.close();
+    client.disconnect();
+  }
+});
+
+test("redis revocations: close() ends the subscriber, and so does quitting the main client", { skip }, async () => {
+  const a = await instance("close-a");
+  const b = await instance("close-b");
+  await until(() => a.list.live && b.list.live, "both live");
+  assert.equal((await clientsNamed(a.subscriberName)).length, 1);
+  await a.list.close();
+  assert.equal(a.list.live, false);
+  await until(async () => (await clientsNamed(a.subscriberName)).length === 0, "A's subscriber gone from CLIENT LIST");
+  await b.client.quit();
+  await until(async () => (await clientsNamed(b.subscriberName)).length === 0, "B's subscriber gone from CLIENT LIST");
+  assert.equal(b.list.live, false);
+});
