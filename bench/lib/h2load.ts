@@ -64,13 +64,19 @@ export interface H2loadOptions {
   okStatus?: (status: number) => boolean;
   /** Open loop: each client starts this many requests per second (h2load --rps), whatever the answers' latency. */
   rps?: number;
+  /**
+   * Run for this many seconds instead of `requests` (h2load -D), after `warmUpSeconds` on the same
+   * connections that h2load leaves out of its counts and log (so the service sees more requests).
+   */
+  duration?: { seconds: number; warmUpSeconds: number };
 }
 
 export async function h2load(o: H2loadOptions): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), "crm-bench-h2load-"));
   try {
     const logFile = join(dir, "requests.log");
-    const args = ["-n", String(o.requests), "-c", String(o.clients), "-m", String(o.streams), "--log-file", logFile];
+    const count = o.duration ? ["-D", String(o.duration.seconds), `--warm-up-time=${o.duration.warmUpSeconds}`] : ["-n", String(o.requests)];
+    const args = [...count, "-c", String(o.clients), "-m", String(o.streams), "--log-file", logFile];
     if (o.h1) args.push("--h1");
     if (o.rps) args.push(`--rps=${o.rps}`);
     for (const [k, v] of Object.entries(o.headers ?? {})) args.push("-H", `${k}: ${v}`);

@@ -18,6 +18,8 @@ export interface PgbenchOptions {
   /** Script texts, run with equal weight. */
   scripts: string[];
   clients: number;
+  /** Query protocol (pgbench -M): "prepared" plans each statement once per connection. Default "extended". */
+  mode?: "extended" | "prepared";
   threads: number;
   /** Transactions per client. */
   transactions: number;
@@ -28,7 +30,7 @@ export async function pgbench(o: PgbenchOptions): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), "crm-bench-pgbench-"));
   try {
     const u = new URL(o.url);
-    const args = ["-n", "-M", "extended", "-c", String(o.clients), "-j", String(o.threads), "-t", String(o.transactions), "--log", `--log-prefix=${join(dir, "tx")}`];
+    const args = ["-n", "-M", o.mode ?? "extended", "-c", String(o.clients), "-j", String(o.threads), "-t", String(o.transactions), "--log", `--log-prefix=${join(dir, "tx")}`];
     o.scripts.forEach((text, i) => {
       const file = join(dir, `script${i}.sql`);
       writeFileSync(file, text);
@@ -66,7 +68,7 @@ export async function pgbench(o: PgbenchOptions): Promise<LoadResult> {
     const seconds = (last - first) / 1e6;
     const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
     return {
-      tool: `pgbench -c${o.clients} -j${o.threads} -M extended`,
+      tool: `pgbench -c${o.clients} -j${o.threads} -M ${o.mode ?? "extended"}`,
       requests: times.length + failed,
       ok: times.length,
       errors: failed,

@@ -395,6 +395,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // The request listener (kept for HTTP/1.1 clients) made Node add its compat "stream" listener;
     // HTTP/2 streams go to onStream instead, which builds the compat objects only when needed.
     server.removeAllListeners("stream");
+    // HTTP/1.1 keep-alive (nginx's proxy_pass): without this Node never closes an idle one; 65 s
+    // outlives the gateway's 60 s, so the gateway closes first and never reuses a closing socket.
+    (server as unknown as http.Server).keepAliveTimeout = 65_000;
     server.on("stream", onStream);
     server.on("session", manageSession);
     // A connection's client certificate is then fixed for its life (peerOf caches it per socket).

@@ -1,0 +1,79 @@
+/**
+ * SaveMessage stores what arrives for one chat while its previous batch runs in ONE transaction
+ * (chat-store.ts saveBatch): each item still gets exactly what a lone send would.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, test } from "node:test";
+import pg from "pg";
+import { createLogger } from "@crm/kit";
+import { freshDatabase, installHint, need, postgresUp, type TestDatabase } from "@crm/testkit";
+import { saveBatch } from "../src/chat-store.js";
+import { createDb, type Db } from "../src/db.js";
+import { migrate } from "../src/migrate.js";
+
+const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
+
+let tdb: TestDatabase;
+let pool: pg.Pool;
+let db: Db;
+const company = randomUUID();
+const [alice, bob, stranger] = [randomUUID(), randomUUID(), randomUUID()];
+const chat = randomUUID();
+const headers = { "x-crm-type": "crm.chat.v1.ChatEvent" };
+
+before(async () => {
+  if (skip) return;
+  tdb = await freshDatabase();
+  pool = new pg.Pool({ connectionString: tdb.url, max: 4 });
+  await migrate(pool, createLogger("test", "silent"));
+  db = createDb(pool);
+  await pool.query("INSERT INTO companies (id, name) VALUES ($1, 'Co')", [company]);
+  for (const u of [alice, bob, stranger]) await pool.query("INSERT INTO users (id, company_id, email, name, role) VALUES ($1, $2, $3, 'U', 'member')", [u, company, `${u}@x.io`]);
+  await db.tenant(company, async (sql) => {
+    await sql.query("INSERT INTO chats (id, company_id, name, created_by) VALUES ($1, $2, 'chat', $3)", [chat, company, alice]);
+    for (const u of [alice, bob]) await sql.query("INSERT INTO chat_members (chat_id, user_id, company_id) VALUES ($1, $2, $3)", [chat, u, company]);
+  });
+});
+after(async () => {
+  await pool?.end();
+  await tdb?.drop();
+});
+
+test("one batch: new messages take consecutive seqs; non-members, earlier and in-batch duplicates get what a lone send would", { skip }, async () => {
+  const [committed] = await saveBatch(db, company, chat, [{ userId: bob, text: "first", clientId: "b-1", headers }]);
+  assert.ok(committed && !(committed instanceof Error) && committed.message.seq === 1n);
+  const { rows: before } = await pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox");
+
+  const results = await saveBatch(db, company, chat, [
+    { userId: alice, text: "one", clientId: "a-1", headers },
+    { userId: stranger, text: "not a member", clientId: "", headers },
+    { userId: alice, text: "one, sent twice", clientId: "a-1", headers },
+    { userId: bob, text: "two", clientId: "", headers },
+    { userId: bob, text: "first, retried", clientId: "b-1", headers },
+    { userId: bob, text: "a-1 is alice's id, not bob's", clientId: "a-1", headers },
+  ]);
+  const ok = results.map((r) => (r instanceof Error ? r.message : { seq: r.message.seq, content: r.message.content, replayed: r.replayed }));
+  assert.deepEqual(ok, [
+    { seq: 2n, content: "one", replayed: false },
+    `chat ${chat} not found, or you are not a member of it`,
+    { seq: 2n, content: "one", replayed: true },
+    { seq: 3n, content: "two", replayed: false },
+    { seq: 1n, content: "first", replayed: true },
+    { seq: 4n, content: "a-1 is alice's id, not bob's", replayed: false },
+  ]);
+  const { rows: chats } = await pool.query<{ last_seq: string }>("SELECT last_seq FROM chats WHERE id = $1", [chat]);
+  assert.equal(chats[0]!.last_seq, "4");
+  const { rows: stored } = await pool.query<{ seq: string }>("SELECT seq FROM messages WHERE chat_id = $1 ORDER BY seq", [chat]);
+  assert.deepEqual(stored.map((r) => r.seq), ["1", "2", "3", "4"]);
+  const { rows: after } = await pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox");
+  assert.equal(Number(after[0]!.n) - Number(before[0]!.n), 3, "one event per new message, none for replays");
+});
+
+test("a batch of non-members changes nothing", { skip }, async () => {
+  const { rows: before } = await pool.query<{ last_seq: string }>("SELECT last_seq FROM chats WHERE id = $1", [chat]);
+  const [r] = await saveBatch(db, company, chat, [{ userId: stranger, text: "hi", clientId: "", headers }]);
+  assert.ok(r instanceof Error && /not found/.test(r.message));
+  const { rows: after } = await pool.query<{ last_seq: string }>("SELECT last_seq FROM chats WHERE id = $1", [chat]);
+  assert.equal(after[0]!.last_seq, before[0]!.last_seq);
+});
