@@ -67,33 +67,10 @@ function newSubscriber(chatId: string, close: () => void) {
 }
 
 /**
- * Opens a Subscribe stream (live only) through a connect-node client; `live` resolves at the
- * first heartbeat (the stream is bound and every message stored after that reaches it).
- */
-export function subscribe(client: Client<typeof ChatService>, chatId: string, run: () => string, onDelivery?: (latencyMs: number) => void, headers?: Record<string, string>): Subscriber {
-  const abort = new AbortController();
-  const { s, markLive, failLive } = newSubscriber(chatId, () => abort.abort());
-  void (async () => {
-    const state: { lastSeq?: bigint } = {};
-    try {
-      for await (const ev of client.subscribe({ chatId }, { signal: abort.signal, ...(headers ? { headers } : {}) })) {
-        if (ev.event.case === "heartbeat") markLive();
-        else if (ev.event.case === "message") deliver(s, state, ev.event.value, run(), performance.now(), onDelivery);
-      }
-    } catch (err) {
-      if (!abort.signal.aborted) {
-        s.errors.push(String((err as Error)?.message ?? err));
-        failLive(err as Error);
-      }
-    }
-  })();
-  return s;
-}
-
-/**
- * The same subscriber on a bare HTTP/2 gRPC stream of `session`: frames are read and decoded
- * directly, without connect-node's streaming pipeline, so that the driver, which shares the CPUs
- * with the servers it measures, spends less per delivery.
+ * Opens a Subscribe stream (live only) on a bare HTTP/2 gRPC stream of `session`; `live` resolves
+ * at the first heartbeat (the stream is bound and every message stored after that reaches it).
+ * Frames are read and decoded directly, without connect-node's streaming pipeline, so that the
+ * driver, which shares the CPUs with the servers it measures, spends less per delivery.
  */
 export function rawSubscribe(session: http2.ClientHttp2Session, token: string, chatId: string, run: () => string, onDelivery?: (latencyMs: number) => void): Subscriber {
   let closing = false;

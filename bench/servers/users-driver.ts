@@ -8,11 +8,12 @@
  *   node --import tsx bench/servers/users-driver.ts CONFIG.json
  */
 import { readFileSync } from "node:fs";
+import http2 from "node:http2";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
-import { subscribe, until, type Subscriber } from "../lib/fanout.js";
+import { rawSubscribe, until, type Subscriber } from "../lib/fanout.js";
 import { latency } from "../lib/stats.js";
 import type { SimUser } from "../lib/users.js";
 
@@ -54,6 +55,15 @@ const transportFor = (i: number) => {
   return transports[k]!;
 };
 
+// Streams are read off bare HTTP/2 (lib/fanout.ts rawSubscribe): this process shares the CPUs
+// with the server, and connect-node's streaming client cost more per delivery than the server.
+const sessions: http2.ClientHttp2Session[] = [];
+const sessionFor = (i: number) => {
+  const k = Math.floor(i / cfg.perConnection);
+  while (sessions.length <= k) sessions.push(http2.connect(cfg.baseUrl, ca ? { ca } : {}).on("error", () => {}));
+  return sessions[k]!;
+};
+
 let run = "setup";
 const live: Live[] = [];
 let counter = 0;
@@ -65,7 +75,7 @@ async function addUsers(target: number) {
     const t = transportFor(i);
     const headers = { authorization: `Bearer ${user.token}` };
     const chat = createClient(ChatService, t);
-    const l: Live = { user, headers, chat, timer: createClient(TimerService, t), sub: subscribe(chat, user.chatId, () => run, undefined, headers), timerRunning: false, readTurn: i % 2 };
+    const l: Live = { user, headers, chat, timer: createClient(TimerService, t), sub: rawSubscribe(sessionFor(i), user.token, user.chatId, () => run), timerRunning: false, readTurn: i % 2 };
     live.push(l);
     fresh.push(l);
   }
