@@ -1,10 +1,9 @@
 /** The RabbitMQ EventBus against the real broker; a proxy this test owns stands in for a broker restart. */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import net from "node:net";
 import { after, test } from "node:test";
 import amqp from "amqplib";
-import { TEST_AMQP_URL, installHint, need, rabbitUp, removeRabbitObjects } from "@crm/testkit";
+import { TEST_AMQP_URL, installHint, need, rabbitUp, removeRabbitObjects, tcpProxy } from "@crm/testkit";
 import { amqpBus } from "./amqp.js";
 import { BusUnavailableError, UnroutableError, type Delivery, type EventBus } from "./bus.js";
 import { createLogger } from "./logger.js";
@@ -48,33 +47,6 @@ async function until(cond: () => boolean, ms = 15_000, what = "condition") {
   }
 }
 
-/** A TCP proxy in front of the broker: stop() cuts and refuses connections, start() lets them through. */
-async function proxy() {
-  const target = new URL(TEST_AMQP_URL);
-  const sockets = new Set<net.Socket>();
-  let up = true;
-  const track = (s: net.Socket) => (sockets.add(s), s.once("close", () => sockets.delete(s)), s.on("error", () => s.destroy()));
-  const server = net.createServer((client) => {
-    track(client);
-    if (!up) return void client.destroy();
-    const upstream = net.connect({ host: target.hostname, port: Number(target.port || 5672) });
-    track(upstream);
-    client.pipe(upstream).pipe(client);
-    client.once("close", () => upstream.destroy());
-    upstream.once("close", () => client.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = new URL(TEST_AMQP_URL);
-  url.hostname = "127.0.0.1";
-  url.port = String((server.address() as net.AddressInfo).port);
-  after(() => new Promise((r) => (server.close(r), sockets.forEach((s) => s.destroy()))));
-  return {
-    url: url.toString(),
-    stop: () => ((up = false), sockets.forEach((s) => s.destroy())),
-    start: () => void (up = true),
-  };
-}
-
 test("amqp bus: confirmed publish, ack after the handler, retries counted, dead-letter queue after maxAttempts", { skip }, async () => {
   const bus = await connected();
   await bus.declareQueue(names.jobs, { deadLetterQueue: names.dead });
@@ -105,8 +77,9 @@ test("amqp bus: mandatory publish to a queue that does not exist is unroutable, 
 });
 
 test("amqp bus: after the connection is cut, publish fails fast, then consumers and subscriptions come back by themselves", { skip }, async () => {
-  const p = await proxy();
-  const bus = await connected(p.url);
+  const p = await tcpProxy(TEST_AMQP_URL, 5672);
+  after(() => p.close());
+  const bus = await connected(p.via(TEST_AMQP_URL));
   const direct = await connected();
   await bus.declareExchange(names.exchange, "topic");
   const live = collector<string>(2);

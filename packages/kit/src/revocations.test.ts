@@ -9,7 +9,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { after, test } from "node:test";
 import { Redis } from "ioredis";
-import { TEST_REDIS_URL, installHint, need, redisUp } from "@crm/testkit";
+import { TEST_REDIS_URL, installHint, need, redisUp, tcpProxy } from "@crm/testkit";
 import { createLogger } from "./logger.js";
 import { redisRevocations, type RedisRevocations, type RedisRevocationsOptions } from "./revocations.js";
 import { redisClient } from "./runtime.js";
@@ -64,29 +64,6 @@ async function clientsNamed(name: string): Promise<{ id: string; name: string }[
     .filter((c) => c.name === name);
 }
 
-/** A TCP proxy in front of Redis: hold() refuses new connections (established ones go on), release() lets them through. */
-async function proxy() {
-  const target = new URL(TEST_REDIS_URL);
-  const sockets = new Set<net.Socket>();
-  let open = true;
-  const track = (s: net.Socket) => (sockets.add(s), s.once("close", () => sockets.delete(s)), s.on("error", () => s.destroy()));
-  const server = net.createServer((client) => {
-    track(client);
-    if (!open) return void client.destroy();
-    const upstream = net.connect({ host: target.hostname, port: Number(target.port || 6379) });
-    track(upstream);
-    client.pipe(upstream).pipe(client);
-    client.once("close", () => upstream.destroy());
-    upstream.once("close", () => client.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = new URL(TEST_REDIS_URL);
-  url.hostname = "127.0.0.1";
-  url.port = String((server.address() as net.AddressInfo).port);
-  after(() => new Promise((r) => (server.close(r), sockets.forEach((s) => s.destroy()))));
-  return { url: url.toString(), hold: () => void (open = false), release: () => void (open = true) };
-}
-
 test("redis revocations: until the mirror is live every check is EXISTS; then a revocation through A reaches B without EXISTS", { skip }, async () => {
   const a = await instance("a");
   const early = newSid();
@@ -112,15 +89,16 @@ test("redis revocations: until the mirror is live every check is EXISTS; then a 
 });
 
 test("redis revocations: a revocation made while B's subscriber is cut off is answered by EXISTS, then loaded when B resubscribes", { skip }, async () => {
-  const p = await proxy();
+  const p = await tcpProxy(TEST_REDIS_URL, 6379);
+  after(() => p.close());
   const a = await instance("gap-a");
   // A heartbeat far beyond the test's waits: only the subscriber's close event can end the mirror's lease here.
-  const b = await instance("gap-b", { url: p.url, heartbeatMs: 600_000 });
+  const b = await instance("gap-b", { url: p.via(TEST_REDIS_URL), heartbeatMs: 600_000 });
   await until(() => b.list.live, "B live");
   const [sub] = await clientsNamed(b.subscriberName);
   assert.ok(sub, `B's subscriber ${b.subscriberName} is in CLIENT LIST`);
 
-  p.hold(); // B's main connection stays; its subscriber cannot come back until release()
+  p.hold(); // B's main connection stays; its subscriber cannot come back until start()
   await admin().client("KILL", "ID", sub.id);
   await until(() => !b.list.live, "B to notice its subscriber is gone");
   const sid = newSid();
@@ -130,7 +108,7 @@ test("redis revocations: a revocation made while B's subscriber is cut off is an
   assert.equal(await b.list.isSessionRevoked(newSid()), false);
   assert.equal(b.exists.calls, calls + 2);
 
-  p.release();
+  p.start();
   await until(() => b.list.live, "B resubscribed and reloaded");
   assert.equal(await b.list.isSessionRevoked(sid), true, "the reload brought the gap's revocation");
   assert.equal(b.exists.calls, calls + 2, "from the mirror");

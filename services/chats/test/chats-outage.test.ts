@@ -9,9 +9,8 @@ import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import amqp from "amqplib";
 import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
-import { TEST_AMQP_URL, TEST_PG_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_AMQP_URL, TEST_PG_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, tcpProxy, type TcpProxy, type TestApp, type TestDatabase } from "@crm/testkit";
 import { assertSeqs, company, counts, expectCode, sql, until, watch } from "./helpers.js";
-import { tcpProxy, type TcpProxy } from "./tcp-proxy.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
 

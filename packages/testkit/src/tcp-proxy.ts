@@ -1,7 +1,8 @@
 /**
- * A TCP proxy the test owns, in front of a real server (RabbitMQ, PostgreSQL). `stop()` cuts every
- * connection and refuses new ones — what a client sees when the server stops — without touching
- * the shared server other tests use; `start()` lets connections through again.
+ * A TCP proxy the test owns, in front of a real server (RabbitMQ, PostgreSQL, Redis). `stop()` cuts
+ * every connection and refuses new ones — what a client sees when the server stops — without
+ * touching the shared server other tests use; `hold()` only refuses new ones (established
+ * connections go on); `start()` lets connections through again.
  */
 import net from "node:net";
 
@@ -10,6 +11,7 @@ export interface TcpProxy {
   /** `url` with its host and port replaced by the proxy's. */
   via(url: string): string;
   stop(): void;
+  hold(): void;
   start(): void;
   close(): Promise<void>;
 }
@@ -48,6 +50,9 @@ export async function tcpProxy(targetUrl: string, defaultPort: number): Promise<
     stop() {
       up = false;
       for (const s of sockets) s.destroy();
+    },
+    hold() {
+      up = false;
     },
     start() {
       up = true;
