@@ -185,6 +185,10 @@ async function runPath(ctx: Ctx, path: Path): Promise<{ rows: Row[]; checks: Che
       cpuMsPerReq: sp.ok ? spread.cpuMs / sp.ok : undefined, rssMB: mb(spread.rssBytes),
     });
     ctx.log(`SendMessage ${target.rps.toFixed(0)}/s p99 ${target.p99Ms.toFixed(1)} ms; at ${openRate}/s open loop p99 ${o.p99Ms.toFixed(1)} ms; pgbench ${floor.rps.toFixed(0)}/s p99 ${floor.p99Ms.toFixed(1)} ms`);
+    const failures: string[] = [];
+    for (const [name, r] of [["64 in flight", target], ["open loop", o], ["open loop, 64 chats", sp]] as const) {
+      if (r.errors) failures.push(`${path} ${name}: ${r.errors} failed: HTTP statuses ${JSON.stringify(r.statuses)} (0 = no answer)`);
+    }
     const checks: Check[] = [
       { label: `SendMessage throughput, 64 in flight, ${path}`, value: target.rps, unit: "req/s", target: path === "gateway" ? "≥ 1000" : "≥ 1000 (the target is through the gateway)", met: target.rps >= 1000 },
       { label: `SendMessage p99 at ${openRate} req/s from 64 clients (open loop), ${path}`, value: o.p99Ms, unit: "ms", target: path === "gateway" ? "≤ 50 ms" : "≤ 50 ms (the target is through the gateway)", met: o.p99Ms <= 50 && o.errors === 0 },
@@ -196,11 +200,11 @@ async function runPath(ctx: Ctx, path: Path): Promise<{ rows: Row[]; checks: Che
     return {
       rows,
       checks,
-      notes: path === "gateway" ? [`gateway path: cluster of dbservice, auth, chats, logs (each its own process, mTLS) behind NGINX; h2load over TLS`] : [
+      notes: [...failures, ...(path === "gateway" ? [`gateway path: cluster of dbservice, auth, chats, logs (each its own process, mTLS) behind NGINX; h2load over TLS`] : [
         `${chats} chats, ${streamsPerChat} requests in flight per chat (${chats * streamsPerChat} in all); ${rounds} rounds of ${perChat * chats} messages, service and pgbench taking turns; pgbench on ${poolMax} connections (the service's DB_POOL_MAX)`,
         "each service round ends when the outbox is empty (every event published to RabbitMQ with confirms); stored messages are counted against successful calls",
         `open loop: 64 h2load clients (${64 / chats} per chat, then one per chat over 64 chats) each starting ${openRate / 64} requests/s for ${ctx.quick ? 1 : 10} s after ${ctx.quick ? 1 : 2} s of warm-up on the same connections, up to 8 in flight per client; the target's p99 is read here (a closed loop of 64 clients cannot average under 64 ms at 1,000 req/s)`,
-      ],
+      ])],
     };
   } finally {
     await app?.stop();
