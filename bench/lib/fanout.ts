@@ -7,6 +7,7 @@ import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { grpcFrame } from "./h2load.js";
 import { ChatService, SubscribeRequestSchema, SubscribeResponseSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 
 export function grpcTransport(baseUrl: string, token: string): Transport {
@@ -88,11 +89,7 @@ export function rawSubscribe(session: http2.ClientHttp2Session, token: string, c
     s.errors.push(why);
     failLive(new Error(why));
   };
-  const body = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { chatId }));
-  const frame = Buffer.alloc(5 + body.length);
-  frame.writeUInt32BE(body.length, 1);
-  frame.set(body, 5);
-  stream.end(frame);
+  stream.end(grpcFrame(toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { chatId }))));
   const state: { lastSeq?: bigint } = {};
   let buf: Buffer = Buffer.alloc(0);
   stream.on("data", (chunk: Buffer) => {

@@ -14,7 +14,7 @@ import http2 from "node:http2";
 import type { SecureClientSessionOptions } from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type Interceptor, type Transport, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import { withInterceptors } from "./unary.js";
+import { envelope, withInterceptors } from "./unary.js";
 
 type Next = (req: UnaryRequest) => Promise<UnaryResponse>;
 
@@ -141,11 +141,7 @@ export function createGrpcClientTransport(opts: GrpcClientOptions): Transport & 
     new Promise<UnaryResponse>((resolve, reject) => {
       const method = req.method as DescMethodUnary<DescMessage, DescMessage>;
       if (req.signal.aborted) return reject(ConnectError.from(req.signal.reason, Code.Canceled));
-      const bytes = toBinary(method.input, req.message);
-      const frame = Buffer.allocUnsafe(5 + bytes.length);
-      frame[0] = 0;
-      frame.writeUInt32BE(bytes.length, 1);
-      frame.set(bytes, 5);
+      const frame = envelope(0, toBinary(method.input, req.message));
       const headers: http2.OutgoingHttpHeaders = {
         ":method": "POST",
         ":path": `${url.pathname.replace(/\/$/, "")}/${method.parent.typeName}/${method.name}`,

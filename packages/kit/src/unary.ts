@@ -14,7 +14,7 @@
 import type http from "node:http";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescMethod, type DescMethodServerStreaming, type DescMethodUnary, type DescService, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescMethod, type DescMethodServerStreaming, type DescMethodUnary, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
@@ -439,11 +439,7 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
         const head: OutHeaders = {};
         putHeaders(head, out.header);
         if (protocol === "grpc") {
-          const bytes = toBinary(entry.method.output, out.message);
-          const frame = Buffer.allocUnsafe(5 + bytes.length);
-          frame[0] = 0;
-          frame.writeUInt32BE(bytes.length, 1);
-          frame.set(bytes, 5);
+          const frame = envelope(0, toBinary(entry.method.output, out.message));
           head["content-type"] = grpcType;
           const trailers: OutHeaders = {};
           putHeaders(trailers, out.trailer);
@@ -558,7 +554,8 @@ function streamProtocolOf(h: Headers_): StreamProtocol | undefined {
   return undefined;
 }
 
-const envelope = (flags: number, bytes: Uint8Array) => {
+/** A gRPC / Connect-streaming length-prefixed message: flags byte, 4-byte length, bytes. */
+export const envelope = (flags: number, bytes: Uint8Array) => {
   const frame = Buffer.allocUnsafe(5 + bytes.length);
   frame[0] = flags;
   frame.writeUInt32BE(bytes.length, 1);

@@ -6,15 +6,14 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { createLogger } from "@crm/kit";
-import { freshDatabase, installHint, need, postgresUp, type TestDatabase } from "@crm/testkit";
+import { installHint, need, postgresUp } from "@crm/testkit";
 import { saveBatch } from "../src/chat-store.js";
-import { createDb, type Db } from "../src/db.js";
-import { migrate } from "../src/migrate.js";
+import type { Db } from "../src/db.js";
+import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
-let tdb: TestDatabase;
+let m: MigratedDatabase;
 let pool: pg.Pool;
 let db: Db;
 const company = randomUUID();
@@ -24,10 +23,8 @@ const headers = { "x-crm-type": "crm.chat.v1.ChatEvent" };
 
 before(async () => {
   if (skip) return;
-  tdb = await freshDatabase();
-  pool = new pg.Pool({ connectionString: tdb.url, max: 4 });
-  await migrate(pool, createLogger("test", "silent"));
-  db = createDb(pool);
+  m = await migratedDatabase();
+  ({ pool, db } = m);
   await pool.query("INSERT INTO companies (id, name) VALUES ($1, 'Co')", [company]);
   for (const u of [alice, bob, stranger]) await pool.query("INSERT INTO users (id, company_id, email, name, role) VALUES ($1, $2, $3, 'U', 'member')", [u, company, `${u}@x.io`]);
   await db.tenant(company, async (sql) => {
@@ -36,8 +33,7 @@ before(async () => {
   });
 });
 after(async () => {
-  await pool?.end();
-  await tdb?.drop();
+  await m?.drop();
 });
 
 test("one batch: new messages take consecutive seqs; non-members, earlier and in-batch duplicates get what a lone send would", { skip }, async () => {

@@ -7,14 +7,13 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { createLogger } from "@crm/kit";
-import { freshDatabase, installHint, need, postgresUp, type TestDatabase } from "@crm/testkit";
-import { createDb, type Db } from "../src/db.js";
-import { migrate } from "../src/migrate.js";
+import { installHint, need, postgresUp } from "@crm/testkit";
+import type { Db } from "../src/db.js";
+import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
-let tdb: TestDatabase;
+let m: MigratedDatabase;
 let pool: pg.Pool;
 let db: Db;
 const A = { company: randomUUID(), user: randomUUID(), chat: randomUUID() };
@@ -22,10 +21,8 @@ const B = { company: randomUUID(), user: randomUUID(), chat: randomUUID() };
 
 before(async () => {
   if (skip) return;
-  tdb = await freshDatabase();
-  pool = new pg.Pool({ connectionString: tdb.url, max: 4 });
-  await migrate(pool, createLogger("test", "silent"));
-  db = createDb(pool);
+  m = await migratedDatabase();
+  ({ pool, db } = m);
   for (const t of [A, B]) {
     await pool.query("INSERT INTO companies (id, name) VALUES ($1, 'Co')", [t.company]);
     await pool.query("INSERT INTO users (id, company_id, email, name, role) VALUES ($1, $2, $3, 'U', 'owner')", [t.user, t.company, `${t.user}@x.io`]);
@@ -37,8 +34,7 @@ before(async () => {
   }
 });
 after(async () => {
-  await pool?.end();
-  await tdb?.drop();
+  await m?.drop();
 });
 
 test("row-level security: a tenant sees only its own chats, members and messages, even without a filter", { skip }, async () => {
