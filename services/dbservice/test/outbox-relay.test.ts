@@ -8,20 +8,20 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import amqp from "amqplib";
-import pg from "pg";
+import type pg from "pg";
 import { amqpBus, createLogger, type EventBus } from "@crm/kit";
-import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, type TestDatabase } from "@crm/testkit";
-import { createDb, type Db } from "../src/db.js";
-import { migrate } from "../src/migrate.js";
+import { TEST_AMQP_URL, installHint, need, postgresUp, rabbitUp } from "@crm/testkit";
+import type { Db } from "../src/db.js";
 import { enqueue } from "../src/outbox.js";
 import { startRelay, type Relay } from "../src/relay.js";
+import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
 const log = createLogger("test", process.env.TEST_LOG ?? "silent");
 const run = randomBytes(4).toString("hex");
 const exchange = `test.outbox.${run}`;
 
-let tdb: TestDatabase;
+let m: MigratedDatabase;
 let pool: pg.Pool;
 let db: Db;
 let companyId: string;
@@ -31,10 +31,8 @@ let channel: amqp.Channel;
 
 before(async () => {
   if (skip) return;
-  tdb = await freshDatabase();
-  pool = new pg.Pool({ connectionString: tdb.url, max: 10 });
-  await migrate(pool, log);
-  db = createDb(pool);
+  m = await migratedDatabase(10);
+  ({ pool, db } = m);
   companyId = randomUUID();
   await pool.query("INSERT INTO companies (id, name) VALUES ($1, 'Outbox Co')", [companyId]);
   witness = await amqp.connect(TEST_AMQP_URL);
@@ -46,8 +44,7 @@ after(async () => {
   if (skip) return;
   await channel.deleteExchange(exchange).catch(() => {});
   await witness.close();
-  await pool.end();
-  await tdb.drop();
+  await m.drop();
 });
 
 async function bus(): Promise<EventBus> {

@@ -6,25 +6,22 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { createLogger } from "@crm/kit";
-import { freshDatabase, installHint, need, postgresUp, type TestDatabase } from "@crm/testkit";
-import { migrate } from "../src/migrate.js";
+import { installHint, need, postgresUp } from "@crm/testkit";
+import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
-let db: TestDatabase;
+let m: MigratedDatabase;
 let pool: pg.Pool;
 const companyId = randomUUID();
 before(async () => {
   if (skip) return;
-  db = await freshDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  await migrate(pool, createLogger("test", "silent"));
+  m = await migratedDatabase();
+  pool = m.pool;
   await pool.query("INSERT INTO companies (id, name) VALUES ($1, 'Schema test')", [companyId]);
 });
 after(async () => {
-  await pool?.end();
-  await db?.drop();
+  await m?.drop();
 });
 
 async function newUser(): Promise<string> {
@@ -97,7 +94,7 @@ test("crm_stop_forgotten_timers: four replicas at once stop each overdue timer e
   const young = await newUser();
   const { rows: y } = await pool.query<{ id: string }>("INSERT INTO timers (company_id, user_id, start_time) VALUES ($1, $2, now() - interval '11 hours') RETURNING id", [companyId, young]);
 
-  const replicas = [0, 1, 2, 3].map(() => new pg.Pool({ connectionString: db.url, max: 1 }));
+  const replicas = [0, 1, 2, 3].map(() => new pg.Pool({ connectionString: m.tdb.url, max: 1 }));
   try {
     const sweep = async (p: pg.Pool) => {
       const mine: string[] = [];
