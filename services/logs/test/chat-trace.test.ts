@@ -78,7 +78,9 @@ test("SendMessage → dbservice → PostgreSQL → outbox relay → RabbitMQ →
   await stream;
 
   await telemetry.flush();
-  const spans = await receiver.waitFor((all) => all.some((s) => s.traceId === traceId && s.kind === CONSUMER), 20_000);
+  // The publish span ends on the broker's confirm, which may come after the subscriber's delivery:
+  // wait for both kinds rather than for whichever batch happens to be exported first.
+  const spans = await receiver.waitFor((all) => [PRODUCER, CONSUMER].every((kind) => all.some((s) => s.traceId === traceId && s.kind === kind)), 20_000);
   const trace = spans.filter((s) => s.traceId === traceId);
   const byId = new Map(trace.map((s) => [s.spanId, s]));
   const names = trace.map((s) => `${s.kind}:${s.scope}:${s.name}`).join(", ");
