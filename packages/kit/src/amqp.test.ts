@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
 import amqp from "amqplib";
-import { TEST_AMQP_URL, installHint, need, rabbitUp, removeRabbitObjects, tcpProxy } from "@crm/testkit";
+import { TEST_AMQP_URL, installHint, need, rabbitUp, removeRabbitObjects, tcpProxy, until } from "@crm/testkit";
 import { amqpBus } from "./amqp.js";
 import { BusUnavailableError, UnroutableError, type Delivery, type EventBus } from "./bus.js";
 import { createLogger } from "./logger.js";
@@ -36,15 +36,6 @@ function collector<T>(n: number, ms = 15_000) {
     setTimeout(() => reject(new Error(`got ${got.length} of ${n} within ${ms} ms: ${JSON.stringify(got)}`)), ms).unref();
   });
   return { push: (v: T) => (got.push(v), got.length === n && done(got)), all, got };
-}
-
-/** Resolves when `cond()` holds, polling every 20 ms; rejects after `ms`. */
-async function until(cond: () => boolean, ms = 15_000, what = "condition") {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 test("amqp bus: confirmed publish, ack after the handler, retries counted, dead-letter queue after maxAttempts", { skip }, async () => {
@@ -89,7 +80,7 @@ test("amqp bus: after the connection is cut, publish fails fast, then consumers 
   await sub.bind("chat.a");
   await direct.declareExchange(names.exchange, "topic");
   await direct.publish(names.exchange, "chat.a", Buffer.from("1"));
-  await until(() => live.got.length === 1, 10_000, "first live event");
+  await until("first live event", () => live.got.length === 1, 10_000);
 
   const q = `${names.jobs}.resume`;
   await bus.declareQueue(q);
@@ -97,11 +88,11 @@ test("amqp bus: after the connection is cut, publish fails fast, then consumers 
   await bus.consume(q, (d) => void jobs.push(text(d)));
 
   p.stop();
-  await until(() => !bus.connected, 10_000, "disconnect noticed");
+  await until("disconnect noticed", () => !bus.connected, 10_000);
   await assert.rejects(bus.publish(names.exchange, "chat.a", Buffer.from("lost")), BusUnavailableError);
   await direct.publish("", q, Buffer.from("queued while away"));
   p.start();
-  await until(() => resubscribed === 1, 15_000, "resubscribed after reconnect");
+  await until("resubscribed after reconnect", () => resubscribed === 1, 15_000);
   await direct.publish(names.exchange, "chat.a", Buffer.from("2"));
   assert.deepEqual(await live.all, ["chat.a:1", "chat.a:2"]);
   assert.deepEqual(await jobs.all, ["queued while away"]);

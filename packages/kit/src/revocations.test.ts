@@ -9,7 +9,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { after, test } from "node:test";
 import { Redis } from "ioredis";
-import { TEST_REDIS_URL, installHint, need, redisUp, tcpProxy } from "@crm/testkit";
+import { TEST_REDIS_URL, installHint, need, redisUp, tcpProxy, until } from "@crm/testkit";
 import { createLogger } from "./logger.js";
 import { redisRevocations, type RedisRevocations, type RedisRevocationsOptions } from "./revocations.js";
 import { redisClient } from "./runtime.js";
@@ -46,15 +46,6 @@ async function instance(name: string, { url, ...opts }: { url?: string } & Redis
   return { client, list, exists, subscriberName: `revtest-${run}-${name}-revocations` };
 }
 
-/** Resolves when `cond()` holds, polling every 20 ms; rejects after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** The CLIENT LIST entries whose name is `name`. */
 async function clientsNamed(name: string): Promise<{ id: string; name: string }[]> {
   const text = String(await admin().client("LIST"));
@@ -76,14 +67,14 @@ test("redis revocations: until the mirror is live every check is EXISTS; then a 
   assert.equal(await b.list.isSessionRevoked(early), true);
   assert.equal(b.exists.calls, 1, "answered by EXISTS");
 
-  await until(() => a.list.live && b.list.live, "both mirrors live");
+  await until("both mirrors live", () => a.list.live && b.list.live);
   const calls = b.exists.calls;
   assert.equal(await b.list.isSessionRevoked(early), true, "loaded from Redis when B subscribed");
   const sid = newSid();
   assert.equal(await b.list.isSessionRevoked(sid), false, "never revoked");
   await a.list.revokeSessions([sid], 60);
   assert.equal(await a.list.isSessionRevoked(sid), true, "A knows at once");
-  await until(() => b.list.isSessionRevoked(sid), "B to learn of the revocation from pub/sub");
+  await until("B to learn of the revocation from pub/sub", () => b.list.isSessionRevoked(sid));
   assert.equal(b.exists.calls, calls, "no EXISTS once live");
   assert.equal(a.exists.calls, 0);
 });
@@ -94,13 +85,13 @@ test("redis revocations: a revocation made while B's subscriber is cut off is an
   const a = await instance("gap-a");
   // A heartbeat far beyond the test's waits: only the subscriber's close event can end the mirror's lease here.
   const b = await instance("gap-b", { url: p.via(TEST_REDIS_URL), heartbeatMs: 600_000 });
-  await until(() => b.list.live, "B live");
+  await until("B live", () => b.list.live);
   const [sub] = await clientsNamed(b.subscriberName);
   assert.ok(sub, `B's subscriber ${b.subscriberName} is in CLIENT LIST`);
 
   p.hold(); // B's main connection stays; its subscriber cannot come back until start()
   await admin().client("KILL", "ID", sub.id);
-  await until(() => !b.list.live, "B to notice its subscriber is gone");
+  await until("B to notice its subscriber is gone", () => !b.list.live);
   const sid = newSid();
   await a.list.revokeSessions([sid], 60); // B hears nothing of this one
   const calls = b.exists.calls;
@@ -109,7 +100,7 @@ test("redis revocations: a revocation made while B's subscriber is cut off is an
   assert.equal(b.exists.calls, calls + 2);
 
   p.start();
-  await until(() => b.list.live, "B resubscribed and reloaded");
+  await until("B resubscribed and reloaded", () => b.list.live);
   assert.equal(await b.list.isSessionRevoked(sid), true, "the reload brought the gap's revocation");
   assert.equal(b.exists.calls, calls + 2, "from the mirror");
   await b.list.close();
@@ -120,16 +111,16 @@ test("redis revocations: a subscriber whose PINGs go unanswered for 3 heartbeats
   let clock = 0;
   const a = await instance("lease-a");
   const b = await instance("lease-b", { heartbeatMs: 50, monotonic: () => clock });
-  await until(() => b.list.live, "B live");
+  await until("B live", () => b.list.live);
   const sid = newSid();
   await a.list.revokeSessions([sid], 60);
-  await until(() => b.list.isSessionRevoked(sid), "B to learn of the revocation");
+  await until("B to learn of the revocation", () => b.list.isSessionRevoked(sid));
   const calls = b.exists.calls;
   clock += 150; // as if the subscriber had been silent for 3 heartbeats: it may have missed messages
   assert.equal(b.list.live, false);
   assert.equal(await b.list.isSessionRevoked(sid), true);
   assert.equal(b.exists.calls, calls + 1, "EXISTS while the lease is over");
-  await until(() => b.list.live, "a PING answered after the silence (or a reconnect) to renew it");
+  await until("a PING answered after the silence (or a reconnect) to renew it", () => b.list.live);
   assert.equal(await b.list.isSessionRevoked(sid), true);
   assert.equal(b.exists.calls, calls + 1, "from the mirror again");
 });
@@ -139,10 +130,10 @@ test("redis revocations: entries expire with their TTL (pub/sub and loaded ones 
   const now = () => clock;
   const a = await instance("ttl-a");
   const b = await instance("ttl-b", { now });
-  await until(() => b.list.live, "B live");
+  await until("B live", () => b.list.live);
   const short = newSid();
   await a.list.revokeSessions([short], 1);
-  await until(() => b.list.isSessionRevoked(short), "B to learn of the revocation");
+  await until("B to learn of the revocation", () => b.list.isSessionRevoked(short));
   clock += 999;
   assert.equal(await b.list.isSessionRevoked(short), true);
   clock += 2;
@@ -151,7 +142,7 @@ test("redis revocations: entries expire with their TTL (pub/sub and loaded ones 
   const loaded = newSid();
   await a.list.revokeSessions([loaded], 60);
   const c = await instance("ttl-c", { now });
-  await until(() => c.list.live, "C live (loaded with PTTL)");
+  await until("C live (loaded with PTTL)", () => c.list.live);
   assert.equal(await c.list.isSessionRevoked(loaded), true);
   clock += 60_001;
   assert.equal(await c.list.isSessionRevoked(loaded), false, "expired after its PTTL");
@@ -177,12 +168,12 @@ test("redis revocations: Redis unreachable and the mirror not live → the check
 test("redis revocations: close() ends the subscriber, and so does quitting the main client", { skip }, async () => {
   const a = await instance("close-a");
   const b = await instance("close-b");
-  await until(() => a.list.live && b.list.live, "both live");
+  await until("both live", () => a.list.live && b.list.live);
   assert.equal((await clientsNamed(a.subscriberName)).length, 1);
   await a.list.close();
   assert.equal(a.list.live, false);
-  await until(async () => (await clientsNamed(a.subscriberName)).length === 0, "A's subscriber gone from CLIENT LIST");
+  await until("A's subscriber gone from CLIENT LIST", async () => (await clientsNamed(a.subscriberName)).length === 0);
   await b.client.quit();
-  await until(async () => (await clientsNamed(b.subscriberName)).length === 0, "B's subscriber gone from CLIENT LIST");
+  await until("B's subscriber gone from CLIENT LIST", async () => (await clientsNamed(b.subscriberName)).length === 0);
   assert.equal(b.list.live, false);
 });

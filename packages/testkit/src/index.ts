@@ -24,3 +24,4 @@ export function need(component: string, available: boolean, install: string): st
 export * from "./services.js";
 export * from "./app.js";
 export * from "./tcp-proxy.js";
+export * from "./until.js";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { Redis } from "ioredis";
-import { TEST_REDIS_URL, installHint, need, redisUp, type TestApp } from "@crm/testkit";
+import { TEST_REDIS_URL, installHint, need, redisUp, until, type TestApp } from "@crm/testkit";
 import { badInput, basicFlow, bytes, expectCode, newCompany, startApp } from "./flow.js";
 
 const skip = need("Redis", await redisUp(), installHint.redis);
@@ -20,15 +20,6 @@ after(async () => {
   redis?.disconnect();
 });
 
-/** Waits (bounded) until `cond` holds, polling every 20 ms: the wait ends on the condition, not on a time. */
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 5_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 test("SET NX, Get, Delete; each company has its own namespace in Redis", { skip }, async () => {
   const { a, b } = await basicFlow(app);
   assert.equal(await redis.exists(`crm:cache:${a.companyId}:greeting`), 0, "deleted");
@@ -43,7 +34,7 @@ test("the TTL is set in Redis, and an expired key is not_found and may be saved 
   const pttl = await redis.pttl(key);
   assert.ok(pttl > 0 && pttl <= 1000, `PTTL ${pttl}`);
   assert.equal((await a.cache.save({ key: "short", value: bytes("again"), ttlSeconds: 1 })).stored, false);
-  await until(async () => (await redis.exists(key)) === 0, "Redis to expire the key");
+  await until("Redis to expire the key", async () => (await redis.exists(key)) === 0, 5_000);
   await expectCode(a.cache.get({ key: "short" }), Code.NotFound);
   assert.equal((await a.cache.save({ key: "short", value: bytes("again"), ttlSeconds: 300 })).stored, true);
   const ttl = await redis.ttl(key);

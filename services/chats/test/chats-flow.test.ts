@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
-import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
-import { assertSeqs, company, counts, expectCode, sql, until, watch } from "./helpers.js";
+import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, until, type TestApp, type TestDatabase } from "@crm/testkit";
+import { assertSeqs, company, counts, expectCode, sql, watch } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
 
@@ -116,7 +116,7 @@ test("full flow: create, list with unread counts, send, page history, live strea
   assert.equal(page2.nextPageToken, "");
   assert.equal(third.lastSeq, 0n);
 
-  await until(outboxEmpty, 10_000, "the relay to empty the outbox");
+  await until("the relay to empty the outbox", outboxEmpty, 10_000);
 });
 
 test("membership and tenant isolation: every RPC answers not_found for a chat of another company or one you are not in", { skip, timeout: 60_000 }, async () => {
@@ -125,7 +125,7 @@ test("membership and tenant isolation: every RPC answers not_found for a chat of
   const { chat } = await a.owner.chat.createChat({ name: "A only" });
   const id = chat!.chatId;
   await a.owner.chat.sendMessage({ chatId: id, content: "secret" });
-  await until(outboxEmpty, 10_000, "the relay to publish the message's event"); // so the counts below are stable
+  await until("the relay to publish the message's event", outboxEmpty, 10_000); // so the counts below are stable
   const before = await counts(db.url);
   const outsiders = [b.owner, a.users[0]!]; // another tenant; a colleague who is not a member
   for (const u of outsiders) {
@@ -153,7 +153,7 @@ test("bad inputs: invalid_argument naming the field, nothing stored", { skip, ti
   const { owner } = await company(app, db.url, 0);
   const { chat } = await owner.chat.createChat({ name: "Inputs" });
   const id = chat!.chatId;
-  await until(outboxEmpty, 10_000, "outbox empty");
+  await until("outbox empty", outboxEmpty, 10_000);
   const before = await counts(db.url);
   const c = owner.chat;
   const cases: [string, () => Promise<unknown>, RegExp][] = [
@@ -258,7 +258,7 @@ test("reconnect with after_seq: 1,000 messages sent while disconnected arrive on
   assertSeqs(await second.count(total - 5, 60_000), 6, total);
   // Heartbeats keep the idle stream open, and nothing more arrives.
   const hb = second.heartbeats;
-  await until(() => second.heartbeats > hb, 5_000, "a heartbeat on the idle stream");
+  await until("a heartbeat on the idle stream", () => second.heartbeats > hb, 5_000);
   assert.equal(second.messages.length, total - 5);
   await second.close();
 });

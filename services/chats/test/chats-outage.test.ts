@@ -9,8 +9,8 @@ import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import amqp from "amqplib";
 import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
-import { TEST_AMQP_URL, TEST_PG_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, tcpProxy, type TcpProxy, type TestApp, type TestDatabase } from "@crm/testkit";
-import { assertSeqs, company, counts, expectCode, sql, until, watch } from "./helpers.js";
+import { TEST_AMQP_URL, TEST_PG_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, tcpProxy, until, type TcpProxy, type TestApp, type TestDatabase } from "@crm/testkit";
+import { assertSeqs, company, counts, expectCode, sql, watch } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
 
@@ -57,7 +57,7 @@ test("RabbitMQ stopped during sends: every send succeeds, the outbox keeps the e
   await live.live();
   for (let i = 1; i <= 10; i++) await owner.chat.sendMessage({ chatId: id, content: `before ${i}` });
   await live.count(10);
-  await until(() => published.length === 10, 10_000, "10 events on the broker");
+  await until("10 events on the broker", () => published.length === 10, 10_000);
 
   broker.stop();
   for (let i = 11; i <= 110; i++) {
@@ -69,9 +69,9 @@ test("RabbitMQ stopped during sends: every send succeeds, the outbox keeps the e
   assert.equal(live.messages.length, 10);
 
   broker.start();
-  await until(() => published.length >= 110, 30_000, "the relay to publish the backlog after the restart");
+  await until("the relay to publish the backlog after the restart", () => published.length >= 110, 30_000);
   assert.deepEqual([...new Set(published)].sort((a, b) => a - b), Array.from({ length: 110 }, (_, i) => i + 1), "every event published");
-  await until(async () => (await pending(db.url)) === 0, 10_000, "the outbox to drain");
+  await until("the outbox to drain", async () => (await pending(db.url)) === 0, 10_000);
   assertSeqs(await live.count(110, 30_000), 1, 110);
   // Live delivery works again.
   await owner.chat.sendMessage({ chatId: id, content: "after" });
@@ -90,7 +90,7 @@ test("PostgreSQL stopped: SendMessage fails with unavailable, nothing is half-wr
   const { chat } = await owner.chat.createChat({ name: "DB outage", memberIds: [users[0]!.userId] });
   const id = chat!.chatId;
   for (let i = 1; i <= 3; i++) await owner.chat.sendMessage({ chatId: id, content: `m${i}` });
-  await until(async () => (await pending(db.url)) === 0, 10_000, "outbox drained");
+  await until("outbox drained", async () => (await pending(db.url)) === 0, 10_000);
   const before = await counts(db.url);
 
   database.stop();

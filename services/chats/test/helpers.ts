@@ -5,7 +5,7 @@ import pg from "pg";
 import { hashPassword } from "@crm/auth/passwords";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { ChatService, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
-import type { TestApp } from "@crm/testkit";
+import { until, type TestApp } from "@crm/testkit";
 
 export const PASSWORD = "correct horse battery staple";
 
@@ -59,15 +59,6 @@ export async function expectCode(p: Promise<unknown> | (() => Promise<unknown>),
   });
 }
 
-/** Polls `cond` every 10 ms until it holds; fails after `ms` naming `what`. */
-export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export interface Watch {
   messages: Message[];
   heartbeats: number;
@@ -91,13 +82,13 @@ export function watch(client: Client<typeof ChatService>, chatId: string, afterS
     error: undefined,
     ended: false,
     count: async (n, ms = 15_000) => {
-      await until(() => w.messages.length >= n || w.ended, ms, `${n} messages on the stream (have ${w.messages.length})`);
+      await until(`${n} messages on the stream (have ${w.messages.length})`, () => w.messages.length >= n || w.ended, ms);
       if (w.messages.length < n) throw new Error(`stream ended after ${w.messages.length} of ${n} messages: ${w.error?.message ?? "no error"}`);
       return w.messages;
     },
-    end: (ms = 15_000) => until(() => w.ended, ms, "the stream to end"),
+    end: (ms = 15_000) => until("the stream to end", () => w.ended, ms),
     live: async (ms = 15_000) => {
-      await until(() => w.heartbeats > 0 || w.ended, ms, "the stream to go live");
+      await until("the stream to go live", () => w.heartbeats > 0 || w.ended, ms);
       if (w.heartbeats === 0) throw new Error(`stream ended before going live: ${w.error?.message ?? "no error"}`);
     },
     close: async () => {

@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import amqp from "amqplib";
 import type pg from "pg";
 import { amqpBus, createLogger, type EventBus } from "@crm/kit";
-import { TEST_AMQP_URL, installHint, need, postgresUp, rabbitUp } from "@crm/testkit";
+import { TEST_AMQP_URL, installHint, need, postgresUp, rabbitUp, until } from "@crm/testkit";
 import type { Db } from "../src/db.js";
 import { enqueue } from "../src/outbox.js";
 import { startRelay, type Relay } from "../src/relay.js";
@@ -70,14 +70,6 @@ async function collect(key: string) {
   return { ids, at };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const pending = async () => Number((await pool.query("SELECT count(*) AS n FROM outbox")).rows[0].n);
 
 test("requests may only insert into the outbox; a rolled-back transaction leaves nothing", { skip }, async () => {
@@ -100,7 +92,7 @@ test("relay: afterCommit wakes it at once; rows are published with their id, typ
   const seen = await collect("notify.*");
   const b = await bus();
   const r = await relay(b);
-  await until(async () => (await pending()) === 0, 5_000, "an idle relay");
+  await until("an idle relay", async () => (await pending()) === 0, 5_000);
   const started = performance.now();
   const ids: string[] = [];
   for (let i = 0; i < 20; i++) {
@@ -109,10 +101,10 @@ test("relay: afterCommit wakes it at once; rows are published with their id, typ
     await db.tenant(companyId, (sql) => enqueue(sql, { exchange, routingKey: `notify.${i}`, payload: Buffer.from(`p${i}`), contentType: "text/plain", messageId: id, headers: { "x-kind": "test" }, companyId }));
     r.afterCommit(); // as the dbservice stores do after each commit that enqueued
   }
-  await until(() => seen.ids.length === 20, 10_000, "20 messages published");
+  await until("20 messages published", () => seen.ids.length === 20, 10_000);
   assert.deepEqual(seen.ids, ids, "in commit order");
   assert.ok(seen.at[19]! - started < 10_000, "well before the 60 s poll: afterCommit woke the relay");
-  await until(async () => (await pending()) === 0, 5_000, "rows deleted after the confirm");
+  await until("rows deleted after the confirm", async () => (await pending()) === 0, 5_000);
 });
 
 test("no NOTIFY at commit: it would serialise every outbox-writing commit database-wide (migration 0040)", { skip }, async () => {
@@ -131,8 +123,8 @@ test("two relays on one database (replicas): 600 rows, each published once", { s
     }
   });
   await Promise.all(writers);
-  await until(() => seen.ids.length >= 600, 60_000, "600 messages");
-  await until(async () => (await pending()) === 0, 10_000, "empty outbox");
+  await until("600 messages", () => seen.ids.length >= 600, 60_000);
+  await until("empty outbox", async () => (await pending()) === 0, 10_000);
   await new Promise((r) => setTimeout(r, 200)); // a duplicate would arrive right behind
   assert.equal(seen.ids.length, 600);
   assert.equal(new Set(seen.ids).size, 600, "no row was published twice");
@@ -146,14 +138,14 @@ test("a row for a queue that does not exist yet waits with backoff and its error
   const queue = `test.outbox.queue.${run}`;
   closers.push(() => channel.deleteQueue(queue).catch(() => {}));
   await db.tenant(companyId, (sql) => enqueue(sql, { exchange: "", routingKey: queue, payload: Buffer.from("task"), contentType: "text/plain", messageId: "task-1" }));
-  await until(async () => (await pool.query("SELECT attempts FROM outbox WHERE message_id = 'task-1'")).rows[0]?.attempts >= 1, 10_000, "a failed attempt");
+  await until("a failed attempt", async () => (await pool.query("SELECT attempts FROM outbox WHERE message_id = 'task-1'")).rows[0]?.attempts >= 1, 10_000);
   const row = (await pool.query("SELECT attempts, last_error, next_attempt_at > now() AS later FROM outbox WHERE message_id = 'task-1'")).rows[0];
   assert.match(row.last_error, /no queue receives/);
   assert.equal(row.later, true, "retried later, not in a hot loop");
   await channel.assertQueue(queue, { durable: true });
   await pool.query("UPDATE outbox SET next_attempt_at = now() WHERE message_id = 'task-1'"); // skip the backoff
   r.wake();
-  await until(async () => (await pending()) === 0, 10_000, "published once the queue exists");
+  await until("published once the queue exists", async () => (await pending()) === 0, 10_000);
   const got = await channel.get(queue, { noAck: true });
   assert.ok(got && got.properties.messageId === "task-1");
 });

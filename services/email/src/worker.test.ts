@@ -7,6 +7,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { AppError, createLogger, memoryBus, memoryCounter, toConnectError, type Delivery } from "@crm/kit";
 import type { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailStatus, EmailTaskSchema } from "@crm/gen/crm/email/v1/email_pb";
+import { until } from "@crm/testkit";
 import { SendFailure, type OutgoingMessage, type Sender } from "./transport.js";
 import { startEmailWorkers, type WorkerConfig } from "./worker.js";
 
@@ -65,15 +66,6 @@ function task(companyId: string, to = "someone@example.com") {
   return { emailId, body };
 }
 
-/** Waits until `cond` holds (checked on every tick), or fails after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 5_000) {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 const cfg = (over: Partial<WorkerConfig> = {}): WorkerConfig => ({
   queue: "email_tasks",
   workers: 3,
@@ -110,10 +102,10 @@ test("each task is sent once; a duplicate of a sent task is dropped without send
   const tasks = Array.from({ length: 50 }, () => task(company));
   for (const t of tasks) db.rows.set(t.emailId, { status: EmailStatus.QUEUED, attempts: 0, lastError: "" });
   for (const t of tasks) await bus.publish("", "email_tasks", t.body, { messageId: t.emailId });
-  await until(() => [...db.rows.values()].every((r) => r.status === EmailStatus.SENT), "50 recorded as sent");
+  await until("50 recorded as sent", () => [...db.rows.values()].every((r) => r.status === EmailStatus.SENT), 5_000);
   // The relay (at-least-once) delivers a few again.
   for (const t of tasks.slice(0, 10)) await bus.publish("", "email_tasks", t.body, { messageId: t.emailId });
-  await until(() => w.stats.duplicates === 10, "10 duplicates dropped");
+  await until("10 duplicates dropped", () => w.stats.duplicates === 10, 5_000);
   assert.equal(smtp.sent.length, 50);
   assert.equal(new Set(smtp.sent.map((m) => m.id)).size, 50);
   assert.ok([...db.rows.values()].every((r) => r.status === EmailStatus.SENT && r.attempts === 1));
@@ -132,7 +124,7 @@ test("two tasks of one e-mail at once (the relay published it twice): sent once,
   const tasks = Array.from({ length: 30 }, () => task(company));
   for (const t of tasks) db.rows.set(t.emailId, { status: EmailStatus.QUEUED, attempts: 0, lastError: "" });
   for (const t of tasks) for (let copy = 0; copy < 2; copy++) await bus.publish("", "email_tasks", t.body, { messageId: t.emailId });
-  await until(() => w.stats.sent + w.stats.duplicates === 60, "60 tasks handled");
+  await until("60 tasks handled", () => w.stats.sent + w.stats.duplicates === 60, 5_000);
   assert.equal(smtp.sent.length, 30);
   assert.equal(new Set(smtp.sent.map((m) => m.id)).size, 30);
   assert.equal(w.stats.duplicates, 30);
@@ -150,7 +142,7 @@ test("a temporary refusal is retried with backoff and recorded; the message then
   const t = task(randomUUID());
   db.rows.set(t.emailId, { status: EmailStatus.QUEUED, attempts: 0, lastError: "" });
   await bus.publish("", "email_tasks", t.body);
-  await until(() => db.rows.get(t.emailId)!.status === EmailStatus.SENT, "sent after retries");
+  await until("sent after retries", () => db.rows.get(t.emailId)!.status === EmailStatus.SENT, 5_000);
   assert.equal(smtp.sent.length, 1);
   assert.equal(db.rows.get(t.emailId)!.attempts, 3);
   assert.match(db.rows.get(t.emailId)!.lastError, /SMTP 451: try again later/);
@@ -174,7 +166,7 @@ test("a permanent refusal fails at once and dead-letters; endless temporary fail
   for (const t of [a, b]) db.rows.set(t.emailId, { status: EmailStatus.QUEUED, attempts: 0, lastError: "" });
   await bus.publish("", "email_tasks", a.body, { messageId: a.emailId });
   await bus.publish("", "email_tasks", b.body, { messageId: b.emailId });
-  await until(() => dead.length === 2, "both dead-lettered");
+  await until("both dead-lettered", () => dead.length === 2, 5_000);
   assert.deepEqual(db.rows.get(a.emailId), { status: EmailStatus.FAILED, attempts: 1, lastError: "SMTP 550: no such user" });
   assert.equal(db.rows.get(b.emailId)!.status, EmailStatus.FAILED);
   assert.equal(db.rows.get(b.emailId)!.attempts, 3);
@@ -198,10 +190,10 @@ test("per-company rate: a bulk sender is held back, another company's e-mail goe
   for (const t of [...many, one]) db.rows.set(t.emailId, { status: EmailStatus.QUEUED, attempts: 0, lastError: "" });
   for (const t of many) await bus.publish("", "email_tasks", t.body);
   await bus.publish("", "email_tasks", one.body);
-  await until(() => db.rows.get(one.emailId)!.status === EmailStatus.SENT, "the other company's e-mail");
+  await until("the other company's e-mail", () => db.rows.get(one.emailId)!.status === EmailStatus.SENT, 5_000);
   const bulkSentBefore = smtp.sent.filter((m) => many.some((t) => t.emailId === m.id)).length;
   assert.ok(bulkSentBefore <= 5, `at most the rate of the bulk company went first (${bulkSentBefore})`);
-  await until(() => [...db.rows.values()].every((r) => r.status === EmailStatus.SENT), "all recorded as sent", 10_000);
+  await until("all recorded as sent", () => [...db.rows.values()].every((r) => r.status === EmailStatus.SENT), 10_000);
   assert.equal(w.stats.sent, 13);
   assert.ok(w.stats.deferred >= 7);
   assert.ok([...db.rows.values()].every((r) => r.attempts === 1), "deferrals are not attempts");
@@ -226,10 +218,10 @@ test("a task for an unknown e-mail is dropped; a database outage is retried", as
   const t = task(randomUUID());
   db.rows.set(t.emailId, { status: EmailStatus.QUEUED, attempts: 0, lastError: "" });
   await bus.publish("", "email_tasks", t.body);
-  await until(() => db.rows.get(t.emailId)!.status === EmailStatus.SENT, "sent once the database is back");
+  await until("sent once the database is back", () => db.rows.get(t.emailId)!.status === EmailStatus.SENT, 5_000);
   await bus.publish("", "email_tasks", task(randomUUID()).body);
   await bus.publish("", "email_tasks", Buffer.from("not a task"));
-  await until(() => w.stats.dropped === 2, "the unknown and the malformed task dropped");
+  await until("the unknown and the malformed task dropped", () => w.stats.dropped === 2, 5_000);
   assert.equal(smtp.sent.length, 1);
   await w.close();
   await bus.close();

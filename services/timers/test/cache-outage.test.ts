@@ -23,7 +23,7 @@ import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { createDb } from "@crm/dbservice/db";
 import { createDbModule } from "@crm/dbservice/module";
-import { TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, redisUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, redisUp, startTestApp, until, type TestApp, type TestDatabase } from "@crm/testkit";
 import { timersEnv } from "../src/config.js";
 import { createTimersModule } from "../src/module.js";
 import { newCompany, query } from "./helpers.js";
@@ -66,15 +66,6 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** Waits for `ok()` to hold, checking every 20 ms, at most `ms`. */
-async function until(what: string, ok: () => Promise<boolean> | boolean, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** A redis-server of this test's own, keeping its dump in `dir`. */
