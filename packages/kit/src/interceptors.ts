@@ -3,25 +3,46 @@
  * errors (registry mapping + recovery + access log), auth (verify the token, set the principal).
  */
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { peerServiceKey, principalKey, tokenFromHeaders, type TokenVerifier } from "./auth.js";
 import { callContext, iterateIn, type CallContext } from "./context.js";
 import { AppError, toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
-export const methodPath = (req: { service: { typeName: string }; method: { name: string } }) => `/${req.service.typeName}/${req.method.name}`;
+const paths = new WeakMap<object, string>();
+/** "/package.Service/Method", made once per method (interceptors ask on every call). */
+export const methodPath = (req: { service: { typeName: string }; method: { name: string } }): string => {
+  let path = paths.get(req.method);
+  if (path === undefined) paths.set(req.method, (path = `/${req.service.typeName}/${req.method.name}`));
+  return path;
+};
+
+/** `next(req)` as a promise even when it throws synchronously (interceptors that are not async functions). */
+export function callNext<R>(next: (req: R) => Promise<UnaryResponse | StreamResponse>, req: R): Promise<UnaryResponse | StreamResponse> {
+  try {
+    return next(req);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
 
 export function contextInterceptor(): Interceptor {
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const incoming = req.header.get("x-request-id");
-    const store: CallContext = {
-      requestId: incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID(),
-      authorization: req.header.get("authorization") ?? bearerFromCookie(req.header),
-      traceparent: req.header.get("traceparent") ?? undefined,
-    };
-    const res = await callContext.run(store, () => next(req));
-    if (res.stream) return { ...res, message: iterateIn(store, res.message) };
-    return res;
+    const store = newCallContext(incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : undefined, req.header.get("authorization") ?? bearerFromCookie(req.header), req.header.get("traceparent") ?? undefined);
+    if (!req.stream) return callContext.run(store, () => next(req));
+    return callContext.run(store, () => next(req)).then((res) => (res.stream ? { ...res, message: iterateIn(store, res.message) } : res));
+  };
+}
+
+/** A call context whose request id, when the caller sent none, is made on first use (most calls never log or forward one). */
+function newCallContext(requestId: string | undefined, authorization: string | undefined, traceparent: string | undefined): CallContext {
+  return {
+    get requestId() {
+      return (requestId ??= randomUUID());
+    },
+    authorization,
+    traceparent,
   };
 }
 
@@ -39,15 +60,20 @@ export function errorInterceptor(log: Logger): Interceptor {
     log.error({ err, rpc: path }, "unhandled error");
     return new ConnectError(`internal error (request id ${requestId}); it was logged`, Code.Internal);
   };
-  return (next) => async (req) => {
-    const path = methodPath(req);
+  return (next) => (req) => {
     const started = performance.now();
-    try {
-      const res = await next(req);
+    const failed = (err: unknown) => {
+      const path = methodPath(req);
+      const e = convert(err, path);
+      log.debug({ rpc: path, code: Code[e.code], ms: +(performance.now() - started).toFixed(2) }, "rpc failed");
+      return Promise.reject(e);
+    };
+    return callNext(next, req).then((res) => {
       if (!res.stream) {
-        if (log.isLevelEnabled("debug")) log.debug({ rpc: path, ms: +(performance.now() - started).toFixed(2) }, "rpc");
+        if (log.isLevelEnabled("debug")) log.debug({ rpc: methodPath(req), ms: +(performance.now() - started).toFixed(2) }, "rpc");
         return res;
       }
+      const path = methodPath(req);
       const source = res.message;
       async function* guarded() {
         try {
@@ -57,11 +83,7 @@ export function errorInterceptor(log: Logger): Interceptor {
         }
       }
       return { ...res, message: guarded() };
-    } catch (err) {
-      const e = convert(err, path);
-      log.debug({ rpc: path, code: Code[e.code], ms: +(performance.now() - started).toFixed(2) }, "rpc failed");
-      throw e;
-    }
+    }, failed);
   };
 }
 
@@ -71,8 +93,7 @@ export function errorInterceptor(log: Logger): Interceptor {
  * same token, verified by this process for the calling request moments ago (peers.ts).
  */
 export function authInterceptor(verifier: TokenVerifier, publicMethods: ReadonlySet<string>): Interceptor {
-  return (next) => async (req) => {
-    if (publicMethods.has(methodPath(req))) return next(req);
+  const verified = async (next: Parameters<Interceptor>[0], req: UnaryRequest | StreamRequest) => {
     let principal = req.contextValues.get(principalKey);
     if (!principal) {
       const token = tokenFromHeaders(req.header);
@@ -94,4 +115,5 @@ export function authInterceptor(verifier: TokenVerifier, publicMethods: Readonly
     }
     return next(req);
   };
+  return (next) => (req) => (publicMethods.has(methodPath(req)) ? next(req) : verified(next, req));
 }

@@ -144,10 +144,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const publicMethods = new Set(modules.flatMap((m) => m.publicMethods ?? []));
 
   let draining = false;
-  const ready = async (): Promise<boolean> => {
+  const checks = modules.flatMap((m) => (m.ready ? [() => m.ready!()] : []));
+  const yes = Promise.resolve(true);
+  const ready = (): Promise<boolean> => (checks.length === 0 && !draining ? yes : checkAll());
+  const checkAll = async (): Promise<boolean> => {
     if (draining) return false;
     try {
-      await Promise.all(modules.map((m) => m.ready?.()));
+      await Promise.all(checks.map((check) => check()));
       return true;
     } catch (err) {
       log.warn({ err: String(err) }, "not ready");

@@ -9,7 +9,9 @@
  * every log line.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Context, type Span, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+
+type AnyFn = Parameters<Interceptor>[0];
 import { currentCall } from "./context.js";
 
 let enabled = false;
@@ -95,46 +97,49 @@ function attributes(req: { service: { typeName: string }; method: { name: string
 
 /** Server interceptor: outermost, so the span covers every other interceptor and the handler. */
 export function tracingServerInterceptor(): Interceptor {
-  return (next) => async (req) => {
-    if (!enabled) return next(req);
-    const parent = propagation.extract(ROOT_CONTEXT, req.header, getter);
-    const span = tracer().startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.SERVER, attributes: attributes(req) }, parent);
-    const ctx = trace.setSpan(parent, span);
-    // The handler's own traceparent: what the kit's call context forwards and logs.
-    const carrier = new Headers();
-    propagation.inject(ctx, carrier, setter);
-    const tp = carrier.get("traceparent");
-    if (tp) req.header.set("traceparent", tp);
-    try {
-      const res = await context.with(ctx, () => next(req));
-      if (res.stream) return { ...res, message: traced(ctx, span, res.message, "server") };
-      finish(span, undefined, "server");
-      return res;
-    } catch (err) {
-      finish(span, err, "server");
-      throw err;
-    }
-  };
+  // Not async when tracing is off: the call goes straight through without a promise of its own.
+  return (next) => (req) => (enabled ? serverSpan(next, req) : next(req));
+}
+
+async function serverSpan(next: AnyFn, req: UnaryRequest | StreamRequest): Promise<UnaryResponse | StreamResponse> {
+  const parent = propagation.extract(ROOT_CONTEXT, req.header, getter);
+  const span = tracer().startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.SERVER, attributes: attributes(req) }, parent);
+  const ctx = trace.setSpan(parent, span);
+  // The handler's own traceparent: what the kit's call context forwards and logs.
+  const carrier = new Headers();
+  propagation.inject(ctx, carrier, setter);
+  const tp = carrier.get("traceparent");
+  if (tp) req.header.set("traceparent", tp);
+  try {
+    const res = await context.with(ctx, () => next(req));
+    if (res.stream) return { ...res, message: traced(ctx, span, res.message, "server") };
+    finish(span, undefined, "server");
+    return res;
+  } catch (err) {
+    finish(span, err, "server");
+    throw err;
+  }
 }
 
 /** Client interceptor: a span per outgoing call; its context goes out as `traceparent`. Put it first. */
 export function tracingClientInterceptor(): Interceptor {
-  return (next) => async (req) => {
-    if (!enabled) return next(req);
-    const parent = context.active();
-    const span = tracer().startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.CLIENT, attributes: attributes(req) }, parent);
-    const ctx = trace.setSpan(parent, span);
-    propagation.inject(ctx, req.header, setter);
-    try {
-      const res = await context.with(ctx, () => next(req));
-      if (res.stream) return { ...res, message: traced(ctx, span, res.message, "client") };
-      finish(span, undefined, "client");
-      return res;
-    } catch (err) {
-      finish(span, err, "client");
-      throw err;
-    }
-  };
+  return (next) => (req) => (enabled ? clientSpan(next, req) : next(req));
+}
+
+async function clientSpan(next: AnyFn, req: UnaryRequest | StreamRequest): Promise<UnaryResponse | StreamResponse> {
+  const parent = context.active();
+  const span = tracer().startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.CLIENT, attributes: attributes(req) }, parent);
+  const ctx = trace.setSpan(parent, span);
+  propagation.inject(ctx, req.header, setter);
+  try {
+    const res = await context.with(ctx, () => next(req));
+    if (res.stream) return { ...res, message: traced(ctx, span, res.message, "client") };
+    finish(span, undefined, "client");
+    return res;
+  } catch (err) {
+    finish(span, err, "client");
+    throw err;
+  }
 }
 
 /** trace_id and span_id for log lines: the active span's, else the incoming traceparent's. */

@@ -24,8 +24,8 @@ type Impl = (req: unknown, ctx: HandlerContext) => unknown;
 type Next = (req: UnaryRequest) => Promise<UnaryResponse>;
 
 const CTX = Symbol("crm.handlerContext");
-type Carried = UnaryRequest & { [CTX]?: HandlerContext };
-type CarriedStream = StreamRequest & { [CTX]?: HandlerContext };
+type Carried = UnaryRequest & { [CTX]?: Context };
+type CarriedStream = StreamRequest & { [CTX]?: Context };
 
 /** A unary method with its implementation behind the interceptors. */
 export interface UnaryEntry {
@@ -120,8 +120,14 @@ class Context implements HandlerContext {
   get responseHeader() {
     return (this.#header ??= new Headers());
   }
+  set responseHeader(h: Headers) {
+    this.#header = h;
+  }
   get responseTrailer() {
     return (this.#trailer ??= new Headers());
+  }
+  set responseTrailer(h: Headers) {
+    this.#trailer = h;
   }
   get headerIfAny() {
     return this.#header;
@@ -129,7 +135,9 @@ class Context implements HandlerContext {
   get trailerIfAny() {
     return this.#trailer;
   }
-  timeoutMs = () => (this.#deadline === undefined ? undefined : this.#deadline - Date.now());
+  timeoutMs(): number | undefined {
+    return this.#deadline === undefined ? undefined : this.#deadline - Date.now();
+  }
   get signal(): AbortSignal {
     if (!this.#controller) {
       const c = (this.#controller = new AbortController());
@@ -186,8 +194,7 @@ export class UnaryMethods {
     const base: Next = async (req) => {
       const ctx = (req as Carried)[CTX]!;
       const out = await impl(req.message, ctx);
-      const message = isMessage(out, m.output) ? out : create(m.output, out as never);
-      return { stream: false, service: m.parent, method: m, header: ctx.responseHeader, trailer: ctx.responseTrailer, message };
+      return answer(m, ctx, isMessage(out, m.output) ? out : create(m.output, out as never));
     };
     const call = withInterceptors(this.interceptors, base);
     this.byPath.set(`/${m.parent.typeName}/${m.name}`, { method: m, call });
@@ -220,6 +227,43 @@ export class UnaryMethods {
   invoke(entry: UnaryEntry, ctx: Context, message: MessageShape<DescMessage>): Promise<UnaryResponse> {
     return entry.call(serverRequest(entry.method, ctx, false, message) as UnaryRequest);
   }
+}
+
+const SELF = Symbol("crm.answer");
+type Answer = UnaryResponse & { [SELF]?: UnaryResponse };
+
+/**
+ * A unary implementation's response. Its headers and trailers are the context's, made on first use:
+ * most calls set none, and a web Headers object costs more than the rest of the call. A copy made
+ * by an interceptor (`{ ...res }`) reads them, so it carries real Headers.
+ */
+function answer(method: AnyUnary, ctx: Context, message: MessageShape<DescMessage>): UnaryResponse {
+  const res: Answer = {
+    stream: false,
+    service: method.parent,
+    method,
+    message,
+    get header() {
+      return ctx.responseHeader;
+    },
+    set header(h: Headers) {
+      ctx.responseHeader = h;
+    },
+    get trailer() {
+      return ctx.responseTrailer;
+    },
+    set trailer(h: Headers) {
+      ctx.responseTrailer = h;
+    },
+  };
+  res[SELF] = res;
+  return res;
+}
+
+/** A response's headers or trailers, or undefined when nothing made them (none to send). */
+function headersOf(res: UnaryResponse, ctx: Context, which: "header" | "trailer"): Headers | undefined {
+  if ((res as Answer)[SELF] !== res) return res[which];
+  return which === "header" ? ctx.headerIfAny : ctx.trailerIfAny;
 }
 
 /** The request the interceptors see on the server side, carrying the handler context for the implementation. */
@@ -353,38 +397,67 @@ function readInto(source: Readable, max: number, done: (body: Buffer | undefined
   source.once("end", () => done(size > max ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
 }
 
-function compatExchange(req: NodeReq, res: NodeRes): Exchange {
-  return {
-    headers: req.headers as Headers_,
-    url: req.url ?? "/",
-    readBody: (max, done) => readInto(req, max, done),
-    onClose: (fn) => void res.once("close", fn),
-    headersSent: () => res.headersSent,
-    respond(status, headers, body, trailers) {
-      (res as http2.Http2ServerResponse).writeHead(status, headers as http2.OutgoingHttpHeaders);
-      if (trailers) (res as http2.Http2ServerResponse).addTrailers(trailers as http2.OutgoingHttpHeaders);
-      if (body) res.end(body);
-      else res.end();
-    },
-    destroy: () => void res.destroy(),
-  };
+/** A compat request/response pair as an Exchange. */
+class CompatExchange implements Exchange {
+  readonly headers: Headers_;
+  readonly url: string;
+  constructor(
+    private readonly req: NodeReq,
+    private readonly res: NodeRes,
+  ) {
+    this.headers = req.headers as Headers_;
+    this.url = req.url ?? "/";
+  }
+  readBody(max: number, done: (body: Buffer | undefined) => void) {
+    readInto(this.req, max, done);
+  }
+  onClose(fn: () => void) {
+    this.res.once("close", fn);
+  }
+  headersSent() {
+    return this.res.headersSent;
+  }
+  respond(status: number, headers: OutHeaders, body: Uint8Array | undefined, trailers?: OutHeaders) {
+    const res = this.res as http2.Http2ServerResponse;
+    res.writeHead(status, headers as http2.OutgoingHttpHeaders);
+    if (trailers) res.addTrailers(trailers as http2.OutgoingHttpHeaders);
+    if (body) res.end(body);
+    else res.end();
+  }
+  destroy() {
+    this.res.destroy();
+  }
 }
 
-function streamExchange(stream: http2.ServerHttp2Stream, headers: Headers_): Exchange {
-  return {
-    headers,
-    url: headers[":path"] ?? "/",
-    readBody: (max, done) => readInto(stream, max, done),
-    onClose: (fn) => void stream.once("close", fn),
-    headersSent: () => stream.headersSent,
-    respond(status, out, body, trailers) {
-      if (stream.destroyed || stream.closed) return; // the client went away
-      stream.respond({ ...out, ":status": status }, trailers ? { waitForTrailers: true } : undefined);
-      if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-      stream.end(body);
-    },
-    destroy: () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
-  };
+/** A raw HTTP/2 stream as an Exchange (a class: one object per call instead of seven closures). */
+class StreamExchange implements Exchange {
+  readonly url: string;
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    readonly headers: Headers_,
+  ) {
+    this.url = headers[":path"] ?? "/";
+  }
+  readBody(max: number, done: (body: Buffer | undefined) => void) {
+    readInto(this.stream, max, done);
+  }
+  onClose(fn: () => void) {
+    this.stream.once("close", fn);
+  }
+  headersSent() {
+    return this.stream.headersSent;
+  }
+  respond(status: number, out: OutHeaders, body: Uint8Array | undefined, trailers?: OutHeaders) {
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return; // the client went away
+    out[":status"] = String(status);
+    stream.respond(out, trailers ? { waitForTrailers: true } : undefined);
+    if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.end(body);
+  }
+  destroy() {
+    this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
 }
 
 /**
@@ -396,7 +469,6 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
   const jsonRead = { ignoreUnknownFields: opts.jsonOptions?.ignoreUnknownFields ?? false };
 
   function run(entry: UnaryEntry, protocol: Protocol, ex: Exchange, values: ContextValues, json?: JsonValue) {
-    const path = `/${entry.method.parent.typeName}/${entry.method.name}`;
     const ctx = newContext(entry.method, protocol === "grpc" ? "grpc" : "connect", ex.url, new NodeHeaders(ex.headers) as unknown as Headers, values, timeoutOf(ex.headers, protocol), [opts.shutdownSignal]);
     let finished = false;
     // A client that goes away before the answer aborts the handler's signal.
@@ -410,7 +482,7 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
       ctx.done();
       const e = ConnectError.from(err);
       if (ex.headersSent()) {
-        opts.onError(e, path);
+        opts.onError(e, `/${entry.method.parent.typeName}/${entry.method.name}`);
         ex.destroy();
         return;
       }
@@ -437,18 +509,18 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
         finished = true;
         ctx.done();
         const head: OutHeaders = {};
-        putHeaders(head, out.header);
+        putHeaders(head, headersOf(out, ctx, "header"));
         if (protocol === "grpc") {
           const frame = envelope(0, toBinary(entry.method.output, out.message));
           head["content-type"] = grpcType;
           const trailers: OutHeaders = {};
-          putHeaders(trailers, out.trailer);
+          putHeaders(trailers, headersOf(out, ctx, "trailer"));
           trailers["grpc-status"] = "0";
           return ex.respond(200, head, frame, trailers);
         }
         const body = protocol === "connect-proto" ? toBinary(entry.method.output, out.message) : Buffer.from(toJsonString(entry.method.output, out.message));
         head["content-type"] = protocol === "connect-proto" ? "application/proto" : "application/json";
-        putHeaders(head, out.trailer, "trailer-");
+        putHeaders(head, headersOf(out, ctx, "trailer"), "trailer-");
         head["content-length"] = String(body.length);
         ex.respond(200, head, body);
       }, fail);
@@ -492,7 +564,7 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
       if (!entry) return false;
       const protocol = json !== undefined ? "connect-json" : protocolOf(req.method, req.headers as Headers_, req.httpVersionMajor === 2);
       if (!protocol) return false;
-      run(entry, protocol, compatExchange(req, res), values, json);
+      run(entry, protocol, new CompatExchange(req, res), values, json);
       return true;
     },
     /** A raw HTTP/2 stream; `values(stream)` makes the context values (peer identity, client address) only when the path is taken. */
@@ -509,7 +581,7 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
       if (!entry) return false;
       const protocol = protocolOf(headers[":method"], headers, true);
       if (!protocol) return false;
-      run(entry, protocol, streamExchange(stream, headers), values());
+      run(entry, protocol, new StreamExchange(stream, headers), values());
       return true;
     },
   };
