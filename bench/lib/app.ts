@@ -21,6 +21,15 @@ export async function buildBundle(): Promise<string> {
   return build(repoRoot, bundleFolder);
 }
 
+/** Bundles one server entry (e.g. bench/servers/kit-health.ts) with the production build's esbuild options into bench/.build/<name>.mjs; returns its path. */
+export async function buildServerBundle(entry: string): Promise<string> {
+  const { bundleOptions } = await import("../../scripts/build.mjs");
+  const { build } = await import("esbuild");
+  const outfile = join(bundleFolder, `${entry.split("/").pop()!.replace(/\.ts$/, "")}.mjs`);
+  await build({ ...bundleOptions(repoRoot), entryPoints: [entry], outfile, sourcemap: false });
+  return join(repoRoot, outfile);
+}
+
 export interface AppChild extends Child<{ url: string; ms: number }> {
   dataDir: string;
 }

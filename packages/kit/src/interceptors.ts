@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import { peerServiceKey, principalKey, tokenFromHeaders, type TokenVerifier } from "./auth.js";
+import { peerServiceKey, principalKey, tokenFromHeaders, type Principal, type TokenVerifier } from "./auth.js";
 import { callContext, iterateIn, type CallContext } from "./context.js";
 import { AppError, toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -29,21 +29,28 @@ export function callNext<R>(next: (req: R) => Promise<UnaryResponse | StreamResp
 export function contextInterceptor(): Interceptor {
   return (next) => (req) => {
     const incoming = req.header.get("x-request-id");
-    const store = newCallContext(incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : undefined, req.header.get("authorization") ?? bearerFromCookie(req.header), req.header.get("traceparent") ?? undefined);
+    const store = new CallStore(incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : undefined, req.header.get("authorization") ?? bearerFromCookie(req.header), req.header.get("traceparent") ?? undefined);
     if (!req.stream) return callContext.run(store, () => next(req));
     return callContext.run(store, () => next(req)).then((res) => (res.stream ? { ...res, message: iterateIn(store, res.message) } : res));
   };
 }
 
 /** A call context whose request id, when the caller sent none, is made on first use (most calls never log or forward one). */
-function newCallContext(requestId: string | undefined, authorization: string | undefined, traceparent: string | undefined): CallContext {
-  return {
-    get requestId() {
-      return (requestId ??= randomUUID());
-    },
-    authorization,
-    traceparent,
-  };
+class CallStore implements CallContext {
+  #requestId: string | undefined;
+  companyId?: string;
+  userId?: string;
+  principal?: Principal;
+  constructor(
+    requestId: string | undefined,
+    readonly authorization: string | undefined,
+    readonly traceparent: string | undefined,
+  ) {
+    this.#requestId = requestId;
+  }
+  get requestId() {
+    return (this.#requestId ??= randomUUID());
+  }
 }
 
 function bearerFromCookie(h: Headers): string | undefined {

@@ -12,7 +12,7 @@ import { need } from "@crm/testkit";
 import type { TokenVerifier } from "./auth.js";
 import { AppError } from "./errors.js";
 import { createLogger } from "./logger.js";
-import { setOutboxLag, setQueueDepth, watchQueueDepth } from "./metrics.js";
+import { SeriesHistogram, setOutboxLag, setQueueDepth, watchQueueDepth } from "./metrics.js";
 import { startServer, type ServiceModule } from "./server.js";
 
 const log = createLogger("test", "silent");
@@ -86,4 +86,23 @@ test("TLS server: /metrics is served on the plaintext ops port", { skip: need("o
   } finally {
     await server.close();
   }
+});
+
+test("the RPC latency histogram exposes cumulative buckets, +Inf, sum and count as prom-client would, and resets to zero", async () => {
+  const h = new SeriesHistogram("t_seconds", "test", ["service", "rpc"], [0.001, 0.01, 1]);
+  const s = h.series({ service: "svc", rpc: "/a.B/C" });
+  for (const v of [0.0005, 0.001, 0.005, 2]) h.observe(s, v);
+  const { values, type } = await h.get();
+  assert.equal(type, "histogram");
+  const line = (v: (typeof values)[number]) => `${v.metricName} ${JSON.stringify(v.labels)} ${v.value}`;
+  assert.deepEqual(values.map(line), [
+    't_seconds_bucket {"service":"svc","rpc":"/a.B/C","le":0.001} 2',
+    't_seconds_bucket {"service":"svc","rpc":"/a.B/C","le":0.01} 3',
+    't_seconds_bucket {"service":"svc","rpc":"/a.B/C","le":1} 3',
+    't_seconds_bucket {"service":"svc","rpc":"/a.B/C","le":"+Inf"} 4',
+    `t_seconds_sum {"service":"svc","rpc":"/a.B/C"} ${0.0005 + 0.001 + 0.005 + 2}`,
+    't_seconds_count {"service":"svc","rpc":"/a.B/C"} 4',
+  ]);
+  h.reset();
+  assert.ok((await h.get()).values.every((v) => v.value === 0));
 });

@@ -113,7 +113,8 @@ export function inProcessPeer(self: string, module: ServiceModule, deps: InProce
         const ctx = newContext(method, "connect", url, new Headers(req.header), values, timeoutMs, [req.signal]);
         try {
           const res = await unary.invoke(entry, ctx, fromBinary(method.input, toBinary(method.input, req.message as never)));
-          return { ...res, message: fromBinary(method.output, toBinary(method.output, res.message as never)) };
+          const message = fromBinary(method.output, toBinary(method.output, res.message as never));
+          return { stream: false, service: res.service, method: res.method, header: res.header, trailer: res.trailer, message };
         } finally {
           ctx.done();
         }

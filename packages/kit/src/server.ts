@@ -252,6 +252,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 
   const hidden = opts.hiddenPrefixes ?? [];
+  const isHidden = (path: string) => {
+    for (const prefix of hidden) if (path.startsWith(prefix)) return true;
+    return false;
+  };
   // HTTP/1.1 sockets with a request in flight; idle ones are closed at once when draining
   // (the TLS server's HTTP/1.1 fallback has no closeIdleConnections of its own).
   const busy = new Map<net.Socket, number>();
@@ -275,7 +279,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       void ready().then((ok) => json(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready" }));
       return;
     }
-    if (hidden.some((p) => url.startsWith(p))) return json(res, 404, { code: "not_found", message: `no route for ${url.split("?")[0]}` });
+    if (isHidden(url)) return json(res, 404, { code: "not_found", message: `no route for ${url.split("?")[0]}` });
     for (const m of modules) if (m.http?.(req, res)) return;
     if (dispatch(req, res, url.split("?", 1)[0]!)) return;
     if (restAlias(req, res)) return;
@@ -289,7 +293,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const handleCompat = compat(handle);
   const onStream: StreamListener = (stream, headers, flags, rawHeaders) => {
     const path = headers[":path"] ?? "/";
-    if (!hidden.some((p) => path.startsWith(p)) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined))) return;
+    if (!isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined))) return;
     handleCompat(stream, headers, flags, rawHeaders);
   };
 

@@ -14,7 +14,7 @@
 import type http from "node:http";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescMethod, type DescMethodServerStreaming, type DescMethodUnary, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescService, type DescMethod, type DescMethodServerStreaming, type DescMethodUnary, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
@@ -194,7 +194,7 @@ export class UnaryMethods {
     const base: Next = async (req) => {
       const ctx = (req as Carried)[CTX]!;
       const out = await impl(req.message, ctx);
-      return answer(m, ctx, isMessage(out, m.output) ? out : create(m.output, out as never));
+      return new Answer(m, ctx, isMessage(out, m.output) ? out : create(m.output, out as never));
     };
     const call = withInterceptors(this.interceptors, base);
     this.byPath.set(`/${m.parent.typeName}/${m.name}`, { method: m, call });
@@ -229,60 +229,72 @@ export class UnaryMethods {
   }
 }
 
-const SELF = Symbol("crm.answer");
-type Answer = UnaryResponse & { [SELF]?: UnaryResponse };
-
 /**
  * A unary implementation's response. Its headers and trailers are the context's, made on first use:
- * most calls set none, and a web Headers object costs more than the rest of the call. A copy made
- * by an interceptor (`{ ...res }`) reads them, so it carries real Headers.
+ * most calls set none, and a web Headers object costs more than the rest of the call. They are
+ * accessors on the prototype, so a copy must name them: `{ ...res }` would drop them (peers.ts).
  */
-function answer(method: AnyUnary, ctx: Context, message: MessageShape<DescMessage>): UnaryResponse {
-  const res: Answer = {
-    stream: false,
-    service: method.parent,
-    method,
-    message,
-    get header() {
-      return ctx.responseHeader;
-    },
-    set header(h: Headers) {
-      ctx.responseHeader = h;
-    },
-    get trailer() {
-      return ctx.responseTrailer;
-    },
-    set trailer(h: Headers) {
-      ctx.responseTrailer = h;
-    },
-  };
-  res[SELF] = res;
-  return res;
+class Answer implements UnaryResponse {
+  readonly stream = false;
+  readonly service: DescService;
+  constructor(
+    readonly method: AnyUnary,
+    readonly ctx: Context,
+    public message: MessageShape<DescMessage>,
+  ) {
+    this.service = method.parent;
+  }
+  get header() {
+    return this.ctx.responseHeader;
+  }
+  set header(h: Headers) {
+    this.ctx.responseHeader = h;
+  }
+  get trailer() {
+    return this.ctx.responseTrailer;
+  }
+  set trailer(h: Headers) {
+    this.ctx.responseTrailer = h;
+  }
 }
 
 /** A response's headers or trailers, or undefined when nothing made them (none to send). */
-function headersOf(res: UnaryResponse, ctx: Context, which: "header" | "trailer"): Headers | undefined {
-  if ((res as Answer)[SELF] !== res) return res[which];
-  return which === "header" ? ctx.headerIfAny : ctx.trailerIfAny;
+function headersOf(res: UnaryResponse, which: "header" | "trailer"): Headers | undefined {
+  if (!(res instanceof Answer)) return res[which];
+  return which === "header" ? res.ctx.headerIfAny : res.ctx.trailerIfAny;
 }
 
-/** The request the interceptors see on the server side, carrying the handler context for the implementation. */
+/**
+ * The request the interceptors see on the server side, carrying the handler context for the
+ * implementation. `signal` is an accessor on the prototype (an AbortController is made only when
+ * something asks), so a copy must name it.
+ */
+class ServerRequest {
+  readonly requestMethod = "POST";
+  readonly service: DescService;
+  readonly url: string;
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+  [CTX]: Context;
+  constructor(
+    readonly method: DescMethod,
+    ctx: Context,
+    readonly stream: boolean,
+    readonly message: unknown,
+  ) {
+    this.service = method.parent;
+    this.url = ctx.url;
+    this.header = ctx.requestHeader;
+    this.contextValues = ctx.values;
+    this[CTX] = ctx;
+  }
+  get signal() {
+    return this[CTX].signal;
+  }
+}
+
 function serverRequest(method: DescMethod, ctx: Context, stream: boolean, message: unknown): Carried | CarriedStream {
-  const req = {
-    stream,
-    service: method.parent,
-    method,
-    requestMethod: "POST",
-    url: ctx.url,
-    header: ctx.requestHeader,
-    contextValues: ctx.values,
-    message,
-    get signal() {
-      return ctx.signal;
-    },
-  } as Carried | CarriedStream;
-  req[CTX] = ctx;
-  return req;
+  return new ServerRequest(method, ctx, stream, message) as unknown as Carried | CarriedStream;
 }
 
 /** Wraps `base` in `interceptors`, the first outermost (Connect's order). */
@@ -467,9 +479,10 @@ class StreamExchange implements Exchange {
  */
 export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
   const jsonRead = { ignoreUnknownFields: opts.jsonOptions?.ignoreUnknownFields ?? false };
+  const links = [opts.shutdownSignal]; // what aborts every call's signal (read only)
 
   function run(entry: UnaryEntry, protocol: Protocol, ex: Exchange, values: ContextValues, json?: JsonValue) {
-    const ctx = newContext(entry.method, protocol === "grpc" ? "grpc" : "connect", ex.url, new NodeHeaders(ex.headers) as unknown as Headers, values, timeoutOf(ex.headers, protocol), [opts.shutdownSignal]);
+    const ctx = newContext(entry.method, protocol === "grpc" ? "grpc" : "connect", ex.url, new NodeHeaders(ex.headers) as unknown as Headers, values, timeoutOf(ex.headers, protocol), links);
     let finished = false;
     // A client that goes away before the answer aborts the handler's signal.
     ex.onClose(() => {
@@ -509,18 +522,18 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
         finished = true;
         ctx.done();
         const head: OutHeaders = {};
-        putHeaders(head, headersOf(out, ctx, "header"));
+        putHeaders(head, headersOf(out, "header"));
         if (protocol === "grpc") {
           const frame = envelope(0, toBinary(entry.method.output, out.message));
           head["content-type"] = grpcType;
           const trailers: OutHeaders = {};
-          putHeaders(trailers, headersOf(out, ctx, "trailer"));
+          putHeaders(trailers, headersOf(out, "trailer"));
           trailers["grpc-status"] = "0";
           return ex.respond(200, head, frame, trailers);
         }
         const body = protocol === "connect-proto" ? toBinary(entry.method.output, out.message) : Buffer.from(toJsonString(entry.method.output, out.message));
         head["content-type"] = protocol === "connect-proto" ? "application/proto" : "application/json";
-        putHeaders(head, headersOf(out, ctx, "trailer"), "trailer-");
+        putHeaders(head, headersOf(out, "trailer"), "trailer-");
         head["content-length"] = String(body.length);
         ex.respond(200, head, body);
       }, fail);
