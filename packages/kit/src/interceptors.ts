@@ -30,8 +30,8 @@ export function contextInterceptor(): Interceptor {
   return (next) => (req) => {
     const incoming = req.header.get("x-request-id");
     const store = new CallStore(incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : undefined, req.header.get("authorization") ?? bearerFromCookie(req.header), req.header.get("traceparent") ?? undefined);
-    if (!req.stream) return callContext.run(store, () => next(req));
-    return callContext.run(store, () => next(req)).then((res) => (res.stream ? { ...res, message: iterateIn(store, res.message) } : res));
+    if (!req.stream) return callContext.run(store, next, req);
+    return callContext.run(store, next, req).then((res) => (res.stream ? { ...res, message: iterateIn(store, res.message) } : res));
   };
 }
 
