@@ -110,15 +110,7 @@ async function serverSpan(next: AnyFn, req: UnaryRequest | StreamRequest): Promi
   propagation.inject(ctx, carrier, setter);
   const tp = carrier.get("traceparent");
   if (tp) req.header.set("traceparent", tp);
-  try {
-    const res = await context.with(ctx, () => next(req));
-    if (res.stream) return { ...res, message: traced(ctx, span, res.message, "server") };
-    finish(span, undefined, "server");
-    return res;
-  } catch (err) {
-    finish(span, err, "server");
-    throw err;
-  }
+  return runIn(ctx, span, "server", next, req);
 }
 
 /** Client interceptor: a span per outgoing call; its context goes out as `traceparent`. Put it first. */
@@ -131,13 +123,18 @@ async function clientSpan(next: AnyFn, req: UnaryRequest | StreamRequest): Promi
   const span = tracer().startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.CLIENT, attributes: attributes(req) }, parent);
   const ctx = trace.setSpan(parent, span);
   propagation.inject(ctx, req.header, setter);
+  return runIn(ctx, span, "client", next, req);
+}
+
+/** Runs the call in `ctx` and ends `span` with its outcome (a stream's when the stream ends). */
+async function runIn(ctx: Context, span: Span, kind: "server" | "client", next: AnyFn, req: UnaryRequest | StreamRequest): Promise<UnaryResponse | StreamResponse> {
   try {
     const res = await context.with(ctx, () => next(req));
-    if (res.stream) return { ...res, message: traced(ctx, span, res.message, "client") };
-    finish(span, undefined, "client");
+    if (res.stream) return { ...res, message: traced(ctx, span, res.message, kind) };
+    finish(span, undefined, kind);
     return res;
   } catch (err) {
-    finish(span, err, "client");
+    finish(span, err, kind);
     throw err;
   }
 }
