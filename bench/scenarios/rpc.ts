@@ -36,17 +36,17 @@ async function verify(port: number, protocol: Protocol) {
 }
 
 /** How each server starts. The kit runs as it is deployed: bundled like dist/crm.mjs (the image's entry point); also from source through tsx, as `npm start` and the local cluster run it. */
-const servers: Record<string, () => Promise<{ cmd: string; args: string[] }>> = {
+const servers = {
   "node:http2": async () => tsNode("bench/servers/plain-http2.ts"),
   "grpc-js": async () => tsNode("bench/servers/grpcjs-health.ts"),
   "connect-node": async () => tsNode("bench/servers/connect-health.ts"),
   kit: async () => ({ cmd: process.execPath, args: [...nodeFlags("kit-health"), await buildServerBundle("bench/servers/kit-health.ts")] }),
   "kit (tsx)": async () => tsNode("bench/servers/kit-health.ts"),
-};
+} satisfies Record<string, () => Promise<{ cmd: string; args: string[] }>>;
 
 interface Variant {
   label: string;
-  server: string;
+  server: keyof typeof servers;
   protocol: Protocol;
   floor?: boolean;
 }
@@ -80,7 +80,7 @@ export const rpc: Scenario = {
       // Every server runs for the whole scenario (an idle one costs nothing), so the variants can
       // take turns in rounds: a load swing on a shared machine then hits all of them alike.
       for (const server of new Set(variants.map((v) => v.server))) {
-        const { cmd, args } = await servers[server]!();
+        const { cmd, args } = await servers[server]();
         running.set(server, await startChild({ name: server, cmd, args, ready: benchReady, timeoutMs: 30_000 }));
       }
       const load = (v: Variant, requests: number) => {

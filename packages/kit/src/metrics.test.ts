@@ -91,6 +91,7 @@ test("TLS server: /metrics is served on the plaintext ops port", { skip: need("o
 test("the RPC latency histogram exposes cumulative buckets, +Inf, sum and count as prom-client would, and resets to zero", async () => {
   const h = new SeriesHistogram("t_seconds", "test", ["service", "rpc"], [0.001, 0.01, 1]);
   const s = h.series({ service: "svc", rpc: "/a.B/C" });
+  assert.equal(h.series({ service: "svc", rpc: "/a.B/C" }), s, "equal labels share one series (a second interceptor of the process, e.g. an in-process peer's)");
   for (const v of [0.0005, 0.001, 0.005, 2]) h.observe(s, v);
   const { values, type } = await h.get();
   assert.equal(type, "histogram");

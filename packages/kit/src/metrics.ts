@@ -20,15 +20,19 @@ import { codeName } from "./tracing-interceptor.js";
 export const metricsRegistry = new Registry();
 collectDefaultMetrics({ register: metricsRegistry, prefix: "crm_" });
 
-/** Successful calls per method, counted with a plain increment and added to the counter at each scrape (prom-client hashes the labels on every inc). */
-const okCounts = new Set<{ labels: { service: string; rpc: string; code: "ok" }; n: number }>();
+/**
+ * Successful calls per label set, counted with a plain increment and added to the counter at each
+ * scrape (prom-client hashes the labels on every inc). Shared by every interceptor of the process
+ * (the all-in-one's in-process peers count the same methods).
+ */
+const okCounts = new Map<string, { labels: { service: string; rpc: string; code: "ok" }; n: number }>();
 const rpcRequests = new Counter({
   name: "crm_rpc_requests_total",
   help: "RPCs handled, by service, method path and Connect code (ok for success).",
   labelNames: ["service", "rpc", "code"] as const,
   registers: [metricsRegistry],
   collect() {
-    for (const ok of okCounts) {
+    for (const ok of okCounts.values()) {
       if (ok.n > 0) this.inc(ok.labels, ok.n);
       ok.n = 0;
     }
@@ -57,16 +61,18 @@ interface Series {
 export class SeriesHistogram {
   readonly type = "histogram";
   readonly aggregator = "sum";
-  readonly #series = new Set<Series>();
+  readonly #series = new Map<string, Series>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[],
     private readonly bounds: number[],
   ) {}
+  /** The series of `labels` (the same one for equal labels: Prometheus refuses a scrape with a series twice). */
   series(labels: Record<string, string>): Series {
-    const s = { labels, counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
-    this.#series.add(s);
+    const key = JSON.stringify(labels);
+    let s = this.#series.get(key);
+    if (!s) this.#series.set(key, (s = { labels, counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 }));
     return s;
   }
   observe(s: Series, value: number) {
@@ -78,7 +84,7 @@ export class SeriesHistogram {
   }
   async get() {
     const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
-    for (const s of this.#series) {
+    for (const s of this.#series.values()) {
       let cumulative = 0;
       s.counts.forEach((n, i) => {
         cumulative += n;
@@ -89,7 +95,7 @@ export class SeriesHistogram {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
   reset() {
-    for (const s of this.#series) Object.assign(s, { counts: s.counts.map(() => 0), sum: 0, count: 0 });
+    for (const s of this.#series.values()) Object.assign(s, { counts: s.counts.map(() => 0), sum: 0, count: 0 });
   }
 }
 
@@ -137,18 +143,18 @@ export function setOutboxLag(lagSeconds: number, pending: number) {
   outboxPending.set(pending);
 }
 
-
 /** RED metrics per RPC; `serviceOf` names the service (module) that owns a proto service. */
 export function metricsInterceptor(serviceOf: (typeName: string) => string): Interceptor {
-  // Label children per method, made once: prom-client validates labels on every unbound call.
+  // Each method's labels, series and success count, looked up once (not per call).
   const perMethod = new Map<string, { labels: { service: string; rpc: string }; duration: Series; ok: { n: number } }>();
   const metricsOf = (req: { service: { typeName: string }; method: { name: string } }) => {
     const rpc = methodPath(req);
     let m = perMethod.get(rpc);
     if (!m) {
       const labels = { service: serviceOf(req.service.typeName), rpc };
-      const ok = { labels: { ...labels, code: "ok" as const }, n: 0 };
-      okCounts.add(ok);
+      const key = JSON.stringify(labels);
+      let ok = okCounts.get(key);
+      if (!ok) okCounts.set(key, (ok = { labels: { ...labels, code: "ok" }, n: 0 }));
       m = { labels, duration: rpcDuration.series(labels), ok };
       perMethod.set(rpc, m);
     }
