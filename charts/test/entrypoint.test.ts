@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, chownSync } from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -33,16 +32,6 @@ function imageStart() {
   for (const m of finalStage.matchAll(/^ENV\s+(.+)$/gm)) for (const kv of m[1]!.trim().split(/\s+/)) { const [k, v] = kv.split("="); env[k!] = v!; }
   const entrypoint = JSON.parse(/^ENTRYPOINT\s+(\[.*\])$/m.exec(finalStage)![1]!) as string[];
   return { env, entrypoint };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 }
 
 function listTree(dir: string, base = dir, out: string[] = []): string[] {
@@ -107,7 +96,7 @@ describe("the image's entry point, run as the container runs it", { skip }, () =
   });
 
   /** The chart's env for a container, made runnable here. */
-  async function localEnv(container: any, target: string, dataDir: string): Promise<{ env: Record<string, string>; opsPort?: number }> {
+  async function localEnv(container: any, target: string, dataDir: string): Promise<Record<string, string>> {
     const files: Record<string, string> = {
       "/etc/crm/tls/tls.crt": join(certs, `${target}.crt`),
       "/etc/crm/tls/tls.key": join(certs, `${target}.key`),
@@ -116,27 +105,25 @@ describe("the image's entry point, run as the container runs it", { skip }, () =
       "/etc/crm/jwt-private/jwt-private-key.pem": join(keys, "private.pem"),
     };
     const env: Record<string, string> = { PATH: process.env.PATH!, ...imageEnv };
-    let opsPort: number | undefined;
     for (const e of container.env as { name: string; value?: string; valueFrom?: unknown }[]) {
       if (e.valueFrom) continue; // *_PASSWORD from Secrets: the local servers need none
       let v = e.value ?? "";
       if (v in files) v = files[v]!;
-      else if (e.name === "PORT") v = "0";
-      else if (e.name === "OPS_PORT") v = String((opsPort = await freePort()));
+      else if (e.name === "PORT" || e.name === "OPS_PORT") v = "0"; // free ports, named by the ready line (no race with other tests for a port picked here)
       else if (e.name === "DATABASE_URL") v = db!.url;
       else if (e.name === "REDIS_URL") v = TEST_REDIS_URL;
       else if (e.name === "AMQP_URL") v = TEST_AMQP_URL;
       else if (e.name === "DATA_DIR") v = dataDir;
       env[e.name] = v;
     }
-    return { env, opsPort };
+    return env;
   }
 
   async function startAndStop(target: string, container: any) {
     const dataDir = join(root, `data-${target}`);
     mkdirSync(dataDir);
     chownSync(dataDir, uid, gid);
-    const { env, opsPort } = await localEnv(container, target, dataDir);
+    const env = await localEnv(container, target, dataDir);
     // the image's DATA_DIR is writable only where the pod mounts a volume there
     if (!container.env.some((e: any) => e.name === "DATA_DIR") && (container.volumeMounts ?? []).some((m: any) => m.mountPath === imageEnv.DATA_DIR)) env.DATA_DIR = dataDir;
     const before = listTree(app);
@@ -162,7 +149,7 @@ describe("the image's entry point, run as the container runs it", { skip }, () =
       child.stderr!.on("data", check);
       exited.then((code) => (clearTimeout(timer), reject(new Error(`${target} exited ${code} before ready:\n${out}`))));
     });
-    const healthPort = target === "all" ? Number(new URL(ready.url).port) : opsPort!;
+    const healthPort = target === "all" ? Number(new URL(ready.url).port) : Number(ready.opsPort);
     // one request on a connection that is closed after it (a probe's), then SIGTERM
     const status = await new Promise<number>((resolve, reject) =>
       http.get({ host: "127.0.0.1", port: healthPort, path: "/healthz", agent: false, headers: { connection: "close" } }, (res) => (res.resume(), resolve(res.statusCode!))).on("error", reject),

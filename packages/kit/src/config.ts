@@ -69,7 +69,8 @@ export const env = {
 /** Settings every service reads. */
 export const commonEnv = {
   HOST: env.str("0.0.0.0"),
-  OPS_PORT: z.preprocess(blankToUndefined, z.coerce.number({ error: "must be a TCP port (1-65535)" }).int().min(1).max(65535).optional()),
+  // Like PORT, 0 picks a free port (the ready line names it: opsPort).
+  OPS_PORT: z.preprocess(blankToUndefined, z.coerce.number({ error: "must be a TCP port (0-65535; 0 picks a free one)" }).int().min(0, "must be a TCP port (0-65535; 0 picks a free one)").max(65535, "must be a TCP port (0-65535; 0 picks a free one)").optional()),
   LOG_LEVEL: env.oneOf(["trace", "debug", "info", "warn", "error", "fatal", "silent"], "info"),
   TLS_CERT_FILE: env.file(),
   TLS_KEY_FILE: env.file(),
