@@ -11,7 +11,7 @@ import { after, test } from "node:test";
 import { Redis } from "ioredis";
 import { TEST_REDIS_URL, installHint, need, redisUp, tcpProxy, until } from "@crm/testkit";
 import { createLogger } from "./logger.js";
-import { redisRevocations, type RedisRevocations, type RedisRevocationsOptions } from "./revocations.js";
+import { memoryRevocations, redisRevocations, type RedisRevocations, type RedisRevocationsOptions } from "./revocations.js";
 import { redisClient } from "./runtime.js";
 
 const skip = need("Redis", await redisUp(), installHint.redis);
@@ -176,4 +176,51 @@ test("redis revocations: close() ends the subscriber, and so does quitting the m
   await b.client.quit();
   await until("B's subscriber gone from CLIENT LIST", async () => (await clientsNamed(b.subscriberName)).length === 0);
   assert.equal(b.list.live, false);
+});
+
+test("memory revocations: onRevoked tells each listener of the sessions revoked, a throwing listener does not stop the others, and unsubscribing stops it", async () => {
+  const list = memoryRevocations();
+  const heard: string[][] = [];
+  list.onRevoked(() => {
+    throw new Error("listener bug");
+  });
+  const off = list.onRevoked((ids) => heard.push(ids));
+  await list.revokeSessions(["s1", "s2"], 60);
+  assert.deepEqual(heard, [["s1", "s2"]]);
+  off();
+  await list.revokeSessions(["s3"], 60);
+  assert.deepEqual(heard, [["s1", "s2"]], "no call after unsubscribing");
+});
+
+test("redis revocations: onRevoked fires for a local revoke, for ids arriving over pub/sub, and for ids first seen on a reload", { skip }, async () => {
+  const p = await tcpProxy(TEST_REDIS_URL, 6379);
+  after(() => p.close());
+  const a = await instance("events-a");
+  const b = await instance("events-b", { url: p.via(TEST_REDIS_URL), heartbeatMs: 600_000 });
+  const heardA: string[] = [];
+  const heardB: string[] = [];
+  a.list.onRevoked((ids) => heardA.push(...ids));
+  b.list.onRevoked((ids) => heardB.push(...ids));
+  await until("both live", () => a.list.live && b.list.live);
+
+  const local = newSid();
+  await a.list.revokeSessions([local], 60);
+  assert.deepEqual(heardA, [local], "the revoking process hears its own revoke when revokeSessions resolves");
+  await until("B to hear it over pub/sub", () => heardB.includes(local));
+
+  const [sub] = await clientsNamed(b.subscriberName);
+  assert.ok(sub);
+  p.hold();
+  await admin().client("KILL", "ID", sub.id);
+  await until("B's subscriber gone", () => !b.list.live);
+  const missed = newSid();
+  await a.list.revokeSessions([missed], 60);
+  assert.ok(!heardB.includes(missed), "B cannot have heard it yet");
+  p.start();
+  await until("B to hear the missed revoke from its reload", () => heardB.includes(missed));
+  await until("B live", () => b.list.live);
+  assert.deepEqual(heardB.filter((id) => id === local || id === missed), [local, missed], "each once: the reload does not repeat known ids");
+  assert.equal(heardA.filter((id) => id === local).length, 1, "A's own pub/sub message does not repeat it");
+  await b.list.close();
+  await b.client.quit();
 });

@@ -16,12 +16,44 @@ import type { Logger } from "./logger.js";
 export interface Revocations {
   isSessionRevoked(sessionId: string): Promise<boolean>;
   revokeSessions(sessionIds: string[], ttlSeconds: number): Promise<void>;
+  /**
+   * Calls `listener` with the sessions this process has just learnt are revoked: its own
+   * revokeSessions, and with Redis also ids arriving over pub/sub and ids first seen on a reload.
+   * An id may be reported more than once; a listener that throws is logged and the others still run.
+   * Returns the function that removes the listener. Long-lived streams end through it (streams.ts).
+   */
+  onRevoked(listener: RevokedListener): () => void;
   /** Releases what the list holds (connections, timers). */
   close?(): Promise<void>;
 }
 
-export function memoryRevocations(now: () => number = Date.now): Revocations {
+export type RevokedListener = (sessionIds: string[]) => void;
+
+/** The listeners of onRevoked: a throw in one is logged and does not stop the others. */
+function revokedListeners(log?: Logger) {
+  const listeners = new Set<RevokedListener>();
+  return {
+    add(listener: RevokedListener): () => void {
+      const own = (ids: string[]) => listener(ids); // the same function added twice is two listeners
+      listeners.add(own);
+      return () => void listeners.delete(own);
+    },
+    emit(ids: string[]) {
+      if (ids.length === 0) return;
+      for (const l of [...listeners]) {
+        try {
+          l(ids);
+        } catch (err) {
+          log?.error({ err: String(err) }, "revocation listener failed");
+        }
+      }
+    },
+  };
+}
+
+export function memoryRevocations(now: () => number = Date.now, log?: Logger): Revocations {
   const until = new Map<string, number>();
+  const revoked = revokedListeners(log);
   return {
     async isSessionRevoked(sid) {
       const t = until.get(sid);
@@ -32,7 +64,9 @@ export function memoryRevocations(now: () => number = Date.now): Revocations {
     },
     async revokeSessions(ids, ttl) {
       for (const id of ids) until.set(id, now() + ttl * 1000);
+      revoked.emit(ids);
     },
+    onRevoked: revoked.add,
   };
 }
 
@@ -64,6 +98,7 @@ export function redisRevocations(redis: Redis, opts: RedisRevocationsOptions = {
   const heartbeatMs = opts.heartbeatMs ?? 1_000;
   const leaseMs = 3 * heartbeatMs;
   const until = new Map<string, number>(); // session id → expiry (ms, `now` clock)
+  const revoked = revokedListeners(log);
   // Bumped whenever the subscriber's connection changes: a subscribe, load or PING of an older epoch counts for nothing.
   let epoch = 0;
   let subscribed = false;
@@ -76,9 +111,11 @@ export function redisRevocations(redis: Redis, opts: RedisRevocationsOptions = {
   let purgedAt = 0;
 
   const isLive = () => loaded && mono() - heardAt < leaseMs;
-  const remember = (sid: string, expiry: number) => {
+  /** Returns true when the id was not (or no longer) known as revoked: news for onRevoked's listeners. */
+  const remember = (sid: string, expiry: number): boolean => {
     const t = until.get(sid);
     if (t === undefined || t < expiry) until.set(sid, expiry);
+    return t === undefined || t <= now();
   };
   const purge = () => {
     const t = now();
@@ -113,7 +150,7 @@ export function redisRevocations(redis: Redis, opts: RedisRevocationsOptions = {
     const msg = parse(text);
     if (msg) {
       const expiry = now() + msg.ttl * 1000;
-      for (const id of msg.ids) remember(id, expiry);
+      revoked.emit(msg.ids.filter((id) => remember(id, expiry)));
       return;
     }
     // Something this version cannot read may have named sessions: answer from Redis until a reload.
@@ -158,12 +195,18 @@ export function redisRevocations(redis: Redis, opts: RedisRevocationsOptions = {
         for (const k of keys) p.pttl(k);
         const res = (await p.exec()) ?? [];
         const at = now();
-        keys.forEach((k, i) => {
-          const [err, ms] = res[i] ?? [new Error("no reply")];
-          if (err) throw err;
-          if (typeof ms !== "number" || ms === -2) return; // expired between SCAN and PTTL
-          remember(k.slice(prefix.length), ms === -1 ? Infinity : at + ms);
-        });
+        const fresh: string[] = []; // revoked while this process was not subscribed
+        try {
+          keys.forEach((k, i) => {
+            const [err, ms] = res[i] ?? [new Error("no reply")];
+            if (err) throw err;
+            if (typeof ms !== "number" || ms === -2) return; // expired between SCAN and PTTL
+            const sid = k.slice(prefix.length);
+            if (remember(sid, ms === -1 ? Infinity : at + ms)) fresh.push(sid);
+          });
+        } finally {
+          revoked.emit(fresh); // remembered ones are news once only, even when the load fails midway
+        }
       } while (cursor !== "0");
     } catch (err) {
       if (!current()) return;
@@ -249,8 +292,9 @@ export function redisRevocations(redis: Redis, opts: RedisRevocationsOptions = {
       for (const [err] of res) if (err) throw err;
       // This process knows at once (its own message may still be on the way).
       const expiry = now() + ttl * 1000;
-      for (const id of ids) remember(id, expiry);
+      revoked.emit(ids.filter((id) => remember(id, expiry)));
     },
+    onRevoked: revoked.add,
     close,
   };
 }
