@@ -13,12 +13,12 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { freshDatabase, need, postgresUp, rabbitUp, redisUp, installHint, TEST_AMQP_URL, TEST_REDIS_URL, type TestDatabase } from "@crm/testkit";
-import { goInstall, goToolchain, render, repo, type K8sObject } from "./lib.ts";
+import { freshDatabase, need, needNone, postgresUp, rabbitUp, redisUp, installHint, TEST_AMQP_URL, TEST_REDIS_URL, type TestDatabase } from "@crm/testkit";
+import { goProblem, render, repo, type K8sObject } from "./lib.ts";
 
 const opensslOk = spawnSync("openssl", ["version"], { stdio: "ignore" }).status === 0;
 const skip =
-  need("Go + sprig (the chart renderer)", goToolchain(), goInstall) ||
+  needNone(goProblem()) ||
   need("openssl", opensslOk, "apt-get install openssl") ||
   need("PostgreSQL", await postgresUp(), installHint.postgres) ||
   need("Redis", await redisUp(), installHint.redis) ||

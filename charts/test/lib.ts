@@ -16,12 +16,19 @@ export const chartDir = join(repo, "charts/crm");
 const rendererSrc = join(repo, "charts/test/renderer/main.go");
 const gocode = "/usr/share/gocode/src";
 
-/** What the renderer needs from the machine (for need()). */
-export function goToolchain(): boolean {
-  const go = spawnSync("go", ["version"], { stdio: "ignore" }).status === 0;
-  return go && existsSync(join(gocode, "github.com/Masterminds/sprig/functions.go")) && existsSync(join(gocode, "sigs.k8s.io/yaml/yaml.go"));
+/**
+ * What the renderer needs from the machine (for needNone()): undefined when it is all there, else
+ * ONE line naming exactly the Debian packages that are missing.
+ */
+export function goProblem(): string | undefined {
+  const missing = [
+    ["golang-go", "the go command", spawnSync("go", ["version"], { stdio: "ignore" }).status === 0],
+    ["golang-github-masterminds-sprig-dev", "the sprig sources", existsSync(join(gocode, "github.com/Masterminds/sprig/functions.go"))],
+    ["golang-k8s-sigs-yaml-dev", "the sigs.k8s.io/yaml sources", existsSync(join(gocode, "sigs.k8s.io/yaml/yaml.go"))],
+  ].filter(([, , ok]) => !ok);
+  if (missing.length === 0) return undefined;
+  return `the chart renderer needs ${missing.map(([, what]) => what).join(" and ")}; install with: apt-get install -y ${missing.map(([pkg]) => pkg).join(" ")}`;
 }
-export const goInstall = "apt-get install golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev";
 
 /**
  * Builds crm-render into $TMPDIR/crm-chart-render/<hash of main.go>/ (GOPATH mode over the Debian

@@ -28,12 +28,11 @@ export function njsModulePath() {
 
 /** undefined when nginx and its njs module are installed, else one line saying what to install. */
 export function nginxProblem() {
-  const bin = nginxBinary();
-  if (!bin) return `nginx is not installed; install it with: apt-get install -y ${nginxPackages}`;
-  if (!existsSync(njsModulePath())) {
-    return `the nginx njs module (${njsModulePath()}) is missing; install it with: apt-get install -y libnginx-mod-http-js`;
-  }
-  return undefined;
+  const missing = [];
+  if (!nginxBinary()) missing.push(["nginx", "the nginx binary"]);
+  if (!existsSync(njsModulePath())) missing.push(["libnginx-mod-http-js", `the nginx njs module (${njsModulePath()})`]);
+  if (missing.length === 0) return undefined;
+  return `${missing.map(([, what]) => what).join(" and ")} ${missing.length === 1 ? "is" : "are"} missing; install with: apt-get install -y ${missing.map(([pkg]) => pkg).join(" ")}`;
 }
 
 /** Resolves when host:port accepts a TCP connection; rejects when `alive()` turns false or time is up. */

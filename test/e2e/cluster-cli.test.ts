@@ -9,16 +9,14 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { need } from "@crm/testkit";
+import { needNone } from "@crm/testkit";
 import { checkPrerequisites, defaults, repoRoot } from "../../scripts/cluster/lib.mjs";
-import { nginxPackages, nginxProblem } from "../../services/gateway/run.mjs";
+import { nginxProblem } from "../../services/gateway/run.mjs";
 import { request } from "../../services/gateway/test/helpers.ts";
 
 const cli = join(repoRoot, "scripts", "cluster.mjs");
 const backing = await checkPrerequisites({ ...defaults, gateway: false });
-const skip =
-  need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`) ||
-  need("PostgreSQL, Redis and RabbitMQ", backing.length === 0, backing.join("; ") || "postgresql redis-server rabbitmq-server");
+const skip = needNone(nginxProblem(), ...backing);
 
 function run(env: Record<string, string>) {
   return spawnSync(process.execPath, [cli, "--free-ports", "--data-dir", join(tmpdir(), "crm-cli-never-used")], {

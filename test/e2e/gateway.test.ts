@@ -25,18 +25,16 @@ import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
 import { LogLevel, LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
-import { need, removeRabbitObjects } from "@crm/testkit";
+import { needNone, removeRabbitObjects } from "@crm/testkit";
 import pg from "pg";
 import { ensureDevPki } from "../../scripts/certs.mjs";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
 import { errorTable } from "../../services/gateway/render.mjs";
-import { nginxPackages, nginxProblem } from "../../services/gateway/run.mjs";
-import { locationDirectives, nginxTimeMs, pythonGrpcAvailable, pythonGrpcCall, pythonPackages, request, TokenMaker, type Res } from "../../services/gateway/test/helpers.ts";
+import { nginxProblem } from "../../services/gateway/run.mjs";
+import { locationDirectives, nginxTimeMs, pythonGrpcCall, pythonGrpcMissing, request, TokenMaker, type Res } from "../../services/gateway/test/helpers.ts";
 
 const backing = await checkPrerequisites({ ...defaults, gateway: false });
-const skip =
-  need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`) ||
-  need("PostgreSQL, Redis and RabbitMQ", backing.length === 0, backing.join("; ") || "postgresql redis-server rabbitmq-server");
+const skip = needNone(nginxProblem(), ...backing);
 
 function assertJsonError(res: Res, status: number, code: string) {
   assert.equal(res.status, status, `status of ${res.body}`);
@@ -272,7 +270,7 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     assertJsonError(badChat, 400, "invalid_argument");
   });
 
-  it("a foreign gRPC client (python3-grpcio) calls unary RPCs and follows the Subscribe stream through the gateway", { skip: need("python3-grpcio", pythonGrpcAvailable(), `apt-get install -y ${pythonPackages}`) }, async () => {
+  it("a foreign gRPC client (python3-grpcio) calls unary RPCs and follows the Subscribe stream through the gateway", { skip: needNone(pythonGrpcMissing()) }, async () => {
     const check = await pythonGrpcCall({ port, ca: cluster.pki.ca, method: "crm.auth.v1.AuthService/Check", token: owner.accessToken });
     assert.equal(check.status, "OK", check.stderr);
     assert.equal(check.messages[0].userId, owner.userId);

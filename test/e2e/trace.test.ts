@@ -17,17 +17,15 @@ import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
-import { need } from "@crm/testkit";
+import { needNone } from "@crm/testkit";
 import pg from "pg";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
-import { nginxPackages, nginxProblem } from "../../services/gateway/run.mjs";
+import { nginxProblem } from "../../services/gateway/run.mjs";
 import { request } from "../../services/gateway/test/helpers.ts";
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../../services/logs/test/otlp-receiver.ts";
 
 const backing = await checkPrerequisites({ ...defaults, gateway: false });
-const skip =
-  need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`) ||
-  need("PostgreSQL, Redis and RabbitMQ", backing.length === 0, backing.join("; ") || "postgresql redis-server rabbitmq-server");
+const skip = needNone(nginxProblem(), ...backing);
 
 const SERVER = 2;
 const CLIENT = 3;

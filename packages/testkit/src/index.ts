@@ -21,6 +21,23 @@ export function need(component: string, available: boolean, install: string): st
   return reason;
 }
 
+/**
+ * Like need(), for checks that already say exactly what is missing: `problems` are lines such as
+ * "python3-grpc-tools is not installed …; install it with: apt-get install -y python3-grpc-tools"
+ * (undefined entries are ignored). False when there are none; else ONE loud line with all of them.
+ */
+export function needNone(...problems: (string | undefined)[]): string | false {
+  const found = problems.filter((p): p is string => Boolean(p));
+  if (found.length === 0) return false;
+  const reason = `SKIPPED: ${found.join("; ")}`;
+  if (strict) throw new Error(`${reason} (strict mode: CI=true or CRM_STRICT=1 forbids skips)`);
+  if (!announced.has(reason)) {
+    announced.add(reason);
+    process.stderr.write(`\n*** ${reason} ***\n\n`);
+  }
+  return reason;
+}
+
 export * from "./services.js";
 export * from "./app.js";
 export * from "./tcp-proxy.js";

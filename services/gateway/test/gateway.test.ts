@@ -15,15 +15,15 @@ import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { Health } from "@crm/gen/grpc/health/v1/health_pb";
 import { chatsEnv } from "@crm/chats/config";
-import { need } from "@crm/testkit";
+import { needNone } from "@crm/testkit";
 import { ensureDevPki } from "../../../scripts/certs.mjs";
 import { errorTable, generatedFiles, gatewayDir, renderTemplate, templateDefaults } from "../render.mjs";
-import { nginxPackages, nginxProblem } from "../run.mjs";
+import { nginxProblem } from "../run.mjs";
 import { startGatewayFixture, type GatewayFixture } from "./fixture.ts";
-import { locationDirectives, nginxTimeMs, pythonGrpcAvailable, pythonGrpcCall, pythonPackages, repoRoot, request, type Res } from "./helpers.ts";
+import { locationDirectives, nginxTimeMs, pythonGrpcCall, pythonGrpcMissing, repoRoot, request, type Res } from "./helpers.ts";
 import { startStub, type SeenRequest } from "./stub.ts";
 
-const skipNginx = need("nginx with the njs module", !nginxProblem(), `apt-get install -y ${nginxPackages}`);
+const skipNginx = needNone(nginxProblem());
 
 function assertJsonError(res: Res, status: number, code: string) {
   assert.equal(res.status, status, `status of ${res.body}`);
@@ -442,7 +442,7 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     assert.ok(gw.stub.connections - opened <= 8, `second burst opened ${gw.stub.connections - opened} new upstream connections`);
   });
 
-  it("a foreign gRPC stack (Debian python3-grpcio, stubs generated from the protos) works through the gateway", { skip: need("python3-grpcio", pythonGrpcAvailable(), `apt-get install -y ${pythonPackages}`) }, async () => {
+  it("a foreign gRPC stack (Debian python3-grpcio, stubs generated from the protos) works through the gateway", { skip: needNone(pythonGrpcMissing()) }, async () => {
     const ok = await pythonGrpcCall({ port: gw.port, ca: gw.pki.ca, method: "crm.auth.v1.AuthService/Check", token });
     assert.equal(ok.status, "OK", ok.stderr);
     assert.equal(ok.messages[0].userId, "user-42");

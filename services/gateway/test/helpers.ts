@@ -13,7 +13,6 @@ import { fileURLToPath } from "node:url";
 import { SignJWT, importPKCS8 } from "jose";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-export const pythonPackages = "python3-grpcio python3-grpc-tools";
 export const python = "/usr/bin/python3";
 
 export async function freePort(): Promise<number> {
@@ -163,13 +162,29 @@ export class TokenMaker {
   }
 }
 
-let pythonChecked: boolean | undefined;
-/** True when Debian's python3-grpcio and python3-grpc-tools can be imported by /usr/bin/python3. */
-export function pythonGrpcAvailable(): boolean {
-  if (pythonChecked === undefined) {
-    const r = spawnSync(python, ["-c", "import grpc, grpc_tools.protoc, google.protobuf"], { stdio: "ignore" });
-    pythonChecked = r.status === 0;
-  }
+/** The Python modules the gRPC client imports, and the Debian package that provides each. */
+export const pythonModules = [
+  ["grpc", "python3-grpcio"],
+  ["grpc_tools.protoc", "python3-grpc-tools"],
+  ["google.protobuf", "python3-protobuf"],
+] as const;
+
+/**
+ * undefined when /usr/bin/python3 can import every module the gRPC client needs; else ONE line
+ * naming exactly the Debian packages whose modules fail to import (not the whole list).
+ */
+export function pythonGrpcProblem(opts: { python?: string; env?: NodeJS.ProcessEnv } = {}): string | undefined {
+  const bin = opts.python ?? python;
+  const missing = pythonModules.filter(([mod]) => spawnSync(bin, ["-c", `import ${mod}`], { stdio: "ignore", env: opts.env ?? process.env }).status !== 0);
+  if (missing.length === 0) return undefined;
+  const pkgs = missing.map(([, pkg]) => pkg).join(" ");
+  return `${pkgs} ${missing.length === 1 ? "is" : "are"} not installed (${bin} cannot import ${missing.map(([mod]) => mod).join(", ")}); install with: apt-get install -y ${pkgs}`;
+}
+
+let pythonChecked: string | undefined | null = null;
+/** pythonGrpcProblem() for /usr/bin/python3, checked once per test file. */
+export function pythonGrpcMissing(): string | undefined {
+  if (pythonChecked === null) pythonChecked = pythonGrpcProblem();
   return pythonChecked;
 }
 
