@@ -13,5 +13,6 @@ export * from "./ratelimit.js";
 export * from "./revocations.js";
 export * from "./runtime.js";
 export * from "./server.js";
+export * from "./streams.js";
 export * from "./telemetry.js";
 export * from "./tracing-interceptor.js";

@@ -114,6 +114,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       opsPort: cfg.OPS_PORT,
       log,
       verifier,
+      revocations,
       tls,
       readMaxBytes: cfg.READ_MAX_BYTES,
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,

@@ -28,6 +28,8 @@ import { metricsInterceptor, serveMetrics } from "./metrics.js";
 import { tracingServerInterceptor } from "./tracing-interceptor.js";
 import type { Logger } from "./logger.js";
 import { createReflection } from "./reflection.js";
+import type { Revocations } from "./revocations.js";
+import { createStreamRegistry, guardStreams } from "./streams.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
 import { createFastPath, UnaryMethods } from "./unary.js";
 
@@ -62,6 +64,8 @@ export interface ServerOptions {
   host: string;
   log: Logger;
   verifier: TokenVerifier;
+  /** The revocation list the verifier checks: open streams of a revoked session end at once (streams.ts). */
+  revocations?: Revocations | undefined;
   tls?: TlsOptions | undefined;
   /** Plaintext port for probes and metrics only (health, /healthz, /readyz, /metrics) when the main port is TLS. */
   opsPort?: number | undefined;
@@ -186,7 +190,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   // Unary calls take the kit's fast path (unary.ts); streams and unusual requests go to connect-node.
   const unary = new UnaryMethods(interceptors);
-  const router = unary.recording(connectRouter);
+  // Server streams end on their session's revocation and on drain, with an error (streams.ts).
+  const streams = createStreamRegistry({ revocations: opts.revocations, shutdownSignal: shutdown.signal, log });
+  const router = guardStreams(unary.recording(connectRouter), streams);
   for (const m of modules) m.routes(router);
   healthAndReflection(router);
   const handlers = new Map(connectRouter.handlers.map((h) => [h.requestPath, h]));
@@ -437,7 +443,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     opsPort,
     async close() {
       draining = true;
-      shutdown.abort(); // handlers' signals abort: server streams end, clients reconnect elsewhere
+      shutdown.abort(); // handlers' signals abort: server streams end with unavailable, clients reconnect elsewhere
       for (const s of servers) s.close();
       for (const s of sessions) s.close();
       for (const s of h1Servers) s.closeIdleConnections();
@@ -449,6 +455,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
+      streams.close();
       for (const m of modules) await m.close?.();
     },
   };

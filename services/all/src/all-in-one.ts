@@ -138,6 +138,7 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     host: cfg.HOST,
     log,
     verifier,
+    revocations,
     readMaxBytes: cfg.READ_MAX_BYTES,
     shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
     hiddenPrefixes: ["/crm.db.v1."],
