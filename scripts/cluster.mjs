@@ -44,15 +44,19 @@ const freePorts = args.includes("--free-ports");
 
 let cluster;
 let stopping = false;
+let stoppingSince = 0;
 const started = Date.now();
 
 async function shutdown(signal) {
   if (stopping) {
-    // second Ctrl-C: no more waiting
+    // Ctrl-C under `npm run cluster` arrives twice at once (the terminal signals the process group
+    // and npm forwards it): only a second one a moment later means "no more waiting".
+    if (Date.now() - stoppingSince < 1_000) return;
     cluster?.killAll();
     process.exit(130);
   }
   stopping = true;
+  stoppingSince = Date.now();
   if (!cluster) return; // still starting: startCluster's own cleanup runs when it fails
   process.stderr.write(`cluster: ${signal}: stopping the gateway and ${cluster.services.size} services…\n`);
   await cluster.stop();
@@ -62,6 +66,17 @@ async function shutdown(signal) {
 process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("exit", () => cluster?.killAll());
+// Started by npm: npm forwards SIGTERM to us (the script execs node), but when npm is killed
+// outright we are handed to init; the cluster must not stay behind, so stop as on SIGTERM.
+if (process.env.npm_lifecycle_event) {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    void shutdown("parent exited");
+  }, 250);
+  watch.unref();
+}
 
 try {
   cluster = await startCluster({

@@ -144,12 +144,20 @@ export function loadTls(cfg: { TLS_CERT_FILE?: string | undefined; TLS_KEY_FILE?
   };
 }
 
-/** SIGTERM/SIGINT: drain the server, then close what was opened; a second signal exits at once. */
-export function onSignals(log: Logger, server: RunningServer, closers: (() => Promise<unknown>)[] = []) {
-  let stopping = false;
+/**
+ * SIGTERM/SIGINT: drain the server, then close what was opened; a second signal exits at once.
+ * Started by npm (`npm start`), the same drain runs when npm is gone (see onParentExit).
+ */
+export function onSignals(log: Logger, server: Pick<RunningServer, "close">, closers: (() => Promise<unknown>)[] = []) {
+  let stoppingSince: number | undefined;
   const stop = async (signal: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
+    // Ctrl-C under `npm start` arrives twice at once (from the terminal to the process group, and
+    // forwarded by npm): only a second signal a moment later means "stop now".
+    if (stoppingSince !== undefined) {
+      if (performance.now() - stoppingSince > 1_000) process.exit(1);
+      return;
+    }
+    stoppingSince = performance.now();
     log.info({ signal }, "draining");
     try {
       await server.close();
@@ -162,6 +170,24 @@ export function onSignals(log: Logger, server: RunningServer, closers: (() => Pr
       process.exit(1);
     }
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  onParentExit(() => void stop("parent exited"));
+}
+
+/**
+ * A server started by npm (npm_lifecycle_event is set) must not outlive it: npm forwards SIGTERM
+ * to its child (the package scripts `exec` node, so that child is this process), but when npm is
+ * killed outright the server would be left listening. Its parent's death shows as a new ppid
+ * (the process is handed to init or a subreaper); `stop` runs once when that happens.
+ */
+export function onParentExit(stop: () => void, { env = process.env, intervalMs = 250 }: { env?: NodeJS.ProcessEnv; intervalMs?: number } = {}): void {
+  if (!env.npm_lifecycle_event) return; // started directly (systemd, a container, nohup): nothing to follow
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    stop();
+  }, intervalMs);
+  timer.unref();
 }

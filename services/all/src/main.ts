@@ -3,7 +3,7 @@
  * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache) runs
  * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
  */
-import { createLogger, main, runService, type ServiceName, startTelemetry, telemetry } from "@crm/kit";
+import { createLogger, main, onSignals, runService, type ServiceName, startTelemetry } from "@crm/kit";
 import { startAllInOne } from "./all-in-one.js";
 import { placeholderModule, placeholders } from "./placeholders.js";
 
@@ -26,19 +26,7 @@ await startTelemetry(target === "all" ? "crm" : target);
 if (target === "all") {
   await main(async () => {
     const app = await startAllInOne();
-    let stopping = false;
-    for (const signal of ["SIGTERM", "SIGINT"] as const) {
-      process.once(signal, () => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        const log = createLogger("crm");
-        log.info({ signal }, "draining");
-        app.close().then(
-          () => telemetry().shutdown().then(() => (log.info("stopped"), process.exit(0))),
-          (err) => (log.error({ err }, "shutdown failed"), process.exit(1)),
-        );
-      });
-    }
+    onSignals(createLogger("crm"), app);
   });
 } else if (targets[target]) {
   await targets[target]();

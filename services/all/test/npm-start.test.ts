@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, test } from "node:test";
+import { until } from "@crm/testkit";
 
 const root = new URL("../../../", import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), "crm-newcomer-"));
@@ -59,3 +60,30 @@ test("npm start on a fresh machine: ready line, register over HTTP, clean stop, 
     assert.ok(await stop(second.child), "stopped cleanly on Ctrl-C");
   }
 });
+
+/** True once nothing accepts connections at `url`. */
+async function closed(url: string): Promise<boolean> {
+  try {
+    await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+  test(`kill -${signal} <pid of npm> after npm start: the server does not stay behind`, { timeout: 200_000 }, async () => {
+    const { child, url } = await start();
+    try {
+      assert.equal(await closed(url), false, "serving before npm is killed");
+      process.kill(child.pid!, signal); // npm alone, not its process group
+      await until(`${url} closed after npm got ${signal}`, () => closed(url), 10_000);
+    } finally {
+      try {
+        process.kill(-child.pid!, "SIGKILL"); // whatever is left of the group
+      } catch {
+        // nothing left
+      }
+    }
+  });
+}
