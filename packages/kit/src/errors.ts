@@ -3,8 +3,14 @@
  * throw `AppError`; the error interceptor turns it into a ConnectError whose message says what was
  * wrong and what to do, with the reason in the `crm-error` metadata (a header/trailer clients can
  * branch on). Anything else thrown is a bug: it becomes `internal` with a request id, never a leak.
+ *
+ * Bad fields travel as the standard error detail google.rpc.BadRequest (one FieldViolation per
+ * field), which gRPC clients read from grpc-status-details-bin and Connect clients from the error's
+ * "details". Nothing a client sent is ever put into a header: field paths can hold map keys of any
+ * characters, so they go only into the message and the (binary, base64-encoded) details.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema, type BadRequest } from "@crm/gen/google/rpc/error_details_pb";
 
 export const errorReasons = {
   invalid_argument: Code.InvalidArgument,
@@ -53,9 +59,16 @@ export const ERROR_REASON_HEADER = "crm-error";
 
 export function toConnectError(err: AppError): ConnectError {
   const meta = new Headers({ [ERROR_REASON_HEADER]: err.reason });
-  if (err.violations.length) meta.set("crm-error-fields", err.violations.map((v) => v.field).join(","));
-  if (err.retryAfterSeconds !== undefined) meta.set("retry-after", String(err.retryAfterSeconds));
-  return new ConnectError(err.message, errorReasons[err.reason], meta);
+  if (err.retryAfterSeconds !== undefined) meta.set("retry-after", String(Math.max(0, Math.ceil(err.retryAfterSeconds))));
+  const details = err.violations.length ? [{ desc: BadRequestSchema, value: { fieldViolations: err.violations } }] : [];
+  return new ConnectError(err.message, errorReasons[err.reason], meta, details);
+}
+
+/** The field violations (google.rpc.BadRequest details) of an error, as sent or as received. */
+export function violationsOf(err: unknown): Violation[] {
+  if (err instanceof AppError) return err.violations;
+  if (!(err instanceof ConnectError)) return [];
+  return err.findDetails(BadRequestSchema).flatMap((d: BadRequest) => d.fieldViolations.map(({ field, description }) => ({ field, description })));
 }
 
 /** The stable reason of an error that came back from a peer (or undefined). */

@@ -14,6 +14,7 @@ import http2 from "node:http2";
 import type { SecureClientSessionOptions } from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type Interceptor, type Transport, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { envelope, withInterceptors } from "./unary.js";
 
 type Next = (req: UnaryRequest) => Promise<UnaryResponse>;
@@ -63,6 +64,19 @@ function metadataOf(...sets: (http2.IncomingHttpHeaders | undefined)[]): Headers
     }
   }
   return h;
+}
+
+/** The error details (e.g. google.rpc.BadRequest) of grpc-status-details-bin, decoded as connect-node does; the header leaves the metadata. */
+function withDetails(err: ConnectError): ConnectError {
+  const bin = err.metadata.get("grpc-status-details-bin");
+  if (bin === null) return err;
+  err.metadata.delete("grpc-status-details-bin");
+  try {
+    err.details = findTrailerError(new Headers({ "grpc-status-details-bin": bin }))?.details ?? [];
+  } catch {
+    // undecodable details: the code and message still stand
+  }
+  return err;
 }
 
 function decodeMessage(text: string | string[] | undefined): string {
@@ -202,7 +216,7 @@ export function createGrpcClientTransport(opts: GrpcClientOptions): Transport & 
         const code = Number(grpcStatus);
         if (code !== 0) {
           const message = decodeMessage(trailers?.["grpc-message"] ?? response["grpc-message"]);
-          return finish(new ConnectError(message, code in Code ? (code as Code) : Code.Unknown, metadataOf(response, trailers)));
+          return finish(withDetails(new ConnectError(message, code in Code ? (code as Code) : Code.Unknown, metadataOf(response, trailers))));
         }
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
         if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) + 5 !== body.length) {

@@ -34,11 +34,20 @@ export function createAliasMatcher(aliases: RestAlias[] = aliasTable as RestAlia
       const m = re.exec(path);
       if (!m) continue;
       const fields: Record<string, string> = {};
-      names.forEach((name, i) => (fields[alias.pathParams[name] ?? name] = decodeURIComponent(m[i + 1]!)));
+      names.forEach((name, i) => (fields[alias.pathParams[name] ?? name] = decodeSegment(m[i + 1]!)));
       return { rpc: alias.rpc, fields };
     }
     return undefined;
   };
+}
+
+/** A path segment, percent-decoded; a malformed escape ("%E0%A4%A") stays as sent, for the RPC's validation to refuse. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** Query string → JSON fields (repeated keys become arrays). */

@@ -135,6 +135,27 @@ function compat(handler: (req: NodeReq, res: NodeRes) => void): StreamListener {
   };
 }
 
+/**
+ * Ends a request whose answer could not be sent: `internal` in the request's protocol (gRPC and
+ * gRPC-Web: a trailers-only answer; else the JSON error) if nothing was sent yet, else a reset.
+ */
+function answerUnsendable(req: NodeReq, res: NodeRes, path: string) {
+  try {
+    if (res.headersSent) return res.destroy();
+    const message = `internal error: the answer of ${path} could not be sent; it was logged`;
+    const type = String(req.headers["content-type"] ?? "");
+    if (type.startsWith("application/grpc")) {
+      const grpcType = type.startsWith("application/grpc-web-text") ? "application/grpc-web-text+proto" : type.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc";
+      (res as http.ServerResponse).writeHead(200, { "content-type": grpcType, "grpc-status": String(Code.Internal), "grpc-message": encodeURIComponent(message) });
+      res.end();
+      return;
+    }
+    json(res, 500, { code: "internal", message });
+  } catch {
+    res.destroy();
+  }
+}
+
 const json = (res: NodeRes, status: number, body: unknown) => {
   const text = JSON.stringify(body);
   (res as http.ServerResponse).writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -215,6 +236,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
       .catch((reason) => {
         if (ConnectError.from(reason).code !== Code.Aborted) log.error({ err: reason, rpc: path }, "handler failed");
+        answerUnsendable(req, res, path); // e.g. a header that is not valid HTTP: this call ends, the process does not
       });
     return true;
   };
@@ -267,7 +289,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const busy = new Map<net.Socket, number>();
   const h2Sockets = new WeakSet<net.Socket>();
   const idleH1 = (socket: net.Socket) => !h2Sockets.has(socket) && !busy.has(socket);
+  /** Every request: a throw while answering ends that request (internal), never the process. */
   const handle = (req: NodeReq, res: NodeRes) => {
+    try {
+      route(req, res);
+    } catch (err) {
+      log.error({ err, url: req.url }, "request failed");
+      answerUnsendable(req, res, (req.url ?? "/").split("?", 1)[0]!);
+    }
+  };
+  const route = (req: NodeReq, res: NodeRes) => {
     if (req.httpVersionMajor === 1) {
       const socket = req.socket;
       busy.set(socket, (busy.get(socket) ?? 0) + 1);
@@ -298,9 +329,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
    */
   const handleCompat = compat(handle);
   const onStream: StreamListener = (stream, headers, flags, rawHeaders) => {
-    const path = headers[":path"] ?? "/";
-    if (!isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined))) return;
-    handleCompat(stream, headers, flags, rawHeaders);
+    try {
+      const path = headers[":path"] ?? "/";
+      if (!isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined))) return;
+      handleCompat(stream, headers, flags, rawHeaders);
+    } catch (err) {
+      log.error({ err, url: headers[":path"] }, "request failed");
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
   };
 
   const h2Settings: http2.ServerOptions = {

@@ -6,11 +6,12 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
+import { gzipSync } from "node:zlib";
 import { after, before, test } from "node:test";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
-import { AppError, invalid } from "./errors.js";
+import { AppError, invalid, violationsOf } from "./errors.js";
 import type { TokenVerifier } from "./auth.js";
 import { createGrpcClientTransport } from "./grpc-client.js";
 import { createLogger } from "./logger.js";
@@ -33,6 +34,14 @@ const probe: ServiceModule = {
     router.service(CacheService, {
       async get(req, ctx) {
         if (req.key === "invalid") throw invalid([{ field: "key", description: "must be nice" }]);
+        // Field paths carry what the client sent (map keys): never a header, so nothing breaks.
+        if (req.key === "hostile field") throw invalid([{ field: 'attributes["a\u007f\r\nx: y\u0100\u{1F600}"]', description: "bad key" }]);
+        if (req.key === "bad header") ctx.responseHeader.set("x-bad", "a\u007fb");
+        if (req.key === "bad trailer") ctx.responseTrailer.set("x-bad", "a\u007fb");
+        if (req.key === "bad header, then fail") {
+          ctx.responseHeader.set("x-bad", "a\u007fb");
+          throw new AppError("not_found", "nothing here");
+        }
         if (req.key === "cookies") {
           ctx.responseHeader.append("set-cookie", "a=1; Path=/");
           ctx.responseHeader.append("set-cookie", "b=2; Path=/");
@@ -68,8 +77,8 @@ const transports = (): [string, Transport][] => [
   ["gRPC gzip (connect-node)", createGrpcTransport({ baseUrl: base, sendCompression: compressionGzip, compressMinBytes: 0 })],
   ["Connect binary h2 (fast path)", createConnectTransport({ baseUrl: base, httpVersion: "2", useBinaryFormat: true })],
   ["Connect JSON HTTP/1.1 (fast path)", createConnectTransport({ baseUrl: base, httpVersion: "1.1" })],
-  ["Connect JSON gzip (connect-node)", createConnectTransport({ baseUrl: base, httpVersion: "1.1", sendCompression: compressionGzip, compressMinBytes: 0 })],
-  ["gRPC-Web (connect-node)", createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" })],
+  ["Connect JSON gzip HTTP/1.1 (connect-node)", createConnectTransport({ baseUrl: base, httpVersion: "1.1", sendCompression: compressionGzip, compressMinBytes: 0 })],
+  ["gRPC-Web HTTP/1.1 (connect-node)", createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" })],
 ];
 
 async function failure(p: Promise<unknown>): Promise<ConnectError> {
@@ -93,13 +102,51 @@ test("every protocol answers the same through the fast path and through connect-
     assert.equal(e.code, Code.InvalidArgument, name);
     assert.equal(e.rawMessage, "invalid request: key: must be nice", name);
     assert.equal(e.metadata.get("crm-error"), "invalid_argument", name);
-    assert.equal(e.metadata.get("crm-error-fields"), "key", name);
+    assert.deepEqual(violationsOf(e), [{ field: "key", description: "must be nice" }], `${name}: google.rpc.BadRequest in the error details`);
+    assert.equal(e.metadata.get("crm-error-fields"), null, name);
+
+    const hostile = await failure(client.get({ key: "hostile field" }));
+    assert.equal(hostile.code, Code.InvalidArgument, `${name}: ${hostile.message}`);
+    assert.deepEqual(violationsOf(hostile), [{ field: 'attributes["a\u007f\r\nx: y\u0100\u{1F600}"]', description: "bad key" }], name);
+    assert.equal(hostile.metadata.get("x"), null, name);
 
     let header: Headers | undefined;
     let trailer: Headers | undefined;
     await client.get({ key: "cookies" }, { onHeader: (h) => (header = h), onTrailer: (t) => (trailer = t) });
     assert.deepEqual(header?.getSetCookie(), ["a=1; Path=/", "b=2; Path=/"], name);
     assert.equal(trailer?.get("x-probe"), "trailer", name);
+  }
+});
+
+test("a handler's header that is not valid HTTP ends that call with internal, never the process", async () => {
+  for (const [name, transport] of transports()) {
+    const client = createClient(CacheService, transport);
+    for (const key of ["bad header", "bad trailer", "bad header, then fail"]) {
+      // HTTP/1.1 refuses U+007F in a field value; HTTP/2 (RFC 9113) lets it through.
+      const e = await client.get({ key }).then(() => undefined, (err: unknown) => ConnectError.from(err));
+      // Over HTTP/2 it may go through (or fail with the handler's own error); it never ends the process.
+      // (gRPC-Web carries trailers in the body.)
+      const allowed = name.includes("HTTP/1.1") && key !== "bad trailer" ? [Code.Internal] : [Code.Internal, key === "bad header, then fail" ? Code.NotFound : undefined];
+      assert.ok(allowed.includes(e?.code), `${name}, ${key}: ${e?.message ?? "succeeded"}`);
+    }
+    const ok = await client.get({ key: "k" });
+    assert.equal(ok.ttlSeconds, 7, `${name}: the server still answers`);
+  }
+});
+
+test("Connect JSON errors carry google.rpc.BadRequest in details, as connect-node writes them", async () => {
+  for (const encoding of ["identity", "gzip"]) {
+    const body = JSON.stringify({ key: "invalid" });
+    const r = await fetch(`${base}/${CacheService.typeName}/Get`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(encoding === "gzip" ? { "content-encoding": "gzip" } : {}) },
+      body: encoding === "gzip" ? gzipSync(body) : body,
+    });
+    assert.equal(r.status, 400);
+    const json = (await r.json()) as { code: string; details: { type: string; value: string; debug: unknown }[] };
+    assert.equal(json.code, "invalid_argument");
+    assert.deepEqual(json.details.map((d) => [d.type, d.debug]), [["google.rpc.BadRequest", { fieldViolations: [{ field: "key", description: "must be nice" }] }]], encoding);
+    assert.match(json.details[0]!.value, /^[A-Za-z0-9+/]+$/, "base64 without padding");
   }
 });
 
@@ -210,7 +257,7 @@ test("server streams: gRPC and Connect streaming on the fast path, gRPC-Web on c
       ["gRPC", createGrpcTransport({ baseUrl: url }), "grpc"],
       ["Connect binary h2", createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true }), "connect"],
       ["Connect JSON h2", createConnectTransport({ baseUrl: url, httpVersion: "2" }), "connect"],
-      ["gRPC-Web (connect-node)", createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }), "grpc-web"],
+      ["gRPC-Web HTTP/1.1 (connect-node)", createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }), "grpc-web"],
     ];
     for (const [name, transport, protocol] of variants) {
       const client = createClient(ChatService, transport);

@@ -11,11 +11,13 @@
  * router and calls it through the interceptors; the server (below) and the in-process peer
  * transport (peers.ts) use it.
  */
-import type http from "node:http";
+import http from "node:http";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type DescService, type DescMethod, type DescMethodServerStreaming, type DescMethodUnary, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { errorToJson } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
@@ -345,8 +347,6 @@ function timeoutOf(h: Headers_, protocol: Protocol): number | undefined {
   return typeof t === "string" && /^\d{1,10}$/.test(t) ? Number(t) : undefined;
 }
 
-const connectCode = (code: Code) => Code[code]!.replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
-
 /** Connect's HTTP status for each code (connect protocol spec). */
 const httpStatus: Partial<Record<Code, number>> = {
   [Code.Canceled]: 499,
@@ -368,6 +368,42 @@ const httpStatus: Partial<Record<Code, number>> = {
 };
 
 type OutHeaders = Record<string, string | string[]>;
+
+/** Throws (as Node would when sending) if a header name or value is not valid HTTP. */
+function validateHeaders(h: OutHeaders) {
+  for (const k in h) {
+    http.validateHeaderName(k);
+    const v = h[k]!;
+    if (Array.isArray(v)) for (const one of v) http.validateHeaderValue(k, one);
+    else http.validateHeaderValue(k, v);
+  }
+}
+
+/** Trailers already validated; if sending still fails, the stream is reset instead of the process ending. */
+function sendTrailersSafely(stream: http2.ServerHttp2Stream, trailers: OutHeaders) {
+  try {
+    stream.sendTrailers(trailers);
+  } catch {
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+/**
+ * An error's gRPC trailers, as connect-node writes them: grpc-status, grpc-message and, when the
+ * error has details (e.g. google.rpc.BadRequest), grpc-status-details-bin.
+ */
+function grpcErrorTrailers(err: ConnectError, extra?: Headers): OutHeaders {
+  const out: OutHeaders = {};
+  putHeaders(out, extra);
+  putHeaders(out, setTrailerStatus(new Headers(), err));
+  return out;
+}
+
+/** A Connect error body as connect-node writes it: {code, message, details: [{type, value, debug}]}. */
+const connectErrorJson = (err: ConnectError) => errorToJson(err, undefined);
+
+/** The answer when a call's own answer cannot be sent (e.g. a handler set a header that is not valid HTTP). */
+const unsendable = (path: string) => new ConnectError(`internal error: the answer of ${path} could not be sent; it was logged`, Code.Internal);
 
 function putHeaders(out: OutHeaders, h: Headers | undefined, prefix = "") {
   if (!h) return;
@@ -431,8 +467,8 @@ class CompatExchange implements Exchange {
   }
   respond(status: number, headers: OutHeaders, body: Uint8Array | undefined, trailers?: OutHeaders) {
     const res = this.res as http2.Http2ServerResponse;
+    if (trailers) res.addTrailers(trailers as http2.OutgoingHttpHeaders); // validated here, before anything is sent
     res.writeHead(status, headers as http2.OutgoingHttpHeaders);
-    if (trailers) res.addTrailers(trailers as http2.OutgoingHttpHeaders);
     if (body) res.end(body);
     else res.end();
   }
@@ -463,8 +499,9 @@ class StreamExchange implements Exchange {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return; // the client went away
     out[":status"] = String(status);
+    if (trailers) validateHeaders(trailers); // sendTrailers runs in an event listener: a throw there would end the process
     stream.respond(out, trailers ? { waitForTrailers: true } : undefined);
-    if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    if (trailers) stream.once("wantTrailers", () => sendTrailersSafely(stream, trailers));
     stream.end(body);
   }
   destroy() {
@@ -490,53 +527,76 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
     });
     const grpcType = ex.headers["content-type"] as string;
 
+    const path = `/${entry.method.parent.typeName}/${entry.method.name}`;
+    /** Sends `e` with the handler's headers (`withHandlerHeaders`) or only what the kit made. */
+    const sendError = (e: ConnectError, withHandlerHeaders: boolean) => {
+      const handlerHeader = withHandlerHeaders ? ctx.headerIfAny : undefined;
+      if (protocol === "grpc") {
+        const head: OutHeaders = { "content-type": grpcType };
+        putHeaders(head, handlerHeader);
+        return ex.respond(200, head, undefined, grpcErrorTrailers(e));
+      }
+      const body = Buffer.from(JSON.stringify(connectErrorJson(e)));
+      const head: OutHeaders = { "content-type": "application/json" };
+      putHeaders(head, handlerHeader);
+      putHeaders(head, e.metadata);
+      if (withHandlerHeaders) putHeaders(head, ctx.trailerIfAny, "trailer-");
+      head["content-length"] = String(body.length);
+      ex.respond(httpStatus[e.code] ?? 500, head, body);
+    };
+    /** A throw while answering ends this call (internal, or a reset if the answer had started), never the process. */
+    const lastResort = (err: unknown) => {
+      opts.onError(err, path);
+      if (ex.headersSent()) return ex.destroy();
+      try {
+        sendError(unsendable(path), false);
+      } catch {
+        ex.destroy();
+      }
+    };
     const fail = (err: unknown) => {
       finished = true;
       ctx.done();
       const e = ConnectError.from(err);
       if (ex.headersSent()) {
-        opts.onError(e, `/${entry.method.parent.typeName}/${entry.method.name}`);
+        opts.onError(e, path);
         ex.destroy();
         return;
       }
-      if (protocol === "grpc") {
-        const head: OutHeaders = { "content-type": grpcType };
-        putHeaders(head, ctx.headerIfAny);
-        const trailers: OutHeaders = {};
-        putHeaders(trailers, e.metadata);
-        trailers["grpc-status"] = String(e.code);
-        trailers["grpc-message"] = encodeURIComponent(e.rawMessage);
-        return ex.respond(200, head, undefined, trailers);
+      try {
+        sendError(e, true);
+      } catch (sendErr) {
+        lastResort(sendErr);
       }
-      const body = Buffer.from(JSON.stringify({ code: connectCode(e.code), message: e.rawMessage }));
-      const head: OutHeaders = { "content-type": "application/json" };
-      putHeaders(head, ctx.headerIfAny);
-      putHeaders(head, e.metadata);
-      putHeaders(head, ctx.trailerIfAny, "trailer-");
-      head["content-length"] = String(body.length);
-      ex.respond(httpStatus[e.code] ?? 500, head, body);
     };
 
     const call = (input: MessageShape<DescMessage>) => {
       methods.invoke(entry, ctx, input).then((out) => {
-        finished = true;
-        ctx.done();
-        const head: OutHeaders = {};
-        putHeaders(head, headersOf(out, "header"));
-        if (protocol === "grpc") {
-          const frame = envelope(0, toBinary(entry.method.output, out.message));
-          head["content-type"] = grpcType;
-          const trailers: OutHeaders = {};
-          putHeaders(trailers, headersOf(out, "trailer"));
-          trailers["grpc-status"] = "0";
-          return ex.respond(200, head, frame, trailers);
+        try {
+          answer(out);
+        } catch (err) {
+          lastResort(err);
         }
-        const body = protocol === "connect-proto" ? toBinary(entry.method.output, out.message) : Buffer.from(toJsonString(entry.method.output, out.message));
-        head["content-type"] = protocol === "connect-proto" ? "application/proto" : "application/json";
-        putHeaders(head, headersOf(out, "trailer"), "trailer-");
-        head["content-length"] = String(body.length);
-        ex.respond(200, head, body);
       }, fail);
+    };
+    const answer = (out: UnaryResponse) => {
+      finished = true;
+      ctx.done();
+      const head: OutHeaders = {};
+      putHeaders(head, headersOf(out, "header"));
+      if (protocol === "grpc") {
+        const frame = envelope(0, toBinary(entry.method.output, out.message));
+        head["content-type"] = grpcType;
+        const trailers: OutHeaders = {};
+        putHeaders(trailers, headersOf(out, "trailer"));
+        trailers["grpc-status"] = "0";
+        return ex.respond(200, head, frame, trailers);
+      }
+      const body = protocol === "connect-proto" ? toBinary(entry.method.output, out.message) : Buffer.from(toJsonString(entry.method.output, out.message));
+      head["content-type"] = protocol === "connect-proto" ? "application/proto" : "application/json";
+      putHeaders(head, headersOf(out, "trailer"), "trailer-");
+      head["content-length"] = String(body.length);
+      ex.respond(200, head, body);
     };
 
     const decode = (body: Buffer | undefined) => {
@@ -655,7 +715,7 @@ function endStream(trailer: Headers | undefined, err: ConnectError | undefined):
   add(trailer);
   add(err?.metadata);
   const body: Record<string, unknown> = {};
-  if (err) body.error = { code: connectCode(err.code), message: err.rawMessage };
+  if (err) body.error = connectErrorJson(err);
   if (Object.keys(metadata).length) body.metadata = metadata;
   return envelope(0b10, Buffer.from(JSON.stringify(body)));
 }
@@ -669,29 +729,45 @@ function serverStream(methods: UnaryMethods, entry: StreamEntry, protocol: Strea
     ctx.done(new ConnectError("the client closed the call", Code.Canceled));
   });
   let started = false;
+  const path = headers[":path"] ?? "/";
   const start = (header: Headers | undefined) => {
     if (started || closed || stream.destroyed) return;
-    started = true;
     const head: OutHeaders = {};
     putHeaders(head, header);
     head["content-type"] = contentType;
-    stream.respond({ ...head, ":status": 200 }, protocol === "grpc" ? { waitForTrailers: true } : undefined);
+    stream.respond({ ...head, ":status": 200 }, protocol === "grpc" ? { waitForTrailers: true } : undefined); // throws before sending on a bad header
+    started = true;
   };
+  /** Ends the stream; a throw while doing so (a header that is not valid HTTP) ends this stream, never the process. */
   const finish = (trailer: Headers | undefined, err: ConnectError | undefined) => {
     ctx.done();
     if (closed || stream.destroyed) return;
-    start(ctx.headerIfAny);
-    if (protocol === "grpc") {
-      const trailers: OutHeaders = {};
-      putHeaders(trailers, trailer);
-      if (err) putHeaders(trailers, err.metadata);
-      trailers["grpc-status"] = String(err ? err.code : 0);
-      if (err) trailers["grpc-message"] = encodeURIComponent(err.rawMessage);
-      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-      stream.end();
-      return;
+    try {
+      try {
+        start(ctx.headerIfAny);
+      } catch (e) {
+        opts.onError(e, path);
+        start(undefined);
+      }
+      if (protocol === "grpc") {
+        let trailers: OutHeaders;
+        try {
+          if (err) trailers = grpcErrorTrailers(err, trailer);
+          else putHeaders((trailers = {}), trailer), (trailers["grpc-status"] = "0");
+          validateHeaders(trailers);
+        } catch (e) {
+          opts.onError(e, path);
+          trailers = grpcErrorTrailers(unsendable(path));
+        }
+        stream.once("wantTrailers", () => sendTrailersSafely(stream, trailers));
+        stream.end();
+        return;
+      }
+      stream.end(endStream(trailer, err));
+    } catch (e) {
+      opts.onError(e, path);
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
-    stream.end(endStream(trailer, err));
   };
   const writable = () =>
     new Promise<void>((resolve) => {
