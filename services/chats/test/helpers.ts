@@ -13,6 +13,8 @@ export interface User {
   userId: string;
   companyId: string;
   token: string;
+  /** The login, to log in again (a second session). */
+  email: string;
   chat: Client<typeof ChatService>;
 }
 
@@ -41,13 +43,13 @@ export async function company(app: TestApp, dbUrl: string, extra = 2, opts: { pr
   } finally {
     await c.end();
   }
-  const as = (userId: string, token: string): User => ({ userId, companyId: reg.companyId, token, chat: app.client(ChatService, { token, ...opts }) });
+  const as = (userId: string, token: string, email: string): User => ({ userId, companyId: reg.companyId, token, email, chat: app.client(ChatService, { token, ...opts }) });
   const users: User[] = [];
   for (const email of emails) {
     const l = await auth.login({ email, password: PASSWORD });
-    users.push(as(l.userId, l.accessToken));
+    users.push(as(l.userId, l.accessToken, email));
   }
-  return { owner: as(reg.userId, reg.accessToken), users, companyId: reg.companyId };
+  return { owner: as(reg.userId, reg.accessToken, `owner-${n}@chat.example`), users, companyId: reg.companyId };
 }
 
 export async function expectCode(p: Promise<unknown> | (() => Promise<unknown>), code: Code, message?: RegExp) {
@@ -64,6 +66,8 @@ export interface Watch {
   heartbeats: number;
   error: ConnectError | undefined;
   ended: boolean;
+  /** performance.now() when the stream ended (0 while open). */
+  endedAt: number;
   /** Waits until the stream is live (the server's first heartbeat, sent after the replay). */
   live(ms?: number): Promise<void>;
   /** Waits until at least `n` messages arrived. */
@@ -81,6 +85,7 @@ export function watch(client: Client<typeof ChatService>, chatId: string, afterS
     heartbeats: 0,
     error: undefined,
     ended: false,
+    endedAt: 0,
     count: async (n, ms = 15_000) => {
       await until(`${n} messages on the stream (have ${w.messages.length})`, () => w.messages.length >= n || w.ended, ms);
       if (w.messages.length < n) throw new Error(`stream ended after ${w.messages.length} of ${n} messages: ${w.error?.message ?? "no error"}`);
@@ -105,6 +110,7 @@ export function watch(client: Client<typeof ChatService>, chatId: string, afterS
     } catch (err) {
       if (!ac.signal.aborted) w.error = ConnectError.from(err);
     } finally {
+      w.endedAt = performance.now();
       w.ended = true;
     }
   })();
