@@ -66,13 +66,17 @@ export function generateErrors() {
     "# trailers-only answer (HTTP 200, grpc-status/grpc-message headers, END_STREAM) for gRPC and",
     "# gRPC-Web callers, chosen by $crm_err_kind (the request's Content-Type).",
     "# Errors answered by a service pass through unchanged.",
+    "# Every error location takes a body of any size (client_max_body_size 0): it never reads it, and",
+    "# nginx's HTTP/2 code refuses an over-long body without marking the request as discarding it, so",
+    "# with a limit here the size check ran again in the error location, again and again, until nginx",
+    "# gave up with its own 500 HTML page (HTTP/1.1 was not affected).",
     "recursive_error_pages on;",
   );
   for (const e of errorTable) out.push(`error_page ${e.status} = /_crm/err/$crm_err_kind/${e.status};`);
   out.push("");
   for (const e of errorTable) {
     const body = JSON.stringify({ code: e.code, message: "MSG" }).replace('"MSG"', `"${e.message}"`);
-    out.push(`location = /_crm/err/json/${e.status} {`, "    internal;", "    include conf/security-headers.conf;");
+    out.push(`location = /_crm/err/json/${e.status} {`, "    internal;", "    client_max_body_size 0;", "    include conf/security-headers.conf;");
     if (e.status === 401) {
       out.push(
         "    add_header WWW-Authenticate 'Bearer realm=\"crm\", error=\"invalid_token\"' always;",
@@ -86,6 +90,7 @@ export function generateErrors() {
       out.push(
         `location = /_crm/err/${kind}/${e.status} {`,
         "    internal;",
+        "    client_max_body_size 0;",
         "    include conf/security-headers.conf;",
         `    add_header grpc-status ${e.grpc} always;`,
         `    add_header grpc-message ${nginxString(e.message.replace(/%/g, "%25"))} always;`,

@@ -5,7 +5,7 @@ tests to prove a foreign gRPC stack works through nginx.
 
   grpc_call.py --protos PROTO_ROOT --target localhost:8443 --ca ca.crt [--cert c.crt --key c.key]
                [--token JWT] [--metadata k=v ...] [--max N] [--timeout S]
-               crm.auth.v1.AuthService/Check '{"json": "request"}'
+               crm.auth.v1.AuthService/Check '{"json": "request"}'    (or - to read it from stdin)
 
 Prints one JSON line per response message ({"message": {...}}), then one final line
 {"status": "OK"|"UNAUTHENTICATED"|..., "details": "..."}. Exit code 0 unless the call could not
@@ -94,7 +94,8 @@ def main():
         if req_cls is None:  # request type declared in another file
             from google.protobuf import symbol_database
             req_cls = symbol_database.Default().GetSymbol(method.input_type.full_name)
-        req = json_format.Parse(a.request, req_cls())
+        # "-": the request JSON comes on stdin (a large message does not fit in an argument)
+        req = json_format.Parse(sys.stdin.read() if a.request == "-" else a.request, req_cls())
 
         with open(a.ca, "rb") as f:
             ca = f.read()

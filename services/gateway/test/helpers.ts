@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createPublicKey } from "node:crypto";
 import http from "node:http";
+import http2 from "node:http2";
 import https from "node:https";
 import net from "node:net";
 import { dirname, join } from "node:path";
@@ -76,6 +77,38 @@ export function request(o: ReqOpts): Promise<Res> {
     req.on("error", reject);
     if (o.body !== undefined) req.write(o.body);
     req.end();
+  });
+}
+
+/** One HTTP/2 request on a fresh connection; `chunked` leaves out content-length (the body's size is unknown up front). */
+export function request2(o: ReqOpts & { chunked?: boolean }): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://${o.host ?? "localhost"}:${o.port}`, { ca: o.ca, cert: o.cert, key: o.key, servername: "localhost" });
+    session.on("error", reject);
+    const headers: http2.OutgoingHttpHeaders = { ":method": o.method ?? "GET", ":path": o.path, ...o.headers };
+    if (o.body !== undefined && !o.chunked) headers["content-length"] = String(Buffer.byteLength(o.body));
+    const stream = session.request(headers, { endStream: o.body === undefined });
+    const timer = setTimeout(() => stream.destroy(new Error(`request ${o.path} timed out`)), o.timeoutMs ?? 15_000);
+    let status = 0;
+    let head: http.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => {
+      status = Number(h[":status"]);
+      head = h as http.IncomingHttpHeaders;
+    });
+    // trailers (gRPC) are folded into the headers; a trailers-only answer has them in the response headers
+    stream.on("trailers", (t) => Object.assign(head, t));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    // the gateway may answer before the whole body is sent and reset the rest of the stream: that is fine
+    stream.on("error", (err) => (status ? undefined : reject(err)));
+    stream.on("close", () => {
+      clearTimeout(timer);
+      session.close();
+      const body = Buffer.concat(chunks).toString();
+      if (!status) return reject(new Error(`no answer to ${o.path} (stream closed, code ${stream.rstCode})`));
+      resolve({ status, headers: head, body, json: () => JSON.parse(body) });
+    });
+    if (o.body !== undefined) stream.end(o.body);
   });
 }
 
@@ -216,9 +249,12 @@ export function pythonGrpcCall(opts: {
   if (opts.cert) args.push("--cert", opts.cert, "--key", opts.key ?? "");
   if (opts.max) args.push("--max", String(opts.max));
   for (const [k, v] of Object.entries(opts.metadata ?? {})) args.push("--metadata", `${k}=${v}`);
-  args.push(opts.method, JSON.stringify(opts.request ?? {}));
+  // the request goes on stdin: a large message does not fit in an argument (E2BIG)
+  args.push(opts.method, "-");
   return new Promise((resolve, reject) => {
-    const child = spawn(python, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(python, args, { stdio: ["pipe", "pipe", "pipe"] });
+    child.stdin.on("error", () => {}); // the script may exit before reading it all
+    child.stdin.end(JSON.stringify(opts.request ?? {}));
     let out = "";
     let err = "";
     let pending = "";
