@@ -71,14 +71,37 @@ async function forward(r) {
     passBack(r, reply);
 }
 
+/*
+ * Where GET /auth/refresh may send the browser back to: `next` as the browser will read it, and
+ * only when that is a path on this site; anything else is '/'. A browser parses a Location with the
+ * WHATWG URL parser, which first strips leading and trailing C0 controls and spaces, removes every
+ * tab, CR and LF, and reads a backslash as a slash (http/https), so "/\t/evil.example",
+ * "/\\evil.example" and " //evil.example" all mean //evil.example, another site. The same
+ * steps are done here, then the value must be "/" followed by anything but "/" (a path, not
+ * //host or scheme:). The answer is percent-encoded printable ASCII, which every parser reads
+ * the same way. (`next` arrives percent-decoded once, as r.args gives it; a repeated `next` is
+ * an array and ignored.)
+ */
+function safeNext(value) {
+    if (typeof value !== 'string') return '/';
+    const s = value.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '').replace(/\\/g, '/');
+    if (s.charAt(0) !== '/' || s.charAt(1) === '/') return '/';
+    let out;
+    try {
+        // keep what is already percent-encoded, encode the rest (throws on a lone surrogate)
+        out = s.split('%').map(encodeURI).join('%');
+    } catch (e) {
+        return '/';
+    }
+    if (!/^\/[^\/][\x21-\x7e]*$/.test(out) && out !== '/') return '/';
+    if (out.toLowerCase().indexOf('/auth/refresh') === 0) return '/'; // no redirect loop
+    return out;
+}
+
 /* GET /auth/refresh?next=/chats/... (a browser sent here after a 401): refresh with the
  * refresh_token cookie, then go back to `next` (a path on this site) with the new cookies. */
 async function refreshRedirect(r) {
-    let next = r.args.next || '/';
-    if (typeof next !== 'string' || next.charAt(0) !== '/' || next.charAt(1) === '/' || next.charAt(1) === '\\' ||
-        next.indexOf('/auth/refresh') === 0 || /[\r\n]/.test(next)) {
-        next = '/';
-    }
+    const next = safeNext(r.args.next === undefined ? '/' : r.args.next);
     let reply;
     try {
         reply = await r.subrequest('/crm.auth.v1.AuthService/Refresh', { method: 'POST', body: '{}' });
@@ -95,4 +118,4 @@ function next(r) {
     return encodeURIComponent(r.variables.request_uri || '/');
 }
 
-export default { forward, refreshRedirect, next };
+export default { forward, refreshRedirect, next, safeNext };

@@ -21,6 +21,7 @@ import { errorTable, generatedFiles, gatewayDir, renderTemplate, templateDefault
 import { nginxProblem } from "../run.mjs";
 import { startGatewayFixture, type GatewayFixture } from "./fixture.ts";
 import { locationDirectives, nginxTimeMs, pythonGrpcCall, pythonGrpcMissing, repoRoot, request, request2, type Res } from "./helpers.ts";
+import { assertSameSite, goodNext, hostileNext, hostileQueries } from "./next-cases.ts";
 import { startStub, type SeenRequest } from "./stub.ts";
 
 const skipNginx = needNone(nginxProblem());
@@ -343,9 +344,18 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     assert.equal(ok.status, 303, ok.body);
     assert.equal(ok.headers.location, "/chats/c1/messages");
     assert.match(String(ok.headers["set-cookie"]), /access_token=fresh/);
-    // no open redirect
-    const evil = await request({ ...base(), path: "/auth/refresh?next=%2F%2Fevil.example", headers: { cookie: "refresh_token=good" } });
-    assert.equal(evil.headers.location, "/");
+    // no open redirect: every value a browser would read as another site gives "/" (next-cases.ts)
+    const refresh = (query: string) => request({ ...base(), path: `/auth/refresh?${query}`, headers: { cookie: "refresh_token=good" } });
+    for (const query of [...hostileNext.map((n) => `next=${encodeURIComponent(n.replace(/\ud800/g, "\u0001")).replace(/%01/g, "%ED%A0%80")}`), ...hostileQueries]) {
+      const res = await refresh(query);
+      assert.equal(res.status, 303, `${query}: ${res.body}`);
+      assertSameSite(res.headers.location, query);
+      assert.equal(res.headers.location, "/", query);
+    }
+    for (const [next, location] of goodNext) {
+      const res = await refresh(`next=${encodeURIComponent(next)}`);
+      assert.equal(res.headers.location, location, JSON.stringify(next));
+    }
     // a spent refresh token: JSON 401, no loop
     assertJsonError(await request({ ...base(), path: "/auth/refresh?next=%2F", headers: { cookie: "refresh_token=bad" } }), 401, "unauthenticated");
   });
