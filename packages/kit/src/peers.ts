@@ -18,6 +18,7 @@ import type { ServiceModule } from "./server.js";
 import { metricsInterceptor } from "./metrics.js";
 import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing-interceptor.js";
 import { clientRequest, createGrpcClientTransport } from "./grpc-client.js";
+import { textInterceptor } from "./text-rules.js";
 import { newContext, UnaryMethods, withInterceptors } from "./unary.js";
 
 export const INTERNAL_HEADER = "x-crm-internal";
@@ -92,6 +93,7 @@ export function inProcessPeer(self: string, module: ServiceModule, deps: InProce
     errorInterceptor(deps.log),
     internalPeerInterceptor(deps.internal),
     authInterceptor(deps.verifier, publicMethods),
+    textInterceptor(),
   ];
   const clientInterceptors = [tracingClientInterceptor(), forwardInterceptor(self, deps.internal)];
   const unary = new UnaryMethods(serverInterceptors);

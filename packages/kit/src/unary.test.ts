@@ -134,6 +134,31 @@ test("a handler's header that is not valid HTTP ends that call with internal, ne
   }
 });
 
+test("control characters and invalid UTF-8 are refused on every path, naming the field", async () => {
+  for (const [name, transport] of transports()) {
+    const e = await failure(createClient(CacheService, transport).get({ key: "k\u0000" }));
+    assert.equal(e.code, Code.InvalidArgument, `${name}: ${e.message}`);
+    assert.deepEqual(violationsOf(e).map((v) => v.field), ["key"], name);
+  }
+  // GetRequest.key (field 1) = FF FE: not UTF-8. Binary Connect (fast path), gzip (connect-node), gRPC-Web (connect-node).
+  const message = Buffer.from([0x0a, 2, 0xff, 0xfe]);
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+  const cases: [string, Record<string, string>, Buffer][] = [
+    ["Connect proto", { "content-type": "application/proto" }, message],
+    ["Connect proto gzip", { "content-type": "application/proto", "content-encoding": "gzip" }, gzipSync(message)],
+    ["gRPC-Web", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, frame],
+  ];
+  for (const [name, headers, body] of cases) {
+    const r = await fetch(`${base}/${CacheService.typeName}/Get`, { method: "POST", headers, body });
+    const text = Buffer.from(await r.arrayBuffer()).toString("latin1");
+    const status = r.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(text)?.[1];
+    if (name === "gRPC-Web") assert.equal(status, String(Code.InvalidArgument), `${name}: ${text}`);
+    else assert.equal(r.status, 400, `${name}: ${text}`);
+    const said = /grpc-message: (\S+)/.exec(text)?.[1];
+    assert.match(said ? decodeURIComponent(said) : text, /key: is not valid UTF-8/, name);
+  }
+});
+
 test("Connect JSON errors carry google.rpc.BadRequest in details, as connect-node writes them", async () => {
   for (const encoding of ["identity", "gzip"]) {
     const body = JSON.stringify({ key: "invalid" });
@@ -155,6 +180,9 @@ test("bad requests get clear errors from the fast path", async () => {
   let r = await post("{not json", "application/json");
   assert.equal(r.status, 400);
   assert.equal(((await r.json()) as { code: string }).code, "invalid_argument");
+  r = await post(Buffer.from([0x7b, 0x22, 0x6b, 0x65, 0x79, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), "application/json"); // {"key":"\xff"}
+  assert.equal(r.status, 400);
+  assert.deepEqual(await r.json(), { code: "invalid_argument", message: "the request body is not valid UTF-8: send JSON encoded as UTF-8" });
   r = await post(JSON.stringify({ key: "k", nope: 1 }), "application/json");
   assert.equal(r.status, 400, "unknown fields are refused");
   r = await post(JSON.stringify({ key: "x".repeat(2000) }), "application/json");

@@ -369,6 +369,9 @@ const httpStatus: Partial<Record<Code, number>> = {
 
 type OutHeaders = Record<string, string | string[]>;
 
+/** JSON bodies must be UTF-8: invalid bytes are refused, not silently turned into U+FFFD. */
+export const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Throws (as Node would when sending) if a header name or value is not valid HTTP. */
 function validateHeaders(h: OutHeaders) {
   for (const k in h) {
@@ -604,8 +607,14 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
       try {
         if (protocol === "connect-json") {
           let parsed: JsonValue;
+          let text: string;
           try {
-            parsed = body.length ? (JSON.parse(body.toString("utf8")) as JsonValue) : {};
+            text = strictUtf8.decode(body);
+          } catch {
+            throw new ConnectError("the request body is not valid UTF-8: send JSON encoded as UTF-8", Code.InvalidArgument);
+          }
+          try {
+            parsed = body.length ? (JSON.parse(text) as JsonValue) : {};
           } catch (err) {
             throw new ConnectError(`cannot decode the request as JSON: ${(err as Error).message}`, Code.InvalidArgument);
           }
