@@ -215,7 +215,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const unary = new UnaryMethods(interceptors);
   // Server streams end on their session's revocation and on drain, with an error (streams.ts).
   const streams = createStreamRegistry({ revocations: opts.revocations, shutdownSignal: shutdown.signal, log });
-  const router = unary.recording(connectRouter); void guardStreams;
+  const router = guardStreams(unary.recording(connectRouter), streams);
   for (const m of modules) m.routes(router);
   healthAndReflection(router);
   const handlers = new Map(connectRouter.handlers.map((h) => [h.requestPath, h]));
