@@ -33,7 +33,7 @@ test("the first item of a key runs alone at once; items arriving meanwhile form 
 
 test("batches hold at most maxBatch items; per-item errors and a failed batch reject only their items", async () => {
   const { calls, run } = controlled();
-  const b = keyedBatches(run, 2);
+  const b = keyedBatches(run, 2, { retryAlone: () => false });
   const p1 = b.submit("k", 1);
   const rest = [2, 3, 4].map((x) => b.submit("k", x));
   calls[0]!.finish([new Error("not a member")]);
@@ -47,4 +47,25 @@ test("batches hold at most maxBatch items; per-item errors and a failed batch re
   assert.deepEqual(calls[2]!.items, [4]);
   calls[2]!.finish();
   assert.equal(await rest[2], 40);
+});
+
+test("a batch that fails as a whole runs again item by item: only the culprit fails", async () => {
+  const runs: number[][] = [];
+  const b = keyedBatches(async (_key, items: number[]) => {
+    runs.push(items);
+    if (items.includes(13)) throw new Error(`item 13 is refused (batch of ${items.length})`);
+    return items.map((x) => x * 10);
+  }, 100);
+  // The first item runs alone and holds the key; the next ones queue into one batch.
+  const first = b.submit("k", 1);
+  const queued = [2, 13, 4].map((x) => b.submit("k", x).then((v) => v, (e: Error) => e.message));
+  assert.equal(await first, 10);
+  assert.deepEqual(await Promise.all(queued), [20, "item 13 is refused (batch of 1)", 40]);
+  assert.deepEqual(runs, [[1], [2, 13, 4], [2], [13], [4]]);
+
+  const never = keyedBatches(async (_k, items: number[]) => {
+    throw new Error(`down (${items.length})`);
+  }, 100, { retryAlone: () => false });
+  const all = [1, 2, 3].map((x) => never.submit("k", x).then(() => "ok", (e: Error) => e.message));
+  assert.deepEqual(await Promise.all(all), ["down (1)", "down (2)", "down (2)"], "no retry when retryAlone says the failure is the batch's");
 });

@@ -305,7 +305,9 @@ export function dbChatService({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<t
     const results = await saveBatch(db, companyId, chat, items);
     if (results.some((r) => !(r instanceof Error) && !r.replayed)) afterOutbox?.();
     return results;
-  }, MAX_BATCH);
+    // A failure that is not an AppError (unavailable, a conflict) is PostgreSQL refusing something in
+    // the batch: its transaction rolled back, so each item runs again alone and only the culprit fails.
+  }, MAX_BATCH, { retryAlone: (err) => !(err instanceof AppError) });
 
   const tenant = <T>(ctx: HandlerContext, fn: (sql: Sql, p: Principal) => Promise<T>) => {
     const p = principalOf(ctx);

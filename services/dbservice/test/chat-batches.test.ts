@@ -6,8 +6,12 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
+import { create } from "@bufbuild/protobuf";
+import { createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { DbChatService, SaveMessageRequestSchema } from "@crm/gen/crm/db/v1/db_chat_pb";
+import { principalKey } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
-import { saveBatch } from "../src/chat-store.js";
+import { dbChatService, saveBatch } from "../src/chat-store.js";
 import type { Db } from "../src/db.js";
 import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
 
@@ -72,4 +76,27 @@ test("a batch of non-members changes nothing", { skip }, async () => {
   assert.ok(r instanceof Error && /not found/.test(r.message));
   const { rows: after } = await pool.query<{ last_seq: string }>("SELECT last_seq FROM chats WHERE id = $1", [chat]);
   assert.equal(after[0]!.last_seq, before[0]!.last_seq);
+});
+
+test("one send PostgreSQL refuses fails alone: the rest of its group-commit batch is stored", { skip }, async () => {
+  const service = dbChatService({ db });
+  const send = (userId: string, content: string) => {
+    const values = createContextValues().set(principalKey, { userId, companyId: company, role: "member", sessionId: "s", expiresAt: 0, token: "t" });
+    const ctx = createHandlerContext({ service: DbChatService, method: DbChatService.method.saveMessage, protocolName: "test", requestMethod: "POST", url: "/", contextValues: values });
+    return Promise.resolve(service.saveMessage(create(SaveMessageRequestSchema, { chatId: chat, content }), ctx));
+  };
+  const { rows: before } = await pool.query<{ last_seq: string }>("SELECT last_seq FROM chats WHERE id = $1", [chat]);
+  // The first send runs alone; the ones made meanwhile go together in the next batch. The sender id
+  // comes from the token, not the request, so no request validation sees it: PostgreSQL refuses
+  // it (not a uuid), which rolls back that whole batch's transaction.
+  const first = send(alice, "first");
+  const batch = [send(alice, "a"), send(bob, "b"), send("not-a-uuid", "bad"), send(alice, "c"), send(bob, "d")].map((p) =>
+    p.then((r) => r.message?.content ?? "?", (e: Error) => `failed: ${e.message}`),
+  );
+  await first;
+  const out = await Promise.all(batch);
+  assert.deepEqual(out.filter((x) => !x.startsWith("failed")), ["a", "b", "c", "d"], out.join(" | "));
+  assert.match(out[2]!, /^failed: .*uuid/);
+  const { rows: after } = await pool.query<{ last_seq: string }>("SELECT last_seq FROM chats WHERE id = $1", [chat]);
+  assert.equal(Number(after[0]!.last_seq) - Number(before[0]!.last_seq), 5, "first + the four innocent sends, gap-free");
 });
