@@ -11,6 +11,7 @@ import {
   ATTEMPT_HEADER, BusUnavailableError, RetryLaterError, UnroutableError, defaultRetryDelay, memoryBus,
   type ConsumeOptions, type Delivery, type EventBus, type ExchangeType, type Handler, type QueueOptions, type SubscribeOptions, type TopicSubscription,
 } from "./bus.js";
+import { deadlines, dependencyAt } from "./dependencies.js";
 import type { Logger } from "./logger.js";
 
 export interface AmqpBusOptions {
@@ -21,6 +22,8 @@ export interface AmqpBusOptions {
   heartbeatSeconds?: number;
   /** Longest wait between reconnect attempts. Default 5 s. */
   maxBackoffMs?: number;
+  /** A publish the broker has not confirmed within this rejects with BusUnavailableError. Default AMQP_CONFIRM_TIMEOUT_MS (5 s). */
+  confirmTimeoutMs?: number;
 }
 
 /** RabbitMQ when `url` is set, else the in-memory bus (all-in-one). Connects in the background. */
@@ -88,6 +91,13 @@ const quietly = (fn: () => void) => {
   }
 };
 
+/** `p`, or a BusUnavailableError after `ms` (the late result is dropped). */
+function withDeadline<T>(p: Promise<T>, ms: number, message: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new BusUnavailableError(message())), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 interface Part {
   /** (Re)creates the part on a fresh connection. */
   start(conn: ChannelModel): Promise<void>;
@@ -99,6 +109,8 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
   if (!url.searchParams.has("heartbeat")) url.searchParams.set("heartbeat", String(opts.heartbeatSeconds ?? 10));
   const safeUrl = `${url.protocol}//${url.host}${url.pathname}`;
   const maxBackoff = opts.maxBackoffMs ?? 5_000;
+  const confirmTimeoutMs = opts.confirmTimeoutMs ?? deadlines().AMQP_CONFIRM_TIMEOUT_MS;
+  dependencyAt("RabbitMQ", url.host);
 
   const exchanges = new Map<string, ExchangeType>();
   const queues = new Map<string, QueueOptions>();
@@ -185,7 +197,7 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
     if (pub) return pub;
     const c = conn;
     if (!c) throw new BusUnavailableError(`RabbitMQ (${safeUrl}) is not connected; reconnecting`);
-    pubOpening ??= openPub(c).finally(() => (pubOpening = undefined));
+    pubOpening ??= withDeadline(openPub(c), confirmTimeoutMs, () => `RabbitMQ (${safeUrl}) did not open a channel within ${confirmTimeoutMs} ms (AMQP_CONFIRM_TIMEOUT_MS)`).finally(() => (pubOpening = undefined));
     const ch = await pubOpening;
     if (conn === c) pub = ch;
     return ch;
@@ -206,8 +218,15 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
             ...(o.contentType ? { contentType: o.contentType } : {}),
             ...(o.expiration !== undefined ? { expiration: o.expiration } : {}),
           };
+          // A frozen or overloaded broker: the message counts as not published (the outbox keeps it and
+          // publishes it again; consumers are idempotent), and the caller is not held past the deadline.
+          const timer = setTimeout(() => {
+            if (id !== undefined) returned.delete(id);
+            reject(new BusUnavailableError(`RabbitMQ (${safeUrl}) did not confirm the message to ${exchange || "(default)"} ${routingKey} within ${confirmTimeoutMs} ms (AMQP_CONFIRM_TIMEOUT_MS)`));
+          }, confirmTimeoutMs);
           try {
             ch.publish(exchange, routingKey, toBuffer(payload), options, (err) => {
+              clearTimeout(timer);
               // RabbitMQ sends basic.return before the confirm of the same message.
               const wasReturned = id !== undefined && returned.delete(id);
               if (err) return reject(new BusUnavailableError(`RabbitMQ did not confirm the message to ${exchange || "(default)"} ${routingKey}: ${err instanceof Error ? err.message : String(err)}`));
@@ -215,6 +234,7 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
               resolve();
             });
           } catch (err) {
+            clearTimeout(timer);
             reject(new BusUnavailableError(`RabbitMQ publish failed: ${(err as Error).message}`));
           }
         }),

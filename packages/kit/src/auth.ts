@@ -6,6 +6,7 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from "jose";
 import { AppError } from "./errors.js";
+import { dependencyError } from "./dependencies.js";
 import type { Revocations } from "./revocations.js";
 
 export const roles = ["owner", "admin", "member"] as const;
@@ -75,9 +76,11 @@ export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
       let revoked: boolean;
       try {
         revoked = await opts.revocations.isSessionRevoked(principal.sessionId);
-      } catch {
+      } catch (err) {
         // Fail closed: without the revocation list a logged-out token could pass.
-        throw new AppError("unavailable", "cannot check the session right now (revocation list unreachable); retry shortly");
+        if (err instanceof AppError) throw err;
+        const why = dependencyError(err)?.message ?? "the revocation list is unreachable; try again shortly";
+        throw new AppError("unavailable", `cannot check whether this session was revoked, so the token is refused for now: ${why}`);
       }
       if (revoked) {
         throw new AppError("session_ended", "this session has ended (logged out or revoked): log in again");

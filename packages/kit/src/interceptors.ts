@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { peerServiceKey, principalKey, tokenFromHeaders, type Principal, type TokenVerifier } from "./auth.js";
 import { callContext, iterateIn, type CallContext } from "./context.js";
+import { dependencyError } from "./dependencies.js";
 import { AppError, toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
@@ -63,6 +64,9 @@ export function errorInterceptor(log: Logger): Interceptor {
   const convert = (err: unknown, path: string): ConnectError => {
     if (err instanceof AppError) return toConnectError(err);
     if (err instanceof ConnectError) return err;
+    // A backing server that failed or missed its deadline: unavailable, naming it (dependencies.ts).
+    const dependency = dependencyError(err);
+    if (dependency) return toConnectError(dependency);
     const requestId = callContext.getStore()?.requestId ?? "-";
     log.error({ err, rpc: path }, "unhandled error");
     return new ConnectError(`internal error (request id ${requestId}); it was logged`, Code.Internal);

@@ -11,12 +11,15 @@ import { after, test } from "node:test";
 import { Redis } from "ioredis";
 import { TEST_REDIS_URL, installHint, need, redisUp, tcpProxy, until } from "@crm/testkit";
 import { createLogger } from "./logger.js";
-import { memoryRevocations, redisRevocations, type RedisRevocations, type RedisRevocationsOptions } from "./revocations.js";
+import { keepRevocationList, memoryRevocations, redisRevocations, revocationKeys, type RedisRevocations, type RedisRevocationsOptions, type RevokedEntry } from "./revocations.js";
 import { redisClient } from "./runtime.js";
 
 const skip = need("Redis", await redisUp(), installHint.redis);
 const log = createLogger("test", process.env.TEST_LOG ?? "silent");
 const run = randomBytes(4).toString("hex");
+// This file's own list on the shared Redis (other files' processes use crm:revoked).
+const namespace = `revtest:${run}`;
+const names = revocationKeys(namespace);
 
 const clients: Redis[] = [];
 const lists: RedisRevocations[] = [];
@@ -24,13 +27,20 @@ const sids: string[] = [];
 let control: Redis | undefined;
 after(async () => {
   await Promise.all(lists.map((l) => l.close()));
-  if (control && sids.length) await control.del(...sids.map((s) => `crm:revoked:${s}`));
+  if (control) {
+    const keys = await control.keys(`${names.prefix}*`);
+    if (keys.length) await control.del(...keys);
+  }
   for (const c of clients) if (c.status !== "end") c.disconnect();
   control?.disconnect();
 });
 
 const newSid = () => (sids.push(randomUUID()), sids.at(-1)!);
 const admin = () => (control ??= new Redis(TEST_REDIS_URL));
+const runIdOf = async (r: Redis) => /^run_id:(\w+)/m.exec(await r.info("server"))![1]!;
+/** What dbservice's keeper does after a rebuild: the list is complete under this server's run. */
+const markComplete = async () => void (await admin().set(names.generation, `${await runIdOf(admin())} ${new Date().toISOString()} test`));
+if (!skip) await markComplete();
 
 /** A process's view: its own main client (as runtime.ts makes it) and revocation list; `exists` counts EXISTS calls. */
 async function instance(name: string, { url, ...opts }: { url?: string } & RedisRevocationsOptions = {}) {
@@ -38,10 +48,16 @@ async function instance(name: string, { url, ...opts }: { url?: string } & Redis
   client.options.connectionName = `revtest-${run}-${name}`; // read by duplicate(): names the subscriber
   clients.push(client);
   if (client.status !== "ready") await once(client, "ready");
+  // Counts the checks that went to Redis (EXISTS, in a MULTI with the generation).
   const exists = { calls: 0 };
-  const real = client.exists.bind(client) as (...args: unknown[]) => unknown;
-  client.exists = ((...args: unknown[]) => (exists.calls++, real(...args))) as typeof client.exists;
-  const list = redisRevocations(client, { log, ...opts });
+  const multi = client.multi.bind(client) as () => ReturnType<Redis["multi"]>;
+  client.multi = (() => {
+    const m = multi();
+    const real = m.exists.bind(m) as (...args: unknown[]) => unknown;
+    m.exists = ((...args: unknown[]) => (exists.calls++, real(...args))) as typeof m.exists;
+    return m;
+  }) as typeof client.multi;
+  const list = redisRevocations(client, { log, namespace, ...opts });
   lists.push(list);
   return { client, list, exists, subscriberName: `revtest-${run}-${name}-revocations` };
 }
@@ -59,7 +75,7 @@ test("redis revocations: until the mirror is live every check is EXISTS; then a 
   const a = await instance("a");
   const early = newSid();
   await a.list.revokeSessions([early], 60);
-  const ttl = await admin().pttl(`crm:revoked:${early}`);
+  const ttl = await admin().pttl(names.key(early));
   assert.ok(ttl > 59_000 && ttl <= 60_000, `SET ... EX 60 (PTTL ${ttl})`);
 
   const b = await instance("b");
@@ -118,8 +134,9 @@ test("redis revocations: a subscriber whose PINGs go unanswered for 3 heartbeats
   const calls = b.exists.calls;
   clock += 150; // as if the subscriber had been silent for 3 heartbeats: it may have missed messages
   assert.equal(b.list.live, false);
-  assert.equal(await b.list.isSessionRevoked(sid), true);
-  assert.equal(b.exists.calls, calls + 1, "EXISTS while the lease is over");
+  assert.equal(await b.list.isSessionRevoked(sid), true, "what it learnt stays true (revocations are never undone)");
+  assert.equal(await b.list.isSessionRevoked(newSid()), false);
+  assert.equal(b.exists.calls, calls + 1, "EXISTS while the lease is over, for what it does not know");
   await until("a PING answered after the silence (or a reconnect) to renew it", () => b.list.live);
   assert.equal(await b.list.isSessionRevoked(sid), true);
   assert.equal(b.exists.calls, calls + 1, "from the mirror again");
@@ -155,7 +172,7 @@ test("redis revocations: Redis unreachable and the mirror not live → the check
   const port = (server.address() as net.AddressInfo).port;
   await new Promise((r) => server.close(r)); // nothing listens there now
   const client = redisClient(`redis://127.0.0.1:${port}`, log);
-  const list = redisRevocations(client, { log });
+  const list = redisRevocations(client, { log, namespace });
   try {
     assert.equal(list.live, false);
     await assert.rejects(list.isSessionRevoked(randomUUID()), /writeable|ECONNREFUSED|closed/i);
@@ -197,11 +214,11 @@ test("redis revocations: onRevoked fires for a local revoke, for ids arriving ov
   after(() => p.close());
   const a = await instance("events-a");
   const b = await instance("events-b", { url: p.via(TEST_REDIS_URL), heartbeatMs: 600_000 });
+  await until("both live", () => a.list.live && b.list.live); // their first loads report earlier tests' ids
   const heardA: string[] = [];
   const heardB: string[] = [];
   a.list.onRevoked((ids) => heardA.push(...ids));
   b.list.onRevoked((ids) => heardB.push(...ids));
-  await until("both live", () => a.list.live && b.list.live);
 
   const local = newSid();
   await a.list.revokeSessions([local], 60);
@@ -223,4 +240,104 @@ test("redis revocations: onRevoked fires for a local revoke, for ids arriving ov
   assert.equal(heardA.filter((id) => id === local).length, 1, "A's own pub/sub message does not repeat it");
   await b.list.close();
   await b.client.quit();
+});
+
+/** A list of its own (namespace), as a fresh Redis would hold it: nothing, no generation. */
+function isolated(label: string) {
+  const ns = `revtest:${run}:${label}`;
+  const n = revocationKeys(ns);
+  after(async () => {
+    const keys = await admin().keys(`${n.prefix}*`);
+    if (keys.length) await admin().del(...keys);
+  });
+  const open = async (name: string, opts: RedisRevocationsOptions = {}) => {
+    const client = redisClient(TEST_REDIS_URL, log);
+    clients.push(client);
+    if (client.status !== "ready") await once(client, "ready");
+    const list = redisRevocations(client, { log, namespace: ns, ...opts });
+    lists.push(list);
+    return { client, list, name };
+  };
+  return { ns, n, open };
+}
+
+const rejectsUnavailable = (p: Promise<unknown>) =>
+  assert.rejects(p, (err: Error & { reason?: string }) => (assert.equal(err.reason, "unavailable"), assert.match(err.message, /revocation list in Redis at 127\.0\.0\.1:\d+ is not complete.*try again shortly/), true));
+
+test("redis revocations: a list without a valid generation (Redis lost its data) is never trusted: every check fails closed until the keeper rebuilt it from PostgreSQL, with each entry's remaining TTL", { skip }, async () => {
+  const { ns, n, open } = isolated("lost");
+  const revokedLongAgo = newSid(); // 100 s of its window left
+  const revokedJustNow = newSid(); // 959 s left
+  const stillInRedis = newSid(); // a key that survived (e.g. written after the loss): still refused
+  await admin().set(n.key(stillInRedis), "1", "EX", 60);
+  const b = await open("b");
+  assert.equal(b.list.live, false);
+  await rejectsUnavailable(b.list.isSessionRevoked(revokedLongAgo));
+  await rejectsUnavailable(b.list.isSessionRevoked(newSid()));
+  assert.equal(await b.list.isSessionRevoked(stillInRedis), true, "a listed key is refused as revoked even then");
+
+  // A generation of another Redis run (a restored snapshot, a lagging replica) is no better than none.
+  await admin().set(n.generation, `0000000000000000000000000000000000000000 ${new Date().toISOString()} old`);
+  await rejectsUnavailable(b.list.isSessionRevoked(revokedJustNow));
+  assert.equal(b.list.live, false, "the mirror does not load an unproven list");
+
+  const recent: RevokedEntry[] = [
+    { sessionId: revokedLongAgo, ttlSeconds: 100 },
+    { sessionId: revokedJustNow, ttlSeconds: 959.2 },
+    { sessionId: stillInRedis, ttlSeconds: 500 },
+  ];
+  const keeper = keepRevocationList(b.client, { recent: async () => recent, log, namespace: ns, checkMs: 20, reconcileMs: 60_000 });
+  after(() => keeper.close());
+  await until("the keeper's rebuild and B's mirror live", () => b.list.live, 15_000);
+  assert.equal(await b.list.isSessionRevoked(revokedLongAgo), true);
+  assert.equal(await b.list.isSessionRevoked(revokedJustNow), true);
+  assert.equal(await b.list.isSessionRevoked(newSid()), false, "a session never revoked passes once the list is proven complete");
+  const pttl = async (sid: string) => admin().pttl(n.key(sid));
+  assert.ok((await pttl(revokedLongAgo)) > 98_000 && (await pttl(revokedLongAgo)) <= 100_000, `restored with what is left of its window (PTTL ${await pttl(revokedLongAgo)})`);
+  assert.ok((await pttl(revokedJustNow)) > 958_000 && (await pttl(revokedJustNow)) <= 960_000, `rounded up (PTTL ${await pttl(revokedJustNow)})`);
+  assert.ok((await pttl(stillInRedis)) <= 60_000, "an entry already listed keeps its TTL");
+  const generation = await admin().get(n.generation);
+  assert.ok(generation?.startsWith(`${await runIdOf(admin())} `), `the generation names this Redis run: ${generation}`);
+  assert.equal(await admin().exists(n.rebuilding), 0, "the rebuild marker is gone");
+
+  // A process started afterwards loads the rebuilt list.
+  const c = await open("c");
+  await until("C live", () => c.list.live);
+  assert.equal(await c.list.isSessionRevoked(revokedLongAgo), true);
+});
+
+test("redis revocations: the keeper's reconciliation restores an entry a writer failed to write to Redis, and live mirrors learn it without a reload", { skip }, async () => {
+  const { ns, n, open } = isolated("reconcile");
+  const recent: RevokedEntry[] = [];
+  const b = await open("b");
+  const keeper = keepRevocationList(b.client, { recent: async () => recent, log, namespace: ns, checkMs: 20, reconcileMs: 50 });
+  after(() => keeper.close());
+  await until("B live", () => b.list.live, 15_000);
+  const lost = newSid(); // committed in PostgreSQL; its Redis write failed
+  recent.push({ sessionId: lost, ttlSeconds: 300 });
+  assert.equal(await b.list.isSessionRevoked(lost), false, "not in Redis yet");
+  await until("B to learn it from the keeper's message", () => b.list.isSessionRevoked(lost), 10_000);
+  assert.ok((await admin().pttl(n.key(lost))) > 290_000);
+  assert.equal(b.list.live, true, "no reload was needed");
+});
+
+test("redis revocations: a rebuild that Redis loses again midway (the marker is gone) does not mark the list complete", { skip }, async () => {
+  const { ns, n, open } = isolated("midway");
+  const b = await open("b");
+  let flushes = 1;
+  const keeper = keepRevocationList(b.client, {
+    // While the keeper reads PostgreSQL, Redis loses its data once more (as FLUSHALL would, for this list).
+    recent: async () => {
+      if (flushes-- > 0) await admin().del(n.rebuilding);
+      return [{ sessionId: newSid(), ttlSeconds: 60 }];
+    },
+    log,
+    namespace: ns,
+    checkMs: 600_000,
+  });
+  after(() => keeper.close());
+  await assert.rejects(keeper.sync(), /lost the list again/);
+  assert.equal(await admin().get(n.generation), null, "no generation after an interrupted rebuild");
+  assert.equal(await keeper.sync(), 1, "the next attempt completes");
+  assert.ok(await admin().get(n.generation));
 });

@@ -10,6 +10,7 @@ import type { JSONWebKeySet } from "jose";
 import { z } from "zod";
 import { createTokenVerifier, type TokenVerifier } from "./auth.js";
 import { ConfigError, commonEnv, env, loadConfig } from "./config.js";
+import { addressOf, deadlines, dependencyAt, type Deadlines } from "./dependencies.js";
 import { createLogger, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
@@ -63,8 +64,21 @@ export function readJwks(file: string): JSONWebKeySet {
   return jwks;
 }
 
-export function redisClient(url: string, log: Logger): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000, lazyConnect: false, enableAutoPipelining: true });
+/**
+ * A Redis client that never queues or waits past its deadline: no offline queue (a command while
+ * disconnected fails at once), REDIS_COMMAND_TIMEOUT_MS per command (a frozen server fails the
+ * call instead of hanging it), one retry; it reconnects by itself.
+ */
+export function redisClient(url: string, log: Logger, d: Pick<Deadlines, "REDIS_COMMAND_TIMEOUT_MS" | "REDIS_CONNECT_TIMEOUT_MS"> = deadlines()): Redis {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    connectTimeout: d.REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeout: d.REDIS_COMMAND_TIMEOUT_MS,
+    lazyConnect: false,
+    enableAutoPipelining: true,
+  });
+  dependencyAt("Redis", addressOf(url));
   redis.on("error", (err) => log.warn({ err: err.message }, "redis error"));
   return redis;
 }

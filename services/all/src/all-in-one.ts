@@ -23,11 +23,12 @@ import { authEnv } from "@crm/auth/config";
 import { createAuthModule } from "@crm/auth/module";
 import { ensureKeyFiles, loadSigningKey } from "@crm/auth/tokens";
 import { dbEnv } from "@crm/dbservice/config";
-import { createDb } from "@crm/dbservice/db";
+import { createDb, createPool } from "@crm/dbservice/db";
 import { startEmbeddedPostgres } from "@crm/dbservice/embedded";
 import { migrate } from "@crm/dbservice/migrate";
 import { createDbModule } from "@crm/dbservice/module";
 import { startRelay } from "@crm/dbservice/relay";
+import { startRevocationKeeper } from "@crm/dbservice/revocation-keeper";
 import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import { chatsEnv } from "@crm/chats/config";
 import { createChatsModule } from "@crm/chats/module";
@@ -71,7 +72,7 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
 
   const redis = cfg.REDIS_URL ? redisClient(cfg.REDIS_URL, log) : undefined;
   if (redis) closers.push(() => redis.quit());
-  const revocations = redis ? redisRevocations(redis) : memoryRevocations();
+  const revocations = redis ? redisRevocations(redis, { log }) : memoryRevocations();
   const counter = redis ? redisCounter(redis) : memoryCounter();
   const verifier = createTokenVerifier({ jwks, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
 
@@ -84,7 +85,10 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     poolMax = 1;
     log.info({ dir: resolve(dataDir, "pg") }, "using embedded PostgreSQL (PGlite); set DATABASE_URL to use a server");
   }
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: poolMax, connectionTimeoutMillis: 10_000 });
+  // A PostgreSQL server gets dbservice's deadlines (DB_CONNECT_TIMEOUT_MS, DB_QUERY_TIMEOUT_MS); the embedded one is in-process.
+  const pool = dbCfg.DATABASE_URL
+    ? createPool({ url: databaseUrl, max: poolMax, connectTimeoutMs: dbCfg.DB_CONNECT_TIMEOUT_MS, queryTimeoutMs: dbCfg.DB_QUERY_TIMEOUT_MS })
+    : new pg.Pool({ connectionString: databaseUrl, max: poolMax, connectionTimeoutMillis: 10_000 });
   pool.on("error", (err) => log.warn({ err: err.message }, "idle database connection failed"));
   await migrate(pool, log);
   // One event bus for the process: RabbitMQ with AMQP_URL, else in memory. The outbox relay
@@ -93,7 +97,14 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   closers.push(() => bus.close());
   if (cfg.AMQP_URL && !(await bus.waitConnected(5_000))) log.warn("RabbitMQ is not reachable yet: events wait in the outbox until it is");
   const relay = await startRelay({ pool, bus, log });
-  const dbModule = createDbModule({ db: createDb(pool), emailQueue: dbCfg.EMAIL_QUEUE, relay });
+  const db = createDb(pool);
+  const dbModule = createDbModule({ db, emailQueue: dbCfg.EMAIL_QUEUE, relay });
+  if (redis) {
+    // The revocation list in Redis mirrors PostgreSQL: rebuilt from it when Redis lost its data.
+    const keeper = startRevocationKeeper({ db, redis, log, accessTokenTtlSeconds: authCfg.ACCESS_TOKEN_TTL_SECONDS });
+    closers.push(() => keeper.close());
+    await keeper.sync().catch(() => {}); // a Redis that starts empty is complete before the first call (or checks fail closed until it is)
+  }
 
   const internal = newInternalIdentity();
   const peerDeps = { log, verifier, internal };

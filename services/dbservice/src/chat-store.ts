@@ -10,7 +10,7 @@ import { AppError, injectTraceHeaders, invalid, principalOf, type Principal } fr
 import { ChatEventSchema, ChatSchema, MessageSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type pg from "pg";
-import { APP_ROLE, isUuid, mapPgError, uniqueViolation, type Db, type Sql } from "./db.js";
+import { APP_ROLE, isQueryTimeout, isUuid, mapPgError, unavailable, uniqueViolation, type Db, type Sql } from "./db.js";
 import { enqueue } from "./outbox.js";
 import { keyedBatches } from "./batches.js";
 
@@ -271,7 +271,7 @@ async function oneRoundTrip(
   try {
     client = await db.pool.connect();
   } catch (err) {
-    throw new AppError("unavailable", `database unavailable: ${(err as Error).message}; retry shortly`);
+    throw unavailable(err);
   }
   let broken = false;
   const onError = () => (broken = true); // see db.ts: a connection dropping while checked out
@@ -290,8 +290,8 @@ async function oneRoundTrip(
     return results[results.length - 2]!;
   } catch (err) {
     // A PREPARE outlives a failed transaction: drop the connection rather than track which stuck.
-    if (missing.length) broken = true;
-    await client.query("ROLLBACK").catch(() => (broken = true));
+    if (missing.length || isQueryTimeout(err)) broken = true;
+    if (!isQueryTimeout(err)) await client.query("ROLLBACK").catch(() => (broken = true));
     throw mapPgError(err);
   } finally {
     client.off("error", onError);

@@ -4,7 +4,7 @@
  * query that forgets `WHERE company_id`.
  */
 import pg from "pg";
-import { AppError } from "@crm/kit";
+import { AppError, addressOf, dependencyAt, dependencyError } from "@crm/kit";
 
 export type Sql = pg.PoolClient;
 
@@ -18,6 +18,35 @@ export interface Db {
   close(): Promise<void>;
 }
 
+export interface PoolOptions {
+  url: string;
+  max: number;
+  /** DB_CONNECT_TIMEOUT_MS, DB_QUERY_TIMEOUT_MS */
+  connectTimeoutMs: number;
+  queryTimeoutMs: number;
+}
+
+/**
+ * The pool every request uses, with deadlines: a connection not opened within connectTimeoutMs and
+ * a statement not answered within queryTimeoutMs fail (unavailable) instead of hanging the call;
+ * PostgreSQL cancels such a statement itself too (statement_timeout). Broken connections are
+ * replaced, so the pool recovers by itself when the server is back.
+ */
+export function createPool(o: PoolOptions): pg.Pool {
+  dependencyAt("PostgreSQL", addressOf(o.url));
+  return new pg.Pool({
+    connectionString: o.url,
+    max: o.max,
+    connectionTimeoutMillis: o.connectTimeoutMs,
+    query_timeout: o.queryTimeoutMs,
+    statement_timeout: o.queryTimeoutMs,
+    keepAlive: true,
+  });
+}
+
+/** The client gave up waiting for an answer: the connection's state is unknown, so it is not reused (no ROLLBACK on it either). */
+export const isQueryTimeout = (err: unknown) => err instanceof Error && err.message === "Query read timeout";
+
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const APP_ROLE = "crm_app";
 
@@ -30,7 +59,7 @@ export function createDb(pool: pg.Pool): Db {
     try {
       client = await pool.connect();
     } catch (err) {
-      throw new AppError("unavailable", `database unavailable: ${(err as Error).message}; retry shortly`);
+      throw unavailable(err);
     }
     let broken = false;
     // A connection that drops while checked out emits 'error' on the client (the pool listens
@@ -43,7 +72,8 @@ export function createDb(pool: pg.Pool): Db {
       await client.query("COMMIT");
       return result;
     } catch (err) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
+      if (isQueryTimeout(err)) broken = true;
+      else await client.query("ROLLBACK").catch(() => (broken = true));
       throw mapPgError(err);
     } finally {
       client.off("error", onError);
@@ -67,13 +97,18 @@ export function createDb(pool: pg.Pool): Db {
   };
 }
 
+/** "database unavailable: PostgreSQL at host:port is not answering (…); try again shortly". */
+export function unavailable(err: unknown): AppError {
+  const named = dependencyError(err);
+  return new AppError("unavailable", `database unavailable: ${named && named.message.startsWith("PostgreSQL") ? named.message : `PostgreSQL is not answering (${(err as Error)?.message ?? String(err)}); try again shortly`}`);
+}
+
 export function mapPgError(err: unknown): unknown {
   if (err instanceof AppError) return err;
   const code = (err as { code?: string }).code;
-  if (code && unavailableCodes.has(code)) return new AppError("unavailable", "database unavailable; retry shortly");
-  if (!code && err instanceof Error && /ECONNREFUSED|ECONNRESET|Connection terminated|timeout/i.test(err.message)) {
-    return new AppError("unavailable", `database unavailable (${err.message}); retry shortly`);
-  }
+  if (code && unavailableCodes.has(code)) return unavailable(err);
+  if (code === "57014") return new AppError("unavailable", "database unavailable: a statement ran past DB_QUERY_TIMEOUT_MS and PostgreSQL cancelled it; try again shortly");
+  if (!code && err instanceof Error && /ECONNREFUSED|ECONNRESET|Connection terminated|timeout/i.test(err.message)) return unavailable(err);
   if (code === "40001" || code === "40P01") return new AppError("unavailable", "the database aborted a conflicting transaction; retry");
   return err;
 }

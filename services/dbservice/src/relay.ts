@@ -13,6 +13,7 @@
  */
 import pg from "pg";
 import { BusUnavailableError, callContext, setOutboxLag, withTraceContext, type EventBus, type ExchangeType, type Logger } from "@crm/kit";
+import { isQueryTimeout } from "./db.js";
 
 /** Exchanges the relay declares (and may publish to). "" (the default exchange) needs no declaration. */
 export const relayExchanges: Record<string, ExchangeType> = { "chat.events": "topic" };
@@ -117,7 +118,8 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       if (unavailable) throw unavailable;
       return rows.length;
     } catch (err) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
+      if (isQueryTimeout(err)) broken = true; // the connection's state is unknown: dropped, not rolled back
+      else await client.query("ROLLBACK").catch(() => (broken = true));
       throw err;
     } finally {
       client.off("error", onError);
