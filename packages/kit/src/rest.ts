@@ -19,7 +19,10 @@ export interface AliasMatch {
   fields: Record<string, string>;
 }
 
-export type AliasMatcher = (method: string, url: string) => AliasMatch | undefined;
+export type AliasMatcher = ((method: string, url: string) => AliasMatch | undefined) & {
+  /** The aliases of this path, whatever their method (a wrong method is then a 405, not a 404). */
+  aliasesOf(url: string): RestAlias[];
+};
 
 export function createAliasMatcher(aliases: RestAlias[] = aliasTable as RestAlias[]): AliasMatcher {
   const compiled = aliases.map((a) => {
@@ -27,7 +30,7 @@ export function createAliasMatcher(aliases: RestAlias[] = aliasTable as RestAlia
     const source = a.path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{(\w+)\}/g, (_, name: string) => (names.push(name), "([^/?#]+)"));
     return { alias: a, names, re: new RegExp(`^${source}$`) };
   });
-  return (method, url) => {
+  const match = (method: string, url: string): AliasMatch | undefined => {
     const path = url.split("?", 1)[0]!;
     for (const { alias, names, re } of compiled) {
       if (alias.method !== method) continue;
@@ -39,6 +42,11 @@ export function createAliasMatcher(aliases: RestAlias[] = aliasTable as RestAlia
     }
     return undefined;
   };
+  const aliasesOf = (url: string) => {
+    const path = url.split("?", 1)[0]!;
+    return compiled.filter(({ re }) => re.test(path)).map(({ alias }) => alias);
+  };
+  return Object.assign(match, { aliasesOf });
 }
 
 /** A path segment, percent-decoded; a malformed escape ("%E0%A4%A") stays as sent, for the RPC's validation to refuse. */

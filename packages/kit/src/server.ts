@@ -157,11 +157,28 @@ function answerUnsendable(req: NodeReq, res: NodeRes, path: string) {
   }
 }
 
-const json = (res: NodeRes, status: number, body: unknown) => {
+const json = (res: NodeRes, status: number, body: unknown, headers: Record<string, string> = {}) => {
   const text = JSON.stringify(body);
-  (res as http.ServerResponse).writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  (res as http.ServerResponse).writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 };
+
+/**
+ * 405 for an RPC or REST alias path called with another HTTP method. The gateway answers the same
+ * (services/gateway): code `unimplemented` (the path exists, not for this method), `Allow` header.
+ */
+function methodNotAllowed(res: NodeRes, method: string, path: string, allowed: string[]) {
+  json(res, 405, { code: "unimplemented", message: `HTTP method ${method} is not allowed on ${path}; use ${allowed.join(" or ")}` }, { allow: allowed.join(", ") });
+}
+
+/** 415 for an RPC called with a content type no protocol of ours speaks (same answer at the gateway). */
+function unsupportedMediaType(res: NodeRes, type: string | undefined, path: string) {
+  const sent = type ? `content-type ${JSON.stringify(type.slice(0, 100))}` : "a request without content-type";
+  json(res, 415, {
+    code: "unimplemented",
+    message: `${sent} is not supported on ${path}; send application/json or application/proto (Connect), application/grpc (gRPC) or application/grpc-web (gRPC-Web)`,
+  });
+}
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { log, modules } = opts;
@@ -233,6 +250,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (!handler) return false;
     const values = connectionValues(req.headers, req.socket);
     if (fast.serve(req, res, path, values, json)) return true;
+    // connect-node answers these two with an empty body; every error here is the JSON {code, message}.
+    const method = req.method ?? "";
+    if (json === undefined && !handler.allowedMethods.includes(method)) {
+      methodNotAllowed(res, method, path, handler.allowedMethods);
+      return true;
+    }
+    const type = req.headers["content-type"];
+    if (json === undefined && method === "POST" && !handler.supportedContentType(type ?? null)) {
+      unsupportedMediaType(res, type, path);
+      return true;
+    }
     const uReq = universalRequestFromNodeRequest(req as never, res as never, json, values);
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
@@ -327,6 +355,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     for (const m of modules) if (m.http?.(req, res)) return;
     if (dispatch(req, res, url.split("?", 1)[0]!)) return;
     if (restAlias(req, res)) return;
+    const allowed = [...new Set(aliases.aliasesOf(url).filter((a) => handlers.has(a.rpc)).map((a) => a.method))].sort();
+    if (allowed.length && !allowed.includes(req.method ?? "")) return methodNotAllowed(res, req.method ?? "", url.split("?", 1)[0]!, allowed);
     json(res, 404, { code: "not_found", message: `no route for ${req.method} ${url.split("?")[0]}` });
   };
 

@@ -192,6 +192,28 @@ test("bad requests get clear errors from the fast path", async () => {
   assert.equal(r.status, 404);
 });
 
+test("a wrong HTTP method (405) or content type (415) is the JSON {code, message}, like every error", async () => {
+  const save = `${base}/${CacheService.typeName}/Save`;
+  let r = await fetch(save, { method: "GET" });
+  assert.equal(r.status, 405);
+  assert.equal(r.headers.get("allow"), "POST");
+  assert.equal(r.headers.get("content-type"), "application/json");
+  assert.deepEqual(await r.json(), { code: "unimplemented", message: `HTTP method GET is not allowed on /${CacheService.typeName}/Save; use POST` });
+  r = await fetch(save, { method: "PUT", headers: { "content-type": "application/json" }, body: "{}" });
+  assert.equal(r.status, 405);
+  for (const [type, shown] of [["text/plain", 'content-type "text/plain"'], [undefined, "a request without content-type"]] as const) {
+    r = await fetch(save, { method: "POST", ...(type ? { headers: { "content-type": type } } : {}), body: Buffer.from("{}") }); // bytes: fetch adds no type
+    assert.equal(r.status, 415, type);
+    assert.equal(r.headers.get("content-type"), "application/json");
+    const body = (await r.json()) as { code: string; message: string };
+    assert.equal(body.code, "unimplemented");
+    assert.ok(body.message.startsWith(`${shown} is not supported on /${CacheService.typeName}/Save; send application/json`), body.message);
+  }
+  // Connect GET stays allowed where the proto says the method has no side effects.
+  r = await fetch(`${base}/${CacheService.typeName}/Get?encoding=json&message=${encodeURIComponent(JSON.stringify({ key: "k" }))}`);
+  assert.equal(r.status, 200);
+});
+
 test("the handler's signal aborts when the client cancels and when the deadline passes", async () => {
   const kit = createClient(CacheService, createGrpcClientTransport({ baseUrl: base, streams: createGrpcTransport({ baseUrl: base }) }));
   for (const how of ["cancel", "deadline"] as const) {

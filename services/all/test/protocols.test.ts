@@ -89,4 +89,16 @@ test("the original REST routes map onto the same handlers (all-in-one)", async (
   const unauth = await fetch(`${app.baseUrl}/chats/00000000-0000-0000-0000-000000000000/messages?limit=5`);
   assert.equal(unauth.status, 401);
   assert.equal(((await unauth.json()) as { code: string }).code, "unauthenticated");
+  // A REST path with another method: 405 JSON with Allow, as the gateway answers (not 404).
+  const wrong = await fetch(`${app.baseUrl}/auth/login`, { method: "PUT", body: "{}" });
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.get("allow"), "POST");
+  assert.deepEqual(await wrong.json(), { code: "unimplemented", message: "HTTP method PUT is not allowed on /auth/login; use POST" });
+  const wrongGet = await fetch(`${app.baseUrl}/chats/00000000-0000-0000-0000-000000000000/sendMessage`, { method: "DELETE" });
+  assert.equal(wrongGet.status, 405);
+  assert.equal(((await wrongGet.json()) as { code: string }).code, "unimplemented");
+  // A wrong content type on an RPC path: 415 JSON.
+  const plain = await fetch(`${app.baseUrl}/crm.auth.v1.AuthService/Login`, { method: "POST", headers: { "content-type": "text/plain" }, body: "{}" });
+  assert.equal(plain.status, 415);
+  assert.equal(((await plain.json()) as { code: string }).code, "unimplemented");
 });
