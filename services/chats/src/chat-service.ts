@@ -56,10 +56,16 @@ export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
 
   async function* stream(ctx: HandlerContext, chatId: string, afterSeq: bigint | undefined): AsyncGenerator<StreamEvent> {
     const p = principalOf(ctx);
-    const { signal } = ctx;
-    const inbox = new Inbox<LiveEvent>(deps.maxBuffered ?? 10_000);
+    const inbox = new Inbox<Exclude<LiveEvent, { kind: "removed" }>>(deps.maxBuffered ?? 10_000);
+    // The subscriber's removal from the chat ends the stream at once, ahead of whatever live
+    // events are still queued for a slow client (they would no longer be the subscriber's to read).
+    const removal = new AbortController();
+    const signal = AbortSignal.any([ctx.signal, removal.signal]);
     // Bind first, then read: a message stored after the read is published after the binding exists.
-    const unwatch = await hub.watch(chatId, p.companyId, (e) => inbox.push(e));
+    const unwatch = await hub.watch(chatId, p.companyId, (e) => {
+      if (e.kind !== "removed") return inbox.push(e);
+      if (e.userIds.includes(p.userId)) removal.abort(new AppError("not_found", `you are no longer a member of chat ${chatId}`));
+    });
     try {
       const m = await db.getMembership({ chatId }, { signal });
       if (!m.member) throw notFound(chatId);
@@ -82,7 +88,10 @@ export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
         const left = expiresAtMs - now();
         if (left <= 0) throw new AppError("unauthenticated", "access token expired: refresh it and subscribe again with after_seq = the last seq you received (nothing is missed)");
         const next = await inbox.next(Math.min(deps.heartbeatMs, left), signal);
-        if (next === "aborted") return;
+        if (next === "aborted") {
+          if (removal.signal.aborted) throw removal.signal.reason;
+          return;
+        }
         if (next === "timeout") {
           if (expiresAtMs - now() <= 0) continue;
           // Idle: confirm membership and that nothing was missed, then say we are alive.
@@ -96,10 +105,6 @@ export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
           yield* catchUp();
           continue;
         }
-        if (next.kind === "removed") {
-          if (next.userIds.includes(p.userId)) throw new AppError("not_found", `you are no longer a member of chat ${chatId}`);
-          continue;
-        }
         const seq = next.message.seq;
         if (seq <= last) continue; // replayed already, or a duplicate delivery
         if (seq === last + 1n) {
@@ -109,6 +114,8 @@ export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
           yield* catchUp(); // events missed or out of order: the database has them all
         }
       }
+    } catch (err) {
+      throw removal.signal.aborted ? removal.signal.reason : err; // a read cut short by the removal
     } finally {
       unwatch();
     }

@@ -6,10 +6,12 @@
  * unavailable. Table and assertions: stream-ends.ts.
  */
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
-import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
-import { freshDatabase, installHint, need, postgresUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { ChatService, SubscribeRequestSchema, SubscribeResponseSchema } from "@crm/gen/crm/chat/v1/chat_pb";
+import { freshDatabase, installHint, need, postgresUp, startTestApp, until, type TestApp, type TestDatabase } from "@crm/testkit";
 import { company, watch } from "./helpers.js";
 import { endings, runEnding, type StreamSetup } from "./stream-ends.js";
 
@@ -41,6 +43,51 @@ for (const ending of endings) {
     test(`all-in-one: ${ending.name} ends a live stream (${busy ? "busy" : "idle"} chat) within 1 s with ${Code[ending.code]}`, { skip, timeout: 60_000 }, () => runEnding(setup, ending, busy));
   }
 }
+
+test("all-in-one: a removed member's stream ends without delivering the live messages still queued for a client that stopped reading", { skip, timeout: 60_000 }, async () => {
+  const { owner, users } = await company(app, db.url, 1);
+  const ann = users[0]!;
+  const { chat } = await owner.chat.createChat({ name: "Slow reader", memberIds: [ann.userId] });
+  const chatId = chat!.chatId;
+  // A gRPC Subscribe on bare HTTP/2 whose reading the test pauses: the server soon waits for the
+  // client's flow-control window, and the live messages after that wait in the stream's queue.
+  const session = http2.connect(app.baseUrl);
+  try {
+    const req = session.request({ ":method": "POST", ":path": `/${ChatService.typeName}/Subscribe`, "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${ann.token}` });
+    const body = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { chatId }));
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(body.length, 1);
+    req.end(Buffer.concat([head, body]));
+    let buffered = Buffer.alloc(0);
+    let heartbeats = 0;
+    let messages = 0;
+    let status: string | undefined;
+    req.on("trailers", (t) => (status = String(t["grpc-status"])));
+    req.on("response", (h) => h["grpc-status"] !== undefined && (status = String(h["grpc-status"])));
+    req.on("data", (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 5 && buffered.length >= 5 + buffered.readUInt32BE(1)) {
+        const ev = fromBinary(SubscribeResponseSchema, buffered.subarray(5, 5 + buffered.readUInt32BE(1)));
+        buffered = buffered.subarray(5 + buffered.readUInt32BE(1));
+        if (ev.event.case === "heartbeat") heartbeats++;
+        else messages++;
+      }
+    });
+    const ended = new Promise<void>((resolve) => req.once("close", resolve));
+    await until("the stream to go live", () => heartbeats > 0);
+    req.pause();
+    const sent = 300;
+    const content = "x".repeat(3_000);
+    for (let i = 0; i < sent; i++) await owner.chat.sendMessage({ chatId, content });
+    await owner.chat.removeMember({ chatId, userId: ann.userId });
+    req.resume();
+    await ended;
+    assert.equal(status, String(Code.NotFound), "ends with not_found");
+    assert.ok(messages < sent, `${messages} of the ${sent} messages queued before the removal were delivered after it; the stream must end ahead of them`);
+  } finally {
+    session.destroy();
+  }
+});
 
 test("all-in-one: closing the app (SIGTERM's drain) ends open streams with unavailable, not OK", { skip, timeout: 60_000 }, async () => {
   const own = await startTestApp({ DATABASE_URL: db.url, AMQP_URL: "", REDIS_URL: "", CHAT_HEARTBEAT_MS: "60000" });
