@@ -77,7 +77,10 @@ export async function startNginx({ dir, vars, onLine, timeoutMs = 15_000, patch 
   // Workers must reach the runtime folder (often a 0700 temp dir); as root, keep them root in dev.
   if (process.getuid?.() === 0) globals.push("user root root;");
   const test = spawnSync(bin, ["-t", "-q", "-p", `${dir}/`, "-c", conf, "-e", "stderr", "-g", globals.join(" ")], { encoding: "utf8" });
-  if (test.status !== 0) throw new Error(`gateway: nginx rejected ${conf}: ${test.stderr.trim().split("\n").filter(Boolean).pop()}`);
+  if (test.status !== 0) {
+    const lines = test.stderr.trim().split("\n").filter(Boolean);
+    throw new Error(`gateway: nginx rejected ${conf}: ${lines.find((l) => /\[emerg\]/.test(l)) ?? lines.pop()}`);
+  }
   const child = spawn(bin, ["-p", `${dir}/`, "-c", conf, "-e", "stderr", "-g", globals.join(" ")], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,

@@ -4,7 +4,7 @@
  * consults the revocation list so Logout takes effect at once, not at token expiry.
  */
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from "jose";
+import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet } from "jose";
 import { AppError } from "./errors.js";
 import { dependencyError } from "./dependencies.js";
 import type { Revocations } from "./revocations.js";
@@ -36,6 +36,32 @@ export interface VerifierOptions {
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const CACHE_MAX = 10_000;
+/**
+ * The token rules, the same as the gateway's (services/gateway/njs/jwt.js; one table of cases,
+ * @crm/testkit/token-cases, runs against both): at most MAX_TOKEN_LENGTH characters; header alg
+ * RS256, typ exactly at+jwt or application/at+jwt, a kid naming a JWKS key, no crit; iss, aud;
+ * exp in the future (no leeway); iat required and nbf when present at most CLOCK_SKEW_SECONDS
+ * ahead; sub, cid, sid UUIDs; a known role.
+ */
+export const CLOCK_SKEW_SECONDS = 60;
+export const MAX_TOKEN_LENGTH = 8192;
+const TYPES = new Set(["at+jwt", "application/at+jwt"]);
+
+/** Why the token's header is refused, or undefined (jose alone would take a token without kid when the JWKS has one key). */
+function headerProblem(token: string): string | undefined {
+  if (token.length > MAX_TOKEN_LENGTH) return "too long";
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    return "malformed";
+  }
+  if (header.alg !== "RS256") return "alg";
+  if (typeof header.typ !== "string" || !TYPES.has(header.typ)) return "typ";
+  if (typeof header.kid !== "string" || header.kid === "") return "kid";
+  if (header.crit !== undefined) return "crit";
+  return undefined;
+}
 
 export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
   const keys = createLocalJWKSet(opts.jwks);
@@ -46,23 +72,28 @@ export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
   async function verifySignature(token: string): Promise<Principal> {
     const hit = verified.get(token);
     if (hit && hit.expiresAt * 1000 > Date.now()) return hit;
+    const invalid = new AppError("token_invalid", "access token is invalid: log in again");
+    const expired = new AppError("token_invalid", "access token expired: call /crm.auth.v1.AuthService/Refresh (or /auth/refresh) for a new one");
+    if (headerProblem(token)) throw invalid;
     let payload;
     try {
+      // clockTolerance applies to nbf here; exp and iat are checked below, as the gateway does
       ({ payload } = await jwtVerify(token, keys, {
         algorithms: ["RS256"],
         issuer: opts.issuer,
         audience: opts.audience,
-        typ: "at+jwt",
         requiredClaims: ["sub", "cid", "role", "sid", "iat", "exp"],
-        clockTolerance: 5,
+        clockTolerance: CLOCK_SKEW_SECONDS,
       }));
     } catch (err) {
-      const why = err instanceof joseErrors.JWTExpired ? "access token expired: call /crm.auth.v1.AuthService/Refresh (or /auth/refresh) for a new one" : "access token is invalid: log in again";
-      throw new AppError("token_invalid", why);
+      throw err instanceof joseErrors.JWTExpired ? expired : invalid;
     }
-    const { sub, cid, role, sid, exp } = payload as Record<string, unknown>;
+    const { sub, cid, role, sid, exp, iat } = payload as Record<string, unknown>;
+    const now = Math.floor(Date.now() / 1000);
+    if (typeof exp !== "number" || exp <= now) throw expired;
+    if (typeof iat !== "number" || iat > now + CLOCK_SKEW_SECONDS) throw invalid;
     if (typeof sub !== "string" || !uuid.test(sub) || typeof cid !== "string" || !uuid.test(cid) || typeof sid !== "string" || !uuid.test(sid) || !roles.includes(role as Role)) {
-      throw new AppError("token_invalid", "access token is invalid: log in again");
+      throw invalid;
     }
     const principal: Principal = { userId: sub, companyId: cid, role: role as Role, sessionId: sid, expiresAt: exp as number, token };
     if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value!);

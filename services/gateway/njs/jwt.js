@@ -9,10 +9,13 @@
  * Answer:   200 + X-User-Id, X-Company-Id, X-Role, X-Session-Id, X-Accel-Expires   (valid)
  *           401 + X-Auth-Error: <short reason>                                     (anything else)
  *
- * Checks: three base64url parts; header alg exactly RS256, typ at+jwt, a kid found in the JWKS
- * file (RSA key, use sig, alg RS256 when given), no crit; RSASSA-PKCS1-v1_5 SHA-256 signature;
- * claims iss, aud (string or array), exp (required, in the future), nbf (when present, reached),
- * sub, cid, sid strings, role one of owner/admin/member.
+ * Checks (the same rules as the services' kit, packages/kit/src/auth.ts; ONE table of cases,
+ * packages/testkit/src/token-cases.ts, runs against both): at most 8192 characters, three
+ * base64url parts; header alg exactly RS256, typ exactly at+jwt or application/at+jwt, a kid found
+ * in the JWKS file (RSA key, use sig, alg RS256 when given), no crit; RSASSA-PKCS1-v1_5 SHA-256
+ * signature; claims iss, aud (string or array), exp (required, in the future, no leeway), iat
+ * (required, at most CLOCK_SKEW seconds ahead), nbf (when present, at most CLOCK_SKEW ahead),
+ * sub, cid, sid lower-case UUIDs, role one of owner/admin/member.
  *
  * Settings (nginx variables of the verifier location):
  *   $crm_jwks_file    path of the JWKS json ({"keys":[{kty,kid,n,e,...}]})
@@ -22,9 +25,14 @@
 import fs from 'fs';
 
 const MAX_TOKEN = 8192;
-const NBF_LEEWAY = 5; // seconds of clock skew allowed for nbf
+const CLOCK_SKEW = 60; // seconds iat and nbf may be ahead of this clock (kit: CLOCK_SKEW_SECONDS)
 const ROLES = { owner: true, admin: true, member: true };
 const B64URL = /^[A-Za-z0-9_-]+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function isUuid(v) {
+    return typeof v === 'string' && UUID.test(v);
+}
 
 function fail(r, reason) {
     r.headersOut['X-Auth-Error'] = reason;
@@ -136,11 +144,13 @@ async function verify(r) {
     }
     if (typeof claims.exp !== 'number') return fail(r, 'token has no expiry');
     if (claims.exp <= now) return fail(r, 'access token expired');
-    if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf > now + NBF_LEEWAY)) {
+    if (typeof claims.iat !== 'number') return fail(r, 'token has no issue time');
+    if (claims.iat > now + CLOCK_SKEW) return fail(r, 'token issued in the future');
+    if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf > now + CLOCK_SKEW)) {
         return fail(r, 'access token not yet valid');
     }
-    if (typeof claims.sub !== 'string' || !claims.sub || typeof claims.cid !== 'string' || !claims.cid ||
-        typeof claims.sid !== 'string' || !claims.sid || !ROLES[claims.role]) {
+    if (!isUuid(claims.sub) || !isUuid(claims.cid) || !isUuid(claims.sid) || typeof claims.role !== 'string' ||
+        !ROLES.hasOwnProperty(claims.role)) {
         return fail(r, 'token lacks user claims');
     }
     r.headersOut['X-User-Id'] = claims.sub;

@@ -4,7 +4,7 @@
  * Python gRPC client.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, randomUUID } from "node:crypto";
 import http from "node:http";
 import http2 from "node:http2";
 import https from "node:https";
@@ -12,6 +12,7 @@ import net from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT, importPKCS8 } from "jose";
+import { tokenCases, type TokenCase } from "@crm/testkit/token-cases";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const python = "/usr/bin/python3";
@@ -125,12 +126,11 @@ export interface TokenClaims {
   [k: string]: unknown;
 }
 
-const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
-
-/** Signs access tokens the way the auth service does, and the bad ones the gateway must refuse. */
+/** Signs access tokens the way the auth service does; the tokens every layer must refuse come from @crm/testkit/token-cases. */
 export class TokenMaker {
   private constructor(
     private readonly key: Awaited<ReturnType<typeof importPKCS8>>,
+    private readonly privatePem: string,
     readonly kid: string,
     readonly publicPem: string,
     readonly issuer: string,
@@ -140,7 +140,7 @@ export class TokenMaker {
   static async fromPem(privatePem: string, kid: string, issuer = "crm-auth", audience = "crm-api") {
     const key = await importPKCS8(privatePem, "RS256");
     const publicPem = createPublicKey(privatePem).export({ type: "spki", format: "pem" }).toString();
-    return new TokenMaker(key, kid, publicPem, issuer, audience);
+    return new TokenMaker(key, privatePem, kid, publicPem, issuer, audience);
   }
 
   claims(over: TokenClaims = {}): TokenClaims {
@@ -148,11 +148,11 @@ export class TokenMaker {
     return {
       iss: this.issuer,
       aud: this.audience,
-      sub: "user-1",
-      cid: "company-1",
+      sub: randomUUID(),
+      cid: randomUUID(),
       role: "owner",
-      sid: "session-1",
-      jti: `jti-${Math.random().toString(36).slice(2)}`,
+      sid: randomUUID(),
+      jti: randomUUID(),
       iat: now,
       exp: now + 900,
       ...over,
@@ -164,34 +164,14 @@ export class TokenMaker {
     return new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: this.kid, typ: "at+jwt", ...header }).sign(this.key);
   }
 
-  /** Every token the gateway must refuse, by name. */
-  async bad(otherKeyPem: string): Promise<Record<string, string>> {
-    const now = Math.floor(Date.now() / 1000);
-    const good = await this.sign();
-    const [h, p, s] = good.split(".") as [string, string, string];
-    const other = await TokenMaker.fromPem(otherKeyPem, this.kid, this.issuer, this.audience);
-    const hs = new SignJWT(this.claims())
-      .setProtectedHeader({ alg: "HS256", kid: this.kid, typ: "at+jwt" })
-      .sign(new TextEncoder().encode(this.publicPem));
-    const tampered = b64({ ...JSON.parse(Buffer.from(p, "base64url").toString()), role: "owner", sub: "someone-else" });
-    return {
-      expired: await this.sign({ iat: now - 2000, exp: now - 60 }),
-      "not yet valid": await this.sign({ nbf: now + 3600 }),
-      "wrong issuer": await this.sign({ iss: "someone-else" }),
-      "wrong audience": await this.sign({ aud: "other-api" }),
-      "alg none": `${b64({ alg: "none", kid: this.kid, typ: "at+jwt" })}.${p}.`,
-      "alg none with signature": `${b64({ alg: "none", kid: this.kid, typ: "at+jwt" })}.${p}.${s}`,
-      "HS256 signed with the public key": await hs,
-      "unknown kid": await this.sign({}, { kid: "no-such-key" }),
-      "signed by another key": await other.sign(),
-      "wrong typ": await this.sign({}, { typ: "JWT" }),
-      "missing company claim": await this.sign({ cid: undefined }),
-      "bad role": await this.sign({ role: "root" }),
-      "no exp": await this.sign({ exp: undefined }),
-      truncated: good.slice(0, good.length - 12),
-      "tampered payload": `${h}.${tampered}.${s}`,
-      garbage: "not-a-token",
-    };
+  /** The shared table of token cases (good and bad), signed with this key. */
+  cases(): Promise<TokenCase[]> {
+    return tokenCases({ privatePem: this.privatePem, kid: this.kid, issuer: this.issuer, audience: this.audience });
+  }
+
+  /** Every token the gateway must refuse, by name (the table's invalid cases). */
+  async bad(): Promise<Record<string, string>> {
+    return Object.fromEntries((await this.cases()).filter((c) => !c.valid).map((c) => [c.name, c.token]));
   }
 }
 
