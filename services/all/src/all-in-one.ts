@@ -11,7 +11,7 @@ import { z } from "zod";
 import {
   commonEnv, createLogger, createTokenVerifier, env, inProcessPeer, loadConfig, memoryCounter, memoryRevocations,
   newInternalIdentity, readJwks, redisClient, redisCounter, redisRevocations, startServer, type ServiceModule,
-  createErrorReporter, logsServiceSender, setErrorSink, createEventBus,
+  createErrorReporter, logsServiceSender, setErrorSink, createEventBus, databaseTodo, dependsOn, listenError,
 } from "@crm/kit";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { cacheEnv } from "@crm/cache/config";
@@ -42,12 +42,17 @@ import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { timersEnv } from "@crm/timers/config";
 import { createTimersModule } from "@crm/timers/module";
 import { placeholderModule, placeholders } from "./placeholders.js";
+import { createWebModule, webDir } from "./web.js";
+
+const dataDirTodo = "set DATA_DIR to a folder this user can create and write (it holds the embedded database, keys and e-mails)";
 
 const allEnv = z.object({
   ...commonEnv,
   HOST: env.str("127.0.0.1"),
   PORT: env.port(8080),
   DATA_DIR: env.str("./data"),
+  /** The built web console; default web/dist of the checkout (services/all/src/web.ts). */
+  WEB_DIR: env.optionalStr(),
 });
 
 export interface AllInOne {
@@ -66,7 +71,7 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
 
   const keyFiles = authCfg.JWT_PRIVATE_KEY_FILE && cfg.JWT_PUBLIC_KEYS_FILE
     ? { privateFile: authCfg.JWT_PRIVATE_KEY_FILE, jwksFile: cfg.JWT_PUBLIC_KEYS_FILE }
-    : await ensureKeyFiles(resolve(dataDir, "keys"));
+    : await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => ensureKeyFiles(resolve(dataDir, "keys")));
   const jwks = readJwks(keyFiles.jwksFile);
   const key = await loadSigningKey(keyFiles.privateFile, authCfg.JWT_KEY_ID, jwks);
 
@@ -79,7 +84,7 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   let databaseUrl = dbCfg.DATABASE_URL;
   let poolMax = dbCfg.DB_POOL_MAX;
   if (!databaseUrl) {
-    const embedded = await startEmbeddedPostgres(resolve(dataDir, "pg"));
+    const embedded = await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => startEmbeddedPostgres(resolve(dataDir, "pg")));
     closers.push(() => embedded.close());
     databaseUrl = embedded.url;
     poolMax = 1;
@@ -90,7 +95,8 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     ? createPool({ url: databaseUrl, max: poolMax, connectTimeoutMs: dbCfg.DB_CONNECT_TIMEOUT_MS, queryTimeoutMs: dbCfg.DB_QUERY_TIMEOUT_MS })
     : new pg.Pool({ connectionString: databaseUrl, max: poolMax, connectionTimeoutMillis: 10_000 });
   pool.on("error", (err) => log.warn({ err: err.message }, "idle database connection failed"));
-  await migrate(pool, log);
+  if (dbCfg.DATABASE_URL) await dependsOn("DATABASE_URL", dbCfg.DATABASE_URL, (err) => databaseTodo(err, dbCfg.DATABASE_URL!), () => migrate(pool, log));
+  else await migrate(pool, log);
   // One event bus for the process: RabbitMQ with AMQP_URL, else in memory. The outbox relay
   // publishes into it, woken by the dbservice stores after each commit that wrote to the outbox.
   const bus = createEventBus({ url: cfg.AMQP_URL, log, name: "crm" });
@@ -141,6 +147,8 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     ...Object.entries(placeholders).map(([name, desc]) => placeholderModule(name, desc)),
     // dbservice is mounted for readiness and shutdown only: its RPCs are never served publicly.
     { name: "dbservice", services: [], routes: () => {}, ready: dbModule.ready, close: dbModule.close },
+    // Last: the console's files and SPA fallback come after every other module's HTTP routes.
+    createWebModule({ dir: webDir(cfg.WEB_DIR), log }),
   ];
 
   const server = await startServer({
@@ -153,6 +161,8 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     readMaxBytes: cfg.READ_MAX_BYTES,
     shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
     hiddenPrefixes: ["/crm.db.v1."],
+  }).catch((err: unknown) => {
+    throw listenError(err, cfg);
   });
   const url = `http://${cfg.HOST === "0.0.0.0" ? "127.0.0.1" : cfg.HOST}:${server.port}`;
   log.info({ url, ms: Math.round(performance.now() - started), data: dataDir }, `ready: CRM all-in-one at ${url}`);

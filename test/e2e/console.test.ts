@@ -1,0 +1,209 @@
+/**
+ * The web console in a real browser (Debian's chromium driven by playwright-core) against the
+ * all-in-one started here: sign up, the shell, a chat shared by two browser contexts (a message
+ * shows up in the other within 1 s), a timer that survives a reload, log out and log out
+ * everywhere, and an axe-core check of every screen (no serious or critical violation).
+ * web/dist is built first when it is missing or older than web/src (scripts/build-web.mjs).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { createRequire } from "node:module";
+import { need, startTestApp, until, type TestApp } from "@crm/testkit";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const skip = need("chromium", existsSync(chromiumPath), "apt-get install -y chromium");
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+let app: TestApp;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+/** Every CSP violation or uncaught error any page reports: the console must have none. */
+const pageProblems: string[] = [];
+const password = "correct horse battery staple";
+const email = `olga.${process.pid}@acme.test`;
+
+before(async () => {
+  if (skip) return;
+  const built = spawnSync(process.execPath, ["scripts/build-web.mjs", "--if-stale"], { encoding: "utf8" });
+  assert.equal(built.status, 0, `building web/dist failed:\n${built.stdout}${built.stderr}`);
+  const { chromium } = await import("playwright-core");
+  [app, browser] = await Promise.all([
+    startTestApp(),
+    chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu"] }),
+  ]);
+});
+
+after(async () => {
+  await browser?.close();
+  await app?.close();
+});
+
+async function newPage(locale = "en-US"): Promise<Page> {
+  const context = await browser.newContext({ locale });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) pageProblems.push(m.text());
+  });
+  page.on("pageerror", (e) => pageProblems.push(`uncaught: ${e.message}`));
+  return page;
+}
+
+interface Violation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: string[];
+}
+
+/** axe-core on the page as it is; serious and critical violations fail the test. */
+async function axe(page: Page, screen: string) {
+  // evaluate() is not subject to the page's CSP, unlike an injected <script>.
+  await page.evaluate(`if (!window.axe) { ${axeSource} }`);
+  const violations = (await page.evaluate(`axe.run(document, { resultTypes: ["violations"] }).then((r) =>
+    r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) })))`)) as Violation[];
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad, [], `${screen}: accessibility violations:\n${JSON.stringify(bad, null, 2)}`);
+}
+
+let owner: Page;
+
+test("sign up: the login screen, the sign-up form, then the shell with navigation", { skip }, async () => {
+  owner = await newPage();
+  const started = performance.now();
+  await owner.goto(`${app.baseUrl}/`);
+  await owner.getByRole("heading", { name: "Log in" }).waitFor();
+  const firstScreenMs = performance.now() - started;
+  process.stderr.write(`console: first screen (login) usable ${firstScreenMs.toFixed(0)} ms after navigation\n`);
+  assert.match(owner.url(), /\/login$/, "a visitor is sent to /login");
+  await axe(owner, "login");
+
+  await owner.getByRole("link", { name: "Register your company" }).click();
+  await owner.getByRole("heading", { name: "Register your company" }).waitFor();
+  await axe(owner, "sign up");
+  await owner.getByLabel("Company name").fill("Acme");
+  await owner.getByLabel("Your name").fill("Olga");
+  await owner.getByLabel("E-mail").fill(email);
+  await owner.getByLabel("Password").fill(password);
+  await owner.getByRole("button", { name: "Create the company" }).click();
+
+  await owner.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+  assert.match(owner.url(), /\/chats$/);
+  const nav = owner.getByRole("navigation", { name: "Main" });
+  await nav.getByRole("link", { name: "Chats" }).waitFor();
+  assert.equal(await nav.getByRole("link", { name: "Chats" }).getAttribute("aria-current"), "page");
+  const cookies = await owner.context().cookies();
+  for (const name of ["access_token", "refresh_token"]) {
+    const c = cookies.find((x) => x.name === name);
+    assert.ok(c?.httpOnly, `${name} is an HttpOnly cookie the page cannot read`);
+  }
+  assert.equal(await owner.evaluate("document.cookie"), "", "no token is visible to scripts");
+});
+
+test("two browser contexts in one chat: a message sent in one appears in the other within 1 s", { skip }, async () => {
+  await owner.getByLabel("New chat name").fill("General");
+  await owner.getByRole("button", { name: "Create chat" }).click();
+  await owner.getByRole("status").filter({ hasText: "Live" }).waitFor();
+  const chatUrl = owner.url();
+  assert.match(chatUrl, /\/chats\/[^/]+$/);
+
+  // The second context logs in through the form (by e-mail) and opens the chat by its URL.
+  const other = await newPage();
+  await other.goto(`${app.baseUrl}/login`);
+  await other.getByLabel("E-mail or phone").fill(email);
+  await other.getByLabel("Password").fill(password);
+  await other.getByRole("button", { name: "Log in" }).click();
+  await other.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+  await other.goto(chatUrl);
+  await other.getByRole("status").filter({ hasText: "Live" }).waitFor();
+
+  const text = `hello from the first window ${Date.now()}`;
+  await owner.getByLabel("Message", { exact: true }).fill(text);
+  const sent = performance.now();
+  await owner.getByLabel("Message", { exact: true }).press("Enter");
+  await other.getByRole("log").getByText(text).waitFor({ timeout: 5_000 });
+  const ms = performance.now() - sent;
+  process.stderr.write(`console: message seen in the other context after ${ms.toFixed(0)} ms\n`);
+  assert.ok(ms < 1_000, `the message took ${ms.toFixed(0)} ms to appear in the other context`);
+  await owner.getByRole("log").getByText(text).waitFor();
+  assert.equal(await owner.getByLabel("Message", { exact: true }).inputValue(), "", "the composer is cleared after sending");
+
+  // And back, while the first one stays on the page.
+  const reply = `and hello back ${Date.now()}`;
+  await other.getByLabel("Message", { exact: true }).fill(reply);
+  await other.getByRole("button", { name: "Send" }).click();
+  await owner.getByRole("log").getByText(reply).waitFor({ timeout: 5_000 });
+  await axe(owner, "chats");
+  await other.close();
+});
+
+test("a timer keeps running across a reload, stops from the header, and is listed for this week", { skip }, async () => {
+  await owner.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Timers" }).click();
+  await owner.getByRole("heading", { name: "Timers" }).waitFor();
+  await owner.getByLabel("What are you working on?").fill("Writing the proposal");
+  await owner.getByRole("button", { name: "Start timer" }).click();
+  const clock = owner.getByRole("timer");
+  await clock.waitFor();
+  const startedAt = await clock.getAttribute("data-started");
+  assert.ok(startedAt);
+  await owner.getByRole("cell", { name: "Writing the proposal" }).waitFor();
+  await axe(owner, "timers");
+
+  await owner.reload();
+  await clock.waitFor();
+  assert.equal(await clock.getAttribute("data-started"), startedAt, "the same timer, from the server");
+  // The clock ticks: its text changes within a couple of seconds.
+  const shown = await clock.textContent();
+  await until("the clock to tick", async () => (await clock.textContent()) !== shown, 3_000);
+
+  await owner.getByRole("group", { name: "Running timer" }).getByRole("button", { name: "Stop timer" }).click();
+  await owner.getByText("No timer running").waitFor();
+  const row = owner.getByRole("row").filter({ hasText: "Writing the proposal" });
+  await row.waitFor();
+  assert.ok(!(await row.textContent())?.includes("running"), "the entry has an end time now");
+});
+
+test("Russian: the whole screen switches, dates and numbers per locale", { skip }, async () => {
+  await owner.getByLabel("Language").selectOption("ru");
+  await owner.getByRole("heading", { name: "Таймеры" }).waitFor();
+  await owner.getByRole("navigation", { name: "Главное меню" }).getByRole("link", { name: "Чаты" }).waitFor();
+  assert.equal(await owner.evaluate("document.documentElement.lang"), "ru");
+  await axe(owner, "timers (ru)");
+  await owner.reload();
+  await owner.getByRole("heading", { name: "Таймеры" }).waitFor(); // the choice is kept
+  await owner.getByLabel("Язык").selectOption("en");
+  await owner.getByRole("heading", { name: "Timers" }).waitFor();
+});
+
+test("log out ends the session; log out everywhere ends the other browser's too", { skip }, async () => {
+  const second = await newPage();
+  await second.goto(`${app.baseUrl}/login`);
+  await second.getByLabel("E-mail or phone").fill(email);
+  await second.getByLabel("Password").fill(password);
+  await second.getByRole("button", { name: "Log in" }).click();
+  await second.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+
+  // Keyboard only: Tab to "Log out" and press Enter.
+  await second.getByRole("button", { name: "Log out", exact: true }).focus();
+  await second.keyboard.press("Enter");
+  await second.getByRole("heading", { name: "Log in" }).waitFor();
+  assert.deepEqual((await second.context().cookies()).filter((c) => c.value !== "").map((c) => c.name), [], "the server cleared the cookies");
+  await second.goto(`${app.baseUrl}/timers`);
+  await second.getByRole("heading", { name: "Log in" }).waitFor();
+
+  // Log the second one in again, then end every session from the first.
+  await second.getByLabel("E-mail or phone").fill(email);
+  await second.getByLabel("Password").fill(password);
+  await second.getByRole("button", { name: "Log in" }).click();
+  await second.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+  await owner.getByRole("button", { name: "Log out everywhere" }).click();
+  await owner.getByRole("heading", { name: "Log in" }).waitFor();
+  await owner.getByRole("status").filter({ hasText: /Logged out of \d+ sessions/ }).waitFor();
+  await second.reload();
+  await second.getByRole("heading", { name: "Log in" }).waitFor();
+  assert.deepEqual(pageProblems, [], "no CSP violation or uncaught error on any page");
+});

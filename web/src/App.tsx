@@ -1,0 +1,142 @@
+/** Routes: /login and /signup for visitors; the shell (chats, timers) for a signed-in user. */
+import { useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
+import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
+import { useQueryClient } from "@tanstack/react-query";
+import { check, logout, session, type Session } from "./session";
+import { useI18n, localeNames, type Locale } from "./i18n";
+import { describeError } from "./errors";
+import { RunningClock } from "./screens/RunningClock";
+import { Login, Signup } from "./screens/Auth";
+import { Chats } from "./screens/Chats";
+import { Timers } from "./screens/Timers";
+
+export function useSession() {
+  return useSyncExternalStore(session.subscribe, session.get);
+}
+
+export function App() {
+  const s = useSession();
+  const { t } = useI18n();
+  const [failed, setFailed] = useState<string>();
+  useEffect(() => {
+    check().catch((e) => setFailed(describeError(e, { t })));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+  if (failed && s === undefined) return <p role="alert" className="page-message">{failed}</p>;
+  if (s === undefined) return <p className="page-message" aria-busy="true">{t("app.loading")}</p>;
+  return (
+    <Switch>
+      <Route path="/login">{s ? <Redirect to="/chats" replace /> : <Login />}</Route>
+      <Route path="/signup">{s ? <Redirect to="/chats" replace /> : <Signup />}</Route>
+      <Route>{s ? <Shell session={s} /> : <Redirect to="/login" replace />}</Route>
+    </Switch>
+  );
+}
+
+function NavLink({ href, children }: { href: string; children: ReactNode }) {
+  const [active] = useRoute(`${href}/*?`);
+  return (
+    <Link href={href} aria-current={active ? "page" : undefined}>
+      {children}
+    </Link>
+  );
+}
+
+export function LanguageSwitch() {
+  const { t, locale, setLocale } = useI18n();
+  return (
+    <label className="lang">
+      <span>{t("lang.label")}</span>
+      <select value={locale} onChange={(e) => setLocale(e.target.value as Locale)}>
+        {(Object.keys(localeNames) as Locale[]).map((l) => (
+          <option key={l} value={l} lang={l}>
+            {localeNames[l]}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function Shell({ session: s }: { session: Session }) {
+  const i18n = useI18n();
+  const { t } = i18n;
+  const queryClient = useQueryClient();
+  const [, navigate] = useLocation();
+  const [status, setStatus] = useState<{ text: string; error?: boolean }>();
+  const [busy, setBusy] = useState(false);
+  const main = useRef<HTMLElement>(null);
+  const [location] = useLocation();
+  const first = useRef(true);
+  // After client-side navigation, move focus to the new page (screen readers announce it).
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    main.current?.focus();
+  }, [location]);
+
+  const out = async (everywhere: boolean) => {
+    setBusy(true);
+    try {
+      await logout(everywhere);
+      queryClient.clear();
+      navigate("/login", { replace: true });
+    } catch (e) {
+      setStatus({ text: describeError(e, i18n), error: true });
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div className="shell" data-user={s.userId}>
+      <a className="skip" href="#main">
+        {t("app.skip")}
+      </a>
+      <header className="top">
+        <span className="brand">{t("app.name")}</span>
+        <nav aria-label={t("nav.label")}>
+          <ul>
+            <li>
+              <NavLink href="/chats">{t("nav.chats")}</NavLink>
+            </li>
+            <li>
+              <NavLink href="/timers">{t("nav.timers")}</NavLink>
+            </li>
+          </ul>
+        </nav>
+        <RunningClock />
+        <LanguageSwitch />
+        <button type="button" onClick={() => void out(false)} disabled={busy}>
+          {t("auth.logout")}
+        </button>
+        <button type="button" className="secondary" onClick={() => void out(true)} disabled={busy}>
+          {t("auth.logoutAll")}
+        </button>
+      </header>
+      {status && (
+        <p role={status.error ? "alert" : "status"} className={status.error ? "error" : "notice"}>
+          {status.text}
+        </p>
+      )}
+      <main id="main" ref={main} tabIndex={-1}>
+        <Switch>
+          <Route path="/">
+            <Redirect to="/chats" replace />
+          </Route>
+          <Route path="/chats">
+            <Chats chatId={undefined} me={s.userId} />
+          </Route>
+          <Route path="/chats/:id">{(p) => <Chats chatId={p.id} me={s.userId} />}</Route>
+          <Route path="/timers">
+            <Timers />
+          </Route>
+          <Route>
+            <h1>{t("app.notFound")}</h1>
+          </Route>
+        </Switch>
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,272 @@
+/**
+ * Chats: the caller's chats with unread badges, a form to create one, and the open chat: its
+ * newest messages (ListMessages), older pages on demand, and live messages from the Subscribe
+ * server stream, which resumes after the last seq seen so nothing is lost or doubled.
+ */
+import { useEffect, useId, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { Link, useLocation } from "wouter";
+import { useMutation, useQuery, createConnectQueryKey } from "@connectrpc/connect-query";
+import { useQueryClient } from "@tanstack/react-query";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { ChatService, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
+import { refresh, transport } from "../session";
+import { useI18n } from "../i18n";
+import { describeError } from "../errors";
+
+const chats = createClient(ChatService, transport);
+
+export function Chats({ chatId, me }: { chatId: string | undefined; me: string }) {
+  const i18n = useI18n();
+  const { t } = i18n;
+  const list = useQuery(ChatService.method.listChats, { pageSize: 200 }, { refetchInterval: 15_000 });
+  const queryClient = useQueryClient();
+  const [, navigate] = useLocation();
+  const [name, setName] = useState("");
+  const nameId = useId();
+  const create = useMutation(ChatService.method.createChat, {
+    onSuccess: async (r) => {
+      setName("");
+      await queryClient.invalidateQueries({ queryKey: createConnectQueryKey({ schema: ChatService.method.listChats, cardinality: undefined }) });
+      if (r.chat) navigate(`/chats/${r.chat.chatId}`);
+    },
+  });
+  const onCreate = (e: FormEvent) => {
+    e.preventDefault();
+    if (name.trim()) create.mutate({ name: name.trim() });
+  };
+  const current = list.data?.chats.find((c) => c.chatId === chatId);
+
+  return (
+    <div className="chats">
+      <section className="chat-list" aria-labelledby="chats-title">
+        <h1 id="chats-title">{t("chats.title")}</h1>
+        <form onSubmit={onCreate} className="inline-form">
+          <label htmlFor={nameId}>{t("chats.newName")}</label>
+          <input id={nameId} name="chatName" maxLength={200} required value={name} onChange={(e) => setName(e.target.value)} />
+          <button type="submit" disabled={create.isPending}>
+            {t("chats.create")}
+          </button>
+        </form>
+        {create.error && (
+          <p role="alert" className="error">
+            {describeError(create.error, i18n)}
+          </p>
+        )}
+        {list.isPending ? (
+          <p aria-busy="true">{t("app.loading")}</p>
+        ) : list.error ? (
+          <p role="alert" className="error">
+            {describeError(list.error, i18n)}
+          </p>
+        ) : list.data.chats.length === 0 ? (
+          <p>{t("chats.empty")}</p>
+        ) : (
+          <ul aria-label={t("chats.list")}>
+            {list.data.chats.map((c) => {
+              const unread = c.chatId === chatId ? 0 : Number(c.unreadCount);
+              return (
+                <li key={c.chatId}>
+                  <Link href={`/chats/${c.chatId}`} aria-current={c.chatId === chatId ? "page" : undefined}>
+                    <span className="chat-name">{c.name}</span>
+                    {unread > 0 && (
+                      <span className="badge" aria-label={t("chats.unread", { count: unread })}>
+                        {i18n.number(unread)}
+                      </span>
+                    )}
+                  </Link>
+                </li>
+              );
+            })}
+          </ul>
+        )}
+      </section>
+      <section className="chat-room" aria-label={current?.name ?? t("chat.messages")}>
+        {chatId ? <ChatRoom key={chatId} chatId={chatId} name={current?.name} me={me} /> : <p className="pick">{t("chats.pick")}</p>}
+      </section>
+    </div>
+  );
+}
+
+interface RoomState {
+  /** Ascending seq, no duplicates. */
+  messages: Message[];
+  /** Set when older messages exist: the before_seq of the previous page. */
+  olderBefore: bigint | undefined;
+}
+
+type RoomAction = { type: "newest"; messages: Message[]; olderBefore: bigint | undefined } | { type: "older"; messages: Message[]; olderBefore: bigint | undefined } | { type: "add"; message: Message };
+
+/** Merges by seq: a message from the stream and the same one from SendMessage's answer count once. */
+function room(state: RoomState, a: RoomAction): RoomState {
+  const bySeq = new Map(state.messages.map((m) => [m.seq, m]));
+  if (a.type === "add") {
+    if (bySeq.has(a.message.seq)) return state;
+    bySeq.set(a.message.seq, a.message);
+  } else for (const m of a.messages) bySeq.set(m.seq, m);
+  const messages = [...bySeq.values()].sort((x, y) => (x.seq < y.seq ? -1 : x.seq > y.seq ? 1 : 0));
+  return { messages, olderBefore: a.type === "add" ? state.olderBefore : a.olderBefore };
+}
+
+function newId(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const wait = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const id = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(id), resolve()), { once: true });
+  });
+
+function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefined; me: string }) {
+  const i18n = useI18n();
+  const { t } = i18n;
+  const queryClient = useQueryClient();
+  const [state, dispatch] = useReducer(room, { messages: [], olderBefore: undefined });
+  const [phase, setPhase] = useState<"loading" | "live" | "reconnecting" | "gone">("loading");
+  const [error, setError] = useState<string>();
+  const [draft, setDraft] = useState("");
+  const [sending, setSending] = useState(false);
+  const inputId = useId();
+  const logRef = useRef<HTMLDivElement>(null);
+  const lastRead = useRef(0n);
+
+  // History, then the live stream from the last seq read; reconnects with backoff.
+  useEffect(() => {
+    const ac = new AbortController();
+    const { signal } = ac;
+    (async () => {
+      let after: bigint | undefined;
+      for (let backoff = 500; !signal.aborted; backoff = Math.min(backoff * 2, 10_000)) {
+        try {
+          if (after === undefined) {
+            const page = await chats.listMessages({ chatId, limit: 50 }, { signal });
+            dispatch({ type: "newest", messages: page.messages, olderBefore: page.nextBeforeSeq });
+            after = page.lastSeq;
+          }
+          for await (const ev of chats.subscribe({ chatId, afterSeq: after }, { signal })) {
+            setPhase("live");
+            backoff = 500;
+            if (ev.event.case === "message") {
+              dispatch({ type: "add", message: ev.event.value });
+              if (ev.event.value.seq > after) after = ev.event.value.seq;
+            }
+          }
+        } catch (e) {
+          if (signal.aborted) return;
+          const err = ConnectError.from(e);
+          if (err.code === Code.NotFound) {
+            setPhase("gone");
+            return;
+          }
+          if (err.code === Code.Unauthenticated && !(await refresh())) return;
+        }
+        if (signal.aborted) return;
+        setPhase("reconnecting");
+        await wait(backoff, signal);
+      }
+    })();
+    return () => ac.abort();
+  }, [chatId]);
+
+  // Keep the newest message in view, and move the read marker (unread badges follow).
+  const newest = state.messages.at(-1)?.seq ?? 0n;
+  useEffect(() => {
+    const log = logRef.current;
+    if (log) log.scrollTop = log.scrollHeight;
+    if (newest <= lastRead.current || document.visibilityState !== "visible") return;
+    lastRead.current = newest;
+    const id = setTimeout(() => {
+      chats
+        .markRead({ chatId, seq: newest })
+        .then(() => queryClient.invalidateQueries({ queryKey: createConnectQueryKey({ schema: ChatService.method.listChats, cardinality: undefined }) }))
+        .catch(() => {});
+    }, 300);
+    return () => clearTimeout(id);
+  }, [newest, chatId, queryClient]);
+
+  const loadOlder = async () => {
+    if (state.olderBefore === undefined) return;
+    try {
+      const page = await chats.listMessages({ chatId, beforeSeq: state.olderBefore, limit: 50 });
+      dispatch({ type: "older", messages: page.messages, olderBefore: page.nextBeforeSeq });
+    } catch (e) {
+      setError(describeError(e, i18n));
+    }
+  };
+
+  const send = async (e?: FormEvent) => {
+    e?.preventDefault();
+    const content = draft.trim();
+    if (!content || sending) return;
+    setSending(true);
+    setError(undefined);
+    try {
+      const r = await chats.sendMessage({ chatId, content, clientMessageId: newId() });
+      if (r.message) dispatch({ type: "add", message: r.message });
+      setDraft("");
+    } catch (err) {
+      setError(describeError(err, i18n));
+    } finally {
+      setSending(false);
+    }
+  };
+  const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) void send(e);
+  };
+
+  if (phase === "gone") {
+    return (
+      <p role="alert" className="error">
+        {t("chat.notFound")}
+      </p>
+    );
+  }
+  return (
+    <>
+      <header className="room-top">
+        <h2>{name ?? ""}</h2>
+        <span className={`conn ${phase}`} role="status">
+          {phase === "live" ? t("chat.live") : phase === "reconnecting" ? t("chat.reconnecting") : t("app.loading")}
+        </span>
+      </header>
+      {state.olderBefore !== undefined && (
+        <button type="button" className="secondary older" onClick={() => void loadOlder()}>
+          {t("chat.older")}
+        </button>
+      )}
+      <div className="messages" ref={logRef} role="log" aria-label={t("chat.messages")} tabIndex={0}>
+        <ol>
+        {state.messages.length === 0 && phase !== "loading" && <li className="empty">{t("chat.noMessages")}</li>}
+        {state.messages.map((m) => {
+          const at = m.createdAt ? timestampDate(m.createdAt) : undefined;
+          return (
+            <li key={String(m.seq)} className={m.senderId === me ? "mine" : undefined} data-seq={String(m.seq)}>
+              <span className="who">{m.senderId === me ? t("chat.you") : t("chat.member", { id: m.senderId.slice(-4) })}</span>
+              {at && (
+                <time dateTime={at.toISOString()} title={i18n.dateTime(at)}>
+                  {i18n.time(at)}
+                </time>
+              )}
+              <p className="text">{m.content}</p>
+            </li>
+          );
+        })}
+        </ol>
+      </div>
+      {error && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+      <form className="composer" onSubmit={(e) => void send(e)}>
+        <label htmlFor={inputId}>{t("chat.message")}</label>
+        <textarea id={inputId} name="message" rows={2} maxLength={4000} value={draft} onChange={(e) => setDraft(e.target.value)} onKeyDown={onKey} />
+        <button type="submit" disabled={sending || !draft.trim()}>
+          {t("chat.send")}
+        </button>
+      </form>
+    </>
+  );
+}

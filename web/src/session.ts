@@ -1,0 +1,189 @@
+/**
+ * The browser's session, kept in the HttpOnly cookies the API sets (access_token, refresh_token):
+ * this code never sees a token. It knows who is signed in (Check) and when the access token
+ * expires, refreshes it a minute before (Refresh with the cookie), and retries a call once after a
+ * refresh when the server says unauthenticated (e.g. after the laptop slept).
+ *
+ * Refresh tokens are single-use (reuse ends the session), so tabs must not refresh at once: the
+ * refresh runs under a Web Lock shared by every tab of the origin, and a tab that gets the lock
+ * after another tab refreshed sees the new expiry via Check and does not refresh again. Logging
+ * in or out in one tab is told to the others over a BroadcastChannel.
+ */
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+
+export interface Session {
+  userId: string;
+  companyId: string;
+  sessionId: string;
+  /** When the access token (cookie) expires. */
+  expiresAt: Date;
+}
+
+/** undefined: not known yet (first Check in flight); null: signed out. */
+export type SessionState = Session | null | undefined;
+
+const baseUrl = window.location.origin;
+// Cookies go with every call; "include" also covers an API on another origin (CORS with credentials).
+const credentialed: typeof fetch = (input, init) => fetch(input, { ...init, credentials: "include" });
+
+/** Calls that must not trigger a refresh-and-retry (they are the auth flow itself). */
+const noRetry = new Set(["Login", "RegisterCompany", "Refresh", "Check"]);
+
+const retryAfterRefresh: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (e) {
+    const err = ConnectError.from(e);
+    if (err.code !== Code.Unauthenticated || req.stream || (req.service.typeName === AuthService.typeName && noRetry.has(req.method.name))) throw e;
+    if (!(await refresh())) throw e;
+    return next(req);
+  }
+};
+
+const plain = createConnectTransport({ baseUrl, fetch: credentialed });
+/** The transport every screen uses: cookies, and one retry after a silent refresh. */
+export const transport = createConnectTransport({ baseUrl, fetch: credentialed, interceptors: [retryAfterRefresh] });
+const auth = createClient(AuthService, plain);
+
+let state: SessionState = undefined;
+const listeners = new Set<() => void>();
+let timer: ReturnType<typeof setTimeout> | undefined;
+const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("crm.session") : undefined;
+
+/**
+ * Set while this browser has a session: a visitor without it is shown the login screen after one
+ * failed Check, without a Refresh round trip that could only fail (the cookies are unreadable here).
+ */
+const hintKey = "crm.signedIn";
+
+function set(next: SessionState, tell = false) {
+  state = next;
+  if (next) localStorage.setItem(hintKey, "1");
+  else if (next === null) localStorage.removeItem(hintKey);
+  clearTimeout(timer);
+  if (next) {
+    // A minute before expiry (at least 5 s from now); timers are clamped when a tab sleeps, and
+    // the retry interceptor covers a call made after the token lapsed anyway.
+    const wait = Math.max(5_000, next.expiresAt.getTime() - Date.now() - 60_000);
+    timer = setTimeout(() => void refresh(), Math.min(wait, 2 ** 31 - 1));
+  }
+  if (tell) channel?.postMessage(next ? "signed-in" : "signed-out");
+  for (const l of listeners) l();
+}
+
+channel?.addEventListener("message", (ev) => {
+  if (ev.data === "signed-out") set(null);
+  else void check();
+});
+
+export const session = {
+  get: (): SessionState => state,
+  subscribe(l: () => void) {
+    listeners.add(l);
+    return () => listeners.delete(l);
+  },
+};
+
+/** Who the cookies belong to; null when nobody is signed in (after trying one refresh). */
+export async function check(): Promise<Session | null> {
+  try {
+    const s = await whoAmI();
+    set(s);
+    return s;
+  } catch (e) {
+    if (ConnectError.from(e).code !== Code.Unauthenticated) throw e;
+    if (localStorage.getItem(hintKey) && (await refresh())) return state ?? null;
+    set(null);
+    return null;
+  }
+}
+
+async function whoAmI(): Promise<Session> {
+  const r = await auth.check({});
+  return {
+    userId: r.userId,
+    companyId: r.companyId,
+    sessionId: r.sessionId,
+    expiresAt: r.expiresAt ? new Date(Number(r.expiresAt.seconds) * 1000) : new Date(Date.now() + 60_000),
+  };
+}
+
+let inFlight: Promise<boolean> | undefined;
+
+/** Renews the access cookie; false (and signed out) when the session has ended. */
+export function refresh(): Promise<boolean> {
+  inFlight ??= withLock(doRefresh).finally(() => (inFlight = undefined));
+  return inFlight;
+}
+
+async function doRefresh(): Promise<boolean> {
+  // Another tab may have refreshed while this one waited for the lock: the cookie is new then.
+  try {
+    const s = await whoAmI();
+    if (s.expiresAt.getTime() - Date.now() > 120_000) {
+      set(s);
+      return true;
+    }
+  } catch {
+    // expired or missing access cookie: refresh below
+  }
+  try {
+    await auth.refresh({});
+    set(await whoAmI());
+    return true;
+  } catch (e) {
+    const code = ConnectError.from(e).code;
+    if (code === Code.Unavailable || code === Code.Unknown || code === Code.Internal || code === Code.DeadlineExceeded) {
+      // The server or network is down, not the session: try again shortly.
+      clearTimeout(timer);
+      timer = setTimeout(() => void refresh(), 10_000);
+      return false;
+    }
+    set(null, true);
+    return false;
+  }
+}
+
+function withLock<T>(fn: () => Promise<T>): Promise<T> {
+  if (!navigator.locks) return fn();
+  return navigator.locks.request("crm.refresh", fn);
+}
+
+/** After Login or RegisterCompany set the cookies. */
+export async function signedIn(): Promise<void> {
+  set(await whoAmI(), true);
+}
+
+/**
+ * Ends this session (or every session of the user) on the server, which also clears the cookies.
+ * When the server cannot be reached this throws and the user stays signed in here: the HttpOnly
+ * cookies can only be cleared by the server, so pretending to be logged out would be a lie.
+ */
+export async function logout(everywhere: boolean): Promise<number> {
+  const client = createClient(AuthService, transport); // an expired access token is refreshed first
+  try {
+    const revoked = everywhere ? (await client.logoutAll({})).revoked : (await client.logout({}), 1);
+    if (everywhere) sessionStorage.setItem(loggedOutAllKey, String(revoked)); // for the login screen
+    set(null, true);
+    return revoked;
+  } catch (e) {
+    if (ConnectError.from(e).code !== Code.Unauthenticated) throw e;
+    set(null, true); // the session had already ended
+    return 0;
+  }
+}
+
+const loggedOutAllKey = "crm.loggedOutAll";
+
+/** How many sessions "log out everywhere" just ended in this tab; read once by the login screen. */
+export function takeLoggedOutAll(): number | undefined {
+  const n = sessionStorage.getItem(loggedOutAllKey);
+  return n === null ? undefined : Number(n);
+}
+export function forgetLoggedOutAll(): void {
+  sessionStorage.removeItem(loggedOutAllKey);
+}
+
+export const authClient = auth;
