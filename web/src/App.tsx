@@ -1,5 +1,5 @@
 /** Routes: /login and /signup for visitors; the shell (chats, timers) for a signed-in user. */
-import { useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
+import { lazy, Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
 import { check, logout, session, type Session } from "./session";
@@ -7,8 +7,13 @@ import { useI18n, localeNames, type Locale } from "./i18n";
 import { describeError } from "./errors";
 import { RunningClock } from "./screens/RunningClock";
 import { Login, Signup } from "./screens/Auth";
-import { Chats } from "./screens/Chats";
-import { Timers } from "./screens/Timers";
+
+// The screens behind the login are their own chunks, fetched at once (in parallel with the first
+// Check) so that neither a visitor's login screen waits for them nor a user's screen waits twice.
+const chatsChunk = import("./screens/Chats");
+const timersChunk = import("./screens/Timers");
+const Chats = lazy(() => chatsChunk.then((m) => ({ default: m.Chats })));
+const Timers = lazy(() => timersChunk.then((m) => ({ default: m.Timers })));
 
 export function useSession() {
   return useSyncExternalStore(session.subscribe, session.get);
@@ -121,6 +126,7 @@ function Shell({ session: s }: { session: Session }) {
         </p>
       )}
       <main id="main" ref={main} tabIndex={-1}>
+        <Suspense fallback={<p aria-busy="true">{t("app.loading")}</p>}>
         <Switch>
           <Route path="/">
             <Redirect to="/chats" replace />
@@ -136,6 +142,7 @@ function Shell({ session: s }: { session: Session }) {
             <h1>{t("app.notFound")}</h1>
           </Route>
         </Switch>
+        </Suspense>
       </main>
     </div>
   );
