@@ -6,9 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type HandlerContext, type Interceptor, type Transport } from "@connectrpc/connect";
 import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ChatService, type SubscribeResponseSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { Health } from "@crm/gen/grpc/health/v1/health_pb";
 import { until } from "@crm/testkit";
 import type { Principal, TokenVerifier } from "./auth.js";
@@ -94,21 +95,26 @@ async function streamServer() {
     name: "streams",
     services: [ChatService],
     routes(router) {
-      router.service(ChatService, {
-        async *subscribe(req, ctx) {
-          try {
-            yield { event: { case: "heartbeat", value: { lastSeq: 0n } } };
-            for (let i = 1n; !ctx.signal.aborted; i++) {
-              if (req.chatId.startsWith("busy")) {
-                await new Promise((r) => setTimeout(r, 2));
-                yield { event: { case: "heartbeat", value: { lastSeq: i } } };
-              } else {
-                await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
-              }
+      async function* events(req: { chatId: string }, ctx: HandlerContext): AsyncGenerator<MessageInitShape<typeof SubscribeResponseSchema>> {
+        try {
+          yield { event: { case: "heartbeat", value: { lastSeq: 0n } } };
+          for (let i = 1n; !ctx.signal.aborted; i++) {
+            if (req.chatId.startsWith("busy")) {
+              await new Promise((r) => setTimeout(r, 2));
+              yield { event: { case: "heartbeat", value: { lastSeq: i } } };
+            } else {
+              await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
             }
-          } finally {
-            finished.push(req.chatId);
           }
+        } finally {
+          finished.push(req.chatId);
+        }
+      }
+      router.service(ChatService, {
+        subscribe(req, ctx) {
+          // Refused before it returns a stream, as a handler validating its request does.
+          if (req.chatId === "invalid") throw new AppError("invalid_argument", "invalid request: chatId: must be a UUID");
+          return events(req, ctx);
         },
       });
     },
@@ -164,6 +170,21 @@ test("server streams end with unauthenticated (session_ended) within 1 s of thei
         await revocations.revokeSessions([`other-${sid}`], 60);
         await other.done;
       }
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+test("a stream refused by its handler before the first message gets the handler's code on every path", { timeout: 30_000 }, async () => {
+  const { server, variants, as } = await streamServer();
+  try {
+    for (const [name, transport] of variants) {
+      const s = open(transport([as("any")]), "invalid");
+      await s.done;
+      assert.equal(s.error?.code, Code.InvalidArgument, `${name}: ${s.error?.message ?? "ended with OK"}`);
+      assert.equal(s.error?.metadata.get("crm-error"), "invalid_argument", name);
+      assert.equal(s.events, 0, name);
     }
   } finally {
     await server.close();
