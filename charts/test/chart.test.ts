@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { needNone } from "@crm/testkit";
+import { defaultServiceIdentities } from "../../packages/kit/src/service-identities.ts";
+import type { ServiceName } from "../../packages/kit/src/runtime.ts";
 import { chartDir, goProblem, readYaml, render, repo, validateObject, type K8sObject, type Rendered } from "./lib.ts";
 
 const skip = needNone(goProblem());
@@ -46,7 +48,7 @@ const USES: Record<string, string[]> = {
   cache: ["redis"],
   all: ["postgresql", "redis", "rabbitmq", "smtp", "loki"],
 };
-const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];
+const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "TLS_PEER_SERVICES", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];
 const OWN_ENV: Record<string, string[]> = {
   dbservice: ["DATABASE_URL", "DB_POOL_MAX"],
   auth: ["JWT_PRIVATE_KEY_FILE", "JWT_KEY_ID", "PUBLIC_URL"],
@@ -254,6 +256,10 @@ describe("chart renders", { skip }, () => {
             assert.equal(env.get("OPS_PORT")?.value, String(OPS_PORT));
             assert.equal(env.get("OTEL_SERVICE_NAME")?.value, name);
             for (const v of ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "JWT_PUBLIC_KEYS_FILE"]) assert.ok(env.has(v), `${name} needs ${v}`);
+            // service identities: exactly the components that call it, the kit's default too
+            const callers = Object.keys(PEERS).filter((c) => PEERS[c]!.includes(name)).sort();
+            assert.equal(env.get("TLS_PEER_SERVICES")?.value, callers.join(","), `${name}: TLS_PEER_SERVICES`);
+            assert.deepEqual(defaultServiceIdentities(name as ServiceName), callers, `${name}: the kit's default service identities`);
             // peers: exactly the services it calls, at a Service that exposes the peer's port over TLS
             const peerVars = names.filter((n) => /^[A-Z]+_URL$/.test(n) && SERVICES.includes(n.slice(0, -4).toLowerCase()));
             assert.deepEqual(peerVars.map((n) => n.slice(0, -4).toLowerCase()).sort(), [...PEERS[name]!].sort(), `${name}: peer URLs`);
@@ -470,6 +476,14 @@ describe("chart renders", { skip }, () => {
       });
     });
   }
+
+  it("tls.serviceIdentities replaces a service's TLS_PEER_SERVICES ([] = none); the others keep their callers", () => {
+    const r = render([], { values: { ...JWT, tls: { serviceIdentities: { logs: ["gateway", "auth"], cache: [] } } } });
+    const peerServices = (svc: string) => envOf(podSpec(of(r, "Deployment").find((d) => component(d) === svc)!).containers[0]).get("TLS_PEER_SERVICES")?.value;
+    assert.equal(peerServices("logs"), "gateway,auth");
+    assert.equal(peerServices("cache"), "none");
+    assert.equal(peerServices("dbservice"), "admin,auth,chats,email,timers");
+  });
 
   describe("refuses bad configurations with one clear message", () => {
     const bad: [string, Record<string, unknown>, RegExp][] = [

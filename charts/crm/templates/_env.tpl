@@ -60,6 +60,8 @@ $(VAR) (Kubernetes dependent environment variables), so no password is written i
   value: /etc/crm/tls/ca.crt
 - name: TLS_CLIENT_AUTH
   value: {{ $v.tls.clientAuth | quote }}
+- name: TLS_PEER_SERVICES
+  value: {{ include "crm.serviceIdentities" (dict "component" $c "ctx" $ctx) | quote }}
 {{- range $peer := $flow.peers }}
 - name: {{ upper $peer }}_URL
   value: {{ printf "https://%s:%v" (include "crm.componentName" (dict "component" $peer "ctx" $ctx)) (index $ports $peer) | quote }}

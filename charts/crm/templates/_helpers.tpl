@@ -112,6 +112,28 @@ all:
   uses: [postgresql, redis, rabbitmq, smtp, loki, otlp]
 {{- end -}}
 
+{{/*
+TLS_PEER_SERVICES of one service: the certificate names (CN) it takes as a calling service's
+identity. tls.serviceIdentities.<service> when set ([] = none), else every component whose flow
+calls it (crm.flows above: the gateway and the calling services). The kit's default table
+(packages/kit/src/service-identities.ts) is the same graph; charts/test checks both.
+*/}}
+{{- define "crm.serviceIdentities" -}}
+{{- $target := .component -}}
+{{- $own := index (default (dict) .ctx.Values.tls.serviceIdentities) $target -}}
+{{- if kindIs "slice" $own -}}
+{{- ternary "none" (join "," $own) (empty $own) -}}
+{{- else -}}
+{{- $callers := list -}}
+{{- range $caller, $flow := fromYaml (include "crm.flows" .ctx) -}}
+{{- if has $target $flow.peers -}}
+{{- $callers = append $callers $caller -}}
+{{- end -}}
+{{- end -}}
+{{- join "," (sortAlpha $callers) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Settings of one service: serviceDefaults merged with services.<name>. Returns YAML. */}}
 {{- define "crm.serviceValues" -}}
 {{- $defaults := deepCopy .ctx.Values.serviceDefaults -}}

@@ -76,6 +76,11 @@ export const commonEnv = {
   TLS_KEY_FILE: env.file(),
   TLS_CA_FILE: env.file(),
   TLS_CLIENT_AUTH: env.oneOf(["require", "optional", "off"], "require"),
+  // certificate names (CN) taken as calling services' identities; unset: the architecture's callers (service-identities.ts)
+  TLS_PEER_SERVICES: z.preprocess(
+    blankToUndefined,
+    z.string().regex(/^\s*[a-z0-9][a-z0-9.-]{0,62}\s*(,\s*[a-z0-9][a-z0-9.-]{0,62}\s*)*$/, "must be a comma-separated list of certificate names (the CN of each calling service's certificate), e.g. gateway,auth").optional(),
+  ),
   JWT_ISSUER: env.str("crm-auth"),
   JWT_AUDIENCE: env.str("crm-api"),
   JWT_PUBLIC_KEYS_FILE: env.file(),

@@ -74,7 +74,7 @@ test("TLS server: /metrics is served on the plaintext ops port", { skip: need("o
     host: "127.0.0.1",
     log,
     verifier: nobody,
-    tls: { cert: read("probe.crt"), key: read("probe.key"), ca: read("ca.crt"), clientAuth: "require" },
+    tls: { cert: read("probe.crt"), key: read("probe.key"), ca: read("ca.crt"), clientAuth: "require", serviceIdentities: new Set() },
     opsPort: 0,
     readMaxBytes: 1 << 20,
     shutdownTimeoutMs: 2_000,

@@ -15,6 +15,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
 import { startServer, type RunningServer, type ServiceModule, type TlsOptions } from "./server.js";
+import { serviceIdentities } from "./service-identities.js";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { createErrorReporter, logsServiceSender, setErrorSink } from "./error-reports.js";
 import { startTelemetry, telemetry } from "./telemetry.js";
@@ -92,7 +93,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
     const cfg = loadConfig(z.object({ ...commonEnv, PORT: env.port(servicePorts[name]) }));
     await startTelemetry(name); // a no-op when the entry point started it already, or when OTEL_EXPORTER_OTLP_ENDPOINT is unset
     const log = createLogger(name, cfg.LOG_LEVEL);
-    const tls = loadTls(cfg);
+    const tls = loadTls(cfg, name);
     if (!cfg.JWT_PUBLIC_KEYS_FILE) throw new ConfigError("config: JWT_PUBLIC_KEYS_FILE must name the JWKS file with the public keys that verify access tokens (it is not set)");
     const redis = cfg.REDIS_URL ? redisClient(cfg.REDIS_URL, log) : undefined;
     if (!redis) log.warn("REDIS_URL is not set: revocations are kept in memory, so a logout reaches only this process");
@@ -146,7 +147,10 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
   });
 }
 
-export function loadTls(cfg: { TLS_CERT_FILE?: string | undefined; TLS_KEY_FILE?: string | undefined; TLS_CA_FILE?: string | undefined; TLS_CLIENT_AUTH: "require" | "optional" | "off" }): TlsOptions | undefined {
+export function loadTls(
+  cfg: { TLS_CERT_FILE?: string | undefined; TLS_KEY_FILE?: string | undefined; TLS_CA_FILE?: string | undefined; TLS_CLIENT_AUTH: "require" | "optional" | "off"; TLS_PEER_SERVICES?: string | undefined },
+  service: ServiceName,
+): TlsOptions | undefined {
   if (!cfg.TLS_CERT_FILE && !cfg.TLS_KEY_FILE) return undefined;
   if (!cfg.TLS_CERT_FILE || !cfg.TLS_KEY_FILE) throw new ConfigError("config: TLS_CERT_FILE and TLS_KEY_FILE must be set together (one of them is not set)");
   if (cfg.TLS_CLIENT_AUTH !== "off" && !cfg.TLS_CA_FILE) throw new ConfigError(`config: TLS_CA_FILE must name the CA that signs client certificates when TLS_CLIENT_AUTH=${cfg.TLS_CLIENT_AUTH} (it is not set)`);
@@ -155,6 +159,7 @@ export function loadTls(cfg: { TLS_CERT_FILE?: string | undefined; TLS_KEY_FILE?
     key: readFileSync(cfg.TLS_KEY_FILE),
     ca: cfg.TLS_CA_FILE ? readFileSync(cfg.TLS_CA_FILE) : undefined,
     clientAuth: cfg.TLS_CLIENT_AUTH,
+    serviceIdentities: serviceIdentities(service, cfg.TLS_PEER_SERVICES),
   };
 }
 

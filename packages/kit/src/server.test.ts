@@ -89,7 +89,7 @@ test("TLS server: HTTP/2 + mTLS; the client certificate's CN names the calling s
     host: "127.0.0.1",
     log,
     verifier: nobody,
-    tls: { cert: read("probe.crt"), key: read("probe.key"), ca: read("ca.crt"), clientAuth: "require" },
+    tls: { cert: read("probe.crt"), key: read("probe.key"), ca: read("ca.crt"), clientAuth: "require", serviceIdentities: new Set(["auth", "chats"]) },
     opsPort: 0,
     readMaxBytes: 1 << 20,
     shutdownTimeoutMs: 2_000,
@@ -99,6 +99,8 @@ test("TLS server: HTTP/2 + mTLS; the client certificate's CN names the calling s
       createClient(CacheService, createGrpcTransport({ baseUrl: `https://localhost:${server.port}`, nodeOptions: { ca, cert: readFileSync(join(certDir, `${name}.crt`)), key: readFileSync(join(certDir, `${name}.key`)) } }));
     assert.equal(new TextDecoder().decode((await as("auth").get({ key: "peer" })).value), "auth", "auth's certificate satisfies requirePeer('auth')");
     assert.equal((await code(as("chats").get({ key: "peer" })))[0], Code.PermissionDenied);
+    // signed by the same CA but not on the allow-list: an ordinary TLS client, no service identity
+    assert.equal((await code(as("client").get({ key: "peer" })))[0], Code.PermissionDenied, "a CA-signed certificate off the list names no service");
     const other = join(dir, "other");
     ensureCa(other, { cn: "Another CA" });
     ensureCert(other, "auth");

@@ -57,6 +57,11 @@ export interface TlsOptions {
   key: Buffer;
   ca?: Buffer | undefined;
   clientAuth: "require" | "optional" | "off";
+  /**
+   * Certificate names (CN) taken as the identity of a calling service (service-identities.ts).
+   * A CA-signed certificate with any other name is an ordinary TLS client: no service identity.
+   */
+  serviceIdentities: ReadonlySet<string>;
 }
 
 export interface ServerOptions {
@@ -94,31 +99,38 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** The caller's address: the gateway's X-Real-IP when the gateway (mTLS CN) calls, else the socket's. */
+/** The caller's address: the gateway's X-Real-IP when the gateway (an allowed mTLS identity) calls, else the socket's. */
 function clientIp(headers: http.IncomingHttpHeaders, socket: net.Socket | undefined, peer: string | undefined): string {
   const forwarded = headers["x-real-ip"];
   if (peer === "gateway" && typeof forwarded === "string" && forwarded) return forwarded;
   return socket?.remoteAddress ?? "";
 }
 
-/** Peer name per TLS connection: getPeerCertificate() builds a fresh object each call (≈ 0.08 ms). */
-const peers = new WeakMap<object, string | undefined>();
+/** Certificate name per TLS connection: getPeerCertificate() builds a fresh object each call (≈ 0.08 ms). */
+const certNames = new WeakMap<object, string | undefined>();
 
-/** The calling service named by a verified client certificate's CN (TLS with client certs only). */
-function peerOf(socket: net.Socket | undefined): string | undefined {
+/**
+ * The calling service: a verified client certificate's CN when it is on the allow-list
+ * (TLS with client certificates only). Any other certificate names no service.
+ */
+function peerOf(socket: net.Socket | undefined, identities: ReadonlySet<string>): string | undefined {
   const tls = socket as TLSSocket | undefined;
   if (!tls || typeof tls.getPeerCertificate !== "function" || !tls.authorized) return undefined;
-  if (peers.has(tls)) return peers.get(tls);
-  const cn = tls.getPeerCertificate()?.subject?.CN;
-  const peer = typeof cn === "string" ? cn : undefined;
-  peers.set(tls, peer); // fixed for the connection: renegotiation is disabled (startServer)
-  return peer;
+  let name = certNames.get(tls);
+  if (name === undefined && !certNames.has(tls)) {
+    const cn = tls.getPeerCertificate()?.subject?.CN;
+    name = typeof cn === "string" ? cn : undefined;
+    certNames.set(tls, name); // fixed for the connection: renegotiation is disabled (startServer)
+  }
+  return name !== undefined && identities.has(name) ? name : undefined;
 }
 
+const noIdentities: ReadonlySet<string> = new Set();
+
 /** What handlers learn about the caller from the connection: the peer service and the client address. */
-function connectionValues(headers: http.IncomingHttpHeaders, socket: net.Socket | undefined): ContextValues {
+function connectionValues(headers: http.IncomingHttpHeaders, socket: net.Socket | undefined, identities: ReadonlySet<string>): ContextValues {
   const values = createContextValues();
-  const peer = peerOf(socket);
+  const peer = peerOf(socket, identities);
   if (peer) values.set(peerServiceKey, peer);
   values.set(clientIpKey, clientIp(headers, socket, peer));
   return values;
@@ -182,6 +194,7 @@ function unsupportedMediaType(res: NodeRes, type: string | undefined, path: stri
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { log, modules } = opts;
+  const identities = opts.tls?.serviceIdentities ?? noIdentities;
   const keep = { ...defaultKeepalive, ...opts.keepalive };
   const services = modules.flatMap((m) => m.services);
   const publicMethods = new Set(modules.flatMap((m) => m.publicMethods ?? []));
@@ -248,7 +261,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const dispatch = (req: NodeReq, res: NodeRes, path: string, json?: JsonValue): boolean => {
     const handler = handlers.get(path);
     if (!handler) return false;
-    const values = connectionValues(req.headers, req.socket);
+    const values = connectionValues(req.headers, req.socket, identities);
     if (fast.serve(req, res, path, values, json)) return true;
     // connect-node answers these two with an empty body; every error here is the JSON {code, message}.
     const method = req.method ?? "";
@@ -368,7 +381,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const onStream: StreamListener = (stream, headers, flags, rawHeaders) => {
     try {
       const path = headers[":path"] ?? "/";
-      if (!isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined))) return;
+      if (!isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined, identities))) return;
       handleCompat(stream, headers, flags, rawHeaders);
     } catch (err) {
       log.error({ err, url: headers[":path"] }, "request failed");
