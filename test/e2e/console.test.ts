@@ -70,6 +70,21 @@ async function axe(page: Page, screen: string) {
   assert.deepEqual(bad, [], `${screen}: accessibility violations:\n${JSON.stringify(bad, null, 2)}`);
 }
 
+/** What keyboard focus visits in `presses` Tabs: each stop's role and accessible name ("button \"Log in\""). */
+async function tabStops(page: Page, presses: number): Promise<string[]> {
+  const stops: string[] = [];
+  for (let i = 0; i < presses; i++) {
+    await page.keyboard.press("Tab");
+    const focused = page.locator(":focus");
+    stops.push((await focused.count()) ? (await focused.ariaSnapshot()).split("\n")[0]!.replace(/^- /, "").replace(/:$/, "") : "(nothing)");
+  }
+  return stops;
+}
+
+function reaches(stops: string[], expected: string[], screen: string) {
+  for (const e of expected) assert.ok(stops.some((s) => s.startsWith(e)), `${screen}: Tab never reaches ${e}; it visits ${JSON.stringify(stops)}`);
+}
+
 let owner: Page;
 
 test("sign up: the login screen, the sign-up form, then the shell with navigation", { skip }, async () => {
@@ -81,6 +96,14 @@ test("sign up: the login screen, the sign-up form, then the shell with navigatio
   process.stderr.write(`console: first screen (login) usable ${firstScreenMs.toFixed(0)} ms after navigation\n`);
   assert.match(owner.url(), /\/login$/, "a visitor is sent to /login");
   await axe(owner, "login");
+  reaches(await tabStops(owner, 6), ['combobox "Language"', 'textbox "E-mail or phone"', 'textbox "Password"', 'button "Log in"', 'link "Register your company"'], "login");
+
+  // A wrong password is refused with a message, and nothing else happens.
+  await owner.getByLabel("E-mail or phone").fill("nobody@acme.test");
+  await owner.getByLabel("Password").fill("not the password");
+  await owner.getByRole("button", { name: "Log in" }).click();
+  await owner.getByRole("alert").filter({ hasText: "Wrong e-mail/phone or password." }).waitFor();
+  assert.match(owner.url(), /\/login$/);
 
   await owner.getByRole("link", { name: "Register your company" }).click();
   await owner.getByRole("heading", { name: "Register your company" }).waitFor();
@@ -96,6 +119,7 @@ test("sign up: the login screen, the sign-up form, then the shell with navigatio
   const nav = owner.getByRole("navigation", { name: "Main" });
   await nav.getByRole("link", { name: "Chats" }).waitFor();
   assert.equal(await nav.getByRole("link", { name: "Chats" }).getAttribute("aria-current"), "page");
+  reaches(await tabStops(owner, 10), ['link "Skip to content"', 'link "Chats"', 'link "Timers"', 'combobox "Language"', 'button "Log out"', 'button "Log out everywhere"', 'textbox "New chat name"', 'button "Create chat"'], "shell");
   const cookies = await owner.context().cookies();
   for (const name of ["access_token", "refresh_token"]) {
     const c = cookies.find((x) => x.name === name);
@@ -172,6 +196,8 @@ test("Russian: the whole screen switches, dates and numbers per locale", { skip 
   await owner.getByRole("heading", { name: "Таймеры" }).waitFor();
   await owner.getByRole("navigation", { name: "Главное меню" }).getByRole("link", { name: "Чаты" }).waitFor();
   assert.equal(await owner.evaluate("document.documentElement.lang"), "ru");
+  const caption = (await owner.locator("caption").textContent()) ?? "";
+  assert.match(caption, /^Всего за неделю: \d+(,\d)? ч$/, "the week's total in Russian hours, with a decimal comma");
   await axe(owner, "timers (ru)");
   await owner.reload();
   await owner.getByRole("heading", { name: "Таймеры" }).waitFor(); // the choice is kept
