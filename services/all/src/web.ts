@@ -150,15 +150,17 @@ export function createWebModule(opts: WebModuleOptions): ServiceModule {
   const index = files.get("/index.html");
   if (!index) opts.log.warn({ dir: opts.dir }, "the web console is not built (no index.html): run `npm run build:web` (npm ci does it) to serve it at /");
   const aliases = createAliasMatcher();
+  const aliasMethods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
   const reserved = [...reservedPages, ...(opts.reserved ?? [])];
 
   /** Paths some other route answers, whatever the Accept header says. */
-  const taken = (method: string, path: string): boolean => {
+  const taken = (path: string): boolean => {
     const first = path.split("/", 2)[1] ?? "";
     if (first.includes(".")) return true; // /crm.auth.v1.AuthService/…, /grpc.health.v1…, /.well-known/…
     if (path === "/healthz" || path === "/readyz" || path === "/metrics") return true;
     if (reserved.some((p) => path === p || path.startsWith(`${p}/`))) return true;
-    return aliases(method, path) !== undefined;
+    // A REST alias under any method: GET /auth/login is the API's 405, not the console.
+    return aliasMethods.some((m) => aliases(m, path) !== undefined);
   };
 
   const send = (req: Req, res: Res, file: StaticFile, status = 200) => {
@@ -204,7 +206,7 @@ export function createWebModule(opts: WebModuleOptions): ServiceModule {
         send(req, res, file);
         return true;
       }
-      if (taken(method, path)) return false;
+      if (taken(path)) return false;
       // The SPA's own routes (/chats/…): navigations get the app, which shows its own "not found".
       if (!String(req.headers.accept ?? "").includes("text/html")) return false;
       if (!index) {

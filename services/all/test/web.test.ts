@@ -129,6 +129,8 @@ test("never shadows another route: RPC paths, REST aliases, health, metrics, wel
   await notIndex("GET", "/.well-known/jwks.json");
   await notIndex("GET", "/timer/get-working-timer"); // REST alias (GET)
   await notIndex("GET", "/chats/abc/messages"); // REST alias with a path parameter
+  await notIndex("GET", "/auth/login"); // a POST alias: a GET there is the API's 405, not the console
+  await notIndex("GET", "/chats/abc/sendMessage");
   await notIndex("POST", "/chats"); // only GET and HEAD are ever static
   await notIndex("GET", "/../package.json");
 });
