@@ -5,17 +5,21 @@
  * client sees the error well within a second, idle or busy. The registry itself in memory first.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { randomBytes, randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { after, test } from "node:test";
+import { Redis } from "ioredis";
 import { Code, ConnectError, createClient, type HandlerContext, type Interceptor, type Transport } from "@connectrpc/connect";
 import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ChatService, type SubscribeResponseSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { Health } from "@crm/gen/grpc/health/v1/health_pb";
-import { until } from "@crm/testkit";
+import { TEST_REDIS_URL, installHint, need, redisUp, tcpProxy, until } from "@crm/testkit";
 import type { Principal, TokenVerifier } from "./auth.js";
 import { AppError } from "./errors.js";
 import { createLogger } from "./logger.js";
-import { memoryRevocations, type Revocations } from "./revocations.js";
+import { memoryRevocations, redisRevocations, revocationKeys, type Revocations } from "./revocations.js";
+import { redisClient } from "./runtime.js";
 import { startServer, type ServiceModule } from "./server.js";
 import { SESSION_ENDED_MESSAGE, SHUTTING_DOWN_MESSAGE, createStreamRegistry } from "./streams.js";
 
@@ -78,8 +82,7 @@ test("stream registry: a stream registered after its session was revoked (the re
 });
 
 /** A server with one streaming method: "idle" streams wait for their signal, "busy" ones yield every 2 ms. */
-async function streamServer() {
-  const revocations = memoryRevocations();
+async function streamServer(revocations: Revocations = memoryRevocations()) {
   const finished: string[] = []; // chat ids whose implementation ran its finally block
   // Tokens are "token-<session id>"; any other token is refused.
   const verifier: TokenVerifier = {
@@ -215,4 +218,59 @@ test("SIGTERM's drain ends open streams with unavailable (\"server is shutting d
   assert.equal(health.error?.code, Code.Unavailable, `health Watch: ${health.error?.message ?? "ended with OK"}`);
   await closing;
   assert.equal(finished.length, open1.length, "every implementation stopped");
+});
+
+test("with Redis: a revocation made while this process's subscriber was cut off ends the session's stream when the list is reloaded", { skip: need("Redis", await redisUp(), installHint.redis), timeout: 60_000 }, async () => {
+  const run = randomBytes(4).toString("hex");
+  const namespace = `streamtest:${run}`; // this test's own list on the shared Redis
+  const names = revocationKeys(namespace);
+  const admin = new Redis(TEST_REDIS_URL);
+  const proxy = await tcpProxy(TEST_REDIS_URL, 6379);
+  const clients: Redis[] = [];
+  const client = async (name: string, url = TEST_REDIS_URL) => {
+    const c = redisClient(url, log);
+    c.options.connectionName = `streamtest-${run}-${name}`; // read by duplicate(): names the subscriber
+    clients.push(c);
+    if (c.status !== "ready") await once(c, "ready");
+    return c;
+  };
+  after(async () => {
+    const keys = await admin.keys(`${names.prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    for (const c of clients) c.disconnect();
+    admin.disconnect();
+    await proxy.close();
+  });
+  // As dbservice's keeper does after a rebuild: the list is complete under this Redis run.
+  const runId = /^run_id:(\w+)/m.exec(await admin.info("server"))![1]!;
+  await admin.set(names.generation, `${runId} ${new Date().toISOString()} test`);
+  const elsewhere = redisRevocations(await client("a"), { log, namespace }); // auth, in another process
+  const here = redisRevocations(await client("b", proxy.via(TEST_REDIS_URL)), { log, namespace, heartbeatMs: 600_000 });
+  const { server, variants, as } = await streamServer(here);
+  try {
+    await until("both mirrors live", () => elsewhere.live && here.live);
+    const sid = randomUUID();
+    const s = open(variants[0]![1]([as(sid)]), "idle-redis");
+    await until("the stream to go live", () => s.events > 0 || s.ended);
+    const subscriber = String(await admin.client("LIST"))
+      .split("\n")
+      .map((line) => /\bid=(\d+)\b.*\bname=(\S*)/.exec(line))
+      .find((m) => m?.[2] === `streamtest-${run}-b-revocations`);
+    assert.ok(subscriber, "this process's subscriber is in CLIENT LIST");
+    proxy.hold(); // established connections go on; the subscriber cannot come back until start()
+    await admin.client("KILL", "ID", subscriber[1]!);
+    await until("this process to notice its subscriber is gone", () => !here.live);
+    await elsewhere.revokeSessions([sid], 60); // published while nobody here listens
+    assert.equal(s.ended, false, "nothing here has heard of it yet");
+    proxy.start();
+    const restored = performance.now();
+    await until("the stream to end once the list is reloaded", () => s.ended, 10_000);
+    assert.equal(s.error?.code, Code.Unauthenticated, s.error?.message ?? "ended with OK");
+    assert.equal(s.error?.metadata.get("crm-error"), "session_ended");
+    assert.ok(s.endedAt - restored < 5_000, `ended ${(s.endedAt - restored).toFixed(0)} ms after Redis was reachable again`);
+  } finally {
+    await server.close();
+    await here.close();
+    await elsewhere.close();
+  }
 });
