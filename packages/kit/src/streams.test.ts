@@ -2,7 +2,8 @@
  * Long-lived streams end with an error when their session is revoked (unauthenticated,
  * session_ended) or the server drains (unavailable), on the fast path and on connect-node's, for
  * gRPC, Connect and gRPC-Web, pushed by the revocation list's events: the revoke resolves and the
- * client sees the error well within a second, idle or busy. The registry itself in memory first.
+ * client sees the error well within a second, idle or busy. The registry itself in memory first;
+ * last, on the real Redis, a revocation this process missed while cut off ends the stream on reload.
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
