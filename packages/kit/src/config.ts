@@ -14,8 +14,23 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.Process
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const name = String(issue.path[0] ?? "?");
-  const got = env[name] === undefined ? "it is not set" : `got ${JSON.stringify(env[name])}`;
+  const got = env[name] === undefined ? "it is not set" : `got ${JSON.stringify(redact(env[name]!, name))}`;
   throw new ConfigError(`config: ${name} ${issue.message} (${got})`);
+}
+
+/**
+ * A setting's value as it may be printed: the password of a URL (user:password@host) becomes
+ * "****", and so does the whole value of a variable whose name says it is a secret.
+ */
+export function redact(value: string, variable = ""): string {
+  if (/PASSWORD|SECRET|TOKEN|PASSPHRASE/i.test(variable)) return "****";
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(value);
+  if (!m) return value;
+  const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+  const at = authority.lastIndexOf("@");
+  const colon = authority.indexOf(":");
+  if (at < 0 || colon < 0 || colon > at) return value;
+  return `${scheme}${authority.slice(0, colon)}:****${authority.slice(at)}${rest}`;
 }
 
 /** Blank values count as unset, so `FOO=` in a .env file means "use the default". */

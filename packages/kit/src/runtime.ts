@@ -9,7 +9,9 @@ import { Redis } from "ioredis";
 import type { JSONWebKeySet } from "jose";
 import { z } from "zod";
 import { createTokenVerifier, type TokenVerifier } from "./auth.js";
+import { createSecureContext } from "node:tls";
 import { ConfigError, commonEnv, env, loadConfig } from "./config.js";
+import { describeFailure, listenError } from "./startup.js";
 import { addressOf, deadlines, dependencyAt, type Deadlines } from "./dependencies.js";
 import { createLogger, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
@@ -46,22 +48,32 @@ export interface Basics {
   onClose(fn: () => Promise<unknown>): void;
 }
 
-/** Runs `fn`, turning a ConfigError into one line on stderr and exit code 1. */
+/**
+ * Runs `fn` (a process's start-up): a failure is ONE line on stderr and exit code 1, never a stack.
+ * A ConfigError already names the setting and what to do; anything else is described as it is
+ * (LOG_LEVEL=debug adds the stack, for a bug report).
+ */
 export async function main(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(1);
+    if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    else {
+      process.stderr.write(`start failed: ${describeFailure(err)} (LOG_LEVEL=debug shows where)\n`);
+      if (/^(debug|trace)$/.test(process.env.LOG_LEVEL ?? "")) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
     }
-    throw err;
+    process.exit(1);
   }
 }
 
 export function readJwks(file: string): JSONWebKeySet {
-  const jwks = JSON.parse(readFileSync(file, "utf8")) as JSONWebKeySet;
-  if (!Array.isArray(jwks.keys) || jwks.keys.length === 0) throw new ConfigError(`config: JWT_PUBLIC_KEYS_FILE ${file} holds no keys (expected a JWKS: {"keys":[...]})`);
+  let jwks: JSONWebKeySet;
+  try {
+    jwks = JSON.parse(readFileSync(file, "utf8")) as JSONWebKeySet;
+  } catch (err) {
+    throw new ConfigError(`config: JWT_PUBLIC_KEYS_FILE=${file}: not a readable JSON file (${describeFailure(err)}); point it at the JWKS with the public keys ({"keys":[...]})`);
+  }
+  if (!Array.isArray(jwks?.keys) || jwks.keys.length === 0) throw new ConfigError(`config: JWT_PUBLIC_KEYS_FILE ${file} holds no keys (expected a JWKS: {"keys":[...]})`);
   return jwks;
 }
 
@@ -133,6 +145,8 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       tls,
       readMaxBytes: cfg.READ_MAX_BYTES,
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
+    }).catch((err: unknown) => {
+      throw listenError(err, cfg);
     });
     closers.push(async () => revocations.close?.()); // its subscriber connection, before the client it duplicates
     closers.push(async () => redis?.quit());
@@ -154,13 +168,30 @@ export function loadTls(
   if (!cfg.TLS_CERT_FILE && !cfg.TLS_KEY_FILE) return undefined;
   if (!cfg.TLS_CERT_FILE || !cfg.TLS_KEY_FILE) throw new ConfigError("config: TLS_CERT_FILE and TLS_KEY_FILE must be set together (one of them is not set)");
   if (cfg.TLS_CLIENT_AUTH !== "off" && !cfg.TLS_CA_FILE) throw new ConfigError(`config: TLS_CA_FILE must name the CA that signs client certificates when TLS_CLIENT_AUTH=${cfg.TLS_CLIENT_AUTH} (it is not set)`);
-  return {
+  const tls = {
     cert: readFileSync(cfg.TLS_CERT_FILE),
     key: readFileSync(cfg.TLS_KEY_FILE),
     ca: cfg.TLS_CA_FILE ? readFileSync(cfg.TLS_CA_FILE) : undefined,
     clientAuth: cfg.TLS_CLIENT_AUTH,
     serviceIdentities: serviceIdentities(service, cfg.TLS_PEER_SERVICES),
   };
+  // Parse each file now, so a bad one is named here and not met as an OpenSSL error in listen().
+  const check = (variable: string, file: string, what: string, opts: Parameters<typeof createSecureContext>[0]) => {
+    try {
+      createSecureContext(opts);
+    } catch (err) {
+      throw new ConfigError(`config: ${variable}=${file}: not ${what} (${describeFailure(err)}); point it at a PEM file that holds one`);
+    }
+  };
+  check("TLS_CERT_FILE", cfg.TLS_CERT_FILE, "a PEM certificate", { cert: tls.cert });
+  check("TLS_KEY_FILE", cfg.TLS_KEY_FILE, "a PEM private key", { key: tls.key });
+  if (cfg.TLS_CA_FILE && tls.ca) check("TLS_CA_FILE", cfg.TLS_CA_FILE, "a PEM CA certificate", { ca: tls.ca });
+  try {
+    createSecureContext({ cert: tls.cert, key: tls.key });
+  } catch (err) {
+    throw new ConfigError(`config: TLS_KEY_FILE=${cfg.TLS_KEY_FILE} is not the key of TLS_CERT_FILE=${cfg.TLS_CERT_FILE} (${describeFailure(err)}); use the pair issued together`);
+  }
+  return tls;
 }
 
 /**
