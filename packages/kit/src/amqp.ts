@@ -254,7 +254,7 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
       opening.catch(() => void (inspect === opening && (inspect = undefined)));
       inspect = opening;
     }
-    const ok = await (await inspect).checkQueue(queue);
+    const ok = await withDeadline(inspect.then((ch) => ch.checkQueue(queue)), confirmTimeoutMs, () => `RabbitMQ (${safeUrl}) did not answer about queue ${queue} within ${confirmTimeoutMs} ms (AMQP_CONFIRM_TIMEOUT_MS)`);
     return ok.messageCount;
   }
 
