@@ -451,7 +451,7 @@ export function keepRevocationList(main: Redis, o: RevocationKeeperOptions): Rev
   let closed = false;
 
   async function pass(): Promise<number> {
-    if (redis.status !== "ready" && redis.status !== "end") await once(redis, "ready", { signal: AbortSignal.timeout(5_000) }); // connecting
+    if (redis.status !== "ready" && redis.status !== "end") await once(redis, "ready", { signal: AbortSignal.timeout(redis.options.connectTimeout ?? 2_000) }); // connecting
     const rid = await runId();
     const full = !generationValid(await redis.get(names.generation), rid);
     if (!full && performance.now() - reconciledAt < reconcileMs) return 0;
