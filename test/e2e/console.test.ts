@@ -205,6 +205,47 @@ test("Russian: the whole screen switches, dates and numbers per locale", { skip 
   await owner.getByRole("heading", { name: "Timers" }).waitFor();
 });
 
+test("silent refresh: two tabs renew the session before it expires, one at a time, and both stay signed in", { skip }, async () => {
+  // Refresh tokens are single-use: two tabs refreshing with the same cookie at once would end the
+  // session (refresh_token_reused). The page clocks are moved 14.5 minutes ahead, past the moment
+  // (a minute before the 15-minute access token expires) when both tabs renew it.
+  const context = await browser.newContext();
+  contexts.push(context);
+  const refreshes: number[] = [];
+  context.on("response", (r) => {
+    if (r.url().endsWith("/crm.auth.v1.AuthService/Refresh")) refreshes.push(r.status());
+  });
+  const a = await context.newPage();
+  a.setDefaultTimeout(10_000);
+  await a.clock.install();
+  await a.goto(`${app.baseUrl}/login`);
+  await a.getByLabel("E-mail or phone").fill(email);
+  await a.getByLabel("Password").fill(password);
+  await a.getByRole("button", { name: "Log in" }).click();
+  await a.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+  const b = await context.newPage();
+  b.setDefaultTimeout(10_000);
+  await b.clock.install();
+  await b.goto(`${app.baseUrl}/timers`);
+  await b.getByRole("heading", { name: "Timers" }).waitFor();
+  const cookieBefore = (await context.cookies()).find((c) => c.name === "refresh_token")?.value;
+
+  await Promise.all([a.clock.fastForward("14:30"), b.clock.fastForward("14:30")]);
+  await until("a silent refresh", () => refreshes.length > 0, 10_000);
+  assert.notEqual((await context.cookies()).find((c) => c.name === "refresh_token")?.value, cookieBefore, "the refresh cookie was rotated");
+
+  // Both tabs go on working with the renewed cookies.
+  await b.getByLabel("What are you working on?").fill("after the refresh");
+  await b.getByRole("button", { name: /Start timer|Switch to this/ }).click();
+  await b.getByRole("cell", { name: "after the refresh" }).waitFor();
+  await a.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Timers" }).click();
+  await a.getByRole("cell", { name: "after the refresh" }).waitFor();
+  await a.getByRole("group", { name: "Running timer" }).getByRole("button", { name: "Stop timer" }).click();
+  await a.getByText("No timer running").waitFor();
+  assert.deepEqual(refreshes.filter((s) => s !== 200), [], `every refresh succeeded (statuses ${JSON.stringify(refreshes)})`);
+  await context.close();
+});
+
 test("log out ends the session; log out everywhere ends the other browser's too", { skip }, async () => {
   const second = await newPage();
   await second.goto(`${app.baseUrl}/login`);

@@ -114,15 +114,17 @@ let inFlight: Promise<boolean> | undefined;
 
 /** Renews the access cookie; false (and signed out) when the session has ended. */
 export function refresh(): Promise<boolean> {
-  inFlight ??= withLock(doRefresh).finally(() => (inFlight = undefined));
+  const known = state?.expiresAt.getTime() ?? 0;
+  inFlight ??= withLock(() => doRefresh(known)).finally(() => (inFlight = undefined));
   return inFlight;
 }
 
-async function doRefresh(): Promise<boolean> {
-  // Another tab may have refreshed while this one waited for the lock: the cookie is new then.
+/** `known`: the access token's expiry this tab knew when it decided to refresh. */
+async function doRefresh(known: number): Promise<boolean> {
+  // Another tab may have refreshed while this one waited for the lock: the cookie is newer then.
   try {
     const s = await whoAmI();
-    if (s.expiresAt.getTime() - Date.now() > 120_000) {
+    if (known && s.expiresAt.getTime() > known) {
       set(s);
       return true;
     }

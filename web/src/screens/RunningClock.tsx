@@ -19,16 +19,34 @@ export function useNow(on: boolean): number {
   return now;
 }
 
-/** Refetch every timer query (the header's clock and the week's list) after a change. */
+/** Tells this browser's other tabs that the timers changed, so their clocks follow at once. */
+const timersChannel = typeof BroadcastChannel === "function" ? new BroadcastChannel("crm.timers") : undefined;
+const timerKey = createConnectQueryKey({ schema: TimerService, cardinality: undefined });
+
+/** Refetch every timer query (the header's clock and the week's list) after a change, here and in other tabs. */
 export function useTimersChanged() {
   const queryClient = useQueryClient();
-  return () => queryClient.invalidateQueries({ queryKey: createConnectQueryKey({ schema: TimerService, cardinality: undefined }) });
+  return () => {
+    timersChannel?.postMessage("changed");
+    return queryClient.invalidateQueries({ queryKey: timerKey });
+  };
+}
+
+function useTimersChangedElsewhere() {
+  const queryClient = useQueryClient();
+  useEffect(() => {
+    if (!timersChannel) return;
+    const onMessage = () => void queryClient.invalidateQueries({ queryKey: timerKey });
+    timersChannel.addEventListener("message", onMessage);
+    return () => timersChannel.removeEventListener("message", onMessage);
+  }, [queryClient]);
 }
 
 export function RunningClock() {
   const i18n = useI18n();
   const { t } = i18n;
   const working = useQuery(TimerService.method.getWorkingTimer, {}, { refetchInterval: 60_000 });
+  useTimersChangedElsewhere();
   const changed = useTimersChanged();
   const stop = useMutation(TimerService.method.endTimer, { onSuccess: changed });
   const timer = working.data?.timer;

@@ -20,7 +20,8 @@ export function Timers() {
   const inputId = useId();
   const [description, setDescription] = useState("");
   const changed = useTimersChanged();
-  const working = useQuery(TimerService.method.getWorkingTimer, {});
+  // Opening the screen always reads the timers afresh (they may have changed on another device).
+  const working = useQuery(TimerService.method.getWorkingTimer, {}, { refetchOnMount: "always" });
   const running = working.data?.timer;
   const start = useMutation(TimerService.method.startTimer, {
     onSuccess: () => {
@@ -37,7 +38,7 @@ export function Timers() {
     to.setDate(to.getDate() + 7);
     return { from: timestampFromDate(from), to: timestampFromDate(to), pageSize: 500 };
   }, []);
-  const list = useQuery(TimerService.method.listTimers, range);
+  const list = useQuery(TimerService.method.listTimers, range, { refetchOnMount: "always" });
   const now = useNow(Boolean(running));
   const rows = (list.data?.timers ?? []).map((e) => {
     const startAt = e.startTime ? timestampDate(e.startTime) : undefined;
