@@ -25,6 +25,7 @@ export const errorReasons = {
   failed_precondition: Code.FailedPrecondition,
   rate_limited: Code.ResourceExhausted,
   too_large: Code.ResourceExhausted,
+  quota_exceeded: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   internal: Code.Internal,
 } as const satisfies Record<string, Code>;

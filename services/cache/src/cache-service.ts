@@ -8,27 +8,25 @@ import { validateKey, validateSave, type CacheLimits } from "./validation.js";
 export interface CacheDeps {
   store: CacheStore;
   limits: CacheLimits;
-  /** Prefix of every stored key, e.g. "crm:cache:". */
-  prefix: string;
 }
 
 export function cacheService(deps: CacheDeps): ServiceImpl<typeof CacheService> {
-  // The tenant comes only from the verified token; the user's key cannot escape its namespace
-  // because the company id (a UUID, no ':') is a fixed-length segment before it.
-  const scoped = (ctx: HandlerContext, key: string) => `${deps.prefix}${principalOf(ctx).companyId}:${key}`;
+  // The tenant comes only from the verified token; the store keeps each tenant's keys (and quota)
+  // apart, so a user's key can never reach another company's namespace.
+  const tenant = (ctx: HandlerContext) => principalOf(ctx).companyId;
   return {
     async save(req, ctx) {
       const input = validateSave(req, deps.limits);
-      const stored = await deps.store.save(scoped(ctx, input.key), input.value, input.ttlSeconds);
+      const stored = await deps.store.save(tenant(ctx), input.key, input.value, input.ttlSeconds);
       return { stored };
     },
     async get(req, ctx) {
-      const hit = await deps.store.get(scoped(ctx, validateKey(req.key)));
+      const hit = await deps.store.get(tenant(ctx), validateKey(req.key));
       if (!hit) throw new AppError("not_found", `no cached value for key ${JSON.stringify(req.key.slice(0, 64))}: it was never saved, has expired or was deleted`);
       return { value: hit.value, ttlSeconds: Math.ceil(hit.ttlMs / 1000) };
     },
     async delete(req, ctx) {
-      return { deleted: await deps.store.delete(scoped(ctx, validateKey(req.key))) };
+      return { deleted: await deps.store.delete(tenant(ctx), validateKey(req.key)) };
     },
   };
 }

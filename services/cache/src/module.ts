@@ -14,9 +14,10 @@ export interface CacheModuleDeps {
 }
 
 export function createCacheModule(d: CacheModuleDeps): ServiceModule {
-  const store = d.redis ? redisStore(d.redis) : memoryStore({ maxBytes: d.cfg.CACHE_MEMORY_MAX_BYTES });
+  const quota = { maxKeys: d.cfg.CACHE_TENANT_MAX_KEYS, maxBytes: d.cfg.CACHE_TENANT_MAX_BYTES };
+  const store = d.redis ? redisStore(d.redis, { prefix: d.cfg.CACHE_KEY_PREFIX, quota }) : memoryStore({ maxBytes: d.cfg.CACHE_MEMORY_MAX_BYTES, quota });
   if (!d.redis) d.log.info({ maxBytes: d.cfg.CACHE_MEMORY_MAX_BYTES }, "cache: REDIS_URL is not set, values are kept in memory (lost on restart)");
-  const impl = cacheService({ store, prefix: d.cfg.CACHE_KEY_PREFIX, limits: { maxTtlSeconds: d.cfg.CACHE_MAX_TTL_SECONDS, maxValueBytes: d.cfg.CACHE_MAX_VALUE_BYTES } });
+  const impl = cacheService({ store, limits: { maxTtlSeconds: d.cfg.CACHE_MAX_TTL_SECONDS, maxValueBytes: d.cfg.CACHE_MAX_VALUE_BYTES } });
   return {
     name: "cache",
     services: [CacheService],

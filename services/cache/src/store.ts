@@ -1,18 +1,37 @@
 /**
- * Where cached values live: Redis (SET NX EX, one round trip per call) or, in all-in-one without
- * REDIS_URL, process memory with the same semantics (NX, expiry, bounded size).
- * Keys arrive already namespaced by tenant (see cache-service.ts).
+ * Where cached values live: Redis (one script per Save/Delete, one round trip) or, in all-in-one
+ * without REDIS_URL, process memory with the same semantics (NX, expiry).
+ *
+ * Every tenant (company) has a quota of keys and bytes (key + value, UTF-8 bytes), counted the same
+ * way in both stores: a Save past it answers `quota_exceeded` (resource_exhausted) and changes
+ * nothing. No tenant's keys are ever evicted for another's: the memory store, when its whole pool
+ * is full, first drops expired keys, then the saving tenant's own oldest keys, never anyone else's.
  */
 import type { Redis } from "ioredis";
 import { AppError } from "@crm/kit";
 
+export interface Quota {
+  maxKeys: number;
+  maxBytes: number;
+}
+
 export interface CacheStore {
-  /** Stores only when absent; false when the key exists (its value and TTL stay). */
-  save(key: string, value: Uint8Array, ttlSeconds: number): Promise<boolean>;
+  /** Stores only when absent; false when the key exists (its value and TTL stay). Throws quota_exceeded past the tenant's quota. */
+  save(tenant: string, key: string, value: Uint8Array, ttlSeconds: number): Promise<boolean>;
   /** The value and the milliseconds it has left, or undefined when missing or expired. */
-  get(key: string): Promise<{ value: Uint8Array; ttlMs: number } | undefined>;
-  delete(key: string): Promise<boolean>;
+  get(tenant: string, key: string): Promise<{ value: Uint8Array; ttlMs: number } | undefined>;
+  delete(tenant: string, key: string): Promise<boolean>;
   ready(): Promise<void>;
+}
+
+/** What a key counts against its tenant's byte quota: its UTF-8 bytes plus the value's. */
+export const quotaBytes = (key: string, value: Uint8Array) => Buffer.byteLength(key, "utf8") + value.byteLength;
+
+export function quotaExceeded(q: Quota, used: { keys: number; bytes: number }, needed: number): AppError {
+  return new AppError(
+    "quota_exceeded",
+    `cache quota of ${q.maxKeys} keys / ${q.maxBytes} bytes for your company is full (in use: ${used.keys} keys, ${used.bytes} bytes; this value needs ${needed}); delete keys or wait for TTLs`,
+  );
 }
 
 const unavailable = (err: unknown) =>
@@ -27,19 +46,101 @@ async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function redisStore(redis: Redis): CacheStore {
+/**
+ * Per tenant, Redis holds a hash of its keys' sizes (KEYS[2]) and their sum (KEYS[3]), changed in
+ * the same script as the value, so the count is exact under any concurrency. Values Redis expired
+ * (or evicted) on its own are forgotten from the hash when the quota looks full, before refusing.
+ * The bookkeeping keys expire no sooner than the longest-lived value they count.
+ */
+const saveScript = `
+local vkey, sizes, total = KEYS[1], KEYS[2], KEYS[3]
+local value, ttl, maxKeys, maxBytes, size, field, vprefix = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
+if redis.call('EXISTS', vkey) == 1 then return {0, 0, 0} end
+local stale = redis.call('HGET', sizes, field)
+if stale then
+  redis.call('HDEL', sizes, field)
+  redis.call('DECRBY', total, stale)
+end
+local count = redis.call('HLEN', sizes)
+local used = tonumber(redis.call('GET', total) or '0')
+if count + 1 > maxKeys or used + size > maxBytes then
+  local cursor = '0'
+  repeat
+    local page = redis.call('HSCAN', sizes, cursor, 'COUNT', 1000)
+    cursor = page[1]
+    local kv = page[2]
+    for i = 1, #kv, 2 do
+      if redis.call('EXISTS', vprefix .. kv[i]) == 0 then
+        redis.call('HDEL', sizes, kv[i])
+        redis.call('DECRBY', total, kv[i + 1])
+      end
+    end
+  until cursor == '0'
+  count = redis.call('HLEN', sizes)
+  used = tonumber(redis.call('GET', total) or '0')
+  if count + 1 > maxKeys or used + size > maxBytes then return {-1, count, used} end
+end
+redis.call('SET', vkey, value, 'EX', ttl)
+redis.call('HSET', sizes, field, size)
+redis.call('INCRBY', total, size)
+if redis.call('TTL', sizes) < ttl then redis.call('EXPIRE', sizes, ttl) end
+if redis.call('TTL', total) < ttl then redis.call('EXPIRE', total, ttl) end
+return {1, 0, 0}
+`;
+
+const deleteScript = `
+local n = redis.call('DEL', KEYS[1])
+local size = redis.call('HGET', KEYS[2], ARGV[1])
+if size then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('DECRBY', KEYS[3], size)
+end
+return n
+`;
+
+type ScriptedRedis = Redis & {
+  crmCacheSave(vkey: string, sizes: string, total: string, ...args: (string | number | Buffer)[]): Promise<[number, number, number]>;
+  crmCacheDelete(vkey: string, sizes: string, total: string, field: string): Promise<number>;
+};
+
+/**
+ * Redis keys: `<prefix><tenant>:<key>` for values (as before quotas), `<prefix>quota:<tenant>:sizes`
+ * and `…:bytes` for the bookkeeping (a tenant id is a UUID, never "quota").
+ */
+export function redisStore(redis: Redis, opts: { prefix: string; quota: Quota }): CacheStore {
+  const r = redis as ScriptedRedis;
+  r.defineCommand("crmCacheSave", { numberOfKeys: 3, lua: saveScript });
+  r.defineCommand("crmCacheDelete", { numberOfKeys: 3, lua: deleteScript });
+  const { prefix, quota } = opts;
+  const keys = (tenant: string, key: string) => [`${prefix}${tenant}:${key}`, `${prefix}quota:${tenant}:sizes`, `${prefix}quota:${tenant}:bytes`] as const;
   return {
-    save: (key, value, ttlSeconds) => guarded(async () => (await redis.set(key, Buffer.from(value.buffer, value.byteOffset, value.byteLength), "EX", ttlSeconds, "NX")) === "OK"),
-    get: (key) =>
+    save: (tenant, key, value, ttlSeconds) =>
       guarded(async () => {
-        const res = await redis.multi().getBuffer(key).pttl(key).exec();
+        const size = quotaBytes(key, value);
+        const [status, count, used] = await r.crmCacheSave(
+          ...keys(tenant, key),
+          Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+          ttlSeconds,
+          quota.maxKeys,
+          quota.maxBytes,
+          size,
+          key,
+          `${prefix}${tenant}:`,
+        );
+        if (status === -1) throw quotaExceeded(quota, { keys: count, bytes: used }, size);
+        return status === 1;
+      }),
+    get: (tenant, key) =>
+      guarded(async () => {
+        const k = keys(tenant, key)[0];
+        const res = await redis.multi().getBuffer(k).pttl(k).exec();
         if (!res) throw new Error("transaction aborted");
         const [[e1, value], [e2, pttl]] = res as [[Error | null, Buffer | null], [Error | null, number]];
         if (e1 || e2) throw e1 ?? e2;
         if (value === null) return undefined;
         return { value: new Uint8Array(value), ttlMs: pttl < 0 ? 0 : pttl };
       }),
-    delete: (key) => guarded(async () => (await redis.del(key)) > 0),
+    delete: (tenant, key) => guarded(async () => (await r.crmCacheDelete(...keys(tenant, key), key)) > 0),
     ready: async () => void (await redis.ping()),
   };
 }
@@ -47,59 +148,91 @@ export function redisStore(redis: Redis): CacheStore {
 interface Entry {
   value: Uint8Array;
   expiresAt: number;
+  /** Against the tenant's quota (key + value bytes). */
+  size: number;
+  /** Against the process's memory pool (with per-entry overhead). */
+  cost: number;
 }
 
-/** In-process store: lazy expiry on access, a sweep when full, oldest keys evicted past maxBytes. */
-export function memoryStore(opts: { maxBytes: number; now?: () => number }): CacheStore & { readonly bytes: number; readonly size: number } {
+interface Tenant {
+  entries: Map<string, Entry>; // insertion order: the oldest first
+  bytes: number;
+}
+
+/**
+ * In-process store: lazy expiry on access, per-tenant quotas, and a memory pool (`maxBytes`) that,
+ * when full, is made room in by dropping expired keys, then the saving tenant's own oldest keys.
+ */
+export function memoryStore(opts: { maxBytes: number; quota: Quota; now?: () => number }): CacheStore & { readonly bytes: number; readonly size: number } {
   const now = opts.now ?? Date.now;
-  const entries = new Map<string, Entry>();
+  const { quota } = opts;
+  const tenants = new Map<string, Tenant>();
   let bytes = 0;
-  const cost = (key: string, e: Entry) => key.length * 2 + e.value.byteLength + 64;
-  const remove = (key: string) => {
-    const e = entries.get(key);
+  let size = 0;
+  const costOf = (key: string, value: Uint8Array) => key.length * 2 + value.byteLength + 64;
+  const remove = (t: Tenant, key: string) => {
+    const e = t.entries.get(key);
     if (!e) return false;
-    entries.delete(key);
-    bytes -= cost(key, e);
+    t.entries.delete(key);
+    t.bytes -= e.size;
+    bytes -= e.cost;
+    size -= 1;
     return true;
   };
-  const live = (key: string) => {
-    const e = entries.get(key);
+  const live = (t: Tenant | undefined, key: string) => {
+    const e = t?.entries.get(key);
     if (e && e.expiresAt <= now()) {
-      remove(key);
+      remove(t!, key);
       return undefined;
     }
     return e;
   };
-  const makeRoom = (needed: number) => {
-    if (bytes + needed <= opts.maxBytes) return;
-    const t = now();
-    for (const [k, e] of entries) if (e.expiresAt <= t) remove(k);
-    for (const k of entries.keys()) {
-      if (bytes + needed <= opts.maxBytes) break;
-      remove(k); // insertion order: the oldest first
-    }
+  const sweep = (t: Tenant) => {
+    const at = now();
+    for (const [k, e] of t.entries) if (e.expiresAt <= at) remove(t, k);
   };
   return {
     get bytes() {
       return bytes;
     },
     get size() {
-      return entries.size;
+      return size;
     },
-    async save(key, value, ttlSeconds) {
-      if (live(key)) return false;
-      const e = { value: value.slice(), expiresAt: now() + ttlSeconds * 1000 };
-      makeRoom(cost(key, e));
-      entries.set(key, e);
-      bytes += cost(key, e);
+    async save(tenant, key, value, ttlSeconds) {
+      let t = tenants.get(tenant);
+      if (live(t, key)) return false;
+      const needed = quotaBytes(key, value);
+      const cost = costOf(key, value);
+      if (t && (t.entries.size + 1 > quota.maxKeys || t.bytes + needed > quota.maxBytes)) sweep(t);
+      if (t && (t.entries.size + 1 > quota.maxKeys || t.bytes + needed > quota.maxBytes)) {
+        throw quotaExceeded(quota, { keys: t.entries.size, bytes: t.bytes }, needed);
+      }
+      if (bytes + cost > opts.maxBytes) {
+        for (const other of tenants.values()) sweep(other);
+        if (t) for (const k of t.entries.keys()) {
+          if (bytes + cost <= opts.maxBytes) break;
+          remove(t, k); // the saving tenant's own oldest keys, never another's
+        }
+        if (bytes + cost > opts.maxBytes) {
+          throw new AppError("quota_exceeded", `the cache of this server is full (CACHE_MEMORY_MAX_BYTES=${opts.maxBytes}, held by other companies' live keys); try again when their TTLs run out, or ask the operator to raise CACHE_MEMORY_MAX_BYTES or set REDIS_URL`);
+        }
+      }
+      if (!t) tenants.set(tenant, (t = { entries: new Map(), bytes: 0 }));
+      t.entries.set(key, { value: value.slice(), expiresAt: now() + ttlSeconds * 1000, size: needed, cost });
+      t.bytes += needed;
+      bytes += cost;
+      size += 1;
       return true;
     },
-    async get(key) {
-      const e = live(key);
+    async get(tenant, key) {
+      const e = live(tenants.get(tenant), key);
       return e ? { value: e.value.slice(), ttlMs: e.expiresAt - now() } : undefined;
     },
-    async delete(key) {
-      return live(key) ? remove(key) : false;
+    async delete(tenant, key) {
+      const t = tenants.get(tenant);
+      const ok = live(t, key) ? remove(t!, key) : false;
+      if (t && t.entries.size === 0) tenants.delete(tenant);
+      return ok;
     },
     async ready() {},
   };

@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { TEST_REDIS_URL, installHint, need, redisUp, until, type TestApp } from "@crm/testkit";
-import { badInput, basicFlow, bytes, expectCode, newCompany, startApp } from "./flow.js";
+import { badInput, basicFlow, bytes, expectCode, newCompany, quotaEnv, quotaFlow, startApp } from "./flow.js";
 
 const skip = need("Redis", await redisUp(), installHint.redis);
 
@@ -12,7 +12,7 @@ let app: TestApp;
 let redis: Redis;
 before(async () => {
   if (skip) return;
-  app = await startApp({ REDIS_URL: TEST_REDIS_URL });
+  app = await startApp({ REDIS_URL: TEST_REDIS_URL, ...quotaEnv });
   redis = new Redis(TEST_REDIS_URL);
 });
 after(async () => {
@@ -40,6 +40,20 @@ test("the TTL is set in Redis, and an expired key is not_found and may be saved 
   const ttl = await redis.ttl(key);
   assert.ok(ttl > 290 && ttl <= 300, `TTL ${ttl}`);
   assert.equal((await a.cache.get({ key: "short" })).ttlSeconds, ttl);
+});
+
+test("per-company quotas in Redis: counted atomically beside the values, the same answers as in memory", { skip }, async () => {
+  const { a, c } = await quotaFlow(app);
+  const sizes = `crm:cache:quota:${a.companyId}:sizes`;
+  assert.deepEqual(Object.keys(await redis.hgetall(sizes)).sort(), ["k2", "k3", "k4", "k5"]);
+  assert.equal(await redis.get(`crm:cache:quota:${a.companyId}:bytes`), "12");
+  assert.equal(await redis.get(`crm:cache:quota:${c.companyId}:bytes`), "2003");
+  assert.ok((await redis.ttl(sizes)) > 290, "the bookkeeping expires with the values it counts");
+  // Concurrent saves of one company never get past its quota.
+  const e = await newCompany(app);
+  const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => e.cache.save({ key: `c${i}`, value: bytes("v"), ttlSeconds: 300 })));
+  assert.equal(results.filter((r) => r.status === "fulfilled").length, 4);
+  assert.equal((await redis.keys(`crm:cache:${e.companyId}:*`)).length, 4);
 });
 
 test("bad input: invalid_argument / resource_exhausted naming the field; Redis unchanged", { skip }, async () => {

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
-import { freshDatabase, postgresUp, startTestApp, type TestApp } from "@crm/testkit";
+import { freshDatabase, postgresUp, startTestApp, until, type TestApp } from "@crm/testkit";
 
 /** The all-in-one app: on the local PostgreSQL when it runs (fast), else embedded PGlite. */
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
@@ -81,4 +81,54 @@ export async function badInput(app: TestApp) {
   await expectCode(app.client(CacheService).get({ key: "k" }), Code.Unauthenticated, /access token/);
   for (const key of ["k", "big", "x".repeat(513)].filter((k) => k.length <= 512)) await expectCode(a.cache.get({ key }), Code.NotFound);
   return a;
+}
+
+/** Small per-company quotas for the test apps (basicFlow and badInput stay well under them). */
+export const quotaEnv = { CACHE_TENANT_MAX_KEYS: "4", CACHE_TENANT_MAX_BYTES: "2048" };
+
+async function expectQuota(p: Promise<unknown>, re: RegExp) {
+  await assert.rejects(p, (err) => {
+    assert.ok(err instanceof ConnectError, String(err));
+    assert.equal(err.code, Code.ResourceExhausted, `${Code[err.code]}: ${err.message}`);
+    assert.equal(err.metadata.get("crm-error"), "quota_exceeded");
+    assert.match(err.message, re);
+    return true;
+  });
+}
+
+/**
+ * Quotas per company (quotaEnv): past its keys or bytes a company's Save is resource_exhausted
+ * and stores nothing; another company is not affected and loses nothing; delete and expiry make room.
+ */
+export async function quotaFlow(app: TestApp) {
+  const a = await newCompany(app);
+  const b = await newCompany(app);
+  for (const k of ["k1", "k2", "k3", "k4"]) assert.equal((await a.cache.save({ key: k, value: bytes("v"), ttlSeconds: 300 })).stored, true);
+  await expectQuota(a.cache.save({ key: "k5", value: bytes("v"), ttlSeconds: 300 }), /^\[resource_exhausted\] cache quota of 4 keys \/ 2048 bytes for your company is full \(in use: 4 keys, 12 bytes; this value needs 3\); delete keys or wait for TTLs$/);
+  await expectCode(a.cache.get({ key: "k5" }), Code.NotFound);
+  assert.equal((await a.cache.save({ key: "k1", value: bytes("other"), ttlSeconds: 300 })).stored, false, "an existing key is still just not stored");
+
+  for (const k of ["k1", "k2", "k3", "k4"]) assert.equal((await b.cache.save({ key: k, value: bytes("b"), ttlSeconds: 300 })).stored, true, "b has its own quota");
+  for (const k of ["k1", "k2", "k3", "k4"]) assert.equal(text((await a.cache.get({ key: k })).value), "v", "a lost nothing");
+
+  assert.equal((await a.cache.delete({ key: "k1" })).deleted, true);
+  assert.equal((await a.cache.save({ key: "k5", value: bytes("v"), ttlSeconds: 300 })).stored, true, "a delete made room");
+
+  const c = await newCompany(app);
+  assert.equal((await c.cache.save({ key: "big", value: new Uint8Array(2000), ttlSeconds: 300 })).stored, true); // 2,003 bytes
+  await expectQuota(c.cache.save({ key: "more", value: new Uint8Array(100), ttlSeconds: 300 }), /2048 bytes for your company is full \(in use: 1 keys, 2003 bytes; this value needs 104\)/);
+
+  const d = await newCompany(app);
+  for (const k of ["t1", "t2", "t3", "t4"]) await d.cache.save({ key: k, value: bytes("v"), ttlSeconds: 1 });
+  await expectQuota(d.cache.save({ key: "t5", value: bytes("v"), ttlSeconds: 300 }), /4 keys/);
+  await until("the short TTLs to run out", async () => {
+    try {
+      await d.cache.get({ key: "t4" });
+      return false;
+    } catch {
+      return true;
+    }
+  }, 5_000);
+  for (const k of ["n1", "n2", "n3", "n4"]) assert.equal((await d.cache.save({ key: k, value: bytes("v"), ttlSeconds: 300 })).stored, true, "expired keys made room");
+  return { a, b, c, d };
 }
