@@ -110,6 +110,17 @@ test("TLS server: HTTP/2 + mTLS; the client certificate's CN names the calling s
     const plain = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.opsPort}` }));
     assert.equal((await plain.check({})).status, 1, "the plaintext ops port answers gRPC health for kubelet probes");
     assert.equal((await fetch(`http://127.0.0.1:${server.opsPort}/readyz`)).status, 200);
+    // Its errors are the JSON {code, message} too.
+    const ops = `http://127.0.0.1:${server.opsPort}`;
+    const put = await fetch(`${ops}/grpc.health.v1.Health/Check`, { method: "PUT" });
+    assert.equal(put.status, 405);
+    assert.deepEqual(await put.json(), { code: "unimplemented", message: "HTTP method PUT is not allowed on /grpc.health.v1.Health/Check; use POST" });
+    const plainText = await fetch(`${ops}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "text/plain" }, body: "{}" });
+    assert.equal(plainText.status, 415);
+    assert.equal(((await plainText.json()) as { code: string }).code, "unimplemented");
+    const nowhere = await fetch(`${ops}/nope`);
+    assert.equal(nowhere.status, 404);
+    assert.equal(((await nowhere.json()) as { code: string }).code, "not_found");
   } finally {
     await server.close();
   }

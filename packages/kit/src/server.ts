@@ -17,7 +17,7 @@ import net from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, connectNodeAdapter, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { peerServiceKey, type TokenVerifier } from "./auth.js";
 import { Health } from "@crm/gen/grpc/health/v1/health_pb";
@@ -513,11 +513,25 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   let opsPort: number | undefined;
   if (opts.opsPort !== undefined) {
-    const opsAdapter = connectNodeAdapter({ routes: healthAndReflection, interceptors: [errorInterceptor(log)] });
+    const opsRouter = createConnectRouter({ interceptors: [errorInterceptor(log), textInterceptor()] });
+    healthAndReflection(opsRouter);
+    const opsHandlers = new Map(opsRouter.handlers.map((h) => [h.requestPath, h]));
     const { front, h1 } = cleartext((req, res) => {
       if (req.url === "/healthz" || req.url === "/readyz") return handle(req, res);
       if (req.url === "/metrics") return serveMetrics(res);
-      opsAdapter(req as never, res as never);
+      // Errors as the JSON {code, message} here too (connect-node answers these with empty bodies).
+      const path = (req.url ?? "/").split("?", 1)[0]!;
+      const method = req.method ?? "";
+      const handler = opsHandlers.get(path);
+      if (!handler) return json(res, 404, { code: "not_found", message: `no route for ${method} ${path} on the ops port (health, reflection, /healthz, /readyz, /metrics)` });
+      if (!handler.allowedMethods.includes(method)) return methodNotAllowed(res, method, path, handler.allowedMethods);
+      if (method === "POST" && !handler.supportedContentType(req.headers["content-type"] ?? null)) return unsupportedMediaType(res, req.headers["content-type"], path);
+      handler(universalRequestFromNodeRequest(req as never, res as never, undefined, undefined))
+        .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
+        .catch((reason) => {
+          if (ConnectError.from(reason).code !== Code.Aborted) log.error({ err: reason, rpc: path }, "handler failed");
+          answerUnsendable(req, res, path);
+        });
     });
     servers.push(front);
     h1Servers.push(h1);
