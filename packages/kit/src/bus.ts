@@ -21,8 +21,9 @@
  *   name: the relay publishes it `mandatory`, so it stays in the outbox (retried with backoff)
  *   until the queue exists, instead of being dropped.
  * - `publish` resolves after the broker confirmed the message (RabbitMQ) or it was queued
- *   (memory); it rejects with `BusUnavailableError` when not connected (no buffering: the caller,
- *   normally the outbox relay, keeps the message) and with `UnroutableError` when a `mandatory`
+ *   (memory); it rejects with `BusUnavailableError` when not connected or not confirmed within
+ *   AMQP_CONFIRM_TIMEOUT_MS (no buffering: the caller, normally the outbox relay, keeps the message
+ *   and publishes it again; consumers are idempotent) and with `UnroutableError` when a `mandatory`
  *   message reached no queue.
  * - `consume`: the handler resolving acks the message; throwing schedules attempt n+1 after
  *   `retryDelayMs(n)` (RabbitMQ: a copy goes through the `<queue>.retry` delay queue), and after

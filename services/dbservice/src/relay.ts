@@ -8,7 +8,8 @@
  *   replica committed but did not relay).
  * - Safe with several replicas: each pass claims a batch with FOR UPDATE SKIP LOCKED, so two
  *   relays never publish the same row at the same time.
- * - Broker down: the pass rolls back and rows stay; they go out when it is back. A row the broker
+ * - Broker down or frozen: the pass rolls back and rows stay (a publish not confirmed within
+ *   AMQP_CONFIRM_TIMEOUT_MS counts as not sent); they go out when it is back. A row the broker
  *   cannot route (a queue that does not exist yet) waits with backoff and its error recorded.
  */
 import pg from "pg";
