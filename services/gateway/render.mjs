@@ -177,6 +177,8 @@ export const templateDefaults = {
   CRM_GW_JWT_ISSUER: "crm-auth",
   CRM_GW_JWT_AUDIENCE: "crm-api",
   CRM_GW_ACCESS_LOG: "/dev/stdout",
+  // the web console's build (npm ci makes it; docs/console.md)
+  CRM_GW_WEB_ROOT: join(gatewayDir, "..", "..", "web", "dist"),
 };
 
 export function renderTemplate(text, vars) {
