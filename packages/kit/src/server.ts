@@ -32,6 +32,7 @@ import type { Revocations } from "./revocations.js";
 import { createStreamRegistry, guardStreams } from "./streams.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
 import { textInterceptor } from "./text-rules.js";
+import { binaryFraming, markUndecodable, screenBinaryRequest, type Screened } from "./undecodable.js";
 import { createFastPath, strictUtf8, UnaryMethods } from "./unary.js";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
@@ -146,6 +147,21 @@ function compat(handler: (req: NodeReq, res: NodeRes) => void): StreamListener {
     if (headers.expect === "100-continue") res.writeContinue();
     handler(req, res);
   };
+}
+
+/**
+ * Reads a request body, keeping at most `max` + 1 bytes (more is read and dropped): a body over
+ * the limit stays over it, for connect-node to refuse as it always does.
+ */
+function readAtMost(req: NodeReq, max: number, done: (body: Uint8Array) => void) {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  req.on("data", (chunk: Buffer) => {
+    if (kept > max) return;
+    chunks.push(chunk);
+    kept += chunk.length;
+  });
+  req.once("end", () => done(Buffer.concat(chunks, kept)));
 }
 
 /**
@@ -274,13 +290,41 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       unsupportedMediaType(res, type, path);
       return true;
     }
-    const uReq = universalRequestFromNodeRequest(req as never, res as never, json, values);
-    handler(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
-      .catch((reason) => {
-        if (ConnectError.from(reason).code !== Code.Aborted) log.error({ err: reason, rpc: path }, "handler failed");
-        answerUnsendable(req, res, path); // e.g. a header that is not valid HTTP: this call ends, the process does not
-      });
+    const run = (body?: Screened, encodingHeader?: string) => {
+      if (body?.problem) markUndecodable(values, body.problem);
+      const uReq = universalRequestFromNodeRequest(req as never, res as never, json, values);
+      if (body) {
+        const bytes = body.body;
+        uReq.body = (async function* () {
+          if (bytes.length) yield bytes;
+        })();
+        if (body.problem) {
+          uReq.header.delete("content-length"); // the stand-in is shorter
+          if (encodingHeader === "content-encoding") uReq.header.delete(encodingHeader); // and not compressed
+        }
+      }
+      handler(uReq)
+        .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
+        .catch((reason) => {
+          if (ConnectError.from(reason).code !== Code.Aborted) log.error({ err: reason, rpc: path }, "handler failed");
+          answerUnsendable(req, res, path); // e.g. a header that is not valid HTTP: this call ends, the process does not
+        });
+    };
+    // One binary request message: decoded here first, so an undecodable one is invalid_argument (undecodable.ts).
+    const binary = json === undefined && method === "POST" ? binaryFraming(type) : undefined;
+    const kind = handler.method.methodKind;
+    if (!binary || (kind !== "unary" && kind !== "server_streaming")) {
+      run();
+      return true;
+    }
+    const encodingValue = req.headers[binary.encodingHeader];
+    const encoding = typeof encodingValue === "string" ? encodingValue : undefined;
+    readAtMost(req, opts.readMaxBytes, (body) => {
+      screenBinaryRequest(handler.method.input, body, binary.framing, encoding, opts.readMaxBytes).then(
+        (screened) => run(screened, binary.encodingHeader),
+        () => run({ body, problem: undefined }),
+      );
+    });
     return true;
   };
 

@@ -18,7 +18,8 @@ import type { DescField, DescMessage } from "@bufbuild/protobuf";
 import { ScalarType } from "@bufbuild/protobuf";
 import { configureTextEncoding, getTextEncoding } from "@bufbuild/protobuf/wire";
 import type { Interceptor, StreamRequest } from "@connectrpc/connect";
-import { invalid, type Violation } from "./errors.js";
+import { AppError, invalid, type Violation } from "./errors.js";
+import { undecodableKey } from "./undecodable.js";
 
 /** Proto field names (snake_case) whose text may span lines: TAB, LF and CR allowed. */
 export const MULTILINE_FIELDS: ReadonlySet<string> = new Set(["content", "description", "text", "body", "html", "message", "address", "error", "last_error"]);
@@ -149,9 +150,14 @@ export function checkText(schema: DescMessage, message: unknown): void {
   if (out.length) throw invalid(out);
 }
 
-/** Checks every request message (unary, and each message of a stream) before the handler sees it. */
+/**
+ * Checks every request message (unary, and each message of a stream) before the handler sees it;
+ * a message the server could not decode (undecodable.ts) is refused here too.
+ */
 export function textInterceptor(): Interceptor {
   return (next) => (req) => {
+    const undecodable = req.contextValues.get(undecodableKey);
+    if (undecodable !== undefined) return Promise.reject(new AppError("invalid_argument", `cannot decode the request: ${undecodable}`));
     if (!req.stream) {
       try {
         checkText(req.method.input, req.message);

@@ -159,6 +159,42 @@ test("control characters and invalid UTF-8 are refused on every path, naming the
   }
 });
 
+test("a binary message that cannot be decoded is invalid_argument on every path, never internal", async () => {
+  const env = (m: Buffer, flags = 0) => {
+    const b = Buffer.alloc(5 + m.length);
+    b[0] = flags;
+    b.writeUInt32BE(m.length, 1);
+    m.copy(b, 5);
+    return b;
+  };
+  const broken: [string, Buffer][] = [
+    ["truncated", Buffer.from([0x0a, 0x05, 0x61])],
+    ["groups nested past the limit", Buffer.alloc(1000, 0x1b)],
+    ["wire type 7", Buffer.from([0x0f])],
+  ];
+  for (const [what, m] of broken) {
+    const cases: [string, Record<string, string>, Buffer][] = [
+      ["Connect proto (fast path)", { "content-type": "application/proto" }, m],
+      ["Connect proto gzip (connect-node)", { "content-type": "application/proto", "content-encoding": "gzip" }, gzipSync(m)],
+      ["gRPC-Web (connect-node)", { "content-type": "application/grpc-web+proto" }, env(m)],
+      ["gRPC-Web gzip (connect-node)", { "content-type": "application/grpc-web+proto", "grpc-encoding": "gzip" }, env(gzipSync(m), 1)],
+    ];
+    for (const [name, headers, body] of cases) {
+      const r = await fetch(`${base}/${CacheService.typeName}/Get`, { method: "POST", headers, body });
+      const raw = Buffer.from(await r.arrayBuffer());
+      const text = raw.toString("latin1");
+      const grpc = r.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(text)?.[1];
+      const message = decodeURIComponent(r.headers.get("grpc-message") ?? /grpc-message: (\S+)/.exec(text)?.[1] ?? "") || text;
+      if (name.startsWith("gRPC")) assert.equal(grpc, String(Code.InvalidArgument), `${what}, ${name}: ${message}`);
+      else assert.equal(r.status, 400, `${what}, ${name}: ${message}`);
+      assert.match(message, /cannot decode the request/, `${what}, ${name}`);
+    }
+  }
+  // Still served: a good gRPC-Web call after all that.
+  const ok = await createClient(CacheService, createGrpcWebTransport({ baseUrl: base, httpVersion: "1.1" })).get({ key: "k" });
+  assert.equal(ok.ttlSeconds, 7);
+});
+
 test("Connect JSON errors carry google.rpc.BadRequest in details, as connect-node writes them", async () => {
   for (const encoding of ["identity", "gzip"]) {
     const body = JSON.stringify({ key: "invalid" });

@@ -1,0 +1,95 @@
+/**
+ * Binary requests that cannot be decoded are the client's fault: invalid_argument, on every path.
+ *
+ * The fast path (unary.ts) says so itself. connect-node, which serves the rest (compressed Connect
+ * and gRPC, gRPC-Web, Connect streams over HTTP/1.1), answers a message it cannot parse (truncated,
+ * a wrong wire type, groups nested past the recursion limit) with `internal` "parse binary: …",
+ * before any interceptor runs. So for the RPCs that take one request message (unary and server
+ * streaming), the server reads the body first and decodes it here the way connect-node will; if it
+ * cannot be decoded, connect-node gets an empty message instead and the text interceptor
+ * (text-rules.ts) answers invalid_argument with the reason, in whatever protocol the call speaks.
+ * Client and bidi streams (server reflection) are left alone: their bodies must not be buffered.
+ */
+import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
+import { createContextKey, type ContextValues } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import type { Compression } from "@connectrpc/connect/protocol";
+
+/** Why the request message could not be decoded (set by the server; the text interceptor answers). */
+export const undecodableKey = createContextKey<string | undefined>(undefined, { description: "why the request message could not be decoded" });
+
+const compressions: Record<string, Compression | undefined> = { gzip: compressionGzip, br: compressionBrotli };
+
+type Framing = "plain" | "envelopes";
+
+/** How a binary request body is framed, and which header names its compression (undefined: not binary protobuf). */
+export function binaryFraming(contentType: string | undefined): { framing: Framing; encodingHeader: string } | undefined {
+  const type = (contentType ?? "").split(";", 1)[0]!.trim().toLowerCase();
+  if (type === "application/proto") return { framing: "plain", encodingHeader: "content-encoding" };
+  if (type === "application/connect+proto") return { framing: "envelopes", encodingHeader: "connect-content-encoding" };
+  if (type === "application/grpc" || type === "application/grpc+proto" || type === "application/grpc-web" || type === "application/grpc-web+proto") {
+    return { framing: "envelopes", encodingHeader: "grpc-encoding" };
+  }
+  return undefined;
+}
+
+/** The body to give connect-node, and why the message cannot be decoded (or undefined when it can). */
+export interface Screened {
+  body: Uint8Array;
+  problem: string | undefined;
+}
+
+const decodes = (schema: DescMessage, bytes: Uint8Array): string | undefined => {
+  try {
+    fromBinary(schema, bytes);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
+
+/**
+ * Decodes `body` as connect-node will. A body it cannot even frame or decompress is passed on as
+ * it is (connect-node answers those correctly); only a message that does not decode is replaced.
+ */
+export async function screenBinaryRequest(schema: DescMessage, body: Uint8Array, framing: Framing, encoding: string | undefined, readMaxBytes: number): Promise<Screened> {
+  const compression = encoding && encoding !== "identity" ? compressions[encoding] : undefined;
+  if (encoding && encoding !== "identity" && !compression) return { body, problem: undefined };
+  if (framing === "plain") {
+    let bytes = body;
+    if (compression) {
+      try {
+        bytes = await compression.decompress(body, readMaxBytes);
+      } catch {
+        return { body, problem: undefined };
+      }
+    }
+    const problem = decodes(schema, bytes);
+    return problem ? { body: new Uint8Array(), problem } : { body, problem };
+  }
+  const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  for (let at = 0; at + 5 <= view.length; ) {
+    const flags = view[at]!;
+    const length = view.readUInt32BE(at + 1);
+    if (at + 5 + length > view.length) return { body, problem: undefined };
+    let bytes: Uint8Array = view.subarray(at + 5, at + 5 + length);
+    at += 5 + length;
+    if (flags & 0x80 || flags & 0x02) continue; // trailers / end of stream: not a message
+    if (flags & 0x01) {
+      if (!compression) return { body, problem: undefined };
+      try {
+        bytes = await compression.decompress(bytes, readMaxBytes);
+      } catch {
+        return { body, problem: undefined };
+      }
+    }
+    const problem = decodes(schema, bytes);
+    if (problem) return { body: new Uint8Array(5), problem }; // one uncompressed, empty message
+  }
+  return { body, problem: undefined };
+}
+
+/** Marks `values` so the text interceptor refuses the call. */
+export function markUndecodable(values: ContextValues, problem: string) {
+  values.set(undecodableKey, problem);
+}
