@@ -2,7 +2,8 @@
  * Backing servers that are down or frozen: the errors their real clients (ioredis, pg, amqplib)
  * raise become `unavailable` naming the server, in every service (the error interceptor), and a
  * frozen server fails a call within its deadline instead of hanging it. The servers here are a
- * closed port and a socket that accepts and never answers (what SIGSTOP looks like to a client).
+ * closed port, a socket that accepts and never answers, and a redis-server of the test's own
+ * frozen with SIGSTOP (never the shared one).
  */
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -16,6 +17,7 @@ import { addressOf, dependencyAt, dependencyError } from "./dependencies.js";
 import { contextInterceptor, errorInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
 import { redisClient } from "./runtime.js";
+import { need, ownRedis, ownServersProblem, until } from "@crm/testkit";
 
 const log = createLogger("test", process.env.TEST_LOG ?? "silent");
 
@@ -58,15 +60,23 @@ test("Redis down: ioredis's error (no offline queue) becomes unavailable naming 
   await assert.rejects(redis.incr("k"), unavailableNaming(new RegExp(`^Redis at 127\\.0\\.0\\.1:${port} is not answering \\(Stream isn't writeable`)));
 });
 
-test("Redis frozen: a command fails within REDIS_COMMAND_TIMEOUT_MS with unavailable naming Redis", async () => {
-  const frozen = await silentServer();
-  after(() => frozen.close());
-  // Connected (TCP) but never answering: ioredis is "connect"ed and, with no ready check answer, would queue forever.
-  const redis = redisClient(`redis://127.0.0.1:${frozen.port}`, log, { REDIS_COMMAND_TIMEOUT_MS: 200, REDIS_CONNECT_TIMEOUT_MS: 200 });
+test("Redis frozen (SIGSTOP): a command fails within REDIS_COMMAND_TIMEOUT_MS with unavailable naming Redis, and works again after SIGCONT", { skip: need("redis-server", !ownServersProblem("redis"), ownServersProblem("redis") ?? "") }, async () => {
+  const server = await ownRedis();
+  after(() => server.close());
+  const redis = redisClient(server.url, log, { REDIS_COMMAND_TIMEOUT_MS: 200, REDIS_CONNECT_TIMEOUT_MS: 200 });
   after(() => redis.disconnect());
-  const started = performance.now();
-  await assert.rejects(redis.incr("k"), unavailableNaming(/^Redis at 127\.0\.0\.1:\d+ is not answering/));
-  assert.ok(performance.now() - started < 2_000, `failed fast (${Math.round(performance.now() - started)} ms)`);
+  await until("connected", () => redis.status === "ready");
+  assert.equal(await redis.incr("k"), 1);
+  server.freeze();
+  try {
+    const started = performance.now();
+    await assert.rejects(redis.incr("k"), unavailableNaming(new RegExp(`^Redis at 127\\.0\\.0\\.1:${server.port} is not answering \\(Command timed out\\)`)));
+    const ms = performance.now() - started;
+    assert.ok(ms >= 150 && ms < 2_000, `failed at its deadline (${Math.round(ms)} ms)`);
+  } finally {
+    server.thaw();
+  }
+  await until("answers again", async () => (await redis.get("k").catch(() => undefined)) !== undefined);
 });
 
 test("PostgreSQL down or frozen: pg's errors become unavailable naming PostgreSQL", async () => {
