@@ -300,7 +300,7 @@ export function redisRevocations(redis: Redis, opts: RedisRevocationsOptions = {
       if (!incomplete) log?.warn({ err: String(err), retryMs: delay }, "cannot load the revocation list; checking each session in Redis meanwhile");
       else if (incompleteSince === undefined) {
         incompleteSince = mono();
-        log?.warn({ redis: address }, "the revocation list in Redis has no valid generation (Redis lost its data): refusing every token until dbservice has rebuilt it from PostgreSQL");
+        log?.warn({ redis: address }, "the revocation list in Redis has no valid generation (a first start, or Redis lost its data): refusing every token until dbservice has rebuilt it from PostgreSQL");
       }
       retry = setTimeout(() => void load(e, attempt + 1), delay);
       retry.unref();
@@ -469,7 +469,7 @@ export function keepRevocationList(main: Redis, o: RevocationKeeperOptions): Rev
     const byTtl = new Map<number, string[]>();
     for (const id of added) byTtl.set(ttlOf.get(id)!, [...(byTtl.get(ttlOf.get(id)!) ?? []), id]);
     for (const [ttl, ids] of byTtl) await redis.publish(names.channel, JSON.stringify({ ttl, ids }));
-    if (full) o.log?.warn({ redis: address, restored: added.length, listed: entries.length, ms: Math.round(performance.now() - started) }, "the revocation list in Redis had no valid generation (Redis lost its data): rebuilt from PostgreSQL");
+    if (full) o.log?.warn({ redis: address, restored: added.length, listed: entries.length, ms: Math.round(performance.now() - started) }, "the revocation list in Redis had no valid generation (a first start, or Redis lost its data): rebuilt from PostgreSQL");
     else if (added.length) o.log?.warn({ redis: address, restored: added.length }, "revocations missing from Redis (a write failed after its commit) were restored from PostgreSQL");
     return added.length;
   }
