@@ -7,6 +7,8 @@
  * - text the rule refuses (packages/kit/src/text-rules.ts): NUL, control characters, DEL, C1,
  *   a lone surrogate (JSON), invalid UTF-8 (binary protobuf). Each must be invalid_argument that
  *   names the slot, and nothing may be written (every table's row count is unchanged);
+ * - bytes that are not a protobuf message at all (truncated, groups nested past the limit, a
+ *   wrong wire type), over Connect and gRPC-Web: invalid_argument, nothing written;
  * - hostile text that is valid: SQL and path fragments, header-breaking characters (CR LF, text
  *   above U+00FF), a 1 MiB string. Each may succeed or fail, but never internal or unknown.
  *
@@ -187,6 +189,8 @@ interface Payload {
   /** JSON: the text to put in place of the mark inside a JSON string; binary: the bytes. */
   json?: string;
   bytes?: Buffer;
+  /** Binary: send these bytes as the whole message instead. */
+  raw?: Buffer;
 }
 const text = (name: string, value: string): Payload => ({ name, wire: "json", json: JSON.stringify(value).slice(1, -1) });
 
@@ -210,6 +214,7 @@ const hostile: Payload[] = [
 /** The request bytes for `init` with the mark replaced by the payload. */
 function encode(method: DescMethod, init: Init, p: Payload): { body: Buffer; type: string } {
   const message = create(method.input, init as never);
+  if (p.raw) return { body: p.raw, type: method.methodKind === "unary" ? "application/proto" : "application/connect+proto" };
   if (p.wire === "binary") {
     const bytes = Buffer.from(toBinary(method.input, message));
     const mark = Buffer.from(MARK);
@@ -276,6 +281,36 @@ function errorOutcome(raw: Buffer, status: number): Outcome {
   }
 }
 
+/** Messages that are not protobuf at all, for every RPC. */
+const undecodable: [string, Buffer][] = [
+  ["truncated", Buffer.from([0x0a, 0x05, 0x61])],
+  ["groups nested past the limit", Buffer.alloc(2000, 0x1b)],
+  ["wire type 7", Buffer.from([0x0f])],
+];
+
+/** The gRPC status and message of a gRPC-Web answer (trailers-only in the headers, or the trailer frame). */
+async function grpcWeb(baseUrl: string, method: DescMethod, message: Buffer): Promise<{ status: string | undefined; message: string }> {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  const ac = new AbortController();
+  const res = await fetch(`${baseUrl}/${method.parent.typeName}/${method.name}`, {
+    method: "POST",
+    headers: { "content-type": "application/grpc-web+proto", authorization: `Bearer ${token}` },
+    body: frame,
+    signal: ac.signal,
+  });
+  let text = "";
+  for await (const chunk of res.body!) {
+    text += Buffer.from(chunk as Uint8Array).toString("latin1");
+    if (/grpc-status:/.test(text) || text.length > 5) break; // an error's trailer frame, or a first message
+  }
+  ac.abort();
+  const status = res.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(text)?.[1];
+  const said = res.headers.get("grpc-message") ?? /grpc-message: (\S+)/.exec(text)?.[1];
+  return { status, message: said ? decodeURIComponent(said) : text.slice(0, 200) };
+}
+
 /** Runs `jobs` with a few in flight. */
 async function pool<T>(jobs: (() => Promise<T>)[], width = 8): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
@@ -311,14 +346,11 @@ async function stillAlive() {
 
 const label = (m: DescMethod, p: Payload, where: string) => `${m.parent.typeName}/${m.name} ${where} ← ${p.name}`;
 
-test("text the rule refuses: invalid_argument naming the slot, in every string of every RPC, and nothing written", { skip }, async () => {
+test("text the rule refuses, and bytes that are no message: invalid_argument naming the slot, in every RPC, and nothing written", { skip }, async () => {
   const before = await rowCounts();
   const problems: string[] = [];
   const jobs: (() => Promise<void>)[] = [];
-  for (const { name, baseUrl, methods } of targets) {
-  const withSlots = methods.map((m) => ({ m, slots: slotsOf(m.input) })).filter((x) => x.slots.length > 0);
-  assert.ok(withSlots.length >= 30, `${name}: reflection lists ${withSlots.length} RPCs with string fields`);
-  for (const { m, slots } of withSlots) {
+  const refuse = (baseUrl: string, m: DescMethod, slots: Slot[]) => {
     // One slot at a time with NUL: the answer names exactly that slot.
     for (const slot of slots) {
       jobs.push(async () => {
@@ -335,11 +367,27 @@ test("text the rule refuses: invalid_argument naming the slot, in every string o
         if (o.code !== "invalid_argument" || !named) problems.push(`${label(m, p, "all slots")}: ${o.code} ${o.message.slice(0, 160)}`);
       });
     }
-  }
+  };
+  // Bytes that are not a protobuf message, as Connect (the kit's fast path) and gRPC-Web (connect-node).
+  const garbage = (baseUrl: string, m: DescMethod) => {
+    for (const [what, bytes] of undecodable) {
+      jobs.push(async () => {
+        const o = await call(baseUrl, m, {}, { name: what, wire: "binary", raw: bytes });
+        if (o.code !== "invalid_argument") problems.push(`${m.parent.typeName}/${m.name} Connect ← ${what}: ${o.code} ${o.message.slice(0, 160)}`);
+        const w = await grpcWeb(baseUrl, m, bytes);
+        if (w.status !== "3") problems.push(`${m.parent.typeName}/${m.name} gRPC-Web ← ${what}: ${w.status} ${w.message.slice(0, 160)}`);
+      });
+    }
+  };
+  for (const { name, baseUrl, methods } of targets) {
+    const withSlots = methods.map((m) => ({ m, slots: slotsOf(m.input) })).filter((x) => x.slots.length > 0);
+    assert.ok(withSlots.length >= 30, `${name}: reflection lists ${withSlots.length} RPCs with string fields`);
+    for (const { m, slots } of withSlots) refuse(baseUrl, m, slots);
+    for (const m of methods) garbage(baseUrl, m);
   }
   const started = performance.now();
   await pool(jobs);
-  console.log(`refused text: ${jobs.length} requests in ${Math.round(performance.now() - started)} ms`);
+  console.log(`refused text and undecodable bytes: ${jobs.length} requests in ${Math.round(performance.now() - started)} ms`);
   assert.deepEqual(problems, []);
   assert.deepEqual(await rowCounts(), before, "nothing was written");
   await stillAlive();
@@ -350,22 +398,23 @@ test("hostile but valid text: never internal or unknown, and the process lives",
   const spent: Record<string, number> = {};
   const jobs: (() => Promise<void>)[] = [];
   for (const { baseUrl, methods } of targets) {
-  for (const m of methods) {
-    for (const slot of slotsOf(m.input)) {
-      for (const p of hostile) {
-        jobs.push(async () => {
-          const t0 = performance.now();
-          const o = await call(baseUrl, m, slot.build(MARK), p).catch((err: Error) => ({ code: `no answer (${err.message})`, message: "", fields: [] }));
-          spent[p.name] = (spent[p.name] ?? 0) + (performance.now() - t0);
-          if (["internal", "unknown", "data_loss"].includes(o.code) || o.code.startsWith("no answer") || o.code.startsWith("HTTP")) problems.push(`${label(m, p, slot.path)}: ${o.code} ${o.message.slice(0, 200)}`);
-        });
+    for (const m of methods) {
+      for (const slot of slotsOf(m.input)) {
+        for (const p of hostile) {
+          jobs.push(async () => {
+            const t0 = performance.now();
+            const o = await call(baseUrl, m, slot.build(MARK), p).catch((err: Error) => ({ code: `no answer (${err.message})`, message: "", fields: [] }));
+            spent[p.name] = (spent[p.name] ?? 0) + (performance.now() - t0);
+            if (["internal", "unknown", "data_loss"].includes(o.code) || o.code.startsWith("no answer") || o.code.startsWith("HTTP")) problems.push(`${label(m, p, slot.path)}: ${o.code} ${o.message.slice(0, 200)}`);
+          });
+        }
       }
     }
   }
-  }
   const started = performance.now();
   await pool(jobs);
-  console.log(`hostile text: ${jobs.length} requests in ${Math.round(performance.now() - started)} ms; ms per payload (summed over calls): ${JSON.stringify(Object.fromEntries(Object.entries(spent).map(([k, v]) => [k, Math.round(v)])))}`);
+  const perPayload = Object.fromEntries(Object.entries(spent).map(([k, v]) => [k, Math.round(v)]));
+  console.log(`hostile text: ${jobs.length} requests in ${Math.round(performance.now() - started)} ms; ms per payload, summed over calls: ${JSON.stringify(perPayload)}`);
   assert.deepEqual(problems, []);
   await stillAlive();
 });
