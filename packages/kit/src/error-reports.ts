@@ -14,6 +14,7 @@ import { LogLevel, type LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { callContext } from "./context.js";
 import type { Logger } from "./logger.js";
 import { untraced } from "./tracing-interceptor.js";
+import { scrubText } from "./text-rules.js";
 
 export interface ErrorReport {
   service: string;
@@ -133,11 +134,13 @@ export function logsServiceSender(client: Client<typeof LogsService>): (reports:
         entries: reports.map((r) => ({
           name: r.service,
           level: r.level === "fatal" ? LogLevel.FATAL : LogLevel.ERROR,
-          message: r.message,
+          // Error text can hold anything (library messages, ANSI colours): scrubbed, so the text
+          // rule (text-rules.ts) never refuses a batch of reports.
+          message: scrubText(r.message),
           companyId: r.companyId ?? "",
           userId: r.userId ?? "",
           traceId: r.traceId ?? "",
-          attributes: r.attributes,
+          attributes: Object.fromEntries(Object.entries(r.attributes).map(([k, v]) => [scrubText(k, false), scrubText(v)])),
           time: timestampFromDate(r.time),
         })),
       },

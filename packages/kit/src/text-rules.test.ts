@@ -1,12 +1,13 @@
 /** The text rule every request passes (text-rules.ts): walked by schema, field paths named, cheap. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { create, fromBinary, fromJson, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJson, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { AddUsersRequestSchema } from "@crm/gen/crm/admin/v1/admin_pb";
 import { SendMessageRequestSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { SaveLogsRequestSchema } from "@crm/gen/crm/logs/v1/logs_pb";
-import { textViolations } from "./text-rules.js";
+import { logsServiceSender } from "./error-reports.js";
+import { scrubText, textViolations } from "./text-rules.js";
 
 const fields = (v: { field: string }[]) => v.map((x) => x.field);
 
@@ -19,6 +20,9 @@ test("every string is walked: nested, repeated, map keys and values; paths in JS
   });
   const v = textViolations(SaveLogsRequestSchema, logs);
   assert.deepEqual(fields(v), ["entries[1].name", "entries[1].message", "entries[1].traceId", "entries[1].attributes", 'entries[1].attributes["good"]']);
+  // Attribute values may span lines (stack traces); keys may not.
+  const stack = create(SaveLogsRequestSchema, { entries: [{ name: "n", attributes: { stack: "Error\n\tat f", "two\nlines": "v" } }] });
+  assert.deepEqual(fields(textViolations(SaveLogsRequestSchema, stack)), ["entries[0].attributes"]);
   assert.match(v[0]!.description, /control character U\+0000.*one line/);
   assert.match(v[1]!.description, /U\+0007.*line breaks and tabs are allowed/);
   assert.match(v[3]!.description, /^a key contains the control character U\+007F/);
@@ -69,4 +73,22 @@ test("cost: a SendMessage-size request is checked in microseconds", () => {
   console.log(`text rule: ${usPerCheck.toFixed(3)} µs per SendMessage request`);
   // ~3 µs on the shared 2-core box (a SendMessage costs hundreds); the bound only catches a gross regression (the box is shared).
   assert.ok(usPerCheck < 20, `${usPerCheck} µs per check`);
+});
+
+test("error reports (stack traces, text from libraries) always pass the rule they are sent through", async () => {
+  let sent: MessageInitShape<typeof SaveLogsRequestSchema> | undefined;
+  const client = { saveLogs: async (req: MessageInitShape<typeof SaveLogsRequestSchema>) => ((sent = req), { accepted: 1 }) };
+  await logsServiceSender(client as never)([
+    {
+      service: "chats",
+      level: "error",
+      message: "boom \u001b[31mred\u001b[0m \u0000 half \ud800",
+      time: new Date(),
+      attributes: { stack: "Error: boom\n    at f (x.ts:1:1)\n\tat g", "odd\u0007key": "v" },
+    },
+  ]);
+  const request = create(SaveLogsRequestSchema, sent!);
+  assert.deepEqual(textViolations(SaveLogsRequestSchema, request), []);
+  assert.equal(request.entries[0]!.attributes.stack, "Error: boom\n    at f (x.ts:1:1)\n\tat g", "line breaks kept");
+  assert.equal(scrubText("a\u0000b\nc", false), "a\uFFFDb\uFFFDc");
 });

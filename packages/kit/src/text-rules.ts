@@ -9,7 +9,8 @@
  *   "\ud800" escapes): neither can be stored or sent on as text;
  * - holds a control character: U+0000–U+001F, U+007F and U+0080–U+009F (C0, DEL, C1). Fields of
  *   several lines of text also allow TAB, LF and CR. A field is multi-line when its proto name is
- *   one of MULTILINE_FIELDS (the naming rule: message bodies, descriptions, addresses, error text);
+ *   one of MULTILINE_FIELDS (the naming rule: message bodies, descriptions, addresses, error text,
+ *   log attributes such as stack traces; map keys are always one line);
  *   every other string (names, ids, e-mail addresses, tokens, keys, queries) is one line.
  *
  * Lengths and shapes stay with each service's own validation.
@@ -22,7 +23,7 @@ import { AppError, invalid, type Violation } from "./errors.js";
 import { undecodableKey } from "./undecodable.js";
 
 /** Proto field names (snake_case) whose text may span lines: TAB, LF and CR allowed. */
-export const MULTILINE_FIELDS: ReadonlySet<string> = new Set(["content", "description", "text", "body", "html", "message", "address", "error", "last_error"]);
+export const MULTILINE_FIELDS: ReadonlySet<string> = new Set(["content", "description", "text", "body", "html", "message", "address", "error", "last_error", "attributes"]);
 
 /**
  * Binary protobuf strings that are not valid UTF-8 decode to this lone surrogate followed by the
@@ -52,6 +53,16 @@ const isWellFormed = (String.prototype as unknown as { isWellFormed(this: string
 
 const oneLine = /[\u0000-\u001f\u007f-\u009f]/;
 const severalLines = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+/**
+ * `s` made acceptable to the rule, for text our own code sends on (error reports): refused control
+ * characters and lone surrogates become U+FFFD.
+ */
+export function scrubText(s: string, multiline = true): string {
+  const bad = multiline ? /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g : /[\u0000-\u001f\u007f-\u009f]/g;
+  const text = isWellFormed.call(s) ? s : (s as unknown as { toWellFormed(): string }).toWellFormed();
+  return text.replace(bad, "\uFFFD");
+}
 
 /** What is wrong with `s` as the text of a field, or undefined. */
 export function textProblem(s: string, multiline: boolean): string | undefined {
