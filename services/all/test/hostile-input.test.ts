@@ -22,6 +22,7 @@
  * text rule, as permission_denied).
  */
 import assert from "node:assert/strict";
+import http from "node:http";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
@@ -416,5 +417,22 @@ test("hostile but valid text: never internal or unknown, and the process lives",
   const perPayload = Object.fromEntries(Object.entries(spent).map(([k, v]) => [k, Math.round(v)]));
   console.log(`hostile text: ${jobs.length} requests in ${Math.round(performance.now() - started)} ms; ms per payload, summed over calls: ${JSON.stringify(perPayload)}`);
   assert.deepEqual(problems, []);
+  await stillAlive();
+});
+
+test("a User-Agent with C1 controls (UTF-8 read as Latin-1 header bytes) is scrubbed, never refused", { skip }, async () => {
+  // "café €" in UTF-8 arrives as Latin-1 "cafÃ© â\u0082¬": U+0082 is a C1 control.
+  for (const agent of ["Mozilla/5.0 \u0085 x", "caf\u00c3\u00a9 \u00e2\u0082\u00ac"]) {
+    const status = await new Promise<number>((resolve, reject) => {
+      const body = JSON.stringify({ email: "owner@hostile.test", password: "a long enough passphrase" });
+      const req = http.request(`${app.baseUrl}/crm.auth.v1.AuthService/Login`, { method: "POST", headers: { "content-type": "application/json", "user-agent": agent } }, (res) => {
+        res.resume();
+        res.once("end", () => resolve(res.statusCode ?? 0));
+      });
+      req.once("error", reject);
+      req.end(body);
+    });
+    assert.equal(status, 200, JSON.stringify(agent));
+  }
   await stillAlive();
 });

@@ -2,7 +2,7 @@
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { JSONWebKeySet } from "jose";
-import { AppError, clientIpKey, cookie, principalOf, type Logger, type Revocations, type Role } from "@crm/kit";
+import { AppError, clientIpKey, cookie, principalOf, scrubText, type Logger, type Revocations, type Role } from "@crm/kit";
 import { AuthService, Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import { DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { accountLinkHandlers, type AccountLinkDeps } from "./account-links.js";
@@ -34,7 +34,8 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
 
   function sessionOf(ctx: HandlerContext) {
     return {
-      userAgent: (ctx.requestHeader.get("user-agent") ?? "").slice(0, 512),
+      // Header bytes arrive as Latin-1, so a UTF-8 User-Agent can hold C1 controls: scrubbed, not refused (text-rules.ts).
+      userAgent: scrubText((ctx.requestHeader.get("user-agent") ?? "").slice(0, 512), false),
       ip: ctx.values.get(clientIpKey),
       expiresAt: timestampFromDate(new Date(now() + deps.refreshTtlSeconds * 1000)),
     };
