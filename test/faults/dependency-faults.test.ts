@@ -8,7 +8,8 @@
  * - Redis, PostgreSQL or RabbitMQ frozen: calls fail fast with unavailable (or still work where
  *   they do not need the frozen server), never hang, and work again after SIGCONT (5);
  * - Redis stopped: Login is unavailable naming Redis (6);
- * - nothing lost: chat messages sent while RabbitMQ is frozen or restarted all arrive, once each.
+ * - nothing lost: chat messages sent while RabbitMQ is frozen or restarted all arrive, once each;
+ * - the all-in-one with REDIS_URL keeps the list itself (item 4 there too).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -21,7 +22,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
-import { need, ownPostgres, ownRabbitMq, ownRedis, ownServersProblem, until, type OwnServer } from "@crm/testkit";
+import { need, ownPostgres, ownRabbitMq, ownRedis, ownServersProblem, startTestApp, until, type OwnServer } from "@crm/testkit";
 import { startCluster } from "../../scripts/cluster/lib.mjs";
 import { assertSeqs, watch } from "../../services/chats/test/helpers.ts";
 
@@ -267,4 +268,42 @@ test("RabbitMQ frozen, then restarted: every send succeeds (the outbox keeps the
   await send("after");
   assertSeqs(await live.count(seq, 30_000), 1, seq);
   await live.close();
+});
+
+test("all-in-one with REDIS_URL: Redis restarted empty, a logged-out token stays refused (its own keeper rebuilds the list)", { skip, timeout: 120_000 }, async () => {
+  const { default: pgClient } = await import("pg");
+  const admin = new pgClient.Client({ connectionString: pg.url });
+  await admin.connect();
+  await admin.query("CREATE DATABASE crm_all_in_one");
+  await admin.end();
+  const app = await startTestApp({ DATABASE_URL: pg.url.replace(/\/postgres$/, "/crm_all_in_one"), REDIS_URL: redis.url, AMQP_URL: rabbit.url, ...deadlines });
+  try {
+    const auth = (token?: string) => app.client(AuthService, token ? { token } : {});
+    const reg = await auth().registerCompany({ companyName: "All in one", email: `aio-${process.pid}@faults.example`, password: PASSWORD, ownerName: "Owner" });
+    const other = await auth().login({ email: `aio-${process.pid}@faults.example`, password: PASSWORD });
+    await auth(reg.accessToken).logout({});
+    assert.equal((await outcome(() => auth(reg.accessToken).check({}))).code, "Unauthenticated");
+    await redis.restart();
+    const seen: Record<string, number> = {};
+    await until("the list rebuilt (the other session works again)", async () => {
+      const o = await outcome(() => auth(reg.accessToken).check({}));
+      seen[o.code] = (seen[o.code] ?? 0) + 1;
+      return (await outcome(() => auth(other.accessToken).check({}))).code === "ok";
+    }, 30_000);
+    for (let i = 0; i < 20; i++) {
+      const o = await outcome(() => auth(reg.accessToken).check({}));
+      seen[o.code] = (seen[o.code] ?? 0) + 1;
+    }
+    assert.equal(seen.ok ?? 0, 0, `the logged-out token was never accepted: ${JSON.stringify(seen)}`);
+    assert.ok((seen.Unauthenticated ?? 0) >= 20);
+    const r = new Redis(redis.url);
+    try {
+      const ttl = await r.ttl(`crm:revoked:${reg.sessionId}`);
+      assert.ok(ttl > 800 && ttl <= 960, `restored in Redis with its remaining TTL (${ttl} s), so processes started now refuse it too`);
+    } finally {
+      r.disconnect();
+    }
+  } finally {
+    await app.close();
+  }
 });
