@@ -161,7 +161,7 @@ test("bad inputs: invalid_argument naming the field, nothing stored", { skip, ti
     ["blank content", () => c.sendMessage({ chatId: id, content: " \n\t " }), /content: must not be only whitespace/],
     ["4001 characters", () => c.sendMessage({ chatId: id, content: "x".repeat(4001) }), /content: must be at most 4000 characters/],
     ["4001 emoji", () => c.sendMessage({ chatId: id, content: "😀".repeat(4001) }), /content: must be at most 4000/],
-    ["NUL", () => c.sendMessage({ chatId: id, content: "a\u0000b" }), /content: must not contain NUL/],
+    ["NUL", () => c.sendMessage({ chatId: id, content: "a\u0000b" }), /content: contains the control character U\+0000/],
     ["long client id", () => c.sendMessage({ chatId: id, content: "ok", clientMessageId: "k".repeat(65) }), /clientMessageId: must be at most 64/],
     ["bad chat id", () => c.sendMessage({ chatId: "chat-1", content: "ok" }), /chatId: must be a chat id \(UUID\)/],
     ["missing chat id", () => c.sendMessage({ chatId: "", content: "ok" }), /chatId: is required/],
