@@ -324,7 +324,8 @@ test("SendEmail and GetEmailStatus: queued then sent; the idempotency key replay
   assert.equal(mailsTo(to)[0]!.messageId, `<${first.emailId}@crm.test>`);
   await expectCode(app.client(EmailService, { token: b.accessToken }).getEmailStatus({ emailId: first.emailId }), Code.NotFound);
   await expectCode(mail.sendEmail({ email: "a@b.co", subject: "s", body: "b", companyId: b.companyId }), Code.PermissionDenied, /companyId/);
-  await expectCode(mail.sendEmail({ email: "nope", subject: "two\nlines", body: "" }), Code.InvalidArgument, /email: .*subject: .*body: /);
+  await expectCode(mail.sendEmail({ email: "nope", subject: "x".repeat(999), body: "" }), Code.InvalidArgument, /email: .*subject: .*body: /);
+  await expectCode(mail.sendEmail({ email: "a@b.co", subject: "two\nlines", body: "b" }), Code.InvalidArgument, /subject: contains the control character U\+000A/); // the text rule
   await expectCode(app.client(EmailService).sendEmail({ email: "a@b.co", subject: "s", body: "b", companyId: a.companyId }), Code.Unauthenticated);
   const { rows } = await sql.query("SELECT count(*)::int AS n FROM emails WHERE company_id = $1", [a.companyId]);
   assert.equal(rows[0].n, 1, "invalid and replayed calls stored nothing");
