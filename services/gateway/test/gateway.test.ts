@@ -14,7 +14,7 @@ import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { Health } from "@crm/gen/grpc/health/v1/health_pb";
 import { chatsEnv } from "@crm/chats/config";
-import { needNone } from "@crm/testkit";
+import { needNone, startTestApp, type TestApp } from "@crm/testkit";
 import { ensureDevPki } from "../../../scripts/certs.mjs";
 import { errorTable, generatedFiles, gatewayDir, renderTemplate, templateDefaults } from "../render.mjs";
 import { nginxProblem } from "../run.mjs";
@@ -387,6 +387,16 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     assert.equal(gw.stub.seen.at(-1)!.path, "/crm.auth.v1.AuthService/GetJwks");
   });
 
+  it("the pages behind e-mailed links (and their script and styles) are public and served by auth", async () => {
+    for (const path of ["/accept-invite", "/reset-password?token=abc", "/account-links/account.js", "/account-links/account.css"]) {
+      const res = await request({ ...base(), path });
+      assert.equal(res.status, 200, `${path}: ${res.body}`);
+      const seen = gw.stub.seen.at(-1)!;
+      assert.deepEqual([seen.host, seen.method, seen.path], ["auth", "GET", path]);
+      assert.equal(seen.authorization, undefined, "public: no identity sent");
+    }
+  });
+
   it("HTTP redirects to HTTPS; HTTPS answers carry HSTS (6 months), errors too", async () => {
     const res = await request({ port: gw.httpPort, plain: true, path: "/auth/login?x=1", method: "POST", body: "{}" });
     assert.equal(res.status, 308);
@@ -453,7 +463,8 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
         for (const contentType of ["application/grpc", "application/grpc+proto", "application/grpc-web+proto", "application/grpc-web-text"]) {
           const res = await request2({ ...json, headers: { ...auth, "content-type": contentType, te: "trailers" } });
           assert.equal(res.status, 200, `${what} ${contentType}: ${res.body}`);
-          assert.equal(res.headers["content-type"], contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc", `${what} ${contentType}`);
+          const answered = contentType === "application/grpc-web-text" ? contentType : contentType.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc";
+          assert.equal(res.headers["content-type"], answered, `${what} ${contentType}`);
           assert.equal(res.headers["grpc-status"], "8", `${what} ${contentType}`);
           assert.equal(res.headers["grpc-message"], "request body too large", `${what} ${contentType}`);
           assert.equal(res.body, "", `${what} ${contentType}: trailers-only`);
@@ -556,6 +567,66 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     const res = await call();
     assert.equal(res.status, 200, res.body);
     assert.equal((await grpc.check({}, { headers: { authorization: `Bearer ${token}` } })).userId, USER);
+  });
+});
+
+// Issue 14, item 14: an error is the same JSON {code, message} in every mode. The all-in-one runs
+// the kit's server; here nginx answers by itself, so the same requests go to both and must get the
+// same status, Allow header and body, word for word.
+describe("errors nginx answers itself are the all-in-one's, word for word", { skip: skipNginx, timeout: 120_000 }, () => {
+  let gw: GatewayFixture;
+  let app: TestApp;
+  before(async () => {
+    // both assigned even when one fails to start, so `after` stops the other (a running app keeps the test process alive)
+    const [g, a] = await Promise.allSettled([startGatewayFixture(), startTestApp()]);
+    if (g.status === "fulfilled") gw = g.value;
+    if (a.status === "fulfilled") app = a.value;
+    for (const r of [g, a]) if (r.status === "rejected") throw r.reason;
+  });
+  after(async () => {
+    await Promise.all([gw?.close(), app?.close()]);
+  });
+
+  const cases: [method: string, path: string][] = [
+    ["GET", "/auth/login"],
+    ["PUT", "/auth/register"],
+    ["DELETE", "/chats/c1/sendMessage"],
+    ["POST", "/chats/c1/messages?limit=5"],
+    ["POST", "/timer/get-working-timer"],
+    ["GET", "/admin/addusers"],
+    ["POST", "/nope"],
+    ["GET", "/nope/deeper?x=1"],
+    ["POST", "/crm.nope.v1.X/Y"],
+    ["POST", "/crm.db.v1.DbAuthService/LoginDB"],
+  ];
+
+  it("405 on a REST alias with another method and 404 on an unknown route or an internal service", async () => {
+    for (const [method, path] of cases) {
+      const headers = { "content-type": "application/json" };
+      const body = method === "GET" ? undefined : "{}";
+      const viaGateway = await request({ port: gw.port, ca: gw.ca, path, method, headers, ...(body === undefined ? {} : { body }) });
+      const direct = await fetch(`${app.baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+      const what = `${method} ${path}`;
+      assert.equal(viaGateway.status, direct.status, `${what}: status`);
+      assert.ok([404, 405].includes(direct.status), `${what}: ${direct.status}`);
+      assert.equal(viaGateway.headers.allow, direct.headers.get("allow") ?? undefined, `${what}: Allow`);
+      assert.match(String(viaGateway.headers["content-type"]), /^application\/json/, what);
+      assert.deepEqual(viaGateway.json(), await direct.json(), `${what}: body`);
+    }
+  });
+
+  it("the gateway's own routes: GET /auth/refresh is the browser's way back, so its 405 names GET too; gRPC and gRPC-Web callers get trailers in their own content type", async () => {
+    const res = await request({ port: gw.port, ca: gw.ca, path: "/auth/refresh", method: "PUT", body: "{}" });
+    assertJsonError(res, 405, "unimplemented");
+    assert.equal(res.headers.allow, "GET, POST");
+    assert.equal(res.json().message, "HTTP method PUT is not allowed on /auth/refresh; use GET or POST");
+    for (const [contentType, answered] of [["application/grpc", "application/grpc"], ["application/grpc-web+proto", "application/grpc-web+proto"], ["application/grpc-web-text", "application/grpc-web-text"]]) {
+      const r = await request2({ port: gw.port, ca: gw.ca, path: "/crm.nope.v1.X/Y", method: "POST", headers: { "content-type": contentType!, te: "trailers" }, body: "" });
+      assert.equal(r.status, 200, contentType);
+      assert.equal(r.headers["content-type"], answered, contentType);
+      assert.equal(r.headers["grpc-status"], "12", contentType);
+      assert.equal(r.headers["grpc-message"], "no route for POST /crm.nope.v1.X/Y", contentType);
+    }
   });
 });
 
