@@ -32,7 +32,7 @@ import type { Revocations } from "./revocations.js";
 import { createStreamRegistry, guardStreams } from "./streams.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
 import { textInterceptor } from "./text-rules.js";
-import { binaryFraming, markUndecodable, screenBinaryRequest, type Screened } from "./undecodable.js";
+import { bodyFormat, markUndecodable, screenRequest, type Screened } from "./undecodable.js";
 import { createFastPath, strictUtf8, UnaryMethods } from "./unary.js";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
@@ -310,18 +310,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           answerUnsendable(req, res, path); // e.g. a header that is not valid HTTP: this call ends, the process does not
         });
     };
-    // One binary request message: decoded here first, so an undecodable one is invalid_argument (undecodable.ts).
-    const binary = json === undefined && method === "POST" ? binaryFraming(type) : undefined;
+    // One request message: decoded here first, so an undecodable one is invalid_argument (undecodable.ts).
+    const format = json === undefined && method === "POST" ? bodyFormat(type) : undefined;
     const kind = handler.method.methodKind;
-    if (!binary || (kind !== "unary" && kind !== "server_streaming")) {
+    if (!format || (kind !== "unary" && kind !== "server_streaming")) {
       run();
       return true;
     }
-    const encodingValue = req.headers[binary.encodingHeader];
+    const encodingValue = req.headers[format.encodingHeader];
     const encoding = typeof encodingValue === "string" ? encodingValue : undefined;
     readAtMost(req, opts.readMaxBytes, (body) => {
-      screenBinaryRequest(handler.method.input, body, binary.framing, encoding, opts.readMaxBytes).then(
-        (screened) => run(screened, binary.encodingHeader),
+      screenRequest(handler.method.input, body, format, encoding, opts.readMaxBytes).then(
+        (screened) => run(screened, format.encodingHeader),
         () => run({ body, problem: undefined }),
       );
     });

@@ -157,6 +157,18 @@ test("control characters and invalid UTF-8 are refused on every path, naming the
     const said = /grpc-message: (\S+)/.exec(text)?.[1];
     assert.match(said ? decodeURIComponent(said) : text, /key: is not valid UTF-8/, name);
   }
+  // JSON with bytes that are not UTF-8: refused on both paths, not turned into U+FFFD.
+  const json = Buffer.from([0x7b, 0x22, 0x6b, 0x65, 0x79, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]); // {"key":"\xff"}
+  for (const [name, headers, body] of [
+    ["Connect JSON (fast path)", { "content-type": "application/json" }, json],
+    ["Connect JSON gzip (connect-node)", { "content-type": "application/json", "content-encoding": "gzip" }, gzipSync(json)],
+  ] as const) {
+    const r = await fetch(`${base}/${CacheService.typeName}/Get`, { method: "POST", headers, body });
+    const answer = (await r.json()) as { code: string; message: string };
+    assert.equal(r.status, 400, `${name}: ${answer.message}`);
+    assert.equal(answer.code, "invalid_argument", name);
+    assert.match(answer.message, /not valid UTF-8/, name);
+  }
 });
 
 test("a binary message that cannot be decoded is invalid_argument on every path, never internal", async () => {

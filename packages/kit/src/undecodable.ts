@@ -1,5 +1,5 @@
 /**
- * Binary requests that cannot be decoded are the client's fault: invalid_argument, on every path.
+ * Requests that cannot be decoded are the client's fault: invalid_argument, on every path.
  *
  * The fast path (unary.ts) says so itself. connect-node, which serves the rest (compressed Connect
  * and gRPC, gRPC-Web, Connect streams over HTTP/1.1), answers a message it cannot parse (truncated,
@@ -8,6 +8,8 @@
  * streaming), the server reads the body first and decodes it here the way connect-node will; if it
  * cannot be decoded, connect-node gets an empty message instead and the text interceptor
  * (text-rules.ts) answers invalid_argument with the reason, in whatever protocol the call speaks.
+ * JSON bodies are only checked for being UTF-8 (connect-node would turn bad bytes into U+FFFD);
+ * connect-node's own JSON errors are already invalid_argument.
  * Client and bidi streams (server reflection) are left alone: their bodies must not be buffered.
  */
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
@@ -22,16 +24,23 @@ const compressions: Record<string, Compression | undefined> = { gzip: compressio
 
 type Framing = "plain" | "envelopes";
 
-/** How a binary request body is framed, and which header names its compression (undefined: not binary protobuf). */
-export function binaryFraming(contentType: string | undefined): { framing: Framing; encodingHeader: string } | undefined {
+export interface BodyFormat {
+  framing: Framing;
+  /** The header that names the body's (plain) or each message's (envelopes) compression. */
+  encodingHeader: string;
+  json: boolean;
+}
+
+/** How a request body is framed and encoded (undefined: a content type connect-node does not take). */
+export function bodyFormat(contentType: string | undefined): BodyFormat | undefined {
   const type = (contentType ?? "").split(";", 1)[0]!.trim().toLowerCase();
-  if (type === "application/proto") return { framing: "plain", encodingHeader: "content-encoding" };
-  if (type === "application/connect+proto") return { framing: "envelopes", encodingHeader: "connect-content-encoding" };
-  if (type === "application/grpc" || type === "application/grpc+proto" || type === "application/grpc-web" || type === "application/grpc-web+proto") {
-    return { framing: "envelopes", encodingHeader: "grpc-encoding" };
-  }
+  if (type === "application/proto" || type === "application/json") return { framing: "plain", encodingHeader: "content-encoding", json: type.endsWith("json") };
+  if (type === "application/connect+proto" || type === "application/connect+json") return { framing: "envelopes", encodingHeader: "connect-content-encoding", json: type.endsWith("json") };
+  if (/^application\/grpc(-web)?(\+proto|\+json)?$/.test(type)) return { framing: "envelopes", encodingHeader: "grpc-encoding", json: type.endsWith("json") };
   return undefined;
 }
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The body to give connect-node, and why the message cannot be decoded (or undefined when it can). */
 export interface Screened {
@@ -39,12 +48,13 @@ export interface Screened {
   problem: string | undefined;
 }
 
-const decodes = (schema: DescMessage, bytes: Uint8Array): string | undefined => {
+const decodes = (schema: DescMessage, bytes: Uint8Array, json: boolean): string | undefined => {
   try {
-    fromBinary(schema, bytes);
+    if (json) utf8.decode(bytes);
+    else fromBinary(schema, bytes);
     return undefined;
   } catch (err) {
-    return (err as Error).message;
+    return json ? "the JSON is not valid UTF-8: send it encoded as UTF-8" : (err as Error).message;
   }
 };
 
@@ -52,7 +62,7 @@ const decodes = (schema: DescMessage, bytes: Uint8Array): string | undefined => 
  * Decodes `body` as connect-node will. A body it cannot even frame or decompress is passed on as
  * it is (connect-node answers those correctly); only a message that does not decode is replaced.
  */
-export async function screenBinaryRequest(schema: DescMessage, body: Uint8Array, framing: Framing, encoding: string | undefined, readMaxBytes: number): Promise<Screened> {
+export async function screenRequest(schema: DescMessage, body: Uint8Array, { framing, json }: BodyFormat, encoding: string | undefined, readMaxBytes: number): Promise<Screened> {
   const compression = encoding && encoding !== "identity" ? compressions[encoding] : undefined;
   if (encoding && encoding !== "identity" && !compression) return { body, problem: undefined };
   if (framing === "plain") {
@@ -64,8 +74,8 @@ export async function screenBinaryRequest(schema: DescMessage, body: Uint8Array,
         return { body, problem: undefined };
       }
     }
-    const problem = decodes(schema, bytes);
-    return problem ? { body: new Uint8Array(), problem } : { body, problem };
+    const problem = decodes(schema, bytes, json);
+    return problem ? { body: json ? Buffer.from("{}") : new Uint8Array(), problem } : { body, problem };
   }
   const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   for (let at = 0; at + 5 <= view.length; ) {
@@ -83,8 +93,8 @@ export async function screenBinaryRequest(schema: DescMessage, body: Uint8Array,
         return { body, problem: undefined };
       }
     }
-    const problem = decodes(schema, bytes);
-    if (problem) return { body: new Uint8Array(5), problem }; // one uncompressed, empty message
+    const problem = decodes(schema, bytes, json);
+    if (problem) return { body: json ? Buffer.from([0, 0, 0, 0, 2, 0x7b, 0x7d]) : new Uint8Array(5), problem }; // one uncompressed, empty message
   }
   return { body, problem: undefined };
 }
