@@ -32,7 +32,7 @@ import type { Revocations } from "./revocations.js";
 import { createStreamRegistry, guardStreams } from "./streams.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
 import { textInterceptor } from "./text-rules.js";
-import { bodyFormat, markUndecodable, screenRequest, type Screened } from "./undecodable.js";
+import { bodyFormat, markUndecodable, screenGetRequest, screenRequest, type Screened } from "./undecodable.js";
 import { createFastPath, strictUtf8, UnaryMethods } from "./unary.js";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
@@ -191,6 +191,9 @@ const json = (res: NodeRes, status: number, body: unknown, headers: Record<strin
   res.end(text);
 };
 
+/** The JSON error every error answer is. */
+const jsonError = (res: NodeRes, status: number, code: string, message: string) => json(res, status, { code, message });
+
 /**
  * 405 for an RPC or REST alias path called with another HTTP method. The gateway answers the same
  * (services/gateway): code `unimplemented` (the path exists, not for this method), `Allow` header.
@@ -311,6 +314,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         });
     };
     // One request message: decoded here first, so an undecodable one is invalid_argument (undecodable.ts).
+    if (json === undefined && method === "GET") {
+      screenGetRequest(handler.method.input, req.url ?? "", opts.readMaxBytes).then(
+        (refusal) => (refusal ? jsonError(res, refusal.status, refusal.code, refusal.message) : run()),
+        () => run(),
+      );
+      return true;
+    }
     const format = json === undefined && method === "POST" ? bodyFormat(type) : undefined;
     const kind = handler.method.methodKind;
     if (!format || (kind !== "unary" && kind !== "server_streaming")) {

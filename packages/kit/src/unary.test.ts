@@ -258,8 +258,19 @@ test("a wrong HTTP method (405) or content type (415) is the JSON {code, message
     assert.ok(body.message.startsWith(`${shown} is not supported on /${CacheService.typeName}/Save; send application/json`), body.message);
   }
   // Connect GET stays allowed where the proto says the method has no side effects.
-  r = await fetch(`${base}/${CacheService.typeName}/Get?encoding=json&message=${encodeURIComponent(JSON.stringify({ key: "k" }))}`);
+  const get = `${base}/${CacheService.typeName}/Get`;
+  r = await fetch(`${get}?encoding=json&message=${encodeURIComponent(JSON.stringify({ key: "k" }))}`);
   assert.equal(r.status, 200);
+  // ... and its errors are JSON too: no encoding (415), a message that does not decode (400, not internal).
+  r = await fetch(get);
+  assert.equal(r.status, 415);
+  assert.equal(((await r.json()) as { code: string }).code, "unimplemented");
+  for (const query of ["encoding=proto&base64=1&message=Dw", "encoding=json&message=%7Bx", `encoding=proto&base64=1&compression=gzip&message=${gzipSync(Buffer.from([0x0f])).toString("base64url")}`]) {
+    r = await fetch(`${get}?${query}`);
+    const body = (await r.json()) as { code: string; message: string };
+    assert.equal(r.status, 400, `${query}: ${body.message}`);
+    assert.equal(body.code, "invalid_argument", query);
+  }
 });
 
 test("the handler's signal aborts when the client cancels and when the deadline passes", async () => {

@@ -103,3 +103,27 @@ export async function screenRequest(schema: DescMessage, body: Uint8Array, { fra
 export function markUndecodable(values: ContextValues, problem: string) {
   values.set(undecodableKey, problem);
 }
+
+/** Why a Connect GET request cannot be served (connect-node answers these with an empty 415 or `internal`), or undefined. */
+export async function screenGetRequest(schema: DescMessage, url: string, readMaxBytes: number): Promise<{ status: number; code: string; message: string } | undefined> {
+  const q = url.indexOf("?");
+  const params = new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
+  const encoding = params.get("encoding");
+  if (encoding !== "proto" && encoding !== "json") {
+    return { status: 415, code: "unimplemented", message: "a Connect GET request needs encoding=json or encoding=proto and message=… in the query (or use POST)" };
+  }
+  const compressionName = params.get("compression");
+  const compression = compressionName && compressionName !== "identity" ? compressions[compressionName] : undefined;
+  if (compressionName && compressionName !== "identity" && !compression) return undefined; // connect-node names the supported ones
+  const text = params.get("message") ?? "";
+  let bytes: Uint8Array = params.get("base64") === "1" ? Buffer.from(text, "base64url") : Buffer.from(text, "utf8");
+  if (compression) {
+    try {
+      bytes = await compression.decompress(bytes, readMaxBytes);
+    } catch {
+      return undefined;
+    }
+  }
+  const problem = decodes(schema, bytes, encoding === "json");
+  return problem ? { status: 400, code: "invalid_argument", message: `cannot decode the request: ${problem}` } : undefined;
+}
