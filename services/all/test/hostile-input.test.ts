@@ -8,7 +8,7 @@
  *   a lone surrogate (JSON), invalid UTF-8 (binary protobuf). Each must be invalid_argument that
  *   names the slot, and nothing may be written (every table's row count is unchanged);
  * - bytes that are not a protobuf message at all (truncated, groups nested past the limit, a
- *   wrong wire type), over Connect and gRPC-Web: invalid_argument, nothing written;
+ *   wrong wire type), over Connect, gRPC-Web and Connect GET: invalid_argument, nothing written;
  * - hostile text that is valid: SQL and path fragments, header-breaking characters (CR LF, text
  *   above U+00FF), a 1 MiB string. Each may succeed or fail, but never internal or unknown.
  *
@@ -27,7 +27,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { create, createFileRegistry, fromBinary, ScalarType, toBinary, toJsonString, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, MethodOptions_IdempotencyLevel, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
@@ -377,6 +377,11 @@ test("text the rule refuses, and bytes that are no message: invalid_argument nam
         if (o.code !== "invalid_argument") problems.push(`${m.parent.typeName}/${m.name} Connect ← ${what}: ${o.code} ${o.message.slice(0, 160)}`);
         const w = await grpcWeb(baseUrl, m, bytes);
         if (w.status !== "3") problems.push(`${m.parent.typeName}/${m.name} gRPC-Web ← ${what}: ${w.status} ${w.message.slice(0, 160)}`);
+        if (m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && m.methodKind === "unary") {
+          const r = await fetch(`${baseUrl}/${m.parent.typeName}/${m.name}?encoding=proto&base64=1&message=${bytes.toString("base64url")}`, { headers: { authorization: `Bearer ${token}` } });
+          const g = errorOutcome(Buffer.from(await r.arrayBuffer()), r.status);
+          if (g.code !== "invalid_argument") problems.push(`${m.parent.typeName}/${m.name} Connect GET ← ${what}: ${g.code} ${g.message.slice(0, 160)}`);
+        }
       });
     }
   };
