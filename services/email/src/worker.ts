@@ -22,7 +22,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
-import { RetryLaterError, callContext, consumeInTrace, watchQueueDepth, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
+import { RetryLaterError, callContext, consumeInTrace, scrubText, watchQueueDepth, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailStatus, EmailTaskSchema, type EmailTask } from "@crm/gen/crm/email/v1/email_pb";
 import { createLedger } from "./ledger.js";
@@ -180,7 +180,8 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
       } catch (err) {
         const f = classify(err);
         const final = f.permanent || msg.attempt >= cfg.maxAttempts;
-        await db.markEmailFailed({ emailId: task.emailId, companyId: task.companyId, error: f.message, final }).catch((e) => log.warn({ ...ids, err: String(e) }, "could not record the failed attempt"));
+        // SMTP servers' text can hold anything: scrubbed so the text rule (kit text-rules.ts) never refuses the record.
+        await db.markEmailFailed({ emailId: task.emailId, companyId: task.companyId, error: scrubText(f.message), final }).catch((e) => log.warn({ ...ids, err: String(e) }, "could not record the failed attempt"));
         if (!final) {
           stats.retried++;
           log.warn({ ...ids, err: f.message, retryInMs: retryDelay(cfg)(msg.attempt) }, "e-mail attempt failed; will retry");
