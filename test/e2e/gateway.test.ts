@@ -233,6 +233,31 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     assert.equal(await handshake({ cert: readFileSync(cluster.pki.cert("client")), key: readFileSync(cluster.pki.key("client")) }), true, "the CA's client certificate");
   });
 
+  it("the dev client certificate is no service identity: straight to the logs service it cannot write as another company", async () => {
+    const logsAs = (cert: string) =>
+      createClient(LogsService, createGrpcTransport({ baseUrl: `https://localhost:${cluster.ports.logs}`, nodeOptions: { ca, cert: readFileSync(cluster.pki.cert(cert)), key: readFileSync(cluster.pki.key(cert)) } }));
+    const entry = { name: "e2e-identity", level: LogLevel.INFO, message: "written as someone else", companyId: "11111111-1111-4111-8111-111111111111", userId: "22222222-2222-4222-8222-222222222222" };
+    await assert.rejects(logsAs("client").saveLogs({ entries: [entry] }), (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated);
+    // with a user's token it is an ordinary client, writing as that user
+    assert.equal((await logsAs("client").saveLogs({ entries: [entry] }, { headers: bearer() })).accepted, 1);
+    // a real caller of logs still writes as itself
+    assert.equal((await logsAs("auth").saveLogs({ entries: [entry] })).accepted, 1);
+  });
+
+  it("errors the services answer reach the client through the gateway as the same JSON: 415, 405 with Allow, 404", async () => {
+    const plain = await request({ port, ca, path: "/crm.auth.v1.AuthService/Login", method: "POST", headers: { "content-type": "text/plain" }, body: "{}" });
+    assertJsonError(plain, 415, "unimplemented");
+    assert.match(plain.json().message, /content-type "text\/plain" is not supported/);
+    const get = await request({ port, ca, path: "/crm.chat.v1.ChatService/SendMessage", method: "GET", headers: bearer() });
+    assertJsonError(get, 405, "unimplemented");
+    assert.equal(get.headers.allow, "POST");
+    const alias = await request({ port, ca, path: "/auth/login", method: "PUT", headers: json, body: "{}" });
+    assertJsonError(alias, 405, "unimplemented");
+    assert.deepEqual(alias.json(), { code: "unimplemented", message: "HTTP method PUT is not allowed on /auth/login; use POST" });
+    const nope = await post("/crm.chat.v1.ChatService/Nope", {}, bearer());
+    assertJsonError(nope, 404, "not_found");
+  });
+
   it("optional client certificates at the gateway: none and the CA's pass, another CA's is refused with JSON", async () => {
     assert.equal((await request({ port, ca, path: "/healthz" })).status, 200);
     assert.equal((await request({ port, ca, path: "/healthz", cert: readFileSync(cluster.pki.cert("client")), key: readFileSync(cluster.pki.key("client")) })).status, 200);
