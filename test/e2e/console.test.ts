@@ -6,16 +6,12 @@
  * web/dist is built first when it is missing or older than web/src (scripts/build-web.mjs).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { createRequire } from "node:module";
-import { need, startTestApp, until, type TestApp } from "@crm/testkit";
+import { startTestApp, until, type TestApp } from "@crm/testkit";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import { axe, buildWebIfStale, chromiumSkip, launchChromium, logIn, watchProblems } from "./browser.ts";
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const skip = need("chromium", existsSync(chromiumPath), "apt-get install -y chromium");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const skip = chromiumSkip();
 
 let app: TestApp;
 let browser: Browser;
@@ -27,13 +23,8 @@ const email = `olga.${process.pid}@acme.test`;
 
 before(async () => {
   if (skip) return;
-  const built = spawnSync(process.execPath, ["scripts/build-web.mjs", "--if-stale"], { encoding: "utf8" });
-  assert.equal(built.status, 0, `building web/dist failed:\n${built.stdout}${built.stderr}`);
-  const { chromium } = await import("playwright-core");
-  [app, browser] = await Promise.all([
-    startTestApp(),
-    chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu"] }),
-  ]);
+  buildWebIfStale();
+  [app, browser] = await Promise.all([startTestApp(), launchChromium()]);
 });
 
 after(async () => {
@@ -46,28 +37,8 @@ async function newPage(locale = "en-US"): Promise<Page> {
   contexts.push(context);
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) pageProblems.push(m.text());
-  });
-  page.on("pageerror", (e) => pageProblems.push(`uncaught: ${e.message}`));
+  watchProblems(page, pageProblems);
   return page;
-}
-
-interface Violation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: string[];
-}
-
-/** axe-core on the page as it is; serious and critical violations fail the test. */
-async function axe(page: Page, screen: string) {
-  // evaluate() is not subject to the page's CSP, unlike an injected <script>.
-  await page.evaluate(`if (!window.axe) { ${axeSource} }`);
-  const violations = (await page.evaluate(`axe.run(document, { resultTypes: ["violations"] }).then((r) =>
-    r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) })))`)) as Violation[];
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad, [], `${screen}: accessibility violations:\n${JSON.stringify(bad, null, 2)}`);
 }
 
 /** What keyboard focus visits in `presses` Tabs: each stop's role and accessible name ("button \"Log in\""). */
@@ -137,11 +108,7 @@ test("two browser contexts in one chat: a message sent in one appears in the oth
 
   // The second context logs in through the form (by e-mail) and opens the chat by its URL.
   const other = await newPage();
-  await other.goto(`${app.baseUrl}/login`);
-  await other.getByLabel("E-mail or phone").fill(email);
-  await other.getByLabel("Password").fill(password);
-  await other.getByRole("button", { name: "Log in" }).click();
-  await other.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+  await logIn(other, app.baseUrl, email, password);
   await other.goto(chatUrl);
   await other.getByRole("status").filter({ hasText: "Live" }).waitFor();
 
@@ -248,11 +215,7 @@ test("silent refresh: two tabs renew the session before it expires, one at a tim
 
 test("log out ends the session; log out everywhere ends the other browser's too", { skip }, async () => {
   const second = await newPage();
-  await second.goto(`${app.baseUrl}/login`);
-  await second.getByLabel("E-mail or phone").fill(email);
-  await second.getByLabel("Password").fill(password);
-  await second.getByRole("button", { name: "Log in" }).click();
-  await second.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+  await logIn(second, app.baseUrl, email, password);
 
   // Keyboard only: Tab to "Log out" and press Enter.
   await second.getByRole("button", { name: "Log out", exact: true }).focus();
