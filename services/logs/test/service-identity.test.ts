@@ -7,6 +7,7 @@
  * the same TLS_* settings a deployed logs process reads.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,15 +16,18 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { commonEnv, createLogger, createTokenVerifier, loadConfig, loadTls, memoryRevocations, startServer, type RunningServer, type ServiceModule } from "@crm/kit";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { need } from "@crm/testkit";
 import { SignJWT, importPKCS8 } from "jose";
 import { z } from "zod";
 import { ensureDevPki, ensureJwtKeys } from "../../../scripts/certs.mjs";
 import { logsService } from "../src/logs-service.js";
 import type { LogRecord } from "../src/validation.js";
 
+const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
 const dir = mkdtempSync(join(tmpdir(), "crm-logs-identity-"));
-const pki = ensureDevPki(join(dir, "certs"), { names: ["logs", "auth", "admin"] });
 const keys = ensureJwtKeys(join(dir, "keys"));
+let pki: ReturnType<typeof ensureDevPki>;
+after(() => rmSync(dir, { recursive: true, force: true }));
 const victim = { companyId: "11111111-1111-4111-8111-111111111111", userId: "22222222-2222-4222-8222-222222222222" };
 const me = { companyId: "33333333-3333-4333-8333-333333333333", userId: "44444444-4444-4444-8444-444444444444" };
 let written: LogRecord[] = [];
@@ -52,10 +56,11 @@ async function code(p: Promise<unknown>): Promise<Code | "ok"> {
   }
 }
 
-describe("logs: which certificates are service identities", () => {
+describe("logs: which certificates are service identities", { skip: need("openssl", hasOpenssl, "apt-get install -y openssl") }, () => {
   let server: RunningServer;
   let userToken: string;
   before(async () => {
+    pki = ensureDevPki(join(dir, "certs"), { names: ["logs", "auth", "admin"] });
     server = await logsServer();
     const now = Math.floor(Date.now() / 1000);
     userToken = await new SignJWT({ cid: me.companyId, sid: "55555555-5555-4555-8555-555555555555", role: "member" })
@@ -65,7 +70,6 @@ describe("logs: which certificates are service identities", () => {
   });
   after(async () => {
     await server?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("the dev curl certificate (CN=client, signed by the CA) cannot write log lines as another company", async () => {
