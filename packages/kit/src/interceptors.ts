@@ -59,11 +59,23 @@ function bearerFromCookie(h: Headers): string | undefined {
   return t ? `Bearer ${t}` : undefined;
 }
 
+/**
+ * An error whose message quotes a lone surrogate (e.g. a JSON decode error quoting the client's
+ * "\ud800") cannot travel in grpc-message (percent-encoding throws): U+FFFD instead.
+ */
+function wellFormedMessage(err: ConnectError): ConnectError {
+  const message = err.rawMessage;
+  if ((message as unknown as { isWellFormed(): boolean }).isWellFormed()) return err;
+  const fixed = new ConnectError((message as unknown as { toWellFormed(): string }).toWellFormed(), err.code, err.metadata, undefined, err.cause);
+  fixed.details = err.details;
+  return fixed;
+}
+
 /** Turns AppErrors into Connect errors, and any other throw (a bug) into `internal` with a request id. */
 export function errorInterceptor(log: Logger): Interceptor {
   const convert = (err: unknown, path: string): ConnectError => {
     if (err instanceof AppError) return toConnectError(err);
-    if (err instanceof ConnectError) return err;
+    if (err instanceof ConnectError) return wellFormedMessage(err);
     // A backing server that failed or missed its deadline: unavailable, naming it (dependencies.ts).
     const dependency = dependencyError(err);
     if (dependency) return toConnectError(dependency);

@@ -157,6 +157,14 @@ test("control characters and invalid UTF-8 are refused on every path, naming the
     const said = /grpc-message: (\S+)/.exec(text)?.[1];
     assert.match(said ? decodeURIComponent(said) : text, /key: is not valid UTF-8/, name);
   }
+  // A decode error quoting a lone surrogate the client sent still travels in grpc-message (as U+FFFD).
+  const quoting = Buffer.from('{"key":"k","nope\\ud800":1}');
+  const framed = Buffer.alloc(5 + quoting.length);
+  framed.writeUInt32BE(quoting.length, 1);
+  quoting.copy(framed, 5);
+  const web = await fetch(`${base}/${CacheService.typeName}/Get`, { method: "POST", headers: { "content-type": "application/grpc-web+json" }, body: framed });
+  const webText = Buffer.from(await web.arrayBuffer()).toString("latin1");
+  assert.equal(web.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(webText)?.[1], String(Code.InvalidArgument), webText);
   // JSON with bytes that are not UTF-8: refused on both paths, not turned into U+FFFD.
   const json = Buffer.from([0x7b, 0x22, 0x6b, 0x65, 0x79, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]); // {"key":"\xff"}
   for (const [name, headers, body] of [

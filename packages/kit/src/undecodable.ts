@@ -8,11 +8,12 @@
  * streaming), the server reads the body first and decodes it here the way connect-node will; if it
  * cannot be decoded, connect-node gets an empty message instead and the text interceptor
  * (text-rules.ts) answers invalid_argument with the reason, in whatever protocol the call speaks.
- * JSON bodies are only checked for being UTF-8 (connect-node would turn bad bytes into U+FFFD);
- * connect-node's own JSON errors are already invalid_argument.
+ * JSON bodies are decoded the same way: connect-node would turn bytes that are not UTF-8 into
+ * U+FFFD, and its decode error can quote a lone surrogate the client sent, which gRPC cannot
+ * carry in grpc-message (the call then failed as internal).
  * Client and bidi streams (server reflection) are left alone: their bodies must not be buffered.
  */
-import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import { createContextKey, type ContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Compression } from "@connectrpc/connect/protocol";
@@ -48,13 +49,25 @@ export interface Screened {
   problem: string | undefined;
 }
 
+/** Lone surrogates in a message quoting what the client sent become U+FFFD. */
+const wellFormed = (s: string) => (s as unknown as { toWellFormed(): string }).toWellFormed();
+
 const decodes = (schema: DescMessage, bytes: Uint8Array, json: boolean): string | undefined => {
+  let text: string;
   try {
-    if (json) utf8.decode(bytes);
-    else fromBinary(schema, bytes);
-    return undefined;
+    if (!json) {
+      fromBinary(schema, bytes);
+      return undefined;
+    }
+    text = utf8.decode(bytes);
   } catch (err) {
     return json ? "the JSON is not valid UTF-8: send it encoded as UTF-8" : (err as Error).message;
+  }
+  try {
+    fromJson(schema, (text.trim() ? JSON.parse(text) : {}) as JsonValue); // as the fast path reads JSON: unknown fields refused
+    return undefined;
+  } catch (err) {
+    return wellFormed((err as Error).message);
   }
 };
 
