@@ -52,6 +52,7 @@ const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "T
 const OWN_ENV: Record<string, string[]> = {
   dbservice: ["DATABASE_URL", "DB_POOL_MAX"],
   auth: ["JWT_PRIVATE_KEY_FILE", "JWT_KEY_ID", "PUBLIC_URL"],
+  admin: ["PUBLIC_URL"],
   email: ["SMTP_URL", "EMAIL_FROM", "EMAIL_WORKERS", "PUBLIC_URL"],
   logs: ["LOKI_URL"],
 };

@@ -312,7 +312,7 @@ export async function startCluster(opts = {}) {
     JWT_PUBLIC_KEYS_FILE: keys.jwksFile,
     REDIS_URL: redisUrl,
     AMQP_URL: amqpUrl,
-    APP_URL: gatewayUrl,
+    PUBLIC_URL: gatewayUrl,
     DATA_DIR: join(dataDir, "cluster", name),
     LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
     ...(name === "dbservice" ? { DATABASE_URL: databaseUrl } : {}),

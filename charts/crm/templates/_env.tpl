@@ -135,7 +135,7 @@ $(VAR) (Kubernetes dependent environment variables), so no password is written i
 - name: EMAIL_WORKERS
   value: {{ $v.services.email.workers | quote }}
 {{- end }}
-{{- if or (eq $c "auth") (eq $c "email") $allInOne }}
+{{- if or (eq $c "auth") (eq $c "admin") (eq $c "email") $allInOne }}
 - name: PUBLIC_URL
   value: {{ required "publicUrl is required (the https URL users reach the gateway at; it goes into e-mailed links)" $v.publicUrl | quote }}
 {{- end }}

@@ -4,7 +4,8 @@
  * ConfigError naming the variable, its value (passwords hidden) and what to do. `main()` prints
  * that line and exits 1; anything else that escapes start-up is still one line, never a stack.
  */
-import { ConfigError, redact } from "./config.js";
+import { z } from "zod";
+import { ConfigError, env, loadConfig, redact } from "./config.js";
 
 type Cause = Error & { code?: string; errno?: number; syscall?: string; address?: string; port?: number; hostname?: string };
 
@@ -92,4 +93,25 @@ export function listenError(err: unknown, cfg: { HOST: string; PORT: number; OPS
     ? `stop what listens there or choose another ${variable} (0 picks a free one)`
     : `choose another ${variable} (1024 or above, or 0 for a free one)`;
   return startupError(variable, ops ? cfg.OPS_PORT : cfg.PORT, err, todo);
+}
+
+/**
+ * PUBLIC_URL: the address people reach the CRM at (the gateway's, in a cluster); every link in an
+ * e-mail starts with it. APP_URL, its former name, is still read. undefined when neither is set.
+ */
+export const publicUrlEnv = {
+  PUBLIC_URL: env.url(["http", "https"]),
+  APP_URL: env.url(["http", "https"]),
+};
+
+export function publicUrl(environment: NodeJS.ProcessEnv = process.env): string | undefined {
+  const cfg = loadConfig(z.object(publicUrlEnv), environment);
+  return (cfg.PUBLIC_URL ?? cfg.APP_URL)?.replace(/\/+$/, "");
+}
+
+/** PUBLIC_URL for a service that sends links and has no address of its own to default to. */
+export function requirePublicUrl(environment: NodeJS.ProcessEnv = process.env): string {
+  const url = publicUrl(environment);
+  if (!url) throw new ConfigError("config: PUBLIC_URL must be the URL people reach the CRM at, e.g. https://crm.example.com (the gateway's address): links in e-mails start with it (it is not set)");
+  return url;
 }

@@ -16,7 +16,8 @@ export interface AdminDeps {
   db: Client<typeof DbAdminService>;
   revocations: Revocations;
   log: Logger;
-  appUrl: string;
+  /** PUBLIC_URL, read when a link is made. */
+  appUrl: () => string;
   inviteTtlHours: number;
   /** How long a revoked session stays on the revocation list: the longest access-token lifetime. */
   revocationTtlSeconds: number;
@@ -86,7 +87,7 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
             name: row!.name,
             email: row!.email,
             phone: row!.phone,
-            link: tokenLink(deps.appUrl, "/accept-invite", token),
+            link: tokenLink(deps.appUrl(), "/accept-invite", token),
             validHours: deps.inviteTtlHours,
           });
           return {

@@ -11,7 +11,7 @@ import { z } from "zod";
 import {
   commonEnv, createLogger, createTokenVerifier, env, inProcessPeer, loadConfig, memoryCounter, memoryRevocations,
   newInternalIdentity, readJwks, redisClient, redisCounter, redisRevocations, startServer, type ServiceModule,
-  createErrorReporter, logsServiceSender, setErrorSink, createEventBus, databaseTodo, dependsOn, listenError,
+  createErrorReporter, logsServiceSender, setErrorSink, createEventBus, databaseTodo, dependsOn, listenError, publicUrl,
 } from "@crm/kit";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { cacheEnv } from "@crm/cache/config";
@@ -118,6 +118,10 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   // Every module's errors (log.error, unhandled `internal`) go to the logs service in the background.
   const reporter = createErrorReporter({ send: logsServiceSender(createClient(LogsService, inProcessPeer("crm", logsModule, peerDeps))), log });
   setErrorSink(reporter.report);
+  // Links in e-mails start with PUBLIC_URL, else with this process's own address (known once listening).
+  const configuredUrl = publicUrl(environment);
+  let ownUrl = "";
+  const linkBase = () => configuredUrl ?? ownUrl;
   const modules: ServiceModule[] = [
     logsModule,
     createCacheModule({ cfg: loadConfig(cacheEnv, environment), redis, log }),
@@ -131,8 +135,9 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
       revocations,
       counter,
       log,
+      publicUrl: linkBase,
     }),
-    createAdminModule({ cfg: loadConfig(adminEnv, environment), db: createClient(DbAdminService, inProcessPeer("admin", dbModule, peerDeps)), revocations, log }),
+    createAdminModule({ cfg: loadConfig(adminEnv, environment), db: createClient(DbAdminService, inProcessPeer("admin", dbModule, peerDeps)), revocations, log, publicUrl: linkBase }),
     createTimersModule({ cfg: loadConfig(timersEnv, environment), db: createClient(DbTimerService, inProcessPeer("timers", dbModule, peerDeps)), redis, log }),
     await createChatsModule({ cfg: loadConfig(chatsEnv, environment), db: createClient(DbChatService, inProcessPeer("chats", dbModule, peerDeps)), bus, log }),
     // E-mail workers consume email_tasks from the same bus the relay publishes to (SMTP_URL, else .eml files in DATA_DIR/outbox).
@@ -164,7 +169,9 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   }).catch((err: unknown) => {
     throw listenError(err, cfg);
   });
-  const url = `http://${cfg.HOST === "0.0.0.0" ? "127.0.0.1" : cfg.HOST}:${server.port}`;
+  const host = cfg.HOST === "0.0.0.0" ? "127.0.0.1" : cfg.HOST === "::" ? "::1" : cfg.HOST;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+  ownUrl = url;
   log.info({ url, ms: Math.round(performance.now() - started), data: dataDir }, `ready: CRM all-in-one at ${url}`);
   return {
     port: server.port,

@@ -31,7 +31,8 @@ export interface AccountLinkDeps {
   email: Client<typeof DbEmailService>;
   counter: Counter;
   log: Logger;
-  appUrl: string;
+  /** PUBLIC_URL, read when a link is made. */
+  appUrl: () => string;
   resetTtlMinutes: number;
   resetPerLogin: number;
   resetPerIp: number;
@@ -105,7 +106,7 @@ export function accountLinkHandlers(deps: AccountLinkDeps, h: AuthHelpers): Pick
         const { token, hash } = newRefreshToken();
         const found = await deps.admin.createPasswordReset({ ...id, tokenHash: hash, expiresAt: timestampFromDate(new Date(h.now() + deps.resetTtlMinutes * 60_000)) });
         if (found.found) {
-          const mail = renderPasswordReset({ locale: found.locale, name: found.name, email: found.email, link: tokenLink(deps.appUrl, "/reset-password", token), validMinutes: deps.resetTtlMinutes });
+          const mail = renderPasswordReset({ locale: found.locale, name: found.name, email: found.email, link: tokenLink(deps.appUrl(), "/reset-password", token), validMinutes: deps.resetTtlMinutes });
           const q = await deps.email.queueEmail({
             companyId: found.companyId,
             email: { to: found.email, subject: mail.subject, text: mail.text, html: mail.html, locale: mail.locale, kind: EmailKind.PASSWORD_RESET },

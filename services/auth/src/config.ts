@@ -8,8 +8,6 @@ export const authEnv = z.object({
   REFRESH_TOKEN_TTL_DAYS: env.int(30, 1, 365),
   LOGIN_FAILURES_PER_ACCOUNT_AND_IP: env.int(10, 1, 10_000),
   LOGIN_FAILURES_PER_IP: env.int(100, 1, 1_000_000),
-  /** Public base URL of the web app; reset links are APP_URL/reset-password#token=… */
-  APP_URL: env.url(["http", "https"]),
   /** How long a password-reset link works. */
   RESET_TOKEN_TTL_MINUTES: env.int(30, 5, 24 * 60),
   /** Reset e-mails per login per hour (more requests are answered the same, and send nothing). */

@@ -1,5 +1,5 @@
 /** auth as its own process. */
-import { ConfigError, commonEnv, loadConfig, memoryCounter, readJwks, redisCounter, runService } from "@crm/kit";
+import { ConfigError, commonEnv, loadConfig, memoryCounter, readJwks, redisCounter, requirePublicUrl, runService } from "@crm/kit";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
@@ -13,6 +13,7 @@ export function start() {
     if (!cfg.JWT_PRIVATE_KEY_FILE) throw new ConfigError("config: JWT_PRIVATE_KEY_FILE must name the PKCS#8 PEM file of the RS256 signing key (it is not set)");
     const jwks = readJwks(cfg.JWT_PUBLIC_KEYS_FILE!);
     const key = await loadSigningKey(cfg.JWT_PRIVATE_KEY_FILE, cfg.JWT_KEY_ID, jwks);
+    const url = requirePublicUrl();
     return createAuthModule({
       cfg,
       db: peer("dbservice", DbAuthService),
@@ -23,6 +24,7 @@ export function start() {
       revocations,
       counter: redis ? redisCounter(redis) : memoryCounter(),
       log,
+      publicUrl: () => url,
     });
   });
 }

@@ -1,4 +1,4 @@
-/** The auth service module: AuthService plus GET /.well-known/jwks.json. */
+/** The auth service module: AuthService plus GET /.well-known/jwks.json and the pages behind e-mailed links (account-pages.ts). */
 import type { Client } from "@connectrpc/connect";
 import type { JSONWebKeySet } from "jose";
 import type { Counter, Logger, Revocations, ServiceModule } from "@crm/kit";
@@ -6,6 +6,7 @@ import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import type { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import type { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
 import type { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
+import { serveAccountPages } from "./account-pages.js";
 import { authService } from "./auth-service.js";
 import type { AuthConfig } from "./config.js";
 import { createLoginThrottle } from "./throttle.js";
@@ -22,6 +23,8 @@ export interface AuthModuleDeps {
   /** For password reset and invitations; unset: those RPCs answer unimplemented. */
   dbAdmin?: Client<typeof DbAdminService> | undefined;
   dbEmail?: Client<typeof DbEmailService> | undefined;
+  /** PUBLIC_URL: reset links are <it>/reset-password#token=… (a function: the all-in-one knows its port only once listening). */
+  publicUrl: () => string;
 }
 
 export const authPublicMethods = ["RegisterCompany", "Login", "Refresh", "RequestPasswordReset", "ResetPassword", "AcceptInvite", "GetJwks"].map(
@@ -41,7 +44,7 @@ export function createAuthModule(d: AuthModuleDeps): ServiceModule {
         email: d.dbEmail,
         counter: d.counter,
         log: d.log,
-        appUrl: d.cfg.APP_URL ?? "http://localhost:8080",
+        appUrl: d.publicUrl,
         resetTtlMinutes: d.cfg.RESET_TOKEN_TTL_MINUTES,
         resetPerLogin: d.cfg.RESET_REQUESTS_PER_LOGIN,
         resetPerIp: d.cfg.RESET_REQUESTS_PER_IP,
@@ -58,6 +61,7 @@ export function createAuthModule(d: AuthModuleDeps): ServiceModule {
       router.service(AuthService, impl);
     },
     http(req, res) {
+      if (serveAccountPages(req, res)) return true;
       if (req.method !== "GET" || req.url !== "/.well-known/jwks.json") return false;
       res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=300" });
       res.end(jwksBody);
