@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -25,7 +25,8 @@ import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
 import { LogLevel, LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
-import { needNone, removeRabbitObjects } from "@crm/testkit";
+import { needNone, removeRabbitObjects, until } from "@crm/testkit";
+import { mailParts } from "../../services/admin/test/helpers.ts";
 import pg from "pg";
 import { ensureDevPki } from "../../scripts/certs.mjs";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
@@ -292,6 +293,31 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     // bad input gets a clear error and changes nothing
     const badChat = await post("/chats/createNewChat", { name: "" }, bearer());
     assertJsonError(badChat, 400, "invalid_argument");
+  });
+
+  it("an invitation links to PUBLIC_URL (the gateway)/accept-invite; the page, its script and AcceptInvite work through the gateway", async () => {
+    const email = `invitee-${tag}@example.com`;
+    const add = await post("/crm.admin.v1.AdminService/AddUsers", { users: [{ email, name: "Ivy", role: "ROLE_MEMBER" }] }, bearer());
+    assert.equal(add.status, 200, add.body);
+    const outbox = join(dir, "cluster", "email", "outbox");
+    const mailTo = () =>
+      existsSync(outbox) ? readdirSync(outbox).map((f) => readFileSync(join(outbox, f), "utf8")).find((raw) => new RegExp(`^To: ${email.replace(/[.+]/g, "\\$&")}$`, "mi").test(raw)) : undefined;
+    await until("the invitation e-mail", () => mailTo() !== undefined, 60_000);
+    const text = mailParts(mailTo()!).text;
+    const link = new RegExp(`${cluster.gatewayUrl.replace(/[.]/g, "\\.")}/accept-invite#token=([A-Za-z0-9_-]{43})`).exec(text);
+    assert.ok(link, `the link starts with the gateway's address ${cluster.gatewayUrl}:\n${text}`);
+    const page = await request({ port, ca, path: "/accept-invite" });
+    assert.equal(page.status, 200, page.body);
+    assert.match(String(page.headers["content-type"]), /^text\/html/);
+    assert.match(String(page.headers["content-security-policy"]), /script-src 'self'/);
+    assert.match(page.body, /<script src="\/account-links\/account\.js" defer><\/script>/);
+    const script = await request({ port, ca, path: "/account-links/account.js" });
+    assert.equal(script.status, 200);
+    assert.match(script.body, /AuthService\/" \+ rpc/);
+    const accepted = await post("/crm.auth.v1.AuthService/AcceptInvite", { token: link[1], password: "a long invitee passphrase" });
+    assert.equal(accepted.status, 200, accepted.body);
+    const login = await post("/auth/login", { email, password: "a long invitee passphrase" });
+    assert.equal(login.status, 200, login.body);
   });
 
   it("a foreign gRPC client (python3-grpcio) calls unary RPCs and follows the Subscribe stream through the gateway", { skip: needNone(pythonGrpcMissing()) }, async () => {
