@@ -142,6 +142,16 @@ export function requireRole(ctx: HandlerContext, ...allowed: Role[]): Principal 
 /** The client's IP address (for throttling and session records). */
 export const clientIpKey = createContextKey<string>("", { description: "client ip" });
 
+/**
+ * The service of ours calling as itself, if any: a peer identity (an allowed mTLS certificate name,
+ * service-identities.ts, or the in-process identity) other than the gateway, which only passes
+ * users' calls on. Every service decides "is this one of our services acting for no user" here.
+ */
+export function callingService(values: { get: HandlerContext["values"]["get"] }): string | undefined {
+  const peer = values.get(peerServiceKey);
+  return peer && peer !== "gateway" ? peer : undefined;
+}
+
 /** For internal RPCs that run before a tenant is known: only the named services may call them. */
 export function requirePeer(ctx: HandlerContext, ...services: string[]): string {
   const peer = ctx.values.get(peerServiceKey);

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import { peerServiceKey, principalKey, tokenFromHeaders, type Principal, type TokenVerifier } from "./auth.js";
+import { callingService, principalKey, tokenFromHeaders, type Principal, type TokenVerifier } from "./auth.js";
 import { callContext, iterateIn, type CallContext } from "./context.js";
 import { dependencyError } from "./dependencies.js";
 import { AppError, toConnectError } from "./errors.js";
@@ -123,8 +123,7 @@ export function authInterceptor(verifier: TokenVerifier, publicMethods: Readonly
       if (!token) {
         // A service of ours calling as itself (no user, e.g. error reports): no principal is set, so
         // handlers that need a user still refuse; service-facing handlers check requirePeer.
-        const peer = req.contextValues.get(peerServiceKey);
-        if (peer && peer !== "gateway") return next(req);
+        if (callingService(req.contextValues)) return next(req);
         throw new AppError("unauthenticated", "this call needs an access token: send Authorization: Bearer <token> or the access_token cookie (get one from /crm.auth.v1.AuthService/Login)");
       }
       principal = await verifier.verify(token);

@@ -5,7 +5,7 @@
  * level so that service callers without a user token get through; the handlers check the caller.
  */
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AppError, invalid, peerServiceKey, tokenFromHeaders, type TokenVerifier } from "@crm/kit";
+import { AppError, callingService, invalid, tokenFromHeaders, type TokenVerifier } from "@crm/kit";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailService } from "@crm/gen/crm/email/v1/email_pb";
 import { validateSend } from "./validation.js";
@@ -15,15 +15,13 @@ export interface EmailServiceDeps {
   verifier: TokenVerifier;
 }
 
-/** Services that may call as themselves. The gateway is not one: it only passes users' calls on. */
-export const internalCallers = new Set(["auth", "admin", "chats", "timers", "logs", "cache", "email", "dbservice"]);
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The company the call acts for, after checking who calls. */
 export async function callerCompany(ctx: HandlerContext, verifier: TokenVerifier, requested: string): Promise<string> {
-  const peer = ctx.values.get(peerServiceKey);
-  const internal = peer !== undefined && internalCallers.has(peer);
+  // one of our services acting as itself (the gateway is not one: it only passes users' calls on)
+  const internal = callingService(ctx.values) !== undefined;
   const token = tokenFromHeaders(ctx.requestHeader);
   if (token) {
     const p = await verifier.verify(token);

@@ -1,6 +1,6 @@
 /** crm.logs.v1.LogsService handlers: validate, hand to the sink, answer at once. */
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AppError, peerServiceKey, principalKey } from "@crm/kit";
+import { AppError, callingService, principalKey } from "@crm/kit";
 import type { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import type { Sink } from "./shipper.js";
 import { validateSaveLogs, type Caller } from "./validation.js";
@@ -15,10 +15,10 @@ export function logsService(deps: LogsDeps): ServiceImpl<typeof LogsService> {
   return {
     async saveLogs(req, ctx) {
       const principal = ctx.values.get(principalKey);
-      const peer = ctx.values.get(peerServiceKey);
+      const peer = callingService(ctx.values);
       let caller: Caller;
       if (principal) caller = { user: { companyId: principal.companyId, userId: principal.userId } };
-      else if (peer && peer !== "gateway") caller = { service: peer };
+      else if (peer) caller = { service: peer };
       else throw new AppError("unauthenticated", "SaveLogs needs an access token or a service identity (mTLS certificate)");
       const records = validateSaveLogs(req, caller, now());
       deps.sink.push(records); // buffered: never waits for Loki
