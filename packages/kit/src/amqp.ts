@@ -186,8 +186,10 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
           for (const fn of w) fn();
         },
         (err: Error) => {
-          log.warn({ url: safeUrl, err: err.message, retryInMs: Math.min(delay * 2, maxBackoff) }, "RabbitMQ connect failed");
-          schedule(Math.min(delay * 2, maxBackoff));
+          // The first attempt runs at once (delay 0); retries back off from 100 ms, never a busy loop.
+          const next = Math.min(Math.max(delay * 2, 100), maxBackoff);
+          log.warn({ url: safeUrl, err: err.message, retryInMs: next }, "RabbitMQ connect failed");
+          schedule(next);
         },
       );
     }, jittered);
