@@ -1,0 +1,120 @@
+/**
+ * The web console through the cluster's NGINX gateway over TLS (HTTP/2), against the real services
+ * (the local cluster on free ports, real PostgreSQL, Redis and RabbitMQ): the console's files with
+ * their headers, sign up, the shell, and a chat shared by two browser contexts where a message sent
+ * in one appears in the other within 1 s (Connect server stream through nginx); a reload of a deep
+ * link is served by the gateway's SPA fallback.
+ *
+ * Needs chromium, nginx + libnginx-mod-http-js and the local PostgreSQL/Redis/RabbitMQ; without
+ * them it skips with one loud line (CI=true makes that a failure).
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { needNone, removeRabbitObjects } from "@crm/testkit";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
+import { nginxProblem } from "../../services/gateway/run.mjs";
+import { axe, buildWebIfStale, chromiumSkip, launchChromium, logIn, watchProblems } from "./browser.ts";
+
+const backing = await checkPrerequisites({ ...defaults, gateway: false });
+const skip = chromiumSkip() || needNone(nginxProblem(), ...backing);
+
+describe("the web console through the gateway (TLS, real services)", { skip, timeout: 600_000 }, () => {
+  const tag = `${process.pid}_${randomBytes(3).toString("hex")}`;
+  const dbName = `crm_console_${tag}`;
+  const queue = `email_tasks_console_${tag}`;
+  const email = `olga-${tag}@acme.test`;
+  const password = "correct horse battery staple";
+  const problems: string[] = [];
+  let dir: string;
+  let cluster: Cluster;
+  let browser: Browser;
+  let base: string;
+  const contexts: BrowserContext[] = [];
+
+  before(async () => {
+    buildWebIfStale();
+    dir = mkdtempSync(join(tmpdir(), "crm-console-gw-"));
+    browser = await launchChromium();
+    cluster = await startCluster({
+      dataDir: dir,
+      ports: "free",
+      databaseUrl: `postgres://postgres@127.0.0.1:5432/${dbName}`,
+      redisUrl: "redis://127.0.0.1:6379/8",
+      env: { LOG_LEVEL: "info", EMAIL_QUEUE: queue, LOGS_REPORT_ERRORS: "false" },
+      gateway: { clientVerify: "optional", vars: { CRM_GW_WORKERS: "1" } },
+      readyTimeoutMs: 240_000,
+    });
+    base = `https://127.0.0.1:${cluster.httpsPort}`;
+  });
+
+  after(async () => {
+    await browser?.close();
+    await cluster?.stop();
+    const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+    await admin.connect().then(
+      () => admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).finally(() => admin.end()),
+      () => undefined,
+    );
+    await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] }, defaults.amqpUrl);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function newPage(): Promise<Page> {
+    // The cluster's certificates come from its own dev CA, which this browser does not know.
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "en-US" });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    watchProblems(page, problems);
+    return page;
+  }
+
+  it("sign up, then two browsers in one chat: a message appears in the other within 1 s", async () => {
+    const owner = await newPage();
+    const doc = await owner.goto(`${base}/`);
+    assert.equal(doc?.status(), 200);
+    const headers = doc!.headers();
+    assert.equal(headers["cache-control"], "no-cache");
+    assert.match(headers["content-security-policy"] ?? "", /default-src 'self'/);
+    assert.match(headers["strict-transport-security"] ?? "", /max-age=/);
+    await owner.getByRole("heading", { name: "Log in" }).waitFor();
+
+    await owner.getByRole("link", { name: "Register your company" }).click();
+    await owner.getByLabel("Company name").fill("Acme");
+    await owner.getByLabel("Your name").fill("Olga");
+    await owner.getByLabel("E-mail").fill(email);
+    await owner.getByLabel("Password").fill(password);
+    await owner.getByRole("button", { name: "Create the company" }).click();
+    await owner.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+
+    await owner.getByLabel("New chat name").fill("General");
+    await owner.getByRole("button", { name: "Create chat" }).click();
+    await owner.getByRole("status").filter({ hasText: "Live" }).waitFor();
+    const chatUrl = owner.url();
+
+    const other = await newPage();
+    await logIn(other, base, email, password);
+    await other.goto(chatUrl); // a deep link: the gateway's SPA fallback serves index.html
+    await other.getByRole("status").filter({ hasText: "Live" }).waitFor();
+
+    const text = `through the gateway ${Date.now()}`;
+    await owner.getByLabel("Message", { exact: true }).fill(text);
+    const sent = performance.now();
+    await owner.getByLabel("Message", { exact: true }).press("Enter");
+    await other.getByRole("log").getByText(text).waitFor({ timeout: 5_000 });
+    const ms = performance.now() - sent;
+    process.stderr.write(`console (gateway): message seen in the other context after ${ms.toFixed(0)} ms\n`);
+    assert.ok(ms < 1_000, `the message took ${ms.toFixed(0)} ms to appear in the other context`);
+
+    await other.reload();
+    await other.getByRole("log").getByText(text).waitFor();
+    await axe(other, "chats through the gateway");
+    assert.deepEqual(problems, [], "no CSP violation or uncaught error on any page");
+  });
+});
