@@ -9,7 +9,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { needNone } from "@crm/testkit";
+import { needNone, until } from "@crm/testkit";
 import { checkPrerequisites, defaults, repoRoot } from "../../scripts/cluster/lib.mjs";
 import { nginxProblem } from "../../services/gateway/run.mjs";
 import { request } from "../../services/gateway/test/helpers.ts";
@@ -93,6 +93,47 @@ describe("npm run cluster: start and Ctrl-C", { skip, timeout: 400_000 }, () => 
       for (const p of [port, ...ports]) assert.equal(await portOpen(p), false, `port ${p} still open after Ctrl-C`);
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
+      const pg = await import("pg");
+      const admin = new pg.default.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+      await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).finally(() => admin.end()), () => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("`npm run cluster` leaves nothing behind when npm itself is killed (SIGKILL)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "crm-cli-npm-"));
+    const db = `crm_cli_npm_${process.pid}`;
+    const child = spawn("npm", ["run", "--silent", "cluster", "--", "--only", "dbservice,auth", "--free-ports", "--data-dir", dir], {
+      cwd: repoRoot,
+      env: { ...process.env, DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${db}`, LOGS_REPORT_ERRORS: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true, // its own process group, so the test can clean up whatever is left
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ready line in 300 s: ${err}`)), 300_000);
+        child.stdout.on("data", () => {
+          const m = /^cluster ready in .*$/m.exec(out);
+          if (m) (clearTimeout(timer), resolve(m[0]));
+        });
+        child.once("exit", (code) => reject(new Error(`npm exited ${code} before ready: ${err}`)));
+      });
+      const ports = [Number(/https:\/\/127\.0\.0\.1:(\d+)/.exec(line)![1]), ...[...line.matchAll(/(?:dbservice|auth):(\d+)/g)].map((m) => Number(m[1]))];
+      assert.equal(ports.length, 3, line);
+      for (const p of ports) assert.equal(await portOpen(p), true, `port ${p} open while running`);
+      process.kill(child.pid!, "SIGKILL"); // npm only: its children are not signalled
+      for (const p of ports) await until(`port ${p} closed after npm was killed`, async () => !(await portOpen(p)), 60_000);
+      await until("the cluster script to say it stopped", () => /cluster: stopped/.test(err), 10_000);
+    } finally {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // nothing left
+      }
       const pg = await import("pg");
       const admin = new pg.default.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
       await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).finally(() => admin.end()), () => undefined);
