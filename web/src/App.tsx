@@ -23,10 +23,15 @@ export function App() {
   const s = useSession();
   const { t } = useI18n();
   const [failed, setFailed] = useState<string>();
+  const queryClient = useQueryClient();
   useEffect(() => {
     check().catch((e) => setFailed(describeError(e, { t })));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
+  // Signed out (here, in another tab, or the session ended): nothing of that user stays cached.
+  useEffect(() => {
+    if (s === null) queryClient.clear();
+  }, [s, queryClient]);
   if (failed && s === undefined) return <p role="alert" className="page-message">{failed}</p>;
   if (s === undefined) return <p className="page-message" aria-busy="true">{t("app.loading")}</p>;
   return (
