@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createRequire } from "node:module";
 import { need } from "@crm/testkit";
 import type { Browser, Page } from "playwright-core";
@@ -63,4 +64,15 @@ export async function logIn(page: Page, baseUrl: string, email: string, password
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByRole("heading", { name: "Chats", exact: true }).waitFor();
+}
+
+/**
+ * With CRM_SCREENSHOTS=<folder>, saves a PNG of the page there as <name>.png (the README's pictures
+ * come from `CRM_SCREENSHOTS=docs/screenshots npm test -- test/e2e/console.test.ts`); else nothing.
+ */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  const dir = process.env.CRM_SCREENSHOTS;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: join(dir, `${name}.png`) });
 }

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startTestApp, until, type TestApp } from "@crm/testkit";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { axe, buildWebIfStale, chromiumSkip, launchChromium, logIn, watchProblems } from "./browser.ts";
+import { axe, buildWebIfStale, chromiumSkip, launchChromium, logIn, screenshot, watchProblems } from "./browser.ts";
 
 const skip = chromiumSkip();
 
@@ -79,6 +79,7 @@ test("sign up: the login screen, the sign-up form, then the shell with navigatio
   await owner.getByRole("link", { name: "Register your company" }).click();
   await owner.getByRole("heading", { name: "Register your company" }).waitFor();
   await axe(owner, "sign up");
+  await screenshot(owner, "sign-up");
   await owner.getByLabel("Company name").fill("Acme");
   await owner.getByLabel("Your name").fill("Olga");
   await owner.getByLabel("E-mail").fill(email);
@@ -129,6 +130,7 @@ test("two browser contexts in one chat: a message sent in one appears in the oth
   await other.getByRole("button", { name: "Send" }).click();
   await owner.getByRole("log").getByText(reply).waitFor({ timeout: 5_000 });
   await axe(owner, "chats");
+  await screenshot(owner, "chats");
   await other.close();
 });
 
@@ -143,6 +145,7 @@ test("a timer keeps running across a reload, stops from the header, and is liste
   assert.ok(startedAt);
   await owner.getByRole("cell", { name: "Writing the proposal" }).waitFor();
   await axe(owner, "timers");
+  await screenshot(owner, "timers");
 
   await owner.reload();
   await clock.waitFor();
@@ -166,6 +169,7 @@ test("Russian: the whole screen switches, dates and numbers per locale", { skip 
   const caption = (await owner.locator("caption").textContent()) ?? "";
   assert.match(caption, /^Всего за неделю: \d+(,\d)? ч$/, "the week's total in Russian hours, with a decimal comma");
   await axe(owner, "timers (ru)");
+  await screenshot(owner, "timers-ru");
   await owner.reload();
   await owner.getByRole("heading", { name: "Таймеры" }).waitFor(); // the choice is kept
   await owner.getByLabel("Язык").selectOption("en");
