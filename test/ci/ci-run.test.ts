@@ -27,6 +27,12 @@ test(".ci/run stops nothing by name", () => {
   }
 });
 
+test(".ci/run keeps its apt-get install from starting system servers, without replacing the machine's own policy", () => {
+  assert.match(code, /if \[ ! -e "\$policy" \]; then/);
+  assert.match(code, /exit 101/);
+  assert.match(code, /if \[ -n "\$own_policy" \]; then rm -f "\$policy"/);
+});
+
 test(".ci/run is valid bash and still starts the backing servers when they are down", () => {
   assert.equal(spawnSync("bash", ["-n", script]).status, 0);
   assert.match(code, /pg_ctlcluster [^\n]* start/);
