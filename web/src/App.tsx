@@ -2,18 +2,23 @@
 import { lazy, Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
-import { check, logout, session, type Session } from "./session";
+import { logout, probablySignedIn, session, start, type Session } from "./session";
 import { useI18n, localeNames, type Locale } from "./i18n";
 import { describeError } from "./errors";
 import { RunningClock } from "./screens/RunningClock";
 import { Login, Signup } from "./screens/Auth";
 
-// The screens behind the login are their own chunks, fetched at once (in parallel with the first
-// Check) so that neither a visitor's login screen waits for them nor a user's screen waits twice.
-const chatsChunk = import("./screens/Chats");
-const timersChunk = import("./screens/Timers");
-const Chats = lazy(() => chatsChunk.then((m) => ({ default: m.Chats })));
-const Timers = lazy(() => timersChunk.then((m) => ({ default: m.Timers })));
+// The screens behind the login are chunks of their own. A browser that had a session fetches them
+// at once, in parallel with the first Check, so its screen does not wait twice; a visitor's login
+// screen does not spend time on them (they load on first use).
+const loadChats = () => import("./screens/Chats");
+const loadTimers = () => import("./screens/Timers");
+if (probablySignedIn()) {
+  void loadChats();
+  void loadTimers();
+}
+const Chats = lazy(() => loadChats().then((m) => ({ default: m.Chats })));
+const Timers = lazy(() => loadTimers().then((m) => ({ default: m.Timers })));
 
 export function useSession() {
   return useSyncExternalStore(session.subscribe, session.get);
@@ -25,7 +30,7 @@ export function App() {
   const [failed, setFailed] = useState<string>();
   const queryClient = useQueryClient();
   useEffect(() => {
-    check().catch((e) => setFailed(describeError(e, { t })));
+    start().catch((e) => setFailed(describeError(e, { t })));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
   // Signed out (here, in another tab, or the session ended): nothing of that user stays cached.

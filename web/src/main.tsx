@@ -5,7 +5,7 @@ import { TransportProvider } from "@connectrpc/connect-query";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { App } from "./App";
 import { I18nProvider } from "./i18n";
-import { transport } from "./session";
+import { start, transport } from "./session";
 import "./styles.css";
 
 const queryClient = new QueryClient({
@@ -17,6 +17,9 @@ const queryClient = new QueryClient({
     },
   },
 });
+
+// Who is signed in: asked at once, while React renders its first frame (App waits for the answer).
+start().catch(() => {}); // App shows the error
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>

@@ -86,6 +86,18 @@ export const session = {
   },
 };
 
+/** True when this browser had a session last time (a guess: the cookies cannot be read here). */
+export function probablySignedIn(): boolean {
+  return localStorage.getItem(hintKey) !== null;
+}
+
+let first: Promise<Session | null> | undefined;
+
+/** The page's first Check, started once (main.tsx starts it before React renders, in parallel). */
+export function start(): Promise<Session | null> {
+  return (first ??= check());
+}
+
 /** Who the cookies belong to; null when nobody is signed in (after trying one refresh). */
 export async function check(): Promise<Session | null> {
   try {
