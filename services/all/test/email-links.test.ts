@@ -38,8 +38,8 @@ function linkIn(raw: string, prefix: string): string {
 }
 
 /** GET the link as a browser does (the fragment stays in the browser): a real HTML page. */
-async function fetchPage(link: string): Promise<string> {
-  const res = await fetch(link);
+async function fetchPage(link: string, language = "en-GB,en;q=0.8"): Promise<string> {
+  const res = await fetch(link, { headers: { "accept-language": language } });
   assert.equal(res.status, 200, `GET ${link}`);
   assert.match(String(res.headers.get("content-type")), /^text\/html/);
   const csp = String(res.headers.get("content-security-policy"));
@@ -67,14 +67,20 @@ async function submitPage(base: string, link: string, html: string, password: st
   assert.match(String(res.headers.get("content-type")), /^text\/javascript/);
   const script = await res.text();
   const url = new URL(link);
-  const rpc = /data-rpc="(\w+)"/.exec(html)![1]!;
-  const done = /data-done="([^"]*)"/.exec(html)![1]!;
+  // the form's data-* attributes, as the browser's dataset (the page's words live there)
+  const formTag = /<form id="account-form"[^>]*>/.exec(html)![0];
+  const dataset = Object.fromEntries(
+    [...formTag.matchAll(/data-([a-z-]+)="([^"]*)"/g)].map(([, k, v]) => [
+      k!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()),
+      v!.replace(/&quot;/g, '"').replace(/&lt;/g, "<").replace(/&amp;/g, "&"),
+    ]),
+  );
   const status = { textContent: "", className: "" };
   const button = { disabled: false };
   let submit: ((e: { preventDefault(): void }) => void) | undefined;
   const form = {
     hidden: false,
-    dataset: { rpc, done },
+    dataset,
     elements: { password: { value: password, focus() {} }, confirm: { value: confirm, focus() {} } },
     querySelector: () => button,
     addEventListener: (_: string, fn: typeof submit) => (submit = fn),
@@ -136,6 +142,18 @@ describe("without PUBLIC_URL: links to the all-in-one's own address", () => {
     const ok = await submitPage(app.baseUrl, link, html, "a brand new long passphrase");
     assert.equal(ok.kind, "ok", ok.text);
     assert.ok((await app.client(AuthService).login({ email: owner.email, password: "a brand new long passphrase" })).accessToken);
+  });
+
+  it("in Russian for a browser that prefers it (the company's e-mails may be Russian)", async () => {
+    const owner = await registerOwner(app, undefined, "ru");
+    await app.client(AuthService).requestPasswordReset({ email: owner.email });
+    const link = linkIn(await mailTo(app, owner.email), `${app.baseUrl}/reset-password#token=`);
+    const html = await fetchPage(link, "ru-RU,ru;q=0.9,en;q=0.5");
+    assert.match(html, /<html lang="ru">/);
+    const differ = await submitPage(app.baseUrl, link, html, "пароль номер один", "пароль номер два");
+    assert.deepEqual(differ, { text: "Пароли не совпадают: введите один и тот же пароль дважды.", kind: "error" });
+    const ok = await submitPage(app.baseUrl, link, html, "новый длинный пароль");
+    assert.deepEqual(ok, { text: "Пароль изменён, остальные сеансы завершены. Войдите с новым паролем.", kind: "ok" });
   });
 
   it("a link without its token says what to do", async () => {

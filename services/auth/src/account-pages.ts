@@ -26,33 +26,109 @@ export const accountPagesCsp = [
   "frame-ancestors 'none'",
 ].join("; ");
 
+type Lang = "en" | "ru";
+type Page = (typeof accountPagePaths)[number];
+
 interface PageText {
   title: string;
   intro: string;
-  rpc: "AcceptInvite" | "ResetPassword";
   button: string;
   done: string;
 }
 
-const pages: Record<(typeof accountPagePaths)[number], PageText> = {
-  "/accept-invite": {
-    title: "Accept your invitation",
-    intro: "Choose a password to activate your account. You will log in with your e-mail address (or phone number) and this password.",
-    rpc: "AcceptInvite",
-    button: "Activate my account",
-    done: "Your account is active. You can now log in with your e-mail address and this password.",
+/** Words the form and its script use, per language (the script itself holds none). */
+interface FormText {
+  password: string;
+  passwordHelp: string;
+  confirm: string;
+  next: string;
+  noscript: string;
+  noToken: string;
+  tooShort: string;
+  differ: string;
+  sending: string;
+  failed: string;
+  unreachable: string;
+}
+
+const rpcs: Record<Page, "AcceptInvite" | "ResetPassword"> = { "/accept-invite": "AcceptInvite", "/reset-password": "ResetPassword" };
+
+const texts: Record<Lang, { pages: Record<Page, PageText>; form: FormText }> = {
+  en: {
+    pages: {
+      "/accept-invite": {
+        title: "Accept your invitation",
+        intro: "Choose a password to activate your account. You will log in with your e-mail address (or phone number) and this password.",
+        button: "Activate my account",
+        done: "Your account is active. You can now log in with your e-mail address and this password.",
+      },
+      "/reset-password": {
+        title: "Choose a new password",
+        intro: "Type a new password for your account. Your other sessions end when it is set.",
+        button: "Set the new password",
+        done: "Your password is changed and your other sessions are ended. Log in with the new password.",
+      },
+    },
+    form: {
+      password: "New password",
+      passwordHelp: "8 to 128 characters. A long phrase is easiest to remember; very common passwords are refused.",
+      confirm: "The same password again",
+      next: "Go to the CRM",
+      noscript: "This page needs JavaScript to send your password.",
+      noToken: "This link has no token. Open the link from your e-mail again, or ask for a new one.",
+      tooShort: "The password is too short: use at least 8 characters.",
+      differ: "The two passwords differ: type the same password twice.",
+      sending: "Sending…",
+      failed: "The CRM refused it (HTTP {status}). Try again, or ask for a new link.",
+      unreachable: "The CRM could not be reached. Check your connection and try again.",
+    },
   },
-  "/reset-password": {
-    title: "Choose a new password",
-    intro: "Type a new password for your account. Your other sessions end when it is set.",
-    rpc: "ResetPassword",
-    button: "Set the new password",
-    done: "Your password is changed and your other sessions are ended. Log in with the new password.",
+  ru: {
+    pages: {
+      "/accept-invite": {
+        title: "Примите приглашение",
+        intro: "Придумайте пароль, чтобы активировать учётную запись. Входить вы будете по адресу электронной почты (или номеру телефона) и этому паролю.",
+        button: "Активировать учётную запись",
+        done: "Учётная запись активна. Теперь можно войти по адресу электронной почты и этому паролю.",
+      },
+      "/reset-password": {
+        title: "Новый пароль",
+        intro: "Введите новый пароль. Остальные ваши сеансы завершатся, когда он будет установлен.",
+        button: "Установить пароль",
+        done: "Пароль изменён, остальные сеансы завершены. Войдите с новым паролем.",
+      },
+    },
+    form: {
+      password: "Новый пароль",
+      passwordHelp: "От 8 до 128 символов. Длинную фразу проще запомнить; слишком распространённые пароли не принимаются.",
+      confirm: "Тот же пароль ещё раз",
+      next: "Перейти в CRM",
+      noscript: "Чтобы отправить пароль, этой странице нужен JavaScript.",
+      noToken: "В ссылке нет токена. Откройте ссылку из письма ещё раз или запросите новую.",
+      tooShort: "Пароль слишком короткий: нужно не меньше 8 символов.",
+      differ: "Пароли не совпадают: введите один и тот же пароль дважды.",
+      sending: "Отправка…",
+      failed: "CRM отклонила запрос (HTTP {status}). Попробуйте ещё раз или запросите новую ссылку.",
+      unreachable: "Не удалось связаться с CRM. Проверьте подключение и попробуйте ещё раз.",
+    },
   },
 };
 
-const html = (p: PageText) => `<!DOCTYPE html>
-<html lang="en">
+/** ru when the browser prefers Russian (as the company's e-mails are), else en. */
+export function pageLanguage(acceptLanguage: string | undefined): Lang {
+  const first = (acceptLanguage ?? "").split(",")[0]!.trim().toLowerCase();
+  return first === "ru" || first.startsWith("ru-") || first.startsWith("ru;") ? "ru" : "en";
+}
+
+const attr = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+
+const html = (path: Page, lang: Lang) => {
+  const p = texts[lang].pages[path];
+  const f = texts[lang].form;
+  const messages = { done: p.done, noToken: f.noToken, tooShort: f.tooShort, differ: f.differ, sending: f.sending, failed: f.failed, unreachable: f.unreachable };
+  const data = Object.entries(messages).map(([k, v]) => `data-${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}="${attr(v)}"`).join(" ");
+  return `<!DOCTYPE html>
+<html lang="${lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -65,21 +141,22 @@ const html = (p: PageText) => `<!DOCTYPE html>
 <main>
 <h1>${p.title}</h1>
 <p>${p.intro}</p>
-<form id="account-form" data-rpc="${p.rpc}" data-done="${p.done}" method="post" action="#" novalidate>
-<label for="password">New password</label>
+<form id="account-form" data-rpc="${rpcs[path]}" ${data} method="post" action="#" novalidate>
+<label for="password">${f.password}</label>
 <input id="password" name="password" type="password" autocomplete="new-password" minlength="8" maxlength="128" required aria-describedby="password-help">
-<p id="password-help" class="help">8 to 128 characters. A long phrase is easiest to remember; very common passwords are refused.</p>
-<label for="confirm">The same password again</label>
+<p id="password-help" class="help">${f.passwordHelp}</p>
+<label for="confirm">${f.confirm}</label>
 <input id="confirm" name="confirm" type="password" autocomplete="new-password" required>
 <button type="submit">${p.button}</button>
 </form>
 <p id="status" role="status" aria-live="polite"></p>
-<p id="next" hidden><a href="/">Go to the CRM</a></p>
-<noscript><p>This page needs JavaScript to send your password.</p></noscript>
+<p id="next" hidden><a href="/">${f.next}</a></p>
+<noscript><p>${f.noscript}</p></noscript>
 </main>
 </body>
 </html>
 `;
+};
 
 /** The form's script: reads the token, checks the two passwords match, calls the RPC, reports. */
 export const accountScript = `"use strict";
@@ -88,35 +165,36 @@ export const accountScript = `"use strict";
   var status = document.getElementById("status");
   var next = document.getElementById("next");
   var button = form.querySelector("button");
+  var text = form.dataset; // the page's words, in its language
   var token = new URLSearchParams(location.hash.slice(1)).get("token") || new URLSearchParams(location.search).get("token") || "";
   // The token stays out of the address bar, the history and any later Referer.
   if (location.hash || location.search) history.replaceState(null, "", location.pathname);
-  function say(text, kind) {
-    status.textContent = text;
+  function say(message, kind) {
+    status.textContent = message;
     status.className = kind || "";
   }
   if (!token) {
     form.hidden = true;
-    say("This link has no token. Open the link from your e-mail again, or ask for a new one.", "error");
+    say(text.noToken, "error");
     return;
   }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var password = form.elements.password.value;
     if (password.length < 8) {
-      say("The password is too short: use at least 8 characters.", "error");
+      say(text.tooShort, "error");
       form.elements.password.focus();
       return;
     }
     if (password !== form.elements.confirm.value) {
-      say("The two passwords differ: type the same password twice.", "error");
+      say(text.differ, "error");
       form.elements.confirm.focus();
       return;
     }
     var rpc = form.dataset.rpc;
     var body = rpc === "AcceptInvite" ? { token: token, password: password } : { token: token, newPassword: password };
     button.disabled = true;
-    say("Sending…");
+    say(text.sending);
     fetch("/crm.auth.v1.AuthService/" + rpc, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -128,13 +206,13 @@ export const accountScript = `"use strict";
           if (res.ok) {
             form.hidden = true;
             next.hidden = false;
-            say(form.dataset.done, "ok");
+            say(text.done, "ok");
           } else {
-            say(data.message || "The server answered " + res.status + ". Try again, or ask for a new link.", "error");
+            say(data.message || text.failed.replace("{status}", String(res.status)), "error");
           }
         });
       }, function () {
-        say("The CRM could not be reached. Check your connection and try again.", "error");
+        say(text.unreachable, "error");
       })
       .then(function () { button.disabled = false; });
   });
@@ -162,7 +240,10 @@ const commonHeaders = {
   "x-frame-options": "DENY",
 };
 
-const rendered = Object.fromEntries(Object.entries(pages).map(([path, p]) => [path, html(p)])) as Record<string, string>;
+const rendered: Record<Lang, Record<string, string>> = {
+  en: Object.fromEntries(accountPagePaths.map((path) => [path, html(path, "en")])),
+  ru: Object.fromEntries(accountPagePaths.map((path) => [path, html(path, "ru")])),
+};
 const assets: Record<string, [string, string]> = {
   [`${accountAssetPrefix}account.js`]: ["text/javascript; charset=utf-8", accountScript],
   [`${accountAssetPrefix}account.css`]: ["text/css; charset=utf-8", accountStyles],
@@ -172,7 +253,8 @@ const assets: Record<string, [string, string]> = {
 export function serveAccountPages(req: Req, res: Res): boolean {
   if (req.method !== "GET" && req.method !== "HEAD") return false;
   const path = (req.url ?? "").split("?")[0]!;
-  const page = rendered[path];
+  const acceptLanguage = req.headers["accept-language"];
+  const page = rendered[pageLanguage(Array.isArray(acceptLanguage) ? acceptLanguage[0] : acceptLanguage)][path];
   const asset = assets[path];
   if (page === undefined && asset === undefined) return false;
   const [type, body] = page !== undefined ? ["text/html; charset=utf-8", page] : asset!;
@@ -182,6 +264,7 @@ export function serveAccountPages(req: Req, res: Res): boolean {
     "content-length": String(Buffer.byteLength(body)),
     // The pages may change with a release; the token never reaches the server (it is in the fragment).
     "cache-control": page !== undefined ? "no-store" : "public, max-age=300",
+    ...(page !== undefined ? { vary: "Accept-Language" } : {}),
   });
   if (req.method === "HEAD") res.end();
   else res.end(body);
