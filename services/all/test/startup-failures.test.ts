@@ -123,6 +123,15 @@ describe("service targets", () => {
     assertOneLine(run("logs", { ...svc(), JWT_PUBLIC_KEYS_FILE: keys.privateFile }), /^config: JWT_PUBLIC_KEYS_FILE=.*private\.pem: not a readable JSON file/);
   });
 
+  it("auth and admin: PUBLIC_URL not set (their e-mailed links need it)", { timeout: 60_000 }, () => {
+    assertOneLine(run("auth", { ...svc(), JWT_PRIVATE_KEY_FILE: keys.privateFile }), /^config: PUBLIC_URL must be the URL people reach the CRM at, e\.g\. https:\/\/crm\.example\.com .*\(it is not set\)$/);
+    assertOneLine(run("admin", svc()), /^config: PUBLIC_URL must be the URL people reach the CRM at/);
+  });
+
+  it("auth: JWT_PRIVATE_KEY_FILE that is not a key", { timeout: 60_000 }, () => {
+    assertOneLine(run("auth", { ...svc(), JWT_PRIVATE_KEY_FILE: keys.jwksFile, PUBLIC_URL: "https://crm.example.com" }), /^config: JWT_PRIVATE_KEY_FILE .*jwks\.json is not a readable PEM private key/);
+  });
+
   it("dbservice: DATABASE_URL with nothing listening", { timeout: 60_000 }, () => {
     assertOneLine(
       run("dbservice", { ...svc(), DATABASE_URL: "postgres://crm:hunter2@127.0.0.1:1/crm", AMQP_URL: "amqp://127.0.0.1:1" }),
