@@ -47,44 +47,40 @@ async function guarded<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Per tenant, Redis holds a hash of its keys' sizes (KEYS[2]) and their sum (KEYS[3]), changed in
- * the same script as the value, so the count is exact under any concurrency. Values Redis expired
- * (or evicted) on its own are forgotten from the hash when the quota looks full, before refusing.
- * The bookkeeping keys expire no sooner than the longest-lived value they count.
+ * Per tenant, Redis holds the sizes of its keys (hash KEYS[2]), their sum (KEYS[3]) and their
+ * expiry times (sorted set KEYS[4]), changed in the same script as the value, so the count is
+ * exact under any concurrency. Each Save first forgets the tenant's entries whose time has passed
+ * (work proportional to what expired, never a scan of the tenant's keys), then checks the quota.
+ * The bookkeeping keys expire no sooner than the longest-lived value they count. (A value Redis
+ * evicts under maxmemory before its TTL still counts until its TTL passes: give the cache's Redis
+ * noeviction or a volatile-* policy.)
  */
 const saveScript = `
-local vkey, sizes, total = KEYS[1], KEYS[2], KEYS[3]
-local value, ttl, maxKeys, maxBytes, size, field, vprefix = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local vkey, sizes, total, expiries = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local value, ttl, maxKeys, maxBytes, size, field = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 if redis.call('EXISTS', vkey) == 1 then return {0, 0, 0} end
-local stale = redis.call('HGET', sizes, field)
-if stale then
-  redis.call('HDEL', sizes, field)
-  redis.call('DECRBY', total, stale)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('ZRANGEBYSCORE', expiries, '-inf', now)
+gone[#gone + 1] = field -- this key's own entry, if its value is gone (expired or evicted)
+for _, g in ipairs(gone) do
+  local s = redis.call('HGET', sizes, g)
+  if s then
+    redis.call('HDEL', sizes, g)
+    redis.call('DECRBY', total, s)
+  end
+  redis.call('ZREM', expiries, g)
 end
 local count = redis.call('HLEN', sizes)
 local used = tonumber(redis.call('GET', total) or '0')
-if count + 1 > maxKeys or used + size > maxBytes then
-  local cursor = '0'
-  repeat
-    local page = redis.call('HSCAN', sizes, cursor, 'COUNT', 1000)
-    cursor = page[1]
-    local kv = page[2]
-    for i = 1, #kv, 2 do
-      if redis.call('EXISTS', vprefix .. kv[i]) == 0 then
-        redis.call('HDEL', sizes, kv[i])
-        redis.call('DECRBY', total, kv[i + 1])
-      end
-    end
-  until cursor == '0'
-  count = redis.call('HLEN', sizes)
-  used = tonumber(redis.call('GET', total) or '0')
-  if count + 1 > maxKeys or used + size > maxBytes then return {-1, count, used} end
-end
+if count + 1 > maxKeys or used + size > maxBytes then return {-1, count, used} end
 redis.call('SET', vkey, value, 'EX', ttl)
 redis.call('HSET', sizes, field, size)
 redis.call('INCRBY', total, size)
-if redis.call('TTL', sizes) < ttl then redis.call('EXPIRE', sizes, ttl) end
-if redis.call('TTL', total) < ttl then redis.call('EXPIRE', total, ttl) end
+redis.call('ZADD', expiries, now + ttl * 1000, field)
+for _, k in ipairs({sizes, total, expiries}) do
+  if redis.call('TTL', k) < ttl then redis.call('EXPIRE', k, ttl) end
+end
 return {1, 0, 0}
 `;
 
@@ -95,24 +91,28 @@ if size then
   redis.call('HDEL', KEYS[2], ARGV[1])
   redis.call('DECRBY', KEYS[3], size)
 end
+redis.call('ZREM', KEYS[4], ARGV[1])
 return n
 `;
 
 type ScriptedRedis = Redis & {
-  crmCacheSave(vkey: string, sizes: string, total: string, ...args: (string | number | Buffer)[]): Promise<[number, number, number]>;
-  crmCacheDelete(vkey: string, sizes: string, total: string, field: string): Promise<number>;
+  crmCacheSave(vkey: string, sizes: string, total: string, expiries: string, ...args: (string | number | Buffer)[]): Promise<[number, number, number]>;
+  crmCacheDelete(vkey: string, sizes: string, total: string, expiries: string, field: string): Promise<number>;
 };
 
 /**
- * Redis keys: `<prefix><tenant>:<key>` for values (as before quotas), `<prefix>quota:<tenant>:sizes`
- * and `…:bytes` for the bookkeeping (a tenant id is a UUID, never "quota").
+ * Redis keys: `<prefix><tenant>:<key>` for values (as before quotas), `<prefix>quota:<tenant>:sizes`,
+ * `…:bytes` and `…:expiries` for the bookkeeping (a tenant id is a UUID, never "quota"). Every key
+ * a script touches is declared in KEYS; they are not in one hash slot, so this needs a single
+ * Redis (or a primary with replicas), not Redis Cluster.
  */
 export function redisStore(redis: Redis, opts: { prefix: string; quota: Quota }): CacheStore {
   const r = redis as ScriptedRedis;
-  r.defineCommand("crmCacheSave", { numberOfKeys: 3, lua: saveScript });
-  r.defineCommand("crmCacheDelete", { numberOfKeys: 3, lua: deleteScript });
+  r.defineCommand("crmCacheSave", { numberOfKeys: 4, lua: saveScript });
+  r.defineCommand("crmCacheDelete", { numberOfKeys: 4, lua: deleteScript });
   const { prefix, quota } = opts;
-  const keys = (tenant: string, key: string) => [`${prefix}${tenant}:${key}`, `${prefix}quota:${tenant}:sizes`, `${prefix}quota:${tenant}:bytes`] as const;
+  const keys = (tenant: string, key: string) =>
+    [`${prefix}${tenant}:${key}`, `${prefix}quota:${tenant}:sizes`, `${prefix}quota:${tenant}:bytes`, `${prefix}quota:${tenant}:expiries`] as const;
   return {
     save: (tenant, key, value, ttlSeconds) =>
       guarded(async () => {
@@ -125,7 +125,6 @@ export function redisStore(redis: Redis, opts: { prefix: string; quota: Quota })
           quota.maxBytes,
           size,
           key,
-          `${prefix}${tenant}:`,
         );
         if (status === -1) throw quotaExceeded(quota, { keys: count, bytes: used }, size);
         return status === 1;
@@ -169,6 +168,7 @@ export function memoryStore(opts: { maxBytes: number; quota: Quota; now?: () => 
   const tenants = new Map<string, Tenant>();
   let bytes = 0;
   let size = 0;
+  let sweptAllAt = Number.NEGATIVE_INFINITY;
   const costOf = (key: string, value: Uint8Array) => key.length * 2 + value.byteLength + 64;
   const remove = (t: Tenant, key: string) => {
     const e = t.entries.get(key);
@@ -208,7 +208,15 @@ export function memoryStore(opts: { maxBytes: number; quota: Quota; now?: () => 
         throw quotaExceeded(quota, { keys: t.entries.size, bytes: t.bytes }, needed);
       }
       if (bytes + cost > opts.maxBytes) {
-        for (const other of tenants.values()) sweep(other);
+        // Dropping every tenant's expired keys walks the whole pool: at most once a second, so a
+        // refused company cannot make each of its calls cost that much.
+        if (now() - sweptAllAt >= 1_000) {
+          sweptAllAt = now();
+          for (const [id, other] of tenants) {
+            sweep(other);
+            if (other.entries.size === 0 && id !== tenant) tenants.delete(id);
+          }
+        }
         if (t) for (const k of t.entries.keys()) {
           if (bytes + cost <= opts.maxBytes) break;
           remove(t, k); // the saving tenant's own oldest keys, never another's
