@@ -47,7 +47,7 @@ test("per-company quotas in Redis: counted atomically beside the values, the sam
   const sizes = `crm:cache:quota:${a.companyId}:sizes`;
   assert.deepEqual(Object.keys(await redis.hgetall(sizes)).sort(), ["k2", "k3", "k4", "k5"]);
   assert.equal(await redis.get(`crm:cache:quota:${a.companyId}:bytes`), "12");
-  assert.deepEqual((await redis.zrange(`crm:cache:quota:${a.companyId}:expiries`, 0, -1)).sort(), ["k2", "k3", "k4", "k5"]);
+  assert.deepEqual((await redis.zrange(`crm:cache:quota:${a.companyId}:expiries`, "0", "-1")).sort(), ["k2", "k3", "k4", "k5"]);
   assert.equal(await redis.get(`crm:cache:quota:${c.companyId}:bytes`), "2003");
   assert.ok((await redis.ttl(sizes)) > 290, "the bookkeeping expires with the values it counts");
   // Concurrent saves of one company never get past its quota.
