@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -61,14 +62,14 @@ test("npm start on a fresh machine: ready line, register over HTTP, clean stop, 
   }
 });
 
-/** True once nothing accepts connections at `url`. */
-async function closed(url: string): Promise<boolean> {
-  try {
-    await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
-    return false;
-  } catch {
-    return true;
-  }
+/** True when nothing accepts TCP connections at `url` any more (refused), false while something does. */
+function closed(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const s = net.connect({ host: hostname, port: Number(port) });
+    s.once("connect", () => (s.destroy(), resolve(false)));
+    s.once("error", () => resolve(true));
+  });
 }
 
 for (const signal of ["SIGTERM", "SIGKILL"] as const) {
