@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startTestApp, until, type TestApp } from "@crm/testkit";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { axe, buildWebIfStale, chromiumSkip, launchChromium, logIn, screenshot, watchProblems } from "./browser.ts";
+import { axe, buildWebIfStale, chromiumPath, chromiumSkip, launchChromium, logIn, screenshot, watchProblems } from "./browser.ts";
 
 const skip = chromiumSkip();
 
@@ -215,6 +215,26 @@ test("silent refresh: two tabs renew the session before it expires, one at a tim
   await a.getByText("No timer running").waitFor();
   assert.deepEqual(refreshes.filter((s) => s !== 200), [], `every refresh succeeded (statuses ${JSON.stringify(refreshes)})`);
   await context.close();
+});
+
+test("over plain HTTP on a non-local name the browser refuses the Secure cookies: the login says so", { skip }, async () => {
+  // crm.test resolves to this machine's loopback, but is not "localhost": not a secure context.
+  const { port } = new URL(app.baseUrl);
+  const { chromium } = await import("playwright-core");
+  const lan = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP crm.test 127.0.0.1"] });
+  try {
+    const page = await lan.newPage();
+    page.setDefaultTimeout(10_000);
+    await page.goto(`http://crm.test:${port}/login`);
+    await page.getByLabel("E-mail or phone").fill(email);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("alert").filter({ hasText: `only over HTTPS or on localhost` }).waitFor();
+    await page.getByRole("alert").filter({ hasText: `http://localhost:${port}/` }).waitFor();
+    await page.getByRole("heading", { name: "Log in" }).waitFor(); // still here, not a half-signed-in shell
+  } finally {
+    await lan.close();
+  }
 });
 
 test("log out ends the session; log out everywhere ends the other browser's too", { skip }, async () => {

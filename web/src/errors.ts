@@ -1,6 +1,7 @@
 /** What to tell a person about a failed call: a translated line for known reasons, else the server's message. */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { I18n, MessageKey } from "./i18n";
+import { CookiesRefused } from "./session";
 
 const known: Record<string, MessageKey> = {
   invalid_credentials: "error.invalid_credentials",
@@ -10,6 +11,7 @@ const known: Record<string, MessageKey> = {
 };
 
 export function describeError(e: unknown, { t }: Pick<I18n, "t">): string {
+  if (e instanceof CookiesRefused) return t("error.insecureOrigin", { local: `http://localhost:${window.location.port || "80"}/` });
   const err = ConnectError.from(e);
   const reason = err.metadata.get("crm-error") ?? "";
   const key = known[reason] ?? (err.code === Code.ResourceExhausted ? known.resource_exhausted : undefined);

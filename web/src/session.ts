@@ -165,9 +165,20 @@ function withLock<T>(fn: () => Promise<T>): Promise<T> {
   return navigator.locks.request("crm.refresh", fn);
 }
 
+/**
+ * The server accepted the password, but the browser did not keep its cookies: they are `Secure`,
+ * which browsers honour only over HTTPS or on localhost (a LAN address over plain HTTP is neither).
+ */
+export class CookiesRefused extends Error {}
+
 /** After Login or RegisterCompany set the cookies. */
 export async function signedIn(): Promise<void> {
-  set(await whoAmI(), true);
+  try {
+    set(await whoAmI(), true);
+  } catch (e) {
+    if (ConnectError.from(e).code === Code.Unauthenticated && !window.isSecureContext) throw new CookiesRefused("the session cookies were refused on this insecure origin");
+    throw e;
+  }
 }
 
 /**
