@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createLogger, memoryBus } from "@crm/kit";
 import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
-import { CHAT_EXCHANGE, createHub, routingKey, type LiveEvent } from "./hub.js";
+import { CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "@crm/contracts";
+import { createHub, type LiveEvent } from "./hub.js";
 
 const log = createLogger("test", "silent");
 const event = (chatId: string, companyId: string, seq: number) =>
@@ -22,14 +23,14 @@ test("hub: one binding per chat shared by its watchers, events only to the right
   const stopA2 = await hub.watch("chat-a", "co-1", (e) => void got.a2!.push(e));
   const stopB = await hub.watch("chat-b", "co-1", (e) => void got.b!.push(e));
   assert.equal(hub.boundChats(), 2);
-  await bus.publish(CHAT_EXCHANGE, routingKey("chat-a"), event("chat-a", "co-1", 1));
-  await bus.publish(CHAT_EXCHANGE, routingKey("chat-a"), event("chat-a", "co-2", 2)); // another company's event: ignored
-  await bus.publish(CHAT_EXCHANGE, routingKey("chat-b"), event("chat-b", "co-1", 7));
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-a"), event("chat-a", "co-1", 1));
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-a"), event("chat-a", "co-2", 2)); // another company's event: ignored
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-b"), event("chat-b", "co-1", 7));
   await settle(() => got.a1!.length === 1 && got.a2!.length === 1 && got.b!.length === 1);
   assert.equal(got.a1![0]!.kind === "message" && got.a1![0]!.message.seq, 1n);
   stopA1();
   stopA1(); // idempotent
-  await bus.publish(CHAT_EXCHANGE, routingKey("chat-a"), event("chat-a", "co-1", 3));
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-a"), event("chat-a", "co-1", 3));
   await settle(() => got.a2!.length === 2);
   assert.equal(got.a1!.length, 1);
   stopA2();
@@ -38,7 +39,7 @@ test("hub: one binding per chat shared by its watchers, events only to the right
   // Watching again binds again.
   const again: LiveEvent[] = [];
   await hub.watch("chat-a", "co-1", (e) => void again.push(e));
-  await bus.publish(CHAT_EXCHANGE, routingKey("chat-a"), event("chat-a", "co-1", 4));
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-a"), event("chat-a", "co-1", 4));
   await settle(() => again.length === 1);
   await hub.close();
   await bus.close();

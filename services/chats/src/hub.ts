@@ -11,11 +11,10 @@
 import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { watchQueueDepth, type EventBus, type Logger, type TopicSubscription } from "@crm/kit";
 import { ChatEventSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
+import { CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE, chatRoutingKey } from "@crm/contracts";
 
-export const CHAT_EXCHANGE = "chat.events";
-export const routingKey = (chatId: string) => `chat.${chatId}`;
 /** The `queue` label of this replica's own queue on chat.events in crm_queue_depth. */
-export const REPLICA_QUEUE_METRIC = `${CHAT_EXCHANGE}.replica`;
+export const REPLICA_QUEUE_METRIC = `${CHAT_EVENTS_EXCHANGE}.replica`;
 
 export type LiveEvent = { kind: "message"; message: Message } | { kind: "removed"; userIds: string[] } | { kind: "resync" };
 
@@ -45,8 +44,8 @@ export async function createHub(deps: { bus: EventBus; log: Logger; unbindGraceM
   const grace = deps.unbindGraceMs ?? 30_000;
   const chats = new Map<string, Binding>();
 
-  await bus.declareExchange(CHAT_EXCHANGE, "topic");
-  const sub: TopicSubscription = await bus.subscribe(CHAT_EXCHANGE, (d) => {
+  await bus.declareExchange(CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE);
+  const sub: TopicSubscription = await bus.subscribe(CHAT_EVENTS_EXCHANGE, (d) => {
     let ev;
     try {
       // dbservice writes message events as proto JSON (built in SQL), others as binary protobuf.
@@ -74,7 +73,7 @@ export async function createHub(deps: { bus: EventBus; log: Logger; unbindGraceM
       if (b.watchers.size > 0) return;
       b.bound = false;
       b.chain = b.chain
-        .then(() => sub.unbind(routingKey(chatId)))
+        .then(() => sub.unbind(chatRoutingKey(chatId)))
         .catch((err) => log.warn({ chatId, err: String(err) }, "unbind failed"))
         .then(() => {
           if (b.watchers.size === 0 && !b.bound && chats.get(chatId) === b) chats.delete(chatId);
@@ -98,7 +97,7 @@ export async function createHub(deps: { bus: EventBus; log: Logger; unbindGraceM
       if (!binding.bound) {
         binding.bound = true; // from now on, even while the bind is in flight (release() resets it)
         binding.chain = binding.chain
-          .then(() => sub.bind(routingKey(chatId)))
+          .then(() => sub.bind(chatRoutingKey(chatId)))
           // Not bound now: the stream still catches up at its heartbeat and after a resubscribe.
           .catch((err) => log.warn({ chatId, err: String(err) }, "bind failed"));
       }

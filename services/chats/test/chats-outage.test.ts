@@ -9,6 +9,7 @@ import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import amqp from "amqplib";
 import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
+import { CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "@crm/contracts";
 import { TEST_AMQP_URL, TEST_PG_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, tcpProxy, until, type TcpProxy, type TestApp, type TestDatabase } from "@crm/testkit";
 import { assertSeqs, company, counts, expectCode, sql, watch } from "./helpers.js";
 
@@ -45,7 +46,7 @@ test("RabbitMQ stopped during sends: every send succeeds, the outbox keeps the e
   cleanup.push(() => conn.close());
   const ch = await conn.createChannel();
   const { queue } = await ch.assertQueue("", { exclusive: true, autoDelete: true });
-  await ch.bindQueue(queue, "chat.events", `chat.${id}`);
+  await ch.bindQueue(queue, CHAT_EVENTS_EXCHANGE, chatRoutingKey(id));
   const published: number[] = [];
   await ch.consume(queue, (m) => {
     if (!m) return;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { env } from "@crm/kit";
+import { EMAIL_QUEUE } from "@crm/contracts";
 
 export const dbEnv = z.object({
   DATABASE_URL: env.url(["postgres", "postgresql"]),
@@ -11,7 +12,7 @@ export const dbEnv = z.object({
   /** Access tokens' lifetime (auth's setting): sessions revoked this long ago (+60 s) are listed again when Redis lost the list. */
   ACCESS_TOKEN_TTL_SECONDS: env.int(900, 60, 3600),
   /** The queue e-mail tasks are routed to (the email service consumes the same EMAIL_QUEUE). */
-  EMAIL_QUEUE: env.str("email_tasks"),
+  EMAIL_QUEUE: env.str(EMAIL_QUEUE),
 });
 
 export type DbConfig = z.infer<typeof dbEnv>;

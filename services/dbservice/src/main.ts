@@ -1,6 +1,7 @@
 /** dbservice as its own process: connect, migrate, serve. */
 import pg from "pg";
 import { ConfigError, commonEnv, createEventBus, databaseTodo, dependsOn, loadConfig, runService } from "@crm/kit";
+import { deadLetterQueueOf } from "@crm/contracts";
 import { dbEnv } from "./config.js";
 import { createDb, createPool } from "./db.js";
 import { migrate } from "./migrate.js";
@@ -28,7 +29,7 @@ export function start() {
     onClose(() => bus.close());
     // E-mail tasks go to this queue; declared here too (as the email service does, same arguments) so
     // they wait in RabbitMQ, not in the outbox, until the email service first starts.
-    await bus.declareQueue(cfg.EMAIL_QUEUE, { deadLetterQueue: `${cfg.EMAIL_QUEUE}.dead` });
+    await bus.declareQueue(cfg.EMAIL_QUEUE, { deadLetterQueue: deadLetterQueueOf(cfg.EMAIL_QUEUE) });
     const relay = await startRelay({ pool, bus, log });
     // The revocation list in Redis is a mirror of PostgreSQL: rebuilt here when Redis lost it.
     if (redis) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { env } from "@crm/kit";
+import { EMAIL_QUEUE } from "@crm/contracts";
 
 export const emailEnv = z.object({
   /** smtp://user:pass@host:587 (STARTTLS when the server offers it) or smtps://host:465. Query options reach nodemailer, e.g. ?tls.rejectUnauthorized=false. Unset: e-mails are written as .eml files under DATA_DIR/outbox. */
@@ -9,7 +10,7 @@ export const emailEnv = z.object({
   /** Where .eml files go when SMTP_URL is unset (DATA_DIR/outbox). */
   DATA_DIR: env.str("./data"),
   /** The durable work queue of e-mail tasks (dbservice must use the same name). */
-  EMAIL_QUEUE: env.str("email_tasks"),
+  EMAIL_QUEUE: env.str(EMAIL_QUEUE),
   /** Concurrent workers, each with its own SMTP connection and AMQP consumer. 0: this process sends nothing (SendEmail still queues). */
   EMAIL_WORKERS: env.int(5, 0, 64),
   /** Tasks each worker holds unacknowledged, sent one at a time; from 2 on, the next task's status lookup is done while the worker sends (it then waits only for its "sent" record between two e-mails). */

@@ -25,6 +25,7 @@ import type { Client } from "@connectrpc/connect";
 import { RetryLaterError, callContext, consumeInTrace, scrubText, watchQueueDepth, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailStatus, EmailTaskSchema, type EmailTask } from "@crm/gen/crm/email/v1/email_pb";
+import { deadLetterQueueOf } from "@crm/contracts";
 import { createLedger } from "./ledger.js";
 import { classify, type Sender } from "./transport.js";
 
@@ -62,8 +63,6 @@ export interface EmailWorkers {
   stats: WorkerStats;
   close(): Promise<void>;
 }
-
-export const deadLetterQueueOf = (queue: string) => `${queue}.dead`;
 
 export const retryDelay = (cfg: Pick<WorkerConfig, "retryBaseMs" | "retryMaxMs">) => (attempt: number) =>
   Math.min(cfg.retryBaseMs * 2 ** (attempt - 1), cfg.retryMaxMs);

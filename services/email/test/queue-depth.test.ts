@@ -9,7 +9,8 @@ import type { Client } from "@connectrpc/connect";
 import { amqpBus, createLogger, memoryCounter, metricsRegistry } from "@crm/kit";
 import { TEST_AMQP_URL, installHint, need, rabbitUp, removeRabbitObjects } from "@crm/testkit";
 import type { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
-import { deadLetterQueueOf, startEmailWorkers } from "../src/worker.js";
+import { deadLetterQueueOf } from "@crm/contracts";
+import { startEmailWorkers } from "../src/worker.js";
 
 const skip = need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
 const log = createLogger("test", "silent");

@@ -1,0 +1,23 @@
+/**
+ * The RabbitMQ names services meet on. The service that publishes and the one that consumes import
+ * them from here, so neither holds a copy that could drift from the other's.
+ */
+
+/**
+ * Chat events (crm.chat.v1.ChatEvent): written to the outbox by the chat store (dbservice), published
+ * by the relay, consumed by every chats replica's hub.
+ */
+export const CHAT_EVENTS_EXCHANGE = "chat.events";
+/** The type of `chat.events`: topic, so each chats replica binds only the chats its streams watch. */
+export const CHAT_EVENTS_EXCHANGE_TYPE = "topic";
+/** The routing key of one chat's events on `chat.events`. */
+export const chatRoutingKey = (chatId: string) => `chat.${chatId}`;
+
+/**
+ * E-mail tasks (crm.email.v1.EmailTask): written to the outbox by the e-mail store (dbservice),
+ * published to this durable queue (through the default exchange, routing key = the queue's name),
+ * consumed by the email service's workers. Both read EMAIL_QUEUE; this is its default.
+ */
+export const EMAIL_QUEUE = "email_tasks";
+/** Where a task goes after its last attempt: `<queue>.dead` (e.g. `email_tasks.dead`). */
+export const deadLetterQueueOf = (queue: string) => `${queue}.dead`;
