@@ -11,7 +11,7 @@ import { z } from "zod";
 import {
   commonEnv, createLogger, createTokenVerifier, env, inProcessPeer, loadConfig, memoryCounter, memoryRevocations,
   newInternalIdentity, readJwks, redisClient, redisCounter, redisRevocations, startServer, type ServiceModule,
-  createErrorReporter, logsServiceSender, setErrorSink, createEventBus, databaseTodo, dependsOn, listenError, publicUrl,
+  createErrorReporter, logsServiceSender, setErrorSink, createEventBus, databaseTodo, dependsOn, listenError, publicUrl, ConfigError,
 } from "@crm/kit";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { cacheEnv } from "@crm/cache/config";
@@ -69,6 +69,10 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   const dataDir = resolve(cfg.DATA_DIR);
   const closers: (() => Promise<unknown>)[] = [];
 
+  if (Boolean(authCfg.JWT_PRIVATE_KEY_FILE) !== Boolean(cfg.JWT_PUBLIC_KEYS_FILE)) {
+    const [set, unset] = authCfg.JWT_PRIVATE_KEY_FILE ? ["JWT_PRIVATE_KEY_FILE", "JWT_PUBLIC_KEYS_FILE"] : ["JWT_PUBLIC_KEYS_FILE", "JWT_PRIVATE_KEY_FILE"];
+    throw new ConfigError(`config: ${set} is set but ${unset} is not: set both (your own key pair) or neither (a pair generated into DATA_DIR/keys)`);
+  }
   const keyFiles = authCfg.JWT_PRIVATE_KEY_FILE && cfg.JWT_PUBLIC_KEYS_FILE
     ? { privateFile: authCfg.JWT_PRIVATE_KEY_FILE, jwksFile: cfg.JWT_PUBLIC_KEYS_FILE }
     : await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => ensureKeyFiles(resolve(dataDir, "keys")));

@@ -95,6 +95,10 @@ describe("all-in-one", () => {
     assertOneLine(run("all", { PORT: "0", DATA_DIR: join(keys.jwksFile, "data") }), /^config: DATA_DIR=.*jwks\.json\/data: ENOTDIR: .*; set DATA_DIR to a folder this user can create and write/);
   });
 
+  it("one JWT key file without the other", { timeout: 60_000 }, () => {
+    assertOneLine(run("all", { PORT: "0", JWT_PRIVATE_KEY_FILE: keys.privateFile }), /^config: JWT_PRIVATE_KEY_FILE is set but JWT_PUBLIC_KEYS_FILE is not: set both .* or neither/);
+  });
+
   it("JWT key files that are not keys", { timeout: 60_000 }, () => {
     assertOneLine(run("all", { PORT: "0", JWT_PRIVATE_KEY_FILE: keys.jwksFile, JWT_PUBLIC_KEYS_FILE: keys.jwksFile }), /^config: JWT_PRIVATE_KEY_FILE .*jwks\.json is not a readable PEM private key/);
     assertOneLine(run("all", { PORT: "0", JWT_PRIVATE_KEY_FILE: keys.privateFile, JWT_PUBLIC_KEYS_FILE: keys.privateFile }), /^config: JWT_PUBLIC_KEYS_FILE=.*private\.pem: not a readable JSON file/);
