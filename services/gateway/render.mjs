@@ -4,7 +4,7 @@
  *
  *   node services/gateway/render.mjs --generate   rewrite the generated includes (conf/errors.conf,
  *                                                 conf/rest-aliases.conf) from the tables below and
- *                                                 rest-aliases.json; they are committed
+ *                                                 @crm/contracts' rest-aliases.json; committed
  *   node services/gateway/render.mjs --check      exit 1 when the committed includes are stale
  *   node services/gateway/render.mjs --out DIR    render nginx.conf (+ conf/, njs/) into DIR with
  *                                                 the CRM_GW_* values of the environment
@@ -116,12 +116,15 @@ function pathPattern(path) {
   return { re: `^${re}$`, names };
 }
 
+/** The REST alias table, shared with the kit (all-in-one): packages/contracts/rest-aliases.json. */
+export const aliasesFile = fileURLToPath(import.meta.resolve("@crm/contracts/rest-aliases.json"));
+
 export function loadAliases() {
-  return JSON.parse(readFileSync(join(gatewayDir, "rest-aliases.json"), "utf8"));
+  return JSON.parse(readFileSync(aliasesFile, "utf8"));
 }
 
 export function generateAliases(aliases = loadAliases()) {
-  const out = [header("rest-aliases.json")];
+  const out = [header("packages/contracts/rest-aliases.json")];
   out.push(
     "# Original-design HTTP routes onto the Connect routes of the same handlers.",
     "# Plain POST aliases are rewrites (same JSON body); GET aliases and aliases with path",

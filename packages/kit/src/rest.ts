@@ -1,10 +1,10 @@
 /**
  * The original design's HTTP routes (POST /auth/login, GET /chats/{chatID}/messages, …) mapped
  * onto the same Connect handlers: the JSON body (or the query string for GET) plus path
- * parameters becomes the request message. One table, services/gateway/rest-aliases.json, is read
- * here (all-in-one) and by the nginx config generator (cluster).
+ * parameters becomes the request message. One table, @crm/contracts' rest-aliases.json, is read
+ * here (all-in-one) and by the gateway's nginx config generator (cluster).
  */
-import aliasTable from "../../../services/gateway/rest-aliases.json" with { type: "json" };
+import aliasTable from "@crm/contracts/rest-aliases.json" with { type: "json" };
 
 export interface RestAlias {
   method: string;

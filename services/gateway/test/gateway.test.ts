@@ -40,7 +40,7 @@ function assertJsonError(res: Res, status: number, code: string) {
 }
 
 describe("generated gateway includes", () => {
-  it("conf/errors.conf and conf/rest-aliases.conf match render.mjs and rest-aliases.json", () => {
+  it("conf/errors.conf and conf/rest-aliases.conf match render.mjs and @crm/contracts' rest-aliases.json", () => {
     for (const [name, text] of Object.entries(generatedFiles())) {
       assert.equal(readFileSync(join(gatewayDir, name), "utf8"), text, `${name} is stale: run node services/gateway/render.mjs --generate`);
     }
