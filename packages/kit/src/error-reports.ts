@@ -12,7 +12,7 @@ import type { Client } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { LogLevel, type LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { callContext } from "./context.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "pino"; // not ./logger.js: logger.ts imports this module, directly or not
 import { untraced } from "./tracing-interceptor.js";
 import { scrubText } from "./text-rules.js";
 

@@ -23,7 +23,7 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import type { Redis } from "ioredis";
 import { AppError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "pino"; // not ./logger.js: logger.ts imports this module, directly or not
 
 export interface Revocations {
   isSessionRevoked(sessionId: string): Promise<boolean>;

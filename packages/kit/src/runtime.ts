@@ -18,22 +18,12 @@ import { networkPeer, type PeerTls } from "./peers.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
 import { startServer, type RunningServer, type ServiceModule, type TlsOptions } from "./server.js";
 import { serviceIdentities } from "./service-identities.js";
+import { servicePorts, type ServiceName } from "./service-names.js";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { createErrorReporter, logsServiceSender, setErrorSink } from "./error-reports.js";
 import { startTelemetry, telemetry } from "./telemetry.js";
 
-/** Ports of the original design. */
-export const servicePorts = {
-  auth: 50055,
-  dbservice: 8081,
-  chats: 50095,
-  timers: 50020,
-  admin: 50070,
-  email: 50051,
-  logs: 50150,
-  cache: 50060,
-} as const;
-export type ServiceName = keyof typeof servicePorts;
+export { servicePorts, type ServiceName } from "./service-names.js";
 
 export interface Basics {
   name: ServiceName;

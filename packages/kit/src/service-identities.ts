@@ -9,7 +9,7 @@
  * takes the callers of the architecture below. The Helm chart computes the same lists from its
  * flows (charts/crm/templates/_helpers.tpl crm.flows; charts/test checks both agree).
  */
-import type { ServiceName } from "./runtime.js";
+import type { ServiceName } from "./service-names.js";
 
 /** caller → the services it calls over mTLS (the gateway and the services' peer clients). */
 export const serviceCalls: Record<string, readonly ServiceName[]> = {
