@@ -8,7 +8,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { DbAdminService, RegisterUserResult_Outcome as Outcome, type NewUserRowSchema, type UserRecord } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
-import { renderWelcome, tokenLink } from "@crm/email/templates";
+import { renderWelcome, tokenLink } from "@crm/contracts/email-templates";
 import { newOneTimeToken } from "./tokens.js";
 import { checkRows, validateList, validateRole, validateUserId } from "./validation.js";
 

@@ -21,7 +21,7 @@ import {
 import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
-import { renderPasswordReset, tokenLink } from "@crm/email/templates";
+import { renderPasswordReset, tokenLink } from "@crm/contracts/email-templates";
 import { hashPassword, passwordProblem } from "./passwords.js";
 import { hashRefreshToken, newRefreshToken, refreshTokenShape } from "./tokens.js";
 import { validateLogin } from "./validation.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { escapeHtml, oneLine, pickLocale, renderPasswordReset, renderWelcome, tokenLink } from "./templates.js";
+import { escapeHtml, oneLine, pickLocale, renderPasswordReset, renderWelcome, tokenLink } from "./email-templates.js";
 
 const evil = {
   locale: "en",

@@ -1,8 +1,9 @@
 /**
  * The e-mails the system writes: an invitation (welcome) and a password reset, in English and
- * Russian, each as plain text and HTML. Pure functions. Every value that came from a person (names,
- * company name, addresses) is HTML-escaped in the HTML part and stripped of line breaks in the
- * subject, so no user input is ever interpreted as HTML or as a header.
+ * Russian, each as plain text and HTML. Pure functions. Every value that came from a person
+ * (names, company name, addresses) is HTML-escaped in the HTML part and stripped of line breaks in
+ * the subject, so no user input is ever interpreted as HTML or as a header. A contract because two
+ * services render them (admin invites, auth resets passwords) before calling the email service.
  */
 
 export type Locale = "en" | "ru";
