@@ -2,7 +2,7 @@
 import { invalid, type Role, type Violation } from "@crm/kit";
 import { Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import { UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
-import { normaliseEmail, normalisePhone } from "@crm/auth/validation";
+import { normaliseEmail, normalisePhone } from "@crm/contracts/logins";
 
 export const MAX_ROWS = 1000;
 

@@ -1,21 +1,7 @@
 /** Input rules for the auth RPCs. Pure functions: they return normalised values or throw `invalid`. */
-import { z } from "zod";
 import { invalid, type Violation } from "@crm/kit";
+import { normaliseEmail, normalisePhone } from "@crm/contracts/logins";
 import { passwordProblem } from "./passwords.js";
-
-const e164 = /^\+[1-9]\d{6,14}$/;
-
-/** "+1 (415) 555-2671" → "+14155552671"; undefined when it is not an E.164 number. */
-export function normalisePhone(raw: string): string | undefined {
-  const compact = raw.replace(/[\s().-]/g, "");
-  return e164.test(compact) ? compact : undefined;
-}
-
-const emailSchema = z.email();
-export function normaliseEmail(raw: string): string | undefined {
-  const e = raw.trim().toLowerCase();
-  return e.length <= 254 && emailSchema.safeParse(e).success ? e : undefined;
-}
 
 export interface RegisterInput {
   companyName: string;
