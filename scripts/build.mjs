@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Builds the one production entry point: dist/crm.mjs (every service; pick one with an argument),
 // with the workspace's TypeScript bundled and npm dependencies left in node_modules.
-// Migrations are copied beside it (dist/migrations), where dbservice looks for them.
+// Migrations (dbservice's own and every domain store's, services/*/store/migrations) are copied
+// into one folder beside it (dist/migrations), where each of them resolves in the bundle.
 import { build } from "esbuild";
-import { cpSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -30,8 +31,16 @@ export function bundleOptions(root = process.cwd()) {
 export async function buildBundle(root = process.cwd(), outDir = "dist") {
   rmSync(join(root, outDir), { recursive: true, force: true });
   await build({ ...bundleOptions(root), outfile: join(outDir, "crm.mjs") });
-  cpSync(join(root, "services/dbservice/src/migrations"), join(root, outDir, "migrations"), { recursive: true });
+  for (const dir of migrationFolders(root)) cpSync(dir, join(root, outDir, "migrations"), { recursive: true, errorOnExist: true, force: false });
   return join(root, outDir, "crm.mjs");
+}
+
+/** dbservice's migrations and each domain store's; file names are unique across them (one sequence). */
+export function migrationFolders(root = process.cwd()) {
+  const stores = readdirSync(join(root, "services"))
+    .map((name) => join(root, "services", name, "store", "migrations"))
+    .filter((dir) => existsSync(dir));
+  return [join(root, "services/dbservice/src/migrations"), ...stores];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -6,6 +6,7 @@ export * from "./context.js";
 export * from "./dependencies.js";
 export * from "./error-reports.js";
 export * from "./errors.js";
+export * from "./ids.js";
 export * from "./interceptors.js";
 export * from "./logger.js";
 export * from "./metrics.js";

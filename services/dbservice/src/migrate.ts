@@ -1,20 +1,31 @@
 /**
  * Plain-SQL migrations run by node-pg-migrate at start, under its advisory lock in "wait" mode,
- * so two replicas starting at once run them exactly once.
+ * so two replicas starting at once run them exactly once. Each domain keeps its own migrations
+ * beside its store (services/<domain>/store/migrations); dbservice's own (the outbox, revoked
+ * sessions) are in ./migrations. They run as ONE sequence, ordered by file name across the
+ * folders (the numeric prefix), and checkOrder refuses a database whose applied names are out of
+ * that order. In the production bundle every folder resolves to dist/migrations, where the build
+ * copies all of them.
  */
 import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import type pg from "pg";
 import type { Logger } from "@crm/kit";
+import { migrationsDir as timersMigrations } from "@crm/timers/store";
 
 export const migrationsDir = fileURLToPath(new URL("./migrations", import.meta.url));
 
-export async function migrate(pool: pg.Pool, log: Logger, dir = migrationsDir): Promise<string[]> {
+/** Every folder of migrations: dbservice's own and each mounted domain store's. */
+export const migrationDirs: readonly string[] = [...new Set([migrationsDir, timersMigrations])];
+
+export async function migrate(pool: pg.Pool, log: Logger, dirs: readonly string[] = migrationDirs): Promise<string[]> {
   const client = await pool.connect();
   try {
     const done = await runner({
       dbClient: client,
-      dir,
+      // Several folders need glob mode; the files are then sorted by name across all of them.
+      dir: dirs.map((d) => `${globEscape(d)}/*.sql`),
+      useGlob: true,
       direction: "up",
       migrationsTable: "crm_migrations",
       singleTransaction: true,
@@ -30,3 +41,9 @@ export async function migrate(pool: pg.Pool, log: Logger, dir = migrationsDir): 
     client.release();
   }
 }
+
+/** A folder path as a literal glob prefix (a checkout under "/tmp/a[1]" must not be a pattern). */
+function globEscape(path: string): string {
+  return path.replace(/[*?[\]{}()!\\]/g, "\\$&");
+}
+

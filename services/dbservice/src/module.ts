@@ -11,7 +11,7 @@ import { dbAdminService } from "./admin-store.js";
 import { dbAuthService } from "./auth-store.js";
 import { dbEmailService, defaultEmailQueue } from "./email-store.js";
 import type { Db } from "./db.js";
-import { dbTimerService } from "./timer-store.js";
+import { timerStore } from "@crm/timers/store";
 
 export interface DbModuleDeps {
   db: Db;
@@ -36,7 +36,7 @@ export function createDbModule({ db, emailQueue, relay }: DbModuleDeps): Service
     ],
     routes(router) {
       router.service(DbAuthService, dbAuthService(db));
-      router.service(DbTimerService, dbTimerService(db));
+      router.service(DbTimerService, timerStore(db));
       router.service(DbAdminService, dbAdminService(db, emailCfg));
       router.service(DbEmailService, dbEmailService(db, emailCfg));
       router.service(DbChatService, dbChatService({ db, afterOutbox: () => relay?.afterCommit() }));

@@ -10,11 +10,12 @@ import { invalid, principalOf, type Violation } from "@crm/kit";
 import type { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { GroupBy, TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import type { Client } from "@connectrpc/connect";
-import { durationFromMs, present } from "./present.js";
+import { present } from "./present.js";
+import { durationFromMs, manualRangeViolations } from "./rules.js";
 import { buildReport } from "./report.js";
 import type { RunningCache } from "./running-cache.js";
 import {
-  MAX_REPORT_MS, descriptionViolations, idViolations, instant, manualRangeViolations, pageSizeViolations, pageTokenViolations, pastInstant, zoneOf,
+  MAX_REPORT_MS, descriptionViolations, idViolations, instant, pageSizeViolations, pageTokenViolations, pastInstant, zoneOf,
 } from "./validation.js";
 
 export interface TimerServiceDeps {

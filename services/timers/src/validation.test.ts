@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Violation } from "@crm/kit";
-import { descriptionViolations, idViolations, manualRangeViolations, pageSizeViolations, pastInstant, zoneOf } from "./validation.js";
+import { manualRangeViolations } from "./rules.js";
+import { descriptionViolations, idViolations, pageSizeViolations, pastInstant, zoneOf } from "./validation.js";
 
 const now = Date.parse("2024-06-01T12:00:00Z");
 

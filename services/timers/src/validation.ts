@@ -4,17 +4,15 @@
  * field at once and nothing is changed.
  */
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Violation } from "@crm/kit";
+import { isUuid, type Violation } from "@crm/kit";
+import { HOUR } from "./rules.js";
 import { canonicalZone } from "./zone.js";
 
 export const MAX_DESCRIPTION = 1000;
-const HOUR = 3_600_000;
-export const MAX_MANUAL_MS = 24 * HOUR;
 /** GetReport's longest range: 366 days, plus an hour so a local year across a DST change fits. */
 export const MAX_REPORT_MS = 366 * 24 * HOUR + HOUR;
 const MIN_TIME = 0; // 1970-01-01
 const MAX_TIME = 253402300799999; // 9999-12-31T23:59:59.999Z
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function descriptionViolations(value: string | undefined, field = "description"): Violation[] {
   if (value === undefined) return [];
@@ -26,7 +24,7 @@ export function descriptionViolations(value: string | undefined, field = "descri
 
 export function idViolations(value: string, field: string, what: string, optional: boolean): Violation[] {
   if (optional && value === "") return [];
-  if (!uuid.test(value)) return [{ field, description: value === "" ? `is required: the ${what} id (UUID)` : `must be a ${what} id (UUID), got ${JSON.stringify(value.slice(0, 80))}` }];
+  if (!isUuid(value)) return [{ field, description: value === "" ? `is required: the ${what} id (UUID)` : `must be a ${what} id (UUID), got ${JSON.stringify(value.slice(0, 80))}` }];
   return [];
 }
 
@@ -49,13 +47,6 @@ export function pastInstant(ts: Timestamp | undefined, field: string, now: numbe
     return undefined;
   }
   return ms;
-}
-
-/** start < end and at most 24 h: the rules for entries made by hand. */
-export function manualRangeViolations(start: number, end: number, fields = { end: "endTime" }): Violation[] {
-  if (end <= start) return [{ field: fields.end, description: `must be after startTime (start ${new Date(start).toISOString()}, end ${new Date(end).toISOString()})` }];
-  if (end - start > MAX_MANUAL_MS) return [{ field: fields.end, description: "an entry may last at most 24 hours; split longer work into several entries" }];
-  return [];
 }
 
 export function pageSizeViolations(pageSize: number): Violation[] {

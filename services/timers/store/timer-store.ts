@@ -1,18 +1,20 @@
 /**
- * DbTimerService: time entries. Every RPC but StopForgottenTimersDB acts on the caller's forwarded
- * token and runs in ONE tenant transaction. Writes of a user's entries first take a row lock on
- * that user (FOR NO KEY UPDATE), so concurrent StartTimer calls of one user run one after the
- * other: each stops the timer the previous one started and nobody sees an error. The schema backs
- * every rule (one running timer per user, end after start, no overlap); the checks here exist to
- * name the field or the overlapped entry in the error.
+ * The timers store, mounted by dbservice as DbTimerService: time entries. Every RPC but
+ * StopForgottenTimersDB acts on the caller's forwarded token and runs in ONE tenant transaction.
+ * Writes of a user's entries first take a row lock on that user (FOR NO KEY UPDATE), so concurrent
+ * StartTimer calls of one user run one after the other: each stops the timer the previous one
+ * started and nobody sees an error. The schema backs every rule (one running timer per user, end
+ * after start, no overlap); the checks here exist to name the field or the overlapped entry in the
+ * error. The rules shared with the service are ../src/rules.ts.
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { AppError, invalid, principalOf, requirePeer, type Principal, type Role, type Violation } from "@crm/kit";
-import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import type { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import type { TimerSchema } from "@crm/gen/crm/timer/v1/timer_pb";
-import { isUuid, type Db, type Sql } from "./db.js";
+import type { Db, Sql } from "@crm/dbservice/db";
+import { HOUR, durationFromMs, manualRangeViolations } from "../src/rules.js";
 
 type TimerInit = MessageInitShape<typeof TimerSchema>;
 
@@ -25,14 +27,8 @@ interface Row {
 }
 
 const COLS = "id, user_id, description, start_time, end_time";
-const HOUR = 3_600_000;
-/** An entry added or edited by hand may last at most this long. */
-export const MAX_MANUAL_MS = 24 * HOUR;
 /** GetReport reads at most this many entries (a year of one-minute entries is ~500k; real use is far below). */
 const MAX_REPORT_ENTRIES = 100_000;
-
-export const durationFromMs = (ms: number): Duration =>
-  ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 }) as Duration;
 
 function toTimer(r: Row, nowMs: number): TimerInit {
   const start = r.start_time.getTime();
@@ -109,13 +105,6 @@ function overlapError(r: Row, field: string): AppError {
   );
 }
 
-/** Rules for times entered by hand (AddTimer, ChangeTimer): end after start, at most 24 h. */
-function manualTimeViolations(start: number, end: number | null, now: number, fields: { start: string; end: string; blame: string }): Violation[] {
-  if (end !== null && end <= start) return [{ field: fields.blame, description: `must leave end_time after start_time (start ${iso(start)}, end ${iso(end)})` }];
-  if ((end ?? now) - start > MAX_MANUAL_MS) return [{ field: fields.blame, description: "an entry may last at most 24 hours; split longer work into several entries" }];
-  return [];
-}
-
 /** Turns the schema's refusals into the errors a user can act on (the checks above normally come first). */
 function schemaError(err: unknown): unknown {
   const e = err as { code?: string; constraint?: string };
@@ -139,7 +128,7 @@ function decodeToken(token: string): { start: string; id: string } | undefined {
   return { start: m[1]!, id: m[2]! };
 }
 
-export function dbTimerService(db: Db): ServiceImpl<typeof DbTimerService> {
+export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
   /** Runs fn in the caller's tenant transaction, mapping the schema's refusals. */
   async function tx<T>(ctx: HandlerContext, fn: (sql: Sql, p: Principal) => Promise<T>): Promise<T> {
     const p = principalOf(ctx);
@@ -225,7 +214,7 @@ export function dbTimerService(db: Db): ServiceImpl<typeof DbTimerService> {
         const end = reqEnd === undefined ? (t.end_time?.getTime() ?? null) : Math.min(reqEnd, now);
         if (reqStart !== undefined || reqEnd !== undefined) {
           const blame = reqEnd !== undefined ? "endTime" : "startTime";
-          const v = manualTimeViolations(start, end, now, { start: "startTime", end: "endTime", blame });
+          const v = manualRangeViolations(start, end, { now, field: blame });
           if (v.length) throw invalid(v);
           const other = await overlapping(sql, t.user_id, start, end, t.id);
           if (other) throw overlapError(other, blame);
@@ -247,7 +236,7 @@ export function dbTimerService(db: Db): ServiceImpl<typeof DbTimerService> {
         const now = await lockUser(sql, p.userId);
         const start = Math.min(reqStart, now);
         const end = Math.min(reqEnd, now);
-        const v = manualTimeViolations(start, end, now, { start: "startTime", end: "endTime", blame: "endTime" });
+        const v = manualRangeViolations(start, end, { now });
         if (v.length) throw invalid(v);
         const other = await overlapping(sql, p.userId, start, end);
         if (other) throw overlapError(other, "startTime");

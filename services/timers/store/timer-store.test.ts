@@ -1,13 +1,13 @@
 /**
  * The timers schema on the real PostgreSQL, below the service: the invariants hold even for SQL
- * that skips dbservice's checks, and the forgotten-timer function is safe on several replicas.
+ * that skips the store's checks, and the forgotten-timer function is safe on several replicas.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { installHint, need, postgresUp } from "@crm/testkit";
-import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
+import { migratedDatabase, type MigratedDatabase } from "../../dbservice/test/helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 

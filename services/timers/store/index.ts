@@ -1,0 +1,11 @@
+/**
+ * The timers store as dbservice mounts it: the DbTimerService implementation (SQL on the `timers`
+ * table) and the folder of its migrations, run by dbservice's migration runner with every other
+ * domain's.
+ */
+import { fileURLToPath } from "node:url";
+
+export { timerStore } from "./timer-store.js";
+
+/** In the production bundle this resolves beside dist/crm.mjs (dist/migrations, where the build copies every domain's). */
+export const migrationsDir = fileURLToPath(new URL("./migrations", import.meta.url));
