@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startTestApp, until, type TestApp } from "@crm/testkit";
+import { until, type TestApp } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { axe, buildWebIfStale, chromiumPath, chromiumSkip, launchChromium, logIn, screenshot, watchProblems } from "./browser.ts";
 

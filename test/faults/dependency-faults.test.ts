@@ -22,7 +22,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Redis } from "ioredis";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
-import { need, ownPostgres, ownRabbitMq, ownRedis, ownServersProblem, startTestApp, until, type OwnServer } from "@crm/testkit";
+import { need, ownPostgres, ownRabbitMq, ownRedis, ownServersProblem, until, type OwnServer } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { startCluster } from "../../scripts/cluster/lib.mjs";
 import { assertSeqs, watch } from "../../services/chats/test/helpers.ts";
 

@@ -1,14 +1,11 @@
 /**
- * Starts the all-in-one app in this test process on a free port with a temporary DATA_DIR,
- * and builds Connect (HTTP/1.1 JSON) and gRPC (HTTP/2) clients for it.
+ * Clients for a CRM app a test started: Connect (HTTP/1.1 JSON) and gRPC (HTTP/2). The testkit
+ * never starts a service itself (packages never import services): the all-in-one is started by
+ * `startTestApp` in services/all/test/app.ts (`@crm/all/test-app`), which returns one of these.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { startAllInOne } from "@crm/all/all-in-one";
 
 export interface TestApp {
   baseUrl: string;
@@ -18,10 +15,8 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const dataDir = mkdtempSync(join(tmpdir(), "crm-test-"));
-  const app = await startAllInOne({ LOG_LEVEL: "warn", ...env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir });
-  const baseUrl = `http://127.0.0.1:${app.port}`;
+/** A TestApp for an app listening at `baseUrl` with its data in `dataDir`; `close` stops it. */
+export function testAppAt(baseUrl: string, dataDir: string, close: () => Promise<void>): TestApp {
   return {
     baseUrl,
     dataDir,
@@ -36,9 +31,6 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
           : createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [auth] });
       return createClient(service, transport);
     },
-    async close() {
-      await app.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    close,
   };
 }

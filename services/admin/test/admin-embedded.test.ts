@@ -9,7 +9,8 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
-import { startTestApp, type TestApp } from "@crm/testkit";
+import { type TestApp } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { PASSWORD, expectCode, mailParts, registerOwner, tokenIn } from "./helpers.js";
 
 let app: TestApp;

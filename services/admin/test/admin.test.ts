@@ -10,7 +10,8 @@ import pg from "pg";
 import { AddUserStatus, AdminService, UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
-import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, redisUp, removeRabbitObjects, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, redisUp, removeRabbitObjects, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { startSmtpSink, type SmtpSink } from "../../email/test/smtp-sink.js";
 import { PASSWORD, expectCode, mailParts, registerOwner, tokenIn, uniq } from "./helpers.js";
 

@@ -11,7 +11,8 @@ import { runInNewContext } from "node:vm";
 import { after, before, describe, it } from "node:test";
 import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
-import { startTestApp, until, type TestApp } from "@crm/testkit";
+import { until, type TestApp } from "@crm/testkit";
+import { startTestApp } from "./app.js";
 import { PASSWORD, mailParts, registerOwner } from "../../admin/test/helpers.js";
 
 /** The .eml files for `to` written so far under the app's DATA_DIR/outbox. */

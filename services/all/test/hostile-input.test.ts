@@ -35,7 +35,8 @@ import { ServerReflection, type ServerReflectionRequest } from "@crm/gen/grpc/re
 import { createDb } from "@crm/dbservice/db";
 import { createDbModule } from "@crm/dbservice/module";
 import { createLogger, createTokenVerifier, memoryRevocations, readJwks, startServer, type RunningServer } from "@crm/kit";
-import { freshDatabase, installHint, need, postgresUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { freshDatabase, installHint, need, postgresUp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "./app.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 

@@ -11,7 +11,8 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { Health, HealthCheckResponse_ServingStatus } from "@crm/gen/grpc/health/v1/health_pb";
-import { startTestApp, type TestApp } from "@crm/testkit";
+import { type TestApp } from "@crm/testkit";
+import { startTestApp } from "./app.js";
 import { expectCode, owner } from "../../auth/test/flow.js";
 import { Code } from "@connectrpc/connect";
 

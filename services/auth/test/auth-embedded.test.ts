@@ -1,6 +1,7 @@
 /** The same flow against the embedded default: PGlite in DATA_DIR, memory revocations. */
 import { after, before, test } from "node:test";
-import { startTestApp, type TestApp } from "@crm/testkit";
+import { type TestApp } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { fullFlow } from "./flow.js";
 
 let app: TestApp;

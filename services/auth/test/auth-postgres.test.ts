@@ -5,7 +5,8 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
-import { TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, redisUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, redisUp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { badRegistrations, expectCode, fullFlow, owner } from "./flow.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("Redis", await redisUp(), installHint.redis);

@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
-import { freshDatabase, postgresUp, startTestApp, until, type TestApp } from "@crm/testkit";
+import { freshDatabase, postgresUp, until, type TestApp } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 
 /** The all-in-one app: on the local PostgreSQL when it runs (fast), else embedded PGlite. */
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {

@@ -7,7 +7,8 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
-import { startTestApp, type TestApp } from "@crm/testkit";
+import { type TestApp } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { assertSeqs, expectCode, watch } from "./helpers.js";
 
 let app: TestApp;

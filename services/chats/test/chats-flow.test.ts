@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
-import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, until, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, until, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { assertSeqs, company, counts, expectCode, sql, watch } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);

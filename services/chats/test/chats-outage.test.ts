@@ -10,7 +10,8 @@ import { Code } from "@connectrpc/connect";
 import amqp from "amqplib";
 import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "@crm/contracts";
-import { TEST_AMQP_URL, TEST_PG_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, tcpProxy, until, type TcpProxy, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_AMQP_URL, TEST_PG_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, tcpProxy, until, type TcpProxy, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { assertSeqs, company, counts, expectCode, sql, watch } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);

@@ -11,7 +11,8 @@ import { after, before, test } from "node:test";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
-import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { assertSeqs, company, watch } from "./helpers.js";
 import { startService, type ServiceProcess } from "./processes.js";
 

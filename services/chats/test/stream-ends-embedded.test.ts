@@ -11,7 +11,8 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ChatService, SubscribeRequestSchema, SubscribeResponseSchema } from "@crm/gen/crm/chat/v1/chat_pb";
-import { freshDatabase, installHint, need, postgresUp, startTestApp, until, type TestApp, type TestDatabase } from "@crm/testkit";
+import { freshDatabase, installHint, need, postgresUp, until, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { company, sql, watch } from "./helpers.js";
 import { endings, runEnding, type StreamSetup } from "./stream-ends.js";
 

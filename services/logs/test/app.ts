@@ -1,7 +1,8 @@
 /** The all-in-one app for these tests: on the local PostgreSQL when it runs (fast), else embedded PGlite. */
 import { randomBytes } from "node:crypto";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
-import { freshDatabase, postgresUp, startTestApp, type TestApp } from "@crm/testkit";
+import { freshDatabase, postgresUp, type TestApp } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
   const db = (await postgresUp()) ? await freshDatabase() : undefined;

@@ -15,7 +15,8 @@ process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
 process.env.OTEL_BSP_SCHEDULE_DELAY = "50";
 const { startTelemetry } = await import("@crm/kit/telemetry");
 const telemetry = await startTelemetry("crm-chat-trace");
-const { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, startTestApp } = await import("@crm/testkit");
+const { TEST_AMQP_URL, freshDatabase, installHint, need, postgresUp, rabbitUp } = await import("@crm/testkit");
+const { startTestApp } = await import("@crm/all/test-app");
 const { ChatService } = await import("@crm/gen/crm/chat/v1/chat_pb");
 const { newCompany } = await import("./app.js");
 

@@ -14,7 +14,8 @@ process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
 process.env.OTEL_BSP_SCHEDULE_DELAY = "50";
 const { startTelemetry } = await import("@crm/kit/telemetry");
 const telemetry = await startTelemetry("crm-test");
-const { freshDatabase, installHint, need, postgresUp, startTestApp } = await import("@crm/testkit");
+const { freshDatabase, installHint, need, postgresUp } = await import("@crm/testkit");
+const { startTestApp } = await import("@crm/all/test-app");
 const { AuthService } = await import("@crm/gen/crm/auth/v1/auth_pb");
 const { CacheService } = await import("@crm/gen/crm/cache/v1/cache_pb");
 

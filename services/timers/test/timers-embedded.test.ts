@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { startTestApp, type TestApp } from "@crm/testkit";
+import { type TestApp } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { H, ago, at, expectCode, hours, newCompany } from "./helpers.js";
 
 let app: TestApp;

@@ -4,7 +4,8 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { GroupBy, TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
-import { TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, redisUp, startTestApp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, redisUp, type TestApp, type TestDatabase } from "@crm/testkit";
+import { startTestApp } from "@crm/all/test-app";
 import { H, addPerson, ago, at, countTimers, expectCode, hours, iso, newCompany, query } from "./helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres) || need("Redis", await redisUp(), installHint.redis);
