@@ -41,7 +41,6 @@ import { createEmailModule } from "@crm/email/module";
 import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { timersEnv } from "@crm/timers/config";
 import { createTimersModule } from "@crm/timers/module";
-import { placeholderModule, placeholders } from "./placeholders.js";
 import { createWebModule, webDir } from "./web.js";
 
 const dataDirTodo = "set DATA_DIR to a folder this user can create and write (it holds the embedded database, keys and e-mails)";
@@ -153,7 +152,6 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
       verifier,
       log,
     }),
-    ...Object.entries(placeholders).map(([name, desc]) => placeholderModule(name, desc)),
     // dbservice is mounted for readiness and shutdown only: its RPCs are never served publicly.
     { name: "dbservice", services: [], routes: () => {}, ready: dbModule.ready, close: dbModule.close },
     // Last: the console's files and SPA fallback come after every other module's HTTP routes.

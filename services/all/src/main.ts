@@ -3,9 +3,8 @@
  * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache) runs
  * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
  */
-import { createLogger, main, onSignals, runService, type ServiceName, startTelemetry } from "@crm/kit";
+import { createLogger, main, onSignals, startTelemetry } from "@crm/kit";
 import { startAllInOne } from "./all-in-one.js";
-import { placeholderModule, placeholders } from "./placeholders.js";
 
 const targets: Record<string, () => Promise<void>> = {
   auth: async () => (await import("@crm/auth/main")).start(),
@@ -16,7 +15,6 @@ const targets: Record<string, () => Promise<void>> = {
   email: async () => (await import("@crm/email/main")).start(),
   logs: async () => (await import("@crm/logs/main")).start(),
   cache: async () => (await import("@crm/cache/main")).start(),
-  ...Object.fromEntries(Object.entries(placeholders).map(([name, desc]) => [name, () => runService(name as ServiceName, async () => placeholderModule(name, desc))])),
 };
 
 const target = process.argv[2] ?? process.env.CRM_TARGET ?? "all";
