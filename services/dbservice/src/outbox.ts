@@ -10,7 +10,10 @@
  * - To an exchange: it must be one the relay declares (relay.ts `relayExchanges`).
  */
 import { injectTraceHeaders } from "@crm/kit";
-import type { Sql } from "./db.js";
+import type pg from "pg";
+
+/** A connection in a transaction (db.ts's `Sql`; named here so that db.ts may import this module). */
+type Sql = pg.PoolClient;
 
 export interface OutboxMessage {
   exchange: string;
