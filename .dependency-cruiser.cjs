@@ -1,0 +1,132 @@
+/**
+ * Import rules of the repository (docs/architecture.md, "Layout"), checked by `npm run lint`:
+ *
+ *   npx depcruise --config .dependency-cruiser.cjs packages services test bench scripts charts/test
+ *
+ * - packages never import services (nor the tools in scripts/, test/, bench/);
+ * - no import circle anywhere;
+ * - services import each other only through @crm/contracts and the generated clients (@crm/gen),
+ *   with three exceptions by design: dbservice mounts each domain's store
+ *   (services/<domain>/store); a store uses dbservice's one transaction helper (src/db.ts) and its
+ *   own domain's pure rules (src/rules.ts); the entry point (services/all) starts every service
+ *   through its module, config and main;
+ * - test code may reach across services (integration tests start the whole app), but nothing
+ *   that ships imports a test file.
+ * Type-only imports count too (`import type` is still coupling): tsPreCompilationDeps.
+ */
+
+/** Test code: *.test.ts anywhere, test/ folders, the testkit, and the repo-level test/, bench/, charts/test/. */
+const TEST = "(\\.test\\.ts$|^(services|packages)/[^/]+/test/|^packages/testkit/|^test/|^bench/|^charts/test/)";
+
+module.exports = {
+  forbidden: [
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "An import circle: modules that cannot be understood, loaded or tested one without the other.",
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: "packages-not-to-services",
+      severity: "error",
+      comment: "Shared code reaches up: a package imports a service. Move what both need into a package (a cross-service name or format: packages/contracts).",
+      from: { path: "^packages/" },
+      to: { path: "^services/" },
+    },
+    {
+      name: "shipped-code-not-to-tools",
+      severity: "error",
+      comment: "Code that ships imports the repository's tools or test folders (scripts/, test/, bench/).",
+      from: { path: "^(packages|services)/", pathNot: TEST },
+      to: { path: "^(scripts|test|bench)/" },
+    },
+    {
+      name: "nothing-ships-test-code",
+      severity: "error",
+      comment: "Code that ships imports a test file or test helper.",
+      from: { path: "^(packages|services)/", pathNot: TEST },
+      to: { path: TEST },
+    },
+    {
+      name: "services-meet-through-contracts",
+      severity: "error",
+      comment:
+        "A service imports another service's source. Services meet only through @crm/contracts (names, formats) and @crm/gen (generated clients); " +
+        "exceptions: dbservice mounts services/<domain>/store, a store uses services/dbservice/src/db.ts, services/all starts every service's module/config/main.",
+      from: { path: "^services/([^/]+)/", pathNot: [TEST, "^services/all/src/"] },
+      to: {
+        path: "^services/",
+        pathNot: [
+          "^services/$1/",
+          // dbservice mounts the domains' stores (and runs their migrations)
+          "^services/[^/]+/store/",
+          // a store runs in dbservice's one transaction helper
+          "^services/dbservice/src/db\\.ts$",
+        ],
+      },
+    },
+    {
+      name: "dbservice-mounts-only-stores",
+      severity: "error",
+      comment: "Only dbservice mounts a domain's store; other services reach a store through its generated client (@crm/gen crm.db.v1).",
+      from: { path: "^services/([^/]+)/", pathNot: [TEST, "^services/dbservice/"] },
+      to: { path: "^services/[^/]+/store/", pathNot: "^services/$1/" },
+    },
+    {
+      name: "stores-use-only-db",
+      severity: "error",
+      comment: "Of dbservice, a store imports only src/db.ts (the pool and the one transaction helper).",
+      from: { path: "^services/[^/]+/store/", pathNot: TEST },
+      to: { path: "^services/dbservice/", pathNot: "^services/dbservice/src/db\\.ts$" },
+    },
+    {
+      name: "stores-use-only-domain-rules",
+      severity: "error",
+      comment: "Of its own domain's src/, a store imports only rules.ts (the pure rules the service's validation shares); handlers and wiring stay out of the store.",
+      from: { path: "^services/([^/]+)/store/", pathNot: TEST },
+      to: { path: "^services/$1/src/", pathNot: "^services/$1/src/rules\\.ts$" },
+    },
+    {
+      name: "entry-point-starts-services",
+      severity: "error",
+      comment: "services/all starts every service through its module, config and main (and mounts dbservice's module); nothing else of a service.",
+      from: { path: "^services/all/src/" },
+      to: {
+        path: "^services/",
+        pathNot: [
+          "^services/all/",
+          "^services/[^/]+/src/(module|config|main)\\.ts$",
+          // Known reaches into internals, until each service exports one build(deps) (issue 15);
+          // listed by file so that no new one slips in. Reported by entry-point-internals below.
+          "^services/dbservice/src/(db|embedded|migrate|relay|revocation-keeper)\\.ts$",
+          "^services/auth/src/tokens\\.ts$",
+        ],
+      },
+    },
+    {
+      name: "entry-point-internals",
+      severity: "warn",
+      comment: "services/all reaches into a service's internals: replace with the service's build(deps) (issue 15).",
+      from: { path: "^services/all/src/" },
+      to: { path: "^services/dbservice/src/(db|embedded|migrate|relay|revocation-keeper)\\.ts$|^services/auth/src/tokens\\.ts$" },
+    },
+  ],
+  options: {
+    // typescript 7 has no JavaScript compiler API for dependency-cruiser to use: swc parses instead.
+    parser: "swc",
+    tsPreCompilationDeps: true,
+    doNotFollow: { path: "node_modules" },
+    exclude: { path: "(^|/)(node_modules|dist|data)/" },
+    moduleSystems: ["es6", "cjs"],
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      // the workspaces' "exports" point at their TypeScript sources
+      conditionNames: ["source", "import", "require", "node", "default"],
+      extensions: [".ts", ".d.mts", ".mts", ".mjs", ".js", ".json"],
+      mainFields: ["module", "main", "types"],
+    },
+    reporterOptions: { text: { highlightFocused: true } },
+  },
+};
