@@ -3,7 +3,8 @@
  *
  *   npx depcruise --config .dependency-cruiser.cjs packages services test bench scripts charts/test
  *
- * - packages never import services (nor the tools in scripts/, test/, bench/);
+ * - packages never import services (nor the tools in scripts/, test/, bench/); @crm/contracts
+ *   imports only @crm/gen of the workspace;
  * - no import circle anywhere;
  * - services import each other only through @crm/contracts and the generated clients (@crm/gen),
  *   with three exceptions by design: dbservice mounts each domain's store
@@ -33,6 +34,13 @@ module.exports = {
       comment: "Shared code reaches up: a package imports a service. Move what both need into a package (a cross-service name or format: packages/contracts).",
       from: { path: "^packages/" },
       to: { path: "^services/" },
+    },
+    {
+      name: "contracts-stand-alone",
+      severity: "error",
+      comment: "@crm/contracts holds names and formats only: of the workspace it may import @crm/gen (generated messages), nothing else.",
+      from: { path: "^packages/contracts/" },
+      to: { path: "^(packages|services|web)/", pathNot: "^packages/(contracts|gen)/" },
     },
     {
       name: "shipped-code-not-to-tools",
