@@ -10,6 +10,7 @@ import pg from "pg";
 import { AddUserStatus, AdminService, UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
+import { deadLetterQueueOf } from "@crm/contracts";
 import { TEST_AMQP_URL, TEST_REDIS_URL, freshDatabase, installHint, need, postgresUp, rabbitUp, redisUp, removeRabbitObjects, type TestApp, type TestDatabase } from "@crm/testkit";
 import { startTestApp } from "@crm/all/test-app";
 import { startSmtpSink, type SmtpSink } from "../../email/test/smtp-sink.js";
@@ -49,7 +50,7 @@ after(async () => {
   await db?.drop();
   await sink?.close();
   if (!skip) {
-    await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] });
+    await removeRabbitObjects({ queues: [queue, `${queue}.retry`, deadLetterQueueOf(queue)] });
   }
 });
 

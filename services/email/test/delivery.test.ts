@@ -10,6 +10,7 @@ import pg from "pg";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
+import { deadLetterQueueOf } from "@crm/contracts";
 import { installHint, need, postgresUp, rabbitUp } from "@crm/testkit";
 import { startMiniCluster, type MiniCluster, type ServiceProcess } from "./processes.js";
 import { startSmtpSink, type SmtpSink } from "./smtp-sink.js";
@@ -162,7 +163,7 @@ test("never sendable: a permanent refusal (550) fails at once, endless 451s fail
   assert.equal(b.attempts, 3);
   assert.match(b.lastError, /^SMTP 451: Try again later/);
   const deadline = Date.now() + 30_000;
-  while ((await cluster.queueDepth(`${cluster.queue}.dead`)) < 2) {
+  while ((await cluster.queueDepth(deadLetterQueueOf(cluster.queue))) < 2) {
     assert.ok(Date.now() < deadline, "both tasks reach the dead-letter queue");
     await new Promise((r) => setTimeout(r, 100));
   }

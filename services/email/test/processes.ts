@@ -14,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import amqp from "amqplib";
 import { ensureDevPki, ensureJwtKeys, type DevPki } from "../../../scripts/certs.mjs";
+import { deadLetterQueueOf } from "@crm/contracts";
 import { TEST_AMQP_URL, freshDatabase, type TestDatabase } from "@crm/testkit";
 
 const root = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
@@ -144,7 +145,7 @@ export async function startMiniCluster(): Promise<MiniCluster> {
     },
     async close() {
       await Promise.all(processes.map((p) => p.kill("SIGKILL")));
-      for (const q of [queue, `${queue}.retry`, `${queue}.dead`]) await withChannel((ch) => ch.deleteQueue(q)).catch(() => {});
+      for (const q of [queue, `${queue}.retry`, deadLetterQueueOf(queue)]) await withChannel((ch) => ch.deleteQueue(q)).catch(() => {});
       await conn.close().catch(() => {});
       await db.drop();
       rmSync(dir, { recursive: true, force: true });
