@@ -7,6 +7,7 @@ import { SubscribeResponseSchema, type ChatService, type Message } from "@crm/ge
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { Hub, LiveEvent } from "./hub.js";
 import { Inbox } from "./inbox.js";
+import { notFound } from "./rules.js";
 import {
   validateAddMembers, validateCreateChat, validateListChats, validateListMessages, validateMarkRead, validateRemoveMember, validateSendMessage, validateSubscribe,
 } from "./validation.js";
@@ -34,7 +35,6 @@ function liveEvent(message: Message): StreamEvent {
   return e;
 }
 
-const notFound = (chatId: string) => new AppError("not_found", `chat ${chatId} not found, or you are not a member of it`);
 
 export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
   const { db, hub } = deps;

@@ -1,34 +1,17 @@
 /** Input rules for the chat RPCs. Pure functions: they return normalised values or throw `invalid` naming every bad field. */
-import { invalid, type Violation } from "@crm/kit";
-
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export const limits = {
-  name: 200,
-  content: 4000,
-  clientMessageId: 64,
-  members: 1000,
-  pageSize: 200,
-  defaultPageSize: 50,
-} as const;
-
-/** Length in characters (code points), as PostgreSQL counts them. */
-const chars = (s: string) => {
-  let n = 0;
-  for (const _ of s) n++;
-  return n;
-};
+import { invalid, isUuid, type Violation } from "@crm/kit";
+import { chars, contentViolations, limits } from "./rules.js";
 
 function id(v: Violation[], field: string, raw: string, what: string): string {
   if (!raw) v.push({ field, description: `is required: the ${what} id (UUID)` });
-  else if (!uuid.test(raw)) v.push({ field, description: `must be a ${what} id (UUID), got ${JSON.stringify(raw.slice(0, 40))}` });
+  else if (!isUuid(raw)) v.push({ field, description: `must be a ${what} id (UUID), got ${JSON.stringify(raw.slice(0, 40))}` });
   return raw;
 }
 
 function ids(v: Violation[], field: string, raw: string[], min: number): string[] {
   if (raw.length < min) v.push({ field, description: `needs at least ${min} user id` });
   else if (raw.length > limits.members) v.push({ field, description: `at most ${limits.members} users per call (got ${raw.length})` });
-  const bad = raw.map((r, i) => [r, i] as const).filter(([r]) => !uuid.test(r));
+  const bad = raw.map((r, i) => [r, i] as const).filter(([r]) => !isUuid(r));
   if (bad.length) v.push({ field, description: `must be user ids (UUID); not ones: ${bad.slice(0, 5).map(([r, i]) => `[${i}] ${JSON.stringify(r.slice(0, 40))}`).join(", ")}` });
   return [...new Set(raw)];
 }
@@ -71,10 +54,8 @@ export function validateListChats(req: { pageSize: number; pageToken: string }) 
 export function validateSendMessage(req: { chatId: string; content: string; clientMessageId: string }) {
   const v: Violation[] = [];
   const chatId = id(v, "chatId", req.chatId, "chat");
-  const content = req.content.trim();
-  if (!content) v.push({ field: "content", description: req.content ? "must not be only whitespace" : "is required (1..4000 characters)" });
-  else if (chars(content) > limits.content) v.push({ field: "content", description: `must be at most ${limits.content} characters after trimming (got ${chars(content)})` });
-  else if (content.includes("\u0000")) v.push({ field: "content", description: "must not contain NUL characters" });
+  const { content, violations } = contentViolations(req.content);
+  v.push(...violations);
   if (chars(req.clientMessageId) > limits.clientMessageId) v.push({ field: "clientMessageId", description: `must be at most ${limits.clientMessageId} characters (a UUID is a good choice)` });
   return done(v, { chatId, content, clientMessageId: req.clientMessageId });
 }

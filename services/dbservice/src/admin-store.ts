@@ -10,7 +10,7 @@
  */
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AppError, invalid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
 import {
   ConsumeInviteTokenResponse_Outcome as InviteOutcome,
   ConsumeResetTokenResponse_Outcome as ResetOutcome,
@@ -24,7 +24,7 @@ import {
 } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { roleToProto, statusToProto } from "./auth-store.js";
-import { isUuid, type Db, type Sql } from "./db.js";
+import type { Db, Sql } from "./db.js";
 import { emailProblem, queueEmails, type EmailQueueConfig } from "./email-store.js";
 
 const roleFromProto: Record<number, Role> = { [UserRole.UNSPECIFIED]: "member", [UserRole.OWNER]: "owner", [UserRole.ADMIN]: "admin", [UserRole.MEMBER]: "member" };

@@ -2,9 +2,9 @@
 import { randomUUID } from "node:crypto";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { AppError, invalid, principalOf, requirePeer, requireRole, type Role } from "@crm/kit";
+import { AppError, invalid, isUuid, principalOf, requirePeer, requireRole, type Role } from "@crm/kit";
 import { DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole, UserStatus, type NewSession } from "@crm/gen/crm/db/v1/db_auth_pb";
-import { isUuid, uniqueViolation, type Db, type Sql } from "./db.js";
+import { uniqueViolation, type Db, type Sql } from "./db.js";
 
 export const roleToProto: Record<Role, UserRole> = { owner: UserRole.OWNER, admin: UserRole.ADMIN, member: UserRole.MEMBER };
 export const statusToProto: Record<string, UserStatus> = { active: UserStatus.ACTIVE, invited: UserStatus.INVITED, deactivated: UserStatus.DEACTIVATED };

@@ -4,9 +4,19 @@
  * query that forgets `WHERE company_id`.
  */
 import pg from "pg";
-import { AppError, addressOf, dependencyAt, dependencyError } from "@crm/kit";
+import { AppError, addressOf, dependencyAt, dependencyError, isUuid } from "@crm/kit";
+import { enqueue, enqueueMany, type OutboxMessage } from "./outbox.js";
 
 export type Sql = pg.PoolClient;
+export type { OutboxMessage };
+
+/** What a script for `Db.tenantScript` is: SQL text for this connection, and whether it changes the session. */
+export interface Script {
+  /** Statements separated by `;` (simple query protocol: ONE round trip), without BEGIN or COMMIT. */
+  text: string;
+  /** It creates session state (e.g. PREPARE), which outlives a failed transaction: the connection is then discarded. */
+  keepsState?: boolean;
+}
 
 export interface Db {
   pool: pg.Pool;
@@ -14,6 +24,16 @@ export interface Db {
   tenant<T>(companyId: string, fn: (sql: Sql) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction as the app role with no tenant (only SECURITY DEFINER functions see rows). */
   system<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Runs the script `build` writes for the connection it got (it may quote literals with it, or
+   * know which statements it holds) as ONE round trip: the same transaction as `tenant` (BEGIN,
+   * role, tenant), the script, COMMIT. Returns the result of the script's last statement.
+   */
+  tenantScript(companyId: string, build: (sql: Sql) => Script): Promise<pg.QueryResult>;
+  /** Writes to the transactional outbox in `sql`'s transaction (outbox.ts; the relay publishes it after commit). */
+  enqueue(sql: Sql, msg: OutboxMessage): Promise<void>;
+  /** Many outbox messages in one statement. */
+  enqueueMany(sql: Sql, msgs: OutboxMessage[]): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -47,49 +67,87 @@ export function createPool(o: PoolOptions): pg.Pool {
 /** The client gave up waiting for an answer: the connection's state is unknown, so it is not reused (no ROLLBACK on it either). */
 export const isQueryTimeout = (err: unknown) => err instanceof Error && err.message === "Query read timeout";
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const APP_ROLE = "crm_app";
 
 // Connection-level failures: the database is down or restarting. The request can be retried.
 const unavailableCodes = new Set(["57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"]);
 
+/** The start of every request's transaction: the app role, and the tenant ("" for none). The one place it is written. */
+function begin(companyId: string): string {
+  // The id comes from a verified token, but it is checked again: it is spliced into SQL text.
+  if (companyId !== "" && !isUuid(companyId)) throw new AppError("unauthenticated", "the token names no valid company");
+  return `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true)`;
+}
+
+/**
+ * The one transaction helper: a pooled connection for `fn`, rolled back when `fn` throws, released
+ * after. A connection whose state is unknown (a client-side timeout, a failed ROLLBACK, an error
+ * while checked out, or `discard()` called) is destroyed instead of reused. Errors leave through
+ * `mapErrors` (default mapPgError: unavailable for connection failures, and so on).
+ */
+export async function transaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient, discard: () => void) => Promise<T>,
+  mapErrors: (err: unknown) => unknown = mapPgError,
+): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw mapErrors === mapPgError ? unavailable(err) : err;
+  }
+  let broken = false;
+  // A connection that drops while checked out emits 'error' on the client (the pool listens
+  // only to idle ones): without a listener that would crash the process. The query fails too.
+  const onError = () => (broken = true);
+  client.on("error", onError);
+  try {
+    return await fn(client, onError);
+  } catch (err) {
+    if (isQueryTimeout(err)) broken = true;
+    else await client.query("ROLLBACK").catch(() => (broken = true));
+    throw mapErrors(err);
+  } finally {
+    client.off("error", onError);
+    client.release(broken ? true : undefined);
+  }
+}
+
 export function createDb(pool: pg.Pool): Db {
-  async function run<T>(begin: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (err) {
-      throw unavailable(err);
-    }
-    let broken = false;
-    // A connection that drops while checked out emits 'error' on the client (the pool listens
-    // only to idle ones): without a listener that would crash the process. The query fails too.
-    const onError = () => (broken = true);
-    client.on("error", onError);
-    try {
-      await client.query(begin);
+  function run<T>(companyId: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const start = begin(companyId);
+    return transaction(pool, async (client) => {
+      await client.query(start);
       const result = await fn(client);
       await client.query("COMMIT");
       return result;
-    } catch (err) {
-      if (isQueryTimeout(err)) broken = true;
-      else await client.query("ROLLBACK").catch(() => (broken = true));
-      throw mapPgError(err);
-    } finally {
-      client.off("error", onError);
-      client.release(broken ? true : undefined);
-    }
+    });
   }
   return {
     pool,
     tenant(companyId, fn) {
-      // The id comes from a verified token, but it is checked again: it is spliced into SQL text.
-      if (!uuid.test(companyId)) throw new AppError("unauthenticated", "the token names no valid company");
-      return run(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true)`, fn);
+      if (companyId === "") throw new AppError("unauthenticated", "the token names no valid company");
+      return run(companyId, fn);
     },
     system(fn) {
-      return run(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '', true)`, fn);
+      return run("", fn);
     },
+    tenantScript(companyId, build) {
+      if (companyId === "") throw new AppError("unauthenticated", "the token names no valid company");
+      const start = begin(companyId);
+      return transaction(pool, async (client, discard) => {
+        const script = build(client);
+        try {
+          const results = (await client.query(`${start};\n${script.text};\nCOMMIT`)) as unknown as pg.QueryResult[];
+          return results[results.length - 2]!;
+        } catch (err) {
+          if (script.keepsState) discard();
+          throw err;
+        }
+      });
+    },
+    enqueue,
+    enqueueMany,
     async ping() {
       await pool.query("SELECT 1");
     },
@@ -117,8 +175,4 @@ export function mapPgError(err: unknown): unknown {
 export function uniqueViolation(err: unknown): string | undefined {
   const e = err as { code?: string; constraint?: string };
   return e.code === "23505" ? (e.constraint ?? "") : undefined;
-}
-
-export function isUuid(v: string): boolean {
-  return uuid.test(v);
 }

@@ -9,10 +9,10 @@ import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AppError, invalid, requirePeer } from "@crm/kit";
+import { AppError, invalid, isUuid, requirePeer } from "@crm/kit";
 import { DbEmailService, type OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind, EmailStatus, EmailTaskSchema } from "@crm/gen/crm/email/v1/email_pb";
-import { isUuid, type Db, type Sql } from "./db.js";
+import type { Db, Sql } from "./db.js";
 import { enqueueMany, type OutboxMessage } from "./outbox.js";
 
 /** Where e-mail tasks go: the default exchange, routing key = queue name. */

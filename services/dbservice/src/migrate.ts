@@ -11,12 +11,13 @@ import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import type pg from "pg";
 import type { Logger } from "@crm/kit";
+import { migrationsDir as chatsMigrations } from "@crm/chats/store";
 import { migrationsDir as timersMigrations } from "@crm/timers/store";
 
 export const migrationsDir = fileURLToPath(new URL("./migrations", import.meta.url));
 
 /** Every folder of migrations: dbservice's own and each mounted domain store's. */
-export const migrationDirs: readonly string[] = [...new Set([migrationsDir, timersMigrations])];
+export const migrationDirs: readonly string[] = [...new Set([migrationsDir, chatsMigrations, timersMigrations])];
 
 export async function migrate(pool: pg.Pool, log: Logger, dirs: readonly string[] = migrationDirs): Promise<string[]> {
   const client = await pool.connect();

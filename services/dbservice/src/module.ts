@@ -5,12 +5,12 @@ import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
-import { dbChatService } from "./chat-store.js";
 import type { Relay } from "./relay.js";
 import { dbAdminService } from "./admin-store.js";
 import { dbAuthService } from "./auth-store.js";
 import { dbEmailService, defaultEmailQueue } from "./email-store.js";
 import type { Db } from "./db.js";
+import { chatStore } from "@crm/chats/store";
 import { timerStore } from "@crm/timers/store";
 
 export interface DbModuleDeps {
@@ -39,7 +39,7 @@ export function createDbModule({ db, emailQueue, relay }: DbModuleDeps): Service
       router.service(DbTimerService, timerStore(db));
       router.service(DbAdminService, dbAdminService(db, emailCfg));
       router.service(DbEmailService, dbEmailService(db, emailCfg));
-      router.service(DbChatService, dbChatService({ db, afterOutbox: () => relay?.afterCommit() }));
+      router.service(DbChatService, chatStore({ db, afterOutbox: () => relay?.afterCommit() }));
     },
     ready: () => db.ping(),
     close: async () => {

@@ -8,8 +8,8 @@ import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { installHint, need, postgresUp } from "@crm/testkit";
-import type { Db } from "../src/db.js";
-import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
+import type { Db } from "@crm/dbservice/db";
+import { migratedDatabase, type MigratedDatabase } from "../../dbservice/test/helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 

@@ -11,9 +11,9 @@ import { createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { DbChatService, SaveMessageRequestSchema } from "@crm/gen/crm/db/v1/db_chat_pb";
 import { principalKey } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
-import { dbChatService, saveBatch } from "../src/chat-store.js";
-import type { Db } from "../src/db.js";
-import { migratedDatabase, type MigratedDatabase } from "./helpers.js";
+import { chatStore, saveBatch } from "./chat-store.js";
+import type { Db } from "@crm/dbservice/db";
+import { migratedDatabase, type MigratedDatabase } from "../../dbservice/test/helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -79,7 +79,7 @@ test("a batch of non-members changes nothing", { skip }, async () => {
 });
 
 test("one send PostgreSQL refuses fails alone: the rest of its group-commit batch is stored", { skip }, async () => {
-  const service = dbChatService({ db });
+  const service = chatStore({ db });
   const send = (userId: string, content: string) => {
     const values = createContextValues().set(principalKey, { userId, companyId: company, role: "member", sessionId: "s", expiresAt: 0, token: "t" });
     const ctx = createHandlerContext({ service: DbChatService, method: DbChatService.method.saveMessage, protocolName: "test", requestMethod: "POST", url: "/", contextValues: values });

@@ -1,24 +1,22 @@
 /**
- * DbChatService: chats, members, messages. The acting user and company come from the forwarded
+ * The chats store, mounted by dbservice as DbChatService: chats, members, messages. The acting user and company come from the forwarded
  * token; a chat the acting user is not a member of is not_found. Each RPC is one transaction;
  * a stored message and its ChatEvent for the outbox commit together.
  */
 import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AppError, injectTraceHeaders, invalid, principalOf, type Principal } from "@crm/kit";
+import { AppError, injectTraceHeaders, invalid, isUuid, principalOf, type Principal } from "@crm/kit";
+import { CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "@crm/contracts";
 import { ChatEventSchema, ChatSchema, MessageSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
-import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
+import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type pg from "pg";
-import { APP_ROLE, isQueryTimeout, isUuid, mapPgError, unavailable, uniqueViolation, type Db, type Sql } from "./db.js";
-import { enqueue } from "./outbox.js";
+import type { Db, Sql } from "@crm/dbservice/db";
+import { chars, contentViolations, limits, notFound } from "../src/rules.js";
 import { keyedBatches } from "./batches.js";
 
 /** Most messages of one chat stored in one transaction. */
 const MAX_BATCH = 64;
-
-export const CHAT_EXCHANGE = "chat.events";
-export const chatRoutingKey = (chatId: string) => `chat.${chatId}`;
 
 export interface ChatStoreDeps {
   db: Db;
@@ -83,8 +81,6 @@ const CHAT_VIEW = `
       (SELECT count(*) FROM messages g WHERE g.chat_id = c.id AND g.seq > m.last_read_seq AND g.sender_id <> $2) END AS unread
   FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2`;
 
-export const notFound = (chatId: string) => new AppError("not_found", `chat ${chatId} not found, or you are not a member of it`);
-
 function chatId(id: string, field = "chatId"): string {
   if (!isUuid(id)) throw invalid([{ field, description: "must be a chat id (UUID)" }]);
   return id;
@@ -125,18 +121,11 @@ function notUsers(field: string, ids: string[]): AppError {
   return invalid([{ field, description: `not users of your company: ${ids.slice(0, 10).join(", ")}${ids.length > 10 ? ` and ${ids.length - 10} more` : ""}` }]);
 }
 
-const codePoints = (s: string) => {
-  let n = 0;
-  for (const _ of s) n++;
-  return n;
-};
-
-/** A second check of what the chats service validated (dbservice trusts no caller's input). */
+/** A second check of what the chats service validated (dbservice trusts no caller's input), by the same rule. */
 function content(text: string): string {
-  const t = text.trim();
-  const n = codePoints(t);
-  if (n < 1 || n > 4000 || t.includes("\u0000")) throw invalid([{ field: "content", description: "must be 1..4000 characters after trimming, without NUL" }]);
-  return t;
+  const { content, violations } = contentViolations(text);
+  if (violations.length) throw invalid(violations);
+  return content;
 }
 
 /**
@@ -193,7 +182,7 @@ const SAVE_MESSAGES: Prepared[] = [
       SELECT f.ord, f.headers, ins.* FROM ins CROSS JOIN bump b JOIN fresh f ON ins.seq = b.base + f.n
     ), event AS (
       INSERT INTO outbox (exchange, routing_key, payload, content_type, headers, company_id)
-      SELECT '${CHAT_EXCHANGE}', $3, convert_to(json_build_object(
+      SELECT '${CHAT_EVENTS_EXCHANGE}', $3, convert_to(json_build_object(
           'chatId', chat_id, 'companyId', company_id,
           'message', json_build_object('messageId', id, 'chatId', chat_id, 'seq', seq::text, 'senderId', sender_id, 'content', content,
             'createdAt', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'clientMessageId', coalesce(client_message_id, ''))
@@ -224,7 +213,8 @@ export async function saveBatch(db: Db, companyId: string, chat: string, items: 
   const { rows } = await oneRoundTrip(db, companyId, SAVE_MESSAGES, run).catch((err: unknown) => {
     // A unique violation can only come from a concurrent duplicate that slipped past the
     // lock (it cannot: the lock is taken first); report it as the retry it is.
-    if (uniqueViolation(err)) throw new AppError("unavailable", "a concurrent send with the same clientMessageId is in progress; retry");
+    const e = err as { code?: string; constraint?: string };
+    if (e.code === "23505" && e.constraint) throw new AppError("unavailable", "a concurrent send with the same clientMessageId is in progress; retry");
     throw err;
   });
   const byOrd = new Map<number, Saved>();
@@ -255,10 +245,10 @@ const connections = new WeakMap<pg.PoolClient, { id: number; have: Set<string> }
 let nextConnection = 0;
 
 /**
- * Runs `statements` in one transaction as the app role with the tenant set, in a single round
- * trip (simple query protocol), after PREPAREing whichever of `prepared` this connection lacks
- * (in the same round trip), and returns the result of the last statement. `lit` quotes a value
- * as an SQL literal; `stmt` gives a prepared statement's name on this connection.
+ * Runs `statements` as ONE round trip in the tenant's transaction (db.tenantScript), after
+ * PREPAREing whichever of `prepared` this connection lacks (in the same round trip), and returns
+ * the result of the last statement. `lit` quotes a value as an SQL literal; `stmt` gives a
+ * prepared statement's name on this connection.
  */
 async function oneRoundTrip(
   db: Db,
@@ -266,40 +256,24 @@ async function oneRoundTrip(
   prepared: Prepared[],
   statements: (lit: (v: string | null) => string, stmt: (name: string) => string) => string,
 ): Promise<pg.QueryResult> {
-  if (!isUuid(companyId)) throw new AppError("unauthenticated", "the token names no valid company");
-  let client: pg.PoolClient;
-  try {
-    client = await db.pool.connect();
-  } catch (err) {
-    throw unavailable(err);
-  }
-  let broken = false;
-  const onError = () => (broken = true); // see db.ts: a connection dropping while checked out
-  client.on("error", onError);
-  let conn = connections.get(client);
-  if (!conn) connections.set(client, (conn = { id: nextConnection++, have: new Set() }));
-  const { id, have } = conn;
-  const stmt = (name: string) => `${name}_${id}`;
-  const missing = prepared.filter((p) => !have.has(p.name));
-  try {
+  let prepares: (() => void) | undefined;
+  const result = await db.tenantScript(companyId, (client) => {
+    let conn = connections.get(client);
+    if (!conn) connections.set(client, (conn = { id: nextConnection++, have: new Set() }));
+    const { id, have } = conn;
+    const stmt = (name: string) => `${name}_${id}`;
+    const missing = prepared.filter((p) => !have.has(p.name));
+    prepares = () => missing.forEach((p) => have.add(p.name));
     const lit = (v: string | null) => (v === null ? "NULL" : client.escapeLiteral(v));
     const prepare = missing.map((p) => `PREPARE ${stmt(p.name)}(${p.params}) AS ${p.body};\n`).join("");
-    const text = `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true);\n${prepare}${statements(lit, stmt)};\nCOMMIT`;
-    const results = (await client.query(text)) as unknown as pg.QueryResult[];
-    for (const p of missing) have.add(p.name);
-    return results[results.length - 2]!;
-  } catch (err) {
-    // A PREPARE outlives a failed transaction: drop the connection rather than track which stuck.
-    if (missing.length || isQueryTimeout(err)) broken = true;
-    if (!isQueryTimeout(err)) await client.query("ROLLBACK").catch(() => (broken = true));
-    throw mapPgError(err);
-  } finally {
-    client.off("error", onError);
-    client.release(broken || undefined);
-  }
+    // A PREPARE outlives a failed transaction: the connection is dropped rather than tracking which stuck.
+    return { text: `${prepare}${statements(lit, stmt)}`, keepsState: missing.length > 0 };
+  });
+  prepares?.();
+  return result;
 }
 
-export function dbChatService({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeof DbChatService> {
+export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeof DbChatService> {
   const sends = keyedBatches<SendItem, Saved>(async (key, items) => {
     const [companyId, chat] = key.split(" ") as [string, string];
     const results = await saveBatch(db, companyId, chat, items);
@@ -316,8 +290,8 @@ export function dbChatService({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<t
 
   async function chatEvent(sql: Sql, p: Principal, id: string, event: Parameters<typeof create<typeof ChatEventSchema>>[1]) {
     const payload = toBinary(ChatEventSchema, create(ChatEventSchema, { ...event, chatId: id, companyId: p.companyId }));
-    await enqueue(sql, {
-      exchange: CHAT_EXCHANGE,
+    await db.enqueue(sql, {
+      exchange: CHAT_EVENTS_EXCHANGE,
       routingKey: chatRoutingKey(id),
       payload,
       contentType: "application/protobuf",
@@ -329,7 +303,7 @@ export function dbChatService({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<t
   return {
     async createChat(req, ctx) {
       const name = req.name.trim();
-      if (codePoints(name) < 1 || codePoints(name) > 200) throw invalid([{ field: "name", description: "must be 1..200 characters after trimming" }]);
+      if (chars(name) < 1 || chars(name) > limits.name) throw invalid([{ field: "name", description: `must be 1..${limits.name} characters after trimming` }]);
       const ids = userIds(req.memberIds, "memberIds");
       const chat = await tenant(ctx, async (sql, p) => {
         const members = [...new Set([p.userId, ...ids])];
