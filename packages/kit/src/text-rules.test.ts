@@ -62,33 +62,3 @@ test("violations are capped at a screenful", () => {
   const users = create(AddUsersRequestSchema, { users: Array.from({ length: 1000 }, () => ({ email: "\u0000", name: "\u0000" })) });
   assert.equal(textViolations(AddUsersRequestSchema, users).length, 20);
 });
-
-test("cost: a SendMessage-size request is checked in microseconds", () => {
-  const send = create(SendMessageRequestSchema, { chatId: "0b6f3c9e-2f1c-4b7e-9f00-7a1d2c3b4e5f", content: "Hello team, the deploy is done — see the dashboard.\n".repeat(4), clientMessageId: "9d7c6b5a-4e3f-2a1b-0c9d-8e7f6a5b4c3d" });
-  for (let i = 0; i < 2000; i++) textViolations(SendMessageRequestSchema, send); // warm up
-  const n = 50_000;
-  const started = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) textViolations(SendMessageRequestSchema, send);
-  const usPerCheck = Number(process.hrtime.bigint() - started) / 1000 / n;
-  console.log(`text rule: ${usPerCheck.toFixed(3)} µs per SendMessage request`);
-  // ~3 µs on the shared 2-core box (a SendMessage costs hundreds); the bound only catches a gross regression (the box is shared).
-  assert.ok(usPerCheck < 20, `${usPerCheck} µs per check`);
-});
-
-test("error reports (stack traces, text from libraries) always pass the rule they are sent through", async () => {
-  let sent: MessageInitShape<typeof SaveLogsRequestSchema> | undefined;
-  const client = { saveLogs: async (req: MessageInitShape<typeof SaveLogsRequestSchema>) => ((sent = req), { accepted: 1 }) };
-  await logsServiceSender(client as never)([
-    {
-      service: "chats",
-      level: "error",
-      message: "boom \u001b[31mred\u001b[0m \u0000 half \ud800",
-      time: new Date(),
-      attributes: { stack: "Error: boom\n    at f (x.ts:1:1)\n\tat g", "odd\u0007key": "v" },
-    },
-  ]);
-  const request = create(SaveLogsRequestSchema, sent!);
-  assert.deepEqual(textViolations(SaveLogsRequestSchema, request), []);
-  assert.equal(request.entries[0]!.attributes.stack, "Error: boom\n    at f (x.ts:1:1)\n\tat g", "line breaks kept");
-  assert.equal(scrubText("a\u0000b\nc", false), "a\uFFFDb\uFFFDc");
-});
