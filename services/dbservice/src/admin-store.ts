@@ -25,7 +25,7 @@ import {
 import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { roleToProto, statusToProto } from "./auth-store.js";
 import type { Db, Sql } from "./db.js";
-import { emailProblem, queueEmails, type EmailQueueConfig } from "./email-store.js";
+import { emailProblem, queueEmails, type EmailQueueConfig } from "@crm/email/store";
 
 const roleFromProto: Record<number, Role> = { [UserRole.UNSPECIFIED]: "member", [UserRole.OWNER]: "owner", [UserRole.ADMIN]: "admin", [UserRole.MEMBER]: "member" };
 const statusFromProto: Record<number, string | null> = { [UserStatus.UNSPECIFIED]: null, [UserStatus.ACTIVE]: "active", [UserStatus.INVITED]: "invited", [UserStatus.DEACTIVATED]: "deactivated" };
@@ -181,7 +181,7 @@ export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<
           );
         }
         const withEmail = created.filter((i) => req.users[i]!.inviteEmail);
-        const queued = await queueEmails(sql, emailCfg, p.companyId, withEmail.map((i) => ({ email: req.users[i]!.inviteEmail! })));
+        const queued = await queueEmails(db, sql, emailCfg, p.companyId, withEmail.map((i) => ({ email: req.users[i]!.inviteEmail! })));
         for (const i of created) {
           results[i]!.outcome = RowOutcome.CREATED;
           results[i]!.userId = idByEmail.get(req.users[i]!.email)!;

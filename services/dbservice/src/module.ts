@@ -8,9 +8,9 @@ import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { Relay } from "./relay.js";
 import { dbAdminService } from "./admin-store.js";
 import { dbAuthService } from "./auth-store.js";
-import { dbEmailService, defaultEmailQueue } from "./email-store.js";
 import type { Db } from "./db.js";
 import { chatStore } from "@crm/chats/store";
+import { defaultEmailQueue, emailStore } from "@crm/email/store";
 import { timerStore } from "@crm/timers/store";
 
 export interface DbModuleDeps {
@@ -38,7 +38,7 @@ export function createDbModule({ db, emailQueue, relay }: DbModuleDeps): Service
       router.service(DbAuthService, dbAuthService(db));
       router.service(DbTimerService, timerStore(db));
       router.service(DbAdminService, dbAdminService(db, emailCfg));
-      router.service(DbEmailService, dbEmailService(db, emailCfg));
+      router.service(DbEmailService, emailStore(db, emailCfg));
       router.service(DbChatService, chatStore({ db, afterOutbox: () => relay?.afterCommit() }));
     },
     ready: () => db.ping(),

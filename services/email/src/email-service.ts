@@ -5,7 +5,7 @@
  * level so that service callers without a user token get through; the handlers check the caller.
  */
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AppError, callingService, invalid, tokenFromHeaders, type TokenVerifier } from "@crm/kit";
+import { AppError, callingService, invalid, isUuid, tokenFromHeaders, type TokenVerifier } from "@crm/kit";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailService } from "@crm/gen/crm/email/v1/email_pb";
 import { validateSend } from "./validation.js";
@@ -14,9 +14,6 @@ export interface EmailServiceDeps {
   db: Client<typeof DbEmailService>;
   verifier: TokenVerifier;
 }
-
-
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The company the call acts for, after checking who calls. */
 export async function callerCompany(ctx: HandlerContext, verifier: TokenVerifier, requested: string): Promise<string> {
@@ -32,7 +29,7 @@ export async function callerCompany(ctx: HandlerContext, verifier: TokenVerifier
   if (!internal) {
     throw new AppError("unauthenticated", "this call needs an access token: send Authorization: Bearer <token> or the access_token cookie (get one from /crm.auth.v1.AuthService/Login)");
   }
-  if (!uuid.test(requested)) throw invalid([{ field: "companyId", description: "is required (a UUID) when a service calls without a user's token" }]);
+  if (!isUuid(requested)) throw invalid([{ field: "companyId", description: "is required (a UUID) when a service calls without a user's token" }]);
   return requested;
 }
 
@@ -51,7 +48,7 @@ export function emailService(deps: EmailServiceDeps): ServiceImpl<typeof EmailSe
 
     async getEmailStatus(req, ctx) {
       const companyId = await callerCompany(ctx, deps.verifier, req.companyId);
-      if (!uuid.test(req.emailId)) throw invalid([{ field: "emailId", description: "must be an e-mail id (UUID) returned by SendEmail" }]);
+      if (!isUuid(req.emailId)) throw invalid([{ field: "emailId", description: "must be an e-mail id (UUID) returned by SendEmail" }]);
       const r = await deps.db.getEmailStatusDB({ emailId: req.emailId, companyId });
       return { emailId: r.emailId, status: r.status, attempts: r.attempts, lastError: r.lastError, sentAt: r.sentAt, createdAt: r.createdAt };
     },

@@ -22,7 +22,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
-import { RetryLaterError, callContext, consumeInTrace, scrubText, watchQueueDepth, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
+import { RetryLaterError, callContext, consumeInTrace, isUuid, scrubText, watchQueueDepth, type Consumer, type Counter, type Delivery, type EventBus, type Logger } from "@crm/kit";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailStatus, EmailTaskSchema, type EmailTask } from "@crm/gen/crm/email/v1/email_pb";
 import { deadLetterQueueOf } from "@crm/contracts";
@@ -66,8 +66,6 @@ export interface EmailWorkers {
 
 export const retryDelay = (cfg: Pick<WorkerConfig, "retryBaseMs" | "retryMaxMs">) => (attempt: number) =>
   Math.min(cfg.retryBaseMs * 2 ** (attempt - 1), cfg.retryMaxMs);
-
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Declares the work queue and its dead-letter queue (dbservice declares them with the same arguments). */
 export async function declareEmailQueue(bus: EventBus, queue: string): Promise<void> {
@@ -127,7 +125,7 @@ export async function startEmailWorkers(deps: WorkerDeps): Promise<EmailWorkers>
     } catch {
       return undefined;
     }
-    if (!uuid.test(task.emailId) || !uuid.test(task.companyId)) return undefined;
+    if (!isUuid(task.emailId) || !isUuid(task.companyId)) return undefined;
     const ref = { emailId: task.emailId, companyId: task.companyId };
     const before = held.get(ref.emailId);
     held.set(ref.emailId, ended);

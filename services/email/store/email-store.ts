@@ -1,19 +1,19 @@
 /**
- * DbEmailService: e-mails and their delivery state. An e-mail row and its task on the outbox are
- * written in ONE transaction, so a queued e-mail always reaches RabbitMQ (the relay publishes it)
- * and a task always has its row. Only services call these RPCs: the calling service verified its
- * user and names the company (the email service passes its user's company; its workers, which act
- * for no user, the task's company).
+ * The e-mail store, mounted by dbservice as DbEmailService: e-mails and their delivery state. An
+ * e-mail row and its task on the outbox are written in ONE transaction, so a queued e-mail always
+ * reaches RabbitMQ (dbservice's relay publishes it) and a task always has its row. Only services
+ * call these RPCs: the calling service verified its user and names the company (the email service
+ * passes its user's company; its workers, which act for no user, the task's company).
  */
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError, invalid, isUuid, requirePeer } from "@crm/kit";
-import { DbEmailService, type OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
+import type { DbEmailService, OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind, EmailStatus, EmailTaskSchema } from "@crm/gen/crm/email/v1/email_pb";
-import type { Db, Sql } from "./db.js";
-import { enqueueMany, type OutboxMessage } from "./outbox.js";
+import { EMAIL_QUEUE } from "@crm/contracts";
+import type { Db, OutboxMessage, Sql } from "@crm/dbservice/db";
 
 /** Where e-mail tasks go: the default exchange, routing key = queue name. */
 export interface EmailQueueConfig {
@@ -23,7 +23,7 @@ export interface EmailQueueConfig {
   afterOutbox?: (() => void) | undefined;
 }
 
-export const defaultEmailQueue = "email_tasks";
+export const defaultEmailQueue = EMAIL_QUEUE;
 
 const kindNames: Record<number, string> = { [EmailKind.WELCOME]: "welcome", [EmailKind.PASSWORD_RESET]: "password_reset", [EmailKind.CUSTOM]: "custom" };
 const statusOf: Record<string, EmailStatus> = { queued: EmailStatus.QUEUED, sent: EmailStatus.SENT, failed: EmailStatus.FAILED };
@@ -48,7 +48,7 @@ export interface QueuedEmail {
  * Inserts e-mail rows and their outbox tasks in the caller's transaction (tenant `companyId`).
  * Used by QueueEmail and by RegisterUsersInCompany (invitations in the users' transaction).
  */
-export async function queueEmails(sql: Sql, cfg: EmailQueueConfig, companyId: string, emails: { email: OutgoingEmail; idempotencyKey?: string }[]): Promise<QueuedEmail[]> {
+export async function queueEmails(db: Pick<Db, "enqueueMany">, sql: Sql, cfg: EmailQueueConfig, companyId: string, emails: { email: OutgoingEmail; idempotencyKey?: string }[]): Promise<QueuedEmail[]> {
   if (emails.length === 0) return [];
   const ids = emails.map(() => randomUUID());
   const { rows } = await sql.query<{ id: string; created_at: Date }>(
@@ -96,7 +96,7 @@ export async function queueEmails(sql: Sql, cfg: EmailQueueConfig, companyId: st
     });
     out.push({ emailId: id, createdAt: at });
   }
-  await enqueueMany(sql, tasks);
+  await db.enqueueMany(sql, tasks);
   return out;
 }
 
@@ -105,7 +105,7 @@ function companyOf(companyId: string): string {
   return companyId;
 }
 
-export function dbEmailService(db: Db, cfg: EmailQueueConfig): ServiceImpl<typeof DbEmailService> {
+export function emailStore(db: Db, cfg: EmailQueueConfig): ServiceImpl<typeof DbEmailService> {
   return {
     async queueEmail(req, ctx) {
       requirePeer(ctx, "email", "auth", "admin");
@@ -124,7 +124,7 @@ export function dbEmailService(db: Db, cfg: EmailQueueConfig): ServiceImpl<typeo
             const earlier = await replay(sql);
             if (earlier) return earlier;
           }
-          const [q] = await queueEmails(sql, cfg, companyId, [{ email: req.email!, idempotencyKey: key }]);
+          const [q] = await queueEmails(db, sql, cfg, companyId, [{ email: req.email!, idempotencyKey: key }]);
           return { emailId: q!.emailId, status: EmailStatus.QUEUED, replayed: false };
         });
       try {
