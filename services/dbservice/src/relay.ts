@@ -15,7 +15,7 @@
 import pg from "pg";
 import { BusUnavailableError, callContext, setOutboxLag, withTraceContext, type EventBus, type ExchangeType, type Logger } from "@crm/kit";
 import { CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE } from "@crm/contracts";
-import { isQueryTimeout } from "./db.js";
+import { transaction } from "./db.js";
 
 /** Exchanges the relay declares (and may publish to). "" (the default exchange) needs no declaration. */
 export const relayExchanges: Record<string, ExchangeType> = { [CHAT_EVENTS_EXCHANGE]: CHAT_EVENTS_EXCHANGE_TYPE };
@@ -69,11 +69,9 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
 
   /** One pass: claim due rows, publish them, delete the confirmed ones. Returns rows claimed. */
   async function pass(): Promise<number> {
-    const client = await pool.connect();
-    let broken = false;
-    const onError = () => (broken = true); // a dropped connection: the query fails too (see db.ts)
-    client.on("error", onError);
-    try {
+    // db.ts's transaction helper, as the owner role (the relay reads and deletes every tenant's rows);
+    // errors leave unmapped: the loop below tells the broker's from the database's.
+    return transaction(pool, async (client) => {
       await client.query("BEGIN");
       const { rows } = await client.query<Row>(
         `SELECT id, exchange, routing_key, payload, content_type, message_id, headers, attempts FROM outbox
@@ -119,14 +117,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       await client.query("COMMIT");
       if (unavailable) throw unavailable;
       return rows.length;
-    } catch (err) {
-      if (isQueryTimeout(err)) broken = true; // the connection's state is unknown: dropped, not rolled back
-      else await client.query("ROLLBACK").catch(() => (broken = true));
-      throw err;
-    } finally {
-      client.off("error", onError);
-      client.release(broken || undefined);
-    }
+    }, (err) => err);
   }
 
   let failures = 0;
