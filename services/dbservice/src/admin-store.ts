@@ -23,7 +23,7 @@ import {
   type UserRecord,
 } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
-import { roleToProto, statusToProto } from "./auth-store.js";
+import { roleToProto, statusToProto } from "@crm/auth/store";
 import type { Db, Sql } from "./db.js";
 import { emailProblem, queueEmails, type EmailQueueConfig } from "@crm/email/store";
 

@@ -170,9 +170,3 @@ export function mapPgError(err: unknown): unknown {
   if (code === "40001" || code === "40P01") return new AppError("unavailable", "the database aborted a conflicting transaction; retry");
   return err;
 }
-
-/** The unique constraint behind a 23505 error, or undefined. */
-export function uniqueViolation(err: unknown): string | undefined {
-  const e = err as { code?: string; constraint?: string };
-  return e.code === "23505" ? (e.constraint ?? "") : undefined;
-}

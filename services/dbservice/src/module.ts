@@ -7,8 +7,8 @@ import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { Relay } from "./relay.js";
 import { dbAdminService } from "./admin-store.js";
-import { dbAuthService } from "./auth-store.js";
 import type { Db } from "./db.js";
+import { authStore } from "@crm/auth/store";
 import { chatStore } from "@crm/chats/store";
 import { defaultEmailQueue, emailStore } from "@crm/email/store";
 import { timerStore } from "@crm/timers/store";
@@ -35,7 +35,7 @@ export function createDbModule({ db, emailQueue, relay }: DbModuleDeps): Service
       ...["QueueEmail", "MarkEmailSent", "MarkEmailFailed", "GetEmailStatusDB", "AdvanceEmailWorkers"].map((m) => `/${DbEmailService.typeName}/${m}`),
     ],
     routes(router) {
-      router.service(DbAuthService, dbAuthService(db));
+      router.service(DbAuthService, authStore(db));
       router.service(DbTimerService, timerStore(db));
       router.service(DbAdminService, dbAdminService(db, emailCfg));
       router.service(DbEmailService, emailStore(db, emailCfg));

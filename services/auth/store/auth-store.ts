@@ -1,10 +1,14 @@
-/** DbAuthService: companies, users' logins and sessions. */
+/**
+ * The auth store, mounted by dbservice as DbAuthService: companies, users' logins and sessions.
+ * Its schema (roles, companies, users, sessions, refresh tokens, the login and rotation
+ * functions) is migrations/1700000000001_auth.sql.
+ */
 import { randomUUID } from "node:crypto";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AppError, invalid, isUuid, principalOf, requirePeer, requireRole, type Role } from "@crm/kit";
-import { DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole, UserStatus, type NewSession } from "@crm/gen/crm/db/v1/db_auth_pb";
-import { uniqueViolation, type Db, type Sql } from "./db.js";
+import { type DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole, UserStatus, type NewSession } from "@crm/gen/crm/db/v1/db_auth_pb";
+import type { Db, Sql } from "@crm/dbservice/db";
 
 export const roleToProto: Record<Role, UserRole> = { owner: UserRole.OWNER, admin: UserRole.ADMIN, member: UserRole.MEMBER };
 export const statusToProto: Record<string, UserStatus> = { active: UserStatus.ACTIVE, invited: UserStatus.INVITED, deactivated: UserStatus.DEACTIVATED };
@@ -33,7 +37,13 @@ async function insertSession(sql: Sql, companyId: string, userId: string, s: New
 
 const ts = (d: Date | null): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
 
-export function dbAuthService(db: Db): ServiceImpl<typeof DbAuthService> {
+/** The unique constraint behind a 23505 error, or undefined. */
+function uniqueViolation(err: unknown): string | undefined {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === "23505" ? (e.constraint ?? "") : undefined;
+}
+
+export function authStore(db: Db): ServiceImpl<typeof DbAuthService> {
   return {
     async registerCompany(req, ctx) {
       requirePeer(ctx, "auth");
