@@ -1,5 +1,5 @@
 /** Input rules of the admin RPCs. Pure functions: they return normalised values or throw `invalid`. */
-import { invalid, type Role, type Violation } from "@crm/kit";
+import { invalid, isUuid, type Role, type Violation } from "@crm/kit";
 import { Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import { UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
 import { normaliseEmail, normalisePhone } from "@crm/contracts/logins";
@@ -84,10 +84,8 @@ export function validateList(req: ListInput): ListInput {
   return { query, pageSize, pageToken: req.pageToken, status: req.status };
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 export function validateUserId(userId: string): string {
-  if (!uuid.test(userId)) throw invalid([{ field: "userId", description: userId ? "must be a user id (UUID) from ListUsers" : "is required" }]);
+  if (!isUuid(userId)) throw invalid([{ field: "userId", description: userId ? "must be a user id (UUID) from ListUsers" : "is required" }]);
   return userId;
 }
 

@@ -2,15 +2,16 @@
  * Plain-SQL migrations run by node-pg-migrate at start, under its advisory lock in "wait" mode,
  * so two replicas starting at once run them exactly once. Each domain keeps its own migrations
  * beside its store (services/<domain>/store/migrations); dbservice's own (the outbox, the
- * revocation list's function, and admin's and e-mail's until admin's store moves) are in
- * ./migrations. They run as ONE sequence, ordered by file name across the folders (the numeric
- * prefix), and checkOrder refuses a database whose applied names are out of that order. In the
- * production bundle every folder resolves to dist/migrations, where the build copies all of them.
+ * revocation list's function) are in ./migrations. They run as ONE sequence, ordered by file
+ * name across the folders (the numeric prefix), and checkOrder refuses a database whose applied
+ * names are out of that order. In the production bundle every folder resolves to dist/migrations,
+ * where the build copies all of them.
  */
 import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import type pg from "pg";
 import type { Logger } from "@crm/kit";
+import { migrationsDir as adminMigrations } from "@crm/admin/store";
 import { migrationsDir as authMigrations } from "@crm/auth/store";
 import { migrationsDir as chatsMigrations } from "@crm/chats/store";
 import { migrationsDir as timersMigrations } from "@crm/timers/store";
@@ -18,7 +19,7 @@ import { migrationsDir as timersMigrations } from "@crm/timers/store";
 export const migrationsDir = fileURLToPath(new URL("./migrations", import.meta.url));
 
 /** Every folder of migrations: dbservice's own and each mounted domain store's. */
-export const migrationDirs: readonly string[] = [...new Set([migrationsDir, authMigrations, chatsMigrations, timersMigrations])];
+export const migrationDirs: readonly string[] = [...new Set([migrationsDir, adminMigrations, authMigrations, chatsMigrations, timersMigrations])];
 
 export async function migrate(pool: pg.Pool, log: Logger, dirs: readonly string[] = migrationDirs): Promise<string[]> {
   const client = await pool.connect();

@@ -6,11 +6,11 @@ import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { Relay } from "./relay.js";
-import { dbAdminService } from "./admin-store.js";
 import type { Db } from "./db.js";
-import { authStore } from "@crm/auth/store";
+import { adminStore } from "@crm/admin/store";
+import { authStore, roleToProto, statusToProto } from "@crm/auth/store";
 import { chatStore } from "@crm/chats/store";
-import { defaultEmailQueue, emailStore } from "@crm/email/store";
+import { defaultEmailQueue, emailProblem, emailStore, queueEmails } from "@crm/email/store";
 import { timerStore } from "@crm/timers/store";
 
 export interface DbModuleDeps {
@@ -37,7 +37,12 @@ export function createDbModule({ db, emailQueue, relay }: DbModuleDeps): Service
     routes(router) {
       router.service(DbAuthService, authStore(db));
       router.service(DbTimerService, timerStore(db));
-      router.service(DbAdminService, dbAdminService(db, emailCfg));
+      router.service(DbAdminService, adminStore(db, {
+        // A store imports no other store: admin's gets the e-mail store's queueing and auth's role mapping here.
+        emails: { problem: emailProblem, queue: (sql, companyId, emails) => queueEmails(db, sql, emailCfg, companyId, emails), afterOutbox: emailCfg.afterOutbox },
+        roleToProto,
+        statusToProto,
+      }));
       router.service(DbEmailService, emailStore(db, emailCfg));
       router.service(DbChatService, chatStore({ db, afterOutbox: () => relay?.afterCommit() }));
     },

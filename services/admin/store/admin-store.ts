@@ -1,5 +1,5 @@
 /**
- * DbAdminService: the people of a company (bulk invite, list, deactivate, change role) and the
+ * The admin store, mounted by dbservice as DbAdminService: the people of a company (bulk invite, list, deactivate, change role) and the
  * one-time tokens of invitations and password resets.
  *
  * Admin RPCs act on the caller's token, and the caller's CURRENT role is read from the database
@@ -14,7 +14,7 @@ import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, ty
 import {
   ConsumeInviteTokenResponse_Outcome as InviteOutcome,
   ConsumeResetTokenResponse_Outcome as ResetOutcome,
-  DbAdminService,
+  type DbAdminService,
   LookupTokenResponse_Outcome as LookupOutcome,
   RegisterUserResult_Outcome as RowOutcome,
   TokenKind,
@@ -23,9 +23,27 @@ import {
   type UserRecord,
 } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
-import { roleToProto, statusToProto } from "@crm/auth/store";
-import type { Db, Sql } from "./db.js";
-import { emailProblem, queueEmails, type EmailQueueConfig } from "@crm/email/store";
+import type { OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
+import type { Db, Sql } from "@crm/dbservice/db";
+
+/**
+ * What this store uses of other domains' stores, handed in by dbservice's mounting
+ * (services/dbservice/src/module.ts): a store imports no other store.
+ */
+export interface AdminStoreDeps {
+  /** The e-mail store's: invitations are queued in the new users' transaction. */
+  emails: {
+    /** Why an e-mail cannot be queued, or undefined. */
+    problem(e: OutgoingEmail | undefined): string | undefined;
+    /** Writes the e-mails and their outbox tasks in `sql`'s transaction. */
+    queue(sql: Sql, companyId: string, emails: { email: OutgoingEmail }[]): Promise<{ emailId: string }[]>;
+    /** Called after a transaction that queued e-mails committed (wakes the relay). */
+    afterOutbox?: (() => void) | undefined;
+  };
+  /** The auth store's mapping of users' roles and statuses to the crm.db.v1 enums. */
+  roleToProto: Record<Role, UserRole>;
+  statusToProto: Record<string, UserStatus>;
+}
 
 const roleFromProto: Record<number, Role> = { [UserRole.UNSPECIFIED]: "member", [UserRole.OWNER]: "owner", [UserRole.ADMIN]: "admin", [UserRole.MEMBER]: "member" };
 const statusFromProto: Record<number, string | null> = { [UserStatus.UNSPECIFIED]: null, [UserStatus.ACTIVE]: "active", [UserStatus.INVITED]: "invited", [UserStatus.DEACTIVATED]: "deactivated" };
@@ -45,7 +63,7 @@ const userColumns = "id, email, phone, name, role, status, created_at, deactivat
 
 const ts = (d: Date | null): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
 
-export function userRecord(u: UserRow): Omit<UserRecord, "$typeName"> {
+function userRecord(u: UserRow, { roleToProto, statusToProto }: Pick<AdminStoreDeps, "roleToProto" | "statusToProto">): Omit<UserRecord, "$typeName"> {
   return {
     userId: u.id,
     email: u.email,
@@ -84,7 +102,7 @@ async function otherActiveOwners(sql: Sql, userId: string): Promise<number> {
 }
 
 /** Why a row cannot be stored as given (the admin service validated it; this guards the schema). */
-function rowProblem(r: NewUserRow): string | undefined {
+function rowProblem(r: NewUserRow, emailProblem: AdminStoreDeps["emails"]["problem"]): string | undefined {
   if (!r.email || r.email !== r.email.toLowerCase() || r.email.length > 254 || !r.email.includes("@")) return "email must be a lower-cased address of at most 254 characters";
   if (r.phone && !e164.test(r.phone)) return "phone must be E.164 like +14155552671";
   const name = [...r.name.trim()].length;
@@ -117,7 +135,8 @@ export function decodePageToken(token: string): PageKey {
 
 const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
-export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<typeof DbAdminService> {
+export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbAdminService> {
+  const { emails, roleToProto } = deps;
   return {
     async registerUsersInCompany(req, ctx) {
       const p = principalOf(ctx);
@@ -131,7 +150,7 @@ export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<
         req.users.forEach((u, i) => {
           const r = results[i]!;
           const problem =
-            rowProblem(u) ??
+            rowProblem(u, emails.problem) ??
             (u.role === UserRole.OWNER && caller.role !== "owner" ? "only an owner can add owners; choose role admin or member" : undefined) ??
             (seenEmail.has(u.email) ? `repeats the email of row ${seenEmail.get(u.email)}` : undefined) ??
             (u.phone && seenPhone.has(u.phone) ? `repeats the phone of row ${seenPhone.get(u.phone)}` : undefined);
@@ -181,7 +200,7 @@ export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<
           );
         }
         const withEmail = created.filter((i) => req.users[i]!.inviteEmail);
-        const queued = await queueEmails(db, sql, emailCfg, p.companyId, withEmail.map((i) => ({ email: req.users[i]!.inviteEmail! })));
+        const queued = await emails.queue(sql, p.companyId, withEmail.map((i) => ({ email: req.users[i]!.inviteEmail! })));
         for (const i of created) {
           results[i]!.outcome = RowOutcome.CREATED;
           results[i]!.userId = idByEmail.get(req.users[i]!.email)!;
@@ -196,7 +215,7 @@ export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<
           emailsQueued: queued.length,
         };
       });
-      if (res.emailsQueued) emailCfg.afterOutbox?.();
+      if (res.emailsQueued) emails.afterOutbox?.();
       return res;
     },
 
@@ -220,7 +239,7 @@ export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<
         );
         const page = rows.slice(0, size);
         const last = page[page.length - 1];
-        return { users: page.map(userRecord), nextPageToken: rows.length > size && last ? encodePageToken(last) : "" };
+        return { users: page.map((u) => userRecord(u, deps)), nextPageToken: rows.length > size && last ? encodePageToken(last) : "" };
       });
     },
 
@@ -242,7 +261,7 @@ export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<
         const revoked = await sql.query<{ id: string }>("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING id", [target.id]);
         await sql.query("UPDATE invite_tokens SET spent_at = now() WHERE user_id = $1 AND spent_at IS NULL", [target.id]);
         await sql.query("UPDATE password_resets SET spent_at = now() WHERE user_id = $1 AND spent_at IS NULL", [target.id]);
-        return { user: userRecord(rows[0]!), revokedSessionIds: revoked.rows.map((r) => r.id) };
+        return { user: userRecord(rows[0]!, deps), revokedSessionIds: revoked.rows.map((r) => r.id) };
       });
     },
 
@@ -259,7 +278,7 @@ export function dbAdminService(db: Db, emailCfg: EmailQueueConfig): ServiceImpl<
           throw new AppError("failed_precondition", "the last active owner cannot be demoted: make someone else owner first");
         }
         const { rows } = await sql.query<UserRow>(`UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${userColumns}`, [target.id, role]);
-        return { user: userRecord(rows[0]!), previousRole: roleToProto[target.role] };
+        return { user: userRecord(rows[0]!, deps), previousRole: roleToProto[target.role] };
       });
     },
 
