@@ -277,6 +277,9 @@ test("all-in-one with REDIS_URL: Redis restarted empty, a logged-out token stays
   await admin.connect();
   await admin.query("CREATE DATABASE crm_all_in_one");
   await admin.end();
+  // A Redis of its own: the cluster's dbservice above keeps the list on the shared one from ITS
+  // database, and two deployments on one Redis would each take the other's rebuild for complete.
+  const redis = await ownRedis();
   const app = await startTestApp({ DATABASE_URL: pg.url.replace(/\/postgres$/, "/crm_all_in_one"), REDIS_URL: redis.url, AMQP_URL: rabbit.url, ...deadlines });
   try {
     const auth = (token?: string) => app.client(AuthService, token ? { token } : {});
@@ -306,5 +309,6 @@ test("all-in-one with REDIS_URL: Redis restarted empty, a logged-out token stays
     }
   } finally {
     await app.close();
+    await redis.stop();
   }
 });
