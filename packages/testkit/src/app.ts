@@ -3,6 +3,8 @@
  * never starts a service itself (packages never import services): the all-in-one is started by
  * `startTestApp` in services/all/test/app.ts (`@crm/all/test-app`), which returns one of these.
  */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -33,4 +35,14 @@ export function testAppAt(baseUrl: string, dataDir: string, close: () => Promise
     },
     close,
   };
+}
+
+/** The .eml files (raw text) the app has written for `to` so far under its DATA_DIR/outbox. */
+export function emlTo(app: Pick<TestApp, "dataDir">, to: string): string[] {
+  const dir = join(app.dataDir, "outbox");
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".eml"))
+    .map((f) => readFileSync(join(dir, f), "utf8"))
+    .filter((raw) => new RegExp(`^To: ${to.replace(/[.+]/g, "\\$&")}$`, "mi").test(raw));
 }

@@ -3,13 +3,11 @@
  * and reset links arrive as .eml files under DATA_DIR/outbox and work end to end.
  */
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
-import { type TestApp } from "@crm/testkit";
+import { emlTo, type TestApp } from "@crm/testkit";
 import { startTestApp } from "@crm/all/test-app";
 import { PASSWORD, expectCode, mailParts, registerOwner, tokenIn } from "./helpers.js";
 
@@ -21,20 +19,10 @@ after(async () => {
   await app?.close();
 });
 
-/** The .eml files written so far, whose recipient matches. */
-function emlTo(to: string): string[] {
-  const dir = join(app.dataDir, "outbox");
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".eml"))
-    .map((f) => readFileSync(join(dir, f), "utf8"))
-    .filter((raw) => new RegExp(`^To: ${to.replace(/[.+]/g, "\\$&")}$`, "mi").test(raw));
-}
-
 async function untilEml(to: string, n = 1): Promise<string[]> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const found = emlTo(to);
+    const found = emlTo(app, to);
     if (found.length >= n) return found;
     assert.ok(Date.now() < deadline, `an .eml file for ${to} within 20 s`);
     await new Promise((r) => setTimeout(r, 50));

@@ -5,25 +5,13 @@
  * the token from the link, activates the user / sets the new password.
  */
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { runInNewContext } from "node:vm";
 import { after, before, describe, it } from "node:test";
 import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
-import { until, type TestApp } from "@crm/testkit";
+import { emlTo, until, type TestApp } from "@crm/testkit";
 import { startTestApp } from "./app.js";
 import { PASSWORD, mailParts, registerOwner } from "../../admin/test/helpers.js";
-
-/** The .eml files for `to` written so far under the app's DATA_DIR/outbox. */
-function emlTo(app: TestApp, to: string): string[] {
-  const dir = join(app.dataDir, "outbox");
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".eml"))
-    .map((f) => readFileSync(join(dir, f), "utf8"))
-    .filter((raw) => new RegExp(`^To: ${to.replace(/[.+]/g, "\\$&")}$`, "mi").test(raw));
-}
 
 async function mailTo(app: TestApp, to: string, n = 1): Promise<string> {
   await until(`${n} e-mail(s) to ${to}`, () => emlTo(app, to).length >= n, 20_000);
