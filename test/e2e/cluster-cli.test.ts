@@ -9,7 +9,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { needNone, until } from "@crm/testkit";
+import { dropDatabase, needNone, until } from "@crm/testkit";
 import { checkPrerequisites, defaults, repoRoot } from "../../scripts/cluster/lib.mjs";
 import { nginxProblem } from "../../services/gateway/run.mjs";
 import { request } from "../../services/gateway/test/helpers.ts";
@@ -93,9 +93,7 @@ describe("npm run cluster: start and Ctrl-C", { skip, timeout: 400_000 }, () => 
       for (const p of [port, ...ports]) assert.equal(await portOpen(p), false, `port ${p} still open after Ctrl-C`);
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
-      const pg = await import("pg");
-      const admin = new pg.default.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
-      await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).finally(() => admin.end()), () => undefined);
+      await dropDatabase(db);
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -134,9 +132,7 @@ describe("npm run cluster: start and Ctrl-C", { skip, timeout: 400_000 }, () => 
       } catch {
         // nothing left
       }
-      const pg = await import("pg");
-      const admin = new pg.default.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
-      await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).finally(() => admin.end()), () => undefined);
+      await dropDatabase(db);
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -14,8 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import pg from "pg";
-import { needNone, removeRabbitObjects } from "@crm/testkit";
+import { dropDatabase, needNone, removeRabbitObjects } from "@crm/testkit";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
 import { nginxProblem } from "../../services/gateway/run.mjs";
@@ -56,11 +55,7 @@ describe("the web console through the gateway (TLS, real services)", { skip, tim
   after(async () => {
     await browser?.close();
     await cluster?.stop();
-    const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
-    await admin.connect().then(
-      () => admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).finally(() => admin.end()),
-      () => undefined,
-    );
+    await dropDatabase(dbName);
     await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] }, defaults.amqpUrl);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

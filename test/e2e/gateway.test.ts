@@ -25,9 +25,8 @@ import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
 import { LogLevel, LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
-import { needNone, removeRabbitObjects, until } from "@crm/testkit";
+import { dropDatabase, needNone, removeRabbitObjects, until } from "@crm/testkit";
 import { mailParts } from "../../services/admin/test/helpers.ts";
-import pg from "pg";
 import { ensureDevPki } from "../../scripts/certs.mjs";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
 import { errorTable } from "../../services/gateway/render.mjs";
@@ -144,11 +143,7 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
 
   after(async () => {
     await cluster?.stop();
-    const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
-    await admin.connect().then(
-      () => admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).finally(() => admin.end()),
-      () => undefined,
-    );
+    await dropDatabase(dbName);
     // the e-mail queues of this run (work, retry, dead-letter)
     await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] }, defaults.amqpUrl);
     if (dir) rmSync(dir, { recursive: true, force: true });

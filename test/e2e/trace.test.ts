@@ -17,8 +17,7 @@ import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
-import { needNone } from "@crm/testkit";
-import pg from "pg";
+import { dropDatabase, needNone } from "@crm/testkit";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
 import { nginxProblem } from "../../services/gateway/run.mjs";
 import { request } from "../../services/gateway/test/helpers.ts";
@@ -145,11 +144,7 @@ describe("one trace per SendMessage through the cluster", { skip, timeout: 600_0
     await stream.done;
     await cluster?.stop();
     await receiver?.close();
-    const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
-    await admin.connect().then(
-      () => admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).finally(() => admin.end()),
-      () => undefined,
-    );
+    await dropDatabase(dbName);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -56,13 +56,27 @@ export async function freshDatabase(prefix = "crm_test"): Promise<TestDatabase> 
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: TEST_PG_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
+    drop: () => dropDatabase(name, { strict: true }),
   };
+}
+
+/**
+ * Drops a test's database on the test server (connections forced out; a missing one is fine).
+ * Teardown use: a server that cannot be reached is ignored unless `strict`.
+ */
+export async function dropDatabase(name: string, o: { strict?: boolean } = {}): Promise<void> {
+  const c = new pg.Client({ connectionString: TEST_PG_URL });
+  try {
+    await c.connect();
+  } catch (err) {
+    if (o.strict) throw err;
+    return;
+  }
+  try {
+    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await c.end();
+  }
 }
 
 /** Deletes a test's RabbitMQ queues and exchanges (missing ones are fine): one channel each, as a failed delete closes its channel. */
