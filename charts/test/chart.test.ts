@@ -48,7 +48,7 @@ const USES: Record<string, string[]> = {
   cache: ["redis"],
   all: ["postgresql", "redis", "rabbitmq", "smtp", "loki"],
 };
-const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "TLS_PEER_SERVICES", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];
+const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "TLS_PEER_SERVICES", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", "RPC_FAST_PATH", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];
 const OWN_ENV: Record<string, string[]> = {
   dbservice: ["DATABASE_URL", "DB_POOL_MAX"],
   auth: ["JWT_PRIVATE_KEY_FILE", "JWT_KEY_ID", "PUBLIC_URL"],

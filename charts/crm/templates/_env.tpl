@@ -24,6 +24,8 @@ $(VAR) (Kubernetes dependent environment variables), so no password is written i
   value: {{ $v.logLevel | quote }}
 - name: SHUTDOWN_TIMEOUT_MS
   value: {{ $v.shutdown.drainTimeoutMs | quote }}
+- name: RPC_FAST_PATH
+  value: {{ $v.rpcFastPath | quote }}
 - name: OTEL_SERVICE_NAME
   value: {{ ternary "crm" $c $allInOne | quote }}
 {{- with (include "crm.otlp" $ctx | fromYaml) }}

@@ -103,4 +103,15 @@ export const commonEnv = {
   AMQP_URL: env.url(["amqp", "amqps"]),
   SHUTDOWN_TIMEOUT_MS: env.int(25_000, 0, 600_000),
   READ_MAX_BYTES: env.int(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+  // on: unary calls and HTTP/2 server streams take the kit's fast path (@crm/fastpath), and peers
+  // call each other with its gRPC client; off: every call is served and sent by plain connect-node
+  RPC_FAST_PATH: env.oneOf(["on", "off"], "on"),
 };
+
+/**
+ * RPC_FAST_PATH of `environment` as a switch: true unless it says "off". A value that is neither
+ * "on" nor "off" is a ConfigError naming the variable, as for every other setting.
+ */
+export function fastPathEnabled(environment: NodeJS.ProcessEnv = process.env): boolean {
+  return loadConfig(z.object({ RPC_FAST_PATH: commonEnv.RPC_FAST_PATH }), environment).RPC_FAST_PATH === "on";
+}

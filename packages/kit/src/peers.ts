@@ -4,6 +4,8 @@
  * - cluster: gRPC over HTTP/2 with TLS, presenting this service's certificate (mTLS);
  * - all-in-one: the peer's router in the same process (no network), proving itself with a
  *   per-process secret.
+ * With the fast path off (RPC_FAST_PATH=off), both are plain connect: connect-node's gRPC transport,
+ * and connect's router transport for every in-process call.
  */
 import { randomBytes } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -19,6 +21,7 @@ import { metricsInterceptor } from "./metrics.js";
 import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing-interceptor.js";
 import { clientRequest, createGrpcClientTransport } from "./grpc-client.js";
 import { textInterceptor } from "./text-rules.js";
+import { fastPathEnabled } from "./config.js";
 import { newContext, UnaryMethods, withInterceptors } from "./unary.js";
 
 export const INTERNAL_HEADER = "x-crm-internal";
@@ -65,11 +68,15 @@ export interface PeerTls {
   ca: Buffer;
 }
 
-/** gRPC to a peer service: unary calls on the kit's own client (grpc-client.ts), streams on connect-node's. */
-export function networkPeer(self: string, baseUrl: string, tls?: PeerTls): Transport {
+/**
+ * gRPC to a peer service: unary calls on the kit's own client (grpc-client.ts), streams on
+ * connect-node's; with `fastPath` false (default: RPC_FAST_PATH), every call on connect-node's.
+ */
+export function networkPeer(self: string, baseUrl: string, tls?: PeerTls, fastPath: boolean = fastPathEnabled()): Transport {
   const nodeOptions = tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : {};
   const interceptors = [tracingClientInterceptor(), forwardInterceptor(self)];
   const streams = createGrpcTransport({ baseUrl, nodeOptions, pingIntervalMs: 5_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 5 * 60_000, interceptors });
+  if (!fastPath) return streams;
   return createGrpcClientTransport({ baseUrl, nodeOptions, interceptors, streams, pingMs: 5_000, pingTimeoutMs: 10_000, idleMs: 5 * 60_000 });
 }
 
@@ -77,6 +84,8 @@ export interface InProcessDeps {
   log: Logger;
   verifier: TokenVerifier;
   internal: InternalIdentity;
+  /** false: every call through connect's router transport. Default: RPC_FAST_PATH ("on" unless "off"). */
+  fastPath?: boolean | undefined;
 }
 
 /**
@@ -96,11 +105,13 @@ export function inProcessPeer(self: string, module: ServiceModule, deps: InProce
     textInterceptor(),
   ];
   const clientInterceptors = [tracingClientInterceptor(), forwardInterceptor(self, deps.internal)];
+  const fastPath = deps.fastPath ?? fastPathEnabled();
   const unary = new UnaryMethods(serverInterceptors);
-  const router = createRouterTransport((r) => module.routes(unary.recording(r)), {
+  const router = createRouterTransport((r) => module.routes(fastPath ? unary.recording(r) : r), {
     transport: { interceptors: clientInterceptors },
     router: { interceptors: serverInterceptors },
   });
+  if (!fastPath) return router;
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues) {
       const entry = unary.byPath.get(`/${method.parent.typeName}/${method.name}`);

@@ -116,7 +116,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
         if (!t) {
           const variable = `${service.toUpperCase()}_URL`;
           const url = loadConfig(z.object({ [variable]: env.url(["http", "https"]) }))[variable] ?? `${peerTls ? "https" : "http"}://${service}:${servicePorts[service]}`;
-          t = networkPeer(name, url as string, peerTls);
+          t = networkPeer(name, url as string, peerTls, cfg.RPC_FAST_PATH === "on");
           transports.set(service, t);
         }
         return createClient(desc, t);
@@ -135,6 +135,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       tls,
       readMaxBytes: cfg.READ_MAX_BYTES,
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
+      fastPath: cfg.RPC_FAST_PATH === "on",
     }).catch((err: unknown) => {
       throw listenError(err, cfg);
     });

@@ -10,6 +10,8 @@
  * - Unary calls and HTTP/2 server streams take the kit's fast path (unary.ts), on the raw HTTP/2
  *   stream where possible; connect-node's router serves everything else (gRPC-Web, compression,
  *   Connect GET, client and bidi streams), with the same interceptors.
+ * - `fastPath: false` (or RPC_FAST_PATH=off) switches the fast path off: connect-node's router then
+ *   serves every call, with the same interceptors and the same answers to malformed requests.
  */
 import http from "node:http";
 import http2 from "node:http2";
@@ -32,6 +34,7 @@ import type { Revocations } from "./revocations.js";
 import { createStreamRegistry, guardStreams } from "./streams.js";
 import { createAliasMatcher, queryFields } from "./rest.js";
 import { textInterceptor } from "./text-rules.js";
+import { fastPathEnabled } from "./config.js";
 import { bodyFormat, markUndecodable, screenGetRequest, screenRequest, type Screened } from "./undecodable.js";
 import { createFastPath, strictUtf8, UnaryMethods } from "./unary.js";
 
@@ -82,6 +85,11 @@ export interface ServerOptions {
   hiddenPrefixes?: string[];
   interceptors?: Interceptor[];
   keepalive?: Partial<KeepaliveOptions>;
+  /**
+   * true: unary calls and HTTP/2 server streams take the kit's fast path; false: plain connect-node
+   * serves every call. Default: RPC_FAST_PATH of the process's environment ("on" unless set "off").
+   */
+  fastPath?: boolean | undefined;
 }
 
 export interface KeepaliveOptions {
@@ -260,20 +268,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     acceptCompression: [compressionGzip, compressionBrotli],
     jsonOptions: { ignoreUnknownFields: false },
   });
-  // Unary calls take the kit's fast path (unary.ts); streams and unusual requests go to connect-node.
-  const unary = new UnaryMethods(interceptors);
+  // Unary calls take the kit's fast path (unary.ts) when it is on; streams and unusual requests,
+  // and every call when it is off, go to connect-node.
+  const unary = (opts.fastPath ?? fastPathEnabled()) ? new UnaryMethods(interceptors) : undefined;
   // Server streams end on their session's revocation and on drain, with an error (streams.ts).
   const streams = createStreamRegistry({ revocations: opts.revocations, shutdownSignal: shutdown.signal, log });
-  const router = guardStreams(unary.recording(connectRouter), streams);
+  const router = guardStreams(unary ? unary.recording(connectRouter) : connectRouter, streams);
   for (const m of modules) m.routes(router);
   healthAndReflection(router);
   const handlers = new Map(connectRouter.handlers.map((h) => [h.requestPath, h]));
-  const fast = createFastPath(unary, {
-    readMaxBytes: opts.readMaxBytes,
-    shutdownSignal: shutdown.signal,
-    jsonOptions: { ignoreUnknownFields: false },
-    onError: (err, path) => log.error({ err, rpc: path }, "handler failed"),
-  });
+  const fast = unary
+    ? createFastPath(unary, {
+        readMaxBytes: opts.readMaxBytes,
+        shutdownSignal: shutdown.signal,
+        jsonOptions: { ignoreUnknownFields: false },
+        onError: (err, path) => log.error({ err, rpc: path }, "handler failed"),
+      })
+    : undefined;
   const aliases = createAliasMatcher();
 
   /** Runs the Connect handler for `path`; `json` is a pre-parsed body (REST aliases). */
@@ -281,7 +292,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const handler = handlers.get(path);
     if (!handler) return false;
     const values = connectionValues(req.headers, req.socket, identities);
-    if (fast.serve(req, res, path, values, json)) return true;
+    if (fast?.serve(req, res, path, values, json)) return true;
     // connect-node answers these two with an empty body; every error here is the JSON {code, message}.
     const method = req.method ?? "";
     if (json === undefined && !handler.allowedMethods.includes(method)) {
@@ -435,7 +446,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const onStream: StreamListener = (stream, headers, flags, rawHeaders) => {
     try {
       const path = headers[":path"] ?? "/";
-      if (!isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined, identities))) return;
+      if (fast && !isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined, identities))) return;
       handleCompat(stream, headers, flags, rawHeaders);
     } catch (err) {
       log.error({ err, url: headers[":path"] }, "request failed");

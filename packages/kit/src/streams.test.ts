@@ -83,7 +83,7 @@ test("stream registry: a stream registered after its session was revoked (the re
 });
 
 /** A server with one streaming method: "idle" streams wait for their signal, "busy" ones yield every 2 ms. */
-async function streamServer(revocations: Revocations = memoryRevocations()) {
+async function streamServer(revocations: Revocations = memoryRevocations(), fastPath = true) {
   const finished: string[] = []; // chat ids whose implementation ran its finally block
   // Tokens are "token-<session id>"; any other token is refused.
   const verifier: TokenVerifier = {
@@ -123,7 +123,7 @@ async function streamServer(revocations: Revocations = memoryRevocations()) {
       });
     },
   };
-  const server = await startServer({ modules: [module], port: 0, host: "127.0.0.1", log, verifier, revocations, readMaxBytes: 1 << 20, shutdownTimeoutMs: 5_000 });
+  const server = await startServer({ modules: [module], port: 0, host: "127.0.0.1", log, verifier, revocations, readMaxBytes: 1 << 20, shutdownTimeoutMs: 5_000, fastPath });
   const url = `http://127.0.0.1:${server.port}`;
   const as = (sid: string): Interceptor => (next) => (req) => (req.header.set("authorization", `Bearer token-${encodeURIComponent(sid)}`), next(req));
   const variants: [string, (i: Interceptor[]) => Transport][] = [
@@ -152,74 +152,78 @@ function open(transport: Transport, chatId: string) {
   return Object.assign(s, { done });
 }
 
-test("server streams end with unauthenticated (session_ended) within 1 s of their session's revocation, idle or busy, on every path and protocol; other sessions' streams go on", { timeout: 60_000 }, async () => {
-  const { server, revocations, finished, variants, as } = await streamServer();
-  try {
-    for (const [name, transport] of variants) {
-      for (const kind of ["idle", "busy"]) {
-        const sid = `${kind}-${name}`;
-        const mine = open(transport([as(sid)]), `${kind}-${name}`);
-        const other = open(transport([as(`other-${sid}`)]), `${kind}-other-${name}`);
-        await until(`${name} ${kind}: both streams live`, () => (mine.events > 0 && other.events > 0) || mine.ended || other.ended);
-        await revocations.revokeSessions([sid], 60);
-        const revokedAt = performance.now();
-        await until(`${name} ${kind}: the stream to end`, () => mine.ended, 5_000);
-        const ms = mine.endedAt - revokedAt;
-        assert.ok(ms < 1_000, `${name} ${kind}: ended ${ms.toFixed(0)} ms after the revoke`);
-        assert.equal(mine.error?.code, Code.Unauthenticated, `${name} ${kind}: ${mine.error?.message ?? "ended with OK"}`);
-        assert.equal(mine.error?.rawMessage, SESSION_ENDED_MESSAGE, name);
-        assert.equal(mine.error?.metadata.get("crm-error"), "session_ended", name);
-        await until(`${name} ${kind}: the implementation to stop`, () => finished.includes(`${kind}-${name}`));
-        assert.equal(other.ended, false, `${name} ${kind}: another session's stream goes on`);
-        await revocations.revokeSessions([`other-${sid}`], 60);
-        await other.done;
-      }
-    }
-  } finally {
-    await server.close();
-  }
-});
-
-test("a stream refused by its handler before the first message gets the handler's code on every path", { timeout: 30_000 }, async () => {
-  const { server, variants, as } = await streamServer();
-  try {
-    for (const [name, transport] of variants) {
-      const s = open(transport([as("any")]), "invalid");
-      await s.done;
-      assert.equal(s.error?.code, Code.InvalidArgument, `${name}: ${s.error?.message ?? "ended with OK"}`);
-      assert.equal(s.error?.metadata.get("crm-error"), "invalid_argument", name);
-      assert.equal(s.events, 0, name);
-    }
-  } finally {
-    await server.close();
-  }
-});
-
-test("SIGTERM's drain ends open streams with unavailable (\"server is shutting down; reconnect\"), not OK, on every path and protocol, health Watch included", { timeout: 60_000 }, async () => {
-  const { server, variants, as, url, finished } = await streamServer();
-  const open1 = variants.flatMap(([name, transport]) => ["idle", "busy"].map((kind) => [`${name} ${kind}`, open(transport([as(`${kind}-${name}`)]), `${kind}-${name}`)] as const));
-  const health = { error: undefined as ConnectError | undefined, ended: false, events: 0 };
-  const watching = (async () => {
+// With the fast path off (RPC_FAST_PATH=off), connect-node serves every stream: the same endings.
+for (const fastPath of [true, false]) {
+  const on = fastPath ? "on" : "off";
+  test(`RPC_FAST_PATH=${on}: server streams end with unauthenticated (session_ended) within 1 s of their session's revocation, idle or busy, on every path and protocol; other sessions' streams go on`, { timeout: 60_000 }, async () => {
+    const { server, revocations, finished, variants, as } = await streamServer(undefined, fastPath);
     try {
-      for await (const _ of createClient(Health, createGrpcTransport({ baseUrl: url })).watch({ service: "" })) health.events++;
-    } catch (err) {
-      health.error = ConnectError.from(err);
+      for (const [name, transport] of variants) {
+        for (const kind of ["idle", "busy"]) {
+          const sid = `${kind}-${name}`;
+          const mine = open(transport([as(sid)]), `${kind}-${name}`);
+          const other = open(transport([as(`other-${sid}`)]), `${kind}-other-${name}`);
+          await until(`${name} ${kind}: both streams live`, () => (mine.events > 0 && other.events > 0) || mine.ended || other.ended);
+          await revocations.revokeSessions([sid], 60);
+          const revokedAt = performance.now();
+          await until(`${name} ${kind}: the stream to end`, () => mine.ended, 5_000);
+          const ms = mine.endedAt - revokedAt;
+          assert.ok(ms < 1_000, `${name} ${kind}: ended ${ms.toFixed(0)} ms after the revoke`);
+          assert.equal(mine.error?.code, Code.Unauthenticated, `${name} ${kind}: ${mine.error?.message ?? "ended with OK"}`);
+          assert.equal(mine.error?.rawMessage, SESSION_ENDED_MESSAGE, name);
+          assert.equal(mine.error?.metadata.get("crm-error"), "session_ended", name);
+          await until(`${name} ${kind}: the implementation to stop`, () => finished.includes(`${kind}-${name}`));
+          assert.equal(other.ended, false, `${name} ${kind}: another session's stream goes on`);
+          await revocations.revokeSessions([`other-${sid}`], 60);
+          await other.done;
+        }
+      }
     } finally {
-      health.ended = true;
+      await server.close();
     }
-  })();
-  await until("every stream live", () => open1.every(([, s]) => s.events > 0 || s.ended) && (health.events > 0 || health.ended));
-  const closing = server.close();
-  await Promise.all(open1.map(([, s]) => s.done));
-  await watching;
-  for (const [name, s] of open1) {
-    assert.equal(s.error?.code, Code.Unavailable, `${name}: ${s.error?.message ?? "ended with OK"}`);
-    assert.equal(s.error?.rawMessage, SHUTTING_DOWN_MESSAGE, name);
-  }
-  assert.equal(health.error?.code, Code.Unavailable, `health Watch: ${health.error?.message ?? "ended with OK"}`);
-  await closing;
-  assert.equal(finished.length, open1.length, "every implementation stopped");
-});
+  });
+
+  test(`RPC_FAST_PATH=${on}: a stream refused by its handler before the first message gets the handler's code on every path`, { timeout: 30_000 }, async () => {
+    const { server, variants, as } = await streamServer(undefined, fastPath);
+    try {
+      for (const [name, transport] of variants) {
+        const s = open(transport([as("any")]), "invalid");
+        await s.done;
+        assert.equal(s.error?.code, Code.InvalidArgument, `${name}: ${s.error?.message ?? "ended with OK"}`);
+        assert.equal(s.error?.metadata.get("crm-error"), "invalid_argument", name);
+        assert.equal(s.events, 0, name);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  test(`RPC_FAST_PATH=${on}: SIGTERM's drain ends open streams with unavailable (\"server is shutting down; reconnect\"), not OK, on every path and protocol, health Watch included`, { timeout: 60_000 }, async () => {
+    const { server, variants, as, url, finished } = await streamServer(undefined, fastPath);
+    const open1 = variants.flatMap(([name, transport]) => ["idle", "busy"].map((kind) => [`${name} ${kind}`, open(transport([as(`${kind}-${name}`)]), `${kind}-${name}`)] as const));
+    const health = { error: undefined as ConnectError | undefined, ended: false, events: 0 };
+    const watching = (async () => {
+      try {
+        for await (const _ of createClient(Health, createGrpcTransport({ baseUrl: url })).watch({ service: "" })) health.events++;
+      } catch (err) {
+        health.error = ConnectError.from(err);
+      } finally {
+        health.ended = true;
+      }
+    })();
+    await until("every stream live", () => open1.every(([, s]) => s.events > 0 || s.ended) && (health.events > 0 || health.ended));
+    const closing = server.close();
+    await Promise.all(open1.map(([, s]) => s.done));
+    await watching;
+    for (const [name, s] of open1) {
+      assert.equal(s.error?.code, Code.Unavailable, `${name}: ${s.error?.message ?? "ended with OK"}`);
+      assert.equal(s.error?.rawMessage, SHUTTING_DOWN_MESSAGE, name);
+    }
+    assert.equal(health.error?.code, Code.Unavailable, `health Watch: ${health.error?.message ?? "ended with OK"}`);
+    await closing;
+    assert.equal(finished.length, open1.length, "every implementation stopped");
+  });
+}
 
 test("with Redis: a revocation made while this process's subscriber was cut off ends the session's stream when the list is reloaded", { skip: need("Redis", await redisUp(), installHint.redis), timeout: 60_000 }, async () => {
   const run = randomBytes(4).toString("hex");

@@ -431,21 +431,21 @@ interface Exchange {
   headers: Headers_;
   url: string;
   /** Reads the whole body; `undefined` when it is over `max` bytes (the rest is discarded). */
-  readBody(max: number, done: (body: Buffer | undefined) => void): void;
+  readBody(max: number, done: (body: Buffer | undefined, size: number) => void): void;
   onClose(fn: () => void): void;
   headersSent(): boolean;
   respond(status: number, headers: OutHeaders, body: Uint8Array | undefined, trailers?: OutHeaders): void;
   destroy(): void;
 }
 
-function readInto(source: Readable, max: number, done: (body: Buffer | undefined) => void) {
+function readInto(source: Readable, max: number, done: (body: Buffer | undefined, size: number) => void) {
   const chunks: Buffer[] = [];
   let size = 0;
   source.on("data", (chunk: Buffer) => {
     size += chunk.length;
     if (size <= max) chunks.push(chunk);
   });
-  source.once("end", () => done(size > max ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+  source.once("end", () => done(size > max ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), size));
 }
 
 /** A compat request/response pair as an Exchange. */
@@ -459,7 +459,7 @@ class CompatExchange implements Exchange {
     this.headers = req.headers as Headers_;
     this.url = req.url ?? "/";
   }
-  readBody(max: number, done: (body: Buffer | undefined) => void) {
+  readBody(max: number, done: (body: Buffer | undefined, size: number) => void) {
     readInto(this.req, max, done);
   }
   onClose(fn: () => void) {
@@ -489,7 +489,7 @@ class StreamExchange implements Exchange {
   ) {
     this.url = headers[":path"] ?? "/";
   }
-  readBody(max: number, done: (body: Buffer | undefined) => void) {
+  readBody(max: number, done: (body: Buffer | undefined, size: number) => void) {
     readInto(this.stream, max, done);
   }
   onClose(fn: () => void) {
@@ -602,8 +602,8 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
       ex.respond(200, head, body);
     };
 
-    const decode = (body: Buffer | undefined) => {
-      if (body === undefined) return fail(new ConnectError(`message size is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted));
+    const decode = (body: Buffer | undefined, size: number) => {
+      if (body === undefined) return fail(new ConnectError(`message size ${size} is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted));
       try {
         if (protocol === "connect-json") {
           let parsed: JsonValue;
@@ -611,7 +611,7 @@ export function createFastPath(methods: UnaryMethods, opts: FastPathOptions) {
           try {
             text = strictUtf8.decode(body);
           } catch {
-            throw new ConnectError("the request body is not valid UTF-8: send JSON encoded as UTF-8", Code.InvalidArgument);
+            throw new ConnectError("cannot decode the request: the JSON is not valid UTF-8: send it encoded as UTF-8", Code.InvalidArgument); // as undecodable.ts says on connect-node's path
           }
           try {
             parsed = body.length ? (JSON.parse(text) as JsonValue) : {};
@@ -785,11 +785,11 @@ function serverStream(methods: UnaryMethods, entry: StreamEntry, protocol: Strea
       stream.once("close", go);
     });
 
-  readInto(stream, opts.readMaxBytes, (body) => {
+  readInto(stream, opts.readMaxBytes, (body, size) => {
     void (async () => {
       let it: AsyncIterator<MessageShape<DescMessage>> | undefined;
       try {
-        if (body === undefined) throw new ConnectError(`message size is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted);
+        if (body === undefined) throw new ConnectError(`message size ${size} is larger than configured readMaxBytes ${opts.readMaxBytes}`, Code.ResourceExhausted);
         if (body.length < 5 || body[0] !== 0 || 5 + body.readUInt32BE(1) !== body.length) throw new ConnectError("a server-streaming call needs exactly one uncompressed request message", Code.InvalidArgument);
         const bytes = body.subarray(5);
         let input: MessageShape<DescMessage>;
