@@ -4,7 +4,7 @@
  *   npx depcruise --config .dependency-cruiser.cjs packages services test bench scripts charts/test
  *
  * - packages never import services (nor the tools in scripts/, test/, bench/); @crm/contracts
- *   imports only @crm/gen of the workspace;
+ *   imports only @crm/gen of the workspace, @crm/fastpath nothing of it;
  * - no import circle anywhere;
  * - services import each other only through @crm/contracts and the generated clients (@crm/gen),
  *   with three exceptions by design: dbservice mounts each domain's store
@@ -41,6 +41,13 @@ module.exports = {
       comment: "@crm/contracts holds names and formats only: of the workspace it may import @crm/gen (generated messages), nothing else.",
       from: { path: "^packages/contracts/" },
       to: { path: "^(packages|services|web)/", pathNot: "^packages/(contracts|gen)/" },
+    },
+    {
+      name: "fastpath-stand-alone",
+      severity: "error",
+      comment: "@crm/fastpath (the RPC fast path) imports nothing of the workspace: @crm/kit imports it and passes in what it needs (interceptors, limits, error hooks).",
+      from: { path: "^packages/fastpath/" },
+      to: { path: "^(packages|services|web)/", pathNot: "^packages/fastpath/" },
     },
     {
       name: "shipped-code-not-to-tools",

@@ -123,7 +123,7 @@ export const rpc: Scenario = {
       { label: "kit Connect binary CPU per call over its floor", value: us("kit Connect binary") - us("node:http2 Connect binary"), unit: "µs", target: "informational" },
       { label: "kit Connect JSON CPU per call over its floor", value: us("kit Connect JSON") - us("node:http2 Connect JSON"), unit: "µs", target: "informational" },
       { label: "connect-node (no kit) gRPC CPU per call over the floor", value: us("connect-node (no kit) gRPC") - us("node:http2 gRPC"), unit: "µs", target: "informational" },
-      { label: "kit gRPC CPU per call minus connect-node's (the kit serves unary calls itself: packages/kit/src/unary.ts)", value: us("kit gRPC") - us("connect-node (no kit) gRPC"), unit: "µs", target: "informational" },
+      { label: "kit gRPC CPU per call minus connect-node's (the kit serves unary calls itself: packages/fastpath)", value: us("kit gRPC") - us("connect-node (no kit) gRPC"), unit: "µs", target: "informational" },
       { label: "grpc-js CPU per call over the bare node:http2 floor", value: us("grpc-js gRPC") - us("node:http2 gRPC"), unit: "µs", target: "informational" },
     ];
     return {

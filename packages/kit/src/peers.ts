@@ -19,10 +19,9 @@ import type { TokenVerifier } from "./auth.js";
 import type { ServiceModule } from "./server.js";
 import { metricsInterceptor } from "./metrics.js";
 import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing-interceptor.js";
-import { clientRequest, createGrpcClientTransport } from "./grpc-client.js";
 import { textInterceptor } from "./text-rules.js";
 import { fastPathEnabled } from "./config.js";
-import { newContext, UnaryMethods, withInterceptors } from "./unary.js";
+import { clientRequest, createGrpcClientTransport, newContext, UnaryMethods, withInterceptors } from "@crm/fastpath";
 
 export const INTERNAL_HEADER = "x-crm-internal";
 
@@ -69,7 +68,7 @@ export interface PeerTls {
 }
 
 /**
- * gRPC to a peer service: unary calls on the kit's own client (grpc-client.ts), streams on
+ * gRPC to a peer service: unary calls on the fast path's client (@crm/fastpath), streams on
  * connect-node's; with `fastPath` false (default: RPC_FAST_PATH), every call on connect-node's.
  */
 export function networkPeer(self: string, baseUrl: string, tls?: PeerTls, fastPath: boolean = fastPathEnabled()): Transport {

@@ -7,7 +7,7 @@
  *   a verified client certificate's CN names the calling service.
  * - Cleartext (all-in-one, ops port): ONE port for HTTP/1.1 and h2c, chosen per connection by the
  *   HTTP/2 connection preface (Node's cleartext http2 server does not fall back by itself).
- * - Unary calls and HTTP/2 server streams take the kit's fast path (unary.ts), on the raw HTTP/2
+ * - Unary calls and HTTP/2 server streams take the fast path (@crm/fastpath), on the raw HTTP/2
  *   stream where possible; connect-node's router serves everything else (gRPC-Web, compression,
  *   Connect GET, client and bidi streams), with the same interceptors.
  * - `fastPath: false` (or RPC_FAST_PATH=off) switches the fast path off: connect-node's router then
@@ -36,7 +36,7 @@ import { createAliasMatcher, queryFields } from "./rest.js";
 import { textInterceptor } from "./text-rules.js";
 import { fastPathEnabled } from "./config.js";
 import { bodyFormat, markUndecodable, screenGetRequest, screenRequest, type Screened } from "./undecodable.js";
-import { createFastPath, strictUtf8, UnaryMethods } from "./unary.js";
+import { createFastPath, strictUtf8, UnaryMethods } from "@crm/fastpath";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
@@ -268,7 +268,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     acceptCompression: [compressionGzip, compressionBrotli],
     jsonOptions: { ignoreUnknownFields: false },
   });
-  // Unary calls take the kit's fast path (unary.ts) when it is on; streams and unusual requests,
+  // Unary calls take the fast path (@crm/fastpath) when it is on; streams and unusual requests,
   // and every call when it is off, go to connect-node.
   const unary = (opts.fastPath ?? fastPathEnabled()) ? new UnaryMethods(interceptors) : undefined;
   // Server streams end on their session's revocation and on drain, with an error (streams.ts).

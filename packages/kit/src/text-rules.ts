@@ -185,7 +185,7 @@ export function textInterceptor(): Interceptor {
         yield m;
       }
     }
-    // A copy must name `signal`: the fast path's requests carry it as a prototype accessor (unary.ts).
+    // A copy must name `signal`: the fast path's requests carry it as a prototype accessor (@crm/fastpath).
     return next({ ...req, signal: req.signal, message: checked() } as StreamRequest);
   };
 }

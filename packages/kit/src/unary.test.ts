@@ -1,5 +1,5 @@
 /**
- * The unary fast path (unary.ts) and the kit's gRPC client (grpc-client.ts) against the real server:
+ * The fast path (@crm/fastpath: its server side and its gRPC client) against the kit's real server:
  * every protocol gives the same answers, errors and headers whether the fast path or connect-node
  * serves it; signals abort on cancel and deadline; a burst over the per-session stream cap opens
  * another connection.
@@ -13,7 +13,7 @@ import { compressionGzip, createConnectTransport, createGrpcTransport, createGrp
 import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
 import { AppError, invalid, violationsOf } from "./errors.js";
 import type { TokenVerifier } from "./auth.js";
-import { createGrpcClientTransport } from "./grpc-client.js";
+import { createGrpcClientTransport } from "@crm/fastpath";
 import { createLogger } from "./logger.js";
 import { startServer, type RunningServer, type ServiceModule } from "./server.js";
 

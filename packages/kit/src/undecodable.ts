@@ -1,7 +1,7 @@
 /**
  * Requests that cannot be decoded are the client's fault: invalid_argument, on every path.
  *
- * The fast path (unary.ts) says so itself. connect-node, which serves the rest (compressed Connect
+ * The fast path (@crm/fastpath) says so itself. connect-node, which serves the rest (compressed Connect
  * and gRPC, gRPC-Web, Connect streams over HTTP/1.1), answers a message it cannot parse (truncated,
  * a wrong wire type, groups nested past the recursion limit) with `internal` "parse binary: …",
  * before any interceptor runs. So for the RPCs that take one request message (unary and server

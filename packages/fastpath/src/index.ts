@@ -1,0 +1,2 @@
+export * from "./unary.js";
+export * from "./grpc-client.js";
