@@ -40,6 +40,7 @@ export function needNone(...problems: (string | undefined)[]): string | false {
 
 export * from "./services.js";
 export * from "./app.js";
+export * from "./in-memory.js";
 export * from "./own-servers.js";
 export * from "./tcp-proxy.js";
 export * from "./until.js";
