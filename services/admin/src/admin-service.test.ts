@@ -1,6 +1,22 @@
+/**
+ * AdminService's handlers in memory: the service built by its factory, served through the kit's
+ * interceptors, over an in-memory DbAdminService (../test/fake-store.ts) on a directory of
+ * companies, users and sessions. The same rules on real servers: ../test/admin*.test.ts.
+ */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { test } from "node:test";
-import { chunksBySize } from "./admin-service.js";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code, createClient } from "@connectrpc/connect";
+import { AppError, memoryRevocations, type Principal, type Role } from "@crm/kit";
+import { AddUserStatus, AdminService, UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
+import { Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
+import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
+import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
+import { expectError, inMemory, tap } from "@crm/testkit";
+import { fakeDirectory, type StoredUser } from "../../auth/test/fake-store.js";
+import { fakeAdminStore } from "../test/fake-store.js";
+import { adminService, chunksBySize } from "./admin-service.js";
 
 const row = (n: number, htmlBytes: number) => ({ email: `u${n}@example.com`, phone: "", name: `U${n}`, inviteEmail: { to: `u${n}@example.com`, subject: "s", text: "t", html: "h".repeat(htmlBytes) } });
 
@@ -13,4 +29,186 @@ test("AddUsers chunks: consecutive, in order, each under the budget (a row bigge
   assert.ok(chunks.length >= 4);
   assert.equal(chunksBySize(rows, 1 << 20).length, 1);
   assert.deepEqual(chunksBySize([], 100), []);
+});
+
+const NOW = Date.parse("2026-03-04T12:00:00.000Z");
+const HOUR = 3_600_000;
+
+function setup() {
+  const clock = { now: NOW };
+  const world = inMemory();
+  const dir = fakeDirectory(() => clock.now);
+  const store = fakeAdminStore(dir);
+  const storeCalls = tap();
+  const db = createClient(DbAdminService, world.serve((r) => r.service(DbAdminService, store.impl), { from: "admin", tap: storeCalls }));
+  const revocations = memoryRevocations(() => clock.now);
+  const impl = adminService({ db, revocations, log: world.log, appUrl: () => "https://crm.example.com/", inviteTtlHours: 72, revocationTtlSeconds: 3660, now: () => clock.now });
+  const api = world.serve((r) => r.service(AdminService, impl));
+  const company = dir.addCompany({ name: "Acme" });
+  /** A stored user of `companyId` and their caller identity (the token's role as stored). */
+  const person = (role: Role, init: Partial<StoredUser> = {}, companyId = company): [StoredUser, Principal] => {
+    const u = dir.addUser(companyId, { role, ...init });
+    return [u, world.user({ userId: u.id, companyId, role })];
+  };
+  const [ownerRow, owner] = person("owner", { name: "Olga Owner", email: "olga@acme.test" });
+  const [adminRow, admin] = person("admin", { name: "Adam Admin", email: "adam@acme.test" });
+  const [memberRow, member] = person("member", { name: "Mia Member", email: "mia@acme.test", phone: "+14155550100" });
+  const [foreignRow, foreigner] = person("owner", { name: "Fred Foreign", email: "fred@other.test" }, dir.addCompany({ name: "Other" }));
+  const admins = (p: Principal | undefined) => world.client(AdminService, api, p ? { user: p } : {});
+  return { clock, world, dir, store, storeCalls, revocations, company, person, owner, ownerRow, admin, adminRow, member, memberRow, foreigner, foreignRow, admins };
+}
+
+const sha256hex = (s: string) => createHash("sha256").update(s).digest("hex");
+
+test("AddUsers creates invited users, stores their invite tokens' hashes and queues an invitation linking to each token", async () => {
+  const s = setup();
+  const res = await s.admins(s.admin).addUsers({
+    users: [
+      { email: " Nina@Example.COM ", name: " Nina ", role: ProtoRole.MEMBER },
+      { email: "ivan@example.com", phone: "+1 415 555 2671", name: "Ivan", role: ProtoRole.ADMIN },
+    ],
+  });
+  assert.deepEqual(res.stats, { $typeName: "crm.admin.v1.AddUsersStats", created: 2, alreadyExisting: 0, failed: 0, emailsQueued: 2 });
+  assert.deepEqual(res.results.map((r) => [r.index, r.email, r.status, r.emailQueued]), [[0, "nina@example.com", AddUserStatus.CREATED, true], [1, "ivan@example.com", AddUserStatus.CREATED, true]]);
+  const nina = s.dir.users.get(res.results[0]!.userId)!;
+  assert.deepEqual([nina.companyId, nina.email, nina.name, nina.role, nina.status, nina.passwordHash], [s.company, "nina@example.com", "Nina", "member", "invited", null]);
+  assert.deepEqual([s.dir.users.get(res.results[1]!.userId)?.phone, s.dir.users.get(res.results[1]!.userId)?.role], ["+14155552671", "admin"]);
+
+  assert.equal(s.store.queued.length, 2);
+  const mail = s.store.queued[0]!;
+  assert.deepEqual([mail.companyId, mail.email.to, mail.email.kind, mail.email.locale], [s.company, "nina@example.com", EmailKind.WELCOME, "en"]);
+  assert.match(mail.email.text, /Adam Admin/, "the inviter is named");
+  const token = /https:\/\/crm\.example\.com\/accept-invite#token=([A-Za-z0-9_-]{43})/.exec(mail.email.text)?.[1];
+  assert.ok(token, mail.email.text);
+  const stored = s.dir.inviteTokens.get(sha256hex(token));
+  assert.deepEqual(stored && [stored.userId, stored.expiresAt, stored.spent], [nina.id, NOW + 72 * HOUR, false], "only the token's hash is stored, valid for inviteTtlHours");
+});
+
+test("AddUsers judges each row on its own: bad fields, repeats, owners added by a non-owner and taken logins are reported per row", async () => {
+  const s = setup();
+  const before = s.dir.users.size;
+  const res = await s.admins(s.admin).addUsers({
+    users: [
+      { email: "not-an-email", phone: "12", name: " ", role: 9 as ProtoRole },
+      { email: "ok@example.com", name: "Ok" },
+      { email: "OK@example.com", name: "Again" },
+      { email: "boss@example.com", name: "Boss", role: ProtoRole.OWNER },
+      { email: "fred@other.test", name: "Taken elsewhere" },
+      { email: "new@example.com", phone: "+14155550100", name: "Phone taken" },
+    ],
+  });
+  assert.deepEqual(res.results.map((r) => r.status), [AddUserStatus.INVALID, AddUserStatus.CREATED, AddUserStatus.INVALID, AddUserStatus.INVALID, AddUserStatus.ALREADY_EXISTS, AddUserStatus.ALREADY_EXISTS]);
+  assert.equal(res.results[0]!.reason, "email: must be a valid e-mail address like name@example.com; phone: must be in E.164 format like +14155552671; name: is required; role: must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER");
+  assert.match(res.results[2]!.reason, /email: repeats row 1/);
+  assert.match(res.results[3]!.reason, /only an owner can add owners/);
+  assert.match(res.results[4]!.reason, /email fred@other.test is already someone's login/, "logins are unique across companies");
+  assert.match(res.results[5]!.reason, /phone \+14155550100 is already someone's login/);
+  assert.deepEqual(res.stats && [res.stats.created, res.stats.alreadyExisting, res.stats.failed, res.stats.emailsQueued], [1, 2, 3, 1]);
+  assert.equal(s.dir.users.size, before + 1, "only the good row was created");
+  assert.deepEqual(s.store.queued.map((q) => q.email.to), ["ok@example.com"]);
+
+  // An owner may add owners.
+  const byOwner = await s.admins(s.owner).addUsers({ users: [{ email: "boss@example.com", name: "Boss", role: ProtoRole.OWNER }] });
+  assert.equal(s.dir.users.get(byOwner.results[0]!.userId)?.role, "owner");
+});
+
+test("AddUsers: no valid row reaches no store; 0 or 1001 rows are invalid_argument naming users", async () => {
+  const s = setup();
+  const res = await s.admins(s.admin).addUsers({ users: [{ email: "", name: "" }] });
+  assert.deepEqual([res.results[0]!.status, res.results[0]!.reason], [AddUserStatus.INVALID, "email: is required; name: is required"]);
+  await expectError(s.admins(s.admin).addUsers({ users: [] }), Code.InvalidArgument, { reason: "invalid_argument", fields: ["users"] });
+  await expectError(s.admins(s.admin).addUsers({ users: Array.from({ length: 1001 }, (_, i) => ({ email: `u${i}@example.com`, name: "U" })) }), Code.InvalidArgument, { fields: ["users"], message: /got 1001/ });
+  await expectError(s.admins(s.admin).addUsers({ users: [{ email: "a@example.com", name: "Tab\tName" }] }), Code.InvalidArgument, { fields: ["users[0].name"] });
+  assert.deepEqual(s.storeCalls.calls, []);
+});
+
+test("every AdminService call needs an owner or admin: members are refused before the store, and the store reads the current role", async () => {
+  const s = setup();
+  const m = s.admins(s.member);
+  await expectError(m.addUsers({ users: [{ email: "x@example.com", name: "X" }] }), Code.PermissionDenied, { reason: "permission_denied", message: /needs role owner or admin; you are member/ });
+  await expectError(m.listUsers({}), Code.PermissionDenied);
+  await expectError(m.deactivateUser({ userId: s.adminRow.id }), Code.PermissionDenied);
+  await expectError(m.changeRole({ userId: s.memberRow.id, role: ProtoRole.ADMIN }), Code.PermissionDenied);
+  await expectError(s.admins(undefined).listUsers({}), Code.Unauthenticated, { reason: "unauthenticated" });
+  assert.deepEqual(s.storeCalls.calls, []);
+  // The token still says admin; the directory says member since: the store refuses.
+  s.adminRow.role = "member";
+  await expectError(s.admins(s.admin).listUsers({}), Code.PermissionDenied, { message: /you are member/ });
+  await expectError(s.admins(s.admin).addUsers({ users: [{ email: "x@example.com", name: "X" }] }), Code.PermissionDenied);
+  assert.equal(s.dir.users.size, 4);
+});
+
+test("ListUsers: the company's users by name, filtered by text and status, paged", async () => {
+  const s = setup();
+  s.dir.addUser(s.company, { name: "Zed Invited", email: "zed@acme.test", status: "invited" });
+  const a = s.admins(s.admin);
+  const all = await a.listUsers({});
+  assert.deepEqual(all.users.map((u) => u.name), ["Adam Admin", "Mia Member", "Olga Owner", "Zed Invited"], "never another company's");
+  const mia = all.users[1]!;
+  assert.deepEqual([mia.email, mia.phone, mia.role, mia.status, timestampMs(mia.createdAt!)], ["mia@acme.test", "+14155550100", ProtoRole.MEMBER, UserStatus.ACTIVE, NOW]);
+  assert.deepEqual((await a.listUsers({ query: "  OLGA " })).users.map((u) => u.name), ["Olga Owner"]);
+  assert.deepEqual((await a.listUsers({ query: "5550100" })).users.map((u) => u.name), ["Mia Member"]);
+  assert.deepEqual((await a.listUsers({ status: UserStatus.INVITED })).users.map((u) => u.name), ["Zed Invited"]);
+  const first = await a.listUsers({ pageSize: 3 });
+  const rest = await a.listUsers({ pageSize: 3, pageToken: first.nextPageToken });
+  assert.deepEqual([...first.users, ...rest.users].map((u) => u.name), all.users.map((u) => u.name));
+  assert.equal(rest.nextPageToken, "");
+
+  const calls = s.storeCalls.calls.length;
+  await expectError(a.listUsers({ query: "q".repeat(201), pageSize: 501, status: 7 as UserStatus, pageToken: "t".repeat(2049) }), Code.InvalidArgument, { fields: ["query", "pageSize", "status", "pageToken"] });
+  assert.equal(s.storeCalls.calls.length, calls);
+  await expectError(a.listUsers({ pageToken: "bm9wZQ" }), Code.InvalidArgument, { fields: ["pageToken"], message: /not a token from a previous ListUsers/ });
+});
+
+test("DeactivateUser ends the user's sessions at once (the revocation list) and spends their open tokens", async () => {
+  const s = setup();
+  const sessions = [s.dir.addSession(s.memberRow.id), s.dir.addSession(s.memberRow.id)];
+  s.dir.passwordResets.set("ab", { userId: s.memberRow.id, companyId: s.company, expiresAt: NOW + HOUR, spent: false });
+  const res = await s.admins(s.admin).deactivateUser({ userId: s.memberRow.id });
+  assert.deepEqual([res.user?.status, res.revokedSessions, timestampMs(res.user!.createdAt!)], [UserStatus.DEACTIVATED, 2, NOW]);
+  assert.deepEqual([s.memberRow.status, s.memberRow.deactivatedAt], ["deactivated", NOW]);
+  for (const x of sessions) assert.equal(await s.revocations.isSessionRevoked(x.id), true, "access tokens of the session stop working now");
+  assert.equal(s.dir.passwordResets.get("ab")?.spent, true);
+  const again = await s.admins(s.admin).deactivateUser({ userId: s.memberRow.id });
+  assert.deepEqual([again.user?.status, again.revokedSessions], [UserStatus.DEACTIVATED, 0], "already deactivated: nothing more");
+});
+
+test("DeactivateUser: not yourself, owners only by an owner, never the last owner; another company's user is not_found", async () => {
+  const s = setup();
+  await expectError(s.admins(s.admin).deactivateUser({ userId: s.adminRow.id }), Code.FailedPrecondition, { reason: "failed_precondition", message: /cannot deactivate yourself/ });
+  await expectError(s.admins(s.admin).deactivateUser({ userId: s.ownerRow.id }), Code.PermissionDenied, { message: /only an owner can deactivate an owner/ });
+  const [, second] = s.person("owner", { email: "second@acme.test" });
+  await s.admins(second).deactivateUser({ userId: s.ownerRow.id });
+  await expectError(s.admins(s.owner).deactivateUser({ userId: second.userId }), Code.PermissionDenied, { message: /not an active user/ });
+  await expectError(s.admins(s.admin).deactivateUser({ userId: s.foreignRow.id }), Code.NotFound, { reason: "not_found" });
+  assert.equal(s.foreignRow.status, "active");
+  await expectError(s.admins(s.admin).deactivateUser({ userId: "" }), Code.InvalidArgument, { fields: ["userId"], message: /is required/ });
+  await expectError(s.admins(s.admin).deactivateUser({ userId: "42" }), Code.InvalidArgument, { fields: ["userId"], message: /user id \(UUID\)/ });
+});
+
+test("ChangeRole: admins change members and admins; owner changes need an owner; the last owner stays", async () => {
+  const s = setup();
+  const res = await s.admins(s.admin).changeRole({ userId: s.memberRow.id, role: ProtoRole.ADMIN });
+  assert.deepEqual([res.user?.userId, res.user?.role, s.memberRow.role], [s.memberRow.id, ProtoRole.ADMIN, "admin"]);
+  await expectError(s.admins(s.admin).changeRole({ userId: s.memberRow.id, role: ProtoRole.OWNER }), Code.PermissionDenied, { message: /only an owner can grant the owner role/ });
+  await expectError(s.admins(s.admin).changeRole({ userId: s.ownerRow.id, role: ProtoRole.MEMBER }), Code.PermissionDenied);
+  await expectError(s.admins(s.owner).changeRole({ userId: s.ownerRow.id, role: ProtoRole.ADMIN }), Code.FailedPrecondition, { message: /last active owner cannot be demoted/ });
+  await s.admins(s.owner).changeRole({ userId: s.memberRow.id, role: ProtoRole.OWNER });
+  assert.equal((await s.admins(s.owner).changeRole({ userId: s.ownerRow.id, role: ProtoRole.MEMBER })).user?.role, ProtoRole.MEMBER, "another owner exists now");
+  await expectError(s.admins(s.admin).changeRole({ userId: s.foreignRow.id, role: ProtoRole.MEMBER }), Code.NotFound);
+
+  const calls = s.storeCalls.calls.length;
+  await expectError(s.admins(s.admin).changeRole({ userId: "x", role: ProtoRole.UNSPECIFIED }), Code.InvalidArgument, { fields: ["userId"] });
+  await expectError(s.admins(s.admin).changeRole({ userId: s.adminRow.id, role: ProtoRole.UNSPECIFIED }), Code.InvalidArgument, { fields: ["role"] });
+  assert.equal(s.storeCalls.calls.length, calls);
+});
+
+test("store failures reach the caller with their code; a store bug is internal and says nothing of it", async () => {
+  const s = setup();
+  s.storeCalls.failNext(new AppError("unavailable", "the database did not answer; try again shortly"), "RegisterUsersInCompany");
+  await expectError(s.admins(s.admin).addUsers({ users: [{ email: "a@example.com", name: "A" }] }), Code.Unavailable, { reason: "unavailable" });
+  s.storeCalls.failNext(new Error("relation \"users\" does not exist"), "GetCompanyDB");
+  const e = await expectError(s.admins(s.admin).addUsers({ users: [{ email: "a@example.com", name: "A" }] }), Code.Internal);
+  assert.doesNotMatch(e.message, /relation/);
+  assert.equal(s.dir.users.size, 4);
 });
