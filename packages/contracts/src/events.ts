@@ -1,0 +1,43 @@
+/**
+ * How events cross the bus: every event is a protobuf message (proto/), sent as binary with its
+ * full type name in a header. Stores build them here in TypeScript and write the bytes to the
+ * outbox; consumers decode them here. Nothing builds an event by hand (in SQL or as JSON).
+ */
+import { create, fromBinary, fromJsonString, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { ChatEventSchema, type ChatEvent } from "@crm/gen/crm/chat/v1/chat_pb";
+import { CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "./messaging.js";
+
+/** The content type of every event: binary protobuf. */
+export const EVENT_CONTENT_TYPE = "application/protobuf";
+/** The header that names an event's message type (e.g. `crm.chat.v1.ChatEvent`). */
+export const EVENT_TYPE_HEADER = "x-crm-type";
+
+/** An event's bytes and the properties that describe them. */
+export interface EncodedEvent {
+  payload: Uint8Array;
+  contentType: string;
+  headers: Record<string, string>;
+}
+
+/** Any event message (`schema` from @crm/gen) encoded for the bus. */
+export function encodeEvent<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): EncodedEvent {
+  return { payload: toBinary(schema, create(schema, init)), contentType: EVENT_CONTENT_TYPE, headers: { [EVENT_TYPE_HEADER]: schema.typeName } };
+}
+
+/** A ChatEvent, encoded and addressed: to `chat.events` with the routing key of its chat. */
+export function chatEvent(init: MessageInitShape<typeof ChatEventSchema> & { chatId: string }): EncodedEvent & { exchange: string; routingKey: string } {
+  return { exchange: CHAT_EVENTS_EXCHANGE, routingKey: chatRoutingKey(init.chatId), ...encodeEvent(ChatEventSchema, init) };
+}
+
+/**
+ * Reads a ChatEvent off `chat.events`; throws on bytes that are not one.
+ *
+ * For one release it also reads the proto JSON (`application/json`) that the chat store used to
+ * build in SQL for new messages: such events may still wait in an outbox or a replica's queue when
+ * a deployment is upgraded, or come from a dbservice replica the rollout has not reached yet.
+ * Remove that branch in the release after.
+ */
+export function decodeChatEvent(body: Uint8Array, contentType: string | undefined): ChatEvent {
+  if (contentType === "application/json") return fromJsonString(ChatEventSchema, new TextDecoder().decode(body), { ignoreUnknownFields: true });
+  return fromBinary(ChatEventSchema, body);
+}
