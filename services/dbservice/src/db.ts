@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { AppError, addressOf, dependencyAt, dependencyError, isUuid } from "@crm/kit";
-import { enqueue, enqueueMany, type OutboxMessage } from "./outbox.js";
+import { enqueue, enqueueMany, enqueueText, type OutboxMessage } from "./outbox.js";
 
 export type Sql = pg.PoolClient;
 export type { OutboxMessage };
@@ -16,6 +16,12 @@ export interface Script {
   text: string;
   /** It creates session state (e.g. PREPARE), which outlives a failed transaction: the connection is then discarded. */
   keepsState?: boolean;
+  /**
+   * Outbox messages made from the result of the script's last statement (e.g. events that carry
+   * the ids and seqs its INSERT returned), written in the same transaction. They cost a second
+   * round trip: that INSERT and COMMIT.
+   */
+  outbox?: (result: pg.QueryResult) => OutboxMessage[];
 }
 
 export interface Db {
@@ -27,7 +33,8 @@ export interface Db {
   /**
    * Runs the script `build` writes for the connection it got (it may quote literals with it, or
    * know which statements it holds) as ONE round trip: the same transaction as `tenant` (BEGIN,
-   * role, tenant), the script, COMMIT. Returns the result of the script's last statement.
+   * role, tenant), the script, COMMIT (two with `Script.outbox`). Returns the result of the
+   * script's last statement.
    */
   tenantScript(companyId: string, build: (sql: Sql) => Script): Promise<pg.QueryResult>;
   /** Writes to the transactional outbox in `sql`'s transaction (outbox.ts; the relay publishes it after commit). */
@@ -138,8 +145,15 @@ export function createDb(pool: pg.Pool): Db {
       return transaction(pool, async (client, discard) => {
         const script = build(client);
         try {
-          const results = (await client.query(`${start};\n${script.text};\nCOMMIT`)) as unknown as pg.QueryResult[];
-          return results[results.length - 2]!;
+          if (!script.outbox) {
+            const results = (await client.query(`${start};\n${script.text};\nCOMMIT`)) as unknown as pg.QueryResult[];
+            return results[results.length - 2]!;
+          }
+          const results = (await client.query(`${start};\n${script.text}`)) as unknown as pg.QueryResult[];
+          const result = results[results.length - 1]!;
+          const outbox = enqueueText(script.outbox(result), (v) => client.escapeLiteral(v));
+          await client.query(outbox ? `${outbox};\nCOMMIT` : "COMMIT");
+          return result;
         } catch (err) {
           if (script.keepsState) discard();
           throw err;

@@ -25,37 +25,44 @@ export interface OutboxMessage {
   companyId?: string;
 }
 
+const COLUMNS = "exchange, routing_key, payload, content_type, message_id, headers, company_id";
+
+/** A message's values in COLUMNS' order (the payload as a Buffer, the headers as JSON with the trace context). */
+function values(m: OutboxMessage): [string, string, Buffer, string, string | null, string, string | null] {
+  return [
+    m.exchange,
+    m.routingKey,
+    Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength),
+    m.contentType,
+    m.messageId ?? null,
+    JSON.stringify(injectTraceHeaders({ ...m.headers })),
+    m.companyId ?? null,
+  ];
+}
+
 export async function enqueue(sql: Sql, msg: OutboxMessage): Promise<void> {
-  // crm_app may only INSERT here (no RETURNING: that would need SELECT).
-  await sql.query(
-    `INSERT INTO outbox (exchange, routing_key, payload, content_type, message_id, headers, company_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [
-      msg.exchange,
-      msg.routingKey,
-      Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength),
-      msg.contentType,
-      msg.messageId ?? null,
-      JSON.stringify(injectTraceHeaders({ ...msg.headers })),
-      msg.companyId ?? null,
-    ],
-  );
+  await enqueueMany(sql, [msg]);
 }
 
 /** Many messages in ONE statement (e.g. the invitations of a bulk AddUsers), same semantics as `enqueue`. */
 export async function enqueueMany(sql: Sql, msgs: OutboxMessage[]): Promise<void> {
   if (msgs.length === 0) return;
+  const rows = msgs.map(values);
+  // crm_app may only INSERT here (no RETURNING: that would need SELECT).
   await sql.query(
-    `INSERT INTO outbox (exchange, routing_key, payload, content_type, message_id, headers, company_id)
+    `INSERT INTO outbox (${COLUMNS})
      SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::jsonb[], $7::uuid[])`,
-    [
-      msgs.map((m) => m.exchange),
-      msgs.map((m) => m.routingKey),
-      msgs.map((m) => Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength)),
-      msgs.map((m) => m.contentType),
-      msgs.map((m) => m.messageId ?? null),
-      msgs.map((m) => JSON.stringify(injectTraceHeaders({ ...m.headers }))),
-      msgs.map((m) => m.companyId ?? null),
-    ],
+    COLUMNS.split(", ").map((_, i) => rows.map((r) => r[i])),
   );
+}
+
+/**
+ * The same INSERT as `enqueueMany` as SQL text with literal values (`lit` quotes one), for a
+ * script that runs several statements in one round trip (db.ts `Script.outbox`). "" for none.
+ */
+export function enqueueText(msgs: OutboxMessage[], lit: (v: string) => string): string {
+  if (msgs.length === 0) return "";
+  const row = (m: OutboxMessage) => values(m).map((v) => (v === null ? "NULL" : lit(Buffer.isBuffer(v) ? `\\x${v.toString("hex")}` : v)));
+  // In an INSERT, VALUES take the types of the columns (bytea from '\x…', jsonb, uuid).
+  return `INSERT INTO outbox (${COLUMNS}) VALUES ${msgs.map((m) => `(${row(m).join(", ")})`).join(", ")}`;
 }
