@@ -44,3 +44,19 @@ test("hub: one binding per chat shared by its watchers, events only to the right
   await hub.close();
   await bus.close();
 });
+
+test("hub: for one release, a message event in the JSON older dbservices wrote still reaches the watchers; garbage is dropped", async () => {
+  const bus = memoryBus(log);
+  const hub = await createHub({ bus, log, unbindGraceMs: 20 });
+  const got: LiveEvent[] = [];
+  const stop = await hub.watch("chat-j", "co-1", (e) => void got.push(e));
+  const legacy = JSON.stringify({ chatId: "chat-j", companyId: "co-1", message: { messageId: "m", chatId: "chat-j", seq: "5", senderId: "u", content: "old", createdAt: "2026-11-25T10:11:12.345Z", clientMessageId: "" } });
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-j"), Buffer.from("not an event"), { contentType: "application/json" });
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-j"), Buffer.from(legacy), { contentType: "application/json" });
+  await bus.publish(CHAT_EVENTS_EXCHANGE, chatRoutingKey("chat-j"), event("chat-j", "co-1", 6), { contentType: "application/protobuf" });
+  await settle(() => got.length === 2);
+  assert.deepEqual(got.map((e) => e.kind === "message" && [e.message.seq, e.message.content]), [[5n, "old"], [6n, "m6"]]);
+  stop();
+  await hub.close();
+  await bus.close();
+});

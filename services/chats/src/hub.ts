@@ -8,10 +8,10 @@
  * orders them by seq and fills gaps from the database. After a broker reconnect every watcher
  * gets `resync`, since events may have been missed meanwhile.
  */
-import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { watchQueueDepth, type EventBus, type Logger, type TopicSubscription } from "@crm/kit";
-import { ChatEventSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
+import type { Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import { CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE, chatRoutingKey } from "@crm/contracts";
+import { decodeChatEvent } from "@crm/contracts/events";
 
 /** The `queue` label of this replica's own queue on chat.events in crm_queue_depth. */
 export const REPLICA_QUEUE_METRIC = `${CHAT_EVENTS_EXCHANGE}.replica`;
@@ -48,8 +48,8 @@ export async function createHub(deps: { bus: EventBus; log: Logger; unbindGraceM
   const sub: TopicSubscription = await bus.subscribe(CHAT_EVENTS_EXCHANGE, (d) => {
     let ev;
     try {
-      // dbservice writes message events as proto JSON (built in SQL), others as binary protobuf.
-      ev = d.contentType === "application/json" ? fromJsonString(ChatEventSchema, Buffer.from(d.body).toString("utf8"), { ignoreUnknownFields: true }) : fromBinary(ChatEventSchema, d.body);
+      // Binary protobuf (and, for one release, the JSON that older dbservices wrote: see decodeChatEvent).
+      ev = decodeChatEvent(d.body, d.contentType);
     } catch (err) {
       log.warn({ routingKey: d.routingKey, err: String(err) }, "undecodable chat event dropped");
       return;

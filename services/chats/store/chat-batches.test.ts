@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { DbChatService, SaveMessageRequestSchema } from "@crm/gen/crm/db/v1/db_chat_pb";
 import { principalKey } from "@crm/kit";
@@ -23,7 +24,9 @@ let db: Db;
 const company = randomUUID();
 const [alice, bob, stranger] = [randomUUID(), randomUUID(), randomUUID()];
 const chat = randomUUID();
-const headers = { "x-crm-type": "crm.chat.v1.ChatEvent" };
+/** A sender's trace context: each event carries its own sender's. */
+const traced = (n: number) => ({ traceparent: `00-${String(n).padStart(32, "0")}-00000000000000a1-01` });
+const headers = traced(0);
 
 before(async () => {
   if (skip) return;
@@ -43,15 +46,15 @@ after(async () => {
 test("one batch: new messages take consecutive seqs; non-members, earlier and in-batch duplicates get what a lone send would", { skip }, async () => {
   const [committed] = await saveBatch(db, company, chat, [{ userId: bob, text: "first", clientId: "b-1", headers }]);
   assert.ok(committed && !(committed instanceof Error) && committed.message.seq === 1n);
-  const { rows: before } = await pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox");
+  const { rows: before } = await pool.query<{ id: string }>("SELECT coalesce(max(id), 0) AS id FROM outbox");
 
   const results = await saveBatch(db, company, chat, [
-    { userId: alice, text: "one", clientId: "a-1", headers },
-    { userId: stranger, text: "not a member", clientId: "", headers },
-    { userId: alice, text: "one, sent twice", clientId: "a-1", headers },
-    { userId: bob, text: "two", clientId: "", headers },
-    { userId: bob, text: "first, retried", clientId: "b-1", headers },
-    { userId: bob, text: "a-1 is alice's id, not bob's", clientId: "a-1", headers },
+    { userId: alice, text: "one", clientId: "a-1", headers: traced(1) },
+    { userId: stranger, text: "not a member", clientId: "", headers: traced(2) },
+    { userId: alice, text: "one, sent twice", clientId: "a-1", headers: traced(3) },
+    { userId: bob, text: "two", clientId: "", headers: traced(4) },
+    { userId: bob, text: "first, retried", clientId: "b-1", headers: traced(5) },
+    { userId: bob, text: "a-1 is alice's id, not bob's", clientId: "a-1", headers: traced(6) },
   ]);
   const ok = results.map((r) => (r instanceof Error ? r.message : { seq: r.message.seq, content: r.message.content, replayed: r.replayed }));
   assert.deepEqual(ok, [
@@ -66,8 +69,23 @@ test("one batch: new messages take consecutive seqs; non-members, earlier and in
   assert.equal(chats[0]!.last_seq, "4");
   const { rows: stored } = await pool.query<{ seq: string }>("SELECT seq FROM messages WHERE chat_id = $1 ORDER BY seq", [chat]);
   assert.deepEqual(stored.map((r) => r.seq), ["1", "2", "3", "4"]);
-  const { rows: after } = await pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox");
-  assert.equal(Number(after[0]!.n) - Number(before[0]!.n), 3, "one event per new message, none for replays");
+  // One event per new message, none for replays: binary ChatEvents, in seq order, each with the
+  // stored message as the RPC answered it and its own sender's trace context.
+  const { rows: events } = await pool.query<{ exchange: string; routing_key: string; payload: Buffer; content_type: string; headers: Record<string, string>; company_id: string }>(
+    "SELECT exchange, routing_key, payload, content_type, headers, company_id FROM outbox WHERE id > $1 ORDER BY id",
+    [before[0]!.id],
+  );
+  const answered = results.filter((r) => !(r instanceof Error) && !r.replayed).map((r) => (r as Exclude<typeof r, Error>).message);
+  assert.equal(events.length, 3);
+  events.forEach((e, i) => {
+    assert.deepEqual([e.exchange, e.routing_key, e.content_type, e.company_id], ["chat.events", `chat.${chat}`, "application/protobuf", company]);
+    assert.equal(e.headers["x-crm-type"], "crm.chat.v1.ChatEvent");
+    assert.equal(e.headers.traceparent, traced([1, 4, 6][i]!).traceparent);
+    const ev = fromBinary(ChatEventSchema, e.payload);
+    assert.deepEqual([ev.chatId, ev.companyId], [chat, company]);
+    assert.ok(ev.event.case === "message");
+    assert.deepEqual(ev.event.value, answered[i]);
+  });
 });
 
 test("a batch of non-members changes nothing", { skip }, async () => {

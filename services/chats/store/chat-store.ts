@@ -3,15 +3,15 @@
  * token; a chat the acting user is not a member of is not_found. Each RPC is one transaction;
  * a stored message and its ChatEvent for the outbox commit together.
  */
-import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { AppError, injectTraceHeaders, invalid, isUuid, principalOf, type Principal } from "@crm/kit";
-import { CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "@crm/contracts";
-import { ChatEventSchema, ChatSchema, MessageSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
+import { chatEvent } from "@crm/contracts/events";
+import { ChatSchema, MessageSchema, type ChatEventSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type pg from "pg";
-import type { Db, Sql } from "@crm/dbservice/db";
+import type { Db, OutboxMessage, Sql } from "@crm/dbservice/db";
 import { chars, contentViolations, limits, notFound } from "../src/rules.js";
 import { keyedBatches } from "./batches.js";
 
@@ -121,6 +121,12 @@ function notUsers(field: string, ids: string[]): AppError {
   return invalid([{ field, description: `not users of your company: ${ids.slice(0, 10).join(", ")}${ids.length > 10 ? ` and ${ids.length - 10} more` : ""}` }]);
 }
 
+/** A ChatEvent of the tenant for the outbox; `headers`: the trace context of its request, when taken earlier. */
+function chatOutbox(companyId: string, init: MessageInitShape<typeof ChatEventSchema> & { chatId: string }, headers: Record<string, string> = {}): OutboxMessage {
+  const e = chatEvent({ ...init, companyId });
+  return { ...e, headers: { ...e.headers, ...headers }, companyId };
+}
+
 /** A second check of what the chats service validated (dbservice trusts no caller's input), by the same rule. */
 function content(text: string): string {
   const { content, violations } = contentViolations(text);
@@ -130,9 +136,10 @@ function content(text: string): string {
 
 /**
  * SaveMessage stores a BATCH of messages for one chat (batches.ts: what arrived while the chat's
- * previous batch ran) as ONE round trip: BEGIN, role and tenant, lock, write, COMMIT in a single
- * simple query. The chat's row lock is then held only inside PostgreSQL, never across a wait for
- * this process's event loop, and a busy chat commits many messages per transaction.
+ * previous batch ran) in TWO round trips: BEGIN, role and tenant, lock, write in one simple query;
+ * then the ChatEvents of the new messages, encoded here from the rows it returned, go to the
+ * outbox with COMMIT (db.tenantScript's `outbox`). A busy chat commits many messages per
+ * transaction, so the lock is taken once per batch, not per message.
  *
  * Both statements are PREPAREd once per connection and EXECUTEd with literal arguments (the
  * driver's escaping; the items travel as one JSON array): planning the CTE under row-level
@@ -142,12 +149,12 @@ function content(text: string): string {
  * queue here. `save_messages` starts after the lock with a fresh snapshot. Per item, in order: a
  * non-member gets no row (not_found); a committed message with the same sender and
  * client_message_id is returned (replayed), as is an earlier item of the same batch (matched in
- * saveBatch); every other item takes the next seq, gap-free, and its ChatEvent goes on the outbox
- * (proto JSON built from the stored row).
+ * saveBatch); every other item takes the next seq, gap-free (replayed = false: its ChatEvent goes
+ * on the outbox).
  *
- * Items: $2 = [{"s": sender id, "c": content, "k": client message id or "", "h": outbox headers}].
+ * Items: $2 = [{"s": sender id, "c": content, "k": client message id or ""}].
  */
-const ITEMS = `SELECT (x.e->>'s')::uuid AS sender_id, x.e->>'c' AS content, nullif(x.e->>'k', '') AS client_id, x.e->'h' AS headers, x.ord
+const ITEMS = `SELECT (x.e->>'s')::uuid AS sender_id, x.e->>'c' AS content, nullif(x.e->>'k', '') AS client_id, x.ord
   FROM jsonb_array_elements($2) WITH ORDINALITY AS x(e, ord)`;
 const SAVE_MESSAGES: Prepared[] = [
   {
@@ -158,8 +165,8 @@ const SAVE_MESSAGES: Prepared[] = [
   },
   {
     name: "crm_save_messages",
-    // $1 chat, $2 items, $3 routing key
-    params: "uuid, jsonb, text",
+    // $1 chat, $2 items
+    params: "uuid, jsonb",
     body: `WITH input AS (${ITEMS}
     ), member AS (
       SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = $1 AND m.user_id = i.sender_id)
@@ -177,17 +184,9 @@ const SAVE_MESSAGES: Prepared[] = [
     ), ins AS (
       INSERT INTO messages (chat_id, seq, company_id, sender_id, content, client_message_id)
       SELECT $1, b.base + f.n, b.company_id, f.sender_id, f.content, f.client_id FROM fresh f CROSS JOIN bump b
-      RETURNING ${MESSAGE_COLUMNS}, company_id
+      RETURNING ${MESSAGE_COLUMNS}
     ), stored AS (
-      SELECT f.ord, f.headers, ins.* FROM ins CROSS JOIN bump b JOIN fresh f ON ins.seq = b.base + f.n
-    ), event AS (
-      INSERT INTO outbox (exchange, routing_key, payload, content_type, headers, company_id)
-      SELECT '${CHAT_EVENTS_EXCHANGE}', $3, convert_to(json_build_object(
-          'chatId', chat_id, 'companyId', company_id,
-          'message', json_build_object('messageId', id, 'chatId', chat_id, 'seq', seq::text, 'senderId', sender_id, 'content', content,
-            'createdAt', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'clientMessageId', coalesce(client_message_id, ''))
-        )::text, 'UTF8'), 'application/json', headers, company_id
-      FROM stored ORDER BY seq
+      SELECT f.ord, ins.* FROM ins CROSS JOIN bump b JOIN fresh f ON ins.seq = b.base + f.n
     )
     SELECT ord, ${MESSAGE_COLUMNS}, false AS replayed FROM stored
     UNION ALL SELECT ord, ${MESSAGE_COLUMNS}, true AS replayed FROM prior`,
@@ -199,7 +198,7 @@ interface SendItem {
   userId: string;
   text: string;
   clientId: string;
-  /** Outbox headers (the sender's trace context), JSON. */
+  /** Outbox headers of its event: the sender's trace context. */
   headers: Record<string, string>;
 }
 
@@ -207,18 +206,25 @@ type Saved = { message: Message; replayed: boolean };
 
 /** Stores `items` (one chat, one tenant) in one transaction; per item its message or why not. */
 export async function saveBatch(db: Db, companyId: string, chat: string, items: SendItem[]): Promise<(Saved | Error)[]> {
-  const json = JSON.stringify(items.map((i) => ({ s: i.userId, c: i.text, k: i.clientId, h: i.headers })));
+  const json = JSON.stringify(items.map((i) => ({ s: i.userId, c: i.text, k: i.clientId })));
   const run = (lit: (v: string | null) => string, stmt: (name: string) => string) =>
-    `EXECUTE ${stmt("crm_lock_chat")}(${lit(chat)}, ${lit(json)});\n` + `EXECUTE ${stmt("crm_save_messages")}(${lit(chat)}, ${lit(json)}, ${lit(chatRoutingKey(chat))})`;
-  const { rows } = await oneRoundTrip(db, companyId, SAVE_MESSAGES, run).catch((err: unknown) => {
+    `EXECUTE ${stmt("crm_lock_chat")}(${lit(chat)}, ${lit(json)});\n` + `EXECUTE ${stmt("crm_save_messages")}(${lit(chat)}, ${lit(json)})`;
+  const byOrd = new Map<number, Saved>();
+  // The new messages' events, in seq order, built from the rows the INSERT returned.
+  const events = (result: pg.QueryResult): OutboxMessage[] => {
+    for (const r of result.rows as (MessageRow & { ord: string; replayed: boolean })[]) byOrd.set(Number(r.ord), { message: toMessage(r), replayed: r.replayed });
+    return [...byOrd]
+      .filter(([, s]) => !s.replayed)
+      .sort(([, a], [, b]) => (a.message.seq < b.message.seq ? -1 : 1))
+      .map(([ord, s]) => chatOutbox(companyId, { chatId: chat, event: { case: "message", value: s.message } }, items[ord - 1]!.headers));
+  };
+  await runPrepared(db, companyId, SAVE_MESSAGES, run, events).catch((err: unknown) => {
     // A unique violation can only come from a concurrent duplicate that slipped past the
     // lock (it cannot: the lock is taken first); report it as the retry it is.
     const e = err as { code?: string; constraint?: string };
     if (e.code === "23505" && e.constraint) throw new AppError("unavailable", "a concurrent send with the same clientMessageId is in progress; retry");
     throw err;
   });
-  const byOrd = new Map<number, Saved>();
-  for (const r of rows as (MessageRow & { ord: string; replayed: boolean })[]) byOrd.set(Number(r.ord), { message: toMessage(r), replayed: r.replayed });
   return items.map((item, i) => {
     const saved = byOrd.get(i + 1);
     if (saved) return saved;
@@ -248,13 +254,15 @@ let nextConnection = 0;
  * Runs `statements` as ONE round trip in the tenant's transaction (db.tenantScript), after
  * PREPAREing whichever of `prepared` this connection lacks (in the same round trip), and returns
  * the result of the last statement. `lit` quotes a value as an SQL literal; `stmt` gives a
- * prepared statement's name on this connection.
+ * prepared statement's name on this connection. `outbox` (db.ts `Script.outbox`): messages made
+ * from that result, written before COMMIT in a second round trip.
  */
-async function oneRoundTrip(
+async function runPrepared(
   db: Db,
   companyId: string,
   prepared: Prepared[],
   statements: (lit: (v: string | null) => string, stmt: (name: string) => string) => string,
+  outbox?: (result: pg.QueryResult) => OutboxMessage[],
 ): Promise<pg.QueryResult> {
   let prepares: (() => void) | undefined;
   const result = await db.tenantScript(companyId, (client) => {
@@ -267,7 +275,7 @@ async function oneRoundTrip(
     const lit = (v: string | null) => (v === null ? "NULL" : client.escapeLiteral(v));
     const prepare = missing.map((p) => `PREPARE ${stmt(p.name)}(${p.params}) AS ${p.body};\n`).join("");
     // A PREPARE outlives a failed transaction: the connection is dropped rather than tracking which stuck.
-    return { text: `${prepare}${statements(lit, stmt)}`, keepsState: missing.length > 0 };
+    return { text: `${prepare}${statements(lit, stmt)}`, keepsState: missing.length > 0, ...(outbox ? { outbox } : {}) };
   });
   prepares?.();
   return result;
@@ -287,18 +295,6 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
     const p = principalOf(ctx);
     return db.tenant(p.companyId, (sql) => fn(sql, p));
   };
-
-  async function chatEvent(sql: Sql, p: Principal, id: string, event: Parameters<typeof create<typeof ChatEventSchema>>[1]) {
-    const payload = toBinary(ChatEventSchema, create(ChatEventSchema, { ...event, chatId: id, companyId: p.companyId }));
-    await db.enqueue(sql, {
-      exchange: CHAT_EVENTS_EXCHANGE,
-      routingKey: chatRoutingKey(id),
-      payload,
-      contentType: "application/protobuf",
-      headers: { "x-crm-type": ChatEventSchema.typeName },
-      companyId: p.companyId,
-    });
-  }
 
   return {
     async createChat(req, ctx) {
@@ -349,7 +345,7 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
         }
         const { rowCount } = await sql.query("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2", [id, req.userId]);
         const removed = rowCount === 1;
-        if (removed) await chatEvent(sql, p, id, { event: { case: "membersRemoved", value: { userIds: [req.userId] } } });
+        if (removed) await db.enqueue(sql, chatOutbox(p.companyId, { chatId: id, event: { case: "membersRemoved", value: { userIds: [req.userId] } } }));
         return { chat: await loadChat(sql, id, p.userId, false), removed };
       });
       if (out.removed) afterOutbox?.();
@@ -398,7 +394,8 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
       const clientId = req.clientMessageId;
       if (clientId.length > 64) throw invalid([{ field: "clientMessageId", description: "must be at most 64 characters" }]);
       const p = principalOf(ctx);
-      const headers = injectTraceHeaders({ "x-crm-type": ChatEventSchema.typeName });
+      // The sender's trace context, taken now: the batch that stores the message may run in another's.
+      const headers = injectTraceHeaders({});
       return sends.submit(`${p.companyId} ${id}`, { userId: p.userId, text, clientId, headers });
     },
 
