@@ -11,15 +11,12 @@ import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import type pg from "pg";
 import type { Logger } from "@crm/kit";
-import { migrationsDir as adminMigrations } from "@crm/admin/store";
-import { migrationsDir as authMigrations } from "@crm/auth/store";
-import { migrationsDir as chatsMigrations } from "@crm/chats/store";
-import { migrationsDir as timersMigrations } from "@crm/timers/store";
+import { mounts } from "./mounts.js";
 
 export const migrationsDir = fileURLToPath(new URL("./migrations", import.meta.url));
 
-/** Every folder of migrations: dbservice's own and each mounted domain store's. */
-export const migrationDirs: readonly string[] = [...new Set([migrationsDir, adminMigrations, authMigrations, chatsMigrations, timersMigrations])];
+/** Every folder of migrations: dbservice's own and each mounted domain store's (mounts.ts). */
+export const migrationDirs: readonly string[] = [...new Set([migrationsDir, ...mounts.flatMap((m) => (m.migrations ? [m.migrations] : []))])];
 
 export async function migrate(pool: pg.Pool, log: Logger, dirs: readonly string[] = migrationDirs): Promise<string[]> {
   const client = await pool.connect();
