@@ -6,13 +6,13 @@
  * passes its user's company; its workers, which act for no user, the task's company).
  */
 import { randomUUID } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError, invalid, isUuid, requirePeer } from "@crm/kit";
 import type { DbEmailService, OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind, EmailStatus, EmailTaskSchema } from "@crm/gen/crm/email/v1/email_pb";
 import { EMAIL_QUEUE } from "@crm/contracts";
+import { encodeEvent } from "@crm/contracts/events";
 import type { Db, OutboxMessage, Sql } from "@crm/dbservice/db";
 
 /** Where e-mail tasks go: the default exchange, routing key = queue name. */
@@ -73,7 +73,7 @@ export async function queueEmails(db: Pick<Db, "enqueueMany">, sql: Sql, cfg: Em
     const e = emails[i]!.email;
     const id = ids[i]!;
     const at = createdAt.get(id) ?? new Date();
-    const task = create(EmailTaskSchema, {
+    const task = encodeEvent(EmailTaskSchema, {
       emailId: id,
       companyId,
       to: e.to,
@@ -88,10 +88,8 @@ export async function queueEmails(db: Pick<Db, "enqueueMany">, sql: Sql, cfg: Em
     tasks.push({
       exchange: "",
       routingKey: cfg.queue,
-      payload: Buffer.from(toBinary(EmailTaskSchema, task)),
-      contentType: "application/protobuf",
+      ...task,
       messageId: id,
-      headers: { "x-crm-type": EmailTaskSchema.typeName },
       companyId,
     });
     out.push({ emailId: id, createdAt: at });
