@@ -11,6 +11,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqp from "amqplib";
+import { chatRoutingKey } from "@crm/contracts";
 import { freshDatabase, TEST_AMQP_URL, TEST_REDIS_URL, unreachable } from "@crm/testkit";
 import { removeDir, startApp, type AppChild } from "../lib/app.js";
 import { createChat, registerOwner, uniqueTag } from "../lib/crm.js";
@@ -36,22 +37,22 @@ async function brokerFloor(shape: Shape, chatIds: string[]) {
     await pub.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
     const latencies: number[] = [];
     let delivered = 0;
-    // Subscribers per chat per replica, as in the service run (alternating replicas).
+    // Subscribers per chat (by its routing key) per replica, as in the service run (alternating replicas).
     const local = [new Map<string, number>(), new Map<string, number>()];
     for (let i = 0; i < shape.subscribers; i++) {
-      const c = chatIds[i % chatIds.length]!;
+      const key = chatRoutingKey(chatIds[i % chatIds.length]!);
       const m = local[i % 2]!;
-      m.set(c, (m.get(c) ?? 0) + 1);
+      m.set(key, (m.get(key) ?? 0) + 1);
     }
     for (const [r, conn] of consumerConns.entries()) {
       const ch = await conn.createChannel();
       const q = await ch.assertQueue("", { exclusive: true, autoDelete: true });
-      for (const c of local[r]!.keys()) await ch.bindQueue(q.queue, exchange, `chat.${c}`);
+      for (const key of local[r]!.keys()) await ch.bindQueue(q.queue, exchange, key);
       await ch.consume(q.queue, (msg) => {
         if (!msg) return;
         const now = performance.now();
         const sent = Number(msg.content.toString());
-        const n = local[r]!.get(msg.fields.routingKey.slice(5)) ?? 0;
+        const n = local[r]!.get(msg.fields.routingKey) ?? 0;
         for (let i = 0; i < n; i++) latencies.push(now - sent);
         delivered += n;
       }, { noAck: true });
@@ -64,7 +65,7 @@ async function brokerFloor(shape: Shape, chatIds: string[]) {
       const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * shape.rate));
       for (; issued < due; issued++) {
         const c = chatIds[issued % chatIds.length]!;
-        confirms.push(new Promise((resolve, reject) => pub.publish(exchange, `chat.${c}`, Buffer.from(performance.now().toFixed(3)), {}, (err) => (err ? reject(err) : resolve()))));
+        confirms.push(new Promise((resolve, reject) => pub.publish(exchange, chatRoutingKey(c), Buffer.from(performance.now().toFixed(3)), {}, (err) => (err ? reject(err) : resolve()))));
       }
       await new Promise((r) => setTimeout(r, 5));
     }

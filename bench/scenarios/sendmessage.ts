@@ -8,9 +8,8 @@
  * the seq-bumping INSERT, the outbox INSERT, COMMIT) on as many connections as the service's
  * pool (DB_POOL_MAX), over the same chats.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
 import pg from "pg";
-import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
+import { chatEvent } from "@crm/contracts/events";
 import { freshDatabase, TEST_AMQP_URL, TEST_REDIS_URL, type TestDatabase, unreachable } from "@crm/testkit";
 import { readFileSync } from "node:fs";
 import { connectJson, removeDir, startApp, trustCa } from "../lib/app.js";
@@ -37,15 +36,14 @@ async function waitOutboxEmpty(db: pg.Pool, timeoutMs: number): Promise<number> 
 }
 
 function pgbenchScript(chatId: string, companyId: string, userId: string): string {
-  const payload = Buffer.from(
-    toBinary(ChatEventSchema, create(ChatEventSchema, { chatId, companyId, event: { case: "message", value: { chatId, seq: 1n, senderId: userId, content: "bench message from pgbench", messageId: "00000000-0000-0000-0000-000000000000" } } })),
-  ).toString("hex");
+  const e = chatEvent({ chatId, companyId, event: { case: "message", value: { chatId, seq: 1n, senderId: userId, content: "bench message from pgbench", messageId: "00000000-0000-0000-0000-000000000000" } } });
+  const payload = Buffer.from(e.payload).toString("hex");
   return [
     "BEGIN;",
     "SET LOCAL ROLE crm_app;",
     `SELECT set_config('app.company_id', '${companyId}', true);`,
     `WITH bump AS (UPDATE chats c SET last_seq = c.last_seq + 1, last_message_at = now() WHERE c.id = '${chatId}' AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = '${chatId}' AND m.user_id = '${userId}') RETURNING c.company_id, c.last_seq) INSERT INTO messages (chat_id, seq, company_id, sender_id, content, client_message_id) SELECT '${chatId}', last_seq, company_id, '${userId}', 'bench message from pgbench', NULL FROM bump ON CONFLICT (chat_id, sender_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING RETURNING id, chat_id, seq, sender_id, content, client_message_id, created_at;`,
-    `INSERT INTO outbox (exchange, routing_key, payload, content_type, message_id, headers, company_id) VALUES ('chat.events', 'chat.${chatId}', '\\x${payload}'::bytea, 'application/protobuf', NULL, '{"x-crm-type":"crm.chat.v1.ChatEvent"}', '${companyId}');`,
+    `INSERT INTO outbox (exchange, routing_key, payload, content_type, message_id, headers, company_id) VALUES ('${e.exchange}', '${e.routingKey}', '\\x${payload}'::bytea, '${e.contentType}', NULL, '${JSON.stringify(e.headers)}', '${companyId}');`,
     "COMMIT;",
     "",
   ].join("\n");
