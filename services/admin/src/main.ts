@@ -1,13 +1,12 @@
 /** admin as its own process. */
 import { loadConfig, requirePublicUrl, runService } from "@crm/kit";
-import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
+import { build } from "./build.js";
 import { adminEnv } from "./config.js";
-import { createAdminModule } from "./module.js";
 
 export function start() {
   return runService("admin", async ({ log, peer, revocations }) => {
     const cfg = loadConfig(adminEnv);
     const url = requirePublicUrl();
-    return createAdminModule({ cfg, db: peer("dbservice", DbAdminService), revocations, log, publicUrl: () => url });
+    return build({ cfg, peer, revocations, log, publicUrl: () => url });
   });
 }

@@ -1,8 +1,7 @@
 /** chats as its own process: ChatService, dbservice as its peer, RabbitMQ for live events. */
 import { ConfigError, commonEnv, createEventBus, loadConfig, runService } from "@crm/kit";
-import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
+import { build } from "./build.js";
 import { chatsEnv } from "./config.js";
-import { createChatsModule } from "./module.js";
 
 export function start() {
   return runService("chats", async ({ log, peer, onClose }) => {
@@ -11,6 +10,6 @@ export function start() {
     const bus = createEventBus({ url: cfg.AMQP_URL, log, name: "chats" });
     onClose(() => bus.close());
     if (!(await bus.waitConnected(5_000))) log.warn("RabbitMQ is not reachable yet: streams replay from the database and go live once it is");
-    return createChatsModule({ cfg, db: peer("dbservice", DbChatService), bus, log });
+    return build({ cfg, peer, bus, log });
   });
 }

@@ -1,8 +1,7 @@
 /** email as its own process: EmailService and the e-mail workers (RabbitMQ is required here). */
 import { ConfigError, commonEnv, createEventBus, loadConfig, memoryCounter, redisCounter, runService } from "@crm/kit";
-import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
+import { build } from "./build.js";
 import { emailEnv } from "./config.js";
-import { createEmailModule } from "./module.js";
 
 export function start() {
   return runService("email", async ({ log, peer, redis, verifier, onClose }) => {
@@ -11,6 +10,6 @@ export function start() {
     if (!redis) log.warn("REDIS_URL is not set: the per-company sending rate is counted in this process only");
     const bus = createEventBus({ url: cfg.AMQP_URL, log, name: "email" });
     onClose(() => bus.close());
-    return createEmailModule({ cfg, db: peer("dbservice", DbEmailService), bus, counter: redis ? redisCounter(redis) : memoryCounter(), verifier, log });
+    return build({ cfg, peer, bus, counter: redis ? redisCounter(redis) : memoryCounter(), verifier, log });
   });
 }
