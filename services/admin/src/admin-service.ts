@@ -10,7 +10,8 @@ import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { renderWelcome, tokenLink } from "@crm/contracts/email-templates";
 import { newOneTimeToken } from "./tokens.js";
-import { checkRows, validateList, validateRole, validateUserId } from "./validation.js";
+import { checkRows, newRoleOf, userIdOf } from "./rules.js";
+import { validateList } from "./validation.js";
 
 export interface AdminDeps {
   db: Client<typeof DbAdminService>;
@@ -138,7 +139,7 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
 
     async deactivateUser(req, ctx) {
       const p = requireRole(ctx, "owner", "admin");
-      const userId = validateUserId(req.userId);
+      const userId = userIdOf(req.userId);
       const res = await deps.db.deactivateUserDB({ userId });
       // The sessions are revoked in the database already; the revocation list ends their access tokens now.
       await deps.revocations.revokeSessions(res.revokedSessionIds, deps.revocationTtlSeconds);
@@ -148,8 +149,8 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
 
     async changeRole(req, ctx) {
       const p = requireRole(ctx, "owner", "admin");
-      const userId = validateUserId(req.userId);
-      const role = validateRole(req.role);
+      const userId = userIdOf(req.userId);
+      const role = newRoleOf(req.role);
       const res = await deps.db.changeRoleDB({ userId, role: toDbRole[role] });
       deps.log.info({ company_id: p.companyId, user_id: p.userId, target: userId, role }, "role changed");
       return { user: toUser(res.user) };

@@ -3,7 +3,9 @@ import { test } from "node:test";
 import { AppError } from "@crm/kit";
 import { Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import { UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
-import { checkRows, validateList, validateRole, validateUserId } from "./validation.js";
+import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { checkRows, newRoleOf, userIdOf } from "./rules.js";
+import { validateList } from "./validation.js";
 
 const row = (n: number, over: Partial<{ email: string; phone: string; role: Role; name: string }> = {}) => ({ email: `u${n}@example.com`, phone: "", role: Role.UNSPECIFIED, name: `User ${n}`, ...over });
 
@@ -50,8 +52,10 @@ test("list, user id and role rules", () => {
   assert.deepEqual(validateList({ query: "  ann ", pageSize: 0, pageToken: "", status: UserStatus.UNSPECIFIED }), { query: "ann", pageSize: 50, pageToken: "", status: UserStatus.UNSPECIFIED });
   assert.throws(() => validateList({ query: "", pageSize: 501, pageToken: "", status: UserStatus.UNSPECIFIED }), /pageSize/);
   assert.throws(() => validateList({ query: "", pageSize: -1, pageToken: "", status: 7 as UserStatus }), /pageSize.*status/);
-  assert.throws(() => validateUserId("nope"), /userId: must be a user id/);
-  assert.throws(() => validateUserId(""), /userId: is required/);
-  assert.throws(() => validateRole(Role.UNSPECIFIED), /role: must be/);
-  assert.equal(validateRole(Role.ADMIN), "admin");
+  assert.throws(() => userIdOf("nope"), /userId: must be a user id/);
+  assert.throws(() => userIdOf(""), /userId: is required/);
+  assert.throws(() => newRoleOf(Role.UNSPECIFIED), /role: must be/);
+  assert.equal(newRoleOf(Role.ADMIN), "admin");
+  // The store's enum (crm.db.v1.UserRole) numbers the roles as crm.auth.v1.Role does.
+  assert.equal(newRoleOf(UserRole.OWNER), "owner");
 });

@@ -6,7 +6,8 @@
  * (a token may be up to one access-token lifetime older than a demotion). Changes that can touch
  * the owners lock the company row first, so "the company keeps an active owner" holds even when
  * two admins act at once. Token RPCs run before a tenant is known, each through one narrow
- * SECURITY DEFINER function, and only for the auth service.
+ * SECURITY DEFINER function, and only for the auth service. The rules shared with the service
+ * (rows, user ids, roles, page size) are ../src/rules.ts.
  */
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -25,6 +26,7 @@ import {
 import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
 import type { OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
+import { checkRows, limits, newRoleOf, pageSizeFits, userIdOf } from "../src/rules.js";
 
 /**
  * What this store uses of other domains' stores, handed in by dbservice's mounting
@@ -45,9 +47,7 @@ export interface AdminStoreDeps {
   statusToProto: Record<string, UserStatus>;
 }
 
-const roleFromProto: Record<number, Role> = { [UserRole.UNSPECIFIED]: "member", [UserRole.OWNER]: "owner", [UserRole.ADMIN]: "admin", [UserRole.MEMBER]: "member" };
 const statusFromProto: Record<number, string | null> = { [UserStatus.UNSPECIFIED]: null, [UserStatus.ACTIVE]: "active", [UserStatus.INVITED]: "invited", [UserStatus.DEACTIVATED]: "deactivated" };
-const e164 = /^\+[1-9]\d{6,14}$/;
 
 interface UserRow {
   id: string;
@@ -90,7 +90,7 @@ async function actingAdmin(sql: Sql, p: Principal): Promise<{ role: Role; name: 
 const lockCompany = (sql: Sql) => sql.query("SELECT id FROM companies WHERE id = crm_company() FOR UPDATE");
 
 async function lockedTarget(sql: Sql, userId: string): Promise<UserRow> {
-  if (!isUuid(userId)) throw invalid([{ field: "userId", description: "must be a user id (UUID) from ListUsers" }]);
+  userIdOf(userId);
   const { rows } = await sql.query<UserRow>(`SELECT ${userColumns} FROM users WHERE id = $1 FOR UPDATE`, [userId]);
   if (!rows[0]) throw new AppError("not_found", `no user ${userId} in your company: see ListUsers`);
   return rows[0];
@@ -101,12 +101,8 @@ async function otherActiveOwners(sql: Sql, userId: string): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-/** Why a row cannot be stored as given (the admin service validated it; this guards the schema). */
-function rowProblem(r: NewUserRow, emailProblem: AdminStoreDeps["emails"]["problem"]): string | undefined {
-  if (!r.email || r.email !== r.email.toLowerCase() || r.email.length > 254 || !r.email.includes("@")) return "email must be a lower-cased address of at most 254 characters";
-  if (r.phone && !e164.test(r.phone)) return "phone must be E.164 like +14155552671";
-  const name = [...r.name.trim()].length;
-  if (name < 1 || name > 200) return "name must be 1..200 characters";
+/** Why a row's invitation cannot be stored (the admin service made it; this guards the schema). */
+function invitationProblem(r: NewUserRow, emailProblem: AdminStoreDeps["emails"]["problem"]): string | undefined {
   if (r.inviteTokenHash.length !== 32 || !r.inviteExpiresAt) return "needs a 32-byte invite token hash and its expiry";
   if (r.inviteEmail) {
     const p = emailProblem(r.inviteEmail);
@@ -140,31 +136,21 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
   return {
     async registerUsersInCompany(req, ctx) {
       const p = principalOf(ctx);
-      if (req.users.length < 1 || req.users.length > 1000) throw invalid([{ field: "users", description: `must hold 1..1000 rows; got ${req.users.length}` }]);
       const res = await db.tenant(p.companyId, async (sql) => {
         const caller = await actingAdmin(sql, p);
-        const results: Omit<RegisterUserResult, "$typeName">[] = req.users.map((u, index) => ({ index, email: u.email, outcome: RowOutcome.UNSPECIFIED, reason: "", userId: "", emailId: "" }));
-        const seenEmail = new Map<string, number>();
-        const seenPhone = new Map<string, number>();
+        // The rows by the service's rules, again, for the caller's role as the database knows it now.
+        const checks = checkRows(req.users, caller.role);
+        const results: Omit<RegisterUserResult, "$typeName">[] = checks.map((c) => ({ index: c.index, email: c.email, outcome: RowOutcome.UNSPECIFIED, reason: "", userId: "", emailId: "" }));
         const candidates: number[] = [];
-        req.users.forEach((u, i) => {
-          const r = results[i]!;
-          const problem =
-            rowProblem(u, emails.problem) ??
-            (u.role === UserRole.OWNER && caller.role !== "owner" ? "only an owner can add owners; choose role admin or member" : undefined) ??
-            (seenEmail.has(u.email) ? `repeats the email of row ${seenEmail.get(u.email)}` : undefined) ??
-            (u.phone && seenPhone.has(u.phone) ? `repeats the phone of row ${seenPhone.get(u.phone)}` : undefined);
+        checks.forEach((c, i) => {
+          const problem = c.reason ?? invitationProblem(req.users[i]!, emails.problem);
           if (problem) {
-            r.outcome = RowOutcome.INVALID;
-            r.reason = problem;
-            return;
-          }
-          seenEmail.set(u.email, i);
-          if (u.phone) seenPhone.set(u.phone, i);
-          candidates.push(i);
+            results[i]!.outcome = RowOutcome.INVALID;
+            results[i]!.reason = problem;
+          } else candidates.push(i);
         });
 
-        const rows = candidates.map((i) => req.users[i]!);
+        const rows = candidates.map((i) => checks[i]!.row!);
         // One statement for the batch; a login taken anywhere (unique across companies) skips its row.
         const inserted = rows.length
           ? (
@@ -172,38 +158,38 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
                 `INSERT INTO users (company_id, email, phone, name, role, status)
                  SELECT crm_company(), e, nullif(p, ''), n, r, 'invited' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(e, p, n, r)
                  ON CONFLICT DO NOTHING RETURNING id, email`,
-                [rows.map((u) => u.email), rows.map((u) => u.phone), rows.map((u) => u.name.trim()), rows.map((u) => roleFromProto[u.role] ?? "member")],
+                [rows.map((u) => u.email), rows.map((u) => u.phone), rows.map((u) => u.name), rows.map((u) => u.role)],
               )
             ).rows
           : [];
         const idByEmail = new Map(inserted.map((r) => [r.email, r.id]));
-        const refused = candidates.filter((i) => !idByEmail.has(req.users[i]!.email));
+        const refused = candidates.filter((i) => !idByEmail.has(checks[i]!.row!.email));
         if (refused.length) {
           const { rows: taken } = await sql.query<{ login: string }>("SELECT login FROM crm_logins_taken($1, $2)", [
-            refused.map((i) => req.users[i]!.email),
-            refused.map((i) => req.users[i]!.phone).filter(Boolean),
+            refused.map((i) => checks[i]!.row!.email),
+            refused.map((i) => checks[i]!.row!.phone).filter(Boolean),
           ]);
           const takenSet = new Set(taken.map((t) => t.login));
           for (const i of refused) {
-            const u = req.users[i]!;
+            const u = checks[i]!.row!;
             results[i]!.outcome = RowOutcome.ALREADY_EXISTS;
             results[i]!.reason = takenSet.has(u.email) || !u.phone ? `email ${u.email} is already someone's login` : `phone ${u.phone} is already someone's login`;
           }
         }
 
-        const created = candidates.filter((i) => idByEmail.has(req.users[i]!.email));
+        const created = candidates.filter((i) => idByEmail.has(checks[i]!.row!.email));
         if (created.length) {
           await sql.query(
             `INSERT INTO invite_tokens (hash, company_id, user_id, expires_at)
              SELECT h, crm_company(), u, x FROM unnest($1::bytea[], $2::uuid[], $3::timestamptz[]) AS t(h, u, x)`,
-            [created.map((i) => Buffer.from(req.users[i]!.inviteTokenHash)), created.map((i) => idByEmail.get(req.users[i]!.email)), created.map((i) => timestampDate(req.users[i]!.inviteExpiresAt!))],
+            [created.map((i) => Buffer.from(req.users[i]!.inviteTokenHash)), created.map((i) => idByEmail.get(checks[i]!.row!.email)), created.map((i) => timestampDate(req.users[i]!.inviteExpiresAt!))],
           );
         }
         const withEmail = created.filter((i) => req.users[i]!.inviteEmail);
         const queued = await emails.queue(sql, p.companyId, withEmail.map((i) => ({ email: req.users[i]!.inviteEmail! })));
         for (const i of created) {
           results[i]!.outcome = RowOutcome.CREATED;
-          results[i]!.userId = idByEmail.get(req.users[i]!.email)!;
+          results[i]!.userId = idByEmail.get(checks[i]!.row!.email)!;
         }
         withEmail.forEach((i, k) => (results[i]!.emailId = queued[k]!.emailId));
         const count = (o: RowOutcome) => results.filter((r) => r.outcome === o).length;
@@ -222,7 +208,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
     async listUsersDB(req, ctx) {
       const p = principalOf(ctx);
       const size = req.pageSize;
-      if (size < 1 || size > 500) throw invalid([{ field: "pageSize", description: "must be 1..500" }]);
+      if (!pageSizeFits(size)) throw invalid([{ field: "pageSize", description: `must be 1..${limits.pageSize}` }]);
       if (!(req.status in statusFromProto)) throw invalid([{ field: "status", description: "is not a known user status" }]);
       const after = req.pageToken ? decodePageToken(req.pageToken) : undefined;
       const query = req.query.trim();
@@ -267,8 +253,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
 
     async changeRoleDB(req, ctx) {
       const p = principalOf(ctx);
-      const role = req.role === UserRole.UNSPECIFIED ? undefined : roleFromProto[req.role];
-      if (!role) throw invalid([{ field: "role", description: "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER" }]);
+      const role = newRoleOf(req.role);
       return db.tenant(p.companyId, async (sql) => {
         await lockCompany(sql);
         const caller = await actingAdmin(sql, p);

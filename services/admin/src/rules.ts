@@ -1,0 +1,99 @@
+/**
+ * The admin domain's rules used on both sides: by the service's request checks (validation.ts)
+ * and by its store (services/admin/store), which checks again what it is given (dbservice trusts
+ * no caller's input), against the caller's role as the database knows it. Pure: no I/O.
+ */
+import { invalid, isUuid, type Role } from "@crm/kit";
+import { normaliseEmail, normalisePhone } from "@crm/contracts/logins";
+
+export const limits = {
+  /** Rows of one AddUsers (and of one RegisterUsersInCompany). */
+  rows: 1000,
+  name: 200,
+  pageSize: 500,
+  defaultPageSize: 50,
+} as const;
+
+/**
+ * Roles by their number in crm.auth.v1.Role (the admin API) and crm.db.v1.UserRole (the store's):
+ * the two enums share it. 0, unspecified, is no role.
+ */
+const roleByNumber: Record<number, Role> = { 1: "owner", 2: "admin", 3: "member" };
+const ROLES = "must be ROLE_OWNER, ROLE_ADMIN or ROLE_MEMBER";
+
+/** A row of AddUsers as given; `role` a crm.auth.v1.Role or crm.db.v1.UserRole (unspecified: member). */
+export interface NewUserInput {
+  email: string;
+  phone: string;
+  role: number;
+  name: string;
+}
+
+export interface ValidRow {
+  /** Normalised (@crm/contracts/logins). */
+  email: string;
+  /** E.164 or empty. */
+  phone: string;
+  /** Trimmed. */
+  name: string;
+  role: Role;
+}
+
+/** One row's verdict: `row` when it can be created, else `reason` naming each bad field. */
+export interface RowCheck {
+  index: number;
+  /** Normalised when valid, else as given (trimmed). */
+  email: string;
+  row?: ValidRow;
+  reason?: string;
+}
+
+/**
+ * Judges every row on its own, for a caller of role `caller`. A row repeating the email or phone
+ * of an earlier valid row is invalid (the earlier one wins). Throws only when there are 0 or more
+ * than limits.rows rows.
+ */
+export function checkRows(users: NewUserInput[], caller: Role): RowCheck[] {
+  if (users.length < 1 || users.length > limits.rows) throw invalid([{ field: "users", description: `must hold 1..${limits.rows} rows; got ${users.length}` }]);
+  const firstEmail = new Map<string, number>();
+  const firstPhone = new Map<string, number>();
+  return users.map((u, index) => {
+    const problems: string[] = [];
+    const email = normaliseEmail(u.email);
+    if (!email) problems.push(u.email.trim() ? "email: must be a valid e-mail address like name@example.com" : "email: is required");
+    let phone = "";
+    if (u.phone.trim()) {
+      phone = normalisePhone(u.phone) ?? "";
+      if (!phone) problems.push("phone: must be in E.164 format like +14155552671");
+    }
+    const name = u.name.trim();
+    const length = [...name].length;
+    if (length < 1) problems.push("name: is required");
+    else if (length > limits.name) problems.push(`name: must be at most ${limits.name} characters`);
+    const role = u.role === 0 ? "member" : roleByNumber[u.role];
+    if (!role) problems.push(`role: ${ROLES}`);
+    else if (role === "owner" && caller !== "owner") problems.push("role: only an owner can add owners; choose ROLE_ADMIN or ROLE_MEMBER");
+    if (email && firstEmail.has(email)) problems.push(`email: repeats row ${firstEmail.get(email)}`);
+    if (phone && firstPhone.has(phone)) problems.push(`phone: repeats row ${firstPhone.get(phone)}`);
+    if (problems.length) return { index, email: email ?? u.email.trim(), reason: problems.join("; ") };
+    firstEmail.set(email!, index);
+    if (phone) firstPhone.set(phone, index);
+    return { index, email: email!, row: { email: email!, phone, name, role: role! } };
+  });
+}
+
+/** A page size of ListUsers (the service turns 0 into limits.defaultPageSize first). */
+export const pageSizeFits = (n: number) => n >= 1 && n <= limits.pageSize;
+
+/** The user a call acts on: a UUID (from ListUsers). */
+export function userIdOf(userId: string): string {
+  if (!isUuid(userId)) throw invalid([{ field: "userId", description: userId ? "must be a user id (UUID) from ListUsers" : "is required" }]);
+  return userId;
+}
+
+/** The role ChangeRole sets (a crm.auth.v1.Role or crm.db.v1.UserRole): one of the three, never unspecified. */
+export function newRoleOf(role: number): Role {
+  const r = roleByNumber[role];
+  if (!r) throw invalid([{ field: "role", description: ROLES }]);
+  return r;
+}
