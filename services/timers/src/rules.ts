@@ -4,12 +4,41 @@
  * database clock. Pure: no I/O, the clock is passed in.
  */
 import { create } from "@bufbuild/protobuf";
-import { DurationSchema, type Duration } from "@bufbuild/protobuf/wkt";
+import { DurationSchema, timestampDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Violation } from "@crm/kit";
 
 export const HOUR = 3_600_000;
 /** An entry added or edited by hand may last at most this long. */
 export const MAX_MANUAL_MS = 24 * HOUR;
+
+export const limits = {
+  description: 1000,
+  /** ListTimers: 1..pageSize, 0 means defaultPageSize. */
+  pageSize: 500,
+  defaultPageSize: 100,
+  /** Longer is no page token this service made. */
+  pageToken: 200,
+} as const;
+
+/** A page token that is not one of ours (too long, or not what the store encoded). */
+export const badPageToken: Violation = { field: "pageToken", description: "is not a token this service returned; start again with an empty pageToken" };
+
+/** ListTimers' page size as the store applies it: 0 is the default, the rest clamped (the service rejects what lies outside). */
+export const pageSizeOf = (n: number) => Math.min(Math.max(n || limits.defaultPageSize, 1), limits.pageSize);
+
+const MIN_TIME = 0; // 1970-01-01
+const MAX_TIME = 253402300799999; // 9999-12-31T23:59:59.999Z
+
+/** A timestamp as ms, or a violation (into `out`) when it is out of range. `undefined` in, `undefined` out. */
+export function instant(ts: Timestamp | undefined, field: string, out: Violation[]): number | undefined {
+  if (!ts) return undefined;
+  const ms = timestampDate(ts).getTime();
+  if (!Number.isFinite(ms) || ms < MIN_TIME || ms > MAX_TIME) {
+    out.push({ field, description: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z" });
+    return undefined;
+  }
+  return ms;
+}
 
 /** A non-negative duration, rounded to the millisecond. */
 export function durationFromMs(ms: number): Duration {

@@ -11,11 +11,11 @@ import type { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { GroupBy, TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import type { Client } from "@connectrpc/connect";
 import { present } from "./present.js";
-import { durationFromMs, manualRangeViolations } from "./rules.js";
+import { durationFromMs, instant, limits, manualRangeViolations } from "./rules.js";
 import { buildReport } from "./report.js";
 import type { RunningCache } from "./running-cache.js";
 import {
-  MAX_REPORT_MS, descriptionViolations, idViolations, instant, pageSizeViolations, pageTokenViolations, pastInstant, zoneOf,
+  MAX_REPORT_MS, descriptionViolations, idViolations, pageSizeViolations, pageTokenViolations, pastInstant, zoneOf,
 } from "./validation.js";
 
 export interface TimerServiceDeps {
@@ -122,7 +122,7 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
       const to = instant(req.to, "to", v);
       if (from !== undefined && to !== undefined && to <= from) v.push({ field: "to", description: "must be after from" });
       check(v);
-      const res = await d.db.listTimersDB({ from: req.from, to: req.to, userId: req.userId, pageSize: req.pageSize || 100, pageToken: req.pageToken });
+      const res = await d.db.listTimersDB({ from: req.from, to: req.to, userId: req.userId, pageSize: req.pageSize || limits.defaultPageSize, pageToken: req.pageToken });
       const t = now();
       return { timers: res.timers.map((x) => present(x, t)), nextPageToken: res.nextPageToken };
     },

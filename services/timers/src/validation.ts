@@ -3,21 +3,18 @@
  * violations it found (field in the proto's JSON name), so one invalid_argument names every bad
  * field at once and nothing is changed.
  */
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { isUuid, type Violation } from "@crm/kit";
-import { HOUR } from "./rules.js";
+import { HOUR, badPageToken, instant, limits } from "./rules.js";
 import { canonicalZone } from "./zone.js";
 
-export const MAX_DESCRIPTION = 1000;
 /** GetReport's longest range: 366 days, plus an hour so a local year across a DST change fits. */
 export const MAX_REPORT_MS = 366 * 24 * HOUR + HOUR;
-const MIN_TIME = 0; // 1970-01-01
-const MAX_TIME = 253402300799999; // 9999-12-31T23:59:59.999Z
 
 export function descriptionViolations(value: string | undefined, field = "description"): Violation[] {
   if (value === undefined) return [];
   const length = [...value].length;
-  if (length > MAX_DESCRIPTION) return [{ field, description: `must be at most ${MAX_DESCRIPTION} characters (got ${length})` }];
+  if (length > limits.description) return [{ field, description: `must be at most ${limits.description} characters (got ${length})` }];
   if (value.includes("\u0000")) return [{ field, description: "must not contain NUL characters" }];
   return [];
 }
@@ -26,17 +23,6 @@ export function idViolations(value: string, field: string, what: string, optiona
   if (optional && value === "") return [];
   if (!isUuid(value)) return [{ field, description: value === "" ? `is required: the ${what} id (UUID)` : `must be a ${what} id (UUID), got ${JSON.stringify(value.slice(0, 80))}` }];
   return [];
-}
-
-/** A timestamp as ms, or a violation when it is out of range. `undefined` in, `undefined` out. */
-export function instant(ts: Timestamp | undefined, field: string, out: Violation[]): number | undefined {
-  if (!ts) return undefined;
-  const ms = timestampDate(ts).getTime();
-  if (!Number.isFinite(ms) || ms < MIN_TIME || ms > MAX_TIME) {
-    out.push({ field, description: "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z" });
-    return undefined;
-  }
-  return ms;
 }
 
 /** A time a user claims something happened at: not in the future beyond the tolerated clock skew. */
@@ -50,12 +36,12 @@ export function pastInstant(ts: Timestamp | undefined, field: string, now: numbe
 }
 
 export function pageSizeViolations(pageSize: number): Violation[] {
-  if (pageSize < 0 || pageSize > 500) return [{ field: "pageSize", description: "must be 1..500 (0 means 100)" }];
+  if (pageSize < 0 || pageSize > limits.pageSize) return [{ field: "pageSize", description: `must be 1..${limits.pageSize} (0 means ${limits.defaultPageSize})` }];
   return [];
 }
 
 export function pageTokenViolations(token: string): Violation[] {
-  if (token.length > 200) return [{ field: "pageToken", description: "is not a token this service returned; start again with an empty pageToken" }];
+  if (token.length > limits.pageToken) return [badPageToken];
   return [];
 }
 

@@ -9,12 +9,12 @@
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role, type Violation } from "@crm/kit";
 import type { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import type { TimerSchema } from "@crm/gen/crm/timer/v1/timer_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
-import { HOUR, durationFromMs, manualRangeViolations } from "../src/rules.js";
+import { HOUR, badPageToken, durationFromMs, instant, limits, manualRangeViolations, pageSizeOf } from "../src/rules.js";
 
 type TimerInit = MessageInitShape<typeof TimerSchema>;
 
@@ -47,9 +47,9 @@ const iso = (ms: number | null | undefined) => (ms == null ? "now (running)" : n
 
 /** Milliseconds of a request timestamp; invalid_argument naming the field when unset or out of range. */
 function millis(ts: Timestamp | undefined, field: string): number {
-  if (!ts) throw invalid([{ field, description: "is required" }]);
-  const ms = timestampDate(ts).getTime();
-  if (!Number.isFinite(ms) || ms < 0 || ms > 253402300799999) throw invalid([{ field, description: "must be between 1970-01-01 and 9999-12-31" }]);
+  const v: Violation[] = ts ? [] : [{ field, description: "is required" }];
+  const ms = instant(ts, field, v);
+  if (ms === undefined) throw invalid(v);
   return ms;
 }
 
@@ -110,7 +110,7 @@ function schemaError(err: unknown): unknown {
   const e = err as { code?: string; constraint?: string };
   if (e.code === "23P01") return new AppError("failed_precondition", "the times overlap another entry of this user; entries may touch but not overlap: pick other times");
   if (e.code === "23505" && e.constraint === "timers_one_running") return new AppError("failed_precondition", "this user already has a running timer; stop it first");
-  if (e.code === "23514") return invalid([{ field: e.constraint === "timers_end_after_start" ? "endTime" : "description", description: e.constraint === "timers_end_after_start" ? "must be after startTime" : "must be at most 1000 characters" }]);
+  if (e.code === "23514") return invalid([{ field: e.constraint === "timers_end_after_start" ? "endTime" : "description", description: e.constraint === "timers_end_after_start" ? "must be after startTime" : `must be at most ${limits.description} characters` }]);
   if (e.code === "22021" || e.code === "22P05") return invalid([{ field: "description", description: "must be valid text without NUL characters" }]);
   return err;
 }
@@ -121,8 +121,8 @@ function encodeToken(startIso: string, id: string): string {
 
 function decodeToken(token: string): { start: string; id: string } | undefined {
   if (!token) return undefined;
-  const bad = invalid([{ field: "pageToken", description: "is not a token this service returned; start again with an empty pageToken" }]);
-  if (token.length > 200) throw bad;
+  const bad = invalid([badPageToken]);
+  if (token.length > limits.pageToken) throw bad;
   const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)\|([0-9a-f-]{36})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
   if (!m || !isUuid(m[2]!)) throw bad;
   return { start: m[1]!, id: m[2]! };
@@ -251,7 +251,7 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
     async listTimersDB(req, ctx) {
       const from = req.from ? millis(req.from, "from") : null;
       const to = req.to ? millis(req.to, "to") : null;
-      const pageSize = Math.min(Math.max(req.pageSize || 100, 1), 500);
+      const pageSize = pageSizeOf(req.pageSize);
       const cursor = decodeToken(req.pageToken);
       return tx(ctx, async (sql, p) => {
         const userId = await subject(sql, p, req.userId);
