@@ -25,6 +25,8 @@ export const TEST_CLIENT_IP = "192.0.2.10";
 export interface Who {
   /** The user calling (their token is sent as Authorization: Bearer). */
   user?: Principal | undefined;
+  /** An access token to send as Authorization: Bearer (one a handler under test issued). */
+  token?: string | undefined;
   /** One of our services calling (the in-process identity: a secret of this world plus the name). */
   service?: string | undefined;
   /** The client's address (clientIpKey); default TEST_CLIENT_IP. */
@@ -142,7 +144,8 @@ export function inMemory(opts: { verifier?: TokenVerifier } = {}): InMemory {
       return createClient(
         service,
         withHeaders(transport, (h) => {
-          if (w.user) h.set("authorization", `Bearer ${w.user.token}`);
+          const token = w.token ?? w.user?.token;
+          if (token) h.set("authorization", `Bearer ${token}`);
           if (w.service) h.set(INTERNAL_HEADER, `${internal.secret} ${w.service}`);
           if (w.ip) h.set(CLIENT_IP_HEADER, w.ip);
         }),
