@@ -10,7 +10,7 @@
  *   with three exceptions by design: dbservice mounts each domain's store
  *   (services/<domain>/store); a store uses dbservice's one transaction helper (src/db.ts) and its
  *   own domain's pure rules (src/rules.ts); the entry point (services/all) starts every service
- *   through its module, config and main;
+ *   through its entry points only: build (its one build(deps)), config and main;
  * - test code may reach across services (integration tests start the whole app), but nothing
  *   that ships imports a test file.
  * Type-only imports count too (`import type` is still coupling): tsPreCompilationDeps.
@@ -68,7 +68,7 @@ module.exports = {
       severity: "error",
       comment:
         "A service imports another service's source. Services meet only through @crm/contracts (names, formats) and @crm/gen (generated clients); " +
-        "exceptions: dbservice mounts services/<domain>/store, a store uses services/dbservice/src/db.ts, services/all starts every service's module/config/main.",
+        "exceptions: dbservice mounts services/<domain>/store, a store uses services/dbservice/src/db.ts, services/all starts every service's build/config/main.",
       from: { path: "^services/([^/]+)/", pathNot: [TEST, "^services/all/src/"] },
       to: {
         path: "^services/",
@@ -103,28 +103,13 @@ module.exports = {
       to: { path: "^services/$1/src/", pathNot: "^services/$1/src/rules\\.ts$" },
     },
     {
-      name: "entry-point-starts-services",
-      severity: "error",
-      comment: "services/all starts every service through its module, config and main (and mounts dbservice's module); nothing else of a service.",
-      from: { path: "^services/all/src/" },
-      to: {
-        path: "^services/",
-        pathNot: [
-          "^services/all/",
-          "^services/[^/]+/src/(module|config|main)\\.ts$",
-          // Known reaches into internals, until each service exports one build(deps) (issue 15);
-          // listed by file so that no new one slips in. Reported by entry-point-internals below.
-          "^services/dbservice/src/(db|embedded|migrate|relay|revocation-keeper)\\.ts$",
-          "^services/auth/src/tokens\\.ts$",
-        ],
-      },
-    },
-    {
       name: "entry-point-internals",
-      severity: "warn",
-      comment: "services/all reaches into a service's internals: replace with the service's build(deps) (issue 15).",
+      severity: "error",
+      comment:
+        "services/all reaches into a service's internals. It starts every service through that service's entry points only: " +
+        "src/build.ts (its one build(deps), which main.ts calls too), src/config.ts (its settings) and src/main.ts (its own process, a target).",
       from: { path: "^services/all/src/" },
-      to: { path: "^services/dbservice/src/(db|embedded|migrate|relay|revocation-keeper)\\.ts$|^services/auth/src/tokens\\.ts$" },
+      to: { path: "^services/", pathNot: ["^services/all/", "^services/[^/]+/src/(build|config|main)\\.ts$"] },
     },
   ],
   options: {

@@ -1,46 +1,36 @@
 /**
- * All-in-one mode: every service module in ONE process on ONE cleartext port (HTTP/1.1 + h2c),
- * peers called in memory. Embedded defaults where nothing is configured: PGlite in DATA_DIR/pg,
- * in-memory revocations and counters, a key pair generated into DATA_DIR/keys.
- * DATABASE_URL, REDIS_URL switch to the real servers.
+ * All-in-one mode: every service in ONE process on ONE cleartext port (HTTP/1.1 + h2c), peers
+ * called in memory through the same generated clients. Each service is made by its own build()
+ * (services/<name>/src/build.ts), the same one its own process (main.ts) calls: this file only
+ * chooses the providers. Embedded where nothing is configured: PGlite in DATA_DIR/pg, in-memory
+ * revocations, counters and event bus, a key pair generated into DATA_DIR/keys, e-mails as .eml
+ * files; DATABASE_URL, REDIS_URL, AMQP_URL, SMTP_URL (and JWT_*_FILE) switch each to the real one.
  */
 import { resolve } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import pg from "pg";
+import { createClient, type Transport } from "@connectrpc/connect";
 import { z } from "zod";
 import {
   commonEnv, createLogger, createTokenVerifier, env, inProcessPeer, loadConfig, memoryCounter, memoryRevocations,
-  newInternalIdentity, readJwks, redisClient, redisCounter, redisRevocations, startServer, type ServiceModule,
-  createErrorReporter, logsServiceSender, setErrorSink, createEventBus, databaseTodo, dependsOn, listenError, publicUrl, ConfigError,
+  newInternalIdentity, readJwks, redisClient, redisCounter, redisRevocations, startServer, type Basics, type ServiceModule,
+  createErrorReporter, logsServiceSender, setErrorSink, createEventBus, dependsOn, listenError, publicUrl, ConfigError,
 } from "@crm/kit";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
-import { cacheEnv } from "@crm/cache/config";
-import { createCacheModule } from "@crm/cache/module";
-import { logsEnv } from "@crm/logs/config";
-import { createLogsModule } from "@crm/logs/module";
-import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
-import { authEnv } from "@crm/auth/config";
-import { createAuthModule } from "@crm/auth/module";
-import { ensureKeyFiles, loadSigningKey } from "@crm/auth/tokens";
-import { dbEnv } from "@crm/dbservice/config";
-import { createDb, createPool } from "@crm/dbservice/db";
-import { startEmbeddedPostgres } from "@crm/dbservice/embedded";
-import { migrate } from "@crm/dbservice/migrate";
-import { createDbModule } from "@crm/dbservice/module";
-import { startRelay } from "@crm/dbservice/relay";
-import { startRevocationKeeper } from "@crm/dbservice/revocation-keeper";
-import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
-import { chatsEnv } from "@crm/chats/config";
-import { createChatsModule } from "@crm/chats/module";
-import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
-import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { adminEnv } from "@crm/admin/config";
-import { createAdminModule } from "@crm/admin/module";
+import { build as buildAdmin } from "@crm/admin/build";
+import { authEnv } from "@crm/auth/config";
+import { build as buildAuth, ensureKeyFiles } from "@crm/auth/build";
+import { cacheEnv } from "@crm/cache/config";
+import { build as buildCache } from "@crm/cache/build";
+import { chatsEnv } from "@crm/chats/config";
+import { build as buildChats } from "@crm/chats/build";
+import { dbEnv } from "@crm/dbservice/config";
+import { build as buildDb, startEmbeddedPostgres } from "@crm/dbservice/build";
 import { emailEnv } from "@crm/email/config";
-import { createEmailModule } from "@crm/email/module";
-import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
+import { build as buildEmail } from "@crm/email/build";
+import { logsEnv } from "@crm/logs/config";
+import { build as buildLogs } from "@crm/logs/build";
 import { timersEnv } from "@crm/timers/config";
-import { createTimersModule } from "@crm/timers/module";
+import { build as buildTimers } from "@crm/timers/build";
 import { createWebModule, webDir } from "./web.js";
 
 const dataDirTodo = "set DATA_DIR to a folder this user can create and write (it holds the embedded database, keys and e-mails)";
@@ -68,92 +58,82 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   const dataDir = resolve(cfg.DATA_DIR);
   const closers: (() => Promise<unknown>)[] = [];
 
+  // The key pair: your own (both files) or one generated once into DATA_DIR/keys.
   if (Boolean(authCfg.JWT_PRIVATE_KEY_FILE) !== Boolean(cfg.JWT_PUBLIC_KEYS_FILE)) {
     const [set, unset] = authCfg.JWT_PRIVATE_KEY_FILE ? ["JWT_PRIVATE_KEY_FILE", "JWT_PUBLIC_KEYS_FILE"] : ["JWT_PUBLIC_KEYS_FILE", "JWT_PRIVATE_KEY_FILE"];
     throw new ConfigError(`config: ${set} is set but ${unset} is not: set both (your own key pair) or neither (a pair generated into DATA_DIR/keys)`);
   }
-  const keyFiles = authCfg.JWT_PRIVATE_KEY_FILE && cfg.JWT_PUBLIC_KEYS_FILE
+  const keys = authCfg.JWT_PRIVATE_KEY_FILE && cfg.JWT_PUBLIC_KEYS_FILE
     ? { privateFile: authCfg.JWT_PRIVATE_KEY_FILE, jwksFile: cfg.JWT_PUBLIC_KEYS_FILE }
     : await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => ensureKeyFiles(resolve(dataDir, "keys")));
-  const jwks = readJwks(keyFiles.jwksFile);
-  const key = await loadSigningKey(keyFiles.privateFile, authCfg.JWT_KEY_ID, jwks);
 
+  // Redis (REDIS_URL) or this process's memory: revocations, counters, the cache, the running-timer cache.
   const redis = cfg.REDIS_URL ? redisClient(cfg.REDIS_URL, log) : undefined;
   if (redis) closers.push(() => redis.quit());
   const revocations = redis ? redisRevocations(redis, { log }) : memoryRevocations();
   const counter = redis ? redisCounter(redis) : memoryCounter();
-  const verifier = createTokenVerifier({ jwks, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
+  const verifier = createTokenVerifier({ jwks: readJwks(keys.jwksFile), issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
 
-  let databaseUrl = dbCfg.DATABASE_URL;
-  let poolMax = dbCfg.DB_POOL_MAX;
-  if (!databaseUrl) {
-    const embedded = await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => startEmbeddedPostgres(resolve(dataDir, "pg")));
-    closers.push(() => embedded.close());
-    databaseUrl = embedded.url;
-    poolMax = 1;
-    log.info({ dir: resolve(dataDir, "pg") }, "using embedded PostgreSQL (PGlite); set DATABASE_URL to use a server");
-  }
-  // A PostgreSQL server gets dbservice's deadlines (DB_CONNECT_TIMEOUT_MS, DB_QUERY_TIMEOUT_MS); the embedded one is in-process.
-  const pool = dbCfg.DATABASE_URL
-    ? createPool({ url: databaseUrl, max: poolMax, connectTimeoutMs: dbCfg.DB_CONNECT_TIMEOUT_MS, queryTimeoutMs: dbCfg.DB_QUERY_TIMEOUT_MS })
-    : new pg.Pool({ connectionString: databaseUrl, max: poolMax, connectionTimeoutMillis: 10_000 });
-  pool.on("error", (err) => log.warn({ err: err.message }, "idle database connection failed"));
-  if (dbCfg.DATABASE_URL) await dependsOn("DATABASE_URL", dbCfg.DATABASE_URL, (err) => databaseTodo(err, dbCfg.DATABASE_URL!), () => migrate(pool, log));
-  else await migrate(pool, log);
-  // One event bus for the process: RabbitMQ with AMQP_URL, else in memory. The outbox relay
-  // publishes into it, woken by the dbservice stores after each commit that wrote to the outbox.
-  const bus = createEventBus({ url: cfg.AMQP_URL, log, name: "crm" });
-  closers.push(() => bus.close());
-  if (cfg.AMQP_URL && !(await bus.waitConnected(5_000))) log.warn("RabbitMQ is not reachable yet: events wait in the outbox until it is");
-  const relay = await startRelay({ pool, bus, log });
-  const db = createDb(pool);
-  const dbModule = createDbModule({ db, emailQueue: dbCfg.EMAIL_QUEUE, relay });
-  if (redis) {
-    // The revocation list in Redis mirrors PostgreSQL: rebuilt from it when Redis lost its data.
-    const keeper = startRevocationKeeper({ db, redis, log, accessTokenTtlSeconds: authCfg.ACCESS_TOKEN_TTL_SECONDS });
-    closers.push(() => keeper.close());
-    await keeper.sync().catch(() => {}); // a Redis that starts empty is complete before the first call (or checks fail closed until it is)
-  }
+  // Peers are the built modules, called in memory through the same interceptors a server runs;
+  // a peer is looked up when first called, so the builds below may come in any order.
+  const built = new Map<string, ServiceModule>();
+  const add = <M extends ServiceModule>(m: M): M => (built.set(m.name, m), m);
+  const peerDeps = { log, verifier, internal: newInternalIdentity() };
+  const inProcess = (self: string, service: string): Transport => {
+    let t: Transport | undefined;
+    const peer = () => {
+      const module = built.get(service);
+      if (!module) throw new Error(`all-in-one: ${self} called ${service}, which is not built`);
+      return (t ??= inProcessPeer(self, module, peerDeps));
+    };
+    return {
+      unary: (method, signal, timeoutMs, header, input, values) => peer().unary(method, signal, timeoutMs, header, input, values),
+      stream: (method, signal, timeoutMs, header, input, values) => peer().stream(method, signal, timeoutMs, header, input, values),
+    };
+  };
+  const peerOf = (self: string): Basics["peer"] => (service, desc) => createClient(desc, inProcess(self, service));
+  /** What a service's build gets in this process (each takes what it needs); main.ts passes the same from runService. */
+  const basics = (self: string) => ({ log, peer: peerOf(self), revocations, verifier, redis, counter });
 
-  const internal = newInternalIdentity();
-  const peerDeps = { log, verifier, internal };
-  const logsModule = createLogsModule({ cfg: loadConfig(logsEnv, environment), log, logLevel: cfg.LOG_LEVEL });
+  const logs = add(await buildLogs({ cfg: loadConfig(logsEnv, environment), log, logLevel: cfg.LOG_LEVEL }));
   // Every module's errors (log.error, unhandled `internal`) go to the logs service in the background.
-  const reporter = createErrorReporter({ send: logsServiceSender(createClient(LogsService, inProcessPeer("crm", logsModule, peerDeps))), log });
+  const reporter = createErrorReporter({ send: logsServiceSender(peerOf("crm")("logs", LogsService)), log });
   setErrorSink(reporter.report);
   // Links in e-mails start with PUBLIC_URL, else with this process's own address (known once listening).
   const configuredUrl = publicUrl(environment);
   let ownUrl = "";
   const linkBase = () => configuredUrl ?? ownUrl;
+  // Before the database: a key file that is not a key fails the start at once.
+  const auth = add(await buildAuth({ ...basics("auth"), cfg: { ...authCfg, JWT_ISSUER: cfg.JWT_ISSUER, JWT_AUDIENCE: cfg.JWT_AUDIENCE }, keys, publicUrl: linkBase }));
+
+  // The database: a PostgreSQL server (DATABASE_URL), else PGlite in DATA_DIR/pg.
+  let database: { url: string; embedded?: boolean };
+  if (dbCfg.DATABASE_URL) database = { url: dbCfg.DATABASE_URL };
+  else {
+    const dir = resolve(dataDir, "pg");
+    const embedded = await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => startEmbeddedPostgres(dir));
+    closers.push(() => embedded.close());
+    database = { url: embedded.url, embedded: true };
+    log.info({ dir }, "using embedded PostgreSQL (PGlite); set DATABASE_URL to use a server");
+  }
+  // One event bus for the process: RabbitMQ with AMQP_URL, else in memory. dbservice's outbox
+  // relay publishes into it; chats and the e-mail workers consume from it.
+  const bus = createEventBus({ url: cfg.AMQP_URL, log, name: "crm" });
+  closers.push(() => bus.close());
+  if (cfg.AMQP_URL && !(await bus.waitConnected(5_000))) log.warn("RabbitMQ is not reachable yet: events wait in the outbox until it is");
+  const dbservice = add(await buildDb({ cfg: dbCfg, database, bus, redis, log }));
+
   const modules: ServiceModule[] = [
-    logsModule,
-    createCacheModule({ cfg: loadConfig(cacheEnv, environment), redis, log }),
-    createAuthModule({
-      cfg: { ...authCfg, JWT_ISSUER: cfg.JWT_ISSUER, JWT_AUDIENCE: cfg.JWT_AUDIENCE },
-      db: createClient(DbAuthService, inProcessPeer("auth", dbModule, peerDeps)),
-      dbAdmin: createClient(DbAdminService, inProcessPeer("auth", dbModule, peerDeps)),
-      dbEmail: createClient(DbEmailService, inProcessPeer("auth", dbModule, peerDeps)),
-      key,
-      jwks,
-      revocations,
-      counter,
-      log,
-      publicUrl: linkBase,
-    }),
-    createAdminModule({ cfg: loadConfig(adminEnv, environment), db: createClient(DbAdminService, inProcessPeer("admin", dbModule, peerDeps)), revocations, log, publicUrl: linkBase }),
-    createTimersModule({ cfg: loadConfig(timersEnv, environment), db: createClient(DbTimerService, inProcessPeer("timers", dbModule, peerDeps)), redis, log }),
-    await createChatsModule({ cfg: loadConfig(chatsEnv, environment), db: createClient(DbChatService, inProcessPeer("chats", dbModule, peerDeps)), bus, log }),
-    // E-mail workers consume email_tasks from the same bus the relay publishes to (SMTP_URL, else .eml files in DATA_DIR/outbox).
-    await createEmailModule({
-      cfg: { ...loadConfig(emailEnv, environment), DATA_DIR: dataDir },
-      db: createClient(DbEmailService, inProcessPeer("email", dbModule, peerDeps)),
-      bus,
-      counter,
-      verifier,
-      log,
-    }),
+    logs,
+    add(await buildCache({ ...basics("cache"), cfg: loadConfig(cacheEnv, environment) })),
+    auth,
+    add(await buildAdmin({ ...basics("admin"), cfg: loadConfig(adminEnv, environment), publicUrl: linkBase })),
+    add(await buildTimers({ ...basics("timers"), cfg: loadConfig(timersEnv, environment) })),
+    add(await buildChats({ ...basics("chats"), cfg: loadConfig(chatsEnv, environment), bus })),
+    // SMTP_URL, else .eml files in DATA_DIR/outbox.
+    add(await buildEmail({ ...basics("email"), cfg: { ...loadConfig(emailEnv, environment), DATA_DIR: dataDir }, bus })),
     // dbservice is mounted for readiness and shutdown only: its RPCs are never served publicly.
-    { name: "dbservice", services: [], routes: () => {}, ready: dbModule.ready, close: dbModule.close },
+    { name: "dbservice", services: [], routes: () => {}, ready: dbservice.ready, close: dbservice.close },
     // Last: the console's files and SPA fallback come after every other module's HTTP routes.
     createWebModule({ dir: webDir(cfg.WEB_DIR), log }),
   ];
