@@ -9,7 +9,7 @@ import { DbAdminService, RegisterUserResult_Outcome as Outcome, type NewUserRowS
 import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { renderWelcome, tokenLink } from "@crm/contracts/email-templates";
-import { newOneTimeToken } from "./tokens.js";
+import { newOpaqueToken } from "@crm/contracts/tokens";
 import { checkRows, newRoleOf, userIdOf } from "./rules.js";
 import { validateList } from "./validation.js";
 
@@ -80,7 +80,7 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
         const company = await deps.db.getCompanyDB({});
         const expiresAt = timestampFromDate(new Date(now() + deps.inviteTtlHours * 3_600_000));
         const rows: RowInit[] = valid.map(({ row }) => {
-          const { token, hash } = newOneTimeToken();
+          const { token, hash } = newOpaqueToken();
           const mail = renderWelcome({
             locale: company.locale,
             companyName: company.name,

@@ -23,7 +23,7 @@ import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { renderPasswordReset, tokenLink } from "@crm/contracts/email-templates";
 import { hashPassword, passwordProblem } from "./passwords.js";
-import { hashRefreshToken, newRefreshToken, refreshTokenShape } from "./tokens.js";
+import { hashOpaqueToken, newOpaqueToken, opaqueTokenShape } from "@crm/contracts/tokens";
 import { validateLogin } from "./validation.js";
 
 export interface AccountLinkDeps {
@@ -75,7 +75,7 @@ function badToken(kind: keyof typeof tokenWords, expired: boolean): AppError {
 function checkInput(kind: keyof typeof tokenWords, token: string, passwordField: string, password: string) {
   const v: Violation[] = [];
   if (!token) v.push({ field: "token", description: "is required (from the link in the e-mail)" });
-  else if (!refreshTokenShape.test(token)) v.push({ field: "token", description: `is not a valid token: copy it whole from the ${tokenWords[kind].name} in the e-mail` });
+  else if (!opaqueTokenShape.test(token)) v.push({ field: "token", description: `is not a valid token: copy it whole from the ${tokenWords[kind].name} in the e-mail` });
   const problem = passwordProblem(password);
   if (problem) v.push({ field: passwordField, description: problem });
   if (v.length) throw invalid(v);
@@ -103,7 +103,7 @@ export function accountLinkHandlers(deps: AccountLinkDeps, h: AuthHelpers): Pick
       const floor = sleep(deps.resetMinResponseMs);
       const perLogin = await deps.counter.hit(`reset:login:${login}`, HOUR);
       if (perLogin <= deps.resetPerLogin) {
-        const { token, hash } = newRefreshToken();
+        const { token, hash } = newOpaqueToken();
         const found = await deps.admin.createPasswordReset({ ...id, tokenHash: hash, expiresAt: timestampFromDate(new Date(h.now() + deps.resetTtlMinutes * 60_000)) });
         if (found.found) {
           const mail = renderPasswordReset({ locale: found.locale, name: found.name, email: found.email, link: tokenLink(deps.appUrl(), "/reset-password", token), validMinutes: deps.resetTtlMinutes });
@@ -120,7 +120,7 @@ export function accountLinkHandlers(deps: AccountLinkDeps, h: AuthHelpers): Pick
 
     async resetPassword(req) {
       checkInput("reset", req.token, "newPassword", req.newPassword);
-      const tokenHash = hashRefreshToken(req.token);
+      const tokenHash = hashOpaqueToken(req.token);
       await lookup("reset", tokenHash, "newPassword", req.newPassword);
       const r = await deps.admin.consumeResetToken({ tokenHash, passwordHash: await hashPassword(req.newPassword) });
       if (r.outcome !== ResetOutcome.CONSUMED) throw badToken("reset", r.outcome === ResetOutcome.EXPIRED);
@@ -131,9 +131,9 @@ export function accountLinkHandlers(deps: AccountLinkDeps, h: AuthHelpers): Pick
 
     async acceptInvite(req, ctx) {
       checkInput("invite", req.token, "password", req.password);
-      const tokenHash = hashRefreshToken(req.token);
+      const tokenHash = hashOpaqueToken(req.token);
       await lookup("invite", tokenHash, "password", req.password);
-      const refresh = newRefreshToken();
+      const refresh = newOpaqueToken();
       const r = await deps.admin.consumeInviteToken({ tokenHash, passwordHash: await hashPassword(req.password), session: { refreshHash: refresh.hash, ...h.sessionOf(ctx) } });
       if (r.outcome !== InviteOutcome.CONSUMED) throw badToken("invite", r.outcome === InviteOutcome.EXPIRED);
       const role = fromDbRole[r.role];

@@ -8,7 +8,8 @@ import { DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole,
 import { accountLinkHandlers, type AccountLinkDeps } from "./account-links.js";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords.js";
 import type { LoginThrottle } from "./throttle.js";
-import { hashRefreshToken, newRefreshToken, refreshTokenShape, type TokenIssuer } from "./tokens.js";
+import { hashOpaqueToken, newOpaqueToken, opaqueTokenShape } from "@crm/contracts/tokens";
+import type { TokenIssuer } from "./tokens.js";
 import { validateLogin, validateRegister } from "./validation.js";
 
 export interface AuthDeps {
@@ -65,7 +66,7 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
   return {
     async registerCompany(req, ctx) {
       const input = validateRegister(req);
-      const refresh = newRefreshToken();
+      const refresh = newOpaqueToken();
       const session = sessionOf(ctx);
       const created = await deps.db.registerCompany({
         companyName: input.companyName,
@@ -98,7 +99,7 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
       await deps.throttle.succeeded(login, ip);
       const role = fromDbRole[account.role];
       if (!role) throw new Error(`account ${account.userId} has no valid role`);
-      const refresh = newRefreshToken();
+      const refresh = newOpaqueToken();
       const session = sessionOf(ctx);
       const { sessionId } = await deps.db.createSession({ userId: account.userId, companyId: account.companyId, session: { refreshHash: refresh.hash, ...session } });
       const tokens = await issue(ctx, { userId: account.userId, companyId: account.companyId, role, sessionId }, refresh.token, new Date(now() + deps.refreshTtlSeconds * 1000));
@@ -108,9 +109,9 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
     async refresh(req, ctx) {
       const token = req.refreshToken || cookie(ctx.requestHeader, "refresh_token") || "";
       if (!token) throw new AppError("invalid_argument", "invalid request: refreshToken: is required (or send the refresh_token cookie)", [{ field: "refreshToken", description: "is required" }]);
-      if (!refreshTokenShape.test(token)) throw new AppError("session_ended", "refresh token is not valid: log in again");
-      const next = newRefreshToken();
-      const r = await deps.db.rotateRefreshToken({ oldHash: hashRefreshToken(token), newHash: next.hash });
+      if (!opaqueTokenShape.test(token)) throw new AppError("session_ended", "refresh token is not valid: log in again");
+      const next = newOpaqueToken();
+      const r = await deps.db.rotateRefreshToken({ oldHash: hashOpaqueToken(token), newHash: next.hash });
       if (r.outcome === Outcome.REUSED) {
         await revoke([r.sessionId]);
         deps.log.warn({ session_id: r.sessionId, user_id: r.userId, company_id: r.companyId }, "refresh token reused: session revoked");

@@ -1,7 +1,8 @@
 /**
- * Access tokens (RS256 JWT, 15 min, typ at+jwt) and opaque refresh tokens (256-bit, stored hashed).
+ * Access tokens (RS256 JWT, 15 min, typ at+jwt). Refresh, invitation and reset tokens are opaque
+ * (@crm/contracts/tokens).
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT, exportJWK, calculateJwkThumbprint, type JSONWebKeySet } from "jose";
@@ -49,15 +50,6 @@ export function createTokenIssuer(opts: { key: SigningKey; issuer: string; audie
     },
   };
 }
-
-/** A new opaque refresh token and the SHA-256 the database keeps instead of it. */
-export function newRefreshToken(): { token: string; hash: Buffer } {
-  const token = randomBytes(32).toString("base64url");
-  return { token, hash: hashRefreshToken(token) };
-}
-
-export const hashRefreshToken = (token: string) => createHash("sha256").update(token).digest();
-export const refreshTokenShape = /^[A-Za-z0-9_-]{43}$/;
 
 export async function publicJwk(key: KeyObject, kid: string) {
   const jwk = await exportJWK(createPublicKey(key));
