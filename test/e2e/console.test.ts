@@ -68,7 +68,7 @@ test("sign up: the login screen, the sign-up form, then the shell with navigatio
   process.stderr.write(`console: first screen (login) usable ${firstScreenMs.toFixed(0)} ms after navigation\n`);
   assert.match(owner.url(), /\/login$/, "a visitor is sent to /login");
   await axe(owner, "login");
-  reaches(await tabStops(owner, 6), ['combobox "Language"', 'textbox "E-mail or phone"', 'textbox "Password"', 'button "Log in"', 'link "Register your company"'], "login");
+  reaches(await tabStops(owner, 7), ['combobox "Language"', 'textbox "E-mail or phone"', 'textbox "Password"', 'button "Log in"', 'link "Forgot your password?"', 'link "Register your company"'], "login");
 
   // A wrong password is refused with a message, and nothing else happens.
   await owner.getByLabel("E-mail or phone").fill("nobody@acme.test");
@@ -92,7 +92,7 @@ test("sign up: the login screen, the sign-up form, then the shell with navigatio
   const nav = owner.getByRole("navigation", { name: "Main" });
   await nav.getByRole("link", { name: "Chats" }).waitFor();
   assert.equal(await nav.getByRole("link", { name: "Chats" }).getAttribute("aria-current"), "page");
-  reaches(await tabStops(owner, 10), ['link "Skip to content"', 'link "Chats"', 'link "Timers"', 'combobox "Language"', 'button "Log out"', 'button "Log out everywhere"', 'textbox "New chat name"', 'button "Create chat"'], "shell");
+  reaches(await tabStops(owner, 12), ['link "Skip to content"', 'link "Chats"', 'link "Timers"', 'link "Account"', 'combobox "Language"', 'button "Log out"', 'button "Log out everywhere"', 'textbox "New chat name"', 'button "Create chat"'], "shell");
   const cookies = await owner.context().cookies();
   for (const name of ["access_token", "refresh_token"]) {
     const c = cookies.find((x) => x.name === name);

@@ -290,7 +290,7 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     assertJsonError(badChat, 400, "invalid_argument");
   });
 
-  it("an invitation links to PUBLIC_URL (the gateway)/accept-invite; the page, its script and AcceptInvite work through the gateway", async () => {
+  it("an invitation links to PUBLIC_URL (the gateway)/accept-invite; the console, the plain page and AcceptInvite work through the gateway", async () => {
     const email = `invitee-${tag}@example.com`;
     const add = await post("/crm.admin.v1.AdminService/AddUsers", { users: [{ email, name: "Ivy", role: "ROLE_MEMBER" }] }, bearer());
     assert.equal(add.status, 200, add.body);
@@ -301,11 +301,15 @@ describe("end to end through the gateway", { skip, timeout: 900_000 }, () => {
     const text = mailParts(mailTo()!).text;
     const link = new RegExp(`${cluster.gatewayUrl.replace(/[.]/g, "\\.")}/accept-invite#token=([A-Za-z0-9_-]{43})`).exec(text);
     assert.ok(link, `the link starts with the gateway's address ${cluster.gatewayUrl}:\n${text}`);
-    const page = await request({ port, ca, path: "/accept-invite" });
+    // the link is the web console's screen (its index.html); auth's plain page stays under /account-links/
+    const page = await request({ port, ca, path: "/accept-invite", headers: { accept: "text/html" } });
     assert.equal(page.status, 200, page.body);
     assert.match(String(page.headers["content-type"]), /^text\/html/);
     assert.match(String(page.headers["content-security-policy"]), /script-src 'self'/);
-    assert.match(page.body, /<script src="\/account-links\/account\.js" defer><\/script>/);
+    assert.match(page.body, /<div id="root"><\/div>/);
+    const plain = await request({ port, ca, path: "/account-links/accept-invite" });
+    assert.equal(plain.status, 200, plain.body);
+    assert.match(plain.body, /<script src="\/account-links\/account\.js" defer><\/script>/);
     const script = await request({ port, ca, path: "/account-links/account.js" });
     assert.equal(script.status, 200);
     assert.match(script.body, /AuthService\/" \+ rpc/);

@@ -1,4 +1,8 @@
-/** Routes: /login and /signup for visitors; the shell (chats, timers) for a signed-in user. */
+/**
+ * Routes: /login and /signup for visitors; the e-mailed links' screens (/reset-password,
+ * /accept-invite) and /forgot-password for anyone; the shell (chats, timers, account) for a
+ * signed-in user.
+ */
 import { lazy, Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
@@ -19,6 +23,12 @@ if (probablySignedIn()) {
 }
 const Chats = lazy(() => loadChats().then((m) => ({ default: m.Chats })));
 const Timers = lazy(() => loadTimers().then((m) => ({ default: m.Timers })));
+const Account = lazy(() => import("./screens/Account").then((m) => ({ default: m.Account })));
+// The e-mailed links' screens: one small chunk, fetched only by whoever opens one.
+const loadRecovery = () => import("./screens/Recovery");
+const ForgotPassword = lazy(() => loadRecovery().then((m) => ({ default: m.ForgotPassword })));
+const ResetPassword = lazy(() => loadRecovery().then((m) => ({ default: m.ResetPassword })));
+const AcceptInvite = lazy(() => loadRecovery().then((m) => ({ default: m.AcceptInvite })));
 
 export function useSession() {
   return useSyncExternalStore(session.subscribe, session.get);
@@ -37,14 +47,37 @@ export function App() {
   useEffect(() => {
     if (s === null) queryClient.clear();
   }, [s, queryClient]);
-  if (failed && s === undefined) return <p role="alert" className="page-message">{failed}</p>;
-  if (s === undefined) return <p className="page-message" aria-busy="true">{t("app.loading")}</p>;
+  const loading = <p className="page-message" aria-busy="true">{t("app.loading")}</p>;
   return (
-    <Switch>
-      <Route path="/login">{s ? <Redirect to="/chats" replace /> : <Login />}</Route>
-      <Route path="/signup">{s ? <Redirect to="/chats" replace /> : <Signup />}</Route>
-      <Route>{s ? <Shell session={s} /> : <Redirect to="/login" replace />}</Route>
-    </Switch>
+    <Suspense fallback={loading}>
+      <Switch>
+        {/* Whoever is signed in: these need no session (a link opened in any browser). */}
+        <Route path="/forgot-password">
+          <ForgotPassword />
+        </Route>
+        <Route path="/reset-password">
+          <ResetPassword />
+        </Route>
+        <Route path="/accept-invite">
+          <AcceptInvite />
+        </Route>
+        <Route>
+          {failed && s === undefined ? (
+            <p role="alert" className="page-message">
+              {failed}
+            </p>
+          ) : s === undefined ? (
+            loading
+          ) : (
+            <Switch>
+              <Route path="/login">{s ? <Redirect to="/chats" replace /> : <Login />}</Route>
+              <Route path="/signup">{s ? <Redirect to="/chats" replace /> : <Signup />}</Route>
+              <Route>{s ? <Shell session={s} /> : <Redirect to="/login" replace />}</Route>
+            </Switch>
+          )}
+        </Route>
+      </Switch>
+    </Suspense>
   );
 }
 
@@ -119,6 +152,9 @@ function Shell({ session: s }: { session: Session }) {
             <li>
               <NavLink href="/timers">{t("nav.timers")}</NavLink>
             </li>
+            <li>
+              <NavLink href="/account">{t("nav.account")}</NavLink>
+            </li>
           </ul>
         </nav>
         <RunningClock />
@@ -147,6 +183,9 @@ function Shell({ session: s }: { session: Session }) {
           <Route path="/chats/:id">{(p) => <Chats chatId={p.id} me={s.userId} />}</Route>
           <Route path="/timers">
             <Timers />
+          </Route>
+          <Route path="/account">
+            <Account session={s} />
           </Route>
           <Route>
             <h1>{t("app.notFound")}</h1>

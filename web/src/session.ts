@@ -11,12 +11,14 @@
  */
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
 
 export interface Session {
   userId: string;
   companyId: string;
   sessionId: string;
+  /** The role in the access token: a change reaches it with the next refresh. */
+  role: Role;
   /** When the access token (cookie) expires. */
   expiresAt: Date;
 }
@@ -29,7 +31,7 @@ const baseUrl = window.location.origin;
 const credentialed: typeof fetch = (input, init) => fetch(input, { ...init, credentials: "include" });
 
 /** Calls that must not trigger a refresh-and-retry (they are the auth flow itself). */
-const noRetry = new Set(["Login", "RegisterCompany", "Refresh", "Check"]);
+const noRetry = new Set(["Login", "RegisterCompany", "Refresh", "Check", "RequestPasswordReset", "ResetPassword", "AcceptInvite"]);
 
 const retryAfterRefresh: Interceptor = (next) => async (req) => {
   try {
@@ -118,6 +120,7 @@ async function whoAmI(): Promise<Session> {
     userId: r.userId,
     companyId: r.companyId,
     sessionId: r.sessionId,
+    role: r.role,
     expiresAt: r.expiresAt ? new Date(Number(r.expiresAt.seconds) * 1000) : new Date(Date.now() + 60_000),
   };
 }
@@ -212,3 +215,8 @@ export function forgetLoggedOutAll(): void {
 }
 
 export const authClient = auth;
+
+/** Owners and admins see the admin screens (the server refuses everyone else anyway). */
+export function isAdmin(s: Session): boolean {
+  return s.role === Role.OWNER || s.role === Role.ADMIN;
+}

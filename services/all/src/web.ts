@@ -9,7 +9,10 @@
  * - a strict Content-Security-Policy: only this origin's scripts, styles and calls, no inline code;
  * - SPA fallback: a GET for an unknown path that accepts text/html gets index.html, so /chats/…
  *   can be reloaded — but never a path another route answers: RPC paths (/pkg.Service/Method),
- *   REST aliases, /.well-known/…, the health and metrics paths, and the pages in `reserved`.
+ *   REST aliases, /.well-known/…, the health and metrics paths, and the pages in `reserved`;
+ * - the e-mailed links (/accept-invite, /reset-password) are the console's screens; without a
+ *   build they redirect to auth's plain pages under /account-links/ (the fragment with the token
+ *   stays in the browser across the redirect).
  *
  * It must be the last module of the server, so every other module's http() route comes first.
  */
@@ -64,8 +67,14 @@ const types: Record<string, string> = {
 };
 const compressible = new Set([".html", ".js", ".mjs", ".css", ".json", ".map", ".svg", ".txt"]);
 
-/** Paths pages of other modules answer (e-mail links); never the SPA's fallback. */
-export const reservedPages = ["/accept-invite", "/reset-password"];
+/** Paths pages of other modules answer (auth's plain pages for e-mailed links); never the SPA's fallback. */
+export const reservedPages = ["/account-links"];
+
+/** The e-mailed links' paths (the console's screens) and auth's plain page for each, used without a build. */
+export const linkPages: Record<string, string> = {
+  "/accept-invite": "/account-links/accept-invite",
+  "/reset-password": "/account-links/reset-password",
+};
 
 interface StaticFile {
   body: Buffer;
@@ -204,6 +213,15 @@ export function createWebModule(opts: WebModuleOptions): ServiceModule {
       const file = path === "/" ? index : files.get(path);
       if (file) {
         send(req, res, file);
+        return true;
+      }
+      const plain = linkPages[path];
+      if (!index && plain) {
+        // No console here: the link still works, on auth's plain page. The browser keeps the
+        // #token=… fragment across the redirect (RFC 9110 §10.2.2); a ?token=… query goes along.
+        const query = (req.url ?? "").slice(path.length);
+        (res as http.ServerResponse).writeHead(302, { ...securityHeaders, location: plain + query, "cache-control": "no-store", "content-length": 0 });
+        res.end();
         return true;
       }
       if (taken(path)) return false;

@@ -1,10 +1,14 @@
 /**
  * Links in e-mails lead somewhere: the invitation and reset e-mails link to PUBLIC_URL (by default
- * the all-in-one's own address, whatever its port), the page behind each link is served (HTML
- * with a strict CSP and no inline code), and the page's own script, run against the server with
- * the token from the link, activates the user / sets the new password.
+ * the all-in-one's own address, whatever its port) at /accept-invite and /reset-password. Those
+ * are the web console's screens (test/e2e/console-accounts.test.ts drives them in a browser);
+ * where no console is built, the same links redirect to auth's plain pages (HTML with a strict CSP
+ * and no inline code), whose own script, run against the server with the token from the link,
+ * activates the user / sets the new password. This file covers that fallback.
  */
 import assert from "node:assert/strict";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { runInNewContext } from "node:vm";
 import { after, before, describe, it } from "node:test";
 import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
@@ -26,10 +30,14 @@ function linkIn(raw: string, prefix: string): string {
   return /^\S+/.exec(text.slice(at))![0];
 }
 
-/** GET the link as a browser does (the fragment stays in the browser): a real HTML page. */
+/**
+ * GET the link as a browser does (the fragment stays in the browser): without a console, a
+ * redirect to auth's plain page under /account-links/, a real HTML page.
+ */
 async function fetchPage(link: string, language = "en-GB,en;q=0.8"): Promise<string> {
-  const res = await fetch(link, { headers: { "accept-language": language } });
+  const res = await fetch(link, { headers: { accept: "text/html", "accept-language": language } });
   assert.equal(res.status, 200, `GET ${link}`);
+  assert.ok(res.redirected && new URL(res.url).pathname.startsWith("/account-links/"), `${link} leads to auth's plain page, not ${res.url}`);
   assert.match(String(res.headers.get("content-type")), /^text\/html/);
   const csp = String(res.headers.get("content-security-policy"));
   assert.match(csp, /default-src 'none'/);
@@ -91,10 +99,10 @@ async function submitPage(base: string, link: string, html: string, password: st
   return { text: status.textContent, kind: status.className };
 }
 
-describe("without PUBLIC_URL: links to the all-in-one's own address", () => {
+describe("without PUBLIC_URL: links to the all-in-one's own address (and no console built: the plain pages)", () => {
   let app: TestApp;
   before(async () => {
-    app = await startTestApp({ RESET_MIN_RESPONSE_MS: "0" });
+    app = await startTestApp({ RESET_MIN_RESPONSE_MS: "0", WEB_DIR: join(tmpdir(), `crm-no-console-${process.pid}`) });
   });
   after(async () => {
     await app?.close();

@@ -24,13 +24,13 @@ writeFileSync(join(dir, "assets", "app-abc123.js"), js);
 writeFileSync(join(dir, "assets", "app-abc123.js.br"), jsBr);
 writeFileSync(join(dir, "assets", "app-abc123.js.gz"), gzipSync(js));
 
-/** Another module's page, as the e-mail links' pages are: it must win over the SPA fallback. */
+/** Another module's page, as auth's plain pages for e-mailed links are: it must win over the SPA fallback. */
 const invitePage: ServiceModule = {
   name: "invite",
   services: [],
   routes: () => {},
   http(req, res) {
-    if (!req.url?.startsWith("/accept-invite")) return false;
+    if (!req.url?.startsWith("/account-links/accept-invite")) return false;
     res.writeHead(200, { "content-type": "text/plain" });
     res.end("invite page");
     return true;
@@ -98,7 +98,7 @@ test("hashed assets: a year's immutable cache; brotli and gzip from the build's 
 });
 
 test("SPA fallback: an unknown path asking for HTML gets index.html; anything else is left to the API", async () => {
-  for (const path of ["/chats", "/chats/3f2a", "/timers?week=1", "/login"]) {
+  for (const path of ["/chats", "/chats/3f2a", "/timers?week=1", "/login", "/admin/members", "/accept-invite", "/reset-password?token=abc"]) {
     const res = await fetch(`${base}${path}`, { headers: html });
     assert.equal(res.status, 200, path);
     assert.equal(await res.text(), indexHtml, path);
@@ -119,8 +119,8 @@ test("never shadows another route: RPC paths, REST aliases, health, metrics, wel
     assert.notEqual(body, indexHtml, `${method} ${path} must not get the console`);
     return { status: res.status, body };
   };
-  assert.deepEqual(await notIndex("GET", "/accept-invite?token=abc"), { status: 200, body: "invite page" });
-  assert.equal((await notIndex("GET", "/reset-password?token=abc")).status, 404, "reserved for the reset page");
+  assert.deepEqual(await notIndex("GET", "/account-links/accept-invite?token=abc"), { status: 200, body: "invite page" });
+  assert.equal((await notIndex("GET", "/account-links/reset-password?token=abc")).status, 404, "reserved for auth's plain pages");
   assert.equal((await notIndex("GET", "/healthz")).status, 200);
   assert.equal((await notIndex("GET", "/readyz")).status, 200);
   assert.equal((await notIndex("GET", "/metrics")).status, 200);
@@ -142,4 +142,17 @@ test("no build: navigations get a 503 naming the build command; other paths are 
   assert.match(await res.text(), /npm run build:web/);
   assert.equal((await fetch(`${b}/assets/app-abc123.js`)).status, 404);
   assert.equal((await fetch(`${b}/healthz`)).status, 200);
+});
+
+test("no build: the e-mailed links redirect to auth's plain pages, query kept (the browser keeps the fragment)", async () => {
+  const b = `http://127.0.0.1:${bare.port}`;
+  for (const [path, to] of [
+    ["/accept-invite", "/account-links/accept-invite"],
+    ["/reset-password?token=abc", "/account-links/reset-password?token=abc"],
+  ] as const) {
+    const res = await fetch(`${b}${path}`, { headers: html, redirect: "manual" });
+    assert.equal(res.status, 302, path);
+    assert.equal(res.headers.get("location"), to, path);
+    assert.equal(res.headers.get("cache-control"), "no-store");
+  }
 });

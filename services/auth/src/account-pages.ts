@@ -1,10 +1,13 @@
 /**
- * The pages behind the links in e-mails: GET /accept-invite and GET /reset-password (the token in
- * the fragment, `#token=…`, or the query, `?token=…`). Each is a small static HTML form; its
- * script (/account-links/account.js, a separate file so the Content-Security-Policy allows no inline
- * code) calls AcceptInvite or ResetPassword over Connect JSON on the same origin and says what
- * happened. Served by the auth module, so they exist in the all-in-one and, through the gateway,
- * in a cluster. The web console may replace them later; the links must work now.
+ * The plain pages for the links in e-mails, for where the web console is not served: GET
+ * /account-links/accept-invite and /account-links/reset-password (the token in the fragment,
+ * `#token=…`, or the query, `?token=…`). The e-mailed links themselves point at /accept-invite and
+ * /reset-password, which are the web console's screens (docs/console.md); where no console is
+ * built or shipped (an all-in-one without web/dist, a gateway whose CRM_GW_WEB_ROOT is empty) those
+ * paths redirect here, fragment and query kept. Each page is a small static HTML form; its script
+ * (/account-links/account.js, a separate file so the Content-Security-Policy allows no inline code)
+ * calls AcceptInvite or ResetPassword over Connect JSON on the same origin and says what happened.
+ * Served by the auth module, so they exist in the all-in-one and, through the gateway, in a cluster.
  */
 import type http from "node:http";
 import type http2 from "node:http2";
@@ -12,8 +15,8 @@ import type http2 from "node:http2";
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
-export const accountPagePaths = ["/accept-invite", "/reset-password"] as const;
 export const accountAssetPrefix = "/account-links/";
+export const accountPagePaths = ["/account-links/accept-invite", "/account-links/reset-password"] as const;
 
 export const accountPagesCsp = [
   "default-src 'none'",
@@ -51,18 +54,18 @@ interface FormText {
   unreachable: string;
 }
 
-const rpcs: Record<Page, "AcceptInvite" | "ResetPassword"> = { "/accept-invite": "AcceptInvite", "/reset-password": "ResetPassword" };
+const rpcs: Record<Page, "AcceptInvite" | "ResetPassword"> = { "/account-links/accept-invite": "AcceptInvite", "/account-links/reset-password": "ResetPassword" };
 
 const texts: Record<Lang, { pages: Record<Page, PageText>; form: FormText }> = {
   en: {
     pages: {
-      "/accept-invite": {
+      "/account-links/accept-invite": {
         title: "Accept your invitation",
         intro: "Choose a password to activate your account. You will log in with your e-mail address (or phone number) and this password.",
         button: "Activate my account",
         done: "Your account is active. You can now log in with your e-mail address and this password.",
       },
-      "/reset-password": {
+      "/account-links/reset-password": {
         title: "Choose a new password",
         intro: "Type a new password for your account. Your other sessions end when it is set.",
         button: "Set the new password",
@@ -85,13 +88,13 @@ const texts: Record<Lang, { pages: Record<Page, PageText>; form: FormText }> = {
   },
   ru: {
     pages: {
-      "/accept-invite": {
+      "/account-links/accept-invite": {
         title: "Примите приглашение",
         intro: "Придумайте пароль, чтобы активировать учётную запись. Входить вы будете по адресу электронной почты (или номеру телефона) и этому паролю.",
         button: "Активировать учётную запись",
         done: "Учётная запись активна. Теперь можно войти по адресу электронной почты и этому паролю.",
       },
-      "/reset-password": {
+      "/account-links/reset-password": {
         title: "Новый пароль",
         intro: "Введите новый пароль. Остальные ваши сеансы завершатся, когда он будет установлен.",
         button: "Установить пароль",

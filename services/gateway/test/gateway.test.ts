@@ -388,8 +388,8 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     assert.equal(gw.stub.seen.at(-1)!.path, "/crm.auth.v1.AuthService/GetJwks");
   });
 
-  it("the pages behind e-mailed links (and their script and styles) are public and served by auth", async () => {
-    for (const path of ["/accept-invite", "/reset-password?token=abc", "/account-links/account.js", "/account-links/account.css"]) {
+  it("the plain pages for e-mailed links (and their script and styles) are public and served by auth", async () => {
+    for (const path of ["/account-links/accept-invite", "/account-links/reset-password?token=abc", "/account-links/account.js", "/account-links/account.css"]) {
       const res = await request({ ...base(), path });
       assert.equal(res.status, 200, `${path}: ${res.body}`);
       const seen = gw.stub.seen.at(-1)!;

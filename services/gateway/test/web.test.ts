@@ -38,7 +38,7 @@ describe("the web console through the gateway", { skip, timeout: 120_000 }, () =
   });
 
   it("index.html for navigations: no-cache, the console's CSP and the gateway's security headers", async () => {
-    for (const path of ["/", "/chats", "/chats/3f2a", "/timers?week=1"]) {
+    for (const path of ["/", "/chats", "/chats/3f2a", "/timers?week=1", "/admin/members", "/accept-invite", "/reset-password?token=abc"]) {
       const res = await get(path, html);
       assert.equal(res.status, 200, `${path}: ${res.body}`);
       assert.equal(res.body, indexHtml, path);
@@ -88,5 +88,30 @@ describe("the web console through the gateway", { skip, timeout: 120_000 }, () =
       const res = await get(path, html);
       assert.notEqual(res.body, indexHtml, `${path} must not get the console`);
     }
+  });
+});
+
+describe("the e-mailed links through a gateway with no console (an empty CRM_GW_WEB_ROOT, as the chart's today)", { skip, timeout: 120_000 }, () => {
+  let gw: GatewayFixture;
+  const web = mkdtempSync(join(tmpdir(), "crm-gw-noweb-"));
+  before(async () => {
+    gw = await startGatewayFixture({ vars: { CRM_GW_WEB_ROOT: web } });
+  });
+  after(async () => {
+    await gw?.close();
+    rmSync(web, { recursive: true, force: true });
+  });
+
+  it("redirect to auth's plain pages, query kept (the browser keeps the #token fragment)", async () => {
+    for (const [path, to] of [
+      ["/accept-invite", "/account-links/accept-invite"],
+      ["/reset-password?token=abc", "/account-links/reset-password?token=abc"],
+    ] as const) {
+      const res = await request({ port: gw.port, ca: gw.ca, path, headers: { accept: "text/html" } });
+      assert.equal(res.status, 302, `${path}: ${res.body}`);
+      assert.equal(res.headers.location, to, path);
+    }
+    const nav = await request({ port: gw.port, ca: gw.ca, path: "/chats", headers: { accept: "text/html" } });
+    assert.equal(nav.status, 404, "other navigations stay the JSON 404 without a console");
   });
 });
