@@ -23,6 +23,8 @@ export const errorReasons = {
   not_found: Code.NotFound,
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
+  /** A write made on an older view of a record (stale etag/version): read again and retry. */
+  aborted: Code.Aborted,
   rate_limited: Code.ResourceExhausted,
   too_large: Code.ResourceExhausted,
   quota_exceeded: Code.ResourceExhausted,

@@ -1,0 +1,848 @@
+/**
+ * The records domain's rules, shared by the service's request checks (validation.ts) and by its
+ * store (services/records/store), which applies them again to what reaches it. Pure: no I/O.
+ *
+ * - normal forms: web domains, e-mail addresses, phone numbers, currencies, dates, tags;
+ * - etags: a record's version as text;
+ * - the fields of each object that lists filter and sort on (their types), the filter tree and
+ *   order_by parsed into a checked form, and the page token that carries a keyset cursor;
+ * - kanban positions (fractional-indexing keys) and the status that follows a stage's kind;
+ * - the field-level diff the timeline keeps.
+ */
+import { createHash } from "node:crypto";
+import { domainToASCII } from "node:url";
+import { generateKeyBetween, generateNKeysBetween } from "fractional-indexing";
+import { z } from "zod";
+import type { Violation } from "@crm/kit";
+import { Operator, type Filter } from "@crm/gen/crm/records/v1/common_pb";
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+
+export const LIMITS = {
+  name: 200,
+  personName: 100,
+  address: 500,
+  industry: 100,
+  maxSize: 10_000_000,
+  tags: 50,
+  tag: 50,
+  emails: 20,
+  email: 254,
+  phones: 20,
+  jobTitle: 200,
+  companyLinks: 50,
+  linkRole: 100,
+  pipelineName: 100,
+  stageName: 100,
+  stages: 50,
+  lostReason: 500,
+  dealPeople: 100,
+  pageSize: 500,
+  defaultPageSize: 50,
+  filterDepth: 4,
+  filterConditions: 30,
+  inValues: 100,
+  filterValue: 500,
+  orderKeys: 3,
+  orderBy: 200,
+  pageToken: 2000,
+} as const;
+
+/** Days a record stays in the trash before it is purged. */
+export const TRASH_DAYS = 30;
+
+/** Length in code points (what a user counts), not UTF-16 units. */
+export const textLength = (s: string) => [...s].length;
+
+/** A violation when `value` is longer than `max` (or empty while required). */
+export function textViolation(value: string, field: string, max: number, required = false): Violation | undefined {
+  if (required && value.trim() === "") return { field, description: "is required" };
+  const n = textLength(value);
+  if (n > max) return { field, description: `must be at most ${max} characters (got ${n})` };
+  return undefined;
+}
+
+/** An id from a client: UUIDs are compared in lower case. */
+export const normalId = (s: string) => s.trim().toLowerCase();
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const isId = (s: string) => uuid.test(s);
+
+// ---------------------------------------------------------------------------------------------
+// Normal forms
+
+/**
+ * A web domain in its stored form: "https://www.Example.COM:443/about" → "example.com";
+ * internationalised names in their xn-- (punycode) form. Undefined when it is not a domain.
+ */
+export function normalizeDomain(raw: string): string | undefined {
+  let s = raw.trim().toLowerCase();
+  if (s === "") return "";
+  s = s.replace(/^[a-z][a-z0-9+.-]*:\/\//, ""); // scheme
+  s = s.replace(/^[^/?#@]*@/, ""); // user info
+  s = s.split(/[/?#]/, 1)[0]!; // path, query, fragment
+  s = s.replace(/:\d*$/, ""); // port
+  s = s.replace(/\.$/, ""); // the root's dot
+  if (s.startsWith("www.")) s = s.slice(4);
+  if (!s.includes(".")) return undefined;
+  const ascii = domainToASCII(s);
+  if (!ascii || ascii.length > 253) return undefined;
+  const labels = ascii.split(".");
+  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+  if (!labels.every((l) => label.test(l))) return undefined;
+  if (!/^[a-z0-9-]{2,63}$/.test(labels[labels.length - 1]!) || /^\d+$/.test(labels[labels.length - 1]!)) return undefined; // not an IP address
+  return ascii;
+}
+
+const emailSchema = z.email();
+/** An e-mail address as written (trimmed); undefined when it is not one. Compare with emailKey. */
+export function normalizeEmail(raw: string): string | undefined {
+  const e = raw.trim();
+  if (e.length > LIMITS.email || !emailSchema.safeParse(e.toLowerCase()).success) return undefined;
+  return e;
+}
+export const emailKey = (e: string) => e.toLowerCase();
+
+/** "+1 (415) 555-0100" → "+14155550100"; undefined when it is not an E.164 number. */
+export function normalizePhone(raw: string): string | undefined {
+  const compact = raw.replace(/[\s().-]/g, "");
+  return /^\+[1-9]\d{6,14}$/.test(compact) ? compact : undefined;
+}
+
+const currencies = new Set(Intl.supportedValuesOf("currency"));
+/** An ISO 4217 code in upper case, or undefined. */
+export function normalizeCurrency(raw: string): string | undefined {
+  const c = raw.trim().toUpperCase();
+  return /^[A-Z]{3}$/.test(c) && currencies.has(c) ? c : undefined;
+}
+
+/** A calendar date YYYY-MM-DD (years 1900..9999), or undefined. */
+export function normalizeDate(raw: string): string | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(raw.trim());
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (y < 1900) return undefined;
+  const dt = new Date(Date.UTC(y, mo - 1, d));
+  if (dt.getUTCFullYear() !== y || dt.getUTCMonth() !== mo - 1 || dt.getUTCDate() !== d) return undefined;
+  return raw.trim();
+}
+
+/** Tags trimmed, empty ones dropped, each kept once (first spelling wins, compared without case). */
+export function normalizeTags(raw: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const t of raw.map((x) => x.trim().replace(/\s+/g, " "))) {
+    if (t === "" || seen.has(t.toLowerCase())) continue;
+    seen.add(t.toLowerCase());
+    out.push(t);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Etags: the record's version, as text.
+
+export const etagOf = (version: bigint | number | string) => String(version);
+
+/** The version an etag names; undefined for "" (no check); "bad" when it is not one of ours. */
+export function parseEtag(etag: string): bigint | undefined | "bad" {
+  const s = etag.trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+  if (s === "") return undefined;
+  if (!/^[1-9]\d{0,18}$/.test(s)) return "bad";
+  return BigInt(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages and deal status
+
+export type StageKindName = "open" | "won" | "lost";
+export const stageKinds: readonly StageKindName[] = ["open", "won", "lost"];
+
+// ---------------------------------------------------------------------------------------------
+// Fields that lists filter and sort on
+
+export type FieldType =
+  | "text" // compared without regard to case
+  | "id" // a UUID; empty when unset
+  | "enum"
+  | "int"
+  | "date" // YYYY-MM-DD
+  | "time" // a timestamp
+  | "text_list" // any element
+  | "id_list";
+
+export interface FieldSpec {
+  type: FieldType;
+  sortable: boolean;
+  /** enum: accepted spellings → stored value. */
+  values?: Readonly<Record<string, string>>;
+  /** Filter only with show_deleted (delete_time). */
+  trashOnly?: boolean;
+}
+
+export type ObjectKind = "company" | "person" | "deal";
+
+const f = (type: FieldType, sortable = true, extra: Partial<FieldSpec> = {}): FieldSpec => ({ type, sortable, ...extra });
+const statusValues = enumValues("DEAL_STATUS", stageKinds);
+
+function enumValues(prefix: string, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    out[n] = n;
+    out[`${prefix}_${n.toUpperCase()}`] = n;
+  }
+  return out;
+}
+
+const common = {
+  id: f("id"),
+  owner_id: f("id"),
+  create_time: f("time"),
+  update_time: f("time"),
+  delete_time: f("time", true, { trashOnly: true }),
+};
+
+export const fields: Record<ObjectKind, Readonly<Record<string, FieldSpec>>> = {
+  company: {
+    ...common,
+    name: f("text"),
+    domain: f("text"),
+    address: f("text"),
+    industry: f("text"),
+    size: f("int"),
+    tags: f("text_list"),
+  },
+  person: {
+    ...common,
+    first_name: f("text"),
+    last_name: f("text"),
+    emails: f("text_list"),
+    phones: f("text_list"),
+    job_title: f("text"),
+    company_ids: f("id_list", false),
+  },
+  deal: {
+    ...common,
+    name: f("text"),
+    pipeline_id: f("id"),
+    stage_id: f("id"),
+    position: f("text"),
+    amount_minor: f("int"),
+    currency_code: f("text"),
+    expected_close_date: f("date"),
+    status: f("enum", true, { values: statusValues }),
+    lost_reason: f("text"),
+    company_id: f("id"),
+    person_ids: f("id_list", false),
+    stage_enter_time: f("time"),
+    close_time: f("time"),
+  },
+};
+
+const allOps = new Set(Object.values(Operator).filter((v): v is Operator => typeof v === "number" && v !== Operator.UNSPECIFIED));
+const ranges = [Operator.GREATER_THAN, Operator.GREATER_OR_EQUAL, Operator.LESS_THAN, Operator.LESS_OR_EQUAL, Operator.BETWEEN];
+const eq = [Operator.EQUALS, Operator.NOT_EQUALS, Operator.IN, Operator.IS_EMPTY, Operator.IS_NOT_EMPTY];
+const textOps = [...eq, Operator.CONTAINS, Operator.STARTS_WITH];
+export const operatorsOf: Record<FieldType, ReadonlySet<Operator>> = {
+  text: new Set(textOps),
+  id: new Set(eq),
+  enum: new Set([Operator.EQUALS, Operator.NOT_EQUALS, Operator.IN]),
+  int: new Set([...eq, ...ranges]),
+  date: new Set([...eq, ...ranges]),
+  time: new Set([Operator.IS_EMPTY, Operator.IS_NOT_EMPTY, ...ranges]),
+  text_list: new Set([Operator.EQUALS, Operator.IN, Operator.CONTAINS, Operator.STARTS_WITH, Operator.IS_EMPTY, Operator.IS_NOT_EMPTY]),
+  id_list: new Set([Operator.EQUALS, Operator.IN, Operator.IS_EMPTY, Operator.IS_NOT_EMPTY]),
+};
+
+const opName = (op: Operator) => `OPERATOR_${Operator[op] ?? String(op)}`;
+
+/** A value of a condition in its checked form: text (lower-cased where compared so), an id, a decimal integer, a date, an ISO time. */
+export type FilterValue = string;
+
+export type FilterNode =
+  | { kind: "and" | "or"; children: FilterNode[] }
+  | { kind: "cond"; field: string; type: FieldType; op: Operator; values: FilterValue[] };
+
+/** A value read as the field's type; undefined with a violation pushed when it is not one. */
+function parseValue(spec: FieldSpec, raw: string, field: string, out: Violation[]): FilterValue | undefined {
+  const bad = (what: string) => {
+    out.push({ field, description: `${what} (got ${JSON.stringify(raw.slice(0, 80))})` });
+    return undefined;
+  };
+  if (textLength(raw) > LIMITS.filterValue) return bad(`must be at most ${LIMITS.filterValue} characters`);
+  switch (spec.type) {
+    case "text":
+    case "text_list":
+      return raw.toLowerCase();
+    case "id":
+    case "id_list": {
+      const id = normalId(raw);
+      return isId(id) ? id : bad("must be an id (UUID)");
+    }
+    case "enum": {
+      const v = spec.values?.[raw.trim()] ?? spec.values?.[raw.trim().toLowerCase()];
+      return v ?? bad(`must be one of ${[...new Set(Object.values(spec.values ?? {}))].join(", ")}`);
+    }
+    case "int":
+      return /^-?\d{1,18}$/.test(raw.trim()) ? BigInt(raw.trim()).toString() : bad("must be a whole number");
+    case "date":
+      return normalizeDate(raw) ?? bad("must be a date YYYY-MM-DD");
+    case "time": {
+      const t = Date.parse(raw.trim());
+      if (!/^\d{4}-\d{2}-\d{2}T/.test(raw.trim()) || !Number.isFinite(t)) return bad('must be an RFC 3339 time such as "2026-05-01T00:00:00Z"');
+      return new Date(t).toISOString();
+    }
+  }
+}
+
+/**
+ * The filter tree checked against the object's fields: each node at most LIMITS.filterDepth deep,
+ * LIMITS.filterConditions conditions in all. Violations name the node by its JSON path under `at`.
+ */
+export function parseFilter(kind: ObjectKind, filter: Filter | undefined, showDeleted: boolean, out: Violation[], at = "filter"): FilterNode | undefined {
+  if (!filter || filter.node.case === undefined) return undefined;
+  let conditions = 0;
+  const walk = (node: Filter, path: string, depth: number): FilterNode | undefined => {
+    if (depth > LIMITS.filterDepth) {
+      out.push({ field: path, description: `the filter may be at most ${LIMITS.filterDepth} levels deep` });
+      return undefined;
+    }
+    switch (node.node.case) {
+      case "and":
+      case "or": {
+        const list = node.node.value.filters;
+        const p = `${path}.${node.node.case}.filters`;
+        if (list.length === 0 || list.length > LIMITS.filterConditions) {
+          out.push({ field: p, description: `must hold 1..${LIMITS.filterConditions} filters` });
+          return undefined;
+        }
+        const children = list.map((c, i) => walk(c, `${p}[${i}]`, depth + 1));
+        if (children.some((c) => c === undefined)) return undefined;
+        return { kind: node.node.case, children: children as FilterNode[] };
+      }
+      case "condition": {
+        conditions++;
+        const c = node.node.value;
+        const p = `${path}.condition`;
+        if (conditions === LIMITS.filterConditions + 1) out.push({ field: p, description: `a filter may hold at most ${LIMITS.filterConditions} conditions` });
+        if (conditions > LIMITS.filterConditions) return undefined;
+        const field = c.field.trim();
+        const spec = fields[kind][field];
+        if (!spec) {
+          out.push({ field: `${p}.field`, description: `must be a field of ${kind}: ${Object.keys(fields[kind]).join(", ")} (got ${JSON.stringify(c.field.slice(0, 80))})` });
+          return undefined;
+        }
+        if (spec.trashOnly && !showDeleted) {
+          out.push({ field: `${p}.field`, description: "delete_time is only set in the trash: set showDeleted to filter on it" });
+          return undefined;
+        }
+        if (!allOps.has(c.operator) || !operatorsOf[spec.type].has(c.operator)) {
+          out.push({ field: `${p}.operator`, description: `must be one of ${[...operatorsOf[spec.type]].map(opName).join(", ")} for ${field}` });
+          return undefined;
+        }
+        const want = wantValues(c.operator);
+        if (c.values.length < want[0] || c.values.length > want[1]) {
+          const n = want[0] === want[1] ? String(want[0]) : `${want[0]}..${want[1]}`;
+          out.push({ field: `${p}.values`, description: `${opName(c.operator)} takes ${n} value${want[1] === 1 ? "" : "s"} (got ${c.values.length})` });
+          return undefined;
+        }
+        const before = out.length;
+        const values = c.values.map((v, i) => parseValue(spec, v, `${p}.values[${i}]`, out));
+        if (out.length > before) return undefined;
+        if ((c.operator === Operator.CONTAINS || c.operator === Operator.STARTS_WITH) && values[0] === "") {
+          out.push({ field: `${p}.values[0]`, description: "must not be empty" });
+          return undefined;
+        }
+        return { kind: "cond", field, type: spec.type, op: c.operator, values: values as string[] };
+      }
+      default:
+        return undefined;
+    }
+  };
+  return walk(filter, at, 1);
+}
+
+function wantValues(op: Operator): [number, number] {
+  switch (op) {
+    case Operator.IN:
+      return [1, LIMITS.inValues];
+    case Operator.BETWEEN:
+      return [2, 2];
+    case Operator.IS_EMPTY:
+    case Operator.IS_NOT_EMPTY:
+      return [0, 0];
+    default:
+      return [1, 1];
+  }
+}
+
+export interface OrderKey {
+  field: string;
+  type: FieldType;
+  desc: boolean;
+}
+
+/** "amount_minor desc, name" → keys (at most LIMITS.orderKeys); the default is "create_time desc". */
+export function parseOrderBy(kind: ObjectKind, orderBy: string, out: Violation[], field = "orderBy"): OrderKey[] {
+  const text = orderBy.trim();
+  if (text === "") return [{ field: "create_time", type: "time", desc: true }];
+  if (text.length > LIMITS.orderBy) {
+    out.push({ field, description: `must be at most ${LIMITS.orderBy} characters` });
+    return [];
+  }
+  const keys: OrderKey[] = [];
+  const parts = text.split(",");
+  if (parts.length > LIMITS.orderKeys) {
+    out.push({ field, description: `may name at most ${LIMITS.orderKeys} fields` });
+    return [];
+  }
+  for (const part of parts) {
+    const m = /^\s*([a-z_]+)(?:\s+(asc|desc))?\s*$/i.exec(part);
+    const spec = m ? fields[kind][m[1]!] : undefined;
+    if (!m || !spec || !spec.sortable) {
+      const sortable = Object.entries(fields[kind]).filter(([, s]) => s.sortable).map(([n]) => n);
+      out.push({ field, description: `"${part.trim().slice(0, 80)}" is not "<field> [asc|desc]" with a field of ${kind} one can sort by: ${sortable.join(", ")}` });
+      return [];
+    }
+    if (keys.some((k) => k.field === m[1])) {
+      out.push({ field, description: `names ${m[1]} twice` });
+      return [];
+    }
+    keys.push({ field: m[1]!, type: spec.type, desc: m[2]?.toLowerCase() === "desc" });
+  }
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page tokens: the sort values of the last record of a page (its id last), bound to the query.
+
+export interface Cursor {
+  /** One value per order key (null: empty), then the id. */
+  keys: (string | null)[];
+}
+
+/** What a page token is bound to: the same object, filter, order and trash setting. */
+export function queryFingerprint(kind: string, parts: unknown): string {
+  return createHash("sha256").update(JSON.stringify([kind, parts], (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).digest("base64url").slice(0, 16);
+}
+
+export function encodePageToken(fingerprint: string, cursor: Cursor): string {
+  return Buffer.from(JSON.stringify({ q: fingerprint, k: cursor.keys })).toString("base64url");
+}
+
+/** The cursor of a token, or a violation (a token of another query, or not ours). "" → undefined. */
+export function decodePageToken(token: string, fingerprint: string, nKeys: number, out: Violation[], field = "pageToken"): Cursor | undefined {
+  if (token === "") return undefined;
+  const bad = (why: string) => {
+    out.push({ field, description: why });
+    return undefined;
+  };
+  if (token.length > LIMITS.pageToken || !/^[A-Za-z0-9_-]+$/.test(token)) return bad("is not a token this service returned; start again with an empty pageToken");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    return bad("is not a token this service returned; start again with an empty pageToken");
+  }
+  const p = parsed as { q?: unknown; k?: unknown };
+  if (typeof p !== "object" || p === null || typeof p.q !== "string" || !Array.isArray(p.k) || p.k.length !== nKeys + 1 || !p.k.every((k) => k === null || (typeof k === "string" && k.length <= 600))) {
+    return bad("is not a token this service returned; start again with an empty pageToken");
+  }
+  if (p.q !== fingerprint) return bad("belongs to a list with another filter, orderBy or showDeleted: send those unchanged with it, or start again with an empty pageToken");
+  const id = p.k[nKeys];
+  if (typeof id !== "string" || !isId(id)) return bad("is not a token this service returned; start again with an empty pageToken");
+  return { keys: p.k as (string | null)[] };
+}
+
+export function pageSizeViolation(pageSize: number, field = "pageSize"): Violation | undefined {
+  if (pageSize < 0 || pageSize > LIMITS.pageSize) return { field, description: `must be 1..${LIMITS.pageSize} (0 means ${LIMITS.defaultPageSize})` };
+  return undefined;
+}
+export const pageSizeOf = (n: number) => Math.min(Math.max(n || LIMITS.defaultPageSize, 1), LIMITS.pageSize);
+
+export interface ListParams {
+  filter?: Filter | undefined;
+  orderBy: string;
+  pageSize: number;
+  pageToken: string;
+  showDeleted: boolean;
+}
+
+export interface ListQuery {
+  filter: FilterNode | undefined;
+  order: OrderKey[];
+  /** What the page token is bound to. */
+  fingerprint: string;
+  cursor: Cursor | undefined;
+}
+
+/** A List request checked as a whole (filter, orderBy, pageSize, pageToken); violations name its fields. */
+export function parseListQuery(kind: ObjectKind, req: ListParams, out: Violation[]): ListQuery {
+  const before = out.length;
+  const size = pageSizeViolation(req.pageSize);
+  if (size) out.push(size);
+  const filter = parseFilter(kind, req.filter, req.showDeleted, out);
+  const order = parseOrderBy(kind, req.orderBy, out);
+  const fingerprint = queryFingerprint(kind, [filter ?? null, order, req.showDeleted]);
+  const cursor = out.length > before ? undefined : decodePageToken(req.pageToken, fingerprint, order.length, out);
+  return { filter, order, fingerprint, cursor };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kanban positions
+
+/**
+ * A key that sorts (byte-wise, as PostgreSQL's "C" collation and JavaScript's < do) between
+ * `before` and `after` (null: the start / the end of the stage).
+ */
+export function positionBetween(before: string | null, after: string | null): string {
+  return generateKeyBetween(before, after);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timeline's diffs
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+/** A record as the timeline sees it: proto field names → JSON values (int64 as strings, times as RFC 3339). */
+export type Snapshot = Record<string, Json | undefined>;
+
+export interface FieldChangeJson {
+  field: string;
+  before: Json;
+  after: Json;
+}
+
+const emptyToNull = (v: Json | undefined): Json => (v === undefined || v === "" || (Array.isArray(v) && v.length === 0) ? null : v);
+
+/**
+ * The fields whose values differ, in the order of `after`'s keys (then `before`'s), empty values
+ * (unset, "", []) as null. A created record: diff({}, record) lists every field that is set.
+ */
+export function diff(before: Snapshot, after: Snapshot): FieldChangeJson[] {
+  const out: FieldChangeJson[] = [];
+  const names = [...new Set([...Object.keys(after), ...Object.keys(before)])];
+  for (const field of names) {
+    const b = emptyToNull(before[field]);
+    const a = emptyToNull(after[field]);
+    if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ field, before: b, after: a });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Update masks
+
+/** The fields UpdateX may change, by proto name. */
+export const updatable: Record<ObjectKind | "pipeline" | "stage", readonly string[]> = {
+  company: ["name", "domain", "address", "industry", "size", "owner_id", "tags"],
+  person: ["first_name", "last_name", "emails", "phones", "job_title", "companies", "owner_id"],
+  deal: ["name", "amount_minor", "currency_code", "expected_close_date", "lost_reason", "company_id", "person_ids", "owner_id"],
+  pipeline: ["name"],
+  stage: ["name", "probability", "kind"],
+};
+
+/** The mask's paths checked ("*" is every updatable field); violations name updateMask.paths[i]. */
+export function parseMask(kind: keyof typeof updatable, paths: readonly string[], out: Violation[], field = "updateMask"): string[] {
+  const allowed = updatable[kind];
+  if (paths.length === 0) {
+    out.push({ field, description: `is required: the fields to change, e.g. "${allowed.slice(0, 2).join(",")}" (or "*" for all of ${allowed.join(", ")})` });
+    return [];
+  }
+  if (paths.length === 1 && paths[0] === "*") return [...allowed];
+  const seen = new Set<string>();
+  paths.forEach((p, i) => {
+    if (!allowed.includes(p)) {
+      const hint = kind === "deal" && (p === "stage_id" || p === "position" || p === "pipeline_id") ? "; a deal changes stage or place by MoveDeal" : "";
+      out.push({ field: `${field}.paths[${i}]`, description: `must be one of ${allowed.join(", ")} or "*" (got ${JSON.stringify(p.slice(0, 80))})${hint}` });
+    } else seen.add(p);
+  });
+  return allowed.filter((p) => seen.has(p));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input of each object: checked and normalised field by field. `paths` are the fields to read
+// (every updatable one on create, the mask's on update); violations name `${at}.<jsonName>`.
+
+type Out = Violation[];
+const camel = (s: string) => s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+function text(out: Out, at: string, field: string, value: string, max: number, required = false): string {
+  const v = value.trim();
+  const bad = textViolation(v, `${at}.${camel(field)}`, max, required);
+  if (bad) out.push(bad);
+  return v;
+}
+
+/** An optional reference: "" → null; else an id. */
+function ref(out: Out, path: string, value: string): string | null {
+  const id = normalId(value);
+  if (id === "") return null;
+  if (!isId(id)) out.push({ field: path, description: `must be an id (UUID), got ${JSON.stringify(value.slice(0, 80))}` });
+  return id;
+}
+
+function idList(out: Out, path: string, values: readonly string[], max: number): string[] {
+  if (values.length > max) out.push({ field: path, description: `may hold at most ${max} ids (got ${values.length})` });
+  const seen = new Set<string>();
+  const ids: string[] = [];
+  values.slice(0, max).forEach((raw, i) => {
+    const id = normalId(raw);
+    if (!isId(id)) out.push({ field: `${path}[${i}]`, description: `must be an id (UUID), got ${JSON.stringify(raw.slice(0, 80))}` });
+    else if (seen.has(id)) out.push({ field: `${path}[${i}]`, description: "appears twice" });
+    else {
+      seen.add(id);
+      ids.push(id);
+    }
+  });
+  return ids;
+}
+
+export interface CompanyInput {
+  name?: string;
+  domain?: string;
+  address?: string;
+  industry?: string;
+  size?: number | null;
+  owner_id?: string | null;
+  tags?: string[];
+}
+
+export function checkCompany(c: { name: string; domain: string; address: string; industry: string; size?: number | undefined; ownerId: string; tags: string[] }, paths: readonly string[], out: Out, at = "company"): CompanyInput {
+  const r: CompanyInput = {};
+  for (const p of paths) {
+    switch (p) {
+      case "name":
+        r.name = text(out, at, p, c.name, LIMITS.name, true);
+        break;
+      case "domain": {
+        const d = normalizeDomain(c.domain);
+        if (d === undefined) out.push({ field: `${at}.domain`, description: `must be a web domain such as "example.com" (got ${JSON.stringify(c.domain.slice(0, 80))})` });
+        r.domain = d ?? "";
+        break;
+      }
+      case "address":
+        r.address = text(out, at, p, c.address, LIMITS.address);
+        break;
+      case "industry":
+        r.industry = text(out, at, p, c.industry, LIMITS.industry);
+        break;
+      case "size":
+        if (c.size !== undefined && (c.size < 0 || c.size > LIMITS.maxSize)) out.push({ field: `${at}.size`, description: `must be 0..${LIMITS.maxSize} (leave it unset when unknown)` });
+        r.size = c.size ?? null;
+        break;
+      case "owner_id":
+        r.owner_id = ref(out, `${at}.ownerId`, c.ownerId);
+        break;
+      case "tags": {
+        const tags = normalizeTags(c.tags);
+        if (tags.length > LIMITS.tags) out.push({ field: `${at}.tags`, description: `may hold at most ${LIMITS.tags} tags (got ${tags.length})` });
+        tags.forEach((t, i) => {
+          if (textLength(t) > LIMITS.tag) out.push({ field: `${at}.tags[${i}]`, description: `must be at most ${LIMITS.tag} characters` });
+        });
+        r.tags = tags;
+        break;
+      }
+    }
+  }
+  return r;
+}
+
+export interface PersonInput {
+  first_name?: string;
+  last_name?: string;
+  emails?: string[];
+  phones?: string[];
+  job_title?: string;
+  companies?: { company_id: string; role: string }[];
+  owner_id?: string | null;
+}
+
+export function checkPerson(
+  p: { firstName: string; lastName: string; emails: string[]; phones: string[]; jobTitle: string; companies: { companyId: string; role: string }[]; ownerId: string },
+  paths: readonly string[],
+  out: Out,
+  at = "person",
+): PersonInput {
+  const r: PersonInput = {};
+  for (const f of paths) {
+    switch (f) {
+      case "first_name":
+        r.first_name = text(out, at, f, p.firstName, LIMITS.personName);
+        break;
+      case "last_name":
+        r.last_name = text(out, at, f, p.lastName, LIMITS.personName);
+        break;
+      case "emails": {
+        if (p.emails.length > LIMITS.emails) out.push({ field: `${at}.emails`, description: `may hold at most ${LIMITS.emails} addresses (got ${p.emails.length})` });
+        const seen = new Set<string>();
+        r.emails = [];
+        p.emails.slice(0, LIMITS.emails).forEach((raw, i) => {
+          const e = normalizeEmail(raw);
+          if (e === undefined) out.push({ field: `${at}.emails[${i}]`, description: `must be an e-mail address (got ${JSON.stringify(raw.slice(0, 80))})` });
+          else if (seen.has(emailKey(e))) out.push({ field: `${at}.emails[${i}]`, description: "appears twice (addresses are compared without regard to case)" });
+          else {
+            seen.add(emailKey(e));
+            r.emails!.push(e);
+          }
+        });
+        break;
+      }
+      case "phones": {
+        if (p.phones.length > LIMITS.phones) out.push({ field: `${at}.phones`, description: `may hold at most ${LIMITS.phones} numbers (got ${p.phones.length})` });
+        const seen = new Set<string>();
+        r.phones = [];
+        p.phones.slice(0, LIMITS.phones).forEach((raw, i) => {
+          const n = normalizePhone(raw);
+          if (n === undefined) out.push({ field: `${at}.phones[${i}]`, description: `must be a phone number in international form, e.g. "+14155550100" (got ${JSON.stringify(raw.slice(0, 80))})` });
+          else if (seen.has(n)) out.push({ field: `${at}.phones[${i}]`, description: "appears twice" });
+          else {
+            seen.add(n);
+            r.phones!.push(n);
+          }
+        });
+        break;
+      }
+      case "job_title":
+        r.job_title = text(out, at, f, p.jobTitle, LIMITS.jobTitle);
+        break;
+      case "companies": {
+        if (p.companies.length > LIMITS.companyLinks) out.push({ field: `${at}.companies`, description: `may hold at most ${LIMITS.companyLinks} links (got ${p.companies.length})` });
+        const seen = new Set<string>();
+        r.companies = [];
+        p.companies.slice(0, LIMITS.companyLinks).forEach((l, i) => {
+          const id = normalId(l.companyId);
+          const role = text(out, `${at}.companies[${i}]`, "role", l.role, LIMITS.linkRole);
+          if (!isId(id)) out.push({ field: `${at}.companies[${i}].companyId`, description: id === "" ? "is required: the company's id" : `must be an id (UUID), got ${JSON.stringify(l.companyId.slice(0, 80))}` });
+          else if (seen.has(id)) out.push({ field: `${at}.companies[${i}].companyId`, description: "links the same company twice" });
+          else {
+            seen.add(id);
+            r.companies!.push({ company_id: id, role });
+          }
+        });
+        break;
+      }
+      case "owner_id":
+        r.owner_id = ref(out, `${at}.ownerId`, p.ownerId);
+        break;
+    }
+  }
+  if (paths.includes("first_name") && paths.includes("last_name") && r.first_name === "" && r.last_name === "") {
+    out.push({ field: `${at}.firstName`, description: "is required: give a first name, a last name or both" });
+  }
+  return r;
+}
+
+export interface DealInput {
+  name?: string;
+  amount_minor?: string | null;
+  currency_code?: string | null;
+  expected_close_date?: string | null;
+  lost_reason?: string;
+  company_id?: string | null;
+  person_ids?: string[];
+  owner_id?: string | null;
+}
+
+export function checkDeal(
+  d: { name: string; amountMinor?: bigint | undefined; currencyCode: string; expectedCloseDate: string; lostReason: string; companyId: string; personIds: string[]; ownerId: string },
+  paths: readonly string[],
+  out: Out,
+  at = "deal",
+): DealInput {
+  const r: DealInput = {};
+  for (const f of paths) {
+    switch (f) {
+      case "name":
+        r.name = text(out, at, f, d.name, LIMITS.name, true);
+        break;
+      case "amount_minor":
+        if (d.amountMinor !== undefined && d.amountMinor < 0n) out.push({ field: `${at}.amountMinor`, description: "must be 0 or more (in the currency's minor units, e.g. cents)" });
+        r.amount_minor = d.amountMinor === undefined ? null : d.amountMinor.toString();
+        break;
+      case "currency_code": {
+        if (d.currencyCode.trim() === "") r.currency_code = null;
+        else {
+          const c = normalizeCurrency(d.currencyCode);
+          if (!c) out.push({ field: `${at}.currencyCode`, description: `must be an ISO 4217 currency code such as "EUR" or "USD" (got ${JSON.stringify(d.currencyCode.slice(0, 80))})` });
+          r.currency_code = c ?? null;
+        }
+        break;
+      }
+      case "expected_close_date": {
+        if (d.expectedCloseDate.trim() === "") r.expected_close_date = null;
+        else {
+          const v = normalizeDate(d.expectedCloseDate);
+          if (!v) out.push({ field: `${at}.expectedCloseDate`, description: `must be a date YYYY-MM-DD (got ${JSON.stringify(d.expectedCloseDate.slice(0, 80))})` });
+          r.expected_close_date = v ?? null;
+        }
+        break;
+      }
+      case "lost_reason":
+        r.lost_reason = text(out, at, f, d.lostReason, LIMITS.lostReason);
+        break;
+      case "company_id":
+        r.company_id = ref(out, `${at}.companyId`, d.companyId);
+        break;
+      case "person_ids":
+        r.person_ids = idList(out, `${at}.personIds`, d.personIds, LIMITS.dealPeople);
+        break;
+      case "owner_id":
+        r.owner_id = ref(out, `${at}.ownerId`, d.ownerId);
+        break;
+    }
+  }
+  if (paths.includes("amount_minor") && paths.includes("currency_code") && (r.amount_minor === null) !== (r.currency_code === null) && !out.some((v) => v.field === `${at}.currencyCode`)) {
+    out.push({ field: r.amount_minor === null ? `${at}.amountMinor` : `${at}.currencyCode`, description: "set amountMinor and currencyCode together, or neither" });
+  }
+  return r;
+}
+
+export interface StageInput {
+  name?: string;
+  probability?: number;
+  kind?: StageKindName;
+}
+
+/** kind: the enum's number (StageKind; 0 = open). */
+export function checkStage(s: { name: string; probability: number; kind: number }, paths: readonly string[], out: Out, at = "stage"): StageInput {
+  const r: StageInput = {};
+  for (const f of paths) {
+    switch (f) {
+      case "name":
+        r.name = text(out, at, f, s.name, LIMITS.stageName, true);
+        break;
+      case "probability":
+        if (!Number.isInteger(s.probability) || s.probability < 0 || s.probability > 100) out.push({ field: `${at}.probability`, description: "must be 0..100 (percent)" });
+        r.probability = s.probability;
+        break;
+      case "kind": {
+        const k = s.kind === 0 || s.kind === 1 ? "open" : s.kind === 2 ? "won" : s.kind === 3 ? "lost" : undefined;
+        if (!k) out.push({ field: `${at}.kind`, description: "must be STAGE_KIND_OPEN, STAGE_KIND_WON or STAGE_KIND_LOST" });
+        r.kind = k ?? "open";
+        break;
+      }
+    }
+  }
+  return r;
+}
+
+export function checkPipelineName(name: string, out: Out, at = "pipeline"): string {
+  return text(out, at, "name", name, LIMITS.pipelineName, true);
+}
+
+/** An id a request names: normalised, or a violation ("is required" when empty). */
+export function requiredId(out: Out, field: string, value: string, what: string): string {
+  const id = normalId(value);
+  if (!isId(id)) out.push({ field, description: id === "" ? `is required: the ${what}'s id` : `must be the ${what}'s id (UUID), got ${JSON.stringify(value.slice(0, 80))}` });
+  return id;
+}
+
+/** An optional id: "" stays "". */
+export function optionalId(out: Out, field: string, value: string): string {
+  return ref(out, field, value) ?? "";
+}
+
+/** Keys after `last` (null: an empty stage), n of them, in order. */
+export function positionsAfter(last: string | null, n: number): string[] {
+  return generateNKeysBetween(last, null, n);
+}

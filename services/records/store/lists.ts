@@ -1,0 +1,226 @@
+/**
+ * Lists as SQL: a checked filter tree (../src/rules.ts) compiled to a parameterised WHERE, an
+ * order of up to three fields plus the id, a keyset cursor (never OFFSET: a page deep in the list
+ * costs what the first one does) and a total that is the planner's estimate unless asked for.
+ * Empty values sort last in both directions. Every value reaches PostgreSQL as a parameter.
+ */
+import { Operator } from "@crm/gen/crm/records/v1/common_pb";
+import { invalid, type Violation } from "@crm/kit";
+import type { Sql } from "@crm/dbservice/db";
+import {
+  type Cursor, type FieldType, type FilterNode, type ListParams, type ListQuery, type ObjectKind, type OrderKey,
+  encodePageToken, pageSizeOf, parseListQuery,
+} from "../src/rules.js";
+
+/** How one field is reached in SQL. */
+export interface ColumnSql {
+  /** The value (scalars and text lists). */
+  expr?: string;
+  /** id lists: the link table, how it joins the record, and the element column. */
+  links?: { from: string; join: string; elem: string };
+  /** The sort expression, when not derived from expr. */
+  sort?: string;
+}
+
+export interface ListSpec {
+  kind: ObjectKind;
+  /** "rec_companies c" */
+  from: string;
+  /** The table alias. */
+  alias: string;
+  /** The columns the presenter needs (without the cursor). */
+  select: string;
+  columns: Record<string, ColumnSql>;
+}
+
+const castOf: Record<FieldType, string> = { text: "text", id: "uuid", enum: "text", int: "bigint", date: "date", time: "timestamptz", text_list: "text", id_list: "uuid" };
+
+class Params {
+  values: unknown[] = [];
+  add(v: unknown, cast: string): string {
+    this.values.push(v);
+    return `$${this.values.length}::${cast}`;
+  }
+}
+
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+function condition(spec: ListSpec, n: Extract<FilterNode, { kind: "cond" }>, p: Params): string {
+  const col = spec.columns[n.field]!;
+  const cast = castOf[n.type];
+  const v0 = n.values[0]!;
+  if (n.type === "id_list") {
+    const l = col.links!;
+    const ex = (cond: string) => `EXISTS (SELECT 1 FROM ${l.from} WHERE ${l.join} AND ${cond})`;
+    switch (n.op) {
+      case Operator.EQUALS:
+        return ex(`${l.elem} = ${p.add(v0, "uuid")}`);
+      case Operator.IN:
+        return ex(`${l.elem} = ANY(${p.add(n.values, "uuid[]")})`);
+      case Operator.IS_EMPTY:
+        return `NOT ${ex("true")}`;
+      case Operator.IS_NOT_EMPTY:
+        return ex("true");
+    }
+  }
+  if (n.type === "text_list") {
+    const any = (cond: string) => `EXISTS (SELECT 1 FROM unnest(${col.expr}) AS x WHERE ${cond})`;
+    switch (n.op) {
+      case Operator.EQUALS:
+        return any(`lower(x) = ${p.add(v0, "text")}`);
+      case Operator.IN:
+        return any(`lower(x) = ANY(${p.add(n.values, "text[]")})`);
+      case Operator.CONTAINS:
+        return any(`x ILIKE ${p.add(`%${likeEscape(v0)}%`, "text")}`);
+      case Operator.STARTS_WITH:
+        return any(`x ILIKE ${p.add(`${likeEscape(v0)}%`, "text")}`);
+      case Operator.IS_EMPTY:
+        return `cardinality(${col.expr}) = 0`;
+      case Operator.IS_NOT_EMPTY:
+        return `cardinality(${col.expr}) > 0`;
+    }
+  }
+  if (n.type === "text") {
+    const e = `coalesce(${col.expr}, '')`;
+    switch (n.op) {
+      case Operator.EQUALS:
+        return `lower(${e}) = ${p.add(v0, "text")}`;
+      case Operator.NOT_EQUALS:
+        return `lower(${e}) <> ${p.add(v0, "text")}`;
+      case Operator.IN:
+        return `lower(${e}) = ANY(${p.add(n.values, "text[]")})`;
+      case Operator.CONTAINS:
+        return `${e} ILIKE ${p.add(`%${likeEscape(v0)}%`, "text")}`;
+      case Operator.STARTS_WITH:
+        return `${e} ILIKE ${p.add(`${likeEscape(v0)}%`, "text")}`;
+      case Operator.IS_EMPTY:
+        return `${e} = ''`;
+      case Operator.IS_NOT_EMPTY:
+        return `${e} <> ''`;
+    }
+  }
+  const e = col.expr!;
+  switch (n.op) {
+    case Operator.EQUALS:
+      return `${e} = ${p.add(v0, cast)}`;
+    case Operator.NOT_EQUALS:
+      return `${e} IS DISTINCT FROM ${p.add(v0, cast)}`;
+    case Operator.IN:
+      return `${e} = ANY(${p.add(n.values, `${cast}[]`)})`;
+    case Operator.GREATER_THAN:
+      return `${e} > ${p.add(v0, cast)}`;
+    case Operator.GREATER_OR_EQUAL:
+      return `${e} >= ${p.add(v0, cast)}`;
+    case Operator.LESS_THAN:
+      return `${e} < ${p.add(v0, cast)}`;
+    case Operator.LESS_OR_EQUAL:
+      return `${e} <= ${p.add(v0, cast)}`;
+    case Operator.BETWEEN:
+      return `${e} BETWEEN ${p.add(v0, cast)} AND ${p.add(n.values[1], cast)}`;
+    case Operator.IS_EMPTY:
+      return `${e} IS NULL`;
+    case Operator.IS_NOT_EMPTY:
+      return `${e} IS NOT NULL`;
+  }
+  throw new Error(`operator ${n.op} on ${n.type}`); // parseFilter let through what it must not
+}
+
+function compile(spec: ListSpec, node: FilterNode, p: Params): string {
+  if (node.kind === "cond") return condition(spec, node, p);
+  return `(${node.children.map((c) => compile(spec, c, p)).join(node.kind === "and" ? " AND " : " OR ")})`;
+}
+
+function sortExpr(spec: ListSpec, key: OrderKey): string {
+  const col = spec.columns[key.field]!;
+  if (col.sort) return col.sort;
+  if (key.type === "text") return `nullif(lower(${col.expr}), '')`;
+  if (key.type === "text_list") return `nullif(lower((${col.expr})[1]), '')`;
+  return col.expr!;
+}
+
+export interface ListRequest extends ListParams {
+  exactTotal: boolean;
+}
+
+export interface ListResult<R> {
+  rows: R[];
+  nextPageToken: string;
+  totalSize: bigint;
+  totalIsExact: boolean;
+}
+
+/** The checked query: parse errors name the request's fields (invalid_argument). */
+export function planList(spec: ListSpec, req: ListRequest): ListQuery {
+  const v: Violation[] = [];
+  const q = parseListQuery(spec.kind, req, v);
+  if (v.length) throw invalid(v);
+  return q;
+}
+
+export async function runList<R extends Record<string, unknown>>(sql: Sql, spec: ListSpec, req: ListRequest): Promise<ListResult<R>> {
+  const { filter, order, fingerprint, cursor } = planList(spec, req);
+  const a = spec.alias;
+  const p = new Params();
+  const where: string[] = [];
+  if (!req.showDeleted) where.push(`${a}.deleted_at IS NULL`);
+  if (filter) where.push(compile(spec, filter, p));
+  const baseWhere = where.length ? where.join(" AND ") : "true";
+  const baseParams = [...p.values];
+
+  // The id breaks ties, in the direction of the last key (so "create_time desc" walks its index).
+  const idDesc = order[order.length - 1]!.desc;
+  const keys = [...order.map((k) => ({ expr: sortExpr(spec, k), desc: k.desc, cast: castOf[k.type] })), { expr: `${a}.id`, desc: idDesc, cast: "uuid" }];
+  if (cursor) where.push(keyset(keys, cursor, p));
+  const size = pageSizeOf(req.pageSize);
+  const orderSql = keys.map((k) => `${k.expr} ${k.desc ? "DESC" : "ASC"} NULLS LAST`).join(", ");
+  const cursorCols = keys.map((k, i) => `(${k.expr})::text AS _k${i}`).join(", ");
+  const { rows } = await sql.query<R>(
+    `SELECT ${spec.select}, ${cursorCols} FROM ${spec.from} WHERE ${where.join(" AND ") || "true"} ORDER BY ${orderSql} LIMIT ${size + 1}`,
+    p.values,
+  );
+  const page = rows.slice(0, size);
+  const last = page[page.length - 1];
+  const more = rows.length > size;
+  const nextPageToken = more && last ? encodePageToken(fingerprint, { keys: keys.map((_, i) => (last[`_k${i}`] as string | null) ?? null) }) : "";
+
+  let totalSize: bigint;
+  let totalIsExact: boolean;
+  if (!cursor && !more) {
+    totalSize = BigInt(page.length);
+    totalIsExact = true;
+  } else if (req.exactTotal) {
+    const { rows: c } = await sql.query<{ n: string }>(`SELECT count(*) AS n FROM ${spec.from} WHERE ${baseWhere}`, baseParams);
+    totalSize = BigInt(c[0]!.n);
+    totalIsExact = true;
+  } else {
+    totalSize = await estimate(sql, `SELECT 1 FROM ${spec.from} WHERE ${baseWhere}`, baseParams);
+    totalIsExact = false;
+  }
+  return { rows: page, nextPageToken, totalSize, totalIsExact };
+}
+
+/** Records after the cursor: OR over i of (keys before i equal, key i strictly after); empty values are last. */
+function keyset(keys: { expr: string; desc: boolean; cast: string }[], cursor: Cursor, p: Params): string {
+  const ors: string[] = [];
+  const eqs: string[] = [];
+  keys.forEach((k, i) => {
+    const v = cursor.keys[i] ?? null;
+    if (v === null) {
+      // Nothing but other empty values follows an empty value.
+      eqs.push(`${k.expr} IS NULL`);
+      return;
+    }
+    const param = p.add(v, k.cast);
+    ors.push(`(${[...eqs, `(${k.expr} ${k.desc ? "<" : ">"} ${param} OR ${k.expr} IS NULL)`].join(" AND ")})`);
+    eqs.push(`${k.expr} = ${param}`);
+  });
+  return ors.length ? `(${ors.join(" OR ")})` : "false";
+}
+
+/** The planner's row estimate for a query (EXPLAIN: no rows are read). */
+export async function estimate(sql: Sql, query: string, params: unknown[]): Promise<bigint> {
+  const { rows } = await sql.query<{ "QUERY PLAN": unknown }>(`EXPLAIN (FORMAT JSON) ${query}`, params);
+  const raw = rows[0]?.["QUERY PLAN"];
+  const plan = (typeof raw === "string" ? JSON.parse(raw) : raw) as { Plan?: { "Plan Rows"?: number } }[];
+  return BigInt(Math.max(0, Math.round(plan[0]?.Plan?.["Plan Rows"] ?? 0)));
+}

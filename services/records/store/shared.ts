@@ -1,0 +1,101 @@
+/** What the stores of companies, people and deals share: locking a record to change it, etags, owners, the timeline. */
+import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AppError, invalid } from "@crm/kit";
+import type { Sql } from "@crm/dbservice/db";
+import { TRASH_DAYS, etagOf, isId, normalId, parseEtag, type FieldChangeJson, type ObjectKind } from "../src/rules.js";
+import { mayEdit, type Acting } from "./acting.js";
+
+export const tables: Record<ObjectKind, string> = { company: "rec_companies", person: "rec_people", deal: "rec_deals" };
+const names: Record<ObjectKind, string> = { company: "company", person: "person", deal: "deal" };
+/** The alias each store's SELECT gives its table. */
+const aliases: Record<ObjectKind, string> = { company: "c", person: "p", deal: "d" };
+
+/** The id a request names, or invalid_argument for `field`. */
+export function idOf(value: string, field = "id"): string {
+  const id = normalId(value);
+  if (!isId(id)) throw invalid([{ field, description: id === "" ? "is required: the record's id" : `must be an id (UUID), got ${JSON.stringify(value.slice(0, 80))}` }]);
+  return id;
+}
+
+export function etagArg(value: string, field = "etag"): bigint | undefined {
+  const v = parseEtag(value);
+  if (v === "bad") throw invalid([{ field, description: "is not an etag this service returned: read the record again and send its etag" }]);
+  return v;
+}
+
+export const notFound = (kind: ObjectKind, id: string) => new AppError("not_found", `no ${names[kind]} ${id} in your company`);
+
+interface Owned {
+  owner_id: string;
+  version: string;
+  deleted_at: Date | null;
+}
+
+/**
+ * The record, locked for the change (FOR UPDATE OF its alias): not_found when the tenant has no
+ * such record, permission_denied when the caller may not change it (row-level security hides it
+ * from FOR UPDATE then), aborted for a stale etag, failed_precondition in the trash (unless
+ * `trash` allows it).
+ */
+export async function lockForChange<R extends Owned>(
+  sql: Sql,
+  a: Acting,
+  kind: ObjectKind,
+  select: string,
+  id: string,
+  o: { etag?: bigint | undefined; trash?: "refuse" | "allow" } = {},
+): Promise<R> {
+  const alias = aliases[kind];
+  const { rows } = await sql.query<R>(`${select} WHERE ${alias}.id = $1 FOR UPDATE OF ${alias}`, [id]);
+  const row = rows[0];
+  if (!row) {
+    const { rows: seen } = await sql.query<{ owner_id: string }>(`SELECT owner_id FROM ${tables[kind]} WHERE id = $1`, [id]);
+    if (!seen[0]) throw notFound(kind, id);
+    throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: members change only the records they own (ask its owner or an admin)`);
+  }
+  if (!mayEdit(a, row.owner_id)) throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: members change only the records they own`);
+  if (o.etag !== undefined && BigInt(row.version) !== o.etag) {
+    throw new AppError("aborted", `${names[kind]} ${id} changed since you read it (etag ${etagOf(o.etag)}, now ${row.version}): read it again and retry`);
+  }
+  if ((o.trash ?? "refuse") === "refuse" && row.deleted_at) {
+    throw new AppError("failed_precondition", `${names[kind]} ${id} is in the trash: undelete it first`);
+  }
+  return row;
+}
+
+/** The owner of a new or changed record: the caller by default; a member may name only themself; an active user of the tenant. */
+export async function ownerFor(sql: Sql, a: Acting, requested: string | null | undefined, field: string): Promise<string> {
+  const owner = requested ?? a.userId;
+  if (owner !== a.userId) {
+    if (!(a.role === "owner" || a.role === "admin")) {
+      throw new AppError("permission_denied", "members own what they create: leave ownerId empty (owners and admins may hand records to others)", [{ field, description: "may only be yourself for a member" }]);
+    }
+    const { rowCount } = await sql.query("SELECT 1 FROM users WHERE id = $1 AND status = 'active'", [owner]);
+    if (!rowCount) throw new AppError("not_found", `no active user ${owner} in your company`, [{ field, description: "names no active user of your company" }]);
+  }
+  return owner;
+}
+
+export type TimelineAction = "created" | "updated" | "deleted" | "restored" | "stage_changed";
+
+/** One timeline entry, in the caller's transaction, under the caller's name. */
+export async function writeTimeline(sql: Sql, a: Acting, kind: ObjectKind, recordId: string, action: TimelineAction, changes: FieldChangeJson[]): Promise<void> {
+  await sql.query(
+    "INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes) VALUES ($1, $2, $3, $4, 'user', $5, $6)",
+    [a.companyId, kind, recordId, action, a.userId, JSON.stringify(changes)],
+  );
+}
+
+export const ts = (d: Date | null | undefined): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
+export const purgeTime = (deleted: Date | null) => (deleted ? timestampFromDate(new Date(deleted.getTime() + TRASH_DAYS * 86_400_000)) : undefined);
+export const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+/** Purges a record in the trash: owners and admins only (the DELETE policy says so too); its timeline goes with it. */
+export async function purge(sql: Sql, a: Acting, kind: ObjectKind, id: string): Promise<void> {
+  if (!(a.role === "owner" || a.role === "admin")) throw new AppError("permission_denied", `only owners and admins may purge; a member may move a ${names[kind]} they own to the trash`);
+  const { rows } = await sql.query<{ deleted_at: Date | null }>(`SELECT deleted_at FROM ${tables[kind]} WHERE id = $1 FOR UPDATE`, [id]);
+  if (!rows[0]) throw notFound(kind, id);
+  if (!rows[0].deleted_at) throw new AppError("failed_precondition", `${names[kind]} ${id} is not in the trash: delete it first, then purge it`);
+  await sql.query(`DELETE FROM ${tables[kind]} WHERE id = $1`, [id]);
+  await sql.query("DELETE FROM rec_timeline WHERE object_type = $1 AND record_id = $2", [kind, id]);
+}
