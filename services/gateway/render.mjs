@@ -188,6 +188,8 @@ export const templateDefaults = {
   CRM_GW_ACCESS_LOG: "/dev/stdout",
   // the web console's build (npm ci makes it; docs/console.md)
   CRM_GW_WEB_ROOT: join(gatewayDir, "..", "..", "web", "dist"),
+  // origins (scheme://host[:port], space- or comma-separated) whose browser apps may call the API; none by default
+  CRM_GW_CORS_ORIGINS: "",
 };
 
 export function renderTemplate(text, vars) {
