@@ -6,7 +6,7 @@
 import { lazy, Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
-import { logout, probablySignedIn, session, start, type Session } from "./session";
+import { isAdmin, logout, probablySignedIn, session, start, type Session } from "./session";
 import { useI18n, localeNames, type Locale } from "./i18n";
 import { describeError } from "./errors";
 import { RunningClock } from "./screens/RunningClock";
@@ -23,6 +23,8 @@ if (probablySignedIn()) {
 }
 const Chats = lazy(() => loadChats().then((m) => ({ default: m.Chats })));
 const Timers = lazy(() => loadTimers().then((m) => ({ default: m.Timers })));
+// Owners and admins only: never fetched by anyone else.
+const Admin = lazy(() => import("./screens/Admin").then((m) => ({ default: m.Admin })));
 const Account = lazy(() => import("./screens/Account").then((m) => ({ default: m.Account })));
 // The e-mailed links' screens: one small chunk, fetched only by whoever opens one.
 const loadRecovery = () => import("./screens/Recovery");
@@ -155,6 +157,11 @@ function Shell({ session: s }: { session: Session }) {
             <li>
               <NavLink href="/account">{t("nav.account")}</NavLink>
             </li>
+            {isAdmin(s) && (
+              <li>
+                <NavLink href="/admin">{t("nav.admin")}</NavLink>
+              </li>
+            )}
           </ul>
         </nav>
         <RunningClock />
@@ -187,6 +194,10 @@ function Shell({ session: s }: { session: Session }) {
           <Route path="/account">
             <Account session={s} />
           </Route>
+          <Route path="/admin">
+            <Redirect to="/admin/members" replace />
+          </Route>
+          <Route path="/admin/:section">{(p) => (isAdmin(s) && (p.section === "members" || p.section === "invite") ? <Admin session={s} /> : <h1>{t(isAdmin(s) ? "app.notFound" : "admin.forbidden")}</h1>)}</Route>
           <Route>
             <h1>{t("app.notFound")}</h1>
           </Route>

@@ -42,6 +42,7 @@ const en = {
   "error.sessionEnded": "Your session has ended. Please log in again.",
   "error.insecureOrigin": "The password is right, but this browser keeps the session cookies only over HTTPS or on localhost. Open the console through the HTTPS gateway, or at {local} on the server itself.",
   "nav.account": "Account",
+  "nav.admin": "Admin",
   "login.forgot": "Forgot your password?",
   "form.fixFields": "Please correct the marked fields.",
   "error.permission": "You are not allowed to do this.",
@@ -81,6 +82,7 @@ const en = {
   "account.revoke": "End session",
   "account.revokeOne": "End session: {device}, {when}",
   "account.revoked": "The session has ended.",
+  "admin.forbidden": "This page is for the owners and admins of the company.",
   "chats.title": "Chats",
   "chats.list": "Your chats",
   "chats.empty": "No chats yet: create the first one.",
@@ -156,6 +158,7 @@ const ru: Record<MessageKey, string> = {
   "error.sessionEnded": "Сеанс завершён. Войдите снова.",
   "error.insecureOrigin": "Пароль верный, но браузер хранит cookie сеанса только по HTTPS или на localhost. Откройте консоль через HTTPS-шлюз или по адресу {local} на самом сервере.",
   "nav.account": "Учётная запись",
+  "nav.admin": "Администрирование",
   "login.forgot": "Забыли пароль?",
   "form.fixFields": "Исправьте отмеченные поля.",
   "error.permission": "У вас нет прав на это действие.",
@@ -195,6 +198,7 @@ const ru: Record<MessageKey, string> = {
   "account.revoke": "Завершить сеанс",
   "account.revokeOne": "Завершить сеанс: {device}, {when}",
   "account.revoked": "Сеанс завершён.",
+  "admin.forbidden": "Эта страница — для владельцев и администраторов компании.",
   "chats.title": "Чаты",
   "chats.list": "Ваши чаты",
   "chats.empty": "Чатов пока нет: создайте первый.",
@@ -247,6 +251,8 @@ export interface I18n {
   locale: Locale;
   setLocale(l: Locale): void;
   t(key: MessageKey, params?: Record<string, string | number>): string;
+  /** t() for words a lazily loaded screen brings along (so they stay out of the first download). */
+  format(template: string, params?: Record<string, string | number>): string;
   /** 7 Dec 2026, 14:05 */
   dateTime(d: Date): string;
   /** 14:05 */
@@ -277,6 +283,7 @@ function make(locale: Locale, setLocale: (l: Locale) => void): I18n {
     locale,
     setLocale,
     t: (key, params) => format(dict[key], params, num),
+    format: (template, params) => format(template, params, num),
     dateTime: (d) => dateTime.format(d),
     time: (d) => time.format(d),
     day: (d) => day.format(d),
