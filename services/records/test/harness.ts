@@ -29,9 +29,10 @@ export const testVerifier: TokenVerifier = {
 /** In-memory router with the interceptors every server runs (text rule, errors, auth). */
 export function inMemory(routes: (r: ConnectRouter) => void) {
   return {
+    /** A client calling with `token` ("" for none). */
     client<S extends DescService>(service: S, token: string): Client<S> {
       const auth: Interceptor = (next) => (req) => {
-        req.header.set("authorization", `Bearer ${token}`);
+        if (token) req.header.set("authorization", `Bearer ${token}`);
         return next(req);
       };
       return createClient(service, createRouterTransport(routes, { router: { interceptors: [contextInterceptor(), errorInterceptor(log), authInterceptor(testVerifier, new Set()), textInterceptor()] }, transport: { interceptors: [auth] } }));
