@@ -11,7 +11,7 @@ import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
 import { CompanyService } from "@crm/gen/crm/records/v1/company_pb";
 import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
-import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { PipelineService, type StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
 import { AppError, errorInterceptor } from "@crm/kit";
 import { expectCode, fieldsOf, inMemory, log } from "../test/harness.js";
@@ -100,7 +100,7 @@ test("MoveDeal, lists, pipelines and the timeline check their requests", async (
   assert.deepEqual(fieldsOf(e).sort(), ["afterDealId", "beforeDealId", "etag"]);
   e = await expectCode(t.deals.listDeals({ pageSize: 501, orderBy: "nope", filter: { node: { case: "condition", value: { field: "amount_minor", operator: Operator.CONTAINS, values: ["1"] } } } }), Code.InvalidArgument);
   assert.deepEqual(fieldsOf(e).sort(), ["filter.condition.operator", "orderBy", "pageSize"]);
-  e = await expectCode(t.pipelines.createPipeline({ pipeline: { name: "P", stages: [{ name: "A", probability: 101 }, { name: "a", kind: 9 }] } }), Code.InvalidArgument);
+  e = await expectCode(t.pipelines.createPipeline({ pipeline: { name: "P", stages: [{ name: "A", probability: 101 }, { name: "a", kind: 9 as StageKind }] } }), Code.InvalidArgument);
   assert.deepEqual(fieldsOf(e).sort(), ["pipeline.stages[0].probability", "pipeline.stages[1].kind", "pipeline.stages[1].name"]);
   e = await expectCode(t.timeline.listTimeline({ objectType: ObjectType.UNSPECIFIED, recordId: "" }), Code.InvalidArgument);
   assert.deepEqual(fieldsOf(e).sort(), ["objectType", "recordId"]);
