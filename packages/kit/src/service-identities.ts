@@ -13,7 +13,7 @@ import type { ServiceName } from "./service-names.js";
 
 /** caller → the services it calls over mTLS (the gateway and the services' peer clients). */
 export const serviceCalls: Record<string, readonly ServiceName[]> = {
-  gateway: ["auth", "chats", "timers", "admin", "email", "logs", "cache"],
+  gateway: ["auth", "chats", "timers", "admin", "email", "logs", "cache", "records"],
   auth: ["dbservice", "email", "logs"],
   dbservice: ["logs"],
   chats: ["dbservice", "logs"],
@@ -22,6 +22,7 @@ export const serviceCalls: Record<string, readonly ServiceName[]> = {
   email: ["dbservice", "logs"],
   logs: [],
   cache: ["logs"],
+  records: ["dbservice", "logs"],
 };
 
 /** The certificate names that may call `service` as a service identity, by default. */

@@ -11,5 +11,6 @@ export const servicePorts = {
   email: 50051,
   logs: 50150,
   cache: 50060,
+  records: 50110,
 } as const;
 export type ServiceName = keyof typeof servicePorts;

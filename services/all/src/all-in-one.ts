@@ -31,6 +31,7 @@ import { logsEnv } from "@crm/logs/config";
 import { build as buildLogs } from "@crm/logs/build";
 import { timersEnv } from "@crm/timers/config";
 import { build as buildTimers } from "@crm/timers/build";
+import { build as buildRecords } from "@crm/records/build";
 import { createWebModule, webDir } from "./web.js";
 
 const dataDirTodo = "set DATA_DIR to a folder this user can create and write (it holds the embedded database, keys and e-mails)";
@@ -129,6 +130,7 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     auth,
     add(await buildAdmin({ ...basics("admin"), cfg: loadConfig(adminEnv, environment), publicUrl: linkBase })),
     add(await buildTimers({ ...basics("timers"), cfg: loadConfig(timersEnv, environment) })),
+    add(await buildRecords(basics("records"))),
     add(await buildChats({ ...basics("chats"), cfg: loadConfig(chatsEnv, environment), bus })),
     // SMTP_URL, else .eml files in DATA_DIR/outbox.
     add(await buildEmail({ ...basics("email"), cfg: { ...loadConfig(emailEnv, environment), DATA_DIR: dataDir }, bus })),

@@ -1,10 +1,9 @@
 /**
  * The one entry point: `node … main.ts [target]` — target `all` (default) runs every service in
- * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache) runs
+ * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache, records) runs
  * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
  */
 import { createLogger, main, onSignals, startTelemetry } from "@crm/kit";
-import { startAllInOne } from "./all-in-one.js";
 
 const targets: Record<string, () => Promise<void>> = {
   auth: async () => (await import("@crm/auth/main")).start(),
@@ -15,6 +14,7 @@ const targets: Record<string, () => Promise<void>> = {
   email: async () => (await import("@crm/email/main")).start(),
   logs: async () => (await import("@crm/logs/main")).start(),
   cache: async () => (await import("@crm/cache/main")).start(),
+  records: async () => (await import("@crm/records/main")).start(),
 };
 
 const target = process.argv[2] ?? process.env.CRM_TARGET ?? "all";
@@ -23,6 +23,8 @@ await startTelemetry(target === "all" ? "crm" : target);
 
 if (target === "all") {
   await main(async () => {
+    // Imported here, like each target's main: a single-service process loads only its own code.
+    const { startAllInOne } = await import("./all-in-one.js");
     const app = await startAllInOne();
     onSignals(createLogger("crm"), app);
   });

@@ -11,11 +11,13 @@ import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
+import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { adminStore, migrationsDir as adminMigrations } from "@crm/admin/store";
 import { authStore, migrationsDir as authMigrations, roleToProto, statusToProto } from "@crm/auth/store";
 import { chatStore, migrationsDir as chatsMigrations } from "@crm/chats/store";
 import { emailProblem, emailStore, queueEmails, type EmailQueueConfig } from "@crm/email/store";
 import { timerStore, migrationsDir as timersMigrations } from "@crm/timers/store";
+import { recordsStore, migrationsDir as recordsMigrations } from "@crm/records/store";
 import type { Db } from "./db.js";
 
 /** What a store is made from. */
@@ -75,4 +77,5 @@ export const mounts: readonly Mount[] = [
     publicMethods: ["QueueEmail", "MarkEmailSent", "MarkEmailFailed", "GetEmailStatusDB", "AdvanceEmailWorkers"],
   }),
   mount(DbChatService, ({ db, afterOutbox }) => chatStore({ db, afterOutbox }), { migrations: chatsMigrations }),
+  mount(DbRecordsService, ({ db }) => recordsStore(db), { migrations: recordsMigrations }),
 ];
