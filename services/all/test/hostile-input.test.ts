@@ -181,8 +181,12 @@ function merge(a: unknown, b: unknown): unknown {
   return a;
 }
 
-/** A stand-in for the payload while encoding; replaced in the encoded bytes (same length in binary). */
-const MARK = "ZQXJZQXJ";
+/**
+ * A stand-in for the payload while encoding; replaced in the encoded bytes (same length in binary).
+ * Lower case: a google.protobuf.FieldMask path is written to JSON in lowerCamelCase, which only a
+ * path without capitals or underscores survives.
+ */
+const MARK = "zqxjzqxj";
 
 type Wire = "json" | "binary";
 interface Payload {
@@ -283,12 +287,27 @@ function errorOutcome(raw: Buffer, status: number): Outcome {
   }
 }
 
-/** Messages that are not protobuf at all, for every RPC. */
-const undecodable: [string, Buffer][] = [
-  ["truncated", Buffer.from([0x0a, 0x05, 0x61])],
-  ["groups nested past the limit", Buffer.alloc(2000, 0x1b)],
-  ["wire type 7", Buffer.from([0x0f])],
-];
+/**
+ * Messages that are not protobuf at all, for every RPC. The nested groups open a field the message
+ * does not declare: @bufbuild/protobuf reads a declared varint field whatever its wire type, so
+ * 0x1b (field 3, start group) repeated is a valid message wherever field 3 is, say, page_size.
+ */
+function undecodable(m: DescMethod): [string, Buffer][] {
+  const unused = Math.max(0, ...m.input.fields.map((f) => f.number)) + 1;
+  const tag: number[] = [];
+  for (let v = (unused << 3) | 3; ; v >>>= 7) {
+    if (v < 0x80) {
+      tag.push(v);
+      break;
+    }
+    tag.push((v & 0x7f) | 0x80);
+  }
+  return [
+    ["truncated", Buffer.from([0x0a, 0x05, 0x61])],
+    ["groups nested past the limit", Buffer.from(Array.from({ length: Math.ceil(2000 / tag.length) }, () => tag).flat())],
+    ["wire type 7", Buffer.from([0x0f])],
+  ];
+}
 
 /** The gRPC status and message of a gRPC-Web answer (trailers-only in the headers, or the trailer frame). */
 async function grpcWeb(baseUrl: string, method: DescMethod, message: Buffer): Promise<{ status: string | undefined; message: string }> {
@@ -372,7 +391,7 @@ test("text the rule refuses, and bytes that are no message: invalid_argument nam
   };
   // Bytes that are not a protobuf message, as Connect (the kit's fast path) and gRPC-Web (connect-node).
   const garbage = (baseUrl: string, m: DescMethod) => {
-    for (const [what, bytes] of undecodable) {
+    for (const [what, bytes] of undecodable(m)) {
       jobs.push(async () => {
         const o = await call(baseUrl, m, {}, { name: what, wire: "binary", raw: bytes });
         if (o.code !== "invalid_argument") problems.push(`${m.parent.typeName}/${m.name} Connect ← ${what}: ${o.code} ${o.message.slice(0, 160)}`);
