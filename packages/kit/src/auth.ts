@@ -28,7 +28,8 @@ export interface TokenVerifier {
 }
 
 export interface VerifierOptions {
-  jwks: JSONWebKeySet;
+  /** The public keys; a function is asked on every check (a JWKS reloaded from its file, reload.ts). */
+  jwks: JSONWebKeySet | (() => JSONWebKeySet);
   issuer: string;
   audience: string;
   revocations: Revocations;
@@ -64,12 +65,21 @@ function headerProblem(token: string): string | undefined {
 }
 
 export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
-  const keys = createLocalJWKSet(opts.jwks);
+  const jwksNow = typeof opts.jwks === "function" ? opts.jwks : () => opts.jwks as JSONWebKeySet;
+  let jwks = jwksNow();
+  let keys = createLocalJWKSet(jwks);
   // Signature checks cost ~0.1 ms; a verified token's claims are cached until it expires.
   // Revocation is still consulted on every call.
   const verified = new Map<string, Principal>();
 
   async function verifySignature(token: string): Promise<Principal> {
+    const latest = jwksNow();
+    if (latest !== jwks) {
+      // A new key set: tokens of a key that left it must fail from now on, so nothing cached stays.
+      jwks = latest;
+      keys = createLocalJWKSet(latest);
+      verified.clear();
+    }
     const hit = verified.get(token);
     if (hit && hit.expiresAt * 1000 > Date.now()) return hit;
     const invalid = new AppError("token_invalid", "access token is invalid: log in again");

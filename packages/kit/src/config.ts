@@ -99,6 +99,8 @@ export const commonEnv = {
   JWT_ISSUER: env.str("crm-auth"),
   JWT_AUDIENCE: env.str("crm-api"),
   JWT_PUBLIC_KEYS_FILE: env.file(),
+  // how often the TLS files and the JWKS are read again, so renewed ones are taken without a restart (reload.ts); 0 = never
+  CREDENTIAL_RELOAD_INTERVAL_MS: env.int(10_000, 0, 3_600_000),
   REDIS_URL: env.url(["redis", "rediss"]),
   AMQP_URL: env.url(["amqp", "amqps"]),
   SHUTDOWN_TIMEOUT_MS: env.int(25_000, 0, 600_000),

@@ -15,6 +15,7 @@ import { describeFailure, listenError } from "./startup.js";
 import { addressOf, deadlines, dependencyAt, type Deadlines } from "./dependencies.js";
 import { createLogger, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
+import { reloadingTransport, watchFiles, watchJwks, type Reloading, type WatchOptions } from "./reload.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
 import { startServer, type RunningServer, type ServiceModule, type TlsOptions } from "./server.js";
 import { serviceIdentities } from "./service-identities.js";
@@ -95,15 +96,21 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
     const cfg = loadConfig(z.object({ ...commonEnv, PORT: env.port(servicePorts[name]) }));
     await startTelemetry(name); // a no-op when the entry point started it already, or when OTEL_EXPORTER_OTLP_ENDPOINT is unset
     const log = createLogger(name, cfg.LOG_LEVEL);
-    const tls = loadTls(cfg, name);
+    // Renewed certificates and a rotated JWKS are taken without a restart (reload.ts).
+    const reload = { intervalMs: cfg.CREDENTIAL_RELOAD_INTERVAL_MS, log };
+    const tlsFiles = watchTls(cfg, name, reload);
     if (!cfg.JWT_PUBLIC_KEYS_FILE) throw new ConfigError("config: JWT_PUBLIC_KEYS_FILE must name the JWKS file with the public keys that verify access tokens (it is not set)");
     const redis = cfg.REDIS_URL ? redisClient(cfg.REDIS_URL, log) : undefined;
     if (!redis) log.warn("REDIS_URL is not set: revocations are kept in memory, so a logout reaches only this process");
     const revocations: Revocations = redis ? redisRevocations(redis, { log }) : memoryRevocations();
-    const verifier = createTokenVerifier({ jwks: readJwks(cfg.JWT_PUBLIC_KEYS_FILE), issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
-    const closers: (() => Promise<unknown>)[] = [];
+    const jwks = watchJwks(cfg.JWT_PUBLIC_KEYS_FILE, readJwks, reload);
+    const verifier = createTokenVerifier({ jwks: jwks.current, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
+    const closers: (() => Promise<unknown>)[] = [async () => (tlsFiles?.close(), jwks.close())];
     const transports = new Map<string, Transport>();
-    const peerTls: PeerTls | undefined = tls?.ca ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined;
+    const peerTls = (): PeerTls | undefined => {
+      const tls = tlsFiles?.current();
+      return tls?.ca ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined;
+    };
     const basics: Basics = {
       name,
       env: process.env,
@@ -115,8 +122,9 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
         let t = transports.get(service);
         if (!t) {
           const variable = `${service.toUpperCase()}_URL`;
-          const url = loadConfig(z.object({ [variable]: env.url(["http", "https"]) }))[variable] ?? `${peerTls ? "https" : "http"}://${service}:${servicePorts[service]}`;
-          t = networkPeer(name, url as string, peerTls, cfg.RPC_FAST_PATH === "on");
+          const url = loadConfig(z.object({ [variable]: env.url(["http", "https"]) }))[variable] ?? `${peerTls() ? "https" : "http"}://${service}:${servicePorts[service]}`;
+          // a renewed certificate: new calls go through a transport that dials with it
+          t = reloadingTransport(() => networkPeer(name, url as string, peerTls(), cfg.RPC_FAST_PATH === "on"), tlsFiles);
           transports.set(service, t);
         }
         return createClient(desc, t);
@@ -132,13 +140,14 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       log,
       verifier,
       revocations,
-      tls,
+      tls: tlsFiles?.current(),
       readMaxBytes: cfg.READ_MAX_BYTES,
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
       fastPath: cfg.RPC_FAST_PATH === "on",
     }).catch((err: unknown) => {
       throw listenError(err, cfg);
     });
+    tlsFiles?.onChange((next) => server.setTls(next)); // new connections get the new certificate
     closers.push(async () => revocations.close?.()); // its subscriber connection, before the client it duplicates
     closers.push(async () => redis?.quit());
     // Errors go to the logs service in the background (the logs service ships its own).
@@ -148,7 +157,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       closers.unshift(() => reporter.close());
     }
     onSignals(log, server, closers);
-    log.info({ port: server.port, opsPort: server.opsPort, tls: Boolean(tls) }, "ready");
+    log.info({ port: server.port, opsPort: server.opsPort, tls: Boolean(tlsFiles) }, "ready");
   });
 }
 
@@ -183,6 +192,13 @@ export function loadTls(
     throw new ConfigError(`config: TLS_KEY_FILE=${cfg.TLS_KEY_FILE} is not the key of TLS_CERT_FILE=${cfg.TLS_CERT_FILE} (${describeFailure(err)}); use the pair issued together`);
   }
   return tls;
+}
+
+/** loadTls, and loaded again when the files change (reload.ts); undefined without TLS files. */
+export function watchTls(cfg: Parameters<typeof loadTls>[0], service: ServiceName, opts: WatchOptions): Reloading<TlsOptions> | undefined {
+  if (!cfg.TLS_CERT_FILE && !cfg.TLS_KEY_FILE) return undefined;
+  const files = [cfg.TLS_CERT_FILE, cfg.TLS_KEY_FILE, cfg.TLS_CA_FILE].filter((f): f is string => Boolean(f));
+  return watchFiles("the TLS certificate", files, () => loadTls(cfg, service)!, opts);
 }
 
 /**

@@ -105,6 +105,8 @@ const defaultKeepalive: KeepaliveOptions = { idleMs: 5 * 60_000, maxAgeMs: 15 * 
 export interface RunningServer {
   port: number;
   opsPort?: number | undefined;
+  /** A renewed certificate, key and CA for the TLS port: new connections use them, open ones go on. */
+  setTls(tls: Pick<TlsOptions, "cert" | "key" | "ca">): void;
   close(): Promise<void>;
 }
 
@@ -541,9 +543,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const servers: net.Server[] = [];
   const h1Servers: http.Server[] = [];
   let port: number;
+  let secure: http2.Http2SecureServer | undefined;
   if (opts.tls) {
     const t = opts.tls;
-    const server = http2.createSecureServer(
+    const server = (secure = http2.createSecureServer(
       {
         ...h2Settings,
         cert: t.cert,
@@ -555,7 +558,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         minVersion: "TLSv1.2",
       },
       handle,
-    );
+    ));
     // The request listener (kept for HTTP/1.1 clients) made Node add its compat "stream" listener;
     // HTTP/2 streams go to onStream instead, which builds the compat objects only when needed.
     server.removeAllListeners("stream");
@@ -606,6 +609,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     port,
     opsPort,
+    setTls(t) {
+      secure?.setSecureContext({ cert: t.cert, key: t.key, ...(t.ca ? { ca: t.ca } : {}), minVersion: "TLSv1.2" });
+    },
     async close() {
       draining = true;
       shutdown.abort(); // handlers' signals abort: server streams end with unavailable, clients reconnect elsewhere
