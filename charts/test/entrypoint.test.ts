@@ -164,7 +164,7 @@ describe("the image's entry point, run as the container runs it", { skip }, () =
     assert.deepEqual(listTree(app), before, `${target} wrote into the working directory`);
   }
 
-  for (const target of ["auth", "dbservice", "chats", "timers", "admin", "email", "logs", "cache"]) {
+  for (const target of ["auth", "dbservice", "chats", "timers", "admin", "email", "logs", "cache", "records"]) {
     it(`${target} starts with the chart's command and environment`, async () => {
       const d = micro.find((o) => o.kind === "Deployment" && o.metadata.labels?.["app.kubernetes.io/component"] === target)!;
       await startAndStop(target, d.spec.template.spec.containers[0]);

@@ -23,6 +23,7 @@ export const clusterServices = [
   { name: "email", port: 50051 },
   { name: "logs", port: 50150 },
   { name: "cache", port: 50060 },
+  { name: "records", port: 50110 },
 ];
 
 export const defaults = {

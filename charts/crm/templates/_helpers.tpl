@@ -72,6 +72,7 @@ admin: 50070
 email: 50051
 logs: 50150
 cache: 50060
+records: 50110
 {{- end -}}
 
 {{/*
@@ -81,7 +82,7 @@ Who calls whom, the one source of the NetworkPolicies and the peer URLs.
 */}}
 {{- define "crm.flows" -}}
 gateway:
-  peers: [auth, chats, timers, admin, email, logs, cache]
+  peers: [auth, chats, timers, admin, email, logs, cache, records]
   uses: [otlp]
 auth:
   peers: [dbservice, email, logs]
@@ -106,6 +107,9 @@ logs:
   uses: [redis, loki, otlp]
 cache:
   peers: [logs]
+  uses: [redis, otlp]
+records:
+  peers: [dbservice, logs]
   uses: [redis, otlp]
 all:
   peers: []

@@ -293,6 +293,8 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
       ["/crm.email.v1.EmailService/GetEmailStatus", "email"],
       ["/crm.logs.v1.LogsService/SaveLogs", "logs"],
       ["/crm.cache.v1.CacheService/Get", "cache"],
+      ["/crm.records.v1.DealService/MoveDeal", "records"],
+      ["/crm.records.v1.TimelineService/ListTimeline", "records"],
     ];
     for (const [path, upstream] of routes) {
       const res = await request({ ...base(), path, method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: '{"a":1}' });
