@@ -8,8 +8,8 @@
  * and connect's router transport for every in-process call.
  */
 import { randomBytes } from "node:crypto";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { createContextValues, createRouterTransport, type Interceptor, type Transport, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { peerServiceKey, principalKey } from "./auth.js";
 import { currentCall } from "./context.js";
@@ -21,7 +21,7 @@ import { metricsInterceptor } from "./metrics.js";
 import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing-interceptor.js";
 import { textInterceptor } from "./text-rules.js";
 import { fastPathEnabled } from "./config.js";
-import { clientRequest, createGrpcClientTransport, newContext, UnaryMethods, withInterceptors } from "@crm/fastpath";
+import { CallContext, ClientUnaryRequest, createGrpcClientTransport, UnaryMethods, unaryResponse, withInterceptors, type AnyFn } from "@crm/fastpath";
 
 export const INTERNAL_HEADER = "x-crm-internal";
 
@@ -67,16 +67,25 @@ export interface PeerTls {
   ca: Buffer;
 }
 
+export interface NetworkPeerOptions {
+  /** false: every call on connect-node's gRPC transport. Default: RPC_FAST_PATH ("on" unless "off"). */
+  fastPath?: boolean | undefined;
+  /** Largest answer read, in bytes (READ_MAX_BYTES); default 4 MiB. */
+  readMaxBytes?: number | undefined;
+}
+
 /**
  * gRPC to a peer service: unary calls on the fast path's client (@crm/fastpath), streams on
- * connect-node's; with `fastPath` false (default: RPC_FAST_PATH), every call on connect-node's.
+ * connect-node's; with the fast path off, every call on connect-node's. Answers are read up to
+ * `readMaxBytes` on both.
  */
-export function networkPeer(self: string, baseUrl: string, tls?: PeerTls, fastPath: boolean = fastPathEnabled()): Transport {
+export function networkPeer(self: string, baseUrl: string, tls?: PeerTls, opts: NetworkPeerOptions = {}): Transport {
   const nodeOptions = tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : {};
   const interceptors = [tracingClientInterceptor(), forwardInterceptor(self)];
-  const streams = createGrpcTransport({ baseUrl, nodeOptions, pingIntervalMs: 5_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 5 * 60_000, interceptors });
-  if (!fastPath) return streams;
-  return createGrpcClientTransport({ baseUrl, nodeOptions, interceptors, streams, pingMs: 5_000, pingTimeoutMs: 10_000, idleMs: 5 * 60_000 });
+  const readMaxBytes = opts.readMaxBytes ?? 4 * 1024 * 1024;
+  const streams = createGrpcTransport({ baseUrl, nodeOptions, pingIntervalMs: 5_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 5 * 60_000, interceptors, readMaxBytes });
+  if (!(opts.fastPath ?? fastPathEnabled())) return streams;
+  return createGrpcClientTransport({ baseUrl, nodeOptions, interceptors, streams, readMaxBytes, pingMs: 5_000, pingTimeoutMs: 10_000, idleMs: 5 * 60_000 });
 }
 
 export interface InProcessDeps {
@@ -116,24 +125,25 @@ export function inProcessPeer(self: string, module: ServiceModule, deps: InProce
       const entry = unary.byPath.get(`/${method.parent.typeName}/${method.name}`);
       if (!entry) return router.unary(method, signal, timeoutMs, header, input, contextValues);
       const url = `in-process://${module.name}/${method.parent.typeName}/${method.name}`;
-      const serve = async (req: UnaryRequest): Promise<UnaryResponse> => {
+      const serve: AnyFn = async (req) => {
+        if (req.stream) throw new ConnectError("internal error: a stream reached the in-process unary call", Code.Internal);
         const values = createContextValues();
         // The caller's token was verified by this process for the calling request: the peer's auth
         // interceptor takes that principal instead of verifying (and asking Redis) again.
         const caller = currentCall()?.principal;
         if (caller && req.header.get("authorization") === `Bearer ${caller.token}`) values.set(principalKey, caller);
-        const ctx = newContext(method, "connect", url, new Headers(req.header), values, timeoutMs, [req.signal]);
+        const ctx = new CallContext(entry.method, "connect", url, new Headers(req.header), values, timeoutMs, [req.signal]);
         try {
-          const res = await unary.invoke(entry, ctx, fromBinary(method.input, toBinary(method.input, req.message as never)));
-          const message = fromBinary(method.output, toBinary(method.output, res.message as never));
+          // The messages cross as bytes, so neither side can change the other's objects.
+          const res = await unary.invoke(entry, ctx, fromBinary(entry.method.input, toBinary(entry.method.input, req.message)));
+          const message = fromBinary(entry.method.output, toBinary(entry.method.output, res.message));
           return { stream: false, service: res.service, method: res.method, header: res.header, trailer: res.trailer, message };
         } finally {
           ctx.done();
         }
       };
       const call = withInterceptors(clientInterceptors, serve);
-      const req = clientRequest(method, url, signal, timeoutMs, header, input, contextValues);
-      return (await call(req)) as never;
+      return unaryResponse(await call(new ClientUnaryRequest(method, url, signal, header, create(method.input, input), contextValues)), method);
     },
     stream: (...args) => router.stream(...args),
   };

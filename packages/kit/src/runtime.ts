@@ -124,7 +124,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
           const variable = `${service.toUpperCase()}_URL`;
           const url = loadConfig(z.object({ [variable]: env.url(["http", "https"]) }))[variable] ?? `${peerTls() ? "https" : "http"}://${service}:${servicePorts[service]}`;
           // a renewed certificate: new calls go through a transport that dials with it
-          t = reloadingTransport(() => networkPeer(name, url as string, peerTls(), cfg.RPC_FAST_PATH === "on"), tlsFiles);
+          t = reloadingTransport(() => networkPeer(name, url as string, peerTls(), { fastPath: cfg.RPC_FAST_PATH === "on", readMaxBytes: cfg.READ_MAX_BYTES }), tlsFiles);
           transports.set(service, t);
         }
         return createClient(desc, t);

@@ -16,7 +16,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { TLSSocket } from "node:tls";
+import { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
@@ -36,7 +36,7 @@ import { createAliasMatcher, queryFields } from "./rest.js";
 import { textInterceptor } from "./text-rules.js";
 import { fastPathEnabled } from "./config.js";
 import { bodyFormat, markUndecodable, screenGetRequest, screenRequest, type Screened } from "./undecodable.js";
-import { createFastPath, strictUtf8, UnaryMethods } from "@crm/fastpath";
+import { createFastPath, strictUtf8, takeStreams, UnaryMethods } from "@crm/fastpath";
 
 type NodeReq = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeRes = http.ServerResponse | http2.Http2ServerResponse;
@@ -125,8 +125,8 @@ const certNames = new WeakMap<object, string | undefined>();
  * (TLS with client certificates only). Any other certificate names no service.
  */
 function peerOf(socket: net.Socket | undefined, identities: ReadonlySet<string>): string | undefined {
-  const tls = socket as TLSSocket | undefined;
-  if (!tls || typeof tls.getPeerCertificate !== "function" || !tls.authorized) return undefined;
+  const tls = socket;
+  if (!(tls instanceof TLSSocket) || !tls.authorized) return undefined;
   let name = certNames.get(tls);
   if (name === undefined && !certNames.has(tls)) {
     const cn = tls.getPeerCertificate()?.subject?.CN;
@@ -145,18 +145,6 @@ function connectionValues(headers: http.IncomingHttpHeaders, socket: net.Socket 
   if (peer) values.set(peerServiceKey, peer);
   values.set(clientIpKey, clientIp(headers, socket, peer));
   return values;
-}
-
-type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
-
-/** Hands a raw HTTP/2 stream to `handler` as Node's compat layer would (its own "request" event). */
-function compat(handler: (req: NodeReq, res: NodeRes) => void): StreamListener {
-  return (stream, headers, _flags, rawHeaders) => {
-    const req = new http2.Http2ServerRequest(stream, headers, undefined as never, rawHeaders);
-    const res = new http2.Http2ServerResponse(stream);
-    if (headers.expect === "100-continue") res.writeContinue();
-    handler(req, res);
-  };
 }
 
 /**
@@ -185,7 +173,7 @@ function answerUnsendable(req: NodeReq, res: NodeRes, path: string) {
     const type = String(req.headers["content-type"] ?? "");
     if (type.startsWith("application/grpc")) {
       const grpcType = type.startsWith("application/grpc-web-text") ? "application/grpc-web-text+proto" : type.startsWith("application/grpc-web") ? "application/grpc-web+proto" : "application/grpc";
-      (res as http.ServerResponse).writeHead(200, { "content-type": grpcType, "grpc-status": String(Code.Internal), "grpc-message": encodeURIComponent(message) });
+      writeHead(res, 200, { "content-type": grpcType, "grpc-status": String(Code.Internal), "grpc-message": encodeURIComponent(message) });
       res.end();
       return;
     }
@@ -195,9 +183,15 @@ function answerUnsendable(req: NodeReq, res: NodeRes, path: string) {
   }
 }
 
+/** writeHead on either kind of response (their signatures differ). */
+function writeHead(res: NodeRes, status: number, headers: http.OutgoingHttpHeaders) {
+  if (res instanceof http2.Http2ServerResponse) res.writeHead(status, headers);
+  else res.writeHead(status, headers);
+}
+
 const json = (res: NodeRes, status: number, body: unknown, headers: Record<string, string> = {}) => {
   const text = JSON.stringify(body);
-  (res as http.ServerResponse).writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  writeHead(res, status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 };
 
@@ -285,6 +279,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         shutdownSignal: shutdown.signal,
         jsonOptions: { ignoreUnknownFields: false },
         onError: (err, path) => log.error({ err, rpc: path }, "handler failed"),
+        // A message that cannot be decoded: invalid_argument from the text interceptor, as on connect-node's path.
+        onUndecodable: markUndecodable,
       })
     : undefined;
   const aliases = createAliasMatcher();
@@ -308,7 +304,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     const run = (body?: Screened, encodingHeader?: string) => {
       if (body?.problem) markUndecodable(values, body.problem);
-      const uReq = universalRequestFromNodeRequest(req as never, res as never, json, values);
+      const uReq = universalRequestFromNodeRequest(req, res, json, values);
       if (body) {
         const bytes = body.body;
         uReq.body = (async function* () {
@@ -320,7 +316,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         }
       }
       handler(uReq)
-        .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
+        .then((uRes) => universalResponseToNodeResponse(uRes, res))
         .catch((reason) => {
           if (ConnectError.from(reason).code !== Code.Aborted) log.error({ err: reason, rpc: path }, "handler failed");
           answerUnsendable(req, res, path); // e.g. a header that is not valid HTTP: this call ends, the process does not
@@ -441,18 +437,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 
   /**
-   * HTTP/2 streams: unary RPCs and server streams go straight to the fast path on the raw stream (no
-   * compat request/response objects); everything else is wrapped as Node's compat layer would.
+   * HTTP/2 streams: unary RPCs and server streams go straight to the fast path on the raw stream
+   * (no compat request/response objects); Node's compat layer makes them for the rest (takeStreams).
+   * A throw ends that stream, never the process.
    */
-  const handleCompat = compat(handle);
-  const onStream: StreamListener = (stream, headers, flags, rawHeaders) => {
+  const takeStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean => {
+    if (!fast) return false;
     try {
       const path = headers[":path"] ?? "/";
-      if (fast && !isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket as net.Socket | undefined, identities))) return;
-      handleCompat(stream, headers, flags, rawHeaders);
+      return !isHidden(path) && fast.serveStream(stream, headers, () => connectionValues(headers, stream.session?.socket, identities));
     } catch (err) {
       log.error({ err, url: headers[":path"] }, "request failed");
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return true;
     }
   };
 
@@ -467,7 +464,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   /** Every open connection (TLS: once the handshake is done), and which of them speak HTTP/2. */
   const track = (s: net.Server | http2.Http2SecureServer) => {
     const add = (socket: net.Socket) => {
-      if ((socket as TLSSocket).alpnProtocol === "h2") h2Sockets.add(socket);
+      if (socket instanceof TLSSocket && socket.alpnProtocol === "h2") h2Sockets.add(socket);
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
     };
@@ -510,18 +507,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       server.once("error", reject);
       server.listen(port, host, () => {
         server.off("error", reject);
-        resolve((server.address() as net.AddressInfo).port);
+        const address = server.address();
+        resolve(address !== null && typeof address === "object" ? address.port : port);
       });
     });
 
-  function cleartext(handler: (req: NodeReq, res: NodeRes) => void, onH2Stream: StreamListener = compat(handler)) {
+  function cleartext(handler: (req: NodeReq, res: NodeRes) => void, fastStreams: boolean) {
     const h1 = http.createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 20_000, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
     // h1 never listens (the front hands it sockets), and Node starts tracking connections on
     // "listening": without this, headersTimeout is not enforced and closeIdleConnections() is a
     // no-op, so an idle keep-alive client held every shutdown for SHUTDOWN_TIMEOUT_MS (bench/README.md).
     h1.emit("listening");
-    const h2 = http2.createServer(h2Settings);
-    h2.on("stream", onH2Stream);
+    const h2 = http2.createServer(h2Settings, handler);
+    if (fastStreams && fast) takeStreams(h2, takeStream);
     h2.on("session", manageSession);
     const preface = Buffer.from("PRI * HTTP/2.0");
     // noDelay: sockets handed over by emit("connection") skip http/http2's own TCP_NODELAY, and
@@ -559,13 +557,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       },
       handle,
     ));
-    // The request listener (kept for HTTP/1.1 clients) made Node add its compat "stream" listener;
-    // HTTP/2 streams go to onStream instead, which builds the compat objects only when needed.
-    server.removeAllListeners("stream");
+    if (fast) takeStreams(server, takeStream);
     // HTTP/1.1 keep-alive (nginx's proxy_pass): without this Node never closes an idle one; 65 s
     // outlives the gateway's 60 s, so the gateway closes first and never reuses a closing socket.
     (server as unknown as http.Server).keepAliveTimeout = 65_000;
-    server.on("stream", onStream);
     server.on("session", manageSession);
     // A connection's client certificate is then fixed for its life (peerOf caches it per socket).
     server.on("secureConnection", (socket: TLSSocket) => socket.disableRenegotiation());
@@ -573,7 +568,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     servers.push(server);
     port = await listen(server, opts.port, opts.host);
   } else {
-    const { front, h1 } = cleartext(handle, onStream);
+    const { front, h1 } = cleartext(handle, true);
     servers.push(front);
     h1Servers.push(h1);
     port = await listen(front, opts.port, opts.host);
@@ -594,13 +589,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (!handler) return json(res, 404, { code: "not_found", message: `no route for ${method} ${path} on the ops port (health, reflection, /healthz, /readyz, /metrics)` });
       if (!handler.allowedMethods.includes(method)) return methodNotAllowed(res, method, path, handler.allowedMethods);
       if (method === "POST" && !handler.supportedContentType(req.headers["content-type"] ?? null)) return unsupportedMediaType(res, req.headers["content-type"], path);
-      handler(universalRequestFromNodeRequest(req as never, res as never, undefined, undefined))
-        .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
+      handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+        .then((uRes) => universalResponseToNodeResponse(uRes, res))
         .catch((reason) => {
           if (ConnectError.from(reason).code !== Code.Aborted) log.error({ err: reason, rpc: path }, "handler failed");
           answerUnsendable(req, res, path);
         });
-    });
+    }, false);
     servers.push(front);
     h1Servers.push(h1);
     opsPort = await listen(front, opts.opsPort, opts.host);

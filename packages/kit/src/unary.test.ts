@@ -51,6 +51,11 @@ const probe: ServiceModule = {
           abortableStarted();
           await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => (aborted(ctx.signal.reason), resolve()), { once: true }));
         }
+        if (req.key === "trailer, then fail") {
+          ctx.responseTrailer.set("x-probe", "trailer");
+          throw invalid([{ field: "key", description: "must be nice" }]);
+        }
+        if (req.key === "big") return { value: new Uint8Array(2000), ttlSeconds: 7 };
         if (req.key === "hold") {
           await new Promise<void>((resolve) => {
             held.push(resolve);
@@ -120,7 +125,57 @@ for (const fastPath of [true, false]) {
         await client.get({ key: "cookies" }, { onHeader: (h) => (header = h), onTrailer: (t) => (trailer = t) });
         assert.deepEqual(header?.getSetCookie(), ["a=1; Path=/", "b=2; Path=/"], name);
         assert.equal(trailer?.get("x-probe"), "trailer", name);
+
+        // A handler's trailers travel with its error, beside the error details.
+        const withTrailer = await failure(client.get({ key: "trailer, then fail" }));
+        assert.equal(withTrailer.code, Code.InvalidArgument, name);
+        assert.equal(withTrailer.metadata.get("x-probe"), "trailer", `${name}: the handler's trailer`);
+        assert.deepEqual(violationsOf(withTrailer), [{ field: "key", description: "must be nice" }], name);
       }
+    });
+
+    test("clients read answers up to their readMaxBytes: a bigger one is resource_exhausted", async () => {
+      const clients: [string, Transport][] = [
+        ["kit gRPC client", createGrpcClientTransport({ baseUrl: base, streams: createGrpcTransport({ baseUrl: base }), readMaxBytes: 1024 })],
+        ["connect-node gRPC", createGrpcTransport({ baseUrl: base, readMaxBytes: 1024 })],
+      ];
+      for (const [name, transport] of clients) {
+        const client = createClient(CacheService, transport);
+        const e = await failure(client.get({ key: "big" }));
+        assert.equal(e.code, Code.ResourceExhausted, `${name}: ${e.message}`);
+        assert.match(e.rawMessage, /is larger than configured readMaxBytes 1024/, name);
+        assert.equal((await client.get({ key: "k" })).ttlSeconds, 7, `${name}: small answers still arrive`);
+      }
+    });
+
+    test("a client that resets its call with an error code ends that call (its signal aborts), never the process", async () => {
+      const http2 = await import("node:http2");
+      const { toBinary, create } = await import("@bufbuild/protobuf");
+      const { GetRequestSchema } = await import("@crm/gen/crm/cache/v1/cache_pb");
+      const message = toBinary(GetRequestSchema, create(GetRequestSchema, { key: "abortable" }));
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1);
+      frame.set(message, 5);
+      const session = http2.connect(base);
+      try {
+        const started = new Promise<void>((r) => (abortableStarted = r));
+        const seen = new Promise<unknown>((r) => (aborted = r));
+        const stream = session.request({ ":method": "POST", ":path": `/${CacheService.typeName}/Get`, "content-type": "application/grpc", te: "trailers" });
+        stream.on("error", () => {});
+        stream.end(frame);
+        await started;
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        await seen; // the handler's signal aborted
+      } finally {
+        session.close();
+      }
+      assert.equal((await createClient(CacheService, createGrpcTransport({ baseUrl: base })).get({ key: "k" })).ttlSeconds, 7, "the server still answers");
+    });
+
+    test("a malformed deadline header is invalid_argument, as connect-node says it", async () => {
+      const r = await fetch(`${base}/${CacheService.typeName}/Get`, { method: "POST", headers: { "content-type": "application/json", "connect-timeout-ms": "soon" }, body: JSON.stringify({ key: "k" }) });
+      assert.equal(r.status, 400);
+      assert.deepEqual(await r.json(), { code: "invalid_argument", message: "protocol error: invalid connect timeout value: soon" });
     });
 
     test("a handler's header that is not valid HTTP ends that call with internal, never the process", async () => {

@@ -13,7 +13,8 @@
  * carry in grpc-message (the call then failed as internal).
  * Client and bidi streams (server reflection) are left alone: their bodies must not be buffered.
  */
-import { fromBinary, fromJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { decodeProblem } from "@crm/fastpath";
 import { createContextKey, type ContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Compression } from "@connectrpc/connect/protocol";
@@ -41,34 +42,18 @@ export function bodyFormat(contentType: string | undefined): BodyFormat | undefi
   return undefined;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 /** The body to give connect-node, and why the message cannot be decoded (or undefined when it can). */
 export interface Screened {
   body: Uint8Array;
   problem: string | undefined;
 }
 
-/** Lone surrogates in a message quoting what the client sent become U+FFFD. */
-const wellFormed = (s: string) => (s as unknown as { toWellFormed(): string }).toWellFormed();
+const strict = { ignoreUnknownFields: false }; // as the fast path reads JSON: unknown fields refused
 
+/** Why `bytes` is not a message of `schema`, in the fast path's words (undefined: it is one). */
 const decodes = (schema: DescMessage, bytes: Uint8Array, json: boolean): string | undefined => {
-  let text: string;
-  try {
-    if (!json) {
-      fromBinary(schema, bytes);
-      return undefined;
-    }
-    text = utf8.decode(bytes);
-  } catch (err) {
-    return json ? "the JSON is not valid UTF-8: send it encoded as UTF-8" : (err as Error).message;
-  }
-  try {
-    fromJson(schema, (text.trim() ? JSON.parse(text) : {}) as JsonValue); // as the fast path reads JSON: unknown fields refused
-    return undefined;
-  } catch (err) {
-    return wellFormed((err as Error).message);
-  }
+  const decoded = decodeProblem(schema, bytes, json, strict);
+  return typeof decoded === "string" ? decoded : undefined;
 };
 
 /**
