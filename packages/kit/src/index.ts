@@ -12,6 +12,7 @@ export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./peers.js";
 export * from "./ratelimit.js";
+export * from "./reload.js";
 export * from "./revocations.js";
 export * from "./runtime.js";
 export * from "./server.js";
