@@ -31,6 +31,8 @@ export interface SeenRequest {
   traceparent?: string | undefined;
   tracestate?: string | undefined;
   peerCn?: string | undefined;
+  /** Serial number of the client certificate nginx showed (a renewed one has a new serial). */
+  peerSerial?: string | undefined;
   body?: string;
 }
 
@@ -125,6 +127,7 @@ export async function startStub(opts: {
         traceparent: one(h.traceparent),
         tracestate: one(h.tracestate),
         peerCn: socket.getPeerCertificate?.()?.subject?.CN as string | undefined,
+        peerSerial: socket.getPeerCertificate?.()?.serialNumber,
       };
       if (!opts.echoAll) seen.push(rec);
       const path = rec.path;
