@@ -50,7 +50,7 @@ const USES: Record<string, string[]> = {
   records: ["redis"],
   all: ["postgresql", "redis", "rabbitmq", "smtp", "loki"],
 };
-const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "TLS_PEER_SERVICES", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", "RPC_FAST_PATH", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];
+const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "TLS_PEER_SERVICES", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", "RPC_FAST_PATH", "CREDENTIAL_RELOAD_INTERVAL_MS", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];
 const OWN_ENV: Record<string, string[]> = {
   dbservice: ["DATABASE_URL", "DB_POOL_MAX"],
   auth: ["JWT_PRIVATE_KEY_FILE", "JWT_KEY_ID", "PUBLIC_URL"],
@@ -516,11 +516,11 @@ describe("chart renders", { skip }, () => {
 describe("gateway files in the chart", () => {
   it("charts/crm/files/gateway/ links to services/gateway (one nginx configuration for every runtime)", () => {
     const dir = join(chartDir, "files/gateway");
-    for (const name of ["nginx.conf.template", "conf", "njs"]) {
+    for (const name of ["nginx.conf.template", "conf", "njs", "entrypoint"]) {
       assert.ok(lstatSync(join(dir, name)).isSymbolicLink(), `files/gateway/${name} is a link`);
       assert.equal(realpathSync(join(dir, name)), realpathSync(join(repo, "services/gateway", name)));
     }
     // only these: a link to the whole folder would make the test runner find the gateway's tests twice
-    assert.deepEqual(readdirSync(dir).sort(), ["conf", "nginx.conf.template", "njs"]);
+    assert.deepEqual(readdirSync(dir).sort(), ["conf", "entrypoint", "nginx.conf.template", "njs"]);
   });
 });

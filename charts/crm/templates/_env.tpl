@@ -64,6 +64,8 @@ $(VAR) (Kubernetes dependent environment variables), so no password is written i
   value: {{ $v.tls.clientAuth | quote }}
 - name: TLS_PEER_SERVICES
   value: {{ include "crm.serviceIdentities" (dict "component" $c "ctx" $ctx) | quote }}
+- name: CREDENTIAL_RELOAD_INTERVAL_MS
+  value: {{ mul $v.tls.reloadIntervalSeconds 1000 | quote }}
 {{- range $peer := $flow.peers }}
 - name: {{ upper $peer }}_URL
   value: {{ printf "https://%s:%v" (include "crm.componentName" (dict "component" $peer "ctx" $ctx)) (index $ports $peer) | quote }}
