@@ -10,7 +10,31 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/records/v1/common.proto.
  */
 export const file_crm_records_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Chtjcm0vcmVjb3Jkcy92MS9jb21tb24ucHJvdG8SDmNybS5yZWNvcmRzLnYxIpUBCgZGaWx0ZXISKQoDYW5kGAEgASgLMhouY3JtLnJlY29yZHMudjEuRmlsdGVyTGlzdEgAEigKAm9yGAIgASgLMhouY3JtLnJlY29yZHMudjEuRmlsdGVyTGlzdEgAEi4KCWNvbmRpdGlvbhgDIAEoCzIZLmNybS5yZWNvcmRzLnYxLkNvbmRpdGlvbkgAQgYKBG5vZGUiNQoKRmlsdGVyTGlzdBInCgdmaWx0ZXJzGAEgAygLMhYuY3JtLnJlY29yZHMudjEuRmlsdGVyIlYKCUNvbmRpdGlvbhINCgVmaWVsZBgBIAEoCRIqCghvcGVyYXRvchgCIAEoDjIYLmNybS5yZWNvcmRzLnYxLk9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSI8CgVBY3RvchInCgR0eXBlGAEgASgOMhkuY3JtLnJlY29yZHMudjEuQWN0b3JUeXBlEgoKAmlkGAIgASgJKnAKCk9iamVjdFR5cGUSGwoXT0JKRUNUX1RZUEVfVU5TUEVDSUZJRUQQABIXChNPQkpFQ1RfVFlQRV9DT01QQU5ZEAESFgoST0JKRUNUX1RZUEVfUEVSU09OEAISFAoQT0JKRUNUX1RZUEVfREVBTBADKsoCCghPcGVyYXRvchIYChRPUEVSQVRPUl9VTlNQRUNJRklFRBAAEhMKD09QRVJBVE9SX0VRVUFMUxABEhcKE09QRVJBVE9SX05PVF9FUVVBTFMQAhIPCgtPUEVSQVRPUl9JThADEhUKEU9QRVJBVE9SX0NPTlRBSU5TEAQSGAoUT1BFUkFUT1JfU1RBUlRTX1dJVEgQBRIZChVPUEVSQVRPUl9HUkVBVEVSX1RIQU4QBhIdChlPUEVSQVRPUl9HUkVBVEVSX09SX0VRVUFMEAcSFgoST1BFUkFUT1JfTEVTU19USEFOEAgSGgoWT1BFUkFUT1JfTEVTU19PUl9FUVVBTBAJEhQKEE9QRVJBVE9SX0JFVFdFRU4QChIVChFPUEVSQVRPUl9JU19FTVBUWRALEhkKFU9QRVJBVE9SX0lTX05PVF9FTVBUWRAMKoIBCglBY3RvclR5cGUSGgoWQUNUT1JfVFlQRV9VTlNQRUNJRklFRBAAEhMKD0FDVE9SX1RZUEVfVVNFUhABEhYKEkFDVE9SX1RZUEVfQVBJX0tFWRACEhUKEUFDVE9SX1RZUEVfSU1QT1JUEAMSFQoRQUNUT1JfVFlQRV9TWVNURU0QBGIGcHJvdG8z");
+  fileDesc("Chtjcm0vcmVjb3Jkcy92MS9jb21tb24ucHJvdG8SDmNybS5yZWNvcmRzLnYxIkgKCVJlY29yZFJlZhIvCgtvYmplY3RfdHlwZRgBIAEoDjIaLmNybS5yZWNvcmRzLnYxLk9iamVjdFR5cGUSCgoCaWQYAiABKAkilQEKBkZpbHRlchIpCgNhbmQYASABKAsyGi5jcm0ucmVjb3Jkcy52MS5GaWx0ZXJMaXN0SAASKAoCb3IYAiABKAsyGi5jcm0ucmVjb3Jkcy52MS5GaWx0ZXJMaXN0SAASLgoJY29uZGl0aW9uGAMgASgLMhkuY3JtLnJlY29yZHMudjEuQ29uZGl0aW9uSABCBgoEbm9kZSI1CgpGaWx0ZXJMaXN0EicKB2ZpbHRlcnMYASADKAsyFi5jcm0ucmVjb3Jkcy52MS5GaWx0ZXIiVgoJQ29uZGl0aW9uEg0KBWZpZWxkGAEgASgJEioKCG9wZXJhdG9yGAIgASgOMhguY3JtLnJlY29yZHMudjEuT3BlcmF0b3ISDgoGdmFsdWVzGAMgAygJIjwKBUFjdG9yEicKBHR5cGUYASABKA4yGS5jcm0ucmVjb3Jkcy52MS5BY3RvclR5cGUSCgoCaWQYAiABKAkqnAEKCk9iamVjdFR5cGUSGwoXT0JKRUNUX1RZUEVfVU5TUEVDSUZJRUQQABIXChNPQkpFQ1RfVFlQRV9DT01QQU5ZEAESFgoST0JKRUNUX1RZUEVfUEVSU09OEAISFAoQT0JKRUNUX1RZUEVfREVBTBADEhQKEE9CSkVDVF9UWVBFX1RBU0sQBBIUChBPQkpFQ1RfVFlQRV9OT1RFEAUqygIKCE9wZXJhdG9yEhgKFE9QRVJBVE9SX1VOU1BFQ0lGSUVEEAASEwoPT1BFUkFUT1JfRVFVQUxTEAESFwoTT1BFUkFUT1JfTk9UX0VRVUFMUxACEg8KC09QRVJBVE9SX0lOEAMSFQoRT1BFUkFUT1JfQ09OVEFJTlMQBBIYChRPUEVSQVRPUl9TVEFSVFNfV0lUSBAFEhkKFU9QRVJBVE9SX0dSRUFURVJfVEhBThAGEh0KGU9QRVJBVE9SX0dSRUFURVJfT1JfRVFVQUwQBxIWChJPUEVSQVRPUl9MRVNTX1RIQU4QCBIaChZPUEVSQVRPUl9MRVNTX09SX0VRVUFMEAkSFAoQT1BFUkFUT1JfQkVUV0VFThAKEhUKEU9QRVJBVE9SX0lTX0VNUFRZEAsSGQoVT1BFUkFUT1JfSVNfTk9UX0VNUFRZEAwqggEKCUFjdG9yVHlwZRIaChZBQ1RPUl9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPQUNUT1JfVFlQRV9VU0VSEAESFgoSQUNUT1JfVFlQRV9BUElfS0VZEAISFQoRQUNUT1JfVFlQRV9JTVBPUlQQAxIVChFBQ1RPUl9UWVBFX1NZU1RFTRAEYgZwcm90bzM");
+
+/**
+ * A reference to one record: a company, a person or a deal (tasks and notes link to these).
+ *
+ * @generated from message crm.records.v1.RecordRef
+ */
+export type RecordRef = Message<"crm.records.v1.RecordRef"> & {
+  /**
+   * @generated from field: crm.records.v1.ObjectType object_type = 1;
+   */
+  objectType: ObjectType;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message crm.records.v1.RecordRef.
+ * Use `create(RecordRefSchema)` to create a new message.
+ */
+export const RecordRefSchema: GenMessage<RecordRef> = /*@__PURE__*/
+  messageDesc(file_crm_records_v1_common, 0);
 
 /**
  * A node of a filter tree: all children (and), any child (or), or one condition. At most 4 levels
@@ -54,7 +78,7 @@ export type Filter = Message<"crm.records.v1.Filter"> & {
  * Use `create(FilterSchema)` to create a new message.
  */
 export const FilterSchema: GenMessage<Filter> = /*@__PURE__*/
-  messageDesc(file_crm_records_v1_common, 0);
+  messageDesc(file_crm_records_v1_common, 1);
 
 /**
  * The children of an and/or node (1..30).
@@ -73,20 +97,24 @@ export type FilterList = Message<"crm.records.v1.FilterList"> & {
  * Use `create(FilterListSchema)` to create a new message.
  */
 export const FilterListSchema: GenMessage<FilterList> = /*@__PURE__*/
-  messageDesc(file_crm_records_v1_common, 1);
+  messageDesc(file_crm_records_v1_common, 2);
 
 /**
  * A condition on one field. Values are text, read as the field's type: numbers in decimal
  * ("125000"), dates as YYYY-MM-DD, times as RFC 3339 ("2026-05-01T00:00:00Z"), ids as UUIDs,
- * enums by name ("DEAL_STATUS_WON" or "won"). Text comparisons ignore case. On a list field
- * (tags, emails, phones, person_ids, company_ids) a condition holds when any element satisfies it,
- * and is_empty when the list is empty.
+ * enums by name ("DEAL_STATUS_WON" or "won"), booleans as "true" / "false". Text comparisons
+ * ignore case. On a list field (tags, emails, phones, person_ids, company_ids, record_ids, a
+ * multi-select) a condition holds when any element satisfies it, and is_empty when the list is
+ * empty. On a user's id (owner_id, assignee_id, author_id, a custom user field) the value "me"
+ * means the caller.
  *
  * @generated from message crm.records.v1.Condition
  */
 export type Condition = Message<"crm.records.v1.Condition"> & {
   /**
-   * The field's proto name, e.g. "name", "amount_minor", "stage_id", "tags".
+   * The field's proto name, e.g. "name", "amount_minor", "stage_id", "tags"; a custom field as
+   * "custom.<key>" (FieldService), compared as its type: text, number, money (minor units), date,
+   * datetime, boolean, select (the option's value), multi-select, URL, e-mail, phone, user.
    *
    * @generated from field: string field = 1;
    */
@@ -111,7 +139,7 @@ export type Condition = Message<"crm.records.v1.Condition"> & {
  * Use `create(ConditionSchema)` to create a new message.
  */
 export const ConditionSchema: GenMessage<Condition> = /*@__PURE__*/
-  messageDesc(file_crm_records_v1_common, 2);
+  messageDesc(file_crm_records_v1_common, 3);
 
 /**
  * Who made a change.
@@ -135,7 +163,7 @@ export type Actor = Message<"crm.records.v1.Actor"> & {
  * Use `create(ActorSchema)` to create a new message.
  */
 export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
-  messageDesc(file_crm_records_v1_common, 3);
+  messageDesc(file_crm_records_v1_common, 4);
 
 /**
  * The kinds of records that have a timeline.
@@ -162,6 +190,20 @@ export enum ObjectType {
    * @generated from enum value: OBJECT_TYPE_DEAL = 3;
    */
   DEAL = 3,
+
+  /**
+   * A task (TaskService): linked to records, with a timeline of its own.
+   *
+   * @generated from enum value: OBJECT_TYPE_TASK = 4;
+   */
+  TASK = 4,
+
+  /**
+   * A note (NoteService): linked to records, with a timeline of its own.
+   *
+   * @generated from enum value: OBJECT_TYPE_NOTE = 5;
+   */
+  NOTE = 5,
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Actor, ObjectType } from "./common_pb.js";
+import type { Actor, ObjectType, RecordRef } from "./common_pb.js";
 import { file_crm_records_v1_common } from "./common_pb.js";
 import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/records/v1/timeline.proto.
  */
 export const file_crm_records_v1_timeline: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jcm0vcmVjb3Jkcy92MS90aW1lbGluZS5wcm90bxIOY3JtLnJlY29yZHMudjEilAIKDVRpbWVsaW5lRW50cnkSCgoCaWQYASABKAkSLwoLb2JqZWN0X3R5cGUYAiABKA4yGi5jcm0ucmVjb3Jkcy52MS5PYmplY3RUeXBlEhEKCXJlY29yZF9pZBgDIAEoCRIuCgZhY3Rpb24YBCABKA4yHi5jcm0ucmVjb3Jkcy52MS5UaW1lbGluZUFjdGlvbhIkCgVhY3RvchgFIAEoCzIVLmNybS5yZWNvcmRzLnYxLkFjdG9yEiwKB2NoYW5nZXMYBiADKAsyGy5jcm0ucmVjb3Jkcy52MS5GaWVsZENoYW5nZRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiawoLRmllbGRDaGFuZ2USDQoFZmllbGQYASABKAkSJgoGYmVmb3JlGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEiUKBWFmdGVyGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIoABChNMaXN0VGltZWxpbmVSZXF1ZXN0Ei8KC29iamVjdF90eXBlGAEgASgOMhouY3JtLnJlY29yZHMudjEuT2JqZWN0VHlwZRIRCglyZWNvcmRfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiXwoUTGlzdFRpbWVsaW5lUmVzcG9uc2USLgoHZW50cmllcxgBIAMoCzIdLmNybS5yZWNvcmRzLnYxLlRpbWVsaW5lRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKskBCg5UaW1lbGluZUFjdGlvbhIfChtUSU1FTElORV9BQ1RJT05fVU5TUEVDSUZJRUQQABIbChdUSU1FTElORV9BQ1RJT05fQ1JFQVRFRBABEhsKF1RJTUVMSU5FX0FDVElPTl9VUERBVEVEEAISGwoXVElNRUxJTkVfQUNUSU9OX0RFTEVURUQQAxIcChhUSU1FTElORV9BQ1RJT05fUkVTVE9SRUQQBBIhCh1USU1FTElORV9BQ1RJT05fU1RBR0VfQ0hBTkdFRBAFMnEKD1RpbWVsaW5lU2VydmljZRJeCgxMaXN0VGltZWxpbmUSIy5jcm0ucmVjb3Jkcy52MS5MaXN0VGltZWxpbmVSZXF1ZXN0GiQuY3JtLnJlY29yZHMudjEuTGlzdFRpbWVsaW5lUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_crm_records_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jcm0vcmVjb3Jkcy92MS90aW1lbGluZS5wcm90bxIOY3JtLnJlY29yZHMudjEiwAIKDVRpbWVsaW5lRW50cnkSCgoCaWQYASABKAkSLwoLb2JqZWN0X3R5cGUYAiABKA4yGi5jcm0ucmVjb3Jkcy52MS5PYmplY3RUeXBlEhEKCXJlY29yZF9pZBgDIAEoCRIuCgZhY3Rpb24YBCABKA4yHi5jcm0ucmVjb3Jkcy52MS5UaW1lbGluZUFjdGlvbhIkCgVhY3RvchgFIAEoCzIVLmNybS5yZWNvcmRzLnYxLkFjdG9yEiwKB2NoYW5nZXMYBiADKAsyGy5jcm0ucmVjb3Jkcy52MS5GaWVsZENoYW5nZRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoHc3ViamVjdBgIIAEoCzIZLmNybS5yZWNvcmRzLnYxLlJlY29yZFJlZiJrCgtGaWVsZENoYW5nZRINCgVmaWVsZBgBIAEoCRImCgZiZWZvcmUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJQoFYWZ0ZXIYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUigAEKE0xpc3RUaW1lbGluZVJlcXVlc3QSLwoLb2JqZWN0X3R5cGUYASABKA4yGi5jcm0ucmVjb3Jkcy52MS5PYmplY3RUeXBlEhEKCXJlY29yZF9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJfChRMaXN0VGltZWxpbmVSZXNwb25zZRIuCgdlbnRyaWVzGAEgAygLMh0uY3JtLnJlY29yZHMudjEuVGltZWxpbmVFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqgwIKDlRpbWVsaW5lQWN0aW9uEh8KG1RJTUVMSU5FX0FDVElPTl9VTlNQRUNJRklFRBAAEhsKF1RJTUVMSU5FX0FDVElPTl9DUkVBVEVEEAESGwoXVElNRUxJTkVfQUNUSU9OX1VQREFURUQQAhIbChdUSU1FTElORV9BQ1RJT05fREVMRVRFRBADEhwKGFRJTUVMSU5FX0FDVElPTl9SRVNUT1JFRBAEEiEKHVRJTUVMSU5FX0FDVElPTl9TVEFHRV9DSEFOR0VEEAUSGgoWVElNRUxJTkVfQUNUSU9OX0xJTktFRBAGEhwKGFRJTUVMSU5FX0FDVElPTl9VTkxJTktFRBAHMnEKD1RpbWVsaW5lU2VydmljZRJeCgxMaXN0VGltZWxpbmUSIy5jcm0ucmVjb3Jkcy52MS5MaXN0VGltZWxpbmVSZXF1ZXN0GiQuY3JtLnJlY29yZHMudjEuTGlzdFRpbWVsaW5lUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_crm_records_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One change of a record.
@@ -58,6 +58,15 @@ export type TimelineEntry = Message<"crm.records.v1.TimelineEntry"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Set when the entry is about a task or note linked to the record rather than the record itself:
+   * e.g. CREATED with a note as subject is "a note was written on this record", UPDATED with a
+   * task as subject and a change of "done" is "the task was done".
+   *
+   * @generated from field: crm.records.v1.RecordRef subject = 8;
+   */
+  subject?: RecordRef | undefined;
 };
 
 /**
@@ -69,7 +78,7 @@ export const TimelineEntrySchema: GenMessage<TimelineEntry> = /*@__PURE__*/
 
 /**
  * One field's change. Values are as in the record's JSON form (int64 as strings, times as
- * RFC 3339); null when empty.
+ * RFC 3339); null when empty. A note's text is kept up to its first 500 characters.
  *
  * @generated from message crm.records.v1.FieldChange
  */
@@ -194,6 +203,20 @@ export enum TimelineAction {
    * @generated from enum value: TIMELINE_ACTION_STAGE_CHANGED = 5;
    */
   STAGE_CHANGED = 5,
+
+  /**
+   * The subject (a task or note) was linked to this record: on its creation or a change of its links.
+   *
+   * @generated from enum value: TIMELINE_ACTION_LINKED = 6;
+   */
+  LINKED = 6,
+
+  /**
+   * The subject was unlinked from this record.
+   *
+   * @generated from enum value: TIMELINE_ACTION_UNLINKED = 7;
+   */
+  UNLINKED = 7,
 }
 
 /**
@@ -205,7 +228,11 @@ export const TimelineActionSchema: GenEnum<TimelineAction> = /*@__PURE__*/
 /**
  * TimelineService: what happened to a record. Every create, update, delete, restore and stage
  * move is written in the same transaction as the change, with the actor and a field-level
- * before/after diff. A record's timeline stays while it is in the trash and goes when it is purged.
+ * before/after diff (custom fields as "custom.<key>"). A task or note linked to a record writes
+ * to the record's timeline too: those entries carry the task or note as their subject. Tasks
+ * and notes have timelines of their own (OBJECT_TYPE_TASK, OBJECT_TYPE_NOTE). A record's timeline
+ * stays while it is in the trash and goes when it is purged (with a purged task or note, the
+ * entries it wrote on linked records go too).
  *
  * @generated from service crm.records.v1.TimelineService
  */
