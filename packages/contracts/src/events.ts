@@ -5,7 +5,8 @@
  */
 import { create, fromBinary, fromJsonString, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { ChatEventSchema, type ChatEvent } from "@crm/gen/crm/chat/v1/chat_pb";
-import { CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "./messaging.js";
+import { AuditEventSchema, type AuditEvent } from "@crm/gen/crm/admin/v1/audit_pb";
+import { AUDIT_QUEUE, CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "./messaging.js";
 
 /** The content type of every event: binary protobuf. */
 export const EVENT_CONTENT_TYPE = "application/protobuf";
@@ -40,4 +41,14 @@ export function chatEvent(init: MessageInitShape<typeof ChatEventSchema> & { cha
 export function decodeChatEvent(body: Uint8Array, contentType: string | undefined): ChatEvent {
   if (contentType === "application/json") return fromJsonString(ChatEventSchema, new TextDecoder().decode(body), { ignoreUnknownFields: true });
   return fromBinary(ChatEventSchema, body);
+}
+
+/** An AuditEvent, encoded and addressed: to the audit queue (default exchange), its id as the message id. */
+export function auditEvent(init: MessageInitShape<typeof AuditEventSchema> & { eventId: string }): EncodedEvent & { exchange: string; routingKey: string; messageId: string } {
+  return { exchange: "", routingKey: AUDIT_QUEUE, messageId: init.eventId, ...encodeEvent(AuditEventSchema, init) };
+}
+
+/** Reads an AuditEvent off the audit queue; throws on bytes that are not one. */
+export function decodeAuditEvent(body: Uint8Array): AuditEvent {
+  return fromBinary(AuditEventSchema, body);
 }

@@ -21,3 +21,11 @@ export const chatRoutingKey = (chatId: string) => `chat.${chatId}`;
 export const EMAIL_QUEUE = "email_tasks";
 /** Where a task goes after its last attempt: `<queue>.dead` (e.g. `email_tasks.dead`). */
 export const deadLetterQueueOf = (queue: string) => `${queue}.dead`;
+
+/**
+ * Audit events (crm.admin.v1.AuditEvent): written to the outbox with each audit row by the admin
+ * store (dbservice), published to this durable queue, consumed by the admin service, which ships
+ * them to Loki through the logs service. dbservice declares it too, so events wait in the broker
+ * until admin first starts.
+ */
+export const AUDIT_QUEUE = "audit_events";

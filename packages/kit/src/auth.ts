@@ -3,8 +3,9 @@
  * Every service verifies the token again (defense in depth; all-in-one has no gateway), and
  * consults the revocation list so Logout takes effect at once, not at token expiry.
  */
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet } from "jose";
+import { apiKeyShape } from "@crm/contracts/tokens";
 import { AppError } from "./errors.js";
 import { dependencyError } from "./dependencies.js";
 import type { Revocations } from "./revocations.js";
@@ -19,13 +20,49 @@ export interface Principal {
   sessionId: string;
   /** Seconds since the epoch. */
   expiresAt: number;
-  /** The raw access token, forwarded on peer calls. */
+  /** The raw access token, forwarded on peer calls (for an API key: the access token it was exchanged for). */
   token: string;
+  /** Set when the caller is an API key: it acts for `userId` (its creator), limited to its scopes. */
+  apiKey?: ApiKeyIdentity | undefined;
+}
+
+/** An API key calling (claims `scope`, `key_name`, `rpm` of its access token; its id is the token's sid). */
+export interface ApiKeyIdentity {
+  id: string;
+  name: string;
+  scopes: ReadonlySet<string>;
+  /** Calls per minute it may make (interceptors.ts limits it per process). */
+  requestsPerMinute: number;
+}
+
+/** Who did something, for timelines and the audit log: a user, or "API key <name>" acting for its creator. */
+export interface Actor {
+  type: "user" | "api_key";
+  /** The user's or the key's id. */
+  id: string;
+  /** "API key <name>" for a key; empty for a user (the store knows their name). */
+  name: string;
+  /** The user acted for (the key's creator). */
+  userId: string;
+}
+
+export function actorOf(p: Principal): Actor {
+  return p.apiKey ? { type: "api_key", id: p.apiKey.id, name: `API key ${p.apiKey.name}`, userId: p.userId } : { type: "user", id: p.userId, name: "", userId: p.userId };
+}
+
+/** What the server knows of the call a token came with. */
+export interface CallInfo {
+  /** The client's address (an API key's last used address). */
+  ip?: string | undefined;
 }
 
 export interface TokenVerifier {
-  verify(token: string): Promise<Principal>;
+  /** Verifies an access token, or an API key (`crm_live_…`) when the verifier was given `apiKeys`. */
+  verify(token: string, call?: CallInfo): Promise<Principal>;
 }
+
+/** Turns an API key into a short-lived access token (auth's ExchangeApiKey); rejects with AppError for a key that is not usable. */
+export type ApiKeyExchange = (key: string, call: CallInfo) => Promise<string>;
 
 export interface VerifierOptions {
   /** The public keys; a function is asked on every check (a JWKS reloaded from its file, reload.ts). */
@@ -33,6 +70,12 @@ export interface VerifierOptions {
   issuer: string;
   audience: string;
   revocations: Revocations;
+  /**
+   * Accepts API keys: a key is exchanged for an access token once, then answered from memory
+   * like any verified token (revocation checked on every call); the exchange is repeated in the
+   * background when half the token's life is gone. Unset: API keys are refused.
+   */
+  apiKeys?: ApiKeyExchange | undefined;
 }
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -79,6 +122,7 @@ export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
       jwks = latest;
       keys = createLocalJWKSet(latest);
       verified.clear();
+      exchanged.clear();
     }
     const hit = verified.get(token);
     if (hit && hit.expiresAt * 1000 > Date.now()) return hit;
@@ -98,7 +142,7 @@ export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
     } catch (err) {
       throw err instanceof joseErrors.JWTExpired ? expired : invalid;
     }
-    const { sub, cid, role, sid, exp, iat } = payload as Record<string, unknown>;
+    const { sub, cid, role, sid, exp, iat, scope, key_name: keyName, rpm } = payload as Record<string, unknown>;
     const now = Math.floor(Date.now() / 1000);
     if (typeof exp !== "number" || exp <= now) throw expired;
     if (typeof iat !== "number" || iat > now + CLOCK_SKEW_SECONDS) throw invalid;
@@ -106,14 +150,80 @@ export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
       throw invalid;
     }
     const principal: Principal = { userId: sub, companyId: cid, role: role as Role, sessionId: sid, expiresAt: exp as number, token };
+    // An API key's access token (auth's ExchangeApiKey): its session is the key.
+    if (scope !== undefined) {
+      if (typeof scope !== "string" || typeof keyName !== "string" || typeof rpm !== "number" || !(rpm > 0)) throw invalid;
+      principal.apiKey = { id: sid, name: keyName, scopes: new Set(scope.split(" ").filter(Boolean)), requestsPerMinute: rpm };
+    }
     if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value!);
     verified.set(token, principal);
     return principal;
   }
 
-  return {
-    async verify(token) {
+  // API keys: key → the principal of the access token it was exchanged for (the same cache as
+  // tokens, keyed by the key; the token's own expiry bounds each entry).
+  interface KeyEntry {
+    principal: Principal;
+    /** When to exchange again (half the token's life), in ms. */
+    refreshAt: number;
+  }
+  const exchanged = new Map<string, KeyEntry>();
+  const exchanging = new Map<string, Promise<Principal>>();
+  /** Keys refused a moment ago (unknown, revoked…): refused again without asking auth, for NEGATIVE_MS. */
+  const refused = new Map<string, { err: AppError; until: number }>();
+  const NEGATIVE_MS = 5_000;
+
+  function exchange(key: string, call: CallInfo): Promise<Principal> {
+    let running = exchanging.get(key);
+    if (running) return running;
+    running = (async () => {
+      const started = Date.now();
+      let token: string;
+      try {
+        token = await opts.apiKeys!(key, call);
+      } catch (err) {
+        const refusedByAuth = err instanceof AppError ? err.reason === "unauthenticated" || err.reason === "token_invalid" || err.reason === "session_ended" : err instanceof ConnectError && err.code === Code.Unauthenticated;
+        if (refusedByAuth) {
+          exchanged.delete(key);
+          const refusal = new AppError("token_invalid", err instanceof ConnectError ? err.rawMessage : (err as Error).message);
+          if (refused.size >= CACHE_MAX) refused.delete(refused.keys().next().value!);
+          refused.set(key, { err: refusal, until: Date.now() + NEGATIVE_MS });
+          throw refusal;
+        }
+        if (err instanceof AppError) throw err;
+        const why = dependencyError(err)?.message ?? (err instanceof Error ? err.message : String(err));
+        throw new AppError("unavailable", `cannot check this API key now (auth does not answer): ${why}; try again shortly`);
+      }
       const principal = await verifySignature(token);
+      if (!principal.apiKey) throw new AppError("internal", "the API key exchange returned a token without the key's scopes");
+      const life = principal.expiresAt * 1000 - started;
+      if (exchanged.size >= CACHE_MAX) exchanged.delete(exchanged.keys().next().value!);
+      exchanged.set(key, { principal, refreshAt: started + life / 2 });
+      return principal;
+    })().finally(() => exchanging.delete(key));
+    exchanging.set(key, running);
+    return running;
+  }
+
+  async function verifyApiKey(key: string, call: CallInfo): Promise<Principal> {
+    if (!opts.apiKeys) throw new AppError("token_invalid", "API keys are not accepted here: send an access token");
+    const now = Date.now();
+    const entry = exchanged.get(key);
+    if (entry && entry.principal.expiresAt * 1000 > now) {
+      // Half its life gone: exchange again in the background (the key's last use is recorded then),
+      // answering from the cache meanwhile. A failure shows on a later call.
+      if (now >= entry.refreshAt && !exchanging.has(key)) exchange(key, call).catch(() => {});
+      return entry.principal;
+    }
+    const no = refused.get(key);
+    if (no && no.until > now) throw no.err;
+    if (no) refused.delete(key);
+    return exchange(key, call);
+  }
+
+  return {
+    async verify(token, call = {}) {
+      const principal = apiKeyShape.test(token) ? await verifyApiKey(token, call) : await verifySignature(token);
       let revoked: boolean;
       try {
         revoked = await opts.revocations.isSessionRevoked(principal.sessionId);
@@ -124,6 +234,7 @@ export function createTokenVerifier(opts: VerifierOptions): TokenVerifier {
         throw new AppError("unavailable", `cannot check whether this session was revoked, so the token is refused for now: ${why}`);
       }
       if (revoked) {
+        if (principal.apiKey) throw new AppError("session_ended", `API key ${principal.apiKey.name} was revoked`);
         throw new AppError("session_ended", "this session has ended (logged out or revoked): log in again");
       }
       return principal;

@@ -4,11 +4,14 @@
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import { callingService, principalKey, tokenFromHeaders, type Principal, type TokenVerifier } from "./auth.js";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { scopeNeeded } from "@crm/contracts/scopes";
+import { callingService, clientIpKey, principalKey, tokenFromHeaders, type Principal, type TokenVerifier } from "./auth.js";
 import { callContext, iterateIn, type CallContext } from "./context.js";
 import { dependencyError } from "./dependencies.js";
 import { AppError, toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { memoryCounter } from "./ratelimit.js";
 
 const paths = new WeakMap<object, string>();
 /** "/package.Service/Method", made once per method (interceptors ask on every call). */
@@ -44,7 +47,7 @@ class CallStore implements CallContext {
   principal?: Principal;
   constructor(
     requestId: string | undefined,
-    readonly authorization: string | undefined,
+    public authorization: string | undefined,
     readonly traceparent: string | undefined,
   ) {
     this.#requestId = requestId;
@@ -110,14 +113,39 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
+/** An RPC that changes nothing: its proto says NO_SIDE_EFFECTS, or it is a server stream (a subscription). */
+const readOnly = (req: UnaryRequest | StreamRequest) => req.method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || req.method.methodKind === "server_streaming";
+
 /**
- * Verifies the access token of every call that is not public and puts the principal in the context.
- * A principal already in the context values was put there by the in-process peer transport: the
- * same token, verified by this process for the calling request moments ago (peers.ts).
+ * What an API key may do, checked where its call enters (not again on the calls our services make
+ * for it): the scope its RPC needs (@crm/contracts/scopes), and its calls per minute, counted in
+ * this process's memory so that a key's call costs what a session's does.
+ */
+function apiKeyGuard() {
+  const counter = memoryCounter();
+  return async (req: UnaryRequest | StreamRequest, p: Principal) => {
+    const key = p.apiKey!;
+    const need = scopeNeeded(req.service.typeName, req.method.name, readOnly(req));
+    if (need === undefined) throw new AppError("permission_denied", `API keys cannot call ${methodPath(req)}: it needs a user's session`);
+    if (need !== null && !key.scopes.has(need)) throw new AppError("permission_denied", `API key ${key.name} lacks the scope ${need} that ${methodPath(req)} needs; create a key with it`);
+    const used = await counter.hit(key.id, 60);
+    if (used > key.requestsPerMinute) {
+      throw new AppError("rate_limited", `API key ${key.name} made more than ${key.requestsPerMinute} calls this minute; slow down`, [], await counter.ttl(key.id));
+    }
+  };
+}
+
+/**
+ * Verifies the access token (or API key) of every call that is not public and puts the principal
+ * in the context. A principal already in the context values was put there by the in-process peer
+ * transport: the same token, verified by this process for the calling request moments ago
+ * (peers.ts). An API key's calls go on to peers with the access token it was exchanged for.
  */
 export function authInterceptor(verifier: TokenVerifier, publicMethods: ReadonlySet<string>): Interceptor {
+  const guardKey = apiKeyGuard();
   const verified = async (next: Parameters<Interceptor>[0], req: UnaryRequest | StreamRequest) => {
     let principal = req.contextValues.get(principalKey);
+    const call = callContext.getStore();
     if (!principal) {
       const token = tokenFromHeaders(req.header);
       if (!token) {
@@ -126,10 +154,12 @@ export function authInterceptor(verifier: TokenVerifier, publicMethods: Readonly
         if (callingService(req.contextValues)) return next(req);
         throw new AppError("unauthenticated", "this call needs an access token: send Authorization: Bearer <token> or the access_token cookie (get one from /crm.auth.v1.AuthService/Login)");
       }
-      principal = await verifier.verify(token);
+      principal = await verifier.verify(token, { ip: req.contextValues.get(clientIpKey) });
       req.contextValues.set(principalKey, principal);
+      // An API key: peers get the access token it was exchanged for, never the key.
+      if (call && principal.token !== token) call.authorization = `Bearer ${principal.token}`;
     }
-    const call = callContext.getStore();
+    if (principal.apiKey && !callingService(req.contextValues)) await guardKey(req, principal);
     if (call) {
       call.companyId = principal.companyId;
       call.userId = principal.userId;
