@@ -97,3 +97,44 @@ export function newRoleOf(role: number): Role {
   if (!r) throw invalid([{ field: "role", description: ROLES }]);
   return r;
 }
+
+/** The audit log's limits (ListAuditEvents, ExportAuditEvents, the store). */
+export const auditLimits = {
+  pageSize: 500,
+  defaultPageSize: 50,
+  /** The store's page (the export reads in these). */
+  storePageSize: 1000,
+  actions: 50,
+} as const;
+
+/** A filter of ListAuditEvents / ExportAuditEvents as given (times in ms since the epoch). */
+export interface AuditFilterInput {
+  actorId: string;
+  actions: string[];
+  startMs: number | undefined;
+  endMs: number | undefined;
+}
+
+const actionShape = /^[a-z][a-z_]*\.[a-z][a-z_]*$/;
+
+/** Checks a filter: an actor id (UUID) or none, action names, a time range that is not reversed. */
+export function checkAuditFilter(f: AuditFilterInput): AuditFilterInput {
+  const problems: { field: string; description: string }[] = [];
+  if (f.actorId && !isUuid(f.actorId)) problems.push({ field: "actorId", description: "must be a user or API key id (UUID), or empty for everyone" });
+  if (f.actions.length > auditLimits.actions) problems.push({ field: "actions", description: `at most ${auditLimits.actions}` });
+  f.actions.forEach((a, i) => {
+    if (!actionShape.test(a) || a.length > 64) problems.push({ field: `actions[${i}]`, description: "must be an action like auth.login or api_key.created" });
+  });
+  if (f.startMs !== undefined && f.endMs !== undefined && f.startMs >= f.endMs) problems.push({ field: "endTime", description: "must be after startTime" });
+  if (problems.length) throw invalid(problems);
+  return f;
+}
+
+/** The keyset of the audit log's pages: the last event's sequence number. */
+export const encodeAuditPageToken = (seq: string) => Buffer.from(`a1:${seq}`).toString("base64url");
+
+export function decodeAuditPageToken(token: string): string {
+  const m = /^a1:([1-9][0-9]{0,18})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+  if (!m) throw invalid([{ field: "pageToken", description: "is not a token from a previous ListAuditEvents answer; leave it empty for the first page" }]);
+  return m[1]!;
+}

@@ -11,7 +11,7 @@
  */
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import { actorOf, AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
 import {
   ConsumeInviteTokenResponse_Outcome as InviteOutcome,
   ConsumeResetTokenResponse_Outcome as ResetOutcome,
@@ -27,6 +27,7 @@ import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
 import type { OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
 import { checkRows, limits, newRoleOf, pageSizeFits, userIdOf } from "../src/rules.js";
+import type { AuditLog } from "./audit-store.js";
 
 /**
  * What this store uses of other domains' stores, handed in by dbservice's mounting
@@ -45,6 +46,8 @@ export interface AdminStoreDeps {
   /** The auth store's mapping of users' roles and statuses to the crm.db.v1 enums. */
   roleToProto: Record<Role, UserRole>;
   statusToProto: Record<string, UserStatus>;
+  /** The audit log, written in each change's transaction (./audit-store.ts). */
+  audit: AuditLog;
 }
 
 const statusFromProto: Record<number, string | null> = { [UserStatus.UNSPECIFIED]: null, [UserStatus.ACTIVE]: "active", [UserStatus.INVITED]: "invited", [UserStatus.DEACTIVATED]: "deactivated" };
@@ -131,8 +134,11 @@ export function decodePageToken(token: string): PageKey {
 
 const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
+/** Sets the tenant of a transaction that began without one (a token redeemed before the tenant was known). */
+const becomeTenant = (sql: Sql, companyId: string) => sql.query("SELECT set_config('app.company_id', $1, true)", [companyId]);
+
 export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbAdminService> {
-  const { emails, roleToProto } = deps;
+  const { emails, roleToProto, audit } = deps;
   return {
     async registerUsersInCompany(req, ctx) {
       const p = principalOf(ctx);
@@ -192,6 +198,15 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
           results[i]!.userId = idByEmail.get(checks[i]!.row!.email)!;
         }
         withEmail.forEach((i, k) => (results[i]!.emailId = queued[k]!.emailId));
+        await audit.record(
+          sql,
+          created.map((i) => ({
+            action: "admin.user_added",
+            actor: actorOf(p),
+            target: { type: "user", id: idByEmail.get(checks[i]!.row!.email)! },
+            details: { email: checks[i]!.row!.email, role: checks[i]!.row!.role },
+          })),
+        );
         const count = (o: RowOutcome) => results.filter((r) => r.outcome === o).length;
         return {
           results,
@@ -202,6 +217,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
         };
       });
       if (res.emailsQueued) emails.afterOutbox?.();
+      if (res.created) audit.afterCommit();
       return res;
     },
 
@@ -232,7 +248,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
     async deactivateUserDB(req, ctx) {
       const p = principalOf(ctx);
       if (req.userId === p.userId) throw new AppError("failed_precondition", "you cannot deactivate yourself: ask another owner or admin");
-      return db.tenant(p.companyId, async (sql) => {
+      const res = await db.tenant(p.companyId, async (sql) => {
         await lockCompany(sql);
         const caller = await actingAdmin(sql, p);
         const target = await lockedTarget(sql, req.userId);
@@ -247,14 +263,24 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
         const revoked = await sql.query<{ id: string }>("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING id", [target.id]);
         await sql.query("UPDATE invite_tokens SET spent_at = now() WHERE user_id = $1 AND spent_at IS NULL", [target.id]);
         await sql.query("UPDATE password_resets SET spent_at = now() WHERE user_id = $1 AND spent_at IS NULL", [target.id]);
-        return { user: userRecord(rows[0]!, deps), revokedSessionIds: revoked.rows.map((r) => r.id) };
+        // The API keys the user created act for them: they end with the user (on the revocation list with the sessions).
+        const keys = await sql.query<{ id: string; name: string }>("UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL RETURNING id, name", [target.id]);
+        if (target.status !== "deactivated") {
+          await audit.record(sql, [
+            { action: "admin.user_deactivated", actor: actorOf(p), target: { type: "user", id: target.id }, details: { email: target.email, sessions_ended: String(revoked.rows.length) } },
+            ...keys.rows.map((k) => ({ action: "api_key.revoked", actor: actorOf(p), target: { type: "api_key", id: k.id }, details: { name: k.name, reason: "creator deactivated" } })),
+          ]);
+        }
+        return { user: userRecord(rows[0]!, deps), revokedSessionIds: [...revoked.rows.map((r) => r.id), ...keys.rows.map((k) => k.id)] };
       });
+      audit.afterCommit();
+      return res;
     },
 
     async changeRoleDB(req, ctx) {
       const p = principalOf(ctx);
       const role = newRoleOf(req.role);
-      return db.tenant(p.companyId, async (sql) => {
+      const res = await db.tenant(p.companyId, async (sql) => {
         await lockCompany(sql);
         const caller = await actingAdmin(sql, p);
         const target = await lockedTarget(sql, req.userId);
@@ -263,8 +289,13 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
           throw new AppError("failed_precondition", "the last active owner cannot be demoted: make someone else owner first");
         }
         const { rows } = await sql.query<UserRow>(`UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${userColumns}`, [target.id, role]);
+        if (target.role !== role) {
+          await audit.record(sql, [{ action: "admin.role_changed", actor: actorOf(p), target: { type: "user", id: target.id }, details: { email: target.email, from_role: target.role, to_role: role } }]);
+        }
         return { user: userRecord(rows[0]!, deps), previousRole: roleToProto[target.role] };
       });
+      audit.afterCommit();
+      return res;
     },
 
     async getCompanyDB(_req, ctx) {
@@ -311,13 +342,19 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
     async consumeResetToken(req, ctx) {
       requirePeer(ctx, "auth");
       if (req.tokenHash.length !== 32 || !req.passwordHash.startsWith("$argon2")) throw invalid([{ field: "tokenHash", description: "needs a 32-byte token hash and an argon2 password hash" }]);
-      const { rows } = await db.system((sql) =>
-        sql.query<{ outcome: string; user_id: string | null; company_id: string | null; revoked: string[] | null }>("SELECT * FROM crm_consume_reset($1, $2)", [
+      const r = await db.system(async (sql) => {
+        const { rows } = await sql.query<{ outcome: string; user_id: string | null; company_id: string | null; revoked: string[] | null }>("SELECT * FROM crm_consume_reset($1, $2)", [
           Buffer.from(req.tokenHash),
           req.passwordHash,
-        ]),
-      );
-      const r = rows[0]!;
+        ]);
+        const row = rows[0]!;
+        if (row.outcome === "consumed" && row.company_id && row.user_id) {
+          await becomeTenant(sql, row.company_id);
+          await audit.record(sql, [{ action: "auth.password_reset", actor: { type: "user", id: row.user_id, name: "", userId: row.user_id }, target: { type: "user", id: row.user_id }, details: { sessions_ended: String(row.revoked?.length ?? 0) } }]);
+        }
+        return row;
+      });
+      if (r.outcome === "consumed") audit.afterCommit();
       const outcome = r.outcome === "consumed" ? ResetOutcome.CONSUMED : r.outcome === "expired" ? ResetOutcome.EXPIRED : ResetOutcome.INVALID;
       return { outcome, userId: r.user_id ?? "", companyId: r.company_id ?? "", revokedSessionIds: r.revoked ?? [] };
     },
@@ -327,13 +364,23 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
       if (req.tokenHash.length !== 32 || !req.passwordHash.startsWith("$argon2")) throw invalid([{ field: "tokenHash", description: "needs a 32-byte token hash and an argon2 password hash" }]);
       const s = req.session;
       if (s && (s.refreshHash.length !== 32 || !s.expiresAt)) throw invalid([{ field: "session", description: "needs a 32-byte refreshHash and expiresAt" }]);
-      const { rows } = await db.system((sql) =>
-        sql.query<{ outcome: string; user_id: string | null; company_id: string | null; role: Role | null; session_id: string | null }>(
+      const r = await db.system(async (sql) => {
+        const { rows } = await sql.query<{ outcome: string; user_id: string | null; company_id: string | null; role: Role | null; session_id: string | null }>(
           "SELECT * FROM crm_consume_invite($1, $2, $3, $4, $5, $6)",
           [Buffer.from(req.tokenHash), req.passwordHash, s ? Buffer.from(s.refreshHash) : null, s ? timestampDate(s.expiresAt!) : null, (s?.userAgent ?? "").slice(0, 512), (s?.ip ?? "").slice(0, 64)],
-        ),
-      );
-      const r = rows[0]!;
+        );
+        const row = rows[0]!;
+        if (row.outcome === "consumed" && row.company_id && row.user_id) {
+          await becomeTenant(sql, row.company_id);
+          const actor = { type: "user" as const, id: row.user_id, name: "", userId: row.user_id };
+          await audit.record(sql, [
+            { action: "auth.invite_accepted", actor, target: { type: "user", id: row.user_id }, ip: s?.ip },
+            ...(row.session_id ? [{ action: "auth.login", actor, target: { type: "session", id: row.session_id }, ip: s?.ip, details: { via: "invitation" } }] : []),
+          ]);
+        }
+        return row;
+      });
+      if (r.outcome === "consumed") audit.afterCommit();
       const outcome = r.outcome === "consumed" ? InviteOutcome.CONSUMED : r.outcome === "expired" ? InviteOutcome.EXPIRED : InviteOutcome.INVALID;
       return { outcome, userId: r.user_id ?? "", companyId: r.company_id ?? "", role: r.role ? roleToProto[r.role] : UserRole.UNSPECIFIED, sessionId: r.session_id ?? "" };
     },

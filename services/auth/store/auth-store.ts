@@ -1,14 +1,38 @@
 /**
- * The auth store, mounted by dbservice as DbAuthService: companies, users' logins and sessions.
- * Its schema (roles, companies, users, sessions, refresh tokens, the login and rotation
- * functions) is migrations/1700000000001_auth.sql.
+ * The auth store, mounted by dbservice as DbAuthService: companies, users' logins and sessions,
+ * and API keys. Its schema (roles, companies, users, sessions, refresh tokens, the login and
+ * rotation functions) is migrations/1700000000001_auth.sql; API keys are
+ * migrations/1700000000131_api_keys.sql. Logins, logouts and API key changes are written to the
+ * audit log in their own transaction (the admin store's auditLog, handed in by dbservice).
  */
 import { randomUUID } from "node:crypto";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { AppError, invalid, isUuid, principalOf, requirePeer, requireRole, type Role } from "@crm/kit";
-import { type DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole, UserStatus, type NewSession } from "@crm/gen/crm/db/v1/db_auth_pb";
+import { actorOf, AppError, invalid, isUuid, principalOf, requirePeer, requireRole, type Actor, type Principal, type Role } from "@crm/kit";
+import {
+  type ApiKeyRecord,
+  type DbAuthService,
+  RotateRefreshTokenResponse_Outcome as Outcome,
+  UseApiKeyDBResponse_Outcome as KeyOutcome,
+  UserRole,
+  UserStatus,
+  type NewSession,
+} from "@crm/gen/crm/db/v1/db_auth_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
+import { apiKeyIdOf, apiKeyLimits, checkApiKey } from "../src/rules.js";
+
+/** The audit log as this store uses it (the admin store's auditLog; a store imports no other store). */
+export interface AuthAudit {
+  record(
+    sql: Sql,
+    events: { action: string; actor: Actor | { type: "anonymous" | "system"; id?: string; name?: string; userId?: string }; target?: { type: string; id: string }; ip?: string; details?: Record<string, string> }[],
+  ): Promise<void>;
+  afterCommit(): void;
+}
+
+export interface AuthStoreDeps {
+  audit: AuthAudit;
+}
 
 export const roleToProto: Record<Role, UserRole> = { owner: UserRole.OWNER, admin: UserRole.ADMIN, member: UserRole.MEMBER };
 export const statusToProto: Record<string, UserStatus> = { active: UserStatus.ACTIVE, invited: UserStatus.INVITED, deactivated: UserStatus.DEACTIVATED };
@@ -43,7 +67,63 @@ function uniqueViolation(err: unknown): string | undefined {
   return e.code === "23505" ? (e.constraint ?? "") : undefined;
 }
 
-export function authStore(db: Db): ServiceImpl<typeof DbAuthService> {
+interface KeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  scopes: string[];
+  created_at: Date;
+  created_by: string;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  last_used_ip: string;
+  revoked_at: Date | null;
+  requests_per_minute: number;
+  creator_role: Role | null;
+  creator_status: string | null;
+}
+const keyColumns = `k.id, k.name, k.prefix, k.scopes, k.created_at, k.created_by, k.expires_at, k.last_used_at, k.last_used_ip, k.revoked_at, k.requests_per_minute,
+  (SELECT u.role FROM users u WHERE u.id = k.created_by) AS creator_role, (SELECT u.status FROM users u WHERE u.id = k.created_by) AS creator_status`;
+
+function keyRecord(k: KeyRow): Omit<ApiKeyRecord, "$typeName"> {
+  return {
+    apiKeyId: k.id,
+    name: k.name,
+    prefix: k.prefix,
+    scopes: k.scopes,
+    createdAt: ts(k.created_at),
+    createdBy: k.created_by,
+    expiresAt: ts(k.expires_at),
+    lastUsedAt: ts(k.last_used_at),
+    lastUsedIp: k.last_used_ip,
+    revokedAt: ts(k.revoked_at),
+    requestsPerMinute: k.requests_per_minute,
+    creatorRole: k.creator_role ? roleToProto[k.creator_role] : UserRole.UNSPECIFIED,
+    creatorStatus: (k.creator_status && statusToProto[k.creator_status]) || UserStatus.UNSPECIFIED,
+  };
+}
+
+/** The acting user as the database knows them now: an active owner or admin with a session (not an API key), or permission_denied. */
+async function keyManager(sql: Sql, p: Principal): Promise<void> {
+  if (p.apiKey) throw new AppError("permission_denied", "API keys cannot manage API keys: use an owner's or admin's session");
+  const { rows } = await sql.query<{ role: Role; status: string }>("SELECT role, status FROM users WHERE id = $1", [p.userId]);
+  const u = rows[0];
+  if (!u || u.status !== "active" || (u.role !== "owner" && u.role !== "admin")) {
+    throw new AppError("permission_denied", `API keys are managed by owners and admins; you are ${u?.status === "active" ? u.role : "not an active user"}`);
+  }
+}
+
+const keyOutcomes: Record<string, KeyOutcome> = {
+  valid: KeyOutcome.VALID,
+  unknown: KeyOutcome.UNKNOWN,
+  revoked: KeyOutcome.REVOKED,
+  expired: KeyOutcome.EXPIRED,
+  creator_inactive: KeyOutcome.CREATOR_INACTIVE,
+};
+
+const ipOf = (ip: string) => ip.slice(0, 64);
+
+export function authStore(db: Db, { audit }: AuthStoreDeps): ServiceImpl<typeof DbAuthService> {
   return {
     async registerCompany(req, ctx) {
       requirePeer(ctx, "auth");
@@ -58,8 +138,13 @@ export function authStore(db: Db): ServiceImpl<typeof DbAuthService> {
           );
           const userId = rows[0]!.id;
           const sessionId = await insertSession(sql, companyId, userId, req.session);
+          const actor = { type: "user" as const, id: userId, name: req.ownerName, userId };
+          await audit.record(sql, [
+            { action: "auth.company_registered", actor, target: { type: "company", id: companyId }, ip: req.session?.ip, details: { email: req.ownerEmail } },
+            { action: "auth.login", actor, target: { type: "session", id: sessionId }, ip: req.session?.ip },
+          ]);
           return { companyId, userId, sessionId };
-        });
+        }).finally(() => audit.afterCommit());
       } catch (err) {
         const constraint = uniqueViolation(err);
         if (constraint === "users_email_key") throw new AppError("already_exists", `email ${req.ownerEmail} is already registered: log in instead, or reset the password`, [{ field: "email", description: "already registered" }]);
@@ -82,7 +167,12 @@ export function authStore(db: Db): ServiceImpl<typeof DbAuthService> {
     async createSession(req, ctx) {
       requirePeer(ctx, "auth");
       if (!isUuid(req.companyId) || !isUuid(req.userId)) throw invalid([{ field: "userId", description: "userId and companyId must be UUIDs" }]);
-      const sessionId = await db.tenant(req.companyId, (sql) => insertSession(sql, req.companyId, req.userId, req.session));
+      const sessionId = await db.tenant(req.companyId, async (sql) => {
+        const id = await insertSession(sql, req.companyId, req.userId, req.session);
+        await audit.record(sql, [{ action: "auth.login", actor: { type: "user", id: req.userId, name: "", userId: req.userId }, target: { type: "session", id }, ip: req.session?.ip }]);
+        return id;
+      });
+      audit.afterCommit();
       return { sessionId };
     },
 
@@ -123,9 +213,13 @@ export function authStore(db: Db): ServiceImpl<typeof DbAuthService> {
     async revokeSession(req, ctx) {
       const p = principalOf(ctx);
       if (!isUuid(req.sessionId)) throw invalid([{ field: "sessionId", description: "must be a session id (UUID) from ListSessions" }]);
-      const { rows } = await db.tenant(p.companyId, (sql) =>
-        sql.query<{ user_id: string }>("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING user_id", [req.sessionId, p.userId]),
-      );
+      const { rows } = await db.tenant(p.companyId, async (sql) => {
+        const res = await sql.query<{ user_id: string }>("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING user_id", [req.sessionId, p.userId]);
+        // Ending the session of the calling token is a logout; ending another of one's sessions, a revocation.
+        if (res.rows.length) await audit.record(sql, [{ action: req.sessionId === p.sessionId ? "auth.logout" : "auth.session_revoked", actor: actorOf(p), target: { type: "session", id: req.sessionId }, ip: ipOf(req.ip) }]);
+        return res;
+      });
+      if (rows.length) audit.afterCommit();
       return { revoked: rows.length === 1, userId: p.userId };
     },
 
@@ -133,10 +227,95 @@ export function authStore(db: Db): ServiceImpl<typeof DbAuthService> {
       const p = req.userId && req.userId !== principalOf(ctx).userId ? requireRole(ctx, "owner", "admin") : principalOf(ctx);
       const userId = req.userId || p.userId;
       if (!isUuid(userId)) throw invalid([{ field: "userId", description: "must be a user id (UUID)" }]);
-      const { rows } = await db.tenant(p.companyId, (sql) =>
-        sql.query<{ id: string }>("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING id", [userId]),
-      );
+      const { rows } = await db.tenant(p.companyId, async (sql) => {
+        const res = await sql.query<{ id: string }>("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING id", [userId]);
+        await audit.record(sql, [{ action: "auth.logout_all", actor: actorOf(p), target: { type: "user", id: userId }, ip: ipOf(req.ip), details: { sessions_ended: String(res.rows.length) } }]);
+        return res;
+      });
+      audit.afterCommit();
       return { sessionIds: rows.map((r) => r.id) };
+    },
+
+    async createApiKeyDB(req, ctx) {
+      const p = principalOf(ctx);
+      const key = checkApiKey(
+        { name: req.name, scopes: req.scopes, expiresAtMs: req.expiresAt ? timestampDate(req.expiresAt).getTime() : undefined, requestsPerMinute: req.requestsPerMinute },
+        Date.now(),
+      );
+      if (!/^[0-9a-f]{12}$/.test(req.prefix) || req.keyHash.length !== 32) throw invalid([{ field: "prefix", description: "needs the key's 12-character prefix and its 32-byte SHA-256" }]);
+      const row = await db.tenant(p.companyId, async (sql) => {
+        await keyManager(sql, p);
+        // Serialises key creation per company, so the limit holds under concurrent calls.
+        await sql.query("SELECT id FROM companies WHERE id = crm_company() FOR UPDATE");
+        const { rows: count } = await sql.query<{ n: string }>("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())");
+        if (Number(count[0]!.n) >= apiKeyLimits.activePerCompany) {
+          throw new AppError("failed_precondition", `your company has ${apiKeyLimits.activePerCompany} active API keys, the most it may hold: revoke one first`);
+        }
+        const { rows } = await sql.query<{ id: string }>(
+          `INSERT INTO api_keys (company_id, name, prefix, key_hash, scopes, requests_per_minute, created_by, expires_at)
+           VALUES (crm_company(), $1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+          [key.name, req.prefix, Buffer.from(req.keyHash), key.scopes, key.requestsPerMinute, p.userId, key.expiresAtMs === undefined ? null : new Date(key.expiresAtMs)],
+        );
+        const id = rows[0]!.id;
+        await audit.record(sql, [
+          {
+            action: "api_key.created",
+            actor: actorOf(p),
+            target: { type: "api_key", id },
+            ip: ipOf(req.ip),
+            details: { name: key.name, prefix: req.prefix, scopes: key.scopes.join(" "), expires_at: key.expiresAtMs === undefined ? "" : new Date(key.expiresAtMs).toISOString() },
+          },
+        ]);
+        return (await sql.query<KeyRow>(`SELECT ${keyColumns} FROM api_keys k WHERE k.id = $1`, [id])).rows[0]!;
+      });
+      audit.afterCommit();
+      return { apiKey: keyRecord(row) };
+    },
+
+    async listApiKeysDB(req, ctx) {
+      const p = principalOf(ctx);
+      const rows = await db.tenant(p.companyId, async (sql) => {
+        await keyManager(sql, p);
+        return (await sql.query<KeyRow>(`SELECT ${keyColumns} FROM api_keys k WHERE $1 OR k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id`, [req.includeRevoked])).rows;
+      });
+      return { apiKeys: rows.map(keyRecord) };
+    },
+
+    async revokeApiKeyDB(req, ctx) {
+      const p = principalOf(ctx);
+      const id = apiKeyIdOf(req.apiKeyId);
+      const res = await db.tenant(p.companyId, async (sql) => {
+        await keyManager(sql, p);
+        const { rows: revoked } = await sql.query<{ id: string; name: string }>("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id, name", [id]);
+        const { rows } = await sql.query<KeyRow>(`SELECT ${keyColumns} FROM api_keys k WHERE k.id = $1`, [id]);
+        if (!rows[0]) throw new AppError("not_found", `no API key ${id} in your company: see ListApiKeys`);
+        if (revoked.length) await audit.record(sql, [{ action: "api_key.revoked", actor: actorOf(p), target: { type: "api_key", id }, ip: ipOf(req.ip), details: { name: rows[0].name, prefix: rows[0].prefix } }]);
+        return { row: rows[0], now: revoked.length === 1 };
+      });
+      if (res.now) audit.afterCommit();
+      return { apiKey: keyRecord(res.row), revokedNow: res.now };
+    },
+
+    async useApiKeyDB(req, ctx) {
+      requirePeer(ctx, "auth");
+      if (req.keyHash.length !== 32) throw invalid([{ field: "keyHash", description: "must be a 32-byte SHA-256 digest" }]);
+      const ip = ipOf(req.ip);
+      const r = await db.system(async (sql) => {
+        const { rows } = await sql.query<KeyRow & { outcome: string; company_id: string | null; first_use_today: boolean }>("SELECT * FROM crm_use_api_key($1, $2)", [Buffer.from(req.keyHash), ip]);
+        const row = rows[0]!;
+        if (row.first_use_today && row.company_id) {
+          // The key's first use of this UTC day, in the transaction that recorded the use.
+          await sql.query("SELECT set_config('app.company_id', $1, true)", [row.company_id]);
+          await audit.record(sql, [
+            { action: "api_key.used", actor: { type: "api_key", id: row.id, name: `API key ${row.name}`, userId: row.created_by }, target: { type: "api_key", id: row.id }, ip, details: { prefix: row.prefix } },
+          ]);
+        }
+        return row;
+      });
+      if (r.first_use_today) audit.afterCommit();
+      const outcome = keyOutcomes[r.outcome] ?? KeyOutcome.UNSPECIFIED;
+      if (outcome === KeyOutcome.UNKNOWN) return { outcome };
+      return { outcome, apiKey: keyRecord(r), companyId: r.company_id ?? "" };
     },
   };
 }

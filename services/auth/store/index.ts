@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from "node:url";
 
-export { authStore, roleToProto, statusToProto } from "./auth-store.js";
+export { authStore, roleToProto, statusToProto, type AuthAudit, type AuthStoreDeps } from "./auth-store.js";
 
 /** In the production bundle this resolves beside dist/crm.mjs (dist/migrations, where the build copies every domain's). */
 export const migrationsDir = fileURLToPath(new URL("./migrations", import.meta.url));

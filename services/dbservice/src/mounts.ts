@@ -12,7 +12,8 @@ import { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
-import { adminStore, migrationsDir as adminMigrations } from "@crm/admin/store";
+import { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
+import { adminStore, auditLog, auditStore, migrationsDir as adminMigrations } from "@crm/admin/store";
 import { authStore, migrationsDir as authMigrations, roleToProto, statusToProto } from "@crm/auth/store";
 import { chatStore, migrationsDir as chatsMigrations } from "@crm/chats/store";
 import { emailProblem, emailStore, queueEmails, type EmailQueueConfig } from "@crm/email/store";
@@ -52,11 +53,15 @@ export function mount<S extends DescService>(
   };
 }
 
+/** The audit log (the admin store's) as every store that writes to it gets it. */
+const audit = ({ db, afterOutbox }: StoreContext) => auditLog(db, afterOutbox);
+
 export const mounts: readonly Mount[] = [
-  // Login and registration run before a tenant is known (requirePeer("auth")).
-  mount(DbAuthService, ({ db }) => authStore(db), {
+  // Login and registration run before a tenant is known (requirePeer("auth")), and so does an API
+  // key's use. The audit log is the admin store's, handed in (a store imports no other store).
+  mount(DbAuthService, (ctx) => authStore(ctx.db, { audit: audit(ctx) }), {
     migrations: authMigrations,
-    publicMethods: ["RegisterCompany", "LoginDB", "CreateSession", "RotateRefreshToken"],
+    publicMethods: ["RegisterCompany", "LoginDB", "CreateSession", "RotateRefreshToken", "UseApiKeyDB"],
   }),
   // The timers service's periodic job: requirePeer("timers").
   mount(DbTimerService, ({ db }) => timerStore(db), { migrations: timersMigrations, publicMethods: ["StopForgottenTimersDB"] }),
@@ -64,11 +69,12 @@ export const mounts: readonly Mount[] = [
   // Password reset and invitations run for no user (requirePeer("auth")).
   mount(
     DbAdminService,
-    ({ db, email }) =>
-      adminStore(db, {
-        emails: { problem: emailProblem, queue: (sql, companyId, emails) => queueEmails(db, sql, email, companyId, emails), afterOutbox: email.afterOutbox },
+    (ctx) =>
+      adminStore(ctx.db, {
+        emails: { problem: emailProblem, queue: (sql, companyId, emails) => queueEmails(ctx.db, sql, ctx.email, companyId, emails), afterOutbox: ctx.email.afterOutbox },
         roleToProto,
         statusToProto,
+        audit: audit(ctx),
       }),
     { migrations: adminMigrations, publicMethods: ["CreatePasswordReset", "LookupToken", "ConsumeResetToken", "ConsumeInviteToken"] },
   ),
@@ -77,5 +83,7 @@ export const mounts: readonly Mount[] = [
     publicMethods: ["QueueEmail", "MarkEmailSent", "MarkEmailFailed", "GetEmailStatusDB", "AdvanceEmailWorkers"],
   }),
   mount(DbChatService, ({ db, afterOutbox }) => chatStore({ db, afterOutbox }), { migrations: chatsMigrations }),
+  // The audit log: listed by owners and admins; RecordAuditEventsDB (actions that write nothing else) only for our services.
+  mount(DbAuditService, (ctx) => auditStore(ctx.db, audit(ctx)), { publicMethods: ["RecordAuditEventsDB"] }),
   mount(DbRecordsService, ({ db }) => recordsStore(db), { migrations: recordsMigrations }),
 ];

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/db/v1/db_auth.proto.
  */
 export const file_crm_db_v1_db_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chdjcm0vZGIvdjEvZGJfYXV0aC5wcm90bxIJY3JtLmRiLnYxInIKCk5ld1Nlc3Npb24SFAoMcmVmcmVzaF9oYXNoGAEgASgMEhIKCnVzZXJfYWdlbnQYAiABKAkSCgoCaXAYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizAEKFlJlZ2lzdGVyQ29tcGFueVJlcXVlc3QSFAoMY29tcGFueV9uYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGbG9jYWxlGAMgASgJEhMKC293bmVyX2VtYWlsGAQgASgJEhMKC293bmVyX3Bob25lGAUgASgJEhIKCm93bmVyX25hbWUYBiABKAkSFQoNcGFzc3dvcmRfaGFzaBgHIAEoCRImCgdzZXNzaW9uGAggASgLMhUuY3JtLmRiLnYxLk5ld1Nlc3Npb24iUgoXUmVnaXN0ZXJDb21wYW55UmVzcG9uc2USEgoKY29tcGFueV9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiLgoOTG9naW5EQlJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkipgEKD0xvZ2luREJSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIPCgd1c2VyX2lkGAIgASgJEhIKCmNvbXBhbnlfaWQYAyABKAkSIQoEcm9sZRgEIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBSABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIVCg1wYXNzd29yZF9oYXNoGAYgASgJImMKFENyZWF0ZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCRImCgdzZXNzaW9uGAMgASgLMhUuY3JtLmRiLnYxLk5ld1Nlc3Npb24iKwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkiPwoZUm90YXRlUmVmcmVzaFRva2VuUmVxdWVzdBIQCghvbGRfaGFzaBgBIAEoDBIQCghuZXdfaGFzaBgCIAEoDCLdAgoaUm90YXRlUmVmcmVzaFRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Sb3RhdGVSZWZyZXNoVG9rZW5SZXNwb25zZS5PdXRjb21lEhIKCnNlc3Npb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgpjb21wYW55X2lkGAQgASgJEiEKBHJvbGUYBSABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUSLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9ST1RBVEVEEAESEwoPT1VUQ09NRV9VTktOT1dOEAISEgoOT1VUQ09NRV9SRVVTRUQQAxIRCg1PVVRDT01FX0VOREVEEAQiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCLVAQoNU2Vzc2lvblJlY29yZBISCgpzZXNzaW9uX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXNlcl9hZ2VudBgFIAEoCRIKCgJpcBgGIAEoCSJCChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIqCghzZXNzaW9ucxgBIAMoCzIYLmNybS5kYi52MS5TZXNzaW9uUmVjb3JkIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiOQoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAgSDwoHdXNlcl9pZBgCIAEoCSIrChhSZXZva2VBbGxTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIwChlSZXZva2VBbGxTZXNzaW9uc1Jlc3BvbnNlEhMKC3Nlc3Npb25faWRzGAEgAygJKmUKCFVzZXJSb2xlEhkKFVVTRVJfUk9MRV9VTlNQRUNJRklFRBAAEhMKD1VTRVJfUk9MRV9PV05FUhABEhMKD1VTRVJfUk9MRV9BRE1JThACEhQKEFVTRVJfUk9MRV9NRU1CRVIQAyp3CgpVc2VyU3RhdHVzEhsKF1VTRVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSVVNFUl9TVEFUVVNfQUNUSVZFEAESFwoTVVNFUl9TVEFUVVNfSU5WSVRFRBACEhsKF1VTRVJfU1RBVFVTX0RFQUNUSVZBVEVEEAMy5wQKDURiQXV0aFNlcnZpY2USWAoPUmVnaXN0ZXJDb21wYW55EiEuY3JtLmRiLnYxLlJlZ2lzdGVyQ29tcGFueVJlcXVlc3QaIi5jcm0uZGIudjEuUmVnaXN0ZXJDb21wYW55UmVzcG9uc2USQAoHTG9naW5EQhIZLmNybS5kYi52MS5Mb2dpbkRCUmVxdWVzdBoaLmNybS5kYi52MS5Mb2dpbkRCUmVzcG9uc2USUgoNQ3JlYXRlU2Vzc2lvbhIfLmNybS5kYi52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBogLmNybS5kYi52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2USYQoSUm90YXRlUmVmcmVzaFRva2VuEiQuY3JtLmRiLnYxLlJvdGF0ZVJlZnJlc2hUb2tlblJlcXVlc3QaJS5jcm0uZGIudjEuUm90YXRlUmVmcmVzaFRva2VuUmVzcG9uc2USTwoMTGlzdFNlc3Npb25zEh4uY3JtLmRiLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaHy5jcm0uZGIudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USUgoNUmV2b2tlU2Vzc2lvbhIfLmNybS5kYi52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBogLmNybS5kYi52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2USXgoRUmV2b2tlQWxsU2Vzc2lvbnMSIy5jcm0uZGIudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0GiQuY3JtLmRiLnYxLlJldm9rZUFsbFNlc3Npb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chdjcm0vZGIvdjEvZGJfYXV0aC5wcm90bxIJY3JtLmRiLnYxInIKCk5ld1Nlc3Npb24SFAoMcmVmcmVzaF9oYXNoGAEgASgMEhIKCnVzZXJfYWdlbnQYAiABKAkSCgoCaXAYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizAEKFlJlZ2lzdGVyQ29tcGFueVJlcXVlc3QSFAoMY29tcGFueV9uYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGbG9jYWxlGAMgASgJEhMKC293bmVyX2VtYWlsGAQgASgJEhMKC293bmVyX3Bob25lGAUgASgJEhIKCm93bmVyX25hbWUYBiABKAkSFQoNcGFzc3dvcmRfaGFzaBgHIAEoCRImCgdzZXNzaW9uGAggASgLMhUuY3JtLmRiLnYxLk5ld1Nlc3Npb24iUgoXUmVnaXN0ZXJDb21wYW55UmVzcG9uc2USEgoKY29tcGFueV9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiLgoOTG9naW5EQlJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkipgEKD0xvZ2luREJSZXNwb25zZRINCgVmb3VuZBgBIAEoCBIPCgd1c2VyX2lkGAIgASgJEhIKCmNvbXBhbnlfaWQYAyABKAkSIQoEcm9sZRgEIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBSABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIVCg1wYXNzd29yZF9oYXNoGAYgASgJImMKFENyZWF0ZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCRImCgdzZXNzaW9uGAMgASgLMhUuY3JtLmRiLnYxLk5ld1Nlc3Npb24iKwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkiPwoZUm90YXRlUmVmcmVzaFRva2VuUmVxdWVzdBIQCghvbGRfaGFzaBgBIAEoDBIQCghuZXdfaGFzaBgCIAEoDCLdAgoaUm90YXRlUmVmcmVzaFRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Sb3RhdGVSZWZyZXNoVG9rZW5SZXNwb25zZS5PdXRjb21lEhIKCnNlc3Npb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgpjb21wYW55X2lkGAQgASgJEiEKBHJvbGUYBSABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUSLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9ST1RBVEVEEAESEwoPT1VUQ09NRV9VTktOT1dOEAISEgoOT1VUQ09NRV9SRVVTRUQQAxIRCg1PVVRDT01FX0VOREVEEAQiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCLVAQoNU2Vzc2lvblJlY29yZBISCgpzZXNzaW9uX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXNlcl9hZ2VudBgFIAEoCRIKCgJpcBgGIAEoCSJCChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIqCghzZXNzaW9ucxgBIAMoCzIYLmNybS5kYi52MS5TZXNzaW9uUmVjb3JkIjYKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaXAYAiABKAkiOQoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAgSDwoHdXNlcl9pZBgCIAEoCSI3ChhSZXZva2VBbGxTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIKCgJpcBgCIAEoCSIwChlSZXZva2VBbGxTZXNzaW9uc1Jlc3BvbnNlEhMKC3Nlc3Npb25faWRzGAEgAygJIrMDCgxBcGlLZXlSZWNvcmQSEgoKYXBpX2tleV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnByZWZpeBgDIAEoCRIOCgZzY29wZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgGIAEoCRIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxhc3RfdXNlZF9pcBgJIAEoCRIuCgpyZXZva2VkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNyZXF1ZXN0c19wZXJfbWludXRlGAsgASgFEikKDGNyZWF0b3Jfcm9sZRgMIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRItCg5jcmVhdG9yX3N0YXR1cxgNIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIrABChVDcmVhdGVBcGlLZXlEQlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZwcmVmaXgYAiABKAkSEAoIa2V5X2hhc2gYAyABKAwSDgoGc2NvcGVzGAQgAygJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYBiABKAUSCgoCaXAYByABKAkiQgoWQ3JlYXRlQXBpS2V5REJSZXNwb25zZRIoCgdhcGlfa2V5GAEgASgLMhcuY3JtLmRiLnYxLkFwaUtleVJlY29yZCIvChRMaXN0QXBpS2V5c0RCUmVxdWVzdBIXCg9pbmNsdWRlX3Jldm9rZWQYASABKAgiQgoVTGlzdEFwaUtleXNEQlJlc3BvbnNlEikKCGFwaV9rZXlzGAEgAygLMhcuY3JtLmRiLnYxLkFwaUtleVJlY29yZCI3ChVSZXZva2VBcGlLZXlEQlJlcXVlc3QSEgoKYXBpX2tleV9pZBgBIAEoCRIKCgJpcBgCIAEoCSJXChZSZXZva2VBcGlLZXlEQlJlc3BvbnNlEigKB2FwaV9rZXkYASABKAsyFy5jcm0uZGIudjEuQXBpS2V5UmVjb3JkEhMKC3Jldm9rZWRfbm93GAIgASgIIjIKElVzZUFwaUtleURCUmVxdWVzdBIQCghrZXlfaGFzaBgBIAEoDBIKCgJpcBgCIAEoCSKhAgoTVXNlQXBpS2V5REJSZXNwb25zZRI3CgdvdXRjb21lGAEgASgOMiYuY3JtLmRiLnYxLlVzZUFwaUtleURCUmVzcG9uc2UuT3V0Y29tZRIoCgdhcGlfa2V5GAIgASgLMhcuY3JtLmRiLnYxLkFwaUtleVJlY29yZBISCgpjb21wYW55X2lkGAMgASgJIpIBCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX1ZBTElEEAESEwoPT1VUQ09NRV9VTktOT1dOEAISEwoPT1VUQ09NRV9SRVZPS0VEEAMSEwoPT1VUQ09NRV9FWFBJUkVEEAQSHAoYT1VUQ09NRV9DUkVBVE9SX0lOQUNUSVZFEAUqZQoIVXNlclJvbGUSGQoVVVNFUl9ST0xFX1VOU1BFQ0lGSUVEEAASEwoPVVNFUl9ST0xFX09XTkVSEAESEwoPVVNFUl9ST0xFX0FETUlOEAISFAoQVVNFUl9ST0xFX01FTUJFUhADKncKClVzZXJTdGF0dXMSGwoXVVNFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJVU0VSX1NUQVRVU19BQ1RJVkUQARIXChNVU0VSX1NUQVRVU19JTlZJVEVEEAISGwoXVVNFUl9TVEFUVVNfREVBQ1RJVkFURUQQAzK3BwoNRGJBdXRoU2VydmljZRJYCg9SZWdpc3RlckNvbXBhbnkSIS5jcm0uZGIudjEuUmVnaXN0ZXJDb21wYW55UmVxdWVzdBoiLmNybS5kYi52MS5SZWdpc3RlckNvbXBhbnlSZXNwb25zZRJACgdMb2dpbkRCEhkuY3JtLmRiLnYxLkxvZ2luREJSZXF1ZXN0GhouY3JtLmRiLnYxLkxvZ2luREJSZXNwb25zZRJSCg1DcmVhdGVTZXNzaW9uEh8uY3JtLmRiLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiAuY3JtLmRiLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRJhChJSb3RhdGVSZWZyZXNoVG9rZW4SJC5jcm0uZGIudjEuUm90YXRlUmVmcmVzaFRva2VuUmVxdWVzdBolLmNybS5kYi52MS5Sb3RhdGVSZWZyZXNoVG9rZW5SZXNwb25zZRJPCgxMaXN0U2Vzc2lvbnMSHi5jcm0uZGIudjEuTGlzdFNlc3Npb25zUmVxdWVzdBofLmNybS5kYi52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJSCg1SZXZva2VTZXNzaW9uEh8uY3JtLmRiLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiAuY3JtLmRiLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJeChFSZXZva2VBbGxTZXNzaW9ucxIjLmNybS5kYi52MS5SZXZva2VBbGxTZXNzaW9uc1JlcXVlc3QaJC5jcm0uZGIudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRJVCg5DcmVhdGVBcGlLZXlEQhIgLmNybS5kYi52MS5DcmVhdGVBcGlLZXlEQlJlcXVlc3QaIS5jcm0uZGIudjEuQ3JlYXRlQXBpS2V5REJSZXNwb25zZRJSCg1MaXN0QXBpS2V5c0RCEh8uY3JtLmRiLnYxLkxpc3RBcGlLZXlzREJSZXF1ZXN0GiAuY3JtLmRiLnYxLkxpc3RBcGlLZXlzREJSZXNwb25zZRJVCg5SZXZva2VBcGlLZXlEQhIgLmNybS5kYi52MS5SZXZva2VBcGlLZXlEQlJlcXVlc3QaIS5jcm0uZGIudjEuUmV2b2tlQXBpS2V5REJSZXNwb25zZRJMCgtVc2VBcGlLZXlEQhIdLmNybS5kYi52MS5Vc2VBcGlLZXlEQlJlcXVlc3QaHi5jcm0uZGIudjEuVXNlQXBpS2V5REJSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * What a new session starts with.
@@ -433,6 +433,13 @@ export type RevokeSessionRequest = Message<"crm.db.v1.RevokeSessionRequest"> & {
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
+
+  /**
+   * The client's address, for the audit log.
+   *
+   * @generated from field: string ip = 2;
+   */
+  ip: string;
 };
 
 /**
@@ -476,6 +483,13 @@ export type RevokeAllSessionsRequest = Message<"crm.db.v1.RevokeAllSessionsReque
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * The client's address, for the audit log.
+   *
+   * @generated from field: string ip = 2;
+   */
+  ip: string;
 };
 
 /**
@@ -501,6 +515,341 @@ export type RevokeAllSessionsResponse = Message<"crm.db.v1.RevokeAllSessionsResp
  */
 export const RevokeAllSessionsResponseSchema: GenMessage<RevokeAllSessionsResponse> = /*@__PURE__*/
   messageDesc(file_crm_db_v1_db_auth, 15);
+
+/**
+ * An API key as stored (never its secret or hash).
+ *
+ * @generated from message crm.db.v1.ApiKeyRecord
+ */
+export type ApiKeyRecord = Message<"crm.db.v1.ApiKeyRecord"> & {
+  /**
+   * @generated from field: string api_key_id = 1;
+   */
+  apiKeyId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The 12 visible characters after crm_live_.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+
+  /**
+   * @generated from field: repeated string scopes = 4;
+   */
+  scopes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 5;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string created_by = 6;
+   */
+  createdBy: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 7;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_used_at = 8;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string last_used_ip = 9;
+   */
+  lastUsedIp: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 10;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int32 requests_per_minute = 11;
+   */
+  requestsPerMinute: number;
+
+  /**
+   * The creator's current role and status.
+   *
+   * @generated from field: crm.db.v1.UserRole creator_role = 12;
+   */
+  creatorRole: UserRole;
+
+  /**
+   * @generated from field: crm.db.v1.UserStatus creator_status = 13;
+   */
+  creatorStatus: UserStatus;
+};
+
+/**
+ * Describes the message crm.db.v1.ApiKeyRecord.
+ * Use `create(ApiKeyRecordSchema)` to create a new message.
+ */
+export const ApiKeyRecordSchema: GenMessage<ApiKeyRecord> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 16);
+
+/**
+ * @generated from message crm.db.v1.CreateApiKeyDBRequest
+ */
+export type CreateApiKeyDBRequest = Message<"crm.db.v1.CreateApiKeyDBRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string prefix = 2;
+   */
+  prefix: string;
+
+  /**
+   * SHA-256 of the whole key.
+   *
+   * @generated from field: bytes key_hash = 3;
+   */
+  keyHash: Uint8Array;
+
+  /**
+   * @generated from field: repeated string scopes = 4;
+   */
+  scopes: string[];
+
+  /**
+   * Unset: never expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 5;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int32 requests_per_minute = 6;
+   */
+  requestsPerMinute: number;
+
+  /**
+   * The client's address, for the audit log.
+   *
+   * @generated from field: string ip = 7;
+   */
+  ip: string;
+};
+
+/**
+ * Describes the message crm.db.v1.CreateApiKeyDBRequest.
+ * Use `create(CreateApiKeyDBRequestSchema)` to create a new message.
+ */
+export const CreateApiKeyDBRequestSchema: GenMessage<CreateApiKeyDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 17);
+
+/**
+ * @generated from message crm.db.v1.CreateApiKeyDBResponse
+ */
+export type CreateApiKeyDBResponse = Message<"crm.db.v1.CreateApiKeyDBResponse"> & {
+  /**
+   * @generated from field: crm.db.v1.ApiKeyRecord api_key = 1;
+   */
+  apiKey?: ApiKeyRecord | undefined;
+};
+
+/**
+ * Describes the message crm.db.v1.CreateApiKeyDBResponse.
+ * Use `create(CreateApiKeyDBResponseSchema)` to create a new message.
+ */
+export const CreateApiKeyDBResponseSchema: GenMessage<CreateApiKeyDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 18);
+
+/**
+ * @generated from message crm.db.v1.ListApiKeysDBRequest
+ */
+export type ListApiKeysDBRequest = Message<"crm.db.v1.ListApiKeysDBRequest"> & {
+  /**
+   * @generated from field: bool include_revoked = 1;
+   */
+  includeRevoked: boolean;
+};
+
+/**
+ * Describes the message crm.db.v1.ListApiKeysDBRequest.
+ * Use `create(ListApiKeysDBRequestSchema)` to create a new message.
+ */
+export const ListApiKeysDBRequestSchema: GenMessage<ListApiKeysDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 19);
+
+/**
+ * @generated from message crm.db.v1.ListApiKeysDBResponse
+ */
+export type ListApiKeysDBResponse = Message<"crm.db.v1.ListApiKeysDBResponse"> & {
+  /**
+   * @generated from field: repeated crm.db.v1.ApiKeyRecord api_keys = 1;
+   */
+  apiKeys: ApiKeyRecord[];
+};
+
+/**
+ * Describes the message crm.db.v1.ListApiKeysDBResponse.
+ * Use `create(ListApiKeysDBResponseSchema)` to create a new message.
+ */
+export const ListApiKeysDBResponseSchema: GenMessage<ListApiKeysDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 20);
+
+/**
+ * @generated from message crm.db.v1.RevokeApiKeyDBRequest
+ */
+export type RevokeApiKeyDBRequest = Message<"crm.db.v1.RevokeApiKeyDBRequest"> & {
+  /**
+   * @generated from field: string api_key_id = 1;
+   */
+  apiKeyId: string;
+
+  /**
+   * The client's address, for the audit log.
+   *
+   * @generated from field: string ip = 2;
+   */
+  ip: string;
+};
+
+/**
+ * Describes the message crm.db.v1.RevokeApiKeyDBRequest.
+ * Use `create(RevokeApiKeyDBRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeyDBRequestSchema: GenMessage<RevokeApiKeyDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 21);
+
+/**
+ * @generated from message crm.db.v1.RevokeApiKeyDBResponse
+ */
+export type RevokeApiKeyDBResponse = Message<"crm.db.v1.RevokeApiKeyDBResponse"> & {
+  /**
+   * @generated from field: crm.db.v1.ApiKeyRecord api_key = 1;
+   */
+  apiKey?: ApiKeyRecord | undefined;
+
+  /**
+   * False when it was revoked already.
+   *
+   * @generated from field: bool revoked_now = 2;
+   */
+  revokedNow: boolean;
+};
+
+/**
+ * Describes the message crm.db.v1.RevokeApiKeyDBResponse.
+ * Use `create(RevokeApiKeyDBResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeyDBResponseSchema: GenMessage<RevokeApiKeyDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 22);
+
+/**
+ * @generated from message crm.db.v1.UseApiKeyDBRequest
+ */
+export type UseApiKeyDBRequest = Message<"crm.db.v1.UseApiKeyDBRequest"> & {
+  /**
+   * SHA-256 of the whole key.
+   *
+   * @generated from field: bytes key_hash = 1;
+   */
+  keyHash: Uint8Array;
+
+  /**
+   * The address it is used from.
+   *
+   * @generated from field: string ip = 2;
+   */
+  ip: string;
+};
+
+/**
+ * Describes the message crm.db.v1.UseApiKeyDBRequest.
+ * Use `create(UseApiKeyDBRequestSchema)` to create a new message.
+ */
+export const UseApiKeyDBRequestSchema: GenMessage<UseApiKeyDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 23);
+
+/**
+ * @generated from message crm.db.v1.UseApiKeyDBResponse
+ */
+export type UseApiKeyDBResponse = Message<"crm.db.v1.UseApiKeyDBResponse"> & {
+  /**
+   * @generated from field: crm.db.v1.UseApiKeyDBResponse.Outcome outcome = 1;
+   */
+  outcome: UseApiKeyDBResponse_Outcome;
+
+  /**
+   * @generated from field: crm.db.v1.ApiKeyRecord api_key = 2;
+   */
+  apiKey?: ApiKeyRecord | undefined;
+
+  /**
+   * @generated from field: string company_id = 3;
+   */
+  companyId: string;
+};
+
+/**
+ * Describes the message crm.db.v1.UseApiKeyDBResponse.
+ * Use `create(UseApiKeyDBResponseSchema)` to create a new message.
+ */
+export const UseApiKeyDBResponseSchema: GenMessage<UseApiKeyDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_auth, 24);
+
+/**
+ * @generated from enum crm.db.v1.UseApiKeyDBResponse.Outcome
+ */
+export enum UseApiKeyDBResponse_Outcome {
+  /**
+   * @generated from enum value: OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Usable: the fields below are set.
+   *
+   * @generated from enum value: OUTCOME_VALID = 1;
+   */
+  VALID = 1,
+
+  /**
+   * No key has this hash.
+   *
+   * @generated from enum value: OUTCOME_UNKNOWN = 2;
+   */
+  UNKNOWN = 2,
+
+  /**
+   * @generated from enum value: OUTCOME_REVOKED = 3;
+   */
+  REVOKED = 3,
+
+  /**
+   * @generated from enum value: OUTCOME_EXPIRED = 4;
+   */
+  EXPIRED = 4,
+
+  /**
+   * Its creator is no longer an active user.
+   *
+   * @generated from enum value: OUTCOME_CREATOR_INACTIVE = 5;
+   */
+  CREATOR_INACTIVE = 5,
+}
+
+/**
+ * Describes the enum crm.db.v1.UseApiKeyDBResponse.Outcome.
+ */
+export const UseApiKeyDBResponse_OutcomeSchema: GenEnum<UseApiKeyDBResponse_Outcome> = /*@__PURE__*/
+  enumDesc(file_crm_db_v1_db_auth, 24, 0);
 
 /**
  * Same numbering as crm.auth.v1.Role.
@@ -643,6 +992,50 @@ export const DbAuthService: GenService<{
     methodKind: "unary";
     input: typeof RevokeAllSessionsRequestSchema;
     output: typeof RevokeAllSessionsResponseSchema;
+  },
+  /**
+   * Stores a new API key (its hash) for the acting user, who must be an active owner or admin
+   * now; writes api_key.created to the audit log in the same transaction.
+   *
+   * @generated from rpc crm.db.v1.DbAuthService.CreateApiKeyDB
+   */
+  createApiKeyDB: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyDBRequestSchema;
+    output: typeof CreateApiKeyDBResponseSchema;
+  },
+  /**
+   * Lists the company's API keys, newest first (acting user: an active owner or admin).
+   *
+   * @generated from rpc crm.db.v1.DbAuthService.ListApiKeysDB
+   */
+  listApiKeysDB: {
+    methodKind: "unary";
+    input: typeof ListApiKeysDBRequestSchema;
+    output: typeof ListApiKeysDBResponseSchema;
+  },
+  /**
+   * Revokes an API key (acting user: an active owner or admin); writes api_key.revoked to the
+   * audit log in the same transaction. Revoking a revoked key changes nothing.
+   *
+   * @generated from rpc crm.db.v1.DbAuthService.RevokeApiKeyDB
+   */
+  revokeApiKeyDB: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyDBRequestSchema;
+    output: typeof RevokeApiKeyDBResponseSchema;
+  },
+  /**
+   * Finds the key behind a hash before a tenant is known, and records its use: last used time
+   * and address at most once a minute, and api_key.used in the audit log on its first use of a
+   * UTC day, in one transaction. Accepted only from the auth service's own identity.
+   *
+   * @generated from rpc crm.db.v1.DbAuthService.UseApiKeyDB
+   */
+  useApiKeyDB: {
+    methodKind: "unary";
+    input: typeof UseApiKeyDBRequestSchema;
+    output: typeof UseApiKeyDBResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_db_v1_db_auth, 0);
