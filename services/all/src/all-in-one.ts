@@ -15,6 +15,8 @@ import {
   createErrorReporter, logsServiceSender, setErrorSink, createEventBus, dependsOn, listenError, publicUrl, ConfigError,
 } from "@crm/kit";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { ApiKeyService } from "@crm/gen/crm/auth/v1/api_keys_pb";
+import { apiKeyExchange } from "@crm/kit/api-key-exchange";
 import { adminEnv } from "@crm/admin/config";
 import { build as buildAdmin } from "@crm/admin/build";
 import { authEnv } from "@crm/auth/config";
@@ -73,7 +75,14 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   if (redis) closers.push(() => redis.quit());
   const revocations = redis ? redisRevocations(redis, { log }) : memoryRevocations();
   const counter = redis ? redisCounter(redis) : memoryCounter();
-  const verifier = createTokenVerifier({ jwks: readJwks(keys.jwksFile), issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
+  // API keys are exchanged with auth (in memory here) once, then verified like its access token.
+  const verifier = createTokenVerifier({
+    jwks: readJwks(keys.jwksFile),
+    issuer: cfg.JWT_ISSUER,
+    audience: cfg.JWT_AUDIENCE,
+    revocations,
+    apiKeys: apiKeyExchange(() => peerOf("crm")("auth", ApiKeyService)),
+  });
 
   // Peers are the built modules, called in memory through the same interceptors a server runs;
   // a peer is looked up when first called, so the builds below may come in any order.
@@ -128,7 +137,8 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     logs,
     add(await buildCache({ ...basics("cache"), cfg: loadConfig(cacheEnv, environment) })),
     auth,
-    add(await buildAdmin({ ...basics("admin"), cfg: loadConfig(adminEnv, environment), publicUrl: linkBase })),
+    // The audit queue's events go to the logs service.
+    add(await buildAdmin({ ...basics("admin"), cfg: loadConfig(adminEnv, environment), publicUrl: linkBase, bus })),
     add(await buildTimers({ ...basics("timers"), cfg: loadConfig(timersEnv, environment) })),
     add(await buildRecords(basics("records"))),
     add(await buildChats({ ...basics("chats"), cfg: loadConfig(chatsEnv, environment), bus })),

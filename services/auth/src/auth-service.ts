@@ -5,6 +5,8 @@ import type { JSONWebKeySet } from "jose";
 import { AppError, clientIpKey, cookie, principalOf, scrubText, type Logger, type Revocations, type Role } from "@crm/kit";
 import { AuthService, Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import { DbAuthService, RotateRefreshTokenResponse_Outcome as Outcome, UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
+import type { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
+import { ActorType } from "@crm/gen/crm/admin/v1/audit_pb";
 import { accountLinkHandlers, type AccountLinkDeps } from "./account-links.js";
 import { dummyHash, hashPassword, verifyPassword } from "./passwords.js";
 import type { LoginThrottle } from "./throttle.js";
@@ -23,6 +25,8 @@ export interface AuthDeps {
   now?: () => number;
   /** Password reset and invitations (their tokens and e-mails); unset: those RPCs answer unimplemented. */
   links?: AccountLinkDeps | undefined;
+  /** Where failed logins are recorded (they write nothing else); unset: only logged. */
+  audit?: Client<typeof DbAuditService> | undefined;
 }
 
 const fromDbRole: Record<number, Role> = { [UserRole.OWNER]: "owner", [UserRole.ADMIN]: "admin", [UserRole.MEMBER]: "member" };
@@ -63,6 +67,17 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
 
   const revoke = (ids: string[]) => deps.revocations.revokeSessions(ids, deps.tokens.accessTtlSeconds + 60);
 
+  /**
+   * A failed login of a known account goes to its company's audit log. In the background: the
+   * answer must take as long whether or not the account exists (no account enumeration by time).
+   */
+  function auditFailedLogin(account: { userId: string; companyId: string }, ip: string, reason: string) {
+    if (!deps.audit) return;
+    deps.audit
+      .recordAuditEventsDB({ events: [{ companyId: account.companyId, action: "auth.login_failed", actorType: ActorType.ANONYMOUS, targetType: "user", targetId: account.userId, userId: account.userId, ip, details: { reason } }] })
+      .catch((err: unknown) => deps.log.warn({ err: String(err), user_id: account.userId, company_id: account.companyId }, "cannot record a failed login in the audit log"));
+  }
+
   return {
     async registerCompany(req, ctx) {
       const input = validateRegister(req);
@@ -93,9 +108,13 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
       const ok = await verifyPassword(account.found && account.passwordHash ? account.passwordHash : dummyHash, req.password);
       if (!ok || !account.found || !account.passwordHash) {
         await deps.throttle.failed(login, ip);
+        if (account.found) auditFailedLogin(account, ip, account.passwordHash ? "wrong password" : "no password set yet");
         throw badLogin();
       }
-      if (account.status !== UserStatus.ACTIVE) throw new AppError("permission_denied", "this account is deactivated: ask an admin of your company");
+      if (account.status !== UserStatus.ACTIVE) {
+        auditFailedLogin(account, ip, "account deactivated");
+        throw new AppError("permission_denied", "this account is deactivated: ask an admin of your company");
+      }
       await deps.throttle.succeeded(login, ip);
       const role = fromDbRole[account.role];
       if (!role) throw new Error(`account ${account.userId} has no valid role`);
@@ -134,7 +153,8 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
 
     async logout(_req, ctx) {
       const p = principalOf(ctx);
-      await deps.db.revokeSession({ sessionId: p.sessionId });
+      if (p.apiKey) throw new AppError("permission_denied", "an API key has no session to log out of: revoke the key instead (RevokeApiKey)");
+      await deps.db.revokeSession({ sessionId: p.sessionId, ip: ctx.values.get(clientIpKey) });
       await revoke([p.sessionId]);
       clearCookies(ctx);
       return {};
@@ -142,7 +162,7 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
 
     async logoutAll(_req, ctx) {
       principalOf(ctx);
-      const { sessionIds } = await deps.db.revokeAllSessions({});
+      const { sessionIds } = await deps.db.revokeAllSessions({ ip: ctx.values.get(clientIpKey) });
       await revoke(sessionIds);
       clearCookies(ctx);
       return { revoked: sessionIds.length };
@@ -156,7 +176,7 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
 
     async revokeSession(req, ctx) {
       principalOf(ctx);
-      const r = await deps.db.revokeSession({ sessionId: req.sessionId });
+      const r = await deps.db.revokeSession({ sessionId: req.sessionId, ip: ctx.values.get(clientIpKey) });
       if (!r.revoked) throw new AppError("not_found", `no active session ${req.sessionId} of yours: see ListSessions`);
       await revoke([req.sessionId]);
       return {};

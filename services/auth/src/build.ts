@@ -8,6 +8,7 @@ import { readJwks, type Basics, type Counter, type ServiceModule } from "@crm/ki
 import { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
+import { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
 import type { AuthConfig } from "./config.js";
 import { createAuthModule } from "./module.js";
 import { loadSigningKey } from "./tokens.js";
@@ -39,6 +40,7 @@ export async function build(d: AuthBuildDeps): Promise<ServiceModule> {
     db: d.peer("dbservice", DbAuthService),
     dbAdmin: d.peer("dbservice", DbAdminService),
     dbEmail: d.peer("dbservice", DbEmailService),
+    dbAudit: d.peer("dbservice", DbAuditService),
     key,
     jwks,
     revocations: d.revocations,

@@ -1,12 +1,15 @@
-/** The auth service module: AuthService plus GET /.well-known/jwks.json and the pages behind e-mailed links (account-pages.ts). */
+/** The auth service module: AuthService, ApiKeyService, GET /.well-known/jwks.json and the pages behind e-mailed links (account-pages.ts). */
 import type { Client } from "@connectrpc/connect";
 import type { JSONWebKeySet } from "jose";
 import type { Counter, Logger, Revocations, ServiceModule } from "@crm/kit";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { ApiKeyService } from "@crm/gen/crm/auth/v1/api_keys_pb";
+import type { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
 import type { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import type { DbAdminService } from "@crm/gen/crm/db/v1/db_admin_pb";
 import type { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { serveAccountPages } from "./account-pages.js";
+import { apiKeyService } from "./api-keys.js";
 import { authService } from "./auth-service.js";
 import type { AuthConfig } from "./config.js";
 import { createLoginThrottle } from "./throttle.js";
@@ -23,13 +26,17 @@ export interface AuthModuleDeps {
   /** For password reset and invitations; unset: those RPCs answer unimplemented. */
   dbAdmin?: Client<typeof DbAdminService> | undefined;
   dbEmail?: Client<typeof DbEmailService> | undefined;
+  /** Where failed logins are recorded; unset: only logged. */
+  dbAudit?: Client<typeof DbAuditService> | undefined;
   /** PUBLIC_URL: reset links are <it>/reset-password#token=… (a function: the all-in-one knows its port only once listening). */
   publicUrl: () => string;
 }
 
-export const authPublicMethods = ["RegisterCompany", "Login", "Refresh", "RequestPasswordReset", "ResetPassword", "AcceptInvite", "GetJwks"].map(
-  (m) => `/${AuthService.typeName}/${m}`,
-);
+export const authPublicMethods = [
+  ...["RegisterCompany", "Login", "Refresh", "RequestPasswordReset", "ResetPassword", "AcceptInvite", "GetJwks"].map((m) => `/${AuthService.typeName}/${m}`),
+  // The key itself is the credential.
+  `/${ApiKeyService.typeName}/ExchangeApiKey`,
+];
 
 export function createAuthModule(d: AuthModuleDeps): ServiceModule {
   const tokens = createTokenIssuer({ key: d.key, issuer: d.cfg.JWT_ISSUER, audience: d.cfg.JWT_AUDIENCE, accessTtlSeconds: d.cfg.ACCESS_TOKEN_TTL_SECONDS });
@@ -51,14 +58,24 @@ export function createAuthModule(d: AuthModuleDeps): ServiceModule {
         resetMinResponseMs: d.cfg.RESET_MIN_RESPONSE_MS,
       }
     : undefined;
-  const impl = authService({ db: d.db, tokens, jwks: d.jwks, revocations: d.revocations, throttle, refreshTtlSeconds: d.cfg.REFRESH_TOKEN_TTL_DAYS * 86_400, log: d.log, links });
+  const impl = authService({ db: d.db, tokens, jwks: d.jwks, revocations: d.revocations, throttle, refreshTtlSeconds: d.cfg.REFRESH_TOKEN_TTL_DAYS * 86_400, log: d.log, links, audit: d.dbAudit });
+  const keys = apiKeyService({
+    db: d.db,
+    tokens,
+    revocations: d.revocations,
+    keyTokenTtlSeconds: d.cfg.API_KEY_ACCESS_TTL_SECONDS,
+    // A revoked key stays listed longer than any access token lives (the keeper's window, too).
+    revocationTtlSeconds: Math.max(d.cfg.ACCESS_TOKEN_TTL_SECONDS, d.cfg.API_KEY_ACCESS_TTL_SECONDS) + 60,
+    log: d.log,
+  });
   const jwksBody = JSON.stringify({ keys: d.jwks.keys });
   return {
     name: "auth",
-    services: [AuthService],
+    services: [AuthService, ApiKeyService],
     publicMethods: authPublicMethods,
     routes(router) {
       router.service(AuthService, impl);
+      router.service(ApiKeyService, keys);
     },
     http(req, res) {
       if (serveAccountPages(req, res)) return true;

@@ -22,11 +22,15 @@ export interface AccessClaims {
   userId: string;
   companyId: string;
   role: Role;
+  /** The session; for an API key, the key's id (revoking the key revokes it). */
   sessionId: string;
+  /** An API key's access token: claims `scope` (space-separated), `key_name`, `rpm` (the kit reads them, auth.ts). */
+  apiKey?: { scopes: string[]; name: string; requestsPerMinute: number } | undefined;
 }
 
 export interface TokenIssuer {
-  issueAccess(claims: AccessClaims): Promise<IssuedAccess>;
+  /** An access token living accessTtlSeconds, or `ttlSeconds` when given. */
+  issueAccess(claims: AccessClaims, ttlSeconds?: number): Promise<IssuedAccess>;
   accessTtlSeconds: number;
 }
 
@@ -34,10 +38,11 @@ export function createTokenIssuer(opts: { key: SigningKey; issuer: string; audie
   const now = opts.now ?? Date.now;
   return {
     accessTtlSeconds: opts.accessTtlSeconds,
-    async issueAccess(c) {
+    async issueAccess(c, ttlSeconds = opts.accessTtlSeconds) {
       const iat = Math.floor(now() / 1000);
-      const exp = iat + opts.accessTtlSeconds;
-      const token = await new SignJWT({ cid: c.companyId, role: c.role, sid: c.sessionId })
+      const exp = iat + ttlSeconds;
+      const key = c.apiKey ? { scope: c.apiKey.scopes.join(" "), key_name: c.apiKey.name, rpm: c.apiKey.requestsPerMinute } : {};
+      const token = await new SignJWT({ cid: c.companyId, role: c.role, sid: c.sessionId, ...key })
         .setProtectedHeader({ alg: "RS256", kid: opts.key.kid, typ: "at+jwt" })
         .setIssuer(opts.issuer)
         .setAudience(opts.audience)
