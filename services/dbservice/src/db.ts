@@ -24,10 +24,26 @@ export interface Script {
   outbox?: (result: pg.QueryResult) => OutboxMessage[];
 }
 
+/** How `Db.tenant` starts its transaction, besides the app role and the tenant. */
+export interface TenantOptions {
+  /**
+   * The acting user (a UUID from a verified token): `app.user_id` is set to it and `app.role` to
+   * the user's CURRENT role read from `users` ('' unless the user is active), in the same first
+   * round trip, for row-level security policies that depend on who acts (crm_user(), crm_role()).
+   */
+  actingUser?: string;
+}
+
+/** What the start of a `Db.tenant` transaction found. */
+export interface TenantStart {
+  /** With `actingUser`: the user's current role ("owner", "admin", "member"), or "" when not active. */
+  role: string;
+}
+
 export interface Db {
   pool: pg.Pool;
-  /** Runs `fn` in a transaction as the app role with `companyId` as the tenant. */
-  tenant<T>(companyId: string, fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Runs `fn` in a transaction as the app role with `companyId` as the tenant (and, with `o.actingUser`, the acting user and role). */
+  tenant<T>(companyId: string, fn: (sql: Sql, start: TenantStart) => Promise<T>, o?: TenantOptions): Promise<T>;
   /** Runs `fn` in a transaction as the app role with no tenant (only SECURITY DEFINER functions see rows). */
   system<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   /**
@@ -79,11 +95,20 @@ export const APP_ROLE = "crm_app";
 // Connection-level failures: the database is down or restarting. The request can be retried.
 const unavailableCodes = new Set(["57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"]);
 
-/** The start of every request's transaction: the app role, and the tenant ("" for none). The one place it is written. */
-function begin(companyId: string): string {
-  // The id comes from a verified token, but it is checked again: it is spliced into SQL text.
+/**
+ * The start of every request's transaction: the app role, the tenant ("" for none) and, when
+ * named, the acting user with their current role (the last statement's one row: `role`). One
+ * round trip (the simple query protocol); the one place it is written.
+ */
+function begin(companyId: string, actingUser?: string): string {
+  // The ids come from a verified token, but they are checked again: they are spliced into SQL text.
   if (companyId !== "" && !isUuid(companyId)) throw new AppError("unauthenticated", "the token names no valid company");
-  return `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true)`;
+  const start = `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.company_id', '${companyId}', true)`;
+  if (actingUser === undefined) return start;
+  if (companyId === "" || !isUuid(actingUser)) throw new AppError("unauthenticated", "the token names no valid user");
+  // Read after the tenant is set: row-level security shows only the tenant's users.
+  return `${start}; SELECT set_config('app.user_id', '${actingUser}', true),
+    set_config('app.role', coalesce((SELECT role FROM users WHERE id = '${actingUser}' AND status = 'active'), ''), true) AS role`;
 }
 
 /**
@@ -121,20 +146,21 @@ export async function transaction<T>(
 }
 
 export function createDb(pool: pg.Pool): Db {
-  function run<T>(companyId: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const start = begin(companyId);
+  function run<T>(companyId: string, fn: (sql: Sql, start: TenantStart) => Promise<T>, actingUser?: string): Promise<T> {
+    const start = begin(companyId, actingUser);
     return transaction(pool, async (client) => {
-      await client.query(start);
-      const result = await fn(client);
+      const started = (await client.query(start)) as unknown as pg.QueryResult[];
+      const role = actingUser === undefined ? "" : String((started[started.length - 1]!.rows[0] as { role?: unknown } | undefined)?.role ?? "");
+      const result = await fn(client, { role });
       await client.query("COMMIT");
       return result;
     });
   }
   return {
     pool,
-    tenant(companyId, fn) {
+    tenant(companyId, fn, o) {
       if (companyId === "") throw new AppError("unauthenticated", "the token names no valid company");
-      return run(companyId, fn);
+      return run(companyId, fn, o?.actingUser);
     },
     system(fn) {
       return run("", fn);

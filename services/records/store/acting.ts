@@ -1,8 +1,8 @@
 /**
- * The records store's transaction: dbservice's one transaction helper (the app role and the
- * tenant), then the acting user and their CURRENT role (read from users, not from the token, so
- * a demotion or deactivation takes effect at once) set for the row-level security policies, and
- * the schema's refusals turned into errors a client can act on.
+ * The records store's transaction: dbservice's one transaction helper, which sets the app role,
+ * the tenant, the acting user and their CURRENT role (read from users, not from the token, so a
+ * demotion or deactivation takes effect at once) for the row-level security policies in its first
+ * round trip, and the schema's refusals turned into errors a client can act on.
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import { AppError, invalid, principalOf, type Role } from "@crm/kit";
@@ -29,18 +29,16 @@ export interface ConstraintInfo {
 export async function asCaller<T>(db: Db, ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>, constraints: Record<string, ConstraintInfo> = {}): Promise<T> {
   const p = principalOf(ctx);
   try {
-    return await db.tenant(p.companyId, async (sql) => {
-      const { rows } = await sql.query<{ role: string }>(
-        `SELECT set_config('app.user_id', $1, true),
-                set_config('app.role', coalesce((SELECT role FROM users WHERE id = $1::uuid AND status = 'active'), ''), true) AS role`,
-        [p.userId],
-      );
-      const role = rows[0]?.role;
-      if (role !== "owner" && role !== "admin" && role !== "member") {
-        throw new AppError("permission_denied", "your account is not active in this company: ask an owner or admin");
-      }
-      return fn(sql, { companyId: p.companyId, userId: p.userId, role });
-    });
+    return await db.tenant(
+      p.companyId,
+      async (sql, { role }) => {
+        if (role !== "owner" && role !== "admin" && role !== "member") {
+          throw new AppError("permission_denied", "your account is not active in this company: ask an owner or admin");
+        }
+        return fn(sql, { companyId: p.companyId, userId: p.userId, role });
+      },
+      { actingUser: p.userId },
+    );
   } catch (err) {
     throw schemaError(err, constraints);
   }
