@@ -366,6 +366,8 @@ export async function startCluster(opts = {}) {
         CRM_GW_TLS_KEY: pki.key("gateway"),
         CRM_GW_CLIENT_CA: pki.ca,
         CRM_GW_CLIENT_VERIFY: g.clientVerify ?? "optional",
+        // the dev client certificate (data/certs/client.crt) may use server reflection: grpcurl, buf curl
+        CRM_GW_OPS_CLIENTS: "client",
         CRM_GW_UPSTREAM_CA: pki.ca,
         CRM_GW_UPSTREAM_CERT: pki.cert("gateway"),
         CRM_GW_UPSTREAM_KEY: pki.key("gateway"),

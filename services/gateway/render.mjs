@@ -33,7 +33,8 @@ export const publicRpcs = [
 export const errorTable = [
   { status: 400, http: 400, code: "invalid_argument", grpc: 3, message: "bad request" },
   { status: 401, http: 401, code: "unauthenticated", grpc: 16, message: "$crm_auth_message: send a valid access token (cookie access_token or Authorization: Bearer), or get a new one at /auth/refresh" },
-  { status: 403, http: 403, code: "permission_denied", grpc: 7, message: "forbidden" },
+  // $crm_forbidden (a map in nginx.conf.template): "forbidden", or why (server reflection)
+  { status: 403, http: 403, code: "permission_denied", grpc: 7, message: "$crm_forbidden" },
   // 404 and 405 say what the all-in-one says (packages/kit/src/server.ts), word for word
   { status: 404, http: 404, code: "not_found", grpc: 12, message: "no route for $crm_route" },
   { status: 405, http: 405, code: "unimplemented", grpc: 12, message: "HTTP method $crm_req_method is not allowed on $crm_req_path; use $crm_allow_text" },
@@ -190,6 +191,8 @@ export const templateDefaults = {
   CRM_GW_WEB_ROOT: join(gatewayDir, "..", "..", "web", "dist"),
   // origins (scheme://host[:port], space- or comma-separated) whose browser apps may call the API; none by default
   CRM_GW_CORS_ORIGINS: "",
+  // subject CNs of the client certificates allowed server reflection (grpcurl, buf curl); none by default
+  CRM_GW_OPS_CLIENTS: "",
 };
 
 export function renderTemplate(text, vars) {

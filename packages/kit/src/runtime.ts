@@ -16,6 +16,7 @@ import { addressOf, deadlines, dependencyAt, type Deadlines } from "./dependenci
 import { createLogger, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
 import { reloadingTransport, watchFiles, watchJwks, type Reloading, type WatchOptions } from "./reload.js";
+import { reflectedBy } from "./public-api.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
 import { startServer, type RunningServer, type ServiceModule, type TlsOptions } from "./server.js";
 import { serviceIdentities } from "./service-identities.js";
@@ -144,6 +145,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       readMaxBytes: cfg.READ_MAX_BYTES,
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
       fastPath: cfg.RPC_FAST_PATH === "on",
+      reflect: reflectedBy(name), // auth describes the whole API for the gateway's reflection route
     }).catch((err: unknown) => {
       throw listenError(err, cfg);
     });

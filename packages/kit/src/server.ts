@@ -81,6 +81,8 @@ export interface ServerOptions {
   opsPort?: number | undefined;
   readMaxBytes: number;
   shutdownTimeoutMs: number;
+  /** More services server reflection describes besides the server's own (auth: the whole public API, public-api.ts). */
+  reflect?: readonly DescService[] | undefined;
   /** Path prefixes refused on this server (e.g. internal crm.db.v1 on the all-in-one public port). */
   hiddenPrefixes?: string[];
   interceptors?: Interceptor[];
@@ -240,7 +242,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const shutdown = new AbortController();
   const healthAndReflection = (router: ConnectRouter) => {
     registerHealth(router, services, ready);
-    createReflection([...services, Health])(router);
+    createReflection([...new Set([...services, ...(opts.reflect ?? []), Health])])(router);
   };
   for (const name of ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]) {
     for (const m of ["Check", "List", "Watch", "ServerReflectionInfo"]) publicMethods.add(`/${name}/${m}`);

@@ -37,6 +37,8 @@ export async function startGatewayFixture(opts: {
   workers?: string;
   stub?: { echoAll?: boolean; clientAuth?: "require" | "optional" };
   patch?: (conf: string) => string;
+  /** upstreams served elsewhere (name → port on 127.0.0.1), started with the fixture's PKI */
+  upstreams?: (pki: DevPki) => Promise<Record<string, number>>;
 } = {}): Promise<GatewayFixture> {
   const dir = mkdtempSync(join(tmpdir(), "crm-gw-"));
   const errors: string[] = [];
@@ -71,8 +73,9 @@ export async function startGatewayFixture(opts: {
       CRM_GW_AUTH_BURST: "10",
       ...opts.vars,
     };
+    const elsewhere = (await opts.upstreams?.(pki)) ?? {};
     for (const n of upstreamNames) {
-      vars[`CRM_GW_${n.toUpperCase()}_ADDR`] = `127.0.0.1:${(opts.down ?? []).includes(n) ? closed : stub.port}`;
+      vars[`CRM_GW_${n.toUpperCase()}_ADDR`] = `127.0.0.1:${(opts.down ?? []).includes(n) ? closed : (elsewhere[n] ?? stub.port)}`;
     }
     const nginx = await startNginx({
       dir: join(dir, "gateway"),

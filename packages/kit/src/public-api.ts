@@ -1,0 +1,50 @@
+/**
+ * The API the gateway routes: every public service, i.e. everything but the internal crm.db.v1.
+ * The gateway sends server reflection (grpcurl, buf curl) to auth, as it sends gRPC health there,
+ * so auth's server describes all of these, not only its own services (runtime.ts). A new public
+ * service goes here and into services/gateway/nginx.conf.template's routes;
+ * services/gateway/test/reflection.test.ts checks both against packages/gen.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
+import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
+import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
+import { EmailService } from "@crm/gen/crm/email/v1/email_pb";
+import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { CompanyService } from "@crm/gen/crm/records/v1/company_pb";
+import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
+import { FieldService } from "@crm/gen/crm/records/v1/field_pb";
+import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
+import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
+import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
+import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
+import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
+import type { ServiceName } from "./service-names.js";
+
+export const publicApi: readonly DescService[] = [
+  AuthService,
+  ChatService,
+  TimerService,
+  AdminService,
+  EmailService,
+  LogsService,
+  CacheService,
+  CompanyService,
+  PersonService,
+  PipelineService,
+  DealService,
+  TimelineService,
+  FieldService,
+  TaskService,
+  NoteService,
+];
+
+/** The service that answers server reflection for the gateway (as it answers gRPC health there). */
+export const reflectionService: ServiceName = "auth";
+
+/** The services a process's server reflection describes besides its own: the public API for auth. */
+export function reflectedBy(service: ServiceName): readonly DescService[] | undefined {
+  return service === reflectionService ? publicApi : undefined;
+}
