@@ -83,6 +83,8 @@ export interface RenderOptions {
   release?: string;
   namespace?: string;
   values?: Record<string, unknown>;
+  /** Objects `lookup` finds, as if they were in the cluster (default: none, as `helm template`). */
+  cluster?: K8sObject[];
 }
 
 /** Renders the chart with values files (paths relative to the repo) plus inline values. */
@@ -94,6 +96,11 @@ export function render(valuesFiles: string[], opts: RenderOptions = {}): Rendere
     const f = join(tmpdir(), `crm-values-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
     writeFileSync(f, JSON.stringify(opts.values));
     args.push("-values", f);
+  }
+  if (opts.cluster) {
+    const f = join(tmpdir(), `crm-cluster-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(f, JSON.stringify(opts.cluster));
+    args.push("-cluster", f);
   }
   const res = spawnSync(bin, args, { encoding: "utf8" });
   if (res.status !== 0) throw new Error(res.stderr.trim() || `crm-render exited ${res.status}`);

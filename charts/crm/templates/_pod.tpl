@@ -99,10 +99,32 @@ lifecycle:
   mountPath: /data
 {{- end -}}
 
-{{/* Pod annotations: config checksums (roll pods when chart-made secrets change) and scraping. */}}
+{{/*
+checksum/jwt: a hash of the keys the pod reads (the JWKS; auth and the all-in-one also the signing
+key), so an upgrade that changes them rolls the pods. Keys in values: their content. An existing
+Secret: its data as the cluster has it (lookup); where lookup sees no cluster (helm template,
+--dry-run) only the Secret's name is known, and the pods then take a changed JWKS by reloading it.
+Call with (dict "ctx" $ "signs" bool).
+*/}}
+{{- define "crm.jwtChecksum" -}}
+{{- $jwt := .ctx.Values.jwt -}}
+{{- $content := printf "%s%s" (ternary $jwt.privateKey "" .signs) $jwt.jwks -}}
+{{- if $jwt.existingSecret -}}
+{{- $secret := lookup "v1" "Secret" (include "crm.namespace" .ctx) $jwt.existingSecret | default (dict) -}}
+{{- $data := get $secret "data" | default (dict) -}}
+{{- if $data -}}
+{{- $content = printf "%s%s" (ternary (get $data $jwt.privateKeyKey) "" .signs) (get $data $jwt.jwksKey) -}}
+{{- else -}}
+{{- $content = printf "existing Secret %s" $jwt.existingSecret -}}
+{{- end -}}
+{{- end -}}
+{{- $content | sha256sum -}}
+{{- end -}}
+
+{{/* Pod annotations: config checksums (roll pods when the keys they read change) and scraping. */}}
 {{- define "crm.podAnnotations" -}}
 {{- $ctx := .ctx -}}
-checksum/jwt: {{ printf "%s%s%s" $ctx.Values.jwt.existingSecret $ctx.Values.jwt.privateKey $ctx.Values.jwt.jwks | sha256sum }}
+checksum/jwt: {{ include "crm.jwtChecksum" (dict "ctx" $ctx "signs" (has .component (list "auth" "all"))) }}
 {{- if .svc.metrics.annotations }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ ternary $ctx.Values.allInOne.port $ctx.Values.opsPort (eq .component "all") | quote }}

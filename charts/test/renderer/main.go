@@ -7,7 +7,9 @@
 // golang-github-masterminds-sprig-dev and golang-k8s-sigs-yaml-dev), so what it renders is what
 // `helm template` renders for a chart without subcharts (the checks disable them).
 //
-// Usage: crm-render -chart DIR [-values FILE]... [-release NAME] [-namespace NS] [-kube 1.31.0]
+// Usage: crm-render -chart DIR [-values FILE]... [-release NAME] [-namespace NS] [-kube 1.31.0] [-cluster FILE]
+// -cluster: a JSON list of objects that lookup finds, as if they were in the cluster (default: none,
+// as `helm template` sees it).
 // Output (stdout): JSON {"manifests": {"<chart>/templates/x.yaml": "..."}, "notes": "..."}.
 // A template error is printed on stderr with exit code 1, as Helm reports it.
 package main
@@ -347,8 +349,33 @@ func walk(root, rel string, rules []ignoreRule, visit func(rel string, data []by
 	return nil
 }
 
+// clusterObjects: what lookup finds (-cluster).
+var clusterObjects []map[string]interface{}
+
+// lookup is Helm's: one object by apiVersion, kind, namespace and name, or {"items": [...]} for
+// an empty name; an empty map when nothing matches.
+func lookup(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
+	var items []interface{}
+	for _, o := range clusterObjects {
+		meta, _ := o["metadata"].(map[string]interface{})
+		if o["apiVersion"] != apiVersion || o["kind"] != kind || (namespace != "" && meta["namespace"] != namespace) {
+			continue
+		}
+		if name == "" {
+			items = append(items, o)
+		} else if meta["name"] == name {
+			return o, nil
+		}
+	}
+	if name == "" {
+		return map[string]interface{}{"items": items}, nil
+	}
+	return map[string]interface{}{}, nil
+}
+
 func main() {
 	var valueFiles multiFlag
+	cluster := flag.String("cluster", "", "JSON list of objects lookup finds")
 	chartDir := flag.String("chart", "", "chart directory")
 	release := flag.String("release", "crm", "release name")
 	namespace := flag.String("namespace", "default", "release namespace")
@@ -359,6 +386,16 @@ func main() {
 	if *chartDir == "" {
 		fmt.Fprintln(os.Stderr, "usage: crm-render -chart DIR [-values FILE]...")
 		os.Exit(2)
+	}
+	if *cluster != "" {
+		data, err := os.ReadFile(*cluster)
+		if err == nil {
+			err = json.Unmarshal(data, &clusterObjects)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "Error: -cluster:", err)
+			os.Exit(2)
+		}
 	}
 	if err := run(*chartDir, valueFiles, *release, *namespace, *kube, *isUpgrade); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
@@ -486,9 +523,7 @@ func run(chartDir string, valueFiles []string, release, namespace, kube string, 
 		}
 		return val, nil
 	}
-	funcs["lookup"] = func(string, string, string, string) (map[string]interface{}, error) {
-		return map[string]interface{}{}, nil
-	}
+	funcs["lookup"] = lookup
 	t.Funcs(funcs)
 
 	names := make([]string, 0, len(templates))
