@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the one production entry point: dist/crm.mjs (every service; pick one with an argument),
-// with the workspace's TypeScript bundled and npm dependencies left in node_modules.
+// with the workspace's TypeScript bundled and npm dependencies left in node_modules; the code of
+// each target is in chunks beside it (dist/*.mjs), loaded only by the targets that need it.
 // Migrations (dbservice's own and every domain store's, services/*/store/migrations) are copied
 // into one folder beside it (dist/migrations), where each of them resolves in the bundle.
 import { build } from "esbuild";
@@ -30,7 +31,10 @@ export function bundleOptions(root = process.cwd()) {
 /** The bundle and its migrations into `outDir` (relative to `root`). Returns the bundle's path. */
 export async function buildBundle(root = process.cwd(), outDir = "dist") {
   rmSync(join(root, outDir), { recursive: true, force: true });
-  await build({ ...bundleOptions(root), outfile: join(outDir, "crm.mjs") });
+  // Split into chunks beside crm.mjs: every target is imported on demand (services/all/src/main.ts),
+  // so a single-service process loads only its own code and npm packages, not every service's.
+  const { outfile: _, ...options } = bundleOptions(root);
+  await build({ ...options, outdir: join(root, outDir), splitting: true, entryNames: "crm", outExtension: { ".js": ".mjs" } });
   for (const dir of migrationFolders(root)) cpSync(dir, join(root, outDir, "migrations"), { recursive: true, errorOnExist: true, force: false });
   return join(root, outDir, "crm.mjs");
 }
