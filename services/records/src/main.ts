@@ -1,7 +1,8 @@
 /** records as its own process. */
-import { runService } from "@crm/kit";
+import { loadConfig, runService } from "@crm/kit";
 import { build } from "./build.js";
+import { recordsEnv } from "./config.js";
 
 export function start() {
-  return runService("records", async ({ peer }) => build({ peer }));
+  return runService("records", async ({ log, peer }) => build({ cfg: loadConfig(recordsEnv), peer, log }));
 }

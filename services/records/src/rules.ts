@@ -169,7 +169,11 @@ export type FieldType =
   | "date" // YYYY-MM-DD
   | "time" // a timestamp
   | "text_list" // any element
-  | "id_list";
+  | "id_list"
+  | "number" // a decimal (custom number fields)
+  | "bool"
+  | "select" // one of `values` (custom select fields)
+  | "multi"; // any of `values` (custom multi-select fields)
 
 export interface FieldSpec {
   type: FieldType;
@@ -178,9 +182,18 @@ export interface FieldSpec {
   values?: Readonly<Record<string, string>>;
   /** Filter only with show_deleted (delete_time). */
   trashOnly?: boolean;
+  /** A user's id: the value "me" means the caller. */
+  user?: boolean;
+  /** A custom field (custom.<key>): its key and type (src/custom-fields.ts). */
+  custom?: { key: string; type: string };
 }
 
-export type ObjectKind = "company" | "person" | "deal";
+export type ObjectKind = "company" | "person" | "deal" | "task" | "note";
+/** The objects that have custom fields. */
+export type CustomKind = "company" | "person" | "deal";
+export const customKinds: readonly CustomKind[] = ["company", "person", "deal"];
+export const hasCustom = (k: string): k is CustomKind => (customKinds as readonly string[]).includes(k);
+export const plurals: Record<ObjectKind, string> = { company: "companies", person: "people", deal: "deals", task: "tasks", note: "notes" };
 
 const f = (type: FieldType, sortable = true, extra: Partial<FieldSpec> = {}): FieldSpec => ({ type, sortable, ...extra });
 const statusValues = enumValues("DEAL_STATUS", stageKinds);
@@ -196,7 +209,7 @@ function enumValues(prefix: string, names: readonly string[]): Record<string, st
 
 const common = {
   id: f("id"),
-  owner_id: f("id"),
+  owner_id: f("id", true, { user: true }),
   create_time: f("time"),
   update_time: f("time"),
   delete_time: f("time", true, { trashOnly: true }),
@@ -237,7 +250,40 @@ export const fields: Record<ObjectKind, Readonly<Record<string, FieldSpec>>> = {
     stage_enter_time: f("time"),
     close_time: f("time"),
   },
+  task: {
+    ...common,
+    title: f("text"),
+    due_time: f("time"),
+    assignee_id: f("id", true, { user: true }),
+    done: f("bool"),
+    done_time: f("time"),
+    record_ids: f("id_list", false),
+  },
+  note: {
+    id: f("id"),
+    text: f("text", false),
+    author_id: f("id", true, { user: true }),
+    record_ids: f("id_list", false),
+    create_time: f("time"),
+    update_time: f("time"),
+    delete_time: f("time", true, { trashOnly: true }),
+  },
 };
+
+/** A custom field's name in filters, sorts and masks: "custom.<key>". */
+export const customFieldPattern = /^custom\.([a-z][a-z0-9_]{0,49})$/;
+
+/** Does a filter tree or order_by name a custom field (so the store reads the definitions)? */
+export function mentionsCustom(filter: Filter | undefined, orderBy: string): boolean {
+  if (/(^|[\s,])custom\./.test(orderBy)) return true;
+  const walk = (n: Filter | undefined, depth: number): boolean => {
+    if (!n || depth > LIMITS.filterDepth + 1) return false;
+    if (n.node.case === "condition") return n.node.value.field.trim().startsWith("custom.");
+    if (n.node.case === "and" || n.node.case === "or") return n.node.value.filters.slice(0, LIMITS.filterConditions).some((c) => walk(c, depth + 1));
+    return false;
+  };
+  return walk(filter, 1);
+}
 
 const allOps = new Set(Object.values(Operator).filter((v): v is Operator => typeof v === "number" && v !== Operator.UNSPECIFIED));
 const ranges = [Operator.GREATER_THAN, Operator.GREATER_OR_EQUAL, Operator.LESS_THAN, Operator.LESS_OR_EQUAL, Operator.BETWEEN];
@@ -252,12 +298,19 @@ export const operatorsOf: Record<FieldType, ReadonlySet<Operator>> = {
   time: new Set([Operator.IS_EMPTY, Operator.IS_NOT_EMPTY, ...ranges]),
   text_list: new Set([Operator.EQUALS, Operator.IN, Operator.CONTAINS, Operator.STARTS_WITH, Operator.IS_EMPTY, Operator.IS_NOT_EMPTY]),
   id_list: new Set([Operator.EQUALS, Operator.IN, Operator.IS_EMPTY, Operator.IS_NOT_EMPTY]),
+  number: new Set([...eq, ...ranges]),
+  bool: new Set([Operator.EQUALS, Operator.NOT_EQUALS, Operator.IS_EMPTY, Operator.IS_NOT_EMPTY]),
+  select: new Set(eq),
+  multi: new Set([Operator.EQUALS, Operator.IN, Operator.IS_EMPTY, Operator.IS_NOT_EMPTY]),
 };
 
 const opName = (op: Operator) => `OPERATOR_${Operator[op] ?? String(op)}`;
 
 /** A value of a condition in its checked form: text (lower-cased where compared so), an id, a decimal integer, a date, an ISO time. */
 export type FilterValue = string;
+
+/** In a condition on a user's id: the caller (the store compiles it to crm_user()). */
+export const ME = "me";
 
 export type FilterNode =
   | { kind: "and" | "or"; children: FilterNode[] }
@@ -277,8 +330,17 @@ function parseValue(spec: FieldSpec, raw: string, field: string, out: Violation[
     case "id":
     case "id_list": {
       const id = normalId(raw);
-      return isId(id) ? id : bad("must be an id (UUID)");
+      if (spec.user && id === ME) return ME;
+      return isId(id) ? id : bad(spec.user ? 'must be a user\'s id (UUID) or "me"' : "must be an id (UUID)");
     }
+    case "number":
+      return /^-?\d{1,20}(\.\d{1,20})?$/.test(raw.trim()) ? raw.trim() : bad("must be a number such as 12.5");
+    case "bool": {
+      const b = raw.trim().toLowerCase();
+      return b === "true" || b === "false" ? b : bad('must be "true" or "false"');
+    }
+    case "select":
+    case "multi":
     case "enum": {
       const v = spec.values?.[raw.trim()] ?? spec.values?.[raw.trim().toLowerCase()];
       return v ?? bad(`must be one of ${[...new Set(Object.values(spec.values ?? {}))].join(", ")}`);
@@ -299,7 +361,15 @@ function parseValue(spec: FieldSpec, raw: string, field: string, out: Violation[
  * The filter tree checked against the object's fields: each node at most LIMITS.filterDepth deep,
  * LIMITS.filterConditions conditions in all. Violations name the node by its JSON path under `at`.
  */
-export function parseFilter(kind: ObjectKind, filter: Filter | undefined, showDeleted: boolean, out: Violation[], at = "filter"): FilterNode | undefined {
+export function parseFilter(
+  kind: ObjectKind,
+  filter: Filter | undefined,
+  showDeleted: boolean,
+  out: Violation[],
+  at = "filter",
+  custom?: CustomCatalog,
+  deferred?: { custom: boolean },
+): FilterNode | undefined {
   if (!filter || filter.node.case === undefined) return undefined;
   let conditions = 0;
   const walk = (node: Filter, path: string, depth: number): FilterNode | undefined => {
@@ -327,9 +397,11 @@ export function parseFilter(kind: ObjectKind, filter: Filter | undefined, showDe
         if (conditions === LIMITS.filterConditions + 1) out.push({ field: p, description: `a filter may hold at most ${LIMITS.filterConditions} conditions` });
         if (conditions > LIMITS.filterConditions) return undefined;
         const field = c.field.trim();
-        const spec = fields[kind][field];
+        const spec = fields[kind][field] ?? customSpec(kind, field, `${p}.field`, out, custom, deferred);
+        if (spec === "deferred") return undefined;
         if (!spec) {
-          out.push({ field: `${p}.field`, description: `must be a field of ${kind}: ${Object.keys(fields[kind]).join(", ")} (got ${JSON.stringify(c.field.slice(0, 80))})` });
+          if (out.some((v) => v.field === `${p}.field`)) return undefined;
+          out.push({ field: `${p}.field`, description: `must be a field of ${kind}: ${Object.keys(fields[kind]).join(", ")}${hasCustom(kind) ? ", or custom.<key>" : ""} (got ${JSON.stringify(c.field.slice(0, 80))})` });
           return undefined;
         }
         if (spec.trashOnly && !showDeleted) {
@@ -376,6 +448,32 @@ function wantValues(op: Operator): [number, number] {
   }
 }
 
+/** The custom fields of an object as lists see them: "custom.<key>" → its spec (the active fields only). */
+export type CustomCatalog = Readonly<Record<string, FieldSpec>>;
+
+/**
+ * The spec of "custom.<key>" from the catalog; without a catalog (the service, which does not read
+ * the definitions) a well-formed name is "deferred" to the store, which checks it against them.
+ */
+function customSpec(kind: ObjectKind, field: string, path: string, out: Violation[], custom: CustomCatalog | undefined, deferred?: { custom: boolean }): FieldSpec | "deferred" | undefined {
+  if (!field.startsWith("custom.")) return undefined;
+  if (!hasCustom(kind)) {
+    out.push({ field: path, description: `${kind}s have no custom fields (got ${JSON.stringify(field.slice(0, 80))})` });
+    return undefined;
+  }
+  if (!customFieldPattern.test(field)) {
+    out.push({ field: path, description: `a custom field is named custom.<key>, the key a lower-case letter then up to 49 lower-case letters, digits or underscores (got ${JSON.stringify(field.slice(0, 80))})` });
+    return undefined;
+  }
+  if (!custom) {
+    if (deferred) deferred.custom = true;
+    return "deferred";
+  }
+  const spec = custom[field];
+  if (!spec) out.push({ field: path, description: `${field} is not a custom field of ${plurals[kind]} (or it is archived): see FieldService.ListFields` });
+  return spec;
+}
+
 export interface OrderKey {
   field: string;
   type: FieldType;
@@ -383,7 +481,7 @@ export interface OrderKey {
 }
 
 /** "amount_minor desc, name" → keys (at most LIMITS.orderKeys); the default is "create_time desc". */
-export function parseOrderBy(kind: ObjectKind, orderBy: string, out: Violation[], field = "orderBy"): OrderKey[] {
+export function parseOrderBy(kind: ObjectKind, orderBy: string, out: Violation[], field = "orderBy", custom?: CustomCatalog, deferred?: { custom: boolean }): OrderKey[] {
   const text = orderBy.trim();
   if (text === "") return [{ field: "create_time", type: "time", desc: true }];
   if (text.length > LIMITS.orderBy) {
@@ -397,10 +495,17 @@ export function parseOrderBy(kind: ObjectKind, orderBy: string, out: Violation[]
     return [];
   }
   for (const part of parts) {
-    const m = /^\s*([a-z_]+)(?:\s+(asc|desc))?\s*$/i.exec(part);
-    const spec = m ? fields[kind][m[1]!] : undefined;
+    const m = /^\s*([a-z_]+(?:\.[a-z0-9_]+)?)(?:\s+(asc|desc))?\s*$/i.exec(part);
+    const before = out.length;
+    const found = m ? (fields[kind][m[1]!] ?? customSpec(kind, m[1]!, field, out, custom, deferred)) : undefined;
+    if (out.length > before) return [];
+    if (found === "deferred") {
+      keys.push({ field: m![1]!, type: "text", desc: m![2]?.toLowerCase() === "desc" });
+      continue;
+    }
+    const spec = found;
     if (!m || !spec || !spec.sortable) {
-      const sortable = Object.entries(fields[kind]).filter(([, s]) => s.sortable).map(([n]) => n);
+      const sortable = [...Object.entries(fields[kind]), ...Object.entries(custom ?? {})].filter(([, s]) => s.sortable).map(([n]) => n);
       out.push({ field, description: `"${part.trim().slice(0, 80)}" is not "<field> [asc|desc]" with a field of ${kind} one can sort by: ${sortable.join(", ")}` });
       return [];
     }
@@ -431,7 +536,7 @@ export function encodePageToken(fingerprint: string, cursor: Cursor): string {
 }
 
 /** The cursor of a token, or a violation (a token of another query, or not ours). "" → undefined. */
-export function decodePageToken(token: string, fingerprint: string, nKeys: number, out: Violation[], field = "pageToken"): Cursor | undefined {
+export function decodePageToken(token: string, fingerprint: string | null, nKeys: number, out: Violation[], field = "pageToken"): Cursor | undefined {
   if (token === "") return undefined;
   const bad = (why: string) => {
     out.push({ field, description: why });
@@ -448,7 +553,7 @@ export function decodePageToken(token: string, fingerprint: string, nKeys: numbe
   if (typeof p !== "object" || p === null || typeof p.q !== "string" || !Array.isArray(p.k) || p.k.length !== nKeys + 1 || !p.k.every((k) => k === null || (typeof k === "string" && k.length <= 600))) {
     return bad("is not a token this service returned; start again with an empty pageToken");
   }
-  if (p.q !== fingerprint) return bad("belongs to a list with another filter, orderBy or showDeleted: send those unchanged with it, or start again with an empty pageToken");
+  if (fingerprint !== null && p.q !== fingerprint) return bad("belongs to a list with another filter, orderBy or showDeleted: send those unchanged with it, or start again with an empty pageToken");
   const id = p.k[nKeys];
   if (typeof id !== "string" || !isId(id)) return bad("is not a token this service returned; start again with an empty pageToken");
   return { keys: p.k as (string | null)[] };
@@ -476,15 +581,20 @@ export interface ListQuery {
   cursor: Cursor | undefined;
 }
 
-/** A List request checked as a whole (filter, orderBy, pageSize, pageToken); violations name its fields. */
-export function parseListQuery(kind: ObjectKind, req: ListParams, out: Violation[]): ListQuery {
+/**
+ * A List request checked as a whole (filter, orderBy, pageSize, pageToken); violations name its
+ * fields. Conditions and sorts on custom fields are checked against `custom` (the store reads the
+ * definitions); without it (the service) only their names are, and the rest is the store's.
+ */
+export function parseListQuery(kind: ObjectKind, req: ListParams, out: Violation[], custom?: CustomCatalog): ListQuery {
   const before = out.length;
   const size = pageSizeViolation(req.pageSize);
   if (size) out.push(size);
-  const filter = parseFilter(kind, req.filter, req.showDeleted, out);
-  const order = parseOrderBy(kind, req.orderBy, out);
+  const deferred = { custom: false };
+  const filter = parseFilter(kind, req.filter, req.showDeleted, out, "filter", custom, deferred);
+  const order = parseOrderBy(kind, req.orderBy, out, "orderBy", custom, deferred);
   const fingerprint = queryFingerprint(kind, [filter ?? null, order, req.showDeleted]);
-  const cursor = out.length > before ? undefined : decodePageToken(req.pageToken, fingerprint, order.length, out);
+  const cursor = out.length > before ? undefined : decodePageToken(req.pageToken, deferred.custom ? null : fingerprint, order.length, out);
   return { filter, order, fingerprint, cursor };
 }
 
@@ -533,12 +643,15 @@ export function diff(before: Snapshot, after: Snapshot): FieldChangeJson[] {
 // Update masks
 
 /** The fields UpdateX may change, by proto name. */
-export const updatable: Record<ObjectKind | "pipeline" | "stage", readonly string[]> = {
-  company: ["name", "domain", "address", "industry", "size", "owner_id", "tags"],
-  person: ["first_name", "last_name", "emails", "phones", "job_title", "companies", "owner_id"],
-  deal: ["name", "amount_minor", "currency_code", "expected_close_date", "lost_reason", "company_id", "person_ids", "owner_id"],
+export const updatable: Record<ObjectKind | "pipeline" | "stage" | "field", readonly string[]> = {
+  company: ["name", "domain", "address", "industry", "size", "owner_id", "tags", "custom"],
+  person: ["first_name", "last_name", "emails", "phones", "job_title", "companies", "owner_id", "custom"],
+  deal: ["name", "amount_minor", "currency_code", "expected_close_date", "lost_reason", "company_id", "person_ids", "owner_id", "custom"],
+  task: ["title", "due_time", "assignee_id", "done", "links", "owner_id"],
+  note: ["text", "links"],
   pipeline: ["name"],
   stage: ["name", "probability", "kind"],
+  field: ["label", "description", "required", "options"],
 };
 
 /** The mask's paths checked ("*" is every updatable field); violations name updateMask.paths[i]. */
@@ -551,12 +664,15 @@ export function parseMask(kind: keyof typeof updatable, paths: readonly string[]
   if (paths.length === 1 && paths[0] === "*") return [...allowed];
   const seen = new Set<string>();
   paths.forEach((p, i) => {
-    if (!allowed.includes(p)) {
+    if (hasCustom(kind) && p.startsWith("custom.")) {
+      if (customFieldPattern.test(p)) seen.add(p);
+      else out.push({ field: `${field}.paths[${i}]`, description: `names one custom value as custom.<key> (a lower-case letter, then lower-case letters, digits or underscores; got ${JSON.stringify(p.slice(0, 80))})` });
+    } else if (!allowed.includes(p)) {
       const hint = kind === "deal" && (p === "stage_id" || p === "position" || p === "pipeline_id") ? "; a deal changes stage or place by MoveDeal" : "";
       out.push({ field: `${field}.paths[${i}]`, description: `must be one of ${allowed.join(", ")} or "*" (got ${JSON.stringify(p.slice(0, 80))})${hint}` });
     } else seen.add(p);
   });
-  return allowed.filter((p) => seen.has(p));
+  return [...allowed.filter((p) => seen.has(p)), ...[...seen].filter((p) => p.startsWith("custom.")).sort()];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
  * the proto's JSON names), before anything reaches the store. Built from the domain's rules
  * (rules.ts), which the store applies again when it normalises what it writes.
  */
+import type { JsonObject } from "@bufbuild/protobuf";
 import type { Violation } from "@crm/kit";
 import type { CreateCompanyRequest, UpdateCompanyRequest } from "@crm/gen/crm/records/v1/company_pb";
 import type { CreateDealRequest, MoveDealRequest, UpdateDealRequest } from "@crm/gen/crm/records/v1/deal_pb";
@@ -15,6 +16,11 @@ import {
   parseEtag, parseListQuery, parseMask, queryFingerprint, requiredId, textViolation, updatable, type ListParams, type ObjectKind,
 } from "./rules.js";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import type { ArchiveFieldRequest, CreateFieldRequest, UpdateFieldRequest } from "@crm/gen/crm/records/v1/field_pb";
+import type { CreateNoteRequest, UpdateNoteRequest } from "@crm/gen/crm/records/v1/note_pb";
+import type { CreateTaskRequest, UpdateTaskRequest } from "@crm/gen/crm/records/v1/task_pb";
+import { checkNote, checkTask } from "./activity-rules.js";
+import { checkCustomShape, checkFieldChange, checkNewField } from "./custom-fields.js";
 
 type Out = Violation[];
 
@@ -44,7 +50,10 @@ export function list(kind: ObjectKind, req: ListParams): Violation[] {
 export const company = {
   create(req: CreateCompanyRequest): Violation[] {
     const v: Violation[] = [];
-    if (present(v, req.company, "company")) checkCompany(req.company, updatable.company, v);
+    if (present(v, req.company, "company")) {
+      checkCompany(req.company, updatable.company, v);
+      customShape(v, req.company.custom, updatable.company, "company");
+    }
     return v;
   },
   update(req: UpdateCompanyRequest): Violation[] {
@@ -54,6 +63,7 @@ export const company = {
       requiredId(v, "company.id", req.company.id, "company");
       etag(v, req.company.etag, "company.etag");
       checkCompany(req.company, paths, v);
+      customShape(v, req.company.custom, paths, "company");
     }
     return v;
   },
@@ -62,7 +72,10 @@ export const company = {
 export const person = {
   create(req: CreatePersonRequest): Violation[] {
     const v: Violation[] = [];
-    if (present(v, req.person, "person")) checkPerson(req.person, updatable.person, v);
+    if (present(v, req.person, "person")) {
+      checkPerson(req.person, updatable.person, v);
+      customShape(v, req.person.custom, updatable.person, "person");
+    }
     return v;
   },
   update(req: UpdatePersonRequest): Violation[] {
@@ -72,6 +85,7 @@ export const person = {
       requiredId(v, "person.id", req.person.id, "person");
       etag(v, req.person.etag, "person.etag");
       checkPerson(req.person, paths, v);
+      customShape(v, req.person.custom, paths, "person");
     }
     return v;
   },
@@ -82,6 +96,7 @@ export const deal = {
     const v: Violation[] = [];
     if (!present(v, req.deal, "deal")) return v;
     checkDeal(req.deal, updatable.deal, v);
+    customShape(v, req.deal.custom, updatable.deal, "deal");
     const stage = optionalId(v, "deal.stageId", req.deal.stageId);
     const pipeline = optionalId(v, "deal.pipelineId", req.deal.pipelineId);
     if (!stage && !pipeline && !v.some((x) => x.field === "deal.stageId" || x.field === "deal.pipelineId")) {
@@ -96,6 +111,7 @@ export const deal = {
       requiredId(v, "deal.id", req.deal.id, "deal");
       etag(v, req.deal.etag, "deal.etag");
       checkDeal(req.deal, paths, v);
+      customShape(v, req.deal.custom, paths, "deal");
     }
     return v;
   },
@@ -187,15 +203,96 @@ export const pipeline = {
   },
 };
 
-const kinds: Partial<Record<ObjectType, ObjectKind>> = { [ObjectType.COMPANY]: "company", [ObjectType.PERSON]: "person", [ObjectType.DEAL]: "deal" };
+const kinds: Partial<Record<ObjectType, ObjectKind>> = {
+  [ObjectType.COMPANY]: "company",
+  [ObjectType.PERSON]: "person",
+  [ObjectType.DEAL]: "deal",
+  [ObjectType.TASK]: "task",
+  [ObjectType.NOTE]: "note",
+};
 
 export function timeline(req: { objectType: ObjectType; recordId: string; pageSize: number; pageToken: string }): Violation[] {
   const v: Violation[] = [];
   const kind = kinds[req.objectType];
-  if (!kind) v.push({ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" });
+  if (!kind) v.push({ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, _PERSON, _DEAL, _TASK or _NOTE" });
   const id = requiredId(v, "recordId", req.recordId, "record");
   const size = pageSizeViolation(req.pageSize);
   if (size) v.push(size);
   if (kind && isId(id)) decodePageToken(req.pageToken, queryFingerprint("timeline", [kind, normalId(id)]), 1, v);
   return v;
 }
+
+// Custom values: the service checks their names and size; the store checks them against the
+// definitions (read in its transaction). The handlers add the definitions' verdict when the
+// request is refused for other fields anyway (records-service.ts), so every bad field is named.
+
+/** The custom values a create or update of a company, person or deal writes, for shape checks. */
+export function customShape(v: Violation[], custom: JsonObject | undefined, paths: readonly string[], at: string): void {
+  if (paths.some((p) => p === "custom" || p.startsWith("custom."))) checkCustomShape(custom, v, at);
+}
+
+const fieldObjects = new Set([ObjectType.COMPANY, ObjectType.PERSON, ObjectType.DEAL]);
+
+export const field = {
+  create(req: CreateFieldRequest): Violation[] {
+    const v: Violation[] = [];
+    if (!present(v, req.field, "field")) return v;
+    if (!fieldObjects.has(req.field.objectType)) v.push({ field: "field.objectType", description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" });
+    checkNewField(req.field, v);
+    return v;
+  },
+  update(req: UpdateFieldRequest): Violation[] {
+    const v: Violation[] = [];
+    const paths = parseMask("field", req.updateMask?.paths ?? [], v);
+    if (present(v, req.field, "field")) {
+      requiredId(v, "field.id", req.field.id, "field");
+      etag(v, req.field.etag, "field.etag");
+      // The type is the stored field's: options are checked for their form here, for the type there.
+      checkFieldChange(req.field, paths, undefined, v);
+    }
+    return v;
+  },
+  list(req: { objectType: ObjectType }): Violation[] {
+    if (req.objectType === ObjectType.UNSPECIFIED || fieldObjects.has(req.objectType)) return [];
+    return [{ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL, or unset for all" }];
+  },
+  archive(req: ArchiveFieldRequest): Violation[] {
+    return byId(req);
+  },
+};
+
+export const task = {
+  create(req: CreateTaskRequest): Violation[] {
+    const v: Violation[] = [];
+    if (present(v, req.task, "task")) checkTask(req.task, updatable.task.filter((p) => p !== "owner_id"), v);
+    return v;
+  },
+  update(req: UpdateTaskRequest): Violation[] {
+    const v: Violation[] = [];
+    const paths = parseMask("task", req.updateMask?.paths ?? [], v);
+    if (present(v, req.task, "task")) {
+      requiredId(v, "task.id", req.task.id, "task");
+      etag(v, req.task.etag, "task.etag");
+      checkTask(req.task, paths, v);
+    }
+    return v;
+  },
+};
+
+export const note = {
+  create(req: CreateNoteRequest): Violation[] {
+    const v: Violation[] = [];
+    if (present(v, req.note, "note")) checkNote(req.note, updatable.note, v);
+    return v;
+  },
+  update(req: UpdateNoteRequest): Violation[] {
+    const v: Violation[] = [];
+    const paths = parseMask("note", req.updateMask?.paths ?? [], v);
+    if (present(v, req.note, "note")) {
+      requiredId(v, "note.id", req.note.id, "note");
+      etag(v, req.note.etag, "note.etag");
+      checkNote(req.note, paths, v);
+    }
+    return v;
+  },
+};

@@ -1,10 +1,12 @@
 /** Companies: rec_companies. */
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import type { CompanySchema, Company } from "@crm/gen/crm/records/v1/company_pb";
 import type { Sql } from "@crm/dbservice/db";
+import { applyCustom, customScope, customSnapshot } from "../src/custom-fields.js";
 import { checkCompany, diff, etagOf, updatable, type CompanyInput, type Snapshot } from "../src/rules.js";
 import type { Acting, ConstraintInfo } from "./acting.js";
+import { customPatch, patchParams, visibleCustom } from "./custom.js";
 import type { ListSpec } from "./lists.js";
 import { iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
 
@@ -17,13 +19,14 @@ export interface CompanyRow {
   size: number | null;
   owner_id: string;
   tags: string[];
+  custom: JsonObject;
   version: string;
   created_at: Date;
   updated_at: Date;
   deleted_at: Date | null;
 }
 
-const COLS = "c.id, c.name, c.domain, c.address, c.industry, c.size, c.owner_id, c.tags, c.version, c.created_at, c.updated_at, c.deleted_at";
+const COLS = `c.id, c.name, c.domain, c.address, c.industry, c.size, c.owner_id, c.tags, c.version, c.created_at, c.updated_at, c.deleted_at, ${visibleCustom("c", "company")}`;
 const SELECT = `SELECT ${COLS} FROM rec_companies c`;
 
 export const companyConstraints: Record<string, ConstraintInfo> = {
@@ -47,6 +50,7 @@ export function toCompany(r: CompanyRow): MessageInitShape<typeof CompanySchema>
     size: r.size ?? undefined,
     ownerId: r.owner_id,
     tags: r.tags,
+    custom: r.custom,
     etag: etagOf(r.version),
     createTime: ts(r.created_at),
     updateTime: ts(r.updated_at),
@@ -56,7 +60,7 @@ export function toCompany(r: CompanyRow): MessageInitShape<typeof CompanySchema>
 }
 
 function snapshot(r: CompanyRow): Snapshot {
-  return { name: r.name, domain: r.domain, address: r.address, industry: r.industry, size: r.size, owner_id: r.owner_id, tags: r.tags };
+  return { name: r.name, domain: r.domain, address: r.address, industry: r.industry, size: r.size, owner_id: r.owner_id, tags: r.tags, ...customSnapshot(r.custom) };
 }
 
 export const companyList: ListSpec = {
@@ -79,11 +83,12 @@ export const companyList: ListSpec = {
   },
 };
 
-function checked(c: Company, paths: readonly string[]): CompanyInput {
+/** The standard fields and the custom values, every bad one named at once. */
+async function checked(sql: Sql, c: Company, paths: readonly string[], creating: boolean) {
   const v: Violation[] = [];
-  const input = checkCompany(c, paths, v);
-  if (v.length) throw invalid(v);
-  return input;
+  const input: CompanyInput = checkCompany(c, paths, v);
+  const patch = await customPatch(sql, "company", c.custom, creating ? "all" : customScope(paths), v, "company");
+  return { input, patch };
 }
 
 async function domainFree(sql: Sql, domain: string | undefined, self: string | null): Promise<void> {
@@ -103,12 +108,12 @@ export async function getCompany(sql: Sql, id: string): Promise<CompanyRow> {
 }
 
 export async function createCompany(sql: Sql, a: Acting, c: Company): Promise<CompanyRow> {
-  const input = checked(c, updatable.company);
+  const { input, patch } = await checked(sql, c, updatable.company, true);
   const owner = await ownerFor(sql, a, input.owner_id, "company.ownerId");
   await domainFree(sql, input.domain, null);
   const { rows } = await sql.query<CompanyRow>(
-    `INSERT INTO rec_companies AS c (company_id, name, domain, address, industry, size, owner_id, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLS}`,
-    [a.companyId, input.name, input.domain, input.address, input.industry, input.size, owner, input.tags],
+    `INSERT INTO rec_companies AS c (company_id, name, domain, address, industry, size, owner_id, tags, custom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLS}`,
+    [a.companyId, input.name, input.domain, input.address, input.industry, input.size, owner, input.tags, JSON.stringify(patch.set)],
   );
   const row = rows[0]!;
   await writeTimeline(sql, a, "company", row.id, "created", diff({}, snapshot(row)));
@@ -116,17 +121,18 @@ export async function createCompany(sql: Sql, a: Acting, c: Company): Promise<Co
 }
 
 export async function updateCompany(sql: Sql, a: Acting, id: string, c: Company, paths: string[], etag: bigint | undefined): Promise<CompanyRow> {
-  const input = checked(c, paths);
+  const { input, patch } = await checked(sql, c, paths, false);
   const before = await lockForChange<CompanyRow>(sql, a, "company", SELECT, id, { etag });
-  const next = { ...before, ...input } as CompanyRow;
+  const next = { ...before, ...input, custom: applyCustom(before.custom, patch) } as CompanyRow;
   if (paths.includes("owner_id")) next.owner_id = await ownerFor(sql, a, input.owner_id ?? before.owner_id, "company.ownerId");
   const changes = diff(snapshot(before), snapshot(next));
   if (changes.length === 0) return before;
   if (input.domain !== undefined && input.domain !== before.domain) await domainFree(sql, input.domain, id);
   const { rows } = await sql.query<CompanyRow>(
-    `UPDATE rec_companies AS c SET name = $2, domain = $3, address = $4, industry = $5, size = $6, owner_id = $7, tags = $8, version = version + 1, updated_at = now()
+    `UPDATE rec_companies AS c SET name = $2, domain = $3, address = $4, industry = $5, size = $6, owner_id = $7, tags = $8,
+            custom = (c.custom - $9::text[]) || $10::jsonb, version = version + 1, updated_at = now()
      WHERE c.id = $1 RETURNING ${COLS}`,
-    [id, next.name, next.domain, next.address, next.industry, next.size, next.owner_id, next.tags],
+    [id, next.name, next.domain, next.address, next.industry, next.size, next.owner_id, next.tags, ...patchParams(patch)],
   );
   await writeTimeline(sql, a, "company", id, "updated", changes);
   return rows[0]!;

@@ -6,12 +6,14 @@
  * other and each gets a key of its own: one total order (the unique (stage_id, position) index
  * backs it), and no move is lost. Lock order: the stage, then the deal.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import { DealStatus, type Deal, type DealSchema, type MoveDealRequest } from "@crm/gen/crm/records/v1/deal_pb";
 import type { Sql } from "@crm/dbservice/db";
+import { applyCustom, customScope, customSnapshot } from "../src/custom-fields.js";
 import { checkDeal, diff, etagOf, normalId, isId, parseEtag, positionBetween, textViolation, updatable, LIMITS, type DealInput, type Snapshot, type StageKindName } from "../src/rules.js";
 import type { Acting, ConstraintInfo } from "./acting.js";
+import { customPatch, patchParams, visibleCustom } from "./custom.js";
 import type { ListSpec } from "./lists.js";
 import { lockStage } from "./pipelines.js";
 import { iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
@@ -30,6 +32,7 @@ export interface DealRow {
   rec_company_id: string | null;
   person_ids: string[];
   owner_id: string;
+  custom: JsonObject;
   version: string;
   stage_entered_at: Date;
   closed_at: Date | null;
@@ -40,7 +43,7 @@ export interface DealRow {
 
 const PEOPLE = "coalesce((SELECT array_agg(dp.person_id ORDER BY dp.ord) FROM rec_deal_people dp WHERE dp.deal_id = d.id), '{}'::uuid[]) AS person_ids";
 const COLS = `d.id, d.name, d.pipeline_id, d.stage_id, d.position, d.amount_minor, d.currency_code, to_char(d.expected_close_date, 'YYYY-MM-DD') AS expected_close_date,
-  d.status, d.lost_reason, d.rec_company_id, d.owner_id, d.version, d.stage_entered_at, d.closed_at, d.created_at, d.updated_at, d.deleted_at, ${PEOPLE}`;
+  d.status, d.lost_reason, d.rec_company_id, d.owner_id, d.version, d.stage_entered_at, d.closed_at, d.created_at, d.updated_at, d.deleted_at, ${PEOPLE}, ${visibleCustom("d", "deal")}`;
 const SELECT = `SELECT ${COLS} FROM rec_deals d`;
 
 export const dealConstraints: Record<string, ConstraintInfo> = {
@@ -72,6 +75,7 @@ export function toDeal(r: DealRow): MessageInitShape<typeof DealSchema> {
     companyId: r.rec_company_id ?? "",
     personIds: r.person_ids,
     ownerId: r.owner_id,
+    custom: r.custom,
     etag: etagOf(r.version),
     stageEnterTime: ts(r.stage_entered_at),
     closeTime: ts(r.closed_at),
@@ -96,6 +100,7 @@ function snapshot(r: DealRow): Snapshot {
     company_id: r.rec_company_id,
     person_ids: r.person_ids,
     owner_id: r.owner_id,
+    ...customSnapshot(r.custom),
   };
 }
 
@@ -126,12 +131,6 @@ export const dealList: ListSpec = {
   },
 };
 
-function checked(d: Deal, paths: readonly string[]): DealInput {
-  const v: Violation[] = [];
-  const input = checkDeal(d, paths, v);
-  if (v.length) throw invalid(v);
-  return input;
-}
 
 interface StageRef {
   id: string;
@@ -192,7 +191,7 @@ export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow>
   if (stageId && !isId(stageId)) v.push({ field: "deal.stageId", description: "must be a stage id (UUID)" });
   if (pipelineId && !isId(pipelineId)) v.push({ field: "deal.pipelineId", description: "must be a pipeline id (UUID)" });
   if (!stageId && !pipelineId) v.push({ field: "deal.stageId", description: "is required: the stage to put the deal in (or pipelineId, for its first stage)" });
-  if (v.length) throw invalid(v);
+  const patch = await customPatch(sql, "deal", d.custom, "all", v, "deal");
   let stage: StageRef;
   if (stageId) {
     stage = await stageRef(sql, stageId, "deal.stageId");
@@ -209,9 +208,9 @@ export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow>
   await lockStage(sql, stage.id);
   const position = positionBetween(await lastPosition(sql, stage.id), null);
   const { rows } = await sql.query<{ id: string }>(
-    `INSERT INTO rec_deals (company_id, name, pipeline_id, stage_id, position, amount_minor, currency_code, expected_close_date, status, lost_reason, rec_company_id, owner_id, closed_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $9 = 'open' THEN NULL ELSE now() END) RETURNING id`,
-    [a.companyId, input.name, stage.pipeline_id, stage.id, position, input.amount_minor, input.currency_code, input.expected_close_date, stage.kind, input.lost_reason, input.company_id, owner],
+    `INSERT INTO rec_deals (company_id, name, pipeline_id, stage_id, position, amount_minor, currency_code, expected_close_date, status, lost_reason, rec_company_id, owner_id, closed_at, custom)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $9 = 'open' THEN NULL ELSE now() END, $13) RETURNING id`,
+    [a.companyId, input.name, stage.pipeline_id, stage.id, position, input.amount_minor, input.currency_code, input.expected_close_date, stage.kind, input.lost_reason, input.company_id, owner, JSON.stringify(patch.set)],
   );
   const id = rows[0]!.id;
   await writePeople(sql, a, id, input.person_ids, true);
@@ -222,9 +221,11 @@ export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow>
 }
 
 export async function updateDeal(sql: Sql, a: Acting, id: string, d: Deal, paths: string[], etag: bigint | undefined): Promise<DealRow> {
-  const input = checked(d, paths);
+  const v: Violation[] = [];
+  const input: DealInput = checkDeal(d, paths, v);
+  const patch = await customPatch(sql, "deal", d.custom, customScope(paths), v, "deal");
   const before = await lockForChange<DealRow>(sql, a, "deal", SELECT, id, { etag });
-  const next: DealRow = { ...before };
+  const next: DealRow = { ...before, custom: applyCustom(before.custom, patch) };
   if (input.name !== undefined) next.name = input.name;
   if (input.amount_minor !== undefined) next.amount_minor = input.amount_minor;
   if (input.currency_code !== undefined) next.currency_code = input.currency_code;
@@ -239,8 +240,8 @@ export async function updateDeal(sql: Sql, a: Acting, id: string, d: Deal, paths
   await referencesExist(sql, { company_id: touched.has("company_id") ? next.rec_company_id : null, person_ids: touched.has("person_ids") ? next.person_ids : undefined });
   await sql.query(
     `UPDATE rec_deals SET name = $2, amount_minor = $3, currency_code = $4, expected_close_date = $5, lost_reason = $6, rec_company_id = $7, owner_id = $8,
-            version = version + 1, updated_at = now() WHERE id = $1`,
-    [id, next.name, next.amount_minor, next.currency_code, next.expected_close_date, next.lost_reason, next.rec_company_id, next.owner_id],
+            custom = (custom - $9::text[]) || $10::jsonb, version = version + 1, updated_at = now() WHERE id = $1`,
+    [id, next.name, next.amount_minor, next.currency_code, next.expected_close_date, next.lost_reason, next.rec_company_id, next.owner_id, ...patchParams(patch)],
   );
   if (touched.has("person_ids")) await writePeople(sql, a, id, next.person_ids, false);
   await writeTimeline(sql, a, "deal", id, "updated", changes);

@@ -8,9 +8,10 @@ import { Operator } from "@crm/gen/crm/records/v1/common_pb";
 import { invalid, type Violation } from "@crm/kit";
 import type { Sql } from "@crm/dbservice/db";
 import {
-  type Cursor, type FieldType, type FilterNode, type ListParams, type ListQuery, type ObjectKind, type OrderKey,
-  encodePageToken, pageSizeOf, parseListQuery,
+  type Cursor, type CustomCatalog, type FieldSpec, type FieldType, type FilterNode, type ListParams, type ListQuery, type ObjectKind, type OrderKey,
+  ME, encodePageToken, hasCustom, mentionsCustom, pageSizeOf, parseListQuery,
 } from "../src/rules.js";
+import { loadCatalog } from "./custom.js";
 
 /** How one field is reached in SQL. */
 export interface ColumnSql {
@@ -20,6 +21,10 @@ export interface ColumnSql {
   links?: { from: string; join: string; elem: string };
   /** The sort expression, when not derived from expr. */
   sort?: string;
+  /** How its values are cast, when not by its type (castOf). */
+  cast?: string;
+  /** A custom field: the record's alias and the key, for containment (custom @> {key: value}, the GIN index). */
+  json?: { alias: string; key: string };
 }
 
 export interface ListSpec {
@@ -33,22 +38,82 @@ export interface ListSpec {
   columns: Record<string, ColumnSql>;
 }
 
-const castOf: Record<FieldType, string> = { text: "text", id: "uuid", enum: "text", int: "bigint", date: "date", time: "timestamptz", text_list: "text", id_list: "uuid" };
+const castOf: Record<FieldType, string> = {
+  text: "text", id: "uuid", enum: "text", int: "bigint", date: "date", time: "timestamptz", text_list: "text", id_list: "uuid",
+  number: "numeric", bool: "boolean", select: "text", multi: "text",
+};
 
 class Params {
   values: unknown[] = [];
   add(v: unknown, cast: string): string {
+    // "me" in a condition on a user's id: the acting user of the transaction.
+    if (cast === "uuid" && v === ME) return "crm_user()";
+    if (cast === "uuid[]" && Array.isArray(v) && v.includes(ME)) return `array_replace(${this.add(v, "text[]")}, '${ME}', crm_user()::text)::uuid[]`;
     this.values.push(v);
     return `$${this.values.length}::${cast}`;
   }
 }
 
+/**
+ * How a custom field is reached: its value in the record's `custom` jsonb, typed. Dates and
+ * times are stored as ISO text (YYYY-MM-DD, and toISOString's fixed form), which sorts as they
+ * do, so they are compared as text in the "C" collation. The key passed the catalog (^[a-z][a-z0-9_]*$).
+ */
+function customColumn(alias: string, f: FieldSpec): ColumnSql {
+  const key = f.custom!.key;
+  if (!/^[a-z][a-z0-9_]{0,49}$/.test(key)) throw new Error(`custom key ${key}`); // the catalog let through what it must not
+  const text = `(${alias}.custom->>'${key}')`;
+  const json = { alias, key };
+  switch (f.custom!.type) {
+    case "number":
+    case "money":
+      return { expr: `${text}::numeric`, cast: "numeric", json };
+    case "date":
+    case "datetime":
+      return { expr: `${text} COLLATE "C"`, cast: "text", json };
+    case "boolean":
+      return { expr: `${text}::boolean`, json };
+    case "user":
+      return { expr: `${text}::uuid`, json };
+    case "multi_select":
+      return { expr: `(${alias}.custom->'${key}')`, json };
+    default:
+      return { expr: text, json };
+  }
+}
+
+/** The SQL of a field of the list: a column of the spec, or a custom field of the catalog. */
+function columnOf(spec: ListSpec, field: string, custom: CustomCatalog | undefined): ColumnSql {
+  const col = spec.columns[field];
+  if (col) return col;
+  const f = custom?.[field];
+  if (!f?.custom) throw new Error(`field ${field} of ${spec.kind}`); // parseListQuery let through what it must not
+  return customColumn(spec.alias, f);
+}
+
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-function condition(spec: ListSpec, n: Extract<FilterNode, { kind: "cond" }>, p: Params): string {
-  const col = spec.columns[n.field]!;
-  const cast = castOf[n.type];
+function condition(spec: ListSpec, n: Extract<FilterNode, { kind: "cond" }>, p: Params, custom: CustomCatalog | undefined): string {
+  const col = columnOf(spec, n.field, custom);
+  const cast = col.cast ?? castOf[n.type];
   const v0 = n.values[0]!;
+  if (col.json) {
+    // Equality by containment, which the GIN index on custom answers for any key.
+    const contains = (v: unknown) => `${col.json!.alias}.custom @> ${p.add(JSON.stringify({ [col.json!.key]: v }), "jsonb")}`;
+    if (n.type === "multi") {
+      switch (n.op) {
+        case Operator.EQUALS:
+          return contains([v0]);
+        case Operator.IN:
+          return `coalesce(${col.expr} ?| ${p.add(n.values, "text[]")}, false)`;
+        case Operator.IS_EMPTY:
+          return `coalesce(jsonb_array_length(${col.expr}), 0) = 0`;
+        case Operator.IS_NOT_EMPTY:
+          return `coalesce(jsonb_array_length(${col.expr}), 0) > 0`;
+      }
+    }
+    if (n.op === Operator.EQUALS && v0 !== ME && (n.type === "select" || n.type === "id" || n.type === "bool")) return contains(n.type === "bool" ? v0 === "true" : v0);
+  }
   if (n.type === "id_list") {
     const l = col.links!;
     const ex = (cond: string) => `EXISTS (SELECT 1 FROM ${l.from} WHERE ${l.join} AND ${cond})`;
@@ -125,13 +190,13 @@ function condition(spec: ListSpec, n: Extract<FilterNode, { kind: "cond" }>, p: 
   throw new Error(`operator ${n.op} on ${n.type}`); // parseFilter let through what it must not
 }
 
-function compile(spec: ListSpec, node: FilterNode, p: Params): string {
-  if (node.kind === "cond") return condition(spec, node, p);
-  return `(${node.children.map((c) => compile(spec, c, p)).join(node.kind === "and" ? " AND " : " OR ")})`;
+function compile(spec: ListSpec, node: FilterNode, p: Params, custom: CustomCatalog | undefined): string {
+  if (node.kind === "cond") return condition(spec, node, p, custom);
+  return `(${node.children.map((c) => compile(spec, c, p, custom)).join(node.kind === "and" ? " AND " : " OR ")})`;
 }
 
-function sortExpr(spec: ListSpec, key: OrderKey): string {
-  const col = spec.columns[key.field]!;
+function sortExpr(spec: ListSpec, key: OrderKey, custom: CustomCatalog | undefined): string {
+  const col = columnOf(spec, key.field, custom);
   if (col.sort) return col.sort;
   if (key.type === "text") return `nullif(lower(${col.expr}), '')`;
   if (key.type === "text_list") return `nullif(lower((${col.expr})[1]), '')`;
@@ -149,27 +214,32 @@ export interface ListResult<R> {
   totalIsExact: boolean;
 }
 
-/** The checked query: parse errors name the request's fields (invalid_argument). */
-export function planList(spec: ListSpec, req: ListRequest): ListQuery {
+/** The checked query: parse errors name the request's fields (invalid_argument). `custom`: the object's custom fields. */
+export function planList(spec: ListSpec, req: ListRequest, custom?: CustomCatalog): ListQuery {
   const v: Violation[] = [];
-  const q = parseListQuery(spec.kind, req, v);
+  const q = parseListQuery(spec.kind, req, v, custom ?? {});
   if (v.length) throw invalid(v);
   return q;
 }
 
 export async function runList<R extends Record<string, unknown>>(sql: Sql, spec: ListSpec, req: ListRequest): Promise<ListResult<R>> {
-  const { filter, order, fingerprint, cursor } = planList(spec, req);
+  // The custom fields' definitions, read in this transaction when the filter or order names one.
+  const custom = hasCustom(spec.kind) && mentionsCustom(req.filter, req.orderBy) ? await loadCatalog(sql, spec.kind) : undefined;
+  const { filter, order, fingerprint, cursor } = planList(spec, req, custom);
   const a = spec.alias;
   const p = new Params();
   const where: string[] = [];
   if (!req.showDeleted) where.push(`${a}.deleted_at IS NULL`);
-  if (filter) where.push(compile(spec, filter, p));
+  if (filter) where.push(compile(spec, filter, p, custom));
   const baseWhere = where.length ? where.join(" AND ") : "true";
   const baseParams = [...p.values];
 
   // The id breaks ties, in the direction of the last key (so "create_time desc" walks its index).
   const idDesc = order[order.length - 1]!.desc;
-  const keys = [...order.map((k) => ({ expr: sortExpr(spec, k), desc: k.desc, cast: castOf[k.type] })), { expr: `${a}.id`, desc: idDesc, cast: "uuid" }];
+  const keys = [
+    ...order.map((k) => ({ expr: sortExpr(spec, k, custom), desc: k.desc, cast: columnOf(spec, k.field, custom).cast ?? castOf[k.type] })),
+    { expr: `${a}.id`, desc: idDesc, cast: "uuid" },
+  ];
   if (cursor) where.push(keyset(keys, cursor, p));
   const size = pageSizeOf(req.pageSize);
   const orderSql = keys.map((k) => `${k.expr} ${k.desc ? "DESC" : "ASC"} NULLS LAST`).join(", ");

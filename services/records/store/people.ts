@@ -1,10 +1,12 @@
 /** People: rec_people, their e-mail addresses (rec_person_emails: one person per address) and company links. */
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import type { Person, PersonSchema } from "@crm/gen/crm/records/v1/person_pb";
 import type { Sql } from "@crm/dbservice/db";
+import { applyCustom, customScope, customSnapshot } from "../src/custom-fields.js";
 import { checkPerson, diff, emailKey, etagOf, updatable, type PersonInput, type Snapshot } from "../src/rules.js";
 import type { Acting, ConstraintInfo } from "./acting.js";
+import { customPatch, patchParams, visibleCustom } from "./custom.js";
 import type { ListSpec } from "./lists.js";
 import { iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
 
@@ -22,6 +24,7 @@ export interface PersonRow {
   job_title: string;
   owner_id: string;
   companies: Link[];
+  custom: JsonObject;
   version: string;
   created_at: Date;
   updated_at: Date;
@@ -30,7 +33,7 @@ export interface PersonRow {
 
 const LINKS = `coalesce((SELECT jsonb_agg(jsonb_build_object('company_id', l.rec_company_id, 'role', l.role) ORDER BY l.ord)
                         FROM rec_person_companies l WHERE l.person_id = p.id), '[]'::jsonb) AS companies`;
-const COLS = `p.id, p.first_name, p.last_name, p.emails, p.phones, p.job_title, p.owner_id, p.version, p.created_at, p.updated_at, p.deleted_at, ${LINKS}`;
+const COLS = `p.id, p.first_name, p.last_name, p.emails, p.phones, p.job_title, p.owner_id, p.version, p.created_at, p.updated_at, p.deleted_at, ${LINKS}, ${visibleCustom("p", "person")}`;
 const SELECT = `SELECT ${COLS} FROM rec_people p`;
 
 export const personConstraints: Record<string, ConstraintInfo> = {
@@ -57,6 +60,7 @@ export function toPerson(r: PersonRow): MessageInitShape<typeof PersonSchema> {
     jobTitle: r.job_title,
     companies: r.companies.map((l) => ({ companyId: l.company_id, role: l.role })),
     ownerId: r.owner_id,
+    custom: r.custom,
     etag: etagOf(r.version),
     createTime: ts(r.created_at),
     updateTime: ts(r.updated_at),
@@ -74,6 +78,7 @@ function snapshot(r: PersonRow): Snapshot {
     job_title: r.job_title,
     companies: r.companies.map((l) => ({ company_id: l.company_id, role: l.role })),
     owner_id: r.owner_id,
+    ...customSnapshot(r.custom),
   };
 }
 
@@ -97,11 +102,12 @@ export const personList: ListSpec = {
   },
 };
 
-function checked(p: Person, paths: readonly string[]): PersonInput {
+/** The standard fields and the custom values, every bad one named at once. */
+async function checked(sql: Sql, p: Person, paths: readonly string[], creating: boolean) {
   const v: Violation[] = [];
-  const input = checkPerson(p, paths, v);
-  if (v.length) throw invalid(v);
-  return input;
+  const input: PersonInput = checkPerson(p, paths, v);
+  const patch = await customPatch(sql, "person", p.custom, creating ? "all" : customScope(paths), v, "person");
+  return { input, patch };
 }
 
 /** already_exists naming the address and its person when another person has one of `emails`. */
@@ -156,13 +162,13 @@ export async function getPerson(sql: Sql, id: string): Promise<PersonRow> {
 }
 
 export async function createPerson(sql: Sql, a: Acting, p: Person): Promise<PersonRow> {
-  const input = checked(p, updatable.person);
+  const { input, patch } = await checked(sql, p, updatable.person, true);
   const owner = await ownerFor(sql, a, input.owner_id, "person.ownerId");
   await emailsFree(sql, input.emails, null);
   await companiesExist(sql, input.companies);
   const { rows } = await sql.query<{ id: string }>(
-    "INSERT INTO rec_people (company_id, first_name, last_name, emails, phones, job_title, owner_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    [a.companyId, input.first_name, input.last_name, input.emails, input.phones, input.job_title, owner],
+    "INSERT INTO rec_people (company_id, first_name, last_name, emails, phones, job_title, owner_id, custom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    [a.companyId, input.first_name, input.last_name, input.emails, input.phones, input.job_title, owner, JSON.stringify(patch.set)],
   );
   const id = rows[0]!.id;
   await writeParts(sql, a, id, input, true);
@@ -172,9 +178,9 @@ export async function createPerson(sql: Sql, a: Acting, p: Person): Promise<Pers
 }
 
 export async function updatePerson(sql: Sql, a: Acting, id: string, p: Person, paths: string[], etag: bigint | undefined): Promise<PersonRow> {
-  const input = checked(p, paths);
+  const { input, patch } = await checked(sql, p, paths, false);
   const before = await lockForChange<PersonRow>(sql, a, "person", SELECT, id, { etag });
-  const next = { ...before, ...input } as PersonRow;
+  const next = { ...before, ...input, custom: applyCustom(before.custom, patch) } as PersonRow;
   if (paths.includes("owner_id")) next.owner_id = await ownerFor(sql, a, input.owner_id ?? before.owner_id, "person.ownerId");
   const changes = diff(snapshot(before), snapshot(next));
   if (changes.length === 0) return before;
@@ -182,8 +188,9 @@ export async function updatePerson(sql: Sql, a: Acting, id: string, p: Person, p
   if (touched.has("emails")) await emailsFree(sql, input.emails, id);
   if (touched.has("companies")) await companiesExist(sql, input.companies);
   await sql.query(
-    `UPDATE rec_people SET first_name = $2, last_name = $3, emails = $4, phones = $5, job_title = $6, owner_id = $7, version = version + 1, updated_at = now() WHERE id = $1`,
-    [id, next.first_name, next.last_name, next.emails, next.phones, next.job_title, next.owner_id],
+    `UPDATE rec_people SET first_name = $2, last_name = $3, emails = $4, phones = $5, job_title = $6, owner_id = $7,
+            custom = (custom - $8::text[]) || $9::jsonb, version = version + 1, updated_at = now() WHERE id = $1`,
+    [id, next.first_name, next.last_name, next.emails, next.phones, next.job_title, next.owner_id, ...patchParams(patch)],
   );
   await writeParts(sql, a, id, { emails: touched.has("emails") ? input.emails : undefined, companies: touched.has("companies") ? input.companies : undefined }, false);
   await writeTimeline(sql, a, "person", id, "updated", changes);

@@ -14,7 +14,11 @@ import {
   checkPipelineName, checkStage, decodePageToken, encodePageToken, pageSizeOf, pageSizeViolation, parseMask, queryFingerprint, type StageInput,
 } from "../src/rules.js";
 import { asCaller, type Acting, type ConstraintInfo } from "./acting.js";
+import { activityStore } from "./activity-store.js";
 import { companyConstraints, companyList, createCompany, getCompany, toCompany, trashCompany, updateCompany, type CompanyRow } from "./companies.js";
+import { fieldConstraints } from "./fields.js";
+import { noteConstraints } from "./notes.js";
+import { taskConstraints } from "./tasks.js";
 import { createDeal, dealConstraints, dealList, getDeal, moveDeal, toDeal, trashDeal, updateDeal, type DealRow } from "./deals.js";
 import { runList } from "./lists.js";
 import { createPerson, getPerson, personConstraints, personList, toPerson, trashPerson, updatePerson, type PersonRow } from "./people.js";
@@ -24,7 +28,9 @@ import {
 import { etagArg, idOf, purge } from "./shared.js";
 import { listTimeline, objectKinds } from "./timeline.js";
 
-const constraints: Record<string, ConstraintInfo> = { ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints };
+const constraints: Record<string, ConstraintInfo> = {
+  ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints, ...fieldConstraints, ...taskConstraints, ...noteConstraints,
+};
 
 function need<T>(value: T | undefined, field: string): T {
   if (value === undefined) throw invalid([{ field, description: "is required" }]);
@@ -42,6 +48,9 @@ export function recordsStore(db: Db): ServiceImpl<typeof DbRecordsService> {
   const deal = (row: DealRow) => ({ deal: toDeal(row) });
 
   return {
+    // FieldService, TaskService, NoteService and the trash's 30-day purge (activity-store.ts)
+    ...activityStore(db, tx),
+
     // Companies
     async createCompanyDB({ request: r }, ctx) {
       const c = need(r?.company, "company");
@@ -250,7 +259,7 @@ export function recordsStore(db: Db): ServiceImpl<typeof DbRecordsService> {
     async listTimelineDB({ request: r }, ctx) {
       const kind = objectKinds[r?.objectType ?? 0];
       const v: Violation[] = [];
-      if (!kind) v.push({ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" });
+      if (!kind) v.push({ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, _PERSON, _DEAL, _TASK or _NOTE" });
       const bad = pageSizeViolation(r?.pageSize ?? 0);
       if (bad) v.push(bad);
       done(v);

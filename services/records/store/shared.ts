@@ -5,10 +5,10 @@ import type { Sql } from "@crm/dbservice/db";
 import { TRASH_DAYS, etagOf, isId, normalId, parseEtag, type FieldChangeJson, type ObjectKind } from "../src/rules.js";
 import { mayEdit, type Acting } from "./acting.js";
 
-export const tables: Record<ObjectKind, string> = { company: "rec_companies", person: "rec_people", deal: "rec_deals" };
-const names: Record<ObjectKind, string> = { company: "company", person: "person", deal: "deal" };
+export const tables: Record<ObjectKind, string> = { company: "rec_companies", person: "rec_people", deal: "rec_deals", task: "rec_tasks", note: "rec_notes" };
+const names: Record<ObjectKind, string> = { company: "company", person: "person", deal: "deal", task: "task", note: "note" };
 /** The alias each store's SELECT gives its table. */
-const aliases: Record<ObjectKind, string> = { company: "c", person: "p", deal: "d" };
+const aliases: Record<ObjectKind, string> = { company: "c", person: "p", deal: "d", task: "t", note: "n" };
 
 /** The id a request names, or invalid_argument for `field`. */
 export function idOf(value: string, field = "id"): string {
@@ -26,7 +26,6 @@ export function etagArg(value: string, field = "etag"): bigint | undefined {
 export const notFound = (kind: ObjectKind, id: string) => new AppError("not_found", `no ${names[kind]} ${id} in your company`);
 
 interface Owned {
-  owner_id: string;
   version: string;
   deleted_at: Date | null;
 }
@@ -43,17 +42,19 @@ export async function lockForChange<R extends Owned>(
   kind: ObjectKind,
   select: string,
   id: string,
-  o: { etag?: bigint | undefined; trash?: "refuse" | "allow" } = {},
+  o: { etag?: bigint | undefined; trash?: "refuse" | "allow"; may?: (row: R) => boolean; rule?: string } = {},
 ): Promise<R> {
+  const rule = o.rule ?? "members change only the records they own";
   const alias = aliases[kind];
   const { rows } = await sql.query<R>(`${select} WHERE ${alias}.id = $1 FOR UPDATE OF ${alias}`, [id]);
   const row = rows[0];
   if (!row) {
-    const { rows: seen } = await sql.query<{ owner_id: string }>(`SELECT owner_id FROM ${tables[kind]} WHERE id = $1`, [id]);
-    if (!seen[0]) throw notFound(kind, id);
-    throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: members change only the records they own (ask its owner or an admin)`);
+    const { rowCount } = await sql.query(`SELECT 1 FROM ${tables[kind]} WHERE id = $1`, [id]);
+    if (!rowCount) throw notFound(kind, id);
+    throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: ${rule} (ask its owner or an admin)`);
   }
-  if (!mayEdit(a, row.owner_id)) throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: members change only the records they own`);
+  const may = o.may ? o.may(row) : mayEdit(a, (row as R & { owner_id: string }).owner_id);
+  if (!may) throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: ${rule}`);
   if (o.etag !== undefined && BigInt(row.version) !== o.etag) {
     throw new AppError("aborted", `${names[kind]} ${id} changed since you read it (etag ${etagOf(o.etag)}, now ${row.version}): read it again and retry`);
   }
@@ -76,13 +77,19 @@ export async function ownerFor(sql: Sql, a: Acting, requested: string | null | u
   return owner;
 }
 
-export type TimelineAction = "created" | "updated" | "deleted" | "restored" | "stage_changed";
+export type TimelineAction = "created" | "updated" | "deleted" | "restored" | "stage_changed" | "linked" | "unlinked";
+
+/** The task or note an entry on a linked record is about. */
+export interface Subject {
+  kind: "task" | "note";
+  id: string;
+}
 
 /** One timeline entry, in the caller's transaction, under the caller's name. */
-export async function writeTimeline(sql: Sql, a: Acting, kind: ObjectKind, recordId: string, action: TimelineAction, changes: FieldChangeJson[]): Promise<void> {
+export async function writeTimeline(sql: Sql, a: Acting, kind: ObjectKind, recordId: string, action: TimelineAction, changes: FieldChangeJson[], subject?: Subject): Promise<void> {
   await sql.query(
-    "INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes) VALUES ($1, $2, $3, $4, 'user', $5, $6)",
-    [a.companyId, kind, recordId, action, a.userId, JSON.stringify(changes)],
+    "INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes, subject_type, subject_id) VALUES ($1, $2, $3, $4, 'user', $5, $6, $7, $8)",
+    [a.companyId, kind, recordId, action, a.userId, JSON.stringify(changes), subject?.kind ?? null, subject?.id ?? null],
   );
 }
 
@@ -98,4 +105,6 @@ export async function purge(sql: Sql, a: Acting, kind: ObjectKind, id: string): 
   if (!rows[0].deleted_at) throw new AppError("failed_precondition", `${names[kind]} ${id} is not in the trash: delete it first, then purge it`);
   await sql.query(`DELETE FROM ${tables[kind]} WHERE id = $1`, [id]);
   await sql.query("DELETE FROM rec_timeline WHERE object_type = $1 AND record_id = $2", [kind, id]);
+  // A task's or note's entries on the records it linked go with it.
+  if (kind === "task" || kind === "note") await sql.query("DELETE FROM rec_timeline WHERE subject_id = $1", [id]);
 }

@@ -19,6 +19,8 @@ interface EntryRow {
   actor_id: string | null;
   changes: FieldChangeJson[];
   created_at: Date;
+  subject_type: "task" | "note" | null;
+  subject_id: string | null;
 }
 
 const actions = {
@@ -27,10 +29,18 @@ const actions = {
   deleted: TimelineAction.DELETED,
   restored: TimelineAction.RESTORED,
   stage_changed: TimelineAction.STAGE_CHANGED,
+  linked: TimelineAction.LINKED,
+  unlinked: TimelineAction.UNLINKED,
 } as const;
 const actors = { user: ActorType.USER, api_key: ActorType.API_KEY, import: ActorType.IMPORT, system: ActorType.SYSTEM } as const;
-export const objectKinds: Partial<Record<ObjectType, ObjectKind>> = { [ObjectType.COMPANY]: "company", [ObjectType.PERSON]: "person", [ObjectType.DEAL]: "deal" };
-const kindToProto: Record<ObjectKind, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL };
+export const objectKinds: Partial<Record<ObjectType, ObjectKind>> = {
+  [ObjectType.COMPANY]: "company",
+  [ObjectType.PERSON]: "person",
+  [ObjectType.DEAL]: "deal",
+  [ObjectType.TASK]: "task",
+  [ObjectType.NOTE]: "note",
+};
+export const kindToProto: Record<ObjectKind, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL, task: ObjectType.TASK, note: ObjectType.NOTE };
 
 function toEntry(r: EntryRow): MessageInitShape<typeof TimelineEntrySchema> {
   return {
@@ -41,6 +51,7 @@ function toEntry(r: EntryRow): MessageInitShape<typeof TimelineEntrySchema> {
     actor: { type: actors[r.actor_type], id: r.actor_id ?? "" },
     changes: r.changes.map((c) => ({ field: c.field, before: fromJson(ValueSchema, c.before as JsonValue), after: fromJson(ValueSchema, c.after as JsonValue) })),
     createTime: ts(r.created_at),
+    subject: r.subject_type && r.subject_id ? { objectType: kindToProto[r.subject_type], id: r.subject_id } : undefined,
   };
 }
 
@@ -55,9 +66,10 @@ export async function listTimeline(sql: Sql, kind: ObjectKind, recordId: string,
   if (!rowCount) throw new AppError("not_found", `no ${kind} ${recordId} in your company (a purged record's timeline goes with it)`);
   const size = pageSizeOf(pageSize);
   const { rows } = await sql.query<EntryRow>(
-    `SELECT id::text, object_type, record_id, action, actor_type, actor_id, changes, created_at FROM rec_timeline
+    // "ORDER BY t.id": by the bigint, not by the text output column of the same name ("10" < "9").
+    `SELECT t.id::text AS id, object_type, record_id, action, actor_type, actor_id, changes, created_at, subject_type, subject_id FROM rec_timeline t
      WHERE object_type = $1 AND record_id = $2 AND ($3::bigint IS NULL OR id < $3::bigint)
-     ORDER BY id DESC LIMIT $4`,
+     ORDER BY t.id DESC LIMIT $4`,
     [kind, recordId, before ?? null, size + 1],
   );
   const page = rows.slice(0, size);

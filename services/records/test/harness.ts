@@ -61,6 +61,8 @@ export interface StoreHarness {
   pool: pg.Pool;
   db: Db;
   tenant(name?: string): Promise<Tenant>;
+  /** One more user of a tenant. */
+  tenantUser(t: Pick<Tenant, "companyId">, role: Role): Promise<User>;
   /** Runs fn as the app role in a tenant with an acting user, as the store does (rolled back). */
   asApp<T>(u: Pick<User, "userId" | "companyId">, fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -94,6 +96,7 @@ export async function storeHarness(): Promise<StoreHarness> {
       await pool.query("INSERT INTO companies (id, name) VALUES ($1, $2)", [companyId, `${name} ${companyId.slice(0, 8)}`]);
       return { companyId, owner: await user(companyId, "owner"), admin: await user(companyId, "admin"), member: await user(companyId, "member"), member2: await user(companyId, "member") };
     },
+    tenantUser: (t, role) => user(t.companyId, role),
     async asApp(u, fn) {
       const c = await pool.connect();
       try {
