@@ -85,5 +85,6 @@ export const mounts: readonly Mount[] = [
   mount(DbChatService, ({ db, afterOutbox }) => chatStore({ db, afterOutbox }), { migrations: chatsMigrations }),
   // The audit log: listed by owners and admins; RecordAuditEventsDB (actions that write nothing else) only for our services.
   mount(DbAuditService, (ctx) => auditStore(ctx.db, audit(ctx)), { publicMethods: ["RecordAuditEventsDB"] }),
-  mount(DbRecordsService, ({ db }) => recordsStore(db), { migrations: recordsMigrations }),
+  // The records service's trash purge job: requirePeer("records").
+  mount(DbRecordsService, ({ db }) => recordsStore(db), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB"] }),
 ];
