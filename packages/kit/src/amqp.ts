@@ -6,7 +6,7 @@
  * declared again after every reconnect.
  */
 import { hostname } from "node:os";
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from "amqplib";
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
 import {
   ATTEMPT_HEADER, BusUnavailableError, RetryLaterError, UnroutableError, defaultRetryDelay, memoryBus,
   type ConsumeOptions, type Delivery, type EventBus, type ExchangeType, type Handler, type QueueOptions, type SubscribeOptions, type TopicSubscription,
@@ -145,6 +145,8 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
   }
 
   async function connectOnce() {
+    // amqplib is loaded by the first connect: a process without AMQP_URL never loads it.
+    const { default: amqp } = await import("amqplib");
     const c = await amqp.connect(url.toString(), { noDelay: true, timeout: 5_000, clientProperties: { connection_name: `${opts.name}@${hostname()}` } });
     try {
       c.on("error", (err: Error) => log.warn({ err: err.message }, "amqp connection error"));

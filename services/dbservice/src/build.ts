@@ -17,8 +17,17 @@ import { createDbModule } from "./module.js";
 import { startRelay } from "./relay.js";
 import { startRevocationKeeper } from "./revocation-keeper.js";
 
-/** The all-in-one's database when DATABASE_URL is unset: PGlite in a folder, on a loopback socket. */
-export { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded.js";
+import type { EmbeddedPostgres } from "./embedded.js";
+
+export type { EmbeddedPostgres };
+
+/**
+ * The all-in-one's database when DATABASE_URL is unset: PGlite in a folder, on a loopback socket.
+ * PGlite is imported here, on demand: dbservice's own process never loads it.
+ */
+export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
+  return (await import("./embedded.js")).startEmbeddedPostgres(dataDir);
+}
 
 export interface DbBuildDeps {
   cfg: DbConfig;
