@@ -5,8 +5,9 @@
  */
 import { create, fromBinary, fromJsonString, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { ChatEventSchema, type ChatEvent } from "@crm/gen/crm/chat/v1/chat_pb";
+import { RecordChangeSchema, type RecordChange } from "@crm/gen/crm/records/v1/stream_pb";
 import { AuditEventSchema, type AuditEvent } from "@crm/gen/crm/admin/v1/audit_pb";
-import { AUDIT_QUEUE, CHAT_EVENTS_EXCHANGE, chatRoutingKey } from "./messaging.js";
+import { AUDIT_QUEUE, CHAT_EVENTS_EXCHANGE, RECORD_EVENTS_EXCHANGE, chatRoutingKey, recordRoutingKey } from "./messaging.js";
 
 /** The content type of every event: binary protobuf. */
 export const EVENT_CONTENT_TYPE = "application/protobuf";
@@ -51,4 +52,19 @@ export function auditEvent(init: MessageInitShape<typeof AuditEventSchema> & { e
 /** Reads an AuditEvent off the audit queue; throws on bytes that are not one. */
 export function decodeAuditEvent(body: Uint8Array): AuditEvent {
   return fromBinary(AuditEventSchema, body);
+}
+
+/**
+ * A RecordChange, encoded and addressed: to `records.events` with the routing key of its tenant;
+ * its message id is the tenant and version (consumers drop what they saw: delivery is at least once).
+ */
+export function recordChangeEvent(
+  init: MessageInitShape<typeof RecordChangeSchema> & { tenantId: string; version: bigint },
+): EncodedEvent & { exchange: string; routingKey: string; messageId: string } {
+  return { exchange: RECORD_EVENTS_EXCHANGE, routingKey: recordRoutingKey(init.tenantId), messageId: `${init.tenantId}:${init.version}`, ...encodeEvent(RecordChangeSchema, init) };
+}
+
+/** Reads a RecordChange (off `records.events`, or as the records store keeps it); throws on bytes that are not one. */
+export function decodeRecordChange(body: Uint8Array): RecordChange {
+  return fromBinary(RecordChangeSchema, body);
 }

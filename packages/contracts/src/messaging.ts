@@ -29,3 +29,14 @@ export const deadLetterQueueOf = (queue: string) => `${queue}.dead`;
  * until admin first starts.
  */
 export const AUDIT_QUEUE = "audit_events";
+
+/**
+ * Record changes (crm.records.v1.RecordChange): written to the outbox by the records store
+ * (dbservice) with every change of a company, person or deal, published by the relay, consumed by
+ * every records replica's hub (WatchRecords) and, later, by webhooks.
+ */
+export const RECORD_EVENTS_EXCHANGE = "records.events";
+/** The type of `records.events`: topic, so each records replica binds only the tenants its streams watch. */
+export const RECORD_EVENTS_EXCHANGE_TYPE = "topic";
+/** The routing key of one tenant's record changes on `records.events` (all object types: versions are per tenant). */
+export const recordRoutingKey = (tenantId: string) => `records.${tenantId}`;

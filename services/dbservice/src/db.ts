@@ -53,6 +53,14 @@ export interface Db {
    * script's last statement.
    */
   tenantScript(companyId: string, build: (sql: Sql) => Script): Promise<pg.QueryResult>;
+  /**
+   * Statements sent with the COMMIT of `sql`'s transaction (one of `tenant` or `system`), in the
+   * same round trip, then the INSERT of `outbox` messages: for the last writes of a transaction
+   * that holds a hot row lock until it commits (the records' per-tenant version), so the lock is
+   * held one round trip less. `text` has literal values only (quote them with sql.escapeLiteral);
+   * several calls append in order. When a statement fails, COMMIT does not run and `tenant` rejects.
+   */
+  atCommit(sql: Sql, text: string, outbox?: OutboxMessage[]): void;
   /** Writes to the transactional outbox in `sql`'s transaction (outbox.ts; the relay publishes it after commit). */
   enqueue(sql: Sql, msg: OutboxMessage): Promise<void>;
   /** Many outbox messages in one statement. */
@@ -146,14 +154,22 @@ export async function transaction<T>(
 }
 
 export function createDb(pool: pg.Pool): Db {
+  /** What each open transaction sends with its COMMIT (atCommit). */
+  const tails = new WeakMap<Sql, string[]>();
   function run<T>(companyId: string, fn: (sql: Sql, start: TenantStart) => Promise<T>, actingUser?: string): Promise<T> {
     const start = begin(companyId, actingUser);
     return transaction(pool, async (client) => {
-      const started = (await client.query(start)) as unknown as pg.QueryResult[];
-      const role = actingUser === undefined ? "" : String((started[started.length - 1]!.rows[0] as { role?: unknown } | undefined)?.role ?? "");
-      const result = await fn(client, { role });
-      await client.query("COMMIT");
-      return result;
+      tails.set(client, []);
+      try {
+        const started = (await client.query(start)) as unknown as pg.QueryResult[];
+        const role = actingUser === undefined ? "" : String((started[started.length - 1]!.rows[0] as { role?: unknown } | undefined)?.role ?? "");
+        const result = await fn(client, { role });
+        const tail = tails.get(client)!;
+        await client.query(tail.length ? `${tail.join(";\n")};\nCOMMIT` : "COMMIT");
+        return result;
+      } finally {
+        tails.delete(client);
+      }
     });
   }
   return {
@@ -185,6 +201,12 @@ export function createDb(pool: pg.Pool): Db {
           throw err;
         }
       });
+    },
+    atCommit(sql, text, outbox = []) {
+      const tail = tails.get(sql);
+      if (!tail) throw new Error("atCommit outside a tenant or system transaction");
+      const insert = enqueueText(outbox, (v) => sql.escapeLiteral(v));
+      for (const t of [text.trim(), insert]) if (t) tail.push(t);
     },
     enqueue,
     enqueueMany,

@@ -86,5 +86,5 @@ export const mounts: readonly Mount[] = [
   // The audit log: listed by owners and admins; RecordAuditEventsDB (actions that write nothing else) only for our services.
   mount(DbAuditService, (ctx) => auditStore(ctx.db, audit(ctx)), { publicMethods: ["RecordAuditEventsDB"] }),
   // The records service's trash purge job: requirePeer("records").
-  mount(DbRecordsService, ({ db }) => recordsStore(db), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB"] }),
+  mount(DbRecordsService, ({ db, afterOutbox }) => recordsStore(db, { afterOutbox }), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB"] }),
 ];

@@ -7,11 +7,22 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import { AppError, invalid, principalOf, type Role } from "@crm/kit";
 import type { Db, Sql } from "@crm/dbservice/db";
+import { publishChanges, type PendingChange, type RecordReaders } from "./changes.js";
 
 export interface Acting {
   companyId: string;
   userId: string;
   role: Role;
+  /** The record changes made so far (changes.ts): versioned and published when the transaction ends. */
+  pending: PendingChange[];
+}
+
+/** What the store's transactions need besides the database. */
+export interface CallerOptions {
+  /** Reads changed records for their events (changes.ts). */
+  readers?: RecordReaders;
+  /** Called after a transaction that wrote events committed: wakes the outbox relay. */
+  afterOutbox?: () => void;
 }
 
 export const isAdmin = (a: Acting) => a.role === "owner" || a.role === "admin";
@@ -25,20 +36,36 @@ export interface ConstraintInfo {
   message: string;
 }
 
-/** Runs fn in ONE tenant transaction as the caller; `constraints` names the fields behind the schema's refusals. */
-export async function asCaller<T>(db: Db, ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>, constraints: Record<string, ConstraintInfo> = {}): Promise<T> {
+/**
+ * Runs fn in ONE tenant transaction as the caller; `constraints` names the fields behind the
+ * schema's refusals. The record changes fn noted are versioned and published at its end, with the
+ * COMMIT (changes.ts).
+ */
+export async function asCaller<T>(
+  db: Db,
+  ctx: HandlerContext,
+  fn: (sql: Sql, a: Acting) => Promise<T>,
+  constraints: Record<string, ConstraintInfo> = {},
+  o: CallerOptions = {},
+): Promise<T> {
   const p = principalOf(ctx);
+  let published = 0;
   try {
-    return await db.tenant(
+    const result = await db.tenant(
       p.companyId,
       async (sql, { role }) => {
         if (role !== "owner" && role !== "admin" && role !== "member") {
           throw new AppError("permission_denied", "your account is not active in this company: ask an owner or admin");
         }
-        return fn(sql, { companyId: p.companyId, userId: p.userId, role });
+        const a: Acting = { companyId: p.companyId, userId: p.userId, role, pending: [] };
+        const value = await fn(sql, a);
+        published = await publishChanges(db, sql, a, o.readers ?? {});
+        return value;
       },
       { actingUser: p.userId },
     );
+    if (published) o.afterOutbox?.();
+    return result;
   } catch (err) {
     throw schemaError(err, constraints);
   }

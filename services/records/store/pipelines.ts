@@ -173,15 +173,17 @@ export async function updateStage(sql: Sql, a: Acting, id: string, input: { name
   if (stage.kind !== before.kind) {
     // The deals in the stage take the new status, each with a timeline entry.
     await lockStage(sql, id);
-    await sql.query(
+    const { rows: changed } = await sql.query<{ record_id: string }>(
       `WITH changed AS (
          UPDATE rec_deals SET status = $2, closed_at = CASE WHEN $2 = 'open' THEN NULL ELSE coalesce(closed_at, now()) END,
                 version = version + 1, updated_at = now()
          WHERE stage_id = $1 AND status <> $2 RETURNING id, company_id)
        INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes)
-       SELECT company_id, 'deal', id, 'updated', 'user', $3, jsonb_build_array(jsonb_build_object('field', 'status', 'before', $4::text, 'after', $2::text)) FROM changed`,
+       SELECT company_id, 'deal', id, 'updated', 'user', $3, jsonb_build_array(jsonb_build_object('field', 'status', 'before', $4::text, 'after', $2::text)) FROM changed
+       RETURNING record_id`,
       [id, stage.kind, a.userId, before.kind],
     );
+    for (const r of changed) a.pending.push({ kind: "deal", recordId: r.record_id, action: "updated", changes: [{ field: "status", before: before.kind, after: stage.kind }] });
   }
   return { stage, ...(await getPipeline(sql, stage.pipeline_id)) };
 }
@@ -230,6 +232,11 @@ export async function deleteStage(sql: Sql, a: Acting, id: string, moveTo: strin
        FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[]) AS v (id, old_position, new_position, old_status)`,
       [a.companyId, a.userId, id, target.id, target.kind, deals.map((d) => d.id), deals.map((d) => d.position), keys, deals.map((d) => d.status)],
     );
+    deals.forEach((d, i) => {
+      const changes = [{ field: "stage_id", before: id, after: target.id }, { field: "position", before: d.position, after: keys[i]! }];
+      if (d.status !== target.kind) changes.push({ field: "status", before: d.status, after: target.kind });
+      a.pending.push({ kind: "deal", recordId: d.id, action: "stage_changed", changes });
+    });
     moved = deals.length;
   }
   await sql.query("DELETE FROM rec_stages WHERE id = $1", [id]);

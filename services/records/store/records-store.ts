@@ -27,6 +27,8 @@ import {
 } from "./pipelines.js";
 import { etagArg, idOf, purge } from "./shared.js";
 import { listTimeline, objectKinds } from "./timeline.js";
+import { recordReaders } from "./readers.js";
+import { streamStore } from "./stream-store.js";
 
 const constraints: Record<string, ConstraintInfo> = {
   ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints, ...fieldConstraints, ...taskConstraints, ...noteConstraints,
@@ -41,8 +43,13 @@ const done = (v: Violation[]) => {
   if (v.length) throw invalid(v);
 };
 
-export function recordsStore(db: Db): ServiceImpl<typeof DbRecordsService> {
-  const tx = <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => asCaller(db, ctx, fn, constraints);
+export interface RecordsStoreOptions {
+  /** Wakes the outbox relay after a commit that wrote record change events. */
+  afterOutbox?: () => void;
+}
+
+export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<typeof DbRecordsService> {
+  const tx = <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => asCaller(db, ctx, fn, constraints, { readers: recordReaders, afterOutbox: o.afterOutbox });
   const company = (row: CompanyRow) => ({ company: toCompany(row) });
   const person = (row: PersonRow) => ({ person: toPerson(row) });
   const deal = (row: DealRow) => ({ deal: toDeal(row) });
@@ -50,6 +57,8 @@ export function recordsStore(db: Db): ServiceImpl<typeof DbRecordsService> {
   return {
     // FieldService, TaskService, NoteService and the trash's 30-day purge (activity-store.ts)
     ...activityStore(db, tx),
+    // WatchRecords' versions and changes (stream-store.ts)
+    ...streamStore(tx),
 
     // Companies
     async createCompanyDB({ request: r }, ctx) {

@@ -91,6 +91,8 @@ export async function writeTimeline(sql: Sql, a: Acting, kind: ObjectKind, recor
     "INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes, subject_type, subject_id) VALUES ($1, $2, $3, $4, 'user', $5, $6, $7, $8)",
     [a.companyId, kind, recordId, action, a.userId, JSON.stringify(changes), subject?.kind ?? null, subject?.id ?? null],
   );
+  // Its event: versioned and published with the commit (changes.ts).
+  a.pending.push({ kind, recordId, action, changes, subject });
 }
 
 export const ts = (d: Date | null | undefined): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
@@ -105,6 +107,7 @@ export async function purge(sql: Sql, a: Acting, kind: ObjectKind, id: string): 
   if (!rows[0].deleted_at) throw new AppError("failed_precondition", `${names[kind]} ${id} is not in the trash: delete it first, then purge it`);
   await sql.query(`DELETE FROM ${tables[kind]} WHERE id = $1`, [id]);
   await sql.query("DELETE FROM rec_timeline WHERE object_type = $1 AND record_id = $2", [kind, id]);
+  a.pending.push({ kind, recordId: id, action: "purged", changes: [] });
   // A task's or note's entries on the records it linked go with it.
   if (kind === "task" || kind === "note") await sql.query("DELETE FROM rec_timeline WHERE subject_id = $1", [id]);
 }
