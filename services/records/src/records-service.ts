@@ -19,7 +19,7 @@ import type { FieldService } from "@crm/gen/crm/records/v1/field_pb";
 import type { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import type { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
-import { catalogOf, checkCustom, customScope, defFromField } from "./custom-fields.js";
+import { catalogOf, checkCustom, customScope, defFromField } from "./rules.js";
 import { mentionsCustom, parseListQuery, type CustomKind, type ListParams } from "./rules.js";
 import * as check from "./validation.js";
 

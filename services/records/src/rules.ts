@@ -7,14 +7,19 @@
  * - the fields of each object that lists filter and sort on (their types), the filter tree and
  *   order_by parsed into a checked form, and the page token that carries a keyset cursor;
  * - kanban positions (fractional-indexing keys) and the status that follows a stage's kind;
- * - the field-level diff the timeline keeps.
+ * - the field-level diff the timeline keeps;
+ * - custom fields: definitions, values checked against them, the catalog lists use;
+ * - tasks and notes: their input and links.
  */
 import { createHash } from "node:crypto";
 import { domainToASCII } from "node:url";
 import { generateKeyBetween, generateNKeysBetween } from "fractional-indexing";
 import { z } from "zod";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Violation } from "@crm/kit";
-import { Operator, type Filter } from "@crm/gen/crm/records/v1/common_pb";
+import { ObjectType, Operator, type Filter, type RecordRef } from "@crm/gen/crm/records/v1/common_pb";
+import { FieldType as ProtoFieldType } from "@crm/gen/crm/records/v1/field_pb";
 
 // ---------------------------------------------------------------------------------------------
 // Limits
@@ -184,7 +189,7 @@ export interface FieldSpec {
   trashOnly?: boolean;
   /** A user's id: the value "me" means the caller. */
   user?: boolean;
-  /** A custom field (custom.<key>): its key and type (src/custom-fields.ts). */
+  /** A custom field (custom.<key>): its key and type (see "Custom fields" below). */
   custom?: { key: string; type: string };
 }
 
@@ -637,6 +642,552 @@ export function diff(before: Snapshot, after: Snapshot): FieldChangeJson[] {
     if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ field, before: b, after: a });
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom fields: a definition's input; a record's `custom` values checked and normalised against
+// the definitions of its object type (violations name `<object>.custom.<key>`) into a patch the
+// store applies in SQL (`custom = (custom - remove) || set`), so archived fields' values are kept;
+// the catalog lists filter and sort on ("custom.<key>" → its FieldSpec).
+
+export const FIELD_LIMITS = {
+  perObject: 100,
+  label: 100,
+  description: 500,
+  options: 200,
+  option: 100,
+  text: 1_000,
+  longText: 10_000,
+  url: 2_000,
+  /** A record's custom values as JSON text. */
+  customBytes: 64 * 1024,
+} as const;
+
+export const fieldKeyPattern = /^[a-z][a-z0-9_]{0,49}$/;
+
+export type CustomFieldType =
+  | "text" | "long_text" | "number" | "money" | "date" | "datetime" | "boolean" | "select" | "multi_select" | "url" | "email" | "phone" | "user";
+
+export const fieldTypeNames: Partial<Record<ProtoFieldType, CustomFieldType>> = {
+  [ProtoFieldType.TEXT]: "text",
+  [ProtoFieldType.LONG_TEXT]: "long_text",
+  [ProtoFieldType.NUMBER]: "number",
+  [ProtoFieldType.MONEY]: "money",
+  [ProtoFieldType.DATE]: "date",
+  [ProtoFieldType.DATETIME]: "datetime",
+  [ProtoFieldType.BOOLEAN]: "boolean",
+  [ProtoFieldType.SELECT]: "select",
+  [ProtoFieldType.MULTI_SELECT]: "multi_select",
+  [ProtoFieldType.URL]: "url",
+  [ProtoFieldType.EMAIL]: "email",
+  [ProtoFieldType.PHONE]: "phone",
+  [ProtoFieldType.USER]: "user",
+};
+export const fieldTypeToProto = Object.fromEntries(Object.entries(fieldTypeNames).map(([n, t]) => [t, Number(n)])) as Record<CustomFieldType, ProtoFieldType>;
+
+export interface OptionDef {
+  value: string;
+  label: string;
+  archived: boolean;
+}
+
+/** A definition as the rules need it. */
+export interface CustomDef {
+  key: string;
+  label: string;
+  type: CustomFieldType;
+  required: boolean;
+  options: OptionDef[];
+  currencyCode: string | null;
+  archived: boolean;
+}
+
+const hasOptions = (t: CustomFieldType) => t === "select" || t === "multi_select";
+
+// ---------------------------------------------------------------------------------------------
+// Definitions
+
+export interface FieldDefInput {
+  key?: string;
+  type?: CustomFieldType;
+  label?: string;
+  description?: string;
+  required?: boolean;
+  options?: OptionDef[];
+  currency_code?: string | null;
+}
+
+interface FieldLike {
+  key: string;
+  label: string;
+  type: ProtoFieldType;
+  required: boolean;
+  options: { value: string; label: string; archived: boolean }[];
+  currencyCode: string;
+  description: string;
+}
+
+/** The options checked: values trimmed, 1..100 characters, unique without regard to case; 1..200 of them for a select. */
+function checkOptions(out: Violation[], at: string, raw: FieldLike["options"], type: CustomFieldType | undefined): OptionDef[] {
+  const opts: OptionDef[] = [];
+  if (type && !hasOptions(type)) {
+    if (raw.length) out.push({ field: `${at}.options`, description: "only select and multi-select fields have options" });
+    return opts;
+  }
+  if (type && raw.length === 0) out.push({ field: `${at}.options`, description: `a ${type === "select" ? "select" : "multi-select"} field needs 1..${FIELD_LIMITS.options} options` });
+  if (raw.length > FIELD_LIMITS.options) out.push({ field: `${at}.options`, description: `may hold at most ${FIELD_LIMITS.options} options (got ${raw.length})` });
+  const seen = new Set<string>();
+  raw.slice(0, FIELD_LIMITS.options).forEach((o, i) => {
+    const value = o.value.trim();
+    const label = o.label.trim();
+    const bad = textViolation(value, `${at}.options[${i}].value`, FIELD_LIMITS.option, true);
+    if (bad) out.push(bad);
+    else if (seen.has(value.toLowerCase())) out.push({ field: `${at}.options[${i}].value`, description: "names another option of the field (values are compared without regard to case)" });
+    const badLabel = textViolation(label, `${at}.options[${i}].label`, FIELD_LIMITS.option);
+    if (badLabel) out.push(badLabel);
+    seen.add(value.toLowerCase());
+    opts.push({ value, label, archived: o.archived });
+  });
+  return opts;
+}
+
+/** CreateField: every part of a definition; violations name `${at}.<jsonName>`. */
+export function checkNewField(f: FieldLike, out: Violation[], at = "field"): Required<FieldDefInput> {
+  const key = f.key.trim();
+  if (!fieldKeyPattern.test(key)) {
+    out.push({ field: `${at}.key`, description: `must be a lower-case letter, then up to 49 lower-case letters, digits or underscores, e.g. "renewal_date" (got ${JSON.stringify(f.key.slice(0, 80))})` });
+  }
+  const type = fieldTypeNames[f.type];
+  if (!type) out.push({ field: `${at}.type`, description: "must be one of FIELD_TYPE_TEXT, _LONG_TEXT, _NUMBER, _MONEY, _DATE, _DATETIME, _BOOLEAN, _SELECT, _MULTI_SELECT, _URL, _EMAIL, _PHONE, _USER" });
+  const rest = checkFieldChange(f, ["label", "description", "required", "options"], type, out, at);
+  let currency: string | null = null;
+  if (type === "money") {
+    currency = normalizeCurrency(f.currencyCode) ?? null;
+    if (!currency) out.push({ field: `${at}.currencyCode`, description: `a money field needs its ISO 4217 currency, e.g. "EUR" (got ${JSON.stringify(f.currencyCode.slice(0, 80))})` });
+  } else if (f.currencyCode.trim() !== "") out.push({ field: `${at}.currencyCode`, description: "only money fields have a currency" });
+  return { key, type: type ?? "text", label: rest.label!, description: rest.description!, required: rest.required!, options: rest.options!, currency_code: currency };
+}
+
+/** UpdateField: the parts named by the mask (label, description, required, options). */
+export function checkFieldChange(f: Pick<FieldLike, "label" | "description" | "required" | "options">, paths: readonly string[], type: CustomFieldType | undefined, out: Violation[], at = "field"): FieldDefInput {
+  const r: FieldDefInput = {};
+  for (const p of paths) {
+    switch (p) {
+      case "label": {
+        r.label = f.label.trim();
+        const bad = textViolation(r.label, `${at}.label`, FIELD_LIMITS.label, true);
+        if (bad) out.push(bad);
+        break;
+      }
+      case "description": {
+        r.description = f.description.trim();
+        const bad = textViolation(r.description, `${at}.description`, FIELD_LIMITS.description);
+        if (bad) out.push(bad);
+        break;
+      }
+      case "required":
+        r.required = f.required;
+        break;
+      case "options":
+        r.options = checkOptions(out, at, f.options, type);
+        break;
+    }
+  }
+  return r;
+}
+
+/** New options against the old: every old value stays (archive it instead of removing it). */
+export function keptOptions(before: readonly OptionDef[], after: readonly OptionDef[], out: Violation[], at = "field"): void {
+  const now = new Set(after.map((o) => o.value.toLowerCase()));
+  for (const o of before) {
+    if (!now.has(o.value.toLowerCase())) {
+      out.push({ field: `${at}.options`, description: `drops the option ${JSON.stringify(o.value)}, which records may hold: keep it with archived set to true instead` });
+    }
+  }
+  // The spelling of a kept value is the stored one.
+  for (const o of after) {
+    const old = before.find((b) => b.value.toLowerCase() === o.value.toLowerCase());
+    if (old) o.value = old.value;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+/** What a write does to a record's custom values: keys to drop, then values to set (the store: `(custom - remove) || set`). */
+export interface CustomPatch {
+  remove: string[];
+  set: JsonObject;
+  /** User ids the store checks are active users of the tenant, with the field that names each. */
+  users: { field: string; id: string }[];
+}
+
+const isEmpty = (v: JsonValue | undefined) => v === undefined || v === null || v === "" || (Array.isArray(v) && v.length === 0);
+
+/**
+ * The service's check, without the definitions: names, count and size only (the store checks
+ * the rest against the definitions).
+ */
+export function checkCustomShape(given: JsonObject | undefined, out: Violation[], at: string): void {
+  if (!given) return;
+  const keys = Object.keys(given);
+  if (keys.length > FIELD_LIMITS.perObject) out.push({ field: `${at}.custom`, description: `may hold at most ${FIELD_LIMITS.perObject} values (got ${keys.length})` });
+  for (const k of keys.slice(0, FIELD_LIMITS.perObject)) {
+    if (!fieldKeyPattern.test(k)) out.push({ field: `${at}.custom`, description: `${JSON.stringify(k.slice(0, 80))} is not a custom field's key (a lower-case letter, then lower-case letters, digits or underscores)` });
+  }
+  if (JSON.stringify(given).length > FIELD_LIMITS.customBytes) out.push({ field: `${at}.custom`, description: `must be at most ${FIELD_LIMITS.customBytes} bytes as JSON` });
+}
+
+/** One value in its stored form; undefined (with a violation) when it does not fit the field. */
+export function normalizeCustomValue(def: CustomDef, raw: JsonValue, field: string, out: Violation[], users: CustomPatch["users"]): JsonValue | undefined {
+  const bad = (what: string) => {
+    const shown = JSON.stringify(raw) ?? "";
+    out.push({ field, description: `${what} (got ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown})` });
+    return undefined;
+  };
+  const str = (max: number) => {
+    if (typeof raw !== "string") return bad("must be text");
+    const v = raw.trim();
+    const n = textLength(v);
+    return n > max ? bad(`must be at most ${max} characters (got ${n})`) : v;
+  };
+  switch (def.type) {
+    case "text":
+      return str(FIELD_LIMITS.text);
+    case "long_text":
+      return str(FIELD_LIMITS.longText);
+    case "number": {
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
+      return Number.isFinite(n) && Math.abs(n) < 1e15 ? n : bad("must be a number between -1e15 and 1e15, e.g. 12.5");
+    }
+    case "money": {
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*-?\d{1,16}\s*$/.test(raw) ? Number(raw) : NaN;
+      return Number.isSafeInteger(n) ? n : bad(`must be a whole number of ${def.currencyCode ?? "the currency"}'s minor units (e.g. cents)`);
+    }
+    case "date":
+      return (typeof raw === "string" && normalizeDate(raw)) || bad("must be a date YYYY-MM-DD");
+    case "datetime": {
+      const t = typeof raw === "string" && /^\d{4}-\d{2}-\d{2}T/.test(raw.trim()) ? Date.parse(raw.trim()) : NaN;
+      const y = Number.isFinite(t) ? new Date(t).getUTCFullYear() : 0;
+      return y >= 1900 && y <= 9999 ? new Date(t).toISOString() : bad('must be an RFC 3339 time such as "2026-05-01T09:30:00Z" (years 1900..9999)');
+    }
+    case "boolean":
+      return typeof raw === "boolean" ? raw : bad("must be true or false");
+    case "select": {
+      if (typeof raw !== "string") return bad("must be one option's value");
+      const o = def.options.find((x) => x.value.toLowerCase() === raw.trim().toLowerCase());
+      if (!o || o.archived) return bad(`must be one of ${def.options.filter((x) => !x.archived).map((x) => JSON.stringify(x.value)).join(", ")}${o ? ` (${JSON.stringify(o.value)} is archived)` : ""}`);
+      return o.value;
+    }
+    case "multi_select": {
+      if (!Array.isArray(raw)) return bad("must be a list of option values");
+      const picked: string[] = [];
+      for (const [i, x] of raw.entries()) {
+        const o = typeof x === "string" ? def.options.find((y) => y.value.toLowerCase() === x.trim().toLowerCase()) : undefined;
+        if (!o || o.archived) {
+          out.push({ field: `${field}[${i}]`, description: `must be one of ${def.options.filter((y) => !y.archived).map((y) => JSON.stringify(y.value)).join(", ")}` });
+          return undefined;
+        }
+        if (picked.includes(o.value)) {
+          out.push({ field: `${field}[${i}]`, description: "appears twice" });
+          return undefined;
+        }
+        picked.push(o.value);
+      }
+      return picked;
+    }
+    case "url": {
+      const u = str(FIELD_LIMITS.url);
+      if (u === undefined) return undefined;
+      const withScheme = /^[a-z][a-z0-9+.-]*:/i.test(u) ? u : `https://${u}`;
+      try {
+        const url = new URL(withScheme);
+        if ((url.protocol === "http:" || url.protocol === "https:") && url.hostname.includes(".") && url.href.length <= FIELD_LIMITS.url) return url.href;
+      } catch {
+        // below
+      }
+      return bad('must be an http(s) URL such as "https://example.com/page"');
+    }
+    case "email":
+      return (typeof raw === "string" && normalizeEmail(raw)) || bad("must be an e-mail address");
+    case "phone":
+      return (typeof raw === "string" && normalizePhone(raw)) || bad('must be a phone number in international form, e.g. "+14155550100"');
+    case "user": {
+      const id = typeof raw === "string" ? normalId(raw) : "";
+      if (!isId(id)) return bad("must be a user's id (UUID)");
+      users.push({ field, id });
+      return id;
+    }
+  }
+}
+
+/**
+ * A write's custom values checked against the definitions. `scope`: "all" (create, or the mask
+ * path "custom": every active field is written, absent ones emptied) or the keys the mask names
+ * ("custom.<key>"). Required fields in scope must end with a value. Violations name `${at}.custom.<key>`.
+ */
+export function checkCustom(
+  kind: CustomKind,
+  defs: readonly CustomDef[],
+  given: JsonObject | undefined,
+  scope: "all" | readonly string[],
+  out: Violation[],
+  at: string,
+): CustomPatch {
+  const patch: CustomPatch = { remove: [], set: {}, users: [] };
+  const active = new Map(defs.filter((d) => !d.archived).map((d) => [d.key, d]));
+  const byKey = new Map(defs.map((d) => [d.key, d]));
+  const values = given ?? {};
+  const plural = plurals[kind];
+  const unknown = (key: string, path: string) => {
+    const d = byKey.get(key);
+    out.push({
+      field: path,
+      description: d
+        ? `the custom field ${key} is archived: unarchive it (FieldService.UnarchiveField) to write it`
+        : `is not a custom field of ${plural}: define it with FieldService.CreateField${active.size ? ` (fields: ${[...active.keys()].join(", ")})` : ""}`,
+    });
+  };
+  let keys: string[];
+  if (scope === "all") {
+    const given = Object.keys(values);
+    if (given.length > FIELD_LIMITS.perObject) out.push({ field: `${at}.custom`, description: `may hold at most ${FIELD_LIMITS.perObject} values` });
+    for (const k of given.slice(0, FIELD_LIMITS.perObject)) if (!active.has(k) && !isEmpty(values[k])) unknown(k, `${at}.custom.${k.slice(0, 60)}`);
+    keys = [...active.keys()];
+  } else {
+    keys = [];
+    for (const k of scope) {
+      if (active.has(k)) keys.push(k);
+      else unknown(k, `${at}.custom.${k}`);
+    }
+  }
+  for (const key of keys) {
+    const def = active.get(key)!;
+    const path = `${at}.custom.${key}`;
+    patch.remove.push(key);
+    const raw = values[key];
+    if (isEmpty(raw)) {
+      if (def.required) out.push({ field: path, description: `is required: ${def.label}` });
+      continue;
+    }
+    const v = normalizeCustomValue(def, raw!, path, out, patch.users);
+    if (v === undefined) continue;
+    if (isEmpty(v)) {
+      if (def.required) out.push({ field: path, description: `is required: ${def.label}` });
+      continue;
+    }
+    patch.set[key] = v;
+  }
+  return patch;
+}
+
+/** The record's visible custom values after a patch. */
+export function applyCustom(visible: JsonObject, patch: CustomPatch): JsonObject {
+  const next: JsonObject = { ...visible };
+  for (const k of patch.remove) delete next[k];
+  return { ...next, ...patch.set };
+}
+
+/** For the timeline's diff: custom values as "custom.<key>" fields. */
+export function customSnapshot(custom: JsonObject | null | undefined): Snapshot {
+  const out: Snapshot = {};
+  for (const k of Object.keys(custom ?? {}).sort()) out[`custom.${k}`] = custom![k] as Snapshot[string];
+  return out;
+}
+
+/** The mask's custom paths as the keys they name; "custom" (or "*") means every field. */
+export function customScope(paths: readonly string[]): "all" | string[] | undefined {
+  if (paths.includes("custom")) return "all";
+  const keys = paths.map((p) => customFieldPattern.exec(p)?.[1]).filter((k): k is string => Boolean(k));
+  return keys.length ? keys : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists
+
+function specOf(d: CustomDef): FieldSpec {
+  const custom = { key: d.key, type: d.type };
+  const values = () => Object.fromEntries(d.options.flatMap((o) => [[o.value, o.value], [o.value.toLowerCase(), o.value]]));
+  switch (d.type) {
+    case "number":
+      return { type: "number", sortable: true, custom };
+    case "money":
+      return { type: "int", sortable: true, custom };
+    case "date":
+      return { type: "date", sortable: true, custom };
+    case "datetime":
+      return { type: "time", sortable: true, custom };
+    case "boolean":
+      return { type: "bool", sortable: true, custom };
+    case "select":
+      return { type: "select", sortable: true, values: values(), custom };
+    case "multi_select":
+      return { type: "multi", sortable: false, values: values(), custom };
+    case "user":
+      return { type: "id", sortable: true, user: true, custom };
+    default:
+      return { type: "text", sortable: true, custom };
+  }
+}
+
+/** The active fields as lists see them: "custom.<key>" → spec. */
+export function catalogOf(defs: readonly CustomDef[]): CustomCatalog {
+  return Object.fromEntries(defs.filter((d) => !d.archived).map((d) => [`custom.${d.key}`, specOf(d)]));
+}
+
+/** A definition as FieldService answers it, for the rules. */
+export function defFromField(f: { key: string; label: string; type: ProtoFieldType; required: boolean; options: OptionDef[]; currencyCode: string; archiveTime?: unknown }): CustomDef {
+  return {
+    key: f.key,
+    label: f.label,
+    type: fieldTypeNames[f.type] ?? "text",
+    required: f.required,
+    options: f.options.map((o) => ({ value: o.value, label: o.label, archived: o.archived })),
+    currencyCode: f.currencyCode || null,
+    archived: f.archiveTime !== undefined,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks and notes: their input, the links to records they carry, and what their entries on the
+// linked records' timelines show.
+
+export const ACTIVITY_LIMITS = {
+  title: 500,
+  noteText: 20_000,
+  links: 20,
+  /** A note's text in timeline diffs. */
+  excerpt: 500,
+} as const;
+
+export interface LinkInput {
+  object_type: CustomKind;
+  id: string;
+}
+
+const linkKinds: Partial<Record<ObjectType, CustomKind>> = { [ObjectType.COMPANY]: "company", [ObjectType.PERSON]: "person", [ObjectType.DEAL]: "deal" };
+export const linkKindToProto: Record<CustomKind, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL };
+
+/** Links to companies, people and deals: each once, up to ACTIVITY_LIMITS.links. */
+export function checkLinks(out: Violation[], path: string, links: readonly Pick<RecordRef, "objectType" | "id">[]): LinkInput[] {
+  if (links.length > ACTIVITY_LIMITS.links) out.push({ field: path, description: `may hold at most ${ACTIVITY_LIMITS.links} links (got ${links.length})` });
+  const seen = new Set<string>();
+  const r: LinkInput[] = [];
+  links.slice(0, ACTIVITY_LIMITS.links).forEach((l, i) => {
+    const kind = linkKinds[l.objectType];
+    const id = normalId(l.id);
+    if (!kind) out.push({ field: `${path}[${i}].objectType`, description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" });
+    if (!isId(id)) out.push({ field: `${path}[${i}].id`, description: id === "" ? "is required: the record's id" : `must be an id (UUID), got ${JSON.stringify(l.id.slice(0, 80))}` });
+    else if (seen.has(id)) out.push({ field: `${path}[${i}].id`, description: "links the same record twice" });
+    else if (kind) {
+      seen.add(id);
+      r.push({ object_type: kind, id });
+    }
+  });
+  return r;
+}
+
+/** A time from a request: years 1900..9999, as an ISO string. */
+function time(out: Violation[], path: string, t: Timestamp | undefined): string | null {
+  if (!t) return null;
+  const d = timestampDate(t);
+  const y = d.getUTCFullYear();
+  if (!Number.isFinite(d.getTime()) || y < 1900 || y > 9999) {
+    out.push({ field: path, description: "must be a time in the years 1900..9999" });
+    return null;
+  }
+  return d.toISOString();
+}
+
+export interface TaskInput {
+  title?: string;
+  due_at?: string | null;
+  /** null: unassigned (on create: the caller). */
+  assignee_id?: string | null;
+  done?: boolean;
+  links?: LinkInput[];
+  /** null: the caller. */
+  owner_id?: string | null;
+}
+
+export function checkTask(
+  t: { title: string; dueTime?: Timestamp | undefined; assigneeId: string; done: boolean; links: RecordRef[]; ownerId: string },
+  paths: readonly string[],
+  out: Violation[],
+  at = "task",
+): TaskInput {
+  const r: TaskInput = {};
+  const ref = (field: string, raw: string) => {
+    const id = normalId(raw);
+    if (id === "") return null;
+    if (!isId(id)) out.push({ field: `${at}.${field}`, description: `must be a user's id (UUID), got ${JSON.stringify(raw.slice(0, 80))}` });
+    return id;
+  };
+  for (const p of paths) {
+    switch (p) {
+      case "title": {
+        r.title = t.title.trim();
+        const bad = textViolation(r.title, `${at}.title`, ACTIVITY_LIMITS.title, true);
+        if (bad) out.push(bad);
+        break;
+      }
+      case "due_time":
+        r.due_at = time(out, `${at}.dueTime`, t.dueTime);
+        break;
+      case "assignee_id":
+        r.assignee_id = ref("assigneeId", t.assigneeId);
+        break;
+      case "done":
+        r.done = t.done;
+        break;
+      case "links":
+        r.links = checkLinks(out, `${at}.links`, t.links);
+        break;
+      case "owner_id":
+        r.owner_id = ref("ownerId", t.ownerId);
+        break;
+    }
+  }
+  return r;
+}
+
+export interface NoteInput {
+  text?: string;
+  links?: LinkInput[];
+}
+
+export function checkNote(n: { text: string; links: RecordRef[] }, paths: readonly string[], out: Violation[], at = "note"): NoteInput {
+  const r: NoteInput = {};
+  for (const p of paths) {
+    switch (p) {
+      case "text": {
+        // Markdown is kept as written: only blank text is refused.
+        r.text = n.text;
+        if (n.text.trim() === "") out.push({ field: `${at}.text`, description: "is required" });
+        else if (textLength(n.text) > ACTIVITY_LIMITS.noteText) out.push({ field: `${at}.text`, description: `must be at most ${ACTIVITY_LIMITS.noteText} characters (got ${textLength(n.text)})` });
+        break;
+      }
+      case "links":
+        r.links = checkLinks(out, `${at}.links`, n.links);
+        break;
+    }
+  }
+  return r;
+}
+
+/** A note's text as timeline diffs keep it: its first ACTIVITY_LIMITS.excerpt characters. */
+export function excerpt(text: string): string {
+  const chars = [...text];
+  return chars.length > ACTIVITY_LIMITS.excerpt ? `${chars.slice(0, ACTIVITY_LIMITS.excerpt).join("")}…` : text;
+}
+
+/** Links in a snapshot: [{object_type, id}] in their order. */
+export const linksJson = (links: readonly LinkInput[]): Json => links.map((l) => ({ object_type: l.object_type, id: l.id }));
+
+/** The snapshot without its links: what entries on linked records show. */
+export function withoutLinks(s: Snapshot): Snapshot {
+  const { links: _links, ...rest } = s;
+  return rest;
 }
 
 // ---------------------------------------------------------------------------------------------

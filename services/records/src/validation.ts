@@ -19,8 +19,8 @@ import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import type { ArchiveFieldRequest, CreateFieldRequest, UpdateFieldRequest } from "@crm/gen/crm/records/v1/field_pb";
 import type { CreateNoteRequest, UpdateNoteRequest } from "@crm/gen/crm/records/v1/note_pb";
 import type { CreateTaskRequest, UpdateTaskRequest } from "@crm/gen/crm/records/v1/task_pb";
-import { checkNote, checkTask } from "./activity-rules.js";
-import { checkCustomShape, checkFieldChange, checkNewField } from "./custom-fields.js";
+import { checkNote, checkTask } from "./rules.js";
+import { checkCustomShape, checkFieldChange, checkNewField } from "./rules.js";
 
 type Out = Violation[];
 

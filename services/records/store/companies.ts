@@ -3,7 +3,7 @@ import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import type { CompanySchema, Company } from "@crm/gen/crm/records/v1/company_pb";
 import type { Sql } from "@crm/dbservice/db";
-import { applyCustom, customScope, customSnapshot } from "../src/custom-fields.js";
+import { applyCustom, customScope, customSnapshot } from "../src/rules.js";
 import { checkCompany, diff, etagOf, updatable, type CompanyInput, type Snapshot } from "../src/rules.js";
 import type { Acting, ConstraintInfo } from "./acting.js";
 import { customPatch, patchParams, visibleCustom } from "./custom.js";

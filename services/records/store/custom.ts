@@ -1,12 +1,12 @@
 /**
  * Custom field values in the store: the definitions of an object type read in the request's
- * transaction, a write's values checked against them (../src/custom-fields.ts) into a patch the
+ * transaction, a write's values checked against them (../src/rules.ts) into a patch the
  * UPDATE applies in SQL, and the values of archived fields left out of what is answered.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { invalid, type Violation } from "@crm/kit";
 import type { Sql } from "@crm/dbservice/db";
-import { catalogOf, checkCustom, type CustomDef, type CustomFieldType, type CustomPatch, type OptionDef } from "../src/custom-fields.js";
+import { catalogOf, checkCustom, type CustomDef, type CustomFieldType, type CustomPatch, type OptionDef } from "../src/rules.js";
 import type { CustomCatalog, CustomKind } from "../src/rules.js";
 
 /**

@@ -10,7 +10,7 @@ import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import { DealStatus, type Deal, type DealSchema, type MoveDealRequest } from "@crm/gen/crm/records/v1/deal_pb";
 import type { Sql } from "@crm/dbservice/db";
-import { applyCustom, customScope, customSnapshot } from "../src/custom-fields.js";
+import { applyCustom, customScope, customSnapshot } from "../src/rules.js";
 import { checkDeal, diff, etagOf, normalId, isId, parseEtag, positionBetween, textViolation, updatable, LIMITS, type DealInput, type Snapshot, type StageKindName } from "../src/rules.js";
 import type { Acting, ConstraintInfo } from "./acting.js";
 import { customPatch, patchParams, visibleCustom } from "./custom.js";

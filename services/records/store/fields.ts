@@ -8,7 +8,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import type { Field, FieldSchema } from "@crm/gen/crm/records/v1/field_pb";
 import type { Sql } from "@crm/dbservice/db";
-import { FIELD_LIMITS, checkFieldChange, checkNewField, fieldTypeToProto, keptOptions, type CustomFieldType, type OptionDef } from "../src/custom-fields.js";
+import { FIELD_LIMITS, checkFieldChange, checkNewField, fieldTypeToProto, keptOptions, type CustomFieldType, type OptionDef } from "../src/rules.js";
 import { etagOf, type CustomKind } from "../src/rules.js";
 import { isAdmin, type Acting, type ConstraintInfo } from "./acting.js";
 import { kindToProto } from "./timeline.js";

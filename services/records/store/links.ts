@@ -6,7 +6,7 @@
  */
 import { AppError, type Violation } from "@crm/kit";
 import type { Sql } from "@crm/dbservice/db";
-import type { LinkInput } from "../src/activity-rules.js";
+import type { LinkInput } from "../src/rules.js";
 import type { FieldChangeJson } from "../src/rules.js";
 import type { Acting } from "./acting.js";
 import { tables, writeTimeline, type Subject, type TimelineAction } from "./shared.js";

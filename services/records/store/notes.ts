@@ -8,7 +8,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { invalid, type Violation } from "@crm/kit";
 import type { Note, NoteSchema } from "@crm/gen/crm/records/v1/note_pb";
 import type { Sql } from "@crm/dbservice/db";
-import { checkNote, excerpt, linkKindToProto, linksJson, withoutLinks, type LinkInput, type NoteInput } from "../src/activity-rules.js";
+import { checkNote, excerpt, linkKindToProto, linksJson, withoutLinks, type LinkInput, type NoteInput } from "../src/rules.js";
 import { diff, etagOf, updatable, type Snapshot } from "../src/rules.js";
 import { isAdmin, type Acting, type ConstraintInfo } from "./acting.js";
 import { linksExist, linksSql, writeLinkedTimelines, writeLinks } from "./links.js";

@@ -3,7 +3,7 @@ import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import type { Person, PersonSchema } from "@crm/gen/crm/records/v1/person_pb";
 import type { Sql } from "@crm/dbservice/db";
-import { applyCustom, customScope, customSnapshot } from "../src/custom-fields.js";
+import { applyCustom, customScope, customSnapshot } from "../src/rules.js";
 import { checkPerson, diff, emailKey, etagOf, updatable, type PersonInput, type Snapshot } from "../src/rules.js";
 import type { Acting, ConstraintInfo } from "./acting.js";
 import { customPatch, patchParams, visibleCustom } from "./custom.js";

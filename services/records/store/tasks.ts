@@ -8,7 +8,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import type { Task, TaskSchema } from "@crm/gen/crm/records/v1/task_pb";
 import type { Sql } from "@crm/dbservice/db";
-import { checkTask, linkKindToProto, linksJson, withoutLinks, type LinkInput, type TaskInput } from "../src/activity-rules.js";
+import { checkTask, linkKindToProto, linksJson, withoutLinks, type LinkInput, type TaskInput } from "../src/rules.js";
 import { diff, etagOf, updatable, type Snapshot } from "../src/rules.js";
 import { isAdmin, type Acting, type ConstraintInfo } from "./acting.js";
 import { linksExist, linksSql, writeLinkedTimelines, writeLinks } from "./links.js";
