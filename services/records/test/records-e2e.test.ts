@@ -16,10 +16,13 @@ import { DealService, DealStatus } from "@crm/gen/crm/records/v1/deal_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService, StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { TimelineAction, TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
+import { FieldService, FieldType } from "@crm/gen/crm/records/v1/field_pb";
+import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
+import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { hashPassword } from "@crm/auth/passwords";
 import { freshDatabase, installHint, need, postgresUp, type TestApp, type TestDatabase } from "@crm/testkit";
 import { startTestApp } from "@crm/all/test-app";
-import { expectCode } from "./harness.js";
+import { expectCode, fieldsOf } from "./harness.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 const PASSWORD = "correct horse battery staple";
@@ -43,6 +46,9 @@ function clients(a: TestApp, token: string, protocol: "connect" | "grpc" = "conn
     pipelines: a.client(PipelineService, { token, protocol }),
     deals: a.client(DealService, { token, protocol }),
     timeline: a.client(TimelineService, { token, protocol }),
+    fields: a.client(FieldService, { token, protocol }),
+    tasks: a.client(TaskService, { token, protocol }),
+    notes: a.client(NoteService, { token, protocol }),
   };
 }
 
@@ -102,6 +108,56 @@ test("a company's CRM through the all-in-one: pipeline, company, person, deals o
   await expectCode(other.companies.updateCompany({ company: { id: acme.id, name: "x" }, updateMask: { paths: ["name"] } }), Code.NotFound);
   assert.equal((await other.deals.listDeals({ exactTotal: true })).totalSize, 0n);
   assert.equal((await admin.deals.listDeals({ exactTotal: true })).totalSize, 2n);
+});
+
+test("custom fields, tasks and notes through the all-in-one: a member's day on a deal; the trash and its purge", { skip }, async () => {
+  const owner = await register(app);
+  const admin = clients(app, owner.accessToken);
+  const email = `member2-${owner.t}@example.com`;
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    await c.query("INSERT INTO users (company_id, email, name, role, status, password_hash) VALUES ($1, $2, 'Member', 'member', 'active', $3)", [owner.companyId, email, await hashPassword(PASSWORD)]);
+  } finally {
+    await c.end();
+  }
+  const login = await app.client(AuthService).login({ email, password: PASSWORD });
+  const me = clients(app, login.accessToken, "grpc");
+
+  // The owner defines fields; a member may not.
+  await admin.fields.createField({ field: { objectType: ObjectType.DEAL, key: "source", label: "Source", type: FieldType.SELECT, options: [{ value: "Web" }, { value: "Referral" }] } });
+  await admin.fields.createField({ field: { objectType: ObjectType.DEAL, key: "budget", label: "Budget", type: FieldType.MONEY, currencyCode: "EUR", required: true } });
+  await expectCode(me.fields.createField({ field: { objectType: ObjectType.DEAL, key: "x", label: "X", type: FieldType.TEXT } }), Code.PermissionDenied);
+
+  const p = (await admin.pipelines.createPipeline({ pipeline: { name: "Sales", stages: [{ name: "Lead" }, { name: "Won", kind: StageKind.WON }] } })).pipeline!;
+  const bad = await expectCode(me.deals.createDeal({ deal: { name: "", pipelineId: p.id, custom: { source: "TV" } } }), Code.InvalidArgument);
+  assert.deepEqual(fieldsOf(bad).sort(), ["deal.custom.budget", "deal.custom.source", "deal.name"]);
+  const d = (await me.deals.createDeal({ deal: { name: "Rollout", pipelineId: p.id, custom: { source: "referral", budget: "2500000" } } })).deal!;
+  assert.deepEqual(d.custom, { source: "Referral", budget: 2500000 });
+  const found = await me.deals.listDeals({ filter: { node: { case: "condition", value: { field: "custom.source", operator: Operator.EQUALS, values: ["referral"] } } }, orderBy: "custom.budget desc" });
+  assert.deepEqual(found.deals.map((x) => x.id), [d.id]);
+
+  // A task for the member and a note on the deal; my open tasks; done.
+  const task = (await me.tasks.createTask({ task: { title: "Send the contract", links: [{ objectType: ObjectType.DEAL, id: d.id }] } })).task!;
+  await me.notes.createNote({ note: { text: "They want **SSO**.", links: [{ objectType: ObjectType.DEAL, id: d.id }] } });
+  const mine = { filter: { node: { case: "and" as const, value: { filters: [
+    { node: { case: "condition" as const, value: { field: "assignee_id", operator: Operator.EQUALS, values: ["me"] } } },
+    { node: { case: "condition" as const, value: { field: "done", operator: Operator.EQUALS, values: ["false"] } } },
+  ] } } }, orderBy: "due_time" };
+  assert.deepEqual((await me.tasks.listTasks(mine)).tasks.map((x) => x.id), [task.id]);
+  await me.tasks.updateTask({ task: { id: task.id, done: true, etag: task.etag }, updateMask: { paths: ["done"] } });
+  assert.deepEqual((await me.tasks.listTasks(mine)).tasks, []);
+  const tl = (await me.timeline.listTimeline({ objectType: ObjectType.DEAL, recordId: d.id })).entries;
+  assert.deepEqual(tl.map((e) => [TimelineAction[e.action], e.subject ? ObjectType[e.subject.objectType] : ""]), [["UPDATED", "TASK"], ["CREATED", "NOTE"], ["CREATED", "TASK"], ["CREATED", ""]]);
+
+  // The trash: the deal leaves lists, keeps its timeline; a member may not purge, the owner may.
+  await me.deals.deleteDeal({ id: d.id });
+  assert.equal((await me.deals.listDeals({ exactTotal: true })).totalSize, 0n);
+  assert.equal((await me.timeline.listTimeline({ objectType: ObjectType.DEAL, recordId: d.id })).entries[0]!.action, TimelineAction.DELETED);
+  await expectCode(me.deals.purgeDeal({ id: d.id }), Code.PermissionDenied);
+  await admin.deals.purgeDeal({ id: d.id });
+  await expectCode(me.timeline.listTimeline({ objectType: ObjectType.DEAL, recordId: d.id }), Code.NotFound);
+  assert.deepEqual((await me.tasks.getTask({ id: task.id })).task!.links, [], "a purged deal leaves its tasks' links");
 });
 
 test("nothing installed: the same on PGlite, migrations and row-level security included", async () => {
