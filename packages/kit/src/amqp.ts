@@ -4,6 +4,15 @@
  * backoff and jitter; a confirm channel for publishing; one channel per consumer with prefetch
  * and manual ack after the handler finished. Exchanges, queues, consumers and subscriptions are
  * declared again after every reconnect.
+ *
+ * Durable queues (work queues, their `.retry` delay queues and dead-letter queues) are quorum
+ * queues (AMQP_QUEUE_TYPE, default quorum): a RabbitMQ cluster replicates them, so losing the node
+ * that led one loses no task; on a single node they work as well. Dead-lettering is at-least-once,
+ * and a work queue with a dead-letter queue has a delivery limit (`x-delivery-limit`): a message
+ * whose handler never finishes (the process dies with it, again and again) goes to the
+ * dead-letter queue instead of coming back forever. Delayed retries stay our own (the `.retry`
+ * queue's per-message TTL): the broker's redelivery has no delay. A queue that already exists
+ * with other arguments (a classic queue made before this) is used as it is, with a warning.
  */
 import { hostname } from "node:os";
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
@@ -11,7 +20,9 @@ import {
   ATTEMPT_HEADER, BusUnavailableError, RetryLaterError, UnroutableError, defaultRetryDelay, memoryBus,
   type ConsumeOptions, type Delivery, type EventBus, type ExchangeType, type Handler, type QueueOptions, type SubscribeOptions, type TopicSubscription,
 } from "./bus.js";
+import { env, loadConfig } from "./config.js";
 import { deadlines, dependencyAt } from "./dependencies.js";
+import { z } from "zod";
 import type { Logger } from "./logger.js";
 
 export interface AmqpBusOptions {
@@ -24,11 +35,36 @@ export interface AmqpBusOptions {
   maxBackoffMs?: number;
   /** A publish the broker has not confirmed within this rejects with BusUnavailableError. Default AMQP_CONFIRM_TIMEOUT_MS (5 s). */
   confirmTimeoutMs?: number;
+  /** Type of the durable queues: quorum (replicated in a cluster) or classic. Default AMQP_QUEUE_TYPE (quorum). */
+  queueType?: QueueType;
+  /** Deliveries of one message before a quorum work queue dead-letters it (x-delivery-limit). Default 20. */
+  deliveryLimit?: number;
 }
+
+export type QueueType = "quorum" | "classic";
+
+/** AMQP_QUEUE_TYPE: quorum (default) or classic (a broker older than 3.10). */
+export const amqpEnv = { AMQP_QUEUE_TYPE: env.oneOf(["quorum", "classic"], "quorum") };
 
 /** RabbitMQ when `url` is set, else the in-memory bus (all-in-one). Connects in the background. */
 export function createEventBus(opts: { url?: string | undefined; log: Logger; name: string }): EventBus {
-  return opts.url ? amqpBus({ url: opts.url, log: opts.log, name: opts.name }) : memoryBus(opts.log);
+  if (!opts.url) return memoryBus(opts.log);
+  const { AMQP_QUEUE_TYPE } = loadConfig(z.object(amqpEnv));
+  return amqpBus({ url: opts.url, log: opts.log, name: opts.name, queueType: AMQP_QUEUE_TYPE });
+}
+
+/** The arguments of a durable queue of `type`: dead-lettering to `deadLetterTo`, a delivery limit (quorum). */
+export function durableQueueArgs(type: QueueType, o: { deadLetterTo?: string | undefined; deliveryLimit?: number | undefined } = {}): Options.AssertQueue {
+  const dlx = o.deadLetterTo !== undefined ? { deadLetterExchange: "", deadLetterRoutingKey: o.deadLetterTo } : {};
+  if (type === "classic") return { durable: true, ...dlx };
+  const args: Record<string, unknown> = { "x-queue-type": "quorum" };
+  if (o.deadLetterTo !== undefined) {
+    // at-least-once dead-lettering (a message moves only once the target confirmed it) needs reject-publish
+    args["x-dead-letter-strategy"] = "at-least-once";
+    args["x-overflow"] = "reject-publish";
+    if (o.deliveryLimit) args["x-delivery-limit"] = o.deliveryLimit;
+  }
+  return { durable: true, ...dlx, arguments: args };
 }
 
 const PUBLISH_ID = "x-crm-publish-id";
@@ -68,7 +104,8 @@ export function inOrderAcks(ackUpTo: (m: ConsumeMessage) => void) {
 function toDelivery(m: ConsumeMessage): Delivery {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(m.properties.headers ?? {})) {
-    if (k !== PUBLISH_ID && v !== undefined && v !== null && typeof v !== "object") headers[k] = String(v);
+    // x-delivery-count: the quorum queue's own count of this copy, not the message's
+    if (k !== PUBLISH_ID && k !== "x-delivery-count" && v !== undefined && v !== null && typeof v !== "object") headers[k] = String(v);
   }
   return {
     exchange: m.fields.exchange,
@@ -110,6 +147,8 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
   const safeUrl = `${url.protocol}//${url.host}${url.pathname}`;
   const maxBackoff = opts.maxBackoffMs ?? 5_000;
   const confirmTimeoutMs = opts.confirmTimeoutMs ?? deadlines().AMQP_CONFIRM_TIMEOUT_MS;
+  const queueType = opts.queueType ?? "quorum";
+  const deliveryLimit = opts.deliveryLimit ?? 20;
   dependencyAt("RabbitMQ", url.host);
 
   const exchanges = new Map<string, ExchangeType>();
@@ -126,9 +165,38 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
   let waiters: (() => void)[] = [];
   let publishSeq = 0;
 
-  async function declareQueueOn(ch: Channel, name: string, q: QueueOptions) {
-    if (q.deadLetterQueue) await ch.assertQueue(q.deadLetterQueue, { durable: true });
-    await ch.assertQueue(name, { durable: true, ...(q.deadLetterQueue ? { deadLetterExchange: "", deadLetterRoutingKey: q.deadLetterQueue } : {}) });
+  /** Queues found with other arguments than ours (classic ones made before quorum queues): used as they are. */
+  const kept = new Set<string>();
+
+  /**
+   * Declares a durable queue on a channel of its own: a queue that exists with other arguments
+   * makes the broker close the channel (PRECONDITION_FAILED), never the publishing one.
+   */
+  async function assertDurable(c: ChannelModel, name: string, o: { deadLetterTo?: string | undefined; deliveryLimit?: number | undefined }) {
+    const ch = await c.createChannel();
+    ch.on("error", () => {}); // the 406 below closes this channel only
+    try {
+      await ch.assertQueue(name, durableQueueArgs(queueType, o));
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 406) throw err;
+    } finally {
+      await ch.close().catch(() => {});
+    }
+    const check = await c.createChannel();
+    check.on("error", () => {});
+    try {
+      await check.checkQueue(name); // it exists: use it
+    } finally {
+      await check.close().catch(() => {});
+    }
+    if (!kept.has(name)) log.warn({ queue: name, type: queueType }, "queue exists with other arguments (a classic queue made before quorum queues?): used as it is; docs/operations.md says how to move it");
+    kept.add(name);
+  }
+
+  async function declareQueueOn(c: ChannelModel, name: string, q: QueueOptions) {
+    if (q.deadLetterQueue) await assertDurable(c, q.deadLetterQueue, {});
+    await assertDurable(c, name, { deadLetterTo: q.deadLetterQueue, deliveryLimit: q.deadLetterQueue ? deliveryLimit : undefined });
   }
 
   async function openPub(c: ChannelModel): Promise<ConfirmChannel> {
@@ -153,7 +221,7 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
       c.on("blocked", (reason: string) => log.warn({ reason }, "amqp connection blocked by the broker (resource alarm)"));
       const ch = await openPub(c);
       for (const [name, type] of exchanges) await ch.assertExchange(name, type, { durable: true });
-      for (const [name, q] of queues) await declareQueueOn(ch, name, q);
+      for (const [name, q] of queues) await declareQueueOn(c, name, q);
       conn = c;
       pub = ch;
       c.on("close", () => lost(c));
@@ -311,10 +379,10 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
     const part: Part = {
       async start(c) {
         if (stopped) return;
+        await declareQueueOn(c, queue, queues.get(queue) ?? {});
+        await assertDurable(c, retryQueue, { deadLetterTo: queue });
         const channel = await c.createChannel();
         channel.on("error", (err: Error) => log.warn({ queue, err: err.message }, "amqp consumer channel error"));
-        await declareQueueOn(channel, queue, queues.get(queue) ?? {});
-        await channel.assertQueue(retryQueue, { durable: true, deadLetterExchange: "", deadLetterRoutingKey: queue });
         await channel.prefetch(prefetch);
         const ok = await channel.consume(queue, (m) => {
           if (!m) return; // cancelled by the broker (queue deleted): started again on reconnect
@@ -426,7 +494,8 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
     },
     async declareQueue(name, q = {}) {
       queues.set(name, q);
-      await declareNow((ch) => declareQueueOn(ch, name, q));
+      const c = conn;
+      if (c) await declareQueueOn(c, name, q); // replayed on every reconnect anyway
     },
     publish: (exchange, routingKey, payload, o) => publish(exchange, routingKey, payload, o),
     async consume(queue, handler, o = {}) {
