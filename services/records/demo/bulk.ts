@@ -9,8 +9,9 @@
  *
  * The tenant (companies.id) must exist with at least one active user (register one through the
  * API first); its users own the records in turn. COPY FROM is refused for rows under row-level
- * security, so the connection's role must bypass it: a superuser or a role WITH BYPASSRLS. Records written this way have no timeline entries, as after an
- * import. It may run again: every run adds its own records.
+ * security, so the connection's role must bypass it: a superuser or a role WITH BYPASSRLS.
+ * Records written this way have no timeline entries, as after an import. It may run again: every
+ * run adds its own records.
  */
 import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
