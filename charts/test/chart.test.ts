@@ -47,7 +47,7 @@ const USES: Record<string, string[]> = {
   email: ["redis", "rabbitmq", "smtp"],
   logs: ["redis", "loki"],
   cache: ["redis"],
-  records: ["redis"],
+  records: ["redis", "rabbitmq"],
   all: ["postgresql", "redis", "rabbitmq", "smtp", "loki"],
 };
 const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "TLS_PEER_SERVICES", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", "RPC_FAST_PATH", "CREDENTIAL_RELOAD_INTERVAL_MS", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];

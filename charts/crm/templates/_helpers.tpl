@@ -110,7 +110,7 @@ cache:
   uses: [redis, otlp]
 records:
   peers: [dbservice, logs]
-  uses: [redis, otlp]
+  uses: [redis, rabbitmq, otlp]
 all:
   peers: []
   uses: [postgresql, redis, rabbitmq, smtp, loki, otlp]

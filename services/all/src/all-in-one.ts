@@ -141,7 +141,7 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     // The audit queue's events go to the logs service.
     add(await buildAdmin({ ...basics("admin"), cfg: loadConfig(adminEnv, environment), publicUrl: linkBase, bus })),
     add(await buildTimers({ ...basics("timers"), cfg: loadConfig(timersEnv, environment) })),
-    add(await buildRecords({ ...basics("records"), cfg: loadConfig(recordsEnv, environment) })),
+    add(await buildRecords({ ...basics("records"), cfg: loadConfig(recordsEnv, environment), bus })),
     add(await buildChats({ ...basics("chats"), cfg: loadConfig(chatsEnv, environment), bus })),
     // SMTP_URL, else .eml files in DATA_DIR/outbox.
     add(await buildEmail({ ...basics("email"), cfg: { ...loadConfig(emailEnv, environment), DATA_DIR: dataDir }, bus })),

@@ -1,19 +1,23 @@
 /**
  * records' one wiring, used by its own process (main.ts) and by the all-in-one; the caller only
- * chooses how dbservice is reached (over mTLS, or in memory) and passes the settings.
+ * chooses the providers (how dbservice is reached, the event bus: RabbitMQ or memory) and passes
+ * the settings.
  */
-import type { Basics, ServiceModule } from "@crm/kit";
+import type { Basics, EventBus, ServiceModule } from "@crm/kit";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import type { RecordsConfig } from "./config.js";
 import { createRecordsModule } from "./module.js";
 
 export interface RecordsBuildDeps extends Pick<Basics, "peer" | "log"> {
   cfg: RecordsConfig;
+  /** Live record changes (the records.events exchange the outbox relay publishes to), for WatchRecords. */
+  bus: EventBus;
 }
 
 export async function build(d: RecordsBuildDeps): Promise<ServiceModule> {
   return createRecordsModule({
     db: d.peer("dbservice", DbRecordsService),
     trash: { log: d.log, intervalMs: d.cfg.RECORDS_TRASH_SWEEP_INTERVAL_SECONDS * 1000 },
+    live: { bus: d.bus, log: d.log, heartbeatMs: d.cfg.RECORDS_HEARTBEAT_MS, maxBuffered: d.cfg.RECORDS_STREAM_BUFFER },
   });
 }
