@@ -3,41 +3,97 @@
  * /accept-invite) and /forgot-password for anyone; the shell (chats, timers, account) for a
  * signed-in user.
  */
-import { lazy, Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
+import { Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
+import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { isAdmin, logout, probablySignedIn, session, start, type Session } from "./session";
 import { useI18n, localeNames, type Locale } from "./i18n";
 import { describeError } from "./errors";
+import { prefetch, type ScreenModule } from "./query";
+import { prefetchFor } from "./prefetch";
+import { lazyScreen, type LazyScreen } from "./lazy-screen";
 import { RunningClock } from "./screens/RunningClock";
 import { Login, Signup } from "./screens/Auth";
 
-// The screens behind the login are chunks of their own. A browser that had a session fetches them
-// at once, in parallel with the first Check, so its screen does not wait twice; a visitor's login
-// screen does not spend time on them (they load on first use).
-const loadChats = () => import("./screens/Chats");
-const loadTimers = () => import("./screens/Timers");
-if (probablySignedIn()) {
-  void loadChats();
-  void loadTimers();
-}
-const Chats = lazy(() => loadChats().then((m) => ({ default: m.Chats })));
-const Timers = lazy(() => loadTimers().then((m) => ({ default: m.Timers })));
-// Owners and admins only: never fetched by anyone else.
-const Admin = lazy(() => import("./screens/Admin").then((m) => ({ default: m.Admin })));
-const Account = lazy(() => import("./screens/Account").then((m) => ({ default: m.Account })));
+// The screens behind the login are chunks of their own, fetched on first use (or by boot, below).
+const chats = lazyScreen(() => import("./screens/Chats"), (m) => m.Chats);
+const timers = lazyScreen(() => import("./screens/Timers"), (m) => m.Timers);
+const account = lazyScreen(() => import("./screens/Account"), (m) => m.Account);
+// Owners and admins only: never fetched by anyone else (unless they open /admin by its address).
+const admin = lazyScreen(() => import("./screens/Admin"), (m) => m.Admin);
 // The e-mailed links' screens: one small chunk, fetched only by whoever opens one.
-const loadRecovery = () => import("./screens/Recovery");
-const ForgotPassword = lazy(() => loadRecovery().then((m) => ({ default: m.ForgotPassword })));
-const ResetPassword = lazy(() => loadRecovery().then((m) => ({ default: m.ResetPassword })));
-const AcceptInvite = lazy(() => loadRecovery().then((m) => ({ default: m.AcceptInvite })));
+const forgot = lazyScreen(() => import("./screens/Recovery"), (m) => m.ForgotPassword);
+const reset = lazyScreen(() => import("./screens/Recovery"), (m) => m.ResetPassword);
+const accept = lazyScreen(() => import("./screens/Recovery"), (m) => m.AcceptInvite);
+const { Component: Chats } = chats;
+const { Component: Timers } = timers;
+const { Component: Account } = account;
+const { Component: Admin } = admin;
+const { Component: ForgotPassword } = forgot;
+const { Component: ResetPassword } = reset;
+const { Component: AcceptInvite } = accept;
+
+/** The chunk of the screen at `path`: signed in, or (the e-mailed links) for anyone. */
+function screenAt(path: string, signedIn: boolean): Pick<LazyScreen<never, object>, "load"> | undefined {
+  if (path.startsWith("/forgot-password")) return forgot;
+  if (path.startsWith("/reset-password")) return reset;
+  if (path.startsWith("/accept-invite")) return accept;
+  if (!signedIn) return undefined;
+  if (path === "/" || path.startsWith("/chats")) return chats;
+  if (path.startsWith("/timers")) return timers;
+  if (path.startsWith("/account")) return account;
+  if (path.startsWith("/admin")) return admin;
+  return undefined;
+}
+
+/** The first screen's chunk, while boot fetches it: App shows "Loading…" instead of suspending. */
+let firstChunk: Promise<unknown> | undefined;
+
+/**
+ * Called once before the first render. Asks who is signed in (Check) and, when this browser had a
+ * session, at the same moment the calls of the screen in the address bar (prefetch.ts) and of the
+ * header's clock, and that screen's chunk: a signed-in screen waits for one round trip (its calls
+ * and Check in parallel), not for Check, then its chunk, then its calls. A visitor's login screen
+ * waits for nothing: it shows while Check runs.
+ */
+export function boot(): void {
+  start().catch(() => {}); // App shows the error
+  const { pathname, search } = window.location;
+  const signedIn = probablySignedIn();
+  const first = screenAt(pathname, signedIn);
+  const params = new URLSearchParams(search);
+  firstChunk = first
+    ?.load()
+    .then((m: ScreenModule) => signedIn && m.prefetch?.(pathname, params))
+    .catch(() => {}); // the lazy screen reports it
+  if (!signedIn) return;
+  prefetch(TimerService.method.getWorkingTimer, {});
+  prefetchFor(pathname, params);
+  // The other everyday screens, once this one is up: a click on them then waits for no download.
+  void start()
+    .then(() => setTimeout(() => [chats, timers].forEach((x) => x !== first && void x.load().catch(() => {})), 1_500))
+    .catch(() => {});
+}
+
+/** False until the first screen's chunk (fetched by boot) has arrived or failed. */
+function useFirstChunk(): boolean {
+  const [done, setDone] = useState(firstChunk === undefined);
+  useEffect(() => {
+    if (!done) void firstChunk?.finally(() => setDone(true));
+  }, [done]);
+  return done;
+}
 
 export function useSession() {
   return useSyncExternalStore(session.subscribe, session.get);
 }
 
 export function App() {
-  const s = useSession();
+  const known = useSession();
+  // Not known yet and this browser had no session: the visitor's screens show at once, while Check
+  // runs (were the cookies of a session there after all, its answer moves on to the shell).
+  const s = known === undefined && !probablySignedIn() ? null : known;
   const { t } = useI18n();
   const [failed, setFailed] = useState<string>();
   const queryClient = useQueryClient();
@@ -49,7 +105,9 @@ export function App() {
   useEffect(() => {
     if (s === null) queryClient.clear();
   }, [s, queryClient]);
+  const chunkReady = useFirstChunk();
   const loading = <p className="page-message" aria-busy="true">{t("app.loading")}</p>;
+  if (!chunkReady) return loading;
   return (
     <Suspense fallback={loading}>
       <Switch>

@@ -1,25 +1,15 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { QueryClientProvider } from "@tanstack/react-query";
 import { TransportProvider } from "@connectrpc/connect-query";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { App } from "./App";
+import { App, boot } from "./App";
 import { I18nProvider } from "./i18n";
-import { start, transport } from "./session";
+import { queryClient } from "./query";
+import { transport } from "./session";
 import "./styles.css";
 
-const queryClient = new QueryClient({
-  defaultOptions: {
-    queries: {
-      staleTime: 10_000,
-      // Refused calls are not retried (the transport already refreshed once); network errors are.
-      retry: (n, e) => n < 2 && ![Code.Unauthenticated, Code.PermissionDenied, Code.NotFound, Code.InvalidArgument].includes(ConnectError.from(e).code),
-    },
-  },
-});
-
-// Who is signed in: asked at once, while React renders its first frame (App waits for the answer).
-start().catch(() => {}); // App shows the error
+// Who is signed in, and the screen's first calls: asked at once, while React renders its first frame.
+boot();
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>

@@ -34,6 +34,9 @@ const credentialed: typeof fetch = (input, init) => fetch(input, { ...init, cred
 const noRetry = new Set(["Login", "RegisterCompany", "Refresh", "Check", "RequestPasswordReset", "ResetPassword", "AcceptInvite"]);
 
 const retryAfterRefresh: Interceptor = (next) => async (req) => {
+  // A refresh under way (e.g. the page's first, when the access cookie had expired): wait for the
+  // new cookie instead of sending the old one, failing, refreshing and sending again.
+  if (inFlight && !(req.service.typeName === AuthService.typeName && noRetry.has(req.method.name))) await inFlight.catch(() => false);
   try {
     return await next(req);
   } catch (e) {
@@ -55,14 +58,26 @@ let timer: ReturnType<typeof setTimeout> | undefined;
 const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("crm.session") : undefined;
 
 /**
- * Set while this browser has a session: a visitor without it is shown the login screen after one
- * failed Check, without a Refresh round trip that could only fail (the cookies are unreadable here).
+ * Set while this browser has a session, to when its access cookie expires (ms since the epoch; not
+ * a secret, and the same for every tab of the origin). A visitor without it is shown the login
+ * screen at once, and never pays a Refresh round trip that could only fail (the cookies are
+ * unreadable here). With it, a page whose access cookie has expired refreshes first instead of
+ * asking Check, being refused, then refreshing; and a tab that is about to refresh sees whether
+ * another tab has done it already.
  */
 const hintKey = "crm.signedIn";
 
+/** The access cookie's expiry the hint records: 0 when unknown (an older hint), undefined without one. */
+function storedExpiry(): number | undefined {
+  const v = localStorage.getItem(hintKey);
+  if (v === null) return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) && n > 1e12 ? n : 0;
+}
+
 function set(next: SessionState, tell = false) {
   state = next;
-  if (next) localStorage.setItem(hintKey, "1");
+  if (next) localStorage.setItem(hintKey, String(next.expiresAt.getTime()));
   else if (next === null) localStorage.removeItem(hintKey);
   clearTimeout(timer);
   if (next) {
@@ -95,9 +110,20 @@ export function probablySignedIn(): boolean {
 
 let first: Promise<Session | null> | undefined;
 
-/** The page's first Check, started once (main.tsx starts it before React renders, in parallel). */
+/**
+ * The page's first Check, started once (main.tsx starts it before React renders, in parallel).
+ * When the hint says the access cookie has expired (the tab was closed for over 15 minutes) it
+ * refreshes first: Refresh then Check, two round trips instead of Check, Refresh, Check; and the
+ * screen's own calls, started at the same time, wait for the new cookie (the interceptor above).
+ */
 export function start(): Promise<Session | null> {
-  return (first ??= check());
+  if (first) return first;
+  const expiry = storedExpiry();
+  if (expiry && expiry < Date.now() + 5_000) {
+    first = refresh().then(async (ok) => (ok ? (state ?? null) : check()));
+    return first;
+  }
+  return (first = check());
 }
 
 /** Who the cookies belong to; null when nobody is signed in (after trying one refresh). */
@@ -136,15 +162,19 @@ export function refresh(): Promise<boolean> {
 
 /** `known`: the access token's expiry this tab knew when it decided to refresh. */
 async function doRefresh(known: number): Promise<boolean> {
-  // Another tab may have refreshed while this one waited for the lock: the cookie is newer then.
-  try {
-    const s = await whoAmI();
-    if (known && s.expiresAt.getTime() > known) {
-      set(s);
-      return true;
+  // Another tab may have refreshed while this one waited for the lock: the cookie is newer then,
+  // and the hint says so (an older hint, 0, cannot tell: ask).
+  const stored = storedExpiry();
+  if (stored === 0 || (stored !== undefined && stored > known && stored > Date.now() + 5_000)) {
+    try {
+      const s = await whoAmI();
+      if (s.expiresAt.getTime() > Math.max(known, Date.now() + 5_000)) {
+        set(s);
+        return true;
+      }
+    } catch {
+      // expired or missing access cookie: refresh below
     }
-  } catch {
-    // expired or missing access cookie: refresh below
   }
   try {
     await auth.refresh({});

@@ -25,7 +25,7 @@ export function device(ua: string): string {
 export function Account({ session }: { session: Session }) {
   const i18n = useI18n();
   const { t } = i18n;
-  const list = useQuery(AuthService.method.listSessions, {}, { refetchOnMount: "always" });
+  const list = useQuery(AuthService.method.listSessions, {}, { staleTime: 2_000 }); // afresh on every visit, but not twice on the page's first
   const [status, setStatus] = useState<string>();
   const revoke = useMutation(AuthService.method.revokeSession, {
     onSuccess: async () => {

@@ -17,12 +17,14 @@ import Papa from "papaparse";
 import { AddUserStatus, AdminService, UserStatus, type AddUserResult, type User } from "@crm/gen/crm/admin/v1/admin_pb";
 import { Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import { transport, type Session } from "../session";
+import { membersInput, membersPaging } from "../prefetch";
 import { useI18n } from "../i18n";
 import { describeError, fieldErrors } from "../errors";
 import { Field, FormError, LocalInvalid, useSubmit } from "../forms";
 import { roleKeys } from "./Account";
 
 const admin = createClient(AdminService, transport);
+
 
 // This screen's words: in its own chunk, so the first download of everyone else stays small.
 const enWords = {
@@ -184,8 +186,8 @@ function Members({ session }: { session: Session }) {
   const deferred = useDeferredValue(query.trim());
   const list = useInfiniteQuery(
     AdminService.method.listUsers,
-    { query: deferred, status, pageSize: 100, pageToken: "" },
-    { pageParamKey: "pageToken", getNextPageParam: (last) => last.nextPageToken || undefined, placeholderData: (prev) => prev },
+    membersInput(deferred, status),
+    { ...membersPaging, placeholderData: (prev) => prev },
   );
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const users = list.data?.pages.flatMap((p) => p.users) ?? [];

@@ -13,13 +13,15 @@ import { ChatService, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import { refresh, transport } from "../session";
 import { useI18n } from "../i18n";
 import { describeError } from "../errors";
+import { chatListInput, messagesPageSize, takeEarlyMessages } from "../prefetch";
 
 const chats = createClient(ChatService, transport);
+
 
 export function Chats({ chatId, me }: { chatId: string | undefined; me: string }) {
   const i18n = useI18n();
   const { t } = i18n;
-  const list = useQuery(ChatService.method.listChats, { pageSize: 200 }, { refetchInterval: 15_000 });
+  const list = useQuery(ChatService.method.listChats, chatListInput, { refetchInterval: 15_000 });
   const queryClient = useQueryClient();
   const [, navigate] = useLocation();
   const [name, setName] = useState("");
@@ -141,7 +143,7 @@ function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefin
       for (let backoff = 500; !signal.aborted; backoff = Math.min(backoff * 2, 10_000)) {
         try {
           if (after === undefined) {
-            const page = await chats.listMessages({ chatId, limit: 50 }, { signal });
+            const page = await (takeEarlyMessages(chatId) ?? chats.listMessages({ chatId, limit: messagesPageSize }, { signal }));
             dispatch({ type: "newest", messages: page.messages, olderBefore: page.nextBeforeSeq });
             after = page.lastSeq;
           }
@@ -189,7 +191,7 @@ function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefin
   const loadOlder = async () => {
     if (state.olderBefore === undefined) return;
     try {
-      const page = await chats.listMessages({ chatId, beforeSeq: state.olderBefore, limit: 50 });
+      const page = await chats.listMessages({ chatId, beforeSeq: state.olderBefore, limit: messagesPageSize });
       dispatch({ type: "older", messages: page.messages, olderBefore: page.nextBeforeSeq });
     } catch (e) {
       setError(describeError(e, i18n));

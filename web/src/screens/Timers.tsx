@@ -1,18 +1,14 @@
 /** Start/stop (or switch) the timer, and this week's entries (Monday to Monday, local time). */
 import { useId, useMemo, useState, type FormEvent } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { useI18n } from "../i18n";
 import { describeError } from "../errors";
 import { useNow, useTimersChanged } from "./RunningClock";
+import { weekInputs, weekStart } from "../prefetch";
 
-/** Local Monday 00:00 of the week containing `d`. */
-export function weekStart(d: Date): Date {
-  const s = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-  s.setDate(s.getDate() - ((s.getDay() + 6) % 7));
-  return s;
-}
+export { weekStart };
 
 export function Timers() {
   const i18n = useI18n();
@@ -21,7 +17,7 @@ export function Timers() {
   const [description, setDescription] = useState("");
   const changed = useTimersChanged();
   // Opening the screen always reads the timers afresh (they may have changed on another device).
-  const working = useQuery(TimerService.method.getWorkingTimer, {}, { refetchOnMount: "always" });
+  const working = useQuery(TimerService.method.getWorkingTimer, {}, { staleTime: 2_000 });
   const running = working.data?.timer;
   const start = useMutation(TimerService.method.startTimer, {
     onSuccess: () => {
@@ -32,13 +28,9 @@ export function Timers() {
   const stop = useMutation(TimerService.method.endTimer, { onSuccess: changed });
 
   // The week is fixed for the life of the page; a page left open over Sunday night shows last week.
-  const range = useMemo(() => {
-    const from = weekStart(new Date());
-    const to = new Date(from);
-    to.setDate(to.getDate() + 7);
-    return { from: timestampFromDate(from), to: timestampFromDate(to), pageSize: 500 };
-  }, []);
-  const list = useQuery(TimerService.method.listTimers, range, { refetchOnMount: "always" });
+  const range = useMemo(() => weekInputs(weekStart(new Date())).list, []);
+  // Fresh on every visit (another device may have changed them), but not twice on the page's first.
+  const list = useQuery(TimerService.method.listTimers, range, { staleTime: 2_000 });
   const now = useNow(Boolean(running));
   const rows = (list.data?.timers ?? []).map((e) => {
     const startAt = e.startTime ? timestampDate(e.startTime) : undefined;
