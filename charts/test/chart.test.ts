@@ -152,12 +152,13 @@ describe("values.schema.json", () => {
 
 // ------------------------------------------------------------------ Chart.yaml -------------
 describe("Chart.yaml", () => {
-  it("declares the optional dependencies with conditions that exist in values.yaml", () => {
+  it("declares the optional dependencies with conditions that exist in values.yaml (no Bitnami data services)", () => {
     const chart = readYaml("charts/crm/Chart.yaml");
     const values = readYaml("charts/crm/values.yaml");
     assert.equal(chart.apiVersion, "v2");
     const deps = Object.fromEntries(chart.dependencies.map((d: any) => [d.alias ?? d.name, d]));
-    assert.deepEqual(Object.keys(deps).sort(), ["grafana", "loki", "postgresql", "rabbitmq", "redis"]);
+    assert.deepEqual(Object.keys(deps).sort(), ["grafana", "loki"], "PostgreSQL, Redis and RabbitMQ are the chart's own (data-services.yaml) or external");
+    for (const own of ["postgresql", "redis", "rabbitmq"]) assert.equal(typeof values[own]?.enabled, "boolean", `values.yaml needs ${own}.enabled`);
     for (const [name, d] of Object.entries<any>(deps)) {
       assert.equal(d.condition, `${name}.enabled`);
       assert.equal(typeof values[name]?.enabled, "boolean", `values.yaml needs ${name}.enabled`);
@@ -193,10 +194,11 @@ describe("chart renders", { skip }, () => {
         }
       });
 
-      it("every Service selects a Deployment's pods, on a port its container has", () => {
+      it("every Service selects a Deployment's (or a data service's StatefulSet's) pods, on a port its container has", () => {
+        const workloads = [...deployments, ...of(r, "StatefulSet")];
         for (const svc of of(r, "Service")) {
-          const targets = deployments.filter((d) => matches(svc.spec.selector, podLabels(d)));
-          assert.equal(targets.length, 1, `Service ${svc.metadata.name} selects exactly one Deployment`);
+          const targets = workloads.filter((d) => matches(svc.spec.selector, podLabels(d)));
+          assert.equal(targets.length, 1, `Service ${svc.metadata.name} selects exactly one workload`);
           const containers = podSpec(targets[0]!).containers;
           for (const p of svc.spec.ports) {
             const found = containers.some((c: any) => (c.ports ?? []).some((cp: any) => cp.name === p.targetPort || cp.containerPort === p.targetPort));

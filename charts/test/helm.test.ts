@@ -90,7 +90,9 @@ for (const { major, pkg } of REFEREES) {
         assert.equal(lint.status, 0, `helm lint:\n${lint.stdout}\n${lint.stderr}`);
         const tpl = spawnSync(helm!, ["template", "crm", chart, "--namespace", "crm", ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
         assert.equal(tpl.status, 0, tpl.stderr);
-        const byKey = (objs: any[]) => new Map(objs.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+        // a generated password (data-services.yaml) is new in every render that sees no cluster
+        const generated = (o: any) => (o.kind === "Secret" && o.metadata.annotations?.["helm.sh/resource-policy"] === "keep" ? { ...o, data: Object.fromEntries(Object.keys(o.data ?? {}).map((k) => [k, "(generated)"])) } : o);
+        const byKey = (objs: any[]) => new Map(objs.map((o) => [`${o.kind}/${o.metadata.name}`, generated(o)]));
         const fromHelm = byKey(parseDocs(tpl.stdout, "helm template"));
         const fromRenderer = byKey(render(files, { values }).objects);
         assert.deepEqual([...fromRenderer.keys()].sort(), [...fromHelm.keys()].sort());

@@ -179,8 +179,8 @@ imagePullSecrets:
 {{- end -}}
 
 {{/*
-The fullname a bitnami-style subchart gives itself (common.names.fullname), so the Service and
-Secret names of postgresql/redis/rabbitmq/loki are known here. Call with (dict "name" "postgresql" "ctx" $).
+The name of a backing system of the release (the data services of data-services.yaml, the Loki
+subchart's common.names.fullname): its Service and Secret names. Call with (dict "name" "postgresql" "ctx" $).
 */}}
 {{- define "crm.subchartFullname" -}}
 {{- $sub := default (dict) (index .ctx.Values .name) -}}
@@ -226,7 +226,7 @@ inCluster: false
 {{- $v := .Values -}}
 {{- if $v.redis.enabled -}}
 scheme: redis
-host: {{ printf "%s-master.%s.svc.%s" (include "crm.subchartFullname" (dict "name" "redis" "ctx" .)) (include "crm.namespace" .) $v.clusterDomain }}
+host: {{ printf "%s.%s.svc.%s" (include "crm.subchartFullname" (dict "name" "redis" "ctx" .)) (include "crm.namespace" .) $v.clusterDomain }}
 port: 6379
 {{- if $v.redis.auth.enabled }}
 secretName: {{ default (include "crm.subchartFullname" (dict "name" "redis" "ctx" .)) $v.redis.auth.existingSecret }}

@@ -150,3 +150,63 @@ topologySpreadConstraints:
 {{ toYaml $out | indent 2 }}
 {{- end -}}
 {{- end -}}
+
+{{/* The development data services (data-services.yaml): image reference of {registry, repository, tag, digest}. */}}
+{{- define "crm.dataImage" -}}
+{{- $ref := ternary .repository (printf "%s/%s" .registry .repository) (empty .registry) -}}
+{{- if .digest -}}
+{{- printf "%s@%s" $ref .digest -}}
+{{- else -}}
+{{- printf "%s:%s" $ref (.tag | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod security of the data services: restricted, as the official images' uid 999 with its group. */}}
+{{- define "crm.dataPodSecurity" -}}
+runAsNonRoot: true
+runAsUser: 999
+runAsGroup: 999
+fsGroup: 999
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "crm.dataContainerSecurity" -}}
+runAsNonRoot: true
+runAsUser: 999
+runAsGroup: 999
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: {{ .readOnlyRootFilesystem }}
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* volumeClaimTemplates "data" when persistence is on (called with the service's persistence values). */}}
+{{- define "crm.dataVolumeClaim" -}}
+{{- if .enabled }}
+volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      {{- with .storageClass }}
+      storageClassName: {{ . }}
+      {{- end }}
+      resources:
+        requests:
+          storage: {{ .size }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A generated secret value (base64) that stays what it was: the Secret's current value when the
+cluster has it (lookup on upgrade), else 32 new random characters. (dict "name" "key" "ctx").
+*/}}
+{{- define "crm.keptSecretValue" -}}
+{{- $secret := lookup "v1" "Secret" (include "crm.namespace" .ctx) .name | default (dict) -}}
+{{- $data := get $secret "data" | default (dict) -}}
+{{- get $data .key | default (randAlphaNum 32 | b64enc) -}}
+{{- end -}}
