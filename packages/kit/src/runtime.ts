@@ -22,6 +22,8 @@ import { startServer, type RunningServer, type ServiceModule, type TlsOptions } 
 import { serviceIdentities } from "./service-identities.js";
 import { servicePorts, type ServiceName } from "./service-names.js";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { ApiKeyService } from "@crm/gen/crm/auth/v1/api_keys_pb";
+import { apiKeyExchange } from "./api-key-exchange.js";
 import { createErrorReporter, logsServiceSender, setErrorSink } from "./error-reports.js";
 import { startTelemetry, telemetry } from "./telemetry.js";
 
@@ -105,14 +107,17 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
     if (!redis) log.warn("REDIS_URL is not set: revocations are kept in memory, so a logout reaches only this process");
     const revocations: Revocations = redis ? redisRevocations(redis, { log }) : memoryRevocations();
     const jwks = watchJwks(cfg.JWT_PUBLIC_KEYS_FILE, readJwks, reload);
-    const verifier = createTokenVerifier({ jwks: jwks.current, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations });
+    // API keys sent straight to this service are exchanged with auth (the gateway exchanges the ones it sees itself).
+    let basics: Basics | undefined;
+    const apiKeys = apiKeyExchange(() => basics!.peer("auth", ApiKeyService));
+    const verifier = createTokenVerifier({ jwks: jwks.current, issuer: cfg.JWT_ISSUER, audience: cfg.JWT_AUDIENCE, revocations, apiKeys });
     const closers: (() => Promise<unknown>)[] = [async () => (tlsFiles?.close(), jwks.close())];
     const transports = new Map<string, Transport>();
     const peerTls = (): PeerTls | undefined => {
       const tls = tlsFiles?.current();
       return tls?.ca ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined;
     };
-    const basics: Basics = {
+    basics = {
       name,
       env: process.env,
       log,
