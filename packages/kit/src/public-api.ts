@@ -18,6 +18,7 @@ import { FieldService } from "@crm/gen/crm/records/v1/field_pb";
 import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
 import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
@@ -39,6 +40,7 @@ export const publicApi: readonly DescService[] = [
   FieldService,
   TaskService,
   NoteService,
+  RecordStreamService,
 ];
 
 /** The service that answers server reflection for the gateway (as it answers gRPC health there). */
