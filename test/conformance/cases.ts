@@ -6,7 +6,7 @@
  */
 import { Code } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { AnswerSchema } from "@crm/gen/crm/conformance/v1/conformance_pb";
+import type { AnswerSchema, ServerStreamRequestSchema } from "@crm/gen/crm/conformance/v1/conformance_pb";
 import { codeName, SERVER_READ_MAX, shownMessage, type ClientInfo, type Expected, type PlayableCase } from "./harness.js";
 import { payload } from "./service.js";
 
@@ -38,6 +38,23 @@ export interface UnaryCall {
  */
 export interface UnaryCase extends PlayableCase {
   call: UnaryCall;
+}
+
+export interface StreamCall {
+  request: MessageInitShape<typeof ServerStreamRequestSchema>;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+  /** Cancel after the first message. */
+  cancelAfterFirst?: boolean;
+  /** Stop reading after the first message until the server stops producing, then read the rest. */
+  pauseAfterFirst?: boolean;
+  sendGzip?: boolean;
+  readMaxBytes?: number;
+  watchAbort?: boolean;
+}
+
+export interface StreamCase extends PlayableCase {
+  call: StreamCall;
 }
 
 const ok = (c: ClientInfo, result: Expected["result"] = {}): Expected => ({
@@ -118,7 +135,7 @@ export const unaryCases: UnaryCase[] = [
   {
     name: "deadline exceeded while the handler waits",
     needs: ["deadline"],
-    call: { method: "unary", timeoutMs: 200, answer: { delayMs: 20_000 }, watchAbort: true },
+    call: { method: "unary", timeoutMs: 500, answer: { delayMs: 20_000 }, watchAbort: true },
     expect: () => ({ code: "DeadlineExceeded", serverAbort: "aborted" }),
     volatile: ["message", "metadata"],
   },
@@ -186,5 +203,80 @@ export const unaryCases: UnaryCase[] = [
     needs: ["get"],
     call: { method: "lookup", get: true, answer: { failure: withDetails } },
     expect: (c) => ({ code: "InvalidArgument", message: shownMessage(c, "invalid request"), details: [badRequestDetail, caseDetail] }),
+  },
+];
+
+export const streamCases: StreamCase[] = [
+  {
+    name: "stream of messages",
+    needs: [],
+    call: { request: { count: 5, messageSize: 100 } },
+    expect: () => ({ code: "OK", messages: 5, messagesIntact: true }),
+  },
+  {
+    name: "empty stream",
+    needs: [],
+    call: { request: { count: 0 } },
+    expect: () => ({ code: "OK", messages: 0 }),
+  },
+  {
+    name: "stream headers and trailers",
+    needs: [],
+    call: { request: { count: 2, messageSize: 10, headers: [{ name: "x-conf-h", value: "one" }], trailers: [{ name: "x-conf-t", value: "three" }] } },
+    expect: () => ({ code: "OK", messages: 2, headers: { "x-conf-h": "one" }, trailers: { "x-conf-t": "three" } }),
+  },
+  {
+    name: "error mid-stream with details and metadata",
+    needs: [],
+    call: { request: { count: 10, messageSize: 10, failAfter: 3, failure: { ...withDetails, metadata: [{ name: "x-conf-m", value: "m" }] }, trailers: [{ name: "x-conf-t", value: "three" }] } },
+    expect: () => ({ code: "InvalidArgument", message: "invalid request", details: [badRequestDetail, caseDetail], messages: 3, messagesIntact: true, metadata: { "x-conf-m": "m", "x-conf-t": "three" } }),
+  },
+  {
+    name: "error before the first message",
+    needs: [],
+    call: { request: { count: 10, failAfter: 0, failure: { code: Code.PermissionDenied, message: "no ✓" }, headers: [{ name: "x-conf-h", value: "one" }] } },
+    expect: () => ({ code: "PermissionDenied", message: "no ✓", messages: 0, metadata: { "x-conf-h": "one" } }),
+  },
+  {
+    name: "backpressure: the server waits while the client does not read",
+    needs: ["pause"],
+    // 4 MiB: past what any client reads ahead (@grpc/grpc-js buffers 16 messages) and the HTTP/2 windows
+    call: { request: { count: 64, messageSize: 64 * 1024 }, pauseAfterFirst: true },
+    serial: true,
+    expect: () => ({ code: "OK", messages: 64, messagesIntact: true, stalled: true }),
+  },
+  {
+    name: "stream cancelled by the client",
+    needs: ["cancel"],
+    call: { request: { count: 1000, messageSize: 10, delayMs: 20 }, cancelAfterFirst: true, watchAbort: true },
+    expect: () => ({ code: "Canceled", serverAbort: "aborted" }),
+    volatile: ["message", "messages", "messagesIntact", "metadata"],
+  },
+  {
+    name: "stream deadline exceeded",
+    needs: ["deadline"],
+    call: { request: { count: 1000, messageSize: 10, delayMs: 50 }, timeoutMs: 300, watchAbort: true },
+    expect: () => ({ code: "DeadlineExceeded", serverAbort: "aborted" }),
+    volatile: ["message", "messages", "messagesIntact", "metadata"],
+  },
+  {
+    name: "stream message over the client's read limit",
+    needs: ["readLimit"],
+    call: { request: { count: 3, messageSize: 32 * 1024 }, readMaxBytes: 16 * 1024 },
+    expect: () => ({ code: "ResourceExhausted", messages: 0 }),
+    volatile: ["message"],
+  },
+  {
+    name: "stream request over the server's read limit",
+    needs: [],
+    call: { request: { count: 1, payload: payload(SERVER_READ_MAX + 1000) } },
+    expect: () => ({ code: "ResourceExhausted", messages: 0 }),
+    volatile: ["message"],
+  },
+  {
+    name: "gzip stream request and answers",
+    needs: ["gzip"],
+    call: { request: { count: 3, messageSize: 20_000, payload: payload(20_000) }, sendGzip: true },
+    expect: () => ({ code: "OK", messages: 3, messagesIntact: true }),
   },
 ];

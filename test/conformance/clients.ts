@@ -1,8 +1,8 @@
 /**
- * The Node clients of the suite, each playing a UnaryCall against a Target and reporting an
- * Outcome: connect-node's Connect (JSON and binary, HTTP/1.1 and HTTP/2), gRPC and gRPC-Web
- * transports, the fast path's own gRPC client, and @grpc/grpc-js (generic calls on raw bytes), in
- * cleartext and over TLS.
+ * The Node clients of the suite, each playing a UnaryCall / StreamCall against a Target and
+ * reporting an Outcome: connect-node's Connect (JSON and binary, HTTP/1.1 and HTTP/2), gRPC and
+ * gRPC-Web transports, the fast path's own gRPC client (unary), and @grpc/grpc-js (generic calls
+ * on raw bytes), in cleartext and over TLS.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
@@ -13,11 +13,13 @@ import {
   ConformanceService,
   LookupRequestSchema,
   LookupResponseSchema,
+  ServerStreamRequestSchema,
+  ServerStreamResponseSchema,
   UnaryRequestSchema,
   UnaryResponseSchema,
 } from "@crm/gen/crm/conformance/v1/conformance_pb";
 import { createGrpcClientTransport } from "@crm/fastpath";
-import type { UnaryCall } from "./cases.js";
+import type { StreamCall, UnaryCall } from "./cases.js";
 import {
   codeName,
   confHeaders,
@@ -26,15 +28,18 @@ import {
   newCallId,
   resultView,
   noteAbort,
+  stalledBefore,
   type Capability,
   type ClientInfo,
   type Outcome,
   type Target,
   type Tls,
 } from "./harness.js";
+import { payload } from "./service.js";
 
 export interface NodeClient extends ClientInfo {
   unary(target: Target, call: UnaryCall): Promise<Outcome>;
+  stream?(target: Target, call: StreamCall): Promise<Outcome>;
   /** Closes the client's connections (clients that hold them open). */
   close?(): void;
 }
@@ -48,6 +53,10 @@ export function requestMessage(call: UnaryCall, callId: string) {
   const message = create(schema as typeof UnaryRequestSchema, { answer: call.answer, payload: call.payload ?? new Uint8Array(0), callId });
   if (call.unknownField) message.$unknown = [{ no: 999, wireType: 0, data: new Uint8Array([1]) }];
   return message;
+}
+
+export function streamRequestMessage(call: StreamCall, callId: string) {
+  return create(ServerStreamRequestSchema, { ...call.request, callId });
 }
 
 export const unknownCount = (m: { $unknown?: unknown[] | undefined }) => m.$unknown?.length ?? 0;
@@ -71,6 +80,47 @@ async function connectUnary(transport: Transport, target: Target, call: UnaryCal
   } catch (err) {
     outcome = errorOutcome(err);
   }
+  if (call.watchAbort) await noteAbort(outcome, target, callId);
+  return outcome;
+}
+
+async function connectStream(transport: Transport, target: Target, call: StreamCall): Promise<Outcome> {
+  const client = createClient(ConformanceService, transport);
+  const callId = newCallId("stream");
+  const controller = new AbortController();
+  let headers: Headers | undefined;
+  let trailers: Headers | undefined;
+  let messages = 0;
+  let intact = true;
+  let stalled: boolean | undefined;
+  let note: string | undefined;
+  let outcome: Outcome;
+  try {
+    const it = client.serverStream(streamRequestMessage(call, callId), {
+      headers: call.headers,
+      timeoutMs: call.timeoutMs,
+      signal: controller.signal,
+      onHeader: (h) => (headers = h),
+      onTrailer: (t) => (trailers = t),
+    });
+    for await (const m of it) {
+      if (m.index !== messages || !Buffer.from(m.payload).equals(Buffer.from(payload(m.payload.length, m.index)))) intact = false;
+      messages++;
+      if (messages === 1 && call.pauseAfterFirst) {
+        const s = await stalledBefore(target.watch(callId), call.request.count ?? 0);
+        stalled = s.stalled;
+        note = `${s.produced} produced while paused`;
+      }
+      if (messages === 1 && call.cancelAfterFirst) controller.abort();
+    }
+    outcome = { code: "OK", headers: confHeaders(headers), trailers: confHeaders(trailers) };
+  } catch (err) {
+    outcome = errorOutcome(err);
+  }
+  outcome.messages = messages;
+  if (messages) outcome.messagesIntact = intact;
+  if (stalled !== undefined) outcome.stalled = stalled;
+  if (note) outcome.note = note;
   if (call.watchAbort) await noteAbort(outcome, target, callId);
   return outcome;
 }
@@ -110,6 +160,7 @@ function connectNode(spec: ConnectNodeSpec, tls: Tls | undefined): NodeClient {
     ...spec,
     can,
     unary: (target, call) => connectUnary(transport(target, { gzip: call.sendGzip, bad: call.badEncoding, readMaxBytes: call.readMaxBytes, get: call.get }), target, call),
+    stream: (target, call) => connectStream(transport(target, { gzip: call.sendGzip, readMaxBytes: call.readMaxBytes }), target, call),
   };
 }
 
@@ -203,6 +254,51 @@ function grpcJsClient(spec: { name: string; tls: boolean }, tls: Tls | undefined
         });
         if (call.cancel) void target.watch(callId).started.then(() => c.cancel());
       });
+      if (call.watchAbort) await noteAbort(outcome, target, callId);
+      return outcome;
+    },
+    async stream(target, call) {
+      const client = clientFor(target, { gzip: call.sendGzip, readMaxBytes: call.readMaxBytes });
+      const callId = newCallId("grpc-js-stream");
+      const request = Buffer.from(toBinary(ServerStreamRequestSchema, streamRequestMessage(call, callId)));
+      let headers: grpc.Metadata | undefined;
+      let messages = 0;
+      let intact = true;
+      let stalled: boolean | undefined;
+      let note: string | undefined;
+      const outcome = await new Promise<Outcome>((resolve) => {
+        const s = client.makeServerStreamRequest(`/${ConformanceService.typeName}/ServerStream`, identity, identity, request, metadataOf(call.headers), deadlineOf(call.timeoutMs));
+        s.on("metadata", (md) => (headers = md));
+        s.on("data", (b: Buffer) => {
+          const m = fromBinary(ServerStreamResponseSchema, b);
+          if (m.index !== messages || !Buffer.from(m.payload).equals(Buffer.from(payload(m.payload.length, m.index)))) intact = false;
+          messages++;
+          if (messages === 1 && call.pauseAfterFirst) {
+            s.pause();
+            void stalledBefore(target.watch(callId), call.request.count ?? 0).then((r) => {
+              stalled = r.stalled;
+              note = `${r.produced} produced while paused`;
+              s.resume();
+            });
+          }
+          if (messages === 1 && call.cancelAfterFirst) s.cancel();
+        });
+        // The call is over when its status is in and every message was read ("end", or "error" for a failed call).
+        let status: grpc.StatusObject | undefined;
+        let drained = false;
+        const settle = () => {
+          if (!status || !drained) return;
+          if (status.code !== grpc.status.OK) return resolve(grpcJsError(status, headers));
+          resolve({ code: "OK", headers: confHeaders(Object.entries(headers?.toJSON() ?? {})), trailers: confHeaders(Object.entries(status.metadata.toJSON())) });
+        };
+        s.on("error", () => ((drained = true), settle()));
+        s.on("end", () => ((drained = true), settle()));
+        s.on("status", (st) => ((status = st), settle()));
+      });
+      outcome.messages = messages;
+      if (messages) outcome.messagesIntact = intact;
+      if (stalled !== undefined) outcome.stalled = stalled;
+      if (note) outcome.note = note;
       if (call.watchAbort) await noteAbort(outcome, target, callId);
       return outcome;
     },
