@@ -44,9 +44,12 @@ export function decodeChatEvent(body: Uint8Array, contentType: string | undefine
   return fromBinary(ChatEventSchema, body);
 }
 
-/** An AuditEvent, encoded and addressed: to the audit queue (default exchange), its id as the message id. */
-export function auditEvent(init: MessageInitShape<typeof AuditEventSchema> & { eventId: string }): EncodedEvent & { exchange: string; routingKey: string; messageId: string } {
-  return { exchange: "", routingKey: AUDIT_QUEUE, messageId: init.eventId, ...encodeEvent(AuditEventSchema, init) };
+/** An AuditEvent, encoded and addressed: to the audit queue (default exchange; AUDIT_QUEUE unless named), its id as the message id. */
+export function auditEvent(
+  init: MessageInitShape<typeof AuditEventSchema> & { eventId: string },
+  queue = AUDIT_QUEUE,
+): EncodedEvent & { exchange: string; routingKey: string; messageId: string } {
+  return { exchange: "", routingKey: queue, messageId: init.eventId, ...encodeEvent(AuditEventSchema, init) };
 }
 
 /** Reads an AuditEvent off the audit queue; throws on bytes that are not one. */

@@ -26,7 +26,7 @@ export const deadLetterQueueOf = (queue: string) => `${queue}.dead`;
  * Audit events (crm.admin.v1.AuditEvent): written to the outbox with each audit row by the admin
  * store (dbservice), published to this durable queue, consumed by the admin service, which ships
  * them to Loki through the logs service. dbservice declares it too, so events wait in the broker
- * until admin first starts.
+ * until admin first starts. Both read AUDIT_QUEUE; this is its default.
  */
 export const AUDIT_QUEUE = "audit_events";
 

@@ -101,14 +101,14 @@ async function insertEvents(sql: Sql, events: AuditInput[]): Promise<Row[]> {
   return rows;
 }
 
-/** The audit log as stores use it; `db` writes the outbox, `afterOutbox` wakes the relay. */
-export function auditLog(db: Pick<Db, "enqueueMany">, afterOutbox: () => void = () => {}): AuditLog {
+/** The audit log as stores use it; `db` writes the outbox, `afterOutbox` wakes the relay, `queue` is AUDIT_QUEUE. */
+export function auditLog(db: Pick<Db, "enqueueMany">, afterOutbox: () => void = () => {}, queue?: string): AuditLog {
   return {
     async record(sql, events) {
       const rows = await insertEvents(sql, events);
       await db.enqueueMany(
         sql,
-        rows.map((r) => ({ ...auditEvent(toEvent(r) as Parameters<typeof auditEvent>[0]), companyId: r.company_id })),
+        rows.map((r) => ({ ...auditEvent(toEvent(r) as Parameters<typeof auditEvent>[0], queue), companyId: r.company_id })),
       );
     },
     afterCommit: afterOutbox,

@@ -16,6 +16,7 @@ import { migrate } from "./migrate.js";
 import { createDbModule } from "./module.js";
 import { startRelay } from "./relay.js";
 import { startRevocationKeeper } from "./revocation-keeper.js";
+import { startAuditRetention } from "./audit-retention.js";
 
 import type { EmbeddedPostgres } from "./embedded.js";
 
@@ -67,15 +68,20 @@ export async function build({ cfg, database, bus, redis, log }: DbBuildDeps): Pr
   // E-mail tasks go to this queue; declared here too (as the email service does, same arguments) so
   // they wait in the broker, not in the outbox, until the email service first starts.
   await bus.declareQueue(cfg.EMAIL_QUEUE, { deadLetterQueue: deadLetterQueueOf(cfg.EMAIL_QUEUE) });
+  // Audit events likewise wait in their queue until admin ships them to Loki.
+  await bus.declareQueue(cfg.AUDIT_QUEUE, { deadLetterQueue: deadLetterQueueOf(cfg.AUDIT_QUEUE) });
   // The outbox relay: publishes what requests wrote to the outbox, woken by the stores after each commit.
   const relay = await startRelay({ pool, bus, log });
   // The revocation list in Redis is a mirror of PostgreSQL: rebuilt from it when Redis lost its data.
   const keeper = redis ? startRevocationKeeper({ db, redis, log, accessTokenTtlSeconds: cfg.ACCESS_TOKEN_TTL_SECONDS }) : undefined;
   await keeper?.sync().catch(() => {}); // an empty Redis is complete before dbservice is ready (or checks fail closed until it is)
-  const module = createDbModule({ db, emailQueue: cfg.EMAIL_QUEUE, relay });
+  // Audit events older than AUDIT_RETENTION_DAYS go, as crm_retention (never as the app role).
+  const retention = startAuditRetention({ pool, days: cfg.AUDIT_RETENTION_DAYS, log });
+  const module = createDbModule({ db, emailQueue: cfg.EMAIL_QUEUE, auditQueue: cfg.AUDIT_QUEUE, relay });
   return {
     ...module,
     async close() {
+      await retention.close();
       await keeper?.close();
       await module.close?.();
     },

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { env } from "@crm/kit";
-import { EMAIL_QUEUE } from "@crm/contracts";
+import { AUDIT_QUEUE, EMAIL_QUEUE } from "@crm/contracts";
 
 export const dbEnv = z.object({
   DATABASE_URL: env.url(["postgres", "postgresql"]),
@@ -13,6 +13,10 @@ export const dbEnv = z.object({
   ACCESS_TOKEN_TTL_SECONDS: env.int(900, 60, 3600),
   /** The queue e-mail tasks are routed to (the email service consumes the same EMAIL_QUEUE). */
   EMAIL_QUEUE: env.str(EMAIL_QUEUE),
+  /** The queue audit events are routed to (admin consumes the same AUDIT_QUEUE). */
+  AUDIT_QUEUE: env.str(AUDIT_QUEUE),
+  /** How long audit events are kept; older ones are deleted hourly (audit-retention.ts). */
+  AUDIT_RETENTION_DAYS: env.int(365, 1, 36_500),
 });
 
 export type DbConfig = z.infer<typeof dbEnv>;

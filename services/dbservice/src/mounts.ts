@@ -28,6 +28,8 @@ export interface StoreContext {
   afterOutbox: () => void;
   /** Where e-mail tasks go (EMAIL_QUEUE) and the relay's wake-up. */
   email: EmailQueueConfig & { afterOutbox: () => void };
+  /** Where audit events go (AUDIT_QUEUE). */
+  auditQueue: string;
 }
 
 export interface Mount {
@@ -54,7 +56,7 @@ export function mount<S extends DescService>(
 }
 
 /** The audit log (the admin store's) as every store that writes to it gets it. */
-const audit = ({ db, afterOutbox }: StoreContext) => auditLog(db, afterOutbox);
+const audit = ({ db, afterOutbox, auditQueue }: StoreContext) => auditLog(db, afterOutbox, auditQueue);
 
 export const mounts: readonly Mount[] = [
   // Login and registration run before a tenant is known (requirePeer("auth")), and so does an API
