@@ -75,7 +75,7 @@ export interface InMemory {
   log: Logger;
   /** Verifies the tokens of users made by `user()` (and of `verifier` when given to inMemory). */
   verifier: TokenVerifier;
-  /** A verified caller; a new company when companyId is unset, role member unless set. */
+  /** A verified caller; a new company when companyId is unset, role member unless set (an API key when `apiKey` is set). */
   user(init?: Partial<Omit<Principal, "token">>): Principal;
   /** Ends a user's session: their token is refused from now on (session_ended), as after Logout. */
   endSession(sessionId: string): void;
@@ -124,6 +124,7 @@ export function inMemory(opts: { verifier?: TokenVerifier } = {}): InMemory {
         sessionId: init.sessionId ?? randomUUID(),
         expiresAt: init.expiresAt ?? Math.floor(Date.now() / 1000) + 900,
         token,
+        ...(init.apiKey ? { apiKey: init.apiKey } : {}),
       };
       principals.set(token, p);
       return p;
