@@ -1,6 +1,6 @@
 /**
- * The suite's cases as data, one call each, played by every client that can (clients.ts) on both
- * server paths. `expect`
+ * The suite's cases as data, one call each, played by every client that can (clients.ts for the
+ * Node clients, external.test.ts for buf curl and python3-grpcio) on both server paths. `expect`
  * is the protocol's answer (gRPC over HTTP/2, Connect, gRPC-Web), which connect-node gives on the
  * plain path; the runner adds the comparison of the two paths.
  */
