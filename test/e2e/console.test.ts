@@ -144,7 +144,7 @@ test("a timer keeps running across a reload, stops from the header, and is liste
   await clock.waitFor();
   const startedAt = await clock.getAttribute("data-started");
   assert.ok(startedAt);
-  await owner.getByRole("cell", { name: "Writing the proposal" }).waitFor();
+  await owner.getByRole("cell", { name: "Writing the proposal", exact: true }).waitFor();
   await axe(owner, "timers");
   await screenshot(owner, "timers");
 
@@ -209,9 +209,9 @@ test("silent refresh: two tabs renew the session before it expires, one at a tim
   // Both tabs go on working with the renewed cookies.
   await b.getByLabel("What are you working on?").fill("after the refresh");
   await b.getByRole("button", { name: /Start timer|Switch to this/ }).click();
-  await b.getByRole("cell", { name: "after the refresh" }).waitFor();
+  await b.getByRole("cell", { name: "after the refresh", exact: true }).waitFor();
   await a.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Timers" }).click();
-  await a.getByRole("cell", { name: "after the refresh" }).waitFor();
+  await a.getByRole("cell", { name: "after the refresh", exact: true }).waitFor();
   await a.getByRole("group", { name: "Running timer" }).getByRole("button", { name: "Stop timer" }).click();
   await a.getByText("No timer running").waitFor();
   assert.deepEqual(refreshes.filter((s) => s !== 200), [], `every refresh succeeded (statuses ${JSON.stringify(refreshes)})`);
