@@ -63,6 +63,9 @@ const decodes = (schema: DescMessage, bytes: Uint8Array, json: boolean): string 
 export async function screenRequest(schema: DescMessage, body: Uint8Array, { framing, json }: BodyFormat, encoding: string | undefined, readMaxBytes: number): Promise<Screened> {
   const compression = encoding && encoding !== "identity" ? compressions[encoding] : undefined;
   if (encoding && encoding !== "identity" && !compression) return { body, problem: undefined };
+  // A body over the limit was cut at it: not screened (it would read as malformed), so connect-node
+  // refuses it with resource_exhausted, as it does any request over readMaxBytes.
+  if (body.length > readMaxBytes) return { body, problem: undefined };
   if (framing === "plain") {
     let bytes = body;
     if (compression) {
