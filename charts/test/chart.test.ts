@@ -43,7 +43,7 @@ const USES: Record<string, string[]> = {
   dbservice: ["postgresql", "redis", "rabbitmq"],
   chats: ["redis", "rabbitmq"],
   timers: ["redis"],
-  admin: ["redis"],
+  admin: ["redis", "rabbitmq"],
   email: ["redis", "rabbitmq", "smtp"],
   logs: ["redis", "loki"],
   cache: ["redis"],

@@ -98,7 +98,7 @@ timers:
   uses: [redis, otlp]
 admin:
   peers: [dbservice, email, logs]
-  uses: [redis, otlp]
+  uses: [redis, rabbitmq, otlp]
 email:
   peers: [dbservice, logs]
   uses: [redis, rabbitmq, smtp, otlp]
