@@ -27,6 +27,7 @@ export const publicRpcs = [
   "/crm.auth.v1.AuthService/ResetPassword",
   "/crm.auth.v1.AuthService/AcceptInvite",
   "/crm.auth.v1.AuthService/GetJwks",
+  "/crm.auth.v1.ApiKeyService/ExchangeApiKey",
 ];
 
 /** Errors nginx itself answers: HTTP status, JSON body code (Connect code names), gRPC status, text. */
@@ -183,6 +184,8 @@ export const templateDefaults = {
   CRM_GW_MAX_BODY: "4m",
   CRM_GW_AUTH_RATE: "30r/m",
   CRM_GW_AUTH_BURST: "20",
+  CRM_GW_API_KEY_RATE: "600r/m",
+  CRM_GW_API_KEY_BURST: "100",
   CRM_GW_STREAM_TIMEOUT: "1h",
   CRM_GW_JWT_ISSUER: "crm-auth",
   CRM_GW_JWT_AUDIENCE: "crm-api",

@@ -7,6 +7,8 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
+import { AuditService } from "@crm/gen/crm/admin/v1/audit_pb";
+import { ApiKeyService } from "@crm/gen/crm/auth/v1/api_keys_pb";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
@@ -26,9 +28,11 @@ import type { ServiceName } from "./service-names.js";
 
 export const publicApi: readonly DescService[] = [
   AuthService,
+  ApiKeyService,
   ChatService,
   TimerService,
   AdminService,
+  AuditService,
   EmailService,
   LogsService,
   CacheService,

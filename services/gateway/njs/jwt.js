@@ -161,4 +161,17 @@ async function verify(r) {
     r.return(200);
 }
 
-export default { verify, spkiFromJwk };
+const API_KEY = /^crm_live_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/;
+
+/**
+ * js_set $crm_api_key_hash: the SHA-256 (hex) of the request's API key, '' when it carries none.
+ * The API-key exchange's cache key (the key itself never lands in the cache files) and its
+ * rate-limit bucket.
+ */
+function apiKeyHash(r) {
+    const token = r.variables.crm_access_token || '';
+    if (!API_KEY.test(token)) return '';
+    return require('crypto').createHash('sha256').update(token).digest('hex');
+}
+
+export default { verify, spkiFromJwk, apiKeyHash };

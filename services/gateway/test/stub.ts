@@ -14,6 +14,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthService, CheckResponseSchema, Role } from "@crm/gen/crm/auth/v1/auth_pb";
+import { ApiKeyService } from "@crm/gen/crm/auth/v1/api_keys_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { Health, HealthCheckResponse_ServingStatus } from "@crm/gen/grpc/health/v1/health_pb";
 
@@ -46,6 +47,13 @@ export interface Stub {
 
 const roles: Record<string, Role> = { owner: Role.OWNER, admin: Role.ADMIN, member: Role.MEMBER };
 
+/** The one API key the stub's auth knows, and who it is (ExchangeApiKey answers with these). */
+export const STUB_API_KEY = `crm_live_0123456789ab_${"K".repeat(43)}`;
+export const STUB_API_KEY_ID = "00000000-0000-4000-8000-0000000000a1";
+export const STUB_API_KEY_USER = "00000000-0000-4000-8000-0000000000a2";
+export const STUB_API_KEY_COMPANY = "00000000-0000-4000-8000-0000000000a3";
+let exchanges = 0;
+
 function routes(router: ConnectRouter) {
   router.service(AuthService, {
     check(_req, ctx) {
@@ -72,6 +80,17 @@ function routes(router: ConnectRouter) {
     },
     getJwks() {
       return { keys: [{ kty: "RSA", kid: "stub", use: "sig", alg: "RS256", n: "AQAB", e: "AQAB" }] };
+    },
+  });
+  // auth's exchange as the gateway's auth_request sees it: identity headers and the access token to send on
+  router.service(ApiKeyService, {
+    exchangeApiKey(req, ctx) {
+      if (req.key !== STUB_API_KEY) throw new ConnectError("unknown API key", Code.Unauthenticated);
+      const token = `exchanged-${++exchanges}`;
+      for (const [k, v] of [["x-user-id", STUB_API_KEY_USER], ["x-company-id", STUB_API_KEY_COMPANY], ["x-role", "member"], ["x-session-id", STUB_API_KEY_ID], ["x-access-token", token], ["x-accel-expires", "60"]]) {
+        ctx.responseHeader.set(k!, v!);
+      }
+      return { accessToken: token, apiKeyId: STUB_API_KEY_ID, userId: STUB_API_KEY_USER, companyId: STUB_API_KEY_COMPANY };
     },
   });
   router.service(Health, {
