@@ -6,14 +6,14 @@
 import { Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
-import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { isAdmin, logout, probablySignedIn, session, start, type Session } from "./session";
 import { useI18n, localeNames, type Locale } from "./i18n";
 import { describeError } from "./errors";
-import { prefetch, type ScreenModule } from "./query";
+import type { ScreenModule } from "./query";
 import { prefetchFor } from "./prefetch";
 import { lazyScreen, type LazyScreen } from "./lazy-screen";
 import { RunningClock } from "./screens/RunningClock";
+import { ChatsLink } from "./screens/UnreadBadge";
 import { Login, Signup } from "./screens/Auth";
 
 // The screens behind the login are chunks of their own, fetched on first use (or by boot, below).
@@ -52,8 +52,8 @@ let firstChunk: Promise<unknown> | undefined;
 
 /**
  * Called once before the first render. Asks who is signed in (Check) and, when this browser had a
- * session, at the same moment the calls of the screen in the address bar (prefetch.ts) and of the
- * header's clock, and that screen's chunk: a signed-in screen waits for one round trip (its calls
+ * session, at the same moment the calls of the screen in the address bar and of the shell
+ * (prefetch.ts), and that screen's chunk: a signed-in screen waits for one round trip (its calls
  * and Check in parallel), not for Check, then its chunk, then its calls. A visitor's login screen
  * waits for nothing: it shows while Check runs.
  */
@@ -68,7 +68,6 @@ export function boot(): void {
     .then((m: ScreenModule) => signedIn && m.prefetch?.(pathname, params))
     .catch(() => {}); // the lazy screen reports it
   if (!signedIn) return;
-  prefetch(TimerService.method.getWorkingTimer, {});
   prefetchFor(pathname, params);
   // The other everyday screens, once this one is up: a click on them then waits for no download.
   void start()
@@ -207,7 +206,7 @@ function Shell({ session: s }: { session: Session }) {
         <nav aria-label={t("nav.label")}>
           <ul>
             <li>
-              <NavLink href="/chats">{t("nav.chats")}</NavLink>
+              <ChatsLink />
             </li>
             <li>
               <NavLink href="/timers">{t("nav.timers")}</NavLink>

@@ -65,10 +65,14 @@ export function weekInputs(monday: Date) {
 export const membersInput = (query: string, status: UserStatus) => ({ query, status, pageSize: 100, pageToken: "" });
 export const membersPaging = { pageParamKey: "pageToken", getNextPageParam: (last: { nextPageToken: string }) => last.nextPageToken || undefined } as const;
 
-/** The calls the screen at `path` makes first (besides the header clock's, which boot asks for). */
+/**
+ * The calls the screen at `path` makes first, and the shell's (the menu's unread count, the
+ * header's clock): with Check and the screen's chunk, at most six at once.
+ */
 export function prefetchFor(path: string, search: URLSearchParams): void {
+  prefetch(TimerService.method.getWorkingTimer, {});
+  prefetch(ChatService.method.listChats, chatListInput);
   if (path === "/" || path.startsWith("/chats")) {
-    prefetch(ChatService.method.listChats, chatListInput);
     const id = /^\/chats\/([^/]+)$/.exec(path)?.[1];
     if (id) {
       const chatId = decodeURIComponent(id);

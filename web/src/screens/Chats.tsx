@@ -3,7 +3,7 @@
  * newest messages (ListMessages), older pages on demand, and live messages from the Subscribe
  * server stream, which resumes after the last seq seen so nothing is lost or doubled.
  */
-import { useEffect, useId, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useCallback, useEffect, useId, useLayoutEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, useLocation } from "wouter";
 import { useMutation, useQuery, createConnectQueryKey } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -11,6 +11,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ChatService, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import { refresh, transport } from "../session";
+import { UnreadBadge } from "./UnreadBadge";
 import { useI18n } from "../i18n";
 import { describeError } from "../errors";
 import { chatListInput, messagesPageSize, takeEarlyMessages } from "../prefetch";
@@ -71,11 +72,7 @@ export function Chats({ chatId, me }: { chatId: string | undefined; me: string }
                 <li key={c.chatId}>
                   <Link href={`/chats/${c.chatId}`} aria-current={c.chatId === chatId ? "page" : undefined}>
                     <span className="chat-name">{c.name}</span>
-                    {unread > 0 && (
-                      <span className="badge" aria-label={t("chats.unread", { count: unread })}>
-                        {i18n.number(unread)}
-                      </span>
-                    )}
+                    {unread > 0 && <UnreadBadge count={unread} />}
                   </Link>
                 </li>
               );
@@ -121,6 +118,9 @@ const wait = (ms: number, signal: AbortSignal) =>
     signal.addEventListener("abort", () => (clearTimeout(id), resolve()), { once: true });
   });
 
+/** How close to the bottom (px) counts as "at the newest message": new ones then scroll into view. */
+const nearBottom = 48;
+
 function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefined; me: string }) {
   const i18n = useI18n();
   const { t } = i18n;
@@ -130,9 +130,17 @@ function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefin
   const [error, setError] = useState<string>();
   const [draft, setDraft] = useState("");
   const [sending, setSending] = useState(false);
+  const [loadingOlder, setLoadingOlder] = useState(false);
   const inputId = useId();
   const logRef = useRef<HTMLDivElement>(null);
+  const topRef = useRef<HTMLLIElement>(null);
   const lastRead = useRef(0n);
+  /** Whether the view was at the newest message before the last change (else the reader is scrolled up, reading). */
+  const atBottom = useRef(true);
+  /** Set just before older messages go in above: where the view was, so it stays on the same message. */
+  const anchor = useRef<{ height: number; top: number } | undefined>(undefined);
+  /** Set when this browser sent the newest message: it scrolls into view wherever the reader was. */
+  const sentByMe = useRef(false);
 
   // History, then the live stream from the last seq read; reconnects with backoff.
   useEffect(() => {
@@ -172,30 +180,85 @@ function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefin
     return () => ac.abort();
   }, [chatId]);
 
-  // Keep the newest message in view, and move the read marker (unread badges follow).
+  // Moves the read marker to the newest message once it has been in view (unread badges follow).
   const newest = state.messages.at(-1)?.seq ?? 0n;
-  useEffect(() => {
-    const log = logRef.current;
-    if (log) log.scrollTop = log.scrollHeight;
-    if (newest <= lastRead.current || document.visibilityState !== "visible") return;
-    lastRead.current = newest;
-    const id = setTimeout(() => {
+  const newestRef = useRef(newest);
+  newestRef.current = newest;
+  const readTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  const markRead = useCallback(() => {
+    const seq = newestRef.current;
+    if (seq <= lastRead.current || !atBottom.current || document.visibilityState !== "visible") return;
+    clearTimeout(readTimer.current);
+    readTimer.current = setTimeout(() => {
+      if (seq <= lastRead.current) return;
+      lastRead.current = seq;
       chats
-        .markRead({ chatId, seq: newest })
+        .markRead({ chatId, seq })
         .then(() => queryClient.invalidateQueries({ queryKey: createConnectQueryKey({ schema: ChatService.method.listChats, cardinality: undefined }) }))
-        .catch(() => {});
+        .catch(() => (lastRead.current = 0n)); // tried again on the next scroll or message
     }, 300);
-    return () => clearTimeout(id);
-  }, [newest, chatId, queryClient]);
+  }, [chatId, queryClient]);
+  useEffect(() => () => clearTimeout(readTimer.current), []);
+  useEffect(() => {
+    const onVisible = () => markRead();
+    document.addEventListener("visibilitychange", onVisible);
+    return () => document.removeEventListener("visibilitychange", onVisible);
+  }, [markRead]);
 
-  const loadOlder = async () => {
-    if (state.olderBefore === undefined) return;
+  // Before the browser paints the new messages: older ones keep the view on the message it showed
+  // (the content above grew by their height); new ones scroll into view when the reader was at the
+  // bottom (or sent it), and otherwise leave the reader where they are.
+  useLayoutEffect(() => {
+    const log = logRef.current;
+    if (!log) return;
+    const a = anchor.current;
+    if (a) {
+      anchor.current = undefined;
+      log.scrollTop = a.top + (log.scrollHeight - a.height);
+      return;
+    }
+    if (atBottom.current || sentByMe.current) {
+      sentByMe.current = false;
+      log.scrollTop = log.scrollHeight;
+      atBottom.current = true;
+    }
+    markRead();
+  }, [state.messages, markRead]);
+
+  const olderBefore = state.olderBefore;
+  const loadingOlderRef = useRef(false);
+  const loadOlder = useCallback(async () => {
+    if (olderBefore === undefined || loadingOlderRef.current) return;
+    loadingOlderRef.current = true;
+    setLoadingOlder(true);
     try {
-      const page = await chats.listMessages({ chatId, beforeSeq: state.olderBefore, limit: messagesPageSize });
+      const page = await chats.listMessages({ chatId, beforeSeq: olderBefore, limit: messagesPageSize });
+      const log = logRef.current;
+      if (log) anchor.current = { height: log.scrollHeight, top: log.scrollTop };
       dispatch({ type: "older", messages: page.messages, olderBefore: page.nextBeforeSeq });
     } catch (e) {
       setError(describeError(e, i18n));
+    } finally {
+      loadingOlderRef.current = false;
+      setLoadingOlder(false);
     }
+  }, [chatId, olderBefore, i18n]);
+
+  // Scrolling up to the top of the history (or close to it) loads the page before it.
+  useEffect(() => {
+    const log = logRef.current;
+    const top = topRef.current;
+    if (!log || !top || olderBefore === undefined || typeof IntersectionObserver !== "function") return;
+    const io = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && void loadOlder(), { root: log, rootMargin: "300px 0px 0px 0px" });
+    io.observe(top);
+    return () => io.disconnect();
+  }, [loadOlder, olderBefore]);
+
+  const onScroll = () => {
+    const log = logRef.current;
+    if (!log) return;
+    atBottom.current = log.scrollHeight - log.scrollTop - log.clientHeight <= nearBottom;
+    if (atBottom.current) markRead();
   };
 
   const send = async (e?: FormEvent) => {
@@ -206,6 +269,7 @@ function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefin
     setError(undefined);
     try {
       const r = await chats.sendMessage({ chatId, content, clientMessageId: newId() });
+      sentByMe.current = true;
       if (r.message) dispatch({ type: "add", message: r.message });
       setDraft("");
     } catch (err) {
@@ -233,28 +297,34 @@ function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefin
           {phase === "live" ? t("chat.live") : phase === "reconnecting" ? t("chat.reconnecting") : t("app.loading")}
         </span>
       </header>
-      {state.olderBefore !== undefined && (
-        <button type="button" className="secondary older" onClick={() => void loadOlder()}>
-          {t("chat.older")}
-        </button>
-      )}
-      <div className="messages" ref={logRef} role="log" aria-label={t("chat.messages")} tabIndex={0}>
+      <div className="messages" ref={logRef} onScroll={onScroll} role="log" aria-label={t("chat.messages")} aria-busy={loadingOlder} tabIndex={0}>
         <ol>
-        {state.messages.length === 0 && phase !== "loading" && <li className="empty">{t("chat.noMessages")}</li>}
-        {state.messages.map((m) => {
-          const at = m.createdAt ? timestampDate(m.createdAt) : undefined;
-          return (
-            <li key={String(m.seq)} className={m.senderId === me ? "mine" : undefined} data-seq={String(m.seq)}>
-              <span className="who">{m.senderId === me ? t("chat.you") : t("chat.member", { id: m.senderId.slice(-4) })}</span>
-              {at && (
-                <time dateTime={at.toISOString()} title={i18n.dateTime(at)}>
-                  {i18n.time(at)}
-                </time>
-              )}
-              <p className="text">{m.content}</p>
-            </li>
-          );
-        })}
+          {/* Always there (empty while loading), so that its arrival never moves the view. */}
+          <li ref={topRef} className="history-top">
+            {olderBefore !== undefined ? (
+              // Scrolling up loads it too; the button is for the keyboard and for screen readers.
+              <button type="button" className="secondary older" onClick={() => void loadOlder()} disabled={loadingOlder}>
+                {loadingOlder ? t("app.loading") : t("chat.older")}
+              </button>
+            ) : (
+              state.messages.length > 0 && <span className="hint">{t("chat.beginning")}</span>
+            )}
+          </li>
+          {state.messages.length === 0 && phase !== "loading" && <li className="empty">{t("chat.noMessages")}</li>}
+          {state.messages.map((m) => {
+            const at = m.createdAt ? timestampDate(m.createdAt) : undefined;
+            return (
+              <li key={String(m.seq)} className={m.senderId === me ? "mine" : undefined} data-seq={String(m.seq)}>
+                <span className="who">{m.senderId === me ? t("chat.you") : t("chat.member", { id: m.senderId.slice(-4) })}</span>
+                {at && (
+                  <time dateTime={at.toISOString()} title={i18n.dateTime(at)}>
+                    {i18n.time(at)}
+                  </time>
+                )}
+                <p className="text">{m.content}</p>
+              </li>
+            );
+          })}
         </ol>
       </div>
       {error && (

@@ -5,7 +5,7 @@
  * was), and the week's entries, each editable in place (ChangeTimer: description, start, end;
  * setting the end of the running one stops it), plus entries added after the fact (AddTimer).
  * The server's reasons (overlaps, more than 24 hours, a time in the future) appear beside the
- * fields they concern. A chunk of its own, with its own words and styles.
+ * fields they concern. A chunk of its own, with its own words.
  */
 import { useId, useMemo, useState, type FormEvent } from "react";
 import { useLocation, useSearch } from "wouter";
@@ -18,7 +18,6 @@ import { Field, FormError } from "../forms";
 import { addDays, weekInputs, weekOf, weekStart } from "../prefetch";
 import { useNow, useTimersChanged } from "./RunningClock";
 import { WeekChart } from "./WeekChart";
-import "./Timers.css";
 
 const enWords = {
   weeks: "Weeks",
