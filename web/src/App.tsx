@@ -1,7 +1,7 @@
 /**
  * Routes: /login and /signup for visitors; the e-mailed links' screens (/reset-password,
- * /accept-invite) and /forgot-password for anyone; the shell (chats, timers, account) for a
- * signed-in user.
+ * /accept-invite) and /forgot-password for anyone; the shell (companies, people, deals, chats,
+ * timers, account, admin) for a signed-in user.
  */
 import { Suspense, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, Redirect, Route, Switch, useLocation, useRoute } from "wouter";
@@ -15,6 +15,7 @@ import { lazyScreen, type LazyScreen } from "./lazy-screen";
 import { RunningClock } from "./screens/RunningClock";
 import { ChatsLink } from "./screens/UnreadBadge";
 import { Login, Signup } from "./screens/Auth";
+import { Records, recordPaths, recordsNav, recordsScreenAt } from "./screens/records";
 
 // The screens behind the login are chunks of their own, fetched on first use (or by boot, below).
 const chats = lazyScreen(() => import("./screens/Chats"), (m) => m.Chats);
@@ -44,7 +45,7 @@ function screenAt(path: string, signedIn: boolean): Pick<LazyScreen<never, objec
   if (path.startsWith("/timers")) return timers;
   if (path.startsWith("/account")) return account;
   if (path.startsWith("/admin")) return admin;
-  return undefined;
+  return recordsScreenAt(path);
 }
 
 /** The first screen's chunk, while boot fetches it: App shows "Loading…" instead of suspending. */
@@ -206,6 +207,15 @@ function Shell({ session: s }: { session: Session }) {
         <nav aria-label={t("nav.label")}>
           <ul>
             <li>
+              <NavLink href="/companies">{recordsNav[i18n.locale].companies}</NavLink>
+            </li>
+            <li>
+              <NavLink href="/people">{recordsNav[i18n.locale].people}</NavLink>
+            </li>
+            <li>
+              <NavLink href="/deals">{recordsNav[i18n.locale].deals}</NavLink>
+            </li>
+            <li>
               <ChatsLink />
             </li>
             <li>
@@ -255,6 +265,9 @@ function Shell({ session: s }: { session: Session }) {
             <Redirect to="/admin/members" replace />
           </Route>
           <Route path="/admin/:section">{(p) => (isAdmin(s) && (p.section === "members" || p.section === "invite") ? <Admin session={s} /> : <h1>{t(isAdmin(s) ? "app.notFound" : "admin.forbidden")}</h1>)}</Route>
+          <Route path={recordPaths}>
+            <Records session={s} />
+          </Route>
           <Route>
             <h1>{t("app.notFound")}</h1>
           </Route>
