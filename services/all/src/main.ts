@@ -3,7 +3,12 @@
  * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache, records) runs
  * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
  */
-import { createLogger, main, onSignals, startTelemetry } from "@crm/kit";
+import { holdYoungGeneration } from "./heap.js";
+
+// Until the target is ready, start-up's lifelong objects go straight to the old generation (heap.ts);
+// so the kit is imported after the hold.
+const releaseYoungGeneration = holdYoungGeneration();
+const { createLogger, main, onSignals, startTelemetry } = await import("@crm/kit");
 
 const targets: Record<string, () => Promise<void>> = {
   auth: async () => (await import("@crm/auth/main")).start(),
@@ -34,3 +39,4 @@ if (target === "all") {
   process.stderr.write(`unknown target ${JSON.stringify(target)}: use all, ${Object.keys(targets).join(", ")}\n`);
   process.exit(2);
 }
+releaseYoungGeneration();
