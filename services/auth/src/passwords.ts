@@ -2,13 +2,25 @@
  * Passwords per NIST SP 800-63B: 8..128 characters, no composition rules, refused when common.
  * Hashing: argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane), at most one per CPU at once.
  */
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { hash, verify } from "@node-rs/argon2";
-import { dictionary } from "@zxcvbn-ts/language-common";
 
 export const argonOptions = { algorithm: 2 /* Algorithm.Argon2id (an ambient const enum) */, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
-const common = new Set((dictionary["passwords-common"] as string[]).filter((p) => p.length >= 8));
+let common: Set<string> | undefined;
+/**
+ * The common passwords (zxcvbn's list, those of 8 characters or more), loaded when a password is
+ * first checked: the list costs ≈ 0.1 s and a few MB at start, and most auth processes (logins,
+ * refreshes, checks) never check a new password.
+ */
+function commonPasswords(): Set<string> {
+  if (!common) {
+    const { dictionary } = createRequire(import.meta.url)("@zxcvbn-ts/language-common") as typeof import("@zxcvbn-ts/language-common");
+    common = new Set((dictionary["passwords-common"] as string[]).filter((p) => p.length >= 8));
+  }
+  return common;
+}
 
 /** Why a password is refused, or undefined when it is acceptable. */
 export function passwordProblem(password: string, login?: { email?: string; phone?: string }): string | undefined {
@@ -16,7 +28,7 @@ export function passwordProblem(password: string, login?: { email?: string; phon
   if (length < 8) return "must be at least 8 characters";
   if (length > 128) return "must be at most 128 characters";
   const lower = password.toLowerCase();
-  if (common.has(lower)) return "is one of the most common passwords; choose another (a few unrelated words work well)";
+  if (commonPasswords().has(lower)) return "is one of the most common passwords; choose another (a few unrelated words work well)";
   if (login?.email && lower === login.email.toLowerCase()) return "must not be your e-mail address";
   if (login?.phone && password === login.phone) return "must not be your phone number";
   return undefined;
