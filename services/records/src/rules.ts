@@ -1513,3 +1513,50 @@ export function optionalId(out: Out, field: string, value: string): string {
 export function positionsAfter(last: string | null, n: number): string[] {
   return generateNKeysBetween(last, null, n);
 }
+// ---------------------------------------------------------------------------------------------
+// Search (SearchService)
+
+export const SEARCH = {
+  query: 200,
+  /** Letters or digits a query needs at least. */
+  minChars: 2,
+  defaultPageSize: 20,
+  pageSize: 50,
+  /** Digits a query of digits needs to be searched as a phone number. */
+  phoneDigits: 4,
+} as const;
+
+/** The object types search covers. */
+export type SearchKind = "company" | "person" | "deal";
+const searchKinds: Record<number, SearchKind> = { 1: "company", 2: "person", 3: "deal" };
+
+export interface SearchInput {
+  query: string;
+  kinds: SearchKind[];
+  pageSize: number;
+  /** The query's digits when it reads as a phone number ("(415) 555-0100"), else "". */
+  digits: string;
+}
+
+/** A Search request checked (violations name its fields) and normalised. */
+export function checkSearch(req: { query: string; objectTypes: readonly number[]; pageSize: number }, out: Violation[]): SearchInput {
+  const query = req.query.trim().replace(/\s+/g, " ");
+  const chars = (query.match(/[\p{L}\p{N}]/gu) ?? []).length;
+  if (textLength(query) > SEARCH.query) out.push({ field: "query", description: `must be at most ${SEARCH.query} characters` });
+  else if (chars < SEARCH.minChars) out.push({ field: "query", description: `must hold at least ${SEARCH.minChars} letters or digits` });
+  const kinds: SearchKind[] = [];
+  req.objectTypes.forEach((t, i) => {
+    const k = searchKinds[t];
+    if (!k) out.push({ field: `objectTypes[${i}]`, description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" });
+    else if (!kinds.includes(k)) kinds.push(k);
+  });
+  if (req.pageSize < 0 || req.pageSize > SEARCH.pageSize) out.push({ field: "pageSize", description: `must be 1..${SEARCH.pageSize} (0 means ${SEARCH.defaultPageSize})` });
+  // A national number's trunk prefix ("020 7946 0958") is not part of the stored E.164 digits ("442079460958").
+  const digits = /^[\d\s+().\-/]+$/.test(query) ? query.replace(/\D/g, "").replace(/^0+(?=\d{4})/, "") : "";
+  return {
+    query,
+    kinds: kinds.length ? kinds : ["company", "person", "deal"],
+    pageSize: Math.min(Math.max(req.pageSize || SEARCH.defaultPageSize, 1), SEARCH.pageSize),
+    digits: digits.length >= SEARCH.phoneDigits ? digits : "",
+  };
+}

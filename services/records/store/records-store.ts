@@ -29,6 +29,7 @@ import { etagArg, idOf, purge } from "./shared.js";
 import { listTimeline, objectKinds } from "./timeline.js";
 import { recordReaders } from "./readers.js";
 import { streamStore } from "./stream-store.js";
+import { searchStore } from "./search.js";
 
 const constraints: Record<string, ConstraintInfo> = {
   ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints, ...fieldConstraints, ...taskConstraints, ...noteConstraints,
@@ -59,6 +60,8 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     ...activityStore(db, tx),
     // WatchRecords' versions and changes (stream-store.ts)
     ...streamStore(tx),
+    // SearchService (search.ts)
+    ...searchStore(recordReaders, tx),
 
     // Companies
     async createCompanyDB({ request: r }, ctx) {

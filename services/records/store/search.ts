@@ -1,0 +1,139 @@
+/**
+ * Search across companies, people and deals (SearchService), on the generated search_tsv columns,
+ * their GIN indexes and the tenant's vocabulary (migration 121):
+ *
+ * 1. the query's words (lower case, unaccented, as the records' are made) each match as a prefix
+ *    ("glob" finds "globex"), or as one of the few vocabulary words pg_trgm finds like it (a typo:
+ *    "globx" finds "globex"); every word must match (AND), in any field of the record;
+ * 2. a query that reads as a phone number matches by its digits (a tail of 7+ digits of a number);
+ * 3. the candidates of each object type are ranked: the query being like the record's title (its
+ *    name) counts most, then every word matching as typed rather than as a typo, then the words in
+ *    its title; the best of all three types are returned.
+ *
+ * The tenant's id leads every index (btree_gin), so a small tenant never walks a big one's
+ * entries; records in the trash are outside the indexes; at most CANDIDATES per type are ranked,
+ * so a query that matches half a million records still answers at once (with a rougher order).
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { invalid, type Violation } from "@crm/kit";
+import type { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
+import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import type { SearchResultSchema } from "@crm/gen/crm/records/v1/search_pb";
+import { RecordSnapshotSchema, type RecordSnapshot } from "@crm/gen/crm/records/v1/stream_pb";
+import type { Sql } from "@crm/dbservice/db";
+import { checkSearch, type SearchInput, type SearchKind } from "../src/rules.js";
+import type { Acting } from "./acting.js";
+import type { RecordReaders } from "./changes.js";
+
+/** Candidates ranked per object type at most. */
+const CANDIDATES = 1000;
+/** Vocabulary words tried for one misspelt word at most. */
+const ALTERNATIVES = 5;
+
+const sources: Record<SearchKind, { table: string; title: string }> = {
+  company: { table: "rec_companies", title: "crm_search_text(ARRAY[r.name])" },
+  person: { table: "rec_people", title: "crm_search_text(ARRAY[r.first_name, r.last_name])" },
+  deal: { table: "rec_deals", title: "crm_search_text(ARRAY[r.name])" },
+};
+
+const objectTypes: Record<SearchKind, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL };
+
+/** One object type's best matches ($1 tenant, $4 page size; q: the query's forms). */
+function perKind(kind: SearchKind): string {
+  const { table, title } = sources[kind];
+  return `(SELECT '${kind}' AS kind, c.id, c.score FROM (
+      SELECT r.id,
+             2 * word_similarity(q.norm, ${title})
+               + CASE WHEN r.search_tsv @@ q.exact THEN 2 ELSE 0 END
+               + CASE WHEN to_tsvector('simple'::regconfig, ${title}) @@ q.exact THEN 1 ELSE 0 END AS score
+      FROM ${table} r, q
+      WHERE r.id = ANY(ARRAY(SELECT crm_search_ids('${kind}', (SELECT tsq FROM q), ${CANDIDATES}))) AND r.company_id = $1
+    ) c ORDER BY c.score DESC, c.id LIMIT $4)`;
+}
+
+export interface Found {
+  kind: SearchKind;
+  id: string;
+  score: number;
+}
+
+/** The best matches of the query, best first (ids and scores). One statement. */
+export async function searchRecords(sql: Sql, tenant: string, input: SearchInput): Promise<Found[]> {
+  const { rows } = await sql.query<{ kind: SearchKind; id: string; score: number }>(
+    `WITH words AS (
+       -- The query's words as the records' are made ('simple': the words as they are).
+       SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple'::regconfig, crm_search_text(ARRAY[$2::text])))) AS w
+     ), alternatives AS (
+       -- Each word as a prefix, or one of the tenant's words like it (pg_trgm: a typo).
+       SELECT words.w, '(' || quote_literal(words.w) || ':*' || coalesce(' | ' || (
+                 SELECT string_agg(quote_literal(a), ' | ') FROM crm_search_similar(words.w, ${ALTERNATIVES}) AS a WHERE words.w ~ '^[[:alpha:]]{3,40}$'), '') || ')' AS term
+       FROM words
+     ), q AS MATERIALIZED (
+       SELECT crm_search_text(ARRAY[$2::text]) AS norm,
+              CASE WHEN $3::text <> '' THEN (quote_literal($3::text) || ':*')::tsquery ELSE (SELECT string_agg(term, ' & ') FROM alternatives)::tsquery END AS tsq,
+              CASE WHEN $3::text <> '' THEN (quote_literal($3::text) || ':*')::tsquery ELSE (SELECT string_agg(quote_literal(w) || ':*', ' & ') FROM words)::tsquery END AS exact
+     )
+     SELECT kind, id, score::float8 AS score FROM (${input.kinds.map(perKind).join(" UNION ALL ")}) found
+     ORDER BY score DESC, id LIMIT $4`,
+    [tenant, input.query, input.digits, input.pageSize],
+  );
+  return rows.map((r) => ({ kind: r.kind, id: r.id, score: Number(r.score) }));
+}
+
+/** "€12,500.00" from 1250000 minor units of EUR ("" without an amount). */
+function money(minor: bigint | undefined, currency: string): string {
+  if (minor === undefined || !currency) return "";
+  try {
+    const f = new Intl.NumberFormat("en", { style: "currency", currency });
+    return f.format(Number(minor) / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2));
+  } catch {
+    return `${minor} ${currency}`;
+  }
+}
+
+/** What a result shows: its title and a second line. */
+function label(snap: RecordSnapshot): { title: string; subtitle: string } {
+  const r = snap.record;
+  switch (r.case) {
+    case "company":
+      return { title: r.value.name, subtitle: r.value.domain || r.value.industry };
+    case "person":
+      return { title: [r.value.firstName, r.value.lastName].filter(Boolean).join(" "), subtitle: r.value.emails[0] ?? r.value.jobTitle };
+    case "deal":
+      return { title: r.value.name, subtitle: money(r.value.amountMinor, r.value.currencyCode) };
+    default:
+      return { title: "", subtitle: "" };
+  }
+}
+
+/** The results with their records (read in one query per type). */
+export async function searchResults(sql: Sql, readers: RecordReaders, found: Found[]): Promise<MessageInitShape<typeof SearchResultSchema>[]> {
+  const snaps = new Map<string, RecordSnapshot>();
+  for (const kind of new Set(found.map((f) => f.kind))) {
+    const read = readers[kind];
+    if (!read) continue;
+    for (const [id, s] of await read(sql, found.filter((f) => f.kind === kind).map((f) => f.id))) snaps.set(`${kind}:${id}`, s);
+  }
+  return found.flatMap((f) => {
+    const snap = snaps.get(`${f.kind}:${f.id}`);
+    if (!snap) return [];
+    return [{ objectType: objectTypes[f.kind], recordId: f.id, score: f.score, ...label(snap), record: create(RecordSnapshotSchema, snap) }];
+  });
+}
+
+type Tx = <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => Promise<T>;
+
+/** DbRecordsService's SearchDB. */
+export function searchStore(readers: RecordReaders, tx: Tx): Pick<ServiceImpl<typeof DbRecordsService>, "searchDB"> {
+  return {
+    async searchDB({ request: r }, ctx) {
+      if (!r) throw invalid([{ field: "request", description: "is required" }]);
+      const v: Violation[] = [];
+      const input = checkSearch(r, v);
+      if (v.length) throw invalid(v);
+      const results = await tx(ctx, async (sql, a) => searchResults(sql, readers, await searchRecords(sql, a.companyId, input)));
+      return { response: { results } };
+    },
+  };
+}
