@@ -2,7 +2,7 @@
  * Ships the audit log to Loki: every event the stores wrote to the outbox with its audit row
  * reaches the audit queue (the relay publishes with confirms and deletes a row only after the
  * broker took it), and this consumer hands each to the logs service, acknowledging the message only
- * after SaveLogs accepted it. A failure (logs unreachable) brings the message back with backoff;
+ * after Loki accepted it (SaveLogs with wait_shipped). A failure (logs unreachable) brings the message back with backoff;
  * after a week of failures it moves to the dead-letter queue, never dropped. Delivery is at least
  * once: an event shipped twice carries the same time and line, which Loki keeps once.
  */
@@ -68,7 +68,8 @@ export async function shipAuditEvents(d: AuditShippingDeps): Promise<Consumer> {
         d.log.error({ err: String(err), messageId: msg.messageId }, "an audit queue message is not an AuditEvent; skipped");
         return;
       }
-      await d.logs.saveLogs({ entries: [auditLogEntry(event)] }, { timeoutMs: 10_000 });
+      // Acked only once Loki has it (wait_shipped): a Loki outage keeps the event in the queue, not in a buffer that may overflow.
+      await d.logs.saveLogs({ entries: [auditLogEntry(event)], waitShipped: true }, { timeoutMs: 30_000 });
     },
     // ~ a week of attempts, at most a minute apart, before the dead-letter queue.
     { prefetch: 20, maxAttempts: 10_000, retryDelayMs: (n) => Math.min(60_000, 500 * 2 ** Math.min(n - 1, 7)) },

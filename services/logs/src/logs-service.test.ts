@@ -21,7 +21,7 @@ const OTHER_USER = "22222222-2222-4222-8222-222222222222";
 function setup() {
   const world = inMemory();
   const pushed: LogRecord[][] = [];
-  const sink: Sink = { push: (r) => void pushed.push(r), flush: async () => {}, close: async () => {} };
+  const sink: Sink = { push: (r) => void pushed.push(r), pushAndWait: async (r) => void pushed.push(r), flush: async () => {}, close: async () => {} };
   const api = world.serve((r) => r.service(LogsService, logsService({ sink, now: () => NOW })));
   const user = world.user();
   const logs = (who: Who = {}) => world.client(LogsService, api, who);
@@ -94,4 +94,24 @@ test("long messages and attribute values are cut on a character boundary and mar
   const [r] = s.pushed[0]!;
   assert.ok(Buffer.byteLength(r!.message) <= 16 * 1024 && r!.message.endsWith("é…"), "16 KiB at most, whole characters");
   assert.ok(Buffer.byteLength(r!.attributes.stack!) <= 4 * 1024 && r!.attributes.stack!.startsWith("Error\nxxx") && r!.attributes.stack!.endsWith("…"));
+});
+
+test("wait_shipped: the answer waits for the sink to ship the entries, and is unavailable when it cannot", async () => {
+  const world = inMemory();
+  let outcome: "ok" | "dropped" = "ok";
+  const waited: LogRecord[][] = [];
+  const sink: Sink = {
+    push: () => assert.fail("wait_shipped entries go through pushAndWait"),
+    pushAndWait: async (r) => {
+      waited.push(r);
+      if (outcome === "dropped") throw new Error("the log buffer was full (Loki is slow or down)");
+    },
+    flush: async () => {},
+    close: async () => {},
+  };
+  const logs = world.client(LogsService, world.serve((r) => r.service(LogsService, logsService({ sink, now: () => NOW }))), { service: "admin" });
+  assert.equal((await logs.saveLogs({ entries: [entry()], waitShipped: true })).accepted, 1);
+  outcome = "dropped";
+  await expectError(logs.saveLogs({ entries: [entry()], waitShipped: true }), Code.Unavailable, { message: /not shipped to Loki yet \(the log buffer was full.*send them again/ });
+  assert.equal(waited.length, 2);
 });

@@ -18,6 +18,11 @@ import type { LogRecord } from "./validation.js";
 
 export interface Sink {
   push(records: LogRecord[]): void;
+  /**
+   * Like push, and resolves once every record is shipped (rejects naming why one was dropped).
+   * Records pushed so are sent soon (within 100 ms or LOKI_FLUSH_MS, the shorter), not held for a full batch.
+   */
+  pushAndWait(records: LogRecord[]): Promise<void>;
   /** Ships what is buffered (bounded by `timeoutMs`); used on shutdown and in tests. */
   flush(timeoutMs?: number): Promise<void>;
   close(timeoutMs?: number): Promise<void>;
@@ -97,7 +102,9 @@ export function createLokiShipper(o: ShipperOptions): Sink & { readonly stats: S
   const enforceBounds = () => {
     let n = 0;
     while (buffer.length > o.bufferEntries || (stats.bufferedBytes > o.bufferBytes && buffer.length > 0)) {
-      stats.bufferedBytes -= buffer.shift()!.bytes;
+      const dropped = buffer.shift()!;
+      stats.bufferedBytes -= dropped.bytes;
+      dropped.settled?.("the log buffer was full (Loki is slow or down)");
       n++;
     }
     if (n === 0) return;
@@ -157,6 +164,7 @@ export function createLokiShipper(o: ShipperOptions): Sink & { readonly stats: S
       throw new RetryableError(`Loki answered ${res.status}: ${body}`, Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined);
     }
     // Loki refuses these entries themselves: retrying cannot help.
+    for (const r of batch) r.settled?.(`Loki refused them (${res.status})`);
     stats.rejected += batch.length;
     droppedTotal.inc({ reason: "rejected" }, batch.length);
     o.log.warn({ status: res.status, entries: batch.length, loki: target.url, answer: body }, "Loki refused a batch of log entries; they were dropped");
@@ -184,6 +192,7 @@ export function createLokiShipper(o: ShipperOptions): Sink & { readonly stats: S
           if (await send(batch)) {
             stats.shipped += batch.length;
             shippedTotal.inc(batch.length);
+            for (const r of batch) r.settled?.();
           }
           failures = 0;
           backoffUntil = 0;
@@ -227,7 +236,7 @@ export function createLokiShipper(o: ShipperOptions): Sink & { readonly stats: S
     }
   }
 
-  return {
+  const sink: Sink & { readonly stats: ShipperStats } = {
     stats,
     push(records) {
       if (records.length === 0) return;
@@ -241,18 +250,26 @@ export function createLokiShipper(o: ShipperOptions): Sink & { readonly stats: S
       else arm(o.flushMs);
     },
     flush,
+    pushAndWait(records) {
+      const done = Promise.all(records.map((r) => new Promise<void>((resolve, reject) => (r.settled = (why) => (why ? reject(new Error(why)) : resolve())))));
+      sink.push(records);
+      if (!full()) arm(Math.min(100, o.flushMs));
+      return done.then(() => {});
+    },
     async close(timeoutMs) {
       await flush(timeoutMs);
       closed = true;
       clearTimeout(timer);
       if (buffer.length > 0) o.log.warn({ lost: buffer.length, loki: target.url }, "shutting down with log entries Loki did not take");
+      for (const r of buffer.splice(0)) r.settled?.("the logs service shut down before Loki took them");
     },
   };
+  return sink;
 }
 
 /** Without LOKI_URL: every record becomes a line of this process's log (pino JSON on stdout). */
 export function processLogSink(log: Logger): Sink {
-  return {
+  const sink: Sink = {
     push(records) {
       for (const r of records) {
         const fields: Record<string, unknown> = { shipped: true, name: r.name };
@@ -264,7 +281,11 @@ export function processLogSink(log: Logger): Sink {
         log[r.level](fields, r.message);
       }
     },
+    async pushAndWait(records) {
+      sink.push(records);
+    },
     flush: async () => {},
     close: async () => {},
   };
+  return sink;
 }

@@ -31,6 +31,8 @@ export interface LogRecord {
   timeNs: bigint;
   /** Rough size for buffer accounting. */
   bytes: number;
+  /** Called once the record's fate is known: shipped (no argument) or dropped (why). Set for SaveLogs with wait_shipped. */
+  settled?: ((dropped?: string) => void) | undefined;
 }
 
 /** Who is calling: a verified user (ids come from the token) or one of our services (ids as sent). */

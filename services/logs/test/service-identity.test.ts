@@ -37,7 +37,7 @@ async function logsServer(extra: Record<string, string> = {}): Promise<RunningSe
   const cfg = loadConfig(z.object(commonEnv), { TLS_CERT_FILE: pki.cert("logs"), TLS_KEY_FILE: pki.key("logs"), TLS_CA_FILE: pki.ca, ...extra });
   const revocations = memoryRevocations();
   const verifier = createTokenVerifier({ jwks: JSON.parse(readFileSync(keys.jwksFile, "utf8")), issuer: "crm-auth", audience: "crm-api", revocations });
-  const sink = { push: (r: LogRecord[]) => void written.push(...r), flush: async () => {}, close: async () => {} };
+  const sink = { push: (r: LogRecord[]) => void written.push(...r), pushAndWait: async (r: LogRecord[]) => void written.push(...r), flush: async () => {}, close: async () => {} };
   const module: ServiceModule = { name: "logs", services: [LogsService], routes: (r) => void r.service(LogsService, logsService({ sink })) };
   return startServer({ modules: [module], port: 0, host: "127.0.0.1", log: createLogger("logs", "silent"), verifier, revocations, tls: loadTls(cfg, "logs"), readMaxBytes: 1 << 20, shutdownTimeoutMs: 1_000 });
 }

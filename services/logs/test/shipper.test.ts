@@ -200,3 +200,22 @@ test("a 400 (Loki refuses the data) drops that batch with a warning instead of r
   assert.ok(lines.some((l) => l.msg === "Loki refused a batch of log entries; they were dropped" && l.status === 400));
   await s.close();
 });
+
+test("pushAndWait resolves once Loki took the entries (soon, not at LOKI_FLUSH_MS), through retries; rejects for dropped or refused ones", async () => {
+  reset();
+  const { s } = shipper({ flushMs: 60_000, batchEntries: 100 });
+  loki.script.push(503);
+  const started = Date.now();
+  await s.pushAndWait([rec(1), rec(2)]);
+  assert.ok(Date.now() - started < 10_000, "sent within ~100 ms, retried after the 503");
+  assert.deepEqual(loki.pushes.map((p) => p.status), [503, 204]);
+  assert.equal(loki.entries.length, 2);
+  reset();
+  loki.script.push(400);
+  await assert.rejects(s.pushAndWait([rec(3)]), /Loki refused them \(400\)/);
+  reset();
+  // More than the buffer holds: the oldest is dropped at once, and its caller hears so.
+  const small = shipper({ bufferEntries: 2, flushMs: 60_000, batchEntries: 100 }).s;
+  await assert.rejects(small.pushAndWait([rec(10), rec(11), rec(12)]), /the log buffer was full/);
+  await small.close(1000);
+});

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/logs/v1/logs.proto.
  */
 export const file_crm_logs_v1_logs: GenFile = /*@__PURE__*/
-  fileDesc("ChZjcm0vbG9ncy92MS9sb2dzLnByb3RvEgtjcm0ubG9ncy52MSKeAgoITG9nRW50cnkSDAoEbmFtZRgBIAEoCRIkCgVsZXZlbBgCIAEoDjIVLmNybS5sb2dzLnYxLkxvZ0xldmVsEg8KB21lc3NhZ2UYAyABKAkSEgoKY29tcGFueV9pZBgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEjkKCmF0dHJpYnV0ZXMYByADKAsyJS5jcm0ubG9ncy52MS5Mb2dFbnRyeS5BdHRyaWJ1dGVzRW50cnkSKAoEdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOQoPU2F2ZUxvZ3NSZXF1ZXN0EiYKB2VudHJpZXMYASADKAsyFS5jcm0ubG9ncy52MS5Mb2dFbnRyeSIkChBTYXZlTG9nc1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFKowBCghMb2dMZXZlbBIZChVMT0dfTEVWRUxfVU5TUEVDSUZJRUQQABITCg9MT0dfTEVWRUxfREVCVUcQARISCg5MT0dfTEVWRUxfSU5GTxACEhIKDkxPR19MRVZFTF9XQVJOEAMSEwoPTE9HX0xFVkVMX0VSUk9SEAQSEwoPTE9HX0xFVkVMX0ZBVEFMEAUyVgoLTG9nc1NlcnZpY2USRwoIU2F2ZUxvZ3MSHC5jcm0ubG9ncy52MS5TYXZlTG9nc1JlcXVlc3QaHS5jcm0ubG9ncy52MS5TYXZlTG9nc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZjcm0vbG9ncy92MS9sb2dzLnByb3RvEgtjcm0ubG9ncy52MSKeAgoITG9nRW50cnkSDAoEbmFtZRgBIAEoCRIkCgVsZXZlbBgCIAEoDjIVLmNybS5sb2dzLnYxLkxvZ0xldmVsEg8KB21lc3NhZ2UYAyABKAkSEgoKY29tcGFueV9pZBgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEjkKCmF0dHJpYnV0ZXMYByADKAsyJS5jcm0ubG9ncy52MS5Mb2dFbnRyeS5BdHRyaWJ1dGVzRW50cnkSKAoEdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoPU2F2ZUxvZ3NSZXF1ZXN0EiYKB2VudHJpZXMYASADKAsyFS5jcm0ubG9ncy52MS5Mb2dFbnRyeRIUCgx3YWl0X3NoaXBwZWQYAiABKAgiJAoQU2F2ZUxvZ3NSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBSqMAQoITG9nTGV2ZWwSGQoVTE9HX0xFVkVMX1VOU1BFQ0lGSUVEEAASEwoPTE9HX0xFVkVMX0RFQlVHEAESEgoOTE9HX0xFVkVMX0lORk8QAhISCg5MT0dfTEVWRUxfV0FSThADEhMKD0xPR19MRVZFTF9FUlJPUhAEEhMKD0xPR19MRVZFTF9GQVRBTBAFMlYKC0xvZ3NTZXJ2aWNlEkcKCFNhdmVMb2dzEhwuY3JtLmxvZ3MudjEuU2F2ZUxvZ3NSZXF1ZXN0Gh0uY3JtLmxvZ3MudjEuU2F2ZUxvZ3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One log record.
@@ -90,6 +90,16 @@ export type SaveLogsRequest = Message<"crm.logs.v1.SaveLogsRequest"> & {
    * @generated from field: repeated crm.logs.v1.LogEntry entries = 1;
    */
   entries: LogEntry[];
+
+  /**
+   * Answer only once Loki has accepted every entry (or, without Loki, the process log has written
+   * them); unavailable when it has not within the call's deadline or an entry was dropped. For
+   * callers that keep their entries until then and send them again (the audit log's shipping):
+   * an entry sent twice has the same time and line, which Loki keeps once.
+   *
+   * @generated from field: bool wait_shipped = 2;
+   */
+  waitShipped: boolean;
 };
 
 /**
