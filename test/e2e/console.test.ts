@@ -92,7 +92,7 @@ test("sign up: the login screen, the sign-up form, then the shell with navigatio
   const nav = owner.getByRole("navigation", { name: "Main" });
   await nav.getByRole("link", { name: "Chats" }).waitFor();
   assert.equal(await nav.getByRole("link", { name: "Chats" }).getAttribute("aria-current"), "page");
-  reaches(await tabStops(owner, 12), ['link "Skip to content"', 'link "Chats"', 'link "Timers"', 'link "Account"', 'link "Admin"', 'combobox "Language"', 'button "Log out"', 'button "Log out everywhere"', 'textbox "New chat name"', 'button "Create chat"'], "shell");
+  reaches(await tabStops(owner, 15), ['link "Skip to content"', 'link "Companies"', 'link "People"', 'link "Deals"', 'link "Chats"', 'link "Timers"', 'link "Account"', 'link "Admin"', 'combobox "Language"', 'button "Log out"', 'button "Log out everywhere"', 'textbox "New chat name"', 'button "Create chat"'], "shell");
   const cookies = await owner.context().cookies();
   for (const name of ["access_token", "refresh_token"]) {
     const c = cookies.find((x) => x.name === name);
