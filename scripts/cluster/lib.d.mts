@@ -37,6 +37,8 @@ export interface ClusterOptions {
   onLog?: (name: string, line: string) => void;
   onExit?: (name: string, code: number | string | null) => void;
   readyTimeoutMs?: number;
+  /** A built crm.mjs to run each service from (as the image does); default: from source (tsx). */
+  bundle?: string;
 }
 
 export interface Cluster {

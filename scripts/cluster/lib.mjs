@@ -146,12 +146,12 @@ function killGroup(pid, signal) {
 
 /**
  * One service process: started with `node --conditions=source --import tsx services/all/src/main.ts
- * <name>`, "ready" when it logs a JSON line with msg "ready". Its output goes to `logFile` and the
- * last 200 lines are kept in `lines`.
+ * <name>` (or `node --enable-source-maps <bundle> <name>`), "ready" when it logs a JSON line with
+ * msg "ready". Its output goes to `logFile` and the last 200 lines are kept in `lines`.
  */
 class ServiceProcess {
-  constructor({ name, port, opsPort, env, logFile, root, onExit, onLog, readyTimeoutMs }) {
-    Object.assign(this, { name, port, opsPort, env, logFile, root, onExit, onLog, readyTimeoutMs });
+  constructor({ name, port, opsPort, env, logFile, root, bundle, onExit, onLog, readyTimeoutMs }) {
+    Object.assign(this, { name, port, opsPort, env, logFile, root, bundle, onExit, onLog, readyTimeoutMs });
     this.lines = [];
     this.child = undefined;
     this.exited = Promise.resolve(null);
@@ -166,7 +166,9 @@ class ServiceProcess {
     const log = createWriteStream(this.logFile, { flags: "a" });
     // CRM_NODE_ARGS: extra node flags for this process (--cpu-prof, --inspect=…), which NODE_OPTIONS refuses.
     const extra = (this.env.CRM_NODE_ARGS ?? "").split(" ").filter(Boolean);
-    const child = spawn(process.execPath, [...extra, "--conditions=source", "--import", "tsx", "services/all/src/main.ts", this.name], {
+    // From source (tsx), or from a built bundle as the image runs it (`node dist/crm.mjs <name>`).
+    const entry = this.bundle ? ["--enable-source-maps", this.bundle] : ["--conditions=source", "--import", "tsx", "services/all/src/main.ts"];
+    const child = spawn(process.execPath, [...extra, ...entry, this.name], {
       cwd: this.root,
       env: this.env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -257,6 +259,8 @@ class ServiceProcess {
  *   gateway        false to start no nginx; or { clientVerify: "off"|"optional"|"on", vars: {...} }
  *   onLog          (name, line) for every output line; onExit (name, code) when a service dies
  *   readyTimeoutMs per service (default 90 s)
+ *   bundle         a built crm.mjs (scripts/build.mjs buildBundle) to run each service from, as the image
+ *                  does; default: from source through tsx
  */
 export async function startCluster(opts = {}) {
   const root = opts.root ?? repoRoot;
@@ -333,6 +337,7 @@ export async function startCluster(opts = {}) {
         env: envFor(s.name),
         logFile: join(logDir, `${s.name}.log`),
         root,
+        bundle: opts.bundle,
         readyTimeoutMs: opts.readyTimeoutMs ?? 90_000,
         onExit: (p, code) => opts.onExit?.(p.name, code),
         onLog: opts.onLog,
