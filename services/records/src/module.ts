@@ -1,7 +1,7 @@
 /**
  * The records service module: CompanyService, PersonService, PipelineService, DealService,
  * TimelineService, FieldService, TaskService, NoteService, RecordStreamService (live lists through
- * the event bus), SearchService, plus the trash's 30-day purge job.
+ * the event bus), SearchService, ViewService, plus the trash's 30-day purge job.
  */
 import type { Client } from "@connectrpc/connect";
 import type { EventBus, Logger, ServiceModule } from "@crm/kit";
@@ -14,12 +14,14 @@ import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
 import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
+import { ViewService } from "@crm/gen/crm/records/v1/view_pb";
 import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
 import { createHub } from "./hub.js";
 import { recordsServices } from "./records-service.js";
 import { searchService } from "./search-service.js";
 import { createTrashSweeper } from "./trash-sweeper.js";
+import { viewService } from "./view-service.js";
 import { recordStream } from "./watch.js";
 
 export interface RecordsModuleDeps {
@@ -38,7 +40,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
   sweeper?.start();
   return {
     name: "records",
-    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService],
+    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService, ViewService],
     routes(router) {
       router.service(CompanyService, s.companies);
       router.service(PersonService, s.people);
@@ -50,6 +52,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
       router.service(NoteService, s.notes);
       router.service(RecordStreamService, stream);
       router.service(SearchService, searchService(d.db));
+      router.service(ViewService, viewService(d.db));
     },
     close: async () => {
       sweeper?.stop();

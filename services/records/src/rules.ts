@@ -1513,6 +1513,7 @@ export function optionalId(out: Out, field: string, value: string): string {
 export function positionsAfter(last: string | null, n: number): string[] {
   return generateNKeysBetween(last, null, n);
 }
+
 // ---------------------------------------------------------------------------------------------
 // Search (SearchService)
 
@@ -1559,4 +1560,99 @@ export function checkSearch(req: { query: string; objectTypes: readonly number[]
     pageSize: Math.min(Math.max(req.pageSize || SEARCH.defaultPageSize, 1), SEARCH.pageSize),
     digits: digits.length >= SEARCH.phoneDigits ? digits : "",
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saved views (ViewService)
+
+export const VIEW = { name: 100, columns: 50, column: 100 } as const;
+/** The fields UpdateView may change, by proto name. */
+export const viewPaths = ["name", "filter", "order_by", "columns", "shared", "show_deleted"] as const;
+export type ViewPath = (typeof viewPaths)[number];
+const viewKinds: Record<number, SearchKind> = searchKinds;
+/** A custom field's name in a view's columns: "custom.<key>". */
+const customColumn = /^custom\.[a-z][a-z0-9_]{0,49}$/;
+
+export interface ViewInput {
+  name?: string;
+  filter?: Filter | undefined;
+  order_by?: string;
+  columns?: string[];
+  shared?: boolean;
+  show_deleted?: boolean;
+}
+
+/** The object type of a view (OBJECT_TYPE_COMPANY, _PERSON, _DEAL), or a violation. */
+export function viewKind(objectType: number, out: Violation[], field = "view.objectType"): SearchKind | undefined {
+  const k = viewKinds[objectType];
+  if (!k) out.push({ field, description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" });
+  return k;
+}
+
+/** UpdateView's mask checked ("*": every field). */
+export function parseViewMask(paths: readonly string[], out: Violation[], field = "updateMask"): ViewPath[] {
+  if (paths.length === 0) {
+    out.push({ field, description: `is required: the fields to change, e.g. "name,filter" (or "*" for all of ${viewPaths.join(", ")})` });
+    return [];
+  }
+  if (paths.length === 1 && paths[0] === "*") return [...viewPaths];
+  const seen = new Set<string>();
+  paths.forEach((p, i) => {
+    if (!(viewPaths as readonly string[]).includes(p)) out.push({ field: `${field}.paths[${i}]`, description: `must be one of ${viewPaths.join(", ")} or "*" (got ${JSON.stringify(p.slice(0, 80))})` });
+    else seen.add(p);
+  });
+  return viewPaths.filter((p) => seen.has(p));
+}
+
+/**
+ * A view's fields in `paths`, checked against its object type: the filter and order_by as the
+ * List RPCs take them, columns as fields of the type (or "custom.<key>"). `showDeleted` is the
+ * view's setting after the change (the filter may name delete_time only with it).
+ */
+export function checkView(
+  v: { name: string; filter?: Filter | undefined; orderBy: string; columns: readonly string[]; shared: boolean; showDeleted: boolean },
+  kind: SearchKind,
+  paths: readonly ViewPath[],
+  showDeleted: boolean,
+  out: Violation[],
+  at = "view",
+): ViewInput {
+  const r: ViewInput = {};
+  for (const p of paths) {
+    switch (p) {
+      case "name":
+        r.name = text(out, at, p, v.name, VIEW.name, true);
+        break;
+      case "filter":
+        parseFilter(kind, v.filter, showDeleted, out, `${at}.filter`);
+        r.filter = v.filter?.node.case === undefined ? undefined : v.filter;
+        break;
+      case "order_by":
+        parseOrderBy(kind, v.orderBy, out, `${at}.orderBy`);
+        r.order_by = v.orderBy.trim();
+        break;
+      case "columns": {
+        if (v.columns.length > VIEW.columns) out.push({ field: `${at}.columns`, description: `may hold at most ${VIEW.columns} fields (got ${v.columns.length})` });
+        const seen = new Set<string>();
+        r.columns = [];
+        v.columns.slice(0, VIEW.columns).forEach((raw, i) => {
+          const c = raw.trim();
+          if (!fields[kind][c] && !customColumn.test(c)) out.push({ field: `${at}.columns[${i}]`, description: `must be a field of ${kind} (${Object.keys(fields[kind]).join(", ")}) or custom.<key> (got ${JSON.stringify(raw.slice(0, 80))})` });
+          else if (seen.has(c)) out.push({ field: `${at}.columns[${i}]`, description: "appears twice" });
+          else {
+            seen.add(c);
+            r.columns!.push(c);
+          }
+        });
+        break;
+      }
+      case "shared":
+        r.shared = v.shared;
+        break;
+      case "show_deleted":
+        r.show_deleted = v.showDeleted;
+        break;
+    }
+  }
+  return r;
 }

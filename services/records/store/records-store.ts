@@ -30,9 +30,11 @@ import { listTimeline, objectKinds } from "./timeline.js";
 import { recordReaders } from "./readers.js";
 import { streamStore } from "./stream-store.js";
 import { searchStore } from "./search.js";
+import { viewConstraints, viewStore } from "./views.js";
 
 const constraints: Record<string, ConstraintInfo> = {
   ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints, ...fieldConstraints, ...taskConstraints, ...noteConstraints,
+  ...viewConstraints,
 };
 
 function need<T>(value: T | undefined, field: string): T {
@@ -62,6 +64,8 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     ...streamStore(tx),
     // SearchService (search.ts)
     ...searchStore(recordReaders, tx),
+    // ViewService (views.ts)
+    ...viewStore(tx),
 
     // Companies
     async createCompanyDB({ request: r }, ctx) {

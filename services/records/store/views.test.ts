@@ -1,0 +1,82 @@
+/**
+ * Saved views on the real PostgreSQL: personal views are their user's only, shared ones are read
+ * by all and made or changed by owners and admins (the policies, proven with SQL that forgets its
+ * WHERE too); filters and sorts are checked against the object type; etags; pages; tenants apart.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { ObjectType, Operator, type Filter } from "@crm/gen/crm/records/v1/common_pb";
+import { installHint, need, postgresUp } from "@crm/testkit";
+import { expectCode, fieldsOf, storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
+
+const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
+
+let h: StoreHarness;
+let A: Tenant;
+let B: Tenant;
+before(async () => {
+  if (skip) return;
+  h = await storeHarness();
+  A = await h.tenant("A");
+  B = await h.tenant("B");
+});
+after(async () => {
+  await h?.close();
+});
+
+const open: Filter = { node: { case: "condition", value: { field: "status", operator: Operator.EQUALS, values: ["open"] } } } as Filter;
+
+test("personal views are their user's; shared ones everyone's to read and the admins' to change", { skip }, async () => {
+  const mine = (await A.member.store.createViewDB({ request: { view: { name: "My open deals", objectType: ObjectType.DEAL, filter: open, orderBy: "amount_minor desc", columns: ["name", "amount_minor"] } } })).response!.view!;
+  assert.deepEqual([mine.shared, mine.ownerId, mine.etag, mine.orderBy], [false, A.member.userId, "1", "amount_minor desc"]);
+  assert.equal(mine.filter?.node.case, "condition");
+  await expectCode(A.member.store.createViewDB({ request: { view: { name: "Everyone's", objectType: ObjectType.DEAL, shared: true } } }), Code.PermissionDenied, /owners and admins/);
+  const shared = (await A.admin.store.createViewDB({ request: { view: { name: "Pipeline", objectType: ObjectType.DEAL, shared: true } } })).response!.view!;
+
+  // Seen: one's own and the shared ones.
+  const names = async (u: typeof A.member) => (await u.store.listViewsDB({ request: {} })).response!.views.map((v) => v.name).sort();
+  assert.deepEqual(await names(A.member), ["My open deals", "Pipeline"]);
+  assert.deepEqual(await names(A.member2), ["Pipeline"]);
+  assert.deepEqual(await names(A.admin), ["Pipeline"], "an admin does not see a member's personal view either");
+  await expectCode(A.member2.store.getViewDB({ request: { id: mine.id } }), Code.NotFound);
+  await expectCode(B.owner.store.getViewDB({ request: { id: shared.id } }), Code.NotFound, /no view/);
+
+  // Changed: a personal view by its user, a shared one by owners and admins.
+  await expectCode(A.member.store.updateViewDB({ request: { view: { id: shared.id, name: "Mine now" }, updateMask: { paths: ["name"] } } }), Code.PermissionDenied);
+  await expectCode(A.member.store.updateViewDB({ request: { view: { id: mine.id, shared: true }, updateMask: { paths: ["shared"] } } }), Code.PermissionDenied);
+  await expectCode(A.owner.store.updateViewDB({ request: { view: { id: mine.id, name: "x" }, updateMask: { paths: ["name"] } } }), Code.NotFound, /personal/);
+  const renamed = (await A.owner.store.updateViewDB({ request: { view: { id: shared.id, name: "Whole pipeline", etag: "1" }, updateMask: { paths: ["name"] } } })).response!.view!;
+  assert.deepEqual([renamed.name, renamed.etag, renamed.ownerId], ["Whole pipeline", "2", A.admin.userId]);
+  await expectCode(A.admin.store.updateViewDB({ request: { view: { id: shared.id, name: "stale", etag: "1" }, updateMask: { paths: ["name"] } } }), Code.Aborted);
+  await expectCode(A.member.store.deleteViewDB({ request: { id: shared.id } }), Code.PermissionDenied);
+  await A.member.store.deleteViewDB({ request: { id: mine.id } });
+  await expectCode(A.member.store.getViewDB({ request: { id: mine.id } }), Code.NotFound);
+
+  // The policies decide even for SQL that forgets its WHERE.
+  await h.asApp(A.member2, async (c) => {
+    assert.equal((await c.query("SELECT 1 FROM rec_views")).rowCount, 1, "only the shared view");
+    assert.equal((await c.query("UPDATE rec_views SET name = 'hijacked'")).rowCount, 0);
+    assert.equal((await c.query("DELETE FROM rec_views")).rowCount, 0);
+    await assert.rejects(c.query("INSERT INTO rec_views (company_id, owner_id, object_type, name, shared) VALUES ($1, $2, 'deal', 'sneaky', true)", [A.companyId, A.member2.userId]), /row-level security/);
+  });
+});
+
+test("a view is checked as List checks its query; names unique per visibility", { skip }, async () => {
+  const e = await expectCode(
+    A.member.store.createViewDB({ request: { view: { name: "", objectType: ObjectType.COMPANY, orderBy: "amount_minor", columns: ["name", "stage_id"],
+      filter: { node: { case: "condition", value: { field: "delete_time", operator: Operator.IS_NOT_EMPTY, values: [] as string[] } } } as Filter } } }),
+    Code.InvalidArgument,
+  );
+  assert.deepEqual(fieldsOf(e).sort(), ["view.columns[1]", "view.filter.condition.field", "view.name", "view.orderBy"]);
+  const trash = (await A.member.store.createViewDB({ request: { view: { name: "Trash", objectType: ObjectType.COMPANY, showDeleted: true,
+    filter: { node: { case: "condition", value: { field: "delete_time", operator: Operator.IS_NOT_EMPTY, values: [] as string[] } } } as Filter } } })).response!.view!;
+  await expectCode(A.member.store.updateViewDB({ request: { view: { id: trash.id, showDeleted: false }, updateMask: { paths: ["show_deleted"] } } }), Code.InvalidArgument, /showDeleted/);
+  await expectCode(A.member.store.createViewDB({ request: { view: { name: "TRASH", objectType: ObjectType.COMPANY } } }), Code.AlreadyExists, /view.name|name/);
+  await A.member2.store.createViewDB({ request: { view: { name: "Trash", objectType: ObjectType.COMPANY } } }); // another user's personal view may share the name
+  for (let i = 0; i < 5; i++) await A.member.store.createViewDB({ request: { view: { name: `View ${i}`, objectType: ObjectType.PERSON } } });
+  const first = (await A.member.store.listViewsDB({ request: { objectType: ObjectType.PERSON, pageSize: 3 } })).response!;
+  const rest = (await A.member.store.listViewsDB({ request: { objectType: ObjectType.PERSON, pageSize: 3, pageToken: first.nextPageToken } })).response!;
+  assert.deepEqual([...first.views, ...rest.views].map((v) => v.name), ["View 0", "View 1", "View 2", "View 3", "View 4"]);
+  assert.equal(rest.nextPageToken, "");
+});
