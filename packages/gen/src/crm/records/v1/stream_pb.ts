@@ -233,7 +233,7 @@ export type RecordChange = Message<"crm.records.v1.RecordChange"> & {
   changes: FieldChange[];
 
   /**
-   * The record after the change (purged: as it was when erased).
+   * The record after the change (unset when purged).
    *
    * @generated from field: crm.records.v1.RecordSnapshot record = 8;
    */
@@ -304,7 +304,7 @@ export enum ChangeAction {
   STAGE_CHANGED = 5,
 
   /**
-   * Erased for good (record holds it as it was).
+   * Erased for good.
    *
    * @generated from enum value: CHANGE_ACTION_PURGED = 6;
    */
