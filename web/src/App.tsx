@@ -15,7 +15,7 @@ import { lazyScreen, type LazyScreen } from "./lazy-screen";
 import { RunningClock } from "./screens/RunningClock";
 import { ChatsLink } from "./screens/UnreadBadge";
 import { Login, Signup } from "./screens/Auth";
-import { Records, recordPaths, recordsNav, recordsScreenAt } from "./screens/records";
+import { RecordSearch, Records, recordPaths, recordsNav, recordsScreenAt } from "./screens/records";
 
 // The screens behind the login are chunks of their own, fetched on first use (or by boot, below).
 const chats = lazyScreen(() => import("./screens/Chats"), (m) => m.Chats);
@@ -231,6 +231,7 @@ function Shell({ session: s }: { session: Session }) {
             )}
           </ul>
         </nav>
+        <RecordSearch />
         <RunningClock />
         <LanguageSwitch />
         <button type="button" onClick={() => void out(false)} disabled={busy}>

@@ -5,6 +5,7 @@
  * parallel with the first Check, which then calls the chunk's `prefetch(path, search)`: the
  * records' message types stay out of the first download.
  */
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { Route, Switch } from "wouter";
 import type { Session } from "../../session";
 import { useI18n, type Locale } from "../../i18n";
@@ -26,10 +27,45 @@ const dealPage = lazyScreen(loadDeals, (m) => m.DealPage);
 const pipelines = lazyScreen(() => import("./Pipelines"), (m) => m.Pipelines);
 
 /** The main menu's entries for these screens (the rest of their words are in their chunks, words.ts). */
-export const recordsNav: Record<Locale, { companies: string; people: string; deals: string }> = {
-  en: { companies: "Companies", people: "People", deals: "Deals" },
-  ru: { companies: "Компании", people: "Люди", deals: "Сделки" },
+export const recordsNav: Record<Locale, { companies: string; people: string; deals: string; search: string }> = {
+  en: { companies: "Companies", people: "People", deals: "Deals", search: "Search" },
+  ru: { companies: "Компании", people: "Люди", deals: "Сделки", search: "Поиск" },
 };
+
+const SearchDialog = lazy(() => import("./Search").then((m) => ({ default: m.SearchDialog })));
+
+/** The header's Search button, also opened by Ctrl-K (⌘K anywhere on the page); the dialog is a chunk of its own. */
+export function RecordSearch() {
+  const { locale } = useI18n();
+  const [open, setOpen] = useState(false);
+  const button = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && e.key.toLowerCase() === "k") {
+        e.preventDefault();
+        setOpen(true);
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+  const close = () => {
+    setOpen(false);
+    setTimeout(() => button.current?.focus(), 0);
+  };
+  return (
+    <>
+      <button ref={button} type="button" className="secondary" aria-keyshortcuts="Control+K Meta+K" aria-haspopup="dialog" onClick={() => setOpen(true)}>
+        {recordsNav[locale].search}
+      </button>
+      {open && (
+        <Suspense fallback={null}>
+          <SearchDialog onClose={close} />
+        </Suspense>
+      )}
+    </>
+  );
+}
 
 /** The paths these screens own (App routes them here). */
 export const recordPaths = /^\/(companies|people|deals|pipelines)(\/[^/]*)?\/?$/;
