@@ -25,12 +25,12 @@ console.log(JSON.stringify({ start, held, after: young() }));
 `;
 
 test("the young generation keeps its size until released, then grows under allocation as before", () => {
-  const { start, held, after } = JSON.parse(fresh(probe)) as Record<string, number>;
+  const { start, held, after } = JSON.parse(fresh(probe)) as { start: number; held: number; after: number };
   assert.equal(held, start, "no growth while held, though ~30 MB of objects survived");
   assert.ok(after > held, `grows again once released (${held} → ${after} bytes)`);
 });
 
 test("a growth factor given on the command line is left alone", () => {
-  const { start, held } = JSON.parse(fresh(probe, ["--semi-space-growth-factor=2"])) as Record<string, number>;
+  const { start, held } = JSON.parse(fresh(probe, ["--semi-space-growth-factor=2"])) as { start: number; held: number; after: number };
   assert.ok(held > start, "not held: the operator's factor applies");
 });
