@@ -20,9 +20,11 @@ import { FieldService } from "@crm/gen/crm/records/v1/field_pb";
 import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
 import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
 import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
+import { ViewService } from "@crm/gen/crm/records/v1/view_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import type { ServiceName } from "./service-names.js";
 
@@ -45,6 +47,8 @@ export const publicApi: readonly DescService[] = [
   TaskService,
   NoteService,
   RecordStreamService,
+  SearchService,
+  ViewService,
 ];
 
 /** The service that answers server reflection for the gateway (as it answers gRPC health there). */
