@@ -28,9 +28,25 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(o: { only?: string[]; serviceEnv?: Record<string, Record<string, string>>; env?: Record<string, string>; gatewayVars?: Record<string, string> } = {}): Promise<BenchCluster> {
-  const lib = (await import("../../scripts/cluster/lib.mjs")) as ClusterLib;
-  const db = await freshDatabase("crm_bench");
+export interface BenchClusterOptions {
+  only?: string[];
+  serviceEnv?: Record<string, Record<string, string>>;
+  env?: Record<string, string>;
+  gatewayVars?: Record<string, string>;
+  /** false: no NGINX (the services only). */
+  gateway?: boolean;
+  /** A built crm.mjs to run every service from (as the image does); default: from source (tsx). */
+  bundle?: string;
+  /** This database (kept at stop) instead of a fresh one (dropped at stop): a restart on a migrated database. */
+  databaseUrl?: string;
+}
+
+/** The cluster library of the tree under test (repoRoot: this checkout, or another with --compare). */
+export const clusterLib = async () => (await import(join(repoRoot, "scripts/cluster/lib.mjs"))) as ClusterLib;
+
+export async function startBenchCluster(o: BenchClusterOptions = {}): Promise<BenchCluster> {
+  const lib = await clusterLib();
+  const db: TestDatabase = o.databaseUrl ? { url: o.databaseUrl, drop: async () => {} } : await freshDatabase("crm_bench");
   const dataDir = mkdtempSync(join(tmpdir(), "crm-bench-cluster-"));
   let cluster: Cluster | undefined;
   try {
@@ -41,7 +57,8 @@ export async function startBenchCluster(o: { only?: string[]; serviceEnv?: Recor
       env: { LOG_LEVEL: "info", ...o.env }, // the cluster waits for each service's "ready" line (info)
       ...(o.only ? { only: o.only } : {}),
       ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
-      gateway: { clientVerify: "optional", ...(o.gatewayVars ? { vars: o.gatewayVars } : {}) },
+      gateway: o.gateway === false ? false : { clientVerify: "optional", ...(o.gatewayVars ? { vars: o.gatewayVars } : {}) },
+      ...(o.bundle ? { bundle: o.bundle } : {}),
       readyTimeoutMs: 120_000,
     });
   } catch (err) {

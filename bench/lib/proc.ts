@@ -53,6 +53,18 @@ export function sample(pid: number): ProcSample {
   return { cpuMs, rssBytes, peakBytes };
 }
 
+/**
+ * Private memory of a process: its anonymous resident pages (/proc/<pid>/smaps_rollup), i.e. RSS
+ * without the file pages (the node binary's code, shared by every node process on the machine).
+ */
+export function anonBytes(pid: number): number {
+  try {
+    return Number(/^Anonymous:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
 /** pid and every live descendant (scans /proc once). */
 export function withDescendants(root: number): number[] {
   const parent = new Map<number, number>();
