@@ -3,6 +3,8 @@
  * `--quick` uses tiny bounds (proves the harness, numbers mean little); `--list` lists them;
  * `--profile` makes every server process write a CPU profile (bench/.tmp/profiles/…);
  * `--md` only rewrites results/latest.md from results/latest.json.
+ * `--compare REV` runs the scenarios alternately on the working tree and on commit REV (bench/compare.ts);
+ * `--out FILE` writes this run's results to FILE instead of results/latest.* (what --compare's runs do).
  * Results: bench/results/latest.json (scenarios not run this time keep their last result) and
  * bench/results/latest.md (the table pasted into bench/README.md).
  */
@@ -49,6 +51,22 @@ async function cli() {
     console.log(`${dir}latest.md`);
     return;
   }
+  const valueOf = (flag: string) => {
+    const i = args.indexOf(flag);
+    if (i < 0) return undefined;
+    const v = args[i + 1];
+    if (!v || v.startsWith("-")) throw new Error(`${flag} needs a value`);
+    args.splice(i, 2);
+    return v;
+  };
+  const compareWith = valueOf("--compare");
+  const rounds = valueOf("--rounds");
+  const out = valueOf("--out");
+  if (compareWith) {
+    const { compare } = await import("./compare.js");
+    await compare(compareWith, args.filter((a) => !a.startsWith("-")), { quick: args.includes("--quick"), rounds: rounds ? Number(rounds) : undefined, profile: args.includes("--profile") });
+    return;
+  }
   const quick = args.includes("--quick");
   if (args.includes("--profile")) {
     // Every server process a scenario starts writes a V8 CPU profile here when it exits (summarise with bench/profile.ts).
@@ -67,6 +85,11 @@ async function cli() {
     const r = await runScenario(name, ctx);
     if (r.status !== "ok") console.log(`  ${r.status}: ${r.reason}`);
     results.push(r);
+  }
+  if (out) {
+    writeFileSync(out, JSON.stringify({ machine: m, results }, null, 2) + "\n");
+    if (results.some((r) => r.status === "failed")) process.exitCode = 1;
+    return;
   }
   mkdirSync(dir, { recursive: true });
   const file = `${dir}latest.json`;

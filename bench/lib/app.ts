@@ -15,15 +15,19 @@ export type Entry = "source" | "bundle";
 const bundleFolder = "bench/.build";
 export const bundleDir = join(repoRoot, bundleFolder);
 
+type BuildScript = typeof import("../../scripts/build.mjs");
+/** The build script of the tree under test (repoRoot: this checkout, or another with --compare). */
+const buildScript = async () => (await import(join(repoRoot, "scripts/build.mjs"))) as BuildScript;
+
 /** Builds the bundle exactly as `npm run build` does (scripts/build.mjs), into bench/.build (dist/ is left alone). */
 export async function buildBundle(): Promise<string> {
-  const { buildBundle: build } = await import("../../scripts/build.mjs");
+  const { buildBundle: build } = await buildScript();
   return build(repoRoot, bundleFolder);
 }
 
 /** Bundles one server entry (e.g. bench/servers/kit-health.ts) with the production build's esbuild options into bench/.build/<name>.mjs; returns its path. */
 export async function buildServerBundle(entry: string): Promise<string> {
-  const { bundleOptions } = await import("../../scripts/build.mjs");
+  const { bundleOptions } = await buildScript();
   const { build } = await import("esbuild");
   const outfile = join(bundleFolder, `${entry.split("/").pop()!.replace(/\.ts$/, "")}.mjs`);
   await build({ ...bundleOptions(repoRoot), entryPoints: [entry], outfile, sourcemap: false });

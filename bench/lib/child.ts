@@ -3,9 +3,17 @@
  * Every child is killed when the bench process exits, whatever happened.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 
-export const repoRoot = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+/** This checkout (the harness's own code). */
+export const benchRoot = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+/**
+ * The tree whose servers a scenario starts (spawned with it as the working directory, bundles built
+ * from it): this checkout, or with `npm run bench -- --compare REV` the other commit's worktree
+ * (BENCH_ROOT, set by bench/compare.ts for each run).
+ */
+export const repoRoot = process.env.BENCH_ROOT ? resolve(process.env.BENCH_ROOT) : benchRoot;
 
 /** node flags for children: `--cpu-prof` into BENCH_CPU_PROF (set by `npm run bench -- --profile`). */
 export function nodeFlags(name: string): string[] {
