@@ -3,7 +3,9 @@
 // with the workspace's TypeScript bundled and npm dependencies left in node_modules; the code of
 // each target is in chunks beside it (dist/*.mjs), loaded only by the targets that need it.
 // Migrations (dbservice's own and every domain store's, services/*/store/migrations) are copied
-// into one folder beside it (dist/migrations), where each of them resolves in the bundle.
+// into one folder beside it (dist/migrations), where each of them resolves in the bundle; the
+// all-in-one's first-start database (PGlite, initdb and migrations done) is dist/pgdata.tar.gz.
+import { execFileSync } from "node:child_process";
 import { build } from "esbuild";
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -28,14 +30,22 @@ export function bundleOptions(root = process.cwd()) {
   };
 }
 
-/** The bundle and its migrations into `outDir` (relative to `root`). Returns the bundle's path. */
-export async function buildBundle(root = process.cwd(), outDir = "dist") {
+/**
+ * The bundle and its migrations into `outDir` (relative to `root`), and the all-in-one's
+ * first-start database (pgdata.tar.gz, services/dbservice/src/pglite-template.ts) unless
+ * `pgliteTemplate` is false (a cluster needs none). Returns the bundle's path.
+ */
+export async function buildBundle(root = process.cwd(), outDir = "dist", { pgliteTemplate = true } = {}) {
   rmSync(join(root, outDir), { recursive: true, force: true });
   // Split into chunks beside crm.mjs: every target is imported on demand (services/all/src/main.ts),
   // so a single-service process loads only its own code and npm packages, not every service's.
   const { outfile: _, ...options } = bundleOptions(root);
   await build({ ...options, outdir: join(root, outDir), splitting: true, entryNames: "crm", outExtension: { ".js": ".mjs" } });
   for (const dir of migrationFolders(root)) cpSync(dir, join(root, outDir, "migrations"), { recursive: true, errorOnExist: true, force: false });
+  if (pgliteTemplate) {
+    // initdb and every migration once here, so a new DATA_DIR does not spend seconds on them
+    execFileSync(process.execPath, ["--conditions=source", "--import", "tsx", "services/dbservice/src/pglite-template.ts", join(root, outDir, "pgdata.tar.gz")], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  }
   return join(root, outDir, "crm.mjs");
 }
 

@@ -104,7 +104,7 @@ if (process.env.npm_lifecycle_event) {
 }
 
 try {
-  const bundle = fromSource ? undefined : await buildBundle(repoRoot, bundleDir);
+  const bundle = fromSource ? undefined : await buildBundle(repoRoot, bundleDir, { pgliteTemplate: false });
   cluster = await startCluster({
     only,
     ...(bundle ? { bundle } : {}),

@@ -1,0 +1,70 @@
+/**
+ * The embedded database's template (pglite-template.ts, made by the build): a new data folder
+ * starts from it with every migration applied, and a folder that holds data is never replaced
+ * by it.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import pg from "pg";
+import { createLogger } from "@crm/kit";
+import { startEmbeddedPostgres } from "../src/embedded.js";
+import { migrate, migrationDirs, migrationNames } from "../src/migrate.js";
+import { writePgliteTemplate } from "../src/pglite-template.js";
+
+const log = createLogger("test", "silent");
+const work = mkdtempSync(join(tmpdir(), "crm-embedded-test-"));
+const template = join(work, "pgdata.tar.gz");
+let applied: string[] = [];
+
+before(async () => {
+  applied = await writePgliteTemplate(template);
+});
+
+after(() => rmSync(work, { recursive: true, force: true }));
+
+async function withDb<T>(dir: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const db = await startEmbeddedPostgres(dir, template);
+  const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+    await db.close();
+  }
+}
+
+test("the template holds every migration of this tree", () => {
+  assert.deepEqual(applied, migrationNames(migrationDirs));
+});
+
+test("a new data folder starts from the template: nothing left to migrate", async () => {
+  const dir = join(work, "new");
+  await withDb(dir, async (pool) => {
+    assert.deepEqual(await migrate(pool, log), []);
+    const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM crm_migrations");
+    assert.equal(rows[0]!.n, applied.length);
+  });
+});
+
+test("a folder with data is opened as it is, never replaced by the template", async () => {
+  const dir = join(work, "kept");
+  await withDb(dir, (pool) => pool.query("CREATE TABLE kept_here (x int); INSERT INTO kept_here VALUES (42)"));
+  const rows = await withDb(dir, async (pool) => (await pool.query<{ x: number }>("SELECT x FROM kept_here")).rows);
+  assert.deepEqual(rows, [{ x: 42 }]);
+});
+
+test("without a template a new folder is initialised by initdb, as before", async () => {
+  const dir = join(work, "plain");
+  const db = await startEmbeddedPostgres(dir, join(work, "no-such-template.tar.gz"));
+  const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  try {
+    const { rows } = await pool.query<{ t: string | null }>("SELECT to_regclass('crm_migrations')::text AS t");
+    assert.equal(rows[0]!.t, null, "an empty database: the migrations run at start");
+  } finally {
+    await pool.end();
+    await db.close();
+  }
+});
