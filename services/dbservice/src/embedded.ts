@@ -8,7 +8,7 @@
  * fraction of a second where initdb and the migrations take seconds. Without a template (from
  * source, or a build without one) a new folder is initialised by PGlite's initdb as before.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
@@ -29,12 +29,17 @@ export interface EmbeddedPostgres {
 export const templateFile = fileURLToPath(new URL("./pgdata.tar.gz", import.meta.url));
 
 export async function startEmbeddedPostgres(dataDir: string, template: string | undefined = templateFile): Promise<EmbeddedPostgres> {
+  // A folder PostgreSQL has not initialised yet (no PG_VERSION) starts as a copy of the template;
+  // the marker is there until the copy is complete (an interrupted one is made again, not opened).
+  const unpacking = join(dataDir, ".unpacking-template");
+  if (existsSync(unpacking)) rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
-  // A folder PostgreSQL has not initialised yet (no PG_VERSION) starts as a copy of the template.
   const fresh = !existsSync(join(dataDir, "PG_VERSION"));
   const loadDataDir = fresh && template && existsSync(template) ? new Blob([gunzipSync(readFileSync(template))]) : undefined;
+  if (loadDataDir) writeFileSync(unpacking, "");
   // Extensions the migrations create (PGlite loads an extension only when registered here).
   const db = await PGlite.create(dataDir, { extensions: { btree_gist, pg_trgm, unaccent }, ...(loadDataDir ? { loadDataDir } : {}) });
+  if (loadDataDir) rmSync(unpacking);
   const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1" });
   await server.start();
   const conn = server.getServerConn(); // "127.0.0.1:PORT"

@@ -4,7 +4,7 @@
  * by it.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -54,6 +54,16 @@ test("a folder with data is opened as it is, never replaced by the template", as
   await withDb(dir, (pool) => pool.query("CREATE TABLE kept_here (x int); INSERT INTO kept_here VALUES (42)"));
   const rows = await withDb(dir, async (pool) => (await pool.query<{ x: number }>("SELECT x FROM kept_here")).rows);
   assert.deepEqual(rows, [{ x: 42 }]);
+});
+
+test("a copy of the template that was interrupted is made again, not opened", async () => {
+  const dir = join(work, "interrupted");
+  mkdirSync(dir, { recursive: true });
+  // what a process killed while unpacking leaves: the marker, PG_VERSION (the tar's first file), little else
+  writeFileSync(join(dir, ".unpacking-template"), "");
+  writeFileSync(join(dir, "PG_VERSION"), "17\n");
+  await withDb(dir, async (pool) => assert.deepEqual(await migrate(pool, log), []));
+  assert.ok(!existsSync(join(dir, ".unpacking-template")));
 });
 
 test("without a template a new folder is initialised by initdb, as before", async () => {
