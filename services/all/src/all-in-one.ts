@@ -67,6 +67,11 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     const [set, unset] = authCfg.JWT_PRIVATE_KEY_FILE ? ["JWT_PRIVATE_KEY_FILE", "JWT_PUBLIC_KEYS_FILE"] : ["JWT_PUBLIC_KEYS_FILE", "JWT_PRIVATE_KEY_FILE"];
     throw new ConfigError(`config: ${set} is set but ${unset} is not: set both (your own key pair) or neither (a pair generated into DATA_DIR/keys)`);
   }
+  // PGlite (no DATABASE_URL) starts now and is awaited where the database is needed: opening or
+  // unpacking it overlaps generating the key pair and building the services that need no database.
+  const pgDir = dbCfg.DATABASE_URL ? undefined : resolve(dataDir, "pg");
+  const embeddedStart = pgDir ? dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => startEmbeddedPostgres(pgDir)) : undefined;
+  embeddedStart?.catch(() => {}); // its failure is reported where it is awaited (or an earlier one is)
   const keys = authCfg.JWT_PRIVATE_KEY_FILE && cfg.JWT_PUBLIC_KEYS_FILE
     ? { privateFile: authCfg.JWT_PRIVATE_KEY_FILE, jwksFile: cfg.JWT_PUBLIC_KEYS_FILE }
     : await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => ensureKeyFiles(resolve(dataDir, "keys")));
@@ -119,13 +124,12 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
 
   // The database: a PostgreSQL server (DATABASE_URL), else PGlite in DATA_DIR/pg.
   let database: { url: string; embedded?: boolean };
-  if (dbCfg.DATABASE_URL) database = { url: dbCfg.DATABASE_URL };
+  if (!embeddedStart) database = { url: dbCfg.DATABASE_URL! };
   else {
-    const dir = resolve(dataDir, "pg");
-    const embedded = await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => startEmbeddedPostgres(dir));
+    const embedded = await embeddedStart;
     closers.push(() => embedded.close());
     database = { url: embedded.url, embedded: true };
-    log.info({ dir }, "using embedded PostgreSQL (PGlite); set DATABASE_URL to use a server");
+    log.info({ dir: pgDir }, "using embedded PostgreSQL (PGlite); set DATABASE_URL to use a server");
   }
   // One event bus for the process: RabbitMQ with AMQP_URL, else in memory. dbservice's outbox
   // relay publishes into it; chats and the e-mail workers consume from it.

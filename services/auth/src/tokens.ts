@@ -2,7 +2,7 @@
  * Access tokens (RS256 JWT, 15 min, typ at+jwt). Refresh, invitation and reset tokens are opaque
  * (@crm/contracts/tokens).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPair, randomUUID, type KeyObject } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT, exportJWK, calculateJwkThumbprint, type JSONWebKeySet } from "jose";
@@ -83,7 +83,8 @@ export async function ensureKeyFiles(dir: string): Promise<{ privateFile: string
   const jwksFile = join(dir, "jwks.json");
   if (!existsSync(privateFile) || !existsSync(jwksFile)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    // On libuv's pool (RSA generation takes 0.1–0.5 s): the all-in-one opens its database meanwhile.
+    const privateKey = await new Promise<KeyObject>((res, rej) => generateKeyPair("rsa", { modulusLength: 2048 }, (err, _pub, key) => (err ? rej(err) : res(key))));
     const jwk = await exportJWK(createPublicKey(privateKey));
     const kid = (await calculateJwkThumbprint(jwk)).slice(0, 16);
     writeFileSync(privateFile, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
