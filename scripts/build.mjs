@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the one production entry point: dist/crm.mjs (every service; pick one with an argument),
-// with the workspace's TypeScript bundled and npm dependencies left in node_modules; the code of
-// each target is in chunks beside it (dist/*.mjs), loaded only by the targets that need it.
+// with the workspace's TypeScript (and a few pure-JavaScript packages) bundled and the other npm
+// dependencies left in node_modules; the code of each target is in chunks beside it (dist/*.mjs),
+// loaded only by the targets that need it.
 // Migrations (dbservice's own and every domain store's, services/*/store/migrations) are copied
 // into one folder beside it (dist/migrations), where each of them resolves in the bundle; the
 // all-in-one's first-start database (PGlite, initdb and migrations done) is dist/pgdata.tar.gz.
@@ -10,6 +11,15 @@ import { build } from "esbuild";
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+/**
+ * npm packages bundled with the code rather than loaded from node_modules: pure JavaScript made of
+ * many small ES modules (zod, protobuf-es, Connect, jose), which Node's ES module loader would
+ * find, read and link one file at a time at every start. Every other dependency stays external:
+ * native code and WebAssembly (argon2, PGlite), and the clients OpenTelemetry patches where
+ * `require` loads them (pg, ioredis, amqplib).
+ */
+const bundled = new Set(["zod", "@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node", "jose", "fractional-indexing"]);
 
 /** The bundle's esbuild options, relative to `root` (bench/lib/app.ts builds with them into its own folder). */
 export function bundleOptions(root = process.cwd()) {
@@ -23,7 +33,7 @@ export function bundleOptions(root = process.cwd()) {
     format: "esm",
     target: "node20",
     conditions: ["source"],
-    external: Object.keys(pkg.dependencies ?? {}).flatMap((d) => [d, `${d}/*`]),
+    external: Object.keys(pkg.dependencies ?? {}).filter((d) => !bundled.has(d)).flatMap((d) => [d, `${d}/*`]),
     sourcemap: true,
     legalComments: "none",
     logLevel: "warning",
