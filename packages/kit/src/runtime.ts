@@ -3,9 +3,10 @@
  * verifier, revocation list, peers; start the server, print "ready", drain on SIGTERM/SIGINT.
  */
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { JSONWebKeySet } from "jose";
 import { z } from "zod";
 import { createTokenVerifier, type TokenVerifier } from "./auth.js";
@@ -77,7 +78,9 @@ export function readJwks(file: string): JSONWebKeySet {
  * call instead of hanging it), one retry; it reconnects by itself.
  */
 export function redisClient(url: string, log: Logger, d: Pick<Deadlines, "REDIS_COMMAND_TIMEOUT_MS" | "REDIS_CONNECT_TIMEOUT_MS"> = deadlines()): Redis {
-  const redis = new Redis(url, {
+  // Loaded by the first client: a process without REDIS_URL (the all-in-one's default) never loads it.
+  const { Redis: IORedis } = createRequire(import.meta.url)("ioredis") as typeof import("ioredis");
+  const redis = new IORedis(url, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     connectTimeout: d.REDIS_CONNECT_TIMEOUT_MS,
