@@ -11,7 +11,6 @@ export * from "./interceptors.js";
 export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./peers.js";
-export * from "./public-api.js";
 export * from "./ratelimit.js";
 export * from "./reload.js";
 export * from "./revocations.js";

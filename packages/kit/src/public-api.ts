@@ -26,7 +26,7 @@ import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
 import { ViewService } from "@crm/gen/crm/records/v1/view_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
-import type { ServiceName } from "./service-names.js";
+import { reflectionService, type ServiceName } from "./service-names.js";
 
 export const publicApi: readonly DescService[] = [
   AuthService,
@@ -51,8 +51,7 @@ export const publicApi: readonly DescService[] = [
   ViewService,
 ];
 
-/** The service that answers server reflection for the gateway (as it answers gRPC health there). */
-export const reflectionService: ServiceName = "auth";
+export { reflectionService };
 
 /** The services a process's server reflection describes besides its own: the public API for auth. */
 export function reflectedBy(service: ServiceName): readonly DescService[] | undefined {

@@ -17,11 +17,10 @@ import { addressOf, deadlines, dependencyAt, type Deadlines } from "./dependenci
 import { createLogger, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
 import { reloadingTransport, watchFiles, watchJwks, type Reloading, type WatchOptions } from "./reload.js";
-import { reflectedBy } from "./public-api.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
 import { startServer, type RunningServer, type ServiceModule, type TlsOptions } from "./server.js";
 import { serviceIdentities } from "./service-identities.js";
-import { servicePorts, type ServiceName } from "./service-names.js";
+import { reflectionService, servicePorts, type ServiceName } from "./service-names.js";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { ApiKeyService } from "@crm/gen/crm/auth/v1/api_keys_pb";
 import { apiKeyExchange } from "./api-key-exchange.js";
@@ -153,7 +152,8 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
       readMaxBytes: cfg.READ_MAX_BYTES,
       shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS,
       fastPath: cfg.RPC_FAST_PATH === "on",
-      reflect: reflectedBy(name), // auth describes the whole API for the gateway's reflection route
+      // auth describes the whole API for the gateway's reflection route; only auth loads every public proto
+      reflect: name === reflectionService ? (await import("./public-api.js")).reflectedBy(name) : undefined,
     }).catch((err: unknown) => {
       throw listenError(err, cfg);
     });

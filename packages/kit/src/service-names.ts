@@ -14,3 +14,9 @@ export const servicePorts = {
   records: 50110,
 } as const;
 export type ServiceName = keyof typeof servicePorts;
+
+/**
+ * The service that answers server reflection for the gateway (as it answers gRPC health there):
+ * its process describes the whole public API (public-api.ts, loaded by that process only).
+ */
+export const reflectionService: ServiceName = "auth";
