@@ -2,6 +2,7 @@
 import type { Scenario } from "../lib/report.js";
 import { email } from "./email.js";
 import { cluster } from "./cluster.js";
+import { consoleScenario } from "./console.js";
 import { fanout } from "./fanout.js";
 import { gateway } from "./gateway.js";
 import { login } from "./login.js";
@@ -12,4 +13,4 @@ import { timers } from "./timers.js";
 import { users } from "./users.js";
 import { tracing } from "./tracing.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, cluster, sendmessage, fanout, users, tracing, timers, email];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, cluster, sendmessage, fanout, users, tracing, timers, email, consoleScenario];
