@@ -85,6 +85,7 @@ test("unread badges: per chat and in the menu; reading clears them, another memb
   await until("General's badge to rise", async () => (await accessibleName(listLink("General"))) === "General, 131 unread", 10_000);
   assert.equal(await accessibleName(listLink("Sales")), "Sales", "the open chat's own messages are read");
   assert.equal(await accessibleName(menuChats()), "Chats, 131 unread");
+  await screenshot(page, "chats");
 });
 
 /** Where message `seq` is: its top in the log's content (scroll-independent) and on screen (relative to the log's top edge). */
@@ -135,6 +136,5 @@ test("history: scrolling up loads older pages and keeps the view on the same mes
   // The newest message is one End away, and the chat stays read.
   await page.keyboard.press("End");
   await until("at the bottom", async () => (await log.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight)) < 2, 5_000);
-  await screenshot(page, "chat-history");
   assert.deepEqual(problems, [], "no CSP violation or uncaught error");
 });

@@ -131,7 +131,6 @@ test("two browser contexts in one chat: a message sent in one appears in the oth
   await other.getByRole("button", { name: "Send" }).click();
   await owner.getByRole("log").getByText(reply).waitFor({ timeout: 5_000 });
   await axe(owner, "chats");
-  await screenshot(owner, "chats");
   await other.close();
 });
 
@@ -146,7 +145,6 @@ test("a timer keeps running across a reload, stops from the header, and is liste
   assert.ok(startedAt);
   await owner.getByRole("cell", { name: "Writing the proposal", exact: true }).waitFor();
   await axe(owner, "timers");
-  await screenshot(owner, "timers");
 
   await owner.reload();
   await clock.waitFor();
@@ -170,7 +168,6 @@ test("Russian: the whole screen switches, dates and numbers per locale", { skip 
   const caption = (await owner.locator("caption").textContent()) ?? "";
   assert.match(caption, /^Всего за неделю: \d+(,\d)? ч$/, "the week's total in Russian hours, with a decimal comma");
   await axe(owner, "timers (ru)");
-  await screenshot(owner, "timers-ru");
   await owner.reload();
   await owner.getByRole("heading", { name: "Таймеры" }).waitFor(); // the choice is kept
   await owner.getByLabel("Язык").selectOption("en");
