@@ -39,6 +39,8 @@ export interface ClusterOptions {
   readyTimeoutMs?: number;
   /** A built crm.mjs to run each service from (as the image does); default: from source (tsx). */
   bundle?: string;
+  /** With a bundle: false runs it without --enable-source-maps (the image's entry point has it). */
+  sourceMaps?: boolean;
 }
 
 export interface Cluster {

@@ -150,8 +150,8 @@ function killGroup(pid, signal) {
  * msg "ready". Its output goes to `logFile` and the last 200 lines are kept in `lines`.
  */
 class ServiceProcess {
-  constructor({ name, port, opsPort, env, logFile, root, bundle, onExit, onLog, readyTimeoutMs }) {
-    Object.assign(this, { name, port, opsPort, env, logFile, root, bundle, onExit, onLog, readyTimeoutMs });
+  constructor({ name, port, opsPort, env, logFile, root, bundle, sourceMaps, onExit, onLog, readyTimeoutMs }) {
+    Object.assign(this, { name, port, opsPort, env, logFile, root, bundle, sourceMaps, onExit, onLog, readyTimeoutMs });
     this.lines = [];
     this.child = undefined;
     this.exited = Promise.resolve(null);
@@ -167,7 +167,7 @@ class ServiceProcess {
     // CRM_NODE_ARGS: extra node flags for this process (--cpu-prof, --inspect=…), which NODE_OPTIONS refuses.
     const extra = (this.env.CRM_NODE_ARGS ?? "").split(" ").filter(Boolean);
     // From source (tsx), or from a built bundle as the image runs it (`node dist/crm.mjs <name>`).
-    const entry = this.bundle ? ["--enable-source-maps", this.bundle] : ["--conditions=source", "--import", "tsx", "services/all/src/main.ts"];
+    const entry = this.bundle ? [...(this.sourceMaps === false ? [] : ["--enable-source-maps"]), this.bundle] : ["--conditions=source", "--import", "tsx", "services/all/src/main.ts"];
     const child = spawn(process.execPath, [...extra, ...entry, this.name], {
       cwd: this.root,
       env: this.env,
@@ -260,7 +260,8 @@ class ServiceProcess {
  *   onLog          (name, line) for every output line; onExit (name, code) when a service dies
  *   readyTimeoutMs per service (default 90 s)
  *   bundle         a built crm.mjs (scripts/build.mjs buildBundle) to run each service from, as the image
- *                  does; default: from source through tsx
+ *                  does (with --enable-source-maps; sourceMaps: false leaves it out); default: from
+ *                  source through tsx
  */
 export async function startCluster(opts = {}) {
   const root = opts.root ?? repoRoot;
@@ -338,6 +339,7 @@ export async function startCluster(opts = {}) {
         logFile: join(logDir, `${s.name}.log`),
         root,
         bundle: opts.bundle,
+        sourceMaps: opts.sourceMaps,
         readyTimeoutMs: opts.readyTimeoutMs ?? 90_000,
         onExit: (p, code) => opts.onExit?.(p.name, code),
         onLog: opts.onLog,
