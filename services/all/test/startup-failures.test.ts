@@ -129,7 +129,11 @@ describe("service targets", () => {
 
   it("auth and admin: PUBLIC_URL not set (their e-mailed links need it)", { timeout: 60_000 }, () => {
     assertOneLine(run("auth", { ...svc(), JWT_PRIVATE_KEY_FILE: keys.privateFile }), /^config: PUBLIC_URL must be the URL people reach the CRM at, e\.g\. https:\/\/crm\.example\.com .*\(it is not set\)$/);
-    assertOneLine(run("admin", svc()), /^config: PUBLIC_URL must be the URL people reach the CRM at/);
+    assertOneLine(run("admin", { ...svc(), AMQP_URL: "amqp://127.0.0.1:1" }), /^config: PUBLIC_URL must be the URL people reach the CRM at/);
+  });
+
+  it("admin: AMQP_URL not set (the audit log's events come from RabbitMQ)", { timeout: 60_000 }, () => {
+    assertOneLine(run("admin", { ...svc(), PUBLIC_URL: "https://crm.example.com" }), /^config: AMQP_URL must be a URL starting with amqp:\/\/ or amqps:\/\/ .*\(it is not set\)$/);
   });
 
   it("auth: JWT_PRIVATE_KEY_FILE that is not a key", { timeout: 60_000 }, () => {
