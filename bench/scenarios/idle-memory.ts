@@ -8,6 +8,7 @@
  * node process on a machine shares), the cluster as `npm run cluster -- --source` runs it
  * (through tsx), and the bundle without --enable-source-maps. Floor: bare `node` idle.
  */
+import { readFileSync } from "node:fs";
 import { freshDatabase, unreachable, type TestDatabase } from "@crm/testkit";
 import { buildBundle, removeDir, startApp } from "../lib/app.js";
 import { benchReady, startChild } from "../lib/child.js";
@@ -47,6 +48,9 @@ async function startCluster(o: Parameters<typeof startBenchCluster>[0]) {
 async function clusterIdle(databaseUrl: string, idleMs: number, bundle?: string, sourceMaps = true): Promise<Record<string, Idle>> {
   const bc = await startCluster({ databaseUrl, gateway: false, ...(bundle ? { bundle, sourceMaps } : {}) });
   try {
+    // An older tree's cluster library (npm run bench -- --compare) may not know the bundle option.
+    const pid = Object.values(bc.pids)[0]!;
+    if (bundle && !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(bundle)) throw new Error("this tree's scripts/cluster/lib.mjs cannot start services from a bundle (startCluster's bundle option)");
     await settle(idleMs);
     return Object.fromEntries(Object.entries(bc.pids).map(([name, pid]) => [name, idleOf(pid)]));
   } finally {

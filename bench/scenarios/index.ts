@@ -5,6 +5,7 @@ import { cluster } from "./cluster.js";
 import { consoleScenario } from "./console.js";
 import { fanout } from "./fanout.js";
 import { gateway } from "./gateway.js";
+import { idleMemory } from "./idle-memory.js";
 import { login } from "./login.js";
 import { rpc } from "./rpc.js";
 import { sendmessage } from "./sendmessage.js";
@@ -13,4 +14,4 @@ import { timers } from "./timers.js";
 import { users } from "./users.js";
 import { tracing } from "./tracing.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, cluster, sendmessage, fanout, users, tracing, timers, email, consoleScenario];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, consoleScenario];
