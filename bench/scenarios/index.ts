@@ -2,6 +2,7 @@
 import type { Scenario } from "../lib/report.js";
 import { email } from "./email.js";
 import { cluster } from "./cluster.js";
+import { apikeys } from "./apikeys.js";
 import { consoleScenario } from "./console.js";
 import { fanout } from "./fanout.js";
 import { gateway } from "./gateway.js";
@@ -14,4 +15,4 @@ import { timers } from "./timers.js";
 import { users } from "./users.js";
 import { tracing } from "./tracing.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, consoleScenario];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, consoleScenario];
