@@ -60,7 +60,22 @@ function canListen(port, host = "127.0.0.1") {
   });
 }
 
+/**
+ * A port free now, picked below the kernel's ephemeral range (32768-60999 on Linux): a port from
+ * listen(0) is released before the service binds it, and any outgoing connection on the machine
+ * (a database client, another test) may take it in between. Below that range only listeners
+ * compete, and canListen checks those. Falls back to listen(0) if nothing is found.
+ */
+const handedOut = new Set();
 export async function freePort() {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
   return new Promise((resolvePromise, reject) => {
     const s = net.createServer();
     s.once("error", reject);
