@@ -133,6 +133,8 @@ test("invite many from a CSV file: each row's result; one invitee opens the e-ma
   await ann.getByRole("button", { name: "Activate my account" }).click();
   await ann.getByRole("heading", { name: "Chats", exact: true }).waitFor();
   await ann.getByRole("button", { name: "Log out", exact: true }).click();
+  // Logged out first: /login with the session still alive leads back to the chats, not the form.
+  await ann.getByRole("heading", { name: "Log in" }).waitFor();
   await logIn(ann, app.baseUrl, csvPeople.ann, "Ann's long passphrase");
   await ann.context().close();
 });
