@@ -7,6 +7,7 @@ export * from "./dependencies.js";
 export * from "./error-reports.js";
 export * from "./errors.js";
 export * from "./ids.js";
+export * from "./inbox.js";
 export * from "./interceptors.js";
 export * from "./logger.js";
 export * from "./metrics.js";

@@ -2,11 +2,10 @@
 import { create, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AppError, principalOf } from "@crm/kit";
+import { AppError, Inbox, principalOf } from "@crm/kit";
 import { SubscribeResponseSchema, type ChatService, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { Hub, LiveEvent } from "./hub.js";
-import { Inbox } from "./inbox.js";
 import { notFound } from "./rules.js";
 import {
   validateAddMembers, validateCreateChat, validateListChats, validateListMessages, validateMarkRead, validateRemoveMember, validateSendMessage, validateSubscribe,

@@ -20,14 +20,13 @@
 import { create, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AppError, invalid, principalOf, type Violation } from "@crm/kit";
+import { AppError, Inbox, invalid, principalOf, type Violation } from "@crm/kit";
 import type { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { ObjectType, type Filter } from "@crm/gen/crm/records/v1/common_pb";
 import {
   ChangeAction, WatchRecordsResponseSchema, type RecordChange, type RecordStreamService, type WatchRecordsRequest,
 } from "@crm/gen/crm/records/v1/stream_pb";
 import type { Hub, LiveEvent } from "./hub.js";
-import { Inbox } from "./inbox.js";
 import { catalogOf, defFromField, hasCustom, parseFilter, type FilterNode, type ObjectKind } from "./rules.js";
 import { inView } from "./watch-filter.js";
 
