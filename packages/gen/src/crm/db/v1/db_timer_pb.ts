@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { RecordRef } from "../../records/v1/common_pb.js";
+import { file_crm_records_v1_common } from "../../records/v1/common_pb.js";
 import type { Timer } from "../../timer/v1/timer_pb.js";
 import { file_crm_timer_v1_timer } from "../../timer/v1/timer_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/db/v1/db_timer.proto.
  */
 export const file_crm_db_v1_db_timer: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vZGIvdjEvZGJfdGltZXIucHJvdG8SCWNybS5kYi52MSIqChNTdGFydFRpbWVyREJSZXF1ZXN0EhMKC2Rlc2NyaXB0aW9uGAEgASgJImAKFFN0YXJ0VGltZXJEQlJlc3BvbnNlEiIKBXRpbWVyGAEgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyEiQKB3N0b3BwZWQYAiABKAsyEy5jcm0udGltZXIudjEuVGltZXIiPQoRRW5kVGltZXJEQlJlcXVlc3QSGAoLZGVzY3JpcHRpb24YASABKAlIAIgBAUIOCgxfZGVzY3JpcHRpb24iOAoSRW5kVGltZXJEQlJlc3BvbnNlEiIKBXRpbWVyGAEgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyIisKGEdldFdvcmtpbmdUaW1lckRCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj8KGUdldFdvcmtpbmdUaW1lckRCUmVzcG9uc2USIgoFdGltZXIYASABKAsyEy5jcm0udGltZXIudjEuVGltZXIisAEKFENoYW5nZVRpbWVyREJSZXF1ZXN0EhAKCHRpbWVyX2lkGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQESLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg4KDF9kZXNjcmlwdGlvbiI7ChVDaGFuZ2VUaW1lckRCUmVzcG9uc2USIgoFdGltZXIYASABKAsyEy5jcm0udGltZXIudjEuVGltZXIihgEKEUFkZFRpbWVyREJSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkZXNjcmlwdGlvbhgDIAEoCSI4ChJBZGRUaW1lckRCUmVzcG9uc2USIgoFdGltZXIYASABKAsyEy5jcm0udGltZXIudjEuVGltZXIinwEKE0xpc3RUaW1lcnNEQlJlcXVlc3QSKAoEZnJvbRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiVAoUTGlzdFRpbWVyc0RCUmVzcG9uc2USIwoGdGltZXJzGAEgAygLMhMuY3JtLnRpbWVyLnYxLlRpbWVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ7ChZSZXBvcnRFbnRyaWVzREJSZXF1ZXN0EigKBGZyb20YASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd1c2VyX2lkGAMgASgJImgKF1JlcG9ydEVudHJpZXNEQlJlc3BvbnNlEiQKB2VudHJpZXMYASADKAsyEy5jcm0udGltZXIudjEuVGltZXISJwoDbm93GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJdChxTdG9wRm9yZ290dGVuVGltZXJzREJSZXF1ZXN0Ei4KC21heF9ydW5uaW5nGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBWxpbWl0GAIgASgFImgKHVN0b3BGb3Jnb3R0ZW5UaW1lcnNEQlJlc3BvbnNlEg8KB3N0b3BwZWQYASABKAUSEQoJdGltZXJfaWRzGAIgAygJEiMKBnRpbWVycxgDIAMoCzITLmNybS50aW1lci52MS5UaW1lcjLCBQoORGJUaW1lclNlcnZpY2USTwoMU3RhcnRUaW1lckRCEh4uY3JtLmRiLnYxLlN0YXJ0VGltZXJEQlJlcXVlc3QaHy5jcm0uZGIudjEuU3RhcnRUaW1lckRCUmVzcG9uc2USSQoKRW5kVGltZXJEQhIcLmNybS5kYi52MS5FbmRUaW1lckRCUmVxdWVzdBodLmNybS5kYi52MS5FbmRUaW1lckRCUmVzcG9uc2USXgoRR2V0V29ya2luZ1RpbWVyREISIy5jcm0uZGIudjEuR2V0V29ya2luZ1RpbWVyREJSZXF1ZXN0GiQuY3JtLmRiLnYxLkdldFdvcmtpbmdUaW1lckRCUmVzcG9uc2USUgoNQ2hhbmdlVGltZXJEQhIfLmNybS5kYi52MS5DaGFuZ2VUaW1lckRCUmVxdWVzdBogLmNybS5kYi52MS5DaGFuZ2VUaW1lckRCUmVzcG9uc2USSQoKQWRkVGltZXJEQhIcLmNybS5kYi52MS5BZGRUaW1lckRCUmVxdWVzdBodLmNybS5kYi52MS5BZGRUaW1lckRCUmVzcG9uc2USTwoMTGlzdFRpbWVyc0RCEh4uY3JtLmRiLnYxLkxpc3RUaW1lcnNEQlJlcXVlc3QaHy5jcm0uZGIudjEuTGlzdFRpbWVyc0RCUmVzcG9uc2USWAoPUmVwb3J0RW50cmllc0RCEiEuY3JtLmRiLnYxLlJlcG9ydEVudHJpZXNEQlJlcXVlc3QaIi5jcm0uZGIudjEuUmVwb3J0RW50cmllc0RCUmVzcG9uc2USagoVU3RvcEZvcmdvdHRlblRpbWVyc0RCEicuY3JtLmRiLnYxLlN0b3BGb3Jnb3R0ZW5UaW1lcnNEQlJlcXVlc3QaKC5jcm0uZGIudjEuU3RvcEZvcmdvdHRlblRpbWVyc0RCUmVzcG9uc2ViBnByb3RvMw", [file_crm_timer_v1_timer, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vZGIvdjEvZGJfdGltZXIucHJvdG8SCWNybS5kYi52MSJnChNTdGFydFRpbWVyREJSZXF1ZXN0EhMKC2Rlc2NyaXB0aW9uGAEgASgJEikKBnJlY29yZBgCIAEoCzIZLmNybS5yZWNvcmRzLnYxLlJlY29yZFJlZhIQCghiaWxsYWJsZRgDIAEoCCJgChRTdGFydFRpbWVyREJSZXNwb25zZRIiCgV0aW1lchgBIAEoCzITLmNybS50aW1lci52MS5UaW1lchIkCgdzdG9wcGVkGAIgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyIowBChFFbmRUaW1lckRCUmVxdWVzdBIYCgtkZXNjcmlwdGlvbhgBIAEoCUgAiAEBEikKBnJlY29yZBgCIAEoCzIZLmNybS5yZWNvcmRzLnYxLlJlY29yZFJlZhIVCghiaWxsYWJsZRgDIAEoCEgBiAEBQg4KDF9kZXNjcmlwdGlvbkILCglfYmlsbGFibGUiOAoSRW5kVGltZXJEQlJlc3BvbnNlEiIKBXRpbWVyGAEgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyIisKGEdldFdvcmtpbmdUaW1lckRCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj8KGUdldFdvcmtpbmdUaW1lckRCUmVzcG9uc2USIgoFdGltZXIYASABKAsyEy5jcm0udGltZXIudjEuVGltZXIi/wEKFENoYW5nZVRpbWVyREJSZXF1ZXN0EhAKCHRpbWVyX2lkGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQESLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnJlY29yZBgFIAEoCzIZLmNybS5yZWNvcmRzLnYxLlJlY29yZFJlZhIVCghiaWxsYWJsZRgGIAEoCEgBiAEBQg4KDF9kZXNjcmlwdGlvbkILCglfYmlsbGFibGUiOwoVQ2hhbmdlVGltZXJEQlJlc3BvbnNlEiIKBXRpbWVyGAEgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyIsMBChFBZGRUaW1lckRCUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZGVzY3JpcHRpb24YAyABKAkSKQoGcmVjb3JkGAQgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmEhAKCGJpbGxhYmxlGAUgASgIIjgKEkFkZFRpbWVyREJSZXNwb25zZRIiCgV0aW1lchgBIAEoCzITLmNybS50aW1lci52MS5UaW1lciKBAgoTTGlzdFRpbWVyc0RCUmVxdWVzdBIoCgRmcm9tGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdXNlcl9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCRIpCgZyZWNvcmQYBiABKAsyGS5jcm0ucmVjb3Jkcy52MS5SZWNvcmRSZWYSEQoJYWxsX3VzZXJzGAcgASgIEhUKCGJpbGxhYmxlGAggASgISACIAQFCCwoJX2JpbGxhYmxlIlQKFExpc3RUaW1lcnNEQlJlc3BvbnNlEiMKBnRpbWVycxgBIAMoCzITLmNybS50aW1lci52MS5UaW1lchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkipgEKFlJlcG9ydEVudHJpZXNEQlJlcXVlc3QSKAoEZnJvbRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYAyABKAkSKQoGcmVjb3JkGAQgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmImgKF1JlcG9ydEVudHJpZXNEQlJlc3BvbnNlEiQKB2VudHJpZXMYASADKAsyEy5jcm0udGltZXIudjEuVGltZXISJwoDbm93GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJdChxTdG9wRm9yZ290dGVuVGltZXJzREJSZXF1ZXN0Ei4KC21heF9ydW5uaW5nGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBWxpbWl0GAIgASgFImgKHVN0b3BGb3Jnb3R0ZW5UaW1lcnNEQlJlc3BvbnNlEg8KB3N0b3BwZWQYASABKAUSEQoJdGltZXJfaWRzGAIgAygJEiMKBnRpbWVycxgDIAMoCzITLmNybS50aW1lci52MS5UaW1lcjLCBQoORGJUaW1lclNlcnZpY2USTwoMU3RhcnRUaW1lckRCEh4uY3JtLmRiLnYxLlN0YXJ0VGltZXJEQlJlcXVlc3QaHy5jcm0uZGIudjEuU3RhcnRUaW1lckRCUmVzcG9uc2USSQoKRW5kVGltZXJEQhIcLmNybS5kYi52MS5FbmRUaW1lckRCUmVxdWVzdBodLmNybS5kYi52MS5FbmRUaW1lckRCUmVzcG9uc2USXgoRR2V0V29ya2luZ1RpbWVyREISIy5jcm0uZGIudjEuR2V0V29ya2luZ1RpbWVyREJSZXF1ZXN0GiQuY3JtLmRiLnYxLkdldFdvcmtpbmdUaW1lckRCUmVzcG9uc2USUgoNQ2hhbmdlVGltZXJEQhIfLmNybS5kYi52MS5DaGFuZ2VUaW1lckRCUmVxdWVzdBogLmNybS5kYi52MS5DaGFuZ2VUaW1lckRCUmVzcG9uc2USSQoKQWRkVGltZXJEQhIcLmNybS5kYi52MS5BZGRUaW1lckRCUmVxdWVzdBodLmNybS5kYi52MS5BZGRUaW1lckRCUmVzcG9uc2USTwoMTGlzdFRpbWVyc0RCEh4uY3JtLmRiLnYxLkxpc3RUaW1lcnNEQlJlcXVlc3QaHy5jcm0uZGIudjEuTGlzdFRpbWVyc0RCUmVzcG9uc2USWAoPUmVwb3J0RW50cmllc0RCEiEuY3JtLmRiLnYxLlJlcG9ydEVudHJpZXNEQlJlcXVlc3QaIi5jcm0uZGIudjEuUmVwb3J0RW50cmllc0RCUmVzcG9uc2USagoVU3RvcEZvcmdvdHRlblRpbWVyc0RCEicuY3JtLmRiLnYxLlN0b3BGb3Jnb3R0ZW5UaW1lcnNEQlJlcXVlc3QaKC5jcm0uZGIudjEuU3RvcEZvcmdvdHRlblRpbWVyc0RCUmVzcG9uc2ViBnByb3RvMw", [file_crm_records_v1_common, file_crm_timer_v1_timer, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message crm.db.v1.StartTimerDBRequest
@@ -24,6 +26,18 @@ export type StartTimerDBRequest = Message<"crm.db.v1.StartTimerDBRequest"> & {
    * @generated from field: string description = 1;
    */
   description: string;
+
+  /**
+   * A deal or company of the tenant (validated by the caller; the foreign keys check existence).
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 2;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * @generated from field: bool billable = 3;
+   */
+  billable: boolean;
 };
 
 /**
@@ -67,6 +81,18 @@ export type EndTimerDBRequest = Message<"crm.db.v1.EndTimerDBRequest"> & {
    * @generated from field: optional string description = 1;
    */
   description?: string | undefined;
+
+  /**
+   * When set, replaces the record (an empty RecordRef removes it).
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 2;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * @generated from field: optional bool billable = 3;
+   */
+  billable?: boolean | undefined;
 };
 
 /**
@@ -154,6 +180,18 @@ export type ChangeTimerDBRequest = Message<"crm.db.v1.ChangeTimerDBRequest"> & {
    * @generated from field: google.protobuf.Timestamp end_time = 4;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * When set, replaces the record (an empty RecordRef removes it).
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 5;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * @generated from field: optional bool billable = 6;
+   */
+  billable?: boolean | undefined;
 };
 
 /**
@@ -198,6 +236,16 @@ export type AddTimerDBRequest = Message<"crm.db.v1.AddTimerDBRequest"> & {
    * @generated from field: string description = 3;
    */
   description: string;
+
+  /**
+   * @generated from field: crm.records.v1.RecordRef record = 4;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * @generated from field: bool billable = 5;
+   */
+  billable: boolean;
 };
 
 /**
@@ -258,6 +306,25 @@ export type ListTimersDBRequest = Message<"crm.db.v1.ListTimersDBRequest"> & {
    * @generated from field: string page_token = 5;
    */
   pageToken: string;
+
+  /**
+   * Only entries on this record.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 6;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * Every user's entries (user_id empty): with record anyone; without, owners and admins.
+   *
+   * @generated from field: bool all_users = 7;
+   */
+  allUsers: boolean;
+
+  /**
+   * @generated from field: optional bool billable = 8;
+   */
+  billable?: boolean | undefined;
 };
 
 /**
@@ -307,6 +374,13 @@ export type ReportEntriesDBRequest = Message<"crm.db.v1.ReportEntriesDBRequest">
    * @generated from field: string user_id = 3;
    */
   userId: string;
+
+  /**
+   * Only entries on this record.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 4;
+   */
+  record?: RecordRef | undefined;
 };
 
 /**

@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { RecordRef } from "../../records/v1/common_pb.js";
+import { file_crm_records_v1_common } from "../../records/v1/common_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/timer/v1/timer.proto.
  */
 export const file_crm_timer_v1_timer: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vdGltZXIvdjEvdGltZXIucHJvdG8SDGNybS50aW1lci52MSLKAQoFVGltZXISEAoIdGltZXJfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoIZHVyYXRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iKAoRU3RhcnRUaW1lclJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAkiXgoSU3RhcnRUaW1lclJlc3BvbnNlEiIKBXRpbWVyGAEgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyEiQKB3N0b3BwZWQYAiABKAsyEy5jcm0udGltZXIudjEuVGltZXIiOwoPRW5kVGltZXJSZXF1ZXN0EhgKC2Rlc2NyaXB0aW9uGAEgASgJSACIAQFCDgoMX2Rlc2NyaXB0aW9uIjYKEEVuZFRpbWVyUmVzcG9uc2USIgoFdGltZXIYASABKAsyEy5jcm0udGltZXIudjEuVGltZXIiKQoWR2V0V29ya2luZ1RpbWVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIj0KF0dldFdvcmtpbmdUaW1lclJlc3BvbnNlEiIKBXRpbWVyGAEgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyIq4BChJDaGFuZ2VUaW1lclJlcXVlc3QSEAoIdGltZXJfaWQYASABKAkSGAoLZGVzY3JpcHRpb24YAiABKAlIAIgBARIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDgoMX2Rlc2NyaXB0aW9uIjkKE0NoYW5nZVRpbWVyUmVzcG9uc2USIgoFdGltZXIYASABKAsyEy5jcm0udGltZXIudjEuVGltZXIihAEKD0FkZFRpbWVyUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZGVzY3JpcHRpb24YAyABKAkiNgoQQWRkVGltZXJSZXNwb25zZRIiCgV0aW1lchgBIAEoCzITLmNybS50aW1lci52MS5UaW1lciKdAQoRTGlzdFRpbWVyc1JlcXVlc3QSKAoEZnJvbRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiUgoSTGlzdFRpbWVyc1Jlc3BvbnNlEiMKBnRpbWVycxgBIAMoCzITLmNybS50aW1lci52MS5UaW1lchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisQEKEEdldFJlcG9ydFJlcXVlc3QSKAoEZnJvbRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRpbWVfem9uZRgDIAEoCRInCghncm91cF9ieRgEIAEoDjIVLmNybS50aW1lci52MS5Hcm91cEJ5Eg8KB3VzZXJfaWQYBSABKAkimwEKDFJlcG9ydFBlcmlvZBIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGFiZWwYAiABKAkSKAoFdG90YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoDZW5kGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJqChFHZXRSZXBvcnRSZXNwb25zZRIrCgdwZXJpb2RzGAEgAygLMhouY3JtLnRpbWVyLnYxLlJlcG9ydFBlcmlvZBIoCgV0b3RhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbipICgdHcm91cEJ5EhgKFEdST1VQX0JZX1VOU1BFQ0lGSUVEEAASEAoMR1JPVVBfQllfREFZEAESEQoNR1JPVVBfQllfV0VFSxACMtcECgxUaW1lclNlcnZpY2USTwoKU3RhcnRUaW1lchIfLmNybS50aW1lci52MS5TdGFydFRpbWVyUmVxdWVzdBogLmNybS50aW1lci52MS5TdGFydFRpbWVyUmVzcG9uc2USSQoIRW5kVGltZXISHS5jcm0udGltZXIudjEuRW5kVGltZXJSZXF1ZXN0Gh4uY3JtLnRpbWVyLnYxLkVuZFRpbWVyUmVzcG9uc2USYwoPR2V0V29ya2luZ1RpbWVyEiQuY3JtLnRpbWVyLnYxLkdldFdvcmtpbmdUaW1lclJlcXVlc3QaJS5jcm0udGltZXIudjEuR2V0V29ya2luZ1RpbWVyUmVzcG9uc2UiA5ACARJSCgtDaGFuZ2VUaW1lchIgLmNybS50aW1lci52MS5DaGFuZ2VUaW1lclJlcXVlc3QaIS5jcm0udGltZXIudjEuQ2hhbmdlVGltZXJSZXNwb25zZRJJCghBZGRUaW1lchIdLmNybS50aW1lci52MS5BZGRUaW1lclJlcXVlc3QaHi5jcm0udGltZXIudjEuQWRkVGltZXJSZXNwb25zZRJUCgpMaXN0VGltZXJzEh8uY3JtLnRpbWVyLnYxLkxpc3RUaW1lcnNSZXF1ZXN0GiAuY3JtLnRpbWVyLnYxLkxpc3RUaW1lcnNSZXNwb25zZSIDkAIBElEKCUdldFJlcG9ydBIeLmNybS50aW1lci52MS5HZXRSZXBvcnRSZXF1ZXN0Gh8uY3JtLnRpbWVyLnYxLkdldFJlcG9ydFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vdGltZXIvdjEvdGltZXIucHJvdG8SDGNybS50aW1lci52MSKHAgoFVGltZXISEAoIdGltZXJfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoIZHVyYXRpb24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKQoGcmVjb3JkGAcgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmEhAKCGJpbGxhYmxlGAggASgIImUKEVN0YXJ0VGltZXJSZXF1ZXN0EhMKC2Rlc2NyaXB0aW9uGAEgASgJEikKBnJlY29yZBgCIAEoCzIZLmNybS5yZWNvcmRzLnYxLlJlY29yZFJlZhIQCghiaWxsYWJsZRgDIAEoCCJeChJTdGFydFRpbWVyUmVzcG9uc2USIgoFdGltZXIYASABKAsyEy5jcm0udGltZXIudjEuVGltZXISJAoHc3RvcHBlZBgCIAEoCzITLmNybS50aW1lci52MS5UaW1lciKKAQoPRW5kVGltZXJSZXF1ZXN0EhgKC2Rlc2NyaXB0aW9uGAEgASgJSACIAQESKQoGcmVjb3JkGAIgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmEhUKCGJpbGxhYmxlGAMgASgISAGIAQFCDgoMX2Rlc2NyaXB0aW9uQgsKCV9iaWxsYWJsZSI2ChBFbmRUaW1lclJlc3BvbnNlEiIKBXRpbWVyGAEgASgLMhMuY3JtLnRpbWVyLnYxLlRpbWVyIikKFkdldFdvcmtpbmdUaW1lclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI9ChdHZXRXb3JraW5nVGltZXJSZXNwb25zZRIiCgV0aW1lchgBIAEoCzITLmNybS50aW1lci52MS5UaW1lciL9AQoSQ2hhbmdlVGltZXJSZXF1ZXN0EhAKCHRpbWVyX2lkGAEgASgJEhgKC2Rlc2NyaXB0aW9uGAIgASgJSACIAQESLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnJlY29yZBgFIAEoCzIZLmNybS5yZWNvcmRzLnYxLlJlY29yZFJlZhIVCghiaWxsYWJsZRgGIAEoCEgBiAEBQg4KDF9kZXNjcmlwdGlvbkILCglfYmlsbGFibGUiOQoTQ2hhbmdlVGltZXJSZXNwb25zZRIiCgV0aW1lchgBIAEoCzITLmNybS50aW1lci52MS5UaW1lciLBAQoPQWRkVGltZXJSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkZXNjcmlwdGlvbhgDIAEoCRIpCgZyZWNvcmQYBCABKAsyGS5jcm0ucmVjb3Jkcy52MS5SZWNvcmRSZWYSEAoIYmlsbGFibGUYBSABKAgiNgoQQWRkVGltZXJSZXNwb25zZRIiCgV0aW1lchgBIAEoCzITLmNybS50aW1lci52MS5UaW1lciL/AQoRTGlzdFRpbWVyc1JlcXVlc3QSKAoEZnJvbRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3VzZXJfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSKQoGcmVjb3JkGAYgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmEhEKCWFsbF91c2VycxgHIAEoCBIVCghiaWxsYWJsZRgIIAEoCEgAiAEBQgsKCV9iaWxsYWJsZSJSChJMaXN0VGltZXJzUmVzcG9uc2USIwoGdGltZXJzGAEgAygLMhMuY3JtLnRpbWVyLnYxLlRpbWVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLcAQoQR2V0UmVwb3J0UmVxdWVzdBIoCgRmcm9tGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGltZV96b25lGAMgASgJEicKCGdyb3VwX2J5GAQgASgOMhUuY3JtLnRpbWVyLnYxLkdyb3VwQnkSDwoHdXNlcl9pZBgFIAEoCRIpCgZyZWNvcmQYBiABKAsyGS5jcm0ucmVjb3Jkcy52MS5SZWNvcmRSZWYiyAEKDFJlcG9ydFBlcmlvZBIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGFiZWwYAiABKAkSKAoFdG90YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoDZW5kGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCghiaWxsYWJsZRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKPAQoLUmVjb3JkVG90YWwSKQoGcmVjb3JkGAEgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmEigKBXRvdGFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCGJpbGxhYmxlGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIskBChFHZXRSZXBvcnRSZXNwb25zZRIrCgdwZXJpb2RzGAEgAygLMhouY3JtLnRpbWVyLnYxLlJlcG9ydFBlcmlvZBIoCgV0b3RhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5iaWxsYWJsZV90b3RhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgdyZWNvcmRzGAQgAygLMhkuY3JtLnRpbWVyLnYxLlJlY29yZFRvdGFsKkgKB0dyb3VwQnkSGAoUR1JPVVBfQllfVU5TUEVDSUZJRUQQABIQCgxHUk9VUF9CWV9EQVkQARIRCg1HUk9VUF9CWV9XRUVLEAIy1wQKDFRpbWVyU2VydmljZRJPCgpTdGFydFRpbWVyEh8uY3JtLnRpbWVyLnYxLlN0YXJ0VGltZXJSZXF1ZXN0GiAuY3JtLnRpbWVyLnYxLlN0YXJ0VGltZXJSZXNwb25zZRJJCghFbmRUaW1lchIdLmNybS50aW1lci52MS5FbmRUaW1lclJlcXVlc3QaHi5jcm0udGltZXIudjEuRW5kVGltZXJSZXNwb25zZRJjCg9HZXRXb3JraW5nVGltZXISJC5jcm0udGltZXIudjEuR2V0V29ya2luZ1RpbWVyUmVxdWVzdBolLmNybS50aW1lci52MS5HZXRXb3JraW5nVGltZXJSZXNwb25zZSIDkAIBElIKC0NoYW5nZVRpbWVyEiAuY3JtLnRpbWVyLnYxLkNoYW5nZVRpbWVyUmVxdWVzdBohLmNybS50aW1lci52MS5DaGFuZ2VUaW1lclJlc3BvbnNlEkkKCEFkZFRpbWVyEh0uY3JtLnRpbWVyLnYxLkFkZFRpbWVyUmVxdWVzdBoeLmNybS50aW1lci52MS5BZGRUaW1lclJlc3BvbnNlElQKCkxpc3RUaW1lcnMSHy5jcm0udGltZXIudjEuTGlzdFRpbWVyc1JlcXVlc3QaIC5jcm0udGltZXIudjEuTGlzdFRpbWVyc1Jlc3BvbnNlIgOQAgESUQoJR2V0UmVwb3J0Eh4uY3JtLnRpbWVyLnYxLkdldFJlcG9ydFJlcXVlc3QaHy5jcm0udGltZXIudjEuR2V0UmVwb3J0UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_crm_records_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * One time entry.
@@ -53,6 +55,21 @@ export type Timer = Message<"crm.timer.v1.Timer"> & {
    * @generated from field: google.protobuf.Duration duration = 6;
    */
   duration?: Duration | undefined;
+
+  /**
+   * The deal or company the time was spent on (crm.records.v1); unset when none. The record is in
+   * the caller's company; a record purged from the trash leaves the entry without one.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 7;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * Billable to the customer.
+   *
+   * @generated from field: bool billable = 8;
+   */
+  billable: boolean;
 };
 
 /**
@@ -72,6 +89,20 @@ export type StartTimerRequest = Message<"crm.timer.v1.StartTimerRequest"> & {
    * @generated from field: string description = 1;
    */
   description: string;
+
+  /**
+   * A deal or company of the caller's company to book the time on (object_type
+   * OBJECT_TYPE_DEAL or OBJECT_TYPE_COMPANY); unset: none. not_found for a record that does not
+   * exist in the caller's company.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 2;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * @generated from field: bool billable = 3;
+   */
+  billable: boolean;
 };
 
 /**
@@ -117,6 +148,20 @@ export type EndTimerRequest = Message<"crm.timer.v1.EndTimerRequest"> & {
    * @generated from field: optional string description = 1;
    */
   description?: string | undefined;
+
+  /**
+   * When set, replaces the record: a deal or company, or an empty RecordRef ({}) to remove it.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 2;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * When set, replaces the billable flag.
+   *
+   * @generated from field: optional bool billable = 3;
+   */
+  billable?: boolean | undefined;
 };
 
 /**
@@ -212,6 +257,20 @@ export type ChangeTimerRequest = Message<"crm.timer.v1.ChangeTimerRequest"> & {
    * @generated from field: google.protobuf.Timestamp end_time = 4;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * Unset: unchanged; an empty RecordRef ({}) removes the record; else a deal or company.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 5;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * Unset: unchanged.
+   *
+   * @generated from field: optional bool billable = 6;
+   */
+  billable?: boolean | undefined;
 };
 
 /**
@@ -258,6 +317,18 @@ export type AddTimerRequest = Message<"crm.timer.v1.AddTimerRequest"> & {
    * @generated from field: string description = 3;
    */
   description: string;
+
+  /**
+   * A deal or company to book the time on; unset: none.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 4;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * @generated from field: bool billable = 5;
+   */
+  billable: boolean;
 };
 
 /**
@@ -322,6 +393,28 @@ export type ListTimersRequest = Message<"crm.timer.v1.ListTimersRequest"> & {
    * @generated from field: string page_token = 5;
    */
   pageToken: string;
+
+  /**
+   * Only entries booked on this deal or company (the record's page).
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 6;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * With record: every user's entries on the record (anyone who may read the record may); without
+   * record: every user's entries (owners and admins only). user_id must then be empty.
+   *
+   * @generated from field: bool all_users = 7;
+   */
+  allUsers: boolean;
+
+  /**
+   * Unset: all entries; true or false: only billable or only non-billable ones.
+   *
+   * @generated from field: optional bool billable = 8;
+   */
+  billable?: boolean | undefined;
 };
 
 /**
@@ -393,6 +486,13 @@ export type GetReportRequest = Message<"crm.timer.v1.GetReportRequest"> & {
    * @generated from field: string user_id = 5;
    */
   userId: string;
+
+  /**
+   * Only entries booked on this deal or company.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 6;
+   */
+  record?: RecordRef | undefined;
 };
 
 /**
@@ -434,6 +534,13 @@ export type ReportPeriod = Message<"crm.timer.v1.ReportPeriod"> & {
    * @generated from field: google.protobuf.Timestamp end = 4;
    */
   end?: Timestamp | undefined;
+
+  /**
+   * The billable part of total.
+   *
+   * @generated from field: google.protobuf.Duration billable = 5;
+   */
+  billable?: Duration | undefined;
 };
 
 /**
@@ -442,6 +549,37 @@ export type ReportPeriod = Message<"crm.timer.v1.ReportPeriod"> & {
  */
 export const ReportPeriodSchema: GenMessage<ReportPeriod> = /*@__PURE__*/
   messageDesc(file_crm_timer_v1_timer, 14);
+
+/**
+ * Time booked on one record over a report's range.
+ *
+ * @generated from message crm.timer.v1.RecordTotal
+ */
+export type RecordTotal = Message<"crm.timer.v1.RecordTotal"> & {
+  /**
+   * @generated from field: crm.records.v1.RecordRef record = 1;
+   */
+  record?: RecordRef | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration total = 2;
+   */
+  total?: Duration | undefined;
+
+  /**
+   * The billable part of total.
+   *
+   * @generated from field: google.protobuf.Duration billable = 3;
+   */
+  billable?: Duration | undefined;
+};
+
+/**
+ * Describes the message crm.timer.v1.RecordTotal.
+ * Use `create(RecordTotalSchema)` to create a new message.
+ */
+export const RecordTotalSchema: GenMessage<RecordTotal> = /*@__PURE__*/
+  messageDesc(file_crm_timer_v1_timer, 15);
 
 /**
  * @generated from message crm.timer.v1.GetReportResponse
@@ -460,6 +598,21 @@ export type GetReportResponse = Message<"crm.timer.v1.GetReportResponse"> & {
    * @generated from field: google.protobuf.Duration total = 2;
    */
   total?: Duration | undefined;
+
+  /**
+   * The billable part of total.
+   *
+   * @generated from field: google.protobuf.Duration billable_total = 3;
+   */
+  billableTotal?: Duration | undefined;
+
+  /**
+   * Time per record booked on in the range (entries without a record are not listed), the
+   * largest total first.
+   *
+   * @generated from field: repeated crm.timer.v1.RecordTotal records = 4;
+   */
+  records: RecordTotal[];
 };
 
 /**
@@ -467,7 +620,7 @@ export type GetReportResponse = Message<"crm.timer.v1.GetReportResponse"> & {
  * Use `create(GetReportResponseSchema)` to create a new message.
  */
 export const GetReportResponseSchema: GenMessage<GetReportResponse> = /*@__PURE__*/
-  messageDesc(file_crm_timer_v1_timer, 15);
+  messageDesc(file_crm_timer_v1_timer, 16);
 
 /**
  * How GetReport groups time.
