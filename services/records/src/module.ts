@@ -1,7 +1,7 @@
 /**
  * The records service module: CompanyService, PersonService, PipelineService, DealService,
  * TimelineService, FieldService, TaskService, NoteService, RecordStreamService (live lists through
- * the event bus), SearchService, ViewService, plus the trash's 30-day purge job.
+ * the event bus), SearchService, ViewService, ReportService, plus the trash's 30-day purge job.
  */
 import type { Client } from "@connectrpc/connect";
 import type { EventBus, Logger, ServiceModule } from "@crm/kit";
@@ -12,6 +12,7 @@ import { FieldService } from "@crm/gen/crm/records/v1/field_pb";
 import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { ReportService } from "@crm/gen/crm/records/v1/report_pb";
 import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
 import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
 import { ViewService } from "@crm/gen/crm/records/v1/view_pb";
@@ -19,6 +20,7 @@ import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
 import { createHub } from "./hub.js";
 import { recordsServices } from "./records-service.js";
+import { reportService } from "./report-service.js";
 import { searchService } from "./search-service.js";
 import { createTrashSweeper } from "./trash-sweeper.js";
 import { viewService } from "./view-service.js";
@@ -40,7 +42,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
   sweeper?.start();
   return {
     name: "records",
-    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService, ViewService],
+    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService, ViewService, ReportService],
     routes(router) {
       router.service(CompanyService, s.companies);
       router.service(PersonService, s.people);
@@ -53,6 +55,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
       router.service(RecordStreamService, stream);
       router.service(SearchService, searchService(d.db));
       router.service(ViewService, viewService(d.db));
+      router.service(ReportService, reportService(d.db));
     },
     close: async () => {
       sweeper?.stop();

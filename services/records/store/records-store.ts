@@ -31,10 +31,11 @@ import { recordReaders } from "./readers.js";
 import { streamStore } from "./stream-store.js";
 import { searchStore } from "./search.js";
 import { viewConstraints, viewStore } from "./views.js";
+import { reportConstraints, reportStore } from "./reports.js";
 
 const constraints: Record<string, ConstraintInfo> = {
   ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints, ...fieldConstraints, ...taskConstraints, ...noteConstraints,
-  ...viewConstraints,
+  ...viewConstraints, ...reportConstraints,
 };
 
 function need<T>(value: T | undefined, field: string): T {
@@ -66,6 +67,8 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     ...searchStore(recordReaders, tx),
     // ViewService (views.ts)
     ...viewStore(tx),
+    // ReportService (reports.ts)
+    ...reportStore(tx),
 
     // Companies
     async createCompanyDB({ request: r }, ctx) {
