@@ -8,6 +8,7 @@ import { fanout } from "./fanout.js";
 import { gateway } from "./gateway.js";
 import { idleMemory } from "./idle-memory.js";
 import { login } from "./login.js";
+import { records } from "./records.js";
 import { rpc } from "./rpc.js";
 import { sendmessage } from "./sendmessage.js";
 import { startup } from "./startup.js";
@@ -15,4 +16,4 @@ import { timers } from "./timers.js";
 import { users } from "./users.js";
 import { tracing } from "./tracing.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, consoleScenario];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, consoleScenario];

@@ -197,6 +197,15 @@ export function amqpBus(opts: AmqpBusOptions): EventBus {
   async function declareQueueOn(c: ChannelModel, name: string, q: QueueOptions) {
     if (q.deadLetterQueue) await assertDurable(c, q.deadLetterQueue, {});
     await assertDurable(c, name, { deadLetterTo: q.deadLetterQueue, deliveryLimit: q.deadLetterQueue ? deliveryLimit : undefined });
+    if (q.bind) {
+      const ch = await c.createChannel();
+      try {
+        await ch.assertExchange(q.bind.exchange, exchanges.get(q.bind.exchange) ?? "topic", { durable: true });
+        for (const key of q.bind.routingKeys) await ch.bindQueue(name, q.bind.exchange, key);
+      } finally {
+        await ch.close().catch(() => {});
+      }
+    }
   }
 
   async function openPub(c: ChannelModel): Promise<ConfirmChannel> {

@@ -90,3 +90,16 @@ test("memory bus: mandatory publish to a missing queue is unroutable; topic subs
   await sub.close();
   await bus.close();
 });
+
+test("memory bus: a durable queue bound to a topic exchange gets every matching key, even with no consumer yet", async () => {
+  const bus = memoryBus(log);
+  await bus.declareExchange("records.events", "topic");
+  await bus.declareQueue("webhooks.records", { bind: { exchange: "records.events", routingKeys: ["records.#"] } });
+  await bus.publish("records.events", "records.t1", Buffer.from("a"));
+  await bus.publish("records.events", "other.t1", Buffer.from("x"));
+  await bus.publish("records.events", "records.t2", Buffer.from("b"));
+  const got = collector<string>(2);
+  await bus.consume("webhooks.records", (d) => void got.push(text(d)));
+  assert.deepEqual(await got.all, ["a", "b"]);
+  await bus.close();
+});

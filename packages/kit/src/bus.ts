@@ -68,6 +68,8 @@ export type Handler = (msg: Delivery) => Promise<void> | void;
 export interface QueueOptions {
   /** Messages that failed maxAttempts times go here (declared too, durable). */
   deadLetterQueue?: string | undefined;
+  /** Bind the queue to an exchange (declared first with declareExchange) with these routing keys: a durable subscription (webhooks on records.events). */
+  bind?: { exchange: string; routingKeys: string[] } | undefined;
 }
 
 export interface ConsumeOptions {
@@ -272,7 +274,13 @@ export function memoryBus(log: Logger): EventBus {
     },
     async declareQueue(name, opts = {}) {
       if (opts.deadLetterQueue) queue(opts.deadLetterQueue);
-      queue(name).deadLetterQueue = opts.deadLetterQueue;
+      const q = queue(name);
+      q.deadLetterQueue = opts.deadLetterQueue;
+      if (opts.bind) {
+        const e = exchanges.get(opts.bind.exchange);
+        if (!e) throw new Error(`no exchange ${opts.bind.exchange}: declare it first`);
+        for (const key of opts.bind.routingKeys) if (!e.bindings.some((b) => b.queue === q && b.key === key)) e.bindings.push({ queue: q, key });
+      }
     },
     async publish(exchange, routingKey, payload, opts = {}) {
       if (closed) throw new BusUnavailableError("the event bus is closed");
