@@ -5,7 +5,7 @@
  * round trip, and the schema's refusals turned into errors a client can act on.
  */
 import type { HandlerContext } from "@connectrpc/connect";
-import { AppError, invalid, principalOf, type Role } from "@crm/kit";
+import { actorOf, AppError, invalid, principalOf, type Role } from "@crm/kit";
 import type { Db, Sql } from "@crm/dbservice/db";
 import { publishChanges, type PendingChange, type RecordReaders } from "./changes.js";
 
@@ -15,7 +15,20 @@ export interface Acting {
   role: Role;
   /** The record changes made so far (changes.ts): versioned and published when the transaction ends. */
   pending: PendingChange[];
+  /** Who the timeline names (unset: the user): an API key acting for the user, or an import job. */
+  actor?: TimelineActor | undefined;
 }
+
+/** Who a timeline entry names; rec_timeline's INSERT policies check the type and id against the transaction. */
+export interface TimelineActor {
+  type: "user" | "api_key" | "import";
+  id: string;
+  /** "API key <name>", "import <id>"; empty for a user. */
+  name: string;
+}
+
+/** The actor of a's changes. */
+export const actorOfActing = (a: Acting): TimelineActor => a.actor ?? { type: "user", id: a.userId, name: "" };
 
 /** What the store's transactions need besides the database. */
 export interface CallerOptions {
@@ -58,6 +71,13 @@ export async function asCaller<T>(
           throw new AppError("permission_denied", "your account is not active in this company: ask an owner or admin");
         }
         const a: Acting = { companyId: p.companyId, userId: p.userId, role, pending: [] };
+        const actor = actorOf(p);
+        if (actor.type === "api_key") {
+          // A call made with an API key is written as the key (acting for its creator): the
+          // timeline's policy admits the key named here, and only one of the user's own.
+          await sql.query("SELECT set_config('app.api_key_id', $1, true)", [actor.id]);
+          a.actor = { type: "api_key", id: actor.id, name: actor.name };
+        }
         const value = await fn(sql, a);
         published = await publishChanges(db, sql, a, o.readers ?? {});
         return value;

@@ -40,7 +40,11 @@ export interface ChangeContext {
   companyId: string;
   userId: string;
   pending: PendingChange[];
+  /** Who the events name (unset: the user): an API key or an import job (acting.ts). */
+  actor?: { type: "user" | "api_key" | "import"; id: string; name: string } | undefined;
 }
+
+const actorTypes = { user: ActorType.USER, api_key: ActorType.API_KEY, import: ActorType.IMPORT } as const;
 
 /** Reads records of one type as they are now, by id (missing ids: purged meanwhile). */
 export type RecordReader = (sql: Sql, ids: string[]) => Promise<Map<string, RecordSnapshot>>;
@@ -135,7 +139,7 @@ export async function publishChanges(db: Db, sql: Sql, a: ChangeContext, readers
       objectType: objectTypes[p.kind] ?? ObjectType.UNSPECIFIED,
       recordId: p.recordId,
       action: actions[p.action],
-      actor: { type: ActorType.USER, id: a.userId },
+      actor: a.actor ? { type: actorTypes[a.actor.type], id: a.actor.id, name: a.actor.name } : { type: ActorType.USER, id: a.userId },
       changes: p.changes.map((c) => ({ field: c.field, before: fromJson(ValueSchema, c.before as JsonValue), after: fromJson(ValueSchema, c.after as JsonValue) })),
       record,
       previous,

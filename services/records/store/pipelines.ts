@@ -8,7 +8,7 @@ import { AppError, invalid, type Violation } from "@crm/kit";
 import { StageKind, type PipelineSchema, type StageSchema } from "@crm/gen/crm/records/v1/pipeline_pb";
 import type { Sql } from "@crm/dbservice/db";
 import { etagOf, positionsAfter, type StageKindName } from "../src/rules.js";
-import { isAdmin, type Acting, type ConstraintInfo } from "./acting.js";
+import { actorOfActing, isAdmin, type Acting, type ConstraintInfo } from "./acting.js";
 import { ts } from "./shared.js";
 
 export interface PipelineRow {
@@ -178,10 +178,10 @@ export async function updateStage(sql: Sql, a: Acting, id: string, input: { name
          UPDATE rec_deals SET status = $2, closed_at = CASE WHEN $2 = 'open' THEN NULL ELSE coalesce(closed_at, now()) END,
                 version = version + 1, updated_at = now()
          WHERE stage_id = $1 AND status <> $2 RETURNING id, company_id)
-       INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes)
-       SELECT company_id, 'deal', id, 'updated', 'user', $3, jsonb_build_array(jsonb_build_object('field', 'status', 'before', $4::text, 'after', $2::text)) FROM changed
+       INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, actor_name, changes)
+       SELECT company_id, 'deal', id, 'updated', $5, $3, $6, jsonb_build_array(jsonb_build_object('field', 'status', 'before', $4::text, 'after', $2::text)) FROM changed
        RETURNING record_id`,
-      [id, stage.kind, a.userId, before.kind],
+      [id, stage.kind, actorOfActing(a).id, before.kind, actorOfActing(a).type, actorOfActing(a).name],
     );
     for (const r of changed) a.pending.push({ kind: "deal", recordId: r.record_id, action: "updated", changes: [{ field: "status", before: before.kind, after: stage.kind }] });
   }
@@ -224,13 +224,13 @@ export async function deleteStage(sql: Sql, a: Acting, id: string, moveTo: strin
     );
     // Ids and statuses as they were, for the timeline.
     await sql.query(
-      `INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes)
-       SELECT $1, 'deal', v.id, 'stage_changed', 'user', $2,
+      `INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, actor_name, changes)
+       SELECT $1, 'deal', v.id, 'stage_changed', $10, $2, $11,
               jsonb_build_array(jsonb_build_object('field', 'stage_id', 'before', $3::text, 'after', $4::text),
                                 jsonb_build_object('field', 'position', 'before', v.old_position, 'after', v.new_position))
               || CASE WHEN v.old_status <> $5 THEN jsonb_build_array(jsonb_build_object('field', 'status', 'before', v.old_status, 'after', $5::text)) ELSE '[]'::jsonb END
        FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[]) AS v (id, old_position, new_position, old_status)`,
-      [a.companyId, a.userId, id, target.id, target.kind, deals.map((d) => d.id), deals.map((d) => d.position), keys, deals.map((d) => d.status)],
+      [a.companyId, actorOfActing(a).id, id, target.id, target.kind, deals.map((d) => d.id), deals.map((d) => d.position), keys, deals.map((d) => d.status), actorOfActing(a).type, actorOfActing(a).name],
     );
     deals.forEach((d, i) => {
       const changes = [{ field: "stage_id", before: id, after: target.id }, { field: "position", before: d.position, after: keys[i]! }];

@@ -3,7 +3,7 @@ import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AppError, invalid } from "@crm/kit";
 import type { Sql } from "@crm/dbservice/db";
 import { TRASH_DAYS, etagOf, isId, normalId, parseEtag, type FieldChangeJson, type ObjectKind } from "../src/rules.js";
-import { mayEdit, type Acting } from "./acting.js";
+import { actorOfActing, mayEdit, type Acting } from "./acting.js";
 
 export const tables: Record<ObjectKind, string> = { company: "rec_companies", person: "rec_people", deal: "rec_deals", task: "rec_tasks", note: "rec_notes" };
 const names: Record<ObjectKind, string> = { company: "company", person: "person", deal: "deal", task: "task", note: "note" };
@@ -87,9 +87,10 @@ export interface Subject {
 
 /** One timeline entry, in the caller's transaction, under the caller's name. */
 export async function writeTimeline(sql: Sql, a: Acting, kind: ObjectKind, recordId: string, action: TimelineAction, changes: FieldChangeJson[], subject?: Subject): Promise<void> {
+  const actor = actorOfActing(a);
   await sql.query(
-    "INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes, subject_type, subject_id) VALUES ($1, $2, $3, $4, 'user', $5, $6, $7, $8)",
-    [a.companyId, kind, recordId, action, a.userId, JSON.stringify(changes), subject?.kind ?? null, subject?.id ?? null],
+    "INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, actor_name, changes, subject_type, subject_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    [a.companyId, kind, recordId, action, actor.type, actor.id, actor.name, JSON.stringify(changes), subject?.kind ?? null, subject?.id ?? null],
   );
   // Its event: versioned and published with the commit (changes.ts).
   a.pending.push({ kind, recordId, action, changes, subject });

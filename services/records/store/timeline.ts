@@ -17,6 +17,7 @@ interface EntryRow {
   action: keyof typeof actions;
   actor_type: keyof typeof actors;
   actor_id: string | null;
+  actor_name: string;
   changes: FieldChangeJson[];
   created_at: Date;
   subject_type: "task" | "note" | null;
@@ -48,7 +49,7 @@ function toEntry(r: EntryRow): MessageInitShape<typeof TimelineEntrySchema> {
     objectType: kindToProto[r.object_type],
     recordId: r.record_id,
     action: actions[r.action],
-    actor: { type: actors[r.actor_type], id: r.actor_id ?? "" },
+    actor: { type: actors[r.actor_type], id: r.actor_id ?? "", name: r.actor_name || (r.actor_type === "import" && r.actor_id ? `import ${r.actor_id}` : "") },
     changes: r.changes.map((c) => ({ field: c.field, before: fromJson(ValueSchema, c.before as JsonValue), after: fromJson(ValueSchema, c.after as JsonValue) })),
     createTime: ts(r.created_at),
     subject: r.subject_type && r.subject_id ? { objectType: kindToProto[r.subject_type], id: r.subject_id } : undefined,
@@ -67,7 +68,7 @@ export async function listTimeline(sql: Sql, kind: ObjectKind, recordId: string,
   const size = pageSizeOf(pageSize);
   const { rows } = await sql.query<EntryRow>(
     // "ORDER BY t.id": by the bigint, not by the text output column of the same name ("10" < "9").
-    `SELECT t.id::text AS id, object_type, record_id, action, actor_type, actor_id, changes, created_at, subject_type, subject_id FROM rec_timeline t
+    `SELECT t.id::text AS id, object_type, record_id, action, actor_type, actor_id, actor_name, changes, created_at, subject_type, subject_id FROM rec_timeline t
      WHERE object_type = $1 AND record_id = $2 AND ($3::bigint IS NULL OR id < $3::bigint)
      ORDER BY t.id DESC LIMIT $4`,
     [kind, recordId, before ?? null, size + 1],
