@@ -1,0 +1,286 @@
+/**
+ * The CLI in memory: run() with captured streams, a temporary config dir and an in-memory server
+ * (createRouterTransport) whose handlers this test writes. Arguments, exit codes, messages, the
+ * stored session (mode 0600) and the silent refresh.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Writable } from "node:stream";
+import { after, beforeEach, describe, test } from "node:test";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { AddUserStatus, AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
+import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
+import { BadRequestSchema } from "@crm/gen/google/rpc/error_details_pb";
+import type { Io } from "./context.js";
+import { run } from "./main.js";
+import type { TransportFactory } from "./session.js";
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+class Sink extends Writable {
+  text = "";
+  override _write(chunk: Buffer, _enc: string, cb: () => void) {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+/** The server's state: which tokens it takes, what it was sent. */
+function server() {
+  const s = {
+    now: Date.parse("2026-12-07T12:00:00Z"),
+    access: new Set<string>(),
+    refresh: new Map<string, boolean>(), // token → spent
+    issued: 0,
+    refreshes: 0,
+    added: [] as string[],
+    authHeaders: [] as string[],
+  };
+  const tokens = () => {
+    const n = ++s.issued;
+    s.access.add(`at${n}`);
+    s.refresh.set(`rt${n}`, false);
+    return { accessToken: `at${n}`, refreshToken: `rt${n}`, accessExpiresAt: timestampFromMs(s.now + 15 * 60_000), refreshExpiresAt: timestampFromMs(s.now + 30 * 86_400_000) };
+  };
+  const authed = (h: Headers) => {
+    const t = (h.get("authorization") ?? "").replace(/^Bearer /, "");
+    s.authHeaders.push(t);
+    if (!s.access.has(t)) throw new ConnectError("the access token expired", Code.Unauthenticated);
+  };
+  const routes = (r: ConnectRouter) => {
+    r.service(AuthService, {
+      login: (req) => {
+        if (req.password !== "right password") throw new ConnectError("wrong login or password", Code.Unauthenticated, new Headers({ "crm-error": "invalid_credentials" }));
+        return { userId: "u1", companyId: "c1", role: Role.ADMIN, ...tokens() };
+      },
+      refresh: (req) => {
+        s.refreshes++;
+        if (s.refresh.get(req.refreshToken) !== false) throw new ConnectError("session ended", Code.Unauthenticated, new Headers({ "crm-error": "session_ended" }));
+        s.refresh.set(req.refreshToken, true);
+        return tokens();
+      },
+      check: (_req, ctx) => {
+        authed(ctx.requestHeader);
+        return { userId: "u1", companyId: "c1", role: Role.ADMIN };
+      },
+      logout: (_req, ctx) => {
+        authed(ctx.requestHeader);
+        s.access.clear();
+        return {};
+      },
+    });
+    r.service(AdminService, {
+      addUsers: (req, ctx) => {
+        authed(ctx.requestHeader);
+        if (req.users.length > 1000) throw new ConnectError("too many", Code.InvalidArgument);
+        if (req.users.some((u) => u.email === "all@bad")) {
+          throw new ConnectError("invalid request: users[0].email: is bad", Code.InvalidArgument, undefined, [{ desc: BadRequestSchema, value: { fieldViolations: [{ field: "users[0].email", description: "is bad" }, { field: "users[0].name", description: "is required" }] } }]);
+        }
+        s.added.push(...req.users.map((u) => u.email));
+        const results = req.users.map((u, index) =>
+          u.email.includes("@") ? { index, email: u.email, status: AddUserStatus.CREATED, userId: `id-${u.email}`, emailQueued: true } : { index, email: u.email, status: AddUserStatus.INVALID, reason: "email: must be a valid e-mail address" },
+        );
+        return { results, stats: { created: results.filter((x) => x.status === AddUserStatus.CREATED).length } };
+      },
+    });
+  };
+  const transport: TransportFactory = (_url, interceptors) => createRouterTransport(routes, { transport: { interceptors } });
+  return Object.assign(s, { transport });
+}
+
+let srv: ReturnType<typeof server>;
+let home: string;
+beforeEach(() => {
+  srv = server();
+  home = mkdtempSync(join(tmpdir(), "crm-cli-unit-"));
+  dirs.push(home);
+});
+
+async function crm(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}) {
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const stdin = new PassThrough();
+  stdin.end(opts.stdin ?? "");
+  const io: Partial<Io> = { stdout, stderr, stdin, env: { XDG_CONFIG_HOME: home, ...opts.env }, transport: srv.transport, now: () => srv.now };
+  const code = await run(args, io);
+  return { code, out: stdout.text, err: stderr.text };
+}
+
+const credentials = () => join(home, "crm", "credentials.json");
+const stored = () => JSON.parse(readFileSync(credentials(), "utf8"));
+const login = () => crm(["login", "ann@acme.test", "--password-stdin"], { stdin: "right password\n" });
+
+describe("usage", () => {
+  test("--help and help are exit 0; unknown commands, options and missing arguments exit 2", async () => {
+    assert.equal((await crm(["--help"])).code, 0);
+    assert.match((await crm(["users", "add", "--help"])).out, /Usage: crm users add/);
+    assert.match((await crm(["help", "users"])).out, /Usage: crm users/);
+    const unknown = await crm(["bogus"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.err, /^crm: unknown command 'bogus'/);
+    assert.equal((await crm(["users", "add"])).code, 2, "FILE missing");
+    assert.equal((await crm(["whoami", "--nope"])).code, 2);
+    assert.equal((await crm([])).code, 2, "no command: help on stderr");
+  });
+
+  test("bad values are exit 2 with one line naming the option", async () => {
+    let r = await crm(["timers", "report", "--week", "--from", "2026-01-01"]);
+    assert.deepEqual([r.code, r.err], [2, "crm: give one of --week, --last-week or --from/--to\n"]);
+    r = await crm(["companies", "list", "--filter", "acme"]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /^crm: --filter "acme": expected field, operator and value/);
+    r = await crm(["--server", "ftp://x", "whoami"]);
+    assert.deepEqual([r.code, r.err], [2, "crm: --server: not an http(s) URL: ftp://x\n"]);
+    r = await crm(["login"], {});
+    assert.deepEqual([r.code, r.err], [2, "crm: give your e-mail or phone: crm login ann@example.com\n"], "no terminal to ask on");
+    r = await crm(["login", "ann@acme.test"]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /no password: standard input is not a terminal; use --password-stdin or CRM_PASSWORD/);
+  });
+});
+
+describe("login, the stored session, refresh", () => {
+  test("not logged in: exit 3 telling what to do", async () => {
+    const r = await crm(["whoami"]);
+    assert.deepEqual([r.code, r.err], [3, "crm: not logged in to http://127.0.0.1:8080: run `crm login`\n"]);
+  });
+
+  test("a wrong password is exit 3 with the server's words; nothing stored", async () => {
+    const r = await crm(["login", "ann@acme.test"], { env: { CRM_PASSWORD: "wrong" } });
+    assert.deepEqual([r.code, r.err], [3, "crm: wrong login or password\n"]);
+    assert.throws(() => statSync(credentials()));
+  });
+
+  test("login stores the session 0600 in a 0700 dir; whoami uses it; --json for scripts", async () => {
+    const r = await login();
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /Logged in to http:\/\/127\.0\.0\.1:8080 as ann@acme\.test \(admin\)/);
+    assert.equal(statSync(credentials()).mode & 0o777, 0o600);
+    assert.equal(statSync(join(home, "crm")).mode & 0o777, 0o700);
+    const s = stored();
+    assert.equal(s.current, "http://127.0.0.1:8080");
+    assert.equal(s.sessions["http://127.0.0.1:8080"].refreshToken, "rt1");
+    const who = await crm(["whoami", "--json"]);
+    assert.equal(who.code, 0, who.err);
+    assert.deepEqual(JSON.parse(who.out), { server: "http://127.0.0.1:8080", login: "ann@acme.test", userId: "u1", companyId: "c1", role: "admin", sessionId: "", accessExpiresAt: "" });
+    assert.equal(srv.refreshes, 0, "a valid access token is used as it is");
+    assert.match((await crm(["whoami"])).out, /^server +http:\/\/127\.0\.0\.1:8080\nlogin +ann@acme\.test\n/);
+  });
+
+  test("an access token about to expire is refreshed silently and the new refresh token stored", async () => {
+    await login();
+    srv.now += 15 * 60_000 - 10_000; // 10 s left
+    const r = await crm(["whoami"]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(srv.refreshes, 1);
+    assert.equal(stored().sessions["http://127.0.0.1:8080"].refreshToken, "rt2");
+    assert.equal(srv.authHeaders.at(-1), "at2");
+    assert.equal(statSync(credentials()).mode & 0o777, 0o600, "still 0600 after the rewrite");
+  });
+
+  test("a token the server refuses early is refreshed once and the call repeated", async () => {
+    await login();
+    srv.access.clear(); // e.g. the signing key rotated
+    const r = await crm(["whoami"]);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(srv.authHeaders, ["at1", "at2"]);
+  });
+
+  test("two crm processes refreshing at once: one refresh, both get the new token", async () => {
+    await login();
+    srv.now += 15 * 60_000;
+    const [a, b] = await Promise.all([crm(["whoami"]), crm(["whoami"])]);
+    assert.deepEqual([a.code, b.code], [0, 0], a.err + b.err);
+    assert.equal(srv.refreshes, 1, "the second found the first's tokens under the lock");
+  });
+
+  test("an ended session is forgotten: exit 3, run crm login", async () => {
+    await login();
+    srv.now += 15 * 60_000;
+    srv.refresh.set("rt1", true); // spent elsewhere
+    const r = await crm(["whoami"]);
+    assert.equal(r.code, 3);
+    assert.equal(r.err, "crm: your session at http://127.0.0.1:8080 has ended (session ended): run `crm login`\n");
+    assert.deepEqual(stored().sessions, {});
+  });
+
+  test("logout ends the session on the server and forgets it; a second logout says so", async () => {
+    await login();
+    let r = await crm(["logout"]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(srv.access.size, 0);
+    assert.deepEqual(stored(), { version: 1, sessions: {} });
+    r = await crm(["logout"]);
+    assert.deepEqual([r.code, r.err], [0, "Not logged in to http://127.0.0.1:8080.\n"]);
+  });
+
+  test("--server and CRM_SERVER pick the server; sessions are kept per server", async () => {
+    const r = await crm(["login", "ann@acme.test", "--server", "http://crm.example:9000/"], { env: { CRM_PASSWORD: "right password" } });
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(Object.keys(stored().sessions), ["http://crm.example:9000"]);
+    assert.equal(JSON.parse((await crm(["whoami", "--json"])).out).server, "http://crm.example:9000", "the last login's server by default");
+    assert.equal((await crm(["whoami"], { env: { CRM_SERVER: "http://other:1" } })).code, 3, "not logged in there");
+  });
+
+  test("a damaged credentials file is named, not silently replaced", async () => {
+    await login();
+    writeFileSync(credentials(), "{nope");
+    const r = await crm(["whoami"]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /credentials\.json is not a credentials file of crm: delete it and run `crm login`/);
+  });
+});
+
+describe("users add", () => {
+  test("one result per row; a bad row is exit 4 and the others are invited", async () => {
+    await login();
+    const file = join(home, "users.csv");
+    writeFileSync(file, "email,name,role\nann2@acme.test,Ann,admin\nnot-an-email,Bob,\ncid@acme.test,Cid,boss\n");
+    const r = await crm(["users", "add", file]);
+    assert.equal(r.code, 4, r.err);
+    assert.deepEqual(srv.added, ["ann2@acme.test", "not-an-email"], "the bad role never left the machine");
+    assert.equal(
+      r.out,
+      [
+        "ROW  EMAIL           RESULT   USER / REASON",
+        "2    ann2@acme.test  created  id-ann2@acme.test",
+        "3    not-an-email    invalid  email: must be a valid e-mail address",
+        '4    cid@acme.test   invalid  role: "boss" is not a role; use owner, admin or member',
+        "",
+      ].join("\n"),
+    );
+    assert.match(r.err, /1 invited, 0 already existed, 2 failed/);
+    const json = await crm(["users", "add", file, "--json"]);
+    assert.equal(json.code, 4);
+    assert.deepEqual(JSON.parse(json.out).stats, { created: 1, alreadyExisting: 0, failed: 2, emailsQueued: 0 });
+  });
+
+  test("every row fine is exit 0; big files go in calls of 1000", async () => {
+    await login();
+    const file = join(home, "many.csv");
+    writeFileSync(file, ["email", ...Array.from({ length: 2500 }, (_, i) => `u${i}@acme.test`)].join("\n"));
+    const r = await crm(["users", "add", file]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(srv.added.length, 2500);
+  });
+
+  test("field violations are listed one per line; --json gives them to scripts", async () => {
+    await login();
+    const file = join(home, "bad.csv");
+    writeFileSync(file, "email\nall@bad\n");
+    let r = await crm(["users", "add", file]);
+    assert.deepEqual([r.code, r.err], [1, "crm: the server refused the request (invalid_argument):\n  users[0].email: is bad\n  users[0].name: is required\n"]);
+    r = await crm(["users", "add", file, "--json"]);
+    assert.deepEqual(JSON.parse(r.err), { error: { code: "invalid_argument", message: "the server refused the request (invalid_argument):", violations: [{ field: "users[0].email", description: "is bad" }, { field: "users[0].name", description: "is required" }] } });
+  });
+
+  test("a missing file is exit 1 naming it", async () => {
+    await login();
+    const r = await crm(["users", "add", join(home, "nope.csv")]);
+    assert.deepEqual([r.code, r.err], [1, `crm: no such file: ${join(home, "nope.csv")}\n`]);
+  });
+});
