@@ -12,6 +12,7 @@ import { FieldService } from "@crm/gen/crm/records/v1/field_pb";
 import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { PermissionService } from "@crm/gen/crm/records/v1/permission_pb";
 import { ReportService } from "@crm/gen/crm/records/v1/report_pb";
 import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
 import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
@@ -20,6 +21,7 @@ import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
 import { createHub } from "./hub.js";
 import { recordsServices } from "./records-service.js";
+import { permissionService } from "./permission-service.js";
 import { reportService } from "./report-service.js";
 import { searchService } from "./search-service.js";
 import { createTrashSweeper } from "./trash-sweeper.js";
@@ -42,7 +44,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
   sweeper?.start();
   return {
     name: "records",
-    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService, ViewService, ReportService],
+    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService, ViewService, ReportService, PermissionService],
     routes(router) {
       router.service(CompanyService, s.companies);
       router.service(PersonService, s.people);
@@ -56,6 +58,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
       router.service(SearchService, searchService(d.db));
       router.service(ViewService, viewService(d.db));
       router.service(ReportService, reportService(d.db));
+      router.service(PermissionService, permissionService(d.db));
     },
     close: async () => {
       sweeper?.stop();

@@ -32,6 +32,7 @@ import { streamStore } from "./stream-store.js";
 import { searchStore } from "./search.js";
 import { viewConstraints, viewStore } from "./views.js";
 import { reportConstraints, reportStore } from "./reports.js";
+import { permissionStore } from "./permissions.js";
 
 const constraints: Record<string, ConstraintInfo> = {
   ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints, ...fieldConstraints, ...taskConstraints, ...noteConstraints,
@@ -69,6 +70,8 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     ...viewStore(tx),
     // ReportService (reports.ts)
     ...reportStore(tx),
+    // PermissionService (permissions.ts)
+    ...permissionStore(tx),
 
     // Companies
     async createCompanyDB({ request: r }, ctx) {
