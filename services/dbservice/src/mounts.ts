@@ -13,12 +13,13 @@ import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
+import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
 import { adminStore, auditLog, auditStore, migrationsDir as adminMigrations } from "@crm/admin/store";
 import { authStore, migrationsDir as authMigrations, roleToProto, statusToProto } from "@crm/auth/store";
 import { chatStore, migrationsDir as chatsMigrations } from "@crm/chats/store";
 import { emailProblem, emailStore, queueEmails, type EmailQueueConfig } from "@crm/email/store";
 import { timerStore, migrationsDir as timersMigrations } from "@crm/timers/store";
-import { recordsStore, migrationsDir as recordsMigrations } from "@crm/records/store";
+import { importStore, recordsStore, migrationsDir as recordsMigrations } from "@crm/records/store";
 import type { Db } from "./db.js";
 
 /** What a store is made from. */
@@ -89,4 +90,6 @@ export const mounts: readonly Mount[] = [
   mount(DbAuditService, (ctx) => auditStore(ctx.db, audit(ctx)), { publicMethods: ["RecordAuditEventsDB"] }),
   // The records service's trash purge job: requirePeer("records").
   mount(DbRecordsService, ({ db, afterOutbox }) => recordsStore(db, { afterOutbox }), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB"] }),
+  // Imports and exports (the records store's migrations); the job's batches run for no user: requirePeer("records").
+  mount(DbImportService, (ctx) => importStore(ctx.db, { afterOutbox: ctx.afterOutbox, audit: audit(ctx) }), { publicMethods: ["ClaimImportDB", "RunImportBatchDB"] }),
 ];

@@ -5,10 +5,11 @@
  */
 import type { Basics, EventBus, ServiceModule } from "@crm/kit";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
+import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
 import type { RecordsConfig } from "./config.js";
 import { createRecordsModule } from "./module.js";
 
-export interface RecordsBuildDeps extends Pick<Basics, "peer" | "log"> {
+export interface RecordsBuildDeps extends Pick<Basics, "peer" | "log" | "verifier"> {
   cfg: RecordsConfig;
   /** Live record changes (the records.events exchange the outbox relay publishes to), for WatchRecords. */
   bus: EventBus;
@@ -18,6 +19,16 @@ export async function build(d: RecordsBuildDeps): Promise<ServiceModule> {
   return createRecordsModule({
     db: d.peer("dbservice", DbRecordsService),
     trash: { log: d.log, intervalMs: d.cfg.RECORDS_TRASH_SWEEP_INTERVAL_SECONDS * 1000 },
+    changes: { log: d.log, intervalMs: d.cfg.RECORDS_CHANGES_TRIM_INTERVAL_SECONDS * 1000, retentionDays: d.cfg.RECORDS_CHANGES_RETENTION_DAYS, keepVersions: d.cfg.RECORDS_CHANGES_KEEP_VERSIONS },
     live: { bus: d.bus, log: d.log, heartbeatMs: d.cfg.RECORDS_HEARTBEAT_MS, maxBuffered: d.cfg.RECORDS_STREAM_BUFFER },
+    imports: {
+      db: d.peer("dbservice", DbImportService),
+      verifier: d.verifier,
+      log: d.log,
+      maxBytes: d.cfg.RECORDS_IMPORT_MAX_BYTES,
+      batch: d.cfg.RECORDS_IMPORT_BATCH,
+      pollMs: d.cfg.RECORDS_IMPORT_POLL_MS,
+      leaseSeconds: d.cfg.RECORDS_IMPORT_LEASE_SECONDS,
+    },
   });
 }

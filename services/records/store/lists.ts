@@ -222,10 +222,16 @@ export function planList(spec: ListSpec, req: ListRequest, custom?: CustomCatalo
   return q;
 }
 
-export async function runList<R extends Record<string, unknown>>(sql: Sql, spec: ListSpec, req: ListRequest): Promise<ListResult<R>> {
+/** `maxPageSize` lifts the API's page limit (exports); `total: false` skips the total (totalSize 0). */
+export interface RunListOptions {
+  maxPageSize?: number;
+  total?: boolean;
+}
+
+export async function runList<R extends Record<string, unknown>>(sql: Sql, spec: ListSpec, req: ListRequest, o: RunListOptions = {}): Promise<ListResult<R>> {
   // The custom fields' definitions, read in this transaction when the filter or order names one.
   const custom = hasCustom(spec.kind) && mentionsCustom(req.filter, req.orderBy) ? await loadCatalog(sql, spec.kind) : undefined;
-  const { filter, order, fingerprint, cursor } = planList(spec, req, custom);
+  const { filter, order, fingerprint, cursor } = planList(spec, o.maxPageSize ? { ...req, pageSize: 0 } : req, custom);
   const a = spec.alias;
   const p = new Params();
   const where: string[] = [];
@@ -241,7 +247,7 @@ export async function runList<R extends Record<string, unknown>>(sql: Sql, spec:
     { expr: `${a}.id`, desc: idDesc, cast: "uuid" },
   ];
   if (cursor) where.push(keyset(keys, cursor, p));
-  const size = pageSizeOf(req.pageSize);
+  const size = o.maxPageSize ? Math.min(Math.max(req.pageSize, 1), o.maxPageSize) : pageSizeOf(req.pageSize);
   const orderSql = keys.map((k) => `${k.expr} ${k.desc ? "DESC" : "ASC"} NULLS LAST`).join(", ");
   const cursorCols = keys.map((k, i) => `(${k.expr})::text AS _k${i}`).join(", ");
   const { rows } = await sql.query<R>(
@@ -255,7 +261,10 @@ export async function runList<R extends Record<string, unknown>>(sql: Sql, spec:
 
   let totalSize: bigint;
   let totalIsExact: boolean;
-  if (!cursor && !more) {
+  if (o.total === false) {
+    totalSize = 0n;
+    totalIsExact = false;
+  } else if (!cursor && !more) {
     totalSize = BigInt(page.length);
     totalIsExact = true;
   } else if (req.exactTotal) {

@@ -1,0 +1,236 @@
+/**
+ * Imports and exports on the real PostgreSQL, through the records service's upload reader
+ * (import-file.ts) and the job runner's RPCs: detection of encodings and delimiters, quoted line
+ * breaks, rows with the same e-mail merged, bad rows reported (one never stops the rest), dry runs
+ * that write nothing, a job resumed by another replica after its lease ran out with no row applied
+ * twice, undo (created → trash, updated → restored), and a CSV export written to the audit log.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import iconv from "iconv-lite";
+import { Code, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
+import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
+import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { ImportMode, ImportState, type Import } from "@crm/gen/crm/records/v1/import_pb";
+import { authInterceptor, contextInterceptor, errorInterceptor, peerServiceKey, textInterceptor } from "@crm/kit";
+import { installHint, need, postgresUp } from "@crm/testkit";
+import { defaultImportLimits, uploadFile, errorFile } from "../src/import-service.js";
+import { exportCsv } from "../src/export-service.js";
+import { expectCode, log, storeHarness, testVerifier, type StoreHarness, type Tenant } from "../test/harness.js";
+import { auditLog } from "@crm/admin/store";
+import { importStore } from "./import-store.js";
+
+const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
+
+let h: StoreHarness;
+let A: Tenant;
+let B: Tenant;
+/** A client of the store as a user (token) or, with "", as the records service itself. */
+let client: (token: string) => Client<typeof DbImportService>;
+before(async () => {
+  if (skip) return;
+  h = await storeHarness();
+  A = await h.tenant("A");
+  B = await h.tenant("B");
+  const store = importStore(h.db, { audit: auditLog(h.db) });
+  client = (token) => {
+    const auth: Interceptor = (next) => (req) => {
+      if (token) req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    };
+    const asService: Interceptor = (next) => (req) => {
+      if (!req.header.get("authorization")) req.contextValues.set(peerServiceKey, "records");
+      return next(req);
+    };
+    return createClient(
+      DbImportService,
+      createRouterTransport((r) => void r.service(DbImportService, store), {
+        router: { interceptors: [contextInterceptor(), errorInterceptor(log), asService, authInterceptor(testVerifier, new Set()), textInterceptor()] },
+        transport: { interceptors: [auth] },
+      }),
+    );
+  };
+});
+after(async () => {
+  await h?.close();
+});
+
+async function* chunks(b: Buffer, size = 13): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+}
+
+async function upload(token: string, file: Buffer, o: { mode?: ImportMode; matchBy?: string; kind?: ObjectType } = {}): Promise<Import> {
+  const db = client(token);
+  const created = (await db.createImportDB({ request: { import: { objectType: o.kind ?? ObjectType.PERSON, fileName: "people.csv", mode: o.mode ?? ImportMode.UPSERT, matchBy: o.matchBy ?? "" } } })).response!.import!;
+  assert.equal(created.state, ImportState.AWAITING_UPLOAD);
+  return uploadFile(db, created.id, chunks(file), { ...defaultImportLimits, uploadBatch: 3 });
+}
+
+/** Runs waiting jobs as a replica would, `batch` rows at a time. */
+async function runJobs(batch = 4, owner = "replica-1"): Promise<void> {
+  const svc = client("");
+  for (;;) {
+    const c = await svc.claimImportDB({ owner, leaseSeconds: 30 });
+    if (!c.importId) return;
+    for (;;) {
+      const { import: job } = await svc.runImportBatchDB({ importId: c.importId, leaseToken: c.leaseToken, batchSize: batch, leaseSeconds: 30 });
+      if (job!.state !== ImportState.RUNNING) break;
+    }
+  }
+}
+
+const counts = (i: Import) => ({ created: Number(i.createdCount), updated: Number(i.updatedCount), merged: Number(i.mergedCount), unchanged: Number(i.unchangedCount), failed: Number(i.failedCount), done: Number(i.rowsDone) });
+
+test("a people file: detected, mapped from its Russian header, dry run, run, errors, timeline, undo", { skip }, async () => {
+  const owner = A.owner.token;
+  // Russian Excel: ';', a BOM, a quoted field with a line break and a delimiter, a duplicate e-mail, bad rows.
+  const csv = "\uFEFFИмя;Фамилия;E-mail;Телефон;Должность\r\n" +
+    "Анна;Ли;anna@example.com;+1 415 555 0100;\"CTO; co-founder\"\r\n" +
+    "Борис;Кан;boris@example.com;;\"Head of\nSales\"\r\n" +
+    "Анна;;ANNA@example.com;;CEO\r\n" +
+    "Bad;Mail;not-an-email;;\r\n" +
+    ";;nobody@example.com;;\r\n" +
+    "Вера;Ок;vera@example.com;12;\r\n" +
+    "Глеб;Ок;gleb@example.com;;\r\n";
+  const ready = await upload(owner, Buffer.from(csv));
+  assert.equal(ready.state, ImportState.READY);
+  assert.deepEqual([ready.encoding, ready.delimiter, Number(ready.totalRows)], ["utf-8", ";", 7]);
+  assert.deepEqual(ready.columns, ["Имя", "Фамилия", "E-mail", "Телефон", "Должность"]);
+  assert.deepEqual(ready.suggestedMapping.map((m) => m.field), ["first_name", "last_name", "emails", "phones", "job_title"]);
+  assert.equal(ready.sampleRows[1]!.cells[4], "Head of\nSales");
+
+  // Dry run: the full report, nothing written.
+  const db = client(owner);
+  await db.startImportDB({ request: { id: ready.id, dryRun: true } });
+  await runJobs(3);
+  const dry = (await db.getImportDB({ request: { id: ready.id } })).response!.import!;
+  assert.equal(dry.state, ImportState.SUCCEEDED);
+  assert.deepEqual(counts(dry), { created: 3, updated: 0, merged: 1, unchanged: 0, failed: 3, done: 7 });
+  assert.equal((await h.pool.query("SELECT count(*)::int AS n FROM rec_people WHERE company_id = $1", [A.companyId])).rows[0].n, 0, "a dry run writes nothing");
+
+  // For real (the same file, after its dry run).
+  await db.startImportDB({ request: { id: ready.id } });
+  await runJobs(3);
+  const done = (await db.getImportDB({ request: { id: ready.id } })).response!.import!;
+  assert.deepEqual(counts(done), { created: 3, updated: 0, merged: 1, unchanged: 0, failed: 3, done: 7 });
+  assert.ok(done.undoDeadline);
+  const { rows: people } = await h.pool.query("SELECT first_name, last_name, emails, phones, job_title FROM rec_people WHERE company_id = $1 ORDER BY first_name", [A.companyId]);
+  assert.deepEqual(people.map((p) => p.first_name), ["Анна", "Борис", "Глеб"]);
+  assert.equal(people[1].job_title, "Head of Sales", "a one-line field's line break becomes a space");
+  const anna = people.find((p) => p.first_name === "Анна");
+  assert.deepEqual([anna.last_name, anna.emails, anna.phones, anna.job_title], ["Ли", ["anna@example.com"], ["+14155550100"], "CEO"], "the later row's non-empty values win");
+
+  // Per-row errors, and the error file: the rows as they were plus the reason.
+  const errors = (await db.listImportErrorsDB({ request: { id: ready.id } })).response!.errors;
+  assert.deepEqual(errors.map((e) => Number(e.rowNumber)), [5, 6, 7]);
+  assert.match(errors[0]!.reason, /emails: must be an e-mail address/);
+  assert.match(errors[1]!.reason, /first name, a last name/);
+  assert.match(errors[2]!.reason, /phones: must be a phone number/);
+  let file = "";
+  for await (const c of errorFile(db, ready.id)) file += Buffer.from(c).toString("utf8");
+  assert.ok(file.startsWith("\uFEFFИмя;Фамилия;E-mail;Телефон;Должность;reason\r\nBad;Mail;not-an-email;;;\"emails: must be an e-mail address (got \"\"not-an-email\"\")\"\r\n"), file);
+
+  // The timeline names the import.
+  const { rows: tl } = await h.pool.query("SELECT DISTINCT actor_type, actor_id FROM rec_timeline WHERE company_id = $1", [A.companyId]);
+  assert.deepEqual(tl, [{ actor_type: "import", actor_id: ready.id }]);
+
+  // A second file updates Anna (upsert by e-mail) and adds Vera; then undo it.
+  const second = await upload(owner, Buffer.from("first name,email,job title\nАнна,anna@example.com,Chair\nVera,vera@example.com,Ops\nГлеб,gleb@example.com,\n"));
+  assert.equal(second.delimiter, ",");
+  await db.startImportDB({ request: { id: second.id } });
+  await runJobs();
+  const s2 = (await db.getImportDB({ request: { id: second.id } })).response!.import!;
+  assert.deepEqual(counts(s2), { created: 1, updated: 1, merged: 0, unchanged: 1, failed: 0, done: 3 });
+  const undone = (await db.undoImportDB({ request: { id: second.id } })).response!;
+  assert.deepEqual([Number(undone.trashedCount), Number(undone.restoredCount), Number(undone.skippedCount), undone.import!.state], [1, 1, 0, ImportState.UNDONE]);
+  const after = (await h.pool.query("SELECT first_name, job_title, deleted_at IS NOT NULL AS trashed FROM rec_people WHERE company_id = $1 ORDER BY first_name", [A.companyId])).rows;
+  assert.deepEqual(after.find((p) => p.first_name === "Анна"), { first_name: "Анна", job_title: "CEO", trashed: false }, "updated → restored");
+  assert.equal(after.find((p) => p.first_name === "Vera")?.trashed, true, "created → trashed");
+  await expectCode(db.undoImportDB({ request: { id: second.id } }), Code.FailedPrecondition, /undone already/);
+
+  // Another tenant sees none of it.
+  await expectCode(client(B.owner.token).getImportDB({ request: { id: ready.id } }), Code.NotFound);
+  await expectCode(client(B.owner.token).appendImportRowsDB({ importId: ready.id, firstRow: 7n }), Code.NotFound);
+});
+
+test("Windows-1251 with tabs; companies matched by domain; create only; update only", { skip }, async () => {
+  const file = iconv.encode("Название\tСайт\tОтрасль\nРомашка\thttps://www.Romashka.example/about\tЦветы\nЛютик\tljutik.example\t\nДубль\tromashka.example\tЛес\n", "win1251");
+  const ready = await upload(A.admin.token, file, { kind: ObjectType.COMPANY, mode: ImportMode.CREATE_ONLY });
+  assert.deepEqual([ready.encoding, ready.delimiter], ["windows-1251", "\t"]);
+  assert.deepEqual(ready.suggestedMapping.map((m) => m.field), ["name", "domain", "industry"]);
+  const db = client(A.admin.token);
+  await db.startImportDB({ request: { id: ready.id } });
+  await runJobs();
+  const done = (await db.getImportDB({ request: { id: ready.id } })).response!.import!;
+  assert.deepEqual(counts(done), { created: 2, updated: 0, merged: 1, unchanged: 0, failed: 0, done: 3 });
+  const { rows } = await h.pool.query("SELECT name, domain, industry FROM rec_companies WHERE company_id = $1 ORDER BY domain", [A.companyId]);
+  assert.deepEqual(rows, [{ name: "Лютик", domain: "ljutik.example", industry: "" }, { name: "Дубль", domain: "romashka.example", industry: "Лес" }]);
+
+  // Create only: a row matching an existing company fails; update only: a row matching none fails.
+  const again = await upload(A.admin.token, Buffer.from("name,domain\nR,romashka.example\nNew,new.example\n"), { kind: ObjectType.COMPANY, mode: ImportMode.CREATE_ONLY });
+  await db.startImportDB({ request: { id: again.id } });
+  const upd = await upload(A.admin.token, Buffer.from("name,domain\nRomashka Ltd,romashka.example\nNobody,none.example\n"), { kind: ObjectType.COMPANY, mode: ImportMode.UPDATE_ONLY });
+  await db.startImportDB({ request: { id: upd.id } });
+  await runJobs();
+  const a = (await db.getImportDB({ request: { id: again.id } })).response!.import!;
+  const u = (await db.getImportDB({ request: { id: upd.id } })).response!.import!;
+  assert.deepEqual([counts(a).created, counts(a).failed, counts(u).updated, counts(u).failed], [1, 1, 1, 1]);
+  const errs = (await db.listImportErrorsDB({ request: { id: upd.id } })).response!.errors;
+  assert.match(errs[0]!.reason, /no company matches domain "none.example"/);
+
+  // A bad mapping names its fields; nothing starts.
+  const bad = await upload(A.admin.token, Buffer.from("a,b\n1,2\n"), { kind: ObjectType.COMPANY });
+  await expectCode(db.startImportDB({ request: { id: bad.id, mapping: [{ column: 0, field: "nope" }, { column: 7, field: "name" }] } }), Code.InvalidArgument, /not a field an import/);
+});
+
+test("a replica that dies mid-import: another resumes after the lease, no row applied twice", { skip }, async () => {
+  const T = await h.tenant("Resume");
+  const lines = ["email,first name"];
+  for (let i = 0; i < 50; i++) lines.push(`p${i}@resume.example,P${i}`);
+  const ready = await upload(T.owner.token, Buffer.from(lines.join("\n")));
+  const db = client(T.owner.token);
+  await db.startImportDB({ request: { id: ready.id } });
+  const svc = client("");
+  const first = await svc.claimImportDB({ owner: "dies", leaseSeconds: 30 });
+  assert.equal(first.importId, ready.id);
+  await svc.runImportBatchDB({ importId: first.importId, leaseToken: first.leaseToken, batchSize: 20, leaseSeconds: 30 });
+  // While the lease holds, nobody else takes the job.
+  assert.equal((await svc.claimImportDB({ owner: "other", leaseSeconds: 30 })).importId, "");
+  // The replica dies: its lease runs out.
+  await h.pool.query("UPDATE rec_imports SET lease_until = now() - interval '1 second' WHERE id = $1", [ready.id]);
+  const second = await svc.claimImportDB({ owner: "other", leaseSeconds: 30 });
+  assert.equal(second.importId, ready.id);
+  // The dead replica's late batch is refused.
+  await expectCode(svc.runImportBatchDB({ importId: first.importId, leaseToken: first.leaseToken, batchSize: 20, leaseSeconds: 30 }), Code.Aborted);
+  for (;;) {
+    const { import: job } = await svc.runImportBatchDB({ importId: second.importId, leaseToken: second.leaseToken, batchSize: 20, leaseSeconds: 30 });
+    if (job!.state !== ImportState.RUNNING) break;
+  }
+  const done = (await db.getImportDB({ request: { id: ready.id } })).response!.import!;
+  assert.deepEqual(counts(done), { created: 50, updated: 0, merged: 0, unchanged: 0, failed: 0, done: 50 });
+  const { rows } = await h.pool.query("SELECT count(*)::int AS n, count(DISTINCT emails[1])::int AS d FROM rec_people WHERE company_id = $1", [T.companyId]);
+  assert.deepEqual(rows[0], { n: 50, d: 50 });
+});
+
+test("export: a filtered list as CSV with custom fields, written to the audit log", { skip }, async () => {
+  const T = await h.tenant("Export");
+  await h.pool.query("INSERT INTO rec_fields (company_id, object_type, key, label, type) VALUES ($1, 'person', 'tier', 'Tier', 'text')", [T.companyId]).catch(() => undefined);
+  const ready = await upload(T.owner.token, Buffer.from('email,first name,last name\na@x.example,"Ann, ""A""",Lee\nb@x.example,Bob,\n'));
+  const db = client(T.owner.token);
+  await db.startImportDB({ request: { id: ready.id } });
+  await runJobs();
+  let csv = "";
+  let rows = 0n;
+  for await (const p of exportCsv(db, { objectType: ObjectType.PERSON, columns: ["first_name", "last_name", "emails"], orderBy: "first_name" } as never, 1)) {
+    csv += Buffer.from(p.data).toString("utf8");
+    rows = p.rows;
+  }
+  assert.equal(csv, '\uFEFFfirst_name,last_name,emails\r\n"Ann, ""A""",Lee,a@x.example\r\nBob,,b@x.example\r\n');
+  assert.equal(rows, 2n);
+  const { rows: audit } = await h.pool.query("SELECT action, details FROM audit_events WHERE company_id = $1", [T.companyId]);
+  assert.equal(audit.length, 1, "one audit event an export, however many pages");
+  assert.equal(audit[0].action, "records.exported");
+  await expectCode((async () => {
+    for await (const _ of exportCsv(db, { objectType: ObjectType.PERSON, columns: ["nope"] } as never)) void _;
+  })(), Code.InvalidArgument, /not a field of person/);
+});
