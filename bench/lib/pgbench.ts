@@ -19,7 +19,7 @@ export interface PgbenchOptions {
   scripts: string[];
   clients: number;
   /** Query protocol (pgbench -M): "prepared" plans each statement once per connection. Default "extended". */
-  mode?: "extended" | "prepared";
+  mode?: "simple" | "extended" | "prepared";
   threads: number;
   /** Transactions per client. */
   transactions: number;
