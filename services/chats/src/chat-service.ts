@@ -7,6 +7,7 @@ import { SubscribeResponseSchema, type ChatService, type Message } from "@crm/ge
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { Hub, LiveEvent } from "./hub.js";
 import { notFound } from "./rules.js";
+import { validateRecordFilter, validateSetChatRecord } from "./record-ref.js";
 import {
   validateAddMembers, validateCreateChat, validateListChats, validateListMessages, validateMarkRead, validateRemoveMember, validateSendMessage, validateSubscribe,
 } from "./validation.js";
@@ -138,7 +139,8 @@ export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
     },
     async listChats(req) {
       const input = validateListChats(req);
-      const { chats, nextPageToken } = await db.listChats(input);
+      const record = validateRecordFilter(req.record);
+      const { chats, nextPageToken } = await db.listChats({ ...input, record });
       return { chats, nextPageToken };
     },
     async sendMessage(req) {
@@ -154,6 +156,10 @@ export function chatService(deps: ChatDeps): ServiceImpl<typeof ChatService> {
     subscribe(req, ctx) {
       const input = validateSubscribe(req);
       return stream(ctx, input.chatId, input.afterSeq);
+    },
+    async setChatRecord(req) {
+      const { chat } = await db.setChatRecordDB(validateSetChatRecord(req));
+      return { chat };
     },
     async markRead(req) {
       const input = validateMarkRead(req);

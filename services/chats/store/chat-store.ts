@@ -14,6 +14,7 @@ import type pg from "pg";
 import type { Db, OutboxMessage, Sql } from "@crm/dbservice/db";
 import { chars, contentViolations, limits, notFound } from "../src/rules.js";
 import { keyedBatches } from "./batches.js";
+import { RECORD_COLUMNS, chatRecordRef, recordArg, recordFilter, setChatRecord, type RecordColumns } from "./chat-records.js";
 
 /** Most messages of one chat stored in one transaction. */
 const MAX_BATCH = 64;
@@ -24,7 +25,7 @@ export interface ChatStoreDeps {
   afterOutbox?: () => void;
 }
 
-interface ChatRow {
+interface ChatRow extends RecordColumns {
   id: string;
   name: string;
   created_by: string;
@@ -58,6 +59,7 @@ const toChat = (r: ChatRow): MessageInitShape<typeof ChatSchema> => ({
   unreadCount: BigInt(r.unread ?? 0),
   lastReadSeq: BigInt(r.last_read_seq ?? 0),
   lastMessageAt: ts(r.last_message_at),
+  record: chatRecordRef(r),
 });
 
 export const toMessage = (r: MessageRow): Message =>
@@ -78,7 +80,7 @@ const CHAT_VIEW = `
   SELECT c.id, c.name, c.created_by, c.created_at, c.last_seq, c.last_message_at, m.last_read_seq,
     array(SELECT x.user_id FROM chat_members x WHERE x.chat_id = c.id ORDER BY x.joined_at, x.user_id) AS member_ids,
     CASE WHEN m.user_id IS NULL THEN 0 ELSE
-      (SELECT count(*) FROM messages g WHERE g.chat_id = c.id AND g.seq > m.last_read_seq AND g.sender_id <> $2) END AS unread
+      (SELECT count(*) FROM messages g WHERE g.chat_id = c.id AND g.seq > m.last_read_seq AND g.sender_id <> $2) END AS unread,${RECORD_COLUMNS}
   FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2`;
 
 function chatId(id: string, field = "chatId"): string {
@@ -364,6 +366,7 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
         }
         if (!after) throw invalid([{ field: "pageToken", description: "is not a token from ListChats: pass next_page_token as it was returned" }]);
       }
+      const byRecord = recordFilter(recordArg(req.record), 5);
       const rows = await tenant(ctx, async (sql, p) => {
         const { rows } = await sql.query<ChatRow & { activity: string }>(
           `SELECT v.*, v.activity_text AS activity FROM (
@@ -371,12 +374,12 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
                coalesce(c.last_message_at, c.created_at) AS activity_at,
                to_char(coalesce(c.last_message_at, c.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS activity_text,
                array(SELECT x.user_id FROM chat_members x WHERE x.chat_id = c.id ORDER BY x.joined_at, x.user_id) AS member_ids,
-               (SELECT count(*) FROM messages g WHERE g.chat_id = c.id AND g.seq > m.last_read_seq AND g.sender_id <> $1) AS unread
+               (SELECT count(*) FROM messages g WHERE g.chat_id = c.id AND g.seq > m.last_read_seq AND g.sender_id <> $1) AS unread,${RECORD_COLUMNS}
              FROM chat_members m JOIN chats c ON c.id = m.chat_id
-             WHERE m.user_id = $1 AND ($2::timestamptz IS NULL OR (coalesce(c.last_message_at, c.created_at), c.id) < ($2::timestamptz, $3::uuid))
+             WHERE m.user_id = $1 ${byRecord.sql} AND ($2::timestamptz IS NULL OR (coalesce(c.last_message_at, c.created_at), c.id) < ($2::timestamptz, $3::uuid))
              ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id DESC
              LIMIT $4) v`,
-          [p.userId, after?.[0] ?? null, after?.[1] ?? null, size + 1],
+          [p.userId, after?.[0] ?? null, after?.[1] ?? null, size + 1, byRecord.value],
         );
         return rows;
       });
@@ -397,6 +400,16 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
       // The sender's trace context, taken now: the batch that stores the message may run in another's.
       const headers = injectTraceHeaders({});
       return sends.submit(`${p.companyId} ${id}`, { userId: p.userId, text, clientId, headers });
+    },
+
+    async setChatRecordDB(req, ctx) {
+      const id = chatId(req.chatId);
+      const record = recordArg(req.record);
+      const chat = await tenant(ctx, async (sql, p) => {
+        await setChatRecord(sql, p, id, record);
+        return loadChat(sql, id, p.userId);
+      });
+      return { chat: toChat(chat) };
     },
 
     async listMessages(req, ctx) {

@@ -17,6 +17,7 @@ import { MessageSchema, type ChatSchema, type Message } from "@crm/gen/crm/chat/
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { LiveEvent } from "../src/hub.js";
 import { chars, contentViolations, limits, notFound } from "../src/rules.js";
+import { chatRecordOf, recordRefOf, type ChatRecord } from "../src/record-ref.js";
 
 export interface StoredChat {
   id: string;
@@ -29,6 +30,8 @@ export interface StoredChat {
   /** Members in joining order, with their read markers. */
   members: Map<string, { lastReadSeq: bigint }>;
   messages: Message[];
+  /** The record it is attached to (chat_records), if any. */
+  record?: ChatRecord | undefined;
 }
 
 export interface FakeChatStore {
@@ -36,6 +39,8 @@ export interface FakeChatStore {
   /** userId → company and status (deactivated users cannot be added). */
   users: Map<string, { companyId: string; status: "active" | "invited" | "deactivated" }>;
   chats: Map<string, StoredChat>;
+  /** Customer records chats may be attached to (as the foreign keys see them), by id. */
+  records: Map<string, { companyId: string; type: keyof ChatRecord }>;
   addUsers(...people: Pick<Principal, "userId" | "companyId">[]): void;
   /** Stores a message without publishing it: an event the hub never got. */
   storeSilently(chatId: string, senderId: string, content: string): Message;
@@ -47,6 +52,20 @@ type ChatInit = MessageInitShape<typeof ChatSchema>;
 export function fakeChatStore(now: () => number, publish: (chatId: string, companyId: string, e: LiveEvent) => void = () => {}): FakeChatStore {
   const users: FakeChatStore["users"] = new Map();
   const chats = new Map<string, StoredChat>();
+  const records: FakeChatStore["records"] = new Map();
+  /** The request's record, checked as the store's foreign keys do (another company's id: not_found). */
+  const recordArg = (p: Principal, ref: { objectType: number; id: string } | undefined): ChatRecord | undefined => {
+    const v: Parameters<typeof invalid>[0] = [];
+    const r = chatRecordOf(ref, "record", v);
+    if (v.length) throw invalid(v);
+    const kind = r && (["company", "person", "deal"] as const).find((k) => r[k]);
+    const stored = kind ? records.get(r[kind]!) : undefined;
+    if (kind && (!stored || stored.companyId !== p.companyId || stored.type !== kind)) {
+      throw new AppError("not_found", `no ${kind} with this id in your company`, [{ field: "record.id", description: `no such ${kind} in your company` }]);
+    }
+    return r;
+  };
+  const sameRecord = (a: ChatRecord | undefined, b: ChatRecord) => !!a && a.company === b.company && a.person === b.person && a.deal === b.deal;
 
   const chatId = (id: string, field = "chatId") => {
     if (!isUuid(id)) throw invalid([{ field, description: "must be a chat id (UUID)" }]);
@@ -85,6 +104,7 @@ export function fakeChatStore(now: () => number, publish: (chatId: string, compa
     unreadCount: unread(c, userId),
     lastReadSeq: c.members.get(userId)?.lastReadSeq ?? 0n,
     lastMessageAt: c.lastMessageAt === undefined ? undefined : timestampFromMs(c.lastMessageAt),
+    record: c.record && recordRefOf({ rec_company_id: c.record.company, rec_person_id: c.record.person, rec_deal_id: c.record.deal }),
   });
 
   function store(c: StoredChat, senderId: string, content: string, clientMessageId: string): Message {
@@ -145,13 +165,30 @@ export function fakeChatStore(now: () => number, publish: (chatId: string, compa
         if (!m || !isUuid(m[2]!)) throw invalid([{ field: "pageToken", description: "is not a token from ListChats: pass next_page_token as it was returned" }]);
         after = [Number(m[1]), m[2]!];
       }
+      // A filter, as in the store: a record of another company simply matches no chat.
+      const fv: Parameters<typeof invalid>[0] = [];
+      const byRecord = chatRecordOf(req.record, "record", fv);
+      if (fv.length) throw invalid(fv);
       const mine = [...chats.values()]
         .filter((c) => c.companyId === p.companyId && c.members.has(p.userId))
+        .filter((c) => !byRecord || (!byRecord.company && !byRecord.person && !byRecord.deal) || sameRecord(c.record, byRecord))
         .sort((a, b) => activity(b) - activity(a) || (a.id < b.id ? 1 : -1))
         .filter((c) => !after || activity(c) < after[0] || (activity(c) === after[0] && c.id < after[1]));
       const page = mine.slice(0, size);
       const last = page.at(-1);
       return { chats: page.map((c) => view(c, p.userId)), nextPageToken: mine.length > size && last ? Buffer.from(`${activity(last)}|${last.id}`).toString("base64url") : "" };
+    },
+
+    async setChatRecordDB(req, ctx) {
+      const p = principalOf(ctx);
+      const id = chatId(req.chatId);
+      const v: Parameters<typeof invalid>[0] = [];
+      chatRecordOf(req.record, "record", v);
+      if (v.length) throw invalid(v);
+      const c = asMember(p, id);
+      const r = recordArg(p, req.record);
+      c.record = r && (r.company || r.person || r.deal) ? r : undefined;
+      return { chat: view(c, p.userId) };
     },
 
     async saveMessage(req, ctx) {
@@ -216,6 +253,7 @@ export function fakeChatStore(now: () => number, publish: (chatId: string, compa
     impl,
     users,
     chats,
+    records,
     addUsers(...people) {
       for (const u of people) users.set(u.userId, { companyId: u.companyId, status: "active" });
     },

@@ -89,7 +89,7 @@ export const mounts: readonly Mount[] = [
   // The audit log: listed by owners and admins; RecordAuditEventsDB (actions that write nothing else) only for our services.
   mount(DbAuditService, (ctx) => auditStore(ctx.db, audit(ctx)), { publicMethods: ["RecordAuditEventsDB"] }),
   // The records service's trash purge job: requirePeer("records").
-  mount(DbRecordsService, ({ db, afterOutbox }) => recordsStore(db, { afterOutbox }), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB"] }),
+  mount(DbRecordsService, ({ db, afterOutbox }) => recordsStore(db, { afterOutbox }), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB", "TrimChangesDB"] }),
   // Imports and exports (the records store's migrations); the job's batches run for no user: requirePeer("records").
   mount(DbImportService, (ctx) => importStore(ctx.db, { afterOutbox: ctx.afterOutbox, audit: audit(ctx) }), { publicMethods: ["ClaimImportDB", "RunImportBatchDB"] }),
 ];

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { RecordRef } from "../../records/v1/common_pb.js";
+import { file_crm_records_v1_common } from "../../records/v1/common_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file crm/chat/v1/chat.proto.
  */
 export const file_crm_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChZjcm0vY2hhdC92MS9jaGF0LnByb3RvEgtjcm0uY2hhdC52MSLxAQoEQ2hhdBIPCgdjaGF0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKbWVtYmVyX2lkcxgDIAMoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAUgASgJEhAKCGxhc3Rfc2VxGAYgASgDEhQKDHVucmVhZF9jb3VudBgHIAEoAxIVCg1sYXN0X3JlYWRfc2VxGAggASgDEjMKD2xhc3RfbWVzc2FnZV9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKB01lc3NhZ2USEgoKbWVzc2FnZV9pZBgBIAEoCRIPCgdjaGF0X2lkGAIgASgJEgsKA3NlcRgDIAEoAxIRCglzZW5kZXJfaWQYBCABKAkSDwoHY29udGVudBgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFjbGllbnRfbWVzc2FnZV9pZBgHIAEoCSJOCglIZWFydGJlYXQSLwoLc2VydmVyX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGxhc3Rfc2VxGAIgASgDIpoBCglDaGF0RXZlbnQSDwoHY2hhdF9pZBgBIAEoCRISCgpjb21wYW55X2lkGAIgASgJEicKB21lc3NhZ2UYAyABKAsyFC5jcm0uY2hhdC52MS5NZXNzYWdlSAASNgoPbWVtYmVyc19yZW1vdmVkGAQgASgLMhsuY3JtLmNoYXQudjEuTWVtYmVyc1JlbW92ZWRIAEIHCgVldmVudCIiCg5NZW1iZXJzUmVtb3ZlZBIQCgh1c2VyX2lkcxgBIAMoCSI1ChFDcmVhdGVDaGF0UmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCm1lbWJlcl9pZHMYAiADKAkiNQoSQ3JlYXRlQ2hhdFJlc3BvbnNlEh8KBGNoYXQYASABKAsyES5jcm0uY2hhdC52MS5DaGF0IjYKEUFkZE1lbWJlcnNSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSEAoIdXNlcl9pZHMYAiADKAkiNQoSQWRkTWVtYmVyc1Jlc3BvbnNlEh8KBGNoYXQYASABKAsyES5jcm0uY2hhdC52MS5DaGF0IjcKE1JlbW92ZU1lbWJlclJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIjcKFFJlbW92ZU1lbWJlclJlc3BvbnNlEh8KBGNoYXQYASABKAsyES5jcm0uY2hhdC52MS5DaGF0IjkKEExpc3RDaGF0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiTgoRTGlzdENoYXRzUmVzcG9uc2USIAoFY2hhdHMYASADKAsyES5jcm0uY2hhdC52MS5DaGF0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJRChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRIPCgdjb250ZW50GAIgASgJEhkKEWNsaWVudF9tZXNzYWdlX2lkGAMgASgJIk4KE1NlbmRNZXNzYWdlUmVzcG9uc2USJQoHbWVzc2FnZRgBIAEoCzIULmNybS5jaGF0LnYxLk1lc3NhZ2USEAoIcmVwbGF5ZWQYAiABKAgigwEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRIXCgpiZWZvcmVfc2VxGAIgASgDSACIAQESFgoJYWZ0ZXJfc2VxGAMgASgDSAGIAQESDQoFbGltaXQYBCABKAVCDQoLX2JlZm9yZV9zZXFCDAoKX2FmdGVyX3NlcSLEAQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5jcm0uY2hhdC52MS5NZXNzYWdlEhAKCGhhc19tb3JlGAIgASgIEhwKD25leHRfYmVmb3JlX3NlcRgDIAEoA0gAiAEBEhsKDm5leHRfYWZ0ZXJfc2VxGAQgASgDSAGIAQESEAoIbGFzdF9zZXEYBSABKANCEgoQX25leHRfYmVmb3JlX3NlcUIRCg9fbmV4dF9hZnRlcl9zZXEiSQoQU3Vic2NyaWJlUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgJEhYKCWFmdGVyX3NlcRgCIAEoA0gAiAEBQgwKCl9hZnRlcl9zZXEicgoRU3Vic2NyaWJlUmVzcG9uc2USJwoHbWVzc2FnZRgBIAEoCzIULmNybS5jaGF0LnYxLk1lc3NhZ2VIABIrCgloZWFydGJlYXQYAiABKAsyFi5jcm0uY2hhdC52MS5IZWFydGJlYXRIAEIHCgVldmVudCIvCg9NYXJrUmVhZFJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRILCgNzZXEYAiABKAMiPwoQTWFya1JlYWRSZXNwb25zZRIVCg1sYXN0X3JlYWRfc2VxGAEgASgDEhQKDHVucmVhZF9jb3VudBgCIAEoAzKUBQoLQ2hhdFNlcnZpY2USTQoKQ3JlYXRlQ2hhdBIeLmNybS5jaGF0LnYxLkNyZWF0ZUNoYXRSZXF1ZXN0Gh8uY3JtLmNoYXQudjEuQ3JlYXRlQ2hhdFJlc3BvbnNlEk0KCkFkZE1lbWJlcnMSHi5jcm0uY2hhdC52MS5BZGRNZW1iZXJzUmVxdWVzdBofLmNybS5jaGF0LnYxLkFkZE1lbWJlcnNSZXNwb25zZRJTCgxSZW1vdmVNZW1iZXISIC5jcm0uY2hhdC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiEuY3JtLmNoYXQudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USTwoJTGlzdENoYXRzEh0uY3JtLmNoYXQudjEuTGlzdENoYXRzUmVxdWVzdBoeLmNybS5jaGF0LnYxLkxpc3RDaGF0c1Jlc3BvbnNlIgOQAgESUAoLU2VuZE1lc3NhZ2USHy5jcm0uY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaIC5jcm0uY2hhdC52MS5TZW5kTWVzc2FnZVJlc3BvbnNlElgKDExpc3RNZXNzYWdlcxIgLmNybS5jaGF0LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaIS5jcm0uY2hhdC52MS5MaXN0TWVzc2FnZXNSZXNwb25zZSIDkAIBEkwKCVN1YnNjcmliZRIdLmNybS5jaGF0LnYxLlN1YnNjcmliZVJlcXVlc3QaHi5jcm0uY2hhdC52MS5TdWJzY3JpYmVSZXNwb25zZTABEkcKCE1hcmtSZWFkEhwuY3JtLmNoYXQudjEuTWFya1JlYWRSZXF1ZXN0Gh0uY3JtLmNoYXQudjEuTWFya1JlYWRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZjcm0vY2hhdC92MS9jaGF0LnByb3RvEgtjcm0uY2hhdC52MSKcAgoEQ2hhdBIPCgdjaGF0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKbWVtYmVyX2lkcxgDIAMoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAUgASgJEhAKCGxhc3Rfc2VxGAYgASgDEhQKDHVucmVhZF9jb3VudBgHIAEoAxIVCg1sYXN0X3JlYWRfc2VxGAggASgDEjMKD2xhc3RfbWVzc2FnZV9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGcmVjb3JkGAogASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmIqoBCgdNZXNzYWdlEhIKCm1lc3NhZ2VfaWQYASABKAkSDwoHY2hhdF9pZBgCIAEoCRILCgNzZXEYAyABKAMSEQoJc2VuZGVyX2lkGAQgASgJEg8KB2NvbnRlbnQYBSABKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRY2xpZW50X21lc3NhZ2VfaWQYByABKAkiTgoJSGVhcnRiZWF0Ei8KC3NlcnZlcl90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghsYXN0X3NlcRgCIAEoAyKaAQoJQ2hhdEV2ZW50Eg8KB2NoYXRfaWQYASABKAkSEgoKY29tcGFueV9pZBgCIAEoCRInCgdtZXNzYWdlGAMgASgLMhQuY3JtLmNoYXQudjEuTWVzc2FnZUgAEjYKD21lbWJlcnNfcmVtb3ZlZBgEIAEoCzIbLmNybS5jaGF0LnYxLk1lbWJlcnNSZW1vdmVkSABCBwoFZXZlbnQiIgoOTWVtYmVyc1JlbW92ZWQSEAoIdXNlcl9pZHMYASADKAkiNQoRQ3JlYXRlQ2hhdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRISCgptZW1iZXJfaWRzGAIgAygJIjUKEkNyZWF0ZUNoYXRSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdCI2ChFBZGRNZW1iZXJzUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgJEhAKCHVzZXJfaWRzGAIgAygJIjUKEkFkZE1lbWJlcnNSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdCI3ChNSZW1vdmVNZW1iZXJSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSI3ChRSZW1vdmVNZW1iZXJSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdCJkChBMaXN0Q2hhdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEikKBnJlY29yZBgDIAEoCzIZLmNybS5yZWNvcmRzLnYxLlJlY29yZFJlZiJOChFMaXN0Q2hhdHNSZXNwb25zZRIgCgVjaGF0cxgBIAMoCzIRLmNybS5jaGF0LnYxLkNoYXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlEKElNlbmRNZXNzYWdlUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSGQoRY2xpZW50X21lc3NhZ2VfaWQYAyABKAkiTgoTU2VuZE1lc3NhZ2VSZXNwb25zZRIlCgdtZXNzYWdlGAEgASgLMhQuY3JtLmNoYXQudjEuTWVzc2FnZRIQCghyZXBsYXllZBgCIAEoCCKDAQoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgJEhcKCmJlZm9yZV9zZXEYAiABKANIAIgBARIWCglhZnRlcl9zZXEYAyABKANIAYgBARINCgVsaW1pdBgEIAEoBUINCgtfYmVmb3JlX3NlcUIMCgpfYWZ0ZXJfc2VxIsQBChRMaXN0TWVzc2FnZXNSZXNwb25zZRImCghtZXNzYWdlcxgBIAMoCzIULmNybS5jaGF0LnYxLk1lc3NhZ2USEAoIaGFzX21vcmUYAiABKAgSHAoPbmV4dF9iZWZvcmVfc2VxGAMgASgDSACIAQESGwoObmV4dF9hZnRlcl9zZXEYBCABKANIAYgBARIQCghsYXN0X3NlcRgFIAEoA0ISChBfbmV4dF9iZWZvcmVfc2VxQhEKD19uZXh0X2FmdGVyX3NlcSJJChBTdWJzY3JpYmVSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSFgoJYWZ0ZXJfc2VxGAIgASgDSACIAQFCDAoKX2FmdGVyX3NlcSJyChFTdWJzY3JpYmVSZXNwb25zZRInCgdtZXNzYWdlGAEgASgLMhQuY3JtLmNoYXQudjEuTWVzc2FnZUgAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLmNybS5jaGF0LnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50Ii8KD01hcmtSZWFkUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgJEgsKA3NlcRgCIAEoAyI/ChBNYXJrUmVhZFJlc3BvbnNlEhUKDWxhc3RfcmVhZF9zZXEYASABKAMSFAoMdW5yZWFkX2NvdW50GAIgASgDIlIKFFNldENoYXRSZWNvcmRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSKQoGcmVjb3JkGAIgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmIjgKFVNldENoYXRSZWNvcmRSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdDLsBQoLQ2hhdFNlcnZpY2USTQoKQ3JlYXRlQ2hhdBIeLmNybS5jaGF0LnYxLkNyZWF0ZUNoYXRSZXF1ZXN0Gh8uY3JtLmNoYXQudjEuQ3JlYXRlQ2hhdFJlc3BvbnNlEk0KCkFkZE1lbWJlcnMSHi5jcm0uY2hhdC52MS5BZGRNZW1iZXJzUmVxdWVzdBofLmNybS5jaGF0LnYxLkFkZE1lbWJlcnNSZXNwb25zZRJTCgxSZW1vdmVNZW1iZXISIC5jcm0uY2hhdC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiEuY3JtLmNoYXQudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USTwoJTGlzdENoYXRzEh0uY3JtLmNoYXQudjEuTGlzdENoYXRzUmVxdWVzdBoeLmNybS5jaGF0LnYxLkxpc3RDaGF0c1Jlc3BvbnNlIgOQAgESUAoLU2VuZE1lc3NhZ2USHy5jcm0uY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaIC5jcm0uY2hhdC52MS5TZW5kTWVzc2FnZVJlc3BvbnNlElgKDExpc3RNZXNzYWdlcxIgLmNybS5jaGF0LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaIS5jcm0uY2hhdC52MS5MaXN0TWVzc2FnZXNSZXNwb25zZSIDkAIBEkwKCVN1YnNjcmliZRIdLmNybS5jaGF0LnYxLlN1YnNjcmliZVJlcXVlc3QaHi5jcm0uY2hhdC52MS5TdWJzY3JpYmVSZXNwb25zZTABEkcKCE1hcmtSZWFkEhwuY3JtLmNoYXQudjEuTWFya1JlYWRSZXF1ZXN0Gh0uY3JtLmNoYXQudjEuTWFya1JlYWRSZXNwb25zZRJWCg1TZXRDaGF0UmVjb3JkEiEuY3JtLmNoYXQudjEuU2V0Q2hhdFJlY29yZFJlcXVlc3QaIi5jcm0uY2hhdC52MS5TZXRDaGF0UmVjb3JkUmVzcG9uc2ViBnByb3RvMw", [file_crm_records_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A chat as seen by the caller.
@@ -76,6 +78,13 @@ export type Chat = Message$1<"crm.chat.v1.Chat"> & {
    * @generated from field: google.protobuf.Timestamp last_message_at = 9;
    */
   lastMessageAt?: Timestamp | undefined;
+
+  /**
+   * The record the chat is attached to (crm.records.v1); unset when none.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 10;
+   */
+  record?: RecordRef | undefined;
 };
 
 /**
@@ -373,6 +382,13 @@ export type ListChatsRequest = Message$1<"crm.chat.v1.ListChatsRequest"> & {
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * Only the caller's chats attached to this record (a company, person or deal).
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 3;
+   */
+  record?: RecordRef | undefined;
 };
 
 /**
@@ -651,6 +667,48 @@ export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*
   messageDesc(file_crm_chat_v1_chat, 20);
 
 /**
+ * @generated from message crm.chat.v1.SetChatRecordRequest
+ */
+export type SetChatRecordRequest = Message$1<"crm.chat.v1.SetChatRecordRequest"> & {
+  /**
+   * @generated from field: string chat_id = 1;
+   */
+  chatId: string;
+
+  /**
+   * OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL and the record's id; unset or
+   * empty ({}): detach the chat.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 2;
+   */
+  record?: RecordRef | undefined;
+};
+
+/**
+ * Describes the message crm.chat.v1.SetChatRecordRequest.
+ * Use `create(SetChatRecordRequestSchema)` to create a new message.
+ */
+export const SetChatRecordRequestSchema: GenMessage<SetChatRecordRequest> = /*@__PURE__*/
+  messageDesc(file_crm_chat_v1_chat, 21);
+
+/**
+ * @generated from message crm.chat.v1.SetChatRecordResponse
+ */
+export type SetChatRecordResponse = Message$1<"crm.chat.v1.SetChatRecordResponse"> & {
+  /**
+   * @generated from field: crm.chat.v1.Chat chat = 1;
+   */
+  chat?: Chat | undefined;
+};
+
+/**
+ * Describes the message crm.chat.v1.SetChatRecordResponse.
+ * Use `create(SetChatRecordResponseSchema)` to create a new message.
+ */
+export const SetChatRecordResponseSchema: GenMessage<SetChatRecordResponse> = /*@__PURE__*/
+  messageDesc(file_crm_chat_v1_chat, 22);
+
+/**
  * ChatService runs the team chats of a company: chats, their members, messages and live
  * subscriptions. Every RPC needs an access token; the company and the caller come only from it.
  * A chat the caller is not a member of (or one of another company) is reported as not_found.
@@ -751,6 +809,19 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof MarkReadRequestSchema;
     output: typeof MarkReadResponseSchema;
+  },
+  /**
+   * Attaches a chat to a record of the caller's company (a company, person or deal), replacing
+   * the record it was attached to, or detaches it (record unset or empty). Any member may. The
+   * record must exist in the caller's company (not_found otherwise). ListChats with record lists
+   * the caller's chats attached to a record (the record's page).
+   *
+   * @generated from rpc crm.chat.v1.ChatService.SetChatRecord
+   */
+  setChatRecord: {
+    methodKind: "unary";
+    input: typeof SetChatRecordRequestSchema;
+    output: typeof SetChatRecordResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_chat_v1_chat, 0);

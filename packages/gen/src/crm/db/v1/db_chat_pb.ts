@@ -6,13 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Chat, Message as Message$1 } from "../../chat/v1/chat_pb.js";
 import { file_crm_chat_v1_chat } from "../../chat/v1/chat_pb.js";
+import type { RecordRef } from "../../records/v1/common_pb.js";
+import { file_crm_records_v1_common } from "../../records/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file crm/db/v1/db_chat.proto.
  */
 export const file_crm_db_v1_db_chat: GenFile = /*@__PURE__*/
-  fileDesc("Chdjcm0vZGIvdjEvZGJfY2hhdC5wcm90bxIJY3JtLmRiLnYxIjUKEUNyZWF0ZUNoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKbWVtYmVyX2lkcxgCIAMoCSI1ChJDcmVhdGVDaGF0UmVzcG9uc2USHwoEY2hhdBgBIAEoCzIRLmNybS5jaGF0LnYxLkNoYXQiOgoVQWRkVXNlcnNUb0NoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSEAoIdXNlcl9pZHMYAiADKAkiUQoWQWRkVXNlcnNUb0NoYXRSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdBIWCg5hZGRlZF91c2VyX2lkcxgCIAMoCSI9ChlSZW1vdmVVc2VyRnJvbUNoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJOChpSZW1vdmVVc2VyRnJvbUNoYXRSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdBIPCgdyZW1vdmVkGAIgASgIIjkKEExpc3RDaGF0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiTgoRTGlzdENoYXRzUmVzcG9uc2USIAoFY2hhdHMYASADKAsyES5jcm0uY2hhdC52MS5DaGF0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJRChJTYXZlTWVzc2FnZVJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRIPCgdjb250ZW50GAIgASgJEhkKEWNsaWVudF9tZXNzYWdlX2lkGAMgASgJIk4KE1NhdmVNZXNzYWdlUmVzcG9uc2USJQoHbWVzc2FnZRgBIAEoCzIULmNybS5jaGF0LnYxLk1lc3NhZ2USEAoIcmVwbGF5ZWQYAiABKAgigwEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRIXCgpiZWZvcmVfc2VxGAIgASgDSACIAQESFgoJYWZ0ZXJfc2VxGAMgASgDSAGIAQESDQoFbGltaXQYBCABKAVCDQoLX2JlZm9yZV9zZXFCDAoKX2FmdGVyX3NlcSLEAQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5jcm0uY2hhdC52MS5NZXNzYWdlEhAKCGhhc19tb3JlGAIgASgIEhwKD25leHRfYmVmb3JlX3NlcRgDIAEoA0gAiAEBEhsKDm5leHRfYWZ0ZXJfc2VxGAQgASgDSAGIAQESEAoIbGFzdF9zZXEYBSABKANCEgoQX25leHRfYmVmb3JlX3NlcUIRCg9fbmV4dF9hZnRlcl9zZXEiLwoPTWFya1JlYWRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSCwoDc2VxGAIgASgDIj8KEE1hcmtSZWFkUmVzcG9uc2USFQoNbGFzdF9yZWFkX3NlcRgBIAEoAxIUCgx1bnJlYWRfY291bnQYAiABKAMiJwoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCSJQChVHZXRNZW1iZXJzaGlwUmVzcG9uc2USDgoGbWVtYmVyGAEgASgIEhAKCGxhc3Rfc2VxGAIgASgDEhUKDWxhc3RfcmVhZF9zZXEYAyABKAMylAUKDURiQ2hhdFNlcnZpY2USSQoKQ3JlYXRlQ2hhdBIcLmNybS5kYi52MS5DcmVhdGVDaGF0UmVxdWVzdBodLmNybS5kYi52MS5DcmVhdGVDaGF0UmVzcG9uc2USVQoOQWRkVXNlcnNUb0NoYXQSIC5jcm0uZGIudjEuQWRkVXNlcnNUb0NoYXRSZXF1ZXN0GiEuY3JtLmRiLnYxLkFkZFVzZXJzVG9DaGF0UmVzcG9uc2USYQoSUmVtb3ZlVXNlckZyb21DaGF0EiQuY3JtLmRiLnYxLlJlbW92ZVVzZXJGcm9tQ2hhdFJlcXVlc3QaJS5jcm0uZGIudjEuUmVtb3ZlVXNlckZyb21DaGF0UmVzcG9uc2USRgoJTGlzdENoYXRzEhsuY3JtLmRiLnYxLkxpc3RDaGF0c1JlcXVlc3QaHC5jcm0uZGIudjEuTGlzdENoYXRzUmVzcG9uc2USTAoLU2F2ZU1lc3NhZ2USHS5jcm0uZGIudjEuU2F2ZU1lc3NhZ2VSZXF1ZXN0Gh4uY3JtLmRiLnYxLlNhdmVNZXNzYWdlUmVzcG9uc2USTwoMTGlzdE1lc3NhZ2VzEh4uY3JtLmRiLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5jcm0uZGIudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USQwoITWFya1JlYWQSGi5jcm0uZGIudjEuTWFya1JlYWRSZXF1ZXN0GhsuY3JtLmRiLnYxLk1hcmtSZWFkUmVzcG9uc2USUgoNR2V0TWVtYmVyc2hpcBIfLmNybS5kYi52MS5HZXRNZW1iZXJzaGlwUmVxdWVzdBogLmNybS5kYi52MS5HZXRNZW1iZXJzaGlwUmVzcG9uc2ViBnByb3RvMw", [file_crm_chat_v1_chat]);
+  fileDesc("Chdjcm0vZGIvdjEvZGJfY2hhdC5wcm90bxIJY3JtLmRiLnYxIjUKEUNyZWF0ZUNoYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKbWVtYmVyX2lkcxgCIAMoCSI1ChJDcmVhdGVDaGF0UmVzcG9uc2USHwoEY2hhdBgBIAEoCzIRLmNybS5jaGF0LnYxLkNoYXQiOgoVQWRkVXNlcnNUb0NoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSEAoIdXNlcl9pZHMYAiADKAkiUQoWQWRkVXNlcnNUb0NoYXRSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdBIWCg5hZGRlZF91c2VyX2lkcxgCIAMoCSI9ChlSZW1vdmVVc2VyRnJvbUNoYXRSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJOChpSZW1vdmVVc2VyRnJvbUNoYXRSZXNwb25zZRIfCgRjaGF0GAEgASgLMhEuY3JtLmNoYXQudjEuQ2hhdBIPCgdyZW1vdmVkGAIgASgIImQKEExpc3RDaGF0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoGcmVjb3JkGAMgASgLMhkuY3JtLnJlY29yZHMudjEuUmVjb3JkUmVmIk4KEUxpc3RDaGF0c1Jlc3BvbnNlEiAKBWNoYXRzGAEgAygLMhEuY3JtLmNoYXQudjEuQ2hhdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUQoSU2F2ZU1lc3NhZ2VSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSDwoHY29udGVudBgCIAEoCRIZChFjbGllbnRfbWVzc2FnZV9pZBgDIAEoCSJOChNTYXZlTWVzc2FnZVJlc3BvbnNlEiUKB21lc3NhZ2UYASABKAsyFC5jcm0uY2hhdC52MS5NZXNzYWdlEhAKCHJlcGxheWVkGAIgASgIIoMBChNMaXN0TWVzc2FnZXNSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkSFwoKYmVmb3JlX3NlcRgCIAEoA0gAiAEBEhYKCWFmdGVyX3NlcRgDIAEoA0gBiAEBEg0KBWxpbWl0GAQgASgFQg0KC19iZWZvcmVfc2VxQgwKCl9hZnRlcl9zZXEixAEKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiYKCG1lc3NhZ2VzGAEgAygLMhQuY3JtLmNoYXQudjEuTWVzc2FnZRIQCghoYXNfbW9yZRgCIAEoCBIcCg9uZXh0X2JlZm9yZV9zZXEYAyABKANIAIgBARIbCg5uZXh0X2FmdGVyX3NlcRgEIAEoA0gBiAEBEhAKCGxhc3Rfc2VxGAUgASgDQhIKEF9uZXh0X2JlZm9yZV9zZXFCEQoPX25leHRfYWZ0ZXJfc2VxIi8KD01hcmtSZWFkUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgJEgsKA3NlcRgCIAEoAyI/ChBNYXJrUmVhZFJlc3BvbnNlEhUKDWxhc3RfcmVhZF9zZXEYASABKAMSFAoMdW5yZWFkX2NvdW50GAIgASgDIicKFEdldE1lbWJlcnNoaXBSZXF1ZXN0Eg8KB2NoYXRfaWQYASABKAkiUAoVR2V0TWVtYmVyc2hpcFJlc3BvbnNlEg4KBm1lbWJlchgBIAEoCBIQCghsYXN0X3NlcRgCIAEoAxIVCg1sYXN0X3JlYWRfc2VxGAMgASgDIlQKFlNldENoYXRSZWNvcmREQlJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRIpCgZyZWNvcmQYAiABKAsyGS5jcm0ucmVjb3Jkcy52MS5SZWNvcmRSZWYiOgoXU2V0Q2hhdFJlY29yZERCUmVzcG9uc2USHwoEY2hhdBgBIAEoCzIRLmNybS5jaGF0LnYxLkNoYXQy7gUKDURiQ2hhdFNlcnZpY2USSQoKQ3JlYXRlQ2hhdBIcLmNybS5kYi52MS5DcmVhdGVDaGF0UmVxdWVzdBodLmNybS5kYi52MS5DcmVhdGVDaGF0UmVzcG9uc2USVQoOQWRkVXNlcnNUb0NoYXQSIC5jcm0uZGIudjEuQWRkVXNlcnNUb0NoYXRSZXF1ZXN0GiEuY3JtLmRiLnYxLkFkZFVzZXJzVG9DaGF0UmVzcG9uc2USYQoSUmVtb3ZlVXNlckZyb21DaGF0EiQuY3JtLmRiLnYxLlJlbW92ZVVzZXJGcm9tQ2hhdFJlcXVlc3QaJS5jcm0uZGIudjEuUmVtb3ZlVXNlckZyb21DaGF0UmVzcG9uc2USRgoJTGlzdENoYXRzEhsuY3JtLmRiLnYxLkxpc3RDaGF0c1JlcXVlc3QaHC5jcm0uZGIudjEuTGlzdENoYXRzUmVzcG9uc2USTAoLU2F2ZU1lc3NhZ2USHS5jcm0uZGIudjEuU2F2ZU1lc3NhZ2VSZXF1ZXN0Gh4uY3JtLmRiLnYxLlNhdmVNZXNzYWdlUmVzcG9uc2USTwoMTGlzdE1lc3NhZ2VzEh4uY3JtLmRiLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5jcm0uZGIudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USQwoITWFya1JlYWQSGi5jcm0uZGIudjEuTWFya1JlYWRSZXF1ZXN0GhsuY3JtLmRiLnYxLk1hcmtSZWFkUmVzcG9uc2USUgoNR2V0TWVtYmVyc2hpcBIfLmNybS5kYi52MS5HZXRNZW1iZXJzaGlwUmVxdWVzdBogLmNybS5kYi52MS5HZXRNZW1iZXJzaGlwUmVzcG9uc2USWAoPU2V0Q2hhdFJlY29yZERCEiEuY3JtLmRiLnYxLlNldENoYXRSZWNvcmREQlJlcXVlc3QaIi5jcm0uZGIudjEuU2V0Q2hhdFJlY29yZERCUmVzcG9uc2ViBnByb3RvMw", [file_crm_chat_v1_chat, file_crm_records_v1_common]);
 
 /**
  * @generated from message crm.db.v1.CreateChatRequest
@@ -160,6 +162,13 @@ export type ListChatsRequest = Message<"crm.db.v1.ListChatsRequest"> & {
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * Only chats attached to this record.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 3;
+   */
+  record?: RecordRef | undefined;
 };
 
 /**
@@ -414,6 +423,47 @@ export const GetMembershipResponseSchema: GenMessage<GetMembershipResponse> = /*
   messageDesc(file_crm_db_v1_db_chat, 15);
 
 /**
+ * @generated from message crm.db.v1.SetChatRecordDBRequest
+ */
+export type SetChatRecordDBRequest = Message<"crm.db.v1.SetChatRecordDBRequest"> & {
+  /**
+   * @generated from field: string chat_id = 1;
+   */
+  chatId: string;
+
+  /**
+   * Unset or empty: detach.
+   *
+   * @generated from field: crm.records.v1.RecordRef record = 2;
+   */
+  record?: RecordRef | undefined;
+};
+
+/**
+ * Describes the message crm.db.v1.SetChatRecordDBRequest.
+ * Use `create(SetChatRecordDBRequestSchema)` to create a new message.
+ */
+export const SetChatRecordDBRequestSchema: GenMessage<SetChatRecordDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_chat, 16);
+
+/**
+ * @generated from message crm.db.v1.SetChatRecordDBResponse
+ */
+export type SetChatRecordDBResponse = Message<"crm.db.v1.SetChatRecordDBResponse"> & {
+  /**
+   * @generated from field: crm.chat.v1.Chat chat = 1;
+   */
+  chat?: Chat | undefined;
+};
+
+/**
+ * Describes the message crm.db.v1.SetChatRecordDBResponse.
+ * Use `create(SetChatRecordDBResponseSchema)` to create a new message.
+ */
+export const SetChatRecordDBResponseSchema: GenMessage<SetChatRecordDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_chat, 17);
+
+/**
  * DbChatService is dbservice's part for the chats service. Internal: only services call it.
  * Every RPC acts on the caller's forwarded token: the company and the acting user come from it,
  * never from a field. A chat the acting user is not a member of is not_found. Each RPC runs in
@@ -508,6 +558,17 @@ export const DbChatService: GenService<{
     methodKind: "unary";
     input: typeof GetMembershipRequestSchema;
     output: typeof GetMembershipResponseSchema;
+  },
+  /**
+   * Attaches the chat to a record or detaches it; the caller must be a member. The record is
+   * checked by foreign keys on (company_id, id): another company's id is not_found.
+   *
+   * @generated from rpc crm.db.v1.DbChatService.SetChatRecordDB
+   */
+  setChatRecordDB: {
+    methodKind: "unary";
+    input: typeof SetChatRecordDBRequestSchema;
+    output: typeof SetChatRecordDBResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_db_v1_db_chat, 0);
