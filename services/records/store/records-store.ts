@@ -63,7 +63,7 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     // FieldService, TaskService, NoteService and the trash's 30-day purge (activity-store.ts)
     ...activityStore(db, tx),
     // WatchRecords' versions and changes (stream-store.ts)
-    ...streamStore(tx),
+    ...streamStore(db, tx),
     // SearchService (search.ts)
     ...searchStore(recordReaders, tx),
     // ViewService (views.ts)
