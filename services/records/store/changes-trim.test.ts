@@ -44,8 +44,10 @@ const age = (t: Tenant, through: number, days: number) =>
 
 test("trimming keeps the young changes and the newest versions, and a replay from before them is refused", { skip }, async () => {
   const store = recordsStore(h.db);
-  const trim = (o: { limit?: number; retentionDays?: number; keepVersions?: bigint }, who = "records") =>
-    store.trimChangesDB(create(TrimChangesDBRequestSchema, { retentionDays: 7, keepVersions: 3n, ...o }), peerContext(who));
+  const trim = async (o: { limit?: number; retentionDays?: number; keepVersions?: bigint }, who = "records") => {
+    const r = await store.trimChangesDB(create(TrimChangesDBRequestSchema, { retentionDays: 7, keepVersions: 3n, ...o }), peerContext(who));
+    return { trimmed: r.trimmed ?? 0, more: r.more ?? false };
+  };
   for (let i = 0; i < 10; i++) await A.member.store.createCompanyDB({ request: { company: { name: `A ${i}` } } });
   for (let i = 0; i < 4; i++) await B.member.store.createCompanyDB({ request: { company: { name: `B ${i}` } } });
   // A: versions 1-6 are 8 days old, 7-10 from today. B: all 8 days old.
