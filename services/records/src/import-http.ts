@@ -129,13 +129,17 @@ export function importHttp(d: ImportHttpDeps): (req: Req, res: Res) => boolean {
             } catch {
               throw new AppError("invalid_argument", "filter must be a Filter as JSON", [{ field: "filter", description: "is not JSON" }]);
             }
-            request = fromJson(ExportRecordsRequestSchema, {
-              objectType: ObjectType[objects[exportGet![1]!]!] ? `OBJECT_TYPE_${ObjectType[objects[exportGet![1]!]!]}` : "OBJECT_TYPE_UNSPECIFIED",
-              filter,
-              orderBy: q.get("orderBy") ?? "",
-              columns: (q.get("columns") ?? "").split(",").map((c) => c.trim()).filter(Boolean),
-              showDeleted: q.get("showDeleted") === "true",
-            });
+            try {
+              request = fromJson(ExportRecordsRequestSchema, {
+                objectType: `OBJECT_TYPE_${ObjectType[objects[exportGet![1]!]!]}`,
+                ...(filter === undefined ? {} : { filter }),
+                orderBy: q.get("orderBy") ?? "",
+                columns: (q.get("columns") ?? "").split(",").map((c) => c.trim()).filter(Boolean),
+                showDeleted: q.get("showDeleted") === "true",
+              });
+            } catch (err) {
+              throw new AppError("invalid_argument", `the query is not an export request: ${(err as Error).message.slice(0, 200)}`, [{ field: "filter", description: "is not a Filter as JSON" }]);
+            }
           }
           const name = `${ObjectType[request.objectType]?.toLowerCase() ?? "records"}-${new Date().toISOString().slice(0, 10)}.csv`;
           async function* data() {
