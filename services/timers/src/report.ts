@@ -13,6 +13,9 @@ export interface ReportEntry {
   start: number;
   /** ms since the epoch; undefined while running */
   end?: number | undefined;
+  billable?: boolean | undefined;
+  /** "deal:<id>" or "company:<id>" when booked on a record. */
+  record?: string | undefined;
 }
 
 export interface ReportPeriodMs {
@@ -23,6 +26,14 @@ export interface ReportPeriodMs {
   /** Local date of the period's first day, YYYY-MM-DD. */
   label: string;
   totalMs: number;
+  billableMs: number;
+}
+
+/** Time booked on one record over [from, to). */
+export interface RecordTotalMs {
+  record: string;
+  totalMs: number;
+  billableMs: number;
 }
 
 export interface ReportInput {
@@ -48,7 +59,7 @@ export function periods(from: number, to: number, zone: string, groupBy: GroupBy
     const end = startOfLocalDay(next, zone);
     const clippedStart = Math.max(start, from);
     const clippedEnd = Math.min(end, to);
-    if (clippedEnd > clippedStart) out.push({ start: clippedStart, end: clippedEnd, label: formatDate(day), totalMs: 0 });
+    if (clippedEnd > clippedStart) out.push({ start: clippedStart, end: clippedEnd, label: formatDate(day), totalMs: 0, billableMs: 0 });
     day = next;
     start = end;
   }
@@ -67,23 +78,48 @@ function periodAt(ps: ReportPeriodMs[], t: number): number {
   return lo;
 }
 
-export function buildReport(input: ReportInput): { periods: ReportPeriodMs[]; totalMs: number } {
+export interface Report {
+  periods: ReportPeriodMs[];
+  totalMs: number;
+  billableMs: number;
+  /** Per record booked on, the largest total first (ties: by record). */
+  records: RecordTotalMs[];
+}
+
+export function buildReport(input: ReportInput): Report {
   const ps = periods(input.from, input.to, input.zone, input.groupBy);
   let totalMs = 0;
-  if (ps.length === 0) return { periods: ps, totalMs };
+  let billableMs = 0;
+  const byRecord = new Map<string, RecordTotalMs>();
+  const report = (): Report => ({
+    periods: ps,
+    totalMs,
+    billableMs,
+    records: [...byRecord.values()].sort((a, b) => b.totalMs - a.totalMs || (a.record < b.record ? -1 : 1)),
+  });
+  if (ps.length === 0) return report();
   for (const e of input.entries) {
     const rawEnd = e.end ?? Math.min(input.now, e.start + input.maxRunningMs);
     const s = Math.max(e.start, input.from);
     const end = Math.min(rawEnd, input.to);
     if (end <= s) continue;
+    const billed = e.billable ? end - s : 0;
+    if (e.record) {
+      const r = byRecord.get(e.record) ?? { record: e.record, totalMs: 0, billableMs: 0 };
+      r.totalMs += end - s;
+      r.billableMs += billed;
+      byRecord.set(e.record, r);
+    }
+    billableMs += billed;
     for (let i = periodAt(ps, s); i < ps.length && ps[i]!.start < end; i++) {
       const p = ps[i]!;
       const part = Math.min(end, p.end) - Math.max(s, p.start);
       if (part > 0) {
         p.totalMs += part;
+        if (e.billable) p.billableMs += part;
         totalMs += part;
       }
     }
   }
-  return { periods: ps, totalMs };
+  return report();
 }

@@ -5,7 +5,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, timestampDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Violation } from "@crm/kit";
+import { isUuid, type Violation } from "@crm/kit";
 
 export const HOUR = 3_600_000;
 /** An entry added or edited by hand may last at most this long. */
@@ -56,4 +56,29 @@ export function manualRangeViolations(start: number, end: number | null, { now, 
   if (end !== null && end <= start) return [{ field, description: `must be after startTime (start ${iso(start)}, end ${iso(end)})` }];
   if ((end ?? now ?? start) - start > MAX_MANUAL_MS) return [{ field, description: "an entry may last at most 24 hours; split longer work into several entries" }];
   return [];
+}
+
+/** What a time entry may be booked on: a deal or a company of the records domain. */
+export type TimerRecord = { deal: string | null; company: string | null };
+
+/** RecordRef's object types as numbers (crm.records.v1.ObjectType), so this file stays free of generated code. */
+const OBJECT_TYPE = { unspecified: 0, company: 1, deal: 3 } as const;
+
+/**
+ * A request's record reference as the store writes it: undefined when unset (unchanged / none),
+ * both null for an empty reference ({}: remove it), else the deal or the company. A violation
+ * naming `field` for anything else (a person, a bad id).
+ */
+export function timerRecordOf(ref: { objectType: number; id: string } | undefined, field: string, out: Violation[]): TimerRecord | undefined {
+  if (!ref) return undefined;
+  if (ref.objectType === OBJECT_TYPE.unspecified && ref.id === "") return { deal: null, company: null };
+  const bad: Violation[] = [];
+  if (ref.objectType !== OBJECT_TYPE.deal && ref.objectType !== OBJECT_TYPE.company) {
+    bad.push({ field: `${field}.objectType`, description: "must be OBJECT_TYPE_DEAL or OBJECT_TYPE_COMPANY: time is booked on a deal or a customer company (send {} to remove the record)" });
+  }
+  if (!isUuid(ref.id)) bad.push({ field: `${field}.id`, description: `must be the record's id (UUID), got ${JSON.stringify(ref.id.slice(0, 80))}` });
+  out.push(...bad);
+  if (bad.length) return undefined;
+  const id = ref.id.toLowerCase();
+  return ref.objectType === OBJECT_TYPE.deal ? { deal: id, company: null } : { deal: null, company: id };
 }

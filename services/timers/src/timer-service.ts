@@ -11,7 +11,8 @@ import type { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { GroupBy, TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import type { Client } from "@connectrpc/connect";
 import { present } from "./present.js";
-import { durationFromMs, instant, limits, manualRangeViolations } from "./rules.js";
+import { durationFromMs, instant, limits, manualRangeViolations, timerRecordOf } from "./rules.js";
+import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { buildReport } from "./report.js";
 import type { RunningCache } from "./running-cache.js";
 import {
@@ -40,9 +41,11 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
   return {
     async startTimer(req, ctx) {
       const p = principalOf(ctx);
-      check(descriptionViolations(req.description));
+      const v = descriptionViolations(req.description);
+      timerRecordOf(req.record, "record", v);
+      check(v);
       try {
-        const res = await d.db.startTimerDB({ description: req.description });
+        const res = await d.db.startTimerDB({ description: req.description, record: req.record, billable: req.billable });
         const t = now();
         return { timer: res.timer && present(res.timer, t), stopped: res.stopped && present(res.stopped, t) };
       } finally {
@@ -52,9 +55,11 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
 
     async endTimer(req, ctx) {
       const p = principalOf(ctx);
-      check(descriptionViolations(req.description));
+      const v = descriptionViolations(req.description);
+      timerRecordOf(req.record, "record", v);
+      check(v);
       try {
-        const res = await d.db.endTimerDB({ description: req.description });
+        const res = await d.db.endTimerDB({ description: req.description, record: req.record, billable: req.billable });
         return { timer: res.timer && present(res.timer, now()) };
       } finally {
         await d.cache.invalidate(p.userId);
@@ -83,10 +88,15 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
       const start = pastInstant(req.startTime, "startTime", t, d.skewMs, v);
       const end = pastInstant(req.endTime, "endTime", t, d.skewMs, v);
       if (start !== undefined && end !== undefined) v.push(...manualRangeViolations(start, end));
-      if (req.description === undefined && !req.startTime && !req.endTime) v.push({ field: "description", description: "nothing to change: set description, startTime or endTime" });
+      timerRecordOf(req.record, "record", v);
+      if (req.description === undefined && !req.startTime && !req.endTime && !req.record && req.billable === undefined) {
+        v.push({ field: "description", description: "nothing to change: set description, startTime, endTime, record or billable" });
+      }
       check(v);
       try {
-        const res = await d.db.changeTimerDB({ timerId: req.timerId, description: req.description, startTime: req.startTime, endTime: req.endTime });
+        const res = await d.db.changeTimerDB({
+          timerId: req.timerId, description: req.description, startTime: req.startTime, endTime: req.endTime, record: req.record, billable: req.billable,
+        });
         if (res.timer && res.timer.userId !== p.userId) await d.cache.invalidate(res.timer.userId);
         return { timer: res.timer && present(res.timer, now()) };
       } catch (err) {
@@ -107,9 +117,10 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
       if (!req.startTime) v.push({ field: "startTime", description: "is required" });
       if (!req.endTime) v.push({ field: "endTime", description: "is required" });
       if (start !== undefined && end !== undefined) v.push(...manualRangeViolations(start, end));
+      timerRecordOf(req.record, "record", v);
       check(v);
       try {
-        const res = await d.db.addTimerDB({ startTime: req.startTime, endTime: req.endTime, description: req.description });
+        const res = await d.db.addTimerDB({ startTime: req.startTime, endTime: req.endTime, description: req.description, record: req.record, billable: req.billable });
         return { timer: res.timer && present(res.timer, now()) };
       } finally {
         await d.cache.invalidate(p.userId);
@@ -121,8 +132,13 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
       const from = instant(req.from, "from", v);
       const to = instant(req.to, "to", v);
       if (from !== undefined && to !== undefined && to <= from) v.push({ field: "to", description: "must be after from" });
+      timerRecordOf(req.record, "record", v);
+      if (req.allUsers && req.userId) v.push({ field: "userId", description: "must be empty with allUsers (every user's entries)" });
       check(v);
-      const res = await d.db.listTimersDB({ from: req.from, to: req.to, userId: req.userId, pageSize: req.pageSize || limits.defaultPageSize, pageToken: req.pageToken });
+      const res = await d.db.listTimersDB({
+        from: req.from, to: req.to, userId: req.userId, pageSize: req.pageSize || limits.defaultPageSize, pageToken: req.pageToken,
+        record: req.record, allUsers: req.allUsers, billable: req.billable,
+      });
       const t = now();
       return { timers: res.timers.map((x) => present(x, t)), nextPageToken: res.nextPageToken };
     },
@@ -140,10 +156,16 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
       const zone = zoneOf(req.timeZone, v);
       const groupBy = req.groupBy === GroupBy.WEEK ? "week" : req.groupBy === GroupBy.DAY || req.groupBy === GroupBy.UNSPECIFIED ? "day" : undefined;
       if (!groupBy) v.push({ field: "groupBy", description: "must be GROUP_BY_DAY or GROUP_BY_WEEK" });
+      timerRecordOf(req.record, "record", v);
       check(v);
-      const res = await d.db.reportEntriesDB({ from: req.from, to: req.to, userId: req.userId });
+      const res = await d.db.reportEntriesDB({ from: req.from, to: req.to, userId: req.userId, record: req.record });
       const report = buildReport({
-        entries: res.entries.map((e) => ({ start: timestampMs(e.startTime!), end: e.endTime ? timestampMs(e.endTime) : undefined })),
+        entries: res.entries.map((e) => ({
+          start: timestampMs(e.startTime!),
+          end: e.endTime ? timestampMs(e.endTime) : undefined,
+          billable: e.billable,
+          record: e.record?.id ? `${e.record.objectType}:${e.record.id}` : undefined,
+        })),
         from: from!,
         to: to!,
         zone,
@@ -152,8 +174,15 @@ export function timerService(d: TimerServiceDeps): Partial<ServiceImpl<typeof Ti
         maxRunningMs: d.maxRunningMs,
       });
       return {
-        periods: report.periods.map((p) => ({ start: timestampFromMs(p.start), end: timestampFromMs(p.end), label: p.label, total: durationFromMs(p.totalMs) })),
+        periods: report.periods.map((p) => ({
+          start: timestampFromMs(p.start), end: timestampFromMs(p.end), label: p.label, total: durationFromMs(p.totalMs), billable: durationFromMs(p.billableMs),
+        })),
         total: durationFromMs(report.totalMs),
+        billableTotal: durationFromMs(report.billableMs),
+        records: report.records.map((r) => {
+          const [type, id] = r.record.split(":") as [string, string];
+          return { record: { objectType: Number(type) as ObjectType, id }, total: durationFromMs(r.totalMs), billable: durationFromMs(r.billableMs) };
+        }),
       };
     },
   };

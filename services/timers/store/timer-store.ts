@@ -14,7 +14,8 @@ import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, ty
 import type { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import type { TimerSchema } from "@crm/gen/crm/timer/v1/timer_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
-import { HOUR, badPageToken, durationFromMs, instant, limits, manualRangeViolations, pageSizeOf } from "../src/rules.js";
+import { HOUR, badPageToken, durationFromMs, instant, limits, manualRangeViolations, pageSizeOf, timerRecordOf, type TimerRecord } from "../src/rules.js";
+import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 
 type TimerInit = MessageInitShape<typeof TimerSchema>;
 
@@ -24,9 +25,12 @@ interface Row {
   description: string;
   start_time: Date;
   end_time: Date | null;
+  rec_deal_id: string | null;
+  rec_company_id: string | null;
+  billable: boolean;
 }
 
-const COLS = "id, user_id, description, start_time, end_time";
+const COLS = "id, user_id, description, start_time, end_time, rec_deal_id, rec_company_id, billable";
 /** GetReport reads at most this many entries (a year of one-minute entries is ~500k; real use is far below). */
 const MAX_REPORT_ENTRIES = 100_000;
 
@@ -40,7 +44,21 @@ function toTimer(r: Row, nowMs: number): TimerInit {
     startTime: timestampFromDate(r.start_time),
     endTime: r.end_time ? timestampFromDate(r.end_time) : undefined,
     duration: durationFromMs(Math.max(0, (end ?? nowMs) - start)),
+    record: r.rec_deal_id
+      ? { objectType: ObjectType.DEAL, id: r.rec_deal_id }
+      : r.rec_company_id
+        ? { objectType: ObjectType.COMPANY, id: r.rec_company_id }
+        : undefined,
+    billable: r.billable,
   };
+}
+
+/** A request's record reference (undefined: unset), invalid_argument naming the field when it is no deal or company. */
+function recordArg(ref: { objectType: number; id: string } | undefined, field = "record"): TimerRecord | undefined {
+  const v: Violation[] = [];
+  const r = timerRecordOf(ref, field, v);
+  if (v.length) throw invalid(v);
+  return r;
 }
 
 const iso = (ms: number | null | undefined) => (ms == null ? "now (running)" : new Date(ms).toISOString());
@@ -111,8 +129,25 @@ function schemaError(err: unknown): unknown {
   if (e.code === "23P01") return new AppError("failed_precondition", "the times overlap another entry of this user; entries may touch but not overlap: pick other times");
   if (e.code === "23505" && e.constraint === "timers_one_running") return new AppError("failed_precondition", "this user already has a running timer; stop it first");
   if (e.code === "23514") return invalid([{ field: e.constraint === "timers_end_after_start" ? "endTime" : "description", description: e.constraint === "timers_end_after_start" ? "must be after startTime" : `must be at most ${limits.description} characters` }]);
+  if (e.code === "23503" && (e.constraint === "timers_rec_deal_fkey" || e.constraint === "timers_rec_company_fkey")) {
+    const what = e.constraint === "timers_rec_deal_fkey" ? "deal" : "company";
+    return new AppError("not_found", `no ${what} with this id in your company: book time on a ${what} that exists (records' List${what === "deal" ? "Deals" : "Companies"})`, [{ field: "record.id", description: `no such ${what} in your company` }]);
+  }
   if (e.code === "22021" || e.code === "22P05") return invalid([{ field: "description", description: "must be valid text without NUL characters" }]);
   return err;
+}
+
+/**
+ * A record named as a filter exists in the caller's company (read under the records' row-level
+ * security: the transaction runs as the acting user), else not_found — as the foreign keys answer
+ * for a write. The trash counts: its entries are still there.
+ */
+async function recordExists(sql: Sql, r: TimerRecord | undefined): Promise<void> {
+  const id = r?.deal ?? r?.company;
+  if (!id) return;
+  const what = r?.deal ? "deal" : "company";
+  const { rowCount } = await sql.query(`SELECT 1 FROM ${r?.deal ? "rec_deals" : "rec_companies"} WHERE id = $1`, [id]);
+  if (!rowCount) throw new AppError("not_found", `no ${what} with this id in your company`, [{ field: "record.id", description: `no such ${what} in your company` }]);
 }
 
 function encodeToken(startIso: string, id: string): string {
@@ -129,11 +164,14 @@ function decodeToken(token: string): { start: string; id: string } | undefined {
 }
 
 export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
-  /** Runs fn in the caller's tenant transaction, mapping the schema's refusals. */
-  async function tx<T>(ctx: HandlerContext, fn: (sql: Sql, p: Principal) => Promise<T>): Promise<T> {
+  /**
+   * Runs fn in the caller's tenant transaction, mapping the schema's refusals. `asUser` also sets
+   * the acting user and role, which the records' row-level security needs to read a record.
+   */
+  async function tx<T>(ctx: HandlerContext, fn: (sql: Sql, p: Principal) => Promise<T>, asUser = false): Promise<T> {
     const p = principalOf(ctx);
     try {
-      return await db.tenant(p.companyId, (sql) => fn(sql, p));
+      return await db.tenant(p.companyId, (sql) => fn(sql, p), asUser ? { actingUser: p.userId } : undefined);
     } catch (err) {
       throw schemaError(err);
     }
@@ -141,6 +179,7 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
 
   return {
     async startTimerDB(req, ctx) {
+      const record = recordArg(req.record);
       return tx(ctx, async (sql, p) => {
         const now = await lockUser(sql, p.userId);
         const { rows: running } = await sql.query<Row>(`SELECT ${COLS} FROM timers WHERE user_id = $1 AND end_time IS NULL FOR UPDATE`, [p.userId]);
@@ -152,20 +191,24 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
           ({ rows: [stopped] } = await sql.query<Row>(`UPDATE timers SET end_time = $2, updated_at = now() WHERE id = $1 RETURNING ${COLS}`, [running[0].id, new Date(start)]));
         }
         const { rows } = await sql.query<Row>(
-          `INSERT INTO timers (company_id, user_id, description, start_time) VALUES ($1, $2, $3, $4) RETURNING ${COLS}`,
-          [p.companyId, p.userId, req.description, new Date(start)],
+          `INSERT INTO timers (company_id, user_id, description, start_time, rec_deal_id, rec_company_id, billable)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLS}`,
+          [p.companyId, p.userId, req.description, new Date(start), record?.deal ?? null, record?.company ?? null, req.billable],
         );
         return { timer: toTimer(rows[0]!, now), stopped: stopped && toTimer(stopped, now) };
       });
     },
 
     async endTimerDB(req, ctx) {
+      const record = recordArg(req.record);
       return tx(ctx, async (sql, p) => {
         const now = await lockUser(sql, p.userId);
         const { rows } = await sql.query<Row>(
-          `UPDATE timers SET end_time = greatest($2, start_time + interval '1 millisecond'), description = coalesce($3, description), updated_at = now()
+          `UPDATE timers SET end_time = greatest($2, start_time + interval '1 millisecond'), description = coalesce($3, description), updated_at = now(),
+                  rec_deal_id = CASE WHEN $4 THEN $5::uuid ELSE rec_deal_id END, rec_company_id = CASE WHEN $4 THEN $6::uuid ELSE rec_company_id END,
+                  billable = coalesce($7, billable)
            WHERE user_id = $1 AND end_time IS NULL RETURNING ${COLS}`,
-          [p.userId, new Date(now), req.description ?? null],
+          [p.userId, new Date(now), req.description ?? null, record !== undefined, record?.deal ?? null, record?.company ?? null, req.billable ?? null],
         );
         if (!rows[0]) {
           // Say so when the forgotten-timer job got there first: the user's next step differs.
@@ -200,6 +243,7 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
       if (!isUuid(req.timerId)) throw invalid([{ field: "timerId", description: "must be a timer id (UUID) from StartTimer, AddTimer or ListTimers" }]);
       const reqStart = req.startTime ? millis(req.startTime, "startTime") : undefined;
       const reqEnd = req.endTime ? millis(req.endTime, "endTime") : undefined;
+      const record = recordArg(req.record);
       return tx(ctx, async (sql, p) => {
         const notFound = new AppError("not_found", `no timer ${req.timerId} of yours: check the id (ListTimers shows your entries)`);
         const { rows: owner } = await sql.query<{ user_id: string }>("SELECT user_id FROM timers WHERE id = $1", [req.timerId]);
@@ -221,9 +265,12 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
         }
         const { rows } = await sql.query<Row>(
           `UPDATE timers SET description = coalesce($2, description), start_time = $3, end_time = $4, updated_at = now(),
-                  auto_stopped = auto_stopped AND NOT $5
+                  auto_stopped = auto_stopped AND NOT $5,
+                  rec_deal_id = CASE WHEN $6 THEN $7::uuid ELSE rec_deal_id END, rec_company_id = CASE WHEN $6 THEN $8::uuid ELSE rec_company_id END,
+                  billable = coalesce($9, billable)
            WHERE id = $1 RETURNING ${COLS}`,
-          [t.id, req.description ?? null, new Date(start), end === null ? null : new Date(end), reqEnd !== undefined],
+          [t.id, req.description ?? null, new Date(start), end === null ? null : new Date(end), reqEnd !== undefined,
+            record !== undefined, record?.deal ?? null, record?.company ?? null, req.billable ?? null],
         );
         return { timer: toTimer(rows[0]!, now) };
       });
@@ -232,6 +279,7 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
     async addTimerDB(req, ctx) {
       const reqStart = millis(req.startTime, "startTime");
       const reqEnd = millis(req.endTime, "endTime");
+      const record = recordArg(req.record);
       return tx(ctx, async (sql, p) => {
         const now = await lockUser(sql, p.userId);
         const start = Math.min(reqStart, now);
@@ -241,8 +289,9 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
         const other = await overlapping(sql, p.userId, start, end);
         if (other) throw overlapError(other, "startTime");
         const { rows } = await sql.query<Row>(
-          `INSERT INTO timers (company_id, user_id, description, start_time, end_time) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLS}`,
-          [p.companyId, p.userId, req.description, new Date(start), new Date(end)],
+          `INSERT INTO timers (company_id, user_id, description, start_time, end_time, rec_deal_id, rec_company_id, billable)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLS}`,
+          [p.companyId, p.userId, req.description, new Date(start), new Date(end), record?.deal ?? null, record?.company ?? null, req.billable],
         );
         return { timer: toTimer(rows[0]!, now) };
       });
@@ -253,19 +302,35 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
       const to = req.to ? millis(req.to, "to") : null;
       const pageSize = pageSizeOf(req.pageSize);
       const cursor = decodeToken(req.pageToken);
+      const record = recordArg(req.record);
+      if (req.allUsers && req.userId) throw invalid([{ field: "userId", description: "must be empty with allUsers" }]);
       return tx(ctx, async (sql, p) => {
-        const userId = await subject(sql, p, req.userId);
+        await recordExists(sql, record);
+        // Every user's entries: on one record, for anyone who may read records; else owners and admins only.
+        const userId = req.allUsers ? null : await subject(sql, p, req.userId);
+        if (req.allUsers && !record?.deal && !record?.company && !isAdmin(await roleOf(sql, p.userId))) {
+          throw new AppError("permission_denied", "only a company owner or admin may list every user's timers; name a record, or leave allUsers unset for your own");
+        }
+        // Only the filters in use, so each shape gets a plan on its own index (user, deal or company).
+        const args: unknown[] = [from === null ? null : new Date(from), to === null ? null : new Date(to), cursor?.start ?? null, cursor?.id ?? null, pageSize + 1];
+        const where = (clause: string, value: unknown) => `AND ${clause} $${args.push(value)}`;
+        const filters = [
+          userId === null ? "" : where("user_id =", userId),
+          record?.deal ? where("rec_deal_id =", record.deal) : "",
+          record?.company ? where("rec_company_id =", record.company) : "",
+          req.billable === undefined ? "" : where("billable =", req.billable),
+        ].join(" ");
         const { rows } = await sql.query<Row & { cursor_start: string; now: Date }>(
           `SELECT ${COLS}, to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_start,
                   date_trunc('milliseconds', clock_timestamp()) AS now
            FROM timers
-           WHERE user_id = $1
-             AND ($2::timestamptz IS NULL OR end_time IS NULL OR end_time > $2)
-             AND ($3::timestamptz IS NULL OR start_time < $3)
-             AND ($4::timestamptz IS NULL OR (start_time, id) < ($4::timestamptz, $5::uuid))
+           WHERE ($1::timestamptz IS NULL OR end_time IS NULL OR end_time > $1)
+             AND ($2::timestamptz IS NULL OR start_time < $2)
+             AND ($3::timestamptz IS NULL OR (start_time, id) < ($3::timestamptz, $4::uuid))
+             ${filters}
            ORDER BY start_time DESC, id DESC
-           LIMIT $6`,
-          [userId, from === null ? null : new Date(from), to === null ? null : new Date(to), cursor?.start ?? null, cursor?.id ?? null, pageSize + 1],
+           LIMIT $5`,
+          args,
         );
         const page = rows.slice(0, pageSize);
         const last = page[page.length - 1];
@@ -273,25 +338,28 @@ export function timerStore(db: Db): ServiceImpl<typeof DbTimerService> {
           timers: page.map((r) => toTimer(r, r.now.getTime())),
           nextPageToken: rows.length > pageSize && last ? encodeToken(last.cursor_start, last.id) : "",
         };
-      });
+      }, record !== undefined);
     },
 
     async reportEntriesDB(req, ctx) {
       const from = millis(req.from, "from");
       const to = millis(req.to, "to");
+      const record = recordArg(req.record);
       return tx(ctx, async (sql, p) => {
+        await recordExists(sql, record);
         const userId = await subject(sql, p, req.userId);
         const { rows } = await sql.query<Row>(
           `SELECT ${COLS} FROM timers
            WHERE user_id = $1 AND (end_time IS NULL OR end_time > $2) AND start_time < $3
+             AND ($4::uuid IS NULL OR rec_deal_id = $4) AND ($5::uuid IS NULL OR rec_company_id = $5)
            ORDER BY start_time LIMIT ${MAX_REPORT_ENTRIES + 1}`,
-          [userId, new Date(from), new Date(to)],
+          [userId, new Date(from), new Date(to), record?.deal ?? null, record?.company ?? null],
         );
         if (rows.length > MAX_REPORT_ENTRIES) throw new AppError("too_large", `over ${MAX_REPORT_ENTRIES} entries in the range: ask for a shorter range`);
         const { rows: clock } = await sql.query<{ now: Date }>("SELECT date_trunc('milliseconds', clock_timestamp()) AS now");
         const now = clock[0]!.now;
         return { entries: rows.map((r) => toTimer(r, now.getTime())), now: timestampFromDate(now) };
-      });
+      }, record !== undefined);
     },
 
     async stopForgottenTimersDB(req, ctx) {

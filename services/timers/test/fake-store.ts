@@ -14,7 +14,8 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
 import type { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import type { TimerSchema } from "@crm/gen/crm/timer/v1/timer_pb";
-import { HOUR, durationFromMs, manualRangeViolations } from "../src/rules.js";
+import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { HOUR, durationFromMs, manualRangeViolations, timerRecordOf, type TimerRecord } from "../src/rules.js";
 
 export interface StoredUser {
   companyId: string;
@@ -31,12 +32,24 @@ export interface StoredTimer {
   /** null while running */
   end: number | null;
   autoStopped: boolean;
+  /** The deal or company booked on (the store's rec_deal_id / rec_company_id). */
+  dealId?: string | null;
+  recCompanyId?: string | null;
+  billable?: boolean;
+}
+
+/** A deal or customer company of the records domain, as the foreign keys see it. */
+export interface StoredRecord {
+  companyId: string;
+  type: "deal" | "company";
 }
 
 export interface FakeTimerStore {
   impl: ServiceImpl<typeof DbTimerService>;
   users: Map<string, StoredUser>;
   timers: Map<string, StoredTimer>;
+  /** Deals and customer companies the entries may reference, by id. */
+  records: Map<string, StoredRecord>;
   /** Stores the users of these principals (active, with the token's role unless `role` is given). */
   addUsers(...people: (Principal | (Pick<Principal, "userId" | "companyId"> & { role?: Role; status?: StoredUser["status"] }))[]): void;
   /** Puts an entry straight into the store (as earlier calls or the forgotten-timer job would have). */
@@ -60,6 +73,22 @@ function millis(ts: Timestamp | undefined, field: string): number {
 export function fakeTimerStore(now: () => number): FakeTimerStore {
   const users = new Map<string, StoredUser>();
   const timers = new Map<string, StoredTimer>();
+  const records = new Map<string, StoredRecord>();
+
+  /** The request's record, checked as the store's foreign keys do (another company's id: not_found). */
+  function recordArg(p: Principal, ref: { objectType: number; id: string } | undefined): TimerRecord | undefined {
+    const v: Parameters<typeof invalid>[0] = [];
+    const r = timerRecordOf(ref, "record", v);
+    if (v.length) throw invalid(v);
+    for (const [id, type] of [[r?.deal, "deal"], [r?.company, "company"]] as const) {
+      const stored = id ? records.get(id) : undefined;
+      if (id && (!stored || stored.companyId !== p.companyId || stored.type !== type)) {
+        throw new AppError("not_found", `no ${type} with this id in your company`, [{ field: "record.id", description: `no such ${type} in your company` }]);
+      }
+    }
+    return r;
+  }
+  const withRecord = (t: StoredTimer, r: TimerRecord | undefined): StoredTimer => (r ? { ...t, dealId: r.deal, recCompanyId: r.company } : t);
 
   const toTimer = (t: StoredTimer, at: number): TimerInit => ({
     timerId: t.id,
@@ -68,6 +97,8 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
     startTime: timestampFromMs(t.start),
     endTime: t.end === null ? undefined : timestampFromMs(t.end),
     duration: durationFromMs(Math.max(0, (t.end ?? at) - t.start)),
+    record: t.dealId ? { objectType: ObjectType.DEAL, id: t.dealId } : t.recCompanyId ? { objectType: ObjectType.COMPANY, id: t.recCompanyId } : undefined,
+    billable: t.billable ?? false,
   });
 
   const of = (userId: string) => [...timers.values()].filter((t) => t.userId === userId).sort((a, b) => a.start - b.start || (a.id < b.id ? -1 : 1));
@@ -130,13 +161,15 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
           start = Math.max(at, running.start + 1);
           stopped = write({ ...running, end: start });
         }
-        const timer = write({ id: randomUUID(), companyId: p.companyId, userId: p.userId, description: req.description, start, end: null, autoStopped: false });
+        const r = recordArg(p, req.record);
+        const timer = write(withRecord({ id: randomUUID(), companyId: p.companyId, userId: p.userId, description: req.description, start, end: null, autoStopped: false, billable: req.billable }, r));
         return { timer: toTimer(timer, at), stopped: stopped && toTimer(stopped, at) };
       });
     },
 
     async endTimerDB(req, ctx) {
       return tx(ctx, (p) => {
+        const r = recordArg(p, req.record);
         const at = lockUser(p, p.userId);
         const running = of(p.userId).find((t) => t.end === null);
         if (!running) {
@@ -148,7 +181,7 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
               : "no timer is running: start one with StartTimer (POST /timer/start-timer)",
           );
         }
-        const t = write({ ...running, end: Math.max(at, running.start + 1), description: req.description ?? running.description });
+        const t = write(withRecord({ ...running, end: Math.max(at, running.start + 1), description: req.description ?? running.description, billable: req.billable ?? running.billable }, r));
         return { timer: toTimer(t, at) };
       });
     },
@@ -167,6 +200,7 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
       const reqEnd = req.endTime ? millis(req.endTime, "endTime") : undefined;
       return tx(ctx, (p) => {
         const notFound = new AppError("not_found", `no timer ${req.timerId} of yours: check the id (ListTimers shows your entries)`);
+        const r = recordArg(p, req.record);
         const t = timers.get(req.timerId);
         if (!t || t.companyId !== p.companyId) throw notFound;
         if (t.userId !== p.userId && !isAdmin(p)) throw notFound;
@@ -180,7 +214,7 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
           const other = overlapping(t.userId, start, end, t.id);
           if (other) throw overlapError(other, blame);
         }
-        const changed = write({ ...t, description: req.description ?? t.description, start, end, autoStopped: t.autoStopped && reqEnd === undefined });
+        const changed = write(withRecord({ ...t, description: req.description ?? t.description, start, end, autoStopped: t.autoStopped && reqEnd === undefined, billable: req.billable ?? t.billable }, r));
         return { timer: toTimer(changed, at) };
       });
     },
@@ -189,6 +223,7 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
       const reqStart = millis(req.startTime, "startTime");
       const reqEnd = millis(req.endTime, "endTime");
       return tx(ctx, (p) => {
+        const r = recordArg(p, req.record);
         const at = lockUser(p, p.userId);
         const start = Math.min(reqStart, at);
         const end = Math.min(reqEnd, at);
@@ -196,7 +231,7 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
         if (v.length) throw invalid(v);
         const other = overlapping(p.userId, start, end);
         if (other) throw overlapError(other, "startTime");
-        const t = write({ id: randomUUID(), companyId: p.companyId, userId: p.userId, description: req.description, start, end, autoStopped: false });
+        const t = write(withRecord({ id: randomUUID(), companyId: p.companyId, userId: p.userId, description: req.description, start, end, autoStopped: false, billable: req.billable }, r));
         return { timer: toTimer(t, at) };
       });
     },
@@ -207,8 +242,13 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
       const pageSize = Math.min(Math.max(req.pageSize || 100, 1), 500);
       const cursor = decodeToken(req.pageToken);
       return tx(ctx, (p) => {
-        const userId = subject(p, req.userId);
-        const newestFirst = of(userId)
+        const r = recordArg(p, req.record);
+        if (req.allUsers && req.userId) throw invalid([{ field: "userId", description: "must be empty with allUsers" }]);
+        if (req.allUsers && !r?.deal && !r?.company && !isAdmin(p)) throw new AppError("permission_denied", "only a company owner or admin may list every user's timers");
+        const userId = req.allUsers ? null : subject(p, req.userId);
+        const newestFirst = [...timers.values()]
+          .filter((t) => t.companyId === p.companyId && (userId === null || t.userId === userId))
+          .filter((t) => (!r?.deal || t.dealId === r.deal) && (!r?.company || t.recCompanyId === r.company) && (req.billable === undefined || (t.billable ?? false) === req.billable))
           .filter((t) => (from === null || t.end === null || t.end > from) && (to === null || t.start < to))
           .sort((a, b) => b.start - a.start || (a.id < b.id ? 1 : -1))
           .filter((t) => !cursor || t.start < cursor.start || (t.start === cursor.start && t.id < cursor.id));
@@ -223,9 +263,10 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
       const from = millis(req.from, "from");
       const to = millis(req.to, "to");
       return tx(ctx, (p) => {
+        const r = recordArg(p, req.record);
         const userId = subject(p, req.userId);
         const at = now();
-        const entries = of(userId).filter((t) => (t.end === null || t.end > from) && t.start < to);
+        const entries = of(userId).filter((t) => (t.end === null || t.end > from) && t.start < to && (!r?.deal || t.dealId === r.deal) && (!r?.company || t.recCompanyId === r.company));
         return { entries: entries.map((t) => toTimer(t, at)), now: timestampFromMs(at) };
       });
     },
@@ -247,6 +288,7 @@ export function fakeTimerStore(now: () => number): FakeTimerStore {
     impl,
     users,
     timers,
+    records,
     of,
     addUsers(...people) {
       for (const u of people) users.set(u.userId, { companyId: u.companyId, role: u.role ?? "member", status: "status" in u && u.status ? u.status : "active" });
