@@ -13,7 +13,7 @@ import { DbChatService, SaveMessageRequestSchema } from "@crm/gen/crm/db/v1/db_c
 import { principalKey } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
 import { chatStore, saveBatch } from "./chat-store.js";
-import type { Db } from "@crm/dbservice/db";
+import { createDb, type Db } from "@crm/dbservice/db";
 import { migratedDatabase, type MigratedDatabase } from "../../dbservice/test/helpers.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
@@ -117,4 +117,72 @@ test("one send PostgreSQL refuses fails alone: the rest of its group-commit batc
   assert.match(out[2]!, /^failed: .*uuid/);
   const { rows: after } = await pool.query<{ last_seq: string }>("SELECT last_seq FROM chats WHERE id = $1", [chat]);
   assert.equal(Number(after[0]!.last_seq) - Number(before[0]!.last_seq), 5, "first + the four innocent sends, gap-free");
+});
+
+test("a chat this process wrote to last: ONE round trip; another writer meanwhile costs a retry, not a wrong seq", { skip }, async () => {
+  const room = randomUUID();
+  await db.tenant(company, async (sql) => {
+    await sql.query("INSERT INTO chats (id, company_id, name, created_by) VALUES ($1, $2, 'room', $3)", [room, company, alice]);
+    for (const u of [alice, bob]) await sql.query("INSERT INTO chat_members (chat_id, user_id, company_id) VALUES ($1, $2, $3)", [room, u, company]);
+  });
+  // Round trips to PostgreSQL: the queries this pool's connections send.
+  const counted = new pg.Pool({ connectionString: m.tdb.url, max: 2 });
+  let trips = 0;
+  const seen = new WeakSet<pg.PoolClient>();
+  counted.on("acquire", (client) => {
+    if (seen.has(client)) return;
+    seen.add(client);
+    const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+    (client as unknown as { query: (...a: unknown[]) => unknown }).query = (...a: unknown[]) => (trips++, query(...a));
+  });
+  const here = createDb(counted);
+  const other = createDb(pool); // another replica: the chat's seqs move on without `here` knowing
+  const send = async (on: Db, items: Parameters<typeof saveBatch>[3]) => {
+    trips = 0;
+    const out = (await saveBatch(on, company, room, items)).map((r) => (r instanceof Error ? r.message : { seq: r.message.seq, content: r.message.content, replayed: r.replayed }));
+    return { out, trips };
+  };
+  const { rows: outboxBefore } = await pool.query<{ id: string }>("SELECT coalesce(max(id), 0) AS id FROM outbox");
+  try {
+    // The first batch learns the chat's seq the checked way (two round trips).
+    assert.deepEqual(await send(here, [{ userId: alice, text: "one", clientId: "", headers: traced(1) }]), { out: [{ seq: 1n, content: "one", replayed: false }], trips: 2 });
+    // Then: the messages and their events in one round trip.
+    const fast = await saveBatch(here, company, room, [
+      { userId: bob, text: "two", clientId: "b-2", headers: traced(2) },
+      { userId: alice, text: "three", clientId: "", headers: traced(3) },
+    ]);
+    assert.deepEqual((await send(here, [{ userId: alice, text: "four", clientId: "", headers: traced(4) }])).trips, 1);
+    // Another writer, then this one again: it retries once with the seq PostgreSQL answered.
+    assert.deepEqual((await send(other, [{ userId: bob, text: "five", clientId: "", headers: traced(5) }])).out, [{ seq: 5n, content: "five", replayed: false }]);
+    assert.deepEqual(await send(here, [{ userId: alice, text: "six", clientId: "", headers: traced(6) }]), { out: [{ seq: 6n, content: "six", replayed: false }], trips: 2 });
+    // A retried message and a non-member: the checked way, same answers as ever.
+    assert.deepEqual((await send(here, [{ userId: bob, text: "two, retried", clientId: "b-2", headers: traced(7) }, { userId: alice, text: "seven", clientId: "", headers: traced(8) }])).out, [
+      { seq: 2n, content: "two", replayed: true },
+      { seq: 7n, content: "seven", replayed: false },
+    ]);
+    assert.deepEqual((await send(here, [{ userId: stranger, text: "hi", clientId: "", headers }])).out, [`chat ${room} not found, or you are not a member of it`]);
+
+    // What the one-round-trip way answered is what was stored, and its events carry exactly that.
+    const answered = fast.map((r) => (r instanceof Error ? assert.fail(r) : r.message));
+    const { rows: stored } = await pool.query<{ id: string; seq: string; sender_id: string; content: string; client_message_id: string | null; created_at: Date }>(
+      "SELECT id, seq, sender_id, content, client_message_id, created_at FROM messages WHERE chat_id = $1 ORDER BY seq",
+      [room],
+    );
+    assert.deepEqual(stored.map((r) => r.seq), ["1", "2", "3", "4", "5", "6", "7"]);
+    for (const a of answered) {
+      const row = stored.find((r) => r.seq === String(a.seq))!;
+      assert.deepEqual([row.id, row.sender_id, row.content, row.client_message_id ?? "", row.created_at.getTime()], [a.messageId, a.senderId, a.content, a.clientMessageId, Number(a.createdAt!.seconds) * 1000 + a.createdAt!.nanos / 1e6]);
+    }
+    const { rows: events } = await pool.query<{ payload: Buffer; headers: Record<string, string>; company_id: string; routing_key: string }>(
+      "SELECT payload, headers, company_id, routing_key FROM outbox WHERE id > $1 AND routing_key = $2 ORDER BY id",
+      [outboxBefore[0]!.id, `chat.${room}`],
+    );
+    const decoded = events.map((e) => fromBinary(ChatEventSchema, e.payload));
+    assert.deepEqual(decoded.map((e) => (e.event.case === "message" ? e.event.value.seq : -1n)), [1n, 2n, 3n, 4n, 5n, 6n, 7n], "one event per new message, in seq order");
+    assert.deepEqual(decoded[1]!.event.value, answered[0]);
+    assert.deepEqual(decoded[2]!.event.value, answered[1]);
+    assert.deepEqual([events[1]!.headers.traceparent, events[1]!.company_id, decoded[1]!.companyId], [traced(2).traceparent, company, company]);
+  } finally {
+    await counted.end();
+  }
 });

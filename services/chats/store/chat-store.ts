@@ -3,6 +3,7 @@
  * token; a chat the acting user is not a member of is not_found. Each RPC is one transaction;
  * a stored message and its ChatEvent for the outbox commit together.
  */
+import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -11,7 +12,7 @@ import { chatEvent } from "@crm/contracts/events";
 import { ChatSchema, MessageSchema, type ChatEventSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type pg from "pg";
-import type { Db, OutboxMessage, Sql } from "@crm/dbservice/db";
+import { outboxInsertFromJson, outboxJson, type Db, type OutboxMessage, type Sql } from "@crm/dbservice/db";
 import { chars, contentViolations, limits, notFound } from "../src/rules.js";
 import { keyedBatches } from "./batches.js";
 import { RECORD_COLUMNS, chatRecordRef, recordArg, recordFilter, setChatRecord, type RecordColumns } from "./chat-records.js";
@@ -138,10 +139,19 @@ function content(text: string): string {
 
 /**
  * SaveMessage stores a BATCH of messages for one chat (batches.ts: what arrived while the chat's
- * previous batch ran) in TWO round trips: BEGIN, role and tenant, lock, write in one simple query;
- * then the ChatEvents of the new messages, encoded here from the rows it returned, go to the
- * outbox with COMMIT (db.tenantScript's `outbox`). A busy chat commits many messages per
- * transaction, so the lock is taken once per batch, not per message.
+ * previous batch ran) in one transaction, so a busy chat takes its row lock once per batch, not
+ * per message. Two ways, both with the ChatEvents encoded here in TypeScript:
+ *
+ * - Usually ONE round trip (`crm_save_new_messages`, saveNew): this process knows the chat's last
+ *   seq from its previous batch, so it makes every new message whole beforehand (id, seq, time)
+ *   and sends the messages and their encoded events together: BEGIN, role and tenant, lock, one
+ *   statement that writes both, COMMIT. That statement writes nothing unless the chat's last seq
+ *   is still the one expected, every sender is a member and no item is a retry of a stored
+ *   message; then it answers the actual last seq, and the batch goes the other way.
+ * - Otherwise TWO (`crm_save_messages`, saveChecked): BEGIN, role and tenant, lock, write in one
+ *   simple query, which sorts out members, retries and seqs; then the ChatEvents of the new
+ *   messages, encoded from the rows it returned, go to the outbox with COMMIT (db.tenantScript's
+ *   `outbox`). The chat's row lock is held across that second round trip.
  *
  * Both statements are PREPAREd once per connection and EXECUTEd with literal arguments (the
  * driver's escaping; the items travel as one JSON array): planning the CTE under row-level
@@ -195,6 +205,34 @@ const SAVE_MESSAGES: Prepared[] = [
   },
 ];
 
+/**
+ * $1 chat, $2 items with their ids ({"s", "c", "k", "i": message id}), $3 the chat's last seq as
+ * expected, $4 the messages' time, $5 their ChatEvents (outboxJson, in seq order). Answers how
+ * many messages it stored (all or none) and the chat's last seq before.
+ */
+const SAVE_NEW: Prepared = {
+  name: "crm_save_new_messages",
+  params: "uuid, jsonb, bigint, timestamptz, jsonb",
+  body: `WITH input AS (
+      SELECT (x.e->>'s')::uuid AS sender_id, x.e->>'c' AS content, nullif(x.e->>'k', '') AS client_id, (x.e->>'i')::uuid AS id, x.ord
+      FROM jsonb_array_elements($2) WITH ORDINALITY AS x(e, ord)
+    ), chat AS (
+      SELECT c.last_seq FROM chats c WHERE c.id = $1
+    ), bump AS (
+      UPDATE chats SET last_seq = $3 + (SELECT count(*) FROM input), last_message_at = $4
+      WHERE id = $1 AND last_seq = $3
+        AND NOT EXISTS (SELECT 1 FROM input i WHERE NOT EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = $1 AND m.user_id = i.sender_id))
+        AND NOT EXISTS (SELECT 1 FROM input i JOIN messages g ON g.chat_id = $1 AND g.sender_id = i.sender_id AND g.client_message_id = i.client_id)
+      RETURNING company_id
+    ), ins AS (
+      INSERT INTO messages (id, chat_id, seq, company_id, sender_id, content, client_message_id, created_at)
+      SELECT i.id, $1, $3 + i.ord, b.company_id, i.sender_id, i.content, i.client_id, $4 FROM input i CROSS JOIN bump b
+    ), event AS (
+      ${outboxInsertFromJson("$5", "EXISTS (SELECT 1 FROM bump)")}
+    )
+    SELECT (SELECT count(*) FROM bump) AS stored, (SELECT last_seq FROM chat) AS last_seq`,
+};
+
 /** One SendMessage waiting to be stored with the others of its chat. */
 interface SendItem {
   userId: string;
@@ -206,8 +244,80 @@ interface SendItem {
 
 type Saved = { message: Message; replayed: boolean };
 
+/**
+ * Each chat's last seq as this process last stored it, per database: what saveNew expects. A
+ * wrong guess (another replica wrote meanwhile) costs a round trip, never a wrong seq.
+ */
+const lastSeqs = new WeakMap<Db, Map<string, bigint>>();
+/** Chats remembered per database at most (then it starts over). */
+const MAX_KNOWN = 10_000;
+
 /** Stores `items` (one chat, one tenant) in one transaction; per item its message or why not. */
 export async function saveBatch(db: Db, companyId: string, chat: string, items: SendItem[]): Promise<(Saved | Error)[]> {
+  let known = lastSeqs.get(db);
+  if (!known) lastSeqs.set(db, (known = new Map()));
+  let expected = known.get(chat);
+  known.delete(chat);
+  // Two items with the same client message id: the checked way answers the second as a replay.
+  const repeats = new Set(items.filter((i) => i.clientId).map((i) => `${i.userId} ${i.clientId}`)).size < items.filter((i) => i.clientId).length;
+  for (let attempt = 0; attempt < 2 && expected !== undefined && !repeats; attempt++) {
+    const out = await unique(saveNew(db, companyId, chat, items, expected));
+    if (Array.isArray(out)) {
+      if (known.size >= MAX_KNOWN) known.clear();
+      known.set(chat, expected + BigInt(items.length));
+      return out;
+    }
+    // Another writer moved the chat on: once more with its seq. Otherwise (a non-member, a retried message) the checked way.
+    expected = out.lastSeq !== null && out.lastSeq !== expected ? out.lastSeq : undefined;
+  }
+  const results = await saveChecked(db, companyId, chat, items);
+  let last: bigint | undefined;
+  for (const r of results) if (!(r instanceof Error) && !r.replayed && (last === undefined || r.message.seq > last)) last = r.message.seq;
+  if (last !== undefined) {
+    if (known.size >= MAX_KNOWN) known.clear();
+    known.set(chat, last);
+  }
+  return results;
+}
+
+/** A unique violation can only come from a concurrent duplicate that slipped past the lock (it cannot: the lock is taken first); reported as the retry it is. */
+function unique<T>(p: Promise<T>): Promise<T> {
+  return p.catch((err: unknown) => {
+    const e = err as { code?: string; constraint?: string };
+    if (e.code === "23505" && e.constraint) throw new AppError("unavailable", "a concurrent send with the same clientMessageId is in progress; retry");
+    throw err;
+  });
+}
+
+/**
+ * The one-round-trip way (see SAVE_MESSAGES): every item a new message, seqs after `expected`.
+ * Their messages, or, when the statement wrote nothing, the chat's actual last seq (null: no such chat).
+ */
+async function saveNew(db: Db, companyId: string, chat: string, items: SendItem[], expected: bigint): Promise<Saved[] | { lastSeq: bigint | null }> {
+  const at = new Date();
+  const createdAt = timestampFromDate(at);
+  const messages = items.map((item, n) =>
+    create(MessageSchema, { messageId: randomUUID(), chatId: chat, seq: expected + BigInt(n + 1), senderId: item.userId, content: item.text, createdAt, clientMessageId: item.clientId }),
+  );
+  const json = JSON.stringify(items.map((item, n) => ({ s: item.userId, c: item.text, k: item.clientId, i: messages[n]!.messageId })));
+  // The lock needs only the senders.
+  const senders = JSON.stringify([...new Set(items.map((item) => item.userId))].map((s) => ({ s })));
+  const events = outboxJson(messages.map((message, n) => chatOutbox(companyId, { chatId: chat, event: { case: "message", value: message } }, items[n]!.headers)));
+  const { rows } = await runPrepared(
+    db,
+    companyId,
+    [SAVE_MESSAGES[0]!, SAVE_NEW],
+    (lit, stmt) =>
+      `EXECUTE ${stmt("crm_lock_chat")}(${lit(chat)}, ${lit(senders)});\n` +
+      `EXECUTE ${stmt("crm_save_new_messages")}(${lit(chat)}, ${lit(json)}, ${lit(String(expected))}, ${lit(at.toISOString())}, ${lit(events)})`,
+  );
+  const r = rows[0] as { stored: string; last_seq: string | null };
+  if (Number(r.stored) > 0) return messages.map((message) => ({ message, replayed: false }));
+  return { lastSeq: r.last_seq === null ? null : BigInt(r.last_seq) };
+}
+
+/** The two-round-trip way (see SAVE_MESSAGES), right whatever the items are. */
+async function saveChecked(db: Db, companyId: string, chat: string, items: SendItem[]): Promise<(Saved | Error)[]> {
   const json = JSON.stringify(items.map((i) => ({ s: i.userId, c: i.text, k: i.clientId })));
   const run = (lit: (v: string | null) => string, stmt: (name: string) => string) =>
     `EXECUTE ${stmt("crm_lock_chat")}(${lit(chat)}, ${lit(json)});\n` + `EXECUTE ${stmt("crm_save_messages")}(${lit(chat)}, ${lit(json)})`;
@@ -220,13 +330,7 @@ export async function saveBatch(db: Db, companyId: string, chat: string, items: 
       .sort(([, a], [, b]) => (a.message.seq < b.message.seq ? -1 : 1))
       .map(([ord, s]) => chatOutbox(companyId, { chatId: chat, event: { case: "message", value: s.message } }, items[ord - 1]!.headers));
   };
-  await runPrepared(db, companyId, SAVE_MESSAGES, run, events).catch((err: unknown) => {
-    // A unique violation can only come from a concurrent duplicate that slipped past the
-    // lock (it cannot: the lock is taken first); report it as the retry it is.
-    const e = err as { code?: string; constraint?: string };
-    if (e.code === "23505" && e.constraint) throw new AppError("unavailable", "a concurrent send with the same clientMessageId is in progress; retry");
-    throw err;
-  });
+  await unique(runPrepared(db, companyId, SAVE_MESSAGES, run, events));
   return items.map((item, i) => {
     const saved = byOrd.get(i + 1);
     if (saved) return saved;

@@ -9,6 +9,8 @@ import { enqueue, enqueueMany, enqueueText, type OutboxMessage } from "./outbox.
 
 export type Sql = pg.PoolClient;
 export type { OutboxMessage };
+/** For a store's statement that writes its outbox rows itself, in the same round trip (outbox.ts). */
+export { outboxInsertFromJson, outboxJson } from "./outbox.js";
 
 /** What a script for `Db.tenantScript` is: SQL text for this connection, and whether it changes the session. */
 export interface Script {

@@ -27,17 +27,13 @@ export interface OutboxMessage {
 
 const COLUMNS = "exchange, routing_key, payload, content_type, message_id, headers, company_id";
 
+const payloadOf = (m: OutboxMessage) => Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
+/** A message's headers as stored: its own, with the current trace context added. */
+const headersOf = (m: OutboxMessage) => injectTraceHeaders({ ...m.headers });
+
 /** A message's values in COLUMNS' order (the payload as a Buffer, the headers as JSON with the trace context). */
 function values(m: OutboxMessage): [string, string, Buffer, string, string | null, string, string | null] {
-  return [
-    m.exchange,
-    m.routingKey,
-    Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength),
-    m.contentType,
-    m.messageId ?? null,
-    JSON.stringify(injectTraceHeaders({ ...m.headers })),
-    m.companyId ?? null,
-  ];
+  return [m.exchange, m.routingKey, payloadOf(m), m.contentType, m.messageId ?? null, JSON.stringify(headersOf(m)), m.companyId ?? null];
 }
 
 export async function enqueue(sql: Sql, msg: OutboxMessage): Promise<void> {
@@ -65,4 +61,25 @@ export function enqueueText(msgs: OutboxMessage[], lit: (v: string) => string): 
   const row = (m: OutboxMessage) => values(m).map((v) => (v === null ? "NULL" : lit(Buffer.isBuffer(v) ? `\\x${v.toString("hex")}` : v)));
   // In an INSERT, VALUES take the types of the columns (bytea from '\x…', jsonb, uuid).
   return `INSERT INTO outbox (${COLUMNS}) VALUES ${msgs.map((m) => `(${row(m).join(", ")})`).join(", ")}`;
+}
+
+/**
+ * Messages as ONE JSON array, for a statement that writes them itself with `outboxInsertFromJson`
+ * (e.g. only when another part of the same statement wrote something): the values of
+ * `enqueueMany`, the payload in base64.
+ */
+export function outboxJson(msgs: OutboxMessage[]): string {
+  return JSON.stringify(
+    msgs.map((m) => ({ x: m.exchange, r: m.routingKey, p: payloadOf(m).toString("base64"), t: m.contentType, m: m.messageId ?? null, h: headersOf(m), c: m.companyId ?? null })),
+  );
+}
+
+/**
+ * The INSERT of the messages in `rows` (an SQL expression of a jsonb array made by `outboxJson`,
+ * e.g. a statement parameter), in their order, if the SQL condition `when` holds: for a CTE.
+ */
+export function outboxInsertFromJson(rows: string, when = "true"): string {
+  return `INSERT INTO outbox (${COLUMNS})
+    SELECT o.e->>'x', o.e->>'r', decode(o.e->>'p', 'base64'), o.e->>'t', o.e->>'m', o.e->'h', (o.e->>'c')::uuid
+    FROM jsonb_array_elements(${rows}) WITH ORDINALITY AS o(e, n) WHERE ${when} ORDER BY o.n`;
 }
