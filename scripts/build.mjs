@@ -21,9 +21,29 @@ import { fileURLToPath } from "node:url";
  */
 const bundled = new Set(["zod", "@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node", "jose", "fractional-indexing"]);
 
+/**
+ * The npm packages the code may load at run time: the dependencies of the root and of every
+ * workspace (a service's own, such as records' CSV parser), not the workspaces themselves, which
+ * are bundled. A package missing here would be bundled, and a CommonJS one then fails at start
+ * ("Dynamic require of ... is not supported").
+ */
+function runtimeDependencies() {
+  const read = (file) => JSON.parse(readFileSync(file, "utf8"));
+  const top = fileURLToPath(new URL("..", import.meta.url));
+  const manifests = [join(top, "package.json")];
+  for (const dir of ["packages", "services"]) {
+    for (const name of readdirSync(join(top, dir))) {
+      const file = join(top, dir, name, "package.json");
+      if (existsSync(file)) manifests.push(file);
+    }
+  }
+  const names = new Set();
+  for (const file of manifests) for (const d of Object.keys(read(file).dependencies ?? {})) if (!d.startsWith("@crm/")) names.add(d);
+  return names;
+}
+
 /** The bundle's esbuild options, relative to `root` (bench/lib/app.ts builds with them into its own folder). */
 export function bundleOptions(root = process.cwd()) {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
   return {
     absWorkingDir: root,
     entryPoints: ["services/all/src/main.ts"],
@@ -33,7 +53,7 @@ export function bundleOptions(root = process.cwd()) {
     format: "esm",
     target: "node20",
     conditions: ["source"],
-    external: Object.keys(pkg.dependencies ?? {}).filter((d) => !bundled.has(d)).flatMap((d) => [d, `${d}/*`]),
+    external: [...runtimeDependencies()].filter((d) => !bundled.has(d)).flatMap((d) => [d, `${d}/*`]),
     // Each process keeps its code's text, and with --enable-source-maps its maps, in the heap: no
     // whitespace or comments (one non-ASCII character in a comment made V8 store a whole chunk as
     // UTF-16) and no copies of the sources in the maps (stack traces need only the mappings).
