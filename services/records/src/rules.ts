@@ -229,6 +229,7 @@ export const fields: Record<ObjectKind, Readonly<Record<string, FieldSpec>>> = {
     industry: f("text"),
     size: f("int"),
     tags: f("text_list"),
+    assignee_id: f("id", true, { user: true }),
   },
   person: {
     ...common,
@@ -254,6 +255,7 @@ export const fields: Record<ObjectKind, Readonly<Record<string, FieldSpec>>> = {
     person_ids: f("id_list", false),
     stage_enter_time: f("time"),
     close_time: f("time"),
+    assignee_id: f("id", true, { user: true }),
   },
   task: {
     ...common,
@@ -1195,9 +1197,9 @@ export function withoutLinks(s: Snapshot): Snapshot {
 
 /** The fields UpdateX may change, by proto name. */
 export const updatable: Record<ObjectKind | "pipeline" | "stage" | "field", readonly string[]> = {
-  company: ["name", "domain", "address", "industry", "size", "owner_id", "tags", "custom"],
+  company: ["name", "domain", "address", "industry", "size", "owner_id", "assignee_id", "tags", "custom"],
   person: ["first_name", "last_name", "emails", "phones", "job_title", "companies", "owner_id", "custom"],
-  deal: ["name", "amount_minor", "currency_code", "expected_close_date", "lost_reason", "company_id", "person_ids", "owner_id", "custom"],
+  deal: ["name", "amount_minor", "currency_code", "expected_close_date", "lost_reason", "company_id", "person_ids", "owner_id", "assignee_id", "custom"],
   task: ["title", "due_time", "assignee_id", "done", "links", "owner_id"],
   note: ["text", "links"],
   pipeline: ["name"],
@@ -1271,10 +1273,11 @@ export interface CompanyInput {
   industry?: string;
   size?: number | null;
   owner_id?: string | null;
+  assignee_id?: string | null;
   tags?: string[];
 }
 
-export function checkCompany(c: { name: string; domain: string; address: string; industry: string; size?: number | undefined; ownerId: string; tags: string[] }, paths: readonly string[], out: Out, at = "company"): CompanyInput {
+export function checkCompany(c: { name: string; domain: string; address: string; industry: string; size?: number | undefined; ownerId: string; assigneeId?: string; tags: string[] }, paths: readonly string[], out: Out, at = "company"): CompanyInput {
   const r: CompanyInput = {};
   for (const p of paths) {
     switch (p) {
@@ -1299,6 +1302,9 @@ export function checkCompany(c: { name: string; domain: string; address: string;
         break;
       case "owner_id":
         r.owner_id = ref(out, `${at}.ownerId`, c.ownerId);
+        break;
+      case "assignee_id":
+        r.assignee_id = ref(out, `${at}.assigneeId`, c.assigneeId ?? "");
         break;
       case "tags": {
         const tags = normalizeTags(c.tags);
@@ -1408,10 +1414,11 @@ export interface DealInput {
   company_id?: string | null;
   person_ids?: string[];
   owner_id?: string | null;
+  assignee_id?: string | null;
 }
 
 export function checkDeal(
-  d: { name: string; amountMinor?: bigint | undefined; currencyCode: string; expectedCloseDate: string; lostReason: string; companyId: string; personIds: string[]; ownerId: string },
+  d: { name: string; amountMinor?: bigint | undefined; currencyCode: string; expectedCloseDate: string; lostReason: string; companyId: string; personIds: string[]; ownerId: string; assigneeId?: string },
   paths: readonly string[],
   out: Out,
   at = "deal",
@@ -1455,6 +1462,9 @@ export function checkDeal(
         break;
       case "owner_id":
         r.owner_id = ref(out, `${at}.ownerId`, d.ownerId);
+        break;
+      case "assignee_id":
+        r.assignee_id = ref(out, `${at}.assigneeId`, d.assigneeId ?? "");
         break;
     }
   }

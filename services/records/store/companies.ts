@@ -8,7 +8,7 @@ import { checkCompany, diff, etagOf, updatable, type CompanyInput, type Snapshot
 import type { Acting, ConstraintInfo } from "./acting.js";
 import { customPatch, patchParams, visibleCustom } from "./custom.js";
 import type { ListSpec } from "./lists.js";
-import { iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
+import { assigneeFor, iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
 
 export interface CompanyRow {
   id: string;
@@ -18,6 +18,7 @@ export interface CompanyRow {
   industry: string;
   size: number | null;
   owner_id: string;
+  assignee_id: string | null;
   tags: string[];
   custom: JsonObject;
   version: string;
@@ -26,7 +27,7 @@ export interface CompanyRow {
   deleted_at: Date | null;
 }
 
-const COLS = `c.id, c.name, c.domain, c.address, c.industry, c.size, c.owner_id, c.tags, c.version, c.created_at, c.updated_at, c.deleted_at, ${visibleCustom("c", "company")}`;
+const COLS = `c.id, c.name, c.domain, c.address, c.industry, c.size, c.owner_id, c.assignee_id, c.tags, c.version, c.created_at, c.updated_at, c.deleted_at, ${visibleCustom("c", "company")}`;
 const SELECT = `SELECT ${COLS} FROM rec_companies c`;
 
 export const companyConstraints: Record<string, ConstraintInfo> = {
@@ -38,6 +39,7 @@ export const companyConstraints: Record<string, ConstraintInfo> = {
   rec_companies_size_check: { field: "company.size", reason: "invalid_argument", message: "must be 0..10000000" },
   rec_companies_tags_check: { field: "company.tags", reason: "invalid_argument", message: "at most 50 distinct tags of 1..50 characters" },
   rec_companies_company_id_owner_id_fkey: { field: "company.ownerId", reason: "not_found", message: "names no user of your company" },
+  rec_companies_assignee_fkey: { field: "company.assigneeId", reason: "not_found", message: "names no user of your company" },
 };
 
 export function toCompany(r: CompanyRow): MessageInitShape<typeof CompanySchema> {
@@ -49,6 +51,7 @@ export function toCompany(r: CompanyRow): MessageInitShape<typeof CompanySchema>
     industry: r.industry,
     size: r.size ?? undefined,
     ownerId: r.owner_id,
+    assigneeId: r.assignee_id ?? "",
     tags: r.tags,
     custom: r.custom,
     etag: etagOf(r.version),
@@ -60,7 +63,7 @@ export function toCompany(r: CompanyRow): MessageInitShape<typeof CompanySchema>
 }
 
 function snapshot(r: CompanyRow): Snapshot {
-  return { name: r.name, domain: r.domain, address: r.address, industry: r.industry, size: r.size, owner_id: r.owner_id, tags: r.tags, ...customSnapshot(r.custom) };
+  return { name: r.name, domain: r.domain, address: r.address, industry: r.industry, size: r.size, owner_id: r.owner_id, assignee_id: r.assignee_id, tags: r.tags, ...customSnapshot(r.custom) };
 }
 
 export const companyList: ListSpec = {
@@ -71,6 +74,7 @@ export const companyList: ListSpec = {
   columns: {
     id: { expr: "c.id" },
     owner_id: { expr: "c.owner_id" },
+    assignee_id: { expr: "c.assignee_id" },
     create_time: { expr: "c.created_at" },
     update_time: { expr: "c.updated_at" },
     delete_time: { expr: "c.deleted_at" },
@@ -110,10 +114,11 @@ export async function getCompany(sql: Sql, id: string): Promise<CompanyRow> {
 export async function createCompany(sql: Sql, a: Acting, c: Company): Promise<CompanyRow> {
   const { input, patch } = await checked(sql, c, updatable.company, true);
   const owner = await ownerFor(sql, a, input.owner_id, "company.ownerId");
+  const assignee = await assigneeFor(sql, a, input.assignee_id ?? null, null, "company.assigneeId");
   await domainFree(sql, input.domain, null);
   const { rows } = await sql.query<CompanyRow>(
-    `INSERT INTO rec_companies AS c (company_id, name, domain, address, industry, size, owner_id, tags, custom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLS}`,
-    [a.companyId, input.name, input.domain, input.address, input.industry, input.size, owner, input.tags, JSON.stringify(patch.set)],
+    `INSERT INTO rec_companies AS c (company_id, name, domain, address, industry, size, owner_id, tags, custom, assignee_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLS}`,
+    [a.companyId, input.name, input.domain, input.address, input.industry, input.size, owner, input.tags, JSON.stringify(patch.set), assignee],
   );
   const row = rows[0]!;
   await writeTimeline(sql, a, "company", row.id, "created", diff({}, snapshot(row)));
@@ -125,14 +130,15 @@ export async function updateCompany(sql: Sql, a: Acting, id: string, c: Company,
   const before = await lockForChange<CompanyRow>(sql, a, "company", SELECT, id, { etag });
   const next = { ...before, ...input, custom: applyCustom(before.custom, patch) } as CompanyRow;
   if (paths.includes("owner_id")) next.owner_id = await ownerFor(sql, a, input.owner_id ?? before.owner_id, "company.ownerId");
+  if (paths.includes("assignee_id")) next.assignee_id = await assigneeFor(sql, a, input.assignee_id ?? null, before, "company.assigneeId");
   const changes = diff(snapshot(before), snapshot(next));
   if (changes.length === 0) return before;
   if (input.domain !== undefined && input.domain !== before.domain) await domainFree(sql, input.domain, id);
   const { rows } = await sql.query<CompanyRow>(
     `UPDATE rec_companies AS c SET name = $2, domain = $3, address = $4, industry = $5, size = $6, owner_id = $7, tags = $8,
-            custom = (c.custom - $9::text[]) || $10::jsonb, version = version + 1, updated_at = now()
+            custom = (c.custom - $9::text[]) || $10::jsonb, assignee_id = $11, version = version + 1, updated_at = now()
      WHERE c.id = $1 RETURNING ${COLS}`,
-    [id, next.name, next.domain, next.address, next.industry, next.size, next.owner_id, next.tags, ...patchParams(patch)],
+    [id, next.name, next.domain, next.address, next.industry, next.size, next.owner_id, next.tags, ...patchParams(patch), next.assignee_id],
   );
   await writeTimeline(sql, a, "company", id, "updated", changes);
   return rows[0]!;

@@ -16,7 +16,7 @@ import type { Acting, ConstraintInfo } from "./acting.js";
 import { customPatch, patchParams, visibleCustom } from "./custom.js";
 import type { ListSpec } from "./lists.js";
 import { lockStage } from "./pipelines.js";
-import { iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
+import { assigneeFor, iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
 
 export interface DealRow {
   id: string;
@@ -32,6 +32,7 @@ export interface DealRow {
   rec_company_id: string | null;
   person_ids: string[];
   owner_id: string;
+  assignee_id: string | null;
   custom: JsonObject;
   version: string;
   stage_entered_at: Date;
@@ -43,7 +44,7 @@ export interface DealRow {
 
 const PEOPLE = "coalesce((SELECT array_agg(dp.person_id ORDER BY dp.ord) FROM rec_deal_people dp WHERE dp.deal_id = d.id), '{}'::uuid[]) AS person_ids";
 const COLS = `d.id, d.name, d.pipeline_id, d.stage_id, d.position, d.amount_minor, d.currency_code, to_char(d.expected_close_date, 'YYYY-MM-DD') AS expected_close_date,
-  d.status, d.lost_reason, d.rec_company_id, d.owner_id, d.version, d.stage_entered_at, d.closed_at, d.created_at, d.updated_at, d.deleted_at, ${PEOPLE}, ${visibleCustom("d", "deal")}`;
+  d.status, d.lost_reason, d.rec_company_id, d.owner_id, d.assignee_id, d.version, d.stage_entered_at, d.closed_at, d.created_at, d.updated_at, d.deleted_at, ${PEOPLE}, ${visibleCustom("d", "deal")}`;
 const SELECT = `SELECT ${COLS} FROM rec_deals d`;
 
 export const dealConstraints: Record<string, ConstraintInfo> = {
@@ -53,6 +54,7 @@ export const dealConstraints: Record<string, ConstraintInfo> = {
   rec_deals_amount_check: { field: "deal.currencyCode", reason: "invalid_argument", message: "set amountMinor and currencyCode together, or neither" },
   rec_deals_lost_reason_check: { field: "deal.lostReason", reason: "invalid_argument", message: "must be at most 500 characters" },
   rec_deals_company_id_owner_id_fkey: { field: "deal.ownerId", reason: "not_found", message: "names no user of your company" },
+  rec_deals_assignee_fkey: { field: "deal.assigneeId", reason: "not_found", message: "names no user of your company" },
   rec_deals_company_id_rec_company_id_fkey: { field: "deal.companyId", reason: "not_found", message: "names no company of yours" },
   rec_deal_people_company_id_person_id_fkey: { field: "deal.personIds", reason: "not_found", message: "names a person who is not in your company's records" },
   rec_deals_position_key: { reason: "failed_precondition", message: "two moves into the stage collided; retry" },
@@ -75,6 +77,7 @@ export function toDeal(r: DealRow): MessageInitShape<typeof DealSchema> {
     companyId: r.rec_company_id ?? "",
     personIds: r.person_ids,
     ownerId: r.owner_id,
+    assigneeId: r.assignee_id ?? "",
     custom: r.custom,
     etag: etagOf(r.version),
     stageEnterTime: ts(r.stage_entered_at),
@@ -100,6 +103,7 @@ function snapshot(r: DealRow): Snapshot {
     company_id: r.rec_company_id,
     person_ids: r.person_ids,
     owner_id: r.owner_id,
+    assignee_id: r.assignee_id,
     ...customSnapshot(r.custom),
   };
 }
@@ -112,6 +116,7 @@ export const dealList: ListSpec = {
   columns: {
     id: { expr: "d.id" },
     owner_id: { expr: "d.owner_id" },
+    assignee_id: { expr: "d.assignee_id" },
     create_time: { expr: "d.created_at" },
     update_time: { expr: "d.updated_at" },
     delete_time: { expr: "d.deleted_at" },
@@ -204,13 +209,14 @@ export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow>
     stage = rows[0];
   }
   const owner = await ownerFor(sql, a, input.owner_id, "deal.ownerId");
+  const assignee = await assigneeFor(sql, a, input.assignee_id ?? null, null, "deal.assigneeId");
   await referencesExist(sql, input);
   await lockStage(sql, stage.id);
   const position = positionBetween(await lastPosition(sql, stage.id), null);
   const { rows } = await sql.query<{ id: string }>(
-    `INSERT INTO rec_deals (company_id, name, pipeline_id, stage_id, position, amount_minor, currency_code, expected_close_date, status, lost_reason, rec_company_id, owner_id, closed_at, custom)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $9 = 'open' THEN NULL ELSE now() END, $13) RETURNING id`,
-    [a.companyId, input.name, stage.pipeline_id, stage.id, position, input.amount_minor, input.currency_code, input.expected_close_date, stage.kind, input.lost_reason, input.company_id, owner, JSON.stringify(patch.set)],
+    `INSERT INTO rec_deals (company_id, name, pipeline_id, stage_id, position, amount_minor, currency_code, expected_close_date, status, lost_reason, rec_company_id, owner_id, closed_at, custom, assignee_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $9 = 'open' THEN NULL ELSE now() END, $13, $14) RETURNING id`,
+    [a.companyId, input.name, stage.pipeline_id, stage.id, position, input.amount_minor, input.currency_code, input.expected_close_date, stage.kind, input.lost_reason, input.company_id, owner, JSON.stringify(patch.set), assignee],
   );
   const id = rows[0]!.id;
   await writePeople(sql, a, id, input.person_ids, true);
@@ -234,14 +240,15 @@ export async function updateDeal(sql: Sql, a: Acting, id: string, d: Deal, paths
   if (input.company_id !== undefined) next.rec_company_id = input.company_id;
   if (input.person_ids !== undefined) next.person_ids = input.person_ids;
   if (paths.includes("owner_id")) next.owner_id = await ownerFor(sql, a, input.owner_id ?? before.owner_id, "deal.ownerId");
+  if (paths.includes("assignee_id")) next.assignee_id = await assigneeFor(sql, a, input.assignee_id ?? null, before, "deal.assigneeId");
   const changes = diff(snapshot(before), snapshot(next));
   if (changes.length === 0) return before;
   const touched = new Set(changes.map((c) => c.field));
   await referencesExist(sql, { company_id: touched.has("company_id") ? next.rec_company_id : null, person_ids: touched.has("person_ids") ? next.person_ids : undefined });
   await sql.query(
     `UPDATE rec_deals SET name = $2, amount_minor = $3, currency_code = $4, expected_close_date = $5, lost_reason = $6, rec_company_id = $7, owner_id = $8,
-            custom = (custom - $9::text[]) || $10::jsonb, version = version + 1, updated_at = now() WHERE id = $1`,
-    [id, next.name, next.amount_minor, next.currency_code, next.expected_close_date, next.lost_reason, next.rec_company_id, next.owner_id, ...patchParams(patch)],
+            custom = (custom - $9::text[]) || $10::jsonb, assignee_id = $11, version = version + 1, updated_at = now() WHERE id = $1`,
+    [id, next.name, next.amount_minor, next.currency_code, next.expected_close_date, next.lost_reason, next.rec_company_id, next.owner_id, ...patchParams(patch), next.assignee_id],
   );
   if (touched.has("person_ids")) await writePeople(sql, a, id, next.person_ids, false);
   await writeTimeline(sql, a, "deal", id, "updated", changes);

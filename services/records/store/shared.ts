@@ -45,7 +45,7 @@ export async function lockForChange<R extends Owned>(
   id: string,
   o: { etag?: bigint | undefined; trash?: "refuse" | "allow"; may?: (row: R) => boolean; rule?: string } = {},
 ): Promise<R> {
-  const rule = o.rule ?? "members change only the records they own";
+  const rule = o.rule ?? "members change only the records they own or are assigned";
   const alias = aliases[kind];
   const { rows } = await sql.query<R>(`${select} WHERE ${alias}.id = $1 FOR UPDATE OF ${alias}`, [id]);
   const row = rows[0];
@@ -55,7 +55,8 @@ export async function lockForChange<R extends Owned>(
     throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: ${rule} (ask its owner or an admin)`);
   }
   // The rule, or an admin's grant to members for the whole object type (the policies' crm_may_edit_kind).
-  const may = (o.may ? o.may(row) : mayEdit(a, (row as R & { owner_id: string }).owner_id)) || (await membersEditAll(sql, a, kind));
+  const owned = row as R & { owner_id: string; assignee_id?: string | null };
+  const may = (o.may ? o.may(row) : mayEdit(a, owned.owner_id) || owned.assignee_id === a.userId) || (await membersEditAll(sql, a, kind));
   if (!may) throw new AppError("permission_denied", `you may not change ${names[kind]} ${id}: ${rule}`);
   if (o.etag !== undefined && BigInt(row.version) !== o.etag) {
     throw new AppError("aborted", `${names[kind]} ${id} changed since you read it (etag ${etagOf(o.etag)}, now ${row.version}): read it again and retry`);
@@ -77,6 +78,22 @@ export async function ownerFor(sql: Sql, a: Acting, requested: string | null | u
     if (!rowCount) throw new AppError("not_found", `no active user ${owner} in your company`, [{ field, description: "names no active user of your company" }]);
   }
   return owner;
+}
+
+/**
+ * The assignee of a new or changed company or deal (null: none): an active user of the tenant.
+ * Changing it is for owners and admins, the record's owner, or a member where an admin allows the
+ * whole type; an assignee may not hand the record on (the policies' WITH CHECK says the same).
+ */
+export async function assigneeFor(sql: Sql, a: Acting, requested: string | null, before: { owner_id: string; assignee_id: string | null } | null, field: string): Promise<string | null> {
+  if (before && requested === before.assignee_id) return requested;
+  if (before && a.role === "member" && before.owner_id !== a.userId && !(await membersEditAll(sql, a, field.startsWith("deal") ? "deal" : "company"))) {
+    throw new AppError("permission_denied", "an assignee may not hand the record on: ask its owner or an admin", [{ field, description: "may be changed by the record's owner, owners and admins" }]);
+  }
+  if (requested === null) return null;
+  const { rowCount } = await sql.query("SELECT 1 FROM users WHERE id = $1 AND status = 'active'", [requested]);
+  if (!rowCount) throw new AppError("not_found", `no active user ${requested} in your company`, [{ field, description: "names no active user of your company" }]);
+  return requested;
 }
 
 export type TimelineAction = "created" | "updated" | "deleted" | "restored" | "stage_changed" | "linked" | "unlinked";
