@@ -9,6 +9,7 @@ import { gateway } from "./gateway.js";
 import { idleMemory } from "./idle-memory.js";
 import { login } from "./login.js";
 import { records } from "./records.js";
+import { recordsWatch } from "./records-watch.js";
 import { rpc } from "./rpc.js";
 import { sendmessage } from "./sendmessage.js";
 import { startup } from "./startup.js";
@@ -16,4 +17,4 @@ import { timers } from "./timers.js";
 import { users } from "./users.js";
 import { tracing } from "./tracing.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, consoleScenario];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, recordsWatch, consoleScenario];

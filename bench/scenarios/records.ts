@@ -95,16 +95,15 @@ async function dropDb(url: string) {
  * The generated database: made when missing (through a running cluster's API and the COPY
  * generator), read from its bench_records_meta table when present.
  */
-export async function ensureBenchData(ctx: Ctx, bc: BenchCluster, url: string): Promise<BenchData> {
+export async function ensureBenchData(ctx: Ctx, baseUrl: string, url: string): Promise<BenchData> {
   const found = await readMeta(url);
   if (found) return found;
   const counts = ctx.quick ? { companies: 100, people: 1_000, deals: 1_000 } : { companies: 100_000, people: 1_000_000, deals: 1_000_000 };
   const small = ctx.quick ? { companies: 10, people: 100, deals: 100 } : { companies: 100, people: 1_000, deals: 1_000 };
   ctx.log(`generating ${dbNameOf(url)}: ${counts.deals} deals, ${counts.people} people, ${counts.companies} companies in one tenant, 10 small tenants (kept for later runs)`);
-  const c = bc.cluster;
   const tenants: Tenant[] = [];
   for (let i = 0; i < 11; i++) {
-    const o = await registerOwner(c.gatewayUrl, `${i ? "small" : "big"}${uniqueTag()}`);
+    const o = await registerOwner(baseUrl, `${i ? "small" : "big"}${uniqueTag()}`);
     const n = i ? small : counts;
     const r = await generate({ databaseUrl: url, companyId: o.companyId, ...n, log: (l) => ctx.log(`  tenant ${i}: ${l}`) });
     ctx.log(`  tenant ${i}: ${r.seconds} s`);
@@ -123,8 +122,11 @@ export async function ensureBenchData(ctx: Ctx, bc: BenchCluster, url: string): 
   return data;
 }
 
-/** The cluster (dbservice, auth, records, logs behind NGINX) on the generated database, generating it first when missing. */
-export async function startRecordsCluster(ctx: Ctx): Promise<{ bc: BenchCluster; data: BenchData }> {
+/**
+ * The kept database's URL, ready for dbservice to start on: created (empty) when missing or left
+ * half-generated, else brought up to date with the migrations added since.
+ */
+export async function keptDatabase(ctx: Ctx): Promise<string> {
   const url = benchDbUrl(ctx.quick);
   const { ensureDatabase } = await clusterLib();
   // A database without the meta row was left by an interrupted generation: start again.
@@ -132,10 +134,16 @@ export async function startRecordsCluster(ctx: Ctx): Promise<{ bc: BenchCluster;
   if (!existing) await dropDb(url);
   await ensureDatabase(url);
   if (existing) await catchUpMigrations(url);
-  const bc = await startBenchCluster({ only: ["dbservice", "auth", "records", "logs"], databaseUrl: url, serviceEnv: { dbservice: { DB_POOL_MAX: String(poolMax) } } });
+  return url;
+}
+
+/** The cluster (dbservice, auth, records, logs behind NGINX) on the generated database, generating it first when missing. */
+export async function startRecordsCluster(ctx: Ctx): Promise<{ bc: BenchCluster; data: BenchData }> {
+  const url = await keptDatabase(ctx);
+  const bc = await startBenchCluster({ only: ["dbservice", "auth", "records", "logs"], databaseUrl: url, serviceEnv: { dbservice: { DB_POOL_MAX: String(poolMax), DB_CONNECT_TIMEOUT_MS: "15000" } } });
   try {
     trustCa(readFileSync(bc.cluster.pki.ca));
-    const data = await ensureBenchData(ctx, bc, url);
+    const data = await ensureBenchData(ctx, bc.cluster.gatewayUrl, url);
     return { bc, data };
   } catch (err) {
     await bc.stop();
@@ -418,7 +426,7 @@ export const records: Scenario = {
         `data: ${data.counts.deals} deals, ${data.counts.people} people, ${data.counts.companies} companies in one tenant, 10 tenants of ${ctx.quick ? 100 : 1000} beside it; database ${dbNameOf(data.url)} (kept; BENCH_RECORDS_DB)`,
         `reads: ${rounds} rounds × ${n} calls per variant, service and pgbench taking turns; h2load over TLS, 4 connections × 4 streams, Connect JSON; pgbench on ${poolMax} connections (dbservice's DB_POOL_MAX), -M simple, the parameters inlined as literals (the store sends them as parameters of unnamed statements: custom plans either way)`,
         `writes: ${seconds} s at ${writeRate} req/s each after a 2 s warm-up at a fifth of it, from this process (connect-node, 4 HTTP/2 TLS connections, binary Connect); UpdateDeal changes amount_minor of one of ${ids.length} open deals, MoveDeal moves one of them into one of the ${openStages.length} open stages (top or end), CreateDeal adds to one of them`,
-        "cluster: dbservice, auth, records, logs, each its own process (from source, mTLS) behind NGINX; server CPU = NGINX + those processes",
+        "cluster: dbservice, auth, records, logs, each its own process (from source, mTLS) behind NGINX; server CPU = NGINX + those processes; dbservice's DB_CONNECT_TIMEOUT_MS 15 s (opening a connection took over the 2 s default on the loaded box)",
       );
     } finally {
       await bc.stop();
