@@ -300,7 +300,7 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
                     merged_count = 0, unchanged_count = 0, failed_count = 0, error = '', started_at = NULL, ended_at = NULL, lease_until = NULL, lease_token = NULL WHERE id = $1`,
             [id, r!.dryRun, JSON.stringify(mapping)],
           );
-          if (again) await sql.query("UPDATE rec_import_rows SET result = '', reason = '', match_key = '' WHERE import_id = $1", [id]);
+          if (again) await sql.query("UPDATE rec_import_rows SET result = '', reason = '', match_key = '' WHERE import_id = $1 AND (result <> '' OR match_key <> '')", [id]);
           return answer(sql, id);
         }),
       };
@@ -645,15 +645,21 @@ async function runBatch(sql: Sql, a: Acting, job: ImportRow, size: number): Prom
   }
 
   // Each row's result, and the job's progress.
-  const nos = [...result.keys()];
+  // Only what is read later is written back: failed rows (the errors) and, on a dry run, the
+  // rows that would create a record (later batches merge into them). A million UPDATEs of rows
+  // that went well would double the import's writes.
   const keyOf = new Map<number, string>();
   if (job.dry_run) for (const [k, g] of groups) keyOf.set(g.rowNos[0]!, k);
-  await sql.query(
+  const nos = [...result.keys()].filter((k) => result.get(k)!.result === "failed" || (keyOf.has(k) && result.get(k)!.result === "created"));
+  if (nos.length) await sql.query(
     `UPDATE rec_import_rows r SET result = x.result, reason = x.reason, match_key = x.match_key
-     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS x (row_no, result, reason, match_key) WHERE r.import_id = $1 AND r.row_no = x.row_no`,
+     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS x (row_no, result, reason, match_key)
+     WHERE r.import_id = $1 AND r.row_no = x.row_no AND r.row_no = ANY($2::bigint[])`,
     [job.id, nos, nos.map((k) => result.get(k)!.result), nos.map((k) => result.get(k)!.reason), nos.map((k) => keyOf.get(k) ?? "")],
   );
-  const count = (what: string) => [...result.values()].filter((x) => x.result === what).length;
+  const tally = new Map<string, number>();
+  for (const x of result.values()) tally.set(x.result, (tally.get(x.result) ?? 0) + 1);
+  const count = (what: string) => tally.get(what) ?? 0;
   const next = from + BigInt(rows.length);
   const finished = rows.length < size || next >= BigInt(job.total_rows);
   await sql.query(
