@@ -44,7 +44,9 @@ export type WatchRecordsRequest = Message<"crm.records.v1.WatchRecordsRequest"> 
 
   /**
    * Replay the changes stored after this version first. Unset: live from now on (the first
-   * heartbeat names the version the stream starts after). 0: every change kept.
+   * heartbeat names the version the stream starts after). 0: every change kept. Changes older
+   * than the service's retention are trimmed: a version before them is refused with
+   * failed_precondition (list the records again and watch from the version the error names).
    *
    * @generated from field: optional int64 after_version = 3;
    */
