@@ -7,6 +7,7 @@ import { consoleScenario } from "./console.js";
 import { fanout } from "./fanout.js";
 import { gateway } from "./gateway.js";
 import { idleMemory } from "./idle-memory.js";
+import { importScenario } from "./import.js";
 import { login } from "./login.js";
 import { records } from "./records.js";
 import { recordsWatch } from "./records-watch.js";
@@ -17,4 +18,4 @@ import { timers } from "./timers.js";
 import { users } from "./users.js";
 import { tracing } from "./tracing.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, recordsWatch, consoleScenario];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, recordsWatch, importScenario, consoleScenario];

@@ -1,0 +1,159 @@
+/**
+ * 17. Bring data in and out: a CSV of 1,000,000 people rows (10 % repeat an earlier row's e-mail,
+ * to be merged; 1 % have a bad e-mail, to fail with a reason) imported end to end through the
+ * all-in-one on PostgreSQL (the upload as a plain HTTP POST, then StartImport, until the job has
+ * ended), and the people exported again as CSV (GET /exports/people.csv).
+ *
+ * Floor: a bare COPY of the same file into an unindexed table of five text columns in the same
+ * database (pg-copy-streams), in the same run. Targets (issue 17): the import ≤ 60 s and within 3×
+ * the floor; the export ≥ 100,000 rows/s; the app's RSS flat (peak minus start reported).
+ * BENCH_IMPORT_ROWS sets another row count (the ratios stay comparable; the 60 s target is for
+ * a million).
+ */
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import { freshDatabase, unreachable } from "@crm/testkit";
+import { connectJson, startApp } from "../lib/app.js";
+import { registerOwner, uniqueTag } from "../lib/crm.js";
+import { mb, sampleAll, withDescendants } from "../lib/proc.js";
+import type { Check, Ctx, Row, Scenario } from "../lib/report.js";
+
+/** Writes the file: first name, last name, e-mail, phone, job title. */
+async function writeFile(path: string, rows: number): Promise<number> {
+  const out = createWriteStream(path);
+  out.write("First name,Last name,Email,Phone,Job title\n");
+  let bad = 0;
+  for (let i = 0; i < rows; i++) {
+    const dup = i % 10 === 9; // 10 %: an earlier row's address (a changed job title)
+    const broken = i % 100 === 42; // 1 %: not an e-mail address
+    const n = dup ? i - 9 : i;
+    if (broken) bad++;
+    const email = broken ? `broken-${i}.example` : `person${n}@bench${n % 97}.example`;
+    const line = `Name${n},"Family ${n}",${email},+1415${String(1_000_000 + (n % 9_000_000)).padStart(7, "0")},${dup ? "Lead" : "Engineer"}\n`;
+    if (!out.write(line)) await new Promise((r) => out.once("drain", r));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  return bad;
+}
+
+/** POSTs the file as the body; resolves to the answer's JSON. */
+function upload(url: string, token: string, path: string): Promise<{ import: { state: string; totalRows: string } }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "text/csv", "content-length": statSync(path).size } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.once("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        if (res.statusCode !== 200) reject(new Error(`upload answered ${res.statusCode}: ${text.slice(0, 300)}`));
+        else resolve(JSON.parse(text) as { import: { state: string; totalRows: string } });
+      });
+    });
+    req.once("error", reject);
+    createReadStream(path).pipe(req);
+  });
+}
+
+/** GETs the export, counting lines as they stream; resolves to the row count (the header excluded). */
+function download(url: string, token: string): Promise<{ rows: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`export answered ${res.statusCode}`));
+      let lines = 0;
+      let bytes = 0;
+      res.on("data", (c: Buffer) => {
+        bytes += c.length;
+        for (let i = c.indexOf(10); i !== -1; i = c.indexOf(10, i + 1)) lines++;
+      });
+      res.once("end", () => resolve({ rows: lines - 1, bytes }));
+      res.once("error", reject);
+    }).once("error", reject);
+  });
+}
+
+export const importScenario: Scenario = {
+  name: "import",
+  title: "Import of 1,000,000 CSV people rows (dedupe, bad rows) and export, vs a bare COPY",
+  missing: () => unreachable("postgres"),
+  async run(ctx: Ctx) {
+    // BENCH_IMPORT_ROWS: another size (a busy shared box may not finish a million in time).
+    const rowsWanted = Number(process.env.BENCH_IMPORT_ROWS) || (ctx.quick ? 20_000 : 1_000_000);
+    const load0 = os.loadavg()[0]!;
+    const dir = mkdtempSync(join(tmpdir(), "crm-bench-import-"));
+    const file = join(dir, "people.csv");
+    const bad = await writeFile(file, rowsWanted);
+    const size = statSync(file).size;
+    ctx.log(`file: ${rowsWanted} rows, ${mb(size).toFixed(1)} MB`);
+    const db = await freshDatabase();
+    const app = await startApp({ env: { DATABASE_URL: db.url, RECORDS_IMPORT_POLL_MS: "200" }, name: "all-in-one (import)" });
+    const rows: Row[] = [];
+    const checks: Check[] = [];
+    const notes: string[] = [];
+    try {
+      // The floor: a bare COPY of the same file into an unindexed table.
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      await c.query("CREATE TABLE bench_copy_floor (first_name text, last_name text, email text, phone text, job_title text)");
+      const f0 = performance.now();
+      await pipeline(createReadStream(file), c.query(copyFrom("COPY bench_copy_floor FROM STDIN WITH (FORMAT csv, HEADER true)")));
+      const floorS = (performance.now() - f0) / 1000;
+      await c.end();
+      rows.push({ label: "COPY of the file into an unindexed table (floor)", floor: true, tool: "pg-copy-streams", requests: rowsWanted, errors: 0, rps: rowsWanted / floorS, p50Ms: floorS * 1000, p99Ms: floorS * 1000 });
+
+      const owner = await registerOwner(app.value.url, uniqueTag());
+      const pids = () => withDescendants(app.pid);
+      const rss0 = sampleAll(pids()).rssBytes;
+      let peak = rss0;
+      const sampler = setInterval(() => (peak = Math.max(peak, sampleAll(pids()).rssBytes)), 250);
+      const loadAtImport = os.loadavg()[0]!;
+      const t0 = performance.now();
+      const job = await connectJson<{ import: { id: string } }>(app.value.url, "crm.records.v1.ImportService/CreateImport", { import: { objectType: "OBJECT_TYPE_PERSON", fileName: "people.csv" } }, owner.token);
+      const id = job.import.id;
+      const ready = await upload(`${app.value.url}/imports/${id}/file`, owner.token, file);
+      const uploadS = (performance.now() - t0) / 1000;
+      ctx.log(`uploaded in ${uploadS.toFixed(1)} s: ${ready.import.totalRows} rows`);
+      await connectJson(app.value.url, "crm.records.v1.ImportService/StartImport", { id }, owner.token);
+      let done: Record<string, string | number> = {};
+      for (;;) {
+        done = (await connectJson<{ import: Record<string, string | number> }>(app.value.url, "crm.records.v1.ImportService/GetImport", { id }, owner.token)).import;
+        if (!["IMPORT_STATE_QUEUED", "IMPORT_STATE_RUNNING"].includes(String(done.state))) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const importS = (performance.now() - t0) / 1000;
+      clearInterval(sampler);
+      const rssImport = sampleAll(pids()).rssBytes;
+      ctx.log(`import ${String(done.state)} in ${importS.toFixed(1)} s: ${JSON.stringify(done).slice(0, 400)}`);
+      const n = (k: string) => Number(done[k] ?? 0);
+      rows.push({ label: "import end to end (upload, then the job)", tool: "HTTP POST + ImportService", requests: rowsWanted, errors: n("failedCount"), rps: rowsWanted / importS, p50Ms: importS * 1000, p99Ms: importS * 1000, rssMB: mb(rssImport) });
+      rows.push({ label: "  of which the upload (parse, stage)", tool: "POST /imports/<id>/file", requests: rowsWanted, errors: 0, rps: rowsWanted / uploadS, p50Ms: uploadS * 1000, p99Ms: uploadS * 1000 });
+      checks.push({ label: "import of the file", value: importS, unit: "s", target: `≤ 60 s for 1,000,000 rows`, met: ctx.quick ? undefined : importS <= 60 });
+      checks.push({ label: "import / bare COPY", value: importS / floorS, unit: "×", target: "≤ 3×", met: importS / floorS <= 3 });
+      checks.push({ label: "rows created / merged / failed", value: n("createdCount"), unit: `created, ${n("mergedCount")} merged, ${n("failedCount")} failed (${bad} bad rows in the file)`, target: "every row accounted for", met: n("createdCount") + n("mergedCount") + n("failedCount") === rowsWanted && n("failedCount") === bad });
+      checks.push({ label: "app RSS growth during the import (peak − start)", value: mb(peak - rss0), unit: "MB", target: "flat", met: undefined });
+
+      // Export of the people just imported.
+      let peakE = sampleAll(pids()).rssBytes;
+      const rssE0 = peakE;
+      const samplerE = setInterval(() => (peakE = Math.max(peakE, sampleAll(pids()).rssBytes)), 250);
+      const e0 = performance.now();
+      const exp = await download(`${app.value.url}/exports/people.csv?columns=first_name,last_name,emails,phones,job_title`, owner.token);
+      const exportS = (performance.now() - e0) / 1000;
+      clearInterval(samplerE);
+      rows.push({ label: "export of the people as CSV", tool: "GET /exports/people.csv", requests: exp.rows, errors: 0, rps: exp.rows / exportS, p50Ms: exportS * 1000, p99Ms: exportS * 1000, rssMB: mb(peakE) });
+      checks.push({ label: "export rows/s", value: exp.rows / exportS, unit: "rows/s", target: "≥ 100,000 rows/s", met: exp.rows / exportS >= 100_000 });
+      checks.push({ label: "app RSS growth during the export (peak − start)", value: mb(peakE - rssE0), unit: "MB", target: "flat", met: undefined });
+      notes.push(`file ${mb(size).toFixed(1)} MB; bare COPY ${floorS.toFixed(2)} s; upload ${uploadS.toFixed(1)} s; import ${importS.toFixed(1)} s; export ${exp.rows} rows, ${mb(exp.bytes).toFixed(1)} MB in ${exportS.toFixed(1)} s`);
+      notes.push(`1-minute load average: ${load0.toFixed(2)} at the start, ${loadAtImport.toFixed(2)} when the import started, ${os.loadavg()[0]!.toFixed(2)} at the end`);
+    } finally {
+      await app.stop();
+      await db.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return { rows, checks, notes, load: [load0, os.loadavg()[0]!] };
+  },
+};
