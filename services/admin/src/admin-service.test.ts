@@ -160,6 +160,28 @@ test("ListUsers: the company's users by name, filtered by text and status, paged
   await expectError(a.listUsers({ pageToken: "bm9wZQ" }), Code.InvalidArgument, { fields: ["pageToken"], message: /not a token from a previous ListUsers/ });
 });
 
+test("ListMembers: any member reads the directory (id, name, role, status), never an e-mail or phone; paged; a deactivated one may not", async () => {
+  const s = setup();
+  s.dir.addUser(s.company, { name: "Zed Invited", email: "zed@acme.test", status: "invited" });
+  const m = s.admins(s.member);
+  const all = await m.listMembers({});
+  assert.deepEqual(all.members.map((u) => u.name), ["Adam Admin", "Mia Member", "Olga Owner", "Zed Invited"], "never another company's");
+  const olga = all.members[2]!;
+  assert.deepEqual([olga.userId, olga.role, olga.status], [s.ownerRow.id, ProtoRole.OWNER, UserStatus.ACTIVE]);
+  assert.deepEqual(Object.keys(olga).filter((k) => !k.startsWith("$")).sort(), ["name", "role", "status", "userId"]);
+  assert.doesNotMatch(JSON.stringify(all), /@|\+1415/, "no e-mail address or phone");
+  const first = await m.listMembers({ pageSize: 3 });
+  assert.doesNotMatch(Buffer.from(first.nextPageToken, "base64url").toString("utf8"), /@/, "the page token holds no e-mail address either");
+  const rest = await m.listMembers({ pageSize: 3, pageToken: first.nextPageToken });
+  assert.deepEqual([...first.members, ...rest.members].map((u) => u.name), all.members.map((u) => u.name));
+  assert.equal(rest.nextPageToken, "");
+  await expectError(m.listMembers({ pageSize: 501, pageToken: "t".repeat(2049) }), Code.InvalidArgument, { fields: ["pageSize", "pageToken"] });
+  await expectError(s.admins(undefined).listMembers({}), Code.Unauthenticated);
+  s.memberRow.status = "deactivated";
+  await expectError(m.listMembers({}), Code.PermissionDenied);
+  await expectError(m.listUsers({}), Code.PermissionDenied);
+});
+
 test("DeactivateUser ends the user's sessions at once (the revocation list) and spends their open tokens", async () => {
   const s = setup();
   const sessions = [s.dir.addSession(s.memberRow.id), s.dir.addSession(s.memberRow.id)];

@@ -1,7 +1,7 @@
 /** crm.admin.v1.AdminService handlers. Dependencies come in; no wiring here. */
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { requireRole, type Logger, type Revocations, type Role } from "@crm/kit";
+import { invalid, principalOf, requireRole, type Logger, type Revocations, type Role } from "@crm/kit";
 import { AddUserStatus, AdminService, UserStatus, type AddUserResult, type User } from "@crm/gen/crm/admin/v1/admin_pb";
 import { Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -10,7 +10,7 @@ import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { renderWelcome, tokenLink } from "@crm/contracts/email-templates";
 import { newOpaqueToken } from "@crm/contracts/tokens";
-import { checkRows, newRoleOf, userIdOf } from "./rules.js";
+import { checkRows, limits, newRoleOf, pageSizeFits, userIdOf } from "./rules.js";
 import { validateList } from "./validation.js";
 
 export interface AdminDeps {
@@ -135,6 +135,18 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
       const q = validateList(req);
       const res = await deps.db.listUsersDB({ query: q.query, pageSize: q.pageSize, pageToken: q.pageToken, status: q.status as number });
       return { users: res.users.map((u) => toUser(u)!), nextPageToken: res.nextPageToken };
+    },
+
+    // The directory every member may read (names on records and tasks): no contact details.
+    async listMembers(req, ctx) {
+      principalOf(ctx);
+      const pageSize = req.pageSize === 0 ? limits.pageSize : req.pageSize;
+      const v = [];
+      if (!pageSizeFits(pageSize)) v.push({ field: "pageSize", description: `must be 1..${limits.pageSize} (0 means ${limits.pageSize})` });
+      if (req.pageToken.length > 2048) v.push({ field: "pageToken", description: "is not a token from a previous ListMembers answer" });
+      if (v.length) throw invalid(v);
+      const res = await deps.db.listMembersDB({ pageSize, pageToken: req.pageToken });
+      return { members: res.members.map((m) => ({ userId: m.userId, name: m.name, role: m.role as number as ProtoRole, status: m.status as number as UserStatus })), nextPageToken: res.nextPageToken };
     },
 
     async deactivateUser(req, ctx) {

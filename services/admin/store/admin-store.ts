@@ -132,6 +132,19 @@ export function decodePageToken(token: string): PageKey {
   throw invalid([{ field: "pageToken", description: "is not a token from a previous ListUsers answer; leave it empty for the first page" }]);
 }
 
+/** ListMembersDB's page token: the last member's name and id (never an e-mail address, which members may not see). */
+export const encodeMemberToken = (k: { name: string; id: string }) => Buffer.from(JSON.stringify([k.name, k.id])).toString("base64url");
+
+export function decodeMemberToken(token: string): { name: string; id: string } {
+  try {
+    const [name, id] = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown[];
+    if (typeof name === "string" && typeof id === "string" && isUuid(id)) return { name, id };
+  } catch {
+    // fall through
+  }
+  throw invalid([{ field: "pageToken", description: "is not a token from a previous ListMembers answer; leave it empty for the first page" }]);
+}
+
 const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 /** Sets the tenant of a transaction that began without one (a token redeemed before the tenant was known). */
@@ -242,6 +255,31 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
         const page = rows.slice(0, size);
         const last = page[page.length - 1];
         return { users: page.map((u) => userRecord(u, deps)), nextPageToken: rows.length > size && last ? encodePageToken(last) : "" };
+      });
+    },
+
+    async listMembersDB(req, ctx) {
+      const p = principalOf(ctx);
+      const size = req.pageSize;
+      if (!pageSizeFits(size)) throw invalid([{ field: "pageSize", description: `must be 1..${limits.pageSize}` }]);
+      const after = req.pageToken ? decodeMemberToken(req.pageToken) : undefined;
+      return db.tenant(p.companyId, async (sql) => {
+        // Any active member of the company; row-level security keeps both reads to the tenant.
+        const { rows: me } = await sql.query<{ status: string }>("SELECT status FROM users WHERE id = $1", [p.userId]);
+        if (me[0]?.status !== "active") throw new AppError("permission_denied", "this call needs an active member of the company");
+        const { rows } = await sql.query<{ id: string; name: string; role: Role; status: string }>(
+          `SELECT id, name, role, status FROM users
+           WHERE ($1::text IS NULL OR (name, id) > ($1, $2::uuid))
+           ORDER BY name, id
+           LIMIT $3`,
+          [after?.name ?? null, after?.id ?? null, size + 1],
+        );
+        const page = rows.slice(0, size);
+        const last = page[page.length - 1];
+        return {
+          members: page.map((u) => ({ userId: u.id, name: u.name, role: deps.roleToProto[u.role], status: deps.statusToProto[u.status] ?? UserStatus.UNSPECIFIED })),
+          nextPageToken: rows.length > size && last ? encodeMemberToken(last) : "",
+        };
       });
     },
 

@@ -230,6 +230,15 @@ test("permissions and tenants: members are denied; other companies' users are no
   await expectCode(app.client(EmailService, { token: memberA!.accessToken }).sendEmail({ email: "a@b.co", subject: "s", body: "b" }), Code.PermissionDenied);
   await expectCode(app.client(AdminService).listUsers({}), Code.Unauthenticated);
 
+  // The members' directory (ListMembers): names and roles of their own company only, no contact details.
+  const directory = (await asMember.listMembers({})).members;
+  assert.deepEqual(new Set(directory.map((m) => m.userId)), new Set([a.userId, adminA!.userId, memberA!.userId]), "A's people, none of B's");
+  assert.equal(directory.find((m) => m.userId === adminA!.userId)?.role, Role.ADMIN);
+  assert.doesNotMatch(JSON.stringify(directory), /@/, "no e-mail address");
+  const firstPage = await asMember.listMembers({ pageSize: 2 });
+  const secondPage = await asMember.listMembers({ pageSize: 2, pageToken: firstPage.nextPageToken });
+  assert.deepEqual([...firstPage.members, ...secondPage.members].map((m) => m.userId), directory.map((m) => m.userId), "pages without gaps or repeats");
+
   // Tenants: A's admin sees only A's people; B's are not found.
   const asAdmin = app.client(AdminService, { token: adminA!.accessToken });
   const seen = (await asAdmin.listUsers({ pageSize: 500 })).users.map((u) => u.userId).sort();

@@ -163,6 +163,25 @@ export function fakeAdminStore(dir: Directory): FakeAdminStore {
       return { users: page.map(record), nextPageToken: rows.length > size && last ? Buffer.from(JSON.stringify(key(last))).toString("base64url") : "" };
     },
 
+    async listMembersDB(req, ctx) {
+      const p = principalOf(ctx);
+      const me = dir.users.get(p.userId);
+      if (!me || me.companyId !== p.companyId || me.status !== "active") throw new AppError("permission_denied", "this call needs an active member of the company");
+      const after = req.pageToken ? (JSON.parse(Buffer.from(req.pageToken, "base64url").toString("utf8")) as [string, string]) : undefined;
+      const key = (u: StoredUser) => [u.name, u.id] as const;
+      const cmp = (a: readonly string[], b: readonly string[]) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : a[1]! < b[1]! ? -1 : a[1]! > b[1]! ? 1 : 0);
+      const rows = [...dir.users.values()]
+        .filter((u) => u.companyId === p.companyId)
+        .sort((a, b) => cmp(key(a), key(b)))
+        .filter((u) => !after || cmp(key(u), after) > 0);
+      const page = rows.slice(0, req.pageSize);
+      const last = page.at(-1);
+      return {
+        members: page.map((u) => ({ userId: u.id, name: u.name, role: roleToProto[u.role], status: statusToProto[u.status] })),
+        nextPageToken: rows.length > req.pageSize && last ? Buffer.from(JSON.stringify(key(last))).toString("base64url") : "",
+      };
+    },
+
     async deactivateUserDB(req, ctx) {
       const p = principalOf(ctx);
       if (req.userId === p.userId) throw new AppError("failed_precondition", "you cannot deactivate yourself: ask another owner or admin");

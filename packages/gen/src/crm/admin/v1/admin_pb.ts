@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/admin/v1/admin.proto.
  */
 export const file_crm_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDGNybS5hZG1pbi52MSJWCgdOZXdVc2VyEg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEh8KBHJvbGUYAyABKA4yES5jcm0uYXV0aC52MS5Sb2xlEgwKBG5hbWUYBCABKAkiNwoPQWRkVXNlcnNSZXF1ZXN0EiQKBXVzZXJzGAEgAygLMhUuY3JtLmFkbWluLnYxLk5ld1VzZXIikQEKDUFkZFVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJTdGF0dXMSDgoGcmVhc29uGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFAoMZW1haWxfcXVldWVkGAYgASgIImEKDUFkZFVzZXJzU3RhdHMSDwoHY3JlYXRlZBgBIAEoBRIYChBhbHJlYWR5X2V4aXN0aW5nGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1lbWFpbHNfcXVldWVkGAQgASgFImwKEEFkZFVzZXJzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmNybS5hZG1pbi52MS5BZGRVc2VyUmVzdWx0EioKBXN0YXRzGAIgASgLMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJzU3RhdHMivgEKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRIMCgRuYW1lGAQgASgJEh8KBHJvbGUYBSABKA4yES5jcm0uYXV0aC52MS5Sb2xlEigKBnN0YXR1cxgGIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEExpc3RVc2Vyc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKAoGc3RhdHVzGAQgASgOMhguY3JtLmFkbWluLnYxLlVzZXJTdGF0dXMiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoFdXNlcnMYASADKAsyEi5jcm0uYWRtaW4udjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSJFChFDaGFuZ2VSb2xlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5jcm0uYXV0aC52MS5Sb2xlIjYKEkNoYW5nZVJvbGVSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXIqdwoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhcKE1VTRVJfU1RBVFVTX0lOVklURUQQAhIbChdVU0VSX1NUQVRVU19ERUFDVElWQVRFRBADKo4BCg1BZGRVc2VyU3RhdHVzEh8KG0FERF9VU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0FERF9VU0VSX1NUQVRVU19DUkVBVEVEEAESIgoeQUREX1VTRVJfU1RBVFVTX0FMUkVBRFlfRVhJU1RTEAISGwoXQUREX1VTRVJfU1RBVFVTX0lOVkFMSUQQAzLaAgoMQWRtaW5TZXJ2aWNlEkkKCEFkZFVzZXJzEh0uY3JtLmFkbWluLnYxLkFkZFVzZXJzUmVxdWVzdBoeLmNybS5hZG1pbi52MS5BZGRVc2Vyc1Jlc3BvbnNlElEKCUxpc3RVc2VycxIeLmNybS5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0Gh8uY3JtLmFkbWluLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgESWwoORGVhY3RpdmF0ZVVzZXISIy5jcm0uYWRtaW4udjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0GiQuY3JtLmFkbWluLnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USTwoKQ2hhbmdlUm9sZRIfLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVxdWVzdBogLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVzcG9uc2ViBnByb3RvMw", [file_crm_auth_v1_auth, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDGNybS5hZG1pbi52MSJWCgdOZXdVc2VyEg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEh8KBHJvbGUYAyABKA4yES5jcm0uYXV0aC52MS5Sb2xlEgwKBG5hbWUYBCABKAkiNwoPQWRkVXNlcnNSZXF1ZXN0EiQKBXVzZXJzGAEgAygLMhUuY3JtLmFkbWluLnYxLk5ld1VzZXIikQEKDUFkZFVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJTdGF0dXMSDgoGcmVhc29uGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFAoMZW1haWxfcXVldWVkGAYgASgIImEKDUFkZFVzZXJzU3RhdHMSDwoHY3JlYXRlZBgBIAEoBRIYChBhbHJlYWR5X2V4aXN0aW5nGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1lbWFpbHNfcXVldWVkGAQgASgFImwKEEFkZFVzZXJzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmNybS5hZG1pbi52MS5BZGRVc2VyUmVzdWx0EioKBXN0YXRzGAIgASgLMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJzU3RhdHMivgEKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRIMCgRuYW1lGAQgASgJEh8KBHJvbGUYBSABKA4yES5jcm0uYXV0aC52MS5Sb2xlEigKBnN0YXR1cxgGIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEExpc3RVc2Vyc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKAoGc3RhdHVzGAQgASgOMhguY3JtLmFkbWluLnYxLlVzZXJTdGF0dXMiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoFdXNlcnMYASADKAsyEi5jcm0uYWRtaW4udjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIfCgRyb2xlGAMgASgOMhEuY3JtLmF1dGgudjEuUm9sZRIoCgZzdGF0dXMYBCABKA4yGC5jcm0uYWRtaW4udjEuVXNlclN0YXR1cyI7ChJMaXN0TWVtYmVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdE1lbWJlcnNSZXNwb25zZRIlCgdtZW1iZXJzGAEgAygLMhQuY3JtLmFkbWluLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSJFChFDaGFuZ2VSb2xlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5jcm0uYXV0aC52MS5Sb2xlIjYKEkNoYW5nZVJvbGVSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXIqdwoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhcKE1VTRVJfU1RBVFVTX0lOVklURUQQAhIbChdVU0VSX1NUQVRVU19ERUFDVElWQVRFRBADKo4BCg1BZGRVc2VyU3RhdHVzEh8KG0FERF9VU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0FERF9VU0VSX1NUQVRVU19DUkVBVEVEEAESIgoeQUREX1VTRVJfU1RBVFVTX0FMUkVBRFlfRVhJU1RTEAISGwoXQUREX1VTRVJfU1RBVFVTX0lOVkFMSUQQAzKzAwoMQWRtaW5TZXJ2aWNlEkkKCEFkZFVzZXJzEh0uY3JtLmFkbWluLnYxLkFkZFVzZXJzUmVxdWVzdBoeLmNybS5hZG1pbi52MS5BZGRVc2Vyc1Jlc3BvbnNlElEKCUxpc3RVc2VycxIeLmNybS5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0Gh8uY3JtLmFkbWluLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgESWwoORGVhY3RpdmF0ZVVzZXISIy5jcm0uYWRtaW4udjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0GiQuY3JtLmFkbWluLnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USTwoKQ2hhbmdlUm9sZRIfLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVxdWVzdBogLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVzcG9uc2USVwoLTGlzdE1lbWJlcnMSIC5jcm0uYWRtaW4udjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiEuY3JtLmFkbWluLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_crm_auth_v1_auth, file_google_protobuf_timestamp]);
 
 /**
  * One person to add.
@@ -305,6 +305,90 @@ export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE_
   messageDesc(file_crm_admin_v1_admin, 7);
 
 /**
+ * A member as every member of the company sees them.
+ *
+ * @generated from message crm.admin.v1.Member
+ */
+export type Member = Message<"crm.admin.v1.Member"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: crm.auth.v1.Role role = 3;
+   */
+  role: Role;
+
+  /**
+   * @generated from field: crm.admin.v1.UserStatus status = 4;
+   */
+  status: UserStatus;
+};
+
+/**
+ * Describes the message crm.admin.v1.Member.
+ * Use `create(MemberSchema)` to create a new message.
+ */
+export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 8);
+
+/**
+ * @generated from message crm.admin.v1.ListMembersRequest
+ */
+export type ListMembersRequest = Message<"crm.admin.v1.ListMembersRequest"> & {
+  /**
+   * 1..500; 0 means 500.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page, else next_page_token of the previous page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message crm.admin.v1.ListMembersRequest.
+ * Use `create(ListMembersRequestSchema)` to create a new message.
+ */
+export const ListMembersRequestSchema: GenMessage<ListMembersRequest> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 9);
+
+/**
+ * @generated from message crm.admin.v1.ListMembersResponse
+ */
+export type ListMembersResponse = Message<"crm.admin.v1.ListMembersResponse"> & {
+  /**
+   * @generated from field: repeated crm.admin.v1.Member members = 1;
+   */
+  members: Member[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message crm.admin.v1.ListMembersResponse.
+ * Use `create(ListMembersResponseSchema)` to create a new message.
+ */
+export const ListMembersResponseSchema: GenMessage<ListMembersResponse> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 10);
+
+/**
  * @generated from message crm.admin.v1.DeactivateUserRequest
  */
 export type DeactivateUserRequest = Message<"crm.admin.v1.DeactivateUserRequest"> & {
@@ -319,7 +403,7 @@ export type DeactivateUserRequest = Message<"crm.admin.v1.DeactivateUserRequest"
  * Use `create(DeactivateUserRequestSchema)` to create a new message.
  */
 export const DeactivateUserRequestSchema: GenMessage<DeactivateUserRequest> = /*@__PURE__*/
-  messageDesc(file_crm_admin_v1_admin, 8);
+  messageDesc(file_crm_admin_v1_admin, 11);
 
 /**
  * @generated from message crm.admin.v1.DeactivateUserResponse
@@ -343,7 +427,7 @@ export type DeactivateUserResponse = Message<"crm.admin.v1.DeactivateUserRespons
  * Use `create(DeactivateUserResponseSchema)` to create a new message.
  */
 export const DeactivateUserResponseSchema: GenMessage<DeactivateUserResponse> = /*@__PURE__*/
-  messageDesc(file_crm_admin_v1_admin, 9);
+  messageDesc(file_crm_admin_v1_admin, 12);
 
 /**
  * @generated from message crm.admin.v1.ChangeRoleRequest
@@ -367,7 +451,7 @@ export type ChangeRoleRequest = Message<"crm.admin.v1.ChangeRoleRequest"> & {
  * Use `create(ChangeRoleRequestSchema)` to create a new message.
  */
 export const ChangeRoleRequestSchema: GenMessage<ChangeRoleRequest> = /*@__PURE__*/
-  messageDesc(file_crm_admin_v1_admin, 10);
+  messageDesc(file_crm_admin_v1_admin, 13);
 
 /**
  * @generated from message crm.admin.v1.ChangeRoleResponse
@@ -384,7 +468,7 @@ export type ChangeRoleResponse = Message<"crm.admin.v1.ChangeRoleResponse"> & {
  * Use `create(ChangeRoleResponseSchema)` to create a new message.
  */
 export const ChangeRoleResponseSchema: GenMessage<ChangeRoleResponse> = /*@__PURE__*/
-  messageDesc(file_crm_admin_v1_admin, 11);
+  messageDesc(file_crm_admin_v1_admin, 14);
 
 /**
  * State of a user's account.
@@ -463,8 +547,8 @@ export const AddUserStatusSchema: GenEnum<AddUserStatus> = /*@__PURE__*/
   enumDesc(file_crm_admin_v1_admin, 1);
 
 /**
- * AdminService manages the people of the caller's company. Every RPC needs an access token of a
- * user with role owner or admin (others get permission_denied); the company comes only from the
+ * AdminService manages the people of the caller's company. Every RPC but ListMembers needs an
+ * access token of a user with role owner or admin (others get permission_denied); the company comes only from the
  * token. Users of other companies are reported as not_found. Only an owner may grant the owner
  * role or change or deactivate an owner, and the company always keeps at least one active
  * owner (failed_precondition otherwise).
@@ -517,6 +601,18 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ChangeRoleRequestSchema;
     output: typeof ChangeRoleResponseSchema;
+  },
+  /**
+   * The company's members for any active member of it: id, name, role and status, never an
+   * e-mail address or phone (that is ListUsers, for owners and admins). Ordered by name; for
+   * showing who owns a record or is assigned a task.
+   *
+   * @generated from rpc crm.admin.v1.AdminService.ListMembers
+   */
+  listMembers: {
+    methodKind: "unary";
+    input: typeof ListMembersRequestSchema;
+    output: typeof ListMembersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_admin_v1_admin, 0);

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/db/v1/db_admin.proto.
  */
 export const file_crm_db_v1_db_admin: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vZGIvdjEvZGJfYWRtaW4ucHJvdG8SCWNybS5kYi52MSL3AQoKVXNlclJlY29yZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEg0KBXBob25lGAMgASgJEgwKBG5hbWUYBCABKAkSIQoEcm9sZRgFIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBiABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5kZWFjdGl2YXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QEKCk5ld1VzZXJSb3cSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhkKEWludml0ZV90b2tlbl9oYXNoGAUgASgMEjUKEWludml0ZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgxpbnZpdGVfZW1haWwYByABKAsyGC5jcm0uZGIudjEuT3V0Z29pbmdFbWFpbCJFCh1SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBIkCgV1c2VycxgBIAMoCzIVLmNybS5kYi52MS5OZXdVc2VyUm93IocCChJSZWdpc3RlclVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSNgoHb3V0Y29tZRgDIAEoDjIlLmNybS5kYi52MS5SZWdpc3RlclVzZXJSZXN1bHQuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIQCghlbWFpbF9pZBgGIAEoCSJoCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX0NSRUFURUQQARIaChZPVVRDT01FX0FMUkVBRFlfRVhJU1RTEAISEwoPT1VUQ09NRV9JTlZBTElEEAMiogEKHlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY3JtLmRiLnYxLlJlZ2lzdGVyVXNlclJlc3VsdBIPCgdjcmVhdGVkGAIgASgFEhgKEGFscmVhZHlfZXhpc3RpbmcYAyABKAUSDgoGZmFpbGVkGAQgASgFEhUKDWVtYWlsc19xdWV1ZWQYBSABKAUicQoSTGlzdFVzZXJzREJSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIlQKE0xpc3RVc2Vyc0RCUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jcm0uZGIudjEuVXNlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoXRGVhY3RpdmF0ZVVzZXJEQlJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJcChhEZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYAiADKAkiSQoTQ2hhbmdlUm9sZURCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiEKBHJvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUiZwoUQ2hhbmdlUm9sZURCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEioKDXByZXZpb3VzX3JvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUifgoaQ3JlYXRlUGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSEgoKdG9rZW5faGFzaBgDIAEoDBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChtDcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USDQoFZm91bmQYASABKAgSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBG5hbWUYBSABKAkSDgoGbG9jYWxlGAYgASgJIkUKGENvbnN1bWVSZXNldFRva2VuUmVxdWVzdBISCgp0b2tlbl9oYXNoGAEgASgMEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkigAIKGUNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USPQoHb3V0Y29tZRgBIAEoDjIsLmNybS5kYi52MS5Db25zdW1lUmVzZXRUb2tlblJlc3BvbnNlLk91dGNvbWUSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYBCADKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIm4KGUNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QSEgoKdG9rZW5faGFzaBgBIAEoDBIVCg1wYXNzd29yZF9oYXNoGAIgASgJEiYKB3Nlc3Npb24YAyABKAsyFS5jcm0uZGIudjEuTmV3U2Vzc2lvbiKcAgoaQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Db25zdW1lSW52aXRlVG9rZW5SZXNwb25zZS5PdXRjb21lEg8KB3VzZXJfaWQYAiABKAkSEgoKY29tcGFueV9pZBgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhIKCnNlc3Npb25faWQYBSABKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIhUKE0dldENvbXBhbnlEQlJlcXVlc3QiXQoUR2V0Q29tcGFueURCUmVzcG9uc2USEgoKY29tcGFueV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmxvY2FsZRgDIAEoCRITCgtjYWxsZXJfbmFtZRgEIAEoCSJMChJMb29rdXBUb2tlblJlcXVlc3QSIgoEa2luZBgBIAEoDjIULmNybS5kYi52MS5Ub2tlbktpbmQSEgoKdG9rZW5faGFzaBgCIAEoDCLNAQoTTG9va3VwVG9rZW5SZXNwb25zZRI3CgdvdXRjb21lGAEgASgOMiYuY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2UuT3V0Y29tZRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSJfCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX1ZBTElEEAESEwoPT1VUQ09NRV9JTlZBTElEEAISEwoPT1VUQ09NRV9FWFBJUkVEEAMqXQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIVChFUT0tFTl9LSU5EX0lOVklURRABEh0KGVRPS0VOX0tJTkRfUEFTU1dPUkRfUkVTRVQQAjLDBgoORGJBZG1pblNlcnZpY2USbQoWUmVnaXN0ZXJVc2Vyc0luQ29tcGFueRIoLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBopLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVzcG9uc2USTAoLTGlzdFVzZXJzREISHS5jcm0uZGIudjEuTGlzdFVzZXJzREJSZXF1ZXN0Gh4uY3JtLmRiLnYxLkxpc3RVc2Vyc0RCUmVzcG9uc2USWwoQRGVhY3RpdmF0ZVVzZXJEQhIiLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVxdWVzdBojLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USTwoMQ2hhbmdlUm9sZURCEh4uY3JtLmRiLnYxLkNoYW5nZVJvbGVEQlJlcXVlc3QaHy5jcm0uZGIudjEuQ2hhbmdlUm9sZURCUmVzcG9uc2USZAoTQ3JlYXRlUGFzc3dvcmRSZXNldBIlLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVxdWVzdBomLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USXgoRQ29uc3VtZVJlc2V0VG9rZW4SIy5jcm0uZGIudjEuQ29uc3VtZVJlc2V0VG9rZW5SZXF1ZXN0GiQuY3JtLmRiLnYxLkNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USYQoSQ29uc3VtZUludml0ZVRva2VuEiQuY3JtLmRiLnYxLkNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QaJS5jcm0uZGIudjEuQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USTwoMR2V0Q29tcGFueURCEh4uY3JtLmRiLnYxLkdldENvbXBhbnlEQlJlcXVlc3QaHy5jcm0uZGIudjEuR2V0Q29tcGFueURCUmVzcG9uc2USTAoLTG9va3VwVG9rZW4SHS5jcm0uZGIudjEuTG9va3VwVG9rZW5SZXF1ZXN0Gh4uY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_crm_db_v1_db_auth, file_crm_db_v1_db_email, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vZGIvdjEvZGJfYWRtaW4ucHJvdG8SCWNybS5kYi52MSL3AQoKVXNlclJlY29yZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEg0KBXBob25lGAMgASgJEgwKBG5hbWUYBCABKAkSIQoEcm9sZRgFIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBiABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5kZWFjdGl2YXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QEKCk5ld1VzZXJSb3cSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhkKEWludml0ZV90b2tlbl9oYXNoGAUgASgMEjUKEWludml0ZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgxpbnZpdGVfZW1haWwYByABKAsyGC5jcm0uZGIudjEuT3V0Z29pbmdFbWFpbCJFCh1SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBIkCgV1c2VycxgBIAMoCzIVLmNybS5kYi52MS5OZXdVc2VyUm93IocCChJSZWdpc3RlclVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSNgoHb3V0Y29tZRgDIAEoDjIlLmNybS5kYi52MS5SZWdpc3RlclVzZXJSZXN1bHQuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIQCghlbWFpbF9pZBgGIAEoCSJoCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX0NSRUFURUQQARIaChZPVVRDT01FX0FMUkVBRFlfRVhJU1RTEAISEwoPT1VUQ09NRV9JTlZBTElEEAMiogEKHlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY3JtLmRiLnYxLlJlZ2lzdGVyVXNlclJlc3VsdBIPCgdjcmVhdGVkGAIgASgFEhgKEGFscmVhZHlfZXhpc3RpbmcYAyABKAUSDgoGZmFpbGVkGAQgASgFEhUKDWVtYWlsc19xdWV1ZWQYBSABKAUicQoSTGlzdFVzZXJzREJSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIlQKE0xpc3RVc2Vyc0RCUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jcm0uZGIudjEuVXNlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPQoUTGlzdE1lbWJlcnNEQlJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkidwoMTWVtYmVyUmVjb3JkEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIhCgRyb2xlGAMgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIloKFUxpc3RNZW1iZXJzREJSZXNwb25zZRIoCgdtZW1iZXJzGAEgAygLMhcuY3JtLmRiLnYxLk1lbWJlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoXRGVhY3RpdmF0ZVVzZXJEQlJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJcChhEZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYAiADKAkiSQoTQ2hhbmdlUm9sZURCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiEKBHJvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUiZwoUQ2hhbmdlUm9sZURCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEioKDXByZXZpb3VzX3JvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUifgoaQ3JlYXRlUGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSEgoKdG9rZW5faGFzaBgDIAEoDBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChtDcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USDQoFZm91bmQYASABKAgSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBG5hbWUYBSABKAkSDgoGbG9jYWxlGAYgASgJIkUKGENvbnN1bWVSZXNldFRva2VuUmVxdWVzdBISCgp0b2tlbl9oYXNoGAEgASgMEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkigAIKGUNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USPQoHb3V0Y29tZRgBIAEoDjIsLmNybS5kYi52MS5Db25zdW1lUmVzZXRUb2tlblJlc3BvbnNlLk91dGNvbWUSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYBCADKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIm4KGUNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QSEgoKdG9rZW5faGFzaBgBIAEoDBIVCg1wYXNzd29yZF9oYXNoGAIgASgJEiYKB3Nlc3Npb24YAyABKAsyFS5jcm0uZGIudjEuTmV3U2Vzc2lvbiKcAgoaQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Db25zdW1lSW52aXRlVG9rZW5SZXNwb25zZS5PdXRjb21lEg8KB3VzZXJfaWQYAiABKAkSEgoKY29tcGFueV9pZBgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhIKCnNlc3Npb25faWQYBSABKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIhUKE0dldENvbXBhbnlEQlJlcXVlc3QiXQoUR2V0Q29tcGFueURCUmVzcG9uc2USEgoKY29tcGFueV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmxvY2FsZRgDIAEoCRITCgtjYWxsZXJfbmFtZRgEIAEoCSJMChJMb29rdXBUb2tlblJlcXVlc3QSIgoEa2luZBgBIAEoDjIULmNybS5kYi52MS5Ub2tlbktpbmQSEgoKdG9rZW5faGFzaBgCIAEoDCLNAQoTTG9va3VwVG9rZW5SZXNwb25zZRI3CgdvdXRjb21lGAEgASgOMiYuY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2UuT3V0Y29tZRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSJfCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX1ZBTElEEAESEwoPT1VUQ09NRV9JTlZBTElEEAISEwoPT1VUQ09NRV9FWFBJUkVEEAMqXQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIVChFUT0tFTl9LSU5EX0lOVklURRABEh0KGVRPS0VOX0tJTkRfUEFTU1dPUkRfUkVTRVQQAjKXBwoORGJBZG1pblNlcnZpY2USbQoWUmVnaXN0ZXJVc2Vyc0luQ29tcGFueRIoLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBopLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVzcG9uc2USTAoLTGlzdFVzZXJzREISHS5jcm0uZGIudjEuTGlzdFVzZXJzREJSZXF1ZXN0Gh4uY3JtLmRiLnYxLkxpc3RVc2Vyc0RCUmVzcG9uc2USUgoNTGlzdE1lbWJlcnNEQhIfLmNybS5kYi52MS5MaXN0TWVtYmVyc0RCUmVxdWVzdBogLmNybS5kYi52MS5MaXN0TWVtYmVyc0RCUmVzcG9uc2USWwoQRGVhY3RpdmF0ZVVzZXJEQhIiLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVxdWVzdBojLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USTwoMQ2hhbmdlUm9sZURCEh4uY3JtLmRiLnYxLkNoYW5nZVJvbGVEQlJlcXVlc3QaHy5jcm0uZGIudjEuQ2hhbmdlUm9sZURCUmVzcG9uc2USZAoTQ3JlYXRlUGFzc3dvcmRSZXNldBIlLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVxdWVzdBomLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USXgoRQ29uc3VtZVJlc2V0VG9rZW4SIy5jcm0uZGIudjEuQ29uc3VtZVJlc2V0VG9rZW5SZXF1ZXN0GiQuY3JtLmRiLnYxLkNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USYQoSQ29uc3VtZUludml0ZVRva2VuEiQuY3JtLmRiLnYxLkNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QaJS5jcm0uZGIudjEuQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USTwoMR2V0Q29tcGFueURCEh4uY3JtLmRiLnYxLkdldENvbXBhbnlEQlJlcXVlc3QaHy5jcm0uZGIudjEuR2V0Q29tcGFueURCUmVzcG9uc2USTAoLTG9va3VwVG9rZW4SHS5jcm0uZGIudjEuTG9va3VwVG9rZW5SZXF1ZXN0Gh4uY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_crm_db_v1_db_auth, file_crm_db_v1_db_email, file_google_protobuf_timestamp]);
 
 /**
  * A user as stored.
@@ -341,6 +341,86 @@ export const ListUsersDBResponseSchema: GenMessage<ListUsersDBResponse> = /*@__P
   messageDesc(file_crm_db_v1_db_admin, 6);
 
 /**
+ * @generated from message crm.db.v1.ListMembersDBRequest
+ */
+export type ListMembersDBRequest = Message<"crm.db.v1.ListMembersDBRequest"> & {
+  /**
+   * Already validated and defaulted by the caller.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message crm.db.v1.ListMembersDBRequest.
+ * Use `create(ListMembersDBRequestSchema)` to create a new message.
+ */
+export const ListMembersDBRequestSchema: GenMessage<ListMembersDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 7);
+
+/**
+ * A member as every member of the company sees them: no contact details.
+ *
+ * @generated from message crm.db.v1.MemberRecord
+ */
+export type MemberRecord = Message<"crm.db.v1.MemberRecord"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: crm.db.v1.UserRole role = 3;
+   */
+  role: UserRole;
+
+  /**
+   * @generated from field: crm.db.v1.UserStatus status = 4;
+   */
+  status: UserStatus;
+};
+
+/**
+ * Describes the message crm.db.v1.MemberRecord.
+ * Use `create(MemberRecordSchema)` to create a new message.
+ */
+export const MemberRecordSchema: GenMessage<MemberRecord> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 8);
+
+/**
+ * @generated from message crm.db.v1.ListMembersDBResponse
+ */
+export type ListMembersDBResponse = Message<"crm.db.v1.ListMembersDBResponse"> & {
+  /**
+   * @generated from field: repeated crm.db.v1.MemberRecord members = 1;
+   */
+  members: MemberRecord[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message crm.db.v1.ListMembersDBResponse.
+ * Use `create(ListMembersDBResponseSchema)` to create a new message.
+ */
+export const ListMembersDBResponseSchema: GenMessage<ListMembersDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 9);
+
+/**
  * @generated from message crm.db.v1.DeactivateUserDBRequest
  */
 export type DeactivateUserDBRequest = Message<"crm.db.v1.DeactivateUserDBRequest"> & {
@@ -355,7 +435,7 @@ export type DeactivateUserDBRequest = Message<"crm.db.v1.DeactivateUserDBRequest
  * Use `create(DeactivateUserDBRequestSchema)` to create a new message.
  */
 export const DeactivateUserDBRequestSchema: GenMessage<DeactivateUserDBRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 7);
+  messageDesc(file_crm_db_v1_db_admin, 10);
 
 /**
  * @generated from message crm.db.v1.DeactivateUserDBResponse
@@ -379,7 +459,7 @@ export type DeactivateUserDBResponse = Message<"crm.db.v1.DeactivateUserDBRespon
  * Use `create(DeactivateUserDBResponseSchema)` to create a new message.
  */
 export const DeactivateUserDBResponseSchema: GenMessage<DeactivateUserDBResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 8);
+  messageDesc(file_crm_db_v1_db_admin, 11);
 
 /**
  * @generated from message crm.db.v1.ChangeRoleDBRequest
@@ -401,7 +481,7 @@ export type ChangeRoleDBRequest = Message<"crm.db.v1.ChangeRoleDBRequest"> & {
  * Use `create(ChangeRoleDBRequestSchema)` to create a new message.
  */
 export const ChangeRoleDBRequestSchema: GenMessage<ChangeRoleDBRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 9);
+  messageDesc(file_crm_db_v1_db_admin, 12);
 
 /**
  * @generated from message crm.db.v1.ChangeRoleDBResponse
@@ -423,7 +503,7 @@ export type ChangeRoleDBResponse = Message<"crm.db.v1.ChangeRoleDBResponse"> & {
  * Use `create(ChangeRoleDBResponseSchema)` to create a new message.
  */
 export const ChangeRoleDBResponseSchema: GenMessage<ChangeRoleDBResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 10);
+  messageDesc(file_crm_db_v1_db_admin, 13);
 
 /**
  * @generated from message crm.db.v1.CreatePasswordResetRequest
@@ -459,7 +539,7 @@ export type CreatePasswordResetRequest = Message<"crm.db.v1.CreatePasswordResetR
  * Use `create(CreatePasswordResetRequestSchema)` to create a new message.
  */
 export const CreatePasswordResetRequestSchema: GenMessage<CreatePasswordResetRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 11);
+  messageDesc(file_crm_db_v1_db_admin, 14);
 
 /**
  * @generated from message crm.db.v1.CreatePasswordResetResponse
@@ -507,7 +587,7 @@ export type CreatePasswordResetResponse = Message<"crm.db.v1.CreatePasswordReset
  * Use `create(CreatePasswordResetResponseSchema)` to create a new message.
  */
 export const CreatePasswordResetResponseSchema: GenMessage<CreatePasswordResetResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 12);
+  messageDesc(file_crm_db_v1_db_admin, 15);
 
 /**
  * @generated from message crm.db.v1.ConsumeResetTokenRequest
@@ -531,7 +611,7 @@ export type ConsumeResetTokenRequest = Message<"crm.db.v1.ConsumeResetTokenReque
  * Use `create(ConsumeResetTokenRequestSchema)` to create a new message.
  */
 export const ConsumeResetTokenRequestSchema: GenMessage<ConsumeResetTokenRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 13);
+  messageDesc(file_crm_db_v1_db_admin, 16);
 
 /**
  * @generated from message crm.db.v1.ConsumeResetTokenResponse
@@ -563,7 +643,7 @@ export type ConsumeResetTokenResponse = Message<"crm.db.v1.ConsumeResetTokenResp
  * Use `create(ConsumeResetTokenResponseSchema)` to create a new message.
  */
 export const ConsumeResetTokenResponseSchema: GenMessage<ConsumeResetTokenResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 14);
+  messageDesc(file_crm_db_v1_db_admin, 17);
 
 /**
  * What happened to the token.
@@ -602,7 +682,7 @@ export enum ConsumeResetTokenResponse_Outcome {
  * Describes the enum crm.db.v1.ConsumeResetTokenResponse.Outcome.
  */
 export const ConsumeResetTokenResponse_OutcomeSchema: GenEnum<ConsumeResetTokenResponse_Outcome> = /*@__PURE__*/
-  enumDesc(file_crm_db_v1_db_admin, 14, 0);
+  enumDesc(file_crm_db_v1_db_admin, 17, 0);
 
 /**
  * @generated from message crm.db.v1.ConsumeInviteTokenRequest
@@ -633,7 +713,7 @@ export type ConsumeInviteTokenRequest = Message<"crm.db.v1.ConsumeInviteTokenReq
  * Use `create(ConsumeInviteTokenRequestSchema)` to create a new message.
  */
 export const ConsumeInviteTokenRequestSchema: GenMessage<ConsumeInviteTokenRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 15);
+  messageDesc(file_crm_db_v1_db_admin, 18);
 
 /**
  * @generated from message crm.db.v1.ConsumeInviteTokenResponse
@@ -672,7 +752,7 @@ export type ConsumeInviteTokenResponse = Message<"crm.db.v1.ConsumeInviteTokenRe
  * Use `create(ConsumeInviteTokenResponseSchema)` to create a new message.
  */
 export const ConsumeInviteTokenResponseSchema: GenMessage<ConsumeInviteTokenResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 16);
+  messageDesc(file_crm_db_v1_db_admin, 19);
 
 /**
  * What happened to the token.
@@ -711,7 +791,7 @@ export enum ConsumeInviteTokenResponse_Outcome {
  * Describes the enum crm.db.v1.ConsumeInviteTokenResponse.Outcome.
  */
 export const ConsumeInviteTokenResponse_OutcomeSchema: GenEnum<ConsumeInviteTokenResponse_Outcome> = /*@__PURE__*/
-  enumDesc(file_crm_db_v1_db_admin, 16, 0);
+  enumDesc(file_crm_db_v1_db_admin, 19, 0);
 
 /**
  * @generated from message crm.db.v1.GetCompanyDBRequest
@@ -724,7 +804,7 @@ export type GetCompanyDBRequest = Message<"crm.db.v1.GetCompanyDBRequest"> & {
  * Use `create(GetCompanyDBRequestSchema)` to create a new message.
  */
 export const GetCompanyDBRequestSchema: GenMessage<GetCompanyDBRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 17);
+  messageDesc(file_crm_db_v1_db_admin, 20);
 
 /**
  * @generated from message crm.db.v1.GetCompanyDBResponse
@@ -760,7 +840,7 @@ export type GetCompanyDBResponse = Message<"crm.db.v1.GetCompanyDBResponse"> & {
  * Use `create(GetCompanyDBResponseSchema)` to create a new message.
  */
 export const GetCompanyDBResponseSchema: GenMessage<GetCompanyDBResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 18);
+  messageDesc(file_crm_db_v1_db_admin, 21);
 
 /**
  * @generated from message crm.db.v1.LookupTokenRequest
@@ -782,7 +862,7 @@ export type LookupTokenRequest = Message<"crm.db.v1.LookupTokenRequest"> & {
  * Use `create(LookupTokenRequestSchema)` to create a new message.
  */
 export const LookupTokenRequestSchema: GenMessage<LookupTokenRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 19);
+  messageDesc(file_crm_db_v1_db_admin, 22);
 
 /**
  * @generated from message crm.db.v1.LookupTokenResponse
@@ -811,7 +891,7 @@ export type LookupTokenResponse = Message<"crm.db.v1.LookupTokenResponse"> & {
  * Use `create(LookupTokenResponseSchema)` to create a new message.
  */
 export const LookupTokenResponseSchema: GenMessage<LookupTokenResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 20);
+  messageDesc(file_crm_db_v1_db_admin, 23);
 
 /**
  * @generated from enum crm.db.v1.LookupTokenResponse.Outcome
@@ -848,7 +928,7 @@ export enum LookupTokenResponse_Outcome {
  * Describes the enum crm.db.v1.LookupTokenResponse.Outcome.
  */
 export const LookupTokenResponse_OutcomeSchema: GenEnum<LookupTokenResponse_Outcome> = /*@__PURE__*/
-  enumDesc(file_crm_db_v1_db_admin, 20, 0);
+  enumDesc(file_crm_db_v1_db_admin, 23, 0);
 
 /**
  * Which kind of one-time token.
@@ -914,6 +994,17 @@ export const DbAdminService: GenService<{
     methodKind: "unary";
     input: typeof ListUsersDBRequestSchema;
     output: typeof ListUsersDBResponseSchema;
+  },
+  /**
+   * The company's directory for any active member of it (unlike the calls above): id, name,
+   * role and status only, ordered by name, keyset-paged.
+   *
+   * @generated from rpc crm.db.v1.DbAdminService.ListMembersDB
+   */
+  listMembersDB: {
+    methodKind: "unary";
+    input: typeof ListMembersDBRequestSchema;
+    output: typeof ListMembersDBResponseSchema;
   },
   /**
    * Sets the user's status to deactivated and revokes all their sessions, atomically. The
