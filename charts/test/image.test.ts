@@ -65,17 +65,49 @@ describe("Dockerfile", () => {
     assert.ok(final.body.indexOf(users.at(-1)!) > last, "USER comes after the last RUN/COPY");
   });
 
+  it("dependencies are their own layer: npm ci runs on the manifests before the code is copied", () => {
+    const deps = stages.find((s) => s.body.some((x) => x.cmd === "RUN" && /npm ci\b/.test(x.args) && !/--omit=dev/.test(x.args)));
+    assert.ok(deps, "a stage runs npm ci with every dependency");
+    const copies = deps!.body.filter((x) => x.cmd === "COPY");
+    assert.ok(copies.length > 0 && copies.every((c) => /--from=\S+/.test(c.args) && /manifests/.test(c.args)), `the deps stage copies only the manifests: ${copies.map((c) => c.args).join("; ")}`);
+    const manifests = stages.find((s) => s.name === /--from=(\S+)/.exec(copies[0]!.args)![1]);
+    assert.ok(manifests?.body.some((x) => x.cmd === "RUN" && /package-lock\.json/.test(x.args) && /-name package\.json/.test(x.args)), "the manifests stage keeps the root and workspace package.json files and the lockfile");
+    const build = stages.find((s) => s.from === deps!.name);
+    assert.ok(build, "the build stage starts from the deps stage");
+    const copyAll = build!.body.findIndex((x) => x.cmd === "COPY" && /^\.\s+\.$/.test(x.args));
+    const builds = build!.body.findIndex((x) => x.cmd === "RUN" && /npm run build/.test(x.args));
+    assert.ok(copyAll >= 0 && builds > copyAll, "the build stage copies the code, then runs npm run build");
+    assert.ok(!build!.body.some((x) => x.cmd === "RUN" && /npm (ci|install|i)\b/.test(x.args)), "the build stage installs nothing (the deps layer did)");
+  });
+
   it("the final stage has production dependencies only", () => {
-    const runs = final.body.filter((x) => x.cmd === "RUN").map((x) => x.args);
-    assert.ok(runs.some((r) => /npm ci\b[^&]*--omit=dev/.test(r)), "npm ci --omit=dev in the final stage");
+    for (const r of final.body.filter((x) => x.cmd === "RUN").map((x) => x.args)) assert.ok(!/npm (ci|install|i)\b/.test(r), "the final stage installs nothing itself");
+    const froms = final.body.filter((x) => x.cmd === "COPY").map((x) => ({ args: x.args, from: /--from=(\S+)/.exec(x.args)?.[1] }));
+    for (const c of froms) assert.ok(c.from, `everything in the final stage comes from a stage: ${c.args}`);
+    const runtimeDeps = stages.find((s) => froms.some((c) => c.from === s.name && !/dist\/?\s/.test(c.args)));
+    assert.ok(runtimeDeps, "a stage provides node_modules");
+    const runs = runtimeDeps!.body.filter((x) => x.cmd === "RUN").map((x) => x.args);
+    assert.ok(runs.some((r) => /npm ci\b[^&]*--omit=dev/.test(r)), "node_modules comes from npm ci --omit=dev");
     for (const r of runs) {
       assert.ok(!/npm (install|i)\b/.test(r), "no npm install (npm ci keeps the lockfile's versions)");
-      for (const m of r.matchAll(/npm ci\b([^&;]*)/g)) assert.match(m[1]!, /--omit=dev/, "every npm ci in the final stage omits dev dependencies");
+      for (const m of r.matchAll(/npm ci\b([^&;]*)/g)) assert.match(m[1]!, /--omit=dev/, "every npm ci of the runtime dependencies omits dev dependencies");
     }
-    for (const c of final.body.filter((x) => x.cmd === "COPY")) {
+    assert.ok(runtimeDeps!.body.every((x) => x.cmd !== "COPY" || /manifests/.test(x.args)), "the runtime dependencies are installed from the manifests alone");
+    const build = stages.find((s) => s.body.some((x) => x.cmd === "RUN" && /npm run build/.test(x.args)))!;
+    for (const c of froms.filter((c) => c.from === build.name)) {
       assert.ok(!/node_modules/.test(c.args), "node_modules is not copied from the build stage (it has dev dependencies)");
-      if (/--from=/.test(c.args)) assert.match(c.args, /(\/manifests\/|dist\/)/, `only manifests and dist/ come from the build stage: ${c.args}`);
+      assert.match(c.args, /dist\//, `only dist/ and web/dist/ come from the build stage: ${c.args}`);
     }
+    const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8"));
+    for (const tool of ["tsx", "esbuild", "typescript"]) assert.ok(!(tool in (pkg.dependencies ?? {})), `${tool} is a dev dependency (the image runs the bundle)`);
+  });
+
+  it("has OCI labels and takes its base as a build argument", () => {
+    const labels = final.body.filter((x) => x.cmd === "LABEL").map((x) => x.args).join(" ");
+    for (const l of ["title", "source", "version", "revision", "base.name"]) assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${l.replace(".", "\\.")}=`), `label org.opencontainers.image.${l}`);
+    assert.ok(instrs.findIndex((x) => x.cmd === "ARG" && /^NODE_IMAGE=/.test(x.args)) < instrs.findIndex((x) => x.cmd === "FROM"), "ARG NODE_IMAGE before the first FROM");
+    for (const s of stages.filter((s) => !stages.some((o) => o.name === s.from))) assert.equal(s.from, args.get("NODE_IMAGE"), "every base stage is FROM ${NODE_IMAGE}");
+    assert.match(dockerfile, /@sha256:<digest>/, "the Dockerfile documents pinning the base by digest");
   });
 
   it("the start command runs the real entry point, in exec form, with a valid default target", () => {
@@ -94,7 +126,7 @@ describe("Dockerfile", () => {
     assert.match(build, /outfile:\s*"dist\/crm\.mjs"/);
     const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8"));
     assert.match(pkg.scripts.build, /scripts\/build\.mjs/);
-    assert.ok(stages.slice(0, -1).some((s) => s.body.some((x) => x.cmd === "RUN" && /npm run build/.test(x.args) && /npm ci/.test(x.args))), "a build stage runs npm ci && npm run build");
+    assert.ok(stages.slice(0, -1).some((s) => s.body.some((x) => x.cmd === "RUN" && /npm run build/.test(x.args))), "a build stage runs npm run build");
     const workdir = final.body.filter((x) => x.cmd === "WORKDIR").at(-1)!.args;
     assert.ok(final.body.some((x) => x.cmd === "COPY" && x.args.includes("dist/") && x.args.endsWith("./dist/")), `dist/ copied into ${workdir}`);
   });
