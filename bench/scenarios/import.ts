@@ -36,7 +36,7 @@ async function writeFile(path: string, rows: number): Promise<number> {
     if (broken) bad++;
     const email = broken ? `broken-${i}.example` : `person${n}@bench${n % 97}.example`;
     const line = `Name${n},"Family ${n}",${email},+1415${String(1_000_000 + (n % 9_000_000)).padStart(7, "0")},${dup ? "Lead" : "Engineer"}\n`;
-    if (!out.write(line)) await new Promise((r) => out.once("drain", r));
+    if (!out.write(line)) await new Promise<void>((r) => out.once("drain", () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   return bad;
