@@ -15,7 +15,19 @@ export interface Io {
   signal?: AbortSignal;
 }
 
-export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, transport: connectTransport, now: Date.now });
+let pipeWatched = false;
+
+export function processIo(): Io {
+  if (!pipeWatched) {
+    pipeWatched = true;
+    // `crm export deals | head`: a reader that went away ends crm quietly, as it does other tools.
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+    });
+  }
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, transport: connectTransport, now: Date.now };
+}
 
 export interface GlobalOptions {
   server?: string;

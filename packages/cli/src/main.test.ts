@@ -9,10 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { after, beforeEach, describe, test } from "node:test";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { AddUserStatus, AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
+import { ImportSchema, ImportService, ImportState, type Import } from "@crm/gen/crm/records/v1/import_pb";
 import { BadRequestSchema } from "@crm/gen/google/rpc/error_details_pb";
 import type { Io } from "./context.js";
 import { run } from "./main.js";
@@ -38,6 +40,8 @@ function server() {
     issued: 0,
     refreshes: 0,
     added: [] as string[],
+    uploaded: 0,
+    mapping: [] as string[],
     authHeaders: [] as string[],
   };
   const tokens = () => {
@@ -88,7 +92,26 @@ function server() {
       },
     });
   };
-  const transport: TransportFactory = (_url, interceptors) => createRouterTransport(routes, { transport: { interceptors } });
+  const job = (over: MessageInitShape<typeof ImportSchema>): Import => create(ImportSchema, { id: "imp1", fileName: "people.csv", columns: ["E-mail", "Name"], totalRows: 3n, state: ImportState.READY, ...over });
+  const importRoutes = (r: ConnectRouter) =>
+    r.service(ImportService, {
+      createImport: (_req, ctx) => (authed(ctx.requestHeader), { import: job({ state: ImportState.AWAITING_UPLOAD }) }),
+      uploadImport: async (reqs, ctx) => {
+        authed(ctx.requestHeader);
+        for await (const m of reqs) s.uploaded += m.data.length;
+        return { import: job({ suggestedMapping: [{ column: 0, field: "emails" }] }) };
+      },
+      startImport: (req) => {
+        s.mapping = req.mapping.map((m) => `${m.column}:${m.field}`);
+        return { import: job({ state: ImportState.QUEUED, dryRun: req.dryRun }) };
+      },
+      async *watchImport() {
+        yield { import: job({ state: ImportState.RUNNING, rowsDone: 1n, rowsPerSecond: 10 }) };
+        yield { import: job({ state: ImportState.SUCCEEDED, rowsDone: 3n, createdCount: 2n, failedCount: 1n }) };
+      },
+      listImportErrors: () => ({ errors: [{ rowNumber: 3n, reason: "emails: must be an e-mail address" }] }),
+    });
+  const transport: TransportFactory = (_url, interceptors) => createRouterTransport((r) => (routes(r), importRoutes(r)), { transport: { interceptors } });
   return Object.assign(s, { transport });
 }
 
@@ -100,9 +123,9 @@ beforeEach(() => {
   dirs.push(home);
 });
 
-async function crm(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}) {
+async function crm(args: string[], opts: { env?: Record<string, string>; stdin?: string; tty?: boolean } = {}) {
   const stdout = new Sink();
-  const stderr = new Sink();
+  const stderr = Object.assign(new Sink(), { isTTY: opts.tty ?? false, columns: 100 });
   const stdin = new PassThrough();
   stdin.end(opts.stdin ?? "");
   const io: Partial<Io> = { stdout, stderr, stdin, env: { XDG_CONFIG_HOME: home, ...opts.env }, transport: srv.transport, now: () => srv.now };
@@ -282,5 +305,36 @@ describe("users add", () => {
     await login();
     const r = await crm(["users", "add", join(home, "nope.csv")]);
     assert.deepEqual([r.code, r.err], [1, `crm: no such file: ${join(home, "nope.csv")}\n`]);
+  });
+});
+
+describe("import", () => {
+  test("uploads the file, maps by --map, follows the job with a progress bar; a failed row is exit 4", async () => {
+    await login();
+    const file = join(home, "people.csv");
+    writeFileSync(file, "E-mail,Name\na@x.io,A\nb@x.io,B\nnope,C\n");
+    const r = await crm(["import", file, "--object", "people", "-m", "name=custom.nick"], { tty: true });
+    assert.equal(r.code, 4, r.err);
+    assert.equal(srv.uploaded, 37, "the whole file, streamed");
+    assert.deepEqual(srv.mapping, ["0:emails", "1:custom.nick"], "the suggestion, changed by --map");
+    assert.match(r.err, /#1 E-mail +→ emails\n +#2 Name +→ custom\.nick/);
+    assert.match(r.err, /100% \| 3\/3 rows/, "the progress bar reached the end");
+    assert.match(r.err, /3 of 3 rows: 2 created, 0 updated, 0 merged, 0 unchanged, 1 failed\./);
+    assert.equal(r.out, "ROW  REASON\n3    emails: must be an e-mail address\n");
+  });
+
+  test("usage: a missing --object, an unknown object or mode, an unknown column are exit 2; a missing file exit 1 before any job", async () => {
+    await login();
+    const file = join(home, "p.csv");
+    writeFileSync(file, "E-mail\n");
+    assert.equal((await crm(["import", file])).code, 2);
+    assert.equal((await crm(["import", file, "--object", "deals"])).code, 2, "deals are not imported");
+    assert.equal((await crm(["import", file, "--object", "people", "--mode", "merge"])).code, 2);
+    const r = await crm(["import", file, "--object", "people", "-m", "Phone=phones"]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /the file has no column "Phone" \(its columns: #1 "E-mail", #2 "Name"\)/);
+    const missing = await crm(["import", join(home, "none.csv"), "--object", "people"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /no such file/);
   });
 });
