@@ -1,0 +1,123 @@
+/**
+ * The delivery workers of one process: a pool of `concurrency` slots. Whenever slots are free it
+ * leases that many due deliveries (ClaimDeliveriesDB: at most `perEndpoint` in flight per endpoint
+ * across every process, so a slow or dead endpoint holds a few slots and never the pool), sends
+ * each, and settles it (CompleteDeliveryDB) with the next attempt's time from the retry rules, or
+ * gives it up after 24 hours. A process killed mid-delivery leaves a lease that runs out: another
+ * worker sends the delivery again with the same webhook-id (at least once). Woken by the event
+ * consumer after new deliveries were queued, else it polls every `pollMs`. Times come from `clock`
+ * (tests move it instead of waiting 24 hours).
+ */
+import type { Client } from "@connectrpc/connect";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Logger } from "@crm/kit";
+import type { ClaimedDelivery, DbWebhooksService } from "@crm/gen/crm/db/v1/db_webhooks_pb";
+import { delivered, limits, nextAttemptAt } from "./rules.js";
+import type { Sender } from "./sender.js";
+
+export interface DelivererDeps {
+  db: Client<typeof DbWebhooksService>;
+  send: Sender;
+  log: Logger;
+  clock: () => number;
+  random?: () => number;
+  concurrency: number;
+  perEndpoint: number;
+  timeoutMs: number;
+  pollMs: number;
+}
+
+export interface Deliverer {
+  start(): void;
+  /** New deliveries may be due: look now. */
+  wake(): void;
+  /** Deliveries in flight in this process. */
+  inFlight(): number;
+  /** Stops leasing; resolves when what is in flight has settled. */
+  close(): Promise<void>;
+}
+
+export function createDeliverer(d: DelivererDeps): Deliverer {
+  const random = d.random ?? Math.random;
+  const inflight = new Set<Promise<void>>();
+  let running = false;
+  let looping = false;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+  // A lease outlives the delivery's deadline, so only a dead worker's lease runs out.
+  const leaseMs = d.timeoutMs * 2 + 5_000;
+
+  async function deliver(c: ClaimedDelivery) {
+    const at = new Date(d.clock());
+    const r = await d.send({ url: c.url, eventId: c.eventId, body: c.body, secrets: c.secrets, timestamp: at });
+    const ok = delivered(r.status);
+    const now = d.clock();
+    const next = ok ? undefined : nextAttemptAt(c.attempts + 1, c.createTime ? timestampDate(c.createTime).getTime() : now, now, random());
+    if (!ok) d.log.debug({ endpointId: c.endpointId, eventId: c.eventId, status: r.status, error: r.error, attempt: c.attempts + 1 }, "webhook delivery failed");
+    await d.db.completeDeliveryDB({
+      companyId: c.companyId,
+      deliveryId: c.deliveryId,
+      lease: c.lease,
+      succeeded: ok,
+      attempt: { attemptTime: timestampFromDate(at), httpStatus: r.status, latencyMs: r.latencyMs, error: r.error, responsePrefix: r.responsePrefix.slice(0, limits.responsePrefixBytes) },
+      nextAttemptTime: next === undefined ? undefined : timestampFromDate(new Date(next)),
+      now: timestampFromDate(new Date(now)),
+    });
+  }
+
+  async function loop() {
+    if (looping) return void (again = true);
+    looping = true;
+    try {
+      do {
+        again = false;
+        const free = d.concurrency - inflight.size;
+        if (!running || free <= 0) break;
+        let claimed: ClaimedDelivery[] = [];
+        try {
+          claimed = (await d.db.claimDeliveriesDB({ limit: free, perEndpoint: d.perEndpoint, leaseMs, now: timestampFromDate(new Date(d.clock())) })).deliveries;
+        } catch (err) {
+          d.log.warn({ err: String(err) }, "webhooks: could not lease deliveries; trying again");
+          break;
+        }
+        for (const c of claimed) {
+          const p: Promise<void> = deliver(c)
+            .catch((err: unknown) => d.log.warn({ err: String(err), deliveryId: c.deliveryId }, "webhooks: could not settle a delivery; its lease runs out and it is sent again"))
+            .finally(() => {
+              inflight.delete(p);
+              void loop();
+            });
+          inflight.add(p);
+        }
+        // A full batch: there may be more due now.
+        if (claimed.length === free) again = true;
+      } while (again && running);
+    } finally {
+      looping = false;
+    }
+  }
+
+  function schedule() {
+    if (!running) return;
+    timer = setTimeout(() => {
+      void loop().finally(schedule);
+    }, d.pollMs);
+    timer.unref();
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      void loop();
+      schedule();
+    },
+    wake: () => void loop(),
+    inFlight: () => inflight.size,
+    async close() {
+      running = false;
+      clearTimeout(timer);
+      await Promise.allSettled([...inflight]);
+    },
+  };
+}

@@ -1,0 +1,439 @@
+/**
+ * The webhooks store, mounted by dbservice as DbWebhooksService: endpoints, and the delivery
+ * queue with its log (migrations/1700000000180_webhooks.sql). The endpoint RPCs act on the
+ * caller's forwarded token (an active owner or admin now) in ONE tenant transaction, and write
+ * the audit log in it. The queue's RPCs run for the webhooks service only: EnqueueEventDB in the
+ * tenant of the event, ClaimDeliveriesDB across tenants through crm_wh_claim (SECURITY DEFINER,
+ * SKIP LOCKED, leases), CompleteDeliveryDB in the tenant of the delivery. Giving a delivery up
+ * disables its endpoint and e-mails the company's owners through the outbox, in one transaction.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AppError, actorOf, invalid, isUuid, principalOf, requirePeer, type Actor, type Principal } from "@crm/kit";
+import type { DbWebhooksService } from "@crm/gen/crm/db/v1/db_webhooks_pb";
+import { OutgoingEmailSchema, type OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
+import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
+import { DeliveryStatus, type DeliverySchema, type EndpointSchema } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
+import { decodeRecordChange } from "@crm/contracts/events";
+import type { Db, Sql } from "@crm/dbservice/db";
+import { limits, patternsFor, payloadOf } from "../src/rules.js";
+
+/** The audit log (the admin store's auditLog, handed in by dbservice's mounting: a store imports no other store). */
+export interface AuditLog {
+  record(sql: Sql, events: { action: string; actor: Actor | { type: "system"; name?: string }; target?: { type: string; id: string }; details?: Record<string, string> | undefined }[]): Promise<void>;
+  afterCommit(): void;
+}
+
+export interface WebhooksStoreDeps {
+  audit: AuditLog;
+  /** Queues e-mails in the caller's transaction (the e-mail store's queueEmails). */
+  emails: { queue(sql: Sql, companyId: string, emails: { email: OutgoingEmail; idempotencyKey?: string }[]): Promise<unknown>; afterOutbox: () => void };
+}
+
+interface EndpointRow {
+  id: string;
+  url: string;
+  event_types: string[];
+  description: string;
+  ordered: boolean;
+  active: boolean;
+  disabled_reason: string;
+  created_at: Date;
+  updated_at: Date;
+}
+const ENDPOINT_COLS = "id, url, event_types, description, ordered, active, disabled_reason, created_at, updated_at";
+
+interface DeliveryRow {
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  version: string;
+  status: "pending" | "succeeded" | "failed";
+  next_at: Date;
+  created_at: Date;
+  attempts_log: { at: string; status: number; latency: number; error: string; prefix: string }[] | null;
+}
+
+const DELIVERY_SELECT = `SELECT d.id, d.endpoint_id, d.event_id, d.event_type, d.version, d.status, d.next_at, d.created_at,
+  (SELECT json_agg(json_build_object('at', a.attempted_at, 'status', a.http_status, 'latency', a.latency_ms, 'error', a.error, 'prefix', a.response_prefix) ORDER BY a.id)
+     FROM wh_attempts a WHERE a.delivery_id = d.id) AS attempts_log
+  FROM wh_deliveries d`;
+
+const statuses = { pending: DeliveryStatus.PENDING, succeeded: DeliveryStatus.SUCCEEDED, failed: DeliveryStatus.FAILED } as const;
+
+function toEndpoint(r: EndpointRow): MessageInitShape<typeof EndpointSchema> {
+  return {
+    endpointId: r.id,
+    url: r.url,
+    eventTypes: r.event_types,
+    description: r.description,
+    ordered: r.ordered,
+    active: r.active,
+    disabledReason: r.disabled_reason,
+    createTime: timestampFromDate(r.created_at),
+    updateTime: timestampFromDate(r.updated_at),
+  };
+}
+
+function toDelivery(r: DeliveryRow): MessageInitShape<typeof DeliverySchema> {
+  return {
+    deliveryId: r.id,
+    endpointId: r.endpoint_id,
+    eventId: r.event_id,
+    eventType: r.event_type,
+    version: BigInt(r.version),
+    status: statuses[r.status],
+    createTime: timestampFromDate(r.created_at),
+    nextAttemptTime: r.status === "pending" ? timestampFromDate(r.next_at) : undefined,
+    attempts: (r.attempts_log ?? []).map((a) => ({
+      attemptTime: timestampFromDate(new Date(a.at)),
+      httpStatus: a.status,
+      latencyMs: a.latency,
+      error: a.error,
+      responsePrefix: a.prefix,
+    })),
+  };
+}
+
+const dateOf = (t: Timestamp | undefined) => (t ? timestampDate(t) : new Date());
+
+function requireId(id: string, field: string) {
+  if (!isUuid(id)) throw invalid([{ field, description: "must be an id (UUID)" }]);
+}
+
+async function actingAdmin(sql: Sql, p: Principal): Promise<void> {
+  const { rows } = await sql.query<{ role: string; status: string }>("SELECT role, status FROM users WHERE id = $1", [p.userId]);
+  const u = rows[0];
+  if (!u || u.status !== "active" || (u.role !== "owner" && u.role !== "admin")) {
+    throw new AppError("permission_denied", `webhooks are for owners and admins; you are ${u?.status === "active" ? u.role : "not an active user"}`);
+  }
+}
+
+async function endpointRow(sql: Sql, id: string, lock = false): Promise<EndpointRow & { ordered: boolean }> {
+  const { rows } = await sql.query<EndpointRow>(`SELECT ${ENDPOINT_COLS} FROM wh_endpoints WHERE id = $1${lock ? " FOR UPDATE" : ""}`, [id]);
+  if (!rows[0]) throw new AppError("not_found", `no webhook endpoint ${id}`);
+  return rows[0];
+}
+
+async function deliveryById(sql: Sql, id: string): Promise<DeliveryRow> {
+  const { rows } = await sql.query<DeliveryRow>(`${DELIVERY_SELECT} WHERE d.id = $1`, [id]);
+  return rows[0]!;
+}
+
+const pageToken = {
+  encode: (r: DeliveryRow) => Buffer.from(JSON.stringify([r.created_at.toISOString(), r.id])).toString("base64url"),
+  decode(t: string): [string, string] {
+    try {
+      const v = JSON.parse(Buffer.from(t, "base64url").toString()) as unknown;
+      if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && !Number.isNaN(Date.parse(v[0])) && isUuid(String(v[1]))) return [v[0], String(v[1])];
+    } catch {
+      /* below */
+    }
+    throw invalid([{ field: "pageToken", description: "is not a page token of this list" }]);
+  },
+};
+
+export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<typeof DbWebhooksService> {
+  /** A tenant transaction of an active owner or admin; audit events recorded wake the relay after commit. */
+  async function asAdmin<T>(ctx: Parameters<typeof principalOf>[0], fn: (sql: Sql, p: Principal) => Promise<T>, audited = false): Promise<T> {
+    const p = principalOf(ctx);
+    const out = await db.tenant(p.companyId, async (sql) => {
+      await actingAdmin(sql, p);
+      return fn(sql, p);
+    });
+    if (audited) deps.audit.afterCommit();
+    return out;
+  }
+  const audit = (sql: Sql, p: Principal, action: string, id: string, details?: Record<string, string>) =>
+    deps.audit.record(sql, [{ action, actor: actorOf(p), target: { type: "webhook_endpoint", id }, details }]);
+
+  return {
+    async createEndpointDB(req, ctx) {
+      return asAdmin(
+        ctx,
+        async (sql, p) => {
+          const { rows } = await sql.query<EndpointRow>(
+            `INSERT INTO wh_endpoints (company_id, url, event_types, description, ordered, secret) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${ENDPOINT_COLS}`,
+            [p.companyId, req.url, req.eventTypes, req.description, req.ordered, req.secret],
+          );
+          const r = rows[0]!;
+          await audit(sql, p, "webhook.endpoint_created", r.id, { url: r.url, event_types: r.event_types.join(",") });
+          return { endpoint: toEndpoint(r) };
+        },
+        true,
+      );
+    },
+
+    async listEndpointsDB(_req, ctx) {
+      return asAdmin(ctx, async (sql) => {
+        const { rows } = await sql.query<EndpointRow>(`SELECT ${ENDPOINT_COLS} FROM wh_endpoints ORDER BY created_at, id`);
+        return { endpoints: rows.map(toEndpoint) };
+      });
+    },
+
+    async updateEndpointDB(req, ctx) {
+      const u = req.update;
+      if (!u) throw invalid([{ field: "update", description: "is required" }]);
+      requireId(u.endpointId, "endpointId");
+      return asAdmin(
+        ctx,
+        async (sql, p) => {
+          const before = await endpointRow(sql, u.endpointId, true);
+          const { rows } = await sql.query<EndpointRow>(
+            `UPDATE wh_endpoints SET url = coalesce($2, url), event_types = coalesce($3, event_types), active = coalesce($4, active),
+               description = coalesce($5, description), ordered = coalesce($6, ordered),
+               disabled_reason = CASE WHEN $4 IS TRUE THEN '' ELSE disabled_reason END, updated_at = now()
+             WHERE id = $1 RETURNING ${ENDPOINT_COLS}`,
+            [u.endpointId, u.url ?? null, u.eventTypes ? u.eventTypes.values : null, u.active ?? null, u.description ?? null, u.ordered ?? null],
+          );
+          const r = rows[0]!;
+          const details: Record<string, string> = {};
+          if (before.url !== r.url) details.url = r.url;
+          if (before.event_types.join(",") !== r.event_types.join(",")) details.event_types = r.event_types.join(",");
+          if (before.active !== r.active) details.active = String(r.active);
+          if (before.ordered !== r.ordered) details.ordered = String(r.ordered);
+          if (before.description !== r.description) details.description = r.description;
+          // Reactivated: what failed while it was disabled is tried again.
+          if (!before.active && r.active) await sql.query(`UPDATE wh_deliveries SET status = 'pending', next_at = now(), queued_at = now() WHERE endpoint_id = $1 AND status = 'failed' AND queued_at > now() - interval '30 days'`, [r.id]);
+          await audit(sql, p, "webhook.endpoint_changed", r.id, details);
+          return { endpoint: toEndpoint(r) };
+        },
+        true,
+      );
+    },
+
+    async deleteEndpointDB(req, ctx) {
+      requireId(req.endpointId, "endpointId");
+      return asAdmin(
+        ctx,
+        async (sql, p) => {
+          const r = await endpointRow(sql, req.endpointId, true);
+          await sql.query("DELETE FROM wh_endpoints WHERE id = $1", [r.id]);
+          await audit(sql, p, "webhook.endpoint_deleted", r.id, { url: r.url });
+          return {};
+        },
+        true,
+      );
+    },
+
+    async rotateSecretDB(req, ctx) {
+      requireId(req.endpointId, "endpointId");
+      return asAdmin(
+        ctx,
+        async (sql, p) => {
+          const r = await endpointRow(sql, req.endpointId, true);
+          await sql.query("UPDATE wh_endpoints SET prev_secret = secret, prev_until = $2, secret = $3, updated_at = now() WHERE id = $1", [r.id, dateOf(req.previousSecretExpireTime), req.secret]);
+          await audit(sql, p, "webhook.secret_rotated", r.id);
+          return {};
+        },
+        true,
+      );
+    },
+
+    async sendTestDB(req, ctx) {
+      requireId(req.endpointId, "endpointId");
+      return asAdmin(ctx, async (sql, p) => {
+        const r = await endpointRow(sql, req.endpointId);
+        const now = dateOf(req.now);
+        const { rows } = await sql.query<{ id: string }>(
+          `INSERT INTO wh_deliveries (company_id, endpoint_id, event_id, event_type, version, body, next_at, queued_at, created_at)
+           VALUES ($1, $2, $3, 'webhook.test', 0, $4, $5, $5, $5) RETURNING id`,
+          [p.companyId, r.id, req.eventId, req.body, now],
+        );
+        return { delivery: toDelivery(await deliveryById(sql, rows[0]!.id)) };
+      });
+    },
+
+    async listDeliveriesDB(req, ctx) {
+      requireId(req.endpointId, "endpointId");
+      if (!(req.pageSize >= 1 && req.pageSize <= limits.pageSize)) throw invalid([{ field: "pageSize", description: `must be 1..${limits.pageSize}` }]);
+      const after = req.pageToken ? pageToken.decode(req.pageToken) : undefined;
+      return asAdmin(ctx, async (sql) => {
+        await endpointRow(sql, req.endpointId);
+        const { rows } = await sql.query<DeliveryRow>(
+          `${DELIVERY_SELECT} WHERE d.endpoint_id = $1 AND ($2::timestamptz IS NULL OR (d.created_at, d.id) < ($2, $3::uuid))
+           ORDER BY d.created_at DESC, d.id DESC LIMIT $4`,
+          [req.endpointId, after?.[0] ?? null, after?.[1] ?? null, req.pageSize + 1],
+        );
+        const page = rows.slice(0, req.pageSize);
+        const last = page[page.length - 1];
+        return { deliveries: page.map(toDelivery), nextPageToken: rows.length > req.pageSize && last ? pageToken.encode(last) : "" };
+      });
+    },
+
+    async redeliverDB(req, ctx) {
+      requireId(req.endpointId, "endpointId");
+      requireId(req.deliveryId, "deliveryId");
+      return asAdmin(ctx, async (sql) => {
+        await endpointRow(sql, req.endpointId);
+        const now = dateOf(req.now);
+        const { rowCount } = await sql.query(
+          `UPDATE wh_deliveries SET status = 'pending', next_at = $3, queued_at = $3 WHERE id = $1 AND endpoint_id = $2 AND status <> 'pending'`,
+          [req.deliveryId, req.endpointId, now],
+        );
+        if (!rowCount) {
+          const { rows } = await sql.query("SELECT 1 FROM wh_deliveries WHERE id = $1 AND endpoint_id = $2", [req.deliveryId, req.endpointId]);
+          if (!rows[0]) throw new AppError("not_found", `no delivery ${req.deliveryId} of endpoint ${req.endpointId}`);
+        }
+        return { delivery: toDelivery(await deliveryById(sql, req.deliveryId)) };
+      });
+    },
+
+    async replayEventsDB(req, ctx) {
+      requireId(req.endpointId, "endpointId");
+      if (req.sinceVersion < 0n) throw invalid([{ field: "sinceVersion", description: "must be 0 or more" }]);
+      const p = principalOf(ctx);
+      const now = dateOf(req.now);
+      return db.tenant(
+        p.companyId,
+        async (sql) => {
+          await actingAdmin(sql, p);
+          const ep = await endpointRow(sql, req.endpointId);
+          let queued = 0;
+          let since = req.sinceVersion;
+          // In pages, so memory stays flat however many changes there are.
+          for (;;) {
+            const { rows } = await sql.query<{ version: string; event: Buffer }>("SELECT version, event FROM rec_changes WHERE version > $1 ORDER BY version LIMIT 1000", [since.toString()]);
+            if (rows.length === 0) break;
+            const out = rows
+              .map((r) => payloadOf(decodeRecordChange(r.event)))
+              .map((pl, i) => ({ ...pl, version: rows[i]!.version }))
+              .filter((pl) => patternsFor(pl.type).some((t) => ep.event_types.includes(t)));
+            if (out.length) {
+              const res = await sql.query(
+                `INSERT INTO wh_deliveries (company_id, endpoint_id, event_id, event_type, version, body, next_at, queued_at, created_at)
+                 SELECT $1, $2, t.event_id, t.type, t.version, t.body, $3, $3, $3 FROM unnest($4::text[], $5::text[], $6::bigint[], $7::text[]) AS t(event_id, type, version, body)
+                 ON CONFLICT (endpoint_id, event_id) DO UPDATE SET status = 'pending', next_at = excluded.next_at, queued_at = excluded.queued_at
+                   WHERE wh_deliveries.status <> 'pending'`,
+                [p.companyId, ep.id, now, out.map((o) => o.eventId), out.map((o) => o.type), out.map((o) => o.version), out.map((o) => o.body)],
+              );
+              queued += res.rowCount ?? 0;
+            }
+            since = BigInt(rows[rows.length - 1]!.version);
+          }
+          return { queued };
+        },
+        { actingUser: p.userId },
+      );
+    },
+
+    async enqueueEventDB(req, ctx) {
+      requirePeer(ctx, "webhooks");
+      let change;
+      try {
+        change = decodeRecordChange(req.recordChange);
+      } catch {
+        throw invalid([{ field: "recordChange", description: "is not a crm.records.v1.RecordChange" }]);
+      }
+      if (!isUuid(change.tenantId) || change.version < 1n) throw invalid([{ field: "recordChange", description: "must name its tenant and version" }]);
+      const pl = payloadOf(change);
+      const now = dateOf(req.now);
+      return db.tenant(change.tenantId, async (sql) => {
+        const res = await sql.query(
+          `INSERT INTO wh_deliveries (company_id, endpoint_id, event_id, event_type, version, body, next_at, queued_at, created_at)
+           SELECT $1, e.id, $2, $3, $4, $5, $6, $6, $6 FROM wh_endpoints e WHERE e.active AND e.event_types && $7::text[]
+           ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
+          [change.tenantId, pl.eventId, pl.type, change.version.toString(), pl.body, now, patternsFor(pl.type)],
+        );
+        return { queued: res.rowCount ?? 0 };
+      });
+    },
+
+    async claimDeliveriesDB(req, ctx) {
+      requirePeer(ctx, "webhooks");
+      const limit = Math.max(1, Math.min(1000, req.limit));
+      const per = Math.max(1, Math.min(100, req.perEndpoint));
+      const now = dateOf(req.now);
+      const rows = await db.system(async (sql) => {
+        const r = await sql.query<{ id: string; company_id: string; endpoint_id: string; url: string; secrets: string[]; event_id: string; body: string; attempts: number; queued_at: Date; lease: string }>(
+          "SELECT * FROM crm_wh_claim($1, $2, make_interval(secs => $3::double precision / 1000), $4)",
+          [limit, per, Math.max(1000, req.leaseMs), now],
+        );
+        return r.rows;
+      });
+      return {
+        deliveries: rows.map((r) => ({
+          companyId: r.company_id,
+          deliveryId: r.id,
+          endpointId: r.endpoint_id,
+          url: r.url,
+          secrets: r.secrets,
+          eventId: r.event_id,
+          body: r.body,
+          attempts: r.attempts,
+          createTime: timestampFromDate(r.queued_at),
+          lease: r.lease,
+        })),
+      };
+    },
+
+    async completeDeliveryDB(req, ctx) {
+      requirePeer(ctx, "webhooks");
+      requireId(req.companyId, "companyId");
+      requireId(req.deliveryId, "deliveryId");
+      requireId(req.lease, "lease");
+      const a = req.attempt;
+      const now = dateOf(req.now);
+      let emailed = false;
+      const settled = await db.tenant(req.companyId, async (sql) => {
+        const { rows } = await sql.query<{ endpoint_id: string }>("SELECT endpoint_id FROM wh_deliveries WHERE id = $1 AND lease = $2 AND status = 'pending' FOR UPDATE", [req.deliveryId, req.lease]);
+        const d = rows[0];
+        if (!d) return false;
+        await sql.query(
+          "INSERT INTO wh_attempts (company_id, delivery_id, attempted_at, http_status, latency_ms, error, response_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+          [req.companyId, req.deliveryId, a?.attemptTime ? timestampDate(a.attemptTime) : now, a?.httpStatus ?? 0, a?.latencyMs ?? 0, (a?.error ?? "").slice(0, 500), (a?.responsePrefix ?? "").slice(0, limits.responsePrefixBytes)],
+        );
+        if (req.succeeded) {
+          await sql.query("UPDATE wh_deliveries SET status = 'succeeded', attempts = attempts + 1, lease = NULL, lease_until = NULL WHERE id = $1", [req.deliveryId]);
+          return true;
+        }
+        if (req.nextAttemptTime) {
+          await sql.query("UPDATE wh_deliveries SET attempts = attempts + 1, next_at = $2, lease = NULL, lease_until = NULL WHERE id = $1", [req.deliveryId, timestampDate(req.nextAttemptTime)]);
+          return true;
+        }
+        // 24 hours of failures: the delivery fails, the endpoint is disabled (its other pending
+        // deliveries wait for it to be activated again), and the owners are told.
+        await sql.query("UPDATE wh_deliveries SET status = 'failed', attempts = attempts + 1, lease = NULL, lease_until = NULL WHERE id = $1", [req.deliveryId]);
+        const { rows: eps } = await sql.query<{ url: string; active: boolean }>("SELECT url, active FROM wh_endpoints WHERE id = $1 FOR UPDATE", [d.endpoint_id]);
+        const ep = eps[0];
+        if (ep?.active) {
+          const reason = `deliveries failed for 24 hours (last: ${a?.httpStatus ? `HTTP ${a.httpStatus}` : a?.error || "no answer"})`;
+          await sql.query("UPDATE wh_endpoints SET active = false, disabled_reason = $2, updated_at = now() WHERE id = $1", [d.endpoint_id, reason]);
+          await sql.query("UPDATE wh_deliveries SET status = 'failed', lease = NULL, lease_until = NULL WHERE endpoint_id = $1 AND status = 'pending'", [d.endpoint_id]);
+          await deps.audit.record(sql, [{ action: "webhook.endpoint_disabled", actor: { type: "system", name: "webhooks" }, target: { type: "webhook_endpoint", id: d.endpoint_id }, details: { reason } }]);
+          const { rows: owners } = await sql.query<{ email: string }>("SELECT email FROM users WHERE role = 'owner' AND status = 'active' ORDER BY created_at LIMIT 20");
+          await deps.emails.queue(
+            sql,
+            req.companyId,
+            owners.map((o) => ({
+              email: create(OutgoingEmailSchema, {
+                to: o.email,
+                subject: "A webhook endpoint was disabled",
+                text: `The webhook endpoint ${ep.url} (${d.endpoint_id}) was disabled: ${reason}.\n\nFix the receiver, then activate the endpoint again: the failed deliveries are sent again then.\n`,
+                locale: "en",
+                kind: EmailKind.CUSTOM,
+              }),
+              idempotencyKey: `webhook-disabled:${d.endpoint_id}:${now.getTime()}`,
+            })),
+          );
+          emailed = true;
+        }
+        return true;
+      });
+      if (emailed) {
+        deps.emails.afterOutbox();
+        deps.audit.afterCommit();
+      }
+      return { settled };
+    },
+
+    async purgeDeliveriesDB(req, ctx) {
+      requirePeer(ctx, "webhooks");
+      const before = dateOf(req.olderThan);
+      const deleted = await db.system(async (sql) => (await sql.query<{ n: number }>("SELECT crm_wh_purge($1) AS n", [before])).rows[0]!.n);
+      return { deleted };
+    },
+  };
+}
