@@ -13,13 +13,14 @@ import { DbEmailService } from "@crm/gen/crm/db/v1/db_email_pb";
 import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
+import { DbPrivacyService } from "@crm/gen/crm/db/v1/db_privacy_pb";
 import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
 import { adminStore, auditLog, auditStore, migrationsDir as adminMigrations } from "@crm/admin/store";
 import { authStore, migrationsDir as authMigrations, roleToProto, statusToProto } from "@crm/auth/store";
 import { chatStore, migrationsDir as chatsMigrations } from "@crm/chats/store";
 import { emailProblem, emailStore, queueEmails, type EmailQueueConfig } from "@crm/email/store";
 import { timerStore, migrationsDir as timersMigrations } from "@crm/timers/store";
-import { importStore, recordsStore, migrationsDir as recordsMigrations } from "@crm/records/store";
+import { importStore, privacyStore, recordsStore, migrationsDir as recordsMigrations } from "@crm/records/store";
 import type { Db } from "./db.js";
 
 /** What a store is made from. */
@@ -92,4 +93,6 @@ export const mounts: readonly Mount[] = [
   mount(DbRecordsService, ({ db, afterOutbox }) => recordsStore(db, { afterOutbox }), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB", "TrimChangesDB"] }),
   // Imports and exports (the records store's migrations); the job's batches run for no user: requirePeer("records").
   mount(DbImportService, (ctx) => importStore(ctx.db, { afterOutbox: ctx.afterOutbox, audit: audit(ctx) }), { publicMethods: ["ClaimImportDB", "RunImportBatchDB"] }),
+  // A person's export and erasure (the records store's; its audit events in the same transaction).
+  mount(DbPrivacyService, (ctx) => privacyStore(ctx.db, { audit: audit(ctx), afterOutbox: ctx.afterOutbox })),
 ];

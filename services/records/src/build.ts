@@ -6,6 +6,7 @@
 import type { Basics, EventBus, ServiceModule } from "@crm/kit";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
+import { DbPrivacyService } from "@crm/gen/crm/db/v1/db_privacy_pb";
 import type { RecordsConfig } from "./config.js";
 import { createRecordsModule } from "./module.js";
 
@@ -20,6 +21,7 @@ export async function build(d: RecordsBuildDeps): Promise<ServiceModule> {
     db: d.peer("dbservice", DbRecordsService),
     trash: { log: d.log, intervalMs: d.cfg.RECORDS_TRASH_SWEEP_INTERVAL_SECONDS * 1000 },
     changes: { log: d.log, intervalMs: d.cfg.RECORDS_CHANGES_TRIM_INTERVAL_SECONDS * 1000, retentionDays: d.cfg.RECORDS_CHANGES_RETENTION_DAYS, keepVersions: d.cfg.RECORDS_CHANGES_KEEP_VERSIONS },
+    privacy: d.peer("dbservice", DbPrivacyService),
     live: { bus: d.bus, log: d.log, heartbeatMs: d.cfg.RECORDS_HEARTBEAT_MS, maxBuffered: d.cfg.RECORDS_STREAM_BUFFER },
     imports: {
       db: d.peer("dbservice", DbImportService),

@@ -13,6 +13,8 @@ import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { PermissionService } from "@crm/gen/crm/records/v1/permission_pb";
+import { PrivacyService } from "@crm/gen/crm/records/v1/privacy_pb";
+import type { DbPrivacyService } from "@crm/gen/crm/db/v1/db_privacy_pb";
 import { ReportService } from "@crm/gen/crm/records/v1/report_pb";
 import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
 import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
@@ -31,6 +33,7 @@ import { defaultImportLimits, importService } from "./import-service.js";
 import { createHub } from "./hub.js";
 import { recordsServices } from "./records-service.js";
 import { permissionService } from "./permission-service.js";
+import { privacyService } from "./privacy-service.js";
 import { reportService } from "./report-service.js";
 import { searchService } from "./search-service.js";
 import { createTrashSweeper } from "./trash-sweeper.js";
@@ -47,6 +50,8 @@ export interface RecordsModuleDeps {
   /** WatchRecords: live changes from the bus, heartbeats, per-stream buffer. */
   live: { bus: EventBus; log: Logger; heartbeatMs: number; maxBuffered?: number };
   /** ImportService and ExportService (import-service.ts, export-service.ts), their HTTP endpoints and this replica's job runner. */
+  /** PrivacyService (privacy-service.ts): a person's export and erasure. */
+  privacy?: Client<typeof DbPrivacyService> | undefined;
   imports?: { db: Client<typeof DbImportService>; verifier: TokenVerifier; log: Logger; maxBytes: number; batch: number; pollMs: number; leaseSeconds: number } | undefined;
 }
 
@@ -64,7 +69,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
   const limits = { ...defaultImportLimits, maxBytes: im?.maxBytes ?? defaultImportLimits.maxBytes };
   return {
     name: "records",
-    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService, ViewService, ReportService, ...(im ? [ImportService, ExportService] : [])],
+    services: [CompanyService, PersonService, PipelineService, DealService, TimelineService, FieldService, TaskService, NoteService, RecordStreamService, SearchService, ViewService, ReportService, ...(d.privacy ? [PrivacyService] : []), ...(im ? [ImportService, ExportService] : [])],
     routes(router) {
       router.service(CompanyService, s.companies);
       router.service(PersonService, s.people);
@@ -79,6 +84,7 @@ export async function createRecordsModule(d: RecordsModuleDeps): Promise<Service
       router.service(ViewService, viewService(d.db));
       router.service(ReportService, reportService(d.db));
       router.service(PermissionService, permissionService(d.db));
+      if (d.privacy) router.service(PrivacyService, privacyService(d.privacy));
       if (im) {
         router.service(ImportService, importService({ db: im.db, limits, nudge: () => runner?.nudge() }));
         router.service(ExportService, exportService(im.db));
