@@ -19,12 +19,12 @@ import { chartDir, goProblem, readYaml, render, repo, validateObject, type K8sOb
 const skip = needNone(goProblem());
 
 // ---------------------------------------------------------------- the contract -------------
-const PORTS: Record<string, number> = { auth: 50055, dbservice: 8081, chats: 50095, timers: 50020, admin: 50070, email: 50051, logs: 50150, cache: 50060, records: 50110 };
+const PORTS: Record<string, number> = { auth: 50055, dbservice: 8081, chats: 50095, timers: 50020, admin: 50070, email: 50051, logs: 50150, cache: 50060, records: 50110, webhooks: 50130 };
 const SERVICES = Object.keys(PORTS);
 const OPS_PORT = 9090;
 /** caller -> services it calls (gRPC, mTLS) */
 const PEERS: Record<string, string[]> = {
-  gateway: ["auth", "chats", "timers", "admin", "email", "logs", "cache", "records"],
+  gateway: ["auth", "chats", "timers", "admin", "email", "logs", "cache", "records", "webhooks"],
   auth: ["dbservice", "email", "logs"],
   dbservice: ["logs"],
   chats: ["dbservice", "logs"],
@@ -34,6 +34,7 @@ const PEERS: Record<string, string[]> = {
   logs: [],
   cache: ["logs"],
   records: ["dbservice", "logs"],
+  webhooks: ["dbservice", "logs"],
 };
 /** backing systems each process connects to */
 // Every service that verifies user tokens reads the revocation list in Redis (a logout must reach it at once).
@@ -48,6 +49,7 @@ const USES: Record<string, string[]> = {
   logs: ["redis", "loki"],
   cache: ["redis"],
   records: ["redis", "rabbitmq"],
+  webhooks: ["redis", "rabbitmq"],
   all: ["postgresql", "redis", "rabbitmq", "smtp", "loki"],
 };
 const COMMON_ENV = ["PORT", "HOST", "OPS_PORT", "LOG_LEVEL", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE", "TLS_CLIENT_AUTH", "TLS_PEER_SERVICES", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEYS_FILE", "REDIS_URL", "AMQP_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "SHUTDOWN_TIMEOUT_MS", "RPC_FAST_PATH", "CREDENTIAL_RELOAD_INTERVAL_MS", ...SERVICES.map((s) => `${s.toUpperCase()}_URL`)];

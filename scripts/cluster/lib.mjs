@@ -24,6 +24,7 @@ export const clusterServices = [
   { name: "logs", port: 50150 },
   { name: "cache", port: 50060 },
   { name: "records", port: 50110 },
+  { name: "webhooks", port: 50130 },
 ];
 
 export const defaults = {

@@ -73,6 +73,7 @@ email: 50051
 logs: 50150
 cache: 50060
 records: 50110
+webhooks: 50130
 {{- end -}}
 
 {{/*
@@ -82,7 +83,7 @@ Who calls whom, the one source of the NetworkPolicies and the peer URLs.
 */}}
 {{- define "crm.flows" -}}
 gateway:
-  peers: [auth, chats, timers, admin, email, logs, cache, records]
+  peers: [auth, chats, timers, admin, email, logs, cache, records, webhooks]
   uses: [otlp]
 auth:
   peers: [dbservice, email, logs]
@@ -109,6 +110,9 @@ cache:
   peers: [logs]
   uses: [redis, otlp]
 records:
+  peers: [dbservice, logs]
+  uses: [redis, rabbitmq, otlp]
+webhooks:
   peers: [dbservice, logs]
   uses: [redis, rabbitmq, otlp]
 all:

@@ -26,6 +26,7 @@ import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
 import { ViewService } from "@crm/gen/crm/records/v1/view_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
+import { WebhookService } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
 import { reflectionService, type ServiceName } from "./service-names.js";
 
 export const publicApi: readonly DescService[] = [
@@ -49,6 +50,7 @@ export const publicApi: readonly DescService[] = [
   RecordStreamService,
   SearchService,
   ViewService,
+  WebhookService,
 ];
 
 export { reflectionService };

@@ -13,7 +13,7 @@ import type { ServiceName } from "./service-names.js";
 
 /** caller → the services it calls over mTLS (the gateway and the services' peer clients). */
 export const serviceCalls: Record<string, readonly ServiceName[]> = {
-  gateway: ["auth", "chats", "timers", "admin", "email", "logs", "cache", "records"],
+  gateway: ["auth", "chats", "timers", "admin", "email", "logs", "cache", "records", "webhooks"],
   auth: ["dbservice", "email", "logs"],
   dbservice: ["logs"],
   chats: ["dbservice", "logs"],
@@ -23,6 +23,7 @@ export const serviceCalls: Record<string, readonly ServiceName[]> = {
   logs: [],
   cache: ["logs"],
   records: ["dbservice", "logs"],
+  webhooks: ["dbservice", "logs"],
 };
 
 /** The certificate names that may call `service` as a service identity, by default. */

@@ -12,6 +12,7 @@ export const servicePorts = {
   logs: 50150,
   cache: 50060,
   records: 50110,
+  webhooks: 50130,
 } as const;
 export type ServiceName = keyof typeof servicePorts;
 

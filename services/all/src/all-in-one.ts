@@ -35,6 +35,8 @@ import { timersEnv } from "@crm/timers/config";
 import { build as buildTimers } from "@crm/timers/build";
 import { recordsEnv } from "@crm/records/config";
 import { build as buildRecords } from "@crm/records/build";
+import { webhooksEnv } from "@crm/webhooks/config";
+import { build as buildWebhooks } from "@crm/webhooks/build";
 import { createWebModule, webDir } from "./web.js";
 
 const dataDirTodo = "set DATA_DIR to a folder this user can create and write (it holds the embedded database, keys and e-mails)";
@@ -146,6 +148,8 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     add(await buildAdmin({ ...basics("admin"), cfg: loadConfig(adminEnv, environment), publicUrl: linkBase, bus })),
     add(await buildTimers({ ...basics("timers"), cfg: loadConfig(timersEnv, environment) })),
     add(await buildRecords({ ...basics("records"), cfg: loadConfig(recordsEnv, environment), bus })),
+    // Record changes (records.events) to the company's webhook endpoints.
+    add(await buildWebhooks({ ...basics("webhooks"), cfg: loadConfig(webhooksEnv, environment), bus })),
     add(await buildChats({ ...basics("chats"), cfg: loadConfig(chatsEnv, environment), bus })),
     // SMTP_URL, else .eml files in DATA_DIR/outbox.
     add(await buildEmail({ ...basics("email"), cfg: { ...loadConfig(emailEnv, environment), DATA_DIR: dataDir }, bus })),

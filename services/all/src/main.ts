@@ -1,6 +1,6 @@
 /**
  * The one entry point: `node … main.ts [target]` — target `all` (default) runs every service in
- * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache, records) runs
+ * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache, records, webhooks) runs
  * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
  */
 import { holdYoungGeneration } from "./heap.js";
@@ -20,6 +20,7 @@ const targets: Record<string, () => Promise<void>> = {
   logs: async () => (await import("@crm/logs/main")).start(),
   cache: async () => (await import("@crm/cache/main")).start(),
   records: async () => (await import("@crm/records/main")).start(),
+  webhooks: async () => (await import("@crm/webhooks/main")).start(),
 };
 
 const target = process.argv[2] ?? process.env.CRM_TARGET ?? "all";

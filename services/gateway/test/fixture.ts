@@ -10,7 +10,7 @@ import { startNginx, type RunningNginx } from "../run.mjs";
 import { freePort, TokenMaker } from "./helpers.ts";
 import { startStub, type Stub } from "./stub.ts";
 
-export const upstreamNames = ["auth", "chats", "timers", "admin", "email", "logs", "cache", "records"] as const;
+export const upstreamNames = ["auth", "chats", "timers", "admin", "email", "logs", "cache", "records", "webhooks"] as const;
 
 export interface GatewayFixture {
   dir: string;
