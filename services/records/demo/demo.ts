@@ -23,6 +23,7 @@ import { FieldService, FieldType } from "@crm/gen/crm/records/v1/field_pb";
 import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService, StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { ReportService } from "@crm/gen/crm/records/v1/report_pb";
 import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 
 const { values: args } = parseArgs({
@@ -141,6 +142,13 @@ async function main() {
     },
   })).pipeline!;
   const stage = Object.fromEntries(pipeline.stages.map((s) => [s.name, s.id]));
+
+  // Reports in US dollars: the deals below are in USD and EUR (kept when the company has a base currency already).
+  const reports = client(ReportService);
+  if (!(await reports.getCurrencySettings({})).baseCurrencyCode) {
+    await reports.setBaseCurrency({ baseCurrencyCode: "USD" });
+    await reports.setExchangeRate({ currencyCode: "EUR", rate: "1.08" });
+  }
 
   const made: { id: string; name: string; domain: string; people: string[] }[] = [];
   for (const [name, domain, industry, size, city] of COMPANIES) {
