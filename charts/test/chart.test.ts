@@ -489,7 +489,7 @@ describe("chart renders", { skip }, () => {
     const peerServices = (svc: string) => envOf(podSpec(of(r, "Deployment").find((d) => component(d) === svc)!).containers[0]).get("TLS_PEER_SERVICES")?.value;
     assert.equal(peerServices("logs"), "gateway,auth");
     assert.equal(peerServices("cache"), "none");
-    assert.equal(peerServices("dbservice"), "admin,auth,chats,email,records,timers");
+    assert.equal(peerServices("dbservice"), "admin,auth,chats,email,records,timers,webhooks");
   });
 
   describe("refuses bad configurations with one clear message", () => {
