@@ -14,6 +14,7 @@ import { DbTimerService } from "@crm/gen/crm/db/v1/db_timer_pb";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
 import { DbPrivacyService } from "@crm/gen/crm/db/v1/db_privacy_pb";
+import { DbWebhooksService } from "@crm/gen/crm/db/v1/db_webhooks_pb";
 import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
 import { adminStore, auditLog, auditStore, migrationsDir as adminMigrations } from "@crm/admin/store";
 import { authStore, migrationsDir as authMigrations, roleToProto, statusToProto } from "@crm/auth/store";
@@ -21,6 +22,7 @@ import { chatStore, migrationsDir as chatsMigrations } from "@crm/chats/store";
 import { emailProblem, emailStore, queueEmails, type EmailQueueConfig } from "@crm/email/store";
 import { timerStore, migrationsDir as timersMigrations } from "@crm/timers/store";
 import { importStore, privacyStore, recordsStore, migrationsDir as recordsMigrations } from "@crm/records/store";
+import { webhooksStore, migrationsDir as webhooksMigrations } from "@crm/webhooks/store";
 import type { Db } from "./db.js";
 
 /** What a store is made from. */
@@ -91,6 +93,17 @@ export const mounts: readonly Mount[] = [
   mount(DbAuditService, (ctx) => auditStore(ctx.db, audit(ctx)), { publicMethods: ["RecordAuditEventsDB"] }),
   // The records service's trash purge job: requirePeer("records").
   mount(DbRecordsService, ({ db, afterOutbox }) => recordsStore(db, { afterOutbox }), { migrations: recordsMigrations, publicMethods: ["PurgeTrashDB", "TrimChangesDB"] }),
+  // The webhooks service's delivery queue runs for no user (requirePeer("webhooks")); giving up
+  // e-mails the owners through the e-mail store's queueing, handed in here.
+  mount(
+    DbWebhooksService,
+    (ctx) =>
+      webhooksStore(ctx.db, {
+        audit: audit(ctx),
+        emails: { queue: (sql, companyId, emails) => queueEmails(ctx.db, sql, ctx.email, companyId, emails), afterOutbox: ctx.email.afterOutbox },
+      }),
+    { migrations: webhooksMigrations, publicMethods: ["EnqueueEventDB", "ClaimDeliveriesDB", "CompleteDeliveryDB", "PurgeDeliveriesDB"] },
+  ),
   // Imports and exports (the records store's migrations); the job's batches run for no user: requirePeer("records").
   mount(DbImportService, (ctx) => importStore(ctx.db, { afterOutbox: ctx.afterOutbox, audit: audit(ctx) }), { publicMethods: ["ClaimImportDB", "RunImportBatchDB"] }),
   // A person's export and erasure (the records store's; its audit events in the same transaction).
