@@ -123,11 +123,21 @@ beforeEach(() => {
   dirs.push(home);
 });
 
-async function crm(args: string[], opts: { env?: Record<string, string>; stdin?: string; tty?: boolean } = {}) {
+async function crm(args: string[], opts: { env?: Record<string, string>; stdin?: string | string[]; tty?: boolean } = {}) {
   const stdout = new Sink();
   const stderr = Object.assign(new Sink(), { isTTY: opts.tty ?? false, columns: 100 });
-  const stdin = new PassThrough();
-  stdin.end(opts.stdin ?? "");
+  const stdin = Object.assign(new PassThrough(), { isTTY: opts.tty ?? false });
+  if (Array.isArray(opts.stdin)) {
+    // typed line by line, each after the prompt asking for it (on the next turn of the event loop:
+    // read() listens for the line only once its prompt is written)
+    const lines = [...opts.stdin];
+    stderr.on("prompt", () => setImmediate(() => stdin.write(lines.shift() ?? "")));
+    const write = stderr._write.bind(stderr);
+    stderr._write = (chunk, enc, cb) => {
+      write(chunk, enc, cb);
+      if (/(phone|Password): /.test(chunk.toString())) stderr.emit("prompt");
+    };
+  } else stdin.end(opts.stdin ?? "");
   const io: Partial<Io> = { stdout, stderr, stdin, env: { XDG_CONFIG_HOME: home, ...opts.env }, transport: srv.transport, now: () => srv.now };
   const code = await run(args, io);
   return { code, out: stdout.text, err: stderr.text };
@@ -176,6 +186,15 @@ describe("login, the stored session, refresh", () => {
     const r = await crm(["login", "ann@acme.test"], { env: { CRM_PASSWORD: "wrong" } });
     assert.deepEqual([r.code, r.err], [3, "crm: wrong login or password\n"]);
     assert.throws(() => statSync(credentials()));
+  });
+
+  test("on a terminal, login asks for the login and the password, and does not echo the password", async () => {
+    const r = await crm(["login"], { tty: true, stdin: ["ann@acme.test\n", "right password\n"] });
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /E-mail or phone: .*ann@acme\.test/, "the login is echoed");
+    assert.match(r.err, /Password: /);
+    assert.ok(!r.err.includes("right password"), `the password is not echoed: ${JSON.stringify(r.err)}`);
+    assert.equal(stored().sessions["http://127.0.0.1:8080"].login, "ann@acme.test");
   });
 
   test("login stores the session 0600 in a 0700 dir; whoami uses it; --json for scripts", async () => {
