@@ -14,6 +14,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { AddUserStatus, AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
+import { ChatService, MessageSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { ImportSchema, ImportService, ImportState, type Import } from "@crm/gen/crm/records/v1/import_pb";
 import { BadRequestSchema } from "@crm/gen/google/rpc/error_details_pb";
 import type { Io } from "./context.js";
@@ -41,8 +42,12 @@ function server() {
     refreshes: 0,
     added: [] as string[],
     uploaded: 0,
+    subscribes: [] as bigint[],
+    /** Messages of the one chat, seq 1.. */
+    messages: ["one", "two"],
     mapping: [] as string[],
     authHeaders: [] as string[],
+    stop: new AbortController(),
   };
   const tokens = () => {
     const n = ++s.issued;
@@ -111,7 +116,22 @@ function server() {
       },
       listImportErrors: () => ({ errors: [{ rowNumber: 3n, reason: "emails: must be an e-mail address" }] }),
     });
-  const transport: TransportFactory = (_url, interceptors) => createRouterTransport((r) => (routes(r), importRoutes(r)), { transport: { interceptors } });
+  const CHAT = "3f0c9a6e-1b2d-4c5e-8f70-112233445566";
+  const msg = (i: number) => create(MessageSchema, { chatId: CHAT, seq: BigInt(i + 1), senderId: i % 2 ? "u1" : "u2-abcd", content: s.messages[i]!, createdAt: timestampFromMs(s.now) });
+  const chatRoutes = (r: ConnectRouter) =>
+    r.service(ChatService, {
+      listMessages: (req) => ({ messages: s.messages.map((_, i) => msg(i)).slice(-req.limit), lastSeq: BigInt(s.messages.length) }),
+      async *subscribe(req) {
+        s.subscribes.push(req.afterSeq ?? -1n);
+        s.messages.push(`live ${s.subscribes.length}`);
+        // replays everything after after_seq (the new message included), then the stream breaks
+        for (let i = Number(req.afterSeq ?? 0n); i < s.messages.length; i++) yield { event: { case: "message", value: msg(i) } };
+        if (s.subscribes.length < 3) throw new ConnectError("replica draining", Code.Unavailable);
+        yield { event: { case: "heartbeat", value: {} } };
+        s.stop.abort(); // the user presses Ctrl-C
+      },
+    });
+  const transport: TransportFactory = (_url, interceptors) => createRouterTransport((r) => (routes(r), importRoutes(r), chatRoutes(r)), { transport: { interceptors } });
   return Object.assign(s, { transport });
 }
 
@@ -138,7 +158,7 @@ async function crm(args: string[], opts: { env?: Record<string, string>; stdin?:
       if (/(phone|Password): /.test(chunk.toString())) stderr.emit("prompt");
     };
   } else stdin.end(opts.stdin ?? "");
-  const io: Partial<Io> = { stdout, stderr, stdin, env: { XDG_CONFIG_HOME: home, ...opts.env }, transport: srv.transport, now: () => srv.now };
+  const io: Partial<Io> = { stdout, stderr, stdin, env: { XDG_CONFIG_HOME: home, ...opts.env }, transport: srv.transport, now: () => srv.now, signal: srv.stop.signal };
   const code = await run(args, io);
   return { code, out: stdout.text, err: stderr.text };
 }
@@ -355,5 +375,26 @@ describe("import", () => {
     const missing = await crm(["import", join(home, "none.csv"), "--object", "people"]);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /no such file/);
+  });
+});
+
+describe("chat tail", () => {
+  test("history, then live; a broken stream is resumed after the last message printed, nothing twice", async () => {
+    await login();
+    const r = await crm(["chat", "tail", "3f0c9a6e-1b2d-4c5e-8f70-112233445566", "-n", "1"]);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(srv.subscribes, [2n, 3n, 4n], "each reconnect starts after the last seq printed");
+    assert.deepEqual(
+      r.out.split("\n").filter(Boolean).map((l) => l.replace(/^\S+ \S+  /, "")),
+      ["you: two", "member …abcd: live 1", "you: live 2", "member …abcd: live 3"],
+    );
+    assert.equal((r.err.match(/the chat's stream broke \(replica draining\); reconnecting in/g) ?? []).length, 2);
+  });
+
+  test("--json: one message per line", async () => {
+    await login();
+    const r = await crm(["chat", "tail", "3f0c9a6e-1b2d-4c5e-8f70-112233445566", "--no-follow", "--json"]);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.out.trim().split("\n").map((l) => JSON.parse(l).content), ["one", "two"]);
   });
 });
