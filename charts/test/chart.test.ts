@@ -63,6 +63,8 @@ const OWN_ENV: Record<string, string[]> = {
 OWN_ENV.all = ["DATA_DIR", ...new Set(Object.values(OWN_ENV).flat())];
 /** secret-sourced helpers that a URL next to them expands with $(VAR) */
 const HELPER_ENV = ["DATABASE_PASSWORD", "REDIS_PASSWORD", "AMQP_PASSWORD", "SMTP_PASSWORD"];
+/** The observability profile's components (observability.yaml). */
+const OBSERVABILITY = ["otel-collector", "loki", "tempo", "prometheus", "grafana"];
 const URL_OF: Record<string, string> = { postgresql: "DATABASE_URL", redis: "REDIS_URL", rabbitmq: "AMQP_URL", smtp: "SMTP_URL", loki: "LOKI_URL" };
 
 // ------------------------------------------------------------------ configurations --------
@@ -72,7 +74,7 @@ const CONFIGS: { name: string; files: string[]; values?: Record<string, unknown>
   { name: "allInOne", files: [], values: { mode: "allInOne", postgresql: { enabled: false }, redis: { enabled: false }, rabbitmq: { enabled: false } }, mode: "allInOne", ports: { dns: 53 } },
   { name: "allInOne with real servers and Loki", files: [], values: { mode: "allInOne", ...JWT, loki: { enabled: true }, allInOne: { persistence: { enabled: true } } }, mode: "allInOne", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100 } },
   { name: "production-like", files: ["charts/crm/ci/production-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6380, rabbitmq: 5671, loki: 3100, smtp: 465, otlp: 4318 } },
-  { name: "kind (skaffold default)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672 }, noTests: true },
+  { name: "kind (skaffold default)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100, otlp: 4318 }, noTests: true },
   { name: "kind allInOne (skaffold -p allInOne)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-allinone-values.yaml"], mode: "allInOne", ports: { dns: 53 } },
 ];
 
@@ -176,7 +178,8 @@ describe("chart renders", { skip }, () => {
   for (const cfg of CONFIGS) {
     describe(cfg.name, () => {
       const r = render(cfg.files, { values: cfg.values });
-      const deployments = of(r, "Deployment");
+      // the CRM's own workloads; the observability profile's pods are checked in observability.test.ts
+      const deployments = of(r, "Deployment").filter((d) => !OBSERVABILITY.includes(component(d)));
       const components = deployments.map(component).sort();
 
       it("renders the workloads of its mode, and NOTES", () => {
@@ -197,7 +200,7 @@ describe("chart renders", { skip }, () => {
       });
 
       it("every Service selects a Deployment's (or a data service's StatefulSet's) pods, on a port its container has", () => {
-        const workloads = [...deployments, ...of(r, "StatefulSet")];
+        const workloads = [...of(r, "Deployment"), ...of(r, "StatefulSet")];
         for (const svc of of(r, "Service")) {
           const targets = workloads.filter((d) => matches(svc.spec.selector, podLabels(d)));
           assert.equal(targets.length, 1, `Service ${svc.metadata.name} selects exactly one workload`);
@@ -207,7 +210,7 @@ describe("chart renders", { skip }, () => {
             assert.ok(found, `Service ${svc.metadata.name} port ${p.name} -> ${p.targetPort} exists`);
           }
         }
-        for (const d of deployments) assert.ok(of(r, "Service").some((s) => matches(s.spec.selector, podLabels(d))), `Deployment ${d.metadata.name} has a Service`);
+        for (const d of of(r, "Deployment")) assert.ok(of(r, "Service").some((s) => matches(s.spec.selector, podLabels(d))), `Deployment ${d.metadata.name} has a Service`);
         for (const d of deployments) assert.ok(matches(d.spec.selector.matchLabels, podLabels(d)), `${d.metadata.name} selector matches its template`);
       });
 

@@ -21,13 +21,18 @@ const MAINTAINED: Record<string, string> = {
   "docker.io/library/postgres": "development PostgreSQL: the PostgreSQL Docker community's official image",
   "docker.io/valkey/valkey": "development Redis: Valkey's official image (Linux Foundation)",
   "docker.io/library/rabbitmq": "development RabbitMQ: the official image, maintained with the RabbitMQ team",
+  "docker.io/otel/opentelemetry-collector-contrib": "observability profile: the OpenTelemetry project's collector (CNCF)",
+  "docker.io/grafana/loki": "observability profile: Grafana Labs' Loki",
+  "docker.io/grafana/tempo": "observability profile: Grafana Labs' Tempo",
+  "docker.io/prom/prometheus": "observability profile: the Prometheus project's image (CNCF)",
+  "docker.io/grafana/grafana": "observability profile: Grafana Labs' Grafana",
 };
 
 const JWT = { jwt: { existingSecret: "crm-jwt" } };
 const CONFIGS: [string, string[], Record<string, unknown>][] = [
   ["defaults", [], JWT],
   ["allInOne", [], { mode: "allInOne" }],
-  ["everything on", [], { ...JWT, tests: { enabled: true }, gateway: { clientCertificates: "optional", opsClients: ["ops"] } }],
+  ["everything on", [], { ...JWT, tests: { enabled: true }, observability: { enabled: true }, gateway: { clientCertificates: "optional", opsClients: ["ops"] } }],
   ["production-like", ["charts/crm/ci/production-values.yaml"], {}],
   ...readdirSync(join(chartDir, "ci"))
     .filter((f) => f.endsWith(".yaml"))

@@ -151,6 +151,8 @@ import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClai
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { Certificate, Issuer } from "@kubernetes-models/cert-manager/cert-manager.io/v1";
 
 const models: Record<string, { model: new (d: any) => { validate(): void }; clientType?: string }> = {
@@ -165,6 +167,8 @@ const models: Record<string, { model: new (d: any) => { validate(): void }; clie
   "autoscaling/v2/HorizontalPodAutoscaler": { model: HorizontalPodAutoscaler, clientType: "V2HorizontalPodAutoscaler" },
   "policy/v1/PodDisruptionBudget": { model: PodDisruptionBudget, clientType: "V1PodDisruptionBudget" },
   "networking.k8s.io/v1/NetworkPolicy": { model: NetworkPolicy, clientType: "V1NetworkPolicy" },
+  "rbac.authorization.k8s.io/v1/Role": { model: Role, clientType: "V1Role" },
+  "rbac.authorization.k8s.io/v1/RoleBinding": { model: RoleBinding, clientType: "V1RoleBinding" },
   "cert-manager.io/v1/Certificate": { model: Certificate },
   "cert-manager.io/v1/Issuer": { model: Issuer },
 };

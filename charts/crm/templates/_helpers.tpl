@@ -275,7 +275,12 @@ inCluster: false
 
 {{- define "crm.loki" -}}
 {{- $v := .Values -}}
-{{- if $v.loki.enabled -}}
+{{- if and $v.observability.enabled (not $v.loki.enabled) (not $v.externalLoki.url) -}}
+url: {{ printf "http://%s.%s.svc.%s:3100" (include "crm.componentName" (dict "component" "loki" "ctx" .)) (include "crm.namespace" .) $v.clusterDomain }}
+port: 3100
+inCluster: true
+own: loki
+{{- else if $v.loki.enabled -}}
 url: {{ printf "http://%s-distributor.%s.svc.%s:3100" (include "crm.subchartFullname" (dict "name" "loki" "ctx" .)) (include "crm.namespace" .) $v.clusterDomain }}
 port: 3100
 inCluster: true
@@ -304,6 +309,11 @@ secretKey: {{ $v.existingSecretPasswordKey }}
 {{- if .Values.otel.endpoint -}}
 url: {{ .Values.otel.endpoint }}
 port: {{ include "crm.urlPort" .Values.otel.endpoint }}
+{{- else if .Values.observability.enabled -}}
+url: {{ printf "http://%s.%s.svc.%s:4318" (include "crm.componentName" (dict "component" "otel-collector" "ctx" .)) (include "crm.namespace" .) .Values.clusterDomain }}
+port: 4318
+inCluster: true
+own: otel-collector
 {{- end -}}
 {{- end -}}
 
@@ -377,6 +387,9 @@ port: {{ include "crm.urlPort" .Values.otel.endpoint }}
 {{- end -}}
 {{- if and .Values.loki.enabled .Values.externalLoki.url -}}
 {{- fail "loki: loki.enabled=true and externalLoki.url are both set; choose one" -}}
+{{- end -}}
+{{- if and .Values.observability.enabled (or .Values.loki.enabled .Values.grafana.enabled) -}}
+{{- fail "observability.enabled=true brings its own Loki and Grafana: turn off loki.enabled and grafana.enabled (the subcharts), or the observability profile" -}}
 {{- end -}}
 {{- end -}}
 

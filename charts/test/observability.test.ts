@@ -1,0 +1,181 @@
+/**
+ * The observability profile (issue 20 item 3, observability.yaml): the OpenTelemetry Collector,
+ * Loki, Tempo, Prometheus and Grafana, one hardened pod each from the official images, wired to the
+ * services (OTLP endpoint, LOKI_URL), to each other (collector pipelines, Grafana datasources with
+ * traces linked to logs), reachable only along those flows, and on for skaffold dev. Prometheus's
+ * rendered configuration is checked by Prometheus's own promtool (Debian: prometheus).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { parse, stringify } from "yaml";
+import { needNone } from "@crm/testkit";
+import { goProblem, render, type K8sObject, type Rendered } from "./lib.ts";
+
+const promtool = spawnSync("promtool", ["--version"], { stdio: "ignore" }).status === 0 ? undefined : "promtool is not installed; install it with: apt-get install -y prometheus";
+const skip = needNone(goProblem(), promtool);
+const JWT = { jwt: { existingSecret: "crm-jwt" } };
+const PARTS = ["otel-collector", "loki", "tempo", "prometheus", "grafana"];
+const component = (o: K8sObject) => o.metadata.labels?.["app.kubernetes.io/component"] ?? "";
+const of = (r: Rendered, kind: string, c?: string) => r.objects.filter((o) => o.kind === kind && (c === undefined || component(o) === c));
+const envOf = (c: any) => new Map<string, string>((c.env ?? []).map((e: any) => [e.name, e.value]));
+const config = (r: Rendered, c: string, key: string) => of(r, "ConfigMap", c)[0]!.data![key]!;
+const matches = (sel: Record<string, string> | undefined, labels: Record<string, string>) => Object.entries(sel ?? {}).every(([k, v]) => labels[k] === v);
+
+/** host and port of a Service of the release, from a URL or host:port. */
+function service(r: Rendered, address: string): { svc: K8sObject; port: number } {
+  const m = /^(?:\w+:\/\/)?([^.:/]+)(?:\.[^:/]*)?:(\d+)/.exec(address);
+  assert.ok(m, `an address with a port: ${address}`);
+  const svc = of(r, "Service").find((s) => s.metadata.name === m![1]);
+  assert.ok(svc, `Service ${m![1]} exists (${address})`);
+  assert.ok(svc!.spec.ports.some((p: any) => p.port === Number(m![2])), `${m![1]} serves port ${m![2]}`);
+  return { svc: svc!, port: Number(m![2]) };
+}
+
+describe("observability profile", { skip }, () => {
+  const r = render([], { values: { ...JWT, observability: { enabled: true } } });
+
+  it("is off by default, on for skaffold dev", () => {
+    assert.equal(of(render([], { values: JWT }), "Deployment").filter((d) => PARTS.includes(component(d))).length, 0);
+    const dev = render(["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"]);
+    assert.deepEqual(of(dev, "Deployment").map(component).filter((c) => PARTS.includes(c)).sort(), [...PARTS].sort());
+  });
+
+  it("one hardened pod each, from the official image, with probes and limits", () => {
+    for (const part of PARTS) {
+      const [d] = of(r, "Deployment", part);
+      assert.ok(d, `${part} Deployment`);
+      assert.equal(d.spec.replicas, 1);
+      const pod = d.spec.template.spec;
+      const c = pod.containers[0];
+      assert.doesNotMatch(c.image, /:latest$|bitnami/);
+      assert.equal(pod.securityContext.runAsNonRoot, true);
+      assert.equal(pod.securityContext.seccompProfile.type, "RuntimeDefault");
+      assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+      assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+      assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
+      assert.ok(c.readinessProbe && c.livenessProbe && c.resources?.limits?.memory, part);
+      assert.equal(pod.automountServiceAccountToken, part === "prometheus", `${part}: only Prometheus talks to the Kubernetes API`);
+    }
+  });
+
+  it("every service sends traces to the collector; the logs service pushes to this Loki", () => {
+    const crm = of(r, "Deployment").filter((d) => !PARTS.includes(component(d)) && component(d) !== "gateway");
+    assert.ok(crm.length >= 9);
+    for (const d of crm) {
+      const env = envOf(d.spec.template.spec.containers[0]);
+      const { svc, port } = service(r, env.get("OTEL_EXPORTER_OTLP_ENDPOINT")!);
+      assert.equal(component(svc), "otel-collector");
+      assert.equal(port, 4318, "OTLP over HTTP (the kit's exporter)");
+    }
+    const logs = envOf(of(r, "Deployment", "logs")[0]!.spec.template.spec.containers[0]);
+    assert.equal(component(service(r, logs.get("LOKI_URL")!).svc), "loki");
+    // an endpoint of the platform's own wins
+    const own = render([], { values: { ...JWT, observability: { enabled: true }, otel: { endpoint: "http://otel.monitoring:4318" } } });
+    assert.equal(envOf(of(own, "Deployment", "auth")[0]!.spec.template.spec.containers[0]).get("OTEL_EXPORTER_OTLP_ENDPOINT"), "http://otel.monitoring:4318");
+  });
+
+  it("the collector's pipelines use only what it defines, and export to Tempo and Loki of this release", () => {
+    const cfg = parse(config(r, "otel-collector", "config.yaml"));
+    for (const [name, p] of Object.entries<any>(cfg.service.pipelines)) {
+      for (const x of p.receivers) assert.ok(x in cfg.receivers, `${name}: receiver ${x}`);
+      for (const x of p.processors ?? []) assert.ok(x in cfg.processors, `${name}: processor ${x}`);
+      for (const x of p.exporters) assert.ok(x in cfg.exporters, `${name}: exporter ${x}`);
+    }
+    for (const e of cfg.service.extensions) assert.ok(e in cfg.extensions);
+    assert.deepEqual(Object.keys(cfg.service.pipelines).sort(), ["logs", "traces"]);
+    assert.equal(component(service(r, cfg.exporters["otlp/tempo"].endpoint).svc), "tempo");
+    assert.equal(component(service(r, cfg.exporters["otlphttp/loki"].endpoint).svc), "loki");
+    assert.equal(cfg.receivers.otlp.protocols.http.endpoint, "0.0.0.0:4318");
+    const tempo = parse(config(r, "tempo", "config.yaml"));
+    assert.equal(tempo.distributor.receivers.otlp.protocols.grpc.endpoint, "0.0.0.0:4317");
+    const loki = parse(config(r, "loki", "config.yaml"));
+    assert.equal(loki.limits_config.allow_structured_metadata, true, "OTLP logs need structured metadata");
+    assert.equal(loki.limits_config.retention_period, "168h");
+  });
+
+  it("Prometheus's configuration passes promtool and scrapes every CRM pod's ops port", () => {
+    const dir = mkdtempSync(join(tmpdir(), "crm-prom-"));
+    try {
+      const file = join(dir, "prometheus.yml");
+      // Debian's Prometheus is built without Kubernetes service discovery, so its promtool cannot
+      // parse kubernetes_sd_configs: that block (checked field by field below) is swapped for
+      // static targets; everything else (relabelling, jobs, globals) is promtool's to judge.
+      const rendered = parse(config(r, "prometheus", "prometheus.yml"));
+      for (const job of rendered.scrape_configs) {
+        if (job.kubernetes_sd_configs) {
+          delete job.kubernetes_sd_configs;
+          job.static_configs = [{ targets: ["10.0.0.1:9090"] }];
+        }
+      }
+      writeFileSync(file, stringify(rendered));
+      const check = spawnSync("promtool", ["check", "config", "--syntax-only", file], { encoding: "utf8" });
+      assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const prom = parse(config(r, "prometheus", "prometheus.yml"));
+    const crm = prom.scrape_configs.find((s: any) => s.job_name === "crm");
+    assert.deepEqual(crm.kubernetes_sd_configs, [{ role: "pod", namespaces: { names: ["crm"] }, selectors: [{ role: "pod", label: "app.kubernetes.io/instance=crm" }] }]);
+    for (const x of crm.relabel_configs) for (const l of x.source_labels ?? []) assert.match(l, /^__meta_kubernetes_pod_(container_port_name|label_app_kubernetes_io_component|name)$/, `a pod role meta label: ${l}`);
+    const keep = crm.relabel_configs.find((x: any) => x.action === "keep");
+    const re = new RegExp(`^(?:${keep.regex})$`);
+    assert.ok(re.test("auth;ops") && re.test("all;http"), "services' ops ports and the all-in-one's port");
+    assert.ok(!re.test("grafana;http") && !re.test("gateway;http"), "not other pods' http ports");
+    for (const d of of(r, "Deployment").filter((x) => !PARTS.includes(component(x)) && component(x) !== "gateway")) {
+      assert.ok(d.spec.template.spec.containers[0].ports.some((p: any) => p.name === "ops"), `${component(d)} names its ops port`);
+    }
+    const role = of(r, "Role", "prometheus")[0]!;
+    assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }], "read-only, pods only");
+    const binding = of(r, "RoleBinding", "prometheus")[0]!;
+    assert.equal(binding.subjects[0].name, of(r, "Deployment", "prometheus")[0]!.spec.template.spec.serviceAccountName);
+  });
+
+  it("Grafana has the three datasources, traces and logs linked both ways, and the CRM dashboard", () => {
+    const ds = parse(config(r, "grafana", "datasources.yaml")).datasources as any[];
+    const byUid = new Map(ds.map((d) => [d.uid, d]));
+    for (const [uid, part, port] of [["prometheus", "prometheus", 9090], ["loki", "loki", 3100], ["tempo", "tempo", 3200]] as const) {
+      const { svc, port: p } = service(r, byUid.get(uid).url);
+      assert.equal(component(svc), part);
+      assert.equal(p, port);
+    }
+    const derived = byUid.get("loki").jsonData.derivedFields[0];
+    assert.equal(derived.datasourceUid, "tempo", "a log line's trace_id opens Tempo");
+    assert.ok(new RegExp(derived.matcherRegex).test('{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}'));
+    assert.equal(byUid.get("tempo").jsonData.tracesToLogsV2.datasourceUid, "loki", "a span opens its logs in Loki");
+    const dashboard = JSON.parse(config(r, "grafana", "crm-overview.json"));
+    assert.ok(dashboard.panels?.length, "the CRM dashboard");
+    const grafana = of(r, "Deployment", "grafana")[0]!.spec.template.spec.containers[0];
+    const mounts = grafana.volumeMounts.map((m: any) => m.mountPath);
+    for (const m of ["/etc/grafana/provisioning/datasources/datasources.yaml", "/etc/grafana/provisioning/dashboards/dashboards.yaml", "/var/lib/grafana/dashboards/crm-overview.json"]) assert.ok(mounts.includes(m), m);
+    const secret = of(r, "Secret", "grafana")[0]!;
+    assert.match(Buffer.from(secret.data!["admin-password"]!, "base64").toString(), /^[A-Za-z0-9]{32}$/, "a generated admin password");
+  });
+
+  it("NetworkPolicies let through exactly the profile's flows", () => {
+    const pods = of(r, "Deployment").map((d) => ({ name: component(d), labels: d.spec.template.metadata.labels as Record<string, string> }));
+    const pod = (n: string) => pods.find((p) => p.name === n)!;
+    const policies = (labels: Record<string, string>, type: string) => of(r, "NetworkPolicy").filter((p) => matches(p.spec.podSelector.matchLabels, labels) && p.spec.policyTypes.includes(type));
+    const peerOk = (peers: any[] | undefined, labels: Record<string, string>) => !peers?.length || peers.some((p) => p.podSelector && matches(p.podSelector.matchLabels, labels));
+    const open = (rules: any[], port: number, labels: Record<string, string>, side: "from" | "to") => rules.some((x) => (!x.ports || x.ports.some((p: any) => p.port === port)) && peerOk(x[side], labels));
+    const allowed = (a: string, b: string, port: number) =>
+      policies(pod(a).labels, "Egress").some((p) => open(p.spec.egress ?? [], port, pod(b).labels, "to")) &&
+      policies(pod(b).labels, "Ingress").some((p) => open(p.spec.ingress ?? [], port, pod(a).labels, "from"));
+    for (const [a, b, port] of [["auth", "otel-collector", 4318], ["logs", "loki", 3100], ["otel-collector", "tempo", 4317], ["otel-collector", "loki", 3100],
+      ["prometheus", "auth", 9090], ["prometheus", "otel-collector", 8888], ["grafana", "prometheus", 9090], ["grafana", "loki", 3100], ["grafana", "tempo", 3200]] as const) {
+      assert.ok(allowed(a, b, port), `${a} -> ${b}:${port}`);
+    }
+    for (const [a, b, port] of [["auth", "tempo", 4317], ["auth", "grafana", 3000], ["grafana", "auth", 9090], ["otel-collector", "prometheus", 9090], ["auth", "prometheus", 9090]] as const) {
+      assert.ok(!allowed(a, b, port), `${a} -/-> ${b}:${port}`);
+    }
+  });
+
+  it("refuses the Bitnami Loki or Grafana subcharts beside it", () => {
+    for (const sub of ["loki", "grafana"]) {
+      assert.throws(() => render([], { values: { ...JWT, observability: { enabled: true }, [sub]: { enabled: true } } }), /observability\.enabled=true brings its own Loki and Grafana/);
+    }
+  });
+});
