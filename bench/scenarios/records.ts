@@ -295,7 +295,8 @@ export const records: Scenario = {
     const checks: Check[] = [];
     const notes: string[] = [];
     const rounds = ctx.quick ? 1 : 2;
-    const n = ctx.quick ? 200 : 3_000; // per round and variant
+    // Calls per round and variant (BENCH_RECORDS_CALLS); a search costs ~20 list pages at 1M records, so it gets a fifth of them.
+    const n = ctx.quick ? 200 : Number(process.env.BENCH_RECORDS_CALLS ?? 2_000);
     const { bc, data } = await startRecordsCluster(ctx);
     try {
       const gw = bc.cluster.gatewayUrl;
@@ -327,28 +328,29 @@ export const records: Scenario = {
       const headers = { "content-type": "application/json", "connect-protocol-version": "1", authorization: `Bearer ${token}` };
       const h2 = (method: string, body: unknown, requests: number) =>
         h2load({ url: `${gw}/crm.records.v1.${method}`, requests, clients: 4, streams: 4, headers, body: JSON.stringify(body), timeoutMs: 300_000 });
-      const variants: { label: string; floor?: boolean; run: (k: number) => Promise<LoadResult> }[] = [
-        { label: "pgbench: the store's ListDeals SQL (first page, filter, sort) in the tenant transaction", floor: true, run: (k) => pgbench({ url: data.url, scripts: [list.script], clients: poolMax, threads: 2, mode: "simple", transactions: Math.ceil(k / poolMax), timeoutMs: 300_000 }) },
-        { label: "ListDeals first page through the gateway", run: (k) => h2("DealService/ListDeals", listJson, k) },
-        { label: "pgbench: the store's Search SQL in the tenant transaction", floor: true, run: (k) => pgbench({ url: data.url, scripts: searches.map((s) => s.script), clients: poolMax, threads: 2, mode: "simple", transactions: Math.ceil(k / poolMax), timeoutMs: 300_000 }) },
+      const variants: { label: string; floor?: boolean; share: number; run: (k: number) => Promise<LoadResult> }[] = [
+        { label: "pgbench: the store's ListDeals SQL (first page, filter, sort) in the tenant transaction", floor: true, share: 1, run: (k) => pgbench({ url: data.url, scripts: [list.script], clients: poolMax, threads: 2, mode: "simple", transactions: Math.ceil(k / poolMax), timeoutMs: 300_000 }) },
+        { label: "ListDeals first page through the gateway", share: 1, run: (k) => h2("DealService/ListDeals", listJson, k) },
+        { label: "pgbench: the store's Search SQL in the tenant transaction", floor: true, share: 0.2, run: (k) => pgbench({ url: data.url, scripts: searches.map((s) => s.script), clients: poolMax, threads: 2, mode: "simple", transactions: Math.ceil(k / poolMax), timeoutMs: 300_000 }) },
         {
           label: "Search through the gateway",
+          share: 0.2,
           run: async (k) => {
-            const per = searchQueries.map((q) => h2("SearchService/Search", { query: q }, Math.ceil(k / searchQueries.length)));
+            // The queries in turn, each with the list's 16 in flight.
             const rs: LoadResult[] = [];
-            for (const p of per) rs.push(await p);
+            for (const q of searchQueries) rs.push(await h2("SearchService/Search", { query: q }, Math.ceil(k / searchQueries.length)));
             return combine(rs);
           },
         },
       ];
       // Warm-up: caches, plans, connections.
-      for (const v of variants) await v.run(ctx.quick ? 50 : 500);
+      for (const v of variants) await v.run(Math.ceil((ctx.quick ? 50 : 300) * v.share));
       const acc = new Map<string, { loads: LoadResult[]; cpu: number; pg: number }>();
       for (let round = 0; round < rounds; round++) {
         for (const v of variants) {
           const s0 = sampleAll(serverPids()).cpuMs;
           const pgT = trackCpu(pgPids);
-          const r = await v.run(n);
+          const r = await v.run(Math.ceil(n * v.share));
           const a = acc.get(v.label) ?? { loads: [], cpu: 0, pg: 0 };
           a.loads.push(r);
           a.cpu += sampleAll(serverPids()).cpuMs - s0;
@@ -424,7 +426,7 @@ export const records: Scenario = {
       }
       notes.push(
         `data: ${data.counts.deals} deals, ${data.counts.people} people, ${data.counts.companies} companies in one tenant, 10 tenants of ${ctx.quick ? 100 : 1000} beside it; database ${dbNameOf(data.url)} (kept; BENCH_RECORDS_DB)`,
-        `reads: ${rounds} rounds × ${n} calls per variant, service and pgbench taking turns; h2load over TLS, 4 connections × 4 streams, Connect JSON; pgbench on ${poolMax} connections (dbservice's DB_POOL_MAX), -M simple, the parameters inlined as literals (the store sends them as parameters of unnamed statements: custom plans either way)`,
+        `reads: ${rounds} rounds × ${n} calls per list variant and ${Math.ceil(n * 0.2)} per search variant, service and pgbench taking turns; h2load over TLS, 4 connections × 4 streams, Connect JSON; pgbench on ${poolMax} connections (dbservice's DB_POOL_MAX), -M simple, the parameters inlined as literals (the store sends them as parameters of unnamed statements: custom plans either way)`,
         `writes: ${seconds} s at ${writeRate} req/s each after a 2 s warm-up at a fifth of it, from this process (connect-node, 4 HTTP/2 TLS connections, binary Connect); UpdateDeal changes amount_minor of one of ${ids.length} open deals, MoveDeal moves one of them into one of the ${openStages.length} open stages (top or end), CreateDeal adds to one of them`,
         "cluster: dbservice, auth, records, logs, each its own process (from source, mTLS) behind NGINX; server CPU = NGINX + those processes; dbservice's DB_CONNECT_TIMEOUT_MS 15 s (opening a connection took over the 2 s default on the loaded box)",
       );
