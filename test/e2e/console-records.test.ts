@@ -56,6 +56,22 @@ test("the issue's flow: sign up, a company, a person and a deal, drag the deal t
   await screenshot(page, "deal");
 });
 
+test("the pipeline report: the base currency set there, the won deal in the value and the win rate", { skip }, async () => {
+  await nav(page, "Reports").click();
+  await page.getByRole("heading", { name: "Pipeline report" }).waitFor();
+  await page.getByText("Reports are in the company's base currency, which is not set yet.").waitFor();
+  await axe(page, "report without a base currency");
+  await page.getByLabel("Base currency").selectOption("EUR");
+  await page.getByRole("button", { name: "Save base currency" }).click();
+  const value = page.getByRole("region", { name: "Pipeline value (EUR)" });
+  await value.locator('tr[data-stage="Won"]').getByText("€12,500.50").first().waitFor(); // the value and, at 100 %, the weighted value
+  assert.match((await value.locator('tr[data-stage="Lead"]').textContent()) ?? "", /Lead\s*10 %0€0\.00/, "an empty stage shows zero");
+  await page.getByRole("region", { name: "Win rate" }).getByText("100%").waitFor();
+  await page.getByRole("region", { name: "Time in stage" }).locator("tbody tr").first().waitFor();
+  await axe(page, "pipeline report");
+  await screenshot(page, "report");
+});
+
 test("a company form with the server's reasons beside the fields", { skip }, async () => {
   await nav(page, "Companies").click();
   await page.getByRole("link", { name: "New company" }).click();
@@ -113,13 +129,13 @@ test("the companies list: sort by a header, filters, keyset pages by scrolling, 
   await until("five rows", async () => (await rowNames(page)).length === 5, 10_000);
   await page.getByLabel("Name contains").fill("");
   await page.getByLabel("Industry contains").fill("");
-  await page.getByLabel("Tag").fill("vip");
+  await page.getByLabel("Tag", { exact: true }).fill("vip");
   await until("the vip companies", async () => (await rowNames(page)).length === 6, 10_000);
-  await page.getByLabel("Owner").selectOption({ label: "Me" });
+  await page.getByLabel("Owner", { exact: true }).selectOption({ label: "Me" });
   await until("still mine", async () => (await rowNames(page)).length === 6 && /owner=/.test(page.url()), 10_000);
   await page.reload(); // the filters live in the address
   await until("the same list after a reload", async () => (await rowNames(page)).length === 6, 10_000);
-  assert.equal(await page.getByLabel("Tag").inputValue(), "vip");
+  assert.equal(await page.getByLabel("Tag", { exact: true }).inputValue(), "vip");
 
   // To the trash and back: from the row, then from the trash view.
   const row = page.getByRole("row").filter({ hasText: "Co 10" });

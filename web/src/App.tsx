@@ -154,7 +154,7 @@ export function LanguageSwitch() {
   const { t, locale, setLocale } = useI18n();
   return (
     <label className="lang">
-      <span>{t("lang.label")}</span>
+      <span className="visually-hidden">{t("lang.label")}</span>
       <select value={locale} onChange={(e) => setLocale(e.target.value as Locale)}>
         {(Object.keys(localeNames) as Locale[]).map((l) => (
           <option key={l} value={l} lang={l}>
@@ -216,6 +216,12 @@ function Shell({ session: s }: { session: Session }) {
               <NavLink href="/deals">{recordsNav[i18n.locale].deals}</NavLink>
             </li>
             <li>
+              <NavLink href="/tasks">{recordsNav[i18n.locale].tasks}</NavLink>
+            </li>
+            <li>
+              <NavLink href="/reports">{recordsNav[i18n.locale].reports}</NavLink>
+            </li>
+            <li>
               <ChatsLink />
             </li>
             <li>
@@ -236,9 +242,6 @@ function Shell({ session: s }: { session: Session }) {
         <LanguageSwitch />
         <button type="button" onClick={() => void out(false)} disabled={busy}>
           {t("auth.logout")}
-        </button>
-        <button type="button" className="secondary" onClick={() => void out(true)} disabled={busy}>
-          {t("auth.logoutAll")}
         </button>
       </header>
       {status && (
@@ -265,7 +268,7 @@ function Shell({ session: s }: { session: Session }) {
           <Route path="/admin">
             <Redirect to="/admin/members" replace />
           </Route>
-          <Route path="/admin/:section">{(p) => (isAdmin(s) && (p.section === "members" || p.section === "invite") ? <Admin session={s} /> : <h1>{t(isAdmin(s) ? "app.notFound" : "admin.forbidden")}</h1>)}</Route>
+          <Route path="/admin/:section">{(p) => (isAdmin(s) && ["members", "invite", "api-keys", "audit"].includes(p.section) ? <Admin session={s} /> : <h1>{t(isAdmin(s) ? "app.notFound" : "admin.forbidden")}</h1>)}</Route>
           <Route path={recordPaths}>
             <Records session={s} />
           </Route>

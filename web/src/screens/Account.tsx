@@ -4,11 +4,12 @@
  * password or a profile while signed in: the password changes through the e-mailed reset link.
  */
 import { useState } from "react";
-import { Link } from "wouter";
+import { Link, useLocation } from "wouter";
+import { useQueryClient } from "@tanstack/react-query";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
-import type { Session } from "../session";
+import { logout, type Session } from "../session";
 import { useI18n, type MessageKey } from "../i18n";
 import { describeError } from "../errors";
 
@@ -34,6 +35,23 @@ export function Account({ session }: { session: Session }) {
     },
   });
   const roleKey = roleKeys[session.role];
+  const queryClient = useQueryClient();
+  const [, navigate] = useLocation();
+  const [endingAll, setEndingAll] = useState(false);
+  const [allError, setAllError] = useState<string>();
+  // "Log out everywhere" lives here, beside the sessions it ends (the header keeps "Log out").
+  const outEverywhere = async () => {
+    setEndingAll(true);
+    setAllError(undefined);
+    try {
+      await logout(true);
+      queryClient.clear();
+      navigate("/login", { replace: true });
+    } catch (e) {
+      setAllError(describeError(e, i18n));
+      setEndingAll(false);
+    }
+  };
   return (
     <section aria-labelledby="account-title">
       <h1 id="account-title">{t("account.title")}</h1>
@@ -46,6 +64,16 @@ export function Account({ session }: { session: Session }) {
 
       <h2 id="sessions-title">{t("account.sessions")}</h2>
       <p className="hint">{t("account.sessionsHint")}</p>
+      <p>
+        <button type="button" className="secondary danger" onClick={() => void outEverywhere()} disabled={endingAll}>
+          {t("auth.logoutAll")}
+        </button>
+      </p>
+      {allError && (
+        <p role="alert" className="error">
+          {allError}
+        </p>
+      )}
       {status && (
         <p role="status" className="notice">
           {status}

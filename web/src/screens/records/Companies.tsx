@@ -21,6 +21,9 @@ import { Count, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFi
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { useLiveList } from "./live";
+import { CustomDetails, CustomFilter, customColumns, customCondition, useFields } from "./custom";
+import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
+import { RecordActivity } from "./activity-lazy";
 import { useWords, type Words } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -37,10 +40,21 @@ export function companiesInput(p: URLSearchParams) {
     anyContains(["industry"], p.get("industry") ?? ""),
     p.get("tag") ? { field: "tags", op: Operator.EQUALS, values: [p.get("tag")!.trim()] } : undefined,
     p.get("owner") ? { field: "owner_id", op: Operator.EQUALS, values: [p.get("owner")!] } : undefined,
+    customCondition(p),
     trash ? { field: "delete_time", op: Operator.IS_NOT_EMPTY } : undefined,
   );
   return { filter, orderBy: orderBy(sort, desc), pageSize: 50, pageToken: "", showDeleted: trash };
 }
+
+/** The list's parameters (cleared when a view is picked) and how a view's conditions map back to them. */
+const companyParams = ["name", "domain", "industry", "tag", "owner", "show", "cf", "cop", "cv", "sort", "desc", "cols"];
+const companyMaps: ParamMap[] = [
+  { param: "name", fields: ["name"], op: Operator.CONTAINS },
+  { param: "domain", fields: ["domain"], op: Operator.CONTAINS },
+  { param: "industry", fields: ["industry"], op: Operator.CONTAINS },
+  { param: "tag", fields: ["tags"], op: Operator.EQUALS },
+  { param: "owner", fields: ["owner_id"], op: Operator.EQUALS },
+];
 
 export function prefetch(path: string, search: URLSearchParams): void {
   if (path === "/companies") void pageQueryClient.prefetchInfiniteQuery(createInfiniteQueryOptions(CompanyService.method.listCompanies, companiesInput(search), { transport, ...paging }));
@@ -58,6 +72,17 @@ export function CompanyList({ session }: { session: Session }) {
   const dir = useDirectory(session);
   const trash = params.get("show") === "trash";
   const input = companiesInput(params);
+  const fields = useFields(ObjectType.COMPANY);
+  const columns: Column<Company>[] = [
+    { key: "domain", label: w("domain"), sort: "domain", cell: (c) => c.domain },
+    { key: "industry", label: w("industry"), sort: "industry", cell: (c) => c.industry },
+    { key: "size", label: w("size"), sort: "size", num: true, cell: (c) => (c.size !== undefined ? words.number(c.size) : "") },
+    { key: "owner_id", label: w("owner"), sort: "owner_id", cell: (c) => dir.name(c.ownerId) },
+    { key: "tags", label: w("tags"), cell: (c) => <Tags tags={c.tags} /> },
+    ...customColumns<Company>(fields, dir),
+    { key: "create_time", label: w("created"), sort: "create_time", cell: (c) => date(c.createTime) && words.dateTime(date(c.createTime)!) },
+  ];
+  const cols = visibleColumns(params, columns);
   const list = useInfiniteQuery(CompanyService.method.listCompanies, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000 });
   // Live: a change made anywhere to a record this list shows (or now would) rereads it.
   useLiveList({ objectType: ObjectType.COMPANY, filter: input.filter, showDeleted: input.showDeleted }, CompanyService.method.listCompanies, list.dataUpdatedAt);
@@ -106,6 +131,8 @@ export function CompanyList({ session }: { session: Session }) {
         <FilterText label={w("industryContains")} value={params.get("industry") ?? ""} onChange={(v) => set({ industry: v })} />
         <FilterText label={w("tagIs")} value={params.get("tag") ?? ""} onChange={(v) => set({ tag: v })} />
         <OwnerFilter dir={dir} value={params.get("owner") ?? ""} onChange={(v) => set({ owner: v })} />
+        <CustomFilter fields={fields} params={params} set={set} dir={dir} />
+        <ColumnChooser all={columns} visible={cols} onChange={(keys) => set({ cols: keys?.join(",") })} />
         <FilterSelect
           label={w("show")}
           value={trash ? "trash" : ""}
@@ -116,6 +143,7 @@ export function CompanyList({ session }: { session: Session }) {
           ]}
         />
       </form>
+      <ViewBar objectType={ObjectType.COMPANY} session={session} params={params} set={set} stateParams={companyParams} maps={companyMaps} request={input} columns={cols.map((c) => c.key)} />
       <Notice notice={notice} />
       {list.error && (
         <p role="alert" className="error">
@@ -130,19 +158,14 @@ export function CompanyList({ session }: { session: Session }) {
             <thead>
               <tr>
                 <SortHeader label={w("name")} field="name" sort={sort} />
-                <SortHeader label={w("domain")} field="domain" sort={sort} />
-                <SortHeader label={w("industry")} field="industry" sort={sort} />
-                <SortHeader label={w("size")} field="size" sort={sort} />
-                <SortHeader label={w("owner")} field="owner_id" sort={sort} />
-                <th scope="col">{w("tags")}</th>
-                <SortHeader label={w("created")} field="create_time" sort={sort} />
+                <ColumnHeaders cols={cols} sort={sort} />
                 <th scope="col">{w("actions")}</th>
               </tr>
             </thead>
             <tbody>
               {rows.length === 0 && (
                 <tr>
-                  <td colSpan={8}>{w(trash ? "trashEmpty" : "noCompanies")}</td>
+                  <td colSpan={2 + cols.length}>{w(trash ? "trashEmpty" : "noCompanies")}</td>
                 </tr>
               )}
               {rows.map((c) => (
@@ -150,14 +173,7 @@ export function CompanyList({ session }: { session: Session }) {
                   <th scope="row">
                     <Link href={`/companies/${c.id}`}>{c.name}</Link>
                   </th>
-                  <td>{c.domain}</td>
-                  <td>{c.industry}</td>
-                  <td className="num">{c.size !== undefined ? words.number(c.size) : ""}</td>
-                  <td>{dir.name(c.ownerId)}</td>
-                  <td>
-                    <Tags tags={c.tags} />
-                  </td>
-                  <td>{date(c.createTime) && words.dateTime(date(c.createTime)!)}</td>
+                  <ColumnCells cols={cols} row={c} />
                   <td>
                     {c.deleteTime ? (
                       <button type="button" className="secondary small" onClick={() => void restore(c)} aria-label={w("restoreOf", { name: c.name })}>
@@ -414,6 +430,7 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
             errorsOf={errorsOf}
             save={(v) => save("owner_id", { ownerId: v })}
           />
+          <CustomDetails objectType={ObjectType.COMPANY} prefix="company" custom={c.custom} dir={dir} canEdit={canEdit} errorsOf={errorsOf} save={(key, value) => save(`custom.${key}`, { custom: { [key]: value } })} />
           <Times record={c} />
           <button type="button" className={c.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
             {c.deleteTime ? w("restore") : w("delete")}
@@ -429,6 +446,7 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
           </p>
         </section>
       </div>
+      <RecordActivity objectType={ObjectType.COMPANY} recordId={c.id} name={c.name} dir={dir} session={session} />
       <Timeline objectType={ObjectType.COMPANY} recordId={c.id} dir={dir} />
     </article>
   );

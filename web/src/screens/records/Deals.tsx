@@ -18,6 +18,8 @@ import { currencies, formatAmountInput, formatDate, formatMoney, minorDigits, pa
 import { CompanyLink, InlineField, LinkedItem, Notice, RecordPicker, api, date, pipelinesInput, recordError, splitErrors, statusWord, timelineOf, useDirectory, useInvalidate, usePipelines } from "./common";
 import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Companies";
 import { Timeline, prefetchTimeline } from "./Timeline";
+import { CustomDetails } from "./custom";
+import { RecordActivity } from "./activity-lazy";
 import { useWords, type Words } from "./words";
 
 /** The pipelines (stage names, the form's choices), and a deal page's deal and timeline. */
@@ -292,6 +294,7 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
               </span>
             </div>
           )}
+          <CustomDetails objectType={ObjectType.DEAL} prefix="deal" custom={d.custom} dir={dir} canEdit={canEdit} errorsOf={errorsOf} save={(key, value) => save([`custom.${key}`], { custom: { [key]: value } })} />
           <Times record={d} />
           <button type="button" className={d.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
             {d.deleteTime ? w("restore") : w("delete")}
@@ -305,6 +308,7 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
           <DealPeople deal={d} canEdit={canEdit} errorsOf={errorsOf} save={(personIds) => save(["person_ids"], { personIds })} />
         </section>
       </div>
+      <RecordActivity objectType={ObjectType.DEAL} recordId={d.id} name={d.name} dir={dir} session={session} />
       <Timeline objectType={ObjectType.DEAL} recordId={d.id} dir={dir} currency={d.currencyCode} />
     </article>
   );

@@ -19,6 +19,9 @@ import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Co
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { useLiveList } from "./live";
+import { CustomDetails, CustomFilter, customColumns, customCondition, useFields } from "./custom";
+import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
+import { RecordActivity } from "./activity-lazy";
 import { useWords } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -34,12 +37,23 @@ export function peopleInput(p: URLSearchParams) {
     anyContains(["job_title"], p.get("job") ?? ""),
     p.get("company") ? { field: "company_ids", op: Operator.EQUALS, values: [p.get("company")!] } : undefined,
     p.get("owner") ? { field: "owner_id", op: Operator.EQUALS, values: [p.get("owner")!] } : undefined,
+    customCondition(p),
     trash ? { field: "delete_time", op: Operator.IS_NOT_EMPTY } : undefined,
   );
   // Sorting by name sorts by last name, then first name.
   const order = sort === "last_name" ? `last_name ${desc ? "desc" : "asc"}, first_name ${desc ? "desc" : "asc"}` : orderBy(sort, desc);
   return { filter, orderBy: order, pageSize: 50, pageToken: "", showDeleted: trash };
 }
+
+/** The list's parameters (cleared when a view is picked) and how a view's conditions map back to them. */
+const personParams = ["name", "email", "job", "company", "owner", "show", "cf", "cop", "cv", "sort", "desc", "cols"];
+const personMaps: ParamMap[] = [
+  { param: "name", fields: ["first_name", "last_name"], op: Operator.CONTAINS },
+  { param: "email", fields: ["emails"], op: Operator.CONTAINS },
+  { param: "job", fields: ["job_title"], op: Operator.CONTAINS },
+  { param: "company", fields: ["company_ids"], op: Operator.EQUALS },
+  { param: "owner", fields: ["owner_id"], op: Operator.EQUALS },
+];
 
 export function prefetch(path: string, search: URLSearchParams): void {
   if (path === "/people") void pageQueryClient.prefetchInfiniteQuery(createInfiniteQueryOptions(PersonService.method.listPeople, peopleInput(search), { transport, ...paging }));
@@ -57,6 +71,27 @@ export function PersonList({ session }: { session: Session }) {
   const dir = useDirectory(session);
   const trash = params.get("show") === "trash";
   const input = peopleInput(params);
+  const fields = useFields(ObjectType.PERSON);
+  const columns: Column<Person>[] = [
+    { key: "emails", label: w("email"), sort: "emails", cell: (p) => p.emails[0] && <a href={`mailto:${p.emails[0]}`}>{p.emails[0]}</a> },
+    { key: "phones", label: w("phone"), sort: "phones", cell: (p) => p.phones[0] && <a href={`tel:${p.phones[0]}`}>{p.phones[0]}</a> },
+    { key: "job_title", label: w("jobTitle"), sort: "job_title", cell: (p) => p.jobTitle },
+    {
+      key: "company_ids",
+      label: w("companiesHere"),
+      cell: (p) =>
+        p.companies.map((l, i) => (
+          <span key={l.companyId}>
+            {i > 0 && ", "}
+            <CompanyLink id={l.companyId} />
+          </span>
+        )),
+    },
+    { key: "owner_id", label: w("owner"), sort: "owner_id", cell: (p) => dir.name(p.ownerId) },
+    ...customColumns<Person>(fields, dir),
+    { key: "create_time", label: w("created"), sort: "create_time", cell: (p) => date(p.createTime) && words.dateTime(date(p.createTime)!) },
+  ];
+  const cols = visibleColumns(params, columns);
   const list = useInfiniteQuery(PersonService.method.listPeople, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000 });
   // Live: a change made anywhere to a record this list shows (or now would) rereads it.
   useLiveList({ objectType: ObjectType.PERSON, filter: input.filter, showDeleted: input.showDeleted }, PersonService.method.listPeople, list.dataUpdatedAt);
@@ -105,6 +140,8 @@ export function PersonList({ session }: { session: Session }) {
         <FilterText label={w("emailContains")} value={params.get("email") ?? ""} onChange={(v) => set({ email: v })} />
         <FilterText label={w("jobContains")} value={params.get("job") ?? ""} onChange={(v) => set({ job: v })} />
         <OwnerFilter dir={dir} value={params.get("owner") ?? ""} onChange={(v) => set({ owner: v })} />
+        <CustomFilter fields={fields} params={params} set={set} dir={dir} />
+        <ColumnChooser all={columns} visible={cols} onChange={(keys) => set({ cols: keys?.join(",") })} />
         <FilterSelect
           label={w("show")}
           value={trash ? "trash" : ""}
@@ -123,6 +160,7 @@ export function PersonList({ session }: { session: Session }) {
           </p>
         )}
       </form>
+      <ViewBar objectType={ObjectType.PERSON} session={session} params={params} set={set} stateParams={personParams} maps={personMaps} request={input} columns={cols.map((c) => c.key)} />
       <Notice notice={notice} />
       {list.error && (
         <p role="alert" className="error">
@@ -137,19 +175,14 @@ export function PersonList({ session }: { session: Session }) {
             <thead>
               <tr>
                 <SortHeader label={w("name")} field="last_name" sort={sort} />
-                <SortHeader label={w("email")} field="emails" sort={sort} />
-                <SortHeader label={w("phone")} field="phones" sort={sort} />
-                <SortHeader label={w("jobTitle")} field="job_title" sort={sort} />
-                <th scope="col">{w("companiesHere")}</th>
-                <SortHeader label={w("owner")} field="owner_id" sort={sort} />
-                <SortHeader label={w("created")} field="create_time" sort={sort} />
+                <ColumnHeaders cols={cols} sort={sort} />
                 <th scope="col">{w("actions")}</th>
               </tr>
             </thead>
             <tbody>
               {rows.length === 0 && (
                 <tr>
-                  <td colSpan={8}>{w(trash ? "trashEmpty" : "noPeople")}</td>
+                  <td colSpan={2 + cols.length}>{w(trash ? "trashEmpty" : "noPeople")}</td>
                 </tr>
               )}
               {rows.map((p) => (
@@ -157,19 +190,7 @@ export function PersonList({ session }: { session: Session }) {
                   <th scope="row">
                     <Link href={`/people/${p.id}`}>{personName(p)}</Link>
                   </th>
-                  <td>{p.emails[0] && <a href={`mailto:${p.emails[0]}`}>{p.emails[0]}</a>}</td>
-                  <td>{p.phones[0] && <a href={`tel:${p.phones[0]}`}>{p.phones[0]}</a>}</td>
-                  <td>{p.jobTitle}</td>
-                  <td>
-                    {p.companies.map((l, i) => (
-                      <span key={l.companyId}>
-                        {i > 0 && ", "}
-                        <CompanyLink id={l.companyId} />
-                      </span>
-                    ))}
-                  </td>
-                  <td>{dir.name(p.ownerId)}</td>
-                  <td>{date(p.createTime) && words.dateTime(date(p.createTime)!)}</td>
+                  <ColumnCells cols={cols} row={p} />
                   <td>
                     {p.deleteTime ? (
                       <button type="button" className="secondary small" onClick={() => void restore(p)} aria-label={w("restoreOf", { name: personName(p) })}>
@@ -343,6 +364,7 @@ export function PersonPage({ id, session }: { id: string; session: Session }) {
             errorsOf={errorsOf}
             save={(v) => save("owner_id", { ownerId: v })}
           />
+          <CustomDetails objectType={ObjectType.PERSON} prefix="person" custom={p.custom} dir={dir} canEdit={canEdit} errorsOf={errorsOf} save={(key, value) => save(`custom.${key}`, { custom: { [key]: value } })} />
           <Times record={p} />
           <button type="button" className={p.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
             {p.deleteTime ? w("restore") : w("delete")}
@@ -359,6 +381,7 @@ export function PersonPage({ id, session }: { id: string; session: Session }) {
           </p>
         </section>
       </div>
+      <RecordActivity objectType={ObjectType.PERSON} recordId={p.id} name={name} dir={dir} session={session} />
       <Timeline objectType={ObjectType.PERSON} recordId={p.id} dir={dir} />
     </article>
   );

@@ -11,7 +11,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { DescMethodUnary } from "@bufbuild/protobuf";
-import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
+import { AdminService, UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
 import { CompanyService } from "@crm/gen/crm/records/v1/company_pb";
 import { PersonService, type Person } from "@crm/gen/crm/records/v1/person_pb";
 import { DealService, DealStatus } from "@crm/gen/crm/records/v1/deal_pb";
@@ -46,19 +46,20 @@ export function personName(p: Pick<Person, "firstName" | "lastName">): string {
 
 export const date = (t: Timestamp | undefined) => (t ? timestampDate(t) : undefined);
 
-/** The user directory for owner names and the owner picker: the whole list for owners and admins (ListUsers); members know only themselves (the API has no directory for them). */
+/** The user directory for owner and assignee names and the pickers: AdminService.ListMembers, which every member may read (names and roles, no contact details). */
 export function useDirectory(session: Session) {
   const { w } = useWords();
-  const admin = isAdmin(session);
-  const users = useQuery(AdminService.method.listUsers, { pageSize: 500 }, { enabled: admin, staleTime: 60_000 });
-  const list = (users.data?.users ?? []).map((u) => ({ id: u.userId, name: u.name || u.email }));
+  const users = useQuery(AdminService.method.listMembers, { pageSize: 500 }, { staleTime: 60_000 });
+  const all = (users.data?.members ?? []).map((u) => ({ id: u.userId, name: u.name, active: u.status === UserStatus.ACTIVE }));
+  // Pickers offer active members; names are shown for everyone (a record may belong to someone who left).
+  const list = all.filter((u) => u.active);
   return {
     me: session.userId,
     users: list,
     name(id: string): string {
       if (!id) return w("empty");
       if (id === session.userId) return w("you");
-      return list.find((u) => u.id === id)?.name ?? w("someone");
+      return all.find((u) => u.id === id)?.name ?? w("someone");
     },
   };
 }

@@ -25,11 +25,13 @@ const board = lazyScreen(() => import("./Board"), (m) => m.Board);
 const newDeal = lazyScreen(loadDeals, (m) => m.NewDeal);
 const dealPage = lazyScreen(loadDeals, (m) => m.DealPage);
 const pipelines = lazyScreen(() => import("./Pipelines"), (m) => m.Pipelines);
+const myTasks = lazyScreen(() => import("./Activity"), (m) => m.MyTasks);
+const report = lazyScreen(() => import("./Report"), (m) => m.PipelineReport);
 
 /** The main menu's entries for these screens (the rest of their words are in their chunks, words.ts). */
-export const recordsNav: Record<Locale, { companies: string; people: string; deals: string; search: string }> = {
-  en: { companies: "Companies", people: "People", deals: "Deals", search: "Search" },
-  ru: { companies: "Компании", people: "Люди", deals: "Сделки", search: "Поиск" },
+export const recordsNav: Record<Locale, { companies: string; people: string; deals: string; tasks: string; reports: string; search: string }> = {
+  en: { companies: "Companies", people: "People", deals: "Deals", tasks: "Tasks", reports: "Reports", search: "Search" },
+  ru: { companies: "Компании", people: "Люди", deals: "Сделки", tasks: "Задачи", reports: "Отчёты", search: "Поиск" },
 };
 
 const SearchDialog = lazy(() => import("./Search").then((m) => ({ default: m.SearchDialog })));
@@ -68,7 +70,7 @@ export function RecordSearch() {
 }
 
 /** The paths these screens own (App routes them here). */
-export const recordPaths = /^\/(companies|people|deals|pipelines)(\/[^/]*)?\/?$/;
+export const recordPaths = /^\/(companies|people|deals|pipelines|tasks|reports)(\/[^/]*)?\/?$/;
 
 /** The screen at `path`, if it is one of these (its chunk exports `prefetch`). */
 export function recordsScreenAt(path: string) {
@@ -82,6 +84,10 @@ export function recordsScreenAt(path: string) {
       return !rest ? board : rest === "new" ? newDeal : dealPage;
     case "pipelines":
       return pipelines;
+    case "tasks":
+      return rest ? undefined : myTasks;
+    case "reports":
+      return rest ? undefined : report;
     default:
       return undefined;
   }
@@ -97,6 +103,8 @@ const { Component: Board } = board;
 const { Component: NewDeal } = newDeal;
 const { Component: DealPage } = dealPage;
 const { Component: Pipelines } = pipelines;
+const { Component: MyTasks } = myTasks;
+const { Component: Report } = report;
 
 export function Records({ session }: { session: Session }) {
   const { t } = useI18n();
@@ -125,6 +133,12 @@ export function Records({ session }: { session: Session }) {
       <Route path="/deals/:id">{(p) => <DealPage key={p.id} id={p.id} session={session} />}</Route>
       <Route path="/pipelines">
         <Pipelines session={session} />
+      </Route>
+      <Route path="/tasks">
+        <MyTasks session={session} />
+      </Route>
+      <Route path="/reports">
+        <Report session={session} />
       </Route>
       <Route>
         <h1>{t("app.notFound")}</h1>
