@@ -7,7 +7,7 @@
  * The API has no call to reactivate a user or to end someone else's sessions without deactivating
  * them (DeactivateUser ends them all): the screen offers what the API has.
  */
-import { useDeferredValue, useId, useState, type ChangeEvent, type FormEvent } from "react";
+import { lazy, Suspense, useDeferredValue, useId, useState, type ChangeEvent, type FormEvent } from "react";
 import { Link, useRoute } from "wouter";
 import { createConnectQueryKey, useInfiniteQuery, useMutation } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -25,6 +25,10 @@ import { roleKeys } from "./Account";
 
 const admin = createClient(AdminService, transport);
 
+// API keys and the audit log: a chunk of their own, fetched when one of them is opened.
+const ApiKeys = lazy(() => import("./Integrations").then((m) => ({ default: m.ApiKeys })));
+const AuditLog = lazy(() => import("./Integrations").then((m) => ({ default: m.AuditLog })));
+
 
 // This screen's words: in its own chunk, so the first download of everyone else stays small.
 const enWords = {
@@ -32,6 +36,8 @@ const enWords = {
   "sections": "Admin sections",
   "members": "Members",
   "invite": "Invite people",
+  "apiKeys": "API keys",
+  "audit": "Audit log",
   "search": "Search by name, e-mail or phone",
   "statusFilter": "Status",
   "status": "Status",
@@ -83,6 +89,8 @@ const ruWords: Record<Word, string> = {
   "sections": "Разделы администрирования",
   "members": "Сотрудники",
   "invite": "Пригласить",
+  "apiKeys": "Ключи API",
+  "audit": "Журнал аудита",
   "search": "Поиск по имени, почте или телефону",
   "statusFilter": "Состояние",
   "status": "Состояние",
@@ -150,13 +158,16 @@ function grantable(s: Session): Role[] {
 export function Admin({ session }: { session: Session }) {
   const { t, w } = useWords();
   const [invite] = useRoute("/admin/invite");
+  const [keysPage] = useRoute("/admin/api-keys");
+  const [auditPage] = useRoute("/admin/audit");
+  const members = !invite && !keysPage && !auditPage;
   return (
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">{w("title")}</h1>
       <nav aria-label={w("sections")} className="subnav">
         <ul>
           <li>
-            <Link href="/admin/members" aria-current={invite ? undefined : "page"}>
+            <Link href="/admin/members" aria-current={members ? "page" : undefined}>
               {w("members")}
             </Link>
           </li>
@@ -165,9 +176,31 @@ export function Admin({ session }: { session: Session }) {
               {w("invite")}
             </Link>
           </li>
+          <li>
+            <Link href="/admin/api-keys" aria-current={keysPage ? "page" : undefined}>
+              {w("apiKeys")}
+            </Link>
+          </li>
+          <li>
+            <Link href="/admin/audit" aria-current={auditPage ? "page" : undefined}>
+              {w("audit")}
+            </Link>
+          </li>
         </ul>
       </nav>
-      {invite ? <Invite session={session} /> : <Members session={session} />}
+      {invite ? (
+        <Invite session={session} />
+      ) : keysPage ? (
+        <Suspense fallback={<p aria-busy="true">{t("app.loading")}</p>}>
+          <ApiKeys />
+        </Suspense>
+      ) : auditPage ? (
+        <Suspense fallback={<p aria-busy="true">{t("app.loading")}</p>}>
+          <AuditLog />
+        </Suspense>
+      ) : (
+        <Members session={session} />
+      )}
     </section>
   );
 }
