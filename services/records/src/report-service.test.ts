@@ -11,7 +11,7 @@ import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { ReportService } from "@crm/gen/crm/records/v1/report_pb";
 import { errorInterceptor } from "@crm/kit";
 import { expectCode, fieldsOf, inMemory, log } from "../test/harness.js";
-import { checkRate, currencyDigits } from "./report-rules.js";
+import { checkRate, currencyDigits } from "./rules.js";
 import { reportService } from "./report-service.js";
 
 const ID = "0b4e7c1a-6a4b-4bb4-9d0f-6f1b2a3c4d5e";

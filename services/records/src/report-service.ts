@@ -7,8 +7,7 @@ import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import type { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import type { ReportService } from "@crm/gen/crm/records/v1/report_pb";
-import { checkCurrency, checkPeriod, checkRate } from "./report-rules.js";
-import { requiredId } from "./rules.js";
+import { checkCurrency, checkPeriod, checkRate, requiredId } from "./rules.js";
 
 const ok = (v: Violation[]) => {
   if (v.length) throw invalid(v);

@@ -12,7 +12,7 @@ import type { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import type { ExchangeRateSchema, UnconvertedAmountSchema } from "@crm/gen/crm/records/v1/report_pb";
 import type { Sql } from "@crm/dbservice/db";
-import { canonicalDecimal, checkCurrency, checkPeriod, checkRate, currencyDigits } from "../src/report-rules.js";
+import { canonicalDecimal, checkCurrency, checkPeriod, checkRate, currencyDigits } from "../src/rules.js";
 import { isAdmin, type Acting, type ConstraintInfo } from "./acting.js";
 import { idOf, ts } from "./shared.js";
 
