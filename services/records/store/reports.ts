@@ -83,7 +83,7 @@ async function needPipeline(sql: Sql, id: string): Promise<void> {
  */
 const CONVERTED = `
   base AS (SELECT base_currency, base_digits FROM rec_currency_settings),
-  d AS MATERIALIZED (
+  d AS (
     SELECT d.stage_id, d.status, d.amount_minor, d.currency_code,
       CASE WHEN d.amount_minor IS NULL THEN 0::numeric
            WHEN d.currency_code = b.base_currency THEN d.amount_minor::numeric
@@ -92,10 +92,14 @@ const CONVERTED = `
     LEFT JOIN rec_exchange_rates r ON r.currency_code = d.currency_code
     WHERE d.pipeline_id = $1 AND d.deleted_at IS NULL`;
 
-/** The unconverted deals of the rows of d matching `where`, per currency, as JSON. */
-const unconverted = (where: string) => `
-  (SELECT json_agg(json_build_object('c', u.currency_code, 'n', u.n::text, 'a', u.a::text) ORDER BY u.currency_code)
-     FROM (SELECT currency_code, count(*) AS n, sum(amount_minor) AS a FROM d WHERE conv IS NULL AND ${where} GROUP BY currency_code) u)`;
+/**
+ * d's rows grouped by `key` (two passes over d whatever the number of groups): `agg` the deals and
+ * converted sums, `unc` the unconverted deals per currency as JSON.
+ */
+const grouped = (key: string) => `,
+  agg AS (SELECT ${key} AS k, count(*) AS n, sum(conv) AS raw FROM d GROUP BY ${key}),
+  unc AS (SELECT k, json_agg(json_build_object('c', currency_code, 'n', n::text, 'a', a::text) ORDER BY currency_code) AS j
+          FROM (SELECT ${key} AS k, currency_code, count(*) AS n, sum(amount_minor) AS a FROM d WHERE conv IS NULL GROUP BY ${key}, currency_code) x GROUP BY k)`;
 
 export async function pipelineValue(sql: Sql, pipelineId: string) {
   await needPipeline(sql, pipelineId);
@@ -103,13 +107,11 @@ export async function pipelineValue(sql: Sql, pipelineId: string) {
   const { rows } = await sql.query<{
     id: string; name: string; probability: number; kind: string; open: boolean; n: string; amount: string; weighted: string; unconverted: Unconverted[] | null;
   }>(
-    `WITH ${CONVERTED})
-     SELECT s.id, s.name, s.probability, s.kind, s.kind = 'open' AS open,
-       (SELECT count(*) FROM d WHERE d.stage_id = s.id)::text AS n,
-       (SELECT round(coalesce(sum(conv), 0)) FROM d WHERE d.stage_id = s.id)::text AS amount,
-       (SELECT round(coalesce(sum(conv * s.probability), 0) / 100) FROM d WHERE d.stage_id = s.id)::text AS weighted,
-       ${unconverted("d.stage_id = s.id")} AS unconverted
-     FROM rec_stages s WHERE s.pipeline_id = $1 ORDER BY s.sort_order`,
+    `WITH ${CONVERTED})${grouped("stage_id")}
+     SELECT s.id, s.name, s.probability, s.kind, s.kind = 'open' AS open, coalesce(agg.n, 0)::text AS n,
+       round(coalesce(agg.raw, 0))::text AS amount, round(coalesce(agg.raw, 0) * s.probability / 100)::text AS weighted, unc.j AS unconverted
+     FROM rec_stages s LEFT JOIN agg ON agg.k = s.id LEFT JOIN unc ON unc.k = s.id
+     WHERE s.pipeline_id = $1 ORDER BY s.sort_order`,
     [pipelineId],
   );
   // The open totals are the open stages' (rounded) figures added up, so they add up on screen.
@@ -145,11 +147,9 @@ export async function winRate(sql: Sql, pipelineId: string, start: Date, end: Da
   await needPipeline(sql, pipelineId);
   const baseCode = await needBase(sql);
   const { rows } = await sql.query<{ status: "won" | "lost"; n: string; amount: string; unconverted: Unconverted[] | null }>(
-    `WITH ${CONVERTED} AND d.status IN ('won', 'lost') AND d.closed_at >= $2 AND d.closed_at < $3)
-     SELECT x.status, (SELECT count(*) FROM d WHERE d.status = x.status)::text AS n,
-       (SELECT round(coalesce(sum(conv), 0)) FROM d WHERE d.status = x.status)::text AS amount,
-       ${unconverted("d.status = x.status")} AS unconverted
-     FROM (VALUES ('won'), ('lost')) AS x (status)`,
+    `WITH ${CONVERTED} AND d.status IN ('won', 'lost') AND d.closed_at >= $2 AND d.closed_at < $3)${grouped("status")}
+     SELECT x.status, coalesce(agg.n, 0)::text AS n, round(coalesce(agg.raw, 0))::text AS amount, unc.j AS unconverted
+     FROM (VALUES ('won'), ('lost')) AS x (status) LEFT JOIN agg ON agg.k = x.status LEFT JOIN unc ON unc.k = x.status`,
     [pipelineId, start, end],
   );
   const won = rows.find((r) => r.status === "won")!;
