@@ -151,9 +151,47 @@ import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClai
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { Ingress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { Certificate, Issuer } from "@kubernetes-models/cert-manager/cert-manager.io/v1";
+
+/**
+ * Gateway API TLSRoute (gateway.networking.k8s.io/v1alpha2), which no installed model covers: the
+ * fields and limits of the API's CRD (parentRefs, hostnames, rules[].backendRefs), unknown fields
+ * refused.
+ */
+class TLSRoute {
+  constructor(private readonly o: any) {}
+  validate() {
+    const only = (x: any, keys: string[], where: string) => {
+      if (!x || typeof x !== "object" || Array.isArray(x)) throw new Error(`${where} must be an object`);
+      for (const k of Object.keys(x)) if (!keys.includes(k)) throw new Error(`${where}.${k} is not a field of TLSRoute`);
+    };
+    const list = (x: any, where: string, max: number, min = 0) => {
+      if (!Array.isArray(x) || x.length < min || x.length > max) throw new Error(`${where} must be a list of ${min} to ${max} items`);
+      return x as any[];
+    };
+    only(this.o, ["apiVersion", "kind", "metadata", "spec"], "");
+    const spec = this.o.spec;
+    only(spec, ["parentRefs", "hostnames", "rules"], "spec");
+    list(spec.parentRefs, "spec.parentRefs", 32).forEach((p, i) => {
+      only(p, ["group", "kind", "namespace", "name", "sectionName", "port"], `spec.parentRefs[${i}]`);
+      if (typeof p.name !== "string" || !p.name) throw new Error(`spec.parentRefs[${i}].name is required`);
+    });
+    for (const h of list(spec.hostnames ?? [], "spec.hostnames", 16)) {
+      if (typeof h !== "string" || !/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(h)) throw new Error(`spec.hostnames: ${h} is not a host name`);
+    }
+    list(spec.rules, "spec.rules", 16, 1).forEach((r, i) => {
+      only(r, ["name", "backendRefs"], `spec.rules[${i}]`);
+      list(r.backendRefs, `spec.rules[${i}].backendRefs`, 16, 1).forEach((b, j) => {
+        only(b, ["group", "kind", "name", "namespace", "port", "weight"], `spec.rules[${i}].backendRefs[${j}]`);
+        if (typeof b.name !== "string" || !b.name) throw new Error(`spec.rules[${i}].backendRefs[${j}].name is required`);
+        if ((b.kind ?? "Service") === "Service" && !(Number.isInteger(b.port) && b.port > 0 && b.port < 65536)) throw new Error(`spec.rules[${i}].backendRefs[${j}].port is required for a Service`);
+      });
+    });
+  }
+}
 
 const models: Record<string, { model: new (d: any) => { validate(): void }; clientType?: string }> = {
   "apps/v1/Deployment": { model: Deployment, clientType: "V1Deployment" },
@@ -167,6 +205,8 @@ const models: Record<string, { model: new (d: any) => { validate(): void }; clie
   "autoscaling/v2/HorizontalPodAutoscaler": { model: HorizontalPodAutoscaler, clientType: "V2HorizontalPodAutoscaler" },
   "policy/v1/PodDisruptionBudget": { model: PodDisruptionBudget, clientType: "V1PodDisruptionBudget" },
   "networking.k8s.io/v1/NetworkPolicy": { model: NetworkPolicy, clientType: "V1NetworkPolicy" },
+  "networking.k8s.io/v1/Ingress": { model: Ingress, clientType: "V1Ingress" },
+  "gateway.networking.k8s.io/v1alpha2/TLSRoute": { model: TLSRoute },
   "rbac.authorization.k8s.io/v1/Role": { model: Role, clientType: "V1Role" },
   "rbac.authorization.k8s.io/v1/RoleBinding": { model: RoleBinding, clientType: "V1RoleBinding" },
   "cert-manager.io/v1/Certificate": { model: Certificate },
