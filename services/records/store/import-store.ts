@@ -481,6 +481,13 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
         );
       } catch (err) {
         if (err instanceof AppError) throw err;
+        // A record written meanwhile by someone else (an address taken between the lookup and the
+        // INSERT), a deadlock: the batch committed nothing; its lease ends now so that the next
+        // claim runs it again and finds what changed.
+        if (["23505", "40001", "40P01"].includes((err as { code?: string }).code ?? "")) {
+          await db.tenant(owner.company_id, (sql) => sql.query("UPDATE rec_imports SET lease_until = now() WHERE id = $1 AND lease_token = $2", [id, token]), { actingUser: owner.creator_id });
+          throw new AppError("aborted", `import ${id}: records changed while a batch ran; it runs again`);
+        }
         // The batch failed as a whole (a bug, or the database refused something the checks let
         // through): the job fails with the reason, its committed batches stay.
         const reason = (err as Error).message?.slice(0, 500) ?? String(err);
