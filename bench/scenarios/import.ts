@@ -120,8 +120,13 @@ export const importScenario: Scenario = {
       await connectJson(app.value.url, "crm.records.v1.ImportService/StartImport", { id }, owner.token);
       let done: Record<string, string | number> = {};
       for (;;) {
-        done = (await connectJson<{ import: Record<string, string | number> }>(app.value.url, "crm.records.v1.ImportService/GetImport", { id }, owner.token)).import;
-        if (!["IMPORT_STATE_QUEUED", "IMPORT_STATE_RUNNING"].includes(String(done.state))) break;
+        // A busy shared box may time a database connection out now and then (503): ask again.
+        const got = await connectJson<{ import: Record<string, string | number> }>(app.value.url, "crm.records.v1.ImportService/GetImport", { id }, owner.token).catch((err: Error) => {
+          if (/answered 503/.test(err.message)) return undefined;
+          throw err;
+        });
+        if (got) done = got.import;
+        if (got && !["IMPORT_STATE_QUEUED", "IMPORT_STATE_RUNNING"].includes(String(done.state))) break;
         await new Promise((r) => setTimeout(r, 200));
       }
       const importS = (performance.now() - t0) / 1000;
@@ -131,7 +136,7 @@ export const importScenario: Scenario = {
       const n = (k: string) => Number(done[k] ?? 0);
       rows.push({ label: "import end to end (upload, then the job)", tool: "HTTP POST + ImportService", requests: rowsWanted, errors: n("failedCount"), rps: rowsWanted / importS, p50Ms: importS * 1000, p99Ms: importS * 1000, rssMB: mb(rssImport) });
       rows.push({ label: "  of which the upload (parse, stage)", tool: "POST /imports/<id>/file", requests: rowsWanted, errors: 0, rps: rowsWanted / uploadS, p50Ms: uploadS * 1000, p99Ms: uploadS * 1000 });
-      checks.push({ label: "import of the file", value: importS, unit: "s", target: `≤ 60 s for 1,000,000 rows`, met: ctx.quick ? undefined : importS <= 60 });
+      checks.push({ label: "import of the file", value: importS, unit: "s", target: `≤ 60 s for 1,000,000 rows`, met: rowsWanted === 1_000_000 ? importS <= 60 : undefined });
       checks.push({ label: "import / bare COPY", value: importS / floorS, unit: "×", target: "≤ 3×", met: importS / floorS <= 3 });
       checks.push({ label: "rows created / merged / failed", value: n("createdCount"), unit: `created, ${n("mergedCount")} merged, ${n("failedCount")} failed (${bad} bad rows in the file)`, target: "every row accounted for", met: n("createdCount") + n("mergedCount") + n("failedCount") === rowsWanted && n("failedCount") === bad });
       checks.push({ label: "app RSS growth during the import (peak − start)", value: mb(peak - rss0), unit: "MB", target: "flat", met: undefined });
