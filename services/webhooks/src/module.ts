@@ -31,7 +31,7 @@ export interface WebhooksModuleDeps {
   purgeIntervalMs?: number | undefined;
 }
 
-export async function createWebhooksModule(d: WebhooksModuleDeps): Promise<ServiceModule & { wake(): void }> {
+export async function createWebhooksModule(d: WebhooksModuleDeps): Promise<ServiceModule & { wake(): void; startWorkers(): void }> {
   const clock = d.clock ?? Date.now;
   const guard = createGuard({ allowPrivate: d.cfg.WEBHOOKS_ALLOW_PRIVATE, allowCidrs: d.cfg.WEBHOOKS_ALLOW_CIDRS.split(",").filter((s) => s.trim()) });
   const send = d.send ?? createSender({ guard, timeoutMs: d.cfg.WEBHOOKS_TIMEOUT_MS, maxBytes: limits.responsePrefixBytes });
@@ -61,6 +61,8 @@ export async function createWebhooksModule(d: WebhooksModuleDeps): Promise<Servi
       router.service(WebhookService, impl);
     },
     wake: () => deliverer.wake(),
+    /** Starts the workers of a module made with `workers: false`. */
+    startWorkers: () => deliverer.start(),
     close: async () => {
       clearInterval(purge);
       await intake?.close();

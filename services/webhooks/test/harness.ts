@@ -43,8 +43,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(cfg: Partial<WebhooksConfig> = {}): Promise<Harness> {
-  const m = await migratedDatabase(16);
+export async function harness(cfg: Partial<WebhooksConfig> = {}, o: { workers?: boolean; m?: MigratedDatabase } = {}): Promise<Harness> {
+  const m = o.m ?? (await migratedDatabase(16));
   const mem = inMemory();
   const bus = memoryBus(mem.log);
   await bus.declareExchange(RECORD_EVENTS_EXCHANGE, RECORD_EVENTS_EXCHANGE_TYPE);
@@ -56,7 +56,7 @@ export async function harness(cfg: Partial<WebhooksConfig> = {}): Promise<Harnes
   let offset = 0;
   const clock = () => Date.now() + offset;
   const config: WebhooksConfig = { ...webhooksEnv.parse({}), WEBHOOKS_ALLOW_CIDRS: "127.0.0.0/8,::1/128", WEBHOOKS_TIMEOUT_MS: 1000, WEBHOOKS_POLL_MS: 50, WEBHOOKS_QUEUE: `webhooks.test.${randomUUID()}`, ...cfg };
-  const module = await createWebhooksModule({ cfg: config, db: store, log: mem.log, bus, clock });
+  const module = await createWebhooksModule({ cfg: config, db: store, log: mem.log, bus, clock, workers: o.workers });
   const api = mem.serve((r) => module.routes(r));
   return {
     m,
