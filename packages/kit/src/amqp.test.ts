@@ -11,14 +11,14 @@ import { createLogger } from "./logger.js";
 const skip = need("RabbitMQ", await rabbitUp(), installHint.rabbitmq);
 const log = createLogger("test", process.env.TEST_LOG ?? "silent");
 const run = randomBytes(4).toString("hex");
-const names = { jobs: `test.jobs.${run}`, dead: `test.jobs.${run}.dead`, exchange: `test.events.${run}` };
+const names = { jobs: `test.jobs.${run}`, dead: `test.jobs.${run}.dead`, exchange: `test.events.${run}`, bound: `test.bound.${run}` };
 const text = (d: Delivery) => Buffer.from(d.body).toString();
 
 const buses: EventBus[] = [];
 after(async () => {
   await Promise.all(buses.map((b) => b.close()));
   if (skip) return;
-  await removeRabbitObjects({ queues: [names.jobs, names.dead, `${names.jobs}.retry`], exchanges: [names.exchange] });
+  await removeRabbitObjects({ queues: [names.jobs, names.dead, `${names.jobs}.retry`, names.bound, `${names.bound}.dead`, `${names.bound}.retry`], exchanges: [names.exchange] });
 });
 
 async function connected(url = TEST_AMQP_URL) {
@@ -99,5 +99,18 @@ test("amqp bus: after the connection is cut, publish fails fast, then consumers 
   await bus.publish(names.exchange, "chat.a", Buffer.from("publishing works again"));
   const c = await amqp.connect(TEST_AMQP_URL);
   await (await c.createChannel()).deleteQueue(q);
+  await c.close();
+});
+
+test("amqp bus: a durable queue bound to a topic exchange keeps what was published before any consumer", { skip }, async () => {
+  const bus = await connected();
+  await bus.declareExchange(names.exchange, "topic");
+  await bus.declareQueue(names.bound, { deadLetterQueue: `${names.bound}.dead`, bind: { exchange: names.exchange, routingKeys: ["records.*"] } });
+  await bus.publish(names.exchange, "records.t1", Buffer.from("a"));
+  await bus.publish(names.exchange, "chat.t1", Buffer.from("x"));
+  await bus.publish(names.exchange, "records.t2", Buffer.from("b"));
+  const got = collector<string>(2);
+  const c = await bus.consume(names.bound, (d) => void got.push(text(d)));
+  assert.deepEqual((await got.all).sort(), ["a", "b"]);
   await c.close();
 });
