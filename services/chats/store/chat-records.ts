@@ -6,8 +6,7 @@
  */
 import { AppError, invalid, type Principal, type Violation } from "@crm/kit";
 import type { Sql } from "@crm/dbservice/db";
-import { notFound } from "../src/rules.js";
-import { chatRecordOf, recordRefOf, type ChatRecord } from "../src/record-ref.js";
+import { chatRecordOf, notFound, recordRefOf, type ChatRecord } from "../src/rules.js";
 
 /** The chat view's record columns; needs `c` as the chats row. */
 export const RECORD_COLUMNS = `

@@ -16,8 +16,7 @@ import { AppError, invalid, isUuid, principalOf, type Principal } from "@crm/kit
 import { MessageSchema, type ChatSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import type { DbChatService } from "@crm/gen/crm/db/v1/db_chat_pb";
 import type { LiveEvent } from "../src/hub.js";
-import { chars, contentViolations, limits, notFound } from "../src/rules.js";
-import { chatRecordOf, recordRefOf, type ChatRecord } from "../src/record-ref.js";
+import { chars, chatRecordOf, contentViolations, limits, notFound, recordRefOf, type ChatRecord } from "../src/rules.js";
 
 export interface StoredChat {
   id: string;
