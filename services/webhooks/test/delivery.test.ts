@@ -178,3 +178,35 @@ test("members may not manage webhooks; another company's endpoint is not found",
   assert.deepEqual(audit.rows.map((r) => r.action), ["webhook.endpoint_created", "webhook.endpoint_changed", "webhook.endpoint_deleted"]);
   await rcv.down();
 });
+
+test("an ordered endpoint gets the tenant's versions in order, a failing one holding back the later ones", { skip }, async () => {
+  const t = await h.tenant();
+  let failedOnce = false;
+  const rcv = await receiver((_q, res) => {
+    const v = Number(bodyOf(rcv.got[rcv.got.length - 1]!).data.tenant_version);
+    if (v === 2 && !failedOnce) {
+      failedOnce = true;
+      return void res.writeHead(500).end();
+    }
+    res.writeHead(200).end();
+  });
+  await t.api.createEndpoint({ url: rcv.url, eventTypes: ["*"], ordered: true });
+  for (let v = 1n; v <= 6n; v++) await h.publish(t.companyId, v);
+  await until("all six delivered", () => new Set(rcv.got.map(idOf)).size === 6 && rcv.got.length === 7, 30_000);
+  assert.deepEqual(rcv.got.map((r) => Number(bodyOf(r).data.tenant_version)), [1, 2, 2, 3, 4, 5, 6], "in order, one at a time, version 2 retried before 3 went");
+  await rcv.down();
+});
+
+test("the delivery log is kept 30 days", { skip }, async () => {
+  const t = await h.tenant();
+  const rcv = await receiver((_q, res) => res.writeHead(200).end());
+  const { endpoint } = await t.api.createEndpoint({ url: rcv.url, eventTypes: ["*"] });
+  await t.api.sendTest({ endpointId: endpoint!.endpointId });
+  await until("delivered", async () => (await t.api.listDeliveries({ endpointId: endpoint!.endpointId })).deliveries[0]?.status === DeliveryStatus.SUCCEEDED);
+  const { timestampFromDate } = await import("@bufbuild/protobuf/wkt");
+  assert.equal((await h.store.purgeDeliveriesDB({ olderThan: timestampFromDate(new Date(Date.now() - 1000 * 3600)) })).deleted, 0, "younger than the cutoff: kept");
+  await h.m.pool.query("UPDATE wh_deliveries SET queued_at = now() - interval '31 days' WHERE endpoint_id = $1", [endpoint!.endpointId]);
+  assert.equal((await h.store.purgeDeliveriesDB({ olderThan: timestampFromDate(new Date(Date.now() - 30 * 24 * 3600_000)) })).deleted, 1);
+  assert.equal((await t.api.listDeliveries({ endpointId: endpoint!.endpointId })).deliveries.length, 0);
+  await rcv.down();
+});
