@@ -764,7 +764,8 @@ export const DbImportService: GenService<{
     output: typeof CreateImportDBResponseSchema;
   },
   /**
-   * Rows of the uploaded file, in order, into the import's staging table (COPY). A batch whose
+   * Rows of the uploaded file, in order, into the import's staging table (one INSERT ... SELECT
+   * from the JSON: COPY is refused on a table under row-level security). A batch whose
    * first_row is not the next expected row is refused (failed_precondition): nothing twice.
    *
    * @generated from rpc crm.db.v1.DbImportService.AppendImportRowsDB
