@@ -257,8 +257,10 @@ export const recordsWatch: Scenario = {
       for (let i = 0; i < shape.watchers; i++) watchers.push(watch(sessions[i % 2]!, token, data.big.pipelineId, parse));
       await Promise.all(watchers.map((w) => w.live));
       const deals = createClient(DealService, grpcTransport(a.value.url, token));
-      const warm = await updateOpenLoop({ client: deals, ids, rate: shape.rate, seconds: ctx.quick ? 1 : 3, run, maxInFlight: 900 });
-      if (warm.errorCount) throw new Error(`warm-up UpdateDeal failed: ${warm.errors.join(" | ")}`);
+      // Warm-up at a fifth of the rate (pools, plans, code); its failures (a loaded box's Redis or
+      // connection timeouts) are reported, not fatal: the measured runs count their own.
+      const warm = await updateOpenLoop({ client: deals, ids, rate: shape.rate / 5, seconds: ctx.quick ? 1 : 3, run, maxInFlight: 900 });
+      const warmNote = warm.errorCount ? [`warm-up: ${warm.errorCount} UpdateDeal failed (${warm.errors[0] ?? ""})`] : [];
       if (!(await until(() => watchers.every((w) => w.seen.size >= warm.ok), 30_000))) throw new Error("warm-up changes did not reach every watcher within 30 s");
 
       const table: Table = {
@@ -308,9 +310,10 @@ export const recordsWatch: Scenario = {
         tables: [table],
         checks,
         notes: [
-          `${shape.watchers} WatchRecords streams (deals of the bench pipeline, live, alternating replicas A and B) from this process on bare HTTP/2 gRPC (one connection per replica); UpdateDeal renames one of ${ids.length} deals in turn, through connect-node's gRPC client on its own connection to A (≤ 900 in flight); ${shape.seconds} s per rate after 3 s of warm-up at the full rate`,
+          `${shape.watchers} WatchRecords streams (deals of the bench pipeline, live, alternating replicas A and B) from this process on bare HTTP/2 gRPC (one connection per replica); UpdateDeal renames one of ${ids.length} deals in turn, through connect-node's gRPC client on its own connection to A (≤ 900 in flight); ${shape.seconds} s per rate after 3 s of warm-up at a fifth of it`,
           `replicas: two all-in-one processes (from source) on the records scenario's kept database (${data.counts.deals} deals, ${data.counts.people} people in the tenant), sharing PostgreSQL, RabbitMQ, Redis and the JWT key pair; each has its own records hub and outbox relay`,
           "a version gap: a watcher got version N+2 after N (every change of this run is a deal of the pipeline, so each watcher sees every version)",
+          ...warmNote,
           ...notes,
         ],
       };
