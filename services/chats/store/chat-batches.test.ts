@@ -12,7 +12,7 @@ import { createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { DbChatService, SaveMessageRequestSchema } from "@crm/gen/crm/db/v1/db_chat_pb";
 import { principalKey } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
-import { chatStore, saveBatch } from "./chat-store.js";
+import { chatStore, quote, saveBatch } from "./chat-store.js";
 import { createDb, type Db } from "@crm/dbservice/db";
 import { migratedDatabase, type MigratedDatabase } from "../../dbservice/test/helpers.js";
 
@@ -185,4 +185,9 @@ test("a chat this process wrote to last: ONE round trip; another writer meanwhil
   } finally {
     await counted.end();
   }
+});
+
+test("quote gives the literal pg's escapeLiteral gives", () => {
+  const escape = new pg.Client().escapeLiteral;
+  for (const v of ["", "plain", "it's", "back\\slash", `{"c":"say \\"hi\\"\\n","k":"o'k"}`, "\\'\\\\''", "ünïcødé ✓"]) assert.equal(quote(v), escape(v), v);
 });

@@ -357,6 +357,15 @@ const connections = new WeakMap<pg.PoolClient, { id: number; have: Set<string> }
 let nextConnection = 0;
 
 /**
+ * `v` as an SQL string literal: what pg's `escapeLiteral` gives, by two regular expressions instead
+ * of its loop over every character (the batch's JSON is kilobytes: that loop was ≈ 20 µs per message).
+ */
+export function quote(v: string): string {
+  const q = v.replace(/'/g, "''");
+  return v.includes("\\") ? ` E'${q.replace(/\\/g, "\\\\")}'` : `'${q}'`;
+}
+
+/**
  * Runs `statements` as ONE round trip in the tenant's transaction (db.tenantScript), after
  * PREPAREing whichever of `prepared` this connection lacks (in the same round trip), and returns
  * the result of the last statement. `lit` quotes a value as an SQL literal; `stmt` gives a
@@ -378,7 +387,7 @@ async function runPrepared(
     const stmt = (name: string) => `${name}_${id}`;
     const missing = prepared.filter((p) => !have.has(p.name));
     prepares = () => missing.forEach((p) => have.add(p.name));
-    const lit = (v: string | null) => (v === null ? "NULL" : client.escapeLiteral(v));
+    const lit = (v: string | null) => (v === null ? "NULL" : quote(v));
     const prepare = missing.map((p) => `PREPARE ${stmt(p.name)}(${p.params}) AS ${p.body};\n`).join("");
     // A PREPARE outlives a failed transaction: the connection is dropped rather than tracking which stuck.
     return { text: `${prepare}${statements(lit, stmt)}`, keepsState: missing.length > 0, ...(outbox ? { outbox } : {}) };
