@@ -17,6 +17,7 @@ import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { CompanyService } from "@crm/gen/crm/records/v1/company_pb";
 import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
+import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { PrivacyService } from "@crm/gen/crm/records/v1/privacy_pb";
@@ -40,7 +41,8 @@ after(async () => {
   await db?.drop();
 });
 
-async function company(name: string) {
+async function company(name: string, on: TestApp = app) {
+  const app = on;
   const t = randomBytes(4).toString("hex");
   const reg = await app.client(AuthService).registerCompany({ companyName: `${name} ${t}`, email: `owner-${t}@example.com`, password: "correct horse battery staple", ownerName: "Owner" });
   const token = reg.accessToken;
@@ -53,6 +55,7 @@ async function company(name: string) {
     timers: app.client(TimerService, { token }),
     chats: app.client(ChatService, { token }),
     privacy: app.client(PrivacyService, { token }),
+    notes: app.client(NoteService, { token }),
     audit: app.client(AuditService, { token }),
   };
 }
@@ -106,4 +109,29 @@ test("time on a deal and a company, a chat on a person, another company refused;
   }
   const events = await a.audit.listAuditEvents({ actions: ["records.person_exported", "records.person_erased"], pageSize: 10 });
   assert.deepEqual(events.events.map((e) => [e.action, e.targetId]).sort(), [["records.person_erased", person], ["records.person_exported", person]]);
+});
+
+test("nothing installed (PGlite): book time on a deal, attach a chat, erase a person with a note", async () => {
+  const embedded = await startTestApp({});
+  try {
+    const a = await company("Embedded", embedded);
+    const stage = (await a.pipelines.createPipeline({ pipeline: { name: "Sales", stages: [{ name: "Lead" }] } })).pipeline!.stages[0]!.id;
+    const deal = (await a.deals.createDeal({ deal: { name: "Rollout", pipelineId: "", stageId: stage } })).deal!.id;
+    const now = Date.now();
+    const t = await a.timers.addTimer({ startTime: timestampFromMs(now - 2 * H), endTime: timestampFromMs(now - H), record: { objectType: ObjectType.DEAL, id: deal }, billable: true });
+    assert.equal(t.timer?.record?.id, deal);
+    await expectCode(a.timers.startTimer({ record: { objectType: ObjectType.DEAL, id: stage } }), Code.NotFound);
+    const person = (await a.people.createPerson({ person: { firstName: "Philippa", lastName: "Quennell" } })).person!.id;
+    const chat = (await a.chats.createChat({ name: "Onboarding" })).chat!;
+    assert.equal((await a.chats.setChatRecord({ chatId: chat.chatId, record: { objectType: ObjectType.PERSON, id: person } })).chat?.record?.id, person);
+    const note = (await a.notes.createNote({ note: { text: "Philippa Quennell prefers mornings", links: [{ objectType: ObjectType.PERSON, id: person }, { objectType: ObjectType.DEAL, id: deal }] } })).note!.id;
+    const erased = await a.privacy.erasePerson({ personId: person });
+    assert.equal(erased.notesScrubbed, 1);
+    assert.equal((await a.notes.getNote({ id: note })).note?.text, "[erased] prefers mornings");
+    assert.equal((await a.chats.listChats({})).chats[0]?.record, undefined);
+    const events = await a.audit.listAuditEvents({ actions: ["records.person_erased"], pageSize: 10 });
+    assert.deepEqual(events.events.map((e) => e.targetId), [person]);
+  } finally {
+    await embedded.close();
+  }
 });
