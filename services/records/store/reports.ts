@@ -174,16 +174,15 @@ export async function winRate(sql: Sql, pipelineId: string, start: Date, end: Da
 export async function timeInStage(sql: Sql, pipelineId: string, start: Date, end: Date) {
   await needPipeline(sql, pipelineId);
   const { rows } = await sql.query<{ id: string; name: string; kind: string; n: string; avg: number | null; median: number | null; cur_n: string; cur_avg: number | null }>(
-    `SELECT s.id, s.name, s.kind, c.n::text AS n, c.avg, c.median, cur.n::text AS cur_n, cur.avg AS cur_avg
-     FROM rec_stages s
-     CROSS JOIN LATERAL (
-       SELECT count(*) AS n, avg(x.secs)::float8 AS avg, percentile_cont(0.5) WITHIN GROUP (ORDER BY x.secs) AS median
-       FROM (SELECT extract(epoch FROM h.left_at - h.entered_at)::float8 AS secs
-             FROM rec_deal_stage_history h JOIN rec_deals d ON d.id = h.deal_id AND d.deleted_at IS NULL
-             WHERE h.company_id = crm_company() AND h.stage_id = s.id AND h.left_at >= $2 AND h.left_at < $3) x) c
-     CROSS JOIN LATERAL (
-       SELECT count(*) AS n, avg(extract(epoch FROM now() - d.stage_entered_at))::float8 AS avg
-       FROM rec_deals d WHERE d.company_id = crm_company() AND d.stage_id = s.id AND d.deleted_at IS NULL) cur
+    `WITH stays AS (
+       SELECT h.stage_id, extract(epoch FROM h.left_at - h.entered_at)::float8 AS secs
+       FROM rec_deal_stage_history h JOIN rec_deals d ON d.id = h.deal_id
+       WHERE d.pipeline_id = $1 AND d.deleted_at IS NULL AND h.left_at >= $2 AND h.left_at < $3),
+     c AS (SELECT stage_id, count(*) AS n, avg(secs) AS avg, percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) AS median FROM stays GROUP BY stage_id),
+     cur AS (SELECT stage_id, count(*) AS n, avg(extract(epoch FROM now() - stage_entered_at))::float8 AS avg
+             FROM rec_deals WHERE pipeline_id = $1 AND deleted_at IS NULL GROUP BY stage_id)
+     SELECT s.id, s.name, s.kind, coalesce(c.n, 0)::text AS n, c.avg, c.median, coalesce(cur.n, 0)::text AS cur_n, cur.avg AS cur_avg
+     FROM rec_stages s LEFT JOIN c ON c.stage_id = s.id LEFT JOIN cur ON cur.stage_id = s.id
      WHERE s.pipeline_id = $1 ORDER BY s.sort_order`,
     [pipelineId, start, end],
   );
