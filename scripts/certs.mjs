@@ -18,7 +18,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const serviceNames = ["auth", "dbservice", "chats", "timers", "admin", "email", "logs", "cache", "records"];
+export const serviceNames = ["auth", "dbservice", "chats", "timers", "admin", "email", "logs", "cache", "records", "webhooks"];
 
 function openssl(args, opts = {}) {
   const res = spawnSync("openssl", args, { encoding: "utf8", ...opts });
