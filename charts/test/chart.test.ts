@@ -227,7 +227,8 @@ describe("chart renders", { skip }, () => {
         const images = new Set<string>();
         for (const o of [...deployments, ...of(r, "Pod")]) {
           for (const c of [...(podSpec(o).initContainers ?? []), ...podSpec(o).containers]) {
-            if (component(o) === "gateway") assert.match(c.image, /^(docker\.io\/)?(library\/)?nginx:\d+\.\d+\.\d+/, "gateway runs the official nginx image, pinned");
+            if (component(o) === "gateway" && c.name === "metrics") assert.match(c.image, /^docker\.io\/nginx\/nginx-prometheus-exporter:\d+\.\d+\.\d+/, "the gateway's exporter: NGINX's official image, pinned");
+            else if (component(o) === "gateway") assert.match(c.image, /^(docker\.io\/)?(library\/)?nginx:\d+\.\d+\.\d+/, "gateway runs the official nginx image, pinned");
             else images.add(c.image);
           }
         }

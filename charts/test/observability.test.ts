@@ -123,7 +123,7 @@ describe("observability profile", { skip }, () => {
     for (const x of crm.relabel_configs) for (const l of x.source_labels ?? []) assert.match(l, /^__meta_kubernetes_pod_(container_port_name|label_app_kubernetes_io_component|name)$/, `a pod role meta label: ${l}`);
     const keep = crm.relabel_configs.find((x: any) => x.action === "keep");
     const re = new RegExp(`^(?:${keep.regex})$`);
-    assert.ok(re.test("auth;ops") && re.test("all;http"), "services' ops ports and the all-in-one's port");
+    assert.ok(re.test("auth;ops") && re.test("all;http") && re.test("gateway;metrics"), "services' ops ports, the all-in-one's port, the gateway's exporter");
     assert.ok(!re.test("grafana;http") && !re.test("gateway;http"), "not other pods' http ports");
     for (const d of of(r, "Deployment").filter((x) => !PARTS.includes(component(x)) && component(x) !== "gateway")) {
       assert.ok(d.spec.template.spec.containers[0].ports.some((p: any) => p.name === "ops"), `${component(d)} names its ops port`);
@@ -165,7 +165,7 @@ describe("observability profile", { skip }, () => {
       policies(pod(a).labels, "Egress").some((p) => open(p.spec.egress ?? [], port, pod(b).labels, "to")) &&
       policies(pod(b).labels, "Ingress").some((p) => open(p.spec.ingress ?? [], port, pod(a).labels, "from"));
     for (const [a, b, port] of [["auth", "otel-collector", 4318], ["logs", "loki", 3100], ["otel-collector", "tempo", 4317], ["otel-collector", "loki", 3100],
-      ["prometheus", "auth", 9090], ["prometheus", "otel-collector", 8888], ["grafana", "prometheus", 9090], ["grafana", "loki", 3100], ["grafana", "tempo", 3200]] as const) {
+      ["prometheus", "auth", 9090], ["prometheus", "otel-collector", 8888], ["prometheus", "gateway", 9113], ["grafana", "prometheus", 9090], ["grafana", "loki", 3100], ["grafana", "tempo", 3200]] as const) {
       assert.ok(allowed(a, b, port), `${a} -> ${b}:${port}`);
     }
     for (const [a, b, port] of [["auth", "tempo", 4317], ["auth", "grafana", 3000], ["grafana", "auth", 9090], ["otel-collector", "prometheus", 9090], ["auth", "prometheus", 9090]] as const) {
