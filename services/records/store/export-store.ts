@@ -40,21 +40,32 @@ export const exportColumns: Record<string, readonly string[]> = {
 const times = new Set(["create_time", "update_time", "delete_time", "close_time", "stage_enter_time"]);
 const lists = new Set(["emails", "phones", "tags"]);
 
-/** A column's value as text in SQL ('' when empty). */
+/** Standard columns typed as numbers: written as they are, never guarded against formulas. */
+const numbers = new Set(["size", "amount_minor"]);
+
+/**
+ * A column's value as text in SQL ('' when empty). Text that a spreadsheet would run as a formula
+ * (= + - @ tab CR first) gets a leading apostrophe (crm_csv_guard, migration 172); numbers typed
+ * as numbers (size, amount_minor, a custom field's JSON number), ids and times are left alone.
+ */
 function cellSql(spec: ListSpec, name: string, col: ColumnSql | undefined): string | undefined {
   if (name.startsWith("custom.")) {
     const key = spec.alias + ".custom -> " + `'${name.slice(7).replace(/'/g, "''")}'`;
-    return `CASE jsonb_typeof(${key}) WHEN 'array' THEN (SELECT string_agg(v, '; ') FROM jsonb_array_elements_text(${key}) v) ELSE ${key} #>> '{}' END`;
+    return `CASE jsonb_typeof(${key}) WHEN 'array' THEN (SELECT string_agg(crm_csv_guard(v), '; ') FROM jsonb_array_elements_text(${key}) v) WHEN 'number' THEN ${key} #>> '{}' ELSE crm_csv_guard(${key} #>> '{}') END`;
   }
   if (!col) return undefined;
   if (col.links) return `(SELECT string_agg((${col.links.elem})::text, '; ') FROM ${col.links.from} WHERE ${col.links.join})`;
   if (!col.expr) return undefined;
   if (times.has(name)) return `to_char(${col.expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-  if (lists.has(name)) return `array_to_string(${col.expr}, '; ')`;
-  return `(${col.expr})::text`;
+  if (lists.has(name)) return `crm_csv_guard(array_to_string(${col.expr}, '; '))`;
+  if (numbers.has(name)) return `(${col.expr})::text`;
+  return `crm_csv_guard((${col.expr})::text)`;
 }
 
-const quoteCsv = (s: string) => (/[",\r\n]|^\s|\s$/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+const quoteCsv = (s: string) => {
+  const t = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  return /[",\r\n]|^\s|\s$/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+};
 
 export function exportStore(
   db: Db,

@@ -234,3 +234,20 @@ test("export: a filtered list as CSV with custom fields, written to the audit lo
     for await (const _ of exportCsv(db, { objectType: ObjectType.PERSON, columns: ["nope"] } as never)) void _;
   })(), Code.InvalidArgument, /not a field of person/);
 });
+
+test("export: text that a spreadsheet would run as a formula gets an apostrophe, numbers do not", { skip }, async () => {
+  const T = await h.tenant("Formula");
+  await h.pool.query("INSERT INTO rec_fields (company_id, object_type, key, label, type) VALUES ($1, 'company', 'score', 'Score', 'number'), ($1, 'company', 'note', 'Note', 'text')", [T.companyId]);
+  const file = 'name,domain,industry,score,note\n"=HYPERLINK(""http://evil.example"",""x"")",a.example,@SUM(A1),-5,+1\n-2+3,b.example,Tab,7,plain\n';
+  const ready = await upload(T.owner.token, Buffer.from(file), { kind: ObjectType.COMPANY });
+  const db = client(T.owner.token);
+  await db.startImportDB({ request: { id: ready.id } });
+  await runJobs();
+  const done = (await db.getImportDB({ request: { id: ready.id } })).response!.import!;
+  assert.equal(done.failedCount, 0n);
+  // An import trims cells; a tab or CR first can still come from the API.
+  await h.pool.query("UPDATE rec_companies SET industry = E'\\tTab' WHERE company_id = $1 AND domain = 'b.example'", [T.companyId]);
+  let csv = "";
+  for await (const p of exportCsv(db, { objectType: ObjectType.COMPANY, columns: ["name", "industry", "custom.score", "custom.note"], orderBy: "domain" } as never)) csv += Buffer.from(p.data).toString("utf8");
+  assert.equal(csv, "\uFEFFname,industry,custom.score,custom.note\r\n" + `"'=HYPERLINK(""http://evil.example"",""x"")",'@SUM(A1),-5,'+1\r\n` + "'-2+3,'\tTab,7,plain\r\n");
+});
