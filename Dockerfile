@@ -79,5 +79,5 @@ COPY --from=build /src/web/dist/ ./web/dist/
 USER 1000:1000
 EXPOSE 8080 9090
 # exec form: node is PID 1 and gets SIGTERM itself, then drains (SHUTDOWN_TIMEOUT_MS)
-ENTRYPOINT ["node", "--enable-source-maps", "dist/crm.mjs"]
+ENTRYPOINT ["node", "dist/crm.mjs"]
 CMD ["all"]

@@ -37,7 +37,7 @@ export interface BenchClusterOptions {
   gateway?: boolean;
   /** A built crm.mjs to run every service from (as the image does); default: from source (tsx). */
   bundle?: string;
-  /** With a bundle: false runs it without --enable-source-maps. */
+  /** With a bundle: true runs it with --enable-source-maps (the image runs it without). */
   sourceMaps?: boolean;
   /** This database (kept at stop) instead of a fresh one (dropped at stop): a restart on a migrated database. */
   databaseUrl?: string;
@@ -61,7 +61,7 @@ export async function startBenchCluster(o: BenchClusterOptions = {}): Promise<Be
       ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
       gateway: o.gateway === false ? false : { clientVerify: "optional", ...(o.gatewayVars ? { vars: o.gatewayVars } : {}) },
       ...(o.bundle ? { bundle: o.bundle } : {}),
-      ...(o.sourceMaps === false ? { sourceMaps: false } : {}),
+      ...(o.sourceMaps !== undefined ? { sourceMaps: o.sourceMaps } : {}),
       readyTimeoutMs: 120_000,
     });
   } catch (err) {

@@ -1,12 +1,12 @@
 /**
  * 21. Idle memory: each service of the cluster as its own process, run from the production bundle
- * as the image runs it (`node --enable-source-maps crm.mjs <service>`, built like `npm run build`
+ * as the image runs it (`node crm.mjs <service>`, built like `npm run build`
  * into bench/.build), and the all-in-one from the same bundle on PostgreSQL; RSS 10 s after each
  * process logged "ready", in rounds (restarts on a migrated database), median and largest.
  * Targets (issue 21): a service process ≤ 80 MB RSS, the all-in-one ≤ 300 MB.
  * Informational: private memory (anonymous pages: RSS without the node binary's code, which every
  * node process on a machine shares), the cluster as `npm run cluster -- --source` runs it
- * (through tsx), and the bundle without --enable-source-maps. Floor: bare `node` idle.
+ * (through tsx), and the bundle with --enable-source-maps. Floor: bare `node` idle.
  */
 import { readFileSync } from "node:fs";
 import { freshDatabase, unreachable, type TestDatabase } from "@crm/testkit";
@@ -45,7 +45,7 @@ async function startCluster(o: Parameters<typeof startBenchCluster>[0]) {
   }
 }
 
-async function clusterIdle(databaseUrl: string, idleMs: number, bundle?: string, sourceMaps = true): Promise<Record<string, Idle>> {
+async function clusterIdle(databaseUrl: string, idleMs: number, bundle?: string, sourceMaps = false): Promise<Record<string, Idle>> {
   const bc = await startCluster({ databaseUrl, gateway: false, ...(bundle ? { bundle, sourceMaps } : {}) });
   try {
     // An older tree's cluster library (npm run bench -- --compare) may not know the bundle option.
@@ -119,20 +119,20 @@ export const idleMemory: Scenario = {
       }
       ctx.log("the cluster's services from source (tsx), once");
       const fromSource = await clusterIdle(clusterDb.url, idleMs);
-      ctx.log("the cluster's services from the bundle without --enable-source-maps, once");
-      const noMaps = await clusterIdle(clusterDb.url, idleMs, bundle, false);
+      ctx.log("the cluster's services from the bundle with --enable-source-maps, once");
+      const withMaps = await clusterIdle(clusterDb.url, idleMs, bundle, true);
 
       const med = (xs: Idle[], k: keyof Idle) => median(xs.map((x) => x[k]));
       const rowOf = (label: string, xs: Idle[]): (string | number)[] => [label, xs.map((x) => x.rssMB.toFixed(0)).join(" / "), med(xs, "rssMB"), Math.max(...xs.map((x) => x.rssMB)), med(xs, "anonMB"), Math.max(...xs.map((x) => x.peakMB))];
       const rows: (string | number | undefined)[][] = [rowOf("**floor**: bare node", [floor])];
       for (const [name, xs] of Object.entries(services)) rows.push(rowOf(name, xs));
       rows.push(rowOf("all-in-one, PostgreSQL", app));
-      const sourceRows: (string | number | undefined)[][] = Object.entries(fromSource).map(([name, x]) => [name, x.rssMB, x.anonMB, x.peakMB, noMaps[name]?.rssMB, noMaps[name]?.anonMB]);
+      const sourceRows: (string | number | undefined)[][] = Object.entries(fromSource).map(([name, x]) => [name, x.rssMB, x.anonMB, x.peakMB, withMaps[name]?.rssMB, withMaps[name]?.anonMB]);
 
       const worst = Object.entries(services).map(([name, xs]) => [name, med(xs, "rssMB")] as const).sort((a, b) => b[1] - a[1])[0]!;
       const total = Object.values(services).reduce((a, xs) => a + med(xs, "rssMB"), 0);
       const sourceWorst = Math.max(...Object.values(fromSource).map((x) => x.rssMB));
-      const noMapsWorst = Object.entries(noMaps).sort((a, b) => b[1].rssMB - a[1].rssMB)[0]!;
+      const withMapsWorst = Object.entries(withMaps).sort((a, b) => b[1].rssMB - a[1].rssMB)[0]!;
       const appMedian = med(app, "rssMB");
       for (const [name, xs] of Object.entries(services)) ctx.log(`${name}: ${xs.map((x) => x.rssMB.toFixed(1)).join(" / ")} MB`);
       ctx.log(`all-in-one: ${app.map((x) => x.rssMB.toFixed(1)).join(" / ")} MB`);
@@ -141,11 +141,11 @@ export const idleMemory: Scenario = {
         { label: `all-in-one idle RSS on PostgreSQL (bundle, median of ${rounds})`, value: round1(appMedian), unit: "MB", target: "≤ 300 MB", met: appMedian <= 300 },
         { label: "the cluster's service processes together (bundle, medians)", value: round1(total), unit: "MB", target: "informational" },
         { label: "largest idle RSS of a cluster service process from source (tsx)", value: round1(sourceWorst), unit: "MB", target: "informational (npm run cluster -- --source)" },
-        { label: `largest idle RSS of a cluster service process from the bundle without --enable-source-maps (${noMapsWorst[0]}, one round)`, value: round1(noMapsWorst[1].rssMB), unit: "MB", target: "informational (see bench/README.md: source maps)" },
+        { label: `largest idle RSS of a cluster service process from the bundle with --enable-source-maps (${withMapsWorst[0]}, one round)`, value: round1(withMapsWorst[1].rssMB), unit: "MB", target: "informational (see bench/README.md: source maps)" },
       ];
       const tables: Table[] = [
         { title: "", columns: ["process (bundle)", "RSS MB each round", "RSS MB median", "RSS MB largest", "private MB median", "peak RSS MB"], rows },
-        { title: "The same services, one round each: from source (through tsx), and from the bundle without --enable-source-maps", columns: ["process", "source: RSS MB", "source: private MB", "source: peak RSS MB", "bundle, no source maps: RSS MB", "bundle, no source maps: private MB"], rows: sourceRows },
+        { title: "The same services, one round each: from source (through tsx), and from the bundle with --enable-source-maps", columns: ["process", "source: RSS MB", "source: private MB", "source: peak RSS MB", "bundle, --enable-source-maps: RSS MB", "bundle, --enable-source-maps: private MB"], rows: sourceRows },
       ];
       return {
         rows: [],
@@ -155,7 +155,7 @@ export const idleMemory: Scenario = {
           `${rounds} rounds; in each, every service of the cluster starts (TLS, mTLS, Redis, RabbitMQ; no gateway) and is sampled ${idleMs / 1000} s after the last "ready", then the all-in-one alone on PostgreSQL (REDIS_URL and AMQP_URL unset: its defaults)`,
           "every measured start is a restart: each database was migrated by a first start before the rounds",
           "RSS counts the node binary's resident code (≈ 35–45 MB, shared by every node process on the machine); private = anonymous pages (V8 heap, malloc)",
-          "bundle: bench/.build/crm.mjs, built with scripts/build.mjs (one chunk per target), run with --enable-source-maps as the image's entry point",
+          "bundle: bench/.build/crm.mjs, built with scripts/build.mjs (one chunk per target), run as the image's entry point runs it (node crm.mjs <service>, no --enable-source-maps: the logger maps logged stacks, packages/kit/src/stack-maps.ts)",
         ],
       };
     } finally {

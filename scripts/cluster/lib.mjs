@@ -162,7 +162,7 @@ function killGroup(pid, signal) {
 
 /**
  * One service process: started with `node --conditions=source --import tsx services/all/src/main.ts
- * <name>` (or `node --enable-source-maps <bundle> <name>`), "ready" when it logs a JSON line with
+ * <name>` (or `node <bundle> <name>`, as the image runs it), "ready" when it logs a JSON line with
  * msg "ready". Its output goes to `logFile` and the last 200 lines are kept in `lines`.
  */
 class ServiceProcess {
@@ -183,7 +183,7 @@ class ServiceProcess {
     // CRM_NODE_ARGS: extra node flags for this process (--cpu-prof, --inspect=…), which NODE_OPTIONS refuses.
     const extra = (this.env.CRM_NODE_ARGS ?? "").split(" ").filter(Boolean);
     // From source (tsx), or from a built bundle as the image runs it (`node dist/crm.mjs <name>`).
-    const entry = this.bundle ? [...(this.sourceMaps === false ? [] : ["--enable-source-maps"]), this.bundle] : ["--conditions=source", "--import", "tsx", "services/all/src/main.ts"];
+    const entry = this.bundle ? [...(this.sourceMaps === true ? ["--enable-source-maps"] : []), this.bundle] : ["--conditions=source", "--import", "tsx", "services/all/src/main.ts"];
     const child = spawn(process.execPath, [...extra, ...entry, this.name], {
       cwd: this.root,
       env: this.env,
@@ -276,8 +276,8 @@ class ServiceProcess {
  *   onLog          (name, line) for every output line; onExit (name, code) when a service dies
  *   readyTimeoutMs per service (default 90 s)
  *   bundle         a built crm.mjs (scripts/build.mjs buildBundle) to run each service from, as the image
- *                  does (with --enable-source-maps; sourceMaps: false leaves it out); default: from
- *                  source through tsx
+ *                  does (without --enable-source-maps: the logger maps logged stacks itself;
+ *                  sourceMaps: true adds the flag); default: from source through tsx
  */
 export async function startCluster(opts = {}) {
   const root = opts.root ?? repoRoot;

@@ -6,6 +6,7 @@
 import { pino, type Logger } from "pino";
 import { currentCall } from "./context.js";
 import { errorSinkActive, reportError } from "./error-reports.js";
+import { mapStack } from "./stack-maps.js";
 import { traceIds } from "./tracing-interceptor.js";
 
 export type { Logger };
@@ -18,6 +19,7 @@ export function createLogger(service: string, level = "info", opts: { reportErro
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    serializers: { err: serializeError },
     mixin() {
       const call = currentCall();
       const ids = traceIds(call?.traceparent);
@@ -31,6 +33,13 @@ export function createLogger(service: string, level = "info", opts: { reportErro
       },
     },
   });
+}
+
+/** pino's error serializer, with the stack's bundle frames mapped to their sources (stack-maps.ts). */
+function serializeError(err: unknown) {
+  const out = pino.stdSerializers.err(err as Error);
+  if (out && typeof out.stack === "string") out.stack = mapStack(out.stack);
+  return out;
 }
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
@@ -49,7 +58,7 @@ function errorReportOf(service: string, levelValue: number, args: unknown[]) {
   if (err instanceof Error) {
     attributes.error = clip(err.message, 2048);
     attributes.error_type = err.name;
-    if (err.stack) attributes.stack = clip(err.stack, 4096);
+    if (err.stack) attributes.stack = clip(mapStack(err.stack), 4096);
   } else if (err !== undefined) {
     attributes.error = clip(String(err), 2048);
   }
