@@ -16,10 +16,15 @@ import { EmailService } from "@crm/gen/crm/email/v1/email_pb";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { CompanyService } from "@crm/gen/crm/records/v1/company_pb";
 import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
+import { ExportService } from "@crm/gen/crm/records/v1/export_pb";
 import { FieldService } from "@crm/gen/crm/records/v1/field_pb";
+import { ImportService } from "@crm/gen/crm/records/v1/import_pb";
 import { NoteService } from "@crm/gen/crm/records/v1/note_pb";
+import { PermissionService } from "@crm/gen/crm/records/v1/permission_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { PrivacyService } from "@crm/gen/crm/records/v1/privacy_pb";
+import { ReportService } from "@crm/gen/crm/records/v1/report_pb";
 import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
 import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
 import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
@@ -50,6 +55,11 @@ export const publicApi: readonly DescService[] = [
   RecordStreamService,
   SearchService,
   ViewService,
+  ImportService,
+  ExportService,
+  ReportService,
+  PermissionService,
+  PrivacyService,
   WebhookService,
 ];
 
