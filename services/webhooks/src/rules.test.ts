@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction, RecordChangeSchema } from "@crm/gen/crm/records/v1/stream_pb";
-import { eventTypeOf, eventTypeViolations, limits, nextAttemptAt, patternsFor, payloadOf, urlViolations } from "./rules.js";
+import { endpointViolations, eventTypeOf, eventTypeViolations, limits, nextAttemptAt, patternsFor, payloadOf, urlViolations } from "./rules.js";
 
 test("event types: <object>.<action>, matched by itself, <object>.* and *", () => {
   assert.equal(eventTypeOf({ objectType: ObjectType.DEAL, action: ChangeAction.STAGE_CHANGED }), "deal.stage_changed");
@@ -39,4 +39,12 @@ test("the payload carries the event id, type, tenant version and the record", ()
   assert.equal(body.data.tenant_version, "42");
   assert.equal(body.data.record.company.name, "Globex");
   assert.equal(payloadOf(c).eventId, p.eventId, "the same change has the same id");
+});
+
+test("endpointViolations (the store's re-check) names each bad field under the given prefix, and passes what the service sends", () => {
+  const secret = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
+  assert.deepEqual(endpointViolations({ url: "https://hooks.example.com/crm", eventTypes: ["*"], description: "", secret }), []);
+  const bad = endpointViolations({ url: "x".repeat(1 << 20), eventTypes: [], description: "d".repeat(501), secret: "'; DROP TABLE wh_endpoints; --" }, "update.");
+  assert.deepEqual(bad.map((v) => v.field), ["update.url", "update.eventTypes", "update.description", "update.secret"]);
+  assert.deepEqual(endpointViolations({}), [], "fields not sent are not checked");
 });

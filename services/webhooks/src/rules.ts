@@ -117,3 +117,18 @@ export function nextAttemptAt(attempts: number, queuedAtMs: number, nowMs: numbe
 
 /** A 2xx answer delivered the event; anything else (3xx included: redirects are not followed) failed. */
 export const delivered = (status: number) => status >= 200 && status < 300;
+
+/** A signing secret as the service makes them (whsec_ and base64 of 24 to 64 random bytes). */
+export function secretViolations(secret: string, field = "secret"): Violation[] {
+  return /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/.test(secret) ? [] : [{ field, description: "must be a whsec_ signing secret" }];
+}
+
+/** An endpoint's fields as the store receives them: the same rules the handler applies, re-checked (`at` prefixes the field names). */
+export function endpointViolations(e: { url?: string; eventTypes?: readonly string[]; description?: string; secret?: string }, at = ""): Violation[] {
+  return [
+    ...(e.url !== undefined ? urlViolations(e.url, `${at}url`) : []),
+    ...(e.eventTypes !== undefined ? eventTypeViolations(e.eventTypes, `${at}eventTypes`) : []),
+    ...(e.description !== undefined ? descriptionViolations(e.description, `${at}description`) : []),
+    ...(e.secret !== undefined ? secretViolations(e.secret, `${at}secret`) : []),
+  ];
+}

@@ -17,7 +17,7 @@ import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { DeliveryStatus, type DeliverySchema, type EndpointSchema } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
 import { decodeRecordChange } from "@crm/contracts/events";
 import type { Db, Sql } from "@crm/dbservice/db";
-import { limits, patternsFor, payloadOf } from "../src/rules.js";
+import { endpointViolations, limits, patternsFor, payloadOf } from "../src/rules.js";
 
 /** The audit log (the admin store's auditLog, handed in by dbservice's mounting: a store imports no other store). */
 export interface AuditLog {
@@ -151,6 +151,8 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
 
   return {
     async createEndpointDB(req, ctx) {
+      const bad = endpointViolations(req);
+      if (bad.length) throw invalid(bad);
       return asAdmin(
         ctx,
         async (sql, p) => {
@@ -177,6 +179,8 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
       const u = req.update;
       if (!u) throw invalid([{ field: "update", description: "is required" }]);
       requireId(u.endpointId, "endpointId");
+      const bad = endpointViolations({ url: u.url, eventTypes: u.eventTypes?.values, description: u.description }, "update.");
+      if (bad.length) throw invalid(bad);
       return asAdmin(
         ctx,
         async (sql, p) => {
@@ -220,6 +224,8 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
 
     async rotateSecretDB(req, ctx) {
       requireId(req.endpointId, "endpointId");
+      const bad = endpointViolations({ secret: req.secret });
+      if (bad.length) throw invalid(bad);
       return asAdmin(
         ctx,
         async (sql, p) => {
