@@ -28,6 +28,7 @@ const admin = createClient(AdminService, transport);
 // API keys and the audit log: a chunk of their own, fetched when one of them is opened.
 const ApiKeys = lazy(() => import("./Integrations").then((m) => ({ default: m.ApiKeys })));
 const AuditLog = lazy(() => import("./Integrations").then((m) => ({ default: m.AuditLog })));
+const Webhooks = lazy(() => import("./Webhooks").then((m) => ({ default: m.Webhooks })));
 
 
 // This screen's words: in its own chunk, so the first download of everyone else stays small.
@@ -38,6 +39,7 @@ const enWords = {
   "invite": "Invite people",
   "apiKeys": "API keys",
   "audit": "Audit log",
+  "webhooks": "Webhooks",
   "search": "Search by name, e-mail or phone",
   "statusFilter": "Status",
   "status": "Status",
@@ -91,6 +93,7 @@ const ruWords: Record<Word, string> = {
   "invite": "Пригласить",
   "apiKeys": "Ключи API",
   "audit": "Журнал аудита",
+  "webhooks": "Вебхуки",
   "search": "Поиск по имени, почте или телефону",
   "statusFilter": "Состояние",
   "status": "Состояние",
@@ -160,7 +163,8 @@ export function Admin({ session }: { session: Session }) {
   const [invite] = useRoute("/admin/invite");
   const [keysPage] = useRoute("/admin/api-keys");
   const [auditPage] = useRoute("/admin/audit");
-  const members = !invite && !keysPage && !auditPage;
+  const [hooksPage] = useRoute("/admin/webhooks");
+  const members = !invite && !keysPage && !auditPage && !hooksPage;
   return (
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">{w("title")}</h1>
@@ -186,6 +190,11 @@ export function Admin({ session }: { session: Session }) {
               {w("audit")}
             </Link>
           </li>
+          <li>
+            <Link href="/admin/webhooks" aria-current={hooksPage ? "page" : undefined}>
+              {w("webhooks")}
+            </Link>
+          </li>
         </ul>
       </nav>
       {invite ? (
@@ -197,6 +206,10 @@ export function Admin({ session }: { session: Session }) {
       ) : auditPage ? (
         <Suspense fallback={<p aria-busy="true">{t("app.loading")}</p>}>
           <AuditLog />
+        </Suspense>
+      ) : hooksPage ? (
+        <Suspense fallback={<p aria-busy="true">{t("app.loading")}</p>}>
+          <Webhooks />
         </Suspense>
       ) : (
         <Members session={session} />
