@@ -25,6 +25,7 @@ import { CustomDetails, CustomFilter, customColumns, customCondition, useFields 
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
 import { useWords, type Words } from "./words";
+import { ExportButton } from "./ExportButton";
 
 const defaultSort = { field: "create_time", desc: true };
 const paging = { pageParamKey: "pageToken", getNextPageParam: (last: { nextPageToken: string }) => last.nextPageToken || undefined } as const;
@@ -124,6 +125,10 @@ export function CompanyList({ session }: { session: Session }) {
         <Link href="/companies/new" className="button">
           {w("newCompany")}
         </Link>
+        <Link href="/companies/import" className="button secondary">
+          {w("importCsv")}
+        </Link>
+        <ExportButton fileName="companies" request={{ objectType: ObjectType.COMPANY, filter: input.filter, orderBy: input.orderBy, showDeleted: input.showDeleted, columns: ["name", ...cols.map((c) => c.key)] }} />
       </div>
       <form role="search" aria-label={w("filters")} className="filters" onSubmit={(e) => e.preventDefault()}>
         <FilterText label={w("nameContains")} value={params.get("name") ?? ""} onChange={(v) => set({ name: v })} />

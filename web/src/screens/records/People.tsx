@@ -22,6 +22,7 @@ import { useLiveList } from "./live";
 import { CustomDetails, CustomFilter, customColumns, customCondition, useFields } from "./custom";
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
+import { ExportButton } from "./ExportButton";
 import { useWords } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -134,6 +135,10 @@ export function PersonList({ session }: { session: Session }) {
         <Link href="/people/new" className="button">
           {w("newPerson")}
         </Link>
+        <Link href="/people/import" className="button secondary">
+          {w("importCsv")}
+        </Link>
+        <ExportButton fileName="people" request={{ objectType: ObjectType.PERSON, filter: input.filter, orderBy: input.orderBy, showDeleted: input.showDeleted, columns: ["first_name", "last_name", ...cols.map((c) => c.key)] }} />
       </div>
       <form role="search" aria-label={w("filters")} className="filters" onSubmit={(e) => e.preventDefault()}>
         <FilterText label={w("nameContains")} value={params.get("name") ?? ""} onChange={(v) => set({ name: v })} />

@@ -27,6 +27,7 @@ const dealPage = lazyScreen(loadDeals, (m) => m.DealPage);
 const pipelines = lazyScreen(() => import("./Pipelines"), (m) => m.Pipelines);
 const myTasks = lazyScreen(() => import("./Activity"), (m) => m.MyTasks);
 const report = lazyScreen(() => import("./Report"), (m) => m.PipelineReport);
+const importer = lazyScreen(() => import("./Import"), (m) => m.ImportScreen);
 
 /** The main menu's entries for these screens (the rest of their words are in their chunks, words.ts). */
 export const recordsNav: Record<Locale, { companies: string; people: string; deals: string; tasks: string; reports: string; search: string }> = {
@@ -105,6 +106,7 @@ const { Component: DealPage } = dealPage;
 const { Component: Pipelines } = pipelines;
 const { Component: MyTasks } = myTasks;
 const { Component: Report } = report;
+const { Component: ImportScreen } = importer;
 
 export function Records({ session }: { session: Session }) {
   const { t } = useI18n();
@@ -116,12 +118,18 @@ export function Records({ session }: { session: Session }) {
       <Route path="/companies/new">
         <NewCompany session={session} />
       </Route>
+      <Route path="/companies/import">
+        <ImportScreen kind="company" />
+      </Route>
       <Route path="/companies/:id">{(p) => <CompanyPage key={p.id} id={p.id} session={session} />}</Route>
       <Route path="/people">
         <PersonList session={session} />
       </Route>
       <Route path="/people/new">
         <NewPerson session={session} />
+      </Route>
+      <Route path="/people/import">
+        <ImportScreen kind="person" />
       </Route>
       <Route path="/people/:id">{(p) => <PersonPage key={p.id} id={p.id} session={session} />}</Route>
       <Route path="/deals">
