@@ -1,7 +1,7 @@
 /**
  * The crm.records.v1 ExportService handler: the list as CSV pages from dbservice (ExportPageDB,
- * keyset-paged, CSV lines made by PostgreSQL), streamed on as they come: one page in memory at a
- * time. UTF-8 with a BOM so Excel opens it.
+ * keyset-paged, CSV made by PostgreSQL's COPY), streamed on as they come, the next page asked for
+ * while this one is sent: at most two pages in memory. UTF-8 with a BOM so Excel opens it.
  */
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { invalid } from "@crm/kit";
@@ -12,22 +12,26 @@ import type { ExportRecordsRequest, ExportService } from "@crm/gen/crm/records/v
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /** The CSV's bytes, page by page; `rows` counts what was sent. */
-export async function* exportCsv(db: Client<typeof DbImportService>, request: ExportRecordsRequest, pageSize = 10_000): AsyncGenerator<{ data: Uint8Array; rows: bigint }> {
+export async function* exportCsv(db: Client<typeof DbImportService>, request: ExportRecordsRequest, pageSize = 20_000): AsyncGenerator<{ data: Uint8Array; rows: bigint }> {
   if (![ObjectType.COMPANY, ObjectType.PERSON, ObjectType.DEAL].includes(request.objectType)) {
     throw invalid([{ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" }]);
   }
   if (request.columns.length > 200) throw invalid([{ field: "columns", description: "at most 200 columns" }]);
   if (request.viewId) throw invalid([{ field: "viewId", description: "is not supported yet: send the view's filter, orderBy and columns" }]);
-  let token = "";
   let rows = 0n;
-  let first = true;
-  for (;;) {
-    const page = await db.exportPageDB({ request, pageToken: token, pageSize, withHeader: first });
+  // One page ahead: the store makes page n+1 while page n goes to the client.
+  const fetchPage = (pageToken: string, withHeader: boolean) => {
+    const p = db.exportPageDB({ request, pageToken, pageSize, withHeader });
+    p.catch(() => undefined); // a page fetched ahead for a client that went away: nobody awaits it
+    return p;
+  };
+  let next = fetchPage("", true);
+  for (let first = true; ; first = false) {
+    const page = await next;
+    if (page.nextPageToken) next = fetchPage(page.nextPageToken, false);
     rows += page.rows;
     yield { data: first ? Buffer.concat([BOM, page.data]) : page.data, rows };
-    first = false;
-    token = page.nextPageToken;
-    if (!token) return;
+    if (!page.nextPageToken) return;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * Exports in the store (ExportPageDB): one keyset page of a list (the List RPCs' filter tree,
- * order_by and page tokens: lists.ts) as CSV lines made by PostgreSQL itself, so a page of
- * 20,000 rows is one query and one string; the records service streams the pages. The first page
+ * order_by and page tokens: lists.ts): its ids by the list's keyset query, then those records'
+ * cells as CSV by COPY … TO STDOUT (FORMAT csv), quoting done in C: cells built and quoted by SQL
+ * functions ran ~10× slower (20–40k rows/s against 200–300k). The records service streams the pages. The first page
  * writes the export to the audit log (action "records.exported").
  */
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -12,6 +13,8 @@ import type { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
 import { FilterSchema, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import type { Sql } from "@crm/dbservice/db";
 import type { Db } from "@crm/dbservice/db";
+import { to as copyTo } from "pg-copy-streams";
+import { isId } from "../src/rules.js";
 import type { ObjectKind } from "../src/rules.js";
 import type { Acting } from "./acting.js";
 import { companyList } from "./companies.js";
@@ -67,6 +70,33 @@ const quoteCsv = (s: string) => {
   return /[",\r\n]|^\s|\s$/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
 };
 
+/** What a COPY … TO STDOUT writes, whole (one page: at most a few MB). */
+async function copyOut(sql: Sql, text: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of sql.query(copyTo(text)) as AsyncIterable<Buffer>) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/** COPY's CSV ends records with LF; an export's end with CRLF (RFC 4180). Line breaks inside quoted cells stay as they are. */
+export function crlf(csv: Buffer): Buffer {
+  let n = 0;
+  let quoted = false;
+  for (const b of csv) {
+    if (b === 0x22) quoted = !quoted;
+    else if (b === 0x0a && !quoted) n++;
+  }
+  if (!n) return csv;
+  const out = Buffer.allocUnsafe(csv.length + n);
+  let j = 0;
+  quoted = false;
+  for (const b of csv) {
+    if (b === 0x22) quoted = !quoted;
+    else if (b === 0x0a && !quoted) out[j++] = 0x0d;
+    out[j++] = b;
+  }
+  return out;
+}
+
 export function exportStore(
   db: Db,
   tx: <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => Promise<T>,
@@ -88,12 +118,12 @@ export function exportStore(
           const custom = c.startsWith("custom.") && defs.some((d) => `custom.${d.key}` === c);
           const e = c.startsWith("custom.") && !custom ? undefined : cellSql(spec, c, spec.columns[c]);
           if (!e) throw invalid([{ field: `request.columns[${i}]`, description: `${JSON.stringify(c.slice(0, 80))} is not a field of ${kind} (a standard field's proto name or custom.<key> of an active custom field)` }]);
-          return `crm_csv_cell(${e})`;
+          return `NULLIF(${e}, '') AS c${i}`;
         });
-        const line = cells.join(" || ',' || ");
-        const res = await runList<{ line: string } & Record<string, unknown>>(
+        // The page's ids and the next page token: the List RPCs' keyset query, ids only.
+        const res = await runList<{ _id: string } & Record<string, unknown>>(
           sql,
-          { ...spec, select: `${line} AS line` },
+          { ...spec, select: `${spec.alias}.id AS _id` },
           { filter: req.filter, orderBy: req.orderBy, pageSize: size, pageToken: r.pageToken, showDeleted: req.showDeleted, exactTotal: false },
           { maxPageSize: EXPORT_LIMITS.page, total: false },
         );
@@ -111,9 +141,17 @@ export function exportStore(
             },
           }]);
         }
-        const head = r.withHeader ? columns.map(quoteCsv).join(",") + "\r\n" : "";
-        const body = res.rows.length ? res.rows.map((x) => x.line).join("\r\n") + "\r\n" : "";
-        return { data: Buffer.from(head + body), rows: BigInt(res.rows.length), nextPageToken: res.nextPageToken };
+        const head = Buffer.from(r.withHeader ? columns.map(quoteCsv).join(",") + "\r\n" : "");
+        // Those records' cells as CSV made by COPY (C code), in the page's order. COPY takes no
+        // parameters: the ids (UUIDs read just now, checked) go in as a literal.
+        const ids = res.rows.map((x) => String(x._id));
+        if (!ids.length) return { data: head, rows: 0n, nextPageToken: res.nextPageToken };
+        if (!ids.every(isId)) throw new Error("export: a record id that is not a UUID");
+        const body = await copyOut(
+          sql,
+          `COPY (SELECT ${cells.join(", ")} FROM ${spec.from} JOIN unnest('{${ids.join(",")}}'::uuid[]) WITH ORDINALITY AS crm_page(id, n) ON ${spec.alias}.id = crm_page.id ORDER BY crm_page.n) TO STDOUT (FORMAT csv)`,
+        );
+        return { data: Buffer.concat([head, crlf(body)]), rows: BigInt(ids.length), nextPageToken: res.nextPageToken };
       });
       if (r.withHeader) audit?.afterCommit();
       return out;

@@ -251,3 +251,9 @@ test("export: text that a spreadsheet would run as a formula gets an apostrophe,
   for await (const p of exportCsv(db, { objectType: ObjectType.COMPANY, columns: ["name", "industry", "custom.score", "custom.note"], orderBy: "domain" } as never)) csv += Buffer.from(p.data).toString("utf8");
   assert.equal(csv, "\uFEFFname,industry,custom.score,custom.note\r\n" + `"'=HYPERLINK(""http://evil.example"",""x"")",'@SUM(A1),-5,'+1\r\n` + "'-2+3,'\tTab,7,plain\r\n");
 });
+
+test("export: COPY's LF record ends become CRLF, line breaks inside quoted cells stay", async () => {
+  const { crlf } = await import("./export-store.js");
+  assert.equal(crlf(Buffer.from('a,"x\ny ""q"""\nb,\n')).toString(), 'a,"x\ny ""q"""\r\nb,\r\n');
+  assert.equal(crlf(Buffer.from("")).toString(), "");
+});
