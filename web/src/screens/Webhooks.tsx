@@ -4,7 +4,7 @@
  * log per endpoint (each attempt's status, latency and first bytes; redeliver one; replay every
  * change since a version).
  */
-import { useId, useState } from "react";
+import { useEffect, useId, useRef, useState } from "react";
 import { createConnectQueryKey, useInfiniteQuery, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { createClient } from "@connectrpc/connect";
@@ -200,6 +200,11 @@ export function Webhooks() {
   const [logOf, setLogOf] = useState<Endpoint>();
   const orderedId = useId();
   const activeId = useId();
+  const formRef = useRef<HTMLFormElement>(null);
+  // "Edit" fills the form below the list: bring it into view, the URL field focused.
+  useEffect(() => {
+    if (editing) formRef.current?.querySelector("input")?.focus();
+  }, [editing]);
 
   const reset = () => {
     setEditing(undefined);
@@ -304,33 +309,6 @@ export function Webhooks() {
           )}
         </div>
       )}
-      <form className="new-key" onSubmit={submit.onSubmit} noValidate aria-labelledby="hook-form-title">
-        <h3 id="hook-form-title">{editing ? w("editEndpoint", { url: editing.url }) : w("newEndpoint")}</h3>
-        <Field label={w("url")} hint={w("urlHint")} name="url" type="url" autoComplete="off" value={url} onChange={setUrl} error={err.url} />
-        <Field label={w("events")} hint={w("eventsHint")} name="eventTypes" autoComplete="off" value={types} onChange={setTypes} error={err.eventTypes} />
-        <Field label={w("description")} name="description" autoComplete="off" required={false} value={description} onChange={setDescription} error={err.description} />
-        <p className="inline-label">
-          <input id={orderedId} type="checkbox" checked={ordered} onChange={(e) => setOrdered(e.target.checked)} />
-          <label htmlFor={orderedId}>{w("ordered")}</label>
-        </p>
-        {editing && (
-          <p className="inline-label">
-            <input id={activeId} type="checkbox" checked={active} onChange={(e) => setActive(e.target.checked)} />
-            <label htmlFor={activeId}>{w("active")}</label>
-          </p>
-        )}
-        <FormError text={submit.error} />
-        <div className="actions">
-          <button type="submit" disabled={submit.busy}>
-            {editing ? w("save") : w("create")}
-          </button>
-          {editing && (
-            <button type="button" className="secondary" onClick={reset}>
-              {w("cancel")}
-            </button>
-          )}
-        </div>
-      </form>
       <NoticeLine notice={notice?.text ? notice : undefined} />
       {list.error && (
         <p role="alert" className="error">
@@ -387,6 +365,33 @@ export function Webhooks() {
         </div>
       )}
       {logOf && <Deliveries key={logOf.endpointId} endpoint={logOf} />}
+      <form ref={formRef} className="new-key" onSubmit={submit.onSubmit} noValidate aria-labelledby="hook-form-title">
+        <h3 id="hook-form-title">{editing ? w("editEndpoint", { url: editing.url }) : w("newEndpoint")}</h3>
+        <Field label={w("url")} hint={w("urlHint")} name="url" type="url" autoComplete="off" value={url} onChange={setUrl} error={err.url} />
+        <Field label={w("events")} hint={w("eventsHint")} name="eventTypes" autoComplete="off" value={types} onChange={setTypes} error={err.eventTypes} />
+        <Field label={w("description")} name="description" autoComplete="off" required={false} value={description} onChange={setDescription} error={err.description} />
+        <p className="inline-label">
+          <input id={orderedId} type="checkbox" checked={ordered} onChange={(e) => setOrdered(e.target.checked)} />
+          <label htmlFor={orderedId}>{w("ordered")}</label>
+        </p>
+        {editing && (
+          <p className="inline-label">
+            <input id={activeId} type="checkbox" checked={active} onChange={(e) => setActive(e.target.checked)} />
+            <label htmlFor={activeId}>{w("active")}</label>
+          </p>
+        )}
+        <FormError text={submit.error} />
+        <div className="actions">
+          <button type="submit" disabled={submit.busy}>
+            {editing ? w("save") : w("create")}
+          </button>
+          {editing && (
+            <button type="button" className="secondary" onClick={reset}>
+              {w("cancel")}
+            </button>
+          )}
+        </div>
+      </form>
     </section>
   );
 }
