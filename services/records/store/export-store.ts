@@ -15,6 +15,7 @@ import type { Sql } from "@crm/dbservice/db";
 import type { Db } from "@crm/dbservice/db";
 import { to as copyTo } from "pg-copy-streams";
 import { isId } from "../src/rules.js";
+import { createRequire } from "node:module";
 import type { ObjectKind } from "../src/rules.js";
 import type { Acting } from "./acting.js";
 import { companyList } from "./companies.js";
@@ -69,6 +70,11 @@ const quoteCsv = (s: string) => {
   const t = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
   return /[",\r\n]|^\s|\s$/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
 };
+
+/** pg's own conversion of a parameter to its text (arrays, dates, JSON), for inlining it in COPY. */
+const prepareValue = (createRequire(import.meta.url)("pg/lib/utils.js") as { prepareValue: (v: unknown) => unknown }).prepareValue;
+/** Marks the list query a page's COPY wraps (runList's other queries run as they are). */
+const MARK = "/* crm-export */";
 
 /** What a COPY … TO STDOUT writes, whole (one page: at most a few MB). */
 async function copyOut(sql: Sql, text: string): Promise<Buffer> {
@@ -142,15 +148,29 @@ export function exportStore(
           }]);
         }
         const head = Buffer.from(r.withHeader ? columns.map(quoteCsv).join(",") + "\r\n" : "");
-        // Those records' cells as CSV made by COPY (C code), in the page's order. COPY takes no
-        // parameters: the ids (UUIDs read just now, checked) go in as a literal.
+        // Those records' cells as CSV made by COPY (C code), in the page's order: the same list
+        // query over just those ids (hashed = ANY), so a record written meanwhile neither slips in
+        // nor pushes one out. COPY takes no parameters: the query's are inlined as literals.
         const ids = res.rows.map((x) => String(x._id));
         if (!ids.length) return { data: head, rows: 0n, nextPageToken: res.nextPageToken };
         if (!ids.every(isId)) throw new Error("export: a record id that is not a UUID");
-        const body = await copyOut(
-          sql,
-          `COPY (SELECT ${cells.join(", ")} FROM ${spec.from} JOIN unnest('{${ids.join(",")}}'::uuid[]) WITH ORDINALITY AS crm_page(id, n) ON ${spec.alias}.id = crm_page.id ORDER BY crm_page.n) TO STDOUT (FORMAT csv)`,
+        const [table, alias] = spec.from.split(" ");
+        let page: { text: string; values: unknown[] } | undefined;
+        const capture = new Proxy(sql, {
+          get: (t, k) => (k === "query" ? (text: string, values: unknown[]) => (text.startsWith(`SELECT ${MARK}`) ? ((page = { text, values }), Promise.resolve({ rows: [] })) : t.query(text, values)) : Reflect.get(t, k)),
+        });
+        await runList(
+          capture,
+          { ...spec, from: `(SELECT * FROM ${table} WHERE id = ANY('{${ids.join(",")}}'::uuid[])) ${alias}`, select: `${MARK} ${cells.join(", ")}` },
+          { filter: req.filter, orderBy: req.orderBy, pageSize: size, pageToken: r.pageToken, showDeleted: req.showDeleted, exactTotal: false },
+          { maxPageSize: EXPORT_LIMITS.page, total: false },
         );
+        if (!page) throw new Error("export: the list query was not made");
+        const inlined = page.text.replace(/\$(\d+)/g, (_m, n: string) => {
+          const v = prepareValue(page!.values[Number(n) - 1]);
+          return v === null || v === undefined ? "NULL" : sql.escapeLiteral(String(v));
+        });
+        const body = await copyOut(sql, `COPY (SELECT ${cells.map((_, i) => `c${i}`).join(", ")} FROM (${inlined}) crm_page) TO STDOUT (FORMAT csv)`);
         return { data: Buffer.concat([head, crlf(body)]), rows: BigInt(ids.length), nextPageToken: res.nextPageToken };
       });
       if (r.withHeader) audit?.afterCommit();

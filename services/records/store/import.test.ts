@@ -11,6 +11,8 @@ import iconv from "iconv-lite";
 import { Code, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
 import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { ExportRecordsRequestSchema } from "@crm/gen/crm/records/v1/export_pb";
+import { fromJson } from "@bufbuild/protobuf";
 import { ImportMode, ImportState, type Import } from "@crm/gen/crm/records/v1/import_pb";
 import { authInterceptor, contextInterceptor, errorInterceptor, peerServiceKey, textInterceptor } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
@@ -250,6 +252,12 @@ test("export: text that a spreadsheet would run as a formula gets an apostrophe,
   let csv = "";
   for await (const p of exportCsv(db, { objectType: ObjectType.COMPANY, columns: ["name", "industry", "custom.score", "custom.note"], orderBy: "domain" } as never)) csv += Buffer.from(p.data).toString("utf8");
   assert.equal(csv, "\uFEFFname,industry,custom.score,custom.note\r\n" + `"'=HYPERLINK(""http://evil.example"",""x"")",'@SUM(A1),-5,'+1\r\n` + "'-2+3,'\tTab,7,plain\r\n");
+  // A filter's values reach the page's COPY as literals: quotes in them stay data.
+  await h.pool.query("UPDATE rec_companies SET industry = 'O''Brien; x' WHERE company_id = $1 AND domain = 'a.example'", [T.companyId]);
+  const filtered = fromJson(ExportRecordsRequestSchema, { objectType: "OBJECT_TYPE_COMPANY", columns: ["domain", "industry"], filter: { condition: { field: "industry", operator: "OPERATOR_EQUALS", values: ["O'Brien; x"] } } });
+  csv = "";
+  for await (const p of exportCsv(db, filtered, 1)) csv += Buffer.from(p.data).toString("utf8");
+  assert.equal(csv, "\uFEFFdomain,industry\r\na.example,O'Brien; x\r\n");
 });
 
 test("export: COPY's LF record ends become CRLF, line breaks inside quoted cells stay", async () => {
