@@ -2,7 +2,7 @@
  * Imports and exports as plain HTTP through the gateway (services/records/src/import-http.ts):
  * POST /imports/<id>/file, GET /imports/<id>/errors.csv, POST /exports and
  * GET /exports/<companies|people|deals>.csv go to records with the token checked as for RPCs.
- * Only the upload takes a large body, and it is streamed to records as it arrives (records sees
+ * Only the upload (and its RPC, UploadImport) takes a large body, and it is streamed to records as it arrives (records sees
  * the request before the client has sent all of it), not spooled by nginx first.
  */
 import assert from "node:assert/strict";
@@ -58,13 +58,16 @@ describe("imports and exports through the gateway", { skip, timeout: 120_000 }, 
     assert.equal(gw.stub.seen.length, before);
   });
 
-  it("the upload alone takes a body over the gateway's 4 MiB limit; exports and RPCs keep theirs", async () => {
+  it("the upload alone (HTTP or UploadImport) takes a body over the gateway's 4 MiB limit; exports and other RPCs keep theirs", async () => {
     const big = Buffer.alloc(6 << 20, "a,b\n");
     const up = await call(`/imports/${ID}/file`, "POST", big);
     assert.equal(up.status, 200, up.body.slice(0, 200));
     assert.equal(up.json().body.length, big.length, "every byte reached records");
     assert.equal((await call("/exports", "POST", Buffer.alloc(300 << 10, " "))).status, 413);
-    assert.equal((await call("/crm.records.v1.ImportService/UploadImport", "POST", big)).status, 413);
+    const rpc = await call("/crm.records.v1.ImportService/UploadImport", "POST", big);
+    assert.equal(rpc.status, 200, "UploadImport, the same upload as RPC chunks, takes it too");
+    assert.equal(rpc.json().host, "records");
+    assert.equal((await call("/crm.records.v1.CompanyService/CreateCompany", "POST", big)).status, 413);
   });
 
   it("the upload is streamed: records has the request before the client sent the whole body", async () => {
