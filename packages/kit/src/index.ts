@@ -10,6 +10,7 @@ export * from "./ids.js";
 export * from "./inbox.js";
 export * from "./interceptors.js";
 export * from "./logger.js";
+export * from "./periodic-job.js";
 export * from "./metrics.js";
 export * from "./peers.js";
 export * from "./ratelimit.js";
