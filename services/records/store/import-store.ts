@@ -5,8 +5,9 @@
  * (import-rows.ts), merges rows with the same match value, looks the matches up and writes the
  * creates and the updates with a few set-based statements (jsonb_to_recordset), the timeline
  * entries (actor "import <id>"), what undo needs (rec_import_records), each row's result and the
- * job's progress. Either all of that commits or none: a replica killed mid-batch leaves the batch
- * to the next lease, and no row is applied twice.
+ * job's progress; each record changed takes the tenant's next version and its change event
+ * (changes.ts publishChanges, as an API write), with the COMMIT. Either all of that commits or
+ * none: a replica killed mid-batch leaves the batch to the next lease, and no row is applied twice.
  */
 import { randomUUID } from "node:crypto";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
@@ -19,8 +20,10 @@ import { ImportMode, ImportState, type ColumnMapping, type ImportSchema, type Im
 import type { Db, Sql } from "@crm/dbservice/db";
 import { diff, emailKey, normalId, isId, type CustomDef, type Snapshot } from "../src/rules.js";
 import { asCaller, mayEdit, type Acting } from "./acting.js";
+import { publishChanges, type PendingChange } from "./changes.js";
 import { loadDefs } from "./custom.js";
 import { exportStore, type ExportAudit } from "./export-store.js";
+import { recordReaders } from "./readers.js";
 import { importFields, mergeValues, missingForCreate, multiFields, parseRow, suggestMapping, type ImportKind, type Mapped, type RowValues } from "./import-rows.js";
 
 /** Limits: rows in a file, rows a batch takes, the 24 hours of undo. */
@@ -203,7 +206,7 @@ export interface ImportStoreOptions {
 }
 
 export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<ServiceImpl<typeof DbImportService>> {
-  const tx = <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => asCaller(db, ctx, fn, {}, { afterOutbox: o.afterOutbox });
+  const tx = <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => asCaller(db, ctx, fn, {}, { readers: recordReaders, afterOutbox: o.afterOutbox });
   const answer = async (sql: Sql, id: string) => ({ import: toImport(await getImport(sql, id)) });
 
   return {
@@ -388,6 +391,7 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
           if (job.ended_at && Date.now() - job.ended_at.getTime() > IMPORT_LIMITS.undoHours * 3_600_000) {
             throw new AppError("failed_precondition", `import ${id} ended more than ${IMPORT_LIMITS.undoHours} hours ago: it can no longer be undone`);
           }
+          a.actor = importActor(id);
           const u = await undo(sql, a, job);
           await sql.query("UPDATE rec_imports SET state = 'undone' WHERE id = $1", [id]);
           return { ...(await answer(sql, id)), ...u };
@@ -461,8 +465,9 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
       const lease = Math.min(Math.max(r.leaseSeconds || 30, 5), 600);
       const owner = await db.system(async (sql) => (await sql.query<{ company_id: string; creator_id: string }>("SELECT company_id, creator_id FROM crm_import_job($1)", [id])).rows[0]);
       if (!owner) throw new AppError("not_found", `no import ${id}`);
+      let published = 0;
       try {
-        return await db.tenant(
+        const answer = await db.tenant(
           owner.company_id,
           async (sql, { role }) => {
             const job = await getImport(sql, id, true);
@@ -471,14 +476,21 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
               await endJob(sql, id, "failed", "the user who started the import is no longer active");
               return { import: toImport(await getImport(sql, id)) };
             }
-            const a: Acting = { companyId: owner.company_id, userId: owner.creator_id, role, pending: [] };
+            const a: Acting = { companyId: owner.company_id, userId: owner.creator_id, role, pending: [], actor: importActor(id) };
             if (job.cancel_requested) await endJob(sql, id, "cancelled", "");
             else await runBatch(sql, a, job, size);
             await sql.query("UPDATE rec_imports SET lease_until = now() + make_interval(secs => $2) WHERE id = $1 AND state = 'running'", [id, lease]);
-            return { import: toImport(await getImport(sql, id)) };
+            const out = { import: toImport(await getImport(sql, id)) };
+            // Each record the batch created or updated takes the tenant's next version and its
+            // change event (rec_changes, the outbox) with the COMMIT, as a change made through
+            // the API does: WatchRecords' live lists and the webhooks see imported records.
+            published = await publishChanges(db, sql, a, recordReaders);
+            return out;
           },
           { actingUser: owner.creator_id },
         );
+        if (published) o.afterOutbox?.();
+        return answer;
       } catch (err) {
         if (err instanceof AppError) throw err;
         // A record written meanwhile by someone else (an address taken between the lookup and the
@@ -515,6 +527,9 @@ const toMapping = (r: MappingRow): MessageInitShape<typeof ImportMappingSchema> 
   matchBy: r.match_by,
   updateTime: timestampFromDate(r.updated_at),
 });
+
+/** Who an import's changes name: the timeline's and the events' "import <id>". */
+const importActor = (id: string): NonNullable<Acting["actor"]> => ({ type: "import", id, name: `import ${id}` });
 
 async function endJob(sql: Sql, id: string, state: string, error: string): Promise<void> {
   await sql.query("UPDATE rec_imports SET state = $2, error = $3, ended_at = now(), lease_until = NULL, lease_token = NULL WHERE id = $1", [id, state, error]);
@@ -751,6 +766,7 @@ async function writeCreates(sql: Sql, a: Acting, job: ImportRow, creates: { id: 
   if (!creates.length) return;
   const kind = job.object_type;
   const data = JSON.stringify(creates.map((c) => recordJson(kind, c.id, c.values)));
+  const created: PendingChange[] = creates.map((c) => ({ kind, recordId: c.id, action: "created", changes: diff({}, snapshotOf(kind, c.values)) }));
   if (kind === "person") {
     await sql.query(
       `INSERT INTO rec_people (id, company_id, first_name, last_name, emails, phones, job_title, owner_id, custom)
@@ -774,12 +790,13 @@ async function writeCreates(sql: Sql, a: Acting, job: ImportRow, creates: { id: 
   await sql.query(
     `INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, changes)
      SELECT $1, $2, x.id, 'created', 'import', $3, x.changes FROM jsonb_to_recordset($4::jsonb) AS x (id uuid, changes jsonb)`,
-    [a.companyId, kind, job.id, JSON.stringify(creates.map((c) => ({ id: c.id, changes: diff({}, snapshotOf(kind, c.values)) })))],
+    [a.companyId, kind, job.id, JSON.stringify(created.map((c) => ({ id: c.recordId, changes: c.changes })))],
   );
   await sql.query(
     "INSERT INTO rec_import_records (company_id, import_id, record_id, action, version_after) SELECT $1, $2, unnest($3::uuid[]), 'created', 1",
     [a.companyId, job.id, creates.map((c) => c.id)],
   );
+  for (const c of created) a.pending.push(c);
 }
 
 async function writeUpdates(sql: Sql, a: Acting, job: ImportRow, updates: { cur: Current; next: RowValues; changes: ReturnType<typeof diff> }[]): Promise<void> {
@@ -814,6 +831,7 @@ async function writeUpdates(sql: Sql, a: Acting, job: ImportRow, updates: { cur:
      SELECT $1, $2, x.id, 'updated', 'import', $3, x.changes FROM jsonb_to_recordset($4::jsonb) AS x (id uuid, changes jsonb)`,
     [a.companyId, kind, job.id, JSON.stringify(updates.map((u) => ({ id: u.cur.id, changes: u.changes })))],
   );
+  for (const u of updates) a.pending.push({ kind, recordId: u.cur.id, action: "updated", changes: u.changes });
   // The values before the import's first change of each record (undo restores them).
   await sql.query(
     `INSERT INTO rec_import_records (company_id, import_id, record_id, action, before, version_after)
@@ -838,6 +856,7 @@ async function undo(sql: Sql, a: Acting, job: ImportRow): Promise<{ trashedCount
        SELECT $1, $2, unnest($3::uuid[]), 'deleted', 'import', $4, '[]'::jsonb`,
       [a.companyId, kind, trashed.rows.map((r) => r.id), job.id],
     );
+    for (const r of trashed.rows) a.pending.push({ kind, recordId: r.id, action: "deleted", changes: [] });
   }
   const { rows: olds } = await sql.query<{ record_id: string; before: Record<string, unknown>; same: boolean }>(
     `SELECT ir.record_id, ir.before, t.version = ir.version_after AS same FROM rec_import_records ir JOIN ${table} t ON t.id = ir.record_id
@@ -876,6 +895,7 @@ async function undo(sql: Sql, a: Acting, job: ImportRow): Promise<{ trashedCount
        SELECT $1, $2, unnest($3::uuid[]), 'updated', 'import', $4, '[]'::jsonb`,
       [a.companyId, kind, restore.map((o) => o.record_id), job.id],
     );
+    for (const o of restore) a.pending.push({ kind, recordId: o.record_id, action: "updated", changes: [] });
   }
   return { trashedCount: BigInt(trashed.rows.length), restoredCount: BigInt(restore.length), skippedCount: BigInt(olds.length - restore.length) };
 }

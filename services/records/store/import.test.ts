@@ -16,6 +16,10 @@ import { fromJson } from "@bufbuild/protobuf";
 import { ImportMode, ImportState, type Import } from "@crm/gen/crm/records/v1/import_pb";
 import { authInterceptor, contextInterceptor, errorInterceptor, peerServiceKey, textInterceptor } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
+import { RECORD_EVENTS_EXCHANGE } from "@crm/contracts";
+import { decodeRecordChange } from "@crm/contracts/events";
+import { ActorType } from "@crm/gen/crm/records/v1/common_pb";
+import { ChangeAction } from "@crm/gen/crm/records/v1/stream_pb";
 import { defaultImportLimits, uploadFile, errorFile } from "../src/import-service.js";
 import { exportCsv } from "../src/export-service.js";
 import { expectCode, log, storeHarness, testVerifier, type StoreHarness, type Tenant } from "../test/harness.js";
@@ -212,6 +216,45 @@ test("a replica that dies mid-import: another resumes after the lease, no row ap
   assert.deepEqual(counts(done), { created: 50, updated: 0, merged: 0, unchanged: 0, failed: 0, done: 50 });
   const { rows } = await h.pool.query("SELECT count(*)::int AS n, count(DISTINCT emails[1])::int AS d FROM rec_people WHERE company_id = $1", [T.companyId]);
   assert.deepEqual(rows[0], { n: 50, d: 50 });
+});
+
+test("imported records take the tenant's versions and change events, as API writes do; so does undo", { skip }, async () => {
+  const T = await h.tenant("Events");
+  const existing = (await T.owner.store.createPersonDB({ request: { person: { firstName: "Old", emails: ["old@events.example"], jobTitle: "Intern" } } })).response!.person!;
+  const ready = await upload(T.owner.token, Buffer.from("email,first name,job title\nold@events.example,Old,Chief\nnew1@events.example,New1,\nnew2@events.example,New2,\nbad,Bad,\nNEW1@events.example,,Lead\n"));
+  const db = client(T.owner.token);
+  // A dry run takes no version.
+  await db.startImportDB({ request: { id: ready.id, dryRun: true } });
+  await runJobs(2);
+  const versionOf = async () => Number((await h.pool.query("SELECT coalesce((SELECT version FROM rec_versions WHERE company_id = $1), 0) AS v", [T.companyId])).rows[0].v);
+  assert.equal(await versionOf(), 1, "the person created through the API only");
+  await db.startImportDB({ request: { id: ready.id } });
+  await runJobs(2);
+  const { rows } = await h.pool.query<{ version: string; record_id: string; event: Buffer }>("SELECT version, record_id, event FROM rec_changes WHERE company_id = $1 ORDER BY version", [T.companyId]);
+  const cs = rows.map((r) => decodeRecordChange(r.event));
+  assert.deepEqual(cs.map((c) => Number(c.version)), [1, 2, 3, 4, 5], "gap-free: one version per record change, none per merged or failed row");
+  const imported = cs.slice(1);
+  for (const c of imported) {
+    assert.deepEqual([c.actor?.type, c.actor?.id, c.actor?.name], [ActorType.IMPORT, ready.id, `import ${ready.id}`], "the import is the actor");
+    assert.equal(c.record?.record.case, "person", "the record after the change, for live lists' filters");
+  }
+  // Batches of 2 rows (a batch writes its creates, then its updates): row 1 updates Old, rows 2-3
+  // create, row 5 (batch 3) merges into New1.
+  assert.deepEqual(imported.map((c) => [c.recordId === existing.id ? "old" : "new", ChangeAction[c.action]]), [["new", "CREATED"], ["old", "UPDATED"], ["new", "CREATED"], ["new", "UPDATED"]]);
+  assert.equal(imported[3]!.recordId, imported[0]!.recordId, "the merged row updates the record its import created");
+  const upd = imported[1]!;
+  assert.ok(upd.record?.record.case === "person" && upd.previous?.record.case === "person");
+  assert.deepEqual([upd.previous.record.value.jobTitle, upd.record.record.value.jobTitle], ["Intern", "Chief"]);
+  const { rows: out } = await h.pool.query("SELECT count(*)::int AS n FROM outbox WHERE exchange = $1 AND company_id = $2", [RECORD_EVENTS_EXCHANGE, T.companyId]);
+  assert.equal(out[0].n, 5, "each in the outbox for the webhooks and the other replicas");
+  // The timeline and the change log agree: one entry per change, naming the import.
+  const tl = (await h.pool.query("SELECT count(*)::int AS n FROM rec_timeline WHERE company_id = $1 AND actor_type = 'import' AND actor_id = $2", [T.companyId, ready.id])).rows[0].n;
+  assert.equal(tl, 4);
+
+  await db.undoImportDB({ request: { id: ready.id } });
+  const undone = (await h.pool.query<{ event: Buffer }>("SELECT event FROM rec_changes WHERE company_id = $1 AND version > 5 ORDER BY version", [T.companyId])).rows.map((r) => decodeRecordChange(r.event));
+  assert.deepEqual(undone.map((c) => ChangeAction[c.action]).sort(), ["DELETED", "DELETED", "UPDATED"], "two created → trash, Old restored");
+  assert.ok(undone.every((c) => c.actor?.type === ActorType.IMPORT && c.actor.id === ready.id));
 });
 
 test("export: a filtered list as CSV with custom fields, written to the audit log", { skip }, async () => {
