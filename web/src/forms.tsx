@@ -79,6 +79,23 @@ export function FormError({ text }: { text: string | undefined }) {
   );
 }
 
+/** What a screen says after an action: a status line, or an alert when it failed. */
+export type NoticeText = { text: string; error?: boolean | undefined; action?: ReactNode } | undefined;
+
+/**
+ * The notice line every screen shows under its actions: role=status (read out politely) for what
+ * happened, role=alert for an error; `action` (an Undo or Restore button) follows the text.
+ */
+export function Notice({ notice }: { notice: NoticeText }) {
+  if (!notice?.text) return null;
+  return (
+    <p role={notice.error ? "alert" : "status"} className={notice.error ? "error" : "notice"}>
+      {notice.text}
+      {notice.action ? <> {notice.action}</> : null}
+    </p>
+  );
+}
+
 /** Thrown by an action for errors of its own (a check here, a row's result): shown next to those fields. */
 export class LocalInvalid extends Error {
   constructor(

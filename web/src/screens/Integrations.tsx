@@ -16,7 +16,7 @@ import { apiKeyScopes } from "@crm/contracts/scopes";
 import { transport } from "../session";
 import { useI18n } from "../i18n";
 import { describeError, fieldErrors } from "../errors";
-import { Field, FormError, LocalInvalid, useSubmit } from "../forms";
+import { Field, FormError, LocalInvalid, Notice, useSubmit, type NoticeText } from "../forms";
 
 const keys = createClient(ApiKeyService, transport);
 const audit = createClient(AuditService, transport);
@@ -200,7 +200,7 @@ export function ApiKeys() {
   const [rate, setRate] = useState("");
   const [secret, setSecret] = useState<{ name: string; key: string }>();
   const [copied, setCopied] = useState(false);
-  const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
+  const [notice, setNotice] = useState<NoticeText>();
   const revokedId = useId();
   const submit = useSubmit(async () => {
     const local: Record<string, string> = {};
@@ -264,11 +264,7 @@ export function ApiKeys() {
               {w("done")}
             </button>
           </div>
-          {copied && (
-            <p role="status" className="notice">
-              {w("copied")}
-            </p>
-          )}
+          <Notice notice={copied ? { text: w("copied") } : undefined} />
         </div>
       )}
       <form className="new-key" onSubmit={submit.onSubmit} noValidate aria-labelledby="new-key-title">
@@ -286,11 +282,7 @@ export function ApiKeys() {
         <input id={revokedId} type="checkbox" checked={showRevoked} onChange={(e) => setShowRevoked(e.target.checked)} />
         <label htmlFor={revokedId}>{w("showRevoked")}</label>
       </p>
-      {notice && (
-        <p role={notice.error ? "alert" : "status"} className={notice.error ? "error" : "notice"}>
-          {notice.text}
-        </p>
-      )}
+      <Notice notice={notice} />
       {list.error && (
         <p role="alert" className="error">
           {describeError(list.error, words.i18n)}
@@ -366,7 +358,7 @@ export function AuditLog() {
   const [action, setAction] = useState("");
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
-  const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
+  const [notice, setNotice] = useState<NoticeText>();
   const [exporting, setExporting] = useState(false);
   const filter = {
     actorId: actor,
@@ -438,11 +430,7 @@ export function AuditLog() {
           {w("export")}
         </button>
       </form>
-      {notice && (
-        <p role={notice.error ? "alert" : "status"} className={notice.error ? "error" : "notice"}>
-          {notice.text}
-        </p>
-      )}
+      <Notice notice={notice} />
       {list.error && (
         <p role="alert" className="error">
           {describeError(list.error, words.i18n)}

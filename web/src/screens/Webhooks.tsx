@@ -13,7 +13,7 @@ import { DeliveryStatus, WebhookService, type Delivery, type Endpoint } from "@c
 import { transport } from "../session";
 import { useI18n } from "../i18n";
 import { describeError, fieldErrors } from "../errors";
-import { Field, FormError, LocalInvalid, useSubmit } from "../forms";
+import { Field, FormError, LocalInvalid, Notice, useSubmit, type NoticeText } from "../forms";
 
 const hooks = createClient(WebhookService, transport);
 
@@ -171,17 +171,6 @@ function asLocal(e: unknown): never {
   throw e;
 }
 
-type Notice = { text: string; error?: boolean } | undefined;
-
-function NoticeLine({ notice }: { notice: Notice }) {
-  if (!notice) return null;
-  return (
-    <p role={notice.error ? "alert" : "status"} className={notice.error ? "error" : "notice"}>
-      {notice.text}
-    </p>
-  );
-}
-
 export function Webhooks() {
   const words = useWords();
   const { w } = words;
@@ -196,7 +185,7 @@ export function Webhooks() {
   const [active, setActive] = useState(true);
   const [secret, setSecret] = useState<{ url: string; secret: string; previousUntil?: Date | undefined }>();
   const [copied, setCopied] = useState(false);
-  const [notice, setNotice] = useState<Notice>();
+  const [notice, setNotice] = useState<NoticeText>();
   const [logOf, setLogOf] = useState<Endpoint>();
   const orderedId = useId();
   const activeId = useId();
@@ -302,14 +291,10 @@ export function Webhooks() {
               {w("done")}
             </button>
           </div>
-          {copied && (
-            <p role="status" className="notice">
-              {w("copied")}
-            </p>
-          )}
+          <Notice notice={copied ? { text: w("copied") } : undefined} />
         </div>
       )}
-      <NoticeLine notice={notice?.text ? notice : undefined} />
+      <Notice notice={notice} />
       {list.error && (
         <p role="alert" className="error">
           {describeError(list.error, words.i18n)}
@@ -402,7 +387,7 @@ function Deliveries({ endpoint }: { endpoint: Endpoint }) {
   const words = useWords();
   const { w } = words;
   const id = useId();
-  const [notice, setNotice] = useState<Notice>();
+  const [notice, setNotice] = useState<NoticeText>();
   const [since, setSince] = useState("");
   const list = useInfiniteQuery(WebhookService.method.listDeliveries, { endpointId: endpoint.endpointId, pageSize: 50, pageToken: "" }, {
     ...paging,
@@ -445,7 +430,7 @@ function Deliveries({ endpoint }: { endpoint: Endpoint }) {
         </button>
         <FormError text={replay.error} />
       </form>
-      <NoticeLine notice={notice} />
+      <Notice notice={notice} />
       {list.error && (
         <p role="alert" className="error">
           {describeError(list.error, words.i18n)}

@@ -212,15 +212,8 @@ export function splitErrors(e: unknown, words: Words, prefix: string, shown: str
   return { form: rest.length ? rest.join("; ") : words.t("form.fixFields"), fields };
 }
 
-/** A status line (role=status) or an error (role=alert). */
-export function Notice({ notice }: { notice: { text: string; error?: boolean; action?: ReactNode } | undefined }) {
-  if (!notice) return null;
-  return (
-    <p role={notice.error ? "alert" : "status"} className={notice.error ? "error" : "notice"}>
-      {notice.text} {notice.action}
-    </p>
-  );
-}
+/** The console's one notice line, used by every records screen. */
+export { Notice } from "../../forms";
 
 export type Editor =
   | { kind: "text"; type?: string; maxLength?: number; hint?: string }
