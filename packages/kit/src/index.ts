@@ -9,6 +9,7 @@ export * from "./errors.js";
 export * from "./ids.js";
 export * from "./inbox.js";
 export * from "./interceptors.js";
+export * from "./keyed-bindings.js";
 export * from "./logger.js";
 export * from "./periodic-job.js";
 export * from "./metrics.js";
