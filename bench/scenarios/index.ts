@@ -17,5 +17,6 @@ import { startup } from "./startup.js";
 import { timers } from "./timers.js";
 import { users } from "./users.js";
 import { tracing } from "./tracing.js";
+import { webhooks } from "./webhooks.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, recordsWatch, importScenario, consoleScenario];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, recordsWatch, webhooks, importScenario, consoleScenario];
