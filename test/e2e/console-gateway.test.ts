@@ -9,55 +9,37 @@
  * them it skips with one loud line (CI=true makes that a failure).
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { dropDatabase, needNone, removeRabbitObjects } from "@crm/testkit";
+import { needNone } from "@crm/testkit";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
+import { checkPrerequisites, defaults } from "../../scripts/cluster/lib.mjs";
 import { nginxProblem } from "../../services/gateway/run.mjs";
+import { runTag, startGatewayCluster, type GatewayCluster } from "./gateway-cluster.ts";
 import { axe, buildWebIfStale, chromiumSkip, launchChromium, logIn, watchProblems } from "./browser.ts";
 
 const backing = await checkPrerequisites({ ...defaults, gateway: false });
 const skip = chromiumSkip() || needNone(nginxProblem(), ...backing);
 
 describe("the web console through the gateway (TLS, real services)", { skip, timeout: 600_000 }, () => {
-  const tag = `${process.pid}_${randomBytes(3).toString("hex")}`;
-  const dbName = `crm_console_${tag}`;
-  const queue = `email_tasks_console_${tag}`;
+  const tag = runTag();
   const email = `olga-${tag}@acme.test`;
   const password = "correct horse battery staple";
   const problems: string[] = [];
-  let dir: string;
-  let cluster: Cluster;
+  let gw: GatewayCluster | undefined;
   let browser: Browser;
   let base: string;
   const contexts: BrowserContext[] = [];
 
   before(async () => {
     buildWebIfStale();
-    dir = mkdtempSync(join(tmpdir(), "crm-console-gw-"));
     browser = await launchChromium();
-    cluster = await startCluster({
-      dataDir: dir,
-      ports: "free",
-      databaseUrl: `postgres://postgres@127.0.0.1:5432/${dbName}`,
-      redisUrl: "redis://127.0.0.1:6379/8",
-      env: { LOG_LEVEL: "info", EMAIL_QUEUE: queue, LOGS_REPORT_ERRORS: "false" },
-      gateway: { clientVerify: "optional", vars: { CRM_GW_WORKERS: "1" } },
-      readyTimeoutMs: 240_000,
-    });
-    base = `https://127.0.0.1:${cluster.httpsPort}`;
+    gw = await startGatewayCluster("console", tag);
+    base = gw.base;
   });
 
   after(async () => {
     await browser?.close();
-    await cluster?.stop();
-    await dropDatabase(dbName);
-    await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] }, defaults.amqpUrl);
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await gw?.stop();
   });
 
   async function newPage(): Promise<Page> {

@@ -10,15 +10,12 @@
  * them it skips with one loud line (CI=true makes that a failure).
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { dropDatabase, needNone, removeRabbitObjects } from "@crm/testkit";
+import { needNone } from "@crm/testkit";
 import type { Browser } from "playwright-core";
-import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
+import { checkPrerequisites, defaults } from "../../scripts/cluster/lib.mjs";
 import { nginxProblem } from "../../services/gateway/run.mjs";
+import { runTag, startGatewayCluster, type GatewayCluster } from "./gateway-cluster.ts";
 import { axe, buildWebIfStale, chromiumSkip, launchChromium, watchProblems } from "./browser.ts";
 import { column, dealFlow, rpc, signUp } from "./records-flow.ts";
 
@@ -26,37 +23,22 @@ const backing = await checkPrerequisites({ ...defaults, gateway: false });
 const skip = chromiumSkip() || needNone(nginxProblem(), ...backing);
 
 describe("the records screens through the gateway (TLS, real services)", { skip, timeout: 600_000 }, () => {
-  const tag = `${process.pid}_${randomBytes(3).toString("hex")}`;
-  const dbName = `crm_console_rec_${tag}`;
-  const queue = `email_tasks_console_rec_${tag}`;
+  const tag = runTag();
   const problems: string[] = [];
-  let dir: string;
-  let cluster: Cluster;
+  let gw: GatewayCluster | undefined;
   let browser: Browser;
   let base: string;
 
   before(async () => {
     buildWebIfStale();
-    dir = mkdtempSync(join(tmpdir(), "crm-console-rec-gw-"));
     browser = await launchChromium();
-    cluster = await startCluster({
-      dataDir: dir,
-      ports: "free",
-      databaseUrl: `postgres://postgres@127.0.0.1:5432/${dbName}`,
-      redisUrl: "redis://127.0.0.1:6379/8",
-      env: { LOG_LEVEL: "info", EMAIL_QUEUE: queue, LOGS_REPORT_ERRORS: "false" },
-      gateway: { clientVerify: "optional", vars: { CRM_GW_WORKERS: "1" } },
-      readyTimeoutMs: 240_000,
-    });
-    base = `https://127.0.0.1:${cluster.httpsPort}`;
+    gw = await startGatewayCluster("console_rec", tag);
+    base = gw.base;
   });
 
   after(async () => {
     await browser?.close();
-    await cluster?.stop();
-    await dropDatabase(dbName);
-    await removeRabbitObjects({ queues: [queue, `${queue}.retry`, `${queue}.dead`] }, defaults.amqpUrl);
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await gw?.stop();
   });
 
   it("sign up, a company, a person and a deal, drag the deal to Won, the move on its timeline", async () => {
