@@ -33,10 +33,24 @@ export const AUDIT_QUEUE = "audit_events";
 /**
  * Record changes (crm.records.v1.RecordChange): written to the outbox by the records store
  * (dbservice) with every change of a company, person or deal, published by the relay, consumed by
- * every records replica's hub (WatchRecords) and, later, by webhooks.
+ * every records replica's hub (WatchRecords) and by webhooks. Finished imports
+ * (crm.records.v1.ImportFinished) go to the same exchange under `imports.<tenant>`, which no hub binds.
  */
 export const RECORD_EVENTS_EXCHANGE = "records.events";
 /** The type of `records.events`: topic, so each records replica binds only the tenants its streams watch. */
 export const RECORD_EVENTS_EXCHANGE_TYPE = "topic";
 /** The routing key of one tenant's record changes on `records.events` (all object types: versions are per tenant). */
 export const recordRoutingKey = (tenantId: string) => `records.${tenantId}`;
+
+/** The routing key of one tenant's finished imports on `records.events` (webhooks binds `imports.*`). */
+export const importRoutingKey = (tenantId: string) => `imports.${tenantId}`;
+
+/**
+ * Users added or deactivated (crm.admin.v1.UserEvent): written to the outbox by the admin store
+ * (dbservice) in the transaction of the change, published by the relay, consumed by webhooks.
+ */
+export const USER_EVENTS_EXCHANGE = "users.events";
+/** The type of `users.events`: topic, keyed by tenant like the others. */
+export const USER_EVENTS_EXCHANGE_TYPE = "topic";
+/** The routing key of one tenant's user events on `users.events`. */
+export const userRoutingKey = (tenantId: string) => `users.${tenantId}`;

@@ -14,13 +14,14 @@
  */
 import pg from "pg";
 import { BusUnavailableError, callContext, setOutboxLag, withTraceContext, type EventBus, type ExchangeType, type Logger } from "@crm/kit";
-import { CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE, RECORD_EVENTS_EXCHANGE, RECORD_EVENTS_EXCHANGE_TYPE } from "@crm/contracts";
+import { CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE, RECORD_EVENTS_EXCHANGE, RECORD_EVENTS_EXCHANGE_TYPE, USER_EVENTS_EXCHANGE, USER_EVENTS_EXCHANGE_TYPE } from "@crm/contracts";
 import { transaction } from "./db.js";
 
 /** Exchanges the relay declares (and may publish to). "" (the default exchange) needs no declaration. */
 export const relayExchanges: Record<string, ExchangeType> = {
   [CHAT_EVENTS_EXCHANGE]: CHAT_EVENTS_EXCHANGE_TYPE,
   [RECORD_EVENTS_EXCHANGE]: RECORD_EVENTS_EXCHANGE_TYPE,
+  [USER_EVENTS_EXCHANGE]: USER_EVENTS_EXCHANGE_TYPE,
 };
 
 export interface RelayOptions {

@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ActorType } from "./audit_pb.js";
+import { file_crm_admin_v1_audit } from "./audit_pb.js";
 import type { Role } from "../../auth/v1/auth_pb.js";
 import { file_crm_auth_v1_auth } from "../../auth/v1/auth_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/admin/v1/admin.proto.
  */
 export const file_crm_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDGNybS5hZG1pbi52MSJWCgdOZXdVc2VyEg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEh8KBHJvbGUYAyABKA4yES5jcm0uYXV0aC52MS5Sb2xlEgwKBG5hbWUYBCABKAkiNwoPQWRkVXNlcnNSZXF1ZXN0EiQKBXVzZXJzGAEgAygLMhUuY3JtLmFkbWluLnYxLk5ld1VzZXIikQEKDUFkZFVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJTdGF0dXMSDgoGcmVhc29uGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFAoMZW1haWxfcXVldWVkGAYgASgIImEKDUFkZFVzZXJzU3RhdHMSDwoHY3JlYXRlZBgBIAEoBRIYChBhbHJlYWR5X2V4aXN0aW5nGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1lbWFpbHNfcXVldWVkGAQgASgFImwKEEFkZFVzZXJzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmNybS5hZG1pbi52MS5BZGRVc2VyUmVzdWx0EioKBXN0YXRzGAIgASgLMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJzU3RhdHMivgEKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRIMCgRuYW1lGAQgASgJEh8KBHJvbGUYBSABKA4yES5jcm0uYXV0aC52MS5Sb2xlEigKBnN0YXR1cxgGIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEExpc3RVc2Vyc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKAoGc3RhdHVzGAQgASgOMhguY3JtLmFkbWluLnYxLlVzZXJTdGF0dXMiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoFdXNlcnMYASADKAsyEi5jcm0uYWRtaW4udjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIfCgRyb2xlGAMgASgOMhEuY3JtLmF1dGgudjEuUm9sZRIoCgZzdGF0dXMYBCABKA4yGC5jcm0uYWRtaW4udjEuVXNlclN0YXR1cyI7ChJMaXN0TWVtYmVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdE1lbWJlcnNSZXNwb25zZRIlCgdtZW1iZXJzGAEgAygLMhQuY3JtLmFkbWluLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSJFChFDaGFuZ2VSb2xlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5jcm0uYXV0aC52MS5Sb2xlIjYKEkNoYW5nZVJvbGVSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXIqdwoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhcKE1VTRVJfU1RBVFVTX0lOVklURUQQAhIbChdVU0VSX1NUQVRVU19ERUFDVElWQVRFRBADKo4BCg1BZGRVc2VyU3RhdHVzEh8KG0FERF9VU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0FERF9VU0VSX1NUQVRVU19DUkVBVEVEEAESIgoeQUREX1VTRVJfU1RBVFVTX0FMUkVBRFlfRVhJU1RTEAISGwoXQUREX1VTRVJfU1RBVFVTX0lOVkFMSUQQAzKzAwoMQWRtaW5TZXJ2aWNlEkkKCEFkZFVzZXJzEh0uY3JtLmFkbWluLnYxLkFkZFVzZXJzUmVxdWVzdBoeLmNybS5hZG1pbi52MS5BZGRVc2Vyc1Jlc3BvbnNlElEKCUxpc3RVc2VycxIeLmNybS5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0Gh8uY3JtLmFkbWluLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgESWwoORGVhY3RpdmF0ZVVzZXISIy5jcm0uYWRtaW4udjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0GiQuY3JtLmFkbWluLnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USTwoKQ2hhbmdlUm9sZRIfLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVxdWVzdBogLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVzcG9uc2USVwoLTGlzdE1lbWJlcnMSIC5jcm0uYWRtaW4udjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiEuY3JtLmFkbWluLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_crm_auth_v1_auth, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDGNybS5hZG1pbi52MSJWCgdOZXdVc2VyEg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEh8KBHJvbGUYAyABKA4yES5jcm0uYXV0aC52MS5Sb2xlEgwKBG5hbWUYBCABKAkiNwoPQWRkVXNlcnNSZXF1ZXN0EiQKBXVzZXJzGAEgAygLMhUuY3JtLmFkbWluLnYxLk5ld1VzZXIikQEKDUFkZFVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJTdGF0dXMSDgoGcmVhc29uGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFAoMZW1haWxfcXVldWVkGAYgASgIImEKDUFkZFVzZXJzU3RhdHMSDwoHY3JlYXRlZBgBIAEoBRIYChBhbHJlYWR5X2V4aXN0aW5nGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1lbWFpbHNfcXVldWVkGAQgASgFImwKEEFkZFVzZXJzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmNybS5hZG1pbi52MS5BZGRVc2VyUmVzdWx0EioKBXN0YXRzGAIgASgLMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJzU3RhdHMivgEKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRIMCgRuYW1lGAQgASgJEh8KBHJvbGUYBSABKA4yES5jcm0uYXV0aC52MS5Sb2xlEigKBnN0YXR1cxgGIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEExpc3RVc2Vyc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKAoGc3RhdHVzGAQgASgOMhguY3JtLmFkbWluLnYxLlVzZXJTdGF0dXMiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoFdXNlcnMYASADKAsyEi5jcm0uYWRtaW4udjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIfCgRyb2xlGAMgASgOMhEuY3JtLmF1dGgudjEuUm9sZRIoCgZzdGF0dXMYBCABKA4yGC5jcm0uYWRtaW4udjEuVXNlclN0YXR1cyI7ChJMaXN0TWVtYmVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdE1lbWJlcnNSZXNwb25zZRIlCgdtZW1iZXJzGAEgAygLMhQuY3JtLmFkbWluLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSJFChFDaGFuZ2VSb2xlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5jcm0uYXV0aC52MS5Sb2xlIjYKEkNoYW5nZVJvbGVSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXIigAIKCVVzZXJFdmVudBIQCghldmVudF9pZBgBIAEoCRISCgpjb21wYW55X2lkGAIgASgJEigKBmNoYW5nZRgDIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyQ2hhbmdlEiAKBHVzZXIYBCABKAsyEi5jcm0uYWRtaW4udjEuVXNlchIrCgphY3Rvcl90eXBlGAUgASgOMhcuY3JtLmFkbWluLnYxLkFjdG9yVHlwZRIQCghhY3Rvcl9pZBgGIAEoCRISCgphY3Rvcl9uYW1lGAcgASgJEi4KCmV2ZW50X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKncKClVzZXJTdGF0dXMSGwoXVVNFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJVU0VSX1NUQVRVU19BQ1RJVkUQARIXChNVU0VSX1NUQVRVU19JTlZJVEVEEAISGwoXVVNFUl9TVEFUVVNfREVBQ1RJVkFURUQQAyqOAQoNQWRkVXNlclN0YXR1cxIfChtBRERfVVNFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBRERfVVNFUl9TVEFUVVNfQ1JFQVRFRBABEiIKHkFERF9VU0VSX1NUQVRVU19BTFJFQURZX0VYSVNUUxACEhsKF0FERF9VU0VSX1NUQVRVU19JTlZBTElEEAMqXQoKVXNlckNoYW5nZRIbChdVU0VSX0NIQU5HRV9VTlNQRUNJRklFRBAAEhUKEVVTRVJfQ0hBTkdFX0FEREVEEAESGwoXVVNFUl9DSEFOR0VfREVBQ1RJVkFURUQQAjKzAwoMQWRtaW5TZXJ2aWNlEkkKCEFkZFVzZXJzEh0uY3JtLmFkbWluLnYxLkFkZFVzZXJzUmVxdWVzdBoeLmNybS5hZG1pbi52MS5BZGRVc2Vyc1Jlc3BvbnNlElEKCUxpc3RVc2VycxIeLmNybS5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0Gh8uY3JtLmFkbWluLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgESWwoORGVhY3RpdmF0ZVVzZXISIy5jcm0uYWRtaW4udjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0GiQuY3JtLmFkbWluLnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USTwoKQ2hhbmdlUm9sZRIfLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVxdWVzdBogLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVzcG9uc2USVwoLTGlzdE1lbWJlcnMSIC5jcm0uYWRtaW4udjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiEuY3JtLmFkbWluLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_crm_admin_v1_audit, file_crm_auth_v1_auth, file_google_protobuf_timestamp]);
 
 /**
  * One person to add.
@@ -471,6 +473,68 @@ export const ChangeRoleResponseSchema: GenMessage<ChangeRoleResponse> = /*@__PUR
   messageDesc(file_crm_admin_v1_admin, 14);
 
 /**
+ * A user of a company was added or deactivated. The admin store writes it to the outbox in the
+ * transaction that made the change; the relay publishes it to users.events with the routing key
+ * users.<company id>. The webhooks service delivers it as user.added or user.deactivated.
+ *
+ * @generated from message crm.admin.v1.UserEvent
+ */
+export type UserEvent = Message<"crm.admin.v1.UserEvent"> & {
+  /**
+   * Unique per event (a UUID); the webhook-id is made from it.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string company_id = 2;
+   */
+  companyId: string;
+
+  /**
+   * @generated from field: crm.admin.v1.UserChange change = 3;
+   */
+  change: UserChange;
+
+  /**
+   * The user after the change.
+   *
+   * @generated from field: crm.admin.v1.User user = 4;
+   */
+  user?: User | undefined;
+
+  /**
+   * Who made the change: a user, or an API key (actor_name "API key <name>").
+   *
+   * @generated from field: crm.admin.v1.ActorType actor_type = 5;
+   */
+  actorType: ActorType;
+
+  /**
+   * @generated from field: string actor_id = 6;
+   */
+  actorId: string;
+
+  /**
+   * @generated from field: string actor_name = 7;
+   */
+  actorName: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp event_time = 8;
+   */
+  eventTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message crm.admin.v1.UserEvent.
+ * Use `create(UserEventSchema)` to create a new message.
+ */
+export const UserEventSchema: GenMessage<UserEvent> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 15);
+
+/**
  * State of a user's account.
  *
  * @generated from enum crm.admin.v1.UserStatus
@@ -545,6 +609,38 @@ export enum AddUserStatus {
  */
 export const AddUserStatusSchema: GenEnum<AddUserStatus> = /*@__PURE__*/
   enumDesc(file_crm_admin_v1_admin, 1);
+
+/**
+ * What happened to a user in a UserEvent.
+ *
+ * @generated from enum crm.admin.v1.UserChange
+ */
+export enum UserChange {
+  /**
+   * @generated from enum value: USER_CHANGE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Added by an owner or admin (AddUsers): invited, not yet active.
+   *
+   * @generated from enum value: USER_CHANGE_ADDED = 1;
+   */
+  ADDED = 1,
+
+  /**
+   * Deactivated (DeactivateUser).
+   *
+   * @generated from enum value: USER_CHANGE_DEACTIVATED = 2;
+   */
+  DEACTIVATED = 2,
+}
+
+/**
+ * Describes the enum crm.admin.v1.UserChange.
+ */
+export const UserChangeSchema: GenEnum<UserChange> = /*@__PURE__*/
+  enumDesc(file_crm_admin_v1_admin, 2);
 
 /**
  * AdminService manages the people of the caller's company. Every RPC but ListMembers needs an
