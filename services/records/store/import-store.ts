@@ -23,6 +23,7 @@ import { asCaller, mayEdit, type Acting } from "./acting.js";
 import { publishChanges, type PendingChange } from "./changes.js";
 import { loadDefs } from "./custom.js";
 import { exportStore, type ExportAudit } from "./export-store.js";
+import { auditImport, queueImportFinished } from "./import-events.js";
 import { recordReaders } from "./readers.js";
 import { importFields, mergeValues, missingForCreate, multiFields, parseRow, suggestMapping, type ImportKind, type Mapped, type RowValues } from "./import-rows.js";
 
@@ -304,8 +305,10 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
             [id, r!.dryRun, JSON.stringify(mapping)],
           );
           if (again) await sql.query("UPDATE rec_import_rows SET result = '', reason = '', match_key = '' WHERE import_id = $1 AND (result <> '' OR match_key <> '')", [id]);
-          return answer(sql, id);
-        }),
+          const out = await answer(sql, id);
+          await auditImport(o.audit, sql, ctx, "records.import_started", out.import, { mode: job.mode, rows: job.total_rows });
+          return out;
+        }).finally(() => o.audit?.afterCommit()),
       };
     },
 
@@ -349,8 +352,11 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
           if (terminal.has(job.state)) throw new AppError("failed_precondition", `import ${id} has ended (${job.state})`);
           if (job.state === "running") await sql.query("UPDATE rec_imports SET cancel_requested = true WHERE id = $1", [id]);
           else await sql.query("UPDATE rec_imports SET state = 'cancelled', ended_at = now() WHERE id = $1", [id]);
-          return answer(sql, id);
-        }),
+          const out = await answer(sql, id);
+          // A queued job cancelled before it ran has finished; one never started has not.
+          if (job.state === "queued") await queueImportFinished(db, sql, a.companyId, ImportState.QUEUED, out.import);
+          return out;
+        }).finally(() => o.afterOutbox?.()),
       };
     },
 
@@ -394,8 +400,10 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
           a.actor = importActor(id);
           const u = await undo(sql, a, job);
           await sql.query("UPDATE rec_imports SET state = 'undone' WHERE id = $1", [id]);
-          return { ...(await answer(sql, id)), ...u };
-        }),
+          const out = await answer(sql, id);
+          await auditImport(o.audit, sql, ctx, "records.import_undone", out.import, { trashed: String(u.trashedCount), restored: String(u.restoredCount), skipped: String(u.skippedCount) });
+          return { ...out, ...u };
+        }).finally(() => o.audit?.afterCommit()),
       };
     },
 
@@ -466,6 +474,7 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
       const owner = await db.system(async (sql) => (await sql.query<{ company_id: string; creator_id: string }>("SELECT company_id, creator_id FROM crm_import_job($1)", [id])).rows[0]);
       if (!owner) throw new AppError("not_found", `no import ${id}`);
       let published = 0;
+      let finished = false;
       try {
         const answer = await db.tenant(
           owner.company_id,
@@ -474,13 +483,16 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
             if (job.lease_token !== token) throw new AppError("aborted", `import ${id} is leased by another replica now`);
             if (role !== "owner" && role !== "admin" && role !== "member") {
               await endJob(sql, id, "failed", "the user who started the import is no longer active");
-              return { import: toImport(await getImport(sql, id)) };
+              const ended = { import: toImport(await getImport(sql, id)) };
+              finished = await queueImportFinished(db, sql, owner.company_id, states[job.state]!, ended.import);
+              return ended;
             }
             const a: Acting = { companyId: owner.company_id, userId: owner.creator_id, role, pending: [], actor: importActor(id) };
             if (job.cancel_requested) await endJob(sql, id, "cancelled", "");
             else await runBatch(sql, a, job, size);
             await sql.query("UPDATE rec_imports SET lease_until = now() + make_interval(secs => $2) WHERE id = $1 AND state = 'running'", [id, lease]);
             const out = { import: toImport(await getImport(sql, id)) };
+            finished = await queueImportFinished(db, sql, owner.company_id, states[job.state]!, out.import);
             // Each record the batch created or updated takes the tenant's next version and its
             // change event (rec_changes, the outbox) with the COMMIT, as a change made through
             // the API does: WatchRecords' live lists and the webhooks see imported records.
@@ -489,7 +501,7 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
           },
           { actingUser: owner.creator_id },
         );
-        if (published) o.afterOutbox?.();
+        if (published || finished) o.afterOutbox?.();
         return answer;
       } catch (err) {
         if (err instanceof AppError) throw err;
@@ -503,7 +515,15 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
         // The batch failed as a whole (a bug, or the database refused something the checks let
         // through): the job fails with the reason, its committed batches stay.
         const reason = (err as Error).message?.slice(0, 500) ?? String(err);
-        await db.tenant(owner.company_id, (sql) => endJob(sql, id, "failed", `a batch failed: ${reason}`), { actingUser: owner.creator_id });
+        await db.tenant(
+          owner.company_id,
+          async (sql) => {
+            await endJob(sql, id, "failed", `a batch failed: ${reason}`);
+            await queueImportFinished(db, sql, owner.company_id, ImportState.RUNNING, toImport(await getImport(sql, id)));
+          },
+          { actingUser: owner.creator_id },
+        );
+        o.afterOutbox?.();
         throw err;
       }
     },

@@ -18,6 +18,7 @@ import { authInterceptor, contextInterceptor, errorInterceptor, peerServiceKey, 
 import { installHint, need, postgresUp } from "@crm/testkit";
 import { RECORD_EVENTS_EXCHANGE } from "@crm/contracts";
 import { decodeRecordChange } from "@crm/contracts/events";
+import { decodeImportFinished } from "@crm/contracts/tenant-events";
 import { ActorType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction } from "@crm/gen/crm/records/v1/stream_pb";
 import { defaultImportLimits, uploadFile, errorFile } from "../src/import-service.js";
@@ -245,8 +246,11 @@ test("imported records take the tenant's versions and change events, as API writ
   const upd = imported[1]!;
   assert.ok(upd.record?.record.case === "person" && upd.previous?.record.case === "person");
   assert.deepEqual([upd.previous.record.value.jobTitle, upd.record.record.value.jobTitle], ["Intern", "Chief"]);
-  const { rows: out } = await h.pool.query("SELECT count(*)::int AS n FROM outbox WHERE exchange = $1 AND company_id = $2", [RECORD_EVENTS_EXCHANGE, T.companyId]);
+  const { rows: out } = await h.pool.query("SELECT count(*)::int AS n FROM outbox WHERE exchange = $1 AND company_id = $2 AND routing_key LIKE 'records.%'", [RECORD_EVENTS_EXCHANGE, T.companyId]);
   assert.equal(out[0].n, 5, "each in the outbox for the webhooks and the other replicas");
+  // The dry run and the run each ended with an ImportFinished, in the transaction of its last batch.
+  const { rows: ends } = await h.pool.query<{ payload: Buffer }>("SELECT payload FROM outbox WHERE exchange = $1 AND company_id = $2 AND routing_key = $3 ORDER BY id", [RECORD_EVENTS_EXCHANGE, T.companyId, `imports.${T.companyId}`]);
+  assert.deepEqual(ends.map((r) => { const e = decodeImportFinished(r.payload); return [e.import?.id, ImportState[e.import!.state], e.import?.dryRun]; }), [[ready.id, "SUCCEEDED", true], [ready.id, "SUCCEEDED", false]]);
   // The timeline and the change log agree: one entry per change, naming the import.
   const tl = (await h.pool.query("SELECT count(*)::int AS n FROM rec_timeline WHERE company_id = $1 AND actor_type = 'import' AND actor_id = $2", [T.companyId, ready.id])).rows[0].n;
   assert.equal(tl, 4);
@@ -272,7 +276,9 @@ test("export: a filtered list as CSV with custom fields, written to the audit lo
   }
   assert.equal(csv, '\uFEFFfirst_name,last_name,emails\r\n"Ann, ""A""",Lee,a@x.example\r\nBob,,b@x.example\r\n');
   assert.equal(rows, 2n);
-  const { rows: audit } = await h.pool.query("SELECT action, details FROM audit_events WHERE company_id = $1", [T.companyId]);
+  const { rows: started } = await h.pool.query("SELECT actor_id, target_id, details FROM audit_events WHERE company_id = $1 AND action = 'records.import_started'", [T.companyId]);
+  assert.deepEqual(started.map((a) => [a.actor_id, a.target_id, a.details.dry_run]), [[T.owner.userId, ready.id, "false"]], "the import's start is in the audit log");
+  const { rows: audit } = await h.pool.query("SELECT action, details FROM audit_events WHERE company_id = $1 AND action <> 'records.import_started'", [T.companyId]);
   assert.equal(audit.length, 1, "one audit event an export, however many pages");
   assert.equal(audit[0].action, "records.exported");
   await expectCode((async () => {
