@@ -9,9 +9,14 @@
  * SECURITY DEFINER function, and only for the auth service. The rules shared with the service
  * (rows, user ids, roles, page size) are ../src/rules.ts.
  */
+import { randomUUID } from "node:crypto";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { actorOf, AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import { userEvent } from "@crm/contracts/tenant-events";
+import { ActorType } from "@crm/gen/crm/admin/v1/audit_pb";
+import { UserChange, type UserStatus as ApiUserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
+import type { Role as ApiRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import {
   ConsumeInviteTokenResponse_Outcome as InviteOutcome,
   ConsumeResetTokenResponse_Outcome as ResetOutcome,
@@ -77,6 +82,33 @@ function userRecord(u: UserRow, { roleToProto, statusToProto }: Pick<AdminStoreD
     createdAt: ts(u.created_at),
     deactivatedAt: ts(u.deactivated_at),
   };
+}
+
+/**
+ * Users added or deactivated, as UserEvents on the outbox in `sql`'s transaction (users.events;
+ * webhooks delivers them). `actorName`: the acting user's name (an API key's is in its actor).
+ */
+async function queueUserEvents(db: Db, sql: Sql, p: Principal, actorName: string, change: UserChange, users: Omit<UserRecord, "$typeName">[]): Promise<void> {
+  if (users.length === 0) return;
+  const actor = actorOf(p);
+  const eventTime = timestampFromDate(new Date());
+  await db.enqueueMany(
+    sql,
+    users.map((u) => {
+      const e = userEvent({
+        eventId: randomUUID(),
+        companyId: p.companyId,
+        change,
+        // The admin API's User: its enums share the store's numbering.
+        user: { userId: u.userId, email: u.email, phone: u.phone, name: u.name, role: u.role as number as ApiRole, status: u.status as number as ApiUserStatus, createdAt: u.createdAt },
+        actorType: actor.type === "api_key" ? ActorType.API_KEY : ActorType.USER,
+        actorId: actor.id,
+        actorName: actor.name || actorName,
+        eventTime,
+      });
+      return { ...e, companyId: p.companyId };
+    }),
+  );
 }
 
 /** The acting user as the database knows them now: an active owner or admin, or permission_denied. */
@@ -173,10 +205,10 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
         // One statement for the batch; a login taken anywhere (unique across companies) skips its row.
         const inserted = rows.length
           ? (
-              await sql.query<{ id: string; email: string }>(
+              await sql.query<UserRow>(
                 `INSERT INTO users (company_id, email, phone, name, role, status)
                  SELECT crm_company(), e, nullif(p, ''), n, r, 'invited' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(e, p, n, r)
-                 ON CONFLICT DO NOTHING RETURNING id, email`,
+                 ON CONFLICT DO NOTHING RETURNING ${userColumns}`,
                 [rows.map((u) => u.email), rows.map((u) => u.phone), rows.map((u) => u.name), rows.map((u) => u.role)],
               )
             ).rows
@@ -211,6 +243,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
           results[i]!.userId = idByEmail.get(checks[i]!.row!.email)!;
         }
         withEmail.forEach((i, k) => (results[i]!.emailId = queued[k]!.emailId));
+        await queueUserEvents(db, sql, p, caller.name, UserChange.ADDED, inserted.map((u) => userRecord(u, deps)));
         await audit.record(
           sql,
           created.map((i) => ({
@@ -304,6 +337,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
         // The API keys the user created act for them: they end with the user (on the revocation list with the sessions).
         const keys = await sql.query<{ id: string; name: string }>("UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL RETURNING id, name", [target.id]);
         if (target.status !== "deactivated") {
+          await queueUserEvents(db, sql, p, caller.name, UserChange.DEACTIVATED, [userRecord(rows[0]!, deps)]);
           await audit.record(sql, [
             { action: "admin.user_deactivated", actor: actorOf(p), target: { type: "user", id: target.id }, details: { email: target.email, sessions_ended: String(revoked.rows.length) } },
             ...keys.rows.map((k) => ({ action: "api_key.revoked", actor: actorOf(p), target: { type: "api_key", id: k.id }, details: { name: k.name, reason: "creator deactivated" } })),
