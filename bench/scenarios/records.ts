@@ -319,7 +319,7 @@ export const records: Scenario = {
       for (const q of searchQueries) {
         const v: never[] = [];
         const input = checkSearch({ query: q, objectTypes: [], pageSize: 0 }, v);
-        searches.push(await storeSql(data.url, big, (sql) => searchRecords(sql, big.companyId, input)));
+        searches.push(await storeSql(data.url, big, (sql) => searchRecords(sql, input)));
       }
       // EXPLAIN ANALYZE of the list statement, as the app role in the tenant: where the time goes.
       const explain = await explainAnalyze(data.url, big, list.statements[0]!);

@@ -106,7 +106,7 @@ test("a big tenant beside a small one: each searched the fast way, the vocabular
     [B.companyId, B.owner.userId],
   );
   await h.pool.query("ANALYZE rec_people");
-  // The lookup crm_search_ids makes, planned as it plans it (as crm_definer, the tenant's id a value).
+  // The lookup crm_search_best makes, planned as it plans it (as crm_definer, the tenant's id a value).
   const explain = (t: Tenant, query: string) =>
     h.asApp(t.member, async (c) => {
       await c.query("SET LOCAL ROLE crm_definer");

@@ -6,13 +6,15 @@
  *    ("glob" finds "globex"), or as one of the few vocabulary words pg_trgm finds like it (a typo:
  *    "globx" finds "globex"); every word must match (AND), in any field of the record;
  * 2. a query that reads as a phone number matches by its digits (a tail of 7+ digits of a number);
- * 3. the candidates of each object type are ranked: the query being like the record's title (its
- *    name) counts most, then every word matching as typed rather than as a typo, then the words in
- *    its title; the best of all three types are returned.
+ * 3. the candidates of each object type are ranked where they are found (crm_search_best,
+ *    migration 210: each candidate read once): the query being like the record's title (its name)
+ *    counts most, then every word matching as typed rather than as a typo, then the words in its
+ *    title; the best of all three types are returned.
  *
- * The tenant's id leads every index (btree_gin), so a small tenant never walks a big one's
- * entries; records in the trash are outside the indexes; at most CANDIDATES per type are ranked,
- * so a query that matches half a million records still answers at once (with a rougher order).
+ * A big tenant is searched on the text index, a small one by its id (the lookup is planned with
+ * the tenant's id as a value); records in the trash are outside the indexes; at most CANDIDATES
+ * per type are ranked, so a query that matches half a million records still answers at once
+ * (with a rougher order).
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -31,25 +33,11 @@ const CANDIDATES = 1000;
 /** Vocabulary words tried for one misspelt word at most. */
 const ALTERNATIVES = 5;
 
-const sources: Record<SearchKind, { table: string; title: string }> = {
-  company: { table: "rec_companies", title: "crm_search_text(ARRAY[r.name])" },
-  person: { table: "rec_people", title: "crm_search_text(ARRAY[r.first_name, r.last_name])" },
-  deal: { table: "rec_deals", title: "crm_search_text(ARRAY[r.name])" },
-};
-
 const objectTypes: Record<SearchKind, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL };
 
-/** One object type's best matches ($1 tenant, $4 page size; q: the query's forms). */
+/** One object type's best matches, ranked where they are found (crm_search_best, migration 210; $3 page size; q: the query's forms). */
 function perKind(kind: SearchKind): string {
-  const { table, title } = sources[kind];
-  return `(SELECT '${kind}' AS kind, c.id, c.score FROM (
-      SELECT r.id,
-             2 * word_similarity(q.norm, ${title})
-               + CASE WHEN r.search_tsv @@ q.exact THEN 2 ELSE 0 END
-               + CASE WHEN to_tsvector('simple'::regconfig, ${title}) @@ q.exact THEN 1 ELSE 0 END AS score
-      FROM ${table} r, q
-      WHERE r.id = ANY(ARRAY(SELECT crm_search_ids('${kind}', (SELECT tsq FROM q), ${CANDIDATES}))) AND r.company_id = $1
-    ) c ORDER BY c.score DESC, c.id LIMIT $4)`;
+  return `(SELECT '${kind}' AS kind, b.id, b.score FROM q, crm_search_best('${kind}', q.tsq, q.exact, q.norm, ${CANDIDATES}, $3) AS b)`;
 }
 
 export interface Found {
@@ -59,24 +47,24 @@ export interface Found {
 }
 
 /** The best matches of the query, best first (ids and scores). One statement. */
-export async function searchRecords(sql: Sql, tenant: string, input: SearchInput): Promise<Found[]> {
+export async function searchRecords(sql: Sql, input: SearchInput): Promise<Found[]> {
   const { rows } = await sql.query<{ kind: SearchKind; id: string; score: number }>(
     `WITH words AS (
        -- The query's words as the records' are made ('simple': the words as they are).
-       SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple'::regconfig, crm_search_text(ARRAY[$2::text])))) AS w
+       SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple'::regconfig, crm_search_text(ARRAY[$1::text])))) AS w
      ), alternatives AS (
        -- Each word as a prefix, or one of the tenant's words like it (pg_trgm: a typo).
        SELECT words.w, '(' || quote_literal(words.w) || ':*' || coalesce(' | ' || (
                  SELECT string_agg(quote_literal(a), ' | ') FROM crm_search_similar(words.w, ${ALTERNATIVES}) AS a WHERE words.w ~ '^[[:alpha:]]{3,40}$'), '') || ')' AS term
        FROM words
      ), q AS MATERIALIZED (
-       SELECT crm_search_text(ARRAY[$2::text]) AS norm,
-              CASE WHEN $3::text <> '' THEN (quote_literal($3::text) || ':*')::tsquery ELSE (SELECT string_agg(term, ' & ') FROM alternatives)::tsquery END AS tsq,
-              CASE WHEN $3::text <> '' THEN (quote_literal($3::text) || ':*')::tsquery ELSE (SELECT string_agg(quote_literal(w) || ':*', ' & ') FROM words)::tsquery END AS exact
+       SELECT crm_search_text(ARRAY[$1::text]) AS norm,
+              CASE WHEN $2::text <> '' THEN (quote_literal($2::text) || ':*')::tsquery ELSE (SELECT string_agg(term, ' & ') FROM alternatives)::tsquery END AS tsq,
+              CASE WHEN $2::text <> '' THEN (quote_literal($2::text) || ':*')::tsquery ELSE (SELECT string_agg(quote_literal(w) || ':*', ' & ') FROM words)::tsquery END AS exact
      )
      SELECT kind, id, score::float8 AS score FROM (${input.kinds.map(perKind).join(" UNION ALL ")}) found
-     ORDER BY score DESC, id LIMIT $4`,
-    [tenant, input.query, input.digits, input.pageSize],
+     ORDER BY score DESC, id LIMIT $3`,
+    [input.query, input.digits, input.pageSize],
   );
   return rows.map((r) => ({ kind: r.kind, id: r.id, score: Number(r.score) }));
 }
@@ -132,7 +120,7 @@ export function searchStore(readers: RecordReaders, tx: Tx): Pick<ServiceImpl<ty
       const v: Violation[] = [];
       const input = checkSearch(r, v);
       if (v.length) throw invalid(v);
-      const results = await tx(ctx, async (sql, a) => searchResults(sql, readers, await searchRecords(sql, a.companyId, input)));
+      const results = await tx(ctx, async (sql, a) => searchResults(sql, readers, await searchRecords(sql, input)));
       return { response: { results } };
     },
   };
