@@ -4,7 +4,10 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ChatEventSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { EmailTaskSchema } from "@crm/gen/crm/email/v1/email_pb";
-import { chatEvent, decodeChatEvent, encodeEvent, EVENT_CONTENT_TYPE, EVENT_TYPE_HEADER } from "./events.js";
+import {
+  chatEvent, decodeChatEvent, decodeRecordChange, encodeEvent, EVENT_CONTENT_TYPE, EVENT_TYPE_HEADER, RECORD_CHANGE_VERSION_FIELD, recordChangeEvent, recordChangeVersionField,
+  unversionedRecordChange,
+} from "./events.js";
 
 const chatId = "6f1c2f4e-8a55-4a43-9d55-0d2b0c7e1a11";
 const companyId = "0b8d9a3c-6e0f-4f0e-8a8e-5f4f2b1d7c22";
@@ -59,4 +62,21 @@ test("bytes that are not a ChatEvent throw", () => {
   // No content type: binary, as every producer now writes.
   assert.equal(decodeChatEvent(chatEvent({ chatId, companyId }).payload, undefined).chatId, chatId);
   assert.equal(fromBinary(ChatEventSchema, chatEvent({ chatId, companyId }).payload).companyId, companyId);
+});
+
+test("an unversioned RecordChange with its version's bytes put before it decodes as the versioned event", () => {
+  const init = { tenantId: companyId, recordId: chatId, objectType: 3, action: 2, changeTime: message.createdAt };
+  for (const version of [1n, 127n, 128n, 300n, 16_384n, 9_007_199_254_740_993n]) {
+    const bare = unversionedRecordChange(init);
+    const whole = recordChangeEvent({ ...init, version });
+    assert.equal(bare.routingKey, whole.routingKey);
+    assert.equal(bare.exchange, whole.exchange);
+    const spliced = Uint8Array.from([...recordChangeVersionField(version), ...bare.payload]);
+    assert.deepEqual(spliced, whole.payload, `version ${version}: the same bytes as the event built whole`);
+    const back = decodeRecordChange(spliced);
+    assert.equal(back.version, version);
+    assert.equal(back.tenantId, companyId);
+    assert.equal(back.recordId, chatId);
+  }
+  assert.equal(RECORD_CHANGE_VERSION_FIELD, 1);
 });

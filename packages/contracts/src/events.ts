@@ -67,6 +67,37 @@ export function recordChangeEvent(
   return { exchange: RECORD_EVENTS_EXCHANGE, routingKey: recordRoutingKey(init.tenantId), messageId: `${init.tenantId}:${init.version}`, ...encodeEvent(RecordChangeSchema, init) };
 }
 
+/**
+ * A RecordChange whose version is not known yet, for a store that takes the version in the same
+ * statement that writes the event (so the tenant's version row is locked for one round trip only,
+ * services/records/store/changes.ts): the event is built and encoded here WITHOUT its version
+ * (field 1 left at its default, so absent from the bytes), and the statement puts the version's
+ * bytes, `recordChangeVersionField(version)` (as SQL: `crm_pb_int64_field(1, version)`), before
+ * them. A protobuf decoder reads fields in any order, so the result decodes as the message with its
+ * version: the same event `recordChangeEvent` would have made. The message id is
+ * `<tenant>:<version>` as there.
+ */
+export function unversionedRecordChange(
+  init: MessageInitShape<typeof RecordChangeSchema> & { tenantId: string; version?: never },
+): EncodedEvent & { exchange: string; routingKey: string } {
+  return { exchange: RECORD_EVENTS_EXCHANGE, routingKey: recordRoutingKey(init.tenantId), ...encodeEvent(RecordChangeSchema, init) };
+}
+
+/** The field number of RecordChange's version (what `crm_pb_int64_field` gets in SQL). */
+export const RECORD_CHANGE_VERSION_FIELD = RecordChangeSchema.field.version.number;
+
+/** The bytes of RecordChange's version field (tag, then the value as a varint): what the SQL puts before an unversioned event. */
+export function recordChangeVersionField(version: bigint): Uint8Array {
+  const out = [RECORD_CHANGE_VERSION_FIELD << 3];
+  let v = BigInt.asUintN(64, version);
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  out.push(Number(v));
+  return Uint8Array.from(out);
+}
+
 /** Reads a RecordChange (off `records.events`, or as the records store keeps it); throws on bytes that are not one. */
 export function decodeRecordChange(body: Uint8Array): RecordChange {
   return fromBinary(RecordChangeSchema, body);

@@ -10,7 +10,7 @@ import { enqueue, enqueueMany, enqueueText, type OutboxMessage } from "./outbox.
 export type Sql = pg.PoolClient;
 export type { OutboxMessage };
 /** For a store's statement that writes its outbox rows itself, in the same round trip (outbox.ts). */
-export { outboxInsertFromJson, outboxJson } from "./outbox.js";
+export { OUTBOX_COLUMNS, outboxInsertFromJson, outboxJson, outboxValues } from "./outbox.js";
 
 /** What a script for `Db.tenantScript` is: SQL text for this connection, and whether it changes the session. */
 export interface Script {
@@ -40,6 +40,8 @@ export interface TenantOptions {
 export interface TenantStart {
   /** With `actingUser`: the user's current role ("owner", "admin", "member"), or "" when not active. */
   role: string;
+  /** With `actingUser`: the transaction's time (now(), as every statement of it sees it). */
+  at?: Date;
 }
 
 export interface Db {
@@ -118,7 +120,7 @@ function begin(companyId: string, actingUser?: string): string {
   if (companyId === "" || !isUuid(actingUser)) throw new AppError("unauthenticated", "the token names no valid user");
   // Read after the tenant is set: row-level security shows only the tenant's users.
   return `${start}; SELECT set_config('app.user_id', '${actingUser}', true),
-    set_config('app.role', coalesce((SELECT role FROM users WHERE id = '${actingUser}' AND status = 'active'), ''), true) AS role`;
+    set_config('app.role', coalesce((SELECT role FROM users WHERE id = '${actingUser}' AND status = 'active'), ''), true) AS role, now() AS at`;
 }
 
 /**
@@ -164,8 +166,9 @@ export function createDb(pool: pg.Pool): Db {
       tails.set(client, []);
       try {
         const started = (await client.query(start)) as unknown as pg.QueryResult[];
-        const role = actingUser === undefined ? "" : String((started[started.length - 1]!.rows[0] as { role?: unknown } | undefined)?.role ?? "");
-        const result = await fn(client, { role });
+        const first = actingUser === undefined ? undefined : (started[started.length - 1]!.rows[0] as { role?: unknown; at?: unknown } | undefined);
+        const role = String(first?.role ?? "");
+        const result = await fn(client, first?.at instanceof Date ? { role, at: first.at } : { role });
         const tail = tails.get(client)!;
         await client.query(tail.length ? `${tail.join(";\n")};\nCOMMIT` : "COMMIT");
         return result;

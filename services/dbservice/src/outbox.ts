@@ -36,6 +36,18 @@ function values(m: OutboxMessage): [string, string, Buffer, string, string | nul
   return [m.exchange, m.routingKey, payloadOf(m), m.contentType, m.messageId ?? null, JSON.stringify(headersOf(m)), m.companyId ?? null];
 }
 
+/** The outbox's columns, for a statement that writes outbox rows itself (their values: `outboxValues`). */
+export const OUTBOX_COLUMNS = COLUMNS;
+
+/**
+ * A message's values as stored, for a statement that writes its outbox rows itself (e.g. with a
+ * payload or message id it computes: the records' versioned changes): the headers as JSON with the
+ * current trace context.
+ */
+export function outboxValues(m: OutboxMessage): { exchange: string; routingKey: string; contentType: string; messageId: string | null; headers: string; companyId: string | null } {
+  return { exchange: m.exchange, routingKey: m.routingKey, contentType: m.contentType, messageId: m.messageId ?? null, headers: JSON.stringify(headersOf(m)), companyId: m.companyId ?? null };
+}
+
 export async function enqueue(sql: Sql, msg: OutboxMessage): Promise<void> {
   await enqueueMany(sql, [msg]);
 }

@@ -66,7 +66,7 @@ export async function asCaller<T>(
   try {
     const result = await db.tenant(
       p.companyId,
-      async (sql, { role }) => {
+      async (sql, { role, at }) => {
         if (role !== "owner" && role !== "admin" && role !== "member") {
           throw new AppError("permission_denied", "your account is not active in this company: ask an owner or admin");
         }
@@ -79,7 +79,7 @@ export async function asCaller<T>(
           a.actor = { type: "api_key", id: actor.id, name: actor.name };
         }
         const value = await fn(sql, a);
-        published = await publishChanges(db, sql, a, o.readers ?? {});
+        published = await publishChanges(db, sql, a, o.readers ?? {}, at);
         return value;
       },
       { actingUser: p.userId },

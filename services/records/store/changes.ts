@@ -3,23 +3,28 @@
  * the transaction's Acting (`a.pending`, next to its timeline entry); at the end of the
  * transaction `publishChanges`:
  *
- * 1. reads the records as they are now (one query per object type) and rebuilds each one's state
- *    before the change from the change's field diff;
- * 2. takes the tenant's next versions with ONE row update (rec_versions, INSERT ... ON CONFLICT),
- *    as late as possible: that row's lock orders the tenant's writers until COMMIT;
- * 3. builds the events in TypeScript (@crm/contracts/events) and hands their INSERT into
- *    rec_changes (the replay of WatchRecords) and into the outbox to db.atCommit, so they go with
- *    the COMMIT in one round trip: the lock is held for two round trips and the commit.
+ * 1. takes each record as it is now: the one the writer noted with its change (the row its write
+ *    statement returned), else read (one query per object type, before any lock), and rebuilds its
+ *    state before the change from the change's field diff;
+ * 2. builds the events in TypeScript (@crm/contracts/events `unversionedRecordChange`), without
+ *    their versions, which are not known yet;
+ * 3. hands ONE statement to db.atCommit, sent with the COMMIT in the transaction's last round trip:
+ *    it takes the tenant's next versions with one row update (rec_versions, INSERT ... ON
+ *    CONFLICT) and writes the events into rec_changes (WatchRecords' replay) and the outbox, each
+ *    with its version's bytes put before it (`crm_pb_int64_field`). That row's lock orders the
+ *    tenant's writers until COMMIT, so versions are gap-free in commit order; it is held for that
+ *    one round trip only (the statement, the commit and its WAL flush), not across a round trip
+ *    to this process.
  */
 import { create, fromJson, toJson, type JsonObject, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { ValueSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { recordChangeEvent } from "@crm/contracts/events";
+import { RECORD_CHANGE_VERSION_FIELD, unversionedRecordChange } from "@crm/contracts/events";
 import { ActorType, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { CompanySchema } from "@crm/gen/crm/records/v1/company_pb";
 import { DealSchema } from "@crm/gen/crm/records/v1/deal_pb";
 import { PersonSchema } from "@crm/gen/crm/records/v1/person_pb";
 import { ChangeAction, RecordSnapshotSchema, type RecordSnapshot } from "@crm/gen/crm/records/v1/stream_pb";
-import type { Db, Sql } from "@crm/dbservice/db";
+import { OUTBOX_COLUMNS, outboxValues, type Db, type Sql } from "@crm/dbservice/db";
 import type { FieldChangeJson, ObjectKind } from "../src/rules.js";
 
 /** A change of a record in the current transaction, versioned and published at its end. */
@@ -33,6 +38,11 @@ export interface PendingChange {
   subject?: { kind: string; id: string } | undefined;
   /** The record after the change when the caller has it; else it is read at the end (none for a purged one). */
   record?: RecordSnapshot | undefined;
+  /**
+   * Set when the change's timeline entry is still to be written (shared.ts noteChange): who it
+   * names. publishChanges writes it with the COMMIT, before the versions are taken.
+   */
+  timeline?: { type: "user" | "api_key" | "import"; id: string; name: string } | undefined;
 }
 
 /** Who changes what: the transaction's tenant, acting user and the changes noted so far (acting.ts Acting). */
@@ -107,34 +117,28 @@ export function previousOf(after: RecordSnapshot, changes: readonly FieldChangeJ
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
 
 /**
- * Versions and publishes the changes noted in this transaction (see the file comment). Returns
- * how many: the caller wakes the outbox relay after the commit when there were any.
+ * Versions and publishes the changes noted in this transaction (see the file comment): the
+ * statement goes with the COMMIT. `at`: the transaction's time (db.tenant's start), read when not given. Returns how many: the caller wakes the outbox relay after the
+ * commit when there were any.
  */
-export async function publishChanges(db: Db, sql: Sql, a: ChangeContext, readers: RecordReaders): Promise<number> {
+export async function publishChanges(db: Db, sql: Sql, a: ChangeContext, readers: RecordReaders, at?: Date): Promise<number> {
   const pending = a.pending.splice(0);
   if (pending.length === 0) return 0;
 
-  // The records as they are now (before the version lock).
+  // The records as they are now, for the changes whose writer did not note it.
   const now = new Map<string, RecordSnapshot>();
   const byKind = new Map<ObjectKind, Set<string>>();
-  for (const p of pending) if (p.action !== "purged" && readers[p.kind]) byKind.set(p.kind, (byKind.get(p.kind) ?? new Set()).add(p.recordId));
+  for (const p of pending) if (!p.record && p.action !== "purged" && readers[p.kind]) byKind.set(p.kind, (byKind.get(p.kind) ?? new Set()).add(p.recordId));
   for (const [kind, ids] of byKind) for (const [id, snap] of await readers[kind]!(sql, [...ids])) now.set(`${kind}:${id}`, snap);
 
-  // The tenant's versions: one row, one update, held until COMMIT.
-  const { rows } = await sql.query<{ version: string; at: Date }>(
-    `INSERT INTO rec_versions AS v (company_id, version) VALUES ($1, $2) ON CONFLICT (company_id) DO UPDATE SET version = v.version + excluded.version
-     RETURNING v.version, now() AS at`,
-    [a.companyId, pending.length],
-  );
-  const last = BigInt(rows[0]!.version);
-  const at = timestampFromDate(rows[0]!.at);
-  const first = last - BigInt(pending.length) + 1n;
-
-  const events = pending.map((p, i) => {
+  // The transaction's time (now()): db.tenant's start gives it; else it is read.
+  const changeTime = timestampFromDate(at ?? (await sql.query<{ at: Date }>("SELECT now() AS at")).rows[0]!.at);
+  const lit = (v: string) => sql.escapeLiteral(v);
+  const company = lit(a.companyId);
+  const rows = pending.map((p, i) => {
     const record = p.record ?? now.get(`${p.kind}:${p.recordId}`);
     const previous = p.action === "created" || !record ? undefined : p.subject ? record : previousOf(record, p.changes);
-    return recordChangeEvent({
-      version: first + BigInt(i),
+    const e = unversionedRecordChange({
       tenantId: a.companyId,
       objectType: objectTypes[p.kind] ?? ObjectType.UNSPECIFIED,
       recordId: p.recordId,
@@ -143,15 +147,35 @@ export async function publishChanges(db: Db, sql: Sql, a: ChangeContext, readers
       changes: p.changes.map((c) => ({ field: c.field, before: fromJson(ValueSchema, c.before as JsonValue), after: fromJson(ValueSchema, c.after as JsonValue) })),
       record,
       previous,
-      changeTime: at,
+      changeTime,
     });
+    const o = outboxValues({ ...e, companyId: a.companyId });
+    return { sql: `(${i + 1}, ${lit(p.kind)}, ${lit(p.recordId)}::uuid, ${lit(`\\x${hex(e.payload)}`)}::bytea)`, o };
   });
-  const lit = (v: string) => sql.escapeLiteral(v);
-  const values = events.map((e, i) => `(${lit(a.companyId)}, ${first + BigInt(i)}, ${lit(pending[i]!.kind)}, ${lit(pending[i]!.recordId)}, ${lit(`\\x${hex(e.payload)}`)})`);
+  // Timeline entries not written yet (shared.ts noteChange): a statement of their own before the
+  // versions', in the same round trip, so the version row is not locked while they are written.
+  const entries = pending.filter((p) => p.timeline);
+  if (entries.length) {
+    const row = (p: PendingChange) =>
+      `(${company}::uuid, ${lit(p.kind)}, ${lit(p.recordId)}::uuid, ${lit(p.action)}, ${lit(p.timeline!.type)}, ${lit(p.timeline!.id)}::uuid, ${lit(p.timeline!.name)}, ${lit(JSON.stringify(p.changes))}::jsonb)`;
+    db.atCommit(sql, `INSERT INTO rec_timeline (company_id, object_type, record_id, action, actor_type, actor_id, actor_name, changes) VALUES ${entries.map(row).join(", ")}`);
+  }
+  // Every event of one transaction has the same exchange, routing key, type and headers.
+  const o = rows[0]!.o;
   db.atCommit(
     sql,
-    `INSERT INTO rec_changes (company_id, version, object_type, record_id, event) VALUES ${values.join(", ")}`,
-    events.map((e) => ({ ...e, companyId: a.companyId })),
+    `WITH v AS (
+       INSERT INTO rec_versions AS v (company_id, version) VALUES (${company}, ${pending.length}) ON CONFLICT (company_id) DO UPDATE SET version = v.version + excluded.version
+       RETURNING v.version - ${pending.length} AS base
+     ), e (n, kind, record_id, body) AS (VALUES ${rows.map((r) => r.sql).join(", ")}
+     ), c AS (
+       INSERT INTO rec_changes (company_id, version, object_type, record_id, event)
+       SELECT ${company}, v.base + e.n, e.kind, e.record_id, crm_pb_int64_field(${RECORD_CHANGE_VERSION_FIELD}, v.base + e.n) || e.body FROM v, e
+     )
+     INSERT INTO outbox (${OUTBOX_COLUMNS})
+     SELECT ${lit(o.exchange)}, ${lit(o.routingKey)}, crm_pb_int64_field(${RECORD_CHANGE_VERSION_FIELD}, v.base + e.n) || e.body, ${lit(o.contentType)},
+            ${company} || ':' || (v.base + e.n), ${lit(o.headers)}::jsonb, ${company}::uuid
+     FROM v, e ORDER BY e.n`,
   );
   return pending.length;
 }
