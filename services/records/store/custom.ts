@@ -17,7 +17,7 @@ export function visibleCustom(alias: string, kind: CustomKind): string {
   return `${alias}.custom - ARRAY(SELECT f.key FROM rec_fields f WHERE f.object_type = '${kind}' AND f.archived_at IS NOT NULL) AS custom`;
 }
 
-interface DefRow {
+export interface DefRow {
   key: string;
   label: string;
   type: CustomFieldType;
@@ -27,13 +27,18 @@ interface DefRow {
   archived: boolean;
 }
 
+/** The statement loadDefs runs, with the object type as the SQL `kind` (a parameter or a literal): for a batch. */
+export const defsSelect = (kind: string) =>
+  `SELECT key, label, type, required, options, currency_code, archived_at IS NOT NULL AS archived FROM rec_fields WHERE object_type = ${kind} ORDER BY created_at, id`;
+
+/** The definitions from the rows of `defsSelect`. */
+export const defsOf = (rows: DefRow[]): CustomDef[] =>
+  rows.map((r) => ({ key: r.key, label: r.label, type: r.type, required: r.required, options: r.options, currencyCode: r.currency_code, archived: r.archived }));
+
 /** The tenant's definitions of one object type (row-level security: the tenant's only). */
 export async function loadDefs(sql: Sql, kind: CustomKind): Promise<CustomDef[]> {
-  const { rows } = await sql.query<DefRow>(
-    "SELECT key, label, type, required, options, currency_code, archived_at IS NOT NULL AS archived FROM rec_fields WHERE object_type = $1 ORDER BY created_at, id",
-    [kind],
-  );
-  return rows.map((r) => ({ key: r.key, label: r.label, type: r.type, required: r.required, options: r.options, currencyCode: r.currency_code, archived: r.archived }));
+  const { rows } = await sql.query<DefRow>(defsSelect("$1"), [kind]);
+  return defsOf(rows);
 }
 
 export async function loadCatalog(sql: Sql, kind: CustomKind): Promise<CustomCatalog> {
@@ -52,12 +57,13 @@ export async function customPatch(
   scope: "all" | readonly string[] | undefined,
   violations: Violation[],
   at: string,
+  defs?: CustomDef[],
 ): Promise<CustomPatch> {
   if (scope === undefined) {
     if (violations.length) throw invalid(violations);
     return { remove: [], set: {}, users: [] };
   }
-  const patch = checkCustom(kind, await loadDefs(sql, kind), given, scope, violations, at);
+  const patch = checkCustom(kind, defs ?? (await loadDefs(sql, kind)), given, scope, violations, at);
   if (patch.users.length) {
     const { rows } = await sql.query<{ id: string }>("SELECT id FROM users WHERE id = ANY($1::uuid[]) AND status = 'active'", [[...new Set(patch.users.map((u) => u.id))]]);
     const found = new Set(rows.map((r) => r.id));

@@ -5,7 +5,13 @@
  * neighbours and writes a key between them, so concurrent moves into one stage run one after the
  * other and each gets a key of its own: one total order (the unique (stage_id, position) index
  * backs it), and no move is lost. Lock order: the stage, then the deal.
+ *
+ * The writes (create, update, move) take few round trips: what depends on nothing goes in one
+ * (`batch`: a lock, then the reads it guards, each statement with a fresh snapshot), the row
+ * comes back from the statement that writes it (RETURNING: no read after), and the timeline entry
+ * and the change's event go with the COMMIT (shared.ts noteChange, changes.ts publishChanges).
  */
+import { randomUUID } from "node:crypto";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import { DealStatus, type Deal, type DealSchema, type MoveDealRequest } from "@crm/gen/crm/records/v1/deal_pb";
@@ -13,10 +19,11 @@ import type { Sql } from "@crm/dbservice/db";
 import { applyCustom, customScope, customSnapshot } from "../src/rules.js";
 import { checkDeal, diff, etagOf, normalId, isId, parseEtag, positionBetween, textViolation, updatable, LIMITS, type DealInput, type Snapshot, type StageKindName } from "../src/rules.js";
 import type { Acting, ConstraintInfo } from "./acting.js";
-import { customPatch, patchParams, visibleCustom } from "./custom.js";
+import { snapshotOf } from "./changes.js";
+import { customPatch, defsOf, defsSelect, patchParams, visibleCustom, type DefRow } from "./custom.js";
 import type { ListSpec } from "./lists.js";
-import { lockStage } from "./pipelines.js";
-import { assigneeFor, iso, lockForChange, notFound, ownerFor, purgeTime, ts, writeTimeline } from "./shared.js";
+import { stageLockSql } from "./pipelines.js";
+import { assigneeFor, batch, checkLocked, iso, lit, lockForChange, lockingSelect, noteChange, notFound, ownerFor, purgeTime, ts } from "./shared.js";
 
 export interface DealRow {
   id: string;
@@ -145,8 +152,12 @@ interface StageRef {
 
 async function stageRef(sql: Sql, id: string, field: string): Promise<StageRef> {
   const { rows } = await sql.query<StageRef>("SELECT id, pipeline_id, kind FROM rec_stages WHERE id = $1", [id]);
-  if (!rows[0]) throw new AppError("not_found", `no stage ${id} in your company`, [{ field, description: "names no stage of yours" }]);
-  return rows[0];
+  return stageFound(rows[0], id, field);
+}
+
+function stageFound(row: StageRef | undefined, id: string, field: string): StageRef {
+  if (!row) throw new AppError("not_found", `no stage ${id} in your company`, [{ field, description: "names no stage of yours" }]);
+  return row;
 }
 
 /** not_found naming each reference that is not a live record of the tenant. */
@@ -183,10 +194,8 @@ export async function getDeal(sql: Sql, id: string): Promise<DealRow> {
   return rows[0];
 }
 
-async function lastPosition(sql: Sql, stageId: string): Promise<string | null> {
-  const { rows } = await sql.query<{ p: string | null }>("SELECT max(position) AS p FROM rec_deals WHERE stage_id = $1", [stageId]);
-  return rows[0]?.p ?? null;
-}
+/** The deal's event snapshot (changes.ts), from the row its write returned. */
+const dealSnapshot = (row: DealRow) => snapshotOf("deal", toDeal(row));
 
 export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow> {
   const v: Violation[] = [];
@@ -196,33 +205,51 @@ export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow>
   if (stageId && !isId(stageId)) v.push({ field: "deal.stageId", description: "must be a stage id (UUID)" });
   if (pipelineId && !isId(pipelineId)) v.push({ field: "deal.pipelineId", description: "must be a pipeline id (UUID)" });
   if (!stageId && !pipelineId) v.push({ field: "deal.stageId", description: "is required: the stage to put the deal in (or pipelineId, for its first stage)" });
-  const patch = await customPatch(sql, "deal", d.custom, "all", v, "deal");
+  // One round trip: the custom fields' definitions and the stage (named, or the pipeline's first).
+  const stageSql = v.length
+    ? []
+    : stageId
+      ? [`SELECT id, pipeline_id, kind, true AS pipeline_found FROM rec_stages WHERE id = ${lit(sql, stageId)}`]
+      : [`SELECT s.id, s.pipeline_id, s.kind, true AS pipeline_found FROM rec_pipelines p
+           LEFT JOIN LATERAL (SELECT id, pipeline_id, kind FROM rec_stages WHERE pipeline_id = p.id ORDER BY sort_order LIMIT 1) s ON true
+          WHERE p.id = ${lit(sql, pipelineId)}`];
+  const [defs, found] = await batch(sql, [defsSelect("'deal'"), ...stageSql]);
+  const patch = await customPatch(sql, "deal", d.custom, "all", v, "deal", defsOf(defs!.rows as DefRow[]));
+  const got = found!.rows[0] as (StageRef & { pipeline_found: boolean }) | undefined;
   let stage: StageRef;
   if (stageId) {
-    stage = await stageRef(sql, stageId, "deal.stageId");
+    stage = stageFound(got, stageId, "deal.stageId");
     if (pipelineId && stage.pipeline_id !== pipelineId) throw invalid([{ field: "deal.stageId", description: `is a stage of pipeline ${stage.pipeline_id}, not of ${pipelineId}` }]);
   } else {
-    const { rows: p } = await sql.query("SELECT 1 FROM rec_pipelines WHERE id = $1", [pipelineId]);
-    if (!p[0]) throw new AppError("not_found", `no pipeline ${pipelineId} in your company`, [{ field: "deal.pipelineId", description: "names no pipeline of yours" }]);
-    const { rows } = await sql.query<StageRef>("SELECT id, pipeline_id, kind FROM rec_stages WHERE pipeline_id = $1 ORDER BY sort_order LIMIT 1", [pipelineId]);
-    if (!rows[0]) throw new AppError("failed_precondition", `pipeline ${pipelineId} has no stages yet: add one with CreateStage`);
-    stage = rows[0];
+    if (!got?.pipeline_found) throw new AppError("not_found", `no pipeline ${pipelineId} in your company`, [{ field: "deal.pipelineId", description: "names no pipeline of yours" }]);
+    if (!got.id) throw new AppError("failed_precondition", `pipeline ${pipelineId} has no stages yet: add one with CreateStage`);
+    stage = got;
   }
   const owner = await ownerFor(sql, a, input.owner_id, "deal.ownerId");
   const assignee = await assigneeFor(sql, a, input.assignee_id ?? null, null, "deal.assigneeId");
   await referencesExist(sql, input);
-  await lockStage(sql, stage.id);
-  const position = positionBetween(await lastPosition(sql, stage.id), null);
-  const { rows } = await sql.query<{ id: string }>(
-    `INSERT INTO rec_deals (company_id, name, pipeline_id, stage_id, position, amount_minor, currency_code, expected_close_date, status, lost_reason, rec_company_id, owner_id, closed_at, custom, assignee_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $9 = 'open' THEN NULL ELSE now() END, $13, $14) RETURNING id`,
-    [a.companyId, input.name, stage.pipeline_id, stage.id, position, input.amount_minor, input.currency_code, input.expected_close_date, stage.kind, input.lost_reason, input.company_id, owner, JSON.stringify(patch.set), assignee],
-  );
-  const id = rows[0]!.id;
-  await writePeople(sql, a, id, input.person_ids, true);
-  await sql.query("INSERT INTO rec_deal_stage_history (company_id, deal_id, stage_id, entered_at, actor_id) VALUES ($1, $2, $3, now(), $4)", [a.companyId, id, stage.id, a.userId]);
-  const row = await getDeal(sql, id);
-  await writeTimeline(sql, a, "deal", id, "created", diff({}, snapshot(row)));
+  // The stage's lock, then its last key read after it (a fresh snapshot: every placement before is committed).
+  const [, last] = await batch(sql, [stageLockSql(lit(sql, stage.id)), `SELECT max(position) AS p FROM rec_deals WHERE stage_id = ${lit(sql, stage.id)}`]);
+  const position = positionBetween((last!.rows[0] as { p: string | null } | undefined)?.p ?? null, null);
+  // One round trip: the deal (returned as stored), then its people and its stage history, whose
+  // policies look the deal up (so they are statements of their own, after it).
+  const id = randomUUID();
+  const l = (v: string | null | undefined) => lit(sql, v);
+  const people = input.person_ids ?? [];
+  const [inserted] = await batch(sql, [
+    `INSERT INTO rec_deals AS d (id, company_id, name, pipeline_id, stage_id, position, amount_minor, currency_code, expected_close_date, status, lost_reason, rec_company_id, owner_id, closed_at, custom, assignee_id)
+     VALUES (${l(id)}, ${l(a.companyId)}, ${l(input.name)}, ${l(stage.pipeline_id)}, ${l(stage.id)}, ${l(position)}, ${l(input.amount_minor)}, ${l(input.currency_code)}, ${l(input.expected_close_date)},
+             ${l(stage.kind)}, ${l(input.lost_reason)}, ${l(input.company_id)}, ${l(owner)}, ${stage.kind === "open" ? "NULL" : "now()"}, ${l(JSON.stringify(patch.set))}, ${l(assignee)})
+     RETURNING ${COLS}`,
+    ...(people.length
+      ? [`INSERT INTO rec_deal_people (company_id, deal_id, person_id, ord) SELECT ${l(a.companyId)}, ${l(id)}, x.id, x.ord - 1 FROM unnest(ARRAY[${people.map(l).join(", ")}]::uuid[]) WITH ORDINALITY AS x (id, ord)`]
+      : []),
+    `INSERT INTO rec_deal_stage_history (company_id, deal_id, stage_id, entered_at, actor_id) VALUES (${l(a.companyId)}, ${l(id)}, ${l(stage.id)}, now(), ${l(a.userId)})`,
+  ]);
+  const rows = inserted!.rows as DealRow[];
+  // The people were written after the deal: its RETURNING could not see them.
+  const row: DealRow = { ...rows[0]!, person_ids: input.person_ids ?? [] };
+  noteChange(a, "deal", row.id, "created", diff({}, snapshot(row)), dealSnapshot(row));
   return row;
 }
 
@@ -245,42 +272,31 @@ export async function updateDeal(sql: Sql, a: Acting, id: string, d: Deal, paths
   if (changes.length === 0) return before;
   const touched = new Set(changes.map((c) => c.field));
   await referencesExist(sql, { company_id: touched.has("company_id") ? next.rec_company_id : null, person_ids: touched.has("person_ids") ? next.person_ids : undefined });
-  await sql.query(
-    `UPDATE rec_deals SET name = $2, amount_minor = $3, currency_code = $4, expected_close_date = $5, lost_reason = $6, rec_company_id = $7, owner_id = $8,
-            custom = (custom - $9::text[]) || $10::jsonb, assignee_id = $11, version = version + 1, updated_at = now() WHERE id = $1`,
+  // The people first, so that the deal's RETURNING reads them.
+  if (touched.has("person_ids")) await writePeople(sql, a, id, next.person_ids, false);
+  const { rows } = await sql.query<DealRow>(
+    `UPDATE rec_deals AS d SET name = $2, amount_minor = $3, currency_code = $4, expected_close_date = $5, lost_reason = $6, rec_company_id = $7, owner_id = $8,
+            custom = (d.custom - $9::text[]) || $10::jsonb, assignee_id = $11, version = d.version + 1, updated_at = now() WHERE d.id = $1
+     RETURNING ${COLS}`,
     [id, next.name, next.amount_minor, next.currency_code, next.expected_close_date, next.lost_reason, next.rec_company_id, next.owner_id, ...patchParams(patch), next.assignee_id],
   );
-  if (touched.has("person_ids")) await writePeople(sql, a, id, next.person_ids, false);
-  await writeTimeline(sql, a, "deal", id, "updated", changes);
-  return getDeal(sql, id);
+  const after = rows[0]!;
+  noteChange(a, "deal", id, "updated", changes, dealSnapshot(after));
+  return after;
 }
 
-/** The key between the named neighbour (or an end of the stage) and the next deal. */
-async function placeIn(sql: Sql, stageId: string, self: string, req: { afterDealId: string; beforeDealId: string; top: boolean }): Promise<string> {
-  const neighbour = async (id: string, field: string) => {
-    const { rows } = await sql.query<{ position: string }>("SELECT position FROM rec_deals WHERE id = $1 AND stage_id = $2", [id, stageId]);
-    if (!rows[0]) throw new AppError("failed_precondition", `deal ${id} is not in stage ${stageId} (any more): read the stage again and retry`, [{ field, description: "is not in that stage" }]);
-    return rows[0].position;
-  };
-  const next = async (pos: string | null, dir: "after" | "before") => {
-    const { rows } = await sql.query<{ p: string | null }>(
-      dir === "after"
-        ? `SELECT min(position) AS p FROM rec_deals WHERE stage_id = $1 AND id <> $2 AND ($3::text IS NULL OR position > $3::text COLLATE "C")`
-        : `SELECT max(position) AS p FROM rec_deals WHERE stage_id = $1 AND id <> $2 AND ($3::text IS NULL OR position < $3::text COLLATE "C")`,
-      [stageId, self, pos],
-    );
-    return rows[0]?.p ?? null;
-  };
-  if (req.afterDealId) {
-    const a = await neighbour(req.afterDealId, "afterDealId");
-    return positionBetween(a, await next(a, "after"));
-  }
-  if (req.beforeDealId) {
-    const b = await neighbour(req.beforeDealId, "beforeDealId");
-    return positionBetween(await next(b, "before"), b);
-  }
-  if (req.top) return positionBetween(null, await next(null, "after"));
-  return positionBetween(await next(null, "before"), null);
+/**
+ * The statement that reads the neighbours of the deal's new place in the stage (`lo`, `hi`: the
+ * keys it goes between; no row when the named neighbour is not in the stage), as literals: for
+ * the batch after the stage's lock.
+ */
+function neighboursSql(sql: Sql, stageId: string, self: string, req: { afterDealId: string; beforeDealId: string; top: boolean }): string {
+  const stage = lit(sql, stageId);
+  const others = `FROM rec_deals WHERE stage_id = ${stage} AND id <> ${lit(sql, self)}`;
+  if (req.afterDealId) return `SELECT n.position AS lo, (SELECT min(position) ${others} AND position > n.position COLLATE "C") AS hi FROM rec_deals n WHERE n.id = ${lit(sql, req.afterDealId)} AND n.stage_id = ${stage}`;
+  if (req.beforeDealId) return `SELECT (SELECT max(position) ${others} AND position < n.position COLLATE "C") AS lo, n.position AS hi FROM rec_deals n WHERE n.id = ${lit(sql, req.beforeDealId)} AND n.stage_id = ${stage}`;
+  if (req.top) return `SELECT NULL::text AS lo, (SELECT min(position) ${others}) AS hi`;
+  return `SELECT (SELECT max(position) ${others}) AS lo, NULL::text AS hi`;
 }
 
 export async function moveDeal(sql: Sql, a: Acting, req: MoveDealRequest): Promise<DealRow> {
@@ -297,39 +313,55 @@ export async function moveDeal(sql: Sql, a: Acting, req: MoveDealRequest): Promi
   if (etag === "bad") v.push({ field: "etag", description: "is not an etag this service returned: read the deal again and send its etag" });
   if (v.length || etag === "bad") throw invalid(v);
 
-  // The stage first (lock order: stage, then deal), so the deal's stage is read without a lock.
-  const { rows: current } = await sql.query<{ stage_id: string; pipeline_id: string }>("SELECT stage_id, pipeline_id FROM rec_deals WHERE id = $1", [id]);
+  // The stage first (lock order: stage, then deal), so the deal's stage is read without a lock:
+  // the deal's pipeline and stage with the target stage in one statement.
+  const { rows: current } = await sql.query<{ stage_id: string; pipeline_id: string; target: StageRef | null }>(
+    `SELECT d.stage_id, d.pipeline_id, (SELECT json_build_object('id', s.id, 'pipeline_id', s.pipeline_id, 'kind', s.kind) FROM rec_stages s WHERE s.id = coalesce($2::uuid, d.stage_id)) AS target
+     FROM rec_deals d WHERE d.id = $1`,
+    [id, ids.stageId || null],
+  );
   if (!current[0]) throw notFound("deal", id);
-  const target = await stageRef(sql, ids.stageId || current[0].stage_id, "stageId");
+  const target = stageFound(current[0].target ?? undefined, ids.stageId || current[0].stage_id, "stageId");
   if (target.pipeline_id !== current[0].pipeline_id) throw invalid([{ field: "stageId", description: `is a stage of pipeline ${target.pipeline_id}; the deal is in pipeline ${current[0].pipeline_id}` }]);
-  await lockStage(sql, target.id);
-  const before = await lockForChange<DealRow>(sql, a, "deal", SELECT, id, { etag });
+  // One round trip: the stage's lock, then (fresh snapshots) the deal locked and the neighbours of its new place.
+  const [, locked, around] = await batch(sql, [stageLockSql(lit(sql, target.id)), lockingSelect("deal", SELECT, lit(sql, id)), neighboursSql(sql, target.id, id, { ...ids, top: req.top })]);
+  const before = await checkLocked<DealRow>(sql, a, "deal", locked!.rows[0] as DealRow | undefined, id, { etag });
   if (!ids.stageId && before.stage_id !== target.id) throw new AppError("aborted", `deal ${id} moved to another stage meanwhile: read it again and retry`);
-  const position = await placeIn(sql, target.id, id, { afterDealId: ids.afterDealId, beforeDealId: ids.beforeDealId, top: req.top });
+  const keys = around!.rows[0] as { lo: string | null; hi: string | null } | undefined;
+  if (!keys) {
+    const [field, other] = ids.afterDealId ? ["afterDealId", ids.afterDealId] : ["beforeDealId", ids.beforeDealId];
+    throw new AppError("failed_precondition", `deal ${other} is not in stage ${target.id} (any more): read the stage again and retry`, [{ field, description: "is not in that stage" }]);
+  }
+  const position = positionBetween(keys.lo, keys.hi);
   const stageChanged = target.id !== before.stage_id;
   const lostReason = target.kind === "lost" ? (req.lostReason.trim() || (before.status === "lost" ? before.lost_reason : "")) : "";
-  await sql.query(
-    `UPDATE rec_deals SET stage_id = $2, position = $3, status = $4, lost_reason = $5,
-            closed_at = CASE WHEN $4 = 'open' THEN NULL WHEN status = $4 THEN closed_at ELSE now() END,
-            stage_entered_at = CASE WHEN $6 THEN now() ELSE stage_entered_at END,
-            version = version + 1, updated_at = now()
-     WHERE id = $1`,
-    [id, target.id, position, target.kind, lostReason, stageChanged],
-  );
-  if (stageChanged) {
-    await sql.query("UPDATE rec_deal_stage_history SET left_at = now() WHERE deal_id = $1 AND left_at IS NULL", [id]);
-    await sql.query("INSERT INTO rec_deal_stage_history (company_id, deal_id, stage_id, entered_at, actor_id) VALUES ($1, $2, $3, now(), $4)", [a.companyId, id, target.id, a.userId]);
-  }
-  const after = await getDeal(sql, id);
-  await writeTimeline(sql, a, "deal", id, stageChanged ? "stage_changed" : "updated", diff(snapshot(before), snapshot(after)));
+  const deal = lit(sql, id);
+  const kind = lit(sql, target.kind);
+  // One round trip: the stage history (when the stage changes) and the deal, returned as stored.
+  const results = await batch(sql, [
+    ...(stageChanged
+      ? [
+          `UPDATE rec_deal_stage_history SET left_at = now() WHERE deal_id = ${deal} AND left_at IS NULL`,
+          `INSERT INTO rec_deal_stage_history (company_id, deal_id, stage_id, entered_at, actor_id) VALUES (${lit(sql, a.companyId)}, ${deal}, ${lit(sql, target.id)}, now(), ${lit(sql, a.userId)})`,
+        ]
+      : []),
+    `UPDATE rec_deals AS d SET stage_id = ${lit(sql, target.id)}, position = ${lit(sql, position)}, status = ${kind}, lost_reason = ${lit(sql, lostReason)},
+            closed_at = CASE WHEN ${kind} = 'open' THEN NULL WHEN d.status = ${kind} THEN d.closed_at ELSE now() END,
+            stage_entered_at = CASE WHEN ${lit(sql, stageChanged)} THEN now() ELSE d.stage_entered_at END,
+            version = d.version + 1, updated_at = now()
+     WHERE d.id = ${deal}
+     RETURNING ${COLS}`,
+  ]);
+  const after = results[results.length - 1]!.rows[0] as DealRow;
+  noteChange(a, "deal", id, stageChanged ? "stage_changed" : "updated", diff(snapshot(before), snapshot(after)), dealSnapshot(after));
   return after;
 }
 
 export async function trashDeal(sql: Sql, a: Acting, id: string, trash: boolean, etag?: bigint): Promise<DealRow> {
   const before = await lockForChange<DealRow>(sql, a, "deal", SELECT, id, { etag, trash: "allow" });
   if (Boolean(before.deleted_at) === trash) return before;
-  await sql.query(`UPDATE rec_deals SET deleted_at = ${trash ? "now()" : "NULL"}, version = version + 1, updated_at = now() WHERE id = $1`, [id]);
-  const after = await getDeal(sql, id);
-  await writeTimeline(sql, a, "deal", id, trash ? "deleted" : "restored", [{ field: "delete_time", before: iso(before.deleted_at), after: iso(after.deleted_at) }]);
+  const { rows } = await sql.query<DealRow>(`UPDATE rec_deals AS d SET deleted_at = ${trash ? "now()" : "NULL"}, version = d.version + 1, updated_at = now() WHERE d.id = $1 RETURNING ${COLS}`, [id]);
+  const after = rows[0]!;
+  noteChange(a, "deal", id, trash ? "deleted" : "restored", [{ field: "delete_time", before: iso(before.deleted_at), after: iso(after.deleted_at) }], dealSnapshot(after));
   return after;
 }

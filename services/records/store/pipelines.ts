@@ -132,8 +132,11 @@ async function stageOf(sql: Sql, id: string, field: string): Promise<StageRow> {
 
 /** Serialises every placement of deals in a stage (MoveDeal, CreateDeal, stage edits): one total order. Members hold no row lock on stages, so it is an advisory lock. */
 export async function lockStage(sql: Sql, ...stageIds: string[]): Promise<void> {
-  for (const id of [...new Set(stageIds)].sort()) await sql.query("SELECT pg_advisory_xact_lock(hashtextextended('rec_stage:' || $1, 0))", [id]);
+  for (const id of [...new Set(stageIds)].sort()) await sql.query(stageLockSql("$1"), [id]);
 }
+
+/** The statement that takes a stage's lock (lockStage), the stage's id as the SQL `id` (a parameter or a literal): for a batch. */
+export const stageLockSql = (id: string) => `SELECT pg_advisory_xact_lock(hashtextextended('rec_stage:' || ${id}, 0))`;
 
 /** Renumbers a pipeline's stages 0, 1, 2, ... in `order` (every stage id once). */
 async function renumber(sql: Sql, pipelineId: string, order: string[]): Promise<void> {

@@ -1,7 +1,9 @@
 /** What the stores of companies, people and deals share: locking a record to change it, etags, owners, the timeline. */
+import type pg from "pg";
 import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AppError, invalid } from "@crm/kit";
 import type { Sql } from "@crm/dbservice/db";
+import type { RecordSnapshot } from "@crm/gen/crm/records/v1/stream_pb";
 import { TRASH_DAYS, etagOf, isId, normalId, parseEtag, type FieldChangeJson, type ObjectKind } from "../src/rules.js";
 import { actorOfActing, mayEdit, type Acting } from "./acting.js";
 import { membersEditAll } from "./permissions.js";
@@ -45,10 +47,23 @@ export async function lockForChange<R extends Owned>(
   id: string,
   o: { etag?: bigint | undefined; trash?: "refuse" | "allow"; may?: (row: R) => boolean; rule?: string } = {},
 ): Promise<R> {
+  const { rows } = await sql.query<R>(lockingSelect(kind, select, "$1"), [id]);
+  return checkLocked(sql, a, kind, rows[0], id, o);
+}
+
+/** `select` for the record whose id is the SQL `id` (a parameter or a literal), locked for the change (FOR UPDATE OF its alias). */
+export const lockingSelect = (kind: ObjectKind, select: string, id: string) => `${select} WHERE ${aliases[kind]}.id = ${id} FOR UPDATE OF ${aliases[kind]}`;
+
+/** lockForChange's checks of the row `lockingSelect` gave (undefined: none), for a caller that ran it in a batch. */
+export async function checkLocked<R extends Owned>(
+  sql: Sql,
+  a: Acting,
+  kind: ObjectKind,
+  row: R | undefined,
+  id: string,
+  o: { etag?: bigint | undefined; trash?: "refuse" | "allow"; may?: (row: R) => boolean; rule?: string } = {},
+): Promise<R> {
   const rule = o.rule ?? "members change only the records they own or are assigned";
-  const alias = aliases[kind];
-  const { rows } = await sql.query<R>(`${select} WHERE ${alias}.id = $1 FOR UPDATE OF ${alias}`, [id]);
-  const row = rows[0];
   if (!row) {
     const { rowCount } = await sql.query(`SELECT 1 FROM ${tables[kind]} WHERE id = $1`, [id]);
     if (!rowCount) throw notFound(kind, id);
@@ -113,6 +128,34 @@ export async function writeTimeline(sql: Sql, a: Acting, kind: ObjectKind, recor
   );
   // Its event: versioned and published with the commit (changes.ts).
   a.pending.push({ kind, recordId, action, changes, subject });
+}
+
+/**
+ * Like writeTimeline, for a write that has the record as it is now (`record`, the row its write
+ * statement returned): the timeline entry is not written here but with the change's version, in
+ * the statement sent with the COMMIT (changes.ts publishChanges), so the write costs no round trip
+ * for it and its event no read of the record. Same transaction, same entry.
+ */
+export function noteChange(a: Acting, kind: ObjectKind, recordId: string, action: TimelineAction, changes: FieldChangeJson[], record: RecordSnapshot): void {
+  a.pending.push({ kind, recordId, action, changes, record, timeline: actorOfActing(a) });
+}
+
+/** `v` as an SQL literal of a statement sent with others in one round trip (`batch`): NULL, a number, or a quoted string. */
+export function lit(sql: Sql, v: string | number | bigint | boolean | null | undefined): string {
+  if (v === null || v === undefined) return "NULL";
+  if (typeof v === "number" || typeof v === "bigint") return String(v);
+  if (typeof v === "boolean") return v ? "true" : "false";
+  return sql.escapeLiteral(v);
+}
+
+/**
+ * Statements run in ONE round trip, in order (the simple query protocol: each statement sees what
+ * the ones before it wrote, with a fresh snapshot after a lock, as separate queries would), values
+ * spliced in with `lit`. Returns each statement's result.
+ */
+export async function batch(sql: Sql, statements: string[]): Promise<pg.QueryResult[]> {
+  const r = (await sql.query(statements.join(";\n"))) as unknown as pg.QueryResult | pg.QueryResult[];
+  return Array.isArray(r) ? r : [r];
 }
 
 export const ts = (d: Date | null | undefined): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
