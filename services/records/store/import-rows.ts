@@ -6,14 +6,17 @@
  */
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { Violation } from "@crm/kit";
-import { emailKey, normalizeCustomValue, normalizeDomain, normalizeEmail, normalizePhone, type CustomDef, type CustomPatch } from "../src/rules.js";
+import { emailKey, normalizeCurrency, normalizeCustomValue, normalizeDate, normalizeDomain, normalizeEmail, normalizePhone, type CustomDef, type CustomPatch } from "../src/rules.js";
 
-export type ImportKind = "person" | "company";
+export type ImportKind = "person" | "company" | "deal";
 
 /** The standard fields an import fills, per object type (proto names). */
 export const importFields: Record<ImportKind, readonly string[]> = {
   person: ["first_name", "last_name", "full_name", "emails", "phones", "job_title"],
   company: ["name", "domain", "address", "industry", "size", "tags"],
+  // A deal's pipeline and stage by name (or id), its amount in the currency's units ("1 250,50"),
+  // and its company by domain; resolved against the tenant's records by the batch (import-deals.ts).
+  deal: ["name", "pipeline", "stage", "amount", "currency_code", "expected_close_date", "company_domain"],
 };
 /** Fields several columns may fill. */
 export const multiFields = new Set(["emails", "phones", "tags"]);
@@ -36,6 +39,19 @@ export interface RowValues {
   industry?: string;
   size?: number;
   tags?: string[];
+  /** Deals: as written in the file (pipeline, stage: a name or an id; amount: a decimal in the currency's units). */
+  pipeline?: string;
+  stage?: string;
+  amount?: string;
+  currency_code?: string;
+  expected_close_date?: string;
+  company_domain?: string;
+  /** Deals: in stored form (import-deals.ts resolves them). */
+  pipeline_id?: string;
+  stage_id?: string;
+  status?: string;
+  amount_minor?: string;
+  company_id?: string;
   custom: JsonObject;
 }
 
@@ -46,7 +62,26 @@ export interface ParsedRow {
   key: string;
 }
 
-const lengths: Record<string, number> = { first_name: 100, last_name: 100, job_title: 200, name: 200, address: 500, industry: 100 };
+const lengths: Record<string, number> = { first_name: 100, last_name: 100, job_title: 200, name: 200, address: 500, industry: 100, pipeline: 200, stage: 200 };
+
+/**
+ * An amount as a plain decimal ("1250.5"): spaces (thousands) dropped; with both "," and "." the
+ * later one is the decimal point; a lone "," is one too (Russian Excel). Undefined when it is none.
+ */
+export function parseAmount(raw: string): string | undefined {
+  let t = raw.replace(/[\s\u00a0\u202f']/g, "");
+  const comma = t.lastIndexOf(",");
+  const dot = t.lastIndexOf(".");
+  if (comma >= 0 && dot >= 0) t = comma > dot ? t.replace(/\./g, "").replace(",", ".") : t.replace(/,/g, "");
+  else if (comma >= 0) t = (t.match(/,/g)!.length === 1 ? t.replace(",", ".") : t.replace(/,/g, ""));
+  return /^\d{1,15}(\.\d{1,6})?$/.test(t) ? t.replace(/^0+(?=\d)/, "") : undefined;
+}
+
+/** A date as YYYY-MM-DD, also from DD.MM.YYYY (Russian Excel); undefined when it is none. */
+export function parseDate(raw: string): string | undefined {
+  const ru = /^(\d{1,2})\.(\d{1,2})\.(\d{4})$/.exec(raw.trim());
+  return normalizeDate(ru ? `${ru[3]}-${ru[2]!.padStart(2, "0")}-${ru[1]!.padStart(2, "0")}` : raw);
+}
 const splitList = (s: string) => s.split(/[;,]/).map((x) => x.trim()).filter(Boolean);
 const uniqueBy = (xs: string[], key: (s: string) => string) => {
   const seen = new Set<string>();
@@ -82,7 +117,9 @@ export function parseRow(kind: ImportKind, mapping: readonly Mapped[], cells: re
       case "job_title":
       case "name":
       case "address":
-      case "industry": {
+      case "industry":
+      case "pipeline":
+      case "stage": {
         // One line but the address (a cell's line breaks and tabs become spaces).
         const text = f === "address" ? raw : raw.replace(/\s+/g, " ");
         if (text.length > lengths[f]!) bad.push(`${f}: must be at most ${lengths[f]} characters`);
@@ -129,6 +166,30 @@ export function parseRow(kind: ImportKind, mapping: readonly Mapped[], cells: re
       case "tags":
         (v.tags ??= []).push(...splitList(raw).map((t) => t.slice(0, 50)));
         break;
+      case "amount": {
+        const a = parseAmount(raw);
+        if (a === undefined) bad.push(`amount: must be a number such as 1250.50 or "1 250,50" (got ${JSON.stringify(raw.slice(0, 40))})`);
+        else v.amount = a;
+        break;
+      }
+      case "currency_code": {
+        const c = normalizeCurrency(raw);
+        if (!c) bad.push(`currency_code: must be an ISO 4217 code such as "EUR" (got ${JSON.stringify(raw.slice(0, 20))})`);
+        else v.currency_code = c;
+        break;
+      }
+      case "expected_close_date": {
+        const d = parseDate(raw);
+        if (!d) bad.push(`expected_close_date: must be a date, YYYY-MM-DD or DD.MM.YYYY (got ${JSON.stringify(raw.slice(0, 40))})`);
+        else v.expected_close_date = d;
+        break;
+      }
+      case "company_domain": {
+        const d = normalizeDomain(raw);
+        if (!d) bad.push(`company_domain: must be a web domain such as "example.com" (got ${JSON.stringify(raw.slice(0, 80))})`);
+        else v.company_domain = d;
+        break;
+      }
       default:
         bad.push(`${f}: not a field an import fills`);
     }
@@ -168,7 +229,7 @@ function stripLists(v: RowValues): Partial<RowValues> {
 /** What a record must have: a name (people: a first or last name; companies: a name). */
 export function missingForCreate(kind: ImportKind, v: RowValues): string | undefined {
   if (kind === "person" && !v.first_name && !v.last_name) return "first_name: give a first name, a last name or both";
-  if (kind === "company" && !v.name) return "name: is required";
+  if ((kind === "company" || kind === "deal") && !v.name) return "name: is required";
   return undefined;
 }
 
@@ -189,6 +250,15 @@ const synonyms: Record<ImportKind, Record<string, string[]>> = {
     industry: ["industry", "sector", "отрасль", "сфера"],
     size: ["size", "employees", "headcount", "number of employees", "размер", "сотрудники", "число сотрудников", "количество сотрудников"],
     tags: ["tags", "labels", "теги", "метки"],
+  },
+  deal: {
+    name: ["name", "deal", "deal name", "title", "opportunity", "название", "сделка", "название сделки"],
+    pipeline: ["pipeline", "funnel", "воронка", "воронка продаж"],
+    stage: ["stage", "deal stage", "status", "этап", "стадия", "статус"],
+    amount: ["amount", "value", "deal value", "sum", "price", "сумма", "бюджет", "стоимость"],
+    currency_code: ["currency", "currency code", "валюта"],
+    expected_close_date: ["expected close date", "close date", "closing date", "дата закрытия", "ожидаемая дата закрытия"],
+    company_domain: ["company domain", "company website", "domain", "website", "домен компании", "сайт компании", "сайт"],
   },
 };
 const norm = (s: string) => s.trim().toLowerCase().replace(/ё/g, "е").replace(/[_\s]+/g, " ").replace(/[*:]+$/, "").trim();

@@ -23,6 +23,7 @@ import { asCaller, mayEdit, type Acting } from "./acting.js";
 import { publishChanges, type PendingChange } from "./changes.js";
 import { loadDefs } from "./custom.js";
 import { exportStore, type ExportAudit } from "./export-store.js";
+import { dealCols, insertDeals, loadDealRefs, placeNewDeals, resolveDeal, updateDeals, type DealRefs } from "./import-deals.js";
 import { auditImport, queueImportFinished } from "./import-events.js";
 import { recordReaders } from "./readers.js";
 import { importFields, mergeValues, missingForCreate, multiFields, parseRow, suggestMapping, type ImportKind, type Mapped, type RowValues } from "./import-rows.js";
@@ -64,8 +65,11 @@ interface ImportRow {
   sample: string[][] | null;
 }
 
-const kinds: Record<number, ImportKind> = { [ObjectType.PERSON]: "person", [ObjectType.COMPANY]: "company" };
-const objectTypeOf: Record<ImportKind, ObjectType> = { person: ObjectType.PERSON, company: ObjectType.COMPANY };
+const kinds: Record<number, ImportKind> = { [ObjectType.PERSON]: "person", [ObjectType.COMPANY]: "company", [ObjectType.DEAL]: "deal" };
+const objectTypeOf: Record<ImportKind, ObjectType> = { person: ObjectType.PERSON, company: ObjectType.COMPANY, deal: ObjectType.DEAL };
+const plural: Record<ImportKind, string> = { person: "people", company: "companies", deal: "deals" };
+/** What rows are matched on unless the import names an external id: deals have no natural key (every row creates one). */
+const naturalKey: Record<ImportKind, string> = { person: "emails", company: "domain", deal: "" };
 const modes: Record<number, ImportRow["mode"]> = { [ImportMode.CREATE_ONLY]: "create", [ImportMode.UPDATE_ONLY]: "update", [ImportMode.UPSERT]: "upsert", [ImportMode.UNSPECIFIED]: "upsert" };
 const modeOf: Record<ImportRow["mode"], ImportMode> = { create: ImportMode.CREATE_ONLY, update: ImportMode.UPDATE_ONLY, upsert: ImportMode.UPSERT };
 const states: Record<string, ImportState> = {
@@ -182,7 +186,7 @@ function checkMapping(kind: ImportKind, mapping: readonly Mapped[], columns: rea
     seenCols.add(m.column);
     if (m.field === "") return;
     const ok = importFields[kind].includes(m.field) || (m.field.startsWith("custom.") && custom.has(m.field.slice(7)));
-    if (!ok) v.push({ field: `${at}[${i}].field`, description: `${JSON.stringify(m.field.slice(0, 80))} is not a field an import of ${kind === "person" ? "people" : "companies"} fills: ${importFields[kind].join(", ")} or custom.<key> of an active custom field` });
+    if (!ok) v.push({ field: `${at}[${i}].field`, description: `${JSON.stringify(m.field.slice(0, 80))} is not a field an import of ${plural[kind]} fills: ${importFields[kind].join(", ")} or custom.<key> of an active custom field` });
     else if (seenFields.has(m.field) && !multiFields.has(m.field)) v.push({ field: `${at}[${i}].field`, description: `${m.field} is mapped twice` });
     seenFields.add(m.field);
   });
@@ -191,13 +195,13 @@ function checkMapping(kind: ImportKind, mapping: readonly Mapped[], columns: rea
 }
 
 function checkMatchBy(kind: ImportKind, matchBy: string, defs: readonly CustomDef[], field: string): string {
-  const m = matchBy.trim() || (kind === "person" ? "emails" : "domain");
-  if (m === (kind === "person" ? "emails" : "domain")) return m;
+  const m = matchBy.trim() || naturalKey[kind];
+  if (m === naturalKey[kind]) return m;
   if (m.startsWith("custom.")) {
     const d = defs.find((x) => x.key === m.slice(7) && !x.archived);
     if (d && ["text", "email", "url", "phone", "number"].includes(d.type)) return m;
   }
-  throw invalid([{ field, description: `must be ${kind === "person" ? '"emails"' : '"domain"'} or "custom.<key>" of an active text custom field (an external id)` }]);
+  throw invalid([{ field, description: `must be ${naturalKey[kind] ? `"${naturalKey[kind]}" or ` : '"" (every row creates a deal) or '}"custom.<key>" of an active text custom field (an external id)` }]);
 }
 
 export interface ImportStoreOptions {
@@ -217,7 +221,7 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
       const i = r?.import;
       const kind = kinds[i?.objectType ?? 0];
       const v: Violation[] = [];
-      if (!kind) v.push({ field: "import.objectType", description: "must be OBJECT_TYPE_PERSON or OBJECT_TYPE_COMPANY" });
+      if (!kind) v.push({ field: "import.objectType", description: "must be OBJECT_TYPE_PERSON, OBJECT_TYPE_COMPANY or OBJECT_TYPE_DEAL" });
       if ((i?.fileName ?? "").length > 255) v.push({ field: "import.fileName", description: "must be at most 255 characters" });
       if (i && modes[i.mode] === undefined) v.push({ field: "import.mode", description: "must be IMPORT_MODE_CREATE_ONLY, IMPORT_MODE_UPDATE_ONLY or IMPORT_MODE_UPSERT" });
       if (v.length) throw invalid(v);
@@ -225,6 +229,7 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
         response: await tx(ctx, async (sql, a) => {
           const defs = await loadDefs(sql, kind!);
           const matchBy = checkMatchBy(kind!, i!.matchBy, defs, "import.matchBy");
+          if (matchBy === "" && modes[i!.mode] === "update") throw invalid([{ field: "import.matchBy", description: "an update-only import of deals matches them by an external id: name custom.<key>" }]);
           const { rows } = await sql.query<{ id: string }>(
             "INSERT INTO rec_imports (company_id, creator_id, object_type, file_name, mode, match_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             [a.companyId, a.userId, kind, i!.fileName, modes[i!.mode], matchBy],
@@ -293,11 +298,14 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
           const given = r!.mapping.length ? r!.mapping.map((m: ColumnMapping) => ({ column: m.column, field: m.field.trim() })) : job.suggested;
           const mapping = checkMapping(job.object_type, given, job.columns, defs, "mapping");
           const matchField = job.match_by;
-          if (!mapping.some((m) => m.field === matchField || (matchField === "emails" && m.field === "emails")) && job.mode !== "create") {
+          if (matchField !== "" && !mapping.some((m) => m.field === matchField) && job.mode !== "create") {
             throw invalid([{ field: "mapping", description: `map a column to ${matchField}: rows are matched on it (mode ${job.mode})` }]);
           }
           if (!r!.dryRun && job.object_type === "person" && !mapping.some((m) => ["first_name", "last_name", "full_name"].includes(m.field)) && job.mode !== "update") {
             throw invalid([{ field: "mapping", description: "map a column to first_name, last_name or full_name: new people need a name" }]);
+          }
+          if (!r!.dryRun && job.object_type === "deal" && !mapping.some((m) => m.field === "name") && job.mode !== "update") {
+            throw invalid([{ field: "mapping", description: "map a column to name: new deals need a name" }]);
           }
           await sql.query(
             `UPDATE rec_imports SET state = 'queued', dry_run = $2, applied = applied OR NOT $2, mapping = $3, next_row = 0, created_count = 0, updated_count = 0,
@@ -411,7 +419,7 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
       const m = r?.mapping;
       const kind = kinds[m?.objectType ?? 0];
       const v: Violation[] = [];
-      if (!kind) v.push({ field: "mapping.objectType", description: "must be OBJECT_TYPE_PERSON or OBJECT_TYPE_COMPANY" });
+      if (!kind) v.push({ field: "mapping.objectType", description: "must be OBJECT_TYPE_PERSON, OBJECT_TYPE_COMPANY or OBJECT_TYPE_DEAL" });
       const name = (m?.name ?? "").trim();
       if (name.length < 1 || name.length > 100) v.push({ field: "mapping.name", description: "must be 1..100 characters" });
       if ((m?.mapping.length ?? 0) > 500) v.push({ field: "mapping.mapping", description: "at most 500 columns" });
@@ -566,8 +574,8 @@ interface Current {
 
 const personCols = ["first_name", "last_name", "emails", "phones", "job_title"] as const;
 const companyCols = ["name", "domain", "address", "industry", "size", "tags"] as const;
-const colsOf = (kind: ImportKind): readonly string[] => (kind === "person" ? personCols : companyCols);
-const tableOf = (kind: ImportKind) => (kind === "person" ? "rec_people" : "rec_companies");
+const colsOf = (kind: ImportKind): readonly string[] => (kind === "person" ? personCols : kind === "company" ? companyCols : dealCols);
+const tableOf = (kind: ImportKind) => ({ person: "rec_people", company: "rec_companies", deal: "rec_deals" })[kind];
 
 function snapshotOf(kind: ImportKind, v: RowValues): Snapshot {
   const out: Snapshot = {};
@@ -629,6 +637,8 @@ async function runBatch(sql: Sql, a: Acting, job: ImportRow, size: number): Prom
   const updates: { cur: Current; next: RowValues; rowNos: number[]; changes: ReturnType<typeof diff> }[] = [];
   let merged = 0;
   const other = await otherOwners(sql, kind, job, [...groups.values(), ...unkeyed]);
+  // Deals: their pipelines, stages and companies, named in the rows, as stored ids.
+  const refs: DealRefs | undefined = kind === "deal" ? await loadDealRefs(sql, [...groups.values(), ...unkeyed]) : undefined;
   const settle = (rowNos: number[], first: string, reason = "") => {
     result.set(rowNos[0]!, { result: first, reason });
     for (const x of rowNos.slice(1)) result.set(x, { result: first === "failed" ? "failed" : "merged", reason: first === "failed" ? reason : "" });
@@ -651,7 +661,16 @@ async function runBatch(sql: Sql, a: Acting, job: ImportRow, size: number): Prom
         settle(g.rowNos, "failed", missing);
         continue;
       }
-      creates.push({ id: randomUUID(), values: g.values, rowNos: g.rowNos });
+      let values = g.values;
+      if (refs) {
+        const r = resolveDeal(refs, values, undefined);
+        if ("reason" in r) {
+          settle(g.rowNos, "failed", r.reason);
+          continue;
+        }
+        values = r.values;
+      }
+      creates.push({ id: randomUUID(), values, rowNos: g.rowNos });
       settle(g.rowNos, "created");
       continue;
     }
@@ -663,7 +682,15 @@ async function runBatch(sql: Sql, a: Acting, job: ImportRow, size: number): Prom
       settle(g.rowNos, "failed", `${kind} ${cur.id} is another user's: members update only the records they own`);
       continue;
     }
-    const next = mergeValues(cur.values, g.values);
+    let next = mergeValues(cur.values, g.values);
+    if (refs) {
+      const r = resolveDeal(refs, next, cur.values);
+      if ("reason" in r) {
+        settle(g.rowNos, "failed", r.reason);
+        continue;
+      }
+      next = r.values;
+    }
     const changes = diff(snapshotOf(kind, cur.values), snapshotOf(kind, next));
     if (cur.created_by_this) {
       // Rows merging into a record this import created: all of them are merges.
@@ -719,7 +746,11 @@ async function findMatches(sql: Sql, job: ImportRow, keys: string[]): Promise<Ma
   const out = new Map<string, Current>();
   if (!keys.length) return out;
   const kind = job.object_type;
-  const cols = kind === "person" ? "t.first_name, t.last_name, t.emails, t.phones, t.job_title" : "t.name, t.domain, t.address, t.industry, t.size, t.tags";
+  const cols = {
+    person: "t.first_name, t.last_name, t.emails, t.phones, t.job_title",
+    company: "t.name, t.domain, t.address, t.industry, t.size, t.tags",
+    deal: "t.name, t.pipeline_id, t.stage_id, t.status, t.amount_minor::text AS amount_minor, t.currency_code, to_char(t.expected_close_date, 'YYYY-MM-DD') AS expected_close_date, t.rec_company_id AS company_id",
+  }[kind];
   let join: string;
   if (job.match_by === "emails") join = "JOIN rec_person_emails e ON e.person_id = t.id AND e.address_lower = ANY($1::text[]) CROSS JOIN LATERAL (SELECT e.address_lower AS k) k";
   else if (job.match_by === "domain") join = "CROSS JOIN LATERAL (SELECT t.domain AS k) k";
@@ -785,7 +816,8 @@ const recordJson = (kind: ImportKind, id: string, v: RowValues) => {
 async function writeCreates(sql: Sql, a: Acting, job: ImportRow, creates: { id: string; values: RowValues }[]): Promise<void> {
   if (!creates.length) return;
   const kind = job.object_type;
-  const data = JSON.stringify(creates.map((c) => recordJson(kind, c.id, c.values)));
+  const positions = kind === "deal" ? await placeNewDeals(sql, creates) : undefined;
+  const data = JSON.stringify(creates.map((c) => ({ ...recordJson(kind, c.id, c.values), ...(positions ? { position: positions.get(c.id) } : {}) })));
   const created: PendingChange[] = creates.map((c) => ({ kind, recordId: c.id, action: "created", changes: diff({}, snapshotOf(kind, c.values)) }));
   if (kind === "person") {
     await sql.query(
@@ -799,6 +831,8 @@ async function writeCreates(sql: Sql, a: Acting, job: ImportRow, creates: { id: 
        SELECT $1, lower(e), x.id FROM jsonb_to_recordset($2::jsonb) AS x (id uuid, emails text[]), unnest(x.emails) AS e`,
       [a.companyId, data],
     );
+  } else if (kind === "deal") {
+    await insertDeals(sql, a, data);
   } else {
     await sql.query(
       `INSERT INTO rec_companies (id, company_id, name, domain, address, industry, size, tags, owner_id, custom)
@@ -837,6 +871,8 @@ async function writeUpdates(sql: Sql, a: Acting, job: ImportRow, updates: { cur:
        ON CONFLICT DO NOTHING`,
       [a.companyId, data],
     );
+  } else if (kind === "deal") {
+    await updateDeals(sql, data);
   } else {
     await sql.query(
       `UPDATE rec_companies c SET name = x.name, domain = coalesce(x.domain, ''), address = coalesce(x.address, ''), industry = coalesce(x.industry, ''),
@@ -902,6 +938,8 @@ async function undo(sql: Sql, a: Acting, job: ImportRow): Promise<{ trashedCount
          SELECT $1, lower(e), x.id FROM jsonb_to_recordset($2::jsonb) AS x (id uuid, emails text[]), unnest(x.emails) AS e ON CONFLICT DO NOTHING`,
         [a.companyId, data],
       );
+    } else if (kind === "deal") {
+      await updateDeals(sql, data);
     } else {
       await sql.query(
         `UPDATE rec_companies c SET name = x.name, domain = coalesce(x.domain, ''), address = coalesce(x.address, ''), industry = coalesce(x.industry, ''),

@@ -21,6 +21,8 @@ import { decodeRecordChange } from "@crm/contracts/events";
 import { decodeImportFinished } from "@crm/contracts/tenant-events";
 import { ActorType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction } from "@crm/gen/crm/records/v1/stream_pb";
+import { FieldType } from "@crm/gen/crm/records/v1/field_pb";
+import { StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { defaultImportLimits, uploadFile, errorFile } from "../src/import-service.js";
 import { exportCsv } from "../src/export-service.js";
 import { expectCode, log, storeHarness, testVerifier, type StoreHarness, type Tenant } from "../test/harness.js";
@@ -259,6 +261,75 @@ test("imported records take the tenant's versions and change events, as API writ
   const undone = (await h.pool.query<{ event: Buffer }>("SELECT event FROM rec_changes WHERE company_id = $1 AND version > 5 ORDER BY version", [T.companyId])).rows.map((r) => decodeRecordChange(r.event));
   assert.deepEqual(undone.map((c) => ChangeAction[c.action]).sort(), ["DELETED", "DELETED", "UPDATED"], "two created → trash, Old restored");
   assert.ok(undone.every((c) => c.actor?.type === ActorType.IMPORT && c.actor.id === ready.id));
+});
+
+test("deals: pipeline and stage by name, amounts in units, company by domain, matched by an external id; undo", { skip }, async () => {
+  const T = await h.tenant("Deals");
+  const admin = T.admin.store;
+  const pipeline = (await admin.createPipelineDB({ request: { pipeline: { name: "Sales", stages: [{ name: "Lead" }, { name: "Won", kind: StageKind.WON }] } } })).response!.pipeline!;
+  const [lead, won] = pipeline.stages;
+  const globex = (await admin.createCompanyDB({ request: { company: { name: "Globex", domain: "globex.example" } } })).response!.company!;
+  await admin.createFieldDB({ request: { field: { objectType: ObjectType.DEAL, key: "ext_id", label: "External id", type: FieldType.TEXT } } });
+  // A deal already on the board: imported deals go after it.
+  const first = (await admin.createDealDB({ request: { deal: { name: "Earlier", stageId: lead!.id } } })).response!.deal!;
+
+  const csv = "Deal name;Pipeline;Stage;Amount;Currency;Close date;Company domain;ext_id\n" +
+    "Rollout;Sales;Lead;1 250,50;eur;31.12.2026;https://www.globex.example/;D-1\n" +
+    "Renewal;;won;100;JPY;;;D-2\n" +
+    "Bad stage;Sales;Nope;;;;;D-3\n" +
+    "Bad amount;Sales;Lead;10.555;EUR;;;D-4\n" +
+    "Rollout v2;;;;;;;D-1\n" +
+    "Ghost;Sales;Lead;;;;nobody.example;D-6\n" +
+    "No currency;;;5;;;;D-7\n" +
+    "Plain;;;;;2027-01-15;;\n";
+  const ready = await upload(T.admin.token, Buffer.from(csv), { kind: ObjectType.DEAL, matchBy: "custom.ext_id" });
+  assert.deepEqual(ready.suggestedMapping.map((m) => m.field), ["name", "pipeline", "stage", "amount", "currency_code", "expected_close_date", "company_domain", "custom.ext_id"]);
+  const db = client(T.admin.token);
+  await db.startImportDB({ request: { id: ready.id } });
+  await runJobs(3);
+  const done = (await db.getImportDB({ request: { id: ready.id } })).response!.import!;
+  assert.deepEqual(counts(done), { created: 3, updated: 0, merged: 1, unchanged: 0, failed: 4, done: 8 });
+  const errors = (await db.listImportErrorsDB({ request: { id: ready.id } })).response!.errors;
+  assert.deepEqual(errors.map((e) => [Number(e.rowNumber), e.reason.split(":")[0]]), [[4, "stage"], [5, "amount"], [7, "company_domain"], [8, "currency_code"]]);
+  assert.match(errors[1]!.reason, /EUR has 2 decimal places/);
+
+  const { rows } = await h.pool.query(
+    `SELECT name, stage_id, status, amount_minor::text AS amount, currency_code, to_char(expected_close_date, 'YYYY-MM-DD') AS close, rec_company_id, position, closed_at IS NOT NULL AS closed, custom
+     FROM rec_deals WHERE company_id = $1 ORDER BY position COLLATE "C"`, [T.companyId]);
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  assert.deepEqual(rows.filter((r) => r.stage_id === lead!.id).map((r) => r.name), ["Earlier", "Rollout v2", "Plain"], "after the board's deals, in file order");
+  const rollout = byName.get("Rollout v2");
+  assert.deepEqual([rollout.amount, rollout.currency_code, rollout.close, rollout.rec_company_id, rollout.custom], ["125050", "EUR", "2026-12-31", globex.id, { ext_id: "D-1" }], "the later row's name merged in");
+  const renewal = byName.get("Renewal");
+  assert.deepEqual([renewal.stage_id, renewal.status, renewal.closed, renewal.amount], [won!.id, "won", true, "100"], "a won stage closes the deal; yen have no minor units");
+  assert.equal(byName.get("Plain").close, "2027-01-15");
+  assert.equal(first.name, "Earlier");
+  const history = (await h.pool.query("SELECT count(*)::int AS n FROM rec_deal_stage_history WHERE company_id = $1", [T.companyId])).rows[0].n;
+  assert.equal(history, 4, "each new deal entered its stage");
+  const events = (await h.pool.query<{ event: Buffer }>("SELECT event FROM rec_changes WHERE company_id = $1 AND object_type = 'deal' ORDER BY version", [T.companyId])).rows.map((r) => decodeRecordChange(r.event));
+  assert.deepEqual(events.slice(1).map((c) => [ChangeAction[c.action], c.actor?.type === ActorType.IMPORT, c.record?.record.case]), [
+    ["CREATED", true, "deal"], ["CREATED", true, "deal"], ["UPDATED", true, "deal"], ["CREATED", true, "deal"],
+  ], "batches of 3 rows: two created, then the merge of row 5, then row 8 created");
+
+  // Update only, by the external id: a new amount is applied; a stage change is refused (no moves by import).
+  const upd = await upload(T.admin.token, Buffer.from("ext_id,amount,stage\nD-1,99,\nD-2,200,Lead\nD-9,1,\n"), { kind: ObjectType.DEAL, matchBy: "custom.ext_id", mode: ImportMode.UPDATE_ONLY });
+  await db.startImportDB({ request: { id: upd.id, mapping: [{ column: 0, field: "custom.ext_id" }, { column: 1, field: "amount" }, { column: 2, field: "stage" }] } });
+  await runJobs();
+  const u = (await db.getImportDB({ request: { id: upd.id } })).response!.import!;
+  assert.deepEqual([counts(u).updated, counts(u).failed], [1, 2]);
+  const uerr = (await db.listImportErrorsDB({ request: { id: upd.id } })).response!.errors.map((e) => e.reason);
+  assert.match(uerr[0]!, /does not move deals/);
+  assert.match(uerr[1]!, /no deal matches custom.ext_id "D-9"/);
+  const amount = async () => (await h.pool.query("SELECT amount_minor::text AS a FROM rec_deals WHERE custom->>'ext_id' = 'D-1' AND company_id = $1", [T.companyId])).rows[0].a;
+  assert.equal(await amount(), "9900");
+  // Undo the update: the amount from before; undo the first import: its deals to the trash.
+  await db.undoImportDB({ request: { id: upd.id } });
+  assert.equal(await amount(), "125050");
+  const undone = (await db.undoImportDB({ request: { id: ready.id } })).response!;
+  assert.equal(Number(undone.trashedCount), 3);
+
+  // An update-only import of deals needs an external id.
+  await expectCode(db.createImportDB({ request: { import: { objectType: ObjectType.DEAL, mode: ImportMode.UPDATE_ONLY } } }), Code.InvalidArgument, /external id/);
 });
 
 test("export: a filtered list as CSV with custom fields, written to the audit log", { skip }, async () => {
