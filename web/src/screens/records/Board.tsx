@@ -257,6 +257,7 @@ export function Board({ session }: { session: Session }) {
         <Link href={`/deals/new?pipeline=${pipeline.id}`} className="button">
           {w("newDeal")}
         </Link>
+        <Link href="/deals/list">{w("allDeals")}</Link>
         {isAdmin(session) && <Link href={`/pipelines?pipeline=${pipeline.id}`}>{w("pipelines")}</Link>}
       </div>
       <p role="status" className={notice?.error ? "visually-hidden" : "notice"}>

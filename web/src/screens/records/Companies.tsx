@@ -26,6 +26,7 @@ import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, typ
 import { RecordActivity } from "./activity-lazy";
 import { useWords, type Words } from "./words";
 import { ExportButton } from "./ExportButton";
+import { VirtualRows, rowCount } from "./virtual";
 
 const defaultSort = { field: "create_time", desc: true };
 const paging = { pageParamKey: "pageToken", getNextPageParam: (last: { nextPageToken: string }) => last.nextPageToken || undefined } as const;
@@ -159,44 +160,47 @@ export function CompanyList({ session }: { session: Session }) {
         <p aria-busy="true">{t("app.loading")}</p>
       ) : (
         <div className="table-wrap">
-          <table className="records" aria-labelledby="companies-title" aria-busy={list.isFetching || undefined}>
+          <table className="records" aria-labelledby="companies-title" aria-busy={list.isFetching || undefined} aria-rowcount={rowCount(rows.length, first?.totalSize, first?.totalIsExact ?? false, Boolean(list.hasNextPage))}>
             <thead>
-              <tr>
+              <tr aria-rowindex={1}>
                 <SortHeader label={w("name")} field="name" sort={sort} />
                 <ColumnHeaders cols={cols} sort={sort} />
                 <th scope="col">{w("actions")}</th>
               </tr>
             </thead>
-            <tbody>
-              {rows.length === 0 && (
+            {rows.length === 0 ? (
+              <tbody>
                 <tr>
                   <td colSpan={2 + cols.length}>{w(trash ? "trashEmpty" : "noCompanies")}</td>
                 </tr>
-              )}
-              {rows.map((c) => (
-                <tr key={c.id} data-id={c.id}>
-                  <th scope="row">
-                    <Link href={`/companies/${c.id}`}>{c.name}</Link>
-                  </th>
-                  <ColumnCells cols={cols} row={c} />
-                  <td>
-                    {c.deleteTime ? (
-                      <button type="button" className="secondary small" onClick={() => void restore(c)} aria-label={w("restoreOf", { name: c.name })}>
-                        {w("restore")}
-                      </button>
-                    ) : (
-                      <button type="button" className="secondary small danger" onClick={() => void remove(c)} aria-label={w("deleteOf", { name: c.name })}>
-                        {w("delete")}
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
+              </tbody>
+            ) : (
+              <VirtualRows rows={rows} rowKey={(c) => c.id} colSpan={2 + cols.length} hasNext={Boolean(list.hasNextPage)} loading={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()}>
+                {(c) => (
+                  <>
+                    <th scope="row">
+                      <Link href={`/companies/${c.id}`}>{c.name}</Link>
+                    </th>
+                    <ColumnCells cols={cols} row={c} />
+                    <td>
+                      {c.deleteTime ? (
+                        <button type="button" className="secondary small" onClick={() => void restore(c)} aria-label={w("restoreOf", { name: c.name })}>
+                          {w("restore")}
+                        </button>
+                      ) : (
+                        <button type="button" className="secondary small danger" onClick={() => void remove(c)} aria-label={w("deleteOf", { name: c.name })}>
+                          {w("delete")}
+                        </button>
+                      )}
+                    </td>
+                  </>
+                )}
+              </VirtualRows>
+            )}
           </table>
         </div>
       )}
-      {first && <Count shown={rows.length} total={first.totalSize} exact={first.totalIsExact} />}
+      {first && <Count shown={rows.length} total={list.hasNextPage ? first.totalSize : BigInt(rows.length)} exact={!list.hasNextPage || first.totalIsExact} />}
       <LoadMore hasNext={Boolean(list.hasNextPage)} busy={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()} label={w("loadMore")} />
     </section>
   );

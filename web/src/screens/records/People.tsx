@@ -23,6 +23,7 @@ import { CustomDetails, CustomFilter, customColumns, customCondition, useFields 
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
 import { ExportButton } from "./ExportButton";
+import { VirtualRows, rowCount } from "./virtual";
 import { useWords } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -176,44 +177,47 @@ export function PersonList({ session }: { session: Session }) {
         <p aria-busy="true">{t("app.loading")}</p>
       ) : (
         <div className="table-wrap">
-          <table className="records" aria-labelledby="people-title" aria-busy={list.isFetching || undefined}>
+          <table className="records" aria-labelledby="people-title" aria-busy={list.isFetching || undefined} aria-rowcount={rowCount(rows.length, first?.totalSize, first?.totalIsExact ?? false, Boolean(list.hasNextPage))}>
             <thead>
-              <tr>
+              <tr aria-rowindex={1}>
                 <SortHeader label={w("name")} field="last_name" sort={sort} />
                 <ColumnHeaders cols={cols} sort={sort} />
                 <th scope="col">{w("actions")}</th>
               </tr>
             </thead>
-            <tbody>
-              {rows.length === 0 && (
+            {rows.length === 0 ? (
+              <tbody>
                 <tr>
                   <td colSpan={2 + cols.length}>{w(trash ? "trashEmpty" : "noPeople")}</td>
                 </tr>
-              )}
-              {rows.map((p) => (
-                <tr key={p.id} data-id={p.id}>
-                  <th scope="row">
-                    <Link href={`/people/${p.id}`}>{personName(p)}</Link>
-                  </th>
-                  <ColumnCells cols={cols} row={p} />
-                  <td>
-                    {p.deleteTime ? (
-                      <button type="button" className="secondary small" onClick={() => void restore(p)} aria-label={w("restoreOf", { name: personName(p) })}>
-                        {w("restore")}
-                      </button>
-                    ) : (
-                      <button type="button" className="secondary small danger" onClick={() => void remove(p)} aria-label={w("deleteOf", { name: personName(p) })}>
-                        {w("delete")}
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
+              </tbody>
+            ) : (
+              <VirtualRows rows={rows} rowKey={(p) => p.id} colSpan={2 + cols.length} hasNext={Boolean(list.hasNextPage)} loading={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()}>
+                {(p) => (
+                  <>
+                    <th scope="row">
+                      <Link href={`/people/${p.id}`}>{personName(p)}</Link>
+                    </th>
+                    <ColumnCells cols={cols} row={p} />
+                    <td>
+                      {p.deleteTime ? (
+                        <button type="button" className="secondary small" onClick={() => void restore(p)} aria-label={w("restoreOf", { name: personName(p) })}>
+                          {w("restore")}
+                        </button>
+                      ) : (
+                        <button type="button" className="secondary small danger" onClick={() => void remove(p)} aria-label={w("deleteOf", { name: personName(p) })}>
+                          {w("delete")}
+                        </button>
+                      )}
+                    </td>
+                  </>
+                )}
+              </VirtualRows>
+            )}
           </table>
         </div>
       )}
-      {first && <Count shown={rows.length} total={first.totalSize} exact={first.totalIsExact} />}
+      {first && <Count shown={rows.length} total={list.hasNextPage ? first.totalSize : BigInt(rows.length)} exact={!list.hasNextPage || first.totalIsExact} />}
       <LoadMore hasNext={Boolean(list.hasNextPage)} busy={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()} label={w("loadMore")} />
     </section>
   );

@@ -22,6 +22,7 @@ const personList = lazyScreen(loadPeople, (m) => m.PersonList);
 const newPerson = lazyScreen(loadPeople, (m) => m.NewPerson);
 const personPage = lazyScreen(loadPeople, (m) => m.PersonPage);
 const board = lazyScreen(() => import("./Board"), (m) => m.Board);
+const dealList = lazyScreen(() => import("./DealList"), (m) => m.DealList);
 const newDeal = lazyScreen(loadDeals, (m) => m.NewDeal);
 const dealPage = lazyScreen(loadDeals, (m) => m.DealPage);
 const pipelines = lazyScreen(() => import("./Pipelines"), (m) => m.Pipelines);
@@ -82,7 +83,7 @@ export function recordsScreenAt(path: string) {
     case "people":
       return !rest ? personList : rest === "new" ? newPerson : personPage;
     case "deals":
-      return !rest ? board : rest === "new" ? newDeal : dealPage;
+      return !rest ? board : rest === "new" ? newDeal : rest === "list" ? dealList : dealPage;
     case "pipelines":
       return pipelines;
     case "tasks":
@@ -101,6 +102,7 @@ const { Component: PersonList } = personList;
 const { Component: NewPerson } = newPerson;
 const { Component: PersonPage } = personPage;
 const { Component: Board } = board;
+const { Component: DealList } = dealList;
 const { Component: NewDeal } = newDeal;
 const { Component: DealPage } = dealPage;
 const { Component: Pipelines } = pipelines;
@@ -134,6 +136,9 @@ export function Records({ session }: { session: Session }) {
       <Route path="/people/:id">{(p) => <PersonPage key={p.id} id={p.id} session={session} />}</Route>
       <Route path="/deals">
         <Board session={session} />
+      </Route>
+      <Route path="/deals/list">
+        <DealList session={session} />
       </Route>
       <Route path="/deals/new">
         <NewDeal session={session} />

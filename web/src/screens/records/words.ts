@@ -265,6 +265,8 @@ const en = {
   "deleteNoteOf": "Move the note of {when} to the trash",
   "noteDeleted": "The note is in the trash.",
   "markdownHint": "**bold**, *italic*, lists, [links](https://example.com); no HTML",
+  "allDeals": "All deals",
+  "anyStatus": "Any status",
 };
 export type RecordWord = keyof typeof en;
 
@@ -529,6 +531,8 @@ const ru: Record<RecordWord, string> = {
   "deleteNoteOf": "Переместить в корзину заметку от {when}",
   "noteDeleted": "Заметка в корзине.",
   "markdownHint": "**жирный**, *курсив*, списки, [ссылки](https://example.com); без HTML",
+  "allDeals": "Все сделки",
+  "anyStatus": "Любой статус",
 };
 
 /** useI18n() plus `w`, the records screens' words in the current language. */
