@@ -20,7 +20,9 @@ import { ImportMode, ImportState, type ColumnMapping, type ImportSchema, type Im
 import type { Db, Sql } from "@crm/dbservice/db";
 import { diff, emailKey, normalId, isId, type CustomDef, type Snapshot } from "../src/rules.js";
 import { asCaller, mayEdit, type Acting } from "./acting.js";
-import { publishChanges, type PendingChange } from "./changes.js";
+import { publishChanges, snapshotOf as recordSnapshot, type PendingChange } from "./changes.js";
+import { toCompany } from "./companies.js";
+import { toPerson } from "./people.js";
 import { loadDefs } from "./custom.js";
 import { exportStore, type ExportAudit } from "./export-store.js";
 import { dealCols, insertDeals, loadDealRefs, placeNewDeals, resolveDeal, updateDeals, type DealRefs } from "./import-deals.js";
@@ -592,7 +594,8 @@ async function runBatch(sql: Sql, a: Acting, job: ImportRow, size: number): Prom
   const kind = job.object_type;
   const from = BigInt(job.next_row);
   const { rows } = await sql.query<{ row_no: string; cells: string[] }>(
-    "SELECT row_no, cells FROM rec_import_rows WHERE import_id = $1 AND row_no >= $2 ORDER BY row_no LIMIT $3",
+    // The cells as JSON: JSON.parse reads 5,000 rows several times faster than the text[] parser.
+    "SELECT row_no, to_json(cells) AS cells FROM rec_import_rows WHERE import_id = $1 AND row_no >= $2 ORDER BY row_no LIMIT $3",
     [job.id, from.toString(), size],
   );
   const defs = new Map((await loadDefs(sql, kind)).map((d) => [d.key, d]));
@@ -818,7 +821,10 @@ async function writeCreates(sql: Sql, a: Acting, job: ImportRow, creates: { id: 
   const kind = job.object_type;
   const positions = kind === "deal" ? await placeNewDeals(sql, creates) : undefined;
   const data = JSON.stringify(creates.map((c) => ({ ...recordJson(kind, c.id, c.values), ...(positions ? { position: positions.get(c.id) } : {}) })));
-  const created: PendingChange[] = creates.map((c) => ({ kind, recordId: c.id, action: "created", changes: diff({}, snapshotOf(kind, c.values)) }));
+  // A created person or company is what the batch wrote, at the transaction's time: its event
+  // carries it as is (no read back of thousands of records); a deal is read back (its board fields).
+  const at = kind === "deal" ? undefined : (await sql.query<{ now: Date }>("SELECT now()")).rows[0]!.now;
+  const created: PendingChange[] = creates.map((c) => ({ kind, recordId: c.id, action: "created", changes: diff({}, snapshotOf(kind, c.values)), record: at && createdRecord(kind, a, c.id, c.values, at) }));
   if (kind === "person") {
     await sql.query(
       `INSERT INTO rec_people (id, company_id, first_name, last_name, emails, phones, job_title, owner_id, custom)
@@ -895,6 +901,15 @@ async function writeUpdates(sql: Sql, a: Acting, job: ImportRow, updates: { cur:
      ON CONFLICT (import_id, record_id) DO UPDATE SET version_after = EXCLUDED.version_after`,
     [a.companyId, job.id, JSON.stringify(updates.map((u) => ({ id: u.cur.id, before: recordJson(kind, u.cur.id, u.cur.values), version: Number(u.cur.version) + 1 })))],
   );
+}
+
+/** A record as this import creates it (the same columns the INSERTs write), for its change event. */
+function createdRecord(kind: ImportKind, a: Acting, id: string, v: RowValues, at: Date) {
+  const common = { id, owner_id: a.userId, custom: v.custom, version: "1", created_at: at, updated_at: at, deleted_at: null };
+  if (kind === "person") {
+    return recordSnapshot("person", toPerson({ ...common, first_name: v.first_name ?? "", last_name: v.last_name ?? "", emails: v.emails ?? [], phones: v.phones ?? [], job_title: v.job_title ?? "", companies: [] }));
+  }
+  return recordSnapshot("company", toCompany({ ...common, name: v.name!, domain: v.domain ?? "", address: v.address ?? "", industry: v.industry ?? "", size: v.size ?? null, tags: v.tags ?? [], assignee_id: null }));
 }
 
 /** UndoImport's work: created records to the trash, updated ones back to their values before (unless changed since). */

@@ -12,7 +12,7 @@ import { Code, createClient, createRouterTransport, type Client, type Intercepto
 import { DbImportService } from "@crm/gen/crm/db/v1/db_records_import_pb";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { ExportRecordsRequestSchema } from "@crm/gen/crm/records/v1/export_pb";
-import { fromJson } from "@bufbuild/protobuf";
+import { fromJson, toJson } from "@bufbuild/protobuf";
 import { ImportMode, ImportState, type Import } from "@crm/gen/crm/records/v1/import_pb";
 import { authInterceptor, contextInterceptor, errorInterceptor, peerServiceKey, textInterceptor } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
@@ -22,6 +22,7 @@ import { decodeImportFinished } from "@crm/contracts/tenant-events";
 import { ActorType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction } from "@crm/gen/crm/records/v1/stream_pb";
 import { FieldType } from "@crm/gen/crm/records/v1/field_pb";
+import { PersonSchema } from "@crm/gen/crm/records/v1/person_pb";
 import { StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { defaultImportLimits, uploadFile, errorFile } from "../src/import-service.js";
 import { exportCsv } from "../src/export-service.js";
@@ -245,6 +246,11 @@ test("imported records take the tenant's versions and change events, as API writ
   // create, row 5 (batch 3) merges into New1.
   assert.deepEqual(imported.map((c) => [c.recordId === existing.id ? "old" : "new", ChangeAction[c.action]]), [["new", "CREATED"], ["old", "UPDATED"], ["new", "CREATED"], ["new", "UPDATED"]]);
   assert.equal(imported[3]!.recordId, imported[0]!.recordId, "the merged row updates the record its import created");
+  // A created record's event carries it exactly as a read of it answers.
+  const new2 = imported[2]!;
+  assert.ok(new2.record?.record.case === "person");
+  const read = (await T.owner.store.getPersonDB({ request: { id: new2.recordId } })).response!.person!;
+  assert.deepEqual(toJson(PersonSchema, new2.record.record.value), toJson(PersonSchema, read));
   const upd = imported[1]!;
   assert.ok(upd.record?.record.case === "person" && upd.previous?.record.case === "person");
   assert.deepEqual([upd.previous.record.value.jobTitle, upd.record.record.value.jobTitle], ["Intern", "Chief"]);
