@@ -14,8 +14,12 @@ export const webhooksEnv = z.object({
   WEBHOOKS_ALLOW_PRIVATE: env.bool(false),
   /** Addresses allowed although private ("10.1.0.0/16,::1/128"), comma-separated. */
   WEBHOOKS_ALLOW_CIDRS: env.str(""),
-  /** The durable queue on records.events the service consumes. */
+  /** The durable queue on records.events the service consumes (record changes, finished imports). */
   WEBHOOKS_QUEUE: env.str("webhooks.records"),
+  /** The durable queue on users.events (users added or deactivated). */
+  WEBHOOKS_USERS_QUEUE: env.str("webhooks.users"),
+  /** The durable queue on chat.events (chat messages, for endpoints that ask for them). */
+  WEBHOOKS_CHAT_QUEUE: env.str("webhooks.chat"),
 });
 
 export type WebhooksConfig = z.infer<typeof webhooksEnv>;

@@ -1,14 +1,15 @@
 /**
- * The webhooks service module: WebhookService (owners and admins), the intake of record changes
- * from records.events, the delivery workers and the delivery log's 30-day purge.
+ * The webhooks service module: WebhookService (owners and admins), the intake of events (record
+ * changes and finished imports from records.events, users from users.events, chat messages from
+ * chat.events), the delivery workers and the delivery log's 30-day purge.
  */
 import type { Client } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Consumer, EventBus, Logger, ServiceModule } from "@crm/kit";
+import type { EventBus, Logger, ServiceModule } from "@crm/kit";
 import type { DbWebhooksService } from "@crm/gen/crm/db/v1/db_webhooks_pb";
 import { WebhookService } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
 import { createDeliverer } from "./deliverer.js";
-import { consumeRecordChanges } from "./events.js";
+import { consumeEvents, type EventIntake } from "./events.js";
 import { createGuard } from "./guard.js";
 import { limits } from "./rules.js";
 import { createSender, type Sender } from "./sender.js";
@@ -19,7 +20,7 @@ export interface WebhooksModuleDeps {
   cfg: WebhooksConfig;
   db: Client<typeof DbWebhooksService>;
   log: Logger;
-  /** records.events; unset: no intake (handler tests). */
+  /** The bus records.events, users.events and chat.events are on; unset: no intake (handler tests). */
   bus?: EventBus | undefined;
   /** Milliseconds since the epoch; Date.now unless a test moves time. */
   clock?: (() => number) | undefined;
@@ -45,8 +46,10 @@ export async function createWebhooksModule(d: WebhooksModuleDeps): Promise<Servi
     timeoutMs: d.cfg.WEBHOOKS_TIMEOUT_MS,
     pollMs: d.cfg.WEBHOOKS_POLL_MS,
   });
-  const impl = webhookService({ db: d.db, guard, clock, queued: () => deliverer.wake() });
-  const intake: Consumer | undefined = d.bus ? await consumeRecordChanges({ bus: d.bus, db: d.db, log: d.log, queue: d.cfg.WEBHOOKS_QUEUE, clock, queued: () => deliverer.wake() }) : undefined;
+  const intake: EventIntake | undefined = d.bus
+    ? await consumeEvents({ bus: d.bus, db: d.db, log: d.log, queues: { records: d.cfg.WEBHOOKS_QUEUE, users: d.cfg.WEBHOOKS_USERS_QUEUE, chat: d.cfg.WEBHOOKS_CHAT_QUEUE }, clock, queued: () => deliverer.wake() })
+    : undefined;
+  const impl = webhookService({ db: d.db, guard, clock, queued: () => deliverer.wake(), endpointsChanged: (companyId) => intake?.endpointsChanged(companyId) });
   if (d.workers !== false) deliverer.start();
   const purge = setInterval(() => {
     d.db

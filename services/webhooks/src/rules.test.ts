@@ -3,7 +3,10 @@ import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction, RecordChangeSchema } from "@crm/gen/crm/records/v1/stream_pb";
-import { endpointViolations, eventTypeOf, eventTypeViolations, limits, nextAttemptAt, patternsFor, payloadOf, urlViolations } from "./rules.js";
+import { UserChange, UserEventSchema } from "@crm/gen/crm/admin/v1/admin_pb";
+import { MessageSchema } from "@crm/gen/crm/chat/v1/chat_pb";
+import { ImportFinishedSchema, ImportState } from "@crm/gen/crm/records/v1/import_pb";
+import { chatMessagePayload, endpointViolations, eventTypeOf, eventTypeViolations, importFinishedPayload, limits, nextAttemptAt, patternsFor, payloadOf, urlViolations, userEventPayload } from "./rules.js";
 
 test("event types: <object>.<action>, matched by itself, <object>.* and *", () => {
   assert.equal(eventTypeOf({ objectType: ObjectType.DEAL, action: ChangeAction.STAGE_CHANGED }), "deal.stage_changed");
@@ -47,4 +50,43 @@ test("endpointViolations (the store's re-check) names each bad field under the g
   const bad = endpointViolations({ url: "x".repeat(1 << 20), eventTypes: [], description: "d".repeat(501), secret: "'; DROP TABLE wh_endpoints; --" }, "update.");
   assert.deepEqual(bad.map((v) => v.field), ["update.url", "update.eventTypes", "update.description", "update.secret"]);
   assert.deepEqual(endpointViolations({}), [], "fields not sent are not checked");
+});
+
+test("user, import and chat events: their types, and chat messages only for endpoints that name them", () => {
+  assert.deepEqual(eventTypeViolations(["user.added", "user.deactivated", "user.*", "import.finished", "import.*", "chat.message", "chat.*"]), []);
+  assert.deepEqual(eventTypeViolations(["user.created", "import.started", "chat.read"]).map((v) => v.field), ["eventTypes[0]", "eventTypes[1]", "eventTypes[2]"]);
+  assert.deepEqual(patternsFor("user.added"), ["user.added", "user.*", "*"]);
+  assert.deepEqual(patternsFor("import.finished"), ["import.finished", "import.*", "*"]);
+  assert.deepEqual(patternsFor("chat.message"), ["chat.message", "chat.*"], "\"*\" does not bring chat messages");
+});
+
+test("a user event's payload: its own id as the webhook-id, the tenant version it was queued at, the user and who acted", () => {
+  const e = create(UserEventSchema, {
+    eventId: "5b0f3c1e-8d2a-4f6b-9c7d-0e1f2a3b4c5d",
+    companyId: "0e6c1a4c-9d7b-4c1e-9b8a-1f2e3d4c5b6a",
+    change: UserChange.DEACTIVATED,
+    user: { userId: "u1", email: "ann@example.com", name: "Ann" },
+    actorName: "Olga",
+  });
+  const p = userEventPayload(e, 7n);
+  assert.equal(p.type, "user.deactivated");
+  assert.equal(p.eventId, "evt_5b0f3c1e8d2a4f6b9c7d0e1f2a3b4c5d");
+  const body = JSON.parse(p.body) as { type: string; data: Record<string, unknown> & { user: { email: string } } };
+  assert.equal(body.data.event_id, p.eventId, "the body's event_id is the webhook-id, not the event's UUID");
+  assert.equal(body.data.tenant_version, "7");
+  assert.equal(body.data.user.email, "ann@example.com");
+  assert.equal(body.data.actor_name, "Olga");
+  assert.equal(userEventPayload(create(UserEventSchema, { ...e, change: UserChange.ADDED }), 7n).type, "user.added");
+});
+
+test("an import's and a chat message's payloads", () => {
+  const imp = importFinishedPayload(create(ImportFinishedSchema, { eventId: "5b0f3c1e-8d2a-4f6b-9c7d-0e1f2a3b4c5d", tenantId: "t", import: { id: "i1", state: ImportState.SUCCEEDED, createdCount: 3n } }), 12n);
+  assert.equal(imp.type, "import.finished");
+  const ib = JSON.parse(imp.body) as { data: { tenant_version: string; import: { state: string; created_count: string } } };
+  assert.deepEqual([ib.data.tenant_version, ib.data.import.state, ib.data.import.created_count], ["12", "IMPORT_STATE_SUCCEEDED", "3"]);
+  const msg = chatMessagePayload("c1", create(MessageSchema, { messageId: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", chatId: "chat1", content: "hi", seq: 4n }), 0n);
+  assert.equal(msg.type, "chat.message");
+  assert.equal(msg.eventId, "evt_9a8b7c6d5e4f4a3b8c2d1e0f9a8b7c6d", "made from the message id: a redelivered ChatEvent is the same event");
+  const mb = JSON.parse(msg.body) as { data: { chat_id: string; company_id: string; message: { content: string; seq: string } } };
+  assert.deepEqual([mb.data.chat_id, mb.data.company_id, mb.data.message.content, mb.data.message.seq], ["chat1", "c1", "hi", "4"]);
 });

@@ -5,6 +5,9 @@
 import { toJson } from "@bufbuild/protobuf";
 import { ChangeAction, RecordChangeSchema, type RecordChange } from "@crm/gen/crm/records/v1/stream_pb";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { ImportFinishedSchema, type ImportFinished } from "@crm/gen/crm/records/v1/import_pb";
+import { UserChange, UserEventSchema, type UserEvent } from "@crm/gen/crm/admin/v1/admin_pb";
+import { MessageSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import type { Violation } from "@crm/kit";
 
 export const objectNames: Record<number, string> = {
@@ -29,6 +32,15 @@ export const actionNames: Record<number, string> = {
 /** The type of a test event (SendTest). */
 export const TEST_EVENT_TYPE = "webhook.test";
 
+/** The events that are not record changes. */
+export const USER_ADDED = "user.added";
+export const USER_DEACTIVATED = "user.deactivated";
+export const IMPORT_FINISHED = "import.finished";
+export const CHAT_MESSAGE = "chat.message";
+
+/** Types an endpoint gets only when it names them (or "<kind>.*"): "*" does not include them. */
+const optIn = new Set([CHAT_MESSAGE]);
+
 export const limits = {
   urlLength: 2000,
   eventTypes: 100,
@@ -44,6 +56,11 @@ export const limits = {
   logRetentionMs: 30 * 24 * 3600 * 1000,
   /** Bytes of an answer kept in the log (and read at most). */
   responsePrefixBytes: 1024,
+  /**
+   * A company none of whose endpoints asked for chat messages is asked again after this long:
+   * until then its messages are skipped without a database call (chat is the busiest event).
+   */
+  chatRecheckMs: 2000,
 } as const;
 
 /** "company.created" for a record change. */
@@ -51,12 +68,18 @@ export function eventTypeOf(c: Pick<RecordChange, "objectType" | "action">): str
   return `${objectNames[c.objectType] ?? "record"}.${actionNames[c.action] ?? "changed"}`;
 }
 
-/** The patterns an endpoint's event_types may hold that match `type`: itself, "<object>.*", "*". */
+/** The patterns an endpoint's event_types may hold that match `type`: itself, "<kind>.*", and "*" unless the type is opt-in (chat.message). */
 export function patternsFor(type: string): string[] {
-  return [type, `${type.split(".")[0]}.*`, "*"];
+  const kind = `${type.split(".")[0]}.*`;
+  return optIn.has(type) ? [type, kind] : [type, kind, "*"];
 }
 
-const typePattern = /^(\*|(company|person|deal|task|note)\.(\*|created|updated|deleted|restored|stage_changed|purged|linked|unlinked)|webhook\.test)$/;
+const typePattern =
+  /^(\*|(company|person|deal|task|note)\.(\*|created|updated|deleted|restored|stage_changed|purged|linked|unlinked)|user\.(\*|added|deactivated)|import\.(\*|finished)|chat\.(\*|message)|webhook\.test)$/;
+
+/** What every event type an endpoint may name is, for the API's and the console's lists. */
+export const EVENT_TYPES_HELP =
+  '"*" (every event but chat messages), "<object>.*" or "<object>.<action>" (objects: company, person, deal, task, note; actions: created, updated, deleted, restored, stage_changed, purged, linked, unlinked), "user.added", "user.deactivated", "user.*", "import.finished", "import.*", "chat.message" or "chat.*" (chat messages: only when named)';
 
 /** The event id (webhook-id) of a record change: stable, so every retry, redelivery and replay sends the same. */
 export const eventIdOf = (tenantId: string, version: bigint) => `evt_${tenantId.replaceAll("-", "")}_${version}`;
@@ -69,6 +92,39 @@ export function payloadOf(c: RecordChange): { eventId: string; type: string; bod
   const time = change.change_time ?? new Date(0).toISOString();
   const body = JSON.stringify({ type, timestamp: time, data: { event_id: eventId, tenant_version: c.version.toString(), ...change } });
   return { eventId, type, body };
+}
+
+/** A webhook-id made from an event's own UUID (user events, finished imports, chat messages: each id is new). */
+const idOf = (uuid: string) => `evt_${uuid.replaceAll("-", "")}`;
+
+/** The body of an event that is not a record change: `data` with the event id and the tenant's version when it was queued. */
+function envelope(type: string, eventId: string, version: bigint, time: string | undefined, data: Record<string, unknown>): { eventId: string; type: string; body: string } {
+  // The event's own id (a UUID) is what the webhook-id is made from: only the webhook-id is sent.
+  const rest = { ...data };
+  delete rest.event_id;
+  const body = JSON.stringify({ type, timestamp: time ?? new Date(0).toISOString(), data: { event_id: eventId, tenant_version: version.toString(), ...rest } });
+  return { eventId, type, body };
+}
+
+/** user.added or user.deactivated. */
+export const userEventType = (e: Pick<UserEvent, "change">) => (e.change === UserChange.DEACTIVATED ? USER_DEACTIVATED : USER_ADDED);
+
+/** A user added or deactivated: the user (id, e-mail, phone, name, role, status), who did it, when; `version`: the tenant's when it was queued. */
+export function userEventPayload(e: UserEvent, version: bigint) {
+  const data = toJson(UserEventSchema, e, { useProtoFieldName: true }) as Record<string, unknown>;
+  return envelope(userEventType(e), idOf(e.eventId), version, data.event_time as string | undefined, data);
+}
+
+/** An import that ended (succeeded, failed or cancelled; dry runs too): the job with its counts. */
+export function importFinishedPayload(e: ImportFinished, version: bigint) {
+  const data = toJson(ImportFinishedSchema, e, { useProtoFieldName: true }) as Record<string, unknown>;
+  return envelope(IMPORT_FINISHED, idOf(e.eventId), version, data.finish_time as string | undefined, data);
+}
+
+/** A chat message (the chats' own ChatEvent): the chat and the message; its webhook-id is made from the message id. */
+export function chatMessagePayload(companyId: string, m: Message, version: bigint) {
+  const message = toJson(MessageSchema, m, { useProtoFieldName: true }) as Record<string, unknown>;
+  return envelope(CHAT_MESSAGE, idOf(m.messageId), version, message.created_at as string | undefined, { company_id: companyId, chat_id: m.chatId, message });
 }
 
 export function testPayload(eventId: string, endpointId: string, now: Date): string {
@@ -94,7 +150,7 @@ export function urlViolations(url: string, field = "url"): Violation[] {
 export function eventTypeViolations(types: readonly string[], field = "eventTypes"): Violation[] {
   if (types.length === 0) return [{ field, description: "must name at least one event type (\"*\" for every event)" }];
   if (types.length > limits.eventTypes) return [{ field, description: `must name at most ${limits.eventTypes} event types` }];
-  return types.flatMap((t, i) => (typePattern.test(t) ? [] : [{ field: `${field}[${i}]`, description: "must be \"*\", \"<object>.*\" or \"<object>.<action>\" (objects: company, person, deal, task, note; actions: created, updated, deleted, restored, stage_changed, purged, linked, unlinked)" }]));
+  return types.flatMap((t, i) => (typePattern.test(t) ? [] : [{ field: `${field}[${i}]`, description: `must be ${EVENT_TYPES_HELP}` }]));
 }
 
 export function descriptionViolations(d: string, field = "description"): Violation[] {

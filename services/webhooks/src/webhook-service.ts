@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Client, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { invalid, requireRole, type Violation } from "@crm/kit";
+import { invalid, principalOf, requireRole, type Violation } from "@crm/kit";
 import type { DbWebhooksService } from "@crm/gen/crm/db/v1/db_webhooks_pb";
 import type { WebhookService } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
 import { RefusedAddressError, type Guard } from "./guard.js";
@@ -18,6 +18,8 @@ export interface WebhookServiceDeps {
   clock: () => number;
   /** Called after something was queued (SendTest, Redeliver, ReplayEvents): the workers look at once. */
   queued?: () => void;
+  /** Called after an endpoint of the company was created or changed (the intake looks at its chat messages again). */
+  endpointsChanged?: (companyId: string) => void;
 }
 
 /** A new signing secret: whsec_ and 32 random bytes in base64 (the Standard Webhooks format). */
@@ -48,6 +50,7 @@ export function webhookService(d: WebhookServiceDeps): ServiceImpl<typeof Webhoo
       if (v.length) throw invalid(v);
       const secret = newSecret();
       const res = await d.db.createEndpointDB({ url: req.url, eventTypes: [...new Set(req.eventTypes)], description: req.description, ordered: req.ordered, secret }, opts(ctx));
+      d.endpointsChanged?.(principalOf(ctx).companyId);
       return { endpoint: res.endpoint, secret };
     },
 
@@ -65,6 +68,7 @@ export function webhookService(d: WebhookServiceDeps): ServiceImpl<typeof Webhoo
       if (v.length) throw invalid(v);
       const update = { endpointId: req.endpointId, url: req.url, active: req.active, description: req.description, ordered: req.ordered, eventTypes: req.eventTypes ? { values: [...new Set(req.eventTypes.values)] } : undefined };
       const res = await d.db.updateEndpointDB({ update }, opts(ctx));
+      d.endpointsChanged?.(principalOf(ctx).companyId);
       d.queued?.();
       return { endpoint: res.endpoint };
     },

@@ -1,6 +1,7 @@
 /**
  * The webhooks store, mounted by dbservice as DbWebhooksService: endpoints, and the delivery
- * queue with its log (migrations/1700000000180_webhooks.sql). The endpoint RPCs act on the
+ * queue with its log (migrations/1700000000180_webhooks.sql, 1700000000230: the tenant version
+ * of events that are not record changes). The endpoint RPCs act on the
  * caller's forwarded token (an active owner or admin now) in ONE tenant transaction, and write
  * the audit log in it. The queue's RPCs run for the webhooks service only: EnqueueEventDB in the
  * tenant of the event, ClaimDeliveriesDB across tenants through crm_wh_claim (SECURITY DEFINER,
@@ -11,13 +12,14 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AppError, actorOf, invalid, isUuid, principalOf, requirePeer, type Actor, type Principal } from "@crm/kit";
-import type { DbWebhooksService } from "@crm/gen/crm/db/v1/db_webhooks_pb";
+import type { DbWebhooksService, EnqueueEventDBRequest } from "@crm/gen/crm/db/v1/db_webhooks_pb";
 import { OutgoingEmailSchema, type OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { DeliveryStatus, type DeliverySchema, type EndpointSchema } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
-import { decodeRecordChange } from "@crm/contracts/events";
+import { decodeChatEvent, decodeRecordChange } from "@crm/contracts/events";
+import { decodeImportFinished, decodeUserEvent } from "@crm/contracts/tenant-events";
 import type { Db, Sql } from "@crm/dbservice/db";
-import { endpointViolations, limits, patternsFor, payloadOf } from "../src/rules.js";
+import { CHAT_MESSAGE, IMPORT_FINISHED, chatMessagePayload, endpointViolations, importFinishedPayload, limits, patternsFor, payloadOf, userEventPayload, userEventType } from "../src/rules.js";
 
 /** The audit log (the admin store's auditLog, handed in by dbservice's mounting: a store imports no other store). */
 export interface AuditLog {
@@ -134,6 +136,48 @@ const pageToken = {
     throw invalid([{ field: "pageToken", description: "is not a page token of this list" }]);
   },
 };
+
+/**
+ * The one event of an EnqueueEventDB request, decoded and checked: its tenant, type and how its
+ * payload is made (`version` set for a record change, which has its own). Undefined for an event
+ * nothing is delivered for (a chat event that is not a message).
+ */
+function incomingEvent(req: EnqueueEventDBRequest): { tenantId: string; type: string; version?: bigint; payload: (version: bigint) => ReturnType<typeof payloadOf> } | undefined {
+  const set = [req.recordChange, req.importFinished, req.userEvent, req.chatEvent].filter((b) => b.length > 0).length;
+  if (set !== 1) throw invalid([{ field: "recordChange", description: "exactly one of recordChange, importFinished, userEvent and chatEvent must be set" }]);
+  const decode = <T>(field: string, type: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch {
+      throw invalid([{ field, description: `is not a ${type}` }]);
+    }
+  };
+  const tenant = (field: string, id: string) => {
+    if (!isUuid(id)) throw invalid([{ field, description: "must name its tenant" }]);
+    return id;
+  };
+  if (req.recordChange.length) {
+    const change = decode("recordChange", "crm.records.v1.RecordChange", () => decodeRecordChange(req.recordChange));
+    if (!isUuid(change.tenantId) || change.version < 1n) throw invalid([{ field: "recordChange", description: "must name its tenant and version" }]);
+    const pl = payloadOf(change);
+    return { tenantId: change.tenantId, type: pl.type, version: change.version, payload: () => pl };
+  }
+  if (req.importFinished.length) {
+    const e = decode("importFinished", "crm.records.v1.ImportFinished", () => decodeImportFinished(req.importFinished));
+    if (!isUuid(e.eventId)) throw invalid([{ field: "importFinished", description: "must carry its event id (a UUID)" }]);
+    return { tenantId: tenant("importFinished", e.tenantId), type: IMPORT_FINISHED, payload: (v) => importFinishedPayload(e, v) };
+  }
+  if (req.userEvent.length) {
+    const e = decode("userEvent", "crm.admin.v1.UserEvent", () => decodeUserEvent(req.userEvent));
+    if (!isUuid(e.eventId) || !e.user) throw invalid([{ field: "userEvent", description: "must carry its event id (a UUID) and the user" }]);
+    return { tenantId: tenant("userEvent", e.companyId), type: userEventType(e), payload: (v) => userEventPayload(e, v) };
+  }
+  const e = decode("chatEvent", "crm.chat.v1.ChatEvent", () => decodeChatEvent(req.chatEvent, undefined));
+  if (e.event.case !== "message") return undefined;
+  const m = e.event.value;
+  if (!isUuid(m.messageId)) throw invalid([{ field: "chatEvent", description: "must carry the message's id (a UUID)" }]);
+  return { tenantId: tenant("chatEvent", e.companyId), type: CHAT_MESSAGE, payload: (v) => chatMessagePayload(e.companyId, m, v) };
+}
 
 export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<typeof DbWebhooksService> {
   /** A tenant transaction of an active owner or admin; audit events recorded wake the relay after commit. */
@@ -327,23 +371,31 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
 
     async enqueueEventDB(req, ctx) {
       requirePeer(ctx, "webhooks");
-      let change;
-      try {
-        change = decodeRecordChange(req.recordChange);
-      } catch {
-        throw invalid([{ field: "recordChange", description: "is not a crm.records.v1.RecordChange" }]);
-      }
-      if (!isUuid(change.tenantId) || change.version < 1n) throw invalid([{ field: "recordChange", description: "must name its tenant and version" }]);
-      const pl = payloadOf(change);
+      const ev = incomingEvent(req);
+      if (!ev) return { queued: 0, wanted: false };
       const now = dateOf(req.now);
-      return db.tenant(change.tenantId, async (sql) => {
+      return db.tenant(ev.tenantId, async (sql) => {
+        let pl = ev.version !== undefined ? ev.payload(ev.version) : undefined;
+        let version = ev.version;
+        if (!pl) {
+          // Not a record change: it is stamped with the tenant's version now (every record change
+          // up to it was made before), which orders it among them for an ordered endpoint. Nothing
+          // is built when no endpoint asks for it.
+          const { rows } = await sql.query<{ version: string; wanted: boolean }>(
+            `SELECT crm_wh_tenant_version() AS version, EXISTS (SELECT 1 FROM wh_endpoints e WHERE e.active AND e.event_types && $1::text[]) AS wanted`,
+            [patternsFor(ev.type)],
+          );
+          if (!rows[0]!.wanted) return { queued: 0, wanted: false };
+          version = BigInt(rows[0]!.version);
+          pl = ev.payload(version);
+        }
         const res = await sql.query(
           `INSERT INTO wh_deliveries (company_id, endpoint_id, event_id, event_type, version, body, next_at, queued_at, created_at)
            SELECT $1, e.id, $2, $3, $4, $5, $6, $6, $6 FROM wh_endpoints e WHERE e.active AND e.event_types && $7::text[]
            ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
-          [change.tenantId, pl.eventId, pl.type, change.version.toString(), pl.body, now, patternsFor(pl.type)],
+          [ev.tenantId, pl.eventId, pl.type, version!.toString(), pl.body, now, patternsFor(pl.type)],
         );
-        return { queued: res.rowCount ?? 0 };
+        return { queued: res.rowCount ?? 0, wanted: true };
       });
     },
 

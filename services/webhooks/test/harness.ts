@@ -55,7 +55,7 @@ export async function harness(cfg: Partial<WebhooksConfig> = {}, o: { workers?: 
   const store = createClient(DbWebhooksService, mem.serve((r) => void r.service(DbWebhooksService, storeImpl), { from: "webhooks", publicMethods: storePublic }));
   let offset = 0;
   const clock = () => Date.now() + offset;
-  const config: WebhooksConfig = { ...webhooksEnv.parse({}), WEBHOOKS_ALLOW_CIDRS: "127.0.0.0/8,::1/128", WEBHOOKS_TIMEOUT_MS: 1000, WEBHOOKS_POLL_MS: 50, WEBHOOKS_QUEUE: `webhooks.test.${randomUUID()}`, ...cfg };
+  const config: WebhooksConfig = { ...webhooksEnv.parse({}), WEBHOOKS_ALLOW_CIDRS: "127.0.0.0/8,::1/128", WEBHOOKS_TIMEOUT_MS: 1000, WEBHOOKS_POLL_MS: 50, WEBHOOKS_QUEUE: `webhooks.test.${randomUUID()}`, WEBHOOKS_USERS_QUEUE: `webhooks.test.users.${randomUUID()}`, WEBHOOKS_CHAT_QUEUE: `webhooks.test.chat.${randomUUID()}`, ...cfg };
   const module = await createWebhooksModule({ cfg: config, db: store, log: mem.log, bus, clock, workers: o.workers });
   const api = mem.serve((r) => module.routes(r));
   return {

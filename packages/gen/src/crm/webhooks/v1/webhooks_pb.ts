@@ -32,7 +32,9 @@ export type Endpoint = Message<"crm.webhooks.v1.Endpoint"> & {
 
   /**
    * Event types delivered: "<object>.<action>" (company.created, person.updated, deal.deleted,
-   * deal.restored, deal.stage_changed, …), "<object>.*", or "*" for every event.
+   * deal.restored, deal.stage_changed, …), "<object>.*", "import.finished", "user.added",
+   * "user.deactivated", "user.*", "chat.message", "chat.*", or "*" for every event but chat
+   * messages (those only when named).
    *
    * @generated from field: repeated string event_types = 3;
    */
@@ -646,8 +648,9 @@ export const DeliveryStatusSchema: GenEnum<DeliveryStatus> = /*@__PURE__*/
 
 /**
  * WebhookService manages the company's webhook endpoints and their deliveries. Every change of a
- * company, person or deal (the events of records.events) is delivered to each active endpoint
- * that asked for its type, signed per the Standard Webhooks specification (headers webhook-id,
+ * company, person or deal (the events of records.events), every import that ended, every user
+ * added or deactivated and, when asked for, every chat message is delivered to each active
+ * endpoint that asked for its type, signed per the Standard Webhooks specification (headers webhook-id,
  * webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256>), retried with exponential backoff
  * and jitter for 24 hours with the same webhook-id; then the endpoint is disabled and the owners
  * get an e-mail. Every RPC needs role owner or admin.
