@@ -29,15 +29,19 @@ import type { Acting } from "./acting.js";
 import type { RecordReaders } from "./changes.js";
 
 /** Candidates ranked per object type at most. */
-const CANDIDATES = 1000;
+const CANDIDATES = 200;
 /** Vocabulary words tried for one misspelt word at most. */
 const ALTERNATIVES = 5;
 
 const objectTypes: Record<SearchKind, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL };
 
-/** One object type's best matches, ranked where they are found (crm_search_best, migration 210; $3 page size; q: the query's forms). */
+/**
+ * One object type's best matches, ranked where they are found (crm_search_best, migrations 210
+ * and 211: records holding every word whole first, the prefixes and typos only when those are
+ * fewer than CANDIDATES; $3 page size; q: the query's forms).
+ */
 function perKind(kind: SearchKind): string {
-  return `(SELECT '${kind}' AS kind, b.id, b.score FROM q, crm_search_best('${kind}', q.tsq, q.exact, q.norm, ${CANDIDATES}, $3) AS b)`;
+  return `(SELECT '${kind}' AS kind, b.id, b.score FROM q, crm_search_best('${kind}', q.whole, q.tsq, q.exact, q.norm, ${CANDIDATES}, $3) AS b)`;
 }
 
 export interface Found {
@@ -60,7 +64,9 @@ export async function searchRecords(sql: Sql, input: SearchInput): Promise<Found
      ), q AS MATERIALIZED (
        SELECT crm_search_text(ARRAY[$1::text]) AS norm,
               CASE WHEN $2::text <> '' THEN (quote_literal($2::text) || ':*')::tsquery ELSE (SELECT string_agg(term, ' & ') FROM alternatives)::tsquery END AS tsq,
-              CASE WHEN $2::text <> '' THEN (quote_literal($2::text) || ':*')::tsquery ELSE (SELECT string_agg(quote_literal(w) || ':*', ' & ') FROM words)::tsquery END AS exact
+              CASE WHEN $2::text <> '' THEN (quote_literal($2::text) || ':*')::tsquery ELSE (SELECT string_agg(quote_literal(w) || ':*', ' & ') FROM words)::tsquery END AS exact,
+              -- Every word as a whole word: the first candidates (the index's fast path; migration 211).
+              CASE WHEN $2::text <> '' THEN quote_literal($2::text)::tsquery ELSE (SELECT string_agg(quote_literal(w), ' & ') FROM words)::tsquery END AS whole
      )
      SELECT kind, id, score::float8 AS score FROM (${input.kinds.map(perKind).join(" UNION ALL ")}) found
      ORDER BY score DESC, id LIMIT $3`,
