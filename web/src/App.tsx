@@ -268,7 +268,7 @@ function Shell({ session: s }: { session: Session }) {
           <Route path="/admin">
             <Redirect to="/admin/members" replace />
           </Route>
-          <Route path="/admin/:section">{(p) => (isAdmin(s) && ["members", "invite", "api-keys", "audit", "webhooks"].includes(p.section) ? <Admin session={s} /> : <h1>{t(isAdmin(s) ? "app.notFound" : "admin.forbidden")}</h1>)}</Route>
+          <Route path="/admin/:section">{(p) => (isAdmin(s) && ["members", "invite", "api-keys", "audit", "webhooks", "permissions"].includes(p.section) ? <Admin session={s} /> : <h1>{t(isAdmin(s) ? "app.notFound" : "admin.forbidden")}</h1>)}</Route>
           <Route path={recordPaths}>
             <Records session={s} />
           </Route>

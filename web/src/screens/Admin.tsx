@@ -29,6 +29,7 @@ const admin = createClient(AdminService, transport);
 const ApiKeys = lazy(() => import("./Integrations").then((m) => ({ default: m.ApiKeys })));
 const AuditLog = lazy(() => import("./Integrations").then((m) => ({ default: m.AuditLog })));
 const Webhooks = lazy(() => import("./Webhooks").then((m) => ({ default: m.Webhooks })));
+const Permissions = lazy(() => import("./Permissions").then((m) => ({ default: m.Permissions })));
 
 
 // This screen's words: in its own chunk, so the first download of everyone else stays small.
@@ -40,6 +41,7 @@ const enWords = {
   "apiKeys": "API keys",
   "audit": "Audit log",
   "webhooks": "Webhooks",
+  "permissions": "Permissions",
   "search": "Search by name, e-mail or phone",
   "statusFilter": "Status",
   "status": "Status",
@@ -94,6 +96,7 @@ const ruWords: Record<Word, string> = {
   "apiKeys": "Ключи API",
   "audit": "Журнал аудита",
   "webhooks": "Вебхуки",
+  "permissions": "Права",
   "search": "Поиск по имени, почте или телефону",
   "statusFilter": "Состояние",
   "status": "Состояние",
@@ -164,7 +167,8 @@ export function Admin({ session }: { session: Session }) {
   const [keysPage] = useRoute("/admin/api-keys");
   const [auditPage] = useRoute("/admin/audit");
   const [hooksPage] = useRoute("/admin/webhooks");
-  const members = !invite && !keysPage && !auditPage && !hooksPage;
+  const [permissionsPage] = useRoute("/admin/permissions");
+  const members = !invite && !keysPage && !auditPage && !hooksPage && !permissionsPage;
   return (
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">{w("title")}</h1>
@@ -195,6 +199,11 @@ export function Admin({ session }: { session: Session }) {
               {w("webhooks")}
             </Link>
           </li>
+          <li>
+            <Link href="/admin/permissions" aria-current={permissionsPage ? "page" : undefined}>
+              {w("permissions")}
+            </Link>
+          </li>
         </ul>
       </nav>
       {invite ? (
@@ -210,6 +219,10 @@ export function Admin({ session }: { session: Session }) {
       ) : hooksPage ? (
         <Suspense fallback={<p aria-busy="true">{t("app.loading")}</p>}>
           <Webhooks />
+        </Suspense>
+      ) : permissionsPage ? (
+        <Suspense fallback={<p aria-busy="true">{t("app.loading")}</p>}>
+          <Permissions />
         </Suspense>
       ) : (
         <Members session={session} />

@@ -17,7 +17,7 @@ import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { allOf } from "./format";
-import { CompanyLink, DealLink, LoadMore, Notice, PersonLink, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, type Directory } from "./common";
+import { CompanyLink, DealLink, LoadMore, Notice, PersonLink, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, type Directory } from "./common";
 import { useWords, type Words } from "./words";
 
 const tasks = createClient(TaskService, transport);
@@ -126,8 +126,8 @@ function TaskItem({ task, dir, showLinks, canChange, onChanged, setNotice }: { t
   );
 }
 
-/** Tasks may be changed by owners and admins, their owner and their assignee (the server decides; this hides what it would refuse). */
-const mayChange = (t: Task, session: Session) => isAdmin(session) || t.ownerId === session.userId || t.assigneeId === session.userId;
+/** Tasks may be changed by owners and admins, their owner and their assignee, or every member where an admin allows it (the server decides; this hides what it would refuse). */
+const mayChange = (t: Task, session: Session, all: boolean) => all || isAdmin(session) || t.ownerId === session.userId || t.assigneeId === session.userId;
 
 /** The form adding a task to a record: title, due (date and time, optional), assignee. */
 function NewTask({ link, dir, onAdded }: { link: RecordRef | { objectType: ObjectType; id: string }; dir: Directory; onAdded(title: string): Promise<unknown> }) {
@@ -187,6 +187,7 @@ export function RecordActivity({ objectType, recordId, dir, session }: { objectT
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const invalidate = useInvalidate();
   const list = useQuery(TaskService.method.listTasks, { filter: recordFilter(recordId, showDone), orderBy: "due_time", pageSize: 100 });
+  const tasksAll = useMayEdit(session, ObjectType.TASK).all;
   const changed = () => invalidate(TaskService.method.listTasks, timelineOf);
   const rows = list.data?.tasks ?? [];
   const doneId = useId();
@@ -204,7 +205,7 @@ export function RecordActivity({ objectType, recordId, dir, session }: { objectT
         ) : (
           <ul className="task-list">
             {rows.map((t) => (
-              <TaskItem key={t.id} task={t} dir={dir} showLinks={false} canChange={mayChange(t, session)} onChanged={changed} setNotice={setNotice} />
+              <TaskItem key={t.id} task={t} dir={dir} showLinks={false} canChange={mayChange(t, session, tasksAll)} onChanged={changed} setNotice={setNotice} />
             ))}
           </ul>
         )}
@@ -228,6 +229,7 @@ function Notes({ objectType, recordId, dir, session }: { objectType: ObjectType;
   const id = useId();
   const invalidate = useInvalidate();
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
+  const notesAll = useMayEdit(session, ObjectType.NOTE).all;
   const list = useQuery(NoteService.method.listNotes, { filter: allOf({ field: "record_ids", op: Operator.EQUALS, values: [recordId] }), orderBy: "create_time desc", pageSize: 50 });
   const changed = () => invalidate(NoteService.method.listNotes, timelineOf);
   const [text, setText] = useState("");
@@ -270,7 +272,7 @@ function Notes({ objectType, recordId, dir, session }: { objectType: ObjectType;
       ) : (
         <ol className="note-list">
           {rows.map((n) => (
-            <NoteItem key={n.id} note={n} dir={dir} canChange={isAdmin(session) || n.authorId === session.userId} onChanged={changed} setNotice={setNotice} />
+            <NoteItem key={n.id} note={n} dir={dir} canChange={notesAll || n.authorId === session.userId} onChanged={changed} setNotice={setNotice} />
           ))}
         </ol>
       )}
@@ -379,6 +381,7 @@ export function MyTasks({ session }: { session: Session }) {
   const { w, t } = words;
   const dir = useDirectory(session);
   const invalidate = useInvalidate();
+  const tasksAll = useMayEdit(session, ObjectType.TASK).all;
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const list = useInfiniteQuery(TaskService.method.listTasks, myTasksInput, { ...paging, placeholderData: (p) => p });
   const rows = list.data?.pages.flatMap((p) => p.tasks) ?? [];
@@ -400,7 +403,7 @@ export function MyTasks({ session }: { session: Session }) {
       ) : (
         <ul className="task-list" aria-labelledby="my-tasks-title">
           {rows.map((task) => (
-            <TaskItem key={task.id} task={task} dir={dir} showLinks canChange={mayChange(task, session)} onChanged={() => invalidate(TaskService.method.listTasks)} setNotice={setNotice} />
+            <TaskItem key={task.id} task={task} dir={dir} showLinks canChange={mayChange(task, session, tasksAll)} onChanged={() => invalidate(TaskService.method.listTasks)} setNotice={setNotice} />
           ))}
         </ul>
       )}

@@ -17,7 +17,7 @@ import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
-import { Count, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFilter, SortHeader, api, date, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useSearchState, useSort, type Directory } from "./common";
+import { Count, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFilter, ReadOnlyHint, SortHeader, api, assigneeOptions, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort, type Directory } from "./common";
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { useLiveList } from "./live";
@@ -63,6 +63,7 @@ export function prefetch(path: string, search: URLSearchParams): void {
   const id = /^\/companies\/([0-9a-f-]{36})$/.exec(path)?.[1];
   if (!id) return;
   void pageQueryClient.prefetchQuery(createQueryOptions(CompanyService.method.getCompany, { id }, { transport }));
+  void pageQueryClient.prefetchQuery(createQueryOptions(permissionsMethod, {}, { transport }));
   prefetchTimeline(ObjectType.COMPANY, id);
 }
 
@@ -221,7 +222,7 @@ function ownerOptions(dir: Directory) {
   return dir.users.map((u) => ({ value: u.id, label: u.name }));
 }
 
-const companyFields = ["name", "domain", "address", "industry", "size", "tags", "ownerId"];
+const companyFields = ["name", "domain", "address", "industry", "size", "tags", "ownerId", "assigneeId"];
 
 /** "" → unset; a whole number 0.. → the number; anything else is refused here, beside the field. */
 function parseSize(text: string, words: Words, field: string): number | undefined {
@@ -349,6 +350,7 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
   const queryClient = useQueryClient();
   const invalidate = useInvalidate();
   const q = useQuery(CompanyService.method.getCompany, { id }, { staleTime: 2_000 });
+  const may = useMayEdit(session, ObjectType.COMPANY);
   const c = q.data?.company;
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const key = createConnectQueryKey({ schema: CompanyService.method.getCompany, input: { id }, transport, cardinality: "finite" });
@@ -364,7 +366,7 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
         {recordError(q.error, words, "")}
       </p>
     );
-  const canEdit = !c.deleteTime && (isAdmin(session) || c.ownerId === session.userId);
+  const canEdit = may.edit(c);
   const errorsOf = (e: unknown) => splitErrors(e, words, "company", companyFields, c.name);
   const save = (mask: string, patch: Patch<typeof CompanySchema>) => saver(async () => (await api.companies.updateCompany({ company: { ...patch, id: c.id, etag: c.etag }, updateMask: { paths: [mask] } })).company);
   const text = (field: keyof Company & string, mask: string, label: string, opts: { maxLength?: number; hint?: string; textarea?: boolean } = {}) => (
@@ -402,6 +404,7 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
       </div>
       <TrashBanner record={c} />
       <Notice notice={notice} />
+      <ReadOnlyHint show={!c.deleteTime && !canEdit} />
       <div className="record-grid">
         <section aria-labelledby="details-title" className="details">
           <h2 id="details-title">{w("details")}</h2>
@@ -438,6 +441,16 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
             canEdit={canEdit && isAdmin(session) && dir.users.length > 0}
             errorsOf={errorsOf}
             save={(v) => save("owner_id", { ownerId: v })}
+          />
+          <InlineField
+            label={w("assignee")}
+            field="assigneeId"
+            display={c.assigneeId ? dir.name(c.assigneeId) : w("nobody")}
+            initial={c.assigneeId}
+            editor={{ kind: "select", options: assigneeOptions(dir, words) }}
+            canEdit={may.assign(c) && dir.users.length > 0}
+            errorsOf={errorsOf}
+            save={(v) => save("assignee_id", { assigneeId: v })}
           />
           <CustomDetails objectType={ObjectType.COMPANY} prefix="company" custom={c.custom} dir={dir} canEdit={canEdit} errorsOf={errorsOf} save={(key, value) => save(`custom.${key}`, { custom: { [key]: value } })} />
           <Times record={c} />

@@ -15,7 +15,7 @@ import { prefetch as prefetchQuery, queryClient as pageQueryClient } from "../..
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { currencies, formatAmountInput, formatDate, formatMoney, minorDigits, parseAmount } from "./format";
-import { CompanyLink, InlineField, LinkedItem, Notice, RecordPicker, api, date, pipelinesInput, recordError, splitErrors, statusWord, timelineOf, useDirectory, useInvalidate, usePipelines } from "./common";
+import { CompanyLink, InlineField, LinkedItem, Notice, ReadOnlyHint, RecordPicker, api, assigneeOptions, date, permissionsMethod, pipelinesInput, recordError, splitErrors, statusWord, timelineOf, useDirectory, useInvalidate, useMayEdit, usePipelines } from "./common";
 import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Companies";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { CustomDetails } from "./custom";
@@ -28,6 +28,7 @@ export function prefetch(path: string): void {
   const id = /^\/deals\/([0-9a-f-]{36})$/.exec(path)?.[1];
   if (!id) return;
   void pageQueryClient.prefetchQuery(createQueryOptions(DealService.method.getDeal, { id }, { transport }));
+  void pageQueryClient.prefetchQuery(createQueryOptions(permissionsMethod, {}, { transport }));
   prefetchTimeline(ObjectType.DEAL, id);
 }
 
@@ -37,7 +38,7 @@ function defaultCurrency(locale: string): string {
   return localStorage.getItem(currencyKey) ?? (locale === "ru" ? "RUB" : "USD");
 }
 
-const dealFields = ["name", "pipelineId", "stageId", "amountMinor", "currencyCode", "expectedCloseDate", "lostReason", "companyId", "personIds", "ownerId"];
+const dealFields = ["name", "pipelineId", "stageId", "amountMinor", "currencyCode", "expectedCloseDate", "lostReason", "companyId", "personIds", "ownerId", "assigneeId"];
 
 /** 12,500 in the currency's minor units: the example the amount's hint shows. */
 const exampleMinor = (currency: string) => 12500n * 10n ** BigInt(minorDigits(currency));
@@ -190,6 +191,7 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
   const invalidate = useInvalidate();
   const { stages } = usePipelines();
   const q = useQuery(DealService.method.getDeal, { id }, { staleTime: 2_000 });
+  const may = useMayEdit(session, ObjectType.DEAL);
   const d = q.data?.deal;
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const key = createConnectQueryKey({ schema: DealService.method.getDeal, input: { id }, transport, cardinality: "finite" });
@@ -203,7 +205,7 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
       </p>
     );
   const here = stages.get(d.stageId);
-  const canEdit = !d.deleteTime && (isAdmin(session) || d.ownerId === session.userId);
+  const canEdit = may.edit(d);
   const errorsOf = (e: unknown) => (e instanceof LocalInvalid ? { fields: e.fields } : splitErrors(e, words, "deal", dealFields, d.name));
   const save = (mask: string[], patch: Patch<typeof DealSchema>) => saver(async () => (await api.deals.updateDeal({ deal: { ...patch, id: d.id, etag: d.etag }, updateMask: { paths: mask } })).deal);
   const trashToggle = async () => {
@@ -231,6 +233,7 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
       </div>
       <TrashBanner record={d} />
       <Notice notice={notice} />
+      <ReadOnlyHint show={!d.deleteTime && !canEdit} />
       <div className="record-grid">
         <section aria-labelledby="details-title" className="details">
           <h2 id="details-title">{w("details")}</h2>
@@ -277,6 +280,16 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
             canEdit={canEdit && isAdmin(session) && dir.users.length > 0}
             errorsOf={errorsOf}
             save={(v) => save(["owner_id"], { ownerId: v })}
+          />
+          <InlineField
+            label={w("assignee")}
+            field="assigneeId"
+            display={d.assigneeId ? dir.name(d.assigneeId) : w("nobody")}
+            initial={d.assigneeId}
+            editor={{ kind: "select", options: assigneeOptions(dir, words) }}
+            canEdit={may.assign(d) && dir.users.length > 0}
+            errorsOf={errorsOf}
+            save={(v) => save(["assignee_id"], { assigneeId: v })}
           />
           {entered && (
             <div className="detail">

@@ -14,7 +14,7 @@ import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
-import { CompanyLink, Count, LinkedItem, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFilter, RecordPicker, SortHeader, api, date, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useSearchState, useSort } from "./common";
+import { CompanyLink, Count, LinkedItem, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFilter, ReadOnlyHint, RecordPicker, SortHeader, api, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort } from "./common";
 import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Companies";
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
@@ -62,6 +62,7 @@ export function prefetch(path: string, search: URLSearchParams): void {
   const id = /^\/people\/([0-9a-f-]{36})$/.exec(path)?.[1];
   if (!id) return;
   void pageQueryClient.prefetchQuery(createQueryOptions(PersonService.method.getPerson, { id }, { transport }));
+  void pageQueryClient.prefetchQuery(createQueryOptions(permissionsMethod, {}, { transport }));
   prefetchTimeline(ObjectType.PERSON, id);
 }
 
@@ -288,6 +289,7 @@ export function PersonPage({ id, session }: { id: string; session: Session }) {
   const queryClient = useQueryClient();
   const invalidate = useInvalidate();
   const q = useQuery(PersonService.method.getPerson, { id }, { staleTime: 2_000 });
+  const may = useMayEdit(session, ObjectType.PERSON);
   const p = q.data?.person;
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const key = createConnectQueryKey({ schema: PersonService.method.getPerson, input: { id }, transport, cardinality: "finite" });
@@ -304,7 +306,7 @@ export function PersonPage({ id, session }: { id: string; session: Session }) {
       </p>
     );
   const name = personName(p);
-  const canEdit = !p.deleteTime && (isAdmin(session) || p.ownerId === session.userId);
+  const canEdit = may.edit(p);
   const errorsOf = (e: unknown) => splitErrors(e, words, "person", personFields, name);
   const save = (mask: string, patch: Patch<typeof PersonSchema>) => saver(async () => (await api.people.updatePerson({ person: { ...patch, id: p.id, etag: p.etag }, updateMask: { paths: [mask] } })).person);
   const text = (field: "firstName" | "lastName" | "jobTitle", mask: string, label: string) => (
@@ -355,6 +357,7 @@ export function PersonPage({ id, session }: { id: string; session: Session }) {
       </div>
       <TrashBanner record={p} />
       <Notice notice={notice} />
+      <ReadOnlyHint show={!p.deleteTime && !canEdit} />
       <div className="record-grid">
         <section aria-labelledby="details-title" className="details">
           <h2 id="details-title">{w("details")}</h2>

@@ -17,7 +17,8 @@ import { PersonService, type Person } from "@crm/gen/crm/records/v1/person_pb";
 import { DealService, DealStatus } from "@crm/gen/crm/records/v1/deal_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { TimelineService } from "@crm/gen/crm/records/v1/timeline_pb";
-import { Operator } from "@crm/gen/crm/records/v1/common_pb";
+import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
+import { PermissionService } from "@crm/gen/crm/records/v1/permission_pb";
 import { isAdmin, transport, type Session } from "../../session";
 import { describeError, fieldErrors } from "../../errors";
 import { allOf, anyContains, violationField } from "./format";
@@ -64,6 +65,40 @@ export function useDirectory(session: Session) {
   };
 }
 export type Directory = ReturnType<typeof useDirectory>;
+
+/** The grants' query (GetRecordPermissions, which every member may read); record pages prefetch it with the record. */
+export const permissionsMethod = PermissionService.method.getRecordPermissions;
+
+/**
+ * What the caller may change on records of one type, as the server's row-level security decides
+ * it (this only hides what it would refuse): owners and admins everything; members what they own
+ * or are assigned, or every record of a type an owner or admin allowed (PermissionService). The
+ * assignee is set by the record's owner, owners and admins, and by members where the type is
+ * allowed: an assignee may not hand the record on.
+ */
+export function useMayEdit(session: Session, objectType: ObjectType) {
+  const grants = useQuery(permissionsMethod, {}, { staleTime: 30_000 });
+  const all = isAdmin(session) || (grants.data?.membersEditAll ?? []).includes(objectType);
+  type Rec = { ownerId: string; assigneeId?: string; deleteTime?: Timestamp | undefined };
+  return {
+    /** Every member may change every record of the type (by an admin's grant or being one). */
+    all,
+    edit: (r: Rec) => !r.deleteTime && (all || r.ownerId === session.userId || (Boolean(r.assigneeId) && r.assigneeId === session.userId)),
+    assign: (r: Rec) => !r.deleteTime && (all || r.ownerId === session.userId),
+  };
+}
+
+/** The members to pick as a record's assignee: nobody, then the active members by name. */
+export function assigneeOptions(dir: Directory, words: Words) {
+  return [{ value: "", label: words.w("nobody") }, ...dir.users.map((u) => ({ value: u.id, label: u.id === dir.me ? `${u.name} (${words.w("you")})` : u.name }))];
+}
+
+/** Said on a record page the caller may read but not change. */
+export function ReadOnlyHint({ show }: { show: boolean }) {
+  const { w } = useWords();
+  if (!show) return null;
+  return <p className="hint read-only">{w("readOnly")}</p>;
+}
 
 /** The URL's search parameters as the screen's state (filters, sort): a reload or a shared link shows the same list. */
 export function useSearchState(): [URLSearchParams, (changes: Record<string, string | undefined>) => void] {
@@ -441,7 +476,7 @@ export function RecordPicker({ kind, label, value, onChange, error, hint }: { ki
   );
 }
 
-export { Operator };
+export { ObjectType, Operator };
 
 /** Every pipeline of the tenant with its stages (one call; the board, forms and names share it). */
 export const pipelinesInput = { pageSize: 500 };

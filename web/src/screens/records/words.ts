@@ -265,8 +265,10 @@ const en = {
   "deleteNoteOf": "Move the note of {when} to the trash",
   "noteDeleted": "The note is in the trash.",
   "markdownHint": "**bold**, *italic*, lists, [links](https://example.com); no HTML",
+  "nobody": "Nobody",
   "allDeals": "All deals",
   "anyStatus": "Any status",
+  "readOnly": "You can read this record. Its owner, its assignee, owners and admins can change it, and members too where an admin allows it.",
 };
 export type RecordWord = keyof typeof en;
 
@@ -531,8 +533,10 @@ const ru: Record<RecordWord, string> = {
   "deleteNoteOf": "Переместить в корзину заметку от {when}",
   "noteDeleted": "Заметка в корзине.",
   "markdownHint": "**жирный**, *курсив*, списки, [ссылки](https://example.com); без HTML",
+  "nobody": "Никто",
   "allDeals": "Все сделки",
   "anyStatus": "Любой статус",
+  "readOnly": "Эту запись можно только читать. Менять её могут ответственный, исполнитель, владельцы и администраторы, а сотрудники — там, где это разрешил администратор.",
 };
 
 /** useI18n() plus `w`, the records screens' words in the current language. */
