@@ -210,3 +210,40 @@ test("the delivery log is kept 30 days", { skip }, async () => {
   assert.equal((await t.api.listDeliveries({ endpointId: endpoint!.endpointId })).deliveries.length, 0);
   await rcv.down();
 });
+
+test("chat messages go only to endpoints that name chat.message; an endpoint asking for them takes effect at once", { skip }, async () => {
+  const { chatEvent } = await import("@crm/contracts/events");
+  const { Code: C } = await import("@connectrpc/connect");
+  // Its own module: the shared one's clock was moved a day on, which a signature's timestamp shows.
+  const own = await harness();
+  const t = await own.tenant();
+  const all = await receiver((_q, res) => res.writeHead(200).end());
+  const chatty = await receiver((_q, res) => res.writeHead(200).end());
+  const send = async (content: string) => {
+    const messageId = crypto.randomUUID();
+    const e = chatEvent({ chatId: crypto.randomUUID(), companyId: t.companyId, event: { case: "message", value: { messageId, content, seq: 1n } } });
+    await own.bus.publish(e.exchange, e.routingKey, e.payload, { contentType: e.contentType, headers: e.headers });
+    return messageId;
+  };
+  try {
+    const { endpoint: star } = await t.api.createEndpoint({ url: all.url, eventTypes: ["*"] });
+    await send("nobody asked");
+    const { endpoint: named, secret } = await t.api.createEndpoint({ url: chatty.url, eventTypes: ["chat.message"] });
+    const id = await send("hello");
+    await until("the named endpoint got it", () => chatty.got.some((g) => g.headers["webhook-id"] === `evt_${id.replaceAll("-", "")}`));
+    const got = chatty.got.find((g) => g.headers["webhook-id"] === `evt_${id.replaceAll("-", "")}`)!;
+    const body = new Webhook(secret).verify(got.body, got.headers) as { type: string; data: { message: { content: string } } };
+    assert.deepEqual([body.type, body.data.message.content], ["chat.message", "hello"]);
+    await own.publish(t.companyId, 1n);
+    await until("the record change reached \"*\"", () => all.got.length === 1);
+    assert.equal(JSON.parse(all.got[0]!.body).type, "company.created", "\"*\" got the record change and no chat message");
+    assert.deepEqual((await t.api.listDeliveries({ endpointId: star!.endpointId })).deliveries.map((d) => d.eventType), ["company.created"]);
+    assert.ok((await t.api.listDeliveries({ endpointId: named!.endpointId })).deliveries.every((d) => d.eventType === "chat.message"));
+    // The store takes exactly one event per call.
+    await expectError(own.store.enqueueEventDB({}), C.InvalidArgument, { fields: ["recordChange"] });
+  } finally {
+    await all.down();
+    await chatty.down();
+    await own.close();
+  }
+});
