@@ -162,7 +162,7 @@ test("people: a virtualized list too; in Russian, axe-clean", { skip }, async ()
   await page.getByLabel("Language").selectOption("ru");
   await page.getByRole("heading", { name: "Люди" }).waitFor();
   await axe(page, "people list (ru)");
-  await nav(page, "Компании").click();
+  await page.getByRole("link", { name: "Компании", exact: true }).click();
   await page.getByRole("heading", { name: "Компании" }).waitFor();
   await axe(page, "companies list (ru)");
   await page.goto(`${app.baseUrl}/deals/list`);
