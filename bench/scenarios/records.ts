@@ -161,6 +161,8 @@ async function catchUpMigrations(url: string) {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
+    // Rows renumbered below (or added by hand) may be ahead of the id sequence: the runner's INSERT would collide.
+    await c.query("SELECT setval(pg_get_serial_sequence('crm_migrations', 'id'), (SELECT max(id) FROM crm_migrations))");
     await runner({
       dbClient: c, dir: migrationDirs.map((d) => `${d}/*.sql`), useGlob: true, direction: "up", migrationsTable: "crm_migrations",
       singleTransaction: true, checkOrder: false, log: () => {},
