@@ -156,10 +156,10 @@ export function authStore(db: Db, { audit }: AuthStoreDeps): ServiceImpl<typeof 
     async loginDB(req, ctx) {
       requirePeer(ctx, "auth");
       if (!req.email === !req.phone) throw invalid([{ field: "email", description: "give exactly one of email or phone" }]);
-      const { rows } = await db.system((sql) =>
-        sql.query<{ user_id: string; company_id: string; role: Role; status: string; password_hash: string | null }>("SELECT * FROM crm_login_lookup($1, $2)", [req.email || null, req.phone || null]),
-      );
-      const u = rows[0];
+      // One round trip (the transaction's start, the lookup, COMMIT): a login costs argon2 and little else.
+      const lit = (sql: Sql, v: string) => (v ? sql.escapeLiteral(v) : "NULL");
+      const { rows } = await db.systemScript((sql) => ({ text: `SELECT * FROM crm_login_lookup(${lit(sql, req.email)}, ${lit(sql, req.phone)})` }));
+      const u = rows[0] as { user_id: string; company_id: string; role: Role; status: string; password_hash: string | null } | undefined;
       if (!u) return { found: false };
       return { found: true, userId: u.user_id, companyId: u.company_id, role: roleToProto[u.role], status: statusToProto[u.status] ?? UserStatus.UNSPECIFIED, passwordHash: u.password_hash ?? "" };
     },

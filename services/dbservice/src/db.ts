@@ -58,6 +58,12 @@ export interface Db {
    */
   tenantScript(companyId: string, build: (sql: Sql) => Script): Promise<pg.QueryResult>;
   /**
+   * `tenantScript` with no tenant, as `system` runs (only SECURITY DEFINER functions see rows): for
+   * a request answered by one statement, e.g. the login's account lookup, in ONE round trip
+   * instead of three (the start, the statement, COMMIT).
+   */
+  systemScript(build: (sql: Sql) => Script): Promise<pg.QueryResult>;
+  /**
    * Statements sent with the COMMIT of `sql`'s transaction (one of `tenant` or `system`), in the
    * same round trip, then the INSERT of `outbox` messages: for the last writes of a transaction
    * that holds a hot row lock until it commits (the records' per-tenant version), so the lock is
@@ -177,6 +183,27 @@ export function createDb(pool: pg.Pool): Db {
       }
     });
   }
+  /** tenantScript and systemScript: the start, the script and COMMIT in one round trip (two with an outbox). */
+  function script(companyId: string, build: (sql: Sql) => Script): Promise<pg.QueryResult> {
+    const start = begin(companyId);
+    return transaction(pool, async (client, discard) => {
+      const s = build(client);
+      try {
+        if (!s.outbox) {
+          const results = (await client.query(`${start};\n${s.text};\nCOMMIT`)) as unknown as pg.QueryResult[];
+          return results[results.length - 2]!;
+        }
+        const results = (await client.query(`${start};\n${s.text}`)) as unknown as pg.QueryResult[];
+        const result = results[results.length - 1]!;
+        const outbox = enqueueText(s.outbox(result), (v) => client.escapeLiteral(v));
+        await client.query(outbox ? `${outbox};\nCOMMIT` : "COMMIT");
+        return result;
+      } catch (err) {
+        if (s.keepsState) discard();
+        throw err;
+      }
+    });
+  }
   return {
     pool,
     tenant(companyId, fn, o) {
@@ -188,24 +215,10 @@ export function createDb(pool: pg.Pool): Db {
     },
     tenantScript(companyId, build) {
       if (companyId === "") throw new AppError("unauthenticated", "the token names no valid company");
-      const start = begin(companyId);
-      return transaction(pool, async (client, discard) => {
-        const script = build(client);
-        try {
-          if (!script.outbox) {
-            const results = (await client.query(`${start};\n${script.text};\nCOMMIT`)) as unknown as pg.QueryResult[];
-            return results[results.length - 2]!;
-          }
-          const results = (await client.query(`${start};\n${script.text}`)) as unknown as pg.QueryResult[];
-          const result = results[results.length - 1]!;
-          const outbox = enqueueText(script.outbox(result), (v) => client.escapeLiteral(v));
-          await client.query(outbox ? `${outbox};\nCOMMIT` : "COMMIT");
-          return result;
-        } catch (err) {
-          if (script.keepsState) discard();
-          throw err;
-        }
-      });
+      return script(companyId, build);
+    },
+    systemScript(build) {
+      return script("", build);
     },
     atCommit(sql, text, outbox = []) {
       const tail = tails.get(sql);
