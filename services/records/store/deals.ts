@@ -15,6 +15,7 @@ import { randomUUID } from "node:crypto";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { AppError, invalid, type Violation } from "@crm/kit";
 import { DealStatus, type Deal, type DealSchema, type MoveDealRequest } from "@crm/gen/crm/records/v1/deal_pb";
+import type pg from "pg";
 import type { Sql } from "@crm/dbservice/db";
 import { applyCustom, customScope, customSnapshot } from "../src/rules.js";
 import { checkDeal, diff, etagOf, normalId, isId, parseEtag, positionBetween, textViolation, updatable, LIMITS, type DealInput, type Snapshot, type StageKindName } from "../src/rules.js";
@@ -205,15 +206,19 @@ export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow>
   if (stageId && !isId(stageId)) v.push({ field: "deal.stageId", description: "must be a stage id (UUID)" });
   if (pipelineId && !isId(pipelineId)) v.push({ field: "deal.pipelineId", description: "must be a pipeline id (UUID)" });
   if (!stageId && !pipelineId) v.push({ field: "deal.stageId", description: "is required: the stage to put the deal in (or pipelineId, for its first stage)" });
-  // One round trip: the custom fields' definitions and the stage (named, or the pipeline's first).
+  // One round trip: the custom fields' definitions and the stage (named, or the pipeline's first);
+  // a named stage's lock and last key too (read after the lock: a fresh snapshot, every placement
+  // before it committed). A request refused below took the lock for nothing: it rolls back.
+  const lastSql = (stage: string) => `SELECT max(position) AS p FROM rec_deals WHERE stage_id = ${stage}`;
+  const named = !v.length && stageId ? lit(sql, stageId) : undefined;
   const stageSql = v.length
     ? []
-    : stageId
-      ? [`SELECT id, pipeline_id, kind, true AS pipeline_found FROM rec_stages WHERE id = ${lit(sql, stageId)}`]
+    : named
+      ? [`SELECT id, pipeline_id, kind, true AS pipeline_found FROM rec_stages WHERE id = ${named}`, stageLockSql(named), lastSql(named)]
       : [`SELECT s.id, s.pipeline_id, s.kind, true AS pipeline_found FROM rec_pipelines p
            LEFT JOIN LATERAL (SELECT id, pipeline_id, kind FROM rec_stages WHERE pipeline_id = p.id ORDER BY sort_order LIMIT 1) s ON true
           WHERE p.id = ${lit(sql, pipelineId)}`];
-  const [defs, found] = await batch(sql, [defsSelect("'deal'"), ...stageSql]);
+  const [defs, found, , lastNamed] = await batch(sql, [defsSelect("'deal'"), ...stageSql]);
   const patch = await customPatch(sql, "deal", d.custom, "all", v, "deal", defsOf(defs!.rows as DefRow[]));
   const got = found!.rows[0] as (StageRef & { pipeline_found: boolean }) | undefined;
   let stage: StageRef;
@@ -228,8 +233,8 @@ export async function createDeal(sql: Sql, a: Acting, d: Deal): Promise<DealRow>
   const owner = await ownerFor(sql, a, input.owner_id, "deal.ownerId");
   const assignee = await assigneeFor(sql, a, input.assignee_id ?? null, null, "deal.assigneeId");
   await referencesExist(sql, input);
-  // The stage's lock, then its last key read after it (a fresh snapshot: every placement before is committed).
-  const [, last] = await batch(sql, [stageLockSql(lit(sql, stage.id)), `SELECT max(position) AS p FROM rec_deals WHERE stage_id = ${lit(sql, stage.id)}`]);
+  // The pipeline's first stage: its lock, then its last key read after it.
+  const last = lastNamed ?? (await batch(sql, [stageLockSql(lit(sql, stage.id)), lastSql(lit(sql, stage.id))]))[1];
   const position = positionBetween((last!.rows[0] as { p: string | null } | undefined)?.p ?? null, null);
   // One round trip: the deal (returned as stored), then its people and its stage history, whose
   // policies look the deal up (so they are statements of their own, after it).
@@ -313,19 +318,36 @@ export async function moveDeal(sql: Sql, a: Acting, req: MoveDealRequest): Promi
   if (etag === "bad") v.push({ field: "etag", description: "is not an etag this service returned: read the deal again and send its etag" });
   if (v.length || etag === "bad") throw invalid(v);
 
-  // The stage first (lock order: stage, then deal), so the deal's stage is read without a lock:
-  // the deal's pipeline and stage with the target stage in one statement.
-  const { rows: current } = await sql.query<{ stage_id: string; pipeline_id: string; target: StageRef | null }>(
-    `SELECT d.stage_id, d.pipeline_id, (SELECT json_build_object('id', s.id, 'pipeline_id', s.pipeline_id, 'kind', s.kind) FROM rec_stages s WHERE s.id = coalesce($2::uuid, d.stage_id)) AS target
-     FROM rec_deals d WHERE d.id = $1`,
-    [id, ids.stageId || null],
-  );
-  if (!current[0]) throw notFound("deal", id);
-  const target = stageFound(current[0].target ?? undefined, ids.stageId || current[0].stage_id, "stageId");
-  if (target.pipeline_id !== current[0].pipeline_id) throw invalid([{ field: "stageId", description: `is a stage of pipeline ${target.pipeline_id}; the deal is in pipeline ${current[0].pipeline_id}` }]);
-  // One round trip: the stage's lock, then (fresh snapshots) the deal locked and the neighbours of its new place.
-  const [, locked, around] = await batch(sql, [stageLockSql(lit(sql, target.id)), lockingSelect("deal", SELECT, lit(sql, id)), neighboursSql(sql, target.id, id, { ...ids, top: req.top })]);
-  const before = await checkLocked<DealRow>(sql, a, "deal", locked!.rows[0] as DealRow | undefined, id, { etag });
+  // Lock order: the stage, then the deal. One round trip: the target stage, its lock, then (fresh
+  // snapshots) the deal locked and the neighbours of its new place. Without a target stage the
+  // deal's own is read first, without a lock.
+  const placing = (stage: string) => [stageLockSql(lit(sql, stage)), lockingSelect("deal", SELECT, lit(sql, id)), neighboursSql(sql, stage, id, { ...ids, top: req.top })];
+  let target: StageRef;
+  let locked: DealRow | undefined;
+  let around: pg.QueryResult | undefined;
+  const mismatch = (deal: { pipeline_id: string }) =>
+    invalid([{ field: "stageId", description: `is a stage of pipeline ${target.pipeline_id}; the deal is in pipeline ${deal.pipeline_id}` }]);
+  if (ids.stageId) {
+    const [stage, , row, keys] = await batch(sql, [`SELECT id, pipeline_id, kind FROM rec_stages WHERE id = ${lit(sql, ids.stageId)}`, ...placing(ids.stageId)]);
+    locked = row!.rows[0] as DealRow | undefined;
+    // A deal that is not there (or not the caller's to change) is named before the stage.
+    if (!locked) await checkLocked<DealRow>(sql, a, "deal", undefined, id, { etag });
+    target = stageFound(stage!.rows[0] as StageRef | undefined, ids.stageId, "stageId");
+    if (target.pipeline_id !== locked!.pipeline_id) throw mismatch(locked!);
+    around = keys;
+  } else {
+    const { rows: current } = await sql.query<{ stage_id: string; pipeline_id: string; target: StageRef | null }>(
+      `SELECT d.stage_id, d.pipeline_id, (SELECT json_build_object('id', s.id, 'pipeline_id', s.pipeline_id, 'kind', s.kind) FROM rec_stages s WHERE s.id = d.stage_id) AS target
+       FROM rec_deals d WHERE d.id = $1`,
+      [id],
+    );
+    if (!current[0]) throw notFound("deal", id);
+    target = stageFound(current[0].target ?? undefined, current[0].stage_id, "stageId");
+    const [, row, keys] = await batch(sql, placing(target.id));
+    locked = row!.rows[0] as DealRow | undefined;
+    around = keys;
+  }
+  const before = await checkLocked<DealRow>(sql, a, "deal", locked, id, { etag });
   if (!ids.stageId && before.stage_id !== target.id) throw new AppError("aborted", `deal ${id} moved to another stage meanwhile: read it again and retry`);
   const keys = around!.rows[0] as { lo: string | null; hi: string | null } | undefined;
   if (!keys) {
