@@ -13,8 +13,12 @@ import { useWindowVirtualizer } from "@tanstack/react-virtual";
 
 /** The rows a list keeps in the DOM beyond those in view, above and below. */
 const overscan = 12;
-/** How near the end of the loaded rows the view may come before the next page is asked for. */
-const ahead = 25;
+/**
+ * How near the end of the loaded rows the rendered ones (the view and the overscan) may come
+ * before the next page is asked for: close enough that scrolling rarely waits, not so close that
+ * opening a list of 50 on a tall screen fetches the second page at once.
+ */
+const ahead = 10;
 
 const focusable = "a[href], button:not([disabled]), input, select, textarea";
 
