@@ -56,6 +56,8 @@ export const limits = {
   logRetentionMs: 30 * 24 * 3600 * 1000,
   /** Bytes of an answer kept in the log (and read at most). */
   responsePrefixBytes: 1024,
+  /** Deliveries settled in one CompleteDeliveriesDB call at most. */
+  settleBatch: 1000,
   /**
    * A company none of whose endpoints asked for chat messages is asked again after this long:
    * until then its messages are skipped without a database call (chat is the busiest event).

@@ -5,14 +5,15 @@
  * caller's forwarded token (an active owner or admin now) in ONE tenant transaction, and write
  * the audit log in it. The queue's RPCs run for the webhooks service only: EnqueueEventDB in the
  * tenant of the event, ClaimDeliveriesDB across tenants through crm_wh_claim (SECURITY DEFINER,
- * SKIP LOCKED, leases), CompleteDeliveryDB in the tenant of the delivery. Giving a delivery up
+ * SKIP LOCKED, leases; migration 240 counts rows), CompleteDeliveriesDB (and CompleteDeliveryDB,
+ * one) in one transaction per company of the deliveries, one set-based statement. Giving a delivery up
  * disables its endpoint and e-mails the company's owners through the outbox, in one transaction.
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AppError, actorOf, invalid, isUuid, principalOf, requirePeer, type Actor, type Principal } from "@crm/kit";
-import type { DbWebhooksService, EnqueueEventDBRequest } from "@crm/gen/crm/db/v1/db_webhooks_pb";
+import type { CompleteDeliveryDBRequest, DbWebhooksService, EnqueueEventDBRequest } from "@crm/gen/crm/db/v1/db_webhooks_pb";
 import { OutgoingEmailSchema, type OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { DeliveryStatus, type DeliverySchema, type EndpointSchema } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
@@ -192,6 +193,101 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
   }
   const audit = (sql: Sql, p: Principal, action: string, id: string, details?: Record<string, string>) =>
     deps.audit.record(sql, [{ action, actor: actorOf(p), target: { type: "webhook_endpoint", id }, details }]);
+
+  /**
+   * Settles leased deliveries (CompleteDeliveryDB, CompleteDeliveriesDB): per company ONE
+   * transaction whose one statement settles every delivery whose lease still holds and logs its
+   * attempt; then, for the deliveries given up on, their endpoints are disabled and the owners
+   * e-mailed in the same transaction. Returns, in order, whether each was settled.
+   */
+  async function complete(reqs: CompleteDeliveryDBRequest[], field: string): Promise<boolean[]> {
+    const at = (i: number, f: string) => (field ? `${field}[${i}].${f}` : f);
+    const seen = new Set<string>();
+    reqs.forEach((r, i) => {
+      requireId(r.companyId, at(i, "companyId"));
+      requireId(r.deliveryId, at(i, "deliveryId"));
+      requireId(r.lease, at(i, "lease"));
+      if (seen.has(r.deliveryId)) throw invalid([{ field: at(i, "deliveryId"), description: "names a delivery already in the list" }]);
+      seen.add(r.deliveryId);
+    });
+    const byCompany = new Map<string, CompleteDeliveryDBRequest[]>();
+    for (const r of reqs) byCompany.set(r.companyId, [...(byCompany.get(r.companyId) ?? []), r]);
+    const settled = new Set<string>();
+    let emailed = false;
+    await Promise.all(
+      [...byCompany].map(([companyId, rs]) =>
+        db.tenant(companyId, async (sql) => {
+          const outcome = (r: CompleteDeliveryDBRequest) => (r.succeeded ? "succeeded" : r.nextAttemptTime ? "pending" : "failed");
+          const { rows } = await sql.query<{ id: string; endpoint_id: string; status: string }>(
+            `WITH t AS (
+               SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::integer[], $8::integer[], $9::text[], $10::text[])
+                 AS t(id, lease, status, next_at, attempted_at, http_status, latency_ms, error, prefix)
+             ), u AS (
+               UPDATE wh_deliveries d SET status = t.status, attempts = d.attempts + 1, next_at = coalesce(t.next_at, d.next_at), lease = NULL, lease_until = NULL
+                 FROM t WHERE d.id = t.id AND d.lease = t.lease AND d.status = 'pending'
+               RETURNING d.id, d.endpoint_id, d.status
+             ), a AS (
+               INSERT INTO wh_attempts (company_id, delivery_id, attempted_at, http_status, latency_ms, error, response_prefix)
+               SELECT $1, t.id, t.attempted_at, t.http_status, t.latency_ms, t.error, t.prefix FROM t JOIN u ON u.id = t.id
+             )
+             SELECT id, endpoint_id, status FROM u`,
+            [
+              companyId,
+              rs.map((r) => r.deliveryId),
+              rs.map((r) => r.lease),
+              rs.map(outcome),
+              rs.map((r) => (r.nextAttemptTime && !r.succeeded ? timestampDate(r.nextAttemptTime) : null)),
+              rs.map((r) => (r.attempt?.attemptTime ? timestampDate(r.attempt.attemptTime) : dateOf(r.now))),
+              rs.map((r) => r.attempt?.httpStatus ?? 0),
+              rs.map((r) => r.attempt?.latencyMs ?? 0),
+              rs.map((r) => (r.attempt?.error ?? "").slice(0, 500)),
+              rs.map((r) => (r.attempt?.responsePrefix ?? "").slice(0, limits.responsePrefixBytes)),
+            ],
+          );
+          for (const d of rows) settled.add(d.id);
+          const failed = new Map(rows.filter((d) => d.status === "failed").map((d) => [d.endpoint_id, rs.find((r) => r.deliveryId === d.id)!]));
+          for (const [endpointId, r] of failed) if (await giveUp(sql, companyId, endpointId, r)) emailed = true;
+        }),
+      ),
+    );
+    if (emailed) {
+      deps.emails.afterOutbox();
+      deps.audit.afterCommit();
+    }
+    return reqs.map((r) => settled.has(r.deliveryId));
+  }
+
+  /**
+   * 24 hours of failures: the endpoint is disabled (its other pending deliveries wait for it to be
+   * activated again), and the owners are told. False when it was no longer active.
+   */
+  async function giveUp(sql: Sql, companyId: string, endpointId: string, r: CompleteDeliveryDBRequest): Promise<boolean> {
+    const a = r.attempt;
+    const now = dateOf(r.now);
+    const { rows: eps } = await sql.query<{ url: string; active: boolean }>("SELECT url, active FROM wh_endpoints WHERE id = $1 FOR UPDATE", [endpointId]);
+    const ep = eps[0];
+    if (!ep?.active) return false;
+    const reason = `deliveries failed for 24 hours (last: ${a?.httpStatus ? `HTTP ${a.httpStatus}` : a?.error || "no answer"})`;
+    await sql.query("UPDATE wh_endpoints SET active = false, disabled_reason = $2, updated_at = now() WHERE id = $1", [endpointId, reason]);
+    await sql.query("UPDATE wh_deliveries SET status = 'failed', lease = NULL, lease_until = NULL WHERE endpoint_id = $1 AND status = 'pending'", [endpointId]);
+    await deps.audit.record(sql, [{ action: "webhook.endpoint_disabled", actor: { type: "system", name: "webhooks" }, target: { type: "webhook_endpoint", id: endpointId }, details: { reason } }]);
+    const { rows: owners } = await sql.query<{ email: string }>("SELECT email FROM users WHERE role = 'owner' AND status = 'active' ORDER BY created_at LIMIT 20");
+    await deps.emails.queue(
+      sql,
+      companyId,
+      owners.map((o) => ({
+        email: create(OutgoingEmailSchema, {
+          to: o.email,
+          subject: "A webhook endpoint was disabled",
+          text: `The webhook endpoint ${ep.url} (${endpointId}) was disabled: ${reason}.\n\nFix the receiver, then activate the endpoint again: the failed deliveries are sent again then.\n`,
+          locale: "en",
+          kind: EmailKind.CUSTOM,
+        }),
+        idempotencyKey: `webhook-disabled:${endpointId}:${now.getTime()}`,
+      })),
+    );
+    return true;
+  }
 
   return {
     async createEndpointDB(req, ctx) {
@@ -429,62 +525,15 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
 
     async completeDeliveryDB(req, ctx) {
       requirePeer(ctx, "webhooks");
-      requireId(req.companyId, "companyId");
-      requireId(req.deliveryId, "deliveryId");
-      requireId(req.lease, "lease");
-      const a = req.attempt;
-      const now = dateOf(req.now);
-      let emailed = false;
-      const settled = await db.tenant(req.companyId, async (sql) => {
-        const { rows } = await sql.query<{ endpoint_id: string }>("SELECT endpoint_id FROM wh_deliveries WHERE id = $1 AND lease = $2 AND status = 'pending' FOR UPDATE", [req.deliveryId, req.lease]);
-        const d = rows[0];
-        if (!d) return false;
-        await sql.query(
-          "INSERT INTO wh_attempts (company_id, delivery_id, attempted_at, http_status, latency_ms, error, response_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-          [req.companyId, req.deliveryId, a?.attemptTime ? timestampDate(a.attemptTime) : now, a?.httpStatus ?? 0, a?.latencyMs ?? 0, (a?.error ?? "").slice(0, 500), (a?.responsePrefix ?? "").slice(0, limits.responsePrefixBytes)],
-        );
-        if (req.succeeded) {
-          await sql.query("UPDATE wh_deliveries SET status = 'succeeded', attempts = attempts + 1, lease = NULL, lease_until = NULL WHERE id = $1", [req.deliveryId]);
-          return true;
-        }
-        if (req.nextAttemptTime) {
-          await sql.query("UPDATE wh_deliveries SET attempts = attempts + 1, next_at = $2, lease = NULL, lease_until = NULL WHERE id = $1", [req.deliveryId, timestampDate(req.nextAttemptTime)]);
-          return true;
-        }
-        // 24 hours of failures: the delivery fails, the endpoint is disabled (its other pending
-        // deliveries wait for it to be activated again), and the owners are told.
-        await sql.query("UPDATE wh_deliveries SET status = 'failed', attempts = attempts + 1, lease = NULL, lease_until = NULL WHERE id = $1", [req.deliveryId]);
-        const { rows: eps } = await sql.query<{ url: string; active: boolean }>("SELECT url, active FROM wh_endpoints WHERE id = $1 FOR UPDATE", [d.endpoint_id]);
-        const ep = eps[0];
-        if (ep?.active) {
-          const reason = `deliveries failed for 24 hours (last: ${a?.httpStatus ? `HTTP ${a.httpStatus}` : a?.error || "no answer"})`;
-          await sql.query("UPDATE wh_endpoints SET active = false, disabled_reason = $2, updated_at = now() WHERE id = $1", [d.endpoint_id, reason]);
-          await sql.query("UPDATE wh_deliveries SET status = 'failed', lease = NULL, lease_until = NULL WHERE endpoint_id = $1 AND status = 'pending'", [d.endpoint_id]);
-          await deps.audit.record(sql, [{ action: "webhook.endpoint_disabled", actor: { type: "system", name: "webhooks" }, target: { type: "webhook_endpoint", id: d.endpoint_id }, details: { reason } }]);
-          const { rows: owners } = await sql.query<{ email: string }>("SELECT email FROM users WHERE role = 'owner' AND status = 'active' ORDER BY created_at LIMIT 20");
-          await deps.emails.queue(
-            sql,
-            req.companyId,
-            owners.map((o) => ({
-              email: create(OutgoingEmailSchema, {
-                to: o.email,
-                subject: "A webhook endpoint was disabled",
-                text: `The webhook endpoint ${ep.url} (${d.endpoint_id}) was disabled: ${reason}.\n\nFix the receiver, then activate the endpoint again: the failed deliveries are sent again then.\n`,
-                locale: "en",
-                kind: EmailKind.CUSTOM,
-              }),
-              idempotencyKey: `webhook-disabled:${d.endpoint_id}:${now.getTime()}`,
-            })),
-          );
-          emailed = true;
-        }
-        return true;
-      });
-      if (emailed) {
-        deps.emails.afterOutbox();
-        deps.audit.afterCommit();
-      }
-      return { settled };
+      const [settled] = await complete([req], "");
+      return { settled: settled! };
+    },
+
+    async completeDeliveriesDB(req, ctx) {
+      requirePeer(ctx, "webhooks");
+      const n = req.deliveries.length;
+      if (n < 1 || n > limits.settleBatch) throw invalid([{ field: "deliveries", description: `must hold 1..${limits.settleBatch} deliveries` }]);
+      return { settled: await complete(req.deliveries, "deliveries") };
     },
 
     async purgeDeliveriesDB(req, ctx) {

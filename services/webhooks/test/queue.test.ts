@@ -1,6 +1,7 @@
 /**
  * The delivery queue's store RPCs as the workers call them, on a fresh database with no workers
- * running: how many deliveries a claim leases (rows, within the per-endpoint limits).
+ * running: how many deliveries a claim leases (rows, within the per-endpoint limits), and settling
+ * many at once (CompleteDeliveriesDB) across companies, with lost leases and a give-up among them.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -9,7 +10,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { recordChangeEvent } from "@crm/contracts/events";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction } from "@crm/gen/crm/records/v1/stream_pb";
-import { installHint, need, postgresUp } from "@crm/testkit";
+import { Code } from "@connectrpc/connect";
+import { expectError, installHint, need, postgresUp } from "@crm/testkit";
 import { harness, type Harness } from "./harness.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
@@ -31,13 +33,14 @@ async function enqueue(companyId: string, version: bigint, now: Date) {
 
 const claim = (limit: number, now: Date, perEndpoint = 4) => h.store.claimDeliveriesDB({ limit, perEndpoint, leaseMs: 60_000, now: timestampFromDate(now) }).then((r) => r.deliveries);
 
-// Each test works in a window of time of its own: a claim spans every tenant, and what one test
-// leased stays leased for a minute after its `now`, so it is not due in a later test's window.
-let window = 0;
-const nextWindow = () => new Date(Date.now() + ++window * 3_600_000);
+/** A claim spans every tenant: each test starts with no pending delivery of an earlier one. */
+async function fresh() {
+  await h.m.pool.query("UPDATE wh_deliveries SET status = 'failed', lease = NULL, lease_until = NULL WHERE status = 'pending'");
+  return new Date(h.clock());
+}
 
 test("a claim leases as many deliveries as it asks for, one endpoint's due delivery each", { skip }, async () => {
-  const now = nextWindow();
+  const now = await fresh();
   const t = await h.tenant();
   for (let i = 0; i < 10; i++) await t.api.createEndpoint({ url: `http://127.0.0.1:9/hook${i}`, eventTypes: ["company.*"] });
   assert.equal(await enqueue(t.companyId, 1n, now), 10);
@@ -49,7 +52,7 @@ test("a claim leases as many deliveries as it asks for, one endpoint's due deliv
 });
 
 test("a claim keeps the per-endpoint limits: 4 in flight for an endpoint, 1 for an ordered one", { skip }, async () => {
-  const now = nextWindow();
+  const now = await fresh();
   const t = await h.tenant();
   const { endpoint: plain } = await t.api.createEndpoint({ url: "http://127.0.0.1:9/plain", eventTypes: ["company.*"] });
   const { endpoint: ordered } = await t.api.createEndpoint({ url: "http://127.0.0.1:9/ordered", eventTypes: ["company.*"], ordered: true });
@@ -58,4 +61,88 @@ test("a claim keeps the per-endpoint limits: 4 in flight for an endpoint, 1 for 
   assert.equal(got.filter((d) => d.endpointId === plain!.endpointId).length, 4);
   assert.equal(got.filter((d) => d.endpointId === ordered!.endpointId).length, 1);
   assert.equal((await claim(64, now)).length, 0, "every slot is taken");
+});
+
+const attempt = (now: Date, httpStatus: number, responsePrefix = "") => ({ attemptTime: timestampFromDate(now), httpStatus, latencyMs: 3, error: "", responsePrefix });
+
+async function rowsOf(ids: string[]) {
+  const { rows } = await h.m.pool.query<{ id: string; status: string; attempts: number; next_at: Date; lease: string | null; logged: number }>(
+    "SELECT d.id, d.status, d.attempts, d.next_at, d.lease, (SELECT count(*)::int FROM wh_attempts a WHERE a.delivery_id = d.id) AS logged FROM wh_deliveries d WHERE d.id = ANY($1)",
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+test("a batch settles deliveries of two companies at once, each with its attempt; a lost lease is not settled", { skip }, async () => {
+  const now = await fresh();
+  const a = await h.tenant();
+  const b = await h.tenant();
+  await a.api.createEndpoint({ url: "http://127.0.0.1:9/a", eventTypes: ["company.*"] });
+  await b.api.createEndpoint({ url: "http://127.0.0.1:9/b", eventTypes: ["company.*"] });
+  for (let v = 1n; v <= 3n; v++) await enqueue(a.companyId, v, now);
+  await enqueue(b.companyId, 1n, now);
+  const got = await claim(64, now);
+  const ofA = got.filter((d) => d.companyId === a.companyId);
+  const [d1, d2, d3] = ofA;
+  const d4 = got.find((d) => d.companyId === b.companyId)!;
+  assert.equal(ofA.length, 3);
+  const retryAt = new Date(now.getTime() + 60_000);
+  const settle = (ds: { d: (typeof got)[number]; lease?: string; ok: boolean; next?: Date; status: number }[]) =>
+    h.store.completeDeliveriesDB({
+      deliveries: ds.map((x) => ({ companyId: x.d.companyId, deliveryId: x.d.deliveryId, lease: x.lease ?? x.d.lease, succeeded: x.ok, attempt: attempt(now, x.status, x.ok ? "ok" : "boom"), nextAttemptTime: x.next ? timestampFromDate(x.next) : undefined, now: timestampFromDate(now) })),
+    });
+  const res = await settle([
+    { d: d1!, ok: true, status: 200 },
+    { d: d2!, ok: false, next: retryAt, status: 500 },
+    { d: d3!, lease: randomUUID(), ok: true, status: 200 },
+    { d: d4, ok: true, status: 204 },
+  ]);
+  assert.deepEqual(res.settled, [true, true, false, true]);
+  const rows = await rowsOf([d1!, d2!, d3!, d4].map((d) => d.deliveryId));
+  const row = (d: { deliveryId: string }) => rows.get(d.deliveryId)!;
+  assert.deepEqual([row(d1!).status, row(d1!).attempts, row(d1!).logged, row(d1!).lease], ["succeeded", 1, 1, null]);
+  assert.deepEqual([row(d2!).status, row(d2!).attempts, row(d2!).logged, row(d2!).lease, row(d2!).next_at.getTime()], ["pending", 1, 1, null, retryAt.getTime()], "retried later, its attempt logged");
+  assert.deepEqual([row(d3!).status, row(d3!).attempts, row(d3!).logged, row(d3!).lease], ["pending", 0, 0, d3!.lease], "a lease that is not its own settles nothing");
+  assert.deepEqual([row(d4).status, row(d4).attempts, row(d4).logged], ["succeeded", 1, 1]);
+  const { rows: log } = await h.m.pool.query<{ http_status: number; response_prefix: string }>("SELECT http_status, response_prefix FROM wh_attempts WHERE delivery_id = $1", [d2!.deliveryId]);
+  assert.deepEqual(log, [{ http_status: 500, response_prefix: "boom" }]);
+  // The same settle again: the lease is gone, nothing more is logged.
+  assert.deepEqual((await settle([{ d: d1!, ok: true, status: 200 }])).settled, [false]);
+  assert.equal((await rowsOf([d1!.deliveryId])).get(d1!.deliveryId)!.logged, 1);
+});
+
+test("giving up in a batch disables the endpoint once, fails its pending deliveries and e-mails the owner", { skip }, async () => {
+  const now = await fresh();
+  const t = await h.tenant();
+  const { endpoint } = await t.api.createEndpoint({ url: "http://127.0.0.1:9/dead", eventTypes: ["company.*"] });
+  for (let v = 1n; v <= 5n; v++) await enqueue(t.companyId, v, now);
+  const got = await claim(64, now);
+  assert.equal(got.length, 4);
+  const res = await h.store.completeDeliveriesDB({
+    deliveries: got.slice(0, 2).map((d) => ({ companyId: d.companyId, deliveryId: d.deliveryId, lease: d.lease, succeeded: false, attempt: attempt(now, 503), now: timestampFromDate(now) })),
+  });
+  assert.deepEqual(res.settled, [true, true]);
+  const { rows: ep } = await h.m.pool.query<{ active: boolean; disabled_reason: string }>("SELECT active, disabled_reason FROM wh_endpoints WHERE id = $1", [endpoint!.endpointId]);
+  assert.equal(ep[0]!.active, false);
+  assert.match(ep[0]!.disabled_reason, /HTTP 503/);
+  const { rows: st } = await h.m.pool.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM wh_deliveries WHERE endpoint_id = $1 GROUP BY status", [endpoint!.endpointId]);
+  assert.deepEqual(st, [{ status: "failed", n: 5 }]);
+  const { rows: audit } = await h.m.pool.query("SELECT 1 FROM audit_events WHERE company_id = $1 AND action = 'webhook.endpoint_disabled'", [t.companyId]);
+  assert.equal(audit.length, 1, "disabled once");
+  const { rows: mails } = await h.m.pool.query<{ subject: string }>("SELECT subject FROM emails WHERE company_id = $1", [t.companyId]);
+  assert.deepEqual(mails, [{ subject: "A webhook endpoint was disabled" }], "the owner told once");
+});
+
+test("a batch that names a delivery twice, or none, is refused and changes nothing", { skip }, async () => {
+  const now = await fresh();
+  const t = await h.tenant();
+  await t.api.createEndpoint({ url: "http://127.0.0.1:9/twice", eventTypes: ["company.*"] });
+  await enqueue(t.companyId, 1n, now);
+  const [d] = await claim(64, now);
+  const one = { companyId: d!.companyId, deliveryId: d!.deliveryId, lease: d!.lease, succeeded: true, attempt: attempt(now, 200), now: timestampFromDate(now) };
+  await expectError(h.store.completeDeliveriesDB({ deliveries: [one, one] }), Code.InvalidArgument, { fields: ["deliveries[1].deliveryId"] });
+  await expectError(h.store.completeDeliveriesDB({ deliveries: [] }), Code.InvalidArgument, { fields: ["deliveries"] });
+  await expectError(h.store.completeDeliveriesDB({ deliveries: [{ ...one, lease: "nope" }] }), Code.InvalidArgument, { fields: ["deliveries[0].lease"] });
+  const r = (await rowsOf([d!.deliveryId])).get(d!.deliveryId)!;
+  assert.deepEqual([r.status, r.logged], ["pending", 0]);
 });
