@@ -13,7 +13,7 @@
  * - **the delivery path from its own queue**: RecordChange events published straight into the
  *   service's durable intake queue (as the outbox relay's records.events would put them there),
  *   at the issue's 1,000 events/s, then at a rate the service carried: intake → EnqueueEventDB →
- *   claim → signed POST → CompleteDeliveryDB;
+ *   claim → signed POST → CompleteDeliveriesDB (batched);
  * - **from real record writes**: CreateDeal through the gateway, open loop at 1,000/s (the rate
  *   the writes reach is what is measured): records → outbox → relay → RabbitMQ → the same path;
  * - **faults**: CreateDeal at a low rate while 10 of the receivers are down for OUTAGE seconds

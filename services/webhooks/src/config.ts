@@ -10,6 +10,11 @@ export const webhooksEnv = z.object({
   WEBHOOKS_TIMEOUT_MS: env.int(10_000, 100, 60_000),
   /** How often the workers look for due deliveries when nothing woke them. */
   WEBHOOKS_POLL_MS: env.int(500, 10, 60_000),
+  /**
+   * How long a finished delivery waits for others to be settled with it (one CompleteDeliveriesDB
+   * call, one transaction); 0 settles what finished in the same turn together.
+   */
+  WEBHOOKS_SETTLE_MS: env.int(5, 0, 1000),
   /** Allow loopback, private and link-local receivers (a test box, or receivers on a private network). */
   WEBHOOKS_ALLOW_PRIVATE: env.bool(false),
   /** Addresses allowed although private ("10.1.0.0/16,::1/128"), comma-separated. */

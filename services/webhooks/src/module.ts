@@ -45,6 +45,7 @@ export async function createWebhooksModule(d: WebhooksModuleDeps): Promise<Servi
     perEndpoint: d.cfg.WEBHOOKS_PER_ENDPOINT,
     timeoutMs: d.cfg.WEBHOOKS_TIMEOUT_MS,
     pollMs: d.cfg.WEBHOOKS_POLL_MS,
+    settleMs: d.cfg.WEBHOOKS_SETTLE_MS,
   });
   const intake: EventIntake | undefined = d.bus
     ? await consumeEvents({ bus: d.bus, db: d.db, log: d.log, queues: { records: d.cfg.WEBHOOKS_QUEUE, users: d.cfg.WEBHOOKS_USERS_QUEUE, chat: d.cfg.WEBHOOKS_CHAT_QUEUE }, clock, queued: () => deliverer.wake() })

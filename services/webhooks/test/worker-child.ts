@@ -30,6 +30,7 @@ const deliverer = createDeliverer({
   perEndpoint: 4,
   timeoutMs,
   pollMs: 50,
+  settleMs: 5,
 });
 deliverer.start();
 // The workers' timers do not hold a process open; this one runs until killed.
