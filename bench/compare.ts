@@ -7,11 +7,19 @@
  * harness (this code, drivers, floors) from the working tree. Prints every numeric check and row
  * per round and the median of the per-round ratios (working tree ÷ REV); writes them to
  * bench/.tmp/compare/<time>.{json,md}. Results are never saved to bench/results.
+ *
+ * The two trees share PostgreSQL, Redis and RabbitMQ but not their state: each tree's runs get
+ * their own RabbitMQ virtual host (two commits may declare a queue differently, e.g. a dead-letter
+ * queue that became a quorum queue, and the broker refuses the second declaration) and their own
+ * Redis database index (TEST_AMQP_URL and TEST_REDIS_URL of that run); every scenario already makes
+ * its own PostgreSQL databases. The vhosts are made with `rabbitmqctl` on a local broker, else the
+ * management API (port 15672), and deleted at the end.
  */
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { TEST_AMQP_URL, TEST_REDIS_URL } from "@crm/testkit";
 import { benchRoot } from "./lib/child.js";
 import type { ScenarioResult } from "./lib/report.js";
 import { commitTree, workingTree, type Tree } from "./lib/worktree.js";
@@ -47,6 +55,88 @@ function metricsOf(results: ScenarioResult[]): Map<string, Metric & { value: num
   return out;
 }
 
+/** A RabbitMQ virtual host of its own for one tree: made now, deleted by `remove`. */
+export interface Vhost {
+  url: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * Makes the virtual host `name` on the broker of `baseUrl` (its user gets every permission in it):
+ * with `rabbitmqctl` when the broker is on this machine, else with the management API
+ * (RABBITMQ_MANAGEMENT_URL, default http://<broker host>:15672, the AMQP URL's user). An old one of
+ * the same name (a killed run) is deleted first, so every run starts from an empty vhost.
+ */
+export async function makeVhost(baseUrl: string, name: string): Promise<Vhost> {
+  const base = new URL(baseUrl);
+  const user = decodeURIComponent(base.username || "guest");
+  const password = decodeURIComponent(base.password || "guest");
+  const url = new URL(baseUrl);
+  url.pathname = `/${encodeURIComponent(name)}`;
+  const local = ["127.0.0.1", "localhost", "[::1]"].includes(base.hostname);
+  const ctl = (args: string[]) => execFileSync("rabbitmqctl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+  let useCtl = false;
+  if (local) {
+    try {
+      ctl(["list_vhosts", "--quiet"]);
+      useCtl = true;
+    } catch {
+      // not installed or not allowed (the Erlang cookie): the management API
+    }
+  }
+  if (useCtl) {
+    const remove = async () => {
+      try {
+        ctl(["delete_vhost", name]);
+      } catch {
+        // it did not exist
+      }
+    };
+    await remove();
+    ctl(["add_vhost", name]);
+    ctl(["set_permissions", "-p", name, user, ".*", ".*", ".*"]);
+    return { url: url.toString(), remove };
+  }
+  const api = process.env.RABBITMQ_MANAGEMENT_URL ?? `http://${base.hostname}:15672`;
+  const auth = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+  const call = async (method: string, path: string, body?: unknown, okStatuses = [200, 201, 204]) => {
+    let res: Response;
+    try {
+      res = await fetch(`${api}/api/${path}`, { method, headers: { authorization: auth, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      throw new Error(`--compare needs a RabbitMQ vhost per tree: rabbitmqctl is not usable here and the management API at ${api} does not answer (${(err as Error).message}); run the bench on the broker's machine, or enable rabbitmq_management (rabbitmq-plugins enable rabbitmq_management) or set RABBITMQ_MANAGEMENT_URL`);
+    }
+    if (!okStatuses.includes(res.status)) throw new Error(`RabbitMQ management API ${method} ${path}: ${res.status} ${(await res.text()).slice(0, 200)}`);
+  };
+  const vhostPath = `vhosts/${encodeURIComponent(name)}`;
+  const remove = () => call("DELETE", vhostPath, undefined, [200, 204, 404]);
+  await remove();
+  await call("PUT", vhostPath, {});
+  await call("PUT", `permissions/${encodeURIComponent(name)}/${encodeURIComponent(user)}`, { configure: ".*", write: ".*", read: ".*" });
+  return { url: url.toString(), remove };
+}
+
+/** `baseUrl` with the Redis database index `db` (redis://host:port/<db>). */
+export function redisDbUrl(baseUrl: string, db: number): string {
+  const url = new URL(baseUrl);
+  url.pathname = `/${db}`;
+  return url.toString();
+}
+
+/** Empties Redis database `db` of the server at `baseUrl` (the tree's cache from an earlier run). */
+async function flushRedisDb(url: string): Promise<void> {
+  const { Redis } = await import("ioredis");
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000 });
+  try {
+    await redis.connect();
+    await redis.flushdb();
+  } catch {
+    // Redis is not running: the scenarios that need it are skipped on both trees alike
+  } finally {
+    redis.disconnect();
+  }
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -63,14 +153,24 @@ export async function compare(rev: string, names: string[], o: Options): Promise
   const a = workingTree();
   const b = commitTree(rev, (msg) => console.log(`compare: ${msg}`));
   const runs: { round: number; tree: Tree; results: ScenarioResult[]; load: number[] }[] = [];
+  // Each tree's own broker vhost and Redis database (see the file's comment).
+  const [redisA, redisB] = (process.env.BENCH_COMPARE_REDIS_DBS ?? "12,13").split(",").map(Number) as [number, number];
+  const isolation = new Map<Tree, { env: Record<string, string>; vhost?: Vhost }>();
   try {
+    for (const [tree, tag, db] of [[a, "working", redisA], [b, b.root.split("crm-bench-").pop()!, redisB]] as const) {
+      const vhost = await makeVhost(TEST_AMQP_URL, `crm-bench-${tag}`);
+      isolation.set(tree, { vhost, env: { TEST_AMQP_URL: vhost.url, TEST_REDIS_URL: redisDbUrl(TEST_REDIS_URL, db) } });
+      console.log(`compare: ${tree.label}: RabbitMQ vhost crm-bench-${tag}, Redis database ${db}`);
+    }
     for (let round = 1; round <= rounds; round++) {
       for (const tree of round % 2 ? [a, b] : [b, a]) {
         const file = join(dir, `round${round}-${tree === a ? "working" : "rev"}.json`);
         console.log(`\n=== round ${round}/${rounds}: ${tree.label}`);
         const load = os.loadavg();
         const args = ["--conditions=source", "--import", "tsx", "bench/run.ts", ...names, "--out", file, ...(o.quick ? ["--quick"] : []), ...(o.profile ? ["--profile"] : [])];
-        const r = spawnSync(process.execPath, args, { cwd: benchRoot, env: { ...process.env, BENCH_ROOT: tree.root }, stdio: "inherit" });
+        const own = isolation.get(tree)!.env;
+        await flushRedisDb(own.TEST_REDIS_URL!);
+        const r = spawnSync(process.execPath, args, { cwd: benchRoot, env: { ...process.env, ...own, BENCH_ROOT: tree.root }, stdio: "inherit" });
         let results: ScenarioResult[] = [];
         try {
           results = (JSON.parse(readFileSync(file, "utf8")) as { results: ScenarioResult[] }).results;
@@ -82,6 +182,10 @@ export async function compare(rev: string, names: string[], o: Options): Promise
       }
     }
   } finally {
+    for (const { vhost, env } of isolation.values()) {
+      await vhost?.remove().catch((err: unknown) => console.log(`compare: could not delete a RabbitMQ vhost: ${(err as Error).message}`));
+      await flushRedisDb(env.TEST_REDIS_URL!);
+    }
     b.remove();
   }
 

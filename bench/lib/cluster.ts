@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freshDatabase, type TestDatabase } from "@crm/testkit";
+import { freshDatabase, TEST_AMQP_URL, TEST_REDIS_URL, type TestDatabase } from "@crm/testkit";
 import { repoRoot } from "./child.js";
 import { pidOfPort, withDescendants } from "./proc.js";
 import { removeDir } from "./app.js";
@@ -56,6 +56,9 @@ export async function startBenchCluster(o: BenchClusterOptions = {}): Promise<Be
       dataDir,
       ports: "free",
       databaseUrl: db.url,
+      // The test servers' URLs (with --compare, each tree's own RabbitMQ vhost and Redis database).
+      redisUrl: TEST_REDIS_URL,
+      amqpUrl: TEST_AMQP_URL,
       env: { LOG_LEVEL: "info", ...o.env }, // the cluster waits for each service's "ready" line (info)
       ...(o.only ? { only: o.only } : {}),
       ...(o.serviceEnv ? { serviceEnv: o.serviceEnv } : {}),
