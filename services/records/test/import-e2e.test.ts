@@ -10,7 +10,9 @@ import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
-import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { ActorType, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
 import { ExportService } from "@crm/gen/crm/records/v1/export_pb";
 import { ImportService, ImportState } from "@crm/gen/crm/records/v1/import_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
@@ -111,6 +113,38 @@ test("the upload as a gRPC client stream; bad requests name the field", { skip }
   await grpc.startImport({ id: job.id });
   const done = await waitEnd(grpc, job.id);
   assert.equal(Number(done.createdCount), 2);
-  await expectCode(grpc.createImport({ import: { objectType: ObjectType.DEAL } }), Code.InvalidArgument, /OBJECT_TYPE_PERSON/);
+  await expectCode(grpc.createImport({ import: { objectType: ObjectType.TASK } }), Code.InvalidArgument, /OBJECT_TYPE_PERSON, OBJECT_TYPE_COMPANY or OBJECT_TYPE_DEAL/);
   await expectCode(grpc.startImport({ id: "nope" }), Code.InvalidArgument);
+});
+
+test("nothing installed: deals imported on PGlite, each a live change named after the import", async () => {
+  const embedded = await startTestApp({ RECORDS_IMPORT_POLL_MS: "100" });
+  try {
+    const t = randomBytes(4).toString("hex");
+    const me = await embedded.client(AuthService).registerCompany({ companyName: `Lite ${t}`, email: `owner-${t}@example.com`, password: "correct horse battery staple", ownerName: "Owner" });
+    await embedded.client(PipelineService, { token: me.accessToken }).createPipeline({ pipeline: { name: "Sales", stages: [{ name: "Lead" }, { name: "Demo" }] } });
+    const imports = embedded.client(ImportService, { token: me.accessToken });
+    const job = (await imports.createImport({ import: { objectType: ObjectType.DEAL, fileName: "deals.csv" } })).import!;
+    const up = await fetch(`${embedded.baseUrl}/imports/${job.id}/file`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${me.accessToken}` },
+      body: "Name,Stage,Amount,Currency\nA,Demo,10,EUR\nB,,\"1,5\",EUR\nC,Nope,,\n",
+    });
+    assert.equal(up.status, 200, await up.clone().text());
+    await imports.startImport({ id: job.id });
+    const done = await waitEnd(imports, job.id);
+    assert.deepEqual([done.state, Number(done.createdCount), Number(done.failedCount)], [ImportState.SUCCEEDED, 2, 1]);
+    // The replay of the tenant's deals: the two imported ones, as the import.
+    const seen = [];
+    for await (const ev of embedded.client(RecordStreamService, { token: me.accessToken }).watchRecords({ objectType: ObjectType.DEAL, afterVersion: 0n })) {
+      if (ev.event.case === "change") seen.push(ev.event.value.change!);
+      if (seen.length === 2 || ev.event.case === "heartbeat") break;
+    }
+    assert.deepEqual(seen.map((c) => [c.record?.record.case === "deal" && c.record.record.value.name, c.actor?.type, c.actor?.id]), [["A", ActorType.IMPORT, job.id], ["B", ActorType.IMPORT, job.id]]);
+    const b = seen[1]!.record!.record;
+    assert.ok(b.case === "deal");
+    assert.equal(b.value.amountMinor, 150n, '"1,5" EUR: 1.50');
+  } finally {
+    await embedded.close();
+  }
 });
