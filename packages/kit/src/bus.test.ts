@@ -103,3 +103,38 @@ test("memory bus: a durable queue bound to a topic exchange gets every matching 
   assert.deepEqual(await got.all, ["a", "b"]);
   await bus.close();
 });
+
+test("memory bus: flow control holds a publisher while a consumed queue is over its high-water mark", async () => {
+  const bus = memoryBus(log, { highWater: 4 });
+  await bus.declareQueue("slow");
+  await bus.declareQueue("nobody-reads");
+  let release!: () => void;
+  let gate = new Promise<void>((r) => (release = r));
+  const seen = collector<string>(5);
+  await bus.consume(
+    "slow",
+    async (d) => {
+      await gate;
+      seen.push(text(d));
+    },
+    { prefetch: 1 },
+  );
+  const body = (n: number) => new TextEncoder().encode(String(n));
+  // One in flight (held by the gate), then three ready: under the mark, every publish resolves.
+  for (let n = 1; n <= 4; n++) await bus.publish("", "slow", body(n));
+  await new Promise((r) => setImmediate(r));
+  // The next one makes four ready: accepted, but its publisher is held.
+  let resolved = false;
+  const held = bus.publish("", "slow", body(5)).then(() => (resolved = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(resolved, false, "held while the queue is over its high-water mark");
+  // A queue nobody consumes (a dead-letter queue) never holds its publisher.
+  for (let n = 0; n < 10; n++) await bus.publish("", "nobody-reads", body(n));
+  assert.equal(await bus.queueDepth("nobody-reads"), 10);
+  // The consumer drains: under half the mark, the publisher goes on; nothing was lost or reordered.
+  release();
+  gate = Promise.resolve();
+  await held;
+  assert.deepEqual(await seen.all, ["1", "2", "3", "4", "5"]);
+  await bus.close();
+});

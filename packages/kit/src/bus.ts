@@ -185,7 +185,21 @@ interface MemConsumer {
   closed: boolean;
 }
 
-export function memoryBus(log: Logger): EventBus {
+export interface MemoryBusOptions {
+  /**
+   * Flow control, as RabbitMQ applies it to a publisher: a publish that leaves a consumed queue
+   * (not a live subscription's) holding this many ready messages resolves only once that queue
+   * is back under half of it. The relay then waits and the events stay in the outbox, instead of
+   * piling up in this process's memory behind a slow consumer. Default 10,000.
+   */
+  highWater?: number | undefined;
+}
+
+export function memoryBus(log: Logger, opts: MemoryBusOptions = {}): EventBus {
+  const highWater = Math.max(1, opts.highWater ?? 10_000);
+  const lowWater = Math.floor(highWater / 2);
+  /** Publishers held by flow control; each checks again when woken. */
+  let held: (() => void)[] = [];
   const exchanges = new Map<string, { type: ExchangeType; bindings: { queue: MemQueue; key: string }[] }>();
   const queues = new Map<string, MemQueue>();
   const timers = new Set<NodeJS.Timeout>();
@@ -204,6 +218,7 @@ export function memoryBus(log: Logger): EventBus {
       if (free.length === 0) return;
       const c = free[rr++ % free.length]!;
       const msg = q.ready.shift()!;
+      if (held.length > 0 && q.ready.length < lowWater) wakeHeld();
       c.inFlight++;
       // Asynchronous like a network delivery: never inside the publisher's call stack.
       setImmediate(() => void run(c, msg));
@@ -238,6 +253,15 @@ export function memoryBus(log: Logger): EventBus {
     timers.add(t);
   }
 
+  function wakeHeld() {
+    const wake = held;
+    held = [];
+    for (const w of wake) w();
+  }
+
+  /** A queue some consumer drains (a queue nobody consumes, such as a dead-letter queue, never holds a publisher). */
+  const saturated = (q: MemQueue) => !q.exclusive && q.ready.length >= highWater && q.consumers.some((c) => !c.closed);
+
   function enqueue(q: MemQueue, msg: Delivery) {
     if (closed) return;
     q.ready.push(msg);
@@ -262,6 +286,7 @@ export function memoryBus(log: Logger): EventBus {
   const removeConsumer = (c: MemConsumer) => {
     c.closed = true;
     c.queue.consumers = c.queue.consumers.filter((x) => x !== c);
+    wakeHeld();
   };
 
   return {
@@ -302,6 +327,11 @@ export function memoryBus(log: Logger): EventBus {
       for (const q of targets) {
         enqueue(q, { exchange, routingKey, body: payload, messageId: opts.messageId, contentType: opts.contentType, headers, attempt, redelivered: false });
       }
+      // The message is accepted; the publisher waits while a queue it reached is over the high-water
+      // mark, until that queue is back under half of it (dispatch wakes the held publishers).
+      while (!closed && targets.some(saturated)) {
+        await new Promise<void>((resolve) => held.push(resolve));
+      }
     },
     async consume(name, handler, opts = {}) {
       const c = consumer(queue(name), handler, opts);
@@ -340,6 +370,7 @@ export function memoryBus(log: Logger): EventBus {
     waitConnected: async () => !closed,
     async close() {
       closed = true;
+      wakeHeld();
       for (const t of timers) clearTimeout(t);
       timers.clear();
     },
