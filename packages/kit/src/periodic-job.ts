@@ -18,7 +18,7 @@ export interface PeriodicJobOptions {
   pass(stopped: () => boolean): Promise<number>;
   /** Logs a pass that handled `n` > 0 rows. */
   done(n: number): void;
-  /** Delay of the first pass; default: a random moment within min(5 s, intervalMs). */
+  /** Delay of the first pass; default: a random moment between min(5 s, intervalMs) and twice that. */
   firstDelayMs?: () => number;
 }
 
@@ -59,7 +59,9 @@ export function createPeriodicJob(o: PeriodicJobOptions): PeriodicJob {
 
   return {
     runOnce,
-    start: () => schedule(o.firstDelayMs?.() ?? Math.min(5_000, o.intervalMs) * Math.random()),
+    // The first pass comes after the start-up (5-10 s, jittered), not during it: on PGlite's one
+    // connection a pass would queue the start's own queries behind it.
+    start: () => schedule(o.firstDelayMs?.() ?? Math.min(5_000, o.intervalMs) * (1 + Math.random())),
     async stop() {
       stopped = true;
       clearTimeout(timer);

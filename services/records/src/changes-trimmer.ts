@@ -43,7 +43,7 @@ export function createChangesTrimmer(d: ChangesTrimmerDeps): ChangesTrimmer {
       }
     },
     done: (n) => d.log.info({ trimmed: n, retentionDays: d.retentionDays, keepVersions: d.keepVersions }, "trimmed the record change log"),
-    // after the trash purge's first pass (within the same first seconds), not beside it
-    firstDelayMs: () => Math.min(5_000, d.intervalMs) * (1 + Math.random()),
+    // after the trash purge's first pass (5-10 s after the start), not beside it
+    firstDelayMs: () => Math.min(5_000, d.intervalMs) * (2 + Math.random()),
   });
 }

@@ -143,7 +143,8 @@ export function createDeliverer(d: DelivererDeps): Deliverer {
     start() {
       if (running) return;
       running = true;
-      void loop();
+      // The first claim comes one poll after the start (or at the first wake), not during it: on
+      // PGlite's one connection it would queue the start's own queries behind it.
       schedule();
     },
     wake: () => void loop(),
