@@ -23,7 +23,13 @@ export const webhooksEnv = z.object({
   WEBHOOKS_QUEUE: env.str("webhooks.records"),
   /** The durable queue on users.events (users added or deactivated). */
   WEBHOOKS_USERS_QUEUE: env.str("webhooks.users"),
-  /** The durable queue on chat.events (chat messages, for endpoints that ask for them). */
+  /**
+   * Chat messages as webhook events (`chat.message`). Off by default: when on, the broker keeps a
+   * durable copy of every chat message of every company for this service (one more quorum-queue
+   * write per message, measured on SendMessage and fan-out), whether or not an endpoint asked.
+   */
+  WEBHOOKS_CHAT_EVENTS: env.bool(false),
+  /** The durable queue on chat.events (chat messages, for endpoints that ask for them), when WEBHOOKS_CHAT_EVENTS is on. */
   WEBHOOKS_CHAT_QUEUE: env.str("webhooks.chat"),
 });
 

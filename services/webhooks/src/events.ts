@@ -4,8 +4,8 @@
  *
  * - WEBHOOKS_QUEUE on `records.events`: record changes (`records.*`) and finished imports (`imports.*`);
  * - WEBHOOKS_USERS_QUEUE on `users.events` (`users.*`): users added or deactivated;
- * - WEBHOOKS_CHAT_QUEUE on `chat.events` (`chat.*`): the chats' own events, whose messages go to
- *   endpoints that asked for chat.message by name. A company none of whose endpoints asked is
+ * - WEBHOOKS_CHAT_QUEUE on `chat.events` (`chat.*`), only when WEBHOOKS_CHAT_EVENTS is on: the
+ *   chats' own events, whose messages go to endpoints that asked for chat.message by name. A company none of whose endpoints asked is
  *   skipped without a database call for `limits.chatRecheckMs` (chat is the busiest event).
  *
  * Each event is handed to EnqueueEventDB (one delivery per endpoint that asked for it, idempotent
@@ -35,7 +35,8 @@ export interface EventIntakeDeps {
   bus: EventBus;
   db: Client<typeof DbWebhooksService>;
   log: Logger;
-  queues: { records: string; users: string; chat: string };
+  /** `chat` undefined: chat messages are not carried (no queue on chat.events). */
+  queues: { records: string; users: string; chat?: string | undefined };
   clock: () => number;
   /** Called after deliveries were queued. */
   queued: () => void;
@@ -76,29 +77,32 @@ export async function consumeEvents(d: EventIntakeDeps): Promise<EventIntake> {
   const consumers = [
     await queue(d.queues.records, RECORD_EVENTS_EXCHANGE, RECORD_EVENTS_EXCHANGE_TYPE, ["records.*", "imports.*"], (msg) => enqueue(recordsEvent(msg))),
     await queue(d.queues.users, USER_EVENTS_EXCHANGE, USER_EVENTS_EXCHANGE_TYPE, ["users.*"], (msg) => enqueue({ userEvent: msg.body })),
-    await queue(d.queues.chat, CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE, ["chat.*"], async (msg) => {
-      let companyId: string;
-      let body = msg.body;
-      try {
-        const e = decodeChatEvent(msg.body, msg.contentType);
-        if (e.event.case !== "message") return;
-        companyId = e.companyId;
-        // The old JSON form (decodeChatEvent reads it for one release): the store takes binary.
-        if (msg.contentType === "application/json") body = toBinary(ChatEventSchema, e);
-      } catch (err) {
-        d.log.warn({ err: String(err) }, "webhooks: a chat event that is not a ChatEvent was dropped");
-        return;
-      }
-      const now = d.clock();
-      if ((chatUnwanted.get(companyId) ?? 0) > now) return;
-      const wanted = await enqueue({ chatEvent: body });
-      if (wanted) chatUnwanted.delete(companyId);
-      else {
-        if (chatUnwanted.size >= 100_000) chatUnwanted.clear();
-        chatUnwanted.set(companyId, now + limits.chatRecheckMs);
-      }
-    }),
   ];
+  if (d.queues.chat)
+    consumers.push(
+      await queue(d.queues.chat, CHAT_EVENTS_EXCHANGE, CHAT_EVENTS_EXCHANGE_TYPE, ["chat.*"], async (msg) => {
+        let companyId: string;
+        let body = msg.body;
+        try {
+          const e = decodeChatEvent(msg.body, msg.contentType);
+          if (e.event.case !== "message") return;
+          companyId = e.companyId;
+          // The old JSON form (decodeChatEvent reads it for one release): the store takes binary.
+          if (msg.contentType === "application/json") body = toBinary(ChatEventSchema, e);
+        } catch (err) {
+          d.log.warn({ err: String(err) }, "webhooks: a chat event that is not a ChatEvent was dropped");
+          return;
+        }
+        const now = d.clock();
+        if ((chatUnwanted.get(companyId) ?? 0) > now) return;
+        const wanted = await enqueue({ chatEvent: body });
+        if (wanted) chatUnwanted.delete(companyId);
+        else {
+          if (chatUnwanted.size >= 100_000) chatUnwanted.clear();
+          chatUnwanted.set(companyId, now + limits.chatRecheckMs);
+        }
+      }),
+    );
   return {
     endpointsChanged: (companyId) => void chatUnwanted.delete(companyId),
     close: async () => {

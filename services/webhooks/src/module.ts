@@ -48,9 +48,9 @@ export async function createWebhooksModule(d: WebhooksModuleDeps): Promise<Servi
     settleMs: d.cfg.WEBHOOKS_SETTLE_MS,
   });
   const intake: EventIntake | undefined = d.bus
-    ? await consumeEvents({ bus: d.bus, db: d.db, log: d.log, queues: { records: d.cfg.WEBHOOKS_QUEUE, users: d.cfg.WEBHOOKS_USERS_QUEUE, chat: d.cfg.WEBHOOKS_CHAT_QUEUE }, clock, queued: () => deliverer.wake() })
+    ? await consumeEvents({ bus: d.bus, db: d.db, log: d.log, queues: { records: d.cfg.WEBHOOKS_QUEUE, users: d.cfg.WEBHOOKS_USERS_QUEUE, chat: d.cfg.WEBHOOKS_CHAT_EVENTS ? d.cfg.WEBHOOKS_CHAT_QUEUE : undefined }, clock, queued: () => deliverer.wake() })
     : undefined;
-  const impl = webhookService({ db: d.db, guard, clock, queued: () => deliverer.wake(), endpointsChanged: (companyId) => intake?.endpointsChanged(companyId) });
+  const impl = webhookService({ db: d.db, guard, clock, chatEvents: d.cfg.WEBHOOKS_CHAT_EVENTS, queued: () => deliverer.wake(), endpointsChanged: (companyId) => intake?.endpointsChanged(companyId) });
   if (d.workers !== false) deliverer.start();
   const purge = setInterval(() => {
     d.db

@@ -155,6 +155,14 @@ export function eventTypeViolations(types: readonly string[], field = "eventType
   return types.flatMap((t, i) => (typePattern.test(t) ? [] : [{ field: `${field}[${i}]`, description: `must be ${EVENT_TYPES_HELP}` }]));
 }
 
+/** `chat.message` and `chat.*` when this server does not carry chat messages (WEBHOOKS_CHAT_EVENTS off). */
+export function chatTypeViolations(types: readonly string[], chatEvents: boolean, field = "eventTypes"): Violation[] {
+  if (chatEvents) return [];
+  return types.flatMap((t, i) =>
+    /^chat\.(\*|message)$/.test(t) ? [{ field: `${field}[${i}]`, description: "names chat messages, which this server does not send as webhook events (its operator turns them on with WEBHOOKS_CHAT_EVENTS=true)" }] : [],
+  );
+}
+
 export function descriptionViolations(d: string, field = "description"): Violation[] {
   return d.length > limits.description ? [{ field, description: `must be at most ${limits.description} characters` }] : [];
 }

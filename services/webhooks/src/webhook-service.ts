@@ -10,7 +10,7 @@ import { invalid, principalOf, requireRole, type Violation } from "@crm/kit";
 import type { DbWebhooksService } from "@crm/gen/crm/db/v1/db_webhooks_pb";
 import type { WebhookService } from "@crm/gen/crm/webhooks/v1/webhooks_pb";
 import { RefusedAddressError, type Guard } from "./guard.js";
-import { descriptionViolations, eventTypeViolations, limits, testPayload, urlViolations } from "./rules.js";
+import { chatTypeViolations, descriptionViolations, eventTypeViolations, limits, testPayload, urlViolations } from "./rules.js";
 
 export interface WebhookServiceDeps {
   db: Client<typeof DbWebhooksService>;
@@ -18,6 +18,8 @@ export interface WebhookServiceDeps {
   clock: () => number;
   /** Called after something was queued (SendTest, Redeliver, ReplayEvents): the workers look at once. */
   queued?: () => void;
+  /** Whether chat.message events are carried (WEBHOOKS_CHAT_EVENTS); endpoints naming them are refused when not. */
+  chatEvents: boolean;
   /** Called after an endpoint of the company was created or changed (the intake looks at its chat messages again). */
   endpointsChanged?: (companyId: string) => void;
 }
@@ -46,7 +48,7 @@ export function webhookService(d: WebhookServiceDeps): ServiceImpl<typeof Webhoo
       requireRole(ctx, "owner", "admin");
       const v: Violation[] = [];
       await checkUrl(req.url, "url", v);
-      v.push(...eventTypeViolations(req.eventTypes), ...descriptionViolations(req.description));
+      v.push(...eventTypeViolations(req.eventTypes), ...chatTypeViolations(req.eventTypes, d.chatEvents), ...descriptionViolations(req.description));
       if (v.length) throw invalid(v);
       const secret = newSecret();
       const res = await d.db.createEndpointDB({ url: req.url, eventTypes: [...new Set(req.eventTypes)], description: req.description, ordered: req.ordered, secret }, opts(ctx));
@@ -63,7 +65,7 @@ export function webhookService(d: WebhookServiceDeps): ServiceImpl<typeof Webhoo
       requireRole(ctx, "owner", "admin");
       const v: Violation[] = [];
       if (req.url !== undefined) await checkUrl(req.url, "url", v);
-      if (req.eventTypes) v.push(...eventTypeViolations(req.eventTypes.values, "eventTypes.values"));
+      if (req.eventTypes) v.push(...eventTypeViolations(req.eventTypes.values, "eventTypes.values"), ...chatTypeViolations(req.eventTypes.values, d.chatEvents, "eventTypes.values"));
       if (req.description !== undefined) v.push(...descriptionViolations(req.description));
       if (v.length) throw invalid(v);
       const update = { endpointId: req.endpointId, url: req.url, active: req.active, description: req.description, ordered: req.ordered, eventTypes: req.eventTypes ? { values: [...new Set(req.eventTypes.values)] } : undefined };

@@ -214,8 +214,8 @@ test("the delivery log is kept 30 days", { skip }, async () => {
 test("chat messages go only to endpoints that name chat.message; an endpoint asking for them takes effect at once", { skip }, async () => {
   const { chatEvent } = await import("@crm/contracts/events");
   const { Code: C } = await import("@connectrpc/connect");
-  // Its own module: the shared one's clock was moved a day on, which a signature's timestamp shows.
-  const own = await harness();
+  // Its own module (chat events on): the shared one's clock was moved a day on, which a signature's timestamp shows.
+  const own = await harness({ WEBHOOKS_CHAT_EVENTS: true });
   const t = await own.tenant();
   const all = await receiver((_q, res) => res.writeHead(200).end());
   const chatty = await receiver((_q, res) => res.writeHead(200).end());
@@ -246,4 +246,19 @@ test("chat messages go only to endpoints that name chat.message; an endpoint ask
     await chatty.down();
     await own.close();
   }
+});
+
+test("with chat events off (the default), an endpoint naming chat messages is refused, naming the field and the switch", { skip }, async () => {
+  const { Code: C, ConnectError: E } = await import("@connectrpc/connect");
+  const { BadRequestSchema } = await import("@crm/gen/google/rpc/error_details_pb");
+  const t = await h.tenant();
+  const err = await t.api.createEndpoint({ url: "http://127.0.0.1:9/hook", eventTypes: ["deal.*", "chat.message"] }).then(
+    () => assert.fail("an endpoint naming chat.message was created"),
+    (e: unknown) => E.from(e),
+  );
+  assert.equal(err.code, C.InvalidArgument);
+  const v = err.findDetails(BadRequestSchema)[0]?.fieldViolations ?? [];
+  assert.deepEqual(v.map((x) => x.field), ["eventTypes[1]"]);
+  assert.match(v[0]!.description, /WEBHOOKS_CHAT_EVENTS=true/);
+  assert.equal((await t.api.listEndpoints({})).endpoints.length, 0, "nothing was created");
 });

@@ -32,7 +32,7 @@ let app: TestApp;
 before(async () => {
   if (skip) return;
   db = await freshDatabase();
-  app = await startTestApp({ DATABASE_URL: db.url, AMQP_URL: TEST_AMQP_URL, WEBHOOKS_ALLOW_CIDRS: "127.0.0.0/8", WEBHOOKS_POLL_MS: "50", RECORDS_IMPORT_POLL_MS: "100", ...queues });
+  app = await startTestApp({ DATABASE_URL: db.url, AMQP_URL: TEST_AMQP_URL, WEBHOOKS_ALLOW_CIDRS: "127.0.0.0/8", WEBHOOKS_POLL_MS: "50", RECORDS_IMPORT_POLL_MS: "100", WEBHOOKS_CHAT_EVENTS: "true", ...queues });
 });
 after(async () => {
   await app?.close();
