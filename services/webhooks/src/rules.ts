@@ -159,7 +159,7 @@ export function eventTypeViolations(types: readonly string[], field = "eventType
 export function chatTypeViolations(types: readonly string[], chatEvents: boolean, field = "eventTypes"): Violation[] {
   if (chatEvents) return [];
   return types.flatMap((t, i) =>
-    /^chat\.(\*|message)$/.test(t) ? [{ field: `${field}[${i}]`, description: "names chat messages, which this server does not send as webhook events (its operator turns them on with WEBHOOKS_CHAT_EVENTS=true)" }] : [],
+    t === CHAT_MESSAGE || t === "chat.*" ? [{ field: `${field}[${i}]`, description: "names chat messages, which this server does not send as webhook events (its operator turns them on with WEBHOOKS_CHAT_EVENTS=true)" }] : [],
   );
 }
 

@@ -26,6 +26,10 @@ import { createWebhooksModule } from "../src/module.js";
 
 export const storePublic = ["EnqueueEventDB", "ClaimDeliveriesDB", "CompleteDeliveryDB", "CompleteDeliveriesDB", "PurgeDeliveriesDB"].map((m) => `/${DbWebhooksService.typeName}/${m}`);
 
+/** Record change `version` of the tenant: a company named `name` was created. */
+export const companyCreated = (companyId: string, version: bigint, name = `Company ${version}`) =>
+  recordChangeEvent({ version, tenantId: companyId, objectType: ObjectType.COMPANY, recordId: randomUUID(), action: ChangeAction.CREATED, record: { record: { case: "company", value: { name } } } });
+
 export interface Harness {
   m: MigratedDatabase;
   mem: InMemory;
@@ -80,8 +84,8 @@ export async function harness(cfg: Partial<WebhooksConfig> = {}, o: { workers?: 
       const member = await add("member");
       return { companyId, owner, member, api: mem.client(WebhookService, api, owner), memberApi: mem.client(WebhookService, api, member) };
     },
-    async publish(companyId, version, name = `Company ${version}`) {
-      const e = recordChangeEvent({ version, tenantId: companyId, objectType: ObjectType.COMPANY, recordId: randomUUID(), action: ChangeAction.CREATED, record: { record: { case: "company", value: { name } } } });
+    async publish(companyId, version, name) {
+      const e = companyCreated(companyId, version, name);
       await bus.publish(e.exchange, e.routingKey, e.payload, { messageId: e.messageId });
       return e.messageId;
     },

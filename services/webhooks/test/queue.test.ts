@@ -7,12 +7,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { recordChangeEvent } from "@crm/contracts/events";
-import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
-import { ChangeAction } from "@crm/gen/crm/records/v1/stream_pb";
 import { Code } from "@connectrpc/connect";
 import { expectError, installHint, need, postgresUp } from "@crm/testkit";
-import { harness, type Harness } from "./harness.js";
+import { companyCreated, harness, type Harness } from "./harness.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -27,8 +24,7 @@ after(async () => {
 
 /** Queues record change `version` of the tenant (one delivery per endpoint that asks for it). */
 async function enqueue(companyId: string, version: bigint, now: Date) {
-  const e = recordChangeEvent({ version, tenantId: companyId, objectType: ObjectType.COMPANY, recordId: randomUUID(), action: ChangeAction.CREATED, record: { record: { case: "company", value: { name: `C ${version}` } } } });
-  return (await h.store.enqueueEventDB({ recordChange: e.payload, now: timestampFromDate(now) })).queued;
+  return (await h.store.enqueueEventDB({ recordChange: companyCreated(companyId, version).payload, now: timestampFromDate(now) })).queued;
 }
 
 const claim = (limit: number, now: Date, perEndpoint = 4) => h.store.claimDeliveriesDB({ limit, perEndpoint, leaseMs: 60_000, now: timestampFromDate(now) }).then((r) => r.deliveries);
