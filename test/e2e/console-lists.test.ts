@@ -6,7 +6,8 @@
  * to its end. The DOM keeps a bounded number of rows the whole way (the lists are virtualized),
  * pages load by their keyset token as the end comes near, the last record appears, ↑ ↓ PageDown
  * move the focus through rows that were not in the DOM, and axe-core finds nothing serious, in
- * English and Russian.
+ * English and Russian. Changes made through the API while the list is scrolled to its end reach it
+ * in place (renamed, trashed, created: the count kept), with at most two list calls, not 200.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -17,6 +18,8 @@ import { axe, buildWebIfStale, chromiumSkip, launchChromium, logIn, watchProblem
 import { nav } from "./records-flow.ts";
 import { PASSWORD, registerOwner } from "../../services/admin/test/helpers.ts";
 import { generate } from "../../services/records/demo/bulk.ts";
+import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
+import { CompanyService } from "@crm/gen/crm/records/v1/company_pb";
 
 const skip = chromiumSkip() || need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -24,6 +27,7 @@ let tdb: TestDatabase;
 let app: TestApp;
 let browser: Browser;
 let page: Page;
+let ownerEmail = "";
 const problems: string[] = [];
 const total = 10_000;
 /** The most rows a virtualized list may hold in the DOM at 1280×900 (those in view and the overscan). */
@@ -78,6 +82,7 @@ async function scrollToEnd(p: Page, count: number, timeoutMs: number): Promise<{
 
 test("10,000 companies: scrolled to the end with a bounded DOM, pages by token, the last record shown", { skip }, async () => {
   const owner = await registerOwner(app);
+  ownerEmail = owner.email;
   const made = await generate({ databaseUrl: tdb.url, companyId: owner.companyId, companies: total, people: 300, deals: 150 });
   console.log(`# the generator wrote ${total} companies, 300 people and 150 deals in ${made.seconds} s`);
   await logIn(page, app.baseUrl, owner.email, PASSWORD);
@@ -103,6 +108,42 @@ test("10,000 companies: scrolled to the end with a bounded DOM, pages by token, 
   const first = total - names.length;
   assert.deepEqual(names, names.map((_, k) => nthRow(first + k)), "in order, no gap, no row twice");
   await axe(page, "companies list (scrolled to the end)");
+});
+
+test("changes made elsewhere reach the scrolled list in place: no reread of its 200 pages", { skip }, async () => {
+  // Someone else (the API, outside this page) renames a row in view, trashes another, creates one.
+  const { accessToken } = await app.client(AuthService).login({ email: ownerEmail, password: PASSWORD });
+  const companies = app.client(CompanyService, { token: accessToken });
+  const listCalls: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().endsWith("/crm.records.v1.CompanyService/ListCompanies")) listCalls.push(r.url());
+  });
+  const idOf = async (name: string) => (await page.locator("table.records tbody tr[data-index]").filter({ has: page.getByRole("link", { name, exact: true }) }).getAttribute("data-id"))!;
+  const renamed = await idOf(nthRow(total - 1));
+  const trashed = await idOf(nthRow(total - 2));
+  await companies.updateCompany({ company: { id: renamed, name: "Renamed elsewhere" }, updateMask: { paths: ["name"] } });
+  await page.getByRole("link", { name: "Renamed elsewhere", exact: true }).waitFor();
+  await companies.deleteCompany({ id: trashed });
+  await until("the trashed row gone", async () => (await page.getByRole("link", { name: nthRow(total - 2), exact: true }).count()) === 0, 20_000);
+  await page.getByText(`${number(total - 1)} of ${number(total - 1)}`).waitFor();
+  await companies.createCompany({ company: { name: "Created elsewhere" } });
+  await page.getByText(`${number(total)} of ${number(total)}`).waitFor();
+  const names = await rowNames(page);
+  assert.equal(names.at(-1), "Renamed elsewhere", "the renamed row where it was");
+  assert.equal(names.at(-2), nthRow(total - 3), "the trashed row's neighbours closed up");
+  assert.equal(await page.getByRole("table", { name: "Companies" }).getAttribute("aria-rowcount"), String(total + 1));
+  console.log(`# three changes made elsewhere, ${listCalls.length} list calls by the page`);
+  assert.ok(listCalls.length <= 2, `at most 2 list calls for the changes (made ${listCalls.length})`);
+  // The created company is on top, where the newest-first order puts it.
+  await page.evaluate("window.scrollTo(0, 0)");
+  await until("the new company first", async () => (await rowNames(page))[0] === "Created elsewhere", 20_000);
+  // Back as the other tests expect it.
+  await companies.undeleteCompany({ id: trashed });
+  await companies.updateCompany({ company: { id: renamed, name: nthRow(total - 1) }, updateMask: { paths: ["name"] } });
+  const created = await idOf("Created elsewhere");
+  await companies.deleteCompany({ id: created });
+  await until("the list as generated", async () => (await rowNames(page))[0] === nthRow(0), 20_000);
+  assert.ok(listCalls.length <= 2, `still at most 2 list calls (made ${listCalls.length})`);
 });
 
 test("the keyboard: ↑ ↓ and PageDown move through rows not yet in the DOM; Tab reaches the rows' controls", { skip }, async () => {

@@ -21,6 +21,7 @@ import { Count, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFi
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { useLiveList } from "./live";
+import { flatRows } from "./live-pages";
 import { CustomDetails, CustomFilter, customColumns, customCondition, useFields } from "./custom";
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
@@ -86,10 +87,10 @@ export function CompanyList({ session }: { session: Session }) {
     { key: "create_time", label: w("created"), sort: "create_time", cell: (c) => date(c.createTime) && words.dateTime(date(c.createTime)!) },
   ];
   const cols = visibleColumns(params, columns);
-  const list = useInfiniteQuery(CompanyService.method.listCompanies, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000 });
+  const list = useInfiniteQuery(CompanyService.method.listCompanies, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000, refetchOnWindowFocus: false });
   // Live: a change made anywhere to a record this list shows (or now would) rereads it.
-  useLiveList({ objectType: ObjectType.COMPANY, filter: input.filter, showDeleted: input.showDeleted }, CompanyService.method.listCompanies, list.dataUpdatedAt);
-  const rows = list.data?.pages.flatMap((p) => p.companies) ?? [];
+  useLiveList({ objectType: ObjectType.COMPANY, filter: input.filter, showDeleted: input.showDeleted }, CompanyService.method.listCompanies, input, "companies", list.dataUpdatedAt);
+  const rows = flatRows(list.data?.pages, "companies");
   const first = list.data?.pages[0];
   const invalidate = useInvalidate();
   const [notice, setNotice] = useState<{ text: string; error?: boolean; action?: ReactNode }>();
@@ -101,7 +102,8 @@ export function CompanyList({ session }: { session: Session }) {
     } catch (e) {
       setNotice({ text: recordError(e, words, c.name), error: true });
     }
-    await invalidate(CompanyService.method.listCompanies, CompanyService.method.getCompany, timelineOf);
+    // The list itself follows over WatchRecords (useLiveList): no reread of every page loaded.
+    await invalidate(CompanyService.method.getCompany, timelineOf);
   };
   const remove = async (c: Company) => {
     try {
@@ -117,7 +119,8 @@ export function CompanyList({ session }: { session: Session }) {
     } catch (e) {
       setNotice({ text: recordError(e, words, c.name), error: true });
     }
-    await invalidate(CompanyService.method.listCompanies, CompanyService.method.getCompany, timelineOf);
+    // The list itself follows over WatchRecords (useLiveList): no reread of every page loaded.
+    await invalidate(CompanyService.method.getCompany, timelineOf);
   };
 
   return (

@@ -12,6 +12,7 @@ import { queryClient as pageQueryClient } from "../../query";
 import { allOf, anyContains, formatDate, formatMoney, orderBy } from "./format";
 import { Count, FilterSelect, FilterText, LoadMore, OwnerFilter, SortHeader, date, recordError, statusWord, useDirectory, usePipelines, useSearchState, useSort } from "./common";
 import { useLiveList } from "./live";
+import { flatRows } from "./live-pages";
 import { VirtualRows, rowCount } from "./virtual";
 import { useWords } from "./words";
 
@@ -43,9 +44,9 @@ export function DealList({ session }: { session: Session }) {
   const dir = useDirectory(session);
   const { stages } = usePipelines();
   const input = dealsInput(params);
-  const list = useInfiniteQuery(DealService.method.listDeals, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000 });
-  useLiveList({ objectType: ObjectType.DEAL, filter: input.filter, showDeleted: false }, DealService.method.listDeals, list.dataUpdatedAt);
-  const rows = list.data?.pages.flatMap((p) => p.deals) ?? [];
+  const list = useInfiniteQuery(DealService.method.listDeals, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000, refetchOnWindowFocus: false });
+  useLiveList({ objectType: ObjectType.DEAL, filter: input.filter, showDeleted: false }, DealService.method.listDeals, input, "deals", list.dataUpdatedAt);
+  const rows = flatRows(list.data?.pages, "deals");
   const first = list.data?.pages[0];
   const colSpan = 7;
   return (

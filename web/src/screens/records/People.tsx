@@ -19,6 +19,7 @@ import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Co
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { useLiveList } from "./live";
+import { flatRows } from "./live-pages";
 import { CustomDetails, CustomFilter, customColumns, customCondition, useFields } from "./custom";
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
@@ -95,10 +96,10 @@ export function PersonList({ session }: { session: Session }) {
     { key: "create_time", label: w("created"), sort: "create_time", cell: (p) => date(p.createTime) && words.dateTime(date(p.createTime)!) },
   ];
   const cols = visibleColumns(params, columns);
-  const list = useInfiniteQuery(PersonService.method.listPeople, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000 });
+  const list = useInfiniteQuery(PersonService.method.listPeople, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000, refetchOnWindowFocus: false });
   // Live: a change made anywhere to a record this list shows (or now would) rereads it.
-  useLiveList({ objectType: ObjectType.PERSON, filter: input.filter, showDeleted: input.showDeleted }, PersonService.method.listPeople, list.dataUpdatedAt);
-  const rows = list.data?.pages.flatMap((p) => p.people) ?? [];
+  useLiveList({ objectType: ObjectType.PERSON, filter: input.filter, showDeleted: input.showDeleted }, PersonService.method.listPeople, input, "people", list.dataUpdatedAt);
+  const rows = flatRows(list.data?.pages, "people");
   const first = list.data?.pages[0];
   const invalidate = useInvalidate();
   const [notice, setNotice] = useState<{ text: string; error?: boolean; action?: ReactNode }>();
@@ -111,7 +112,8 @@ export function PersonList({ session }: { session: Session }) {
     } catch (e) {
       setNotice({ text: recordError(e, words, personName(p)), error: true });
     }
-    await invalidate(PersonService.method.listPeople, PersonService.method.getPerson, timelineOf);
+    // The list itself follows over WatchRecords (useLiveList): no reread of every page loaded.
+    await invalidate(PersonService.method.getPerson, timelineOf);
   };
   const remove = async (p: Person) => {
     try {
@@ -127,7 +129,8 @@ export function PersonList({ session }: { session: Session }) {
     } catch (e) {
       setNotice({ text: recordError(e, words, personName(p)), error: true });
     }
-    await invalidate(PersonService.method.listPeople, PersonService.method.getPerson, timelineOf);
+    // The list itself follows over WatchRecords (useLiveList): no reread of every page loaded.
+    await invalidate(PersonService.method.getPerson, timelineOf);
   };
 
   return (

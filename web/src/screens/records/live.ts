@@ -7,12 +7,13 @@
  */
 import { useEffect, useRef } from "react";
 import { toJsonString, type DescMethodUnary } from "@bufbuild/protobuf";
-import { createConnectQueryKey } from "@connectrpc/connect-query";
+import { callUnaryMethod, createConnectQueryKey } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { RecordStreamService, type WatchedChange } from "@crm/gen/crm/records/v1/stream_pb";
+import { ChangeAction, RecordStreamService, type WatchedChange } from "@crm/gen/crm/records/v1/stream_pb";
 import { FilterSchema, type Filter, type ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { refresh, transport } from "../../session";
+import { applyChanges, mergeFirstPage, type Change, type ListPage, type Pages, type Row } from "./live-pages";
 
 const stream = createClient(RecordStreamService, transport);
 
@@ -33,7 +34,7 @@ export interface Watch {
  * Watches `watch` while the screen is up (a new `key` starts a new stream): `onChange` for each
  * change, `onLive(startedAt)` each time the stream (re)connects and goes live.
  */
-export function useWatch(watch: Watch | undefined, key: string, onChange: (c: WatchedChange) => void, onLive: (startedAt: number) => void): void {
+export function useWatch(watch: Watch | undefined, key: string, onChange: (c: WatchedChange) => void, onLive: (startedAt: number, resumed: boolean) => void): void {
   const handlers = useRef({ onChange, onLive });
   handlers.current = { onChange, onLive };
   const input = useRef(watch);
@@ -46,6 +47,7 @@ export function useWatch(watch: Watch | undefined, key: string, onChange: (c: Wa
       let after: bigint | undefined;
       for (let backoff = 500; !signal.aborted; backoff = Math.min(backoff * 2, 10_000)) {
         const startedAt = Date.now();
+        const resumed = after !== undefined;
         let live = false;
         try {
           const w = input.current!;
@@ -55,7 +57,7 @@ export function useWatch(watch: Watch | undefined, key: string, onChange: (c: Wa
               after = ev.event.value.lastVersion;
               if (!live) {
                 live = true;
-                handlers.current.onLive(startedAt);
+                handlers.current.onLive(startedAt, resumed);
               }
             } else if (ev.event.case === "change") {
               const v = ev.event.value.change?.version;
@@ -84,19 +86,74 @@ export function watchKey(w: Watch): string {
 }
 
 /**
- * A list kept live: `useWatch` on its filter, each change (and going live after a list read
- * before) rereads the list's pages, a quarter second after the last change of a burst.
+ * A list kept live: `useWatch` on its filter, each change applied to the pages loaded so far
+ * (live-pages.ts: a row updated in place, removed, or put where the sort says, the total kept),
+ * a tenth of a second after the first change of a burst. Where only the server can say (a text
+ * sort, a custom field, a total), the first page alone is read again and merged. When the stream
+ * goes live from scratch (not resuming after a version it had seen) and the list was read before
+ * it started, a change may have fallen in between: the list goes back to its first page, read
+ * again (one call, not one per page).
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function useLiveList(watch: Watch, method: DescMethodUnary<any, any>, readAt: number): void {
+export function useLiveList(
+  watch: Watch,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  method: DescMethodUnary<any, any>,
+  input: object,
+  rowsKey: string,
+  readAt: number,
+): void {
+  type P = ListPage & Record<string, Row[]>;
   const queryClient = useQueryClient();
-  const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
-  useEffect(() => () => clearTimeout(timer.current), []);
-  const reread = () => {
-    clearTimeout(timer.current);
-    timer.current = setTimeout(() => void queryClient.invalidateQueries({ queryKey: createConnectQueryKey({ schema: method, cardinality: undefined }) }), 250);
+  const key = createConnectQueryKey({ schema: method, input, transport, cardinality: "infinite", pageParamKey: "pageToken" });
+  const state = useRef({ key, input, orderBy: "", queue: [] as Change<Row>[], timer: undefined as ReturnType<typeof setTimeout> | undefined, fetching: false, again: false });
+  const st = state.current;
+  st.key = key;
+  st.input = input;
+  st.orderBy = (input as { orderBy?: string }).orderBy ?? "";
+  useEffect(() => () => clearTimeout(state.current.timer), []);
+
+  const refetchFirst = async () => {
+    if (st.fetching) {
+      st.again = true;
+      return;
+    }
+    st.fetching = true;
+    try {
+      do {
+        st.again = false;
+        const k = st.key;
+        const fresh = (await callUnaryMethod(transport, method, { ...st.input, pageToken: "" })) as unknown as P;
+        queryClient.setQueryData<Pages<P>>(k, (d) => (d ? mergeFirstPage<P, Row>(d, rowsKey, fresh) : d));
+      } while (st.again);
+    } catch {
+      // The list stays as it is; the next change or reconnect tries again.
+    } finally {
+      st.fetching = false;
+    }
   };
-  useWatch(watch, watchKey(watch), reread, (startedAt) => {
-    if (readAt < startedAt) reread();
+  const flush = () => {
+    st.timer = undefined;
+    const changes = st.queue.splice(0);
+    let again = false;
+    queryClient.setQueryData<Pages<P>>(st.key, (d) => {
+      if (!d) return d;
+      const r = applyChanges<P, Row>(d, rowsKey, st.orderBy, changes);
+      again = r.refetchFirst;
+      return r.data;
+    });
+    if (again) void refetchFirst();
+  };
+  const onChange = (w: WatchedChange) => {
+    const c = w.change;
+    if (!c) return;
+    const record = c.record?.record.value as Row | undefined;
+    st.queue.push({ id: c.recordId, record, inView: w.inView, entered: c.action === ChangeAction.CREATED || c.action === ChangeAction.RESTORED });
+    st.timer ??= setTimeout(flush, 100);
+  };
+  useWatch(watch, watchKey(watch), onChange, (startedAt, resumed) => {
+    if (resumed || readAt >= startedAt) return;
+    // Back to the first page, read again: one call however far the list was scrolled.
+    queryClient.setQueryData<Pages<P>>(st.key, (d) => (d && d.pages.length > 1 ? { pages: d.pages.slice(0, 1), pageParams: d.pageParams.slice(0, 1) } : d));
+    void queryClient.invalidateQueries({ queryKey: st.key, exact: true });
   });
 }
