@@ -7,7 +7,7 @@ import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { grpcFrame } from "./h2load.js";
+import { rawServerStream } from "./raw-stream.js";
 import { ChatService, SubscribeRequestSchema, SubscribeResponseSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 
 export function grpcTransport(baseUrl: string, token: string): Transport {
@@ -58,63 +58,25 @@ function deliver(s: Subscriber, state: { lastSeq?: bigint }, m: Message, run: st
   onDelivery?.(latency);
 }
 
-function newSubscriber(chatId: string, close: () => void) {
-  let markLive: () => void = () => {};
-  let failLive: (e: Error) => void = () => {};
-  const live = new Promise<void>((resolve, reject) => ((markLive = resolve), (failLive = reject)));
-  live.catch(() => {}); // reported through `errors` (and to whoever awaits `live`)
-  const s: Subscriber = { chatId, latencies: [], seen: new Set(), duplicates: 0, gaps: 0, errors: [], live, close };
-  return { s, markLive, failLive };
-}
-
 /**
- * Opens a Subscribe stream (live only) on a bare HTTP/2 gRPC stream of `session`; `live` resolves
- * at the first heartbeat (the stream is bound and every message stored after that reaches it).
- * Frames are read and decoded directly, without connect-node's streaming pipeline, so that the
- * driver, which shares the CPUs with the servers it measures, spends less per delivery.
+ * Opens a Subscribe stream (live only) on a bare HTTP/2 gRPC stream of `session` (raw-stream.ts);
+ * `live` resolves at the first heartbeat (the stream is bound and every message stored after that
+ * reaches it).
  */
 export function rawSubscribe(session: http2.ClientHttp2Session, token: string, chatId: string, run: () => string, onDelivery?: (latencyMs: number) => void): Subscriber {
-  let closing = false;
-  const stream = session.request({
-    ":method": "POST",
-    ":path": `/${ChatService.typeName}/Subscribe`,
-    "content-type": "application/grpc+proto",
-    te: "trailers",
-    authorization: `Bearer ${token}`,
-  });
-  const { s, markLive, failLive } = newSubscriber(chatId, () => ((closing = true), stream.close(http2.constants.NGHTTP2_CANCEL)));
-  const fail = (why: string) => {
-    if (closing) return;
-    closing = true;
-    s.errors.push(why);
-    failLive(new Error(why));
-  };
-  stream.end(grpcFrame(toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { chatId }))));
   const state: { lastSeq?: bigint } = {};
-  let buf: Buffer = Buffer.alloc(0);
-  stream.on("data", (chunk: Buffer) => {
-    const now = performance.now();
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    while (buf.length >= 5) {
-      const len = buf.readUInt32BE(1);
-      if (buf.length < 5 + len) break;
-      const ev = fromBinary(SubscribeResponseSchema, buf.subarray(5, 5 + len));
-      buf = buf.subarray(5 + len);
-      if (ev.event.case === "heartbeat") markLive();
-      else if (ev.event.case === "message") deliver(s, state, ev.event.value, run(), now, onDelivery);
-    }
+  const counts = { latencies: [] as number[], seen: new Set<number>(), duplicates: 0, gaps: 0 };
+  const raw = rawServerStream(session, {
+    path: `/${ChatService.typeName}/Subscribe`,
+    token,
+    request: toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { chatId })),
+    onMessage(bytes, now) {
+      const ev = fromBinary(SubscribeResponseSchema, bytes);
+      if (ev.event.case === "message") deliver(s, state, ev.event.value, run(), now, onDelivery);
+      return ev.event.case === "heartbeat";
+    },
   });
-  stream.on("trailers", (t) => {
-    const status = t["grpc-status"];
-    if (status !== undefined && status !== "0") fail(`grpc-status ${String(status)}: ${decodeURIComponent(String(t["grpc-message"] ?? ""))}`);
-  });
-  stream.on("response", (h) => {
-    const status = h["grpc-status"]; // trailers-only answer: an error before the first message
-    if (h[":status"] !== 200) fail(`HTTP ${String(h[":status"])}`);
-    else if (status !== undefined && status !== "0") fail(`grpc-status ${String(status)}: ${decodeURIComponent(String(h["grpc-message"] ?? ""))}`);
-  });
-  stream.on("error", (err) => fail(err.message));
-  stream.on("close", () => fail("the stream closed"));
+  const s: Subscriber = Object.assign(counts, { chatId, errors: raw.errors, live: raw.live, close: raw.close });
   return s;
 }
 

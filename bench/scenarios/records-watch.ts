@@ -13,19 +13,19 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqp from "amqplib";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
 import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
-import { RecordStreamService, WatchRecordsRequestSchema, WatchRecordsResponseSchema } from "@crm/gen/crm/records/v1/stream_pb";
+import { WatchRecordsRequestSchema, WatchRecordsResponseSchema } from "@crm/gen/crm/records/v1/stream_pb";
 import { TEST_AMQP_URL, TEST_REDIS_URL, unreachable } from "@crm/testkit";
 import { removeDir, startApp, type AppChild } from "../lib/app.js";
 import { uniqueTag } from "../lib/crm.js";
 import { grpcTransport, until } from "../lib/fanout.js";
-import { grpcFrame } from "../lib/h2load.js";
 import { mb, sampleAll } from "../lib/proc.js";
 import type { Check, Ctx, Scenario, Table } from "../lib/report.js";
 import { latency } from "../lib/stats.js";
+import { frameCache, watchRecords, type Watcher, type WatchFrame } from "../lib/watch.js";
 import { ensureBenchData, keptDatabase, login } from "./records.js";
 
 interface Shape {
@@ -36,109 +36,27 @@ interface Shape {
   deals: number;
 }
 
-interface Watcher {
-  latencies: number[];
-  seen: Set<number>;
-  duplicates: number;
-  gaps: number;
-  errors: string[];
-  live: Promise<void>;
-  close(): void;
-}
-
-interface Parsed {
-  version: bigint;
-  k: number | undefined;
-  sentMs: number;
-  heartbeat: boolean;
-}
-
 /** "w|<k>|<sent ms>|<run>" in the deal's name. */
 const stamp = (run: string, k: number) => `w|${k}|${performance.now().toFixed(3)}|${run}`;
 
-/**
- * Frames are decoded once per distinct bytes (every stream of a replica gets the same encoded
- * change): the driver shares the 2 CPUs with the servers, and decoding a deal snapshot 100,000
- * times a second would cost more than what is measured.
- */
+/** Reads a change's stamp off the deal's name: this run's changes are keyed by their k. */
 function frameParser(run: () => string) {
-  let cache = new Map<string, Parsed>();
-  return (bytes: Buffer): Parsed => {
-    const key = bytes.toString("latin1");
-    let p = cache.get(key);
-    if (!p) {
-      const ev = fromBinary(WatchRecordsResponseSchema, bytes);
-      if (ev.event.case === "heartbeat") p = { version: ev.event.value.lastVersion, k: undefined, sentMs: 0, heartbeat: true };
-      else if (ev.event.case === "change") {
-        const c = ev.event.value.change!;
-        const name = c.record?.record.case === "deal" ? c.record.record.value.name : "";
-        const f = name.split("|");
-        p = { version: c.version, k: f[0] === "w" && f[3] === run() ? Number(f[1]) : undefined, sentMs: Number(f[2]), heartbeat: false };
-      } else p = { version: 0n, k: undefined, sentMs: 0, heartbeat: false };
-      if (cache.size > 5000) cache = new Map();
-      cache.set(key, p);
-    }
-    return p;
-  };
+  return frameCache((bytes: Buffer): WatchFrame => {
+    const ev = fromBinary(WatchRecordsResponseSchema, bytes);
+    if (ev.event.case === "heartbeat") return { version: ev.event.value.lastVersion, key: undefined, sentMs: 0, heartbeat: true };
+    if (ev.event.case !== "change") return { version: 0n, key: undefined, sentMs: 0, heartbeat: false };
+    const c = ev.event.value.change!;
+    const name = c.record?.record.case === "deal" ? c.record.record.value.name : "";
+    const f = name.split("|");
+    return { version: c.version, key: f[0] === "w" && f[3] === run() ? f[1] : undefined, sentMs: Number(f[2]), heartbeat: false };
+  });
 }
 
-function watch(session: http2.ClientHttp2Session, token: string, pipelineId: string, parse: (b: Buffer) => Parsed): Watcher {
-  let closing = false;
-  let markLive: () => void = () => {};
-  let failLive: (e: Error) => void = () => {};
-  const live = new Promise<void>((resolve, reject) => ((markLive = resolve), (failLive = reject)));
-  live.catch(() => {});
-  const stream = session.request({ ":method": "POST", ":path": `/${RecordStreamService.typeName}/WatchRecords`, "content-type": "application/grpc+proto", te: "trailers", authorization: `Bearer ${token}` });
-  const w: Watcher = { latencies: [], seen: new Set(), duplicates: 0, gaps: 0, errors: [], live, close: () => ((closing = true), stream.close(http2.constants.NGHTTP2_CANCEL)) };
-  const fail = (why: string) => {
-    if (closing) return;
-    closing = true;
-    w.errors.push(why);
-    failLive(new Error(why));
-  };
-  const req = create(WatchRecordsRequestSchema, {
+const watch = (session: http2.ClientHttp2Session, token: string, pipelineId: string, parse: (b: Buffer) => WatchFrame): Watcher =>
+  watchRecords(session, token, create(WatchRecordsRequestSchema, {
     objectType: ObjectType.DEAL,
     filter: { node: { case: "condition", value: { field: "pipeline_id", operator: Operator.EQUALS, values: [pipelineId] } } },
-  });
-  stream.end(grpcFrame(toBinary(WatchRecordsRequestSchema, req)));
-  let last: bigint | undefined;
-  let buf: Buffer = Buffer.alloc(0);
-  stream.on("data", (chunk: Buffer) => {
-    const now = performance.now();
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    while (buf.length >= 5) {
-      const len = buf.readUInt32BE(1);
-      if (buf.length < 5 + len) break;
-      const p = parse(buf.subarray(5, 5 + len));
-      buf = buf.subarray(5 + len);
-      if (p.heartbeat) {
-        last ??= p.version;
-        markLive();
-        continue;
-      }
-      if (last !== undefined && p.version !== last + 1n) w.gaps++;
-      last = p.version;
-      if (p.k === undefined) continue;
-      if (w.seen.has(p.k)) w.duplicates++;
-      else {
-        w.seen.add(p.k);
-        w.latencies.push(now - p.sentMs);
-      }
-    }
-  });
-  stream.on("trailers", (t) => {
-    const status = t["grpc-status"];
-    if (status !== undefined && status !== "0") fail(`grpc-status ${String(status)}: ${decodeURIComponent(String(t["grpc-message"] ?? ""))}`);
-  });
-  stream.on("response", (h) => {
-    const status = h["grpc-status"];
-    if (h[":status"] !== 200) fail(`HTTP ${String(h[":status"])}`);
-    else if (status !== undefined && status !== "0") fail(`grpc-status ${String(status)}: ${decodeURIComponent(String(h["grpc-message"] ?? ""))}`);
-  });
-  stream.on("error", (err) => fail(err.message));
-  stream.on("close", () => fail("the stream closed"));
-  return w;
-}
+  }), parse);
 
 /** UpdateDeal at `rate`/s, open loop, round-robin over the deals, each renaming its deal with a stamp. */
 async function updateOpenLoop(o: { client: Client<typeof DealService>; ids: string[]; rate: number; seconds: number; run: string; maxInFlight: number }) {

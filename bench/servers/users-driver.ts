@@ -3,7 +3,10 @@
  * event loop). Ramps through `steps` user counts; each user holds one chat stream, sends a
  * message every `messageEverySec`, does a timer action every `timerEverySec` (start/end in turn)
  * and a read every `readEverySec` (ListMessages and GetWorkingTimer in turn), each at a random
- * phase. Per step it prints {"event":"measure-start"} / {"event":"measure-end"} (the bench samples
+ * phase. Where the users file has their company's deal board, each user also watches the board
+ * (WatchRecords on its pipeline's deals), opens a deal (GetDeal) every `openEverySec` and moves
+ * one to another stage (MoveDeal) every `moveEverySec`; every move must reach every watcher of
+ * the company. Per step it prints {"event":"measure-start"} / {"event":"measure-end"} (the bench samples
  * server CPU there) and {"event":"result", …}; it stops after the first step that misses a limit.
  *   node --import tsx bench/servers/users-driver.ts CONFIG.json
  */
@@ -13,9 +16,14 @@ import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
+import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
+import { WatchRecordsRequestSchema, WatchRecordsResponseSchema } from "@crm/gen/crm/records/v1/stream_pb";
 import { rawSubscribe, until, type Subscriber } from "../lib/fanout.js";
 import { latency } from "../lib/stats.js";
-import type { SimUser } from "../lib/users.js";
+import type { Board, SimWorld, SimUser } from "../lib/users.js";
+import { frameCache, watchRecords, type Watcher, type WatchFrame } from "../lib/watch.js";
 
 export interface DriverConfig {
   baseUrl: string;
@@ -28,13 +36,17 @@ export interface DriverConfig {
   messageEverySec: number;
   timerEverySec: number;
   readEverySec: number;
+  /** CRM work (users whose company has a board): a GetDeal every openEverySec, a MoveDeal every moveEverySec. */
+  openEverySec: number;
+  moveEverySec: number;
   apiP99Ms: number;
   deliveryP99Ms: number;
   maxInFlight: number;
 }
 
 const cfg = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as DriverConfig;
-const all = JSON.parse(readFileSync(cfg.usersFile, "utf8")) as SimUser[];
+const world = JSON.parse(readFileSync(cfg.usersFile, "utf8")) as SimWorld;
+const all: SimUser[] = world.users;
 const emit = (o: object) => process.stdout.write(JSON.stringify(o) + "\n");
 const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
 
@@ -46,6 +58,10 @@ interface Live {
   sub: Subscriber;
   timerRunning: boolean;
   readTurn: number;
+  /** The company's board and this user's watch of it (CRM work), if the company has one. */
+  board?: Board | undefined;
+  deals?: Client<typeof DealService> | undefined;
+  watch?: Watcher | undefined;
 }
 
 const transports: Transport[] = [];
@@ -64,9 +80,33 @@ const sessionFor = (i: number) => {
   return sessions[k]!;
 };
 
+/** 0 message, 1 timer action, 2 read, 3 open a deal, 4 move a deal (3 and 4 where the company has a board). */
+type Kind = 0 | 1 | 2 | 3 | 4;
+const chatKinds: Kind[] = [0, 1, 2];
+const kinds: Kind[] = [0, 1, 2, 3, 4];
+
 let run = "setup";
 const live: Live[] = [];
 let counter = 0;
+
+/** The latest MoveDeal sent for each deal in this run: a watched change of it is keyed "<deal id>:<etag>". */
+const moveSent = new Map<string, { run: string; ms: number }>();
+const parseWatch = frameCache((bytes: Buffer): WatchFrame => {
+  const ev = fromBinary(WatchRecordsResponseSchema, bytes);
+  if (ev.event.case === "heartbeat") return { heartbeat: true, version: ev.event.value.lastVersion, key: undefined, sentMs: 0 };
+  if (ev.event.case !== "change") return { heartbeat: false, version: 0n, key: undefined, sentMs: 0 };
+  const c = ev.event.value.change!;
+  const deal = c.record?.record.case === "deal" ? c.record.record.value : undefined;
+  const sent = deal ? moveSent.get(deal.id) : undefined;
+  const ours = deal && sent && sent.run === run;
+  return { heartbeat: false, version: c.version, key: ours ? `${deal.id}:${deal.etag}` : undefined, sentMs: sent?.ms ?? 0 };
+});
+const watchBoard = (i: number, token: string, board: Board) =>
+  watchRecords(sessionFor(i), token, create(WatchRecordsRequestSchema, {
+    objectType: ObjectType.DEAL,
+    filter: { node: { case: "condition", value: { field: "pipeline_id", operator: Operator.EQUALS, values: [board.pipelineId] } } },
+  }), parseWatch);
+const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
 async function addUsers(target: number) {
   const fresh: Live[] = [];
@@ -75,12 +115,17 @@ async function addUsers(target: number) {
     const t = transportFor(i);
     const headers = { authorization: `Bearer ${user.token}` };
     const chat = createClient(ChatService, t);
-    const l: Live = { user, headers, chat, timer: createClient(TimerService, t), sub: rawSubscribe(sessionFor(i), user.token, user.chatId, () => run), timerRunning: false, readTurn: i % 2 };
+    const board = world.boards[user.companyId];
+    const l: Live = {
+      user, headers, chat, timer: createClient(TimerService, t), sub: rawSubscribe(sessionFor(i), user.token, user.chatId, () => run), timerRunning: false, readTurn: i % 2,
+      board, deals: board ? createClient(DealService, t) : undefined, watch: board ? watchBoard(i, user.token, board) : undefined,
+    };
     live.push(l);
     fresh.push(l);
   }
-  const ok = await Promise.race([Promise.all(fresh.map((l) => l.sub.live)).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 120_000))]);
-  if (!ok) throw new Error(`${fresh.filter((l) => l.sub.errors.length).length} streams failed, others not live within 120 s`);
+  const streams = fresh.flatMap((l) => (l.watch ? [l.sub, l.watch] : [l.sub]));
+  const ok = await Promise.race([Promise.all(streams.map((x) => x.live)).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 120_000))]);
+  if (!ok) throw new Error(`${streams.filter((x) => x.errors.length).length} streams failed, others not live within 120 s`);
 }
 
 async function step(users: number) {
@@ -88,21 +133,24 @@ async function step(users: number) {
   emit({ event: "live", users: live.length });
   run = `s${users}x${Date.now().toString(36)}`;
   for (const l of live) (l.sub.latencies.length = 0), l.sub.seen.clear(), (l.sub.duplicates = 0), (l.sub.gaps = 0);
+  for (const w of live.flatMap((l) => l.watch ?? [])) (w.latencies.length = 0), w.seen.clear(), (w.duplicates = 0), (w.gaps = 0);
+  /** Per company: the "<deal id>:<etag>" of each move of this step; each watcher of it must see them all. */
+  const moved = new Map<string, string[]>();
   const api: number[] = [];
   const errors: string[] = [];
   let errorCount = 0;
   let skipped = 0;
   let inFlight = 0;
   const sends = new Map<string, number>();
-  const counts = { message: 0, timer: 0, read: 0 };
+  const counts = { message: 0, timer: 0, read: 0, open: 0, move: 0 };
   const pending = new Set<Promise<void>>();
-  const call = (fn: () => Promise<unknown>, onOk?: () => void) => {
+  const call = <T = unknown>(fn: () => Promise<T>, onOk?: (answer: T) => void) => {
     if (inFlight >= cfg.maxInFlight) return void skipped++;
     inFlight++;
     const t0 = performance.now();
     const p = fn()
       .then(
-        () => (api.push(performance.now() - t0), onOk?.()),
+        (answer) => (api.push(performance.now() - t0), onOk?.(answer)),
         (err: unknown) => {
           errorCount++;
           if (errors.length < 5) errors.push(String((err as Error)?.message ?? err).slice(0, 200));
@@ -111,13 +159,14 @@ async function step(users: number) {
       .finally(() => (inFlight--, pending.delete(p)));
     pending.add(p);
   };
-  // Timing wheel: 50 ms slots over the step; each user's three activities at random phases.
+  // Timing wheel: 50 ms slots over the step; each user's activities at random phases.
   const slotMs = 50;
   const slots = Math.ceil((cfg.stepSeconds * 1000) / slotMs);
-  const wheel: [number, 0 | 1 | 2][][] = Array.from({ length: slots }, () => []);
-  const every = [cfg.messageEverySec, cfg.timerEverySec, cfg.readEverySec] as const;
+  const wheel: [number, Kind][][] = Array.from({ length: slots }, () => []);
+  const every = [cfg.messageEverySec, cfg.timerEverySec, cfg.readEverySec, cfg.openEverySec, cfg.moveEverySec] as const;
   for (let u = 0; u < live.length; u++) {
-    for (const kind of [0, 1, 2] as const) {
+    for (const kind of live[u]!.board ? kinds : chatKinds) {
+      if (!(every[kind] > 0)) continue;
       for (let t = Math.random() * every[kind] * 1000; t < cfg.stepSeconds * 1000; t += every[kind] * 1000) wheel[Math.floor(t / slotMs)]!.push([u, kind]);
     }
   }
@@ -136,11 +185,27 @@ async function step(users: number) {
         counts.timer++;
         const start = !l.timerRunning;
         l.timerRunning = start;
-        call(() => (start ? l.timer.startTimer({ description: "simulated work" }, { headers: l.headers }) : l.timer.endTimer({}, { headers: l.headers })));
+        call<unknown>(() => (start ? l.timer.startTimer({ description: "simulated work" }, { headers: l.headers }) : l.timer.endTimer({}, { headers: l.headers })));
+      } else if (kind === 3) {
+        counts.open++;
+        const id = pick(l.board!.dealIds);
+        call(() => l.deals!.getDeal({ id }, { headers: l.headers }));
+      } else if (kind === 4) {
+        counts.move++;
+        const board = l.board!;
+        const id = pick(board.dealIds);
+        moveSent.set(id, { run, ms: performance.now() });
+        // the change's key is known once the answer names the deal's new etag
+        call(() => l.deals!.moveDeal({ id, stageId: pick(board.stageIds) }, { headers: l.headers }), ({ deal }) => {
+          if (!deal) return;
+          const list = moved.get(l.user.companyId) ?? [];
+          list.push(`${deal.id}:${deal.etag}`);
+          moved.set(l.user.companyId, list);
+        });
       } else {
         counts.read++;
         const turn = l.readTurn++ % 2;
-        call(() => (turn === 0 ? l.chat.listMessages({ chatId: l.user.chatId, limit: 20 }, { headers: l.headers }) : l.timer.getWorkingTimer({}, { headers: l.headers })));
+        call<unknown>(() => (turn === 0 ? l.chat.listMessages({ chatId: l.user.chatId, limit: 20 }, { headers: l.headers }) : l.timer.getWorkingTimer({}, { headers: l.headers })));
       }
     }
   }
@@ -150,12 +215,19 @@ async function step(users: number) {
   for (const l of live) members.set(l.user.chatId, (members.get(l.user.chatId) ?? 0) + 1);
   const expected = [...sends].reduce((n, [chat, k]) => n + k * (members.get(chat) ?? 0), 0);
   const received = () => live.reduce((n, l) => n + l.sub.seen.size, 0);
+  // Watches: every move of a company reaches each of its watchers.
+  const watchers = live.filter((l) => l.watch);
+  const watchExpected = watchers.reduce((n, l) => n + (moved.get(l.user.companyId)?.length ?? 0), 0);
+  const watchReceived = () => watchers.reduce((n, l) => n + (moved.get(l.user.companyId) ?? []).filter((k) => l.watch!.seen.has(k)).length, 0);
   await until(() => received() >= expected, cfg.drainSeconds * 1000);
+  await until(() => watchReceived() >= watchExpected, cfg.drainSeconds * 1000);
   emit({ event: "measure-end" });
   const delivered = received();
+  const watchDelivered = watchReceived();
   const d = latency(live.flatMap((l) => l.sub.latencies));
+  const w = latency(watchers.flatMap((l) => l.watch!.latencies));
   const a = latency(api);
-  const streamErrors = live.flatMap((l) => l.sub.errors);
+  const streamErrors = live.flatMap((l) => [...l.sub.errors, ...(l.watch?.errors ?? [])]);
   const gaps = live.reduce((n, l) => n + l.sub.gaps, 0);
   const result = {
     event: "result",
@@ -177,8 +249,16 @@ async function step(users: number) {
     deliveryP50Ms: d.p50Ms,
     deliveryP99Ms: d.p99Ms,
     deliveryMaxMs: d.maxMs,
+    watchers: watchers.length,
+    watchDelivered,
+    watchLost: watchExpected - watchDelivered,
+    watchGaps: watchers.reduce((n, l) => n + l.watch!.gaps, 0),
+    watchDuplicates: watchers.reduce((n, l) => n + l.watch!.duplicates, 0),
+    watchP50Ms: w.p50Ms,
+    watchP99Ms: w.p99Ms,
   };
-  const pass = result.errors === 0 && result.lost === 0 && a.p99Ms <= cfg.apiP99Ms && (d.p99Ms <= cfg.deliveryP99Ms || Number.isNaN(d.p99Ms));
+  const within = (p99: number) => p99 <= cfg.deliveryP99Ms || Number.isNaN(p99);
+  const pass = result.errors === 0 && result.lost === 0 && result.watchLost === 0 && a.p99Ms <= cfg.apiP99Ms && within(d.p99Ms) && within(w.p99Ms);
   emit({ ...result, pass });
   return pass;
 }
@@ -193,6 +273,6 @@ try {
 } catch (err) {
   emit({ event: "error", message: String((err as Error)?.stack ?? err) });
 } finally {
-  for (const l of live) l.sub.close();
+  for (const l of live) l.sub.close(), l.watch?.close();
   setTimeout(() => process.exit(0), 500).unref();
 }
