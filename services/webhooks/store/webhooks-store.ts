@@ -5,7 +5,7 @@
  * caller's forwarded token (an active owner or admin now) in ONE tenant transaction, and write
  * the audit log in it. The queue's RPCs run for the webhooks service only: EnqueueEventDB in the
  * tenant of the event, ClaimDeliveriesDB across tenants through crm_wh_claim (SECURITY DEFINER,
- * SKIP LOCKED, leases; migration 240 counts rows), CompleteDeliveriesDB (and CompleteDeliveryDB,
+ * SKIP LOCKED, leases; migration 240 counts rows, 260 reads per-endpoint queue heads by index), CompleteDeliveriesDB (and CompleteDeliveryDB,
  * one) in one transaction per company of the deliveries, one set-based statement. Giving a delivery up
  * disables its endpoint and e-mails the company's owners through the outbox, in one transaction.
  */

@@ -59,6 +59,26 @@ test("a claim keeps the per-endpoint limits: 4 in flight for an endpoint, 1 for 
   assert.equal((await claim(64, now)).length, 0, "every slot is taken");
 });
 
+test("a claim leases an endpoint's due deliveries oldest first, none not yet due, and an expired lease again", { skip }, async () => {
+  const now = await fresh();
+  const t = await h.tenant();
+  const { endpoint } = await t.api.createEndpoint({ url: "http://127.0.0.1:9/queue", eventTypes: ["company.*"] });
+  for (let v = 1n; v <= 6n; v++) await enqueue(t.companyId, v, now);
+  // Due times: version 1 in a minute (backing off), the others 5, 4, 3, 2, 1 seconds ago.
+  await h.m.pool.query("UPDATE wh_deliveries SET next_at = $2::timestamptz + ((version::int - 7) * interval '1 second') WHERE endpoint_id = $1", [endpoint!.endpointId, now]);
+  await h.m.pool.query("UPDATE wh_deliveries SET next_at = $2::timestamptz + interval '1 minute' WHERE endpoint_id = $1 AND version = 1", [endpoint!.endpointId, now]);
+  const versionOf = async (ids: string[]) => (await h.m.pool.query<{ version: string }>("SELECT version FROM wh_deliveries WHERE id = ANY($1) ORDER BY next_at", [ids])).rows.map((r) => Number(r.version));
+  const first = await claim(2, now);
+  assert.deepEqual(await versionOf(first.map((d) => d.deliveryId)), [2, 3], "the two due longest");
+  assert.deepEqual(await versionOf((await claim(64, now)).map((d) => d.deliveryId)), [4, 5], "up to 4 in flight; version 1 is not due");
+  assert.equal((await claim(64, now)).length, 0);
+  // The leases run out (a worker died): leased again, with the one left, within the limit of 4.
+  const later = new Date(now.getTime() + 61_000);
+  const again = await claim(64, later);
+  assert.equal(again.length, 4);
+  assert.ok(first.every((d) => again.some((a) => a.deliveryId === d.deliveryId)), "an expired lease is taken again");
+});
+
 const attempt = (now: Date, httpStatus: number, responsePrefix = "") => ({ attemptTime: timestampFromDate(now), httpStatus, latencyMs: 3, error: "", responsePrefix });
 
 async function rowsOf(ids: string[]) {
