@@ -18,7 +18,7 @@ import type { MoveDealRequestSchema } from "@crm/gen/crm/records/v1/deal_pb";
 import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { allOf, formatDate, formatMoney } from "./format";
-import { LoadMore, api, pipelinesInput, recordError, timelineOf, useCompanyName, useInvalidate, usePipelines, useSearchState } from "./common";
+import { ListReadOnlyHint, LoadMore, ReadOnlyMark, api, pipelinesInput, recordError, timelineOf, useCompanyName, useInvalidate, useMayEdit, usePipelines, useSearchState } from "./common";
 import { useWords, type Words } from "./words";
 import { useWatch } from "./live";
 
@@ -110,6 +110,8 @@ export function Board({ session }: { session: Session }) {
   const pipeline = pipelines.find((p) => p.id === params.get("pipeline")) ?? pipelines[0];
   const qc = useQueryClient();
   const invalidate = useInvalidate();
+  // A deal the reader may not change (the record pages' rule) is not draggable and has no move buttons.
+  const may = useMayEdit(session, ObjectType.DEAL);
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const [dragging, setDragging] = useState<{ deal: Deal; from: string }>();
   const [target, setTarget] = useState<Target>();
@@ -268,6 +270,7 @@ export function Board({ session }: { session: Session }) {
           {notice.text}
         </p>
       )}
+      <ListReadOnlyHint board show={!may.all} />
       <div className="board">
         {pipeline.stages.map((s, i) => (
           <Column
@@ -288,6 +291,7 @@ export function Board({ session }: { session: Session }) {
             onMove={(deal, to, control) => void move(deal, s.id, to, control)}
             focusAfter={focusAfter}
             pipeline={pipeline}
+            canMove={may.change}
           />
         ))}
       </div>
@@ -309,6 +313,7 @@ function Column(props: {
   onEnd(): void;
   onMove(d: Deal, to: Target, control: string): void;
   focusAfter: { current: { dealId: string; control: string } | undefined };
+  canMove(d: Deal): boolean;
 }) {
   const { stage: s, words } = props;
   const { w } = words;
@@ -353,6 +358,7 @@ function Card(props: Parameters<typeof Column>[0] & { deal: Deal; column: Deal[]
   const company = useCompanyName(d.companyId);
   const [, navigate] = useLocation();
   const buttons = useRef<Record<string, HTMLButtonElement | null>>({});
+  const canMove = props.canMove(d);
   const at = props.column.findIndex((x) => x.id === d.id);
   const above = props.column[at - 1];
   const below = props.column[at + 1];
@@ -382,10 +388,11 @@ function Card(props: Parameters<typeof Column>[0] & { deal: Deal; column: Deal[]
     <>
       {props.indicator && <li className="drop-indicator" aria-hidden="true" />}
       <li
-        className={props.dragging === d.id ? "card dragging" : "card"}
-        draggable
+        className={props.dragging === d.id ? "card dragging" : canMove ? "card" : "card locked"}
+        draggable={canMove}
         data-deal-id={d.id}
         onDragStart={(e) => {
+          if (!canMove) return e.preventDefault();
           e.dataTransfer.effectAllowed = "move";
           e.dataTransfer.setData("text/plain", d.id);
           props.onStart(d);
@@ -415,12 +422,18 @@ function Card(props: Parameters<typeof Column>[0] & { deal: Deal; column: Deal[]
             {d.expectedCloseDate && formatDate(d.expectedCloseDate, words.locale)}
           </p>
         )}
-        <div className="card-moves" role="group" aria-label={d.name}>
-          {props.prev && moveButton("left", w("moveLeft", { deal: d.name, stage: props.prev.name }), "←", { stageId: props.prev.id, index: 0 })}
-          {moveButton("up", w("moveUp", { deal: d.name }), "↑", above && { stageId: stage.id, index: at - 1 })}
-          {moveButton("down", w("moveDown", { deal: d.name }), "↓", below && { stageId: stage.id, index: at + 1 })}
-          {props.next && moveButton("right", w("moveRight", { deal: d.name, stage: props.next.name }), "→", { stageId: props.next.id, index: 0 })}
-        </div>
+        {canMove ? (
+          <div className="card-moves" role="group" aria-label={d.name}>
+            {props.prev && moveButton("left", w("moveLeft", { deal: d.name, stage: props.prev.name }), "←", { stageId: props.prev.id, index: 0 })}
+            {moveButton("up", w("moveUp", { deal: d.name }), "↑", above && { stageId: stage.id, index: at - 1 })}
+            {moveButton("down", w("moveDown", { deal: d.name }), "↓", below && { stageId: stage.id, index: at + 1 })}
+            {props.next && moveButton("right", w("moveRight", { deal: d.name, stage: props.next.name }), "→", { stageId: props.next.id, index: 0 })}
+          </div>
+        ) : (
+          <p className="card-moves">
+            <ReadOnlyMark />
+          </p>
+        )}
       </li>
     </>
   );

@@ -17,7 +17,7 @@ import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
-import { Count, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFilter, ReadOnlyHint, SortHeader, api, assigneeOptions, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort, type Directory } from "./common";
+import { Count, FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, LoadMore, Notice, OwnerFilter, ReadOnlyHint, SortHeader, api, assigneeOptions, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort, type Directory } from "./common";
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { useLiveList } from "./live";
@@ -92,6 +92,7 @@ export function CompanyList({ session }: { session: Session }) {
   useLiveList({ objectType: ObjectType.COMPANY, filter: input.filter, showDeleted: input.showDeleted }, CompanyService.method.listCompanies, input, "companies", list.dataUpdatedAt);
   const rows = flatRows(list.data?.pages, "companies");
   const first = list.data?.pages[0];
+  const may = useMayEdit(session, ObjectType.COMPANY);
   const invalidate = useInvalidate();
   const [notice, setNotice] = useState<{ text: string; error?: boolean; action?: ReactNode }>();
 
@@ -155,6 +156,7 @@ export function CompanyList({ session }: { session: Session }) {
       </form>
       <ViewBar objectType={ObjectType.COMPANY} session={session} params={params} set={set} stateParams={companyParams} maps={companyMaps} request={input} columns={cols.map((c) => c.key)} />
       <Notice notice={notice} />
+      <ListReadOnlyHint show={rows.some((r) => !may.change(r))} />
       {list.error && (
         <p role="alert" className="error">
           {recordError(list.error, words, "")}
@@ -187,7 +189,9 @@ export function CompanyList({ session }: { session: Session }) {
                     </th>
                     <ColumnCells cols={cols} row={c} />
                     <td>
-                      {c.deleteTime ? (
+                      {!may.change(c) ? (
+                        <ReadOnlyMark />
+                      ) : c.deleteTime ? (
                         <button type="button" className="secondary small" onClick={() => void restore(c)} aria-label={w("restoreOf", { name: c.name })}>
                           {w("restore")}
                         </button>
@@ -457,9 +461,11 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
           />
           <CustomDetails objectType={ObjectType.COMPANY} prefix="company" custom={c.custom} dir={dir} canEdit={canEdit} errorsOf={errorsOf} save={(key, value) => save(`custom.${key}`, { custom: { [key]: value } })} />
           <Times record={c} />
-          <button type="button" className={c.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
-            {c.deleteTime ? w("restore") : w("delete")}
-          </button>
+          {may.change(c) && (
+            <button type="button" className={c.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
+              {c.deleteTime ? w("restore") : w("delete")}
+            </button>
+          )}
         </section>
         <section aria-labelledby="linked-title" className="linked">
           <h2 id="linked-title">{w("linked")}</h2>

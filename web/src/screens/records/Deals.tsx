@@ -309,9 +309,11 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
           )}
           <CustomDetails objectType={ObjectType.DEAL} prefix="deal" custom={d.custom} dir={dir} canEdit={canEdit} errorsOf={errorsOf} save={(key, value) => save([`custom.${key}`], { custom: { [key]: value } })} />
           <Times record={d} />
-          <button type="button" className={d.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
-            {d.deleteTime ? w("restore") : w("delete")}
-          </button>
+          {may.change(d) && (
+            <button type="button" className={d.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
+              {d.deleteTime ? w("restore") : w("delete")}
+            </button>
+          )}
         </section>
         <section aria-labelledby="linked-title" className="linked">
           <h2 id="linked-title">{w("linked")}</h2>

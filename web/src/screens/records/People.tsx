@@ -14,7 +14,7 @@ import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
-import { CompanyLink, Count, LinkedItem, FilterSelect, FilterText, InlineField, LoadMore, Notice, OwnerFilter, ReadOnlyHint, RecordPicker, SortHeader, api, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort } from "./common";
+import { CompanyLink, Count, LinkedItem, FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, LoadMore, Notice, OwnerFilter, ReadOnlyHint, RecordPicker, SortHeader, api, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort } from "./common";
 import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Companies";
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
@@ -101,6 +101,7 @@ export function PersonList({ session }: { session: Session }) {
   useLiveList({ objectType: ObjectType.PERSON, filter: input.filter, showDeleted: input.showDeleted }, PersonService.method.listPeople, input, "people", list.dataUpdatedAt);
   const rows = flatRows(list.data?.pages, "people");
   const first = list.data?.pages[0];
+  const may = useMayEdit(session, ObjectType.PERSON);
   const invalidate = useInvalidate();
   const [notice, setNotice] = useState<{ text: string; error?: boolean; action?: ReactNode }>();
   const company = params.get("company");
@@ -172,6 +173,7 @@ export function PersonList({ session }: { session: Session }) {
       </form>
       <ViewBar objectType={ObjectType.PERSON} session={session} params={params} set={set} stateParams={personParams} maps={personMaps} request={input} columns={cols.map((c) => c.key)} />
       <Notice notice={notice} />
+      <ListReadOnlyHint show={rows.some((r) => !may.change(r))} />
       {list.error && (
         <p role="alert" className="error">
           {recordError(list.error, words, "")}
@@ -204,7 +206,9 @@ export function PersonList({ session }: { session: Session }) {
                     </th>
                     <ColumnCells cols={cols} row={p} />
                     <td>
-                      {p.deleteTime ? (
+                      {!may.change(p) ? (
+                        <ReadOnlyMark />
+                      ) : p.deleteTime ? (
                         <button type="button" className="secondary small" onClick={() => void restore(p)} aria-label={w("restoreOf", { name: personName(p) })}>
                           {w("restore")}
                         </button>
@@ -381,9 +385,11 @@ export function PersonPage({ id, session }: { id: string; session: Session }) {
           />
           <CustomDetails objectType={ObjectType.PERSON} prefix="person" custom={p.custom} dir={dir} canEdit={canEdit} errorsOf={errorsOf} save={(key, value) => save(`custom.${key}`, { custom: { [key]: value } })} />
           <Times record={p} />
-          <button type="button" className={p.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
-            {p.deleteTime ? w("restore") : w("delete")}
-          </button>
+          {may.change(p) && (
+            <button type="button" className={p.deleteTime ? "secondary" : "secondary danger"} onClick={() => void trashToggle()}>
+              {p.deleteTime ? w("restore") : w("delete")}
+            </button>
+          )}
         </section>
         <section aria-labelledby="linked-title" className="linked">
           <h2 id="linked-title">{w("linked")}</h2>

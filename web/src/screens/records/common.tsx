@@ -84,6 +84,8 @@ export function useMayEdit(session: Session, objectType: ObjectType) {
     /** Every member may change every record of the type (by an admin's grant or being one). */
     all,
     edit: (r: Rec) => !r.deleteTime && (all || r.ownerId === session.userId || (Boolean(r.assigneeId) && r.assigneeId === session.userId)),
+    /** May move it to the trash and back, or move a deal on the board (the same rule, in the trash too). */
+    change: (r: Rec) => all || r.ownerId === session.userId || (Boolean(r.assigneeId) && r.assigneeId === session.userId),
     assign: (r: Rec) => !r.deleteTime && (all || r.ownerId === session.userId),
   };
 }
@@ -98,6 +100,23 @@ export function ReadOnlyHint({ show }: { show: boolean }) {
   const { w } = useWords();
   if (!show) return null;
   return <p className="hint read-only">{w("readOnly")}</p>;
+}
+
+/** In a list row or a card the caller may not change: "Read only", the reason in its title (and in `ListReadOnlyHint`). */
+export function ReadOnlyMark() {
+  const { w } = useWords();
+  return (
+    <span className="hint read-only-mark" title={w("readOnly")}>
+      {w("readOnlyShort")}
+    </span>
+  );
+}
+
+/** Under a list or board heading when some of its records are read-only for the caller: why. */
+export function ListReadOnlyHint({ show, board = false }: { show: boolean; board?: boolean }) {
+  const { w } = useWords();
+  if (!show) return null;
+  return <p className="hint read-only">{w(board ? "boardReadOnly" : "listReadOnly")}</p>;
 }
 
 /** The URL's search parameters as the screen's state (filters, sort): a reload or a shared link shows the same list. */

@@ -269,6 +269,9 @@ const en = {
   "allDeals": "All deals",
   "anyStatus": "Any status",
   "readOnly": "You can read this record. Its owner, its assignee, owners and admins can change it, and members too where an admin allows it.",
+  "readOnlyShort": "Read only",
+  "listReadOnly": "Rows marked “Read only” you can read but not change or delete: their owner, their assignee, owners and admins can, and members too where an admin allows it.",
+  "boardReadOnly": "Deals marked “Read only” you can read but not move: their owner, their assignee, owners and admins can, and members too where an admin allows it.",
 };
 export type RecordWord = keyof typeof en;
 
@@ -537,6 +540,9 @@ const ru: Record<RecordWord, string> = {
   "allDeals": "Все сделки",
   "anyStatus": "Любой статус",
   "readOnly": "Эту запись можно только читать. Менять её могут ответственный, исполнитель, владельцы и администраторы, а сотрудники — там, где это разрешил администратор.",
+  "readOnlyShort": "Только чтение",
+  "listReadOnly": "Записи с пометкой «Только чтение» можно читать, но не менять и не удалять: это могут их ответственный, исполнитель, владельцы и администраторы, а сотрудники — там, где это разрешил администратор.",
+  "boardReadOnly": "Сделки с пометкой «Только чтение» можно читать, но не перемещать: это могут их ответственный, исполнитель, владельцы и администраторы, а сотрудники — там, где это разрешил администратор.",
 };
 
 /** useI18n() plus `w`, the records screens' words in the current language. */
