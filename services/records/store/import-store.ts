@@ -30,8 +30,11 @@ import { auditImport, queueImportFinished } from "./import-events.js";
 import { recordReaders } from "./readers.js";
 import { importFields, mergeValues, missingForCreate, multiFields, parseRow, suggestMapping, type ImportKind, type Mapped, type RowValues } from "./import-rows.js";
 
-/** Limits: rows in a file, rows a batch takes, the 24 hours of undo. */
-export const IMPORT_LIMITS = { rows: 2_000_000, batch: 50_000, appendRows: 20_000, undoHours: 24, mappings: 100 } as const;
+/**
+ * Limits: rows in a file, rows a batch takes (oneConnection: on a pool of one connection, PGlite's,
+ * where every other call waits for the batch's transaction to end), the 24 hours of undo.
+ */
+export const IMPORT_LIMITS = { rows: 2_000_000, batch: 50_000, oneConnection: 500, appendRows: 20_000, undoHours: 24, mappings: 100 } as const;
 
 interface ImportRow {
   id: string;
@@ -479,7 +482,11 @@ export function importStore(db: Db, o: ImportStoreOptions = {}): Partial<Service
       requirePeer(ctx, "records");
       const id = idArg(r.importId, "importId");
       const token = idArg(r.leaseToken, "leaseToken");
-      const size = Math.min(Math.max(r.batchSize || 5000, 1), IMPORT_LIMITS.batch);
+      // On one connection (PGlite) a batch holds the database: GetImport, the console and every other
+      // call wait until its transaction ends (and fail unavailable after the pool's connection
+      // timeout). Small batches there let them in between batches, in the order they asked.
+      const oneConnection = (db.pool.options.max ?? 10) <= 1;
+      const size = Math.min(Math.max(r.batchSize || 5000, 1), oneConnection ? IMPORT_LIMITS.oneConnection : IMPORT_LIMITS.batch);
       const lease = Math.min(Math.max(r.leaseSeconds || 30, 5), 600);
       const owner = await db.system(async (sql) => (await sql.query<{ company_id: string; creator_id: string }>("SELECT company_id, creator_id FROM crm_import_job($1)", [id])).rows[0]);
       if (!owner) throw new AppError("not_found", `no import ${id}`);

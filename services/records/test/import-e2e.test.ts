@@ -16,6 +16,7 @@ import { RecordStreamService } from "@crm/gen/crm/records/v1/stream_pb";
 import { ExportService } from "@crm/gen/crm/records/v1/export_pb";
 import { ImportService, ImportState } from "@crm/gen/crm/records/v1/import_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
+import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
 import { freshDatabase, installHint, need, postgresUp, type TestApp, type TestDatabase } from "@crm/testkit";
 import { startTestApp } from "@crm/all/test-app";
 import { expectCode } from "./harness.js";
@@ -144,6 +145,40 @@ test("nothing installed: deals imported on PGlite, each a live change named afte
     const b = seen[1]!.record!.record;
     assert.ok(b.case === "deal");
     assert.equal(b.value.amountMinor, 150n, '"1,5" EUR: 1.50');
+  } finally {
+    await embedded.close();
+  }
+});
+
+test("PGlite (one connection): GetImport answers between an import's batches while it runs", async () => {
+  // On one connection every call waits for the batch's transaction; a 5,000-row batch took long
+  // enough there for GetImport to time out (unavailable). Batches of at most 500 rows on one
+  // connection: 1,500 rows are three batches, and GetImport, asked again as soon as it answers,
+  // sees the job running part way through.
+  const embedded = await startTestApp({ RECORDS_IMPORT_POLL_MS: "100" });
+  try {
+    const t = randomBytes(4).toString("hex");
+    const me = await embedded.client(AuthService).registerCompany({ companyName: `Lite ${t}`, email: `owner-${t}@example.com`, password: "correct horse battery staple", ownerName: "Owner" });
+    const imports = embedded.client(ImportService, { token: me.accessToken });
+    const job = (await imports.createImport({ import: { objectType: ObjectType.PERSON, fileName: "people.csv" } })).import!;
+    const lines = ["First name,Last name,Email"];
+    for (let i = 0; i < 1500; i++) lines.push(`Name${i},Family${i},lite${i}@example.com`);
+    const up = await fetch(`${embedded.baseUrl}/imports/${job.id}/file`, { method: "POST", headers: { authorization: `Bearer ${me.accessToken}` }, body: lines.join("\n") });
+    assert.equal(up.status, 200, await up.clone().text());
+    await imports.startImport({ id: job.id });
+    const partway: bigint[] = [];
+    let last;
+    for (;;) {
+      last = (await imports.getImport({ id: job.id })).import!; // unavailable would throw
+      if (last.state !== ImportState.QUEUED && last.state !== ImportState.RUNNING) break;
+      if (last.state === ImportState.RUNNING && last.rowsDone > 0n && last.rowsDone < 1500n) partway.push(last.rowsDone);
+    }
+    assert.deepEqual([last.state, Number(last.createdCount)], [ImportState.SUCCEEDED, 1500]);
+    assert.ok(partway.length > 0, "GetImport saw the job part way through");
+    assert.ok(partway.every((n) => n % 500n === 0n), `progress by whole batches of 500: ${partway.join(", ")}`);
+    // Searches find the imported people when the import has finished.
+    const found = await embedded.client(SearchService, { token: me.accessToken }).search({ query: "Family1499" });
+    assert.deepEqual(found.results.map((r) => r.title), ["Name1499 Family1499"], "the last row's person is found by search");
   } finally {
     await embedded.close();
   }
