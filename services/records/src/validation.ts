@@ -50,6 +50,7 @@ export function list(kind: ObjectKind, req: ListParams): Violation[] {
 export const company = {
   create(req: CreateCompanyRequest): Violation[] {
     const v: Violation[] = [];
+    optionalId(v, "requestId", req.requestId);
     if (present(v, req.company, "company")) {
       checkCompany(req.company, updatable.company, v);
       customShape(v, req.company.custom, updatable.company, "company");
@@ -72,6 +73,7 @@ export const company = {
 export const person = {
   create(req: CreatePersonRequest): Violation[] {
     const v: Violation[] = [];
+    optionalId(v, "requestId", req.requestId);
     if (present(v, req.person, "person")) {
       checkPerson(req.person, updatable.person, v);
       customShape(v, req.person.custom, updatable.person, "person");
@@ -94,6 +96,7 @@ export const person = {
 export const deal = {
   create(req: CreateDealRequest): Violation[] {
     const v: Violation[] = [];
+    optionalId(v, "requestId", req.requestId);
     if (!present(v, req.deal, "deal")) return v;
     checkDeal(req.deal, updatable.deal, v);
     customShape(v, req.deal.custom, updatable.deal, "deal");
@@ -264,6 +267,7 @@ export const field = {
 export const task = {
   create(req: CreateTaskRequest): Violation[] {
     const v: Violation[] = [];
+    optionalId(v, "requestId", req.requestId);
     if (present(v, req.task, "task")) checkTask(req.task, updatable.task.filter((p) => p !== "owner_id"), v);
     return v;
   },
@@ -282,6 +286,7 @@ export const task = {
 export const note = {
   create(req: CreateNoteRequest): Violation[] {
     const v: Violation[] = [];
+    optionalId(v, "requestId", req.requestId);
     if (present(v, req.note, "note")) checkNote(req.note, updatable.note, v);
     return v;
   },

@@ -14,6 +14,7 @@ import { archiveField, createField, getField, listFields, toField, updateField }
 import { runList } from "./lists.js";
 import { createNote, getNote, noteList, toNote, trashNote, updateNote, type NoteRow } from "./notes.js";
 import { etagArg, idOf, purge } from "./shared.js";
+import { retrySafeCreate } from "./request-ids.js";
 import { createTask, getTask, taskList, toTask, trashTask, updateTask, type TaskRow } from "./tasks.js";
 
 type Tx = <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => Promise<T>;
@@ -43,6 +44,7 @@ function mask(kind: "task" | "note" | "field", paths: readonly string[] | undefi
 export function activityStore(db: Db, tx: Tx): ActivityRpcs {
   const task = (row: TaskRow) => ({ task: toTask(row) });
   const note = (row: NoteRow) => ({ note: toNote(row) });
+  const once = retrySafeCreate(db, tx);
   return {
     // Custom field definitions
     async createFieldDB({ request: r }, ctx) {
@@ -82,7 +84,7 @@ export function activityStore(db: Db, tx: Tx): ActivityRpcs {
     // Tasks
     async createTaskDB({ request: r }, ctx) {
       const t = need(r?.task, "task");
-      return { response: task(await tx(ctx, (sql, a) => createTask(sql, a, t))) };
+      return { response: task(await once(ctx, "task", r?.requestId, (sql, a) => createTask(sql, a, t), getTask)) };
     },
     async getTaskDB({ request: r }, ctx) {
       const id = idOf(r?.id ?? "");
@@ -118,7 +120,7 @@ export function activityStore(db: Db, tx: Tx): ActivityRpcs {
     // Notes
     async createNoteDB({ request: r }, ctx) {
       const n = need(r?.note, "note");
-      return { response: note(await tx(ctx, (sql, a) => createNote(sql, a, n))) };
+      return { response: note(await once(ctx, "note", r?.requestId, (sql, a) => createNote(sql, a, n), getNote)) };
     },
     async getNoteDB({ request: r }, ctx) {
       const id = idOf(r?.id ?? "");

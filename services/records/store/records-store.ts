@@ -33,10 +33,11 @@ import { searchStore } from "./search.js";
 import { viewConstraints, viewStore } from "./views.js";
 import { reportConstraints, reportStore } from "./reports.js";
 import { permissionStore } from "./permissions.js";
+import { requestIdConstraints, retrySafeCreate } from "./request-ids.js";
 
 const constraints: Record<string, ConstraintInfo> = {
   ...companyConstraints, ...personConstraints, ...dealConstraints, ...pipelineConstraints, ...fieldConstraints, ...taskConstraints, ...noteConstraints,
-  ...viewConstraints, ...reportConstraints,
+  ...viewConstraints, ...reportConstraints, ...requestIdConstraints,
 };
 
 function need<T>(value: T | undefined, field: string): T {
@@ -58,6 +59,7 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
   const company = (row: CompanyRow) => ({ company: toCompany(row) });
   const person = (row: PersonRow) => ({ person: toPerson(row) });
   const deal = (row: DealRow) => ({ deal: toDeal(row) });
+  const once = retrySafeCreate(db, tx);
 
   return {
     // FieldService, TaskService, NoteService and the trash's 30-day purge (activity-store.ts)
@@ -76,7 +78,7 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     // Companies
     async createCompanyDB({ request: r }, ctx) {
       const c = need(r?.company, "company");
-      return { response: company(await tx(ctx, (sql, a) => createCompany(sql, a, c))) };
+      return { response: company(await once(ctx, "company", r?.requestId, (sql, a) => createCompany(sql, a, c), getCompany)) };
     },
     async getCompanyRecordDB({ request: r }, ctx) {
       const id = idOf(r?.id ?? "");
@@ -114,7 +116,7 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     // People
     async createPersonDB({ request: r }, ctx) {
       const p = need(r?.person, "person");
-      return { response: person(await tx(ctx, (sql, a) => createPerson(sql, a, p))) };
+      return { response: person(await once(ctx, "person", r?.requestId, (sql, a) => createPerson(sql, a, p), getPerson)) };
     },
     async getPersonDB({ request: r }, ctx) {
       const id = idOf(r?.id ?? "");
@@ -238,7 +240,7 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
     // Deals
     async createDealDB({ request: r }, ctx) {
       const d = need(r?.deal, "deal");
-      return { response: deal(await tx(ctx, (sql, a) => createDeal(sql, a, d))) };
+      return { response: deal(await once(ctx, "deal", r?.requestId, (sql, a) => createDeal(sql, a, d), getDeal)) };
     },
     async getDealDB({ request: r }, ctx) {
       const id = idOf(r?.id ?? "");

@@ -8,6 +8,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { AppError, invalid, requirePeer, type Violation } from "@crm/kit";
 import { decodeRecordChange } from "@crm/contracts/events";
+import { REQUEST_ID_HOURS } from "./request-ids.js";
 import type { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
@@ -79,10 +80,13 @@ export function streamStore(db: Db, tx: Tx): Pick<ServiceImpl<typeof DbRecordsSe
       if (req.retentionDays < 1 || req.retentionDays > 3650) v.push({ field: "retentionDays", description: "must be 1..3650" });
       if (req.keepVersions < 0n || req.keepVersions > 100_000_000n) v.push({ field: "keepVersions", description: "must be 0..100000000" });
       if (v.length) throw invalid(v);
-      const { rows } = await db.system((sql) =>
-        sql.query<{ trimmed: string; full_batch: boolean }>("SELECT trimmed, full_batch FROM crm_trim_changes(make_interval(days => $1), $2, $3)", [req.retentionDays, String(req.keepVersions), limit]),
-      );
-      return { trimmed: rows.reduce((n, r) => n + Number(r.trimmed), 0), more: rows.some((r) => r.full_batch) };
+      const { rows, forgotten } = await db.system(async (sql) => {
+        const trim = await sql.query<{ trimmed: string; full_batch: boolean }>("SELECT trimmed, full_batch FROM crm_trim_changes(make_interval(days => $1), $2, $3)", [req.retentionDays, String(req.keepVersions), limit]);
+        // The same pass forgets create request ids past their window (request-ids.ts).
+        const forget = await sql.query<{ n: string }>("SELECT crm_forget_request_ids(make_interval(hours => $1), $2) AS n", [REQUEST_ID_HOURS, limit]);
+        return { rows: trim.rows, forgotten: Number(forget.rows[0]?.n ?? 0) };
+      });
+      return { trimmed: rows.reduce((n, r) => n + Number(r.trimmed), 0), more: rows.some((r) => r.full_batch) || forgotten >= limit };
     },
   };
 }
