@@ -17,7 +17,7 @@ import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
-import { Count, FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, LoadMore, Notice, OwnerFilter, ReadOnlyHint, SortHeader, api, assigneeOptions, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort, type Directory } from "./common";
+import { FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, Notice, OwnerFilter, ReadOnlyHint, SortHeader, api, assigneeOptions, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort, type Directory } from "./common";
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { useLiveList } from "./live";
@@ -27,7 +27,7 @@ import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, typ
 import { RecordActivity } from "./activity-lazy";
 import { useWords, type Words } from "./words";
 import { ExportButton } from "./ExportButton";
-import { VirtualRows, rowCount } from "./virtual";
+import { RecordTable } from "./RecordTable";
 
 const defaultSort = { field: "create_time", desc: true };
 const paging = { pageParamKey: "pageToken", getNextPageParam: (last: { nextPageToken: string }) => last.nextPageToken || undefined } as const;
@@ -70,7 +70,7 @@ export function prefetch(path: string, search: URLSearchParams): void {
 
 export function CompanyList({ session }: { session: Session }) {
   const words = useWords();
-  const { w, t } = words;
+  const { w } = words;
   const [params, set] = useSearchState();
   const sort = useSort(params, set, defaultSort);
   const dir = useDirectory(session);
@@ -91,7 +91,6 @@ export function CompanyList({ session }: { session: Session }) {
   // Live: a change made anywhere to a record this list shows (or now would) rereads it.
   useLiveList({ objectType: ObjectType.COMPANY, filter: input.filter, showDeleted: input.showDeleted }, CompanyService.method.listCompanies, input, "companies", list.dataUpdatedAt);
   const rows = flatRows(list.data?.pages, "companies");
-  const first = list.data?.pages[0];
   const may = useMayEdit(session, ObjectType.COMPANY);
   const invalidate = useInvalidate();
   const [notice, setNotice] = useState<{ text: string; error?: boolean; action?: ReactNode }>();
@@ -157,59 +156,43 @@ export function CompanyList({ session }: { session: Session }) {
       <ViewBar objectType={ObjectType.COMPANY} session={session} params={params} set={set} stateParams={companyParams} maps={companyMaps} request={input} columns={cols.map((c) => c.key)} />
       <Notice notice={notice} />
       <ListReadOnlyHint show={rows.some((r) => !may.change(r))} />
-      {list.error && (
-        <p role="alert" className="error">
-          {recordError(list.error, words, "")}
-        </p>
-      )}
-      {list.isPending ? (
-        <p aria-busy="true">{t("app.loading")}</p>
-      ) : (
-        <div className="table-wrap">
-          <table className="records" aria-labelledby="companies-title" aria-busy={list.isFetching || undefined} aria-rowcount={rowCount(rows.length, first?.totalSize, first?.totalIsExact ?? false, Boolean(list.hasNextPage))}>
-            <thead>
-              <tr aria-rowindex={1}>
-                <SortHeader label={w("name")} field="name" sort={sort} />
-                <ColumnHeaders cols={cols} sort={sort} />
-                <th scope="col">{w("actions")}</th>
-              </tr>
-            </thead>
-            {rows.length === 0 ? (
-              <tbody>
-                <tr>
-                  <td colSpan={2 + cols.length}>{w(trash ? "trashEmpty" : "noCompanies")}</td>
-                </tr>
-              </tbody>
-            ) : (
-              <VirtualRows rows={rows} rowKey={(c) => c.id} colSpan={2 + cols.length} hasNext={Boolean(list.hasNextPage)} loading={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()}>
-                {(c) => (
-                  <>
-                    <th scope="row">
-                      <Link href={`/companies/${c.id}`}>{c.name}</Link>
-                    </th>
-                    <ColumnCells cols={cols} row={c} />
-                    <td>
-                      {!may.change(c) ? (
-                        <ReadOnlyMark />
-                      ) : c.deleteTime ? (
-                        <button type="button" className="secondary small" onClick={() => void restore(c)} aria-label={w("restoreOf", { name: c.name })}>
-                          {w("restore")}
-                        </button>
-                      ) : (
-                        <button type="button" className="secondary small danger" onClick={() => void remove(c)} aria-label={w("deleteOf", { name: c.name })}>
-                          {w("delete")}
-                        </button>
-                      )}
-                    </td>
-                  </>
-                )}
-              </VirtualRows>
-            )}
-          </table>
-        </div>
-      )}
-      {first && <Count shown={rows.length} total={list.hasNextPage ? first.totalSize : BigInt(rows.length)} exact={!list.hasNextPage || first.totalIsExact} />}
-      <LoadMore hasNext={Boolean(list.hasNextPage)} busy={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()} label={w("loadMore")} />
+      <RecordTable
+        labelledBy="companies-title"
+        list={list}
+        rows={rows}
+        rowKey={(c) => c.id}
+        colSpan={2 + cols.length}
+        head={
+          <>
+            <SortHeader label={w("name")} field="name" sort={sort} />
+            <ColumnHeaders cols={cols} sort={sort} />
+            <th scope="col">{w("actions")}</th>
+          </>
+        }
+        empty={w(trash ? "trashEmpty" : "noCompanies")}
+      >
+        {(c) => (
+          <>
+            <th scope="row">
+              <Link href={`/companies/${c.id}`}>{c.name}</Link>
+            </th>
+            <ColumnCells cols={cols} row={c} />
+            <td>
+              {!may.change(c) ? (
+                <ReadOnlyMark />
+              ) : c.deleteTime ? (
+                <button type="button" className="secondary small" onClick={() => void restore(c)} aria-label={w("restoreOf", { name: c.name })}>
+                  {w("restore")}
+                </button>
+              ) : (
+                <button type="button" className="secondary small danger" onClick={() => void remove(c)} aria-label={w("deleteOf", { name: c.name })}>
+                  {w("delete")}
+                </button>
+              )}
+            </td>
+          </>
+        )}
+      </RecordTable>
     </section>
   );
 }

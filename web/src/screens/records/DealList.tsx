@@ -10,10 +10,10 @@ import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
 import { transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { allOf, anyContains, formatDate, formatMoney, orderBy } from "./format";
-import { Count, FilterSelect, FilterText, LoadMore, OwnerFilter, SortHeader, date, recordError, statusWord, useDirectory, usePipelines, useSearchState, useSort } from "./common";
+import { FilterSelect, FilterText, OwnerFilter, SortHeader, date, statusWord, useDirectory, usePipelines, useSearchState, useSort } from "./common";
 import { useLiveList } from "./live";
 import { flatRows } from "./live-pages";
-import { VirtualRows, rowCount } from "./virtual";
+import { RecordTable } from "./RecordTable";
 import { useWords } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -38,7 +38,7 @@ export function prefetch(path: string, search: URLSearchParams): void {
 
 export function DealList({ session }: { session: Session }) {
   const words = useWords();
-  const { w, t } = words;
+  const { w } = words;
   const [params, set] = useSearchState();
   const sort = useSort(params, set, defaultSort);
   const dir = useDirectory(session);
@@ -47,7 +47,6 @@ export function DealList({ session }: { session: Session }) {
   const list = useInfiniteQuery(DealService.method.listDeals, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000, refetchOnWindowFocus: false });
   useLiveList({ objectType: ObjectType.DEAL, filter: input.filter, showDeleted: false }, DealService.method.listDeals, input, "deals", list.dataUpdatedAt);
   const rows = flatRows(list.data?.pages, "deals");
-  const first = list.data?.pages[0];
   const colSpan = 7;
   return (
     <section aria-labelledby="deal-list-title">
@@ -73,59 +72,43 @@ export function DealList({ session }: { session: Session }) {
         />
         <OwnerFilter dir={dir} value={params.get("owner") ?? ""} onChange={(v) => set({ owner: v })} />
       </form>
-      {list.error && (
-        <p role="alert" className="error">
-          {recordError(list.error, words, "")}
-        </p>
-      )}
-      {list.isPending ? (
-        <p aria-busy="true">{t("app.loading")}</p>
-      ) : (
-        <div className="table-wrap">
-          <table className="records" aria-labelledby="deal-list-title" aria-busy={list.isFetching || undefined} aria-rowcount={rowCount(rows.length, first?.totalSize, first?.totalIsExact ?? false, Boolean(list.hasNextPage))}>
-            <thead>
-              <tr aria-rowindex={1}>
-                <SortHeader label={w("name")} field="name" sort={sort} />
-                <th scope="col">{w("stage")}</th>
-                <SortHeader label={w("amount")} field="amount_minor" sort={sort} />
-                <th scope="col">{w("status")}</th>
-                <SortHeader label={w("owner")} field="owner_id" sort={sort} />
-                <SortHeader label={w("closeDate")} field="expected_close_date" sort={sort} />
-                <SortHeader label={w("created")} field="create_time" sort={sort} />
-              </tr>
-            </thead>
-            {rows.length === 0 ? (
-              <tbody>
-                <tr>
-                  <td colSpan={colSpan}>{w("noDeals")}</td>
-                </tr>
-              </tbody>
-            ) : (
-              <VirtualRows rows={rows} rowKey={(d) => d.id} colSpan={colSpan} hasNext={Boolean(list.hasNextPage)} loading={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()}>
-                {(d) => {
-                  const here = stages.get(d.stageId);
-                  const created = date(d.createTime);
-                  return (
-                    <>
-                      <th scope="row">
-                        <Link href={`/deals/${d.id}`}>{d.name}</Link>
-                      </th>
-                      <td>{here ? `${here.pipeline.name}: ${here.stage.name}` : ""}</td>
-                      <td className="num">{d.amountMinor !== undefined && d.currencyCode ? formatMoney(d.amountMinor, d.currencyCode, words.locale) : ""}</td>
-                      <td>{statusWord[d.status] ? w(statusWord[d.status]!) : ""}</td>
-                      <td>{dir.name(d.ownerId)}</td>
-                      <td>{d.expectedCloseDate ? formatDate(d.expectedCloseDate, words.locale) : ""}</td>
-                      <td>{created ? words.dateTime(created) : ""}</td>
-                    </>
-                  );
-                }}
-              </VirtualRows>
-            )}
-          </table>
-        </div>
-      )}
-      {first && <Count shown={rows.length} total={list.hasNextPage ? first.totalSize : BigInt(rows.length)} exact={!list.hasNextPage || first.totalIsExact} />}
-      <LoadMore hasNext={Boolean(list.hasNextPage)} busy={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()} label={w("loadMore")} />
+      <RecordTable
+        labelledBy="deal-list-title"
+        list={list}
+        rows={rows}
+        rowKey={(d) => d.id}
+        colSpan={colSpan}
+        head={
+          <>
+            <SortHeader label={w("name")} field="name" sort={sort} />
+            <th scope="col">{w("stage")}</th>
+            <SortHeader label={w("amount")} field="amount_minor" sort={sort} />
+            <th scope="col">{w("status")}</th>
+            <SortHeader label={w("owner")} field="owner_id" sort={sort} />
+            <SortHeader label={w("closeDate")} field="expected_close_date" sort={sort} />
+            <SortHeader label={w("created")} field="create_time" sort={sort} />
+          </>
+        }
+        empty={w("noDeals")}
+      >
+        {(d) => {
+          const here = stages.get(d.stageId);
+          const created = date(d.createTime);
+          return (
+            <>
+              <th scope="row">
+                <Link href={`/deals/${d.id}`}>{d.name}</Link>
+              </th>
+              <td>{here ? `${here.pipeline.name}: ${here.stage.name}` : ""}</td>
+              <td className="num">{d.amountMinor !== undefined && d.currencyCode ? formatMoney(d.amountMinor, d.currencyCode, words.locale) : ""}</td>
+              <td>{statusWord[d.status] ? w(statusWord[d.status]!) : ""}</td>
+              <td>{dir.name(d.ownerId)}</td>
+              <td>{d.expectedCloseDate ? formatDate(d.expectedCloseDate, words.locale) : ""}</td>
+              <td>{created ? words.dateTime(created) : ""}</td>
+            </>
+          );
+        }}
+      </RecordTable>
     </section>
   );
 }

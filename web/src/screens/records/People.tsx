@@ -14,7 +14,7 @@ import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
 import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
-import { CompanyLink, Count, LinkedItem, FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, LoadMore, Notice, OwnerFilter, ReadOnlyHint, RecordPicker, SortHeader, api, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort } from "./common";
+import { CompanyLink, LinkedItem, FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, Notice, OwnerFilter, ReadOnlyHint, RecordPicker, SortHeader, api, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort } from "./common";
 import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Companies";
 import { DealsTable } from "./DealsTable";
 import { Timeline, prefetchTimeline } from "./Timeline";
@@ -24,7 +24,7 @@ import { CustomDetails, CustomFilter, customColumns, customCondition, useFields 
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
 import { ExportButton } from "./ExportButton";
-import { VirtualRows, rowCount } from "./virtual";
+import { RecordTable } from "./RecordTable";
 import { useWords } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -69,7 +69,7 @@ export function prefetch(path: string, search: URLSearchParams): void {
 
 export function PersonList({ session }: { session: Session }) {
   const words = useWords();
-  const { w, t } = words;
+  const { w } = words;
   const [params, set] = useSearchState();
   const sort = useSort(params, set, defaultSort);
   const dir = useDirectory(session);
@@ -100,7 +100,6 @@ export function PersonList({ session }: { session: Session }) {
   // Live: a change made anywhere to a record this list shows (or now would) rereads it.
   useLiveList({ objectType: ObjectType.PERSON, filter: input.filter, showDeleted: input.showDeleted }, PersonService.method.listPeople, input, "people", list.dataUpdatedAt);
   const rows = flatRows(list.data?.pages, "people");
-  const first = list.data?.pages[0];
   const may = useMayEdit(session, ObjectType.PERSON);
   const invalidate = useInvalidate();
   const [notice, setNotice] = useState<{ text: string; error?: boolean; action?: ReactNode }>();
@@ -174,59 +173,43 @@ export function PersonList({ session }: { session: Session }) {
       <ViewBar objectType={ObjectType.PERSON} session={session} params={params} set={set} stateParams={personParams} maps={personMaps} request={input} columns={cols.map((c) => c.key)} />
       <Notice notice={notice} />
       <ListReadOnlyHint show={rows.some((r) => !may.change(r))} />
-      {list.error && (
-        <p role="alert" className="error">
-          {recordError(list.error, words, "")}
-        </p>
-      )}
-      {list.isPending ? (
-        <p aria-busy="true">{t("app.loading")}</p>
-      ) : (
-        <div className="table-wrap">
-          <table className="records" aria-labelledby="people-title" aria-busy={list.isFetching || undefined} aria-rowcount={rowCount(rows.length, first?.totalSize, first?.totalIsExact ?? false, Boolean(list.hasNextPage))}>
-            <thead>
-              <tr aria-rowindex={1}>
-                <SortHeader label={w("name")} field="last_name" sort={sort} />
-                <ColumnHeaders cols={cols} sort={sort} />
-                <th scope="col">{w("actions")}</th>
-              </tr>
-            </thead>
-            {rows.length === 0 ? (
-              <tbody>
-                <tr>
-                  <td colSpan={2 + cols.length}>{w(trash ? "trashEmpty" : "noPeople")}</td>
-                </tr>
-              </tbody>
-            ) : (
-              <VirtualRows rows={rows} rowKey={(p) => p.id} colSpan={2 + cols.length} hasNext={Boolean(list.hasNextPage)} loading={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()}>
-                {(p) => (
-                  <>
-                    <th scope="row">
-                      <Link href={`/people/${p.id}`}>{personName(p)}</Link>
-                    </th>
-                    <ColumnCells cols={cols} row={p} />
-                    <td>
-                      {!may.change(p) ? (
-                        <ReadOnlyMark />
-                      ) : p.deleteTime ? (
-                        <button type="button" className="secondary small" onClick={() => void restore(p)} aria-label={w("restoreOf", { name: personName(p) })}>
-                          {w("restore")}
-                        </button>
-                      ) : (
-                        <button type="button" className="secondary small danger" onClick={() => void remove(p)} aria-label={w("deleteOf", { name: personName(p) })}>
-                          {w("delete")}
-                        </button>
-                      )}
-                    </td>
-                  </>
-                )}
-              </VirtualRows>
-            )}
-          </table>
-        </div>
-      )}
-      {first && <Count shown={rows.length} total={list.hasNextPage ? first.totalSize : BigInt(rows.length)} exact={!list.hasNextPage || first.totalIsExact} />}
-      <LoadMore hasNext={Boolean(list.hasNextPage)} busy={list.isFetchingNextPage} onMore={() => void list.fetchNextPage()} label={w("loadMore")} />
+      <RecordTable
+        labelledBy="people-title"
+        list={list}
+        rows={rows}
+        rowKey={(p) => p.id}
+        colSpan={2 + cols.length}
+        head={
+          <>
+            <SortHeader label={w("name")} field="last_name" sort={sort} />
+            <ColumnHeaders cols={cols} sort={sort} />
+            <th scope="col">{w("actions")}</th>
+          </>
+        }
+        empty={w(trash ? "trashEmpty" : "noPeople")}
+      >
+        {(p) => (
+          <>
+            <th scope="row">
+              <Link href={`/people/${p.id}`}>{personName(p)}</Link>
+            </th>
+            <ColumnCells cols={cols} row={p} />
+            <td>
+              {!may.change(p) ? (
+                <ReadOnlyMark />
+              ) : p.deleteTime ? (
+                <button type="button" className="secondary small" onClick={() => void restore(p)} aria-label={w("restoreOf", { name: personName(p) })}>
+                  {w("restore")}
+                </button>
+              ) : (
+                <button type="button" className="secondary small danger" onClick={() => void remove(p)} aria-label={w("deleteOf", { name: personName(p) })}>
+                  {w("delete")}
+                </button>
+              )}
+            </td>
+          </>
+        )}
+      </RecordTable>
     </section>
   );
 }
