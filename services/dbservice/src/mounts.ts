@@ -102,7 +102,7 @@ export const mounts: readonly Mount[] = [
         audit: audit(ctx),
         emails: { queue: (sql, companyId, emails) => queueEmails(ctx.db, sql, ctx.email, companyId, emails), afterOutbox: ctx.email.afterOutbox },
       }),
-    { migrations: webhooksMigrations, publicMethods: ["EnqueueEventDB", "ClaimDeliveriesDB", "CompleteDeliveryDB", "CompleteDeliveriesDB", "PurgeDeliveriesDB"] },
+    { migrations: webhooksMigrations, publicMethods: ["EnqueueEventDB", "EnqueueEventsDB", "ClaimDeliveriesDB", "CompleteDeliveryDB", "CompleteDeliveriesDB", "PurgeDeliveriesDB"] },
   ),
   // Imports and exports (the records store's migrations); the job's batches run for no user: requirePeer("records").
   mount(DbImportService, (ctx) => importStore(ctx.db, { afterOutbox: ctx.afterOutbox, audit: audit(ctx) }), { publicMethods: ["ClaimImportDB", "RunImportBatchDB"] }),

@@ -58,6 +58,8 @@ export const limits = {
   responsePrefixBytes: 1024,
   /** Deliveries settled in one CompleteDeliveriesDB call at most. */
   settleBatch: 1000,
+  /** Events queued in one EnqueueEventsDB call at most. */
+  enqueueBatch: 1000,
   /**
    * A company none of whose endpoints asked for chat messages is asked again after this long:
    * until then its messages are skipped without a database call (chat is the busiest event).

@@ -3,7 +3,7 @@
  * queue with its log (migrations/1700000000180_webhooks.sql, 1700000000230: the tenant version
  * of events that are not record changes). The endpoint RPCs act on the
  * caller's forwarded token (an active owner or admin now) in ONE tenant transaction, and write
- * the audit log in it. The queue's RPCs run for the webhooks service only: EnqueueEventDB in the
+ * the audit log in it. The queue's RPCs run for the webhooks service only: EnqueueEventDB (and EnqueueEventsDB, a batch: one transaction per tenant) in the
  * tenant of the event, ClaimDeliveriesDB across tenants through crm_wh_claim (SECURITY DEFINER,
  * SKIP LOCKED, leases; migration 240 counts rows, 260 reads per-endpoint queue heads by index), CompleteDeliveriesDB (and CompleteDeliveryDB,
  * one) in one transaction per company of the deliveries, one set-based statement. Giving a delivery up
@@ -289,6 +289,82 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
     return true;
   }
 
+  /**
+   * Queues events (EnqueueEventDB, EnqueueEventsDB): per tenant ONE transaction that reads its
+   * active endpoints (and, for events that are not record changes, its version), matches each
+   * event's type here, and inserts every delivery with one statement (each body sent once,
+   * idempotent by (endpoint, event id)). An invalid event is answered with its error and the
+   * others are queued. `tenants` gets each tenant's endpoints' event types.
+   */
+  async function enqueue(reqs: EnqueueEventDBRequest[], now: Date, tenants?: Map<string, string[]>): Promise<{ queued: number; wanted: boolean; error?: AppError }[]> {
+    const out = reqs.map(() => ({ queued: 0, wanted: false }) as { queued: number; wanted: boolean; error?: AppError });
+    const byTenant = new Map<string, { i: number; ev: NonNullable<ReturnType<typeof incomingEvent>> }[]>();
+    reqs.forEach((req, i) => {
+      try {
+        const ev = incomingEvent(req);
+        if (ev) byTenant.set(ev.tenantId, [...(byTenant.get(ev.tenantId) ?? []), { i, ev }]);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        out[i]!.error = err;
+      }
+    });
+    await Promise.all(
+      [...byTenant].map(([tenantId, evs]) =>
+        db.tenant(tenantId, async (sql) => {
+          const { rows } = await sql.query<{ version: string; eps: { id: string; types: string[] }[] }>(
+            `SELECT ${evs.some((e) => e.ev.version === undefined) ? "crm_wh_tenant_version()" : "0"} AS version,
+                    coalesce((SELECT json_agg(json_build_object('id', e.id, 'types', e.event_types)) FROM wh_endpoints e WHERE e.active), '[]') AS eps`,
+          );
+          const eps = rows[0]!.eps;
+          tenants?.set(tenantId, [...new Set(eps.flatMap((e) => e.types))]);
+          const tenantVersion = BigInt(rows[0]!.version);
+          const events: { eventId: string; type: string; version: string; body: string }[] = [];
+          const pairs: { at: number; endpointId: string }[] = [];
+          const at = new Map<string, number>();
+          const slot = new Map<number, number>();
+          for (const { i, ev } of evs) {
+            const patterns = patternsFor(ev.type);
+            const to = eps.filter((e) => e.types.some((t) => patterns.includes(t)));
+            if (to.length === 0) continue;
+            out[i]!.wanted = true;
+            // Not a record change: stamped with the tenant's version now (every record change up
+            // to it was made before), which orders it among them for an ordered endpoint.
+            const version = ev.version ?? tenantVersion;
+            const pl = ev.payload(version);
+            let k = at.get(pl.eventId);
+            if (k === undefined) {
+              at.set(pl.eventId, (k = events.length));
+              events.push({ eventId: pl.eventId, type: pl.type, version: version.toString(), body: pl.body });
+              for (const e of to) pairs.push({ at: k + 1, endpointId: e.id });
+            }
+            slot.set(i, k);
+          }
+          if (pairs.length === 0) return;
+          // created_at keeps the batch's order (an ordered endpoint's tie-break after the version).
+          const res = await sql.query<{ event_id: string }>(
+            `INSERT INTO wh_deliveries (company_id, endpoint_id, event_id, event_type, version, body, next_at, queued_at, created_at)
+             SELECT $1, p.endpoint_id, e.event_id, e.type, e.version, e.body, $2, $2, $2::timestamptz + (e.n - 1) * interval '1 microsecond'
+               FROM unnest($3::int[], $4::uuid[]) AS p(n, endpoint_id)
+               JOIN unnest($5::text[], $6::text[], $7::bigint[], $8::text[]) WITH ORDINALITY AS e(event_id, type, version, body, n) ON e.n = p.n
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING
+             RETURNING event_id`,
+            [tenantId, now, pairs.map((p) => p.at), pairs.map((p) => p.endpointId), events.map((e) => e.eventId), events.map((e) => e.type), events.map((e) => e.version), events.map((e) => e.body)],
+          );
+          const queued = new Map<string, number>();
+          for (const r of res.rows) queued.set(r.event_id, (queued.get(r.event_id) ?? 0) + 1);
+          // An event twice in the batch: its deliveries are counted once, for the first.
+          const counted = new Set<number>();
+          for (const [i, k] of slot) {
+            if (counted.has(k)) continue;
+            counted.add(k);
+            out[i]!.queued = queued.get(events[k]!.eventId) ?? 0;
+          }
+        }),
+      ),
+    );
+    return out;
+  }
+
   return {
     async createEndpointDB(req, ctx) {
       const bad = endpointViolations(req);
@@ -467,32 +543,21 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
 
     async enqueueEventDB(req, ctx) {
       requirePeer(ctx, "webhooks");
-      const ev = incomingEvent(req);
-      if (!ev) return { queued: 0, wanted: false };
-      const now = dateOf(req.now);
-      return db.tenant(ev.tenantId, async (sql) => {
-        let pl = ev.version !== undefined ? ev.payload(ev.version) : undefined;
-        let version = ev.version;
-        if (!pl) {
-          // Not a record change: it is stamped with the tenant's version now (every record change
-          // up to it was made before), which orders it among them for an ordered endpoint. Nothing
-          // is built when no endpoint asks for it.
-          const { rows } = await sql.query<{ version: string; wanted: boolean }>(
-            `SELECT crm_wh_tenant_version() AS version, EXISTS (SELECT 1 FROM wh_endpoints e WHERE e.active AND e.event_types && $1::text[]) AS wanted`,
-            [patternsFor(ev.type)],
-          );
-          if (!rows[0]!.wanted) return { queued: 0, wanted: false };
-          version = BigInt(rows[0]!.version);
-          pl = ev.payload(version);
-        }
-        const res = await sql.query(
-          `INSERT INTO wh_deliveries (company_id, endpoint_id, event_id, event_type, version, body, next_at, queued_at, created_at)
-           SELECT $1, e.id, $2, $3, $4, $5, $6, $6, $6 FROM wh_endpoints e WHERE e.active AND e.event_types && $7::text[]
-           ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
-          [ev.tenantId, pl.eventId, pl.type, version!.toString(), pl.body, now, patternsFor(pl.type)],
-        );
-        return { queued: res.rowCount ?? 0, wanted: true };
-      });
+      const [r] = await enqueue([req], dateOf(req.now));
+      if (r!.error) throw r!.error;
+      return { queued: r!.queued, wanted: r!.wanted };
+    },
+
+    async enqueueEventsDB(req, ctx) {
+      requirePeer(ctx, "webhooks");
+      const n = req.events.length;
+      if (n < 1 || n > limits.enqueueBatch) throw invalid([{ field: "events", description: `must hold 1..${limits.enqueueBatch} events` }]);
+      const tenants = new Map<string, string[]>();
+      const results = await enqueue(req.events, dateOf(req.now), tenants);
+      return {
+        results: results.map((r, i) => ({ queued: r.queued, error: r.error ? `events[${i}]: ${r.error.message}` : "" })),
+        tenants: [...tenants].map(([tenantId, eventTypes]) => ({ tenantId, eventTypes })),
+      };
     },
 
     async claimDeliveriesDB(req, ctx) {

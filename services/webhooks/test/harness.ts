@@ -24,7 +24,7 @@ import { webhooksStore } from "../store/index.js";
 import { webhooksEnv, type WebhooksConfig } from "../src/config.js";
 import { createWebhooksModule } from "../src/module.js";
 
-export const storePublic = ["EnqueueEventDB", "ClaimDeliveriesDB", "CompleteDeliveryDB", "CompleteDeliveriesDB", "PurgeDeliveriesDB"].map((m) => `/${DbWebhooksService.typeName}/${m}`);
+export const storePublic = ["EnqueueEventDB", "EnqueueEventsDB", "ClaimDeliveriesDB", "CompleteDeliveryDB", "CompleteDeliveriesDB", "PurgeDeliveriesDB"].map((m) => `/${DbWebhooksService.typeName}/${m}`);
 
 /** Record change `version` of the tenant: a company named `name` was created. */
 export const companyCreated = (companyId: string, version: bigint, name = `Company ${version}`) =>

@@ -11,6 +11,8 @@ import { companyCreated, harness } from "./harness.js";
 import { migratedDatabase } from "../../dbservice/test/helpers.js";
 
 const EVENTS = Number(process.env.EVENTS ?? 1000);
+/** Events per EnqueueEventsDB call; 0: one EnqueueEventDB call each. */
+const BATCH = Number(process.env.BATCH ?? 0);
 const m = await migratedDatabase(8);
 await m.pool.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
 await m.pool.query(`ALTER DATABASE "${new URL(m.tdb.url).pathname.slice(1)}" SET pg_stat_statements.track = 'all'`);
@@ -31,8 +33,10 @@ const report = async (label: string, wall: number, n: number) => {
 await reset();
 let t = performance.now();
 const events = Array.from({ length: EVENTS }, (_, i) => companyCreated(companyId, BigInt(i + 1)).payload);
-for (const recordChange of events) await h.store.enqueueEventDB({ recordChange, now: now() });
-await report(`enqueue ${EVENTS} events × 51 endpoints`, performance.now() - t, EVENTS);
+if (BATCH > 0) {
+  for (let i = 0; i < EVENTS; i += BATCH) await h.store.enqueueEventsDB({ events: events.slice(i, i + BATCH).map((recordChange) => ({ recordChange })), now: now() });
+} else for (const recordChange of events) await h.store.enqueueEventDB({ recordChange, now: now() });
+await report(`enqueue ${EVENTS} events (batch ${BATCH || 1}) × 51 endpoints`, performance.now() - t, EVENTS);
 await m.pool.query("ANALYZE wh_deliveries");
 if (process.env.EXPLAIN) {
   const ep = (await m.pool.query<{ id: string }>("SELECT id FROM wh_endpoints LIMIT 1")).rows[0]!.id;

@@ -79,6 +79,32 @@ test("a claim leases an endpoint's due deliveries oldest first, none not yet due
   assert.ok(first.every((d) => again.some((a) => a.deliveryId === d.deliveryId)), "an expired lease is taken again");
 });
 
+test("EnqueueEventsDB queues a batch of two companies' events, one transaction each: counts, a bad event named, each tenant's types", { skip }, async () => {
+  const now = await fresh();
+  const a = await h.tenant();
+  const b = await h.tenant();
+  const quiet = await h.tenant();
+  await a.api.createEndpoint({ url: "http://127.0.0.1:9/a1", eventTypes: ["company.*"] });
+  await a.api.createEndpoint({ url: "http://127.0.0.1:9/a2", eventTypes: ["*"] });
+  await b.api.createEndpoint({ url: "http://127.0.0.1:9/b", eventTypes: ["deal.*"] });
+  const ev = (companyId: string, v: bigint) => ({ recordChange: companyCreated(companyId, v).payload });
+  const batch = [ev(a.companyId, 1n), ev(b.companyId, 1n), { recordChange: new Uint8Array([0xff]) }, ev(a.companyId, 2n), ev(a.companyId, 1n), ev(quiet.companyId, 1n)];
+  const res = await h.store.enqueueEventsDB({ events: batch, now: timestampFromDate(now) });
+  assert.deepEqual(res.results.map((r) => r.queued), [2, 0, 0, 2, 0, 0], "a: 2 endpoints; b asks for deals only; a:1 twice is queued once");
+  assert.match(res.results[2]!.error, /^events\[2\]: .*recordChange/);
+  assert.deepEqual(res.results.filter((r) => r.error).length, 1);
+  const types = new Map(res.tenants.map((t) => [t.tenantId, [...t.eventTypes].sort()]));
+  assert.deepEqual(types.get(a.companyId), ["*", "company.*"]);
+  assert.deepEqual(types.get(b.companyId), ["deal.*"]);
+  assert.deepEqual(types.get(quiet.companyId), [], "a company with no endpoint: no types");
+  const { rows } = await h.m.pool.query<{ n: number; ids: number }>("SELECT count(*)::int AS n, count(DISTINCT event_id)::int AS ids FROM wh_deliveries WHERE company_id = $1", [a.companyId]);
+  assert.deepEqual(rows[0], { n: 4, ids: 2 });
+  // Again (a redelivered batch): nothing more.
+  const again = await h.store.enqueueEventsDB({ events: [ev(a.companyId, 1n), ev(a.companyId, 2n)], now: timestampFromDate(now) });
+  assert.deepEqual(again.results.map((r) => r.queued), [0, 0]);
+  await expectError(h.store.enqueueEventsDB({ events: [] }), Code.InvalidArgument, { fields: ["events"] });
+});
+
 const attempt = (now: Date, httpStatus: number, responsePrefix = "") => ({ attemptTime: timestampFromDate(now), httpStatus, latencyMs: 3, error: "", responsePrefix });
 
 async function rowsOf(ids: string[]) {
