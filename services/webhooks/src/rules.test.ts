@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction, RecordChangeSchema } from "@crm/gen/crm/records/v1/stream_pb";
 import { UserChange, UserEventSchema } from "@crm/gen/crm/admin/v1/admin_pb";
 import { MessageSchema } from "@crm/gen/crm/chat/v1/chat_pb";
 import { ImportFinishedSchema, ImportState } from "@crm/gen/crm/records/v1/import_pb";
-import { chatMessagePayload, endpointViolations, eventTypeOf, eventTypeViolations, importFinishedPayload, limits, nextAttemptAt, patternsFor, payloadOf, urlViolations, userEventPayload } from "./rules.js";
+import { chatMessagePayload, endpointViolations, eventTypeOf, eventTypeViolations, importFinishedPayload, limits, nextAttemptAt, patternsFor, payloadOf, peekEvent, urlViolations, userEventPayload } from "./rules.js";
 
 test("event types: <object>.<action>, matched by itself, <object>.* and *", () => {
   assert.equal(eventTypeOf({ objectType: ObjectType.DEAL, action: ChangeAction.STAGE_CHANGED }), "deal.stage_changed");
@@ -89,4 +89,17 @@ test("an import's and a chat message's payloads", () => {
   assert.equal(msg.eventId, "evt_9a8b7c6d5e4f4a3b8c2d1e0f9a8b7c6d", "made from the message id: a redelivered ChatEvent is the same event");
   const mb = JSON.parse(msg.body) as { data: { chat_id: string; company_id: string; message: { content: string; seq: string } } };
   assert.deepEqual([mb.data.chat_id, mb.data.company_id, mb.data.message.content, mb.data.message.seq], ["chat1", "c1", "hi", "4"]);
+});
+
+test("peekEvent reads an event's tenant and type from its wire form, and nothing from other bytes", () => {
+  const tenantId = "3f9c2a4e-8a51-4a51-9c3e-2f1f5d6e7a8b";
+  const change = create(RecordChangeSchema, { version: 7n, tenantId, objectType: ObjectType.DEAL, action: ChangeAction.STAGE_CHANGED, recordId: "r", record: { record: { case: "deal", value: { name: "Big" } } }, changes: [{ field: "stage" }] });
+  assert.deepEqual(peekEvent("record", toBinary(RecordChangeSchema, change)), { tenantId, type: "deal.stage_changed" });
+  const user = create(UserEventSchema, { eventId: "e", companyId: tenantId, change: UserChange.DEACTIVATED, user: { userId: "u", email: "a@example.com" } });
+  assert.deepEqual(peekEvent("user", toBinary(UserEventSchema, user)), { tenantId, type: "user.deactivated" });
+  assert.deepEqual(peekEvent("user", toBinary(UserEventSchema, { ...user, change: UserChange.ADDED })), { tenantId, type: "user.added" });
+  const imp = create(ImportFinishedSchema, { eventId: "e", tenantId, import: { state: ImportState.SUCCEEDED } });
+  assert.deepEqual(peekEvent("import", toBinary(ImportFinishedSchema, imp)), { tenantId, type: "import.finished" });
+  assert.equal(peekEvent("record", new Uint8Array([0xff, 0xff, 0xff])), undefined, "not a message");
+  assert.equal(peekEvent("record", new Uint8Array()), undefined, "no tenant");
 });

@@ -9,6 +9,7 @@ import { ImportFinishedSchema, type ImportFinished } from "@crm/gen/crm/records/
 import { UserChange, UserEventSchema, type UserEvent } from "@crm/gen/crm/admin/v1/admin_pb";
 import { MessageSchema, type Message } from "@crm/gen/crm/chat/v1/chat_pb";
 import type { Violation } from "@crm/kit";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 
 export const objectNames: Record<number, string> = {
   [ObjectType.COMPANY]: "company",
@@ -61,15 +62,46 @@ export const limits = {
   /** Events queued in one EnqueueEventsDB call at most. */
   enqueueBatch: 1000,
   /**
-   * A company none of whose endpoints asked for chat messages is asked again after this long:
-   * until then its messages are skipped without a database call (chat is the busiest event).
+   * How long the intake trusts what a company's endpoints asked for: an event of a type none of
+   * them names is skipped without a database call until then. An endpoint created or changed
+   * through another webhooks process gets every event the intake takes this long after the change
+   * (through this process: at once).
    */
-  chatRecheckMs: 2000,
+  skipRecheckMs: 2000,
 } as const;
 
 /** "company.created" for a record change. */
 export function eventTypeOf(c: Pick<RecordChange, "objectType" | "action">): string {
   return `${objectNames[c.objectType] ?? "record"}.${actionNames[c.action] ?? "changed"}`;
+}
+
+/**
+ * The tenant and event type of an event as published, read from its wire form without decoding
+ * the rest (the record, the user): the intake's check whether any endpoint asks for it. A record
+ * change (crm.records.v1.RecordChange: tenant_id 2, object_type 3, action 5), a finished import
+ * (ImportFinished: tenant_id 2) or a user event (crm.admin.v1.UserEvent: company_id 2, change 3).
+ * Undefined when the bytes are not such a message (the store says why).
+ */
+export function peekEvent(kind: "record" | "import" | "user", bytes: Uint8Array): { tenantId: string; type: string } | undefined {
+  try {
+    const r = new BinaryReader(bytes);
+    let tenantId = "";
+    let a = 0;
+    let b = 0;
+    while (r.pos < r.len) {
+      const [no, wt] = r.tag();
+      if (no === 2 && wt === 2) tenantId = r.string();
+      else if (no === 3 && wt === 0) a = r.int32();
+      else if (no === 5 && wt === 0 && kind === "record") b = r.int32();
+      else r.skip(wt, no);
+    }
+    if (!tenantId) return undefined;
+    if (kind === "import") return { tenantId, type: IMPORT_FINISHED };
+    if (kind === "user") return { tenantId, type: userEventType({ change: a as UserChange }) };
+    return { tenantId, type: eventTypeOf({ objectType: a as ObjectType, action: b as ChangeAction }) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The patterns an endpoint's event_types may hold that match `type`: itself, "<kind>.*", and "*" unless the type is opt-in (chat.message). */
