@@ -17,7 +17,8 @@ import { validateLogin, validateRegister } from "./validation.js";
 export interface AuthDeps {
   db: Client<typeof DbAuthService>;
   tokens: TokenIssuer;
-  jwks: JSONWebKeySet;
+  /** The JWKS GetJwks answers with; a function is asked on every call (reloaded, signing-keys.ts). */
+  jwks: JSONWebKeySet | (() => JSONWebKeySet);
   revocations: Revocations;
   throttle: LoginThrottle;
   refreshTtlSeconds: number;
@@ -183,7 +184,8 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
     },
 
     async getJwks() {
-      return { keys: deps.jwks.keys.map((k) => ({ kty: k.kty ?? "", kid: k.kid ?? "", use: k.use ?? "sig", alg: k.alg ?? "RS256", n: k.n ?? "", e: k.e ?? "" })) };
+      const jwks = typeof deps.jwks === "function" ? deps.jwks() : deps.jwks;
+      return { keys: jwks.keys.map((k) => ({ kty: k.kty ?? "", kid: k.kid ?? "", use: k.use ?? "sig", alg: k.alg ?? "RS256", n: k.n ?? "", e: k.e ?? "" })) };
     },
 
     // RequestPasswordReset, ResetPassword, AcceptInvite (account-links.ts).

@@ -18,8 +18,9 @@ import { createTokenIssuer, type SigningKey } from "./tokens.js";
 export interface AuthModuleDeps {
   cfg: AuthConfig & { JWT_ISSUER: string; JWT_AUDIENCE: string };
   db: Client<typeof DbAuthService>;
-  key: SigningKey;
-  jwks: JSONWebKeySet;
+  /** A function is asked on every token and request (the pair reloaded from its files, signing-keys.ts). */
+  key: SigningKey | (() => SigningKey);
+  jwks: JSONWebKeySet | (() => JSONWebKeySet);
   revocations: Revocations;
   counter: Counter;
   log: Logger;
@@ -39,6 +40,7 @@ export const authPublicMethods = [
 ];
 
 export function createAuthModule(d: AuthModuleDeps): ServiceModule {
+  const jwks = typeof d.jwks === "function" ? d.jwks : () => d.jwks as JSONWebKeySet;
   const tokens = createTokenIssuer({ key: d.key, issuer: d.cfg.JWT_ISSUER, audience: d.cfg.JWT_AUDIENCE, accessTtlSeconds: d.cfg.ACCESS_TOKEN_TTL_SECONDS });
   const throttle = createLoginThrottle(d.counter, {
     perAccountAndIp: d.cfg.LOGIN_FAILURES_PER_ACCOUNT_AND_IP,
@@ -58,7 +60,7 @@ export function createAuthModule(d: AuthModuleDeps): ServiceModule {
         resetMinResponseMs: d.cfg.RESET_MIN_RESPONSE_MS,
       }
     : undefined;
-  const impl = authService({ db: d.db, tokens, jwks: d.jwks, revocations: d.revocations, throttle, refreshTtlSeconds: d.cfg.REFRESH_TOKEN_TTL_DAYS * 86_400, log: d.log, links, audit: d.dbAudit });
+  const impl = authService({ db: d.db, tokens, jwks, revocations: d.revocations, throttle, refreshTtlSeconds: d.cfg.REFRESH_TOKEN_TTL_DAYS * 86_400, log: d.log, links, audit: d.dbAudit });
   const keys = apiKeyService({
     db: d.db,
     tokens,
@@ -68,7 +70,13 @@ export function createAuthModule(d: AuthModuleDeps): ServiceModule {
     revocationTtlSeconds: Math.max(d.cfg.ACCESS_TOKEN_TTL_SECONDS, d.cfg.API_KEY_ACCESS_TTL_SECONDS) + 60,
     log: d.log,
   });
-  const jwksBody = JSON.stringify({ keys: d.jwks.keys });
+  // The body is made again only when the JWKS was reloaded.
+  let served: { jwks: JSONWebKeySet; body: string } | undefined;
+  const jwksBody = () => {
+    const current = jwks();
+    if (served?.jwks !== current) served = { jwks: current, body: JSON.stringify({ keys: current.keys }) };
+    return served.body;
+  };
   return {
     name: "auth",
     services: [AuthService, ApiKeyService],
@@ -81,7 +89,7 @@ export function createAuthModule(d: AuthModuleDeps): ServiceModule {
       if (serveAccountPages(req, res)) return true;
       if (req.method !== "GET" || req.url !== "/.well-known/jwks.json") return false;
       res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=300" });
-      res.end(jwksBody);
+      res.end(jwksBody());
       return true;
     },
   };

@@ -34,23 +34,26 @@ export interface TokenIssuer {
   accessTtlSeconds: number;
 }
 
-export function createTokenIssuer(opts: { key: SigningKey; issuer: string; audience: string; accessTtlSeconds: number; now?: () => number }): TokenIssuer {
+/** `key`: a function is asked on every token (the key reloaded from its file, signing-keys.ts). */
+export function createTokenIssuer(opts: { key: SigningKey | (() => SigningKey); issuer: string; audience: string; accessTtlSeconds: number; now?: () => number }): TokenIssuer {
   const now = opts.now ?? Date.now;
+  const current = typeof opts.key === "function" ? opts.key : () => opts.key as SigningKey;
   return {
     accessTtlSeconds: opts.accessTtlSeconds,
     async issueAccess(c, ttlSeconds = opts.accessTtlSeconds) {
       const iat = Math.floor(now() / 1000);
       const exp = iat + ttlSeconds;
       const key = c.apiKey ? { scope: c.apiKey.scopes.join(" "), key_name: c.apiKey.name, rpm: c.apiKey.requestsPerMinute } : {};
+      const signing = current(); // one key for the header and the signature
       const token = await new SignJWT({ cid: c.companyId, role: c.role, sid: c.sessionId, ...key })
-        .setProtectedHeader({ alg: "RS256", kid: opts.key.kid, typ: "at+jwt" })
+        .setProtectedHeader({ alg: "RS256", kid: signing.kid, typ: "at+jwt" })
         .setIssuer(opts.issuer)
         .setAudience(opts.audience)
         .setSubject(c.userId)
         .setJti(randomUUID())
         .setIssuedAt(iat)
         .setExpirationTime(exp)
-        .sign(opts.key.privateKey);
+        .sign(signing.privateKey);
       return { token, expiresAt: new Date(exp * 1000) };
     },
   };
@@ -63,6 +66,12 @@ export async function publicJwk(key: KeyObject, kid: string) {
 
 /** Loads the signing key (PKCS#8 PEM) and checks the published JWKS contains its public half. */
 export async function loadSigningKey(pemFile: string, kid: string | undefined, jwks: JSONWebKeySet): Promise<SigningKey> {
+  const privateKey = readPrivateKey(pemFile);
+  return { privateKey, kid: publishedKid(privateKey, kid, jwks) };
+}
+
+/** JWT_PRIVATE_KEY_FILE's RSA key; a ConfigError naming the file when it is not one (yet: half written). */
+export function readPrivateKey(pemFile: string): KeyObject {
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(readFileSync(pemFile));
@@ -70,11 +79,16 @@ export async function loadSigningKey(pemFile: string, kid: string | undefined, j
     throw new ConfigError(`config: JWT_PRIVATE_KEY_FILE ${pemFile} is not a readable PEM private key (${(err as Error).message})`);
   }
   if (privateKey.asymmetricKeyType !== "rsa") throw new ConfigError("config: JWT_PRIVATE_KEY_FILE must hold an RSA key (RS256; the gateway's njs cannot verify other algorithms)");
-  const own = await publicJwk(privateKey, "x");
+  return privateKey;
+}
+
+/** The kid under which `jwks` publishes the public half of `privateKey`; a ConfigError when it does not (or JWT_KEY_ID names another). */
+export function publishedKid(privateKey: KeyObject, kid: string | undefined, jwks: JSONWebKeySet): string {
+  const own = createPublicKey(privateKey).export({ format: "jwk" });
   const published = jwks.keys.find((k) => k.n === own.n && k.e === own.e);
   if (!published?.kid) throw new ConfigError("config: JWT_PUBLIC_KEYS_FILE does not contain the public key of JWT_PRIVATE_KEY_FILE (with a kid)");
   if (kid && kid !== published.kid) throw new ConfigError(`config: JWT_KEY_ID ${kid} does not match the kid ${published.kid} published for this key in JWT_PUBLIC_KEYS_FILE`);
-  return { privateKey, kid: published.kid };
+  return published.kid;
 }
 
 /** Dev/all-in-one: an RSA key pair generated once into `dir` (private.pem, jwks.json). */
