@@ -3,7 +3,8 @@
  * all-in-one as `npm start` runs it (from source; on a fresh PostgreSQL database when one is
  * reachable, else embedded PGlite), N cold loads per case:
  *
- * - **first usable**, measured in the page from navigation start (the page's own clock, so the
+ * - **first usable** (issue 19: ≤ 1 s after load on the all-in-one; a check per case and per
+ *   screen, p50 and p95), measured in the page from navigation start (the page's own clock, so the
  *   driver's latency is not in it): the moment the screen's "usable" element is in the DOM and
  *   the frame after it has been produced (requestAnimationFrame, then a task). React attaches its
  *   event handlers before it commits, so from then on a click or a key works:
@@ -13,8 +14,10 @@
  *   - the same, warm cache (a reload: hashed assets come from the HTTP cache).
  * - **initial JavaScript**: what index.html loads before any screen asks for more (its module
  *   script and modulepreloads), gzip and brotli as the server sends them, plus the CSS.
- * - **API round trips before each screen is usable** (signed in, cold cache, each screen opened
- *   by URL): loads as they are take turns with loads in which every API call is held back 600 ms
+ * - **each screen opened by URL** (signed in, cold cache; chats, a chat, timers, account, admin,
+ *   companies, people, the board, all deals, my tasks, the report, pipelines, on a company with 60
+ *   companies, 10 people and 10 deals): its first usable time, p50 and p95, and the **API round
+ *   trips before it is usable**: loads as they are take turns with loads in which every API call is held back 600 ms
  *   in the browser (Playwright's request routing) before it leaves; each call the screen waits
  *   for, one after another, adds 600 ms, so round((usable delayed − usable) / 600) is the number
  *   of sequential round trips on the way to the screen, whatever caused what. Beside it, an upper
@@ -239,6 +242,11 @@ export const consoleScenario: Scenario = {
       }
       for (let i = 0; i < 120; i++) await connectJson(url, "crm.chat.v1.ChatService/SendMessage", { chatId, content: `message ${i + 1}` }, token);
       await connectJson(url, "crm.timer.v1.TimerService/StartTimer", { description: "bench" }, token);
+      // Records, so the lists open on rows (more than a page of companies) and the board on cards.
+      for (let i = 0; i < 60; i++) await connectJson(url, "crm.records.v1.CompanyService/CreateCompany", { company: { name: `Company ${i + 1}`, industry: i % 2 ? "Retail" : "Software" } }, token);
+      for (let i = 0; i < 10; i++) await connectJson(url, "crm.records.v1.PersonService/CreatePerson", { person: { firstName: `Person`, lastName: `${i + 1}` } }, token);
+      const pipeline = await connectJson<{ pipeline: { id: string; stages: { id: string }[] } }>(url, "crm.records.v1.PipelineService/CreatePipeline", { pipeline: { name: "Sales", stages: [{ name: "Lead", probability: 10 }, { name: "Won", kind: "STAGE_KIND_WON" }, { name: "Lost", kind: "STAGE_KIND_LOST" }] } }, token);
+      for (let i = 0; i < 10; i++) await connectJson(url, "crm.records.v1.DealService/CreateDeal", { deal: { name: `Deal ${i + 1}`, pipelineId: pipeline.pipeline.id, stageId: pipeline.pipeline.stages[0]!.id, amountMinor: String((i + 1) * 100_000), currencyCode: "EUR" } }, token);
 
       browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
       const b = browser;
@@ -301,10 +309,12 @@ export const consoleScenario: Scenario = {
         { label: "timers: last week's timesheet", path: `/timers?week=${lastWeek()}`, selector: "section.timers[aria-busy=false]" },
         { label: "account", path: "/account", selector: "main table tbody tr" },
         { label: "admin: members", path: "/admin/members", selector: "main table tbody tr" },
-        // The records screens (an empty company): their heading is in and nothing in main is still loading.
-        ...["companies", "people", "deals", "pipelines"].map((x) => ({ label: x, path: `/${x}`, selector: settled })),
+        // The records screens (60 companies, 10 people, 10 deals): their heading is in and nothing in main is still loading.
+        ...["companies", "people", "deals", "deals/list", "tasks", "reports", "pipelines"].map((x) => ({ label: x, path: `/${x}`, selector: settled })),
       ];
       const waterRows: (string | number)[][] = [];
+      /** Each screen's first usable time (the loads as they are): issue 19's "≤ 1 s after load", per screen. */
+      const usable: { label: string; p50: number; p95: number }[] = [];
       let worstApi = 0;
       let worstUpper = 0;
       const k = Math.max(3, Math.ceil(n / 4));
@@ -328,23 +338,26 @@ export const consoleScenario: Scenario = {
           }
         }
         if (!plain.length || !delayed.length) {
-          waterRows.push([s.label, "not usable within 30 s", "", "", "", ""]);
+          waterRows.push([s.label, "not usable within 30 s", "", "", "", "", ""]);
+          usable.push({ label: s.label, p50: Infinity, p95: Infinity });
           worstApi = Infinity;
           continue;
         }
-        const t0 = stats(plain.map((l) => l.usableMs)).p50;
+        const u = stats(plain.map((l) => l.usableMs));
+        usable.push({ label: s.label, p50: u.p50, p95: u.p95 });
+        const t0 = u.p50;
         const t1 = stats(delayed.map((l) => l.usableMs)).p50;
         const trips = Math.max(0, Math.round((t1 - t0) / rpcDelay));
         // What the screen asked for until it was usable (later calls, like MarkRead, are its use).
         const upper = plain.map((l) => waterfall(l.requests.filter((r) => r.start <= l.usableMs))).reduce((a, d) => (d.apiDepth > a.apiDepth || (d.apiDepth === a.apiDepth && d.depth > a.depth) ? d : a));
         worstApi = Math.max(worstApi, trips);
         worstUpper = Math.max(worstUpper, upper.apiDepth);
-        waterRows.push([s.label, trips, t0, t1, upper.apiDepth, upper.chain.join(" → ")]);
-        ctx.log(`${s.label}: ${trips} API round trips before usable (p50 ${t0.toFixed(0)} ms, ${t1.toFixed(0)} ms with each call ${rpcDelay} ms later); by timing at most ${upper.apiDepth}: ${upper.chain.join(" → ")}`);
+        waterRows.push([s.label, u.p50, u.p95, trips, t1, upper.apiDepth, upper.chain.join(" → ")]);
+        ctx.log(`${s.label}: usable p50 ${u.p50.toFixed(0)} ms, p95 ${u.p95.toFixed(0)} ms (target ≤ 1000); ${trips} API round trips before usable (${t1.toFixed(0)} ms with each call ${rpcDelay} ms later); by timing at most ${upper.apiDepth}: ${upper.chain.join(" → ")}`);
       }
       const waterTable: Table = {
-        title: `API round trips before each screen is usable (signed in, cold cache, opened by URL; ${k} loads as they are and ${k} with every call held back ${rpcDelay} ms, taking turns)`,
-        columns: ["screen", "API round trips before usable", "usable p50 ms", `usable p50 ms, calls ${rpcDelay} ms later`, "at most, by timing", "the deepest chain by timing (document → … each request made after the one before it was answered)"],
+        title: `Each screen opened by URL (signed in, cold cache): first usable (target ≤ 1000 ms) and API round trips before it (${k} loads as they are and ${k} with every call held back ${rpcDelay} ms, taking turns; p95 of ${k} is about the slowest)`,
+        columns: ["screen", "usable p50 ms", "usable p95 ms", "API round trips before usable", `usable p50 ms, calls ${rpcDelay} ms later`, "at most, by timing", "the deepest chain by timing (document → … each request made after the one before it was answered)"],
         rows: waterRows,
       };
 
@@ -357,6 +370,10 @@ export const consoleScenario: Scenario = {
         { label: "first screen usable (login form), p95", value: visitor.p95, unit: "ms", target: "≤ 1000 ms", met: visitor.p95 <= 1000 },
         { label: "signed in: chats list usable (cold cache), p50", value: cold.p50, unit: "ms", target: "≤ 1000 ms", met: cold.p50 <= 1000 },
         { label: "signed in: chats list usable (cold cache), p95", value: cold.p95, unit: "ms", target: "≤ 1000 ms", met: cold.p95 <= 1000 },
+        ...usable.flatMap((x) => [
+          { label: `first screen usable ≤ 1 s after load: ${x.label}, p50`, value: x.p50, unit: "ms", target: "≤ 1000 ms", met: x.p50 <= 1000 },
+          { label: `first screen usable ≤ 1 s after load: ${x.label}, p95`, value: x.p95, unit: "ms", target: "≤ 1000 ms", met: x.p95 <= 1000 },
+        ]),
         { label: "API round trips before any screen is usable (the most of any screen)", value: worstApi, unit: "round trips", target: "≤ 2", met: worstApi <= 2 },
         { label: "the same by request timing (an upper bound: any earlier answer counts as a cause)", value: worstUpper, unit: "round trips", target: "informational" },
       ];
