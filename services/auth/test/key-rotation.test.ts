@@ -256,3 +256,16 @@ test("JWT key rotation in a running auth process, no restart: 0 failed calls; ol
     await exited;
   }
 });
+
+test("the development Secret's JWKS names its key as scripts/jwks.mjs does, so step 1 of a rotation keeps the old key's kid", async () => {
+  const { devJwtSecret } = (await import(join(root, "charts/crm/scripts/dev-jwt-secret.mjs"))) as { devJwtSecret(name: string): { stringData: Record<string, string> } };
+  const secret = devJwtSecret("crm-dev-jwt");
+  const pemFile = join(dir, "dev.pem");
+  writeFileSync(pemFile, secret.stringData["jwt-private-key.pem"]!);
+  const jwks = JSON.parse(secret.stringData["jwks.json"]!) as { keys: { kid: string }[] };
+  assert.deepEqual(jwks.keys.map((k) => k.kid), [kidOf(pemFile)]);
+  const other = newKeyFile("other.pem");
+  const jwksFile = join(dir, "dev-jwks.json");
+  publish(jwksFile, pemFile, other); // step 1 as documented
+  assert.equal((await loadSigningKey(pemFile, undefined, readJwks(jwksFile))).kid, jwks.keys[0]!.kid);
+});
