@@ -23,6 +23,7 @@ export interface Watcher {
   latencies: number[];
   seen: Set<string>;
   duplicates: number;
+  /** Changes whose version was not the previous one + 1: gaps only when every change of the tenant concerns the watch. */
   gaps: number;
   errors: string[];
   live: Promise<void>;

@@ -3,10 +3,10 @@
  * event loop). Ramps through `steps` user counts; each user holds one chat stream, sends a
  * message every `messageEverySec`, does a timer action every `timerEverySec` (start/end in turn)
  * and a read every `readEverySec` (ListMessages and GetWorkingTimer in turn), each at a random
- * phase. Where the users file has their company's deal board, each user also watches the board
+ * phase. Where the users file gives them a team's deal board, each user also watches the board
  * (WatchRecords on its pipeline's deals), opens a deal (GetDeal) every `openEverySec` and moves
  * one to another stage (MoveDeal) every `moveEverySec`; every move must reach every watcher of
- * the company. Per step it prints {"event":"measure-start"} / {"event":"measure-end"} (the bench samples
+ * the board. Per step it prints {"event":"measure-start"} / {"event":"measure-end"} (the bench samples
  * server CPU there) and {"event":"result", …}; it stops after the first step that misses a limit.
  *   node --import tsx bench/servers/users-driver.ts CONFIG.json
  */
@@ -58,7 +58,7 @@ interface Live {
   sub: Subscriber;
   timerRunning: boolean;
   readTurn: number;
-  /** The company's board and this user's watch of it (CRM work), if the company has one. */
+  /** The user's team board and their watch of it (CRM work), if they have one. */
   board?: Board | undefined;
   deals?: Client<typeof DealService> | undefined;
   watch?: Watcher | undefined;
@@ -115,7 +115,7 @@ async function addUsers(target: number) {
     const t = transportFor(i);
     const headers = { authorization: `Bearer ${user.token}` };
     const chat = createClient(ChatService, t);
-    const board = world.boards[user.companyId];
+    const board = user.board ? world.boards[user.board] : undefined;
     const l: Live = {
       user, headers, chat, timer: createClient(TimerService, t), sub: rawSubscribe(sessionFor(i), user.token, user.chatId, () => run), timerRunning: false, readTurn: i % 2,
       board, deals: board ? createClient(DealService, t) : undefined, watch: board ? watchBoard(i, user.token, board) : undefined,
@@ -134,7 +134,7 @@ async function step(users: number) {
   run = `s${users}x${Date.now().toString(36)}`;
   for (const l of live) (l.sub.latencies.length = 0), l.sub.seen.clear(), (l.sub.duplicates = 0), (l.sub.gaps = 0);
   for (const w of live.flatMap((l) => l.watch ?? [])) (w.latencies.length = 0), w.seen.clear(), (w.duplicates = 0), (w.gaps = 0);
-  /** Per company: the "<deal id>:<etag>" of each move of this step; each watcher of it must see them all. */
+  /** Per board: the "<deal id>:<etag>" of each move of this step; each watcher of it must see them all. */
   const moved = new Map<string, string[]>();
   const api: number[] = [];
   const errors: string[] = [];
@@ -198,9 +198,9 @@ async function step(users: number) {
         // the change's key is known once the answer names the deal's new etag
         call(() => l.deals!.moveDeal({ id, stageId: pick(board.stageIds) }, { headers: l.headers }), ({ deal }) => {
           if (!deal) return;
-          const list = moved.get(l.user.companyId) ?? [];
+          const list = moved.get(l.user.board!) ?? [];
           list.push(`${deal.id}:${deal.etag}`);
-          moved.set(l.user.companyId, list);
+          moved.set(l.user.board!, list);
         });
       } else {
         counts.read++;
@@ -215,10 +215,10 @@ async function step(users: number) {
   for (const l of live) members.set(l.user.chatId, (members.get(l.user.chatId) ?? 0) + 1);
   const expected = [...sends].reduce((n, [chat, k]) => n + k * (members.get(chat) ?? 0), 0);
   const received = () => live.reduce((n, l) => n + l.sub.seen.size, 0);
-  // Watches: every move of a company reaches each of its watchers.
+  // Watches: every move on a board reaches each of its watchers.
   const watchers = live.filter((l) => l.watch);
-  const watchExpected = watchers.reduce((n, l) => n + (moved.get(l.user.companyId)?.length ?? 0), 0);
-  const watchReceived = () => watchers.reduce((n, l) => n + (moved.get(l.user.companyId) ?? []).filter((k) => l.watch!.seen.has(k)).length, 0);
+  const watchExpected = watchers.reduce((n, l) => n + (moved.get(l.user.board!)?.length ?? 0), 0);
+  const watchReceived = () => watchers.reduce((n, l) => n + (moved.get(l.user.board!) ?? []).filter((k) => l.watch!.seen.has(k)).length, 0);
   await until(() => received() >= expected, cfg.drainSeconds * 1000);
   await until(() => watchReceived() >= watchExpected, cfg.drainSeconds * 1000);
   emit({ event: "measure-end" });
@@ -252,7 +252,6 @@ async function step(users: number) {
     watchers: watchers.length,
     watchDelivered,
     watchLost: watchExpected - watchDelivered,
-    watchGaps: watchers.reduce((n, l) => n + l.watch!.gaps, 0),
     watchDuplicates: watchers.reduce((n, l) => n + l.watch!.duplicates, 0),
     watchP50Ms: w.p50Ms,
     watchP99Ms: w.p99Ms,
