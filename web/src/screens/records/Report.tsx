@@ -6,13 +6,14 @@
  */
 import { useId, useState, type FormEvent } from "react";
 import { Link } from "wouter";
-import { useQuery } from "@connectrpc/connect-query";
+import { createQueryOptions, useQuery } from "@connectrpc/connect-query";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ReportService, type UnconvertedAmount } from "@crm/gen/crm/records/v1/report_pb";
-import { StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
+import { PipelineService, StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { isAdmin, transport, type Session } from "../../session";
-import { Notice, recordError, useInvalidate, usePipelines, useSearchState } from "./common";
+import { queryClient as pageQueryClient } from "../../query";
+import { Notice, pipelinesInput, recordError, useInvalidate, usePipelines, useSearchState } from "./common";
 import { currencies, formatMoney } from "./format";
 import { useWords, type Words } from "./words";
 
@@ -24,6 +25,27 @@ const periods = [30, 90, 365] as const;
 function period(days: number) {
   const end = new Date(Math.ceil(Date.now() / 60_000) * 60_000);
   return { startTime: timestampFromDate(new Date(end.getTime() - days * 86_400_000)), endTime: timestampFromDate(end) };
+}
+
+/**
+ * The report's calls, started when the page opens here (with Check): the pipelines, then the three
+ * reports of the shown one; beside them the currency settings, which the screen shows when no base
+ * currency is set yet (everyone may read them). Two round trips, not four.
+ */
+export function prefetch(_path: string, search: URLSearchParams): void {
+  void pageQueryClient.prefetchQuery(createQueryOptions(ReportService.method.getCurrencySettings, {}, { transport }));
+  void pageQueryClient.fetchQuery({ ...createQueryOptions(PipelineService.method.listPipelines, pipelinesInput, { transport }), staleTime: 30_000 }).then(
+    (r) => {
+      const pipelineId = search.get("pipeline") ?? r.pipelines[0]?.id;
+      if (!pipelineId) return;
+      const span = period(Number(search.get("days")) || 90);
+      const opts = { transport };
+      void pageQueryClient.prefetchQuery({ ...createQueryOptions(ReportService.method.getPipelineValue, { pipelineId }, opts), retry: false });
+      void pageQueryClient.prefetchQuery({ ...createQueryOptions(ReportService.method.getWinRate, { pipelineId, ...span }, opts), retry: false });
+      void pageQueryClient.prefetchQuery({ ...createQueryOptions(ReportService.method.getTimeInStage, { pipelineId, ...span }, opts), retry: false });
+    },
+    () => {}, // the screen asks again and shows the error
+  );
 }
 
 function duration(seconds: number, words: Words): string {
@@ -50,9 +72,10 @@ export function PipelineReport({ session }: { session: Session }) {
   if (!range.has(days)) range.set(days, period(days));
   const span = range.get(days)!;
   const enabled = Boolean(pipelineId);
-  const value = useQuery(ReportService.method.getPipelineValue, { pipelineId }, { enabled, retry: false });
-  const wins = useQuery(ReportService.method.getWinRate, { pipelineId, ...span }, { enabled, retry: false });
-  const times = useQuery(ReportService.method.getTimeInStage, { pipelineId, ...span }, { enabled, retry: false });
+  // Not asked again on mount when the early call (prefetch) failed: "no base currency" shows at once.
+  const value = useQuery(ReportService.method.getPipelineValue, { pipelineId }, { enabled, retry: false, retryOnMount: false });
+  const wins = useQuery(ReportService.method.getWinRate, { pipelineId, ...span }, { enabled, retry: false, retryOnMount: false });
+  const times = useQuery(ReportService.method.getTimeInStage, { pipelineId, ...span }, { enabled, retry: false, retryOnMount: false });
   const noBase = value.error && ConnectError.from(value.error).code === Code.FailedPrecondition;
   const v = value.data;
   const max = Math.max(1, ...(v?.stages ?? []).map((s) => Number(s.amountMinor)));
