@@ -4,7 +4,8 @@ import { afterEach, test } from "node:test";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { CacheService } from "@crm/gen/crm/cache/v1/cache_pb";
 import { callContext, currentCall } from "./context.js";
-import { createErrorReporter, setErrorSink, type ErrorReport } from "./error-reports.js";
+import { LogLevel, LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
+import { createErrorReporter, logsServiceSender, setErrorSink, type ErrorReport } from "./error-reports.js";
 import { contextInterceptor, errorInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
 import { metricsInterceptor, metricsRegistry } from "./metrics.js";
@@ -56,6 +57,24 @@ test("warnings and info are not reported; a logger built with reportErrors: fals
   log.warn("w");
   createLogger("no-report", "fatal", { reportErrors: false }).fatal("f");
   assert.equal(got.length, 0);
+});
+
+test("LOGS_REPORT_LEVEL: warnings, or info lines and up, are reported too, at their level, and reach SaveLogs as such", async () => {
+  const got: ErrorReport[] = [];
+  setErrorSink((r) => got.push(r));
+  const info = createLogger("chatty", "debug", { reportLevel: "info" });
+  info.debug("not this one");
+  info.info({ port: 1 }, "ready");
+  info.info({ only: "fields" });
+  createLogger("warny", "info", { reportLevel: "warn" }).info("not this one");
+  createLogger("warny", "info", { reportLevel: "warn" }).warn("w");
+  createLogger("quiet", "info", { reportLevel: "info" }).trace("below LOG_LEVEL: never");
+  assert.deepEqual(got.map((r) => [r.service, r.level, r.message]), [["chatty", "info", "ready"], ["chatty", "info", "(no message)"], ["warny", "warn", "w"]]);
+  assert.equal(got[0]!.attributes.port, "1");
+  const saved: { level: LogLevel; message: string }[] = [];
+  const logs = createClient(LogsService, createRouterTransport((r) => r.service(LogsService, { saveLogs: (req) => (saved.push(...req.entries), { accepted: req.entries.length }) })));
+  await logsServiceSender(logs)([...got, { ...report("boom"), level: "fatal" }, { ...report("  "), level: "info" }]);
+  assert.deepEqual(saved.map((e) => [e.level, e.message]), [[LogLevel.INFO, "ready"], [LogLevel.INFO, "(no message)"], [LogLevel.WARN, "w"], [LogLevel.FATAL, "boom"], [LogLevel.INFO, "(no message)"]]);
 });
 
 test("the reporter sends in batches from a timer, outside the request's call context", async () => {

@@ -18,7 +18,8 @@ import { scrubText } from "./text-rules.js";
 
 export interface ErrorReport {
   service: string;
-  level: "error" | "fatal";
+  /** error and fatal always; warn and info with LOGS_REPORT_LEVEL (logger.ts). */
+  level: "info" | "warn" | "error" | "fatal";
   message: string;
   time: Date;
   traceId?: string | undefined;
@@ -133,10 +134,10 @@ export function logsServiceSender(client: Client<typeof LogsService>): (reports:
       {
         entries: reports.map((r) => ({
           name: r.service,
-          level: r.level === "fatal" ? LogLevel.FATAL : LogLevel.ERROR,
+          level: { info: LogLevel.INFO, warn: LogLevel.WARN, error: LogLevel.ERROR, fatal: LogLevel.FATAL }[r.level],
           // Error text can hold anything (library messages, ANSI colours): scrubbed, so the text
           // rule (text-rules.ts) never refuses a batch of reports.
-          message: scrubText(r.message),
+          message: scrubText(r.message).trim() || "(no message)", // the logs service refuses an empty one
           companyId: r.companyId ?? "",
           userId: r.userId ?? "",
           traceId: r.traceId ?? "",

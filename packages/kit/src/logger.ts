@@ -1,7 +1,8 @@
 /**
  * pino JSON logs to stdout with the service name and the current request's ids (request_id,
  * trace_id, span_id, company_id, user_id). Error and fatal records also go to the process's error
- * sink (error-reports.ts: shipped to the logs service in the background).
+ * sink (error-reports.ts: shipped to the logs service in the background, and on to Loki); with
+ * `reportLevel` (LOGS_REPORT_LEVEL) warnings, or info lines and up, too.
  */
 import { pino, type Logger } from "pino";
 import { currentCall } from "./context.js";
@@ -11,9 +12,18 @@ import { traceIds } from "./tracing-interceptor.js";
 
 export type { Logger };
 
-/** `reportErrors: false` for loggers that must not feed the error sink (the logs service's own output). */
-export function createLogger(service: string, level = "info", opts: { reportErrors?: boolean } = {}): Logger {
+/** The levels a logger may hand to the error sink from (LOGS_REPORT_LEVEL): error, or down to warn or info. */
+export const reportLevels = ["info", "warn", "error"] as const;
+export type ReportLevel = (typeof reportLevels)[number];
+const reportFrom: Record<ReportLevel, number> = { info: 30, warn: 40, error: 50 };
+
+/**
+ * `reportErrors: false` for loggers that must not feed the error sink (the logs service's own
+ * output); `reportLevel`: the lowest level handed to it (default error: error and fatal).
+ */
+export function createLogger(service: string, level = "info", opts: { reportErrors?: boolean; reportLevel?: ReportLevel } = {}): Logger {
   const report = opts.reportErrors ?? true;
+  const from = reportFrom[opts.reportLevel ?? "error"];
   return pino({
     level,
     base: { service },
@@ -28,7 +38,7 @@ export function createLogger(service: string, level = "info", opts: { reportErro
     },
     hooks: {
       logMethod(args, method, levelValue) {
-        if (report && levelValue >= 50 && errorSinkActive()) reportError(errorReportOf(service, levelValue, args));
+        if (report && levelValue >= from && errorSinkActive()) reportError(errorReportOf(service, levelValue, args));
         return method.apply(this, args as Parameters<typeof method>);
       },
     },
@@ -44,12 +54,12 @@ function serializeError(err: unknown) {
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
-/** An error report from a pino call's arguments: (obj, msg) or (msg) or (err, msg). */
+/** A report (an error's, or a line's at LOGS_REPORT_LEVEL) from a pino call's arguments: (obj, msg) or (msg) or (err, msg). */
 function errorReportOf(service: string, levelValue: number, args: unknown[]) {
   const [first, second] = args;
   const obj = typeof first === "object" && first !== null ? (first as Record<string, unknown>) : {};
   const err = first instanceof Error ? first : obj.err;
-  const message = typeof first === "string" ? first : typeof second === "string" ? second : err instanceof Error ? err.message : "error";
+  const message = typeof first === "string" ? first : typeof second === "string" ? second : err instanceof Error ? err.message : levelValue >= 50 ? "error" : "(no message)";
   const attributes: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj)) {
     if (k === "err" || v === undefined || Object.keys(attributes).length >= 16) continue;
@@ -67,7 +77,7 @@ function errorReportOf(service: string, levelValue: number, args: unknown[]) {
   if (call) attributes.request_id = call.requestId;
   return {
     service,
-    level: levelValue >= 60 ? ("fatal" as const) : ("error" as const),
+    level: levelValue >= 60 ? ("fatal" as const) : levelValue >= 50 ? ("error" as const) : levelValue >= 40 ? ("warn" as const) : ("info" as const),
     message: clip(message, 8192),
     time: new Date(),
     traceId: ids.trace_id,

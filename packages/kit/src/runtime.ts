@@ -14,7 +14,7 @@ import { createSecureContext } from "node:tls";
 import { ConfigError, commonEnv, env, loadConfig } from "./config.js";
 import { describeFailure, listenError } from "./startup.js";
 import { addressOf, deadlines, dependencyAt, type Deadlines } from "./dependencies.js";
-import { createLogger, type Logger } from "./logger.js";
+import { createLogger, reportLevels, type Logger } from "./logger.js";
 import { networkPeer, type PeerTls } from "./peers.js";
 import { reloadingTransport, watchFiles, watchJwks, type Reloading, type WatchOptions } from "./reload.js";
 import { memoryRevocations, redisRevocations, type Revocations } from "./revocations.js";
@@ -100,7 +100,9 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
   return main(async () => {
     const cfg = loadConfig(z.object({ ...commonEnv, PORT: env.port(servicePorts[name]) }));
     await startTelemetry(name); // a no-op when the entry point started it already, or when OTEL_EXPORTER_OTLP_ENDPOINT is unset
-    const log = createLogger(name, cfg.LOG_LEVEL);
+    // LOGS_REPORT_LEVEL: the lines sent to the logs service (and Loki) besides errors, once the sink runs (below).
+    const { LOGS_REPORT_LEVEL } = loadConfig(z.object({ LOGS_REPORT_LEVEL: env.oneOf(reportLevels, "error") }));
+    const log = createLogger(name, cfg.LOG_LEVEL, { reportLevel: LOGS_REPORT_LEVEL });
     // Renewed certificates and a rotated JWKS are taken without a restart (reload.ts).
     const reload = { intervalMs: cfg.CREDENTIAL_RELOAD_INTERVAL_MS, log };
     const tlsFiles = watchTls(cfg, name, reload);
@@ -160,7 +162,7 @@ export function runService(name: ServiceName, build: (b: Basics) => Promise<Serv
     tlsFiles?.onChange((next) => server.setTls(next)); // new connections get the new certificate
     closers.push(async () => revocations.close?.()); // its subscriber connection, before the client it duplicates
     closers.push(async () => redis?.quit());
-    // Errors go to the logs service in the background (the logs service ships its own).
+    // Errors (and the lines of LOGS_REPORT_LEVEL) go to the logs service in the background (the logs service ships its own).
     if (name !== "logs" && loadConfig(z.object({ LOGS_REPORT_ERRORS: env.bool(true) })).LOGS_REPORT_ERRORS) {
       const reporter = createErrorReporter({ send: logsServiceSender(basics.peer("logs", LogsService)), log });
       setErrorSink(reporter.report);
