@@ -14,6 +14,7 @@ import { FilterSelect, FilterText, OwnerFilter, SortHeader, date, statusWord, us
 import { useLiveList } from "./live";
 import { flatRows } from "./live-pages";
 import { RecordTable } from "./RecordTable";
+import { ExportButton } from "./ExportButton";
 import { useWords } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -56,6 +57,10 @@ export function DealList({ session }: { session: Session }) {
         <Link href="/deals/new" className="button">
           {w("newDeal")}
         </Link>
+        <Link href="/deals/import" className="button secondary">
+          {w("importCsv")}
+        </Link>
+        <ExportButton fileName="deals" request={{ objectType: ObjectType.DEAL, filter: input.filter, orderBy: input.orderBy, showDeleted: false }} />
       </div>
       <form role="search" aria-label={w("filters")} className="filters" onSubmit={(e) => e.preventDefault()}>
         <FilterText label={w("nameContains")} value={params.get("name") ?? ""} onChange={(v) => set({ name: v })} />

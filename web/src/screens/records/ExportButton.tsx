@@ -1,5 +1,5 @@
 /**
- * "Export CSV" on the companies and people lists: ExportService.ExportRecords with the list's
+ * "Export CSV" on the companies, people and all-deals lists: ExportService.ExportRecords with the list's
  * filter, order, trash view and visible columns; the server writes the CSV (UTF-8 with a BOM,
  * formula-like cells escaped) and streams it in chunks, saved here as one download.
  */

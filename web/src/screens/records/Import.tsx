@@ -21,6 +21,7 @@ const imports = createClient(ImportService, transport);
 const enWords = {
   "importPeople": "Import people",
   "importCompanies": "Import companies",
+  "importDeals": "Import deals",
   "intro": "A CSV file with a header row: UTF-8 (with or without BOM) or Windows-1251; comma, semicolon or tab.",
   "file": "CSV file",
   "mode": "Mode",
@@ -76,6 +77,7 @@ type Word = keyof typeof enWords;
 const ruWords: Record<Word, string> = {
   "importPeople": "Импорт людей",
   "importCompanies": "Импорт компаний",
+  "importDeals": "Импорт сделок",
   "intro": "Файл CSV со строкой заголовков: UTF-8 (с BOM или без) или Windows-1251; запятая, точка с запятой или табуляция.",
   "file": "Файл CSV",
   "mode": "Режим",
@@ -147,10 +149,17 @@ const stateWord: Record<ImportState, Word> = {
 };
 const ended = (s: ImportState) => s === ImportState.SUCCEEDED || s === ImportState.FAILED || s === ImportState.CANCELLED || s === ImportState.UNDONE;
 
-const standardFields: Record<"person" | "company", string[]> = {
+const standardFields: Record<"person" | "company" | "deal", string[]> = {
   person: ["first_name", "last_name", "full_name", "emails", "phones", "job_title"],
   company: ["name", "domain", "address", "industry", "size", "tags"],
+  // A deal's pipeline and stage by name, its amount in the currency's units, its company by domain.
+  deal: ["name", "pipeline", "stage", "amount", "currency_code", "expected_close_date", "company_domain"],
 };
+const kinds = {
+  person: { objectType: ObjectType.PERSON, listPath: "/people", title: "importPeople" },
+  company: { objectType: ObjectType.COMPANY, listPath: "/companies", title: "importCompanies" },
+  deal: { objectType: ObjectType.DEAL, listPath: "/deals/list", title: "importDeals" },
+} as const;
 
 /** Saves bytes as a file download. */
 export function download(parts: BlobPart[], name: string) {
@@ -164,12 +173,11 @@ export function download(parts: BlobPart[], name: string) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-export function ImportScreen({ kind }: { kind: "person" | "company" }) {
+export function ImportScreen({ kind }: { kind: keyof typeof kinds }) {
   const words = useImportWords();
   const { w } = words;
   const id = useId();
-  const objectType = kind === "person" ? ObjectType.PERSON : ObjectType.COMPANY;
-  const listPath = kind === "person" ? "/people" : "/companies";
+  const { objectType, listPath } = kinds[kind];
   const fields = useFields(objectType);
   const [file, setFile] = useState<File>();
   const [mode, setMode] = useState(ImportMode.UPSERT);
@@ -212,7 +220,7 @@ export function ImportScreen({ kind }: { kind: "person" | "company" }) {
       }
       await open(importId);
       // The job in the address: a reload or a later visit comes back to it (to undo it, say).
-      navigate(`${listPath}/import?id=${encodeURIComponent(importId)}`, { replace: true });
+      navigate(`${listPath.replace(/\/list$/, "")}/import?id=${encodeURIComponent(importId)}`, { replace: true });
     });
 
   const open = async (importId: string) => {
@@ -279,7 +287,7 @@ export function ImportScreen({ kind }: { kind: "person" | "company" }) {
   return (
     <section aria-labelledby={`${id}-title`} className="import">
       <div className="list-head">
-        <h1 id={`${id}-title`}>{w(kind === "person" ? "importPeople" : "importCompanies")}</h1>
+        <h1 id={`${id}-title`}>{w(kinds[kind].title)}</h1>
         <Link href={listPath}>{w("backToList")}</Link>
       </div>
       <p className="hint">{w("intro")}</p>

@@ -79,11 +79,11 @@ export function recordsScreenAt(path: string) {
   const [, section, rest = ""] = /^\/([a-z]+)\/?([^/]*)/.exec(path) ?? [];
   switch (section) {
     case "companies":
-      return !rest ? companyList : rest === "new" ? newCompany : companyPage;
+      return !rest ? companyList : rest === "new" ? newCompany : rest === "import" ? importer : companyPage;
     case "people":
-      return !rest ? personList : rest === "new" ? newPerson : personPage;
+      return !rest ? personList : rest === "new" ? newPerson : rest === "import" ? importer : personPage;
     case "deals":
-      return !rest ? board : rest === "new" ? newDeal : rest === "list" ? dealList : dealPage;
+      return !rest ? board : rest === "new" ? newDeal : rest === "list" ? dealList : rest === "import" ? importer : dealPage;
     case "pipelines":
       return pipelines;
     case "tasks":
@@ -139,6 +139,9 @@ export function Records({ session }: { session: Session }) {
       </Route>
       <Route path="/deals/list">
         <DealList session={session} />
+      </Route>
+      <Route path="/deals/import">
+        <ImportScreen kind="deal" />
       </Route>
       <Route path="/deals/new">
         <NewDeal session={session} />
