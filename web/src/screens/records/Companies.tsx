@@ -15,7 +15,7 @@ import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
 import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
-import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
+import { Field, FormError, LocalInvalid, useRequestId, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
 import { FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, Notice, OwnerFilter, ReadOnlyHint, SortHeader, api, assigneeOptions, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort, type Directory } from "./common";
 import { DealsTable } from "./DealsTable";
@@ -25,6 +25,7 @@ import { flatRows } from "./live-pages";
 import { CustomDetails, CustomFilter, customColumns, customCondition, useFields } from "./custom";
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
+import { RecordChats } from "./RecordChats";
 import { useWords, type Words } from "./words";
 import { ExportButton } from "./ExportButton";
 import { RecordTable } from "./RecordTable";
@@ -230,10 +231,11 @@ export function NewCompany({ session }: { session: Session }) {
   const invalidate = useInvalidate();
   const [v, setV] = useState({ name: "", domain: "", address: "", industry: "", size: "", tags: "", ownerId: "" });
   const change = (k: keyof typeof v) => (x: string) => setV({ ...v, [k]: x });
+  const requestId = useRequestId();
   const submit = useSubmit(async () => {
     const size = parseSize(v.size, words, "size");
     try {
-      const r = await api.companies.createCompany({ company: { name: v.name.trim(), domain: v.domain.trim(), address: v.address, industry: v.industry.trim(), size, tags: splitList(v.tags), ownerId: v.ownerId } });
+      const r = await api.companies.createCompany({ requestId: requestId.current, company: { name: v.name.trim(), domain: v.domain.trim(), address: v.address, industry: v.industry.trim(), size, tags: splitList(v.tags), ownerId: v.ownerId } });
       await invalidate(CompanyService.method.listCompanies);
       navigate(`/companies/${r.company!.id}`);
     } catch (e) {
@@ -461,6 +463,7 @@ export function CompanyPage({ id, session }: { id: string; session: Session }) {
         </section>
       </div>
       <RecordActivity objectType={ObjectType.COMPANY} recordId={c.id} name={c.name} dir={dir} session={session} />
+      {!c.deleteTime && <RecordChats objectType={ObjectType.COMPANY} recordId={c.id} name={c.name} />}
       <Timeline objectType={ObjectType.COMPANY} recordId={c.id} dir={dir} />
     </article>
   );

@@ -13,13 +13,14 @@ import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { isAdmin, transport, type Session } from "../../session";
 import { prefetch as prefetchQuery, queryClient as pageQueryClient } from "../../query";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
-import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
+import { Field, FormError, LocalInvalid, useRequestId, useSubmit } from "../../forms";
 import { currencies, formatAmountInput, formatDate, formatMoney, minorDigits, parseAmount } from "./format";
 import { CompanyLink, InlineField, LinkedItem, Notice, ReadOnlyHint, RecordPicker, api, assigneeOptions, date, permissionsMethod, pipelinesInput, recordError, splitErrors, statusWord, timelineOf, useDirectory, useInvalidate, useMayEdit, usePipelines } from "./common";
 import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Companies";
 import { Timeline, prefetchTimeline } from "./Timeline";
 import { CustomDetails } from "./custom";
 import { RecordActivity } from "./activity-lazy";
+import { RecordChats } from "./RecordChats";
 import { useWords, type Words } from "./words";
 
 /** The pipelines (stage names, the form's choices), and a deal page's deal and timeline. */
@@ -95,10 +96,12 @@ export function NewDeal({ session }: { session: Session }) {
   });
   const change = (k: keyof typeof v) => (x: string) => setV({ ...v, [k]: x });
   const pipeline = pipelines.find((p) => p.id === v.pipelineId) ?? pipelines[0];
+  const requestId = useRequestId();
   const submit = useSubmit(async () => {
     const amountMinor = amountOf(v.amount, v.currency, words);
     try {
       const r = await api.deals.createDeal({
+        requestId: requestId.current,
         deal: {
           name: v.name.trim(),
           pipelineId: pipeline?.id ?? "",
@@ -324,6 +327,7 @@ export function DealPage({ id, session }: { id: string; session: Session }) {
         </section>
       </div>
       <RecordActivity objectType={ObjectType.DEAL} recordId={d.id} name={d.name} dir={dir} session={session} />
+      {!d.deleteTime && <RecordChats objectType={ObjectType.DEAL} recordId={d.id} name={d.name} />}
       <Timeline objectType={ObjectType.DEAL} recordId={d.id} dir={dir} currency={d.currencyCode} />
     </article>
   );

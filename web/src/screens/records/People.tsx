@@ -12,7 +12,7 @@ import { GetPersonResponseSchema, PersonService, type Person, type PersonSchema 
 import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
 import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
-import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
+import { Field, FormError, LocalInvalid, useRequestId, useSubmit } from "../../forms";
 import { allOf, anyContains, orderBy, splitList } from "./format";
 import { CompanyLink, LinkedItem, FilterSelect, FilterText, InlineField, ListReadOnlyHint, ReadOnlyMark, Notice, OwnerFilter, ReadOnlyHint, RecordPicker, SortHeader, api, date, permissionsMethod, personName, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, useSearchState, useSort } from "./common";
 import { OwnerSelect, Times, TrashBanner, useFieldSaver, type Patch } from "./Companies";
@@ -23,6 +23,7 @@ import { flatRows } from "./live-pages";
 import { CustomDetails, CustomFilter, customColumns, customCondition, useFields } from "./custom";
 import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { RecordActivity } from "./activity-lazy";
+import { RecordChats } from "./RecordChats";
 import { ExportButton } from "./ExportButton";
 import { RecordTable } from "./RecordTable";
 import { useWords } from "./words";
@@ -225,9 +226,11 @@ export function NewPerson({ session }: { session: Session }) {
   const invalidate = useInvalidate();
   const [v, setV] = useState({ firstName: "", lastName: "", emails: "", phones: "", jobTitle: "", companyId: search.get("company") ?? "", role: "", ownerId: "" });
   const change = (k: keyof typeof v) => (x: string) => setV({ ...v, [k]: x });
+  const requestId = useRequestId();
   const submit = useSubmit(async () => {
     try {
       const r = await api.people.createPerson({
+        requestId: requestId.current,
         person: {
           firstName: v.firstName.trim(),
           lastName: v.lastName.trim(),
@@ -386,6 +389,7 @@ export function PersonPage({ id, session }: { id: string; session: Session }) {
         </section>
       </div>
       <RecordActivity objectType={ObjectType.PERSON} recordId={p.id} name={name} dir={dir} session={session} />
+      {!p.deleteTime && <RecordChats objectType={ObjectType.PERSON} recordId={p.id} name={name} />}
       <Timeline objectType={ObjectType.PERSON} recordId={p.id} dir={dir} />
     </article>
   );
