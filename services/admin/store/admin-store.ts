@@ -12,7 +12,7 @@
 import { randomUUID } from "node:crypto";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { actorOf, AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import { actorOf, AppError, invalid, isUuid, principalOf, requirePeer, type Actor, type Principal, type Role } from "@crm/kit";
 import { userEvent } from "@crm/contracts/tenant-events";
 import { ActorType } from "@crm/gen/crm/admin/v1/audit_pb";
 import { UserChange, type UserStatus as ApiUserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
@@ -85,19 +85,18 @@ function userRecord(u: UserRow, { roleToProto, statusToProto }: Pick<AdminStoreD
 }
 
 /**
- * Users added or deactivated, as UserEvents on the outbox in `sql`'s transaction (users.events;
+ * Users added, activated (an invitation accepted) or deactivated, as UserEvents on the outbox in `sql`'s transaction (users.events;
  * webhooks delivers them). `actorName`: the acting user's name (an API key's is in its actor).
  */
-async function queueUserEvents(db: Db, sql: Sql, p: Principal, actorName: string, change: UserChange, users: Omit<UserRecord, "$typeName">[]): Promise<void> {
+async function queueUserEvents(db: Db, sql: Sql, companyId: string, actor: Actor, actorName: string, change: UserChange, users: Omit<UserRecord, "$typeName">[]): Promise<void> {
   if (users.length === 0) return;
-  const actor = actorOf(p);
   const eventTime = timestampFromDate(new Date());
   await db.enqueueMany(
     sql,
     users.map((u) => {
       const e = userEvent({
         eventId: randomUUID(),
-        companyId: p.companyId,
+        companyId,
         change,
         // The admin API's User: its enums share the store's numbering.
         user: { userId: u.userId, email: u.email, phone: u.phone, name: u.name, role: u.role as number as ApiRole, status: u.status as number as ApiUserStatus, createdAt: u.createdAt },
@@ -106,7 +105,7 @@ async function queueUserEvents(db: Db, sql: Sql, p: Principal, actorName: string
         actorName: actor.name || actorName,
         eventTime,
       });
-      return { ...e, companyId: p.companyId };
+      return { ...e, companyId };
     }),
   );
 }
@@ -243,7 +242,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
           results[i]!.userId = idByEmail.get(checks[i]!.row!.email)!;
         }
         withEmail.forEach((i, k) => (results[i]!.emailId = queued[k]!.emailId));
-        await queueUserEvents(db, sql, p, caller.name, UserChange.ADDED, inserted.map((u) => userRecord(u, deps)));
+        await queueUserEvents(db, sql, p.companyId, actorOf(p), caller.name, UserChange.ADDED, inserted.map((u) => userRecord(u, deps)));
         await audit.record(
           sql,
           created.map((i) => ({
@@ -337,7 +336,7 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
         // The API keys the user created act for them: they end with the user (on the revocation list with the sessions).
         const keys = await sql.query<{ id: string; name: string }>("UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL RETURNING id, name", [target.id]);
         if (target.status !== "deactivated") {
-          await queueUserEvents(db, sql, p, caller.name, UserChange.DEACTIVATED, [userRecord(rows[0]!, deps)]);
+          await queueUserEvents(db, sql, p.companyId, actorOf(p), caller.name, UserChange.DEACTIVATED, [userRecord(rows[0]!, deps)]);
           await audit.record(sql, [
             { action: "admin.user_deactivated", actor: actorOf(p), target: { type: "user", id: target.id }, details: { email: target.email, sessions_ended: String(revoked.rows.length) } },
             ...keys.rows.map((k) => ({ action: "api_key.revoked", actor: actorOf(p), target: { type: "api_key", id: k.id }, details: { name: k.name, reason: "creator deactivated" } })),
@@ -444,6 +443,10 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
         const row = rows[0]!;
         if (row.outcome === "consumed" && row.company_id && row.user_id) {
           await becomeTenant(sql, row.company_id);
+          // user.activated for webhooks, in this transaction: the user acted (accepted the invitation).
+          const { rows: users } = await sql.query<UserRow>(`SELECT ${userColumns} FROM users WHERE id = $1`, [row.user_id]);
+          const u = users[0]!;
+          await queueUserEvents(db, sql, row.company_id, { type: "user", id: u.id, name: u.name, userId: u.id }, u.name, UserChange.ACTIVATED, [userRecord(u, deps)]);
           const actor = { type: "user" as const, id: row.user_id, name: "", userId: row.user_id };
           await audit.record(sql, [
             { action: "auth.invite_accepted", actor, target: { type: "user", id: row.user_id }, ip: s?.ip },

@@ -19,6 +19,10 @@ import {
   type NewSession,
 } from "@crm/gen/crm/db/v1/db_auth_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
+import { userEvent } from "@crm/contracts/tenant-events";
+import { ActorType } from "@crm/gen/crm/admin/v1/audit_pb";
+import { UserChange, UserStatus as ApiUserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
+import { Role as ApiRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import { apiKeyIdOf, apiKeyLimits, checkApiKey } from "../src/rules.js";
 
 /** The audit log as this store uses it (the admin store's auditLog; a store imports no other store). */
@@ -139,6 +143,18 @@ export function authStore(db: Db, { audit }: AuthStoreDeps): ServiceImpl<typeof 
           const userId = rows[0]!.id;
           const sessionId = await insertSession(sql, companyId, userId, req.session);
           const actor = { type: "user" as const, id: userId, name: req.ownerName, userId };
+          // The first owner is a user added (users.events, for webhooks), in this transaction.
+          const added = userEvent({
+            eventId: randomUUID(),
+            companyId,
+            change: UserChange.ADDED,
+            user: { userId, email: req.ownerEmail, phone: req.ownerPhone, name: req.ownerName, role: ApiRole.OWNER, status: ApiUserStatus.ACTIVE, createdAt: timestampFromDate(new Date()) },
+            actorType: ActorType.USER,
+            actorId: userId,
+            actorName: req.ownerName,
+            eventTime: timestampFromDate(new Date()),
+          });
+          await db.enqueueMany(sql, [{ ...added, companyId }]);
           await audit.record(sql, [
             { action: "auth.company_registered", actor, target: { type: "company", id: companyId }, ip: req.session?.ip, details: { email: req.ownerEmail } },
             { action: "auth.login", actor, target: { type: "session", id: sessionId }, ip: req.session?.ip },

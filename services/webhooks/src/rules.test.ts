@@ -98,6 +98,9 @@ test("peekEvent reads an event's tenant and type from its wire form, and nothing
   const user = create(UserEventSchema, { eventId: "e", companyId: tenantId, change: UserChange.DEACTIVATED, user: { userId: "u", email: "a@example.com" } });
   assert.deepEqual(peekEvent("user", toBinary(UserEventSchema, user)), { tenantId, type: "user.deactivated" });
   assert.deepEqual(peekEvent("user", toBinary(UserEventSchema, { ...user, change: UserChange.ADDED })), { tenantId, type: "user.added" });
+  assert.deepEqual(peekEvent("user", toBinary(UserEventSchema, { ...user, change: UserChange.ACTIVATED })), { tenantId, type: "user.activated" });
+  assert.deepEqual(eventTypeViolations(["user.activated"]), [], "an endpoint may name it");
+  assert.ok(patternsFor("user.activated").includes("user.*") && patternsFor("user.activated").includes("*"));
   const imp = create(ImportFinishedSchema, { eventId: "e", tenantId, import: { state: ImportState.SUCCEEDED } });
   assert.deepEqual(peekEvent("import", toBinary(ImportFinishedSchema, imp)), { tenantId, type: "import.finished" });
   assert.equal(peekEvent("record", new Uint8Array([0xff, 0xff, 0xff])), undefined, "not a message");

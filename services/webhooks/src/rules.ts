@@ -36,6 +36,7 @@ export const TEST_EVENT_TYPE = "webhook.test";
 /** The events that are not record changes. */
 export const USER_ADDED = "user.added";
 export const USER_DEACTIVATED = "user.deactivated";
+export const USER_ACTIVATED = "user.activated";
 export const IMPORT_FINISHED = "import.finished";
 export const CHAT_MESSAGE = "chat.message";
 
@@ -111,11 +112,11 @@ export function patternsFor(type: string): string[] {
 }
 
 const typePattern =
-  /^(\*|(company|person|deal|task|note)\.(\*|created|updated|deleted|restored|stage_changed|purged|linked|unlinked)|user\.(\*|added|deactivated)|import\.(\*|finished)|chat\.(\*|message)|webhook\.test)$/;
+  /^(\*|(company|person|deal|task|note)\.(\*|created|updated|deleted|restored|stage_changed|purged|linked|unlinked)|user\.(\*|added|activated|deactivated)|import\.(\*|finished)|chat\.(\*|message)|webhook\.test)$/;
 
 /** What every event type an endpoint may name is, for the API's and the console's lists. */
 export const EVENT_TYPES_HELP =
-  '"*" (every event but chat messages), "<object>.*" or "<object>.<action>" (objects: company, person, deal, task, note; actions: created, updated, deleted, restored, stage_changed, purged, linked, unlinked), "user.added", "user.deactivated", "user.*", "import.finished", "import.*", "chat.message" or "chat.*" (chat messages: only when named)';
+  '"*" (every event but chat messages), "<object>.*" or "<object>.<action>" (objects: company, person, deal, task, note; actions: created, updated, deleted, restored, stage_changed, purged, linked, unlinked), "user.added", "user.activated", "user.deactivated", "user.*", "import.finished", "import.*", "chat.message" or "chat.*" (chat messages: only when named)';
 
 /** The event id (webhook-id) of a record change: stable, so every retry, redelivery and replay sends the same. */
 export const eventIdOf = (tenantId: string, version: bigint) => `evt_${tenantId.replaceAll("-", "")}_${version}`;
@@ -142,8 +143,8 @@ function envelope(type: string, eventId: string, version: bigint, time: string |
   return { eventId, type, body };
 }
 
-/** user.added or user.deactivated. */
-export const userEventType = (e: Pick<UserEvent, "change">) => (e.change === UserChange.DEACTIVATED ? USER_DEACTIVATED : USER_ADDED);
+/** user.added, user.activated or user.deactivated. */
+export const userEventType = (e: Pick<UserEvent, "change">) => (e.change === UserChange.DEACTIVATED ? USER_DEACTIVATED : e.change === UserChange.ACTIVATED ? USER_ACTIVATED : USER_ADDED);
 
 /** A user added or deactivated: the user (id, e-mail, phone, name, role, status), who did it, when; `version`: the tenant's when it was queued. */
 export function userEventPayload(e: UserEvent, version: bigint) {
