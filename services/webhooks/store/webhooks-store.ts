@@ -535,6 +535,22 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
             }
             since = BigInt(rows[rows.length - 1]!.version);
           }
+          // The other events (users, imports, chat messages) are not kept as events by their
+          // sources: they are replayed from this company's delivery log (30 days), where any of
+          // its endpoints had them queued, with the same id and body. Stamped with the tenant's
+          // version when queued, so one stamped sinceVersion came after that change: included.
+          const res = await sql.query(
+            `INSERT INTO wh_deliveries (company_id, endpoint_id, event_id, event_type, version, body, next_at, queued_at, created_at)
+             SELECT DISTINCT ON (d.event_id) $1::uuid, $2::uuid, d.event_id, d.event_type, d.version, d.body, $3::timestamptz, $3::timestamptz, $3::timestamptz
+               FROM wh_deliveries d
+              WHERE d.version >= $4 AND split_part(d.event_type, '.', 1) IN ('user', 'import', 'chat')
+                AND (d.event_type = ANY ($5::text[]) OR split_part(d.event_type, '.', 1) || '.*' = ANY ($5::text[]) OR ('*' = ANY ($5::text[]) AND d.event_type <> $6))
+              ORDER BY d.event_id, d.created_at
+             ON CONFLICT (endpoint_id, event_id) DO UPDATE SET status = 'pending', next_at = excluded.next_at, queued_at = excluded.queued_at
+               WHERE wh_deliveries.status <> 'pending'`,
+            [p.companyId, ep.id, now, req.sinceVersion.toString(), ep.event_types, CHAT_MESSAGE],
+          );
+          queued += res.rowCount ?? 0;
           return { queued };
         },
         { actingUser: p.userId },

@@ -903,7 +903,8 @@ export const DbWebhooksService: GenService<{
     output: typeof RedeliverDBResponseSchema;
   },
   /**
-   * Queues the company's record changes after since_version (from rec_changes) to one endpoint.
+   * Queues the company's record changes after since_version (from rec_changes) to one endpoint,
+   * and the user, import and chat events stamped since_version or later from its delivery log.
    *
    * @generated from rpc crm.db.v1.DbWebhooksService.ReplayEventsDB
    */

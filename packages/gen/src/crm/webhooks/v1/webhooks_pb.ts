@@ -33,7 +33,7 @@ export type Endpoint = Message<"crm.webhooks.v1.Endpoint"> & {
   /**
    * Event types delivered: "<object>.<action>" (company.created, person.updated, deal.deleted,
    * deal.restored, deal.stage_changed, …), "<object>.*", "import.finished", "user.added",
-   * "user.deactivated", "user.*", "chat.message", "chat.*", or "*" for every event but chat
+   * "user.activated", "user.deactivated", "user.*", "chat.message", "chat.*", or "*" for every event but chat
    * messages (those only when named).
    *
    * @generated from field: repeated string event_types = 3;
@@ -576,7 +576,8 @@ export type ReplayEventsRequest = Message<"crm.webhooks.v1.ReplayEventsRequest">
   endpointId: string;
 
   /**
-   * Changes with a tenant version above this one are queued (those the endpoint asked for).
+   * Record changes with a tenant version above this one are queued, and other events stamped
+   * with it or later (those the endpoint asks for).
    *
    * @generated from field: int64 since_version = 2;
    */
@@ -739,7 +740,9 @@ export const WebhookService: GenService<{
     output: typeof RedeliverResponseSchema;
   },
   /**
-   * Queues every record change of the company after a tenant version to the endpoint again.
+   * Queues the company's events after a tenant version to the endpoint again, same ids: every
+   * record change still kept, and the user, import and chat events its delivery log holds (any
+   * endpoint's, 30 days).
    *
    * @generated from rpc crm.webhooks.v1.WebhookService.ReplayEvents
    */
