@@ -62,7 +62,7 @@ describe("observability profile", { skip }, () => {
     }
   });
 
-  it("every service sends traces to the collector; the logs service pushes to this Loki", () => {
+  it("every service sends traces to the collector and its lines from info up to the logs service, which pushes to this Loki", () => {
     const crm = of(r, "Deployment").filter((d) => !PARTS.includes(component(d)) && component(d) !== "gateway");
     assert.ok(crm.length >= 9);
     for (const d of crm) {
@@ -73,6 +73,12 @@ describe("observability profile", { skip }, () => {
     }
     const logs = envOf(of(r, "Deployment", "logs")[0]!.spec.template.spec.containers[0]);
     assert.equal(component(service(r, logs.get("LOKI_URL")!).svc), "loki");
+    // the services' lines from info up reach that Loki through the logs service (LOGS_REPORT_LEVEL)
+    for (const d of crm) assert.equal(envOf(d.spec.template.spec.containers[0]).get("LOGS_REPORT_LEVEL"), component(d) === "logs" ? undefined : "info", component(d));
+    const quiet = render([], { values: { ...JWT, observability: { enabled: true }, lokiLogLevel: "warn" } });
+    assert.equal(envOf(of(quiet, "Deployment", "auth")[0]!.spec.template.spec.containers[0]).get("LOGS_REPORT_LEVEL"), "warn");
+    const noLoki = render([], { values: JWT });
+    for (const d of of(noLoki, "Deployment")) assert.equal(envOf(d.spec.template.spec.containers[0]).get("LOGS_REPORT_LEVEL"), undefined, "no Loki: only errors go to the logs service");
     // an endpoint of the platform's own wins
     const own = render([], { values: { ...JWT, observability: { enabled: true }, otel: { endpoint: "http://otel.monitoring:4318" } } });
     assert.equal(envOf(of(own, "Deployment", "auth")[0]!.spec.template.spec.containers[0]).get("OTEL_EXPORTER_OTLP_ENDPOINT"), "http://otel.monitoring:4318");

@@ -28,6 +28,10 @@ $(VAR) (Kubernetes dependent environment variables), so no password is written i
   value: {{ $v.rpcFastPath | quote }}
 - name: OTEL_SERVICE_NAME
   value: {{ ternary "crm" $c $allInOne | quote }}
+{{- if and (not $allInOne) (ne $c "logs") (include "crm.loki" $ctx | fromYaml).url }}
+- name: LOGS_REPORT_LEVEL
+  value: {{ $v.lokiLogLevel | quote }}
+{{- end }}
 {{- with (include "crm.otlp" $ctx | fromYaml) }}
 {{- if .url }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
