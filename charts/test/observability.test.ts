@@ -161,6 +161,27 @@ describe("observability profile", { skip }, () => {
     assert.match(Buffer.from(secret.data!["admin-password"]!, "base64").toString(), /^[A-Za-z0-9]{32}$/, "a generated admin password");
   });
 
+  it("a PodMonitor for a Prometheus Operator, when asked: every service's ops port and the gateway's exporter, nothing else", () => {
+    assert.equal(of(render([], { values: JWT }), "PodMonitor").length, 0);
+    const m = render([], { values: { ...JWT, podMonitor: { enabled: true, labels: { release: "kube-prometheus-stack" } } } });
+    const [pm, ...more] = of(m, "PodMonitor");
+    assert.ok(pm && more.length === 0);
+    assert.equal(pm.apiVersion, "monitoring.coreos.com/v1");
+    assert.equal(pm.metadata.labels!.release, "kube-prometheus-stack");
+    const sel = pm.spec.selector;
+    const selects = (labels: Record<string, string>) => matches(sel.matchLabels, labels) && sel.matchExpressions.every((e: any) => e.operator === "In" && e.values.includes(labels[e.key]));
+    const workloads = m.objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+    const picked = workloads.filter((w) => selects(w.spec.template.metadata.labels));
+    assert.deepEqual(picked.map(component).sort(), of(m, "Deployment").map(component).sort(), "every CRM Deployment and the gateway, no data service");
+    assert.ok(picked.length >= 11);
+    for (const w of picked) {
+      const ports = w.spec.template.spec.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name));
+      const scraped = pm.spec.podMetricsEndpoints.filter((e: any) => ports.includes(e.port));
+      assert.deepEqual(scraped.map((e: any) => e.port), [component(w) === "gateway" ? "metrics" : "ops"], `${component(w)}: one endpoint, on a port it has`);
+      assert.equal(scraped[0].path, "/metrics");
+    }
+  });
+
   it("NetworkPolicies let through exactly the profile's flows", () => {
     const pods = of(r, "Deployment").map((d) => ({ name: component(d), labels: d.spec.template.metadata.labels as Record<string, string> }));
     const pod = (n: string) => pods.find((p) => p.name === n)!;
