@@ -7,13 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse, stringify } from "yaml";
 import { needNone } from "@crm/testkit";
-import { goProblem, render, type K8sObject, type Rendered } from "./lib.ts";
+import { goProblem, render, repo, type K8sObject, type Rendered } from "./lib.ts";
 
 const promtool = spawnSync("promtool", ["--version"], { stdio: "ignore" }).status === 0 ? undefined : "promtool is not installed; install it with: apt-get install -y prometheus";
 const skip = needNone(goProblem(), promtool);
@@ -42,6 +42,15 @@ describe("observability profile", { skip }, () => {
     assert.equal(of(render([], { values: JWT }), "Deployment").filter((d) => PARTS.includes(component(d))).length, 0);
     const dev = render(["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"]);
     assert.deepEqual(of(dev, "Deployment").map(component).filter((c) => PARTS.includes(c)).sort(), [...PARTS].sort());
+    // skaffold dev forwards the gateway and Grafana: Services these values render, on their ports
+    const sk = parse(readFileSync(join(repo, "skaffold.yaml"), "utf8"));
+    const added = sk.profiles.find((p: any) => p.name === "dev").patches.filter((p: any) => p.path === "/portForward/-").map((p: any) => p.value);
+    const forwards = [...sk.portForward, ...added];
+    assert.deepEqual(forwards.map((f: any) => f.resourceName).sort(), ["crm-gateway", "crm-grafana"]);
+    for (const f of forwards) {
+      assert.equal(f.resourceType, "service");
+      service(dev, `${f.resourceName}:${f.port}`);
+    }
   });
 
   it("one hardened pod each, from the official image, with probes and limits", () => {
