@@ -1,7 +1,7 @@
 /**
  * The console's custom fields, tasks and notes in a real browser against the all-in-one started
- * here (issue 19): custom-field columns in the companies and people lists (values per type,
- * sorting and filtering by them), custom values edited on a record page (a bad number refused
+ * here (issue 19): custom-field columns in the companies, people and all-deals lists (values per
+ * type, sorting and filtering by them, saved views), custom values edited on a record page (a bad number refused
  * beside its field, a select saved); a record's tasks (added with a due time and an assignee,
  * ticked done) and notes (Markdown rendered without raw HTML, edited); "my open tasks"; the
  * header on one line at 1280 px. axe-core on every screen, in English and Russian.
@@ -144,6 +144,44 @@ test("saved views: a filter, a sort and columns saved as a shared view, picked a
   assert.ok(!views[0]?.columns.includes("industry") && views[0]?.columns.includes("custom.score"), JSON.stringify(views[0]?.columns));
   await page.getByLabel("View", { exact: true }).selectOption({ label: "All records (no view)" });
   await until("all again", async () => (await rowNames(page)).length === 3, 20_000);
+});
+
+test("all deals: custom fields as columns, sorted and filtered, columns hidden, saved as a view", { skip }, async () => {
+  const pipeline = (await rpc<{ pipeline: { id: string; stages: { id: string }[] } }>(page, `${R}.PipelineService/CreatePipeline`, { pipeline: { name: "Sales", stages: [{ name: "Lead", probability: 10 }, { name: "Won", kind: "STAGE_KIND_WON" }, { name: "Lost", kind: "STAGE_KIND_LOST" }] } })).pipeline;
+  await rpc(page, `${R}.FieldService/CreateField`, { field: { objectType: "OBJECT_TYPE_DEAL", key: "priority", label: "Priority", type: "FIELD_TYPE_SELECT", options: [{ value: "high", label: "High" }, { value: "low", label: "Low" }] } });
+  await rpc(page, `${R}.FieldService/CreateField`, { field: { objectType: "OBJECT_TYPE_DEAL", key: "risk", label: "Risk", type: "FIELD_TYPE_NUMBER" } });
+  const deal = (name: string, custom: Record<string, unknown>) => rpc(page, `${R}.DealService/CreateDeal`, { deal: { name, pipelineId: pipeline.id, stageId: pipeline.stages[0]!.id, custom } });
+  await deal("Alpha", { priority: "high", risk: 3 });
+  await deal("Beta", { priority: "low", risk: 8 });
+  await deal("Gamma", { risk: 5 });
+
+  await page.goto(`${app.baseUrl}/deals/list`);
+  await page.getByRole("heading", { name: "All deals" }).waitFor();
+  await until("three deals", async () => (await rowNames(page)).length === 3, 20_000);
+  await page.getByRole("columnheader", { name: "Priority" }).waitFor();
+  assert.equal(await page.getByRole("row").filter({ hasText: "Alpha" }).locator('td[data-col="custom.priority"]').textContent(), "High");
+  const risk = page.getByRole("columnheader", { name: /Risk/ });
+  await risk.getByRole("button").click();
+  await until("by risk", async () => (await rowNames(page)).join() === "Alpha,Gamma,Beta", 20_000);
+  await page.getByLabel("Custom field").selectOption({ label: "Priority" });
+  await page.getByLabel("Priority is").selectOption({ label: "Low" });
+  await until("the low one", async () => (await rowNames(page)).join() === "Beta", 20_000);
+  await page.locator("details.columns > summary").click();
+  await page.getByRole("checkbox", { name: "Column: Owner" }).uncheck();
+  await until("no owner column", async () => (await page.getByRole("columnheader", { name: "Owner" }).count()) === 0, 20_000);
+  await page.locator("details.columns > summary").click();
+  await axe(page, "all deals with custom fields");
+  await page.getByLabel("New view's name").fill("Low priority");
+  await page.getByRole("button", { name: "Save as a view" }).click();
+  await page.getByRole("status").filter({ hasText: "View “Low priority” saved." }).waitFor();
+  await page.getByLabel("View", { exact: true }).selectOption({ label: "All records (no view)" });
+  await until("all deals again", async () => (await rowNames(page)).length === 3, 20_000);
+  await page.getByRole("columnheader", { name: "Owner" }).waitFor();
+  await page.getByLabel("View", { exact: true }).selectOption({ label: "Low priority" });
+  await until("the view's list", async () => (await rowNames(page)).join() === "Beta", 20_000);
+  assert.equal(await page.getByRole("columnheader", { name: "Owner" }).count(), 0, "the view's columns");
+  assert.match(page.url(), /sort=custom\.risk/, "the view's sort");
+  await page.getByLabel("View", { exact: true }).selectOption({ label: "All records (no view)" });
 });
 
 test("custom values edited on the record page: a bad number beside its field, a select and a date saved, on the timeline", { skip }, async () => {

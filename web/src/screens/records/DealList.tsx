@@ -1,11 +1,12 @@
 /**
  * Every deal as one list (`/deals/list`, beside the board): sortable columns, simple filters
- * (name, status, owner) in the address, keyset pages loaded as the end comes near, virtualized
- * like the companies and people lists (virtual.tsx), live over WatchRecords.
+ * (name, status, owner, a custom field) in the address, custom fields as columns, columns shown or
+ * hidden and saved views as on the companies and people lists, keyset pages loaded as the end
+ * comes near, virtualized (RecordTable), live over WatchRecords; import and export.
  */
 import { Link } from "wouter";
 import { createInfiniteQueryOptions, useInfiniteQuery } from "@connectrpc/connect-query";
-import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
+import { DealService, type Deal } from "@crm/gen/crm/records/v1/deal_pb";
 import { ObjectType, Operator } from "@crm/gen/crm/records/v1/common_pb";
 import { transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
@@ -15,6 +16,8 @@ import { useLiveList } from "./live";
 import { flatRows } from "./live-pages";
 import { RecordTable } from "./RecordTable";
 import { ExportButton } from "./ExportButton";
+import { CustomFilter, customColumns, customCondition, useFields } from "./custom";
+import { ColumnCells, ColumnChooser, ColumnHeaders, ViewBar, visibleColumns, type Column, type ParamMap } from "./views";
 import { useWords } from "./words";
 
 const defaultSort = { field: "create_time", desc: true };
@@ -29,9 +32,18 @@ export function dealsInput(p: URLSearchParams) {
     anyContains(["name"], p.get("name") ?? ""),
     status === "open" || status === "won" || status === "lost" ? { field: "status", op: Operator.EQUALS, values: [status] } : undefined,
     p.get("owner") ? { field: "owner_id", op: Operator.EQUALS, values: [p.get("owner")!] } : undefined,
+    customCondition(p),
   );
   return { filter, orderBy: orderBy(sort, desc), pageSize: 50, pageToken: "", showDeleted: false };
 }
+
+/** The list's parameters (cleared when a view is picked) and how a view's conditions map back to them. */
+const dealParams = ["name", "status", "owner", "cf", "cop", "cv", "sort", "desc", "cols"];
+const dealMaps: ParamMap[] = [
+  { param: "name", fields: ["name"], op: Operator.CONTAINS },
+  { param: "status", fields: ["status"], op: Operator.EQUALS },
+  { param: "owner", fields: ["owner_id"], op: Operator.EQUALS },
+];
 
 export function prefetch(path: string, search: URLSearchParams): void {
   if (path === "/deals/list") void pageQueryClient.prefetchInfiniteQuery(createInfiniteQueryOptions(DealService.method.listDeals, dealsInput(search), { transport, ...paging }));
@@ -45,10 +57,28 @@ export function DealList({ session }: { session: Session }) {
   const dir = useDirectory(session);
   const { stages } = usePipelines();
   const input = dealsInput(params);
+  const fields = useFields(ObjectType.DEAL);
+  const columns: Column<Deal>[] = [
+    {
+      key: "stage_id",
+      label: w("stage"),
+      cell: (d) => {
+        const here = stages.get(d.stageId);
+        return here ? `${here.pipeline.name}: ${here.stage.name}` : "";
+      },
+    },
+    { key: "amount_minor", label: w("amount"), sort: "amount_minor", num: true, cell: (d) => (d.amountMinor !== undefined && d.currencyCode ? formatMoney(d.amountMinor, d.currencyCode, words.locale) : "") },
+    { key: "status", label: w("status"), cell: (d) => (statusWord[d.status] ? w(statusWord[d.status]!) : "") },
+    { key: "owner_id", label: w("owner"), sort: "owner_id", cell: (d) => dir.name(d.ownerId) },
+    { key: "expected_close_date", label: w("closeDate"), sort: "expected_close_date", cell: (d) => (d.expectedCloseDate ? formatDate(d.expectedCloseDate, words.locale) : "") },
+    ...customColumns<Deal>(fields, dir),
+    { key: "create_time", label: w("created"), sort: "create_time", cell: (d) => date(d.createTime) && words.dateTime(date(d.createTime)!) },
+  ];
+  const cols = visibleColumns(params, columns);
   const list = useInfiniteQuery(DealService.method.listDeals, input, { ...paging, placeholderData: (prev) => prev, staleTime: 2_000, refetchOnWindowFocus: false });
   useLiveList({ objectType: ObjectType.DEAL, filter: input.filter, showDeleted: false }, DealService.method.listDeals, input, "deals", list.dataUpdatedAt);
   const rows = flatRows(list.data?.pages, "deals");
-  const colSpan = 7;
+  const colSpan = 1 + cols.length;
   return (
     <section aria-labelledby="deal-list-title">
       <div className="list-head">
@@ -60,7 +90,7 @@ export function DealList({ session }: { session: Session }) {
         <Link href="/deals/import" className="button secondary">
           {w("importCsv")}
         </Link>
-        <ExportButton fileName="deals" request={{ objectType: ObjectType.DEAL, filter: input.filter, orderBy: input.orderBy, showDeleted: false }} />
+        <ExportButton fileName="deals" request={{ objectType: ObjectType.DEAL, filter: input.filter, orderBy: input.orderBy, showDeleted: false, columns: ["name", ...cols.map((c) => c.key)] }} />
       </div>
       <form role="search" aria-label={w("filters")} className="filters" onSubmit={(e) => e.preventDefault()}>
         <FilterText label={w("nameContains")} value={params.get("name") ?? ""} onChange={(v) => set({ name: v })} />
@@ -76,7 +106,10 @@ export function DealList({ session }: { session: Session }) {
           ]}
         />
         <OwnerFilter dir={dir} value={params.get("owner") ?? ""} onChange={(v) => set({ owner: v })} />
+        <CustomFilter fields={fields} params={params} set={set} dir={dir} />
+        <ColumnChooser all={columns} visible={cols} onChange={(keys) => set({ cols: keys?.join(",") })} />
       </form>
+      <ViewBar objectType={ObjectType.DEAL} session={session} params={params} set={set} stateParams={dealParams} maps={dealMaps} request={input} columns={cols.map((c) => c.key)} />
       <RecordTable
         labelledBy="deal-list-title"
         list={list}
@@ -86,33 +119,19 @@ export function DealList({ session }: { session: Session }) {
         head={
           <>
             <SortHeader label={w("name")} field="name" sort={sort} />
-            <th scope="col">{w("stage")}</th>
-            <SortHeader label={w("amount")} field="amount_minor" sort={sort} />
-            <th scope="col">{w("status")}</th>
-            <SortHeader label={w("owner")} field="owner_id" sort={sort} />
-            <SortHeader label={w("closeDate")} field="expected_close_date" sort={sort} />
-            <SortHeader label={w("created")} field="create_time" sort={sort} />
+            <ColumnHeaders cols={cols} sort={sort} />
           </>
         }
         empty={w("noDeals")}
       >
-        {(d) => {
-          const here = stages.get(d.stageId);
-          const created = date(d.createTime);
-          return (
-            <>
-              <th scope="row">
-                <Link href={`/deals/${d.id}`}>{d.name}</Link>
-              </th>
-              <td>{here ? `${here.pipeline.name}: ${here.stage.name}` : ""}</td>
-              <td className="num">{d.amountMinor !== undefined && d.currencyCode ? formatMoney(d.amountMinor, d.currencyCode, words.locale) : ""}</td>
-              <td>{statusWord[d.status] ? w(statusWord[d.status]!) : ""}</td>
-              <td>{dir.name(d.ownerId)}</td>
-              <td>{d.expectedCloseDate ? formatDate(d.expectedCloseDate, words.locale) : ""}</td>
-              <td>{created ? words.dateTime(created) : ""}</td>
-            </>
-          );
-        }}
+        {(d) => (
+          <>
+            <th scope="row">
+              <Link href={`/deals/${d.id}`}>{d.name}</Link>
+            </th>
+            <ColumnCells cols={cols} row={d} />
+          </>
+        )}
       </RecordTable>
     </section>
   );
