@@ -184,10 +184,10 @@ describe("observability profile", { skip }, () => {
     assert.deepEqual(picked.map(component).sort(), of(m, "Deployment").map(component).sort(), "every CRM Deployment and the gateway, no data service");
     assert.ok(picked.length >= 11);
     for (const w of picked) {
-      const ports = w.spec.template.spec.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name));
-      const scraped = pm.spec.podMetricsEndpoints.filter((e: any) => ports.includes(e.port));
+      const ports: string[] = w.spec.template.spec.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name));
+      const scraped: { port: string; path: string }[] = pm.spec.podMetricsEndpoints.filter((e: any) => ports.includes(e.port));
       assert.deepEqual(scraped.map((e: any) => e.port), [component(w) === "gateway" ? "metrics" : "ops"], `${component(w)}: one endpoint, on a port it has`);
-      assert.equal(scraped[0].path, "/metrics");
+      assert.equal(scraped[0]!.path, "/metrics");
     }
   });
 
