@@ -93,6 +93,36 @@ test("a company form with the server's reasons beside the fields", { skip }, asy
   assert.match(await fieldError(page, "Domain"), /is the domain of company/);
 });
 
+test("a create whose answer was lost, sent again from the form, makes one company (the form's request id)", { skip }, async () => {
+  await nav(page, "Companies").click();
+  await page.getByRole("link", { name: "New company" }).click();
+  const name = `Sent twice ${tag}`;
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  const sent: string[] = [];
+  const createPath = `**/${R}.CompanyService/CreateCompany`;
+  await page.route(createPath, async (route) => {
+    sent.push((JSON.parse(route.request().postData() ?? "{}") as { requestId?: string }).requestId ?? "");
+    if (sent.length > 1) return route.continue();
+    await route.fetch(); // the server creates the company…
+    await route.abort("connectionreset"); // …and its answer never reaches the page
+  });
+  await page.getByRole("button", { name: "Create company" }).click();
+  await page.getByRole("alert").first().waitFor();
+  await page.getByRole("button", { name: "Create company" }).click();
+  await page.waitForURL(/\/companies\/[0-9a-f-]{36}$/);
+  await page.unroute(createPath);
+  assert.equal(sent.length, 2);
+  assert.match(sent[0]!, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(sent[1], sent[0], "the retry sent the same request id");
+  const found = await rpc<{ companies?: { id: string }[] }>(page, `${R}.CompanyService/ListCompanies`, { filter: { condition: { field: "name", operator: "OPERATOR_EQUALS", values: [name] } } });
+  assert.equal(found.companies?.length, 1, "one company, not two");
+  const id = found.companies![0]!.id;
+  assert.ok(page.url().endsWith(`/companies/${id}`), "the form opened the company the first call made");
+  // Gone again, so that the lists below count what they made.
+  await rpc(page, `${R}.CompanyService/DeleteCompany`, { id });
+  await rpc(page, `${R}.CompanyService/PurgeCompany`, { id });
+});
+
 test("the companies list: sort by a header, filters, keyset pages by scrolling, trash and restore", { skip }, async () => {
   // 60 more companies (with Globex 61): two pages of 50.
   for (let i = 0; i < 60; i++) await rpc(page, `${R}.CompanyService/CreateCompany`, { company: { name: `Co ${String(i).padStart(2, "0")}`, industry: i % 2 ? "Retail" : "Software", size: i * 10, tags: i % 10 === 0 ? ["vip"] : [] } });

@@ -7,6 +7,7 @@ import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } fr
 import { useI18n } from "./i18n";
 import { formErrors } from "./errors";
 import { LanguageSwitch } from "./App";
+import { newRequestId } from "./request-id";
 
 export interface FieldProps {
   label: string;
@@ -105,6 +106,16 @@ export class LocalInvalid extends Error {
   ) {
     super("invalid input");
   }
+}
+
+/**
+ * The request id of a create form (request-id.ts): `current` is the same for every submit until
+ * `renew()`, called once a create went through (a form that stays for the next one).
+ */
+export function useRequestId(): { readonly current: string; renew(): void } {
+  const ref = useRef<string | undefined>(undefined);
+  ref.current ??= newRequestId();
+  return { get current() { return ref.current!; }, renew: () => void (ref.current = newRequestId()) };
 }
 
 /**

@@ -15,7 +15,7 @@ import { NoteService, type Note } from "@crm/gen/crm/records/v1/note_pb";
 import { ObjectType, Operator, type RecordRef } from "@crm/gen/crm/records/v1/common_pb";
 import { isAdmin, transport, type Session } from "../../session";
 import { queryClient as pageQueryClient } from "../../query";
-import { Field, FormError, LocalInvalid, useSubmit } from "../../forms";
+import { Field, FormError, LocalInvalid, useRequestId, useSubmit } from "../../forms";
 import { allOf } from "./format";
 import { CompanyLink, DealLink, LoadMore, Notice, PersonLink, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, type Directory } from "./common";
 import { useWords, type Words } from "./words";
@@ -137,10 +137,12 @@ function NewTask({ link, dir, onAdded }: { link: RecordRef | { objectType: Objec
   const [title, setTitle] = useState("");
   const [due, setDue] = useState("");
   const [assignee, setAssignee] = useState("");
+  const requestId = useRequestId();
   const submit = useSubmit(async () => {
     try {
       const d = due ? new Date(due) : undefined;
-      await tasks.createTask({ task: { title: title.trim(), dueTime: d && !Number.isNaN(d.getTime()) ? timestampFromDate(d) : undefined, assigneeId: assignee, links: [{ objectType: link.objectType, id: link.id }] } });
+      await tasks.createTask({ requestId: requestId.current, task: { title: title.trim(), dueTime: d && !Number.isNaN(d.getTime()) ? timestampFromDate(d) : undefined, assigneeId: assignee, links: [{ objectType: link.objectType, id: link.id }] } });
+      requestId.renew();
       const t = title.trim();
       setTitle("");
       setDue("");
@@ -233,9 +235,11 @@ function Notes({ objectType, recordId, dir, session }: { objectType: ObjectType;
   const list = useQuery(NoteService.method.listNotes, { filter: allOf({ field: "record_ids", op: Operator.EQUALS, values: [recordId] }), orderBy: "create_time desc", pageSize: 50 });
   const changed = () => invalidate(NoteService.method.listNotes, timelineOf);
   const [text, setText] = useState("");
+  const requestId = useRequestId();
   const submit = useSubmit(async () => {
     try {
-      await notes.createNote({ note: { text, links: [{ objectType, id: recordId }] } });
+      await notes.createNote({ requestId: requestId.current, note: { text, links: [{ objectType, id: recordId }] } });
+      requestId.renew();
       setText("");
       setNotice({ text: w("noteAdded") });
       await changed();
