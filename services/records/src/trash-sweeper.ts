@@ -5,7 +5,9 @@
  * not in dbservice, because the 30 days are this domain's rule (the timers' forgotten-timer job is
  * the pattern). Several replicas at once are safe: the database function claims rows with FOR
  * UPDATE SKIP LOCKED and re-checks them, and a run that finds nothing costs one indexed query per
- * kind. Owners and admins purge single records on demand (Purge<X>) at any time.
+ * kind. Owners and admins purge single records on demand (Purge<X>) at any time. What the job
+ * erases, and the records that lose a link to it, get versions and change events like a user's
+ * purge (the store's trash-purge.ts).
  */
 import type { Client } from "@connectrpc/connect";
 import { createPeriodicJob, type Logger, type PeriodicJob } from "@crm/kit";

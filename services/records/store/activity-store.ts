@@ -8,13 +8,15 @@ import { invalid, requirePeer, type Violation } from "@crm/kit";
 import type { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
-import { TRASH_DAYS, parseMask, type CustomKind } from "../src/rules.js";
+import { parseMask, type CustomKind } from "../src/rules.js";
 import type { Acting } from "./acting.js";
 import { archiveField, createField, getField, listFields, toField, updateField } from "./fields.js";
 import { runList } from "./lists.js";
 import { createNote, getNote, noteList, toNote, trashNote, updateNote, type NoteRow } from "./notes.js";
 import { etagArg, idOf, purge } from "./shared.js";
 import { retrySafeCreate } from "./request-ids.js";
+import { recordReaders } from "./readers.js";
+import { purgeTrash } from "./trash-purge.js";
 import { createTask, getTask, taskList, toTask, trashTask, updateTask, type TaskRow } from "./tasks.js";
 
 type Tx = <T>(ctx: HandlerContext, fn: (sql: Sql, a: Acting) => Promise<T>) => Promise<T>;
@@ -41,7 +43,7 @@ function mask(kind: "task" | "note" | "field", paths: readonly string[] | undefi
   return p;
 }
 
-export function activityStore(db: Db, tx: Tx): ActivityRpcs {
+export function activityStore(db: Db, tx: Tx, afterOutbox?: () => void): ActivityRpcs {
   const task = (row: TaskRow) => ({ task: toTask(row) });
   const note = (row: NoteRow) => ({ note: toNote(row) });
   const once = retrySafeCreate(db, tx);
@@ -158,12 +160,8 @@ export function activityStore(db: Db, tx: Tx): ActivityRpcs {
       requirePeer(ctx, "records");
       const limit = req.limit === 0 ? 1000 : req.limit;
       if (limit < 1 || limit > 10_000) throw invalid([{ field: "limit", description: "must be 1..10000 (0 means 1000)" }]);
-      const { rows } = await db.system((sql) =>
-        sql.query<{ object_type: string }>("SELECT object_type FROM crm_purge_trash(make_interval(days => $1), $2)", [TRASH_DAYS, limit]),
-      );
-      const perKind = new Map<string, number>();
-      for (const r of rows) perKind.set(r.object_type, (perKind.get(r.object_type) ?? 0) + 1);
-      return { purged: rows.length, more: [...perKind.values()].some((n) => n >= limit) };
+      // With a version and an event for every record it erased or changed (trash-purge.ts).
+      return purgeTrash(db, recordReaders, limit, afterOutbox);
     },
   };
 }

@@ -50,11 +50,14 @@ export interface ChangeContext {
   companyId: string;
   userId: string;
   pending: PendingChange[];
-  /** Who the events name (unset: the user): an API key or an import job (acting.ts). */
-  actor?: { type: "user" | "api_key" | "import"; id: string; name: string } | undefined;
+  /**
+   * Who the events name (unset: the user): an API key or an import job (acting.ts), or the system
+   * itself (id empty: the trash's 30-day purge, trash-purge.ts).
+   */
+  actor?: { type: "user" | "api_key" | "import" | "system"; id: string; name: string } | undefined;
 }
 
-const actorTypes = { user: ActorType.USER, api_key: ActorType.API_KEY, import: ActorType.IMPORT } as const;
+const actorTypes = { user: ActorType.USER, api_key: ActorType.API_KEY, import: ActorType.IMPORT, system: ActorType.SYSTEM } as const;
 
 /** Reads records of one type as they are now, by id (missing ids: purged meanwhile). */
 export type RecordReader = (sql: Sql, ids: string[]) => Promise<Map<string, RecordSnapshot>>;

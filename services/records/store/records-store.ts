@@ -63,7 +63,7 @@ export function recordsStore(db: Db, o: RecordsStoreOptions = {}): ServiceImpl<t
 
   return {
     // FieldService, TaskService, NoteService and the trash's 30-day purge (activity-store.ts)
-    ...activityStore(db, tx),
+    ...activityStore(db, tx, o.afterOutbox),
     // WatchRecords' versions and changes (stream-store.ts)
     ...streamStore(db, tx),
     // SearchService (search.ts)

@@ -1,0 +1,186 @@
+/**
+ * The trash's 30-day purge job (PurgeTrashDB) on the real PostgreSQL, as a change like any other:
+ * each record it erases is a PURGED change, and each record that loses a link to one (a company's
+ * deals and people, a person's deals) an UPDATED change, with the tenant's next gap-free versions
+ * in rec_changes and in the outbox, named as the system's. A user's purge notes the same cascades.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { create, toJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { RECORD_EVENTS_EXCHANGE } from "@crm/contracts";
+import { decodeRecordChange } from "@crm/contracts/events";
+import { PurgeTrashDBRequestSchema } from "@crm/gen/crm/db/v1/db_records_pb";
+import { ActorType, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { ChangeAction, type RecordChange } from "@crm/gen/crm/records/v1/stream_pb";
+import { TimelineAction } from "@crm/gen/crm/records/v1/timeline_pb";
+import { peerServiceKey } from "@crm/kit";
+import { installHint, need, postgresUp } from "@crm/testkit";
+import { recordsStore } from "./records-store.js";
+import { storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
+
+const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
+
+let h: StoreHarness;
+let A: Tenant;
+let B: Tenant;
+before(async () => {
+  if (skip) return;
+  h = await storeHarness();
+  A = await h.tenant("A");
+  B = await h.tenant("B");
+});
+after(async () => {
+  await h?.close();
+});
+
+function peerContext(service: string): HandlerContext {
+  const values = createContextValues();
+  values.set(peerServiceKey, service);
+  return { values } as HandlerContext;
+}
+
+async function stored(t: Tenant, after = 0): Promise<RecordChange[]> {
+  const { rows } = await h.pool.query<{ version: string; event: Buffer }>(
+    "SELECT version, event FROM rec_changes WHERE company_id = $1 AND version > $2 ORDER BY version",
+    [t.companyId, after],
+  );
+  return rows.map((r) => {
+    const c = decodeRecordChange(r.event);
+    assert.equal(c.version, BigInt(r.version));
+    return c;
+  });
+}
+async function outboxVersions(t: Tenant, after: number): Promise<number[]> {
+  const { rows } = await h.pool.query<{ message_id: string; payload: Buffer }>(
+    "SELECT message_id, payload FROM outbox WHERE exchange = $1 AND company_id = $2 ORDER BY id",
+    [RECORD_EVENTS_EXCHANGE, t.companyId],
+  );
+  return rows
+    .map((r) => {
+      assert.equal(r.message_id, `${t.companyId}:${decodeRecordChange(r.payload).version}`);
+      return Number(decodeRecordChange(r.payload).version);
+    })
+    .filter((v) => v > after);
+}
+const version = async (t: Tenant) => Number((await t.member.store.getRecordVersionDB({})).version);
+const field = (c: RecordChange, name: string) => {
+  const f = c.changes.find((x) => x.field === name);
+  return f && [f.before && toJson(ValueSchema, f.before), f.after && toJson(ValueSchema, f.after)];
+};
+const what = (cs: RecordChange[]) => cs.map((c) => `${ObjectType[c.objectType]} ${ChangeAction[c.action]} ${c.recordId}`);
+
+test("the 30-day purge: erased and unlinked records get the tenant's next versions, kept and in the outbox, as the system's", { skip }, async () => {
+  const s = A.member.store;
+  const company = (await s.createCompanyDB({ request: { company: { name: "Initech" } } })).response!.company!;
+  const other = (await s.createCompanyDB({ request: { company: { name: "Umbrella" } } })).response!.company!;
+  const person = (await s.createPersonDB({
+    request: { person: { firstName: "Ann", companies: [{ companyId: other.id, role: "CTO" }, { companyId: company.id, role: "CEO" }] } },
+  })).response!.person!;
+  const gone = (await s.createPersonDB({ request: { person: { firstName: "Bob" } } })).response!.person!;
+  const stageId = (await A.admin.store.createPipelineDB({ request: { pipeline: { name: "P", stages: [{ name: "S" }] } } })).response!.pipeline!.stages[0]!.id;
+  const deal = (await s.createDealDB({ request: { deal: { name: "Rollout", stageId, companyId: company.id, personIds: [person.id, gone.id] } } })).response!.deal!;
+  const trashedDeal = (await s.createDealDB({ request: { deal: { name: "Old", stageId } } })).response!.deal!;
+  await s.deleteCompanyDB({ request: { id: company.id } });
+  await s.deletePersonDB({ request: { id: gone.id } });
+  await s.deleteDealDB({ request: { id: trashedDeal.id } });
+  for (const [table, id] of [["rec_companies", company.id], ["rec_people", gone.id], ["rec_deals", trashedDeal.id]]) {
+    await h.pool.query(`UPDATE ${table} SET deleted_at = now() - interval '31 days' WHERE id = $1`, [id]);
+  }
+  // Tenant B's change log goes on by itself.
+  await B.member.store.createCompanyDB({ request: { company: { name: "B's" } } });
+  const [vA, vB] = [await version(A), await version(B)];
+
+  const store = recordsStore(h.db);
+  const res = await store.purgeTrashDB(create(PurgeTrashDBRequestSchema, { limit: 100 }), peerContext("records"));
+  assert.deepEqual([res.purged, res.more], [3, false], "three records erased; the changed ones are not counted as erased");
+
+  const cs = await stored(A, vA);
+  assert.deepEqual(cs.map((c) => Number(c.version)), [vA + 1, vA + 2, vA + 3, vA + 4, vA + 5], "the next versions, gap-free");
+  assert.equal(await version(A), vA + 5, "the tenant's version moved with them");
+  assert.equal(await version(B), vB, "another tenant's did not");
+  assert.deepEqual(
+    what(cs).sort(),
+    [
+      `COMPANY PURGED ${company.id}`, `DEAL PURGED ${trashedDeal.id}`, `DEAL UPDATED ${deal.id}`, `PERSON PURGED ${gone.id}`, `PERSON UPDATED ${person.id}`,
+    ].sort(),
+    "each erased record, and each that lost a link to one, once",
+  );
+  for (const c of cs) {
+    assert.equal(c.tenantId, A.companyId);
+    assert.deepEqual([c.actor?.type, c.actor?.id], [ActorType.SYSTEM, ""], "named as the system");
+    assert.ok(c.changeTime);
+  }
+  const dealChange = cs.find((c) => c.recordId === deal.id)!;
+  assert.deepEqual(field(dealChange, "person_ids"), [[person.id, gone.id], [person.id]], "the purged person left the deal");
+  assert.deepEqual(field(dealChange, "company_id"), [company.id, null], "the purged company left the deal: one change with both");
+  assert.ok(dealChange.record?.record.case === "deal" && dealChange.previous?.record.case === "deal", "with the record after and before");
+  assert.equal(dealChange.record.record.value.companyId, "");
+  assert.equal(dealChange.previous.record.value.companyId, company.id);
+  assert.deepEqual(dealChange.previous.record.value.personIds, [person.id, gone.id]);
+  const personChange = cs.find((c) => c.recordId === person.id)!;
+  assert.deepEqual(field(personChange, "companies"), [[{ company_id: other.id, role: "CTO" }, { company_id: company.id, role: "CEO" }], [{ company_id: other.id, role: "CTO" }]]);
+  assert.ok(personChange.record?.record.case === "person");
+  assert.deepEqual(personChange.record.record.value.companies.map((l) => l.companyId), [other.id]);
+  assert.ok(cs.filter((c) => c.action === ChangeAction.PURGED).every((c) => c.record === undefined), "a purged record is gone");
+
+  assert.deepEqual(await outboxVersions(A, vA), [vA + 1, vA + 2, vA + 3, vA + 4, vA + 5], "the same events wait in the outbox, in version order");
+  // The changed records' timelines say so, as the system's.
+  const entries = (await s.listTimelineDB({ request: { objectType: ObjectType.DEAL, recordId: deal.id } })).response!.entries;
+  assert.deepEqual(
+    entries.slice(0, 2).map((e) => [TimelineAction[e.action], e.actor?.type, e.actor?.name, e.changes.map((c) => c.field).join()]),
+    [["UPDATED", ActorType.SYSTEM, "trash purge", "company_id"], ["UPDATED", ActorType.SYSTEM, "trash purge", "person_ids"]],
+    "newest first: the company's purge after the person's",
+  );
+
+  // Nothing left to purge: no change, no version.
+  const again = await store.purgeTrashDB(create(PurgeTrashDBRequestSchema, { limit: 100 }), peerContext("records"));
+  assert.equal(again.purged, 0);
+  assert.equal(await version(A), vA + 5);
+});
+
+test("a purge job batch over several tenants versions each tenant's changes in its own sequence", { skip }, async () => {
+  const [vA, vB] = [await version(A), await version(B)];
+  const made: string[] = [];
+  for (const t of [A, B, A]) {
+    const c = (await t.member.store.createCompanyDB({ request: { company: { name: "x" } } })).response!.company!;
+    await t.member.store.deleteCompanyDB({ request: { id: c.id } });
+    made.push(c.id);
+  }
+  await h.pool.query("UPDATE rec_companies SET deleted_at = now() - interval '40 days' WHERE id = ANY($1::uuid[])", [made]);
+  const store = recordsStore(h.db);
+  let total = 0;
+  for (;;) {
+    const res = await store.purgeTrashDB(create(PurgeTrashDBRequestSchema, { limit: 1 }), peerContext("records"));
+    total += res.purged ?? 0;
+    if (!res.more) break;
+  }
+  assert.equal(total, 3);
+  const a = await stored(A, vA);
+  const b = await stored(B, vB);
+  // Each tenant: its two creates and deletes, then the purges (gap-free, each in its own sequence).
+  assert.deepEqual(a.map((c) => Number(c.version)), [1, 2, 3, 4, 5, 6].map((n) => vA + n));
+  assert.deepEqual(b.map((c) => Number(c.version)), [1, 2, 3].map((n) => vB + n));
+  assert.deepEqual(a.slice(4).map((c) => ChangeAction[c.action]), ["PURGED", "PURGED"]);
+  assert.deepEqual(b.slice(2).map((c) => [ChangeAction[c.action], c.recordId]), [["PURGED", made[1]]]);
+});
+
+test("a user's purge notes the records that lose a link to it, with their timeline entries", { skip }, async () => {
+  const s = A.member.store;
+  const company = (await s.createCompanyDB({ request: { company: { name: "Hooli" } } })).response!.company!;
+  const person = (await s.createPersonDB({ request: { person: { firstName: "Cy", companies: [{ companyId: company.id }] } } })).response!.person!;
+  const stageId = (await A.admin.store.listPipelinesDB({ request: {} })).response!.pipelines[0]!.stages[0]!.id;
+  const deal = (await s.createDealDB({ request: { deal: { name: "Hooli deal", stageId, companyId: company.id } } })).response!.deal!;
+  await s.deleteCompanyDB({ request: { id: company.id } });
+  const v = await version(A);
+  await A.admin.store.purgeCompanyDB({ request: { id: company.id } });
+
+  const cs = await stored(A, v);
+  assert.deepEqual(what(cs), [`COMPANY PURGED ${company.id}`, `DEAL UPDATED ${deal.id}`, `PERSON UPDATED ${person.id}`]);
+  assert.deepEqual(cs.map((c) => Number(c.version)), [v + 1, v + 2, v + 3]);
+  assert.ok(cs.every((c) => c.actor?.type === ActorType.USER && c.actor.id === A.admin.userId), "named as the admin who purged");
+  assert.deepEqual(field(cs[1]!, "company_id"), [company.id, null]);
+  const entries = (await s.listTimelineDB({ request: { objectType: ObjectType.PERSON, recordId: person.id } })).response!.entries;
+  assert.deepEqual([TimelineAction[entries[0]!.action], entries[0]!.actor?.id, entries[0]!.changes[0]?.field], ["UPDATED", A.admin.userId, "companies"]);
+});
