@@ -17,6 +17,8 @@ import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { DbAuthService } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { AdminService } from "@crm/gen/crm/admin/v1/admin_pb";
+import { PermissionService } from "@crm/gen/crm/records/v1/permission_pb";
+import { ReportService } from "@crm/gen/crm/records/v1/report_pb";
 import { expectError, inMemory, TEST_CLIENT_IP } from "@crm/testkit";
 import { fakeAuthStore, fakeDirectory } from "../test/fake-store.js";
 import { apiKeyService } from "./api-keys.js";
@@ -121,6 +123,34 @@ test("a key calls as its creator within its scopes; writes, admin RPCs and sessi
   await expectError(s.world.client(ApiKeyService, s.api, { token: secret }).listApiKeys({}), Code.PermissionDenied);
   // Exchanged once; every later call answered from the verifier's memory.
   assert.equal(s.exchange.calls, 1);
+});
+
+test("the CRM's reports with reports:read; its currency settings and members' grants with admin", async () => {
+  const s = setup();
+  const answer = async () => ({});
+  const reportsImpl = Object.fromEntries(ReportService.methods.map((m) => [m.localName, answer])) as Partial<ServiceImpl<typeof ReportService>>;
+  const reports = s.world.serve((r) => r.service(ReportService, reportsImpl));
+  const perms = s.world.serve((r) => r.service(PermissionService, { getRecordPermissions: answer, setMembersEditAll: answer }));
+  await expectError(s.keys.createApiKey({ name: "x", scopes: ["reports:write"] }), Code.InvalidArgument, { fields: ["scopes[0]"] });
+
+  const reader = (await s.keys.createApiKey({ name: "bi", scopes: ["reports:read"] })).secret;
+  const r = s.world.client(ReportService, reports, { token: reader });
+  await r.getPipelineValue({});
+  await r.getWinRate({});
+  await r.getTimeInStage({});
+  await r.getCurrencySettings({});
+  await r.listExchangeRates({});
+  for (const write of [() => r.setBaseCurrency({}), () => r.setExchangeRate({}), () => r.deleteExchangeRate({})]) {
+    await expectError(write(), Code.PermissionDenied, { message: /lacks the scope admin/ });
+  }
+  const p = s.world.client(PermissionService, perms, { token: reader });
+  await expectError(p.getRecordPermissions({}), Code.PermissionDenied, { message: /lacks the scope admin/ });
+
+  const admin = (await s.keys.createApiKey({ name: "ops", scopes: ["admin"] })).secret;
+  await s.world.client(ReportService, reports, { token: admin }).setExchangeRate({});
+  await s.world.client(PermissionService, perms, { token: admin }).getRecordPermissions({});
+  await s.world.client(PermissionService, perms, { token: admin }).setMembersEditAll({});
+  await expectError(s.world.client(ReportService, reports, { token: admin }).getWinRate({}), Code.PermissionDenied, { message: /lacks the scope reports:read/ });
 });
 
 test("revoking a key ends it at once, though its token is cached; revoking again changes nothing", async () => {

@@ -148,7 +148,7 @@ function useUserNames() {
   return { list, name: (id: string) => list.find((u) => u.userId === id)?.name ?? id.slice(0, 8) };
 }
 
-/** The scopes as a table: one row per area, read and write checkboxes; then admin. */
+/** The scopes as a table: one row per area, read and write checkboxes (reports: read only); then admin. */
 function ScopePicker({ value, onChange, error }: { value: string[]; onChange(v: string[]): void; error: string | undefined }) {
   const { w } = useWords();
   const id = useId();
@@ -164,7 +164,7 @@ function ScopePicker({ value, onChange, error }: { value: string[]; onChange(v: 
         {areas.map((a) => (
           <div key={a} className="scope-row">
             <span className="scope-area">{a}</span>
-            {(["read", "write"] as const).map((k) => (
+            {(["read", "write"] as const).filter((k) => apiKeyScopes.includes(`${a}:${k}`)).map((k) => (
               <label key={k} className="inline-label">
                 <input type="checkbox" checked={value.includes(`${a}:${k}`)} onChange={() => toggle(`${a}:${k}`)} />
                 {`${a}:${k}`}
