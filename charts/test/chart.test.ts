@@ -227,7 +227,8 @@ describe("chart renders", { skip }, () => {
         const images = new Set<string>();
         for (const o of [...deployments, ...of(r, "Pod")]) {
           for (const c of [...(podSpec(o).initContainers ?? []), ...podSpec(o).containers]) {
-            if (component(o) === "gateway" && c.name === "metrics") assert.match(c.image, /^docker\.io\/nginx\/nginx-prometheus-exporter:\d+\.\d+\.\d+/, "the gateway's exporter: NGINX's official image, pinned");
+            if (component(o) === "gateway" && c.name === "console") images.add(c.image); // the console's files come with the CRM image
+            else if (component(o) === "gateway" && c.name === "metrics") assert.match(c.image, /^docker\.io\/nginx\/nginx-prometheus-exporter:\d+\.\d+\.\d+/, "the gateway's exporter: NGINX's official image, pinned");
             else if (component(o) === "gateway") assert.match(c.image, /^(docker\.io\/)?(library\/)?nginx:\d+\.\d+\.\d+/, "gateway runs the official nginx image, pinned");
             else images.add(c.image);
           }
@@ -434,6 +435,16 @@ describe("chart renders", { skip }, () => {
             const file = env.get(v).value;
             assert.ok(c.volumeMounts.some((m: any) => file.startsWith(`${m.mountPath}/`)), `${v} is mounted`);
           }
+          // the web console: copied from the CRM image by an init container into a volume nginx reads at CRM_GW_WEB_ROOT
+          const init = (podSpec(gw).initContainers ?? []).find((x: any) => x.name === "console");
+          assert.ok(init, "an init container copies the console");
+          const webRoot = env.get("CRM_GW_WEB_ROOT").value;
+          assert.equal(init.volumeMounts.find((m: any) => m.mountPath === webRoot)?.name, "console");
+          assert.deepEqual(c.volumeMounts.find((m: any) => m.mountPath === webRoot), { name: "console", mountPath: webRoot, readOnly: true });
+          assert.ok(podSpec(gw).volumes.find((v: any) => v.name === "console")?.emptyDir, "an emptyDir holds the copy");
+          assert.ok(init.command.join(" ").includes(`'/app/web/dist', '${webRoot}'`), "it copies the image's web/dist (charts/test/image-run.test.ts runs this command in the image)");
+          assert.equal(init.securityContext.readOnlyRootFilesystem, true);
+          assert.equal(init.securityContext.runAsUser, podSpec(gw).securityContext.runAsUser, "as nginx's user, so nginx reads the copy");
           assert.equal(env.get("CRM_GW_HTTPS_LISTEN")?.value, "8443");
           assert.equal(env.get("CRM_GW_HTTP_LISTEN")?.value, "8080");
           const svc = of(r, "Service").find((x) => x.metadata.name === gw.metadata.name)!;
@@ -530,5 +541,15 @@ describe("gateway files in the chart", () => {
     }
     // only these: a link to the whole folder would make the test runner find the gateway's tests twice
     assert.deepEqual(readdirSync(dir).sort(), ["conf", "entrypoint", "nginx.conf.template", "njs"]);
+  });
+});
+
+describe("gateway.console.enabled=false", { skip }, () => {
+  it("renders no copy of the console (navigations then get the gateway's JSON 404)", () => {
+    const r = render([], { values: { ...JWT, gateway: { console: { enabled: false } } } });
+    const gw = of(r, "Deployment").find((d) => component(d) === "gateway")!;
+    assert.equal(podSpec(gw).initContainers, undefined);
+    assert.ok(!podSpec(gw).volumes.some((v: any) => v.name === "console"));
+    assert.ok(!podSpec(gw).containers[0].volumeMounts.some((m: any) => m.name === "console"));
   });
 });

@@ -11,7 +11,9 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
@@ -112,6 +114,21 @@ describe("the image, built on a local base and run locked down", { skip }, () =>
     const res = await fetch(`${url}/`);
     assert.equal(res.status, 200);
     assert.match(await res.text(), /<div id="root">/);
+  });
+
+  it("gives the gateway its console: the chart's init container copy, run in the image as nginx's uid", () => {
+    const template = readFileSync(join(repo, "charts/crm/templates/gateway.yaml"), "utf8");
+    const command = JSON.parse(/name: console\n\s+image: .*\n(?:.*\n)*?\s+command: (\[.*\])/.exec(template)?.[1] ?? "null") as string[] | null;
+    assert.ok(command, "the gateway template has the console init container's command");
+    const web = mkdtempSync(join(tmpdir(), "crm-console-copy-"));
+    try {
+      chmodSync(web, 0o777); // an emptyDir is writable by the pod's fsGroup; here, by anyone
+      run(docker, ["run", "--rm", "--user", "101:101", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "-v", `${web}:/run/crm-gw/web`, "--entrypoint", command[0]!, tag, ...command.slice(1)]);
+      assert.match(readFileSync(join(web, "index.html"), "utf8"), /<div id="root">/);
+      assert.ok(readdirSync(join(web, "assets")).some((f) => f.endsWith(".js")), "the hashed assets are copied too");
+    } finally {
+      rmSync(web, { recursive: true, force: true });
+    }
   });
 
   it("runs as uid 1000 with OCI labels, and its runtime holds no build-only tools", () => {
