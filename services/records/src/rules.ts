@@ -1622,7 +1622,10 @@ export function parseViewMask(paths: readonly string[], out: Violation[], field 
 /**
  * A view's fields in `paths`, checked against its object type: the filter and order_by as the
  * List RPCs take them, columns as fields of the type (or "custom.<key>"). `showDeleted` is the
- * view's setting after the change (the filter may name delete_time only with it).
+ * view's setting after the change (the filter may name delete_time only with it). `custom`: the
+ * type's active custom fields (the store reads them in its transaction): a filter or order naming
+ * an unknown or archived one is refused, and values are checked against its type; without it (the
+ * service, which does not read definitions) a well-formed custom.<key> is left to the store.
  */
 export function checkView(
   v: { name: string; filter?: Filter | undefined; orderBy: string; columns: readonly string[]; shared: boolean; showDeleted: boolean },
@@ -1631,6 +1634,7 @@ export function checkView(
   showDeleted: boolean,
   out: Violation[],
   at = "view",
+  custom?: CustomCatalog,
 ): ViewInput {
   const r: ViewInput = {};
   for (const p of paths) {
@@ -1639,11 +1643,11 @@ export function checkView(
         r.name = text(out, at, p, v.name, VIEW.name, true);
         break;
       case "filter":
-        parseFilter(kind, v.filter, showDeleted, out, `${at}.filter`);
+        parseFilter(kind, v.filter, showDeleted, out, `${at}.filter`, custom);
         r.filter = v.filter?.node.case === undefined ? undefined : v.filter;
         break;
       case "order_by":
-        parseOrderBy(kind, v.orderBy, out, `${at}.orderBy`);
+        parseOrderBy(kind, v.orderBy, out, `${at}.orderBy`, custom);
         r.order_by = v.orderBy.trim();
         break;
       case "columns": {

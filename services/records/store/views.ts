@@ -11,8 +11,10 @@ import { FilterSchema, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import type { View, ViewSchema } from "@crm/gen/crm/records/v1/view_pb";
 import type { Sql } from "@crm/dbservice/db";
 import {
-  checkView, decodePageToken, encodePageToken, etagOf, pageSizeOf, pageSizeViolation, parseViewMask, queryFingerprint, viewKind, viewPaths, type SearchKind, type ViewPath,
+  checkView, decodePageToken, encodePageToken, etagOf, hasCustom, mentionsCustom, pageSizeOf, pageSizeViolation, parseViewMask, queryFingerprint, viewKind, viewPaths,
+  type SearchKind, type ViewPath,
 } from "../src/rules.js";
+import { loadCatalog } from "./custom.js";
 import { isAdmin, type Acting, type ConstraintInfo } from "./acting.js";
 import { etagArg, idOf, ts } from "./shared.js";
 
@@ -81,9 +83,15 @@ async function lockView(sql: Sql, a: Acting, id: string): Promise<ViewRow> {
   return seen;
 }
 
-function checked(v: Parameters<typeof checkView>[0], kind: SearchKind, paths: readonly ViewPath[], showDeleted: boolean): ReturnType<typeof checkView> {
+/**
+ * The view checked whole, its filter's and order's custom fields against the definitions read in
+ * this transaction (as List and WatchRecords check them): an unknown or archived one is refused
+ * by its path, e.g. view.filter.and.filters[1].condition.field.
+ */
+async function checked(sql: Sql, v: Parameters<typeof checkView>[0], kind: SearchKind, paths: readonly ViewPath[], showDeleted: boolean): Promise<ReturnType<typeof checkView>> {
   const out: Violation[] = [];
-  const input = checkView(v, kind, paths, showDeleted, out);
+  const custom = hasCustom(kind) && mentionsCustom(v.filter, v.orderBy) ? await loadCatalog(sql, kind) : undefined;
+  const input = checkView(v, kind, paths, showDeleted, out, "view", custom);
   if (out.length) throw invalid(out);
   return input;
 }
@@ -92,7 +100,7 @@ export async function createView(sql: Sql, a: Acting, v: View): Promise<ViewRow>
   const out: Violation[] = [];
   const kind = viewKind(v.objectType, out);
   if (!kind) throw invalid(out);
-  const input = checked(v, kind, viewPaths, v.showDeleted);
+  const input = await checked(sql, v, kind, viewPaths, v.showDeleted);
   const refused = may(a, input.shared ?? false, a.userId);
   if (refused) throw new AppError("permission_denied", refused, [{ field: "view.shared", description: refused }]);
   const { rows } = await sql.query<ViewRow>(
@@ -121,7 +129,7 @@ export async function updateView(sql: Sql, a: Acting, v: View, id: string, paths
     shared: has("shared") ? v.shared : before.shared,
     showDeleted: has("show_deleted") ? v.showDeleted : before.show_deleted,
   };
-  const input = checked(next, before.object_type, viewPaths, next.showDeleted);
+  const input = await checked(sql, next, before.object_type, viewPaths, next.showDeleted);
   const refused = may(a, before.shared, before.owner_id) ?? may(a, next.shared, before.owner_id);
   if (refused) throw new AppError("permission_denied", refused);
   if (etag !== undefined && BigInt(before.version) !== etag) {
