@@ -56,7 +56,9 @@ export async function purgeTrash(db: Db, readers: RecordReaders, limit: number, 
       if (seen && seen.action === "updated" && r.action === "updated") seen.changes.push(...r.changes);
       else changes.set(seen ? `${key}:${changes.size}` : key, { kind: r.object_type, recordId: r.id, action: r.action, changes: [...r.changes] });
     }
-    for (const [companyId, changes] of tenants) {
+    // Tenants in one order (their ids): the version rows are locked with the COMMIT in this order,
+    // so two replicas' jobs touching the same tenants cannot deadlock on them.
+    for (const [companyId, changes] of [...tenants].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
       const pending = [...changes.values()];
       // The changed records are read as this tenant (publishChanges reads them); the versions are
       // taken with the COMMIT, where the same setting must come first.
