@@ -7,7 +7,7 @@
  * (ARCHITECTURE.md and the services' config), NOT read from the chart.
  */
 import assert from "node:assert/strict";
-import { lstatSync, readdirSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
@@ -72,7 +72,7 @@ const JWT = { jwt: { existingSecret: "crm-jwt" } };
 const CONFIGS: { name: string; files: string[]; values?: Record<string, unknown>; mode: "microservices" | "allInOne"; ports: Record<string, number>; noTests?: true }[] = [
   { name: "defaults (microservices, bundled PostgreSQL/Redis/RabbitMQ)", files: [], values: JWT, mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672 } },
   { name: "allInOne", files: [], values: { mode: "allInOne", postgresql: { enabled: false }, redis: { enabled: false }, rabbitmq: { enabled: false } }, mode: "allInOne", ports: { dns: 53 } },
-  { name: "allInOne with real servers and Loki", files: [], values: { mode: "allInOne", ...JWT, loki: { enabled: true }, allInOne: { persistence: { enabled: true } } }, mode: "allInOne", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100 } },
+  { name: "allInOne with real servers and Loki", files: [], values: { mode: "allInOne", ...JWT, externalLoki: { url: "http://loki.monitoring.svc:3100" }, allInOne: { persistence: { enabled: true } } }, mode: "allInOne", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100 } },
   { name: "production-like", files: ["charts/crm/ci/production-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6380, rabbitmq: 5671, loki: 3100, smtp: 465, otlp: 4318 } },
   { name: "kind (skaffold default)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100, otlp: 4318 }, noTests: true },
   { name: "kind allInOne (skaffold -p allInOne)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-allinone-values.yaml"], mode: "allInOne", ports: { dns: 53 } },
@@ -134,6 +134,7 @@ describe("values.schema.json", () => {
     assert.equal(validate({ serviceDefaults: { replicas: 2 } }), false, "unknown keys must be refused, not ignored");
     assert.equal(validate({ services: { auth: { resorces: {} } } }), false);
     assert.equal(validate({ services: { billing: {} } }), false);
+    for (const gone of ["loki", "grafana"]) assert.equal(validate({ [gone]: { enabled: true } }), false, `${gone}.enabled (the former Bitnami subchart) is refused, not ignored`);
   });
 
   it("documents every value (## @param) in values.yaml and the README table", async () => {
@@ -156,20 +157,15 @@ describe("values.schema.json", () => {
 
 // ------------------------------------------------------------------ Chart.yaml -------------
 describe("Chart.yaml", () => {
-  it("declares the optional dependencies with conditions that exist in values.yaml (no Bitnami data services)", () => {
+  it("has no dependencies: nothing for `helm dependency build` to fetch (no Bitnami subcharts)", () => {
     const chart = readYaml("charts/crm/Chart.yaml");
     const values = readYaml("charts/crm/values.yaml");
     assert.equal(chart.apiVersion, "v2");
-    const deps = Object.fromEntries(chart.dependencies.map((d: any) => [d.alias ?? d.name, d]));
-    assert.deepEqual(Object.keys(deps).sort(), ["grafana", "loki"], "PostgreSQL, Redis and RabbitMQ are the chart's own (data-services.yaml) or external");
-    for (const own of ["postgresql", "redis", "rabbitmq"]) assert.equal(typeof values[own]?.enabled, "boolean", `values.yaml needs ${own}.enabled`);
-    for (const [name, d] of Object.entries<any>(deps)) {
-      assert.equal(d.condition, `${name}.enabled`);
-      assert.equal(typeof values[name]?.enabled, "boolean", `values.yaml needs ${name}.enabled`);
-      assert.match(d.repository, /^(oci|https):\/\//);
-      assert.match(d.version, /^\d+\.x\.x$/);
-    }
-    for (const ext of ["externalDatabase", "externalRedis", "externalRabbitmq", "externalLoki"]) assert.ok(values[ext], `values.yaml needs ${ext}`);
+    assert.equal(chart.dependencies, undefined, "PostgreSQL, Redis and RabbitMQ are the chart's own (data-services.yaml), Loki and Grafana the observability profile's (observability.yaml), or external");
+    assert.ok(!existsSync(join(chartDir, "Chart.lock")) && !existsSync(join(chartDir, "charts")), "no Chart.lock, no vendored charts/");
+    for (const own of ["postgresql", "redis", "rabbitmq", "observability"]) assert.equal(typeof values[own]?.enabled, "boolean", `values.yaml needs ${own}.enabled`);
+    for (const gone of ["loki", "grafana"]) assert.equal(values[gone], undefined, `values.yaml has no ${gone} (the former subchart's values)`);
+    for (const ext of ["externalDatabase", "externalRedis", "externalRabbitmq", "externalLoki", "otel"]) assert.ok(values[ext], `values.yaml needs ${ext}`);
   });
 });
 

@@ -209,9 +209,41 @@ describe("observability profile", { skip }, () => {
     }
   });
 
-  it("refuses the Bitnami Loki or Grafana subcharts beside it", () => {
-    for (const sub of ["loki", "grafana"]) {
-      assert.throws(() => render([], { values: { ...JWT, observability: { enabled: true }, [sub]: { enabled: true } } }), /observability\.enabled=true brings its own Loki and Grafana/);
-    }
+  it("the platform's own Loki (externalLoki.url) wins over this one, and the NetworkPolicy follows it", () => {
+    const own = render([], { values: { ...JWT, observability: { enabled: true }, externalLoki: { url: "http://loki.monitoring:3100" } } });
+    const logs = of(own, "Deployment", "logs")[0]!;
+    assert.equal(envOf(logs.spec.template.spec.containers[0]).get("LOKI_URL"), "http://loki.monitoring:3100");
+    const rules = of(own, "NetworkPolicy").filter((p) => matches(p.spec.podSelector.matchLabels, logs.spec.template.metadata.labels)).flatMap((p) => p.spec.egress ?? []);
+    const loki = rules.filter((rule: any) => (rule.ports ?? []).some((x: any) => x.port === 3100));
+    assert.equal(loki.length, 1);
+    assert.equal(loki[0].to, undefined, "an external Loki without egressTo: the port, anywhere (not this release's Loki pod)");
+  });
+});
+
+describe("the CRM dashboard for a Grafana of the platform's own (dashboard sidecar)", { skip: needNone(goProblem()) }, () => {
+  const dashboards = (r: Rendered) => of(r, "ConfigMap").filter((c) => c.metadata.labels?.grafana_dashboard === "1");
+  const file = JSON.parse(readFileSync(join(repo, "charts/crm/files/dashboards/crm-overview.json"), "utf8"));
+
+  it("is off by default, and the profile's Grafana needs no such ConfigMap", () => {
+    assert.deepEqual(dashboards(render([], { values: JWT })), []);
+    const profile = render([], { values: { ...JWT, observability: { enabled: true } } });
+    assert.deepEqual(dashboards(profile), []);
+    assert.deepEqual(JSON.parse(config(profile, "grafana", "crm-overview.json")), file, "the profile's Grafana provisions the same file itself");
+  });
+
+  it("grafanaDashboards.enabled: one ConfigMap with the sidecar's label, the dashboard file, and its own labels and annotations", () => {
+    const r = render([], { values: { ...JWT, grafanaDashboards: { enabled: true, labels: { team: "crm" }, annotations: { grafana_folder: "CRM" } } } });
+    const [cm, ...more] = dashboards(r);
+    assert.ok(cm && more.length === 0);
+    assert.equal(cm.metadata.name, "crm-dashboards");
+    assert.equal(cm.metadata.labels!.team, "crm");
+    assert.equal(cm.metadata.annotations?.grafana_folder, "CRM");
+    assert.deepEqual(Object.keys(cm.data!), ["crm-overview.json"]);
+    assert.deepEqual(JSON.parse(cm.data!["crm-overview.json"]!), file);
+    // beside the profile too (names do not collide)
+    const both = render([], { values: { ...JWT, observability: { enabled: true }, grafanaDashboards: { enabled: true } } });
+    const ids = both.objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.equal(new Set(ids).size, ids.length);
+    assert.equal(dashboards(both).length, 1);
   });
 });

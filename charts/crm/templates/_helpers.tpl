@@ -183,8 +183,7 @@ imagePullSecrets:
 {{- end -}}
 
 {{/*
-The name of a backing system of the release (the data services of data-services.yaml, the Loki
-subchart's common.names.fullname): its Service and Secret names. Call with (dict "name" "postgresql" "ctx" $).
+The name of a data service of the release (data-services.yaml): its Service and Secret names. Call with (dict "name" "postgresql" "ctx" $).
 */}}
 {{- define "crm.subchartFullname" -}}
 {{- $sub := default (dict) (index .ctx.Values .name) -}}
@@ -275,19 +274,15 @@ inCluster: false
 
 {{- define "crm.loki" -}}
 {{- $v := .Values -}}
-{{- if and $v.observability.enabled (not $v.loki.enabled) (not $v.externalLoki.url) -}}
+{{- if $v.externalLoki.url -}}
+url: {{ $v.externalLoki.url }}
+port: {{ include "crm.urlPort" $v.externalLoki.url }}
+inCluster: false
+{{- else if $v.observability.enabled -}}
 url: {{ printf "http://%s.%s.svc.%s:3100" (include "crm.componentName" (dict "component" "loki" "ctx" .)) (include "crm.namespace" .) $v.clusterDomain }}
 port: 3100
 inCluster: true
 own: loki
-{{- else if $v.loki.enabled -}}
-url: {{ printf "http://%s-distributor.%s.svc.%s:3100" (include "crm.subchartFullname" (dict "name" "loki" "ctx" .)) (include "crm.namespace" .) $v.clusterDomain }}
-port: 3100
-inCluster: true
-{{- else if $v.externalLoki.url -}}
-url: {{ $v.externalLoki.url }}
-port: {{ include "crm.urlPort" $v.externalLoki.url }}
-inCluster: false
 {{- end -}}
 {{- end -}}
 
@@ -384,12 +379,6 @@ own: otel-collector
 {{- end -}}
 {{- if and .Values.rabbitmq.enabled .Values.externalRabbitmq.host -}}
 {{- fail "rabbitmq: rabbitmq.enabled=true and externalRabbitmq.host are both set; choose one" -}}
-{{- end -}}
-{{- if and .Values.loki.enabled .Values.externalLoki.url -}}
-{{- fail "loki: loki.enabled=true and externalLoki.url are both set; choose one" -}}
-{{- end -}}
-{{- if and .Values.observability.enabled (or .Values.loki.enabled .Values.grafana.enabled) -}}
-{{- fail "observability.enabled=true brings its own Loki and Grafana: turn off loki.enabled and grafana.enabled (the subcharts), or the observability profile" -}}
 {{- end -}}
 {{- end -}}
 
