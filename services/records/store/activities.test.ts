@@ -7,16 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Code, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { ObjectType, Operator, type Filter } from "@crm/gen/crm/records/v1/common_pb";
 import { PurgeTrashDBRequestSchema } from "@crm/gen/crm/db/v1/db_records_pb";
 import { TimelineAction } from "@crm/gen/crm/records/v1/timeline_pb";
-import { peerServiceKey } from "@crm/kit";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { installHint, need, postgresUp } from "@crm/testkit";
 import { recordsStore } from "./records-store.js";
-import { expectCode, fieldsOf, storeHarness, type StoreHarness, type Tenant, type User } from "../test/harness.js";
+import { expectCode, fieldsOf, peerContext, storeHarness, type StoreHarness, type Tenant, type User } from "../test/harness.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -129,12 +128,6 @@ test("the trash: deleted tasks and notes leave lists, their timelines stay; purg
   await expectCode(A.admin.store.getTaskDB({ request: { id: t.id } }), Code.NotFound);
   assert.ok(!(await timeline(A.member, ObjectType.DEAL, deal)).some((e) => e.subject === `TASK:${t.id}`), "the purged task's entries on the deal are gone");
 });
-
-function peerContext(service: string): HandlerContext {
-  const values = createContextValues();
-  values.set(peerServiceKey, service);
-  return { values } as HandlerContext;
-}
 
 test("the 30-day purge erases what has been in the trash over 30 days, in every tenant, with its timeline; only for the records service", { skip }, async () => {
   const store = recordsStore(h.db);

@@ -6,13 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Code, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { TrimChangesDBRequestSchema } from "@crm/gen/crm/db/v1/db_records_pb";
-import { peerServiceKey, type AppError } from "@crm/kit";
+import type { AppError } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
 import { recordsStore } from "./records-store.js";
-import { expectCode, storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
+import { expectCode, peerContext, storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -28,12 +28,6 @@ before(async () => {
 after(async () => {
   await h?.close();
 });
-
-function peerContext(service: string): HandlerContext {
-  const values = createContextValues();
-  values.set(peerServiceKey, service);
-  return { values } as HandlerContext;
-}
 
 const kept = async (t: Tenant) =>
   (await h.pool.query<{ v: string }>("SELECT version::text AS v FROM rec_changes WHERE company_id = $1 ORDER BY version", [t.companyId])).rows.map((r) => Number(r.v));

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { create, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { RECORD_EVENTS_EXCHANGE } from "@crm/contracts";
@@ -15,10 +14,9 @@ import { PurgeTrashDBRequestSchema } from "@crm/gen/crm/db/v1/db_records_pb";
 import { ActorType, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction, type RecordChange } from "@crm/gen/crm/records/v1/stream_pb";
 import { TimelineAction } from "@crm/gen/crm/records/v1/timeline_pb";
-import { peerServiceKey } from "@crm/kit";
 import { installHint, need, postgresUp } from "@crm/testkit";
 import { recordsStore } from "./records-store.js";
-import { storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
+import { peerContext, storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -34,12 +32,6 @@ before(async () => {
 after(async () => {
   await h?.close();
 });
-
-function peerContext(service: string): HandlerContext {
-  const values = createContextValues();
-  values.set(peerServiceKey, service);
-  return { values } as HandlerContext;
-}
 
 async function stored(t: Tenant, after = 0): Promise<RecordChange[]> {
   const { rows } = await h.pool.query<{ version: string; event: Buffer }>(

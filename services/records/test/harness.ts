@@ -8,9 +8,9 @@ import { randomUUID } from "node:crypto";
 import assert from "node:assert/strict";
 import pg from "pg";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, createRouterTransport, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextValues, createRouterTransport, type Client, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
-import { authInterceptor, contextInterceptor, createLogger, errorInterceptor, textInterceptor, violationsOf, type Principal, type Role, type TokenVerifier } from "@crm/kit";
+import { authInterceptor, contextInterceptor, createLogger, errorInterceptor, peerServiceKey, textInterceptor, violationsOf, type Principal, type Role, type TokenVerifier } from "@crm/kit";
 import { freshDatabase, type TestDatabase } from "@crm/testkit";
 import { createDb, type Db } from "@crm/dbservice/db";
 import { migrate, migrationDirs } from "@crm/dbservice/migrate";
@@ -129,3 +129,10 @@ export async function expectCode(p: Promise<unknown>, code: Code, message?: RegE
 }
 
 export const fieldsOf = (err: unknown) => violationsOf(err).map((v) => v.field);
+
+/** The context of a call made by one of our services (its mTLS identity), for the store's peer-only RPCs (PurgeTrashDB, TrimChangesDB). */
+export function peerContext(service: string): HandlerContext {
+  const values = createContextValues();
+  values.set(peerServiceKey, service);
+  return { values } as HandlerContext;
+}
