@@ -5,13 +5,16 @@
  * chooses the providers. Embedded where nothing is configured: PGlite in DATA_DIR/pg, in-memory
  * revocations, counters and event bus, a key pair generated into DATA_DIR/keys, e-mails as .eml
  * files; DATABASE_URL, REDIS_URL, AMQP_URL, SMTP_URL (and JWT_*_FILE) switch each to the real one.
+ * The key files are read again when they change, as in a cluster (CREDENTIAL_RELOAD_INTERVAL_MS):
+ * auth's signing key and JWKS by its build, the JWKS the token verifier checks with by the kit's
+ * watchJwks, as runService gives every service's; a key rotation (docs/operations.md) needs no restart.
  */
 import { resolve } from "node:path";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { z } from "zod";
 import {
   commonEnv, createLogger, createTokenVerifier, env, inProcessPeer, loadConfig, memoryCounter, memoryRevocations,
-  newInternalIdentity, readJwks, redisClient, redisCounter, redisRevocations, startServer, type Basics, type ServiceModule,
+  newInternalIdentity, readJwks, redisClient, watchJwks, redisCounter, redisRevocations, startServer, type Basics, type ServiceModule,
   createErrorReporter, logsServiceSender, setErrorSink, createEventBus, dependsOn, listenError, publicUrl, ConfigError,
 } from "@crm/kit";
 import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
@@ -83,9 +86,13 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   if (redis) closers.push(() => redis.quit());
   const revocations = redis ? redisRevocations(redis, { log }) : memoryRevocations();
   const counter = redis ? redisCounter(redis) : memoryCounter();
+  // A rotated JWKS is taken without a restart (kit reload.ts), as in every service of a cluster.
+  const reload = { intervalMs: cfg.CREDENTIAL_RELOAD_INTERVAL_MS, log };
+  const jwks = watchJwks(keys.jwksFile, readJwks, reload);
+  closers.push(async () => jwks.close());
   // API keys are exchanged with auth (in memory here) once, then verified like its access token.
   const verifier = createTokenVerifier({
-    jwks: readJwks(keys.jwksFile),
+    jwks: jwks.current,
     issuer: cfg.JWT_ISSUER,
     audience: cfg.JWT_AUDIENCE,
     revocations,
@@ -121,8 +128,15 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
   const configuredUrl = publicUrl(environment);
   let ownUrl = "";
   const linkBase = () => configuredUrl ?? ownUrl;
-  // Before the database: a key file that is not a key fails the start at once.
-  const auth = add(await buildAuth({ ...basics("auth"), cfg: { ...authCfg, JWT_ISSUER: cfg.JWT_ISSUER, JWT_AUDIENCE: cfg.JWT_AUDIENCE }, keys, publicUrl: linkBase }));
+  // Before the database: a key file that is not a key fails the start at once. auth compares its
+  // key files as often as the verifier its JWKS, and signs with a new key once the JWKS publishes it.
+  const auth = add(await buildAuth({
+    ...basics("auth"),
+    cfg: { ...authCfg, JWT_ISSUER: cfg.JWT_ISSUER, JWT_AUDIENCE: cfg.JWT_AUDIENCE, CREDENTIAL_RELOAD_INTERVAL_MS: reload.intervalMs },
+    keys,
+    publicUrl: linkBase,
+    onClose: (fn) => void closers.push(fn),
+  }));
 
   // The database: a PostgreSQL server (DATABASE_URL), else PGlite in DATA_DIR/pg.
   let database: { url: string; embedded?: boolean };
