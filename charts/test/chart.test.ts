@@ -73,8 +73,8 @@ const CONFIGS: { name: string; files: string[]; values?: Record<string, unknown>
   { name: "defaults (microservices, bundled PostgreSQL/Redis/RabbitMQ)", files: [], values: JWT, mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672 } },
   { name: "allInOne", files: [], values: { mode: "allInOne", postgresql: { enabled: false }, redis: { enabled: false }, rabbitmq: { enabled: false } }, mode: "allInOne", ports: { dns: 53 } },
   { name: "allInOne with real servers and Loki", files: [], values: { mode: "allInOne", ...JWT, externalLoki: { url: "http://loki.monitoring.svc:3100" }, allInOne: { persistence: { enabled: true } } }, mode: "allInOne", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100 } },
-  { name: "production-like", files: ["charts/crm/ci/production-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6380, rabbitmq: 5671, loki: 3100, smtp: 465, otlp: 4318 } },
-  { name: "kind (skaffold default)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100, otlp: 4318 }, noTests: true },
+  { name: "production-like", files: ["charts/crm/ci/production-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6380, rabbitmq: 5671, loki: 3100, smtp: 465, otlp: 4318, gatewayOtlp: 4317 } },
+  { name: "kind (skaffold default)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"], mode: "microservices", ports: { dns: 53, postgresql: 5432, redis: 6379, rabbitmq: 5672, loki: 3100, otlp: 4318, gatewayOtlp: 4317 }, noTests: true },
   { name: "kind allInOne (skaffold -p allInOne)", files: ["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-allinone-values.yaml"], mode: "allInOne", ports: { dns: 53 } },
 ];
 
@@ -393,7 +393,8 @@ describe("chart renders", { skip }, () => {
               if (toOurs) continue;
               for (const port of rulePorts(rule) ?? [-1]) ports.add(port);
             }
-          const uses = [...USES[p.name]!, "otlp"].filter((u) => u in cfg.ports);
+          // traces: the services over OTLP/HTTP (otel.endpoint), the gateway over OTLP/gRPC (gateway.tracing)
+          const uses = [...USES[p.name]!, p.name === "gateway" ? "gatewayOtlp" : "otlp"].filter((u) => u in cfg.ports);
           const want = new Set([53, ...uses.map((u) => cfg.ports[u]!)]);
           assert.deepEqual([...ports].sort(), [...want].sort(), `${p.name}: egress ports outside the release`);
         }

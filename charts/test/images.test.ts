@@ -17,7 +17,7 @@ const skip = needNone(goProblem());
 const MAINTAINED: Record<string, string> = {
   crm: "the project's own image, built from the repository's Dockerfile (image.repository)",
   "registry.example.com/crm/crm": "the same, from a private registry (ci/production-values.yaml)",
-  "docker.io/library/nginx": "the gateway: NGINX's official image (it ships the njs module)",
+  "docker.io/library/nginx": "the gateway: NGINX's official image, -otel variant (it ships the njs module and ngx_otel_module)",
   "docker.io/nginx/nginx-prometheus-exporter": "the gateway's metrics: NGINX's official Prometheus exporter",
   "docker.io/library/postgres": "development PostgreSQL: the PostgreSQL Docker community's official image",
   "docker.io/valkey/valkey": "development Redis: Valkey's official image (Linux Foundation)",

@@ -191,6 +191,60 @@ describe("observability profile", { skip }, () => {
     }
   });
 
+  it("the gateway exports its own spans over OTLP/gRPC to the collector (ngx_otel_module of the -otel image)", () => {
+    const gw = of(r, "Deployment", "gateway")[0]!;
+    const c = gw.spec.template.spec.containers.find((x: any) => x.name === "nginx");
+    assert.match(c.image, /^docker\.io\/library\/nginx:\d+\.\d+\.\d+-bookworm-otel$/, "the official image's -otel variant has ngx_otel_module (and njs)");
+    const cm = of(r, "ConfigMap", "gateway")[0]!.data!;
+    // the template includes both folders, modules.d/ in the main context and http.d/ inside http {}
+    const template = cm["nginx.conf.template"]!;
+    const httpAt = template.indexOf("\nhttp {");
+    assert.ok(template.indexOf("include modules.d/*.conf;") > 0 && template.indexOf("include modules.d/*.conf;") < httpAt);
+    assert.ok(template.indexOf("include http.d/*.conf;") > httpAt);
+    // mounted where those includes look (nginx -p /etc/nginx/crm -c /etc/nginx/crm/nginx.conf)
+    assert.ok(c.args.join(" ").includes("-c /etc/nginx/crm/nginx.conf"));
+    for (const [dir, key] of [["modules.d", "modules.d.otel.conf"], ["http.d", "http.d.otel.conf"]] as const) {
+      const m = c.volumeMounts.find((x: any) => x.mountPath === `/etc/nginx/crm/${dir}`);
+      assert.ok(m?.readOnly, `${dir} is mounted read-only`);
+      const v = gw.spec.template.spec.volumes.find((x: any) => x.name === m.name);
+      assert.deepEqual(v.configMap.items, [{ key, path: "otel.conf" }]);
+    }
+    assert.equal(cm["modules.d.otel.conf"]!.trim(), "load_module /usr/lib/nginx/modules/ngx_otel_module.so;", "the module's path in the official Debian image");
+    // only the module's own directives (https://nginx.org/en/docs/ngx_otel_module.html) and a map
+    const http = cm["http.d.otel.conf"]!;
+    const known = new Set(["otel_exporter", "otel_service_name", "otel_resource_attr", "otel_trace", "otel_trace_context", "otel_span_name", "otel_span_attr", "map"]);
+    const depth0: string[] = [];
+    let depth = 0;
+    for (const line of http.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))) {
+      if (depth === 0) depth0.push(line.split(/\s+/)[0]!);
+      depth += (line.match(/\{/g) ?? []).length - (line.match(/\}/g) ?? []).length;
+    }
+    assert.equal(depth, 0, "balanced braces");
+    for (const d of depth0) assert.ok(known.has(d), `${d} is a directive of ngx_otel_module`);
+    assert.match(http, /^otel_trace_context extract;$/m, "the client's trace is kept (its traceparent read), not sent on by the module: njs/trace.js sends the gateway's span");
+    assert.match(http, /^otel_service_name gateway;$/m);
+    assert.match(http, /\/healthz off;/, "probes make no spans");
+    const endpoint = /endpoint ([^;\s]+);/.exec(http)![1]!;
+    const { svc, port } = service(r, endpoint);
+    assert.equal(component(svc), "otel-collector");
+    assert.equal(port, 4317, "OTLP over gRPC: the only protocol the module exports");
+    assert.equal(parse(config(r, "otel-collector", "config.yaml")).receivers.otlp.protocols.grpc.endpoint, "0.0.0.0:4317");
+
+    // the platform's own collector (gateway.tracing.endpoint), or none
+    const own = render([], { values: { ...JWT, gateway: { tracing: { endpoint: "otel.monitoring:4317" } } } });
+    assert.match(of(own, "ConfigMap", "gateway")[0]!.data!["http.d.otel.conf"]!, /endpoint otel\.monitoring:4317;/);
+    const egress = of(own, "NetworkPolicy", "gateway")[0]!.spec.egress.filter((e: any) => e.ports?.some((p: any) => p.port === 4317));
+    assert.equal(egress.length, 1, "egress to that port");
+    for (const values of [JWT, { ...JWT, observability: { enabled: true }, gateway: { tracing: { enabled: false } } }, { ...JWT, otel: { endpoint: "http://otel.monitoring:4318" } }]) {
+      const none = render([], { values });
+      const data = of(none, "ConfigMap", "gateway")[0]!.data!;
+      assert.equal(data["http.d.otel.conf"], undefined, JSON.stringify(values));
+      assert.equal(data["modules.d.otel.conf"], undefined);
+      assert.ok(!of(none, "Deployment", "gateway")[0]!.spec.template.spec.volumes.some((v: any) => v.name === "http-d"));
+    }
+    assert.throws(() => render([], { values: { ...JWT, observability: { enabled: true }, gateway: { image: { tag: "1.28.0-bookworm" } } } }), /gateway\.tracing needs ngx_otel_module.*-otel variant/);
+  });
+
   it("NetworkPolicies let through exactly the profile's flows", () => {
     const pods = of(r, "Deployment").map((d) => ({ name: component(d), labels: d.spec.template.metadata.labels as Record<string, string> }));
     const pod = (n: string) => pods.find((p) => p.name === n)!;
@@ -201,7 +255,7 @@ describe("observability profile", { skip }, () => {
       policies(pod(a).labels, "Egress").some((p) => open(p.spec.egress ?? [], port, pod(b).labels, "to")) &&
       policies(pod(b).labels, "Ingress").some((p) => open(p.spec.ingress ?? [], port, pod(a).labels, "from"));
     for (const [a, b, port] of [["auth", "otel-collector", 4318], ["logs", "loki", 3100], ["otel-collector", "tempo", 4317], ["otel-collector", "loki", 3100],
-      ["prometheus", "auth", 9090], ["prometheus", "otel-collector", 8888], ["prometheus", "gateway", 9113], ["grafana", "prometheus", 9090], ["grafana", "loki", 3100], ["grafana", "tempo", 3200]] as const) {
+      ["prometheus", "auth", 9090], ["prometheus", "otel-collector", 8888], ["prometheus", "gateway", 9113], ["gateway", "otel-collector", 4317], ["grafana", "prometheus", 9090], ["grafana", "loki", 3100], ["grafana", "tempo", 3200]] as const) {
       assert.ok(allowed(a, b, port), `${a} -> ${b}:${port}`);
     }
     for (const [a, b, port] of [["auth", "tempo", 4317], ["auth", "grafana", 3000], ["grafana", "auth", 9090], ["otel-collector", "prometheus", 9090], ["auth", "prometheus", 9090]] as const) {

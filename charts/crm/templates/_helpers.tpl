@@ -84,7 +84,7 @@ Who calls whom, the one source of the NetworkPolicies and the peer URLs.
 {{- define "crm.flows" -}}
 gateway:
   peers: [auth, chats, timers, admin, email, logs, cache, records, webhooks]
-  uses: [otlp]
+  uses: [gateway-otlp]
 auth:
   peers: [dbservice, email, logs]
   uses: [redis, otlp]
@@ -309,6 +309,25 @@ url: {{ printf "http://%s.%s.svc.%s:4318" (include "crm.componentName" (dict "co
 port: 4318
 inCluster: true
 own: otel-collector
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where the gateway sends its own spans (ngx_otel_module exports OTLP over gRPC only): endpoint
+(host:port) and port, or nothing when gateway.tracing is off or has nowhere to send.
+*/}}
+{{- define "crm.gatewayOtlp" -}}
+{{- $t := .Values.gateway.tracing -}}
+{{- if and $t.enabled (eq .Values.mode "microservices") -}}
+{{- if $t.endpoint -}}
+endpoint: {{ $t.endpoint }}
+port: {{ last (splitList ":" $t.endpoint) }}
+{{- else if .Values.observability.enabled -}}
+endpoint: {{ printf "%s.%s.svc.%s:4317" (include "crm.componentName" (dict "component" "otel-collector" "ctx" .)) (include "crm.namespace" .) .Values.clusterDomain }}
+port: 4317
+inCluster: true
+own: otel-collector
+{{- end -}}
 {{- end -}}
 {{- end -}}
 

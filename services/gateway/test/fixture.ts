@@ -2,9 +2,9 @@
  * A gateway in front of the stub upstream, in a temporary folder with its own dev CA, JWT key and
  * free ports: what the gateway tests and the gateway benchmark run against.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ensureCert, ensureDevPki, ensureJwtKeys, type DevPki } from "../../../scripts/certs.mjs";
 import { startNginx, type RunningNginx } from "../run.mjs";
 import { freePort, TokenMaker } from "./helpers.ts";
@@ -37,6 +37,8 @@ export async function startGatewayFixture(opts: {
   workers?: string;
   stub?: { echoAll?: boolean; clientAuth?: "require" | "optional" };
   patch?: (conf: string) => string;
+  /** files beside nginx.conf (path → text), e.g. http.d/*.conf or modules.d/*.conf */
+  files?: Record<string, string>;
   /** upstreams served elsewhere (name → port on 127.0.0.1), started with the fixture's PKI */
   upstreams?: (pki: DevPki) => Promise<Record<string, number>>;
 } = {}): Promise<GatewayFixture> {
@@ -76,6 +78,10 @@ export async function startGatewayFixture(opts: {
     const elsewhere = (await opts.upstreams?.(pki)) ?? {};
     for (const n of upstreamNames) {
       vars[`CRM_GW_${n.toUpperCase()}_ADDR`] = `127.0.0.1:${(opts.down ?? []).includes(n) ? closed : (elsewhere[n] ?? stub.port)}`;
+    }
+    for (const [path, text] of Object.entries(opts.files ?? {})) {
+      mkdirSync(dirname(join(dir, "gateway", path)), { recursive: true });
+      writeFileSync(join(dir, "gateway", path), text);
     }
     const nginx = await startNginx({
       dir: join(dir, "gateway"),

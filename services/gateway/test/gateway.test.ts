@@ -184,7 +184,8 @@ describe("gateway (nginx + njs) in front of a stub service", { skip: skipNginx, 
     // the line of the request before it is written)
     await request({ ...base(), path: "/healthz" });
     const log = readFileSync(gw.vars.CRM_GW_ACCESS_LOG!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    assert.ok(log.some((e) => e.request_id === b.requestId && e.service === "timers"), "access log line with the service's X-Request-Id");
+    assert.ok(log.some((e) => e.request_id === b.requestId && e.trace_id === b.requestId && e.service === "timers"), "access log line with the service's X-Request-Id, the trace id");
+    assert.ok(log.some((e) => e.trace_id === "4bf92f3577b34da6a3ce929d0e0e4736"), "a client's trace id in the access log");
 
     // gRPC (grpc_pass) the same way
     const grpc = createClient(AuthService, createGrpcTransport({ baseUrl: `https://localhost:${gw.port}`, nodeOptions: { ca: gw.ca } }));
@@ -665,6 +666,60 @@ describe("gateway client-certificate modes", { skip: skipNginx, timeout: 120_000
   it("optional: both without a certificate and with a CA-signed one", async () => {
     assert.equal((await request({ port: optional.port, ca: optional.ca, path: "/healthz" })).status, 200);
     assert.equal((await request({ port: optional.port, ca: optional.ca, cert: optional.clientCert, key: optional.clientKey, path: "/healthz" })).status, 200);
+  });
+});
+
+describe("the gateway's own span (ngx_otel_module, gateway.tracing in the chart) is the services' parent", { skip: skipNginx, timeout: 120_000 }, () => {
+  // Debian's nginx has no ngx_otel_module (the official image's -otel variant has it), so its two
+  // variables come from http.d/, the folder the chart puts the module's settings in: what the module
+  // would set for a request whose span is SPAN in trace TRACE.
+  const TRACE = "0af7651916cd43dd8448eb211c80319c";
+  const SPAN = "b7ad6b7169203331";
+  const moduleVars = [
+    `map $request_id $otel_trace_id { default ${TRACE}; }`,
+    `map $request_id $otel_span_id { default ${SPAN}; }`,
+    "",
+  ].join("\n");
+  let gw: GatewayFixture;
+  let token: string;
+  before(async () => {
+    gw = await startGatewayFixture({ files: { "http.d/otel.conf": moduleVars }, patch: (c) => c.replace(/(grpc|proxy)_connect_timeout 10s;/g, "$1_connect_timeout 60s;") });
+    token = await gw.tokens.sign({ sub: USER, cid: COMPANY, role: "admin", sid: SESSION });
+  });
+  after(async () => {
+    await gw?.close();
+  });
+  const call = async (path: string, headers: Record<string, string> = {}, method = "POST") => {
+    const res = await request({ port: gw.port, ca: gw.ca, path, method, headers: { "content-type": "application/json", authorization: `Bearer ${token}`, ...headers }, body: method === "POST" ? "{}" : undefined });
+    assert.equal(res.status, 200, res.body);
+    return gw.stub.seen.at(-1)!;
+  };
+
+  it("Connect, REST and gRPC calls carry the module's span; the client's tracestate only with its own trace", async () => {
+    const own = `00-${TRACE}-${SPAN}-01`;
+    const fresh = await call("/crm.timer.v1.TimerService/GetWorkingTimer");
+    assert.equal(fresh.traceparent, own, "no client trace: the gateway's span starts the trace");
+    assert.equal(fresh.tracestate, undefined);
+    assert.equal((await call("/timer/get-working-timer", {}, "GET")).traceparent, own, "a REST alias (an njs subrequest) too");
+
+    // the module kept the client's trace (same trace id): its tracestate goes along
+    const kept = await call("/crm.timer.v1.TimerService/GetWorkingTimer", { traceparent: `00-${TRACE}-00f067aa0ba902b7-01`, tracestate: "vendor=opaque" });
+    assert.equal(kept.traceparent, own);
+    assert.equal(kept.tracestate, "vendor=opaque");
+    // a trace the module did not keep: not its tracestate either
+    const other = await call("/crm.timer.v1.TimerService/GetWorkingTimer", { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "vendor=opaque" });
+    assert.equal(other.traceparent, own);
+    assert.equal(other.tracestate, undefined);
+
+    const grpc = createClient(AuthService, createGrpcTransport({ baseUrl: `https://localhost:${gw.port}`, nodeOptions: { ca: gw.ca } }));
+    await grpc.check({}, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(gw.stub.seen.at(-1)!.traceparent, own);
+
+    // the access log names the trace (one worker: once /healthz is answered, the lines before it are written)
+    await request({ port: gw.port, ca: gw.ca, path: "/healthz" });
+    const log = readFileSync(gw.vars.CRM_GW_ACCESS_LOG!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(log.filter((e) => e.service === "timers").every((e) => e.trace_id === TRACE), "every proxied line has the trace id");
+    assert.deepEqual(gw.errors, []);
   });
 });
 
