@@ -1623,9 +1623,10 @@ export function parseViewMask(paths: readonly string[], out: Violation[], field 
  * A view's fields in `paths`, checked against its object type: the filter and order_by as the
  * List RPCs take them, columns as fields of the type (or "custom.<key>"). `showDeleted` is the
  * view's setting after the change (the filter may name delete_time only with it). `custom`: the
- * type's active custom fields (the store reads them in its transaction): a filter or order naming
- * an unknown or archived one is refused, and values are checked against its type; without it (the
- * service, which does not read definitions) a well-formed custom.<key> is left to the store.
+ * type's active custom fields (the store reads them in its transaction): a filter, order or column
+ * naming an unknown or archived one (or another type's) is refused, and filter values are checked
+ * against its type; without it (the service, which does not read definitions) a well-formed
+ * custom.<key> is left to the store.
  */
 export function checkView(
   v: { name: string; filter?: Filter | undefined; orderBy: string; columns: readonly string[]; shared: boolean; showDeleted: boolean },
@@ -1658,6 +1659,7 @@ export function checkView(
           const c = raw.trim();
           if (!fields[kind][c] && !customColumn.test(c)) out.push({ field: `${at}.columns[${i}]`, description: `must be a field of ${kind} (${Object.keys(fields[kind]).join(", ")}) or custom.<key> (got ${JSON.stringify(raw.slice(0, 80))})` });
           else if (seen.has(c)) out.push({ field: `${at}.columns[${i}]`, description: "appears twice" });
+          else if (custom && !fields[kind][c] && !custom[c]) out.push({ field: `${at}.columns[${i}]`, description: `${c} is not a custom field of ${plurals[kind]} (or it is archived): see FieldService.ListFields` });
           else {
             seen.add(c);
             r.columns!.push(c);

@@ -9,7 +9,7 @@ import { Code, createClient, createRouterTransport, type ServiceImpl } from "@co
 import { DbRecordsService } from "@crm/gen/crm/db/v1/db_records_pb";
 import { ObjectType, Operator, type Filter } from "@crm/gen/crm/records/v1/common_pb";
 import { ViewService } from "@crm/gen/crm/records/v1/view_pb";
-import { errorInterceptor } from "@crm/kit";
+import { errorInterceptor, invalid } from "@crm/kit";
 import { expectCode, fieldsOf, inMemory, log } from "../test/harness.js";
 import { viewService } from "./view-service.js";
 
@@ -20,6 +20,9 @@ function setup() {
   const store: Partial<ServiceImpl<typeof DbRecordsService>> = {
     async createViewDB({ request }) {
       calls.push("create");
+      // The store knows the custom fields: it refuses a column naming none of the type's active ones.
+      const i = request!.view!.columns.indexOf("custom.gone");
+      if (i >= 0) throw invalid([{ field: `view.columns[${i}]`, description: "custom.gone is not a custom field of people (or it is archived): see FieldService.ListFields" }]);
       return { response: { view: { name: request!.view!.name, id: ID, etag: "1" } } };
     },
     async updateViewDB({ request }) {
@@ -69,4 +72,18 @@ test("UpdateView, ListViews, DeleteView check their requests", async () => {
   await t.views.listViews({ objectType: ObjectType.PERSON });
   await t.views.deleteView({ id: ID, etag: "3" });
   assert.deepEqual(t.calls, ["update shared", "list", "delete"]);
+});
+
+test("CreateView: columns are the type's fields or well-formed custom.<key>; the store's refusal of an unknown custom one reaches the caller by its field", async () => {
+  const t = setup();
+  const e = await expectCode(
+    t.views.createView({ view: { name: "People", objectType: ObjectType.PERSON, columns: ["first_name", "stage_id", "custom.Region", "custom.", "custom.region"] } }),
+    Code.InvalidArgument,
+  );
+  assert.deepEqual(fieldsOf(e), ["view.columns[1]", "view.columns[2]", "view.columns[3]"]);
+  assert.match(e.message, /must be a field of person \(.*first_name.*\) or custom\.<key> \(got "stage_id"\)/);
+  assert.deepEqual(t.calls, [], "nothing sent");
+  const gone = await expectCode(t.views.createView({ view: { name: "People", objectType: ObjectType.PERSON, columns: ["first_name", "custom.gone"] } }), Code.InvalidArgument, /custom\.gone is not a custom field of people/);
+  assert.deepEqual(fieldsOf(gone), ["view.columns[1]"]);
+  assert.deepEqual(t.calls, ["create"]);
 });

@@ -120,3 +120,53 @@ test("a view's filter and order name only active custom fields of its type, chec
   assert.deepEqual(fieldsOf(kept), ["view.filter.condition.field", "view.orderBy"], "the kept filter names a field archived since: fix it in the same update");
   assert.equal((await A.member.store.getViewDB({ request: { id: good.id } })).response!.view!.name, "Scored", "nothing changed");
 });
+
+test("a view's custom columns name active fields of its type; a field archived later leaves the view usable", { skip }, async () => {
+  const field = async (objectType: ObjectType, key: string) =>
+    (await A.admin.store.createFieldDB({ request: { field: { objectType, key, label: key, type: FieldType.TEXT } } })).response!.field!;
+  const region = await field(ObjectType.PERSON, "region");
+  const tier = await field(ObjectType.PERSON, "tier");
+  await field(ObjectType.COMPANY, "vat_id");
+  const retired = await field(ObjectType.PERSON, "retired_code");
+  await A.admin.store.archiveFieldDB({ request: { id: retired.id } });
+  const create = (name: string, columns: string[], u = A.member) => u.store.createViewDB({ request: { view: { name, objectType: ObjectType.PERSON, columns } } });
+
+  // Unknown, archived, another type's, and a built-in field of another type: each named by its index, nothing written.
+  const e = await expectCode(create("bad columns", ["first_name", "custom.nope", "custom.retired_code", "custom.vat_id", "stage_id", "custom.region"]), Code.InvalidArgument);
+  assert.deepEqual(fieldsOf(e), ["view.columns[1]", "view.columns[2]", "view.columns[3]", "view.columns[4]"]);
+  assert.match(e.message, /custom\.nope is not a custom field of people \(or it is archived\)/);
+  assert.match(e.message, /custom\.vat_id is not a custom field of people/);
+  const { rows } = await h.pool.query("SELECT count(*)::int AS n FROM rec_views WHERE company_id = $1 AND name = 'bad columns'", [A.companyId]);
+  assert.equal(rows[0].n, 0);
+  // Another tenant's definitions are not this one's.
+  await expectCode(create("B's", ["custom.region"], B.member), Code.InvalidArgument, /custom\.region is not a custom field of people/);
+
+  // Active ones pass, in order; a change of the columns is checked the same way.
+  const view = (await create("By region", ["first_name", "custom.region", "custom.tier", "last_name"])).response!.view!;
+  assert.deepEqual(view.columns, ["first_name", "custom.region", "custom.tier", "last_name"]);
+  const u = await expectCode(
+    A.member.store.updateViewDB({ request: { view: { id: view.id, columns: ["custom.tier", "custom.retired_code"] }, updateMask: { paths: ["columns"] } } }),
+    Code.InvalidArgument,
+  );
+  assert.deepEqual(fieldsOf(u), ["view.columns[1]"]);
+
+  // The field is archived: the view still opens and lists, without that column; it can still be
+  // renamed (its columns untouched); unarchiving the field shows the column again where it was.
+  await A.admin.store.archiveFieldDB({ request: { id: region.id } });
+  const opened = (await A.member.store.getViewDB({ request: { id: view.id } })).response!.view!;
+  assert.deepEqual(opened.columns, ["first_name", "custom.tier", "last_name"]);
+  const listed = (await A.member.store.listViewsDB({ request: { objectType: ObjectType.PERSON } })).response!.views.find((v) => v.id === view.id)!;
+  assert.deepEqual(listed.columns, ["first_name", "custom.tier", "last_name"]);
+  const renamed = (await A.member.store.updateViewDB({ request: { view: { id: view.id, name: "People by region", etag: opened.etag }, updateMask: { paths: ["name"] } } })).response!.view!;
+  assert.deepEqual([renamed.name, renamed.columns], ["People by region", ["first_name", "custom.tier", "last_name"]]);
+  await A.admin.store.unarchiveFieldDB({ request: { id: region.id } });
+  assert.deepEqual((await A.member.store.getViewDB({ request: { id: view.id } })).response!.view!.columns, ["first_name", "custom.region", "custom.tier", "last_name"]);
+
+  // Columns saved as shown while archived leave the archived one out for good.
+  await A.admin.store.archiveFieldDB({ request: { id: tier.id } });
+  const shown = (await A.member.store.getViewDB({ request: { id: view.id } })).response!.view!;
+  const saved = (await A.member.store.updateViewDB({ request: { view: { id: view.id, columns: [...shown.columns, "emails"] }, updateMask: { paths: ["columns"] } } })).response!.view!;
+  assert.deepEqual(saved.columns, ["first_name", "custom.region", "last_name", "emails"]);
+  await A.admin.store.unarchiveFieldDB({ request: { id: tier.id } });
+  assert.deepEqual((await A.member.store.getViewDB({ request: { id: view.id } })).response!.view!.columns, ["first_name", "custom.region", "last_name", "emails"]);
+});

@@ -33,7 +33,20 @@ interface ViewRow {
   updated_at: Date;
 }
 
-const COLS = "id, owner_id, object_type, name, filter, order_by, columns, shared, show_deleted, version, created_at, updated_at";
+/** The stored row, as a change reads it (its columns as saved). */
+const RAW_COLS = "id, owner_id, object_type, name, filter, order_by, columns, shared, show_deleted, version, created_at, updated_at";
+/**
+ * The row as answered: a column naming a custom field is shown while the field of the view's type
+ * is active. Archiving a field (custom fields are never deleted) leaves the views that show it
+ * usable: the column is left out of every answer but kept as saved, so unarchiving the field shows
+ * it again, as a record's values of an archived field are hidden and kept (custom.ts).
+ */
+const COLS = `id, owner_id, object_type, name, filter, order_by,
+  ARRAY(SELECT u.c FROM unnest(rec_views.columns) WITH ORDINALITY AS u (c, n)
+        WHERE u.c NOT LIKE 'custom.%'
+           OR EXISTS (SELECT 1 FROM rec_fields f WHERE f.object_type = rec_views.object_type AND f.archived_at IS NULL AND 'custom.' || f.key = u.c)
+        ORDER BY u.n) AS columns,
+  shared, show_deleted, version, created_at, updated_at`;
 const kindToProto: Record<SearchKind, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL };
 
 export const viewConstraints: Record<string, ConstraintInfo> = {
@@ -75,8 +88,8 @@ function may(a: Acting, shared: boolean, ownerId: string): string | undefined {
  * they see it but may not change it (row-level security hides such a row from FOR UPDATE).
  */
 async function lockView(sql: Sql, a: Acting, id: string): Promise<ViewRow> {
-  const { rows } = await sql.query<ViewRow>(`SELECT ${COLS} FROM rec_views WHERE id = $1 FOR UPDATE`, [id]);
-  const seen = rows[0] ?? (await sql.query<ViewRow>(`SELECT ${COLS} FROM rec_views WHERE id = $1`, [id])).rows[0];
+  const { rows } = await sql.query<ViewRow>(`SELECT ${RAW_COLS} FROM rec_views WHERE id = $1 FOR UPDATE`, [id]);
+  const seen = rows[0] ?? (await sql.query<ViewRow>(`SELECT ${RAW_COLS} FROM rec_views WHERE id = $1`, [id])).rows[0];
   if (!seen) throw notFound(id);
   const refused = may(a, seen.shared, seen.owner_id);
   if (refused || !rows[0]) throw new AppError("permission_denied", refused ?? `you may not change view ${id}`);
@@ -84,13 +97,15 @@ async function lockView(sql: Sql, a: Acting, id: string): Promise<ViewRow> {
 }
 
 /**
- * The view checked whole, its filter's and order's custom fields against the definitions read in
- * this transaction (as List and WatchRecords check them): an unknown or archived one is refused
- * by its path, e.g. view.filter.and.filters[1].condition.field.
+ * The view's fields in `paths` checked, its filter's, order's and columns' custom fields against
+ * the definitions of its type read in this transaction (as List and WatchRecords check them): an
+ * unknown or archived one is refused by its path, e.g. view.filter.and.filters[1].condition.field
+ * or view.columns[2].
  */
 async function checked(sql: Sql, v: Parameters<typeof checkView>[0], kind: SearchKind, paths: readonly ViewPath[], showDeleted: boolean): Promise<ReturnType<typeof checkView>> {
   const out: Violation[] = [];
-  const custom = hasCustom(kind) && mentionsCustom(v.filter, v.orderBy) ? await loadCatalog(sql, kind) : undefined;
+  const customColumns = paths.includes("columns") && v.columns.some((c) => c.trim().startsWith("custom."));
+  const custom = hasCustom(kind) && (customColumns || mentionsCustom(v.filter, v.orderBy)) ? await loadCatalog(sql, kind) : undefined;
   const input = checkView(v, kind, paths, showDeleted, out, "view", custom);
   if (out.length) throw invalid(out);
   return input;
@@ -120,7 +135,9 @@ export async function getView(sql: Sql, id: string): Promise<ViewRow> {
 export async function updateView(sql: Sql, a: Acting, v: View, id: string, paths: ViewPath[], etag: bigint | undefined): Promise<ViewRow> {
   const before = await lockView(sql, a, id);
   const has = (p: ViewPath) => paths.includes(p);
-  // The view as it will be, checked whole: e.g. its filter may name delete_time only with show_deleted.
+  // The view as it will be, checked whole: e.g. its filter may name delete_time only with
+  // show_deleted. Its columns are checked when they change; kept, they stay as saved (a column of
+  // a field archived since is hidden from answers, not an error that blocks changing the view).
   const next = {
     name: has("name") ? v.name : before.name,
     filter: has("filter") ? v.filter : before.filter === null ? undefined : fromJson(FilterSchema, before.filter),
@@ -129,7 +146,7 @@ export async function updateView(sql: Sql, a: Acting, v: View, id: string, paths
     shared: has("shared") ? v.shared : before.shared,
     showDeleted: has("show_deleted") ? v.showDeleted : before.show_deleted,
   };
-  const input = await checked(sql, next, before.object_type, viewPaths, next.showDeleted);
+  const input = await checked(sql, next, before.object_type, has("columns") ? viewPaths : viewPaths.filter((p) => p !== "columns"), next.showDeleted);
   const refused = may(a, before.shared, before.owner_id) ?? may(a, next.shared, before.owner_id);
   if (refused) throw new AppError("permission_denied", refused);
   if (etag !== undefined && BigInt(before.version) !== etag) {
@@ -138,7 +155,7 @@ export async function updateView(sql: Sql, a: Acting, v: View, id: string, paths
   const { rows } = await sql.query<ViewRow>(
     `UPDATE rec_views SET name = $2, filter = $3, order_by = $4, columns = $5, shared = $6, show_deleted = $7, version = version + 1, updated_at = now()
      WHERE id = $1 RETURNING ${COLS}`,
-    [id, input.name, filterJson(input.filter), input.order_by, input.columns, input.shared, input.show_deleted],
+    [id, input.name, filterJson(input.filter), input.order_by, input.columns ?? before.columns, input.shared, input.show_deleted],
   );
   return rows[0]!;
 }

@@ -59,6 +59,10 @@ export type View = Message<"crm.records.v1.View"> & {
 
   /**
    * The fields shown, in order, by proto name (up to 50, each once); empty: the client's default.
+   * A field of the object type, or custom.<key> naming an active custom field of that type (else
+   * invalid_argument naming view.columns[i]). A custom field archived later is left out of the
+   * answers while it is archived (the view still opens; its column is kept as saved and shown
+   * again when the field is unarchived); UpdateView checks columns only when they change.
    *
    * @generated from field: repeated string columns = 6;
    */
