@@ -173,9 +173,15 @@ export async function purge(sql: Sql, a: Acting, kind: ObjectKind, id: string): 
   if (!rows[0].deleted_at) throw new AppError("failed_precondition", `${names[kind]} ${id} is not in the trash: delete it first, then purge it`);
   // The records that lose a link to it (a company's deals and people, a person's deals), read in
   // the DELETE's own snapshot, before the foreign keys' actions (migration 300): changes too,
-  // with their timeline entries and events, as if the caller had unlinked them.
+  // with their timeline entries and events, as if the caller had unlinked them — and a new
+  // version (etag) and update time, as an update gives (the job's crm_purge_trash, migration 330,
+  // does the same), so a client holding the old etag is refused (aborted) and caches reread them.
   const cascades = await sql.query<{ object_type: ObjectKind; id: string; changes: FieldChangeJson[] }>(
-    `WITH gone AS (DELETE FROM ${tables[kind]} WHERE id = $1) SELECT c.object_type, c.id, c.changes FROM crm_purge_cascades($2, ARRAY[$1]::uuid[]) c`,
+    `WITH gone AS (DELETE FROM ${tables[kind]} WHERE id = $1),
+     cascades AS (SELECT * FROM crm_purge_cascades($2, ARRAY[$1]::uuid[])),
+     deals_bumped AS (UPDATE rec_deals d SET version = d.version + 1, updated_at = now() FROM cascades c WHERE c.object_type = 'deal' AND d.id = c.id),
+     people_bumped AS (UPDATE rec_people p SET version = p.version + 1, updated_at = now() FROM cascades c WHERE c.object_type = 'person' AND p.id = c.id)
+     SELECT c.object_type, c.id, c.changes FROM cascades c`,
     [id, kind],
   );
   await sql.query("DELETE FROM rec_timeline WHERE object_type = $1 AND record_id = $2", [kind, id]);

@@ -7,16 +7,17 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { create, toJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { ValueSchema, timestampMs } from "@bufbuild/protobuf/wkt";
 import { RECORD_EVENTS_EXCHANGE } from "@crm/contracts";
 import { decodeRecordChange } from "@crm/contracts/events";
 import { PurgeTrashDBRequestSchema } from "@crm/gen/crm/db/v1/db_records_pb";
+import { Code } from "@connectrpc/connect";
 import { ActorType, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { ChangeAction, type RecordChange } from "@crm/gen/crm/records/v1/stream_pb";
 import { TimelineAction } from "@crm/gen/crm/records/v1/timeline_pb";
 import { installHint, need, postgresUp } from "@crm/testkit";
 import { recordsStore } from "./records-store.js";
-import { peerContext, storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
+import { expectCode, peerContext, storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -61,6 +62,15 @@ const field = (c: RecordChange, name: string) => {
   const f = c.changes.find((x) => x.field === name);
   return f && [f.before && toJson(ValueSchema, f.before), f.after && toJson(ValueSchema, f.after)];
 };
+/** The record's etag now, and the update time it answers. */
+const dealNow = async (t: Tenant, id: string) => (await t.member.store.getDealDB({ request: { id } })).response!.deal!;
+const personNow = async (t: Tenant, id: string) => (await t.member.store.getPersonDB({ request: { id } })).response!.person!;
+/** An update sent with `etag` is refused as any stale etag is: aborted, naming the etag sent and the current one. */
+async function staleEtagRefused(t: Tenant, kind: "deal" | "person", id: string, etag: string, now: string) {
+  const stale = new RegExp(`${kind} ${id} changed since you read it \\(etag ${etag}, now ${now}\\)`);
+  if (kind === "deal") await expectCode(t.member.store.updateDealDB({ request: { deal: { id, name: "Stale write", etag }, updateMask: { paths: ["name"] } } }), Code.Aborted, stale);
+  else await expectCode(t.member.store.updatePersonDB({ request: { person: { id, jobTitle: "Stale write", etag }, updateMask: { paths: ["job_title"] } } }), Code.Aborted, stale);
+}
 const what = (cs: RecordChange[]) => cs.map((c) => `${ObjectType[c.objectType]} ${ChangeAction[c.action]} ${c.recordId}`);
 
 test("the 30-day purge: erased and unlinked records get the tenant's next versions, kept and in the outbox, as the system's", { skip }, async () => {
@@ -71,6 +81,7 @@ test("the 30-day purge: erased and unlinked records get the tenant's next versio
     request: { person: { firstName: "Ann", companies: [{ companyId: other.id, role: "CTO" }, { companyId: company.id, role: "CEO" }] } },
   })).response!.person!;
   const gone = (await s.createPersonDB({ request: { person: { firstName: "Bob" } } })).response!.person!;
+  const bystander = (await s.createPersonDB({ request: { person: { firstName: "Dee", companies: [{ companyId: other.id }] } } })).response!.person!;
   const stageId = (await A.admin.store.createPipelineDB({ request: { pipeline: { name: "P", stages: [{ name: "S" }] } } })).response!.pipeline!.stages[0]!.id;
   const deal = (await s.createDealDB({ request: { deal: { name: "Rollout", stageId, companyId: company.id, personIds: [person.id, gone.id] } } })).response!.deal!;
   const trashedDeal = (await s.createDealDB({ request: { deal: { name: "Old", stageId } } })).response!.deal!;
@@ -83,6 +94,7 @@ test("the 30-day purge: erased and unlinked records get the tenant's next versio
   // Tenant B's change log goes on by itself.
   await B.member.store.createCompanyDB({ request: { company: { name: "B's" } } });
   const [vA, vB] = [await version(A), await version(B)];
+  const [dealBefore, personBefore, bystanderBefore] = [await dealNow(A, deal.id), await personNow(A, person.id), await personNow(A, bystander.id)];
 
   const store = recordsStore(h.db);
   const res = await store.purgeTrashDB(create(PurgeTrashDBRequestSchema, { limit: 100 }), peerContext("records"));
@@ -118,6 +130,7 @@ test("the 30-day purge: erased and unlinked records get the tenant's next versio
   assert.ok(cs.filter((c) => c.action === ChangeAction.PURGED).every((c) => c.record === undefined), "a purged record is gone");
 
   assert.deepEqual(await outboxVersions(A, vA), [vA + 1, vA + 2, vA + 3, vA + 4, vA + 5], "the same events wait in the outbox, in version order");
+
   // The changed records' timelines say so, as the system's.
   const entries = (await s.listTimelineDB({ request: { objectType: ObjectType.DEAL, recordId: deal.id } })).response!.entries;
   assert.deepEqual(
@@ -126,10 +139,24 @@ test("the 30-day purge: erased and unlinked records get the tenant's next versio
     "newest first: the company's purge after the person's",
   );
 
+  // The records that lost a link have a new etag and update time, as after an update (the deal
+  // twice: it lost a person, then a company), which their events carry; a write with the etag read
+  // before is refused as any stale one. A record the purge did not touch keeps its etag.
+  const [dealAfter, personAfter] = [await dealNow(A, deal.id), await personNow(A, person.id)];
+  assert.deepEqual([dealBefore.etag, dealAfter.etag], [deal.etag, String(Number(deal.etag) + 2)]);
+  assert.deepEqual([personBefore.etag, personAfter.etag], [person.etag, String(Number(person.etag) + 1)]);
+  assert.ok(timestampMs(dealAfter.updateTime!) > timestampMs(dealBefore.updateTime!) && timestampMs(personAfter.updateTime!) > timestampMs(personBefore.updateTime!), "update times moved");
+  assert.ok(dealChange.record.record.value.etag === dealAfter.etag && personChange.record.record.value.etag === personAfter.etag, "the events carry the new etags");
+  assert.equal((await personNow(A, bystander.id)).etag, bystanderBefore.etag, "a bystander keeps its etag");
+  await staleEtagRefused(A, "deal", deal.id, dealBefore.etag, dealAfter.etag);
+  await staleEtagRefused(A, "person", person.id, personBefore.etag, personAfter.etag);
+  assert.equal((await dealNow(A, deal.id)).name, "Rollout", "the stale write changed nothing");
+  await A.member.store.updateDealDB({ request: { deal: { id: deal.id, name: "Rollout 2", etag: dealAfter.etag }, updateMask: { paths: ["name"] } } });
+
   // Nothing left to purge: no change, no version.
   const again = await store.purgeTrashDB(create(PurgeTrashDBRequestSchema, { limit: 100 }), peerContext("records"));
   assert.equal(again.purged, 0);
-  assert.equal(await version(A), vA + 5);
+  assert.equal(await version(A), vA + 6, "only the update since");
 });
 
 test("a purge job batch over several tenants versions each tenant's changes in its own sequence", { skip }, async () => {
@@ -165,6 +192,7 @@ test("a user's purge notes the records that lose a link to it, with their timeli
   const stageId = (await A.admin.store.listPipelinesDB({ request: {} })).response!.pipelines[0]!.stages[0]!.id;
   const deal = (await s.createDealDB({ request: { deal: { name: "Hooli deal", stageId, companyId: company.id } } })).response!.deal!;
   await s.deleteCompanyDB({ request: { id: company.id } });
+  const [dealBefore, personBefore] = [await dealNow(A, deal.id), await personNow(A, person.id)];
   const v = await version(A);
   await A.admin.store.purgeCompanyDB({ request: { id: company.id } });
 
@@ -175,6 +203,14 @@ test("a user's purge notes the records that lose a link to it, with their timeli
   assert.deepEqual(field(cs[1]!, "company_id"), [company.id, null]);
   const entries = (await s.listTimelineDB({ request: { objectType: ObjectType.PERSON, recordId: person.id } })).response!.entries;
   assert.deepEqual([TimelineAction[entries[0]!.action], entries[0]!.actor?.id, entries[0]!.changes[0]?.field], ["UPDATED", A.admin.userId, "companies"]);
+
+  // Their etags moved, as an update moves them; the old ones are refused as any stale etag.
+  const [dealAfter, personAfter] = [await dealNow(A, deal.id), await personNow(A, person.id)];
+  assert.deepEqual([dealAfter.etag, personAfter.etag], [String(Number(dealBefore.etag) + 1), String(Number(personBefore.etag) + 1)]);
+  assert.ok(cs[1]!.record?.record.case === "deal" && cs[1]!.record.record.value.etag === dealAfter.etag, "the event carries the new etag");
+  await staleEtagRefused(A, "deal", deal.id, dealBefore.etag, dealAfter.etag);
+  await staleEtagRefused(A, "person", person.id, personBefore.etag, personAfter.etag);
+  await s.updatePersonDB({ request: { person: { id: person.id, jobTitle: "CFO", etag: personAfter.etag }, updateMask: { paths: ["job_title"] } } });
 });
 
 test("jobs of several replicas at once: each record purged once, every tenant's versions gap-free", { skip }, async () => {
