@@ -1,9 +1,10 @@
 /**
- * Chats: the caller's chats with unread badges, a form to create one, and the open chat: its
+ * Chats: the caller's chats with unread badges and the record each is attached to (a link to its
+ * page, also in the open chat's header: ChatRecord.tsx), a form to create one, and the open chat: its
  * newest messages (ListMessages), older pages on demand, and live messages from the Subscribe
  * server stream, which resumes after the last seq seen so nothing is lost or doubled.
  */
-import { useCallback, useEffect, useId, useLayoutEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useCallback, useEffect, useId, useLayoutEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from "react";
 import { Link, useLocation } from "wouter";
 import { useMutation, useQuery, createConnectQueryKey } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -15,6 +16,7 @@ import { UnreadBadge } from "./UnreadBadge";
 import { useI18n } from "../i18n";
 import { describeError } from "../errors";
 import { chatListInput, messagesPageSize, takeEarlyMessages } from "../prefetch";
+import { ChatRecordLink, useChatRecordNames } from "./ChatRecord";
 
 const chats = createClient(ChatService, transport);
 
@@ -39,6 +41,7 @@ export function Chats({ chatId, me }: { chatId: string | undefined; me: string }
     if (name.trim()) create.mutate({ name: name.trim() });
   };
   const current = list.data?.chats.find((c) => c.chatId === chatId);
+  const recordNames = useChatRecordNames(list.data?.chats ?? []);
 
   return (
     <div className="chats">
@@ -74,6 +77,7 @@ export function Chats({ chatId, me }: { chatId: string | undefined; me: string }
                     <span className="chat-name">{c.name}</span>
                     {unread > 0 && <UnreadBadge count={unread} />}
                   </Link>
+                  <ChatRecordLink chat={c} names={recordNames} className="chat-record" />
                 </li>
               );
             })}
@@ -81,7 +85,11 @@ export function Chats({ chatId, me }: { chatId: string | undefined; me: string }
         )}
       </section>
       <section className="chat-room" aria-label={current?.name ?? t("chat.messages")}>
-        {chatId ? <ChatRoom key={chatId} chatId={chatId} name={current?.name} me={me} /> : <p className="pick">{t("chats.pick")}</p>}
+        {chatId ? (
+          <ChatRoom key={chatId} chatId={chatId} name={current?.name} me={me} record={<ChatRecordLink chat={current} names={recordNames} className="chat-record room-record" />} />
+        ) : (
+          <p className="pick">{t("chats.pick")}</p>
+        )}
       </section>
     </div>
   );
@@ -121,7 +129,7 @@ const wait = (ms: number, signal: AbortSignal) =>
 /** How close to the bottom (px) counts as "at the newest message": new ones then scroll into view. */
 const nearBottom = 48;
 
-function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefined; me: string }) {
+function ChatRoom({ chatId, name, me, record }: { chatId: string; name: string | undefined; me: string; record: ReactNode }) {
   const i18n = useI18n();
   const { t } = i18n;
   const queryClient = useQueryClient();
@@ -292,7 +300,10 @@ function ChatRoom({ chatId, name, me }: { chatId: string; name: string | undefin
   return (
     <>
       <header className="room-top">
-        <h2>{name ?? ""}</h2>
+        <div className="room-title">
+          <h2>{name ?? ""}</h2>
+          {record}
+        </div>
         <span className={`conn ${phase}`} role="status">
           {phase === "live" ? t("chat.live") : phase === "reconnecting" ? t("chat.reconnecting") : t("app.loading")}
         </span>
