@@ -61,6 +61,7 @@ const backoffSeconds = (attempts: number) => Math.min(2 ** attempts, 300);
 export async function startRelay(o: RelayOptions): Promise<Relay> {
   const { pool, bus, log } = o;
   const batch = o.batch ?? 200;
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`relay batch must be a positive integer, not ${batch}`);
   const pollMs = o.pollMs ?? 1_000;
   const exchanges = o.exchanges ?? relayExchanges;
   for (const [name, type] of Object.entries(exchanges)) await bus.declareExchange(name, type);
@@ -71,17 +72,22 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   let retryTimer: NodeJS.Timeout | undefined;
   let drainWaiters: (() => void)[] = [];
 
-  /** One pass: claim due rows, publish them, delete the confirmed ones. Returns rows claimed. */
+  // The claim, spliced into the first round trip's text (simple query protocol: no parameters).
+  const claim = `BEGIN;
+    SELECT id, exchange, routing_key, payload, content_type, message_id, headers, attempts FROM outbox
+    WHERE next_attempt_at <= now() ORDER BY id LIMIT ${batch} FOR UPDATE SKIP LOCKED`;
+
+  /**
+   * One pass: claim due rows, publish them, delete the confirmed ones. Returns rows claimed. Two
+   * round trips, as a pass runs after every committed request that enqueued: the start with the
+   * claim, and the deletion with COMMIT (a pass that finds nothing: the claim, then COMMIT).
+   */
   async function pass(): Promise<number> {
     // db.ts's transaction helper, as the owner role (the relay reads and deletes every tenant's rows);
     // errors leave unmapped: the loop below tells the broker's from the database's.
     return transaction(pool, async (client) => {
-      await client.query("BEGIN");
-      const { rows } = await client.query<Row>(
-        `SELECT id, exchange, routing_key, payload, content_type, message_id, headers, attempts FROM outbox
-         WHERE next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [batch],
-      );
+      const started = (await client.query(claim)) as unknown as pg.QueryResult<Row>[];
+      const rows = started[started.length - 1]!.rows;
       if (rows.length === 0) {
         await client.query("COMMIT");
         return 0;
@@ -109,7 +115,6 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
         else if (res.reason instanceof BusUnavailableError) unavailable ??= res.reason;
         else failed.push({ id: r.id, error: String((res.reason as Error)?.message ?? res.reason).slice(0, 500), attempts: r.attempts + 1 });
       });
-      if (done.length) await client.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [done]);
       if (failed.length) {
         await client.query(
           `UPDATE outbox o SET attempts = f.attempts, last_error = f.error, next_attempt_at = now() + make_interval(secs => f.delay)
@@ -118,7 +123,9 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
         );
         log.warn({ rows: failed.length, first: failed[0]!.error }, "outbox rows could not be published; retrying with backoff");
       }
-      await client.query("COMMIT");
+      // The ids are bigints PostgreSQL just returned (checked again: they are spliced into SQL text).
+      if (done.some((id) => !/^\d+$/.test(id))) throw new Error(`outbox ids must be bigints, got ${done.join(",")}`);
+      await client.query(done.length ? `DELETE FROM outbox WHERE id = ANY('{${done.join(",")}}'::bigint[]);\nCOMMIT` : "COMMIT");
       if (unavailable) throw unavailable;
       return rows.length;
     }, (err) => err);

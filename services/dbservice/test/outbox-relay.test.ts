@@ -107,6 +107,42 @@ test("relay: afterCommit wakes it at once; rows are published with their id, typ
   await until("rows deleted after the confirm", async () => (await pending()) === 0, 5_000);
 });
 
+test("a pass is two round trips: the start with the claim, then the deletion with COMMIT (or COMMIT alone when nothing is due)", { skip, timeout: 60_000 }, async () => {
+  const seen = await collect("trips.*");
+  // The pool as the relay sees it, counting the connections it takes (one per pass) and the queries it sends on them.
+  let passes = 0;
+  let trips = 0;
+  const counting = Object.create(pool, {
+    connect: {
+      value: async () => {
+        const client = await pool.connect();
+        passes++;
+        const { query, release } = client;
+        client.query = ((...args: Parameters<typeof query>) => (trips++, query.apply(client, args))) as typeof query;
+        client.release = (...args: Parameters<typeof release>) => {
+          Object.assign(client, { query, release }); // the pool's other users are not counted
+          return release.apply(client, args);
+        };
+        return client;
+      },
+    },
+  }) as pg.Pool;
+  const b = await bus();
+  const r = await startRelay({ pool: counting, bus: b, log, pollMs: 60_000, batch: 50, exchanges: { [exchange]: "topic" } });
+  closers.push(() => r.close());
+  assert.ok(await r.drained(5_000), "an idle relay");
+  for (let i = 0; i < 3; i++) {
+    await db.tenant(companyId, (sql) => enqueue(sql, { exchange, routingKey: `trips.${i}`, payload: Buffer.from(`t${i}`), contentType: "text/plain", messageId: `trip-${i}` }));
+    r.afterCommit();
+  }
+  await until("3 messages published", () => seen.ids.length === 3, 10_000);
+  assert.ok(await r.drained(5_000), "the outbox drained");
+  await r.close();
+  assert.equal(await pending(), 0);
+  assert.ok(passes >= 2, `passes with rows and without: ${passes}`);
+  assert.equal(trips, 2 * passes, `${trips} round trips in ${passes} passes`);
+});
+
 test("no NOTIFY at commit: it would serialise every outbox-writing commit database-wide (migration 0040)", { skip }, async () => {
   const { rows } = await pool.query("SELECT tgname FROM pg_trigger WHERE tgrelid = 'outbox'::regclass AND NOT tgisinternal");
   assert.deepEqual(rows, []);
