@@ -150,6 +150,15 @@ test("Login failures are throttled per account and address: the guesser is locke
   assert.equal((await attacker.login({ email: "olga@acme.test", password: PASSWORD })).userId, s.owner.id, "the window ended");
 });
 
+test("Login: a success forgives the address's earlier failures for the account", async () => {
+  const s = setup();
+  const owner = s.auth({ ip: "198.51.100.7" });
+  for (let i = 0; i < 2; i++) await expectError(owner.login({ email: "olga@acme.test", password: `typo ${i}` }), Code.Unauthenticated);
+  assert.equal((await owner.login({ email: "olga@acme.test", password: PASSWORD })).userId, s.owner.id);
+  for (let i = 0; i < 2; i++) await expectError(owner.login({ email: "olga@acme.test", password: `typo again ${i}` }), Code.Unauthenticated);
+  assert.equal((await owner.login({ email: "olga@acme.test", password: PASSWORD })).userId, s.owner.id, "4 failures in the window, but only 2 since the success (the limit is 3)");
+});
+
 test("Refresh rotates the refresh token; a spent one used again ends the session for everyone holding it", async () => {
   const s = setup();
   const login = await s.auth().login({ email: "olga@acme.test", password: PASSWORD });

@@ -103,7 +103,7 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
       const id = validateLogin(req, req.password);
       const login = id.email ?? id.phone;
       const ip = ctx.values.get(clientIpKey);
-      await deps.throttle.check(login, ip);
+      const failures = await deps.throttle.check(login, ip);
       const account = await deps.db.loginDB(id);
       // Unknown accounts are verified against a dummy hash: same error, similar time.
       const ok = await verifyPassword(account.found && account.passwordHash ? account.passwordHash : dummyHash, req.password);
@@ -116,7 +116,7 @@ export function authService(deps: AuthDeps): Partial<ServiceImpl<typeof AuthServ
         auditFailedLogin(account, ip, "account deactivated");
         throw new AppError("permission_denied", "this account is deactivated: ask an admin of your company");
       }
-      await deps.throttle.succeeded(login, ip);
+      await deps.throttle.succeeded(login, ip, failures);
       const role = fromDbRole[account.role];
       if (!role) throw new Error(`account ${account.userId} has no valid role`);
       const refresh = newOpaqueToken();
