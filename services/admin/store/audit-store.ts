@@ -15,7 +15,7 @@ import { AppError, invalid, isUuid, principalOf, requirePeer, type Actor, type P
 import { ActorType, type AuditEvent } from "@crm/gen/crm/admin/v1/audit_pb";
 import type { DbAuditService } from "@crm/gen/crm/db/v1/db_audit_pb";
 import { auditEvent } from "@crm/contracts/events";
-import type { Db, Sql } from "@crm/dbservice/db";
+import type { Db, OutboxMessage, Sql } from "@crm/dbservice/db";
 import { auditLimits, checkAuditFilter, decodeAuditPageToken, encodeAuditPageToken } from "../src/rules.js";
 
 /** One thing that happened, as a store records it. */
@@ -32,6 +32,12 @@ export interface AuditInput {
 export interface AuditLog {
   /** Appends events of the tenant of `sql`'s transaction (crm_company()), with their outbox messages. */
   record(sql: Sql, events: AuditInput[]): Promise<void>;
+  /**
+   * `record` for a store's one-round-trip script (Db.tenantScript): the INSERT of `events` as SQL
+   * text with literal values, writing nothing unless the SQL condition `onlyIf` holds, and the
+   * outbox messages of the rows it returns (for Script.outbox, which sends them with COMMIT).
+   */
+  script(sql: Sql, events: AuditInput[], onlyIf?: string): { text: string; outbox: (rows: unknown[]) => OutboxMessage[] };
   /** Call after a transaction that recorded events committed: wakes the outbox relay. */
   afterCommit(): void;
 }
@@ -73,43 +79,53 @@ function toEvent(r: Row): Omit<AuditEvent, "$typeName" | "$unknown"> {
   };
 }
 
-/** The rows to insert, column by column (unnest), with a user actor's name looked up in the same statement. */
+/** The nine arrays the INSERT unnests, in order, with their SQL types. */
+const arrayTypes = ["text", "text", "text", "text", "text", "text", "text", "text", "jsonb"] as const;
+function eventColumns(events: AuditInput[]): string[][] {
+  const col = (f: (e: AuditInput) => string) => events.map(f);
+  return [
+    col((e) => e.action),
+    col((e) => e.actor.type),
+    col((e) => (e.actor.id ?? "").slice(0, 64)),
+    col((e) => (e.actor.name ?? "").slice(0, 300)),
+    col((e) => (e.actor.userId && isUuid(e.actor.userId) ? e.actor.userId : "")),
+    col((e) => (e.target?.type ?? "").slice(0, 64)),
+    col((e) => (e.target?.id ?? "").slice(0, 64)),
+    col((e) => (e.ip ?? "").slice(0, 64)),
+    col((e) => JSON.stringify(e.details ?? {})),
+  ];
+}
+
+/** The INSERT of the rows of `arrays` (SQL expressions, parameters or literals), with a user actor's name looked up in the same statement. */
+const insertText = (arrays: string[], onlyIf = "true") =>
+  `INSERT INTO audit_events (company_id, action, actor_type, actor_id, actor_name, user_id, target_type, target_id, ip, details)
+   SELECT crm_company(), t.action, t.actor_type, t.actor_id,
+          coalesce(nullif(t.actor_name, ''), (SELECT u.name FROM users u WHERE t.actor_type = 'user' AND u.id::text = t.actor_id), ''),
+          nullif(t.user_id, '')::uuid, t.target_type, t.target_id, t.ip, t.details
+   FROM unnest(${arrays.join(", ")})
+        WITH ORDINALITY AS t(action, actor_type, actor_id, actor_name, user_id, target_type, target_id, ip, details, n)
+   WHERE ${onlyIf}
+   ORDER BY t.n
+   RETURNING ${columns}`;
+
+/** The rows to insert, column by column (unnest). */
 async function insertEvents(sql: Sql, events: AuditInput[]): Promise<Row[]> {
   if (events.length === 0) return [];
-  const col = <T>(f: (e: AuditInput) => T) => events.map(f);
-  const { rows } = await sql.query<Row>(
-    `INSERT INTO audit_events (company_id, action, actor_type, actor_id, actor_name, user_id, target_type, target_id, ip, details)
-     SELECT crm_company(), t.action, t.actor_type, t.actor_id,
-            coalesce(nullif(t.actor_name, ''), (SELECT u.name FROM users u WHERE t.actor_type = 'user' AND u.id::text = t.actor_id), ''),
-            nullif(t.user_id, '')::uuid, t.target_type, t.target_id, t.ip, t.details
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[])
-          WITH ORDINALITY AS t(action, actor_type, actor_id, actor_name, user_id, target_type, target_id, ip, details, n)
-     ORDER BY t.n
-     RETURNING ${columns}`,
-    [
-      col((e) => e.action),
-      col((e) => e.actor.type),
-      col((e) => (e.actor.id ?? "").slice(0, 64)),
-      col((e) => (e.actor.name ?? "").slice(0, 300)),
-      col((e) => (e.actor.userId && isUuid(e.actor.userId) ? e.actor.userId : "")),
-      col((e) => (e.target?.type ?? "").slice(0, 64)),
-      col((e) => (e.target?.id ?? "").slice(0, 64)),
-      col((e) => (e.ip ?? "").slice(0, 64)),
-      col((e) => JSON.stringify(e.details ?? {})),
-    ],
-  );
+  const { rows } = await sql.query<Row>(insertText(arrayTypes.map((t, i) => `$${i + 1}::${t}[]`)), eventColumns(events));
   return rows;
 }
 
 /** The audit log as stores use it; `db` writes the outbox, `afterOutbox` wakes the relay, `queue` is AUDIT_QUEUE. */
 export function auditLog(db: Pick<Db, "enqueueMany">, afterOutbox: () => void = () => {}, queue?: string): AuditLog {
+  const messages = (rows: Row[]): OutboxMessage[] => rows.map((r) => ({ ...auditEvent(toEvent(r) as Parameters<typeof auditEvent>[0], queue), companyId: r.company_id }));
   return {
     async record(sql, events) {
-      const rows = await insertEvents(sql, events);
-      await db.enqueueMany(
-        sql,
-        rows.map((r) => ({ ...auditEvent(toEvent(r) as Parameters<typeof auditEvent>[0], queue), companyId: r.company_id })),
-      );
+      await db.enqueueMany(sql, messages(await insertEvents(sql, events)));
+    },
+    script(sql, events, onlyIf) {
+      if (events.length === 0) throw new Error("an audit script needs at least one event");
+      const arrays = eventColumns(events).map((values, i) => `ARRAY[${values.map((v) => sql.escapeLiteral(v)).join(", ")}]::${arrayTypes[i]}[]`);
+      return { text: insertText(arrays, onlyIf), outbox: (rows) => messages(rows as Row[]) };
     },
     afterCommit: afterOutbox,
   };

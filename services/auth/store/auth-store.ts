@@ -18,19 +18,20 @@ import {
   UserStatus,
   type NewSession,
 } from "@crm/gen/crm/db/v1/db_auth_pb";
-import type { Db, Sql } from "@crm/dbservice/db";
+import type { Db, OutboxMessage, Sql } from "@crm/dbservice/db";
 import { userEvent } from "@crm/contracts/tenant-events";
 import { ActorType } from "@crm/gen/crm/admin/v1/audit_pb";
 import { UserChange, UserStatus as ApiUserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
 import { Role as ApiRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import { apiKeyIdOf, apiKeyLimits, checkApiKey } from "../src/rules.js";
 
+type AuthAuditEvent = { action: string; actor: Actor | { type: "anonymous" | "system"; id?: string; name?: string; userId?: string }; target?: { type: string; id: string }; ip?: string; details?: Record<string, string> };
+
 /** The audit log as this store uses it (the admin store's auditLog; a store imports no other store). */
 export interface AuthAudit {
-  record(
-    sql: Sql,
-    events: { action: string; actor: Actor | { type: "anonymous" | "system"; id?: string; name?: string; userId?: string }; target?: { type: string; id: string }; ip?: string; details?: Record<string, string> }[],
-  ): Promise<void>;
+  record(sql: Sql, events: AuthAuditEvent[]): Promise<void>;
+  /** The events' INSERT as literal SQL for a script (nothing written unless `onlyIf` holds), and the outbox messages of the rows it returns. */
+  script(sql: Sql, events: AuthAuditEvent[], onlyIf?: string): { text: string; outbox: (rows: unknown[]) => OutboxMessage[] };
   afterCommit(): void;
 }
 
@@ -48,18 +49,25 @@ function sessionTimes(s: NewSession | undefined): { hash: Buffer; expiresAt: Dat
   return { hash: Buffer.from(s.refreshHash), expiresAt: timestampDate(s.expiresAt), userAgent: s.userAgent.slice(0, 512), ip: s.ip.slice(0, 64) };
 }
 
+/**
+ * A new session `id` of `userId` and its refresh token: one statement with literal values (for a
+ * script too). The SELECT runs under RLS: a user of another company, or one not active, yields no
+ * row (and no token).
+ */
+function sessionInsert(sql: Sql, id: string, userId: string, s: ReturnType<typeof sessionTimes>): string {
+  const lit = (v: string) => sql.escapeLiteral(v);
+  return `WITH s AS (
+       INSERT INTO sessions (id, company_id, user_id, expires_at, user_agent, ip)
+       SELECT ${lit(id)}::uuid, company_id, id, ${lit(s.expiresAt.toISOString())}::timestamptz, ${lit(s.userAgent)}::text, ${lit(s.ip)}::text
+       FROM users WHERE id = ${lit(userId)}::uuid AND status = 'active' RETURNING id, company_id)
+     INSERT INTO refresh_tokens (hash, session_id, company_id) SELECT ${lit(`\\x${s.hash.toString("hex")}`)}::bytea, id, company_id FROM s RETURNING session_id AS id`;
+}
+
+const noActiveUser = (userId: string, companyId: string) => new AppError("not_found", `no active user ${userId} in company ${companyId}`);
+
 async function insertSession(sql: Sql, companyId: string, userId: string, s: NewSession | undefined): Promise<string> {
-  const { hash, expiresAt, userAgent, ip } = sessionTimes(s);
-  // The SELECT runs under RLS: a user of another company yields no row (and no token). One statement:
-  // the session and its refresh token in one round trip.
-  const { rows } = await sql.query<{ id: string }>(
-    `WITH s AS (
-       INSERT INTO sessions (company_id, user_id, expires_at, user_agent, ip)
-       SELECT company_id, id, $2, $3, $4 FROM users WHERE id = $1 AND status = 'active' RETURNING id, company_id)
-     INSERT INTO refresh_tokens (hash, session_id, company_id) SELECT $5, id, company_id FROM s RETURNING session_id AS id`,
-    [userId, expiresAt, userAgent, ip, hash],
-  );
-  if (!rows[0]) throw new AppError("not_found", `no active user ${userId} in company ${companyId}`);
+  const { rows } = await sql.query<{ id: string }>(sessionInsert(sql, randomUUID(), userId, sessionTimes(s)));
+  if (!rows[0]) throw noActiveUser(userId, companyId);
   return rows[0].id;
 }
 
@@ -183,10 +191,23 @@ export function authStore(db: Db, { audit }: AuthStoreDeps): ServiceImpl<typeof 
     async createSession(req, ctx) {
       requirePeer(ctx, "auth");
       if (!isUuid(req.companyId) || !isUuid(req.userId)) throw invalid([{ field: "userId", description: "userId and companyId must be UUIDs" }]);
-      const sessionId = await db.tenant(req.companyId, async (sql) => {
-        const id = await insertSession(sql, req.companyId, req.userId, req.session);
-        await audit.record(sql, [{ action: "auth.login", actor: { type: "user", id: req.userId, name: "", userId: req.userId }, target: { type: "session", id }, ip: req.session?.ip }]);
-        return id;
+      const times = sessionTimes(req.session);
+      const sessionId = randomUUID();
+      // A login's writes in two round trips: the start, the session with its refresh token and the
+      // audit row (written only with the session) in one script; the audit row's outbox message with COMMIT.
+      await db.tenantScript(req.companyId, (sql) => {
+        const audited = audit.script(
+          sql,
+          [{ action: "auth.login", actor: { type: "user", id: req.userId, name: "", userId: req.userId }, target: { type: "session", id: sessionId }, ip: req.session?.ip }],
+          `EXISTS (SELECT 1 FROM sessions WHERE id = ${sql.escapeLiteral(sessionId)}::uuid)`,
+        );
+        return {
+          text: `${sessionInsert(sql, sessionId, req.userId, times)};\n${audited.text}`,
+          outbox: ({ rows }) => {
+            if (!rows.length) throw noActiveUser(req.userId, req.companyId);
+            return audited.outbox(rows);
+          },
+        };
       });
       audit.afterCommit();
       return { sessionId };
