@@ -49,6 +49,27 @@ const callKey = createContextKey<CallContext | undefined>(undefined, { descripti
 
 const lost = () => new ConnectError("internal error: the call lost its handler context on the way through the interceptors", Code.Internal);
 
+/**
+ * The controllers of the calls each link signal (the server's shutdown signal) must abort, behind
+ * ONE listener on it. A listener per call would make every call's start and end walk the signal's
+ * whole listener list (an EventTarget scans it for a duplicate on add and for the entry on remove):
+ * O(open calls) per call, and every open stream is one (bench/README.md, issue 21).
+ */
+const linked = new WeakMap<AbortSignal, Set<AbortController>>();
+function link(s: AbortSignal, c: AbortController) {
+  let calls = linked.get(s);
+  if (!calls) {
+    const all = (calls = new Set());
+    linked.set(s, all);
+    s.addEventListener("abort", () => {
+      for (const x of [...all]) x.abort(s.reason);
+    }, { once: true });
+  }
+  const set = calls;
+  set.add(c);
+  c.signal.addEventListener("abort", () => set.delete(c), { once: true });
+}
+
 /** HandlerContext with the costly parts (abort signal, response headers) made on first use. */
 export class CallContext implements HandlerContext {
   readonly requestMethod = "POST";
@@ -94,7 +115,7 @@ export class CallContext implements HandlerContext {
       for (const s of this.#links) {
         if (!s) continue;
         if (s.aborted) c.abort(s.reason);
-        else s.addEventListener("abort", () => c.abort(s.reason), { once: true, signal: c.signal });
+        else link(s, c);
       }
       const left = this.timeoutMs();
       if (left !== undefined) {
