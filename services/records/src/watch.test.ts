@@ -28,9 +28,12 @@ const token = `${USER}.${TENANT}.member`;
 function fakeStore() {
   const changes: RecordChange[] = [];
   const calls: string[] = [];
+  /** GetRecordVersionDB calls still to fail (as when the caller's token has just expired). */
+  const failing = { versions: 0 };
   const store: Partial<ServiceImpl<typeof DbRecordsService>> = {
     async getRecordVersionDB() {
       calls.push("version");
+      if (failing.versions > 0 && failing.versions--) throw new ConnectError("token expired", Code.Unauthenticated);
       return { version: BigInt(changes.length) };
     },
     async listChangesDB(req) {
@@ -42,7 +45,7 @@ function fakeStore() {
       return { changes: page, more, throughVersion: more ? page[page.length - 1]!.version : BigInt(changes.length) };
     },
   };
-  return { changes, calls, store };
+  return { changes, calls, store, failing };
 }
 
 function deal(version: number, id: string, stage: string, previousStage?: string, tenant = TENANT): RecordChange {
@@ -188,6 +191,38 @@ test("idle: the heartbeat checks the store and catches up what the bus never bro
   await until("a heartbeat after the catch-up", () => s.w.heartbeats.length >= 2, 5_000);
   assert.equal(s.w.heartbeats.at(-1), 1n);
   await s.close();
+  await t.close();
+});
+
+test("idle together: the watchers a change woke at once share one version check, and all catch up from it", async () => {
+  const t = await setup(200);
+  const streams = Array.from({ length: 5 }, () => t.watch({ objectType: ObjectType.DEAL }));
+  for (const s of streams) await s.live();
+  // One change wakes every watcher in the same turn, so their idle timers run out together.
+  await t.commit(deal(1, randomUUID(), "s1"));
+  for (const s of streams) await s.count(1);
+  t.calls.splice(0);
+  await t.commit(deal(2, randomUUID(), "s1"), false); // the bus never brings it
+  for (const s of streams) await s.count(2);
+  assert.deepEqual(t.calls, ["version", "changes>1", "changes>1", "changes>1", "changes>1", "changes>1"], "one version check for the five, then each reads what it missed");
+  for (const s of streams) assert.deepEqual(s.versions(), [1, 2]);
+  for (const s of streams) await s.close();
+  await t.close();
+});
+
+test("idle together: a shared version check that fails is asked again by each stream as itself; none ends", async () => {
+  const t = await setup(200);
+  const streams = Array.from({ length: 3 }, () => t.watch({ objectType: ObjectType.DEAL }));
+  for (const s of streams) await s.live();
+  await t.commit(deal(1, randomUUID(), "s1"));
+  for (const s of streams) await s.count(1);
+  t.calls.splice(0);
+  t.failing.versions = 1;
+  await t.commit(deal(2, randomUUID(), "s1"), false);
+  for (const s of streams) await s.count(2);
+  assert.equal(t.calls.filter((c) => c === "version").length, 4, "the shared check, then one per stream");
+  for (const s of streams) assert.equal(s.w.error, undefined);
+  for (const s of streams) await s.close();
   await t.close();
 });
 

@@ -10,7 +10,10 @@
  *   replayed, a newer one means something was missed or came out of order, and the database
  *   (ListChangesDB: every version up to the one seen is committed) fills the gap;
  * - when idle for the heartbeat interval it asks the database for the tenant's version and catches
- *   up if it moved (a lost event costs at most one interval), else sends a heartbeat;
+ *   up if it moved (a lost event costs at most one interval), else sends a heartbeat. Every change
+ *   of a tenant wakes all its watchers at once, so their idle timers also run out together: the
+ *   streams of one tenant whose timers run out in the same turn share ONE query (sent after that
+ *   turn, so it sees whatever any of them could have missed), not one each;
  * - a slow client's buffer overflowing, or the broker reconnecting, also means: catch up.
  *
  * A change is sent when its record matched the filter before it or matches after it (in_view),
@@ -82,6 +85,26 @@ function changeEvent(change: RecordChange, visible: boolean): Response {
 export function recordStream(deps: WatchDeps): ServiceImpl<typeof RecordStreamService> {
   const { db, hub } = deps;
   const now = deps.now ?? Date.now;
+
+  /**
+   * Idle checks by tenant: every stream of a tenant that asks before the next turn of the event
+   * loop joins one GetRecordVersionDB, sent in that turn (as the first asker's caller: the version
+   * is the tenant's, the same for each of its watchers). When it fails, each stream asks as itself,
+   * so one caller's expired token or cancelled stream decides nothing for the others.
+   */
+  const idleChecks = new Map<string, Promise<bigint>>();
+  const versionOf = (signal: AbortSignal) => db.getRecordVersionDB({}, { signal }).then((r) => r.version);
+  function idleVersion(tenantId: string, signal: AbortSignal): Promise<bigint> {
+    let shared = idleChecks.get(tenantId);
+    if (!shared) {
+      shared = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        idleChecks.delete(tenantId);
+        return db.getRecordVersionDB({}).then((r) => r.version);
+      });
+      idleChecks.set(tenantId, shared);
+    }
+    return shared.catch(() => versionOf(signal));
+  }
   const heartbeat = (lastVersion: bigint): Response => ({ event: { case: "heartbeat", value: { serverTime: timestampFromDate(new Date(now())), lastVersion } } });
 
   async function* stream(ctx: HandlerContext, input: WatchInput): AsyncGenerator<Response> {
@@ -140,7 +163,7 @@ export function recordStream(deps: WatchDeps): ServiceImpl<typeof RecordStreamSe
         if (next === "timeout") {
           if (expiresAtMs - now() <= 0) continue;
           // Idle: make sure nothing was missed, then say we are alive.
-          const version = (await db.getRecordVersionDB({}, { signal })).version;
+          const version = await idleVersion(p.companyId, signal);
           if (version > last) yield* catchUp();
           else yield heartbeat(last);
           continue;
