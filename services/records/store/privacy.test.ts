@@ -6,12 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { fromBinary, toJsonString } from "@bufbuild/protobuf";
+import { fromBinary, toJson, toJsonString } from "@bufbuild/protobuf";
+import { ValueSchema, timestampMs } from "@bufbuild/protobuf/wkt";
+import { decodeRecordChange } from "@crm/contracts/events";
 import { Code, type Client } from "@connectrpc/connect";
 import { DbPrivacyService } from "@crm/gen/crm/db/v1/db_privacy_pb";
-import { ObjectType } from "@crm/gen/crm/records/v1/common_pb";
+import { ActorType, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { FieldType } from "@crm/gen/crm/records/v1/field_pb";
-import { RecordChangeSchema } from "@crm/gen/crm/records/v1/stream_pb";
+import { ChangeAction, RecordChangeSchema } from "@crm/gen/crm/records/v1/stream_pb";
+import { TimelineAction } from "@crm/gen/crm/records/v1/timeline_pb";
 import { installHint, need, postgresUp } from "@crm/testkit";
 import { expectCode, inMemory, storeHarness, type StoreHarness, type Tenant, type User } from "../test/harness.js";
 import type { ExportAudit } from "./export-store.js";
@@ -127,6 +130,58 @@ test("erase: nothing personal is left in any table, the timeline stays anonymize
   assert.ok(!JSON.stringify(audited.at(-1)).includes("Zebediah2"), "the audit event holds no personal data");
   // Gone for good.
   await expectCode(privacy(C.owner).erasePersonDB({ request: { personId: w.person } }), Code.NotFound);
+});
+
+test("erase: the deals that named the person change as in a purge: a new etag, an UPDATED event, a timeline entry", { skip }, async () => {
+  const D = await h.tenant("D");
+  const w = await world(D, "3");
+  const s = D.member.store;
+  const stageId = (await s.getDealDB({ request: { id: w.deal } })).response!.deal!.stageId;
+  const other = (await s.createPersonDB({ request: { person: { firstName: "Otto" } } })).response!.person!.id;
+  const both = (await s.createDealDB({ request: { deal: { name: "Two people", stageId, personIds: [other, w.person] } } })).response!.deal!;
+  const bystander = (await s.createDealDB({ request: { deal: { name: "Otto's", stageId, personIds: [other] } } })).response!.deal!;
+  const deal = async (id: string) => (await s.getDealDB({ request: { id } })).response!.deal!;
+  const before = { one: await deal(w.deal), both: await deal(both.id), bystander: await deal(bystander.id) };
+  const v = Number((await s.getRecordVersionDB({})).version);
+
+  await privacy(D.admin).erasePersonDB({ request: { personId: w.person } });
+
+  const { rows } = await h.pool.query<{ version: string; event: Buffer }>(
+    "SELECT version, event FROM rec_changes WHERE company_id = $1 AND version > $2 ORDER BY version", [D.companyId, v],
+  );
+  const cs = rows.map((r) => decodeRecordChange(r.event));
+  assert.deepEqual(cs.map((c) => Number(c.version)), [v + 1, v + 2, v + 3], "the tenant's next versions, gap-free");
+  assert.deepEqual(
+    cs.map((c) => `${ObjectType[c.objectType]} ${ChangeAction[c.action]} ${c.recordId}`),
+    [`PERSON PURGED ${w.person}`, ...[w.deal, both.id].sort().map((id) => `DEAL UPDATED ${id}`)],
+    "the person erased, each deal that named them updated, the bystander not",
+  );
+  assert.ok(cs.every((c) => c.actor?.type === ActorType.USER && c.actor.id === D.admin.userId), "named as the admin who erased");
+  const { rows: outbox } = await h.pool.query<{ message_id: string }>("SELECT message_id FROM outbox WHERE company_id = $1 ORDER BY id DESC LIMIT 3", [D.companyId]);
+  assert.deepEqual(outbox.map((o) => o.message_id).sort(), [1, 2, 3].map((n) => `${D.companyId}:${v + n}`).sort(), "the same events wait in the outbox");
+
+  const after = { one: await deal(w.deal), both: await deal(both.id), bystander: await deal(bystander.id) };
+  for (const [id, was, now, ids] of [[w.deal, before.one, after.one, []], [both.id, before.both, after.both, [other]]] as const) {
+    const c = cs.find((x) => x.recordId === id)!;
+    const f = c.changes.find((x) => x.field === "person_ids")!;
+    assert.deepEqual([toJson(ValueSchema, f.before!), toJson(ValueSchema, f.after!)], [was.personIds, ids.length ? [...ids] : null], "the diff: the person left the deal");
+    assert.equal(now.etag, String(Number(was.etag) + 1), "a new etag, as an update gives");
+    assert.ok(timestampMs(now.updateTime!) > timestampMs(was.updateTime!), "and a new update time");
+    assert.ok(c.record?.record.case === "deal" && c.record.record.value.etag === now.etag, "the event carries the new etag");
+    assert.deepEqual(c.record.record.value.personIds, [...ids]);
+    assert.ok(c.previous?.record.case === "deal" && c.previous.record.value.personIds.includes(w.person), "and the deal before");
+    await expectCode(
+      s.updateDealDB({ request: { deal: { id, name: "Stale write", etag: was.etag }, updateMask: { paths: ["name"] } } }),
+      Code.Aborted,
+      new RegExp(`deal ${id} changed since you read it \\(etag ${was.etag}, now ${now.etag}\\)`),
+    );
+    const entries = (await s.listTimelineDB({ request: { objectType: ObjectType.DEAL, recordId: id } })).response!.entries;
+    assert.deepEqual([TimelineAction[entries[0]!.action], entries[0]!.actor?.id, entries[0]!.changes.map((x) => x.field)], ["UPDATED", D.admin.userId, ["person_ids"]]);
+  }
+  assert.equal(after.bystander.etag, before.bystander.etag, "a deal that did not name the person keeps its etag");
+  assert.equal((await deal(w.deal)).name, "Globex rollout", "the stale write changed nothing");
+  await s.updateDealDB({ request: { deal: { id: w.deal, name: "Globex rollout 2", etag: after.one.etag }, updateMask: { paths: ["name"] } } });
+  for (const needle of ["Zebediah3", "Quarrington3", "zeb.q3@privacy"]) assert.deepEqual(await mentions(needle), [], `${needle} is in no event either`);
 });
 
 test("the definer functions refuse members even when called directly", { skip }, async () => {

@@ -9,8 +9,10 @@
  *   and in their timelines and change events; the values of the person's own timeline entries and
  *   change events become "[erased]" (who did what when stays); the person row goes (with its
  *   e-mail index, its links to companies, deals, notes and tasks, and chats attached to it: foreign
- *   keys ON DELETE CASCADE); its words leave the search vocabulary unless another record holds
- *   them. Deals, companies and their amounts stay, so reports keep their totals.
+ *   keys ON DELETE CASCADE; the deals that named it change as in a purge, shared.ts
+ *   eraseWithCascades: a new etag and an UPDATED event each); its words leave the search
+ *   vocabulary unless another record holds them. Deals, companies and their amounts stay, so
+ *   reports keep their totals.
  *
  * Owners and admins only (the role of the transaction, read from the database). Both write their
  * audit event (no personal data: the person's id and counts) in the same transaction. The
@@ -31,7 +33,7 @@ import { getDeal, toDeal } from "./deals.js";
 import type { ExportAudit } from "./export-store.js";
 import { getNote, toNote } from "./notes.js";
 import { getPerson, toPerson } from "./people.js";
-import { idOf } from "./shared.js";
+import { eraseWithCascades, idOf } from "./shared.js";
 import { getTask, toTask } from "./tasks.js";
 import { listTimeline } from "./timeline.js";
 import { recordReaders } from "./readers.js";
@@ -230,8 +232,9 @@ export function privacyStore(db: Db, o: PrivacyStoreOptions): ServiceImpl<typeof
                 + (SELECT count(*) FROM rec_note_links WHERE person_id = $1) + (SELECT count(*) FROM rec_task_links WHERE person_id = $1) AS n`,
           [id],
         );
-        await sql.query("DELETE FROM rec_people WHERE id = $1", [id]);
-        a.pending.push({ kind: "person", recordId: id, action: "purged", changes: [] });
+        // As a purge: the deals naming the person lose them, each an UPDATED change with a new
+        // version (etag), its timeline entry and its event (ids only, no personal data).
+        await eraseWithCascades(sql, a, "person", id);
         await sql.query("SELECT crm_privacy_forget_words($1::text[])", [person.lexemes]);
 
         const counts = {

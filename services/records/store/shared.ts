@@ -164,18 +164,29 @@ export const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
 /**
  * Purges a record in the trash: owners and admins only (the DELETE policy says so too); its timeline goes with it.
- * The records that lose a link to it change too (noted with their diffs).
+ * The records that lose a link to it change too (eraseWithCascades).
  */
 export async function purge(sql: Sql, a: Acting, kind: ObjectKind, id: string): Promise<void> {
   if (!(a.role === "owner" || a.role === "admin")) throw new AppError("permission_denied", `only owners and admins may purge; a member may move a ${names[kind]} they own to the trash`);
   const { rows } = await sql.query<{ deleted_at: Date | null }>(`SELECT deleted_at FROM ${tables[kind]} WHERE id = $1 FOR UPDATE`, [id]);
   if (!rows[0]) throw notFound(kind, id);
   if (!rows[0].deleted_at) throw new AppError("failed_precondition", `${names[kind]} ${id} is not in the trash: delete it first, then purge it`);
-  // The records that lose a link to it (a company's deals and people, a person's deals), read in
-  // the DELETE's own snapshot, before the foreign keys' actions (migration 300): changes too,
-  // with their timeline entries and events, as if the caller had unlinked them — and a new
-  // version (etag) and update time, as an update gives (the job's crm_purge_trash, migration 330,
-  // does the same), so a client holding the old etag is refused (aborted) and caches reread them.
+  await eraseWithCascades(sql, a, kind, id);
+  await sql.query("DELETE FROM rec_timeline WHERE object_type = $1 AND record_id = $2", [kind, id]);
+  // A task's or note's entries on the records it linked go with it.
+  if (kind === "task" || kind === "note") await sql.query("DELETE FROM rec_timeline WHERE subject_id = $1", [id]);
+}
+
+/**
+ * Deletes a record for good (a purge, a person's erasure: privacy.ts) and notes it PURGED. The
+ * records that lose a link to it (a company's deals and people, a person's deals) are read in
+ * the DELETE's own snapshot, before the foreign keys' actions (migration 300), and change like
+ * any change: each is noted UPDATED with its diff (its timeline entry and event with the COMMIT,
+ * as if the caller had unlinked it) and gets a new version (etag) and update time in the same
+ * statement, as an update gives (the job's crm_purge_trash, migration 330, does the same), so a
+ * client holding the old etag is refused (aborted) and caches reread it.
+ */
+export async function eraseWithCascades(sql: Sql, a: Acting, kind: ObjectKind, id: string): Promise<void> {
   const cascades = await sql.query<{ object_type: ObjectKind; id: string; changes: FieldChangeJson[] }>(
     `WITH gone AS (DELETE FROM ${tables[kind]} WHERE id = $1),
      cascades AS (SELECT * FROM crm_purge_cascades($2, ARRAY[$1]::uuid[])),
@@ -184,10 +195,7 @@ export async function purge(sql: Sql, a: Acting, kind: ObjectKind, id: string): 
      SELECT c.object_type, c.id, c.changes FROM cascades c`,
     [id, kind],
   );
-  await sql.query("DELETE FROM rec_timeline WHERE object_type = $1 AND record_id = $2", [kind, id]);
   a.pending.push({ kind, recordId: id, action: "purged", changes: [] });
   const actor = actorOfActing(a);
   for (const c of cascades.rows) a.pending.push({ kind: c.object_type, recordId: c.id, action: "updated", changes: c.changes, timeline: actor });
-  // A task's or note's entries on the records it linked go with it.
-  if (kind === "task" || kind === "note") await sql.query("DELETE FROM rec_timeline WHERE subject_id = $1", [id]);
 }
