@@ -530,34 +530,34 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
       if (req.beforeSeq !== undefined && req.afterSeq !== undefined) throw invalid([{ field: "beforeSeq", description: "set at most one of beforeSeq and afterSeq" }]);
       if ((req.beforeSeq ?? 0n) < 0n || (req.afterSeq ?? 0n) < 0n) throw invalid([{ field: req.beforeSeq !== undefined ? "beforeSeq" : "afterSeq", description: "must not be negative" }]);
       const limit = req.limit >= 1 && req.limit <= 200 ? req.limit : 50;
-      const out = await tenant(ctx, async (sql, p) => {
-        const { rows: m } = await sql.query<{ last_seq: string }>(
-          "SELECT c.last_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2 WHERE c.id = $1",
-          [id, p.userId],
-        );
-        if (!m[0]) throw notFound(id);
-        const forward = req.afterSeq !== undefined;
-        const bound = forward ? req.afterSeq! : (req.beforeSeq ?? null);
-        const { rows } = await sql.query<MessageRow>(
-          forward
-            ? `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`
-            : `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3`,
-          [id, bound === null ? null : String(bound), limit + 1],
-        );
-        return { lastSeq: BigInt(m[0].last_seq), rows, forward };
-      });
-      const hasMore = out.rows.length > limit;
-      const page = out.rows.slice(0, limit);
-      if (!out.forward) page.reverse();
+      const p = principalOf(ctx);
+      const forward = req.afterSeq !== undefined;
+      const bound = forward ? req.afterSeq! : (req.beforeSeq ?? null);
+      // ONE round trip (the start, this statement, COMMIT; a hot read, and chat streams replay with
+      // it): the membership and the page in one statement, no row when the caller is not a member.
+      // The ids are checked UUIDs (quoted all the same), the bound a non-negative bigint.
+      const pageSql = forward
+        ? `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = c.id AND seq > ${bound} ORDER BY seq ASC LIMIT ${limit + 1}`
+        : `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = c.id${bound === null ? "" : ` AND seq < ${bound}`} ORDER BY seq DESC LIMIT ${limit + 1}`;
+      const { rows } = (await db.tenantScript(p.companyId, () => ({
+        text: `SELECT c.last_seq AS chat_last_seq, msg.* FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ${quote(p.userId)}
+          LEFT JOIN LATERAL (${pageSql}) msg ON true WHERE c.id = ${quote(id)} ORDER BY msg.seq ${forward ? "ASC" : "DESC"}`,
+      }))) as pg.QueryResult<{ chat_last_seq: string } & (MessageRow | { [K in keyof MessageRow]: null })>;
+      if (!rows[0]) throw notFound(id);
+      const lastSeq = BigInt(rows[0].chat_last_seq);
+      const found = rows.filter((r): r is { chat_last_seq: string } & MessageRow => r.id !== null);
+      const hasMore = found.length > limit;
+      const page = found.slice(0, limit);
+      if (!forward) page.reverse();
       const messages = page.map(toMessage);
       const first = messages[0]?.seq;
       const last = messages[messages.length - 1]?.seq;
       return {
         messages,
         hasMore,
-        lastSeq: out.lastSeq,
+        lastSeq,
         nextBeforeSeq: first !== undefined && first > 1n ? first : undefined,
-        nextAfterSeq: last !== undefined && last < out.lastSeq ? last : undefined,
+        nextAfterSeq: last !== undefined && last < lastSeq ? last : undefined,
       };
     },
 
@@ -579,13 +579,12 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
 
     async getMembership(req, ctx) {
       const id = chatId(req.chatId);
-      const row = await tenant(ctx, async (sql, p) => {
-        const { rows } = await sql.query<{ last_seq: string; last_read_seq: string }>(
-          "SELECT c.last_seq, m.last_read_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2 WHERE c.id = $1",
-          [id, p.userId],
-        );
-        return rows[0];
-      });
+      const p = principalOf(ctx);
+      // ONE round trip: every chat stream asks this when it starts and whenever it is idle.
+      const { rows } = (await db.tenantScript(p.companyId, () => ({
+        text: `SELECT c.last_seq, m.last_read_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ${quote(p.userId)} WHERE c.id = ${quote(id)}`,
+      }))) as pg.QueryResult<{ last_seq: string; last_read_seq: string }>;
+      const row = rows[0];
       return row ? { member: true, lastSeq: BigInt(row.last_seq), lastReadSeq: BigInt(row.last_read_seq) } : { member: false, lastSeq: 0n, lastReadSeq: 0n };
     },
   };
