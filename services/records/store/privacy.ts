@@ -9,7 +9,7 @@
  *   and in their timelines and change events; the values of the person's own timeline entries and
  *   change events become "[erased]" (who did what when stays); the person row goes (with its
  *   e-mail index, its links to companies, deals, notes and tasks, and chats attached to it: foreign
- *   keys ON DELETE CASCADE; the deals that named it change as in a purge, shared.ts
+ *   keys ON DELETE CASCADE; the deals, notes and tasks that named it change as in a purge, shared.ts
  *   eraseWithCascades: a new etag and an UPDATED event each); its words leave the search
  *   vocabulary unless another record holds them. Deals, companies and their amounts stay, so
  *   reports keep their totals.
@@ -199,12 +199,13 @@ export function privacyStore(db: Db, o: PrivacyStoreOptions): ServiceImpl<typeof
         const tasks = await linked(sql, "task", id);
 
         // Notes and tasks linked to the person: their text, then their timelines and the person's own.
+        // Their version moves once, with the link they lose below (eraseWithCascades).
         const { rowCount: notesScrubbed } = await sql.query(
-          "UPDATE rec_notes SET text = crm_privacy_scrub(text, $2), version = version + 1, updated_at = now() WHERE id = ANY($1::uuid[]) AND crm_privacy_scrub(text, $2) <> text",
+          "UPDATE rec_notes SET text = crm_privacy_scrub(text, $2) WHERE id = ANY($1::uuid[]) AND crm_privacy_scrub(text, $2) <> text",
           [notes, words],
         );
         const { rowCount: tasksScrubbed } = await sql.query(
-          "UPDATE rec_tasks SET title = crm_privacy_scrub(title, $2), version = version + 1, updated_at = now() WHERE id = ANY($1::uuid[]) AND crm_privacy_scrub(title, $2) <> title",
+          "UPDATE rec_tasks SET title = crm_privacy_scrub(title, $2) WHERE id = ANY($1::uuid[]) AND crm_privacy_scrub(title, $2) <> title",
           [tasks, words],
         );
         const { rows: [entries] } = await sql.query<{ n: number }>("SELECT crm_privacy_erase_timeline($1, $2::uuid[], $3::text[]) AS n", [id, [...notes, ...tasks], words]);
@@ -232,8 +233,9 @@ export function privacyStore(db: Db, o: PrivacyStoreOptions): ServiceImpl<typeof
                 + (SELECT count(*) FROM rec_note_links WHERE person_id = $1) + (SELECT count(*) FROM rec_task_links WHERE person_id = $1) AS n`,
           [id],
         );
-        // As a purge: the deals naming the person lose them, each an UPDATED change with a new
-        // version (etag), its timeline entry and its event (ids only, no personal data).
+        // As a purge: the deals naming the person and the notes and tasks linking them lose them,
+        // each an UPDATED change with a new version (etag), its timeline entry and its event (the
+        // ids in person_ids or links only, no personal data: not the scrubbed text's diff).
         await eraseWithCascades(sql, a, "person", id);
         await sql.query("SELECT crm_privacy_forget_words($1::text[])", [person.lexemes]);
 

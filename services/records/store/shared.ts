@@ -179,19 +179,22 @@ export async function purge(sql: Sql, a: Acting, kind: ObjectKind, id: string): 
 
 /**
  * Deletes a record for good (a purge, a person's erasure: privacy.ts) and notes it PURGED. The
- * records that lose a link to it (a company's deals and people, a person's deals) are read in
- * the DELETE's own snapshot, before the foreign keys' actions (migration 300), and change like
- * any change: each is noted UPDATED with its diff (its timeline entry and event with the COMMIT,
- * as if the caller had unlinked it) and gets a new version (etag) and update time in the same
- * statement, as an update gives (the job's crm_purge_trash, migration 330, does the same), so a
- * client holding the old etag is refused (aborted) and caches reread it.
+ * records that lose a link to it (a company's deals and people, a person's deals, and the tasks
+ * and notes linking any of them: migration 340) are read in the DELETE's own snapshot, before the
+ * foreign keys' actions (migration 300), and change like any change: each is noted UPDATED with
+ * its diff (its timeline entry and event with the COMMIT, as if the caller had unlinked it) and
+ * gets a new version (etag) and update time in the same statement, as an update gives (the job's
+ * crm_purge_trash, migrations 330 and 340, does the same), so a client holding the old etag is
+ * refused (aborted) and caches reread it.
  */
 export async function eraseWithCascades(sql: Sql, a: Acting, kind: ObjectKind, id: string): Promise<void> {
   const cascades = await sql.query<{ object_type: ObjectKind; id: string; changes: FieldChangeJson[] }>(
     `WITH gone AS (DELETE FROM ${tables[kind]} WHERE id = $1),
      cascades AS (SELECT * FROM crm_purge_cascades($2, ARRAY[$1]::uuid[])),
      deals_bumped AS (UPDATE rec_deals d SET version = d.version + 1, updated_at = now() FROM cascades c WHERE c.object_type = 'deal' AND d.id = c.id),
-     people_bumped AS (UPDATE rec_people p SET version = p.version + 1, updated_at = now() FROM cascades c WHERE c.object_type = 'person' AND p.id = c.id)
+     people_bumped AS (UPDATE rec_people p SET version = p.version + 1, updated_at = now() FROM cascades c WHERE c.object_type = 'person' AND p.id = c.id),
+     tasks_bumped AS (UPDATE rec_tasks t SET version = t.version + 1, updated_at = now() FROM cascades c WHERE c.object_type = 'task' AND t.id = c.id),
+     notes_bumped AS (UPDATE rec_notes n SET version = n.version + 1, updated_at = now() FROM cascades c WHERE c.object_type = 'note' AND n.id = c.id)
      SELECT c.object_type, c.id, c.changes FROM cascades c`,
     [id, kind],
   );

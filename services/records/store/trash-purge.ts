@@ -1,8 +1,9 @@
 /**
  * The trash's 30-day purge (PurgeTrashDB, called by the records service's job): ONE transaction
  * with no tenant erases, through the SECURITY DEFINER function crm_purge_trash (migrations 112,
- * 300), what went to the trash over TRASH_DAYS ago in every tenant, and learns from it what else
- * changed (a purged company's deals and people, a purged person's deals lose their link). Those
+ * 300, 330, 340), what went to the trash over TRASH_DAYS ago in every tenant, and learns from it
+ * what else changed (a purged company's deals and people, a purged person's deals, and the tasks
+ * and notes linking a purged record lose their link; their versions move in the function). Those
  * are changes like a user's purge makes: each gets its tenant's next version and its event
  * (changes.ts publishChanges), with the actor ACTOR_TYPE_SYSTEM, in the same transaction.
  *
@@ -24,6 +25,19 @@ interface PurgedRow {
   action: "purged" | "updated";
   changes: FieldChangeJson[];
   at: Date;
+}
+
+/**
+ * `later`'s diffs after `earlier`'s, into `earlier`: a field both changed (a task's or note's
+ * `links`, losing a deal and then a company in one call) is one diff, from the first before to
+ * the last after, as one update of both would write it.
+ */
+function mergeDiffs(earlier: FieldChangeJson[], later: readonly FieldChangeJson[]): void {
+  for (const c of later) {
+    const i = earlier.findIndex((e) => e.field === c.field);
+    if (i < 0) earlier.push(c);
+    else earlier[i] = { field: c.field, before: earlier[i]!.before, after: c.after };
+  }
 }
 
 /** The actor the job's events and timeline entries name. */
@@ -53,7 +67,7 @@ export async function purgeTrash(db: Db, readers: RecordReaders, limit: number, 
       tenants.set(r.company_id, changes);
       const key = `${r.object_type}:${r.id}`;
       const seen = changes.get(key);
-      if (seen && seen.action === "updated" && r.action === "updated") seen.changes.push(...r.changes);
+      if (seen && seen.action === "updated" && r.action === "updated") mergeDiffs(seen.changes, r.changes);
       else changes.set(seen ? `${key}:${changes.size}` : key, { kind: r.object_type, recordId: r.id, action: r.action, changes: [...r.changes] });
     }
     // Tenants in one order (their ids): the version rows are locked with the COMMIT in this order,
