@@ -10,7 +10,7 @@
  * - holds a control character: U+0000–U+001F, U+007F and U+0080–U+009F (C0, DEL, C1). Fields of
  *   several lines of text also allow TAB, LF and CR. A field is multi-line when its proto name is
  *   one of MULTILINE_FIELDS (the naming rule: message bodies, descriptions, addresses, error text,
- *   log attributes such as stack traces; map keys are always one line);
+ *   log attributes such as stack traces, the start of an HTTP answer; map keys are always one line);
  *   every other string (names, ids, e-mail addresses, tokens, keys, queries) is one line.
  *
  * Lengths and shapes stay with each service's own validation.
@@ -23,7 +23,7 @@ import { AppError, invalid, type Violation } from "./errors.js";
 import { undecodableKey } from "./undecodable.js";
 
 /** Proto field names (snake_case) whose text may span lines: TAB, LF and CR allowed. */
-export const MULTILINE_FIELDS: ReadonlySet<string> = new Set(["content", "description", "text", "body", "html", "message", "address", "error", "last_error", "attributes"]);
+export const MULTILINE_FIELDS: ReadonlySet<string> = new Set(["content", "description", "text", "body", "html", "message", "address", "error", "last_error", "attributes", "response_prefix"]);
 
 /**
  * Binary protobuf strings that are not valid UTF-8 decode to this lone surrogate followed by the

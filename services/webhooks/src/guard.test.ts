@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { MULTILINE_FIELDS, textProblem } from "@crm/kit";
 import { createGuard, RefusedAddressError } from "./guard.js";
 import { createSender } from "./sender.js";
 
@@ -52,6 +53,18 @@ test("sender: signed per Standard Webhooks (both secrets during a rotation), the
     assert.equal(h["webhook-id"], "evt_1");
     assert.equal(h["webhook-signature"]!.split(" ").length, 2);
     for (const s of [secret, secret2]) assert.deepEqual(new Webhook(s).verify(r.got[0]!.body, h), { a: 1 });
+  } finally {
+    await r.close();
+  }
+});
+
+test("sender: an answer's line breaks are kept and its other control characters replaced, so the log (and its settle) takes it", async () => {
+  const r = await receiver((_q, s) => s.writeHead(200).end("line 1\r\nline 2\u0000\u001b[0m"));
+  try {
+    const send = createSender({ guard: createGuard({ allowCidrs: ["127.0.0.0/8"] }), timeoutMs: 2000, maxBytes: 1024 });
+    const res = await send({ url: `http://127.0.0.1:${r.port}/hook`, eventId: "evt_1", body: "{}", secrets: [secret], timestamp: new Date() });
+    assert.equal(res.responsePrefix, "line 1\r\nline 2\uFFFD\uFFFD[0m");
+    assert.equal(textProblem(res.responsePrefix, MULTILINE_FIELDS.has("response_prefix")), undefined);
   } finally {
     await r.close();
   }

@@ -9,6 +9,7 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { Webhook } from "standardwebhooks";
+import { scrubText } from "@crm/kit";
 import type { Guard } from "./guard.js";
 
 export interface SendRequest {
@@ -85,7 +86,8 @@ export function createSender(o: SenderOptions): Sender {
         const chunks: Buffer[] = [];
         let size = 0;
         const end = () => {
-          const prefix = Buffer.concat(chunks).subarray(0, o.maxBytes).toString("utf8").replace(/\uFFFD+$/, "");
+          // Kept as text in the delivery log: a binary answer's control characters become U+FFFD.
+          const prefix = scrubText(Buffer.concat(chunks).subarray(0, o.maxBytes).toString("utf8").replace(/\uFFFD+$/, ""));
           finish({ status: res.statusCode ?? 0, error: "", responsePrefix: prefix });
         };
         res.on("data", (c: Buffer) => {
@@ -107,7 +109,7 @@ export function createSender(o: SenderOptions): Sender {
       }, o.timeoutMs);
       req.on("error", (err: Error & { code?: string }) => {
         const refused = err.name === "RefusedAddressError";
-        finish({ status: 0, error: refused ? `refused: ${err.message}` : `${err.code ?? err.name}: ${err.message}`.slice(0, 300), responsePrefix: "" });
+        finish({ status: 0, error: scrubText(refused ? `refused: ${err.message}` : `${err.code ?? err.name}: ${err.message}`.slice(0, 300)), responsePrefix: "" });
       });
       req.end(body);
     });
