@@ -118,7 +118,7 @@ export function createDeliverer(d: DelivererDeps): Deliverer {
             .catch((err: unknown) => d.log.warn({ err: String(err), deliveryId: c.deliveryId }, "webhooks: a delivery failed unexpectedly; its lease runs out and it is sent again"))
             .finally(() => {
               inflight.delete(p);
-              void loop();
+              lookSoon();
             });
           inflight.add(p);
         }
@@ -129,6 +129,21 @@ export function createDeliverer(d: DelivererDeps): Deliverer {
     } finally {
       looping = false;
     }
+  }
+
+  /**
+   * Looks for due deliveries once the turn is over: a settled batch frees its slots one promise
+   * at a time, and looking at the first would lease for one slot, then again for the rest (two
+   * claims, the first of one row). One claim for every slot the turn freed.
+   */
+  let soon = false;
+  function lookSoon() {
+    if (soon) return;
+    soon = true;
+    setImmediate(() => {
+      soon = false;
+      void loop();
+    });
   }
 
   function schedule() {

@@ -8,7 +8,7 @@
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
-import { Webhook } from "standardwebhooks";
+import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { scrubText } from "@crm/kit";
 import type { Guard } from "./guard.js";
 
@@ -39,9 +39,27 @@ export interface SenderOptions {
   userAgent?: string;
 }
 
-/** The webhook-signature header: a signature per secret, space-separated. */
+/** A secret's key bytes (base64 after `whsec_`), decoded once: a process signs with few secrets, many times. */
+const keys = new Map<string, KeyObject>();
+function keyOf(secret: string): KeyObject {
+  let k = keys.get(secret);
+  if (!k) {
+    const bytes = Buffer.from(secret.startsWith("whsec_") ? secret.slice(6) : secret, "base64");
+    if (bytes.length === 0) throw new Error("Secret can't be empty.");
+    if (keys.size >= 10_000) keys.clear(); // rotated and deleted endpoints' secrets do not pile up
+    keys.set(secret, (k = createSecretKey(bytes)));
+  }
+  return k;
+}
+
+/**
+ * The webhook-signature header: a signature per secret, space-separated; each
+ * `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">` as Standard Webhooks defines it (the
+ * `standardwebhooks` package's Webhook.sign, which hashes in JavaScript: ~7× the CPU of node:crypto).
+ */
 export function signatureHeader(secrets: readonly string[], eventId: string, at: Date, body: string): string {
-  return secrets.map((s) => new Webhook(s).sign(eventId, at, body)).join(" ");
+  const signed = `${eventId}.${Math.floor(at.getTime() / 1000)}.`;
+  return secrets.map((s) => `v1,${createHmac("sha256", keyOf(s)).update(signed).update(body).digest("base64")}`).join(" ");
 }
 
 export function createSender(o: SenderOptions): Sender {
