@@ -6,7 +6,9 @@
  * the audit log in it. The queue's RPCs run for the webhooks service only: EnqueueEventDB (and EnqueueEventsDB, a batch: one transaction per tenant) in the
  * tenant of the event, ClaimDeliveriesDB across tenants through crm_wh_claim (SECURITY DEFINER,
  * SKIP LOCKED, leases; migration 240 counts rows, 260 reads per-endpoint queue heads by index), CompleteDeliveriesDB (and CompleteDeliveryDB,
- * one) in one transaction per company of the deliveries, one set-based statement. Giving a delivery up
+ * one) in one transaction per company of the deliveries, one set-based statement. A claim, and a
+ * company's settle that gives nothing up, are ONE round trip each (the transaction's start, the
+ * statement and COMMIT). Giving a delivery up
  * disables its endpoint and e-mails the company's owners through the outbox, in one transaction.
  */
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -195,6 +197,24 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
     deps.audit.record(sql, [{ action, actor: actorOf(p), target: { type: "webhook_endpoint", id }, details }]);
 
   /**
+   * The settle statement of one company's deliveries: `v` holds the company id and the nine
+   * arrays (ids, leases, statuses, next attempt times, attempt times, HTTP statuses, latencies,
+   * errors, answer prefixes), as parameters ($1…$10) or as literals.
+   */
+  const settleStatement = (v: string[]) => `WITH t AS (
+       SELECT * FROM unnest(${v[1]}::uuid[], ${v[2]}::uuid[], ${v[3]}::text[], ${v[4]}::timestamptz[], ${v[5]}::timestamptz[], ${v[6]}::integer[], ${v[7]}::integer[], ${v[8]}::text[], ${v[9]}::text[])
+         AS t(id, lease, status, next_at, attempted_at, http_status, latency_ms, error, prefix)
+     ), u AS (
+       UPDATE wh_deliveries d SET status = t.status, attempts = d.attempts + 1, next_at = coalesce(t.next_at, d.next_at), lease = NULL, lease_until = NULL
+         FROM t WHERE d.id = t.id AND d.lease = t.lease AND d.status = 'pending'
+       RETURNING d.id, d.endpoint_id, d.status
+     ), a AS (
+       INSERT INTO wh_attempts (company_id, delivery_id, attempted_at, http_status, latency_ms, error, response_prefix)
+       SELECT ${v[0]}::uuid, t.id, t.attempted_at, t.http_status, t.latency_ms, t.error, t.prefix FROM t JOIN u ON u.id = t.id
+     )
+     SELECT id, endpoint_id, status FROM u`;
+
+  /**
    * Settles leased deliveries (CompleteDeliveryDB, CompleteDeliveriesDB): per company ONE
    * transaction whose one statement settles every delivery whose lease still holds and logs its
    * attempt; then, for the deliveries given up on, their endpoints are disabled and the owners
@@ -214,41 +234,51 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
     for (const r of reqs) byCompany.set(r.companyId, [...(byCompany.get(r.companyId) ?? []), r]);
     const settled = new Set<string>();
     let emailed = false;
+    const outcome = (r: CompleteDeliveryDBRequest) => (r.succeeded ? "succeeded" : r.nextAttemptTime ? "pending" : "failed");
+    const attemptedAt = (r: CompleteDeliveryDBRequest) => (r.attempt?.attemptTime ? timestampDate(r.attempt.attemptTime) : dateOf(r.now));
+    reqs.forEach((r, i) => {
+      if (Number.isNaN(attemptedAt(r).getTime())) throw invalid([{ field: at(i, r.attempt?.attemptTime ? "attempt.attemptTime" : "now"), description: "must be a valid time" }]);
+      if (r.nextAttemptTime && Number.isNaN(timestampDate(r.nextAttemptTime).getTime())) throw invalid([{ field: at(i, "nextAttemptTime"), description: "must be a valid time" }]);
+    });
+    /** The columns of `rs`, in the order of settleStatement's arrays. */
+    const columns = (rs: CompleteDeliveryDBRequest[]) => ({
+      ids: rs.map((r) => r.deliveryId),
+      leases: rs.map((r) => r.lease),
+      statuses: rs.map(outcome),
+      nextAt: rs.map((r) => (r.nextAttemptTime && !r.succeeded ? timestampDate(r.nextAttemptTime) : null)),
+      attemptedAt: rs.map(attemptedAt),
+      httpStatus: rs.map((r) => r.attempt?.httpStatus ?? 0),
+      latencyMs: rs.map((r) => r.attempt?.latencyMs ?? 0),
+      errors: rs.map((r) => (r.attempt?.error ?? "").slice(0, 500)),
+      prefixes: rs.map((r) => (r.attempt?.responsePrefix ?? "").slice(0, limits.responsePrefixBytes)),
+    });
     await Promise.all(
-      [...byCompany].map(([companyId, rs]) =>
-        db.tenant(companyId, async (sql) => {
-          const outcome = (r: CompleteDeliveryDBRequest) => (r.succeeded ? "succeeded" : r.nextAttemptTime ? "pending" : "failed");
+      [...byCompany].map(async ([companyId, rs]) => {
+        const c = columns(rs);
+        if (!rs.some((r) => outcome(r) === "failed")) {
+          // Nothing given up (the usual batch): BEGIN, role, tenant, the statement and COMMIT in
+          // ONE round trip (db.tenantScript), its arrays written as literals.
+          const { rows } = await db.tenantScript(companyId, (sql) => {
+            const text = (xs: string[]) => `ARRAY[${xs.map((x) => sql.escapeLiteral(x)).join(",")}]`;
+            const time = (xs: (Date | null)[]) => `ARRAY[${xs.map((x) => (x ? `'${x.toISOString()}'` : "NULL")).join(",")}]`;
+            const int = (xs: number[]) => `ARRAY[${xs.map((x) => String(Math.trunc(Number(x)) || 0)).join(",")}]`;
+            // Ids and leases were checked to be UUIDs above.
+            const ids = (xs: string[]) => `ARRAY[${xs.map((x) => `'${x}'`).join(",")}]`;
+            return { text: settleStatement([`'${companyId}'`, ids(c.ids), ids(c.leases), text(c.statuses), time(c.nextAt), time(c.attemptedAt), int(c.httpStatus), int(c.latencyMs), text(c.errors), text(c.prefixes)]) };
+          });
+          for (const d of rows as { id: string }[]) settled.add(d.id);
+          return;
+        }
+        await db.tenant(companyId, async (sql) => {
           const { rows } = await sql.query<{ id: string; endpoint_id: string; status: string }>(
-            `WITH t AS (
-               SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::integer[], $8::integer[], $9::text[], $10::text[])
-                 AS t(id, lease, status, next_at, attempted_at, http_status, latency_ms, error, prefix)
-             ), u AS (
-               UPDATE wh_deliveries d SET status = t.status, attempts = d.attempts + 1, next_at = coalesce(t.next_at, d.next_at), lease = NULL, lease_until = NULL
-                 FROM t WHERE d.id = t.id AND d.lease = t.lease AND d.status = 'pending'
-               RETURNING d.id, d.endpoint_id, d.status
-             ), a AS (
-               INSERT INTO wh_attempts (company_id, delivery_id, attempted_at, http_status, latency_ms, error, response_prefix)
-               SELECT $1, t.id, t.attempted_at, t.http_status, t.latency_ms, t.error, t.prefix FROM t JOIN u ON u.id = t.id
-             )
-             SELECT id, endpoint_id, status FROM u`,
-            [
-              companyId,
-              rs.map((r) => r.deliveryId),
-              rs.map((r) => r.lease),
-              rs.map(outcome),
-              rs.map((r) => (r.nextAttemptTime && !r.succeeded ? timestampDate(r.nextAttemptTime) : null)),
-              rs.map((r) => (r.attempt?.attemptTime ? timestampDate(r.attempt.attemptTime) : dateOf(r.now))),
-              rs.map((r) => r.attempt?.httpStatus ?? 0),
-              rs.map((r) => r.attempt?.latencyMs ?? 0),
-              rs.map((r) => (r.attempt?.error ?? "").slice(0, 500)),
-              rs.map((r) => (r.attempt?.responsePrefix ?? "").slice(0, limits.responsePrefixBytes)),
-            ],
+            settleStatement(["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10"]),
+            [companyId, c.ids, c.leases, c.statuses, c.nextAt, c.attemptedAt, c.httpStatus, c.latencyMs, c.errors, c.prefixes],
           );
           for (const d of rows) settled.add(d.id);
           const failed = new Map(rows.filter((d) => d.status === "failed").map((d) => [d.endpoint_id, rs.find((r) => r.deliveryId === d.id)!]));
           for (const [endpointId, r] of failed) if (await giveUp(sql, companyId, endpointId, r)) emailed = true;
-        }),
-      ),
+        });
+      }),
     );
     if (emailed) {
       deps.emails.afterOutbox();
@@ -581,13 +611,13 @@ export function webhooksStore(db: Db, deps: WebhooksStoreDeps): ServiceImpl<type
       const limit = Math.max(1, Math.min(1000, req.limit));
       const per = Math.max(1, Math.min(100, req.perEndpoint));
       const now = dateOf(req.now);
-      const rows = await db.system(async (sql) => {
-        const r = await sql.query<{ id: string; company_id: string; endpoint_id: string; url: string; secrets: string[]; event_id: string; body: string; attempts: number; queued_at: Date; lease: string }>(
-          "SELECT * FROM crm_wh_claim($1, $2, make_interval(secs => $3::double precision / 1000), $4)",
-          [limit, per, Math.max(1000, req.leaseMs), now],
-        );
-        return r.rows;
-      });
+      if (Number.isNaN(now.getTime())) throw invalid([{ field: "now", description: "must be a valid time" }]);
+      const leaseMs = Math.max(1000, Math.trunc(req.leaseMs) || 0);
+      // BEGIN, role, the claim and COMMIT in ONE round trip (db.systemScript): every value a
+      // number or a time written here.
+      const { rows } = (await db.systemScript(() => ({
+        text: `SELECT * FROM crm_wh_claim(${limit}, ${per}, make_interval(secs => ${leaseMs}::double precision / 1000), '${now.toISOString()}'::timestamptz)`,
+      }))) as { rows: { id: string; company_id: string; endpoint_id: string; url: string; secrets: string[]; event_id: string; body: string; attempts: number; queued_at: Date; lease: string }[] };
       return {
         deliveries: rows.map((r) => ({
           companyId: r.company_id,

@@ -105,7 +105,9 @@ test("EnqueueEventsDB queues a batch of two companies' events, one transaction e
   await expectError(h.store.enqueueEventsDB({ events: [] }), Code.InvalidArgument, { fields: ["events"] });
 });
 
-const attempt = (now: Date, httpStatus: number, responsePrefix = "") => ({ attemptTime: timestampFromDate(now), httpStatus, latencyMs: 3, error: "", responsePrefix });
+const attempt = (now: Date, httpStatus: number, responsePrefix = "", error = "") => ({ attemptTime: timestampFromDate(now), httpStatus, latencyMs: 3, error, responsePrefix });
+/** An answer and an error as a receiver may make them: quotes, backslashes, a newline, non-ASCII (the settle writes them as SQL literals). */
+const odd = "boom: it's \\ \"x\" \\' ü\n—'); DROP TABLE wh_attempts; --";
 
 async function rowsOf(ids: string[]) {
   const { rows } = await h.m.pool.query<{ id: string; status: string; attempts: number; next_at: Date; lease: string | null; logged: number }>(
@@ -131,7 +133,7 @@ test("a batch settles deliveries of two companies at once, each with its attempt
   const retryAt = new Date(now.getTime() + 60_000);
   const settle = (ds: { d: (typeof got)[number]; lease?: string; ok: boolean; next?: Date; status: number }[]) =>
     h.store.completeDeliveriesDB({
-      deliveries: ds.map((x) => ({ companyId: x.d.companyId, deliveryId: x.d.deliveryId, lease: x.lease ?? x.d.lease, succeeded: x.ok, attempt: attempt(now, x.status, x.ok ? "ok" : "boom"), nextAttemptTime: x.next ? timestampFromDate(x.next) : undefined, now: timestampFromDate(now) })),
+      deliveries: ds.map((x) => ({ companyId: x.d.companyId, deliveryId: x.d.deliveryId, lease: x.lease ?? x.d.lease, succeeded: x.ok, attempt: attempt(now, x.status, x.ok ? "ok" : odd, x.ok ? "" : odd), nextAttemptTime: x.next ? timestampFromDate(x.next) : undefined, now: timestampFromDate(now) })),
     });
   const res = await settle([
     { d: d1!, ok: true, status: 200 },
@@ -146,8 +148,11 @@ test("a batch settles deliveries of two companies at once, each with its attempt
   assert.deepEqual([row(d2!).status, row(d2!).attempts, row(d2!).logged, row(d2!).lease, row(d2!).next_at.getTime()], ["pending", 1, 1, null, retryAt.getTime()], "retried later, its attempt logged");
   assert.deepEqual([row(d3!).status, row(d3!).attempts, row(d3!).logged, row(d3!).lease], ["pending", 0, 0, d3!.lease], "a lease that is not its own settles nothing");
   assert.deepEqual([row(d4).status, row(d4).attempts, row(d4).logged], ["succeeded", 1, 1]);
-  const { rows: log } = await h.m.pool.query<{ http_status: number; response_prefix: string }>("SELECT http_status, response_prefix FROM wh_attempts WHERE delivery_id = $1", [d2!.deliveryId]);
-  assert.deepEqual(log, [{ http_status: 500, response_prefix: "boom" }]);
+  const { rows: log } = await h.m.pool.query<{ http_status: number; latency_ms: number; error: string; response_prefix: string; attempted_at: Date }>(
+    "SELECT http_status, latency_ms, error, response_prefix, attempted_at FROM wh_attempts WHERE delivery_id = $1",
+    [d2!.deliveryId],
+  );
+  assert.deepEqual(log, [{ http_status: 500, latency_ms: 3, error: odd, response_prefix: odd, attempted_at: now }], "the attempt logged as sent, text byte for byte");
   // The same settle again: the lease is gone, nothing more is logged.
   assert.deepEqual((await settle([{ d: d1!, ok: true, status: 200 }])).settled, [false]);
   assert.equal((await rowsOf([d1!.deliveryId])).get(d1!.deliveryId)!.logged, 1);
