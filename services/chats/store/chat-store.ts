@@ -349,6 +349,24 @@ interface Prepared {
   body: string;
 }
 
+/** The chat's last seq and a page of its messages, when `$2` is a member of chat `$1` (else no row): after seq `$3`, or before it, `$4` at most. */
+const pageOf = (name: string, forward: boolean): Prepared => ({
+  name,
+  params: "uuid, uuid, bigint, int",
+  body: `SELECT c.last_seq AS chat_last_seq, msg.* FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2
+    LEFT JOIN LATERAL (SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = c.id AND seq ${forward ? ">" : "<"} $3 ORDER BY seq ${forward ? "ASC" : "DESC"} LIMIT $4) msg ON true
+    WHERE c.id = $1 ORDER BY msg.seq ${forward ? "ASC" : "DESC"}`,
+});
+const READ_AFTER = pageOf("crm_read_after", true);
+const READ_BEFORE = pageOf("crm_read_before", false);
+/** "Before" with no bound: before the largest seq there can be. */
+const MAX_SEQ = 9223372036854775807n;
+const MEMBERSHIP: Prepared = {
+  name: "crm_membership",
+  params: "uuid, uuid",
+  body: "SELECT c.last_seq, m.last_read_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2 WHERE c.id = $1",
+};
+
 /**
  * The prepared statements each pooled connection holds (a replaced connection starts empty).
  * Names carry the connection's number: PGlite serves every connection from one session.
@@ -534,15 +552,11 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
       const forward = req.afterSeq !== undefined;
       const bound = forward ? req.afterSeq! : (req.beforeSeq ?? null);
       // ONE round trip (the start, this statement, COMMIT; a hot read, and chat streams replay with
-      // it): the membership and the page in one statement, no row when the caller is not a member.
-      // The ids are checked UUIDs (quoted all the same), the bound a non-negative bigint.
-      const pageSql = forward
-        ? `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = c.id AND seq > ${bound} ORDER BY seq ASC LIMIT ${limit + 1}`
-        : `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE chat_id = c.id${bound === null ? "" : ` AND seq < ${bound}`} ORDER BY seq DESC LIMIT ${limit + 1}`;
-      const { rows } = (await db.tenantScript(p.companyId, () => ({
-        text: `SELECT c.last_seq AS chat_last_seq, msg.* FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ${quote(p.userId)}
-          LEFT JOIN LATERAL (${pageSql}) msg ON true WHERE c.id = ${quote(id)} ORDER BY msg.seq ${forward ? "ASC" : "DESC"}`,
-      }))) as pg.QueryResult<{ chat_last_seq: string } & (MessageRow | { [K in keyof MessageRow]: null })>;
+      // it): the membership and the page in one prepared statement, no row when the caller is not a member.
+      const read = forward ? READ_AFTER : READ_BEFORE;
+      const { rows } = (await runPrepared(db, p.companyId, [read], (lit, stmt) =>
+        `EXECUTE ${stmt(read.name)}(${lit(id)}, ${lit(p.userId)}, ${lit(String(bound ?? MAX_SEQ))}, ${lit(String(limit + 1))})`,
+      )) as pg.QueryResult<{ chat_last_seq: string } & (MessageRow | { [K in keyof MessageRow]: null })>;
       if (!rows[0]) throw notFound(id);
       const lastSeq = BigInt(rows[0].chat_last_seq);
       const found = rows.filter((r): r is { chat_last_seq: string } & MessageRow => r.id !== null);
@@ -581,9 +595,10 @@ export function chatStore({ db, afterOutbox }: ChatStoreDeps): ServiceImpl<typeo
       const id = chatId(req.chatId);
       const p = principalOf(ctx);
       // ONE round trip: every chat stream asks this when it starts and whenever it is idle.
-      const { rows } = (await db.tenantScript(p.companyId, () => ({
-        text: `SELECT c.last_seq, m.last_read_seq FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ${quote(p.userId)} WHERE c.id = ${quote(id)}`,
-      }))) as pg.QueryResult<{ last_seq: string; last_read_seq: string }>;
+      const { rows } = (await runPrepared(db, p.companyId, [MEMBERSHIP], (lit, stmt) => `EXECUTE ${stmt(MEMBERSHIP.name)}(${lit(id)}, ${lit(p.userId)})`)) as pg.QueryResult<{
+        last_seq: string;
+        last_read_seq: string;
+      }>;
       const row = rows[0];
       return row ? { member: true, lastSeq: BigInt(row.last_seq), lastReadSeq: BigInt(row.last_read_seq) } : { member: false, lastSeq: 0n, lastReadSeq: 0n };
     },
