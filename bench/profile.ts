@@ -1,7 +1,8 @@
 /**
  * Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time by function and by package,
- * so a README can show where a server's CPU goes.
+ * so a README can show where a server's CPU goes; with --stalls, what ran in its long busy stretches.
  *   node --import tsx bench/profile.ts PROFILE.cpuprofile [top=25]
+ *   node --import tsx bench/profile.ts --stalls[=50] PROFILE.cpuprofile [top=25]
  */
 import { readFileSync } from "node:fs";
 
@@ -106,14 +107,122 @@ export function summarise(p: Profile, top = 25): ProfileSummary {
   };
 }
 
+export interface StallSummary {
+  /** Busy stretches of at least `minMs` (no idle sample in between): the event loop could not turn. */
+  stretches: { startMs: number; ms: number }[];
+  /** Busy time in all samples, and in the long stretches. */
+  busyMs: number;
+  longMs: number;
+  /** What ran in the long stretches: self time by function, and the first frame of ours under the root by stack. */
+  functions: { name: string; where: string; ms: number; pct: number }[];
+  entries: { name: string; where: string; ms: number; pct: number }[];
+}
+
+const whereOf = (n: Node) => `${n.callFrame.url.replace(/^file:\/\/.*?\/(node_modules|packages|services|bench)\//, "$1/")}:${n.callFrame.lineNumber + 1}`;
+
+/**
+ * The profile's busy stretches (consecutive samples none of which is "(idle)") of `minMs` or more:
+ * event-loop turns, or turns back to back, that held every other callback back that long. With
+ * what ran in them: self time by function, and by "entry" (the deepest frame of the repo's own
+ * packages/services on each sample's stack, else the leaf), so a stall reads as the code that caused it.
+ * The profile's clock is wall time: while the thread waits for a CPU no sample is taken, and the
+ * gap lands on the sample before it (on a loaded box, typically a socket write that woke the
+ * process at the other end). bench/loop-stalls.mjs tells running from waiting.
+ */
+export function stalls(p: Profile, minMs = 50, top = 25, window: [number, number] = [0, Infinity]): StallSummary {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const idle = new Set(p.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
+  const samples = p.samples ?? [];
+  const deltas = p.timeDeltas ?? [];
+  const ours = /\/(packages|services)\/[^/]+\/(src|store)\//;
+  const entryOf = new Map<number, number>();
+  const entry = (id: number): number => {
+    let e = entryOf.get(id);
+    if (e !== undefined) return e;
+    e = id;
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      if (ours.test(byId.get(cur)!.callFrame.url) && !byId.get(cur)!.callFrame.url.includes("node_modules")) { e = cur; break; }
+    }
+    entryOf.set(id, e);
+    return e;
+  };
+  const stretches: StallSummary["stretches"] = [];
+  const selfMs = new Map<string, { name: string; where: string; ms: number }>();
+  const entryMs = new Map<string, { name: string; where: string; ms: number }>();
+  const add = (m: typeof selfMs, n: Node, ms: number) => {
+    const name = n.callFrame.functionName || "(anonymous)";
+    const where = whereOf(n);
+    const k = `${name} ${where}`;
+    const e = m.get(k) ?? { name, where, ms: 0 };
+    e.ms += ms;
+    m.set(k, e);
+  };
+  let busyMs = 0;
+  let longMs = 0;
+  let t = 0;
+  let run: number[] = [];
+  let runStart = 0;
+  let runMs = 0;
+  const close = () => {
+    if (runMs >= minMs && runStart / 1e6 >= window[0] && runStart / 1e6 < window[1]) {
+      stretches.push({ startMs: runStart / 1000, ms: runMs });
+      longMs += runMs;
+      for (const i of run) {
+        const ms = (deltas[i + 1] ?? 0) / 1000;
+        add(selfMs, byId.get(samples[i]!)!, ms);
+        add(entryMs, byId.get(entry(samples[i]!))!, ms);
+      }
+    }
+    run = [];
+    runMs = 0;
+  };
+  for (let i = 0; i < samples.length; i++) {
+    t += deltas[i] ?? 0;
+    // A sample's time is the gap to the next one.
+    const ms = (deltas[i + 1] ?? 0) / 1000;
+    if (idle.has(samples[i]!)) {
+      close();
+      continue;
+    }
+    if (!run.length) runStart = t;
+    run.push(i);
+    runMs += ms;
+    if (t / 1e6 >= window[0] && t / 1e6 < window[1]) busyMs += ms;
+  }
+  close();
+  const ranked = (m: typeof selfMs) => [...m.values()].sort((a, b) => b.ms - a.ms).slice(0, top).map((f) => ({ ...f, pct: (100 * f.ms) / longMs }));
+  return { stretches, busyMs, longMs, functions: ranked(selfMs), entries: ranked(entryMs) };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const file = process.argv[2];
-  const topArg = Number(process.argv[3]);
+  const stallArg = process.argv.find((a) => a.startsWith("--stalls"));
+  // --window=FROM-TO: only stretches starting FROM..TO seconds into the profile (the measured step).
+  const windowArg = process.argv.find((a) => a.startsWith("--window="))?.slice(9).split("-").map(Number);
+  const [file, topText] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+  const topArg = Number(topText);
   if (!file) {
-    console.error("usage: node --import tsx bench/profile.ts PROFILE.cpuprofile [top]");
+    console.error("usage: node --import tsx bench/profile.ts [--stalls[=MS]] PROFILE.cpuprofile [top]");
     process.exit(2);
   }
-  const s = summarise(JSON.parse(readFileSync(file, "utf8")) as Profile, Number.isInteger(topArg) && topArg > 0 ? topArg : 25);
+  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
+  const top = Number.isInteger(topArg) && topArg > 0 ? topArg : 25;
+  if (stallArg) {
+    const minMs = Number(stallArg.split("=")[1] ?? 50);
+    const st = stalls(profile, minMs, top, windowArg?.length === 2 ? [windowArg[0]!, windowArg[1]!] : undefined);
+    const lens = st.stretches.map((x) => x.ms).sort((a, b) => a - b);
+    const q = (f: number) => (lens.length ? lens[Math.min(lens.length - 1, Math.floor(f * lens.length))]!.toFixed(0) : "—");
+    console.log(`busy ${st.busyMs.toFixed(0)} ms${windowArg ? ` (${windowArg.join("–")} s)` : ""}; ${lens.length} busy stretches ≥ ${minMs} ms (${st.longMs.toFixed(0)} ms, p50 ${q(0.5)}, p90 ${q(0.9)}, max ${q(1)} ms)`);
+    console.log("\nlongest (s into the profile: ms):");
+    console.log("  " + [...st.stretches].sort((a, b) => b.ms - a.ms).slice(0, 15).map((x) => `${(x.startMs / 1000).toFixed(1)}: ${x.ms.toFixed(0)}`).join(", "));
+    console.log("\nin them, by function (self time):");
+    for (const f of st.functions) console.log(`  ${f.pct.toFixed(1).padStart(5)}%  ${f.ms.toFixed(0).padStart(7)} ms  ${f.name}  ${f.where}`);
+    console.log("\nin them, by the innermost frame of our own code on the stack:");
+    for (const f of st.entries) console.log(`  ${f.pct.toFixed(1).padStart(5)}%  ${f.ms.toFixed(0).padStart(7)} ms  ${f.name}  ${f.where}`);
+    process.exit(0);
+  }
+  const s = summarise(profile, top);
   console.log(`busy (non-idle) CPU in profile: ${s.totalMs.toFixed(0)} ms\n\nby package:`);
   for (const p of s.packages) console.log(`  ${p.pct.toFixed(1).padStart(5)}%  ${p.ms.toFixed(0).padStart(7)} ms  ${p.name}`);
   console.log("\nby function (self time):");
