@@ -107,9 +107,10 @@ module.exports = {
       severity: "error",
       comment:
         "services/all reaches into a service's internals. It starts every service through that service's entry points only: " +
-        "src/build.ts (its one build(deps), which main.ts calls too), src/config.ts (its settings) and src/main.ts (its own process, a target).",
+        "src/build.ts (its one build(deps), which main.ts calls too), src/config.ts (its settings) and src/main.ts (its own process, a target); " +
+        "and dbservice's src/embedded.ts, the embedded PostgreSQL only the all-in-one starts (first, before the services' code loads).",
       from: { path: "^services/all/src/" },
-      to: { path: "^services/", pathNot: ["^services/all/", "^services/[^/]+/src/(build|config|main)\\.ts$"] },
+      to: { path: "^services/", pathNot: ["^services/all/", "^services/[^/]+/src/(build|config|main)\\.ts$", "^services/dbservice/src/embedded\\.ts$"] },
     },
   ],
   options: {

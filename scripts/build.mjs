@@ -75,8 +75,11 @@ export async function buildBundle(root = process.cwd(), outDir = "dist", { pglit
   rmSync(join(root, outDir), { recursive: true, force: true });
   // Split into chunks beside crm.mjs: every target is imported on demand (services/all/src/main.ts),
   // so a single-service process loads only its own code and npm packages, not every service's.
-  const { outfile: _, ...options } = bundleOptions(root);
-  await build({ ...options, outdir: join(root, outDir), splitting: true, entryNames: "crm", outExtension: { ".js": ".mjs" } });
+  // The embedded PostgreSQL's worker thread is an entry of its own (embedded-worker.mjs), found
+  // beside the chunk that starts it (services/dbservice/src/embedded.ts).
+  const { outfile: _, entryPoints: [main], ...options } = bundleOptions(root);
+  const entryPoints = { crm: main, "embedded-worker": "services/dbservice/src/embedded-worker.ts" };
+  await build({ ...options, entryPoints, outdir: join(root, outDir), splitting: true, entryNames: "[name]", outExtension: { ".js": ".mjs" } });
   for (const dir of migrationFolders(root)) cpSync(dir, join(root, outDir, "migrations"), { recursive: true, errorOnExist: true, force: false });
   if (pgliteTemplate) {
     // initdb and every migration once here, so a new DATA_DIR does not spend seconds on them

@@ -21,25 +21,16 @@ import { LogsService } from "@crm/gen/crm/logs/v1/logs_pb";
 import { ApiKeyService } from "@crm/gen/crm/auth/v1/api_keys_pb";
 import { apiKeyExchange } from "@crm/kit/api-key-exchange";
 import { adminEnv } from "@crm/admin/config";
-import { build as buildAdmin } from "@crm/admin/build";
 import { authEnv } from "@crm/auth/config";
-import { build as buildAuth, ensureKeyFiles } from "@crm/auth/build";
 import { cacheEnv } from "@crm/cache/config";
-import { build as buildCache } from "@crm/cache/build";
 import { chatsEnv } from "@crm/chats/config";
-import { build as buildChats } from "@crm/chats/build";
 import { dbEnv } from "@crm/dbservice/config";
-import { build as buildDb, startEmbeddedPostgres } from "@crm/dbservice/build";
+import { startEmbeddedPostgres } from "@crm/dbservice/embedded";
 import { emailEnv } from "@crm/email/config";
-import { build as buildEmail } from "@crm/email/build";
 import { logsEnv } from "@crm/logs/config";
-import { build as buildLogs } from "@crm/logs/build";
 import { timersEnv } from "@crm/timers/config";
-import { build as buildTimers } from "@crm/timers/build";
 import { recordsEnv } from "@crm/records/config";
-import { build as buildRecords } from "@crm/records/build";
 import { webhooksEnv } from "@crm/webhooks/config";
-import { build as buildWebhooks } from "@crm/webhooks/build";
 import { createWebModule, webDir } from "./web.js";
 
 const dataDirTodo = "set DATA_DIR to a folder this user can create and write (it holds the embedded database, keys and e-mails)";
@@ -72,11 +63,19 @@ export async function startAllInOne(environment: NodeJS.ProcessEnv = process.env
     const [set, unset] = authCfg.JWT_PRIVATE_KEY_FILE ? ["JWT_PRIVATE_KEY_FILE", "JWT_PUBLIC_KEYS_FILE"] : ["JWT_PUBLIC_KEYS_FILE", "JWT_PRIVATE_KEY_FILE"];
     throw new ConfigError(`config: ${set} is set but ${unset} is not: set both (your own key pair) or neither (a pair generated into DATA_DIR/keys)`);
   }
-  // PGlite (no DATABASE_URL) starts now and is awaited where the database is needed: opening or
-  // unpacking it overlaps generating the key pair and building the services that need no database.
+  // PGlite (no DATABASE_URL) starts now, in its own thread, and is awaited where the database is
+  // needed: opening or unpacking it overlaps loading the services' code (below, after it on
+  // purpose), generating the key pair and building the services that need no database.
   const pgDir = dbCfg.DATABASE_URL ? undefined : resolve(dataDir, "pg");
   const embeddedStart = pgDir ? dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => startEmbeddedPostgres(pgDir)) : undefined;
   embeddedStart?.catch(() => {}); // its failure is reported where it is awaited (or an earlier one is)
+  const [
+    { build: buildDb }, { build: buildAuth, ensureKeyFiles }, { build: buildLogs }, { build: buildCache }, { build: buildAdmin },
+    { build: buildTimers }, { build: buildRecords }, { build: buildWebhooks }, { build: buildChats }, { build: buildEmail },
+  ] = await Promise.all([
+    import("@crm/dbservice/build"), import("@crm/auth/build"), import("@crm/logs/build"), import("@crm/cache/build"), import("@crm/admin/build"),
+    import("@crm/timers/build"), import("@crm/records/build"), import("@crm/webhooks/build"), import("@crm/chats/build"), import("@crm/email/build"),
+  ]);
   const keys = authCfg.JWT_PRIVATE_KEY_FILE && cfg.JWT_PUBLIC_KEYS_FILE
     ? { privateFile: authCfg.JWT_PRIVATE_KEY_FILE, jwksFile: cfg.JWT_PUBLIC_KEYS_FILE }
     : await dependsOn("DATA_DIR", cfg.DATA_DIR, dataDirTodo, () => ensureKeyFiles(resolve(dataDir, "keys")));

@@ -3,7 +3,7 @@
  * all-in-one: migrate, open the pool, declare the e-mail queue, start the outbox relay and (with
  * Redis) the revocation keeper, and serve every mounted store (module.ts, mounts.ts). The caller
  * only chooses the providers: which database (a PostgreSQL server, or the embedded PGlite that
- * startEmbeddedPostgres starts), which event bus (RabbitMQ or memory), Redis or none. It closes
+ * embedded.ts starts), which event bus (RabbitMQ or memory), Redis or none. It closes
  * what it chose after the module closed; the module closes what build opened.
  */
 import pg from "pg";
@@ -17,18 +17,6 @@ import { createDbModule } from "./module.js";
 import { startRelay } from "./relay.js";
 import { startRevocationKeeper } from "./revocation-keeper.js";
 import { startAuditRetention } from "./audit-retention.js";
-
-import type { EmbeddedPostgres } from "./embedded.js";
-
-export type { EmbeddedPostgres };
-
-/**
- * The all-in-one's database when DATABASE_URL is unset: PGlite in a folder, on a loopback socket.
- * PGlite is imported here, on demand: dbservice's own process never loads it.
- */
-export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
-  return (await import("./embedded.js")).startEmbeddedPostgres(dataDir);
-}
 
 export interface DbBuildDeps {
   cfg: DbConfig;

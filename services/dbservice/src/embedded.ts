@@ -3,20 +3,17 @@
  * loopback socket so dbservice uses the same `pg` code as with a real server. PGlite is one
  * backend: the pool must hold ONE connection, or transactions would interleave.
  *
+ * PGlite runs in its own worker thread (embedded-worker.ts): its boot (≈ 1 s of CPU) overlaps
+ * the rest of the all-in-one's start, and its queries do not run on the API's event loop.
+ *
  * A new data folder starts from the template the build made (pgdata.tar.gz beside the bundle,
  * pglite-template.ts: initdb and every migration, done once at build time): unpacking it takes a
  * fraction of a second where initdb and the migrations take seconds. Without a template (from
  * source, or a build without one) a new folder is initialised by PGlite's initdb as before.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gunzipSync } from "node:zlib";
-import { PGlite } from "@electric-sql/pglite";
-import { btree_gist } from "@electric-sql/pglite/contrib/btree_gist";
-import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
-import { unaccent } from "@electric-sql/pglite/contrib/unaccent";
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { Worker } from "node:worker_threads";
 
 export interface EmbeddedPostgres {
   url: string;
@@ -28,29 +25,57 @@ export interface EmbeddedPostgres {
 /** Where the build puts the template: beside the bundle's code (dist/pgdata.tar.gz). */
 export const templateFile = fileURLToPath(new URL("./pgdata.tar.gz", import.meta.url));
 
+/**
+ * The thread, with its code beside this module's: embedded-worker.mjs in the bundle (an entry of
+ * its own, scripts/build.mjs), embedded-worker.ts from source, where the thread registers tsx's
+ * loader first (Node 20's worker threads do not inherit it).
+ */
+function startWorker(workerData: { dataDir: string; template: string | undefined }): Worker {
+  const fromSource = extname(fileURLToPath(import.meta.url)) === ".ts";
+  const file = new URL(`./embedded-worker.${fromSource ? "ts" : "mjs"}`, import.meta.url);
+  if (!fromSource) return new Worker(file, { workerData });
+  const tsx = JSON.stringify(import.meta.resolve("tsx/esm/api"));
+  return new Worker(`import(${tsx}).then((tsx) => (tsx.register(), import(${JSON.stringify(file.href)})))`, { eval: true, workerData });
+}
+
+type Reply = { ready: string } | { dump: ArrayBuffer } | { closed: true };
+
 export async function startEmbeddedPostgres(dataDir: string, template: string | undefined = templateFile): Promise<EmbeddedPostgres> {
-  // A folder PostgreSQL has not initialised yet (no PG_VERSION) starts as a copy of the template;
-  // the marker is there until the copy is complete (an interrupted one is made again, not opened).
-  const unpacking = join(dataDir, ".unpacking-template");
-  if (existsSync(unpacking)) rmSync(dataDir, { recursive: true, force: true });
-  mkdirSync(dataDir, { recursive: true });
-  const fresh = !existsSync(join(dataDir, "PG_VERSION"));
-  const loadDataDir = fresh && template && existsSync(template) ? new Blob([gunzipSync(readFileSync(template))]) : undefined;
-  if (loadDataDir) writeFileSync(unpacking, "");
-  // Extensions the migrations create (PGlite loads an extension only when registered here).
-  const db = await PGlite.create(dataDir, { extensions: { btree_gist, pg_trgm, unaccent }, ...(loadDataDir ? { loadDataDir } : {}) });
-  if (loadDataDir) rmSync(unpacking);
-  const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1" });
-  await server.start();
-  const conn = server.getServerConn(); // "127.0.0.1:PORT"
+  const worker = startWorker({ dataDir, template });
+  // One request at a time (start, dump, close): the next reply answers it; the thread failing or
+  // ending first fails it.
+  let pending: { resolve(r: Reply): void; reject(e: unknown): void } | undefined;
+  const next = () => new Promise<Reply>((resolve, reject) => void (pending = { resolve, reject }));
+  const settle = (fn: (p: NonNullable<typeof pending>) => void) => {
+    const p = pending;
+    pending = undefined;
+    if (p) fn(p);
+  };
+  let running = true;
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => ((running = false), resolve())));
+  worker.on("message", (r: Reply) => settle((p) => p.resolve(r)));
+  worker.on("error", (err) => {
+    if (!pending) throw err; // the database failed with nothing waiting on it: as loud as a crash in this thread
+    settle((p) => p.reject(err));
+  });
+  worker.on("exit", (code) => settle((p) => p.reject(new Error(`the embedded PostgreSQL's thread ended (exit code ${code})`))));
+  const started = await next();
+  if (!("ready" in started)) throw new Error("embedded PostgreSQL: unexpected first message");
   return {
-    url: `postgres://postgres@${conn}/postgres`,
+    url: started.ready,
     async dump() {
-      return Buffer.from(await (await db.dumpDataDir("none")).arrayBuffer());
+      const reply = next();
+      worker.postMessage("dump");
+      const r = await reply;
+      if (!("dump" in r)) throw new Error("embedded PostgreSQL: unexpected answer to dump");
+      return Buffer.from(r.dump);
     },
     async close() {
-      await server.stop();
-      await db.close();
+      if (!running) return;
+      const reply = next();
+      worker.postMessage("close");
+      await reply;
+      await exited;
     },
   };
 }

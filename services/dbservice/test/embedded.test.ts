@@ -1,7 +1,7 @@
 /**
  * The embedded database's template (pglite-template.ts, made by the build): a new data folder
  * starts from it with every migration applied, and a folder that holds data is never replaced
- * by it.
+ * by it. PGlite runs in its own thread (embedded-worker.ts).
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -77,4 +77,23 @@ test("without a template a new folder is initialised by initdb, as before", asyn
     await pool.end();
     await db.close();
   }
+});
+
+test("PGlite runs in its own thread: a slow query leaves this thread's event loop free", async () => {
+  await withDb(join(work, "thread"), async (pool) => {
+    await pool.query("SELECT 1"); // connected and warm
+    const t0 = performance.now();
+    let firedAt = 0;
+    const timer = new Promise<void>((resolve) => setTimeout(() => ((firedAt = performance.now() - t0), resolve()), 20));
+    await pool.query("SELECT pg_sleep(0.5)");
+    await timer;
+    // In this thread, PGlite's synchronous WebAssembly would hold the timer until the query ended.
+    assert.ok(firedAt < 400, `a 20 ms timer fired after ${firedAt.toFixed(0)} ms, during a 500 ms query`);
+  });
+});
+
+test("a failure to start is an error of the start, not a thread left behind", async () => {
+  const file = join(work, "a-file");
+  writeFileSync(file, "");
+  await assert.rejects(startEmbeddedPostgres(join(file, "pg"), template), /ENOTDIR/);
 });
