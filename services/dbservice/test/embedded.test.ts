@@ -1,7 +1,7 @@
 /**
  * The embedded database's template (pglite-template.ts, made by the build): a new data folder
  * starts from it with every migration applied, and a folder that holds data is never replaced
- * by it. PGlite runs in its own thread (embedded-worker.ts).
+ * by it. PGlite runs in its own thread (embedded-worker.ts) with a small shared memory.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -90,6 +90,11 @@ test("PGlite runs in its own thread: a slow query leaves this thread's event loo
     // In this thread, PGlite's synchronous WebAssembly would hold the timer until the query ended.
     assert.ok(firedAt < 400, `a 20 ms timer fired after ${firedAt.toFixed(0)} ms, during a 500 ms query`);
   });
+});
+
+test("PGlite's shared memory is 16 MB, not initdb's 128 MB (zeroed at every start)", async () => {
+  const rows = await withDb(join(work, "buffers"), async (pool) => (await pool.query<{ shared_buffers: string }>("SHOW shared_buffers")).rows);
+  assert.deepEqual(rows, [{ shared_buffers: "16MB" }]);
 });
 
 test("a failure to start is an error of the start, not a thread left behind", async () => {
