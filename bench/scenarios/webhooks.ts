@@ -87,6 +87,18 @@ const epochNow = () => performance.timeOrigin + performance.now();
 const stampOf = (run: string, k: number, at: number) => `wh|${run}|${k}|${at.toFixed(3)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `BENCH_WEBHOOKS_SHAPE=<endpoints>x<events/s>` (e.g. `50x200`): the healthy endpoints (every
+ * phase) and the burst phase's rate instead of the run's own (quick: 4 × 20, full: 50 × 1,000). An environment
+ * variable, so `--compare` passes it to both trees' runs: a quick run with enough deliveries that
+ * the CPU per delivery is not the idle processes' polling.
+ */
+function shapeOverride(): { endpoints: number; rate: number } | undefined {
+  const m = /^(\d+)x(\d+)$/.exec(process.env.BENCH_WEBHOOKS_SHAPE ?? "");
+  if (!m) return undefined;
+  return { endpoints: Math.max(1, Number(m[1])), rate: Math.max(1, Number(m[2])) };
+}
+
 /** `--webhooks-outage=SECONDS` (the issue's 10 minutes: 600). */
 function outageFlag(): number | undefined {
   const a = process.argv.find((x) => x.startsWith("--webhooks-outage="));
@@ -204,6 +216,7 @@ export const webhooks: Scenario = {
     const shape: Shape = ctx.quick
       ? { endpoints: 4, rate: 20, seconds: 1, lowSeconds: 1, writeRate: 20, writeSeconds: 1, outageS: outage ?? 2, faultRate: 5, downCount: 1, drainS: 30, burstDrainS: 30 }
       : { endpoints: 50, rate: 1000, seconds: 1, lowSeconds: 20, writeRate: 1000, writeSeconds: 3, outageS: outage ?? 20, faultRate: 10, downCount: 10, drainS: 180, burstDrainS: 60 };
+    Object.assign(shape, shapeOverride());
     const queue = `webhooks.bench.${uniqueTag()}`;
     const rcv = await startReceivers(shape.endpoints);
     let bc: BenchCluster | undefined;
