@@ -45,7 +45,7 @@ function keyOf(secret: string): KeyObject {
   let k = keys.get(secret);
   if (!k) {
     const bytes = Buffer.from(secret.startsWith("whsec_") ? secret.slice(6) : secret, "base64");
-    if (bytes.length === 0) throw new Error("Secret can't be empty.");
+    if (bytes.length === 0) throw new Error("webhooks: an endpoint's signing secret decodes to no bytes (expected whsec_ and base64): rotate the endpoint's secret");
     if (keys.size >= 10_000) keys.clear(); // rotated and deleted endpoints' secrets do not pile up
     keys.set(secret, (k = createSecretKey(bytes)));
   }
