@@ -3,7 +3,18 @@
  * one process; a service name (auth, dbservice, chats, timers, admin, email, logs, cache, records, webhooks) runs
  * that service alone, as in the cluster and on Kubernetes (like Loki's -target).
  */
+import { resolve } from "node:path";
 import { holdYoungGeneration } from "./heap.js";
+
+const target = process.argv[2] ?? process.env.CRM_TARGET ?? "all";
+const unset = (v: string | undefined) => v === undefined || v.trim() === "";
+// The all-in-one on PGlite (no DATABASE_URL): the database's thread starts before anything else
+// loads, so its boot overlaps importing the kit and the services' code. all-in-one.ts takes it
+// for the same folder (DATA_DIR/pg, read as its config reads it) and reports its failures.
+if (target === "all" && unset(process.env.DATABASE_URL)) {
+  const { startEmbeddedPostgresEarly } = await import("@crm/dbservice/embedded");
+  startEmbeddedPostgresEarly(resolve(unset(process.env.DATA_DIR) ? "./data" : process.env.DATA_DIR!, "pg"));
+}
 
 // Until the target is ready, start-up's lifelong objects go straight to the old generation (heap.ts);
 // so the kit is imported after the hold.
@@ -23,7 +34,6 @@ const targets: Record<string, () => Promise<void>> = {
   webhooks: async () => (await import("@crm/webhooks/main")).start(),
 };
 
-const target = process.argv[2] ?? process.env.CRM_TARGET ?? "all";
 // Tracing first, before any server or client starts (a no-op without OTEL_EXPORTER_OTLP_ENDPOINT).
 await startTelemetry(target === "all" ? "crm" : target);
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { createLogger } from "@crm/kit";
-import { startEmbeddedPostgres } from "../src/embedded.js";
+import { startEmbeddedPostgres, startEmbeddedPostgresEarly } from "../src/embedded.js";
 import { migrate, migrationDirs, migrationNames } from "../src/migrate.js";
 import { writePgliteTemplate } from "../src/pglite-template.js";
 
@@ -101,4 +101,22 @@ test("a failure to start is an error of the start, not a thread left behind", as
   const file = join(work, "a-file");
   writeFileSync(file, "");
   await assert.rejects(startEmbeddedPostgres(join(file, "pg"), template), /ENOTDIR/);
+});
+
+test("a thread started early is taken by the start of its folder; another folder's start closes it first", async () => {
+  // The all-in-one's entry point starts PGlite before loading its code (main.ts); the start that
+  // comes later takes that thread, for the same folder only.
+  const early = join(work, "early");
+  startEmbeddedPostgresEarly(early, template);
+  await withDb(early, async (pool) => assert.deepEqual(await migrate(pool, log), []));
+
+  const unused = join(work, "early-unused");
+  startEmbeddedPostgresEarly(unused, template);
+  await withDb(join(work, "early-other"), async (pool) => {
+    assert.deepEqual(await migrate(pool, log), []);
+    // PostgreSQL removes postmaster.pid when it shuts down: the unused thread was closed, not left
+    // holding its folder (and the process) open.
+    assert.ok(existsSync(join(unused, "PG_VERSION")), "the early thread had started");
+    assert.ok(!existsSync(join(unused, "postmaster.pid")), "the early thread's PostgreSQL was shut down");
+  });
 });
