@@ -43,4 +43,5 @@ export * from "./app.js";
 export * from "./in-memory.js";
 export * from "./own-servers.js";
 export * from "./tcp-proxy.js";
+export * from "./rotation-load.js";
 export * from "./until.js";

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { decodeProtectedHeader } from "jose";
-import { testAppAt, until } from "@crm/testkit";
+import { rotationLoad, testAppAt, until } from "@crm/testkit";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { jwksOf } from "../../../scripts/jwks.mjs";
@@ -67,7 +67,7 @@ test("JWT key rotation in the running all-in-one, no restart: 0 failed calls; ol
   // The verifier's JWKS (kit watchJwks) and auth's key pair (signing-keys.ts) each log their reload.
   const verifierReloaded = `"msg":"the JWKS ${jwksFile} reloaded"`;
   const authReloaded = `the JWT signing key and JWKS (${privateFile}, ${jwksFile}) reloaded`;
-  let stop = false;
+  let load: ReturnType<typeof rotationLoad> | undefined;
   try {
     await until("the all-in-one to be ready", () => count("ready: CRM all-in-one at") > 0 || child.exitCode !== null, 120_000);
     const ready = output.find((l) => l.includes("ready: CRM all-in-one at"));
@@ -102,39 +102,10 @@ test("JWT key rotation in the running all-in-one, no restart: 0 failed calls; ol
     await auth.registerCompany({ companyName: "Rotation", address: "", email, phone: "", password, ownerName: "Rota", locale: "en" });
 
     // Load: callers refreshing their sessions; every access token is checked by auth and by the
-    // timers, and its kid must be in the JWKS the all-in-one serves right after. `kids`: the kids
-    // of tokens from calls started since the last `fresh()` (a call in flight at a switch may
-    // still carry the kid from before it).
-    const kids = new Set<string>();
-    let epoch = 0;
-    const fresh = () => (kids.clear(), epoch++);
-    let ok = 0;
-    const failures: string[] = [];
-    const callers = Array.from({ length: 4 }, async () => {
-      let { refreshToken } = await auth.login({ email, password });
-      while (!stop) {
-        const started = epoch;
-        try {
-          const r = await auth.refresh({ refreshToken });
-          refreshToken = r.refreshToken;
-          const kid = decodeProtectedHeader(r.accessToken).kid!;
-          await verified(r.accessToken);
-          assert.ok((await auth.getJwks({})).keys.some((k) => k.kid === kid), `auth signed with kid ${kid}, which its JWKS does not publish`);
-          if (started === epoch) kids.add(kid);
-          ok++;
-        } catch (err) {
-          failures.push(String(err));
-          break; // the test fails: stop calling
-        }
-      }
-    });
-    const calls = async (what: string) => {
-      const from = ok;
-      await until(what, () => ok >= from + 20 || failures.length > 0, 60_000);
-      assert.deepEqual(failures, []);
-    };
-    await calls("calls before the rotation");
-    assert.deepEqual([...kids], [oldKid]);
+    // timers.
+    load = rotationLoad({ auth, email, password, check: verified });
+    await load.calls("calls before the rotation");
+    assert.deepEqual([...load.kids], [oldKid]);
     assert.deepEqual(await served(), [oldKid]);
     const { accessToken: oldToken } = await auth.login({ email, password });
     assert.equal(decodeProtectedHeader(oldToken).kid, oldKid);
@@ -143,16 +114,16 @@ test("JWT key rotation in the running all-in-one, no restart: 0 failed calls; ol
     publish(oldKey, newKey);
     await until("the verifier and auth to reload the JWKS", () => count(verifierReloaded) === 1 && count(authReloaded) === 1, 30_000);
     assert.deepEqual(await served(), [oldKid, newKid]);
-    fresh();
-    await calls("calls after step 1");
-    assert.deepEqual([...kids], [oldKid], "auth signs with the old key until its private key file changes");
+    load.fresh();
+    await load.calls("calls after step 1");
+    assert.deepEqual([...load.kids], [oldKid], "auth signs with the old key until its private key file changes");
 
     // Step 2: the new private key (the JWKS unchanged): new logins are signed with it, old tokens still verify.
     atomicWrite(privateFile, newKey);
     await until("auth to sign with the new key", () => count(`auth signs access tokens with kid ${newKid} now`) === 1, 30_000);
-    fresh();
-    await calls("calls after step 2");
-    assert.deepEqual([...kids], [newKid]);
+    load.fresh();
+    await load.calls("calls after step 2");
+    assert.deepEqual([...load.kids], [newKid]);
     const { accessToken: newToken } = await auth.login({ email, password });
     assert.equal(decodeProtectedHeader(newToken).kid, newKid);
     await verified(oldToken); // the overlap: a token signed before the switch verifies while its key is published
@@ -164,18 +135,17 @@ test("JWT key rotation in the running all-in-one, no restart: 0 failed calls; ol
     assert.deepEqual(await served(), [newKid]);
     await refused(oldToken);
     await verified(newToken);
-    fresh();
-    await calls("calls after step 3");
-    stop = true;
-    await Promise.all(callers);
-    assert.deepEqual(failures, [], "no call failed during the rotation");
-    assert.ok(ok >= 80, `calls made: ${ok}`);
-    assert.deepEqual([...kids], [newKid]);
+    load.fresh();
+    await load.calls("calls after step 3");
+    await load.stop();
+    assert.deepEqual(load.failures, [], "no call failed during the rotation");
+    assert.ok(load.ok >= 80, `calls made: ${load.ok}`);
+    assert.deepEqual([...load.kids], [newKid]);
     assert.equal(child.exitCode, null, "the all-in-one was not restarted");
     const warnings = output.filter((l) => /"level":"(warn|error|fatal)"/.test(l) && /signing key|JWKS/.test(l));
     assert.deepEqual(warnings, [], "no warning about the key files in the documented order");
   } finally {
-    stop = true;
+    void load?.stop(); // its calls end with the process
     child.kill("SIGTERM");
     await exited;
   }

@@ -19,7 +19,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { decodeProtectedHeader } from "jose";
 import { pino } from "pino";
 import { ConfigError, createLogger, createTokenVerifier, memoryRevocations, readJwks, watchJwks } from "@crm/kit";
-import { until } from "@crm/testkit";
+import { rotationLoad, until } from "@crm/testkit";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { watchSigningKeys } from "../src/signing-keys.js";
 import { createTokenIssuer, loadSigningKey } from "../src/tokens.js";
@@ -155,7 +155,7 @@ test("JWT key rotation in a running auth process, no restart: 0 failed calls; ol
   child.stderr.on("data", (d: Buffer) => output.push(...d.toString().split("\n").filter(Boolean)));
   const exited = new Promise((r) => child.once("exit", r));
   const logged = (text: string) => output.some((l) => l.includes(text));
-  let stop = false;
+  let load: ReturnType<typeof rotationLoad> | undefined;
   try {
     await until("auth to be ready", () => logged('"msg":"ready"') || child.exitCode !== null, 60_000);
     const ready = output.find((l) => l.includes('"msg":"ready"'));
@@ -177,41 +177,11 @@ test("JWT key rotation in a running auth process, no restart: 0 failed calls; ol
       return rpc;
     };
 
-    // Load: callers refreshing their sessions; every access token is checked by auth (Check), by
-    // another service's verifier, and its kid must be in the JWKS auth serves right after.
-    // The kids of the tokens issued by calls started since the last `fresh()` (a call in flight
-    // at a switch may still carry the kid from before it).
-    const kids = new Set<string>();
-    let epoch = 0;
-    const fresh = () => (kids.clear(), epoch++);
-    let ok = 0;
-    const failures: string[] = [];
-    const callers = Array.from({ length: 4 }, async () => {
-      let { refreshToken } = await auth.login({ email, password });
-      while (!stop) {
-        const started = epoch;
-        try {
-          const r = await auth.refresh({ refreshToken });
-          refreshToken = r.refreshToken;
-          const kid = decodeProtectedHeader(r.accessToken).kid!;
-          await auth.check({}, bearer(r.accessToken));
-          await elsewhere.verify(r.accessToken);
-          assert.ok((await auth.getJwks({})).keys.some((k) => k.kid === kid), `auth signed with kid ${kid}, which its JWKS does not publish`);
-          if (started === epoch) kids.add(kid);
-          ok++;
-        } catch (err) {
-          failures.push(String(err));
-          break; // the test fails: stop calling
-        }
-      }
-    });
-    const calls = async (what: string) => {
-      const from = ok;
-      await until(what, () => ok >= from + 20 || failures.length > 0, 60_000);
-      assert.deepEqual(failures, []);
-    };
-    await calls("calls before the rotation");
-    assert.deepEqual([...kids], [oldKid]);
+    // Load: callers refreshing their sessions; every access token is checked by auth (Check) and
+    // by another service's verifier.
+    load = rotationLoad({ auth, email, password, check: async (token) => (await auth.check({}, bearer(token)), await elsewhere.verify(token)) });
+    await load.calls("calls before the rotation");
+    assert.deepEqual([...load.kids], [oldKid]);
     assert.deepEqual(await served(), [oldKid]);
     const { accessToken: oldToken } = await auth.login({ email, password });
     assert.equal(decodeProtectedHeader(oldToken).kid, oldKid);
@@ -221,16 +191,16 @@ test("JWT key rotation in a running auth process, no restart: 0 failed calls; ol
     await until("auth to reload the JWKS it verifies with", () => logged(`the JWKS ${jwksFile} reloaded`), 30_000);
     await until("auth to serve the new JWKS", async () => (await served()).length === 2, 30_000);
     await until("the other service to reload the JWKS", () => jwks.current().keys.length === 2, 30_000);
-    fresh();
-    await calls("calls after step 1");
-    assert.deepEqual([...kids], [oldKid], "auth signs with the old key until its private key file changes");
+    load.fresh();
+    await load.calls("calls after step 1");
+    assert.deepEqual([...load.kids], [oldKid], "auth signs with the old key until its private key file changes");
 
     // Step 2: the new private key (the same Secret, the JWKS unchanged): auth signs with it, no restart.
     atomicWrite(privateFile, readFileSync(newKey));
     await until("auth to sign with the new key", () => logged(`auth signs access tokens with kid ${newKid} now`), 30_000);
-    fresh();
-    await calls("calls after step 2");
-    assert.deepEqual([...kids], [newKid]);
+    load.fresh();
+    await load.calls("calls after step 2");
+    assert.deepEqual([...load.kids], [newKid]);
     const { accessToken: newToken } = await auth.login({ email, password });
     assert.equal(decodeProtectedHeader(newToken).kid, newKid);
     await auth.check({}, bearer(oldToken)); // the overlap: tokens signed before the switch still verify
@@ -253,16 +223,15 @@ test("JWT key rotation in a running auth process, no restart: 0 failed calls; ol
     assert.deepEqual(await served(), [newKid]);
     await auth.check({}, bearer(newToken));
     await elsewhere.verify(newToken);
-    fresh();
-    await calls("calls after step 3");
-    stop = true;
-    await Promise.all(callers);
-    assert.deepEqual(failures, [], "no call failed during the rotation");
-    assert.deepEqual([...kids], [newKid]);
+    load.fresh();
+    await load.calls("calls after step 3");
+    await load.stop();
+    assert.deepEqual(load.failures, [], "no call failed during the rotation");
+    assert.deepEqual([...load.kids], [newKid]);
     assert.equal(child.exitCode, null, "auth was not restarted");
     assert.ok(!output.some((l) => /"level":"(warn|error|fatal)"/.test(l) && l.includes("signing key")), "no warning about the signing key in the documented order");
   } finally {
-    stop = true;
+    void load?.stop(); // its calls end with the process
     child.kill("SIGTERM");
     await exited;
   }
