@@ -3,7 +3,7 @@
  * by polling:
  *
  * - the session behind the stream is revoked (Logout, LogoutAll, RevokeSession, DeactivateUser,
- *   a reused refresh token): `unauthenticated` with reason `session_ended`, the moment this
+ *   an admin's RevokeUserSession or RevokeUserSessions, a reused refresh token): `unauthenticated` with reason `session_ended`, the moment this
  *   process's revocation list hears of it (Revocations.onRevoked: its own revoke, Redis pub/sub,
  *   or a reload of the list);
  * - the server drains (SIGTERM): `unavailable`, "server is shutting down; reconnect", so gRPC and

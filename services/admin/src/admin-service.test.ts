@@ -208,6 +208,95 @@ test("DeactivateUser: not yourself, owners only by an owner, never the last owne
   await expectError(s.admins(s.admin).deactivateUser({ userId: "42" }), Code.InvalidArgument, { fields: ["userId"], message: /user id \(UUID\)/ });
 });
 
+test("ListUserSessions: a user's active sessions, most recently used first, the caller's own marked current", async () => {
+  const s = setup();
+  const older = s.dir.addSession(s.memberRow.id);
+  Object.assign(older, { userAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", ip: "203.0.113.7" });
+  s.clock.now += HOUR;
+  const newer = s.dir.addSession(s.memberRow.id);
+  s.dir.addSession(s.memberRow.id).revokedAt = NOW;
+  s.dir.addSession(s.memberRow.id, undefined, NOW + HOUR / 2); // expired by now
+  s.dir.addSession(s.adminRow.id);
+  const res = await s.admins(s.admin).listUserSessions({ userId: s.memberRow.id });
+  assert.deepEqual(res.sessions.map((x) => x.sessionId), [newer.id, older.id], "ended and expired sessions and other users' are not listed");
+  const o = res.sessions[1]!;
+  assert.deepEqual([o.userAgent, o.ip, timestampMs(o.createdAt!), timestampMs(o.lastUsedAt!), timestampMs(o.expiresAt!), o.current], [older.userAgent, "203.0.113.7", NOW, NOW, older.expiresAt, false]);
+  const mine = s.dir.addSession(s.adminRow.id);
+  const own = await s.admins(s.world.user({ userId: s.adminRow.id, companyId: s.company, role: "admin", sessionId: mine.id })).listUserSessions({ userId: s.adminRow.id });
+  assert.deepEqual(own.sessions.filter((x) => x.current).map((x) => x.sessionId), [mine.id]);
+});
+
+test("RevokeUserSession ends one session at once (the revocation list), audited; the account and the other sessions stay", async () => {
+  const s = setup();
+  const [one, two] = [s.dir.addSession(s.memberRow.id), s.dir.addSession(s.memberRow.id)];
+  assert.deepEqual(await s.admins(s.admin).revokeUserSession({ userId: s.memberRow.id, sessionId: one.id }), { $typeName: "crm.admin.v1.RevokeUserSessionResponse" });
+  assert.equal(await s.revocations.isSessionRevoked(one.id), true, "its access tokens stop working now");
+  assert.equal(await s.revocations.isSessionRevoked(two.id), false);
+  assert.deepEqual([one.revokedAt, two.revokedAt, s.memberRow.status], [NOW, null, "active"]);
+  const logged = s.dir.audit.at(-1)!;
+  assert.deepEqual([logged.action, logged.actor.id, logged.target, logged.details], ["admin.session_revoked", s.adminRow.id, { type: "session", id: one.id }, { user_id: s.memberRow.id, email: "mia@acme.test" }]);
+  await expectError(s.admins(s.admin).revokeUserSession({ userId: s.memberRow.id, sessionId: one.id }), Code.NotFound, { reason: "not_found", message: /no active session/ });
+  // A session of someone else, named with this user's id, is not this user's.
+  const adams = s.dir.addSession(s.adminRow.id);
+  await expectError(s.admins(s.admin).revokeUserSession({ userId: s.memberRow.id, sessionId: adams.id }), Code.NotFound);
+  assert.equal(adams.revokedAt, null);
+  assert.equal(await s.revocations.isSessionRevoked(adams.id), false);
+});
+
+test("RevokeUserSessions ends every session of the user at once, audited, and the user stays active", async () => {
+  const s = setup();
+  const sessions = [s.dir.addSession(s.memberRow.id), s.dir.addSession(s.memberRow.id), s.dir.addSession(s.memberRow.id)];
+  const keep = s.dir.addSession(s.adminRow.id);
+  const res = await s.admins(s.admin).revokeUserSessions({ userId: s.memberRow.id });
+  assert.equal(res.revokedSessions, 3);
+  for (const x of sessions) assert.equal(await s.revocations.isSessionRevoked(x.id), true);
+  assert.equal(await s.revocations.isSessionRevoked(keep.id), false);
+  assert.equal(s.memberRow.status, "active");
+  const logged = s.dir.audit.at(-1)!;
+  assert.deepEqual([logged.action, logged.target, logged.details], ["admin.sessions_revoked", { type: "user", id: s.memberRow.id }, { email: "mia@acme.test", sessions_ended: "3" }]);
+  const audited = s.dir.audit.length;
+  assert.equal((await s.admins(s.admin).revokeUserSessions({ userId: s.memberRow.id })).revokedSessions, 0, "nothing left to end");
+  assert.equal(s.dir.audit.length, audited, "nothing ended, nothing audited");
+});
+
+test("user sessions: owners and admins only, an owner's only by an owner, other companies' users not_found, bad ids name their fields", async () => {
+  const s = setup();
+  const ownerSession = s.dir.addSession(s.ownerRow.id);
+  const foreignSession = s.dir.addSession(s.foreignRow.id);
+  const m = s.admins(s.member);
+  await expectError(m.listUserSessions({ userId: s.adminRow.id }), Code.PermissionDenied, { message: /needs role owner or admin/ });
+  await expectError(m.revokeUserSession({ userId: s.ownerRow.id, sessionId: ownerSession.id }), Code.PermissionDenied);
+  await expectError(m.revokeUserSessions({ userId: s.adminRow.id }), Code.PermissionDenied);
+  await expectError(s.admins(undefined).revokeUserSessions({ userId: s.adminRow.id }), Code.Unauthenticated);
+  assert.deepEqual(s.storeCalls.calls, [], "refused before the store");
+
+  const a = s.admins(s.admin);
+  await expectError(a.listUserSessions({ userId: s.ownerRow.id }), Code.PermissionDenied, { message: /only an owner can see an owner's sessions/ });
+  await expectError(a.revokeUserSession({ userId: s.ownerRow.id, sessionId: ownerSession.id }), Code.PermissionDenied, { message: /only an owner can end an owner's sessions/ });
+  await expectError(a.revokeUserSessions({ userId: s.ownerRow.id }), Code.PermissionDenied);
+  assert.equal(ownerSession.revokedAt, null);
+  const [, second] = s.person("owner", { email: "second@acme.test" });
+  assert.equal((await s.admins(second).revokeUserSessions({ userId: s.ownerRow.id })).revokedSessions, 1, "an owner may");
+
+  await expectError(a.listUserSessions({ userId: s.foreignRow.id }), Code.NotFound, { reason: "not_found" });
+  await expectError(a.revokeUserSession({ userId: s.foreignRow.id, sessionId: foreignSession.id }), Code.NotFound);
+  await expectError(s.admins(s.foreigner).revokeUserSession({ userId: s.foreignRow.id, sessionId: ownerSession.id }), Code.NotFound, { message: /no active session/ });
+  await expectError(a.revokeUserSessions({ userId: s.foreignRow.id }), Code.NotFound);
+  assert.equal(foreignSession.revokedAt, null);
+
+  // The token still says admin; the directory says member since: the store refuses.
+  s.adminRow.role = "member";
+  await expectError(a.revokeUserSessions({ userId: s.memberRow.id }), Code.PermissionDenied, { message: /you are member/ });
+  s.adminRow.role = "admin";
+
+  const calls = s.storeCalls.calls.length;
+  await expectError(a.listUserSessions({ userId: "" }), Code.InvalidArgument, { fields: ["userId"], message: /is required/ });
+  await expectError(a.revokeUserSession({ userId: "42", sessionId: "nope" }), Code.InvalidArgument, { fields: ["userId", "sessionId"], message: /session id \(UUID\)/ });
+  await expectError(a.revokeUserSession({ userId: s.memberRow.id, sessionId: "" }), Code.InvalidArgument, { fields: ["sessionId"], message: /is required/ });
+  await expectError(a.revokeUserSessions({ userId: "x" }), Code.InvalidArgument, { fields: ["userId"] });
+  assert.equal(s.storeCalls.calls.length, calls, "bad ids never reach the store");
+});
+
 test("ChangeRole: admins change members and admins; owner changes need an owner; the last owner stays", async () => {
   const s = setup();
   const res = await s.admins(s.admin).changeRole({ userId: s.memberRow.id, role: ProtoRole.ADMIN });

@@ -1,7 +1,7 @@
 /** crm.admin.v1.AdminService handlers. Dependencies come in; no wiring here. */
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { invalid, principalOf, requireRole, type Logger, type Revocations, type Role } from "@crm/kit";
+import { clientIpKey, invalid, principalOf, requireRole, type Logger, type Revocations, type Role } from "@crm/kit";
 import { AddUserStatus, AdminService, UserStatus, type AddUserResult, type User } from "@crm/gen/crm/admin/v1/admin_pb";
 import { Role as ProtoRole } from "@crm/gen/crm/auth/v1/auth_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -10,7 +10,7 @@ import { UserRole } from "@crm/gen/crm/db/v1/db_auth_pb";
 import { EmailKind } from "@crm/gen/crm/email/v1/email_pb";
 import { renderWelcome, tokenLink } from "@crm/contracts/email-templates";
 import { newOpaqueToken } from "@crm/contracts/tokens";
-import { checkRows, limits, newRoleOf, pageSizeFits, userIdOf } from "./rules.js";
+import { checkRows, limits, newRoleOf, pageSizeFits, sessionTargetOf, userIdOf } from "./rules.js";
 import { validateList } from "./validation.js";
 
 export interface AdminDeps {
@@ -157,6 +157,34 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
       await deps.revocations.revokeSessions(res.revokedSessionIds, deps.revocationTtlSeconds);
       deps.log.info({ company_id: p.companyId, user_id: p.userId, target: userId, sessions: res.revokedSessionIds.length }, "user deactivated");
       return { user: toUser(res.user), revokedSessions: res.revokedSessionIds.length };
+    },
+
+    async listUserSessions(req, ctx) {
+      const p = requireRole(ctx, "owner", "admin");
+      const { userId } = sessionTargetOf(req.userId);
+      const res = await deps.db.listUserSessionsDB({ userId });
+      return { sessions: res.sessions.map(({ $typeName: _t, $unknown: _u, ...s }) => ({ ...s, current: s.sessionId === p.sessionId })) };
+    },
+
+    // One session or all of them, through the same two steps as DeactivateUser (and auth's
+    // RevokeSession and LogoutAll): revoked in the database, then on the revocation list, which
+    // refuses the sessions' access tokens everywhere and ends their live streams.
+    async revokeUserSession(req, ctx) {
+      const p = requireRole(ctx, "owner", "admin");
+      const { userId, sessionId } = sessionTargetOf(req.userId, req.sessionId);
+      const res = await deps.db.revokeUserSessionsDB({ userId, sessionId, ip: ctx.values.get(clientIpKey) });
+      await deps.revocations.revokeSessions(res.revokedSessionIds, deps.revocationTtlSeconds);
+      deps.log.info({ company_id: p.companyId, user_id: p.userId, target: userId, session_id: sessionId }, "user session revoked");
+      return {};
+    },
+
+    async revokeUserSessions(req, ctx) {
+      const p = requireRole(ctx, "owner", "admin");
+      const { userId } = sessionTargetOf(req.userId);
+      const res = await deps.db.revokeUserSessionsDB({ userId, ip: ctx.values.get(clientIpKey) });
+      await deps.revocations.revokeSessions(res.revokedSessionIds, deps.revocationTtlSeconds);
+      deps.log.info({ company_id: p.companyId, user_id: p.userId, target: userId, sessions: res.revokedSessionIds.length }, "user sessions revoked");
+      return { revokedSessions: res.revokedSessionIds.length };
     },
 
     async changeRole(req, ctx) {

@@ -91,6 +91,21 @@ export function userIdOf(userId: string): string {
   return userId;
 }
 
+/**
+ * The user and session a sessions call acts on: UUIDs from ListUsers and ListUserSessions; every
+ * bad one is a field violation. `sessionId` undefined: no session is named (the user's every one).
+ */
+export function sessionTargetOf(userId: string, sessionId?: string): { userId: string; sessionId: string } {
+  const v: { field: string; description: string }[] = [];
+  if (!isUuid(userId)) v.push({ field: "userId", description: userId ? "must be a user id (UUID) from ListUsers" : "is required" });
+  if (sessionId !== undefined && !isUuid(sessionId)) v.push({ field: "sessionId", description: sessionId ? "must be a session id (UUID) from ListUserSessions" : "is required" });
+  if (v.length) throw invalid(v);
+  return { userId, sessionId: sessionId ?? "" };
+}
+
+/** At most this many sessions are listed by ListUserSessions (the most recently used). */
+export const sessionListLimit = 500;
+
 /** The role ChangeRole sets (a crm.auth.v1.Role or crm.db.v1.UserRole): one of the three, never unspecified. */
 export function newRoleOf(role: number): Role {
   const r = roleByNumber[role];

@@ -1,6 +1,6 @@
 /**
- * The admin store, mounted by dbservice as DbAdminService: the people of a company (bulk invite, list, deactivate, change role) and the
- * one-time tokens of invitations and password resets.
+ * The admin store, mounted by dbservice as DbAdminService: the people of a company (bulk invite, list, deactivate, change role,
+ * their sessions seen and ended by an admin) and the one-time tokens of invitations and password resets.
  *
  * Admin RPCs act on the caller's token, and the caller's CURRENT role is read from the database
  * (a token may be up to one access-token lifetime older than a demotion). Changes that can touch
@@ -31,7 +31,7 @@ import {
 import { UserRole, UserStatus } from "@crm/gen/crm/db/v1/db_auth_pb";
 import type { OutgoingEmail } from "@crm/gen/crm/db/v1/db_email_pb";
 import type { Db, Sql } from "@crm/dbservice/db";
-import { checkRows, limits, newRoleOf, pageSizeFits, userIdOf } from "../src/rules.js";
+import { checkRows, limits, newRoleOf, pageSizeFits, sessionListLimit, sessionTargetOf, userIdOf } from "../src/rules.js";
 import type { AuditLog } from "./audit-store.js";
 
 /**
@@ -367,6 +367,53 @@ export function adminStore(db: Db, deps: AdminStoreDeps): ServiceImpl<typeof DbA
       });
       audit.afterCommit();
       return res;
+    },
+
+    // Sessions are the auth domain's rows; who may see and end another user's is this domain's rule
+    // (an active owner or admin now; an owner's only by an owner), checked in the same transaction.
+    async listUserSessionsDB(req, ctx) {
+      const p = principalOf(ctx);
+      const { userId } = sessionTargetOf(req.userId);
+      return db.tenant(p.companyId, async (sql) => {
+        const caller = await actingAdmin(sql, p);
+        const { rows: users } = await sql.query<{ role: Role }>("SELECT role FROM users WHERE id = $1", [userId]);
+        if (!users[0]) throw new AppError("not_found", `no user ${userId} in your company: see ListUsers`);
+        if (users[0].role === "owner" && caller.role !== "owner") throw new AppError("permission_denied", "only an owner can see an owner's sessions");
+        const { rows } = await sql.query<{ id: string; created_at: Date; last_used_at: Date; expires_at: Date; user_agent: string; ip: string }>(
+          `SELECT id, created_at, last_used_at, expires_at, user_agent, ip FROM sessions
+           WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY last_used_at DESC, id LIMIT $2`,
+          [userId, sessionListLimit],
+        );
+        return { sessions: rows.map((r) => ({ sessionId: r.id, createdAt: ts(r.created_at), lastUsedAt: ts(r.last_used_at), expiresAt: ts(r.expires_at), userAgent: r.user_agent, ip: r.ip })) };
+      });
+    },
+
+    async revokeUserSessionsDB(req, ctx) {
+      const p = principalOf(ctx);
+      const { userId, sessionId } = sessionTargetOf(req.userId, req.sessionId || undefined);
+      const ids = await db.tenant(p.companyId, async (sql) => {
+        // The company lock orders this after a concurrent role change (an admin demoted, a user made owner).
+        await lockCompany(sql);
+        const caller = await actingAdmin(sql, p);
+        const target = await lockedTarget(sql, userId);
+        if (target.role === "owner" && caller.role !== "owner") throw new AppError("permission_denied", "only an owner can end an owner's sessions");
+        const { rows } = await sql.query<{ id: string }>(
+          "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2::uuid) AND revoked_at IS NULL RETURNING id",
+          [target.id, sessionId || null],
+        );
+        if (sessionId && rows.length === 0) throw new AppError("not_found", `no active session ${sessionId} of user ${target.id}: see ListUserSessions`);
+        if (rows.length) {
+          const ip = req.ip.slice(0, 64);
+          await audit.record(sql, [
+            sessionId
+              ? { action: "admin.session_revoked", actor: actorOf(p), target: { type: "session", id: sessionId }, ip, details: { user_id: target.id, email: target.email } }
+              : { action: "admin.sessions_revoked", actor: actorOf(p), target: { type: "user", id: target.id }, ip, details: { email: target.email, sessions_ended: String(rows.length) } },
+          ]);
+        }
+        return rows.map((r) => r.id);
+      });
+      if (ids.length) audit.afterCommit();
+      return { revokedSessionIds: ids };
     },
 
     async getCompanyDB(_req, ctx) {

@@ -8,6 +8,7 @@ import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { AddUserStatus, AdminService, UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
+import { AuditService } from "@crm/gen/crm/admin/v1/audit_pb";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import { EmailService, EmailStatus } from "@crm/gen/crm/email/v1/email_pb";
 import { deadLetterQueueOf } from "@crm/contracts";
@@ -279,6 +280,79 @@ test("permissions and tenants: members are denied; other companies' users are no
   assert.equal(twice.revokedSessions, 0, "deactivating again changes nothing");
   // a is an admin now: the owner adminA is out of a's reach.
   await expectCode(app.client(AdminService, { token: a.accessToken }).deactivateUser({ userId: adminA!.userId }), Code.PermissionDenied);
+});
+
+test("user sessions: an admin sees a member's sessions and ends one, then all; each is refused at once, refresh too; the account stays active", { skip }, async () => {
+  const a = await registerOwner(app);
+  const b = await registerOwner(app);
+  const tag = uniq();
+  const email = `smem-${tag}@example.com`;
+  const [adminA, memberA] = await onboard(a.accessToken, [
+    { email: `sadm-${tag}@example.com`, role: Role.ADMIN },
+    { email, role: Role.MEMBER },
+  ]);
+  const [memberB] = await onboard(b.accessToken, [{ email: `smemb-${tag}@example.com`, role: Role.MEMBER }]);
+  const second = await app.client(AuthService).login({ email, password: PASSWORD });
+  const third = await app.client(AuthService).login({ email, password: PASSWORD });
+  const asAdmin = app.client(AdminService, { token: adminA!.accessToken });
+
+  const listed = await asAdmin.listUserSessions({ userId: memberA!.userId });
+  assert.deepEqual(listed.sessions.map((x) => x.sessionId).sort(), [memberA!.sessionId, second.sessionId, third.sessionId].sort());
+  for (const x of listed.sessions) {
+    assert.ok(x.createdAt && x.lastUsedAt && x.expiresAt, "created, last used and expiry are given");
+    assert.ok(Number(x.expiresAt.seconds) > Date.now() / 1000);
+    assert.equal(x.current, false);
+  }
+
+  // One session ends at once: its access token is refused and its refresh token spent; the others go on.
+  await asAdmin.revokeUserSession({ userId: memberA!.userId, sessionId: second.sessionId });
+  await expectCode(app.client(AuthService, { token: second.accessToken }).check({}), Code.Unauthenticated, /session has ended/);
+  await expectCode(app.client(AuthService).refresh({ refreshToken: second.refreshToken }), Code.Unauthenticated);
+  assert.equal((await app.client(AuthService, { token: third.accessToken }).check({})).sessionId, third.sessionId);
+  assert.deepEqual((await asAdmin.listUserSessions({ userId: memberA!.userId })).sessions.map((x) => x.sessionId).sort(), [memberA!.sessionId, third.sessionId].sort());
+  await expectCode(asAdmin.revokeUserSession({ userId: memberA!.userId, sessionId: second.sessionId }), Code.NotFound, /no active session/);
+
+  // Every session ends at once; the account stays active (a new login works).
+  const all = await asAdmin.revokeUserSessions({ userId: memberA!.userId });
+  assert.equal(all.revokedSessions, 2);
+  for (const t of [memberA!, third]) {
+    await expectCode(app.client(AuthService, { token: t.accessToken }).check({}), Code.Unauthenticated, /session has ended/);
+    await expectCode(app.client(AuthService).refresh({ refreshToken: t.refreshToken }), Code.Unauthenticated);
+  }
+  const { rows } = await sql.query("SELECT count(*)::int AS open FROM sessions WHERE user_id = $1 AND revoked_at IS NULL", [memberA!.userId]);
+  assert.equal(rows[0].open, 0);
+  assert.equal((await asAdmin.listUsers({ query: email })).users[0]?.status, UserStatus.ACTIVE);
+  const back = await app.client(AuthService).login({ email, password: PASSWORD });
+  assert.deepEqual((await asAdmin.listUserSessions({ userId: memberA!.userId })).sessions.map((x) => x.sessionId), [back.sessionId]);
+
+  // In the audit log, in the transaction of each ending.
+  const events = (await app.client(AuditService, { token: a.accessToken }).listAuditEvents({ actions: ["admin.session_revoked", "admin.sessions_revoked"] })).events;
+  assert.deepEqual(
+    events.map((e) => [e.action, e.actorId, e.targetType, e.targetId, e.details["sessions_ended"] ?? e.details["user_id"]]),
+    [
+      ["admin.sessions_revoked", adminA!.userId, "user", memberA!.userId, "2"],
+      ["admin.session_revoked", adminA!.userId, "session", second.sessionId, memberA!.userId],
+    ],
+  );
+
+  // The rules of DeactivateUser: members denied, owners' sessions only by an owner, other companies' users not found.
+  const asMember = app.client(AdminService, { token: back.accessToken });
+  await expectCode(asMember.listUserSessions({ userId: adminA!.userId }), Code.PermissionDenied);
+  await expectCode(asMember.revokeUserSessions({ userId: adminA!.userId }), Code.PermissionDenied);
+  await expectCode(asAdmin.listUserSessions({ userId: a.userId }), Code.PermissionDenied, /only an owner/);
+  await expectCode(asAdmin.revokeUserSession({ userId: a.userId, sessionId: a.sessionId }), Code.PermissionDenied, /only an owner/);
+  await expectCode(asAdmin.revokeUserSessions({ userId: a.userId }), Code.PermissionDenied, /only an owner/);
+  assert.ok(await app.client(AuthService, { token: a.accessToken }).check({}), "the owner's session goes on");
+  await expectCode(asAdmin.listUserSessions({ userId: memberB!.userId }), Code.NotFound);
+  await expectCode(asAdmin.revokeUserSession({ userId: memberB!.userId, sessionId: memberB!.sessionId }), Code.NotFound);
+  await expectCode(asAdmin.revokeUserSessions({ userId: memberB!.userId }), Code.NotFound);
+  await expectCode(asAdmin.revokeUserSession({ userId: memberA!.userId, sessionId: memberB!.sessionId }), Code.NotFound, /no active session/);
+  assert.ok(await app.client(AuthService, { token: memberB!.accessToken }).check({}), "B's member is untouched");
+  await expectCode(asAdmin.revokeUserSession({ userId: "nope", sessionId: "" }), Code.InvalidArgument, /userId: .*sessionId: /);
+  // The owner may end the admin's sessions, and the owner's own (sign out everywhere).
+  const asOwner = app.client(AdminService, { token: a.accessToken });
+  assert.equal((await asOwner.revokeUserSessions({ userId: adminA!.userId })).revokedSessions, 1);
+  await expectCode(asAdmin.listUsers({}), Code.Unauthenticated, /session has ended/);
 });
 
 test("ListUsers: search by name, email or phone; status filter; pages without gaps or repeats", { skip }, async () => {

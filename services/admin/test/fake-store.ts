@@ -6,12 +6,14 @@
  * admin); only an owner grants the owner role or touches an owner; the company keeps an active
  * owner; a user of another company is not_found; each row of RegisterUsersInCompany is judged on
  * its own, a login taken in any company is already_exists, and a created user's invitation is
- * queued with it. The token RPCs are the auth service's only. Test code only.
+ * queued with it; another user's sessions are listed and ended only by an owner or admin (an
+ * owner's by an owner), each ending audited. The token RPCs are the auth service's only. Test
+ * code only.
  */
 import { randomUUID } from "node:crypto";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
+import { actorOf, AppError, invalid, isUuid, principalOf, requirePeer, type Principal, type Role } from "@crm/kit";
 import {
   ConsumeInviteTokenResponse_Outcome as InviteOutcome,
   ConsumeResetTokenResponse_Outcome as ResetOutcome,
@@ -208,6 +210,32 @@ export function fakeAdminStore(dir: Directory): FakeAdminStore {
       const previous = u.role;
       u.role = role;
       return { user: record(u), previousRole: roleToProto[previous] };
+    },
+
+    async listUserSessionsDB(req, ctx) {
+      const p = principalOf(ctx);
+      const caller = actingAdmin(p);
+      const u = target(p, req.userId);
+      if (u.role === "owner" && caller.role !== "owner") throw new AppError("permission_denied", "only an owner can see an owner's sessions");
+      const open = [...dir.sessions.values()].filter((x) => x.userId === u.id && x.revokedAt === null && x.expiresAt > dir.now()).sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+      return { sessions: open.map((x) => ({ sessionId: x.id, createdAt: timestampFromMs(x.createdAt), lastUsedAt: timestampFromMs(x.lastUsedAt), expiresAt: timestampFromMs(x.expiresAt), userAgent: x.userAgent, ip: x.ip })) };
+    },
+
+    async revokeUserSessionsDB(req, ctx) {
+      const p = principalOf(ctx);
+      if (req.sessionId && !isUuid(req.sessionId)) throw invalid([{ field: "sessionId", description: "must be a session id (UUID) from ListUserSessions" }]);
+      const caller = actingAdmin(p);
+      const u = target(p, req.userId);
+      if (u.role === "owner" && caller.role !== "owner") throw new AppError("permission_denied", "only an owner can end an owner's sessions");
+      const ended = [...dir.sessions.values()].filter((x) => x.userId === u.id && x.revokedAt === null && (!req.sessionId || x.id === req.sessionId));
+      if (req.sessionId && ended.length === 0) throw new AppError("not_found", `no active session ${req.sessionId} of user ${u.id}: see ListUserSessions`);
+      for (const x of ended) x.revokedAt = dir.now();
+      if (ended.length) {
+        dir.record(p.companyId, req.sessionId
+          ? { action: "admin.session_revoked", actor: actorOf(p), target: { type: "session", id: req.sessionId }, ip: req.ip, details: { user_id: u.id, email: u.email } }
+          : { action: "admin.sessions_revoked", actor: actorOf(p), target: { type: "user", id: u.id }, ip: req.ip, details: { email: u.email, sessions_ended: String(ended.length) } });
+      }
+      return { revokedSessionIds: ended.map((x) => x.id) };
     },
 
     async getCompanyDB(_req, ctx) {

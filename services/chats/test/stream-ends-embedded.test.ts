@@ -1,7 +1,7 @@
 /**
  * All-in-one (memory revocation list, in-memory event bus, PostgreSQL): a live Subscribe stream
- * ends within 1 s of Logout, RevokeSession, LogoutAll, DeactivateUser (unauthenticated,
- * session_ended) and RemoveMember (not_found), idle or busy, over gRPC (the kit's fast path) and
+ * ends within 1 s of Logout, RevokeSession, LogoutAll, DeactivateUser, an admin's
+ * RevokeUserSession and RevokeUserSessions (unauthenticated, session_ended) and RemoveMember (not_found), idle or busy, over gRPC (the kit's fast path) and
  * Connect on HTTP/1.1 (connect-node). Closing the app (what SIGTERM does) ends open streams with
  * unavailable. Table and assertions: stream-ends.ts.
  */

@@ -2,9 +2,9 @@
  * A cluster's chats: the all-in-one (replica A, with auth, admin and dbservice) and two `main.ts
  * chats` processes (B and C, calling `main.ts dbservice`), sharing PostgreSQL, RabbitMQ and the
  * Redis revocation list. A live stream on every replica ends within 1 s of Logout, RevokeSession,
- * LogoutAll, DeactivateUser (their revocations reach B and C over Redis pub/sub) and RemoveMember
- * (its members_removed event over chat.events), idle or busy; heartbeats are a minute, so nothing
- * but those pushed events can end them in time. SIGTERM to a chats process ends its open streams
+ * LogoutAll, DeactivateUser, RevokeUserSession and RevokeUserSessions (their revocations reach B
+ * and C over Redis pub/sub) and RemoveMember (its members_removed event over chat.events), idle or
+ * busy; heartbeats are a minute, so nothing but those pushed events can end them in time. SIGTERM to a chats process ends its open streams
  * with unavailable. Table and assertions: stream-ends.ts.
  */
 import assert from "node:assert/strict";

@@ -56,6 +56,18 @@ export const endings: Case[] = [
     act: (s, c) => s.app.client(AdminService, { token: c.owner.token }).deactivateUser({ userId: c.ann.userId }),
   },
   {
+    name: "RevokeUserSession (by the owner, the account stays active)",
+    code: Code.Unauthenticated,
+    reason: "session_ended",
+    act: (s, c) => s.app.client(AdminService, { token: c.owner.token }).revokeUserSession({ userId: c.ann.userId, sessionId: sessionOf(c.ann.token) }),
+  },
+  {
+    name: "RevokeUserSessions (by the owner, the account stays active)",
+    code: Code.Unauthenticated,
+    reason: "session_ended",
+    act: (s, c) => s.app.client(AdminService, { token: c.owner.token }).revokeUserSessions({ userId: c.ann.userId }),
+  },
+  {
     name: "RemoveMember (by the owner)",
     code: Code.NotFound,
     act: (s, c) => c.owner.chat.removeMember({ chatId: c.chatId, userId: c.ann.userId }),

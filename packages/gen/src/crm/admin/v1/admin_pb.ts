@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ActorType } from "./audit_pb.js";
 import { file_crm_admin_v1_audit } from "./audit_pb.js";
-import type { Role } from "../../auth/v1/auth_pb.js";
+import type { Role, Session } from "../../auth/v1/auth_pb.js";
 import { file_crm_auth_v1_auth } from "../../auth/v1/auth_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/admin/v1/admin.proto.
  */
 export const file_crm_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDGNybS5hZG1pbi52MSJWCgdOZXdVc2VyEg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEh8KBHJvbGUYAyABKA4yES5jcm0uYXV0aC52MS5Sb2xlEgwKBG5hbWUYBCABKAkiNwoPQWRkVXNlcnNSZXF1ZXN0EiQKBXVzZXJzGAEgAygLMhUuY3JtLmFkbWluLnYxLk5ld1VzZXIikQEKDUFkZFVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJTdGF0dXMSDgoGcmVhc29uGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFAoMZW1haWxfcXVldWVkGAYgASgIImEKDUFkZFVzZXJzU3RhdHMSDwoHY3JlYXRlZBgBIAEoBRIYChBhbHJlYWR5X2V4aXN0aW5nGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1lbWFpbHNfcXVldWVkGAQgASgFImwKEEFkZFVzZXJzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmNybS5hZG1pbi52MS5BZGRVc2VyUmVzdWx0EioKBXN0YXRzGAIgASgLMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJzU3RhdHMivgEKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRIMCgRuYW1lGAQgASgJEh8KBHJvbGUYBSABKA4yES5jcm0uYXV0aC52MS5Sb2xlEigKBnN0YXR1cxgGIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEExpc3RVc2Vyc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKAoGc3RhdHVzGAQgASgOMhguY3JtLmFkbWluLnYxLlVzZXJTdGF0dXMiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoFdXNlcnMYASADKAsyEi5jcm0uYWRtaW4udjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIfCgRyb2xlGAMgASgOMhEuY3JtLmF1dGgudjEuUm9sZRIoCgZzdGF0dXMYBCABKA4yGC5jcm0uYWRtaW4udjEuVXNlclN0YXR1cyI7ChJMaXN0TWVtYmVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdE1lbWJlcnNSZXNwb25zZRIlCgdtZW1iZXJzGAEgAygLMhQuY3JtLmFkbWluLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSJFChFDaGFuZ2VSb2xlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5jcm0uYXV0aC52MS5Sb2xlIjYKEkNoYW5nZVJvbGVSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXIigAIKCVVzZXJFdmVudBIQCghldmVudF9pZBgBIAEoCRISCgpjb21wYW55X2lkGAIgASgJEigKBmNoYW5nZRgDIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyQ2hhbmdlEiAKBHVzZXIYBCABKAsyEi5jcm0uYWRtaW4udjEuVXNlchIrCgphY3Rvcl90eXBlGAUgASgOMhcuY3JtLmFkbWluLnYxLkFjdG9yVHlwZRIQCghhY3Rvcl9pZBgGIAEoCRISCgphY3Rvcl9uYW1lGAcgASgJEi4KCmV2ZW50X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKncKClVzZXJTdGF0dXMSGwoXVVNFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJVU0VSX1NUQVRVU19BQ1RJVkUQARIXChNVU0VSX1NUQVRVU19JTlZJVEVEEAISGwoXVVNFUl9TVEFUVVNfREVBQ1RJVkFURUQQAyqOAQoNQWRkVXNlclN0YXR1cxIfChtBRERfVVNFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBRERfVVNFUl9TVEFUVVNfQ1JFQVRFRBABEiIKHkFERF9VU0VSX1NUQVRVU19BTFJFQURZX0VYSVNUUxACEhsKF0FERF9VU0VSX1NUQVRVU19JTlZBTElEEAMqeAoKVXNlckNoYW5nZRIbChdVU0VSX0NIQU5HRV9VTlNQRUNJRklFRBAAEhUKEVVTRVJfQ0hBTkdFX0FEREVEEAESGwoXVVNFUl9DSEFOR0VfREVBQ1RJVkFURUQQAhIZChVVU0VSX0NIQU5HRV9BQ1RJVkFURUQQAzKzAwoMQWRtaW5TZXJ2aWNlEkkKCEFkZFVzZXJzEh0uY3JtLmFkbWluLnYxLkFkZFVzZXJzUmVxdWVzdBoeLmNybS5hZG1pbi52MS5BZGRVc2Vyc1Jlc3BvbnNlElEKCUxpc3RVc2VycxIeLmNybS5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0Gh8uY3JtLmFkbWluLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIgOQAgESWwoORGVhY3RpdmF0ZVVzZXISIy5jcm0uYWRtaW4udjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0GiQuY3JtLmFkbWluLnYxLkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USTwoKQ2hhbmdlUm9sZRIfLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVxdWVzdBogLmNybS5hZG1pbi52MS5DaGFuZ2VSb2xlUmVzcG9uc2USVwoLTGlzdE1lbWJlcnMSIC5jcm0uYWRtaW4udjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiEuY3JtLmFkbWluLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_crm_admin_v1_audit, file_crm_auth_v1_auth, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDGNybS5hZG1pbi52MSJWCgdOZXdVc2VyEg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEh8KBHJvbGUYAyABKA4yES5jcm0uYXV0aC52MS5Sb2xlEgwKBG5hbWUYBCABKAkiNwoPQWRkVXNlcnNSZXF1ZXN0EiQKBXVzZXJzGAEgAygLMhUuY3JtLmFkbWluLnYxLk5ld1VzZXIikQEKDUFkZFVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJTdGF0dXMSDgoGcmVhc29uGAQgASgJEg8KB3VzZXJfaWQYBSABKAkSFAoMZW1haWxfcXVldWVkGAYgASgIImEKDUFkZFVzZXJzU3RhdHMSDwoHY3JlYXRlZBgBIAEoBRIYChBhbHJlYWR5X2V4aXN0aW5nGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIVCg1lbWFpbHNfcXVldWVkGAQgASgFImwKEEFkZFVzZXJzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmNybS5hZG1pbi52MS5BZGRVc2VyUmVzdWx0EioKBXN0YXRzGAIgASgLMhsuY3JtLmFkbWluLnYxLkFkZFVzZXJzU3RhdHMivgEKBFVzZXISDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRIMCgRuYW1lGAQgASgJEh8KBHJvbGUYBSABKA4yES5jcm0uYXV0aC52MS5Sb2xlEigKBnN0YXR1cxgGIAEoDjIYLmNybS5hZG1pbi52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEExpc3RVc2Vyc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKAoGc3RhdHVzGAQgASgOMhguY3JtLmFkbWluLnYxLlVzZXJTdGF0dXMiTwoRTGlzdFVzZXJzUmVzcG9uc2USIQoFdXNlcnMYASADKAsyEi5jcm0uYWRtaW4udjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIfCgRyb2xlGAMgASgOMhEuY3JtLmF1dGgudjEuUm9sZRIoCgZzdGF0dXMYBCABKA4yGC5jcm0uYWRtaW4udjEuVXNlclN0YXR1cyI7ChJMaXN0TWVtYmVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdE1lbWJlcnNSZXNwb25zZRIlCgdtZW1iZXJzGAEgAygLMhQuY3JtLmFkbWluLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKAoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoWRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoBSJFChFDaGFuZ2VSb2xlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5jcm0uYXV0aC52MS5Sb2xlIjYKEkNoYW5nZVJvbGVSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuY3JtLmFkbWluLnYxLlVzZXIiKgoXTGlzdFVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJCChhMaXN0VXNlclNlc3Npb25zUmVzcG9uc2USJgoIc2Vzc2lvbnMYASADKAsyFC5jcm0uYXV0aC52MS5TZXNzaW9uIj8KGFJldm9rZVVzZXJTZXNzaW9uUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiGwoZUmV2b2tlVXNlclNlc3Npb25SZXNwb25zZSIsChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiNgoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoBSKAAgoJVXNlckV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhIKCmNvbXBhbnlfaWQYAiABKAkSKAoGY2hhbmdlGAMgASgOMhguY3JtLmFkbWluLnYxLlVzZXJDaGFuZ2USIAoEdXNlchgEIAEoCzISLmNybS5hZG1pbi52MS5Vc2VyEisKCmFjdG9yX3R5cGUYBSABKA4yFy5jcm0uYWRtaW4udjEuQWN0b3JUeXBlEhAKCGFjdG9yX2lkGAYgASgJEhIKCmFjdG9yX25hbWUYByABKAkSLgoKZXZlbnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqdwoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhcKE1VTRVJfU1RBVFVTX0lOVklURUQQAhIbChdVU0VSX1NUQVRVU19ERUFDVElWQVRFRBADKo4BCg1BZGRVc2VyU3RhdHVzEh8KG0FERF9VU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0FERF9VU0VSX1NUQVRVU19DUkVBVEVEEAESIgoeQUREX1VTRVJfU1RBVFVTX0FMUkVBRFlfRVhJU1RTEAISGwoXQUREX1VTRVJfU1RBVFVTX0lOVkFMSUQQAyp4CgpVc2VyQ2hhbmdlEhsKF1VTRVJfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASFQoRVVNFUl9DSEFOR0VfQURERUQQARIbChdVU0VSX0NIQU5HRV9ERUFDVElWQVRFRBACEhkKFVVTRVJfQ0hBTkdFX0FDVElWQVRFRBADMuoFCgxBZG1pblNlcnZpY2USSQoIQWRkVXNlcnMSHS5jcm0uYWRtaW4udjEuQWRkVXNlcnNSZXF1ZXN0Gh4uY3JtLmFkbWluLnYxLkFkZFVzZXJzUmVzcG9uc2USUQoJTGlzdFVzZXJzEh4uY3JtLmFkbWluLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHy5jcm0uYWRtaW4udjEuTGlzdFVzZXJzUmVzcG9uc2UiA5ACARJbCg5EZWFjdGl2YXRlVXNlchIjLmNybS5hZG1pbi52MS5EZWFjdGl2YXRlVXNlclJlcXVlc3QaJC5jcm0uYWRtaW4udjEuRGVhY3RpdmF0ZVVzZXJSZXNwb25zZRJPCgpDaGFuZ2VSb2xlEh8uY3JtLmFkbWluLnYxLkNoYW5nZVJvbGVSZXF1ZXN0GiAuY3JtLmFkbWluLnYxLkNoYW5nZVJvbGVSZXNwb25zZRJXCgtMaXN0TWVtYmVycxIgLmNybS5hZG1pbi52MS5MaXN0TWVtYmVyc1JlcXVlc3QaIS5jcm0uYWRtaW4udjEuTGlzdE1lbWJlcnNSZXNwb25zZSIDkAIBEmYKEExpc3RVc2VyU2Vzc2lvbnMSJS5jcm0uYWRtaW4udjEuTGlzdFVzZXJTZXNzaW9uc1JlcXVlc3QaJi5jcm0uYWRtaW4udjEuTGlzdFVzZXJTZXNzaW9uc1Jlc3BvbnNlIgOQAgESZAoRUmV2b2tlVXNlclNlc3Npb24SJi5jcm0uYWRtaW4udjEuUmV2b2tlVXNlclNlc3Npb25SZXF1ZXN0GicuY3JtLmFkbWluLnYxLlJldm9rZVVzZXJTZXNzaW9uUmVzcG9uc2USZwoSUmV2b2tlVXNlclNlc3Npb25zEicuY3JtLmFkbWluLnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaKC5jcm0uYWRtaW4udjEuUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2ViBnByb3RvMw", [file_crm_admin_v1_audit, file_crm_auth_v1_auth, file_google_protobuf_timestamp]);
 
 /**
  * One person to add.
@@ -473,6 +473,121 @@ export const ChangeRoleResponseSchema: GenMessage<ChangeRoleResponse> = /*@__PUR
   messageDesc(file_crm_admin_v1_admin, 14);
 
 /**
+ * @generated from message crm.admin.v1.ListUserSessionsRequest
+ */
+export type ListUserSessionsRequest = Message<"crm.admin.v1.ListUserSessionsRequest"> & {
+  /**
+   * The user whose sessions to list (from ListUsers).
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message crm.admin.v1.ListUserSessionsRequest.
+ * Use `create(ListUserSessionsRequestSchema)` to create a new message.
+ */
+export const ListUserSessionsRequestSchema: GenMessage<ListUserSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 15);
+
+/**
+ * @generated from message crm.admin.v1.ListUserSessionsResponse
+ */
+export type ListUserSessionsResponse = Message<"crm.admin.v1.ListUserSessionsResponse"> & {
+  /**
+   * Active sessions only (not ended, not expired), most recently used first.
+   *
+   * @generated from field: repeated crm.auth.v1.Session sessions = 1;
+   */
+  sessions: Session[];
+};
+
+/**
+ * Describes the message crm.admin.v1.ListUserSessionsResponse.
+ * Use `create(ListUserSessionsResponseSchema)` to create a new message.
+ */
+export const ListUserSessionsResponseSchema: GenMessage<ListUserSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 16);
+
+/**
+ * @generated from message crm.admin.v1.RevokeUserSessionRequest
+ */
+export type RevokeUserSessionRequest = Message<"crm.admin.v1.RevokeUserSessionRequest"> & {
+  /**
+   * The user the session belongs to (from ListUsers).
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * One of that user's sessions (from ListUserSessions).
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message crm.admin.v1.RevokeUserSessionRequest.
+ * Use `create(RevokeUserSessionRequestSchema)` to create a new message.
+ */
+export const RevokeUserSessionRequestSchema: GenMessage<RevokeUserSessionRequest> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 17);
+
+/**
+ * @generated from message crm.admin.v1.RevokeUserSessionResponse
+ */
+export type RevokeUserSessionResponse = Message<"crm.admin.v1.RevokeUserSessionResponse"> & {
+};
+
+/**
+ * Describes the message crm.admin.v1.RevokeUserSessionResponse.
+ * Use `create(RevokeUserSessionResponseSchema)` to create a new message.
+ */
+export const RevokeUserSessionResponseSchema: GenMessage<RevokeUserSessionResponse> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 18);
+
+/**
+ * @generated from message crm.admin.v1.RevokeUserSessionsRequest
+ */
+export type RevokeUserSessionsRequest = Message<"crm.admin.v1.RevokeUserSessionsRequest"> & {
+  /**
+   * The user whose sessions to end (from ListUsers).
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message crm.admin.v1.RevokeUserSessionsRequest.
+ * Use `create(RevokeUserSessionsRequestSchema)` to create a new message.
+ */
+export const RevokeUserSessionsRequestSchema: GenMessage<RevokeUserSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 19);
+
+/**
+ * @generated from message crm.admin.v1.RevokeUserSessionsResponse
+ */
+export type RevokeUserSessionsResponse = Message<"crm.admin.v1.RevokeUserSessionsResponse"> & {
+  /**
+   * How many sessions were ended (0 when the user had none).
+   *
+   * @generated from field: int32 revoked_sessions = 1;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message crm.admin.v1.RevokeUserSessionsResponse.
+ * Use `create(RevokeUserSessionsResponseSchema)` to create a new message.
+ */
+export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_crm_admin_v1_admin, 20);
+
+/**
  * A user of a company was added, activated or deactivated. The admin (or auth) store writes it to the outbox in the
  * transaction that made the change; the relay publishes it to users.events with the routing key
  * users.<company id>. The webhooks service delivers it as user.added, user.activated or
@@ -533,7 +648,7 @@ export type UserEvent = Message<"crm.admin.v1.UserEvent"> & {
  * Use `create(UserEventSchema)` to create a new message.
  */
 export const UserEventSchema: GenMessage<UserEvent> = /*@__PURE__*/
-  messageDesc(file_crm_admin_v1_admin, 15);
+  messageDesc(file_crm_admin_v1_admin, 21);
 
 /**
  * State of a user's account.
@@ -717,6 +832,42 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListMembersRequestSchema;
     output: typeof ListMembersResponseSchema;
+  },
+  /**
+   * Lists a user's active sessions (created, last used, expires, user agent, address), most
+   * recently used first; `current` marks the caller's own session. Only an owner may see an
+   * owner's sessions.
+   *
+   * @generated from rpc crm.admin.v1.AdminService.ListUserSessions
+   */
+  listUserSessions: {
+    methodKind: "unary";
+    input: typeof ListUserSessionsRequestSchema;
+    output: typeof ListUserSessionsResponseSchema;
+  },
+  /**
+   * Ends one session of a user at once: its access tokens are refused from now on and its
+   * refresh token no longer works; the account stays active. A session that is not that user's,
+   * or has ended already, is not_found. Only an owner may end an owner's sessions.
+   *
+   * @generated from rpc crm.admin.v1.AdminService.RevokeUserSession
+   */
+  revokeUserSession: {
+    methodKind: "unary";
+    input: typeof RevokeUserSessionRequestSchema;
+    output: typeof RevokeUserSessionResponseSchema;
+  },
+  /**
+   * Ends every session of a user at once (sign out everywhere); the account stays active and the
+   * user can log in again. API keys the user created keep working (AuthService's RevokeApiKey
+   * ends those). Only an owner may end an owner's sessions.
+   *
+   * @generated from rpc crm.admin.v1.AdminService.RevokeUserSessions
+   */
+  revokeUserSessions: {
+    methodKind: "unary";
+    input: typeof RevokeUserSessionsRequestSchema;
+    output: typeof RevokeUserSessionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_admin_v1_admin, 0);

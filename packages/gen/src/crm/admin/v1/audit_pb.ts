@@ -33,7 +33,8 @@ export type AuditEvent = Message<"crm.admin.v1.AuditEvent"> & {
   /**
    * What happened, "<domain>.<verb>": auth.login, auth.login_failed, auth.logout,
    * auth.logout_all, auth.session_revoked, auth.company_registered, admin.user_added,
-   * admin.user_deactivated, admin.role_changed, api_key.created, api_key.used (first use of a
+   * admin.user_deactivated, admin.role_changed, admin.session_revoked (one session of another
+   * user), admin.sessions_revoked (all of them), api_key.created, api_key.used (first use of a
    * UTC day), api_key.revoked, webhook.*, records.import_started, records.import_undone,
    * records.exported, records.person_exported, records.person_erased.
    *

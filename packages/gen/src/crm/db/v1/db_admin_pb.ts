@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { NewSession, UserRole, UserStatus } from "./db_auth_pb.js";
+import type { NewSession, SessionRecord, UserRole, UserStatus } from "./db_auth_pb.js";
 import { file_crm_db_v1_db_auth } from "./db_auth_pb.js";
 import type { OutgoingEmail } from "./db_email_pb.js";
 import { file_crm_db_v1_db_email } from "./db_email_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/db/v1/db_admin.proto.
  */
 export const file_crm_db_v1_db_admin: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vZGIvdjEvZGJfYWRtaW4ucHJvdG8SCWNybS5kYi52MSL3AQoKVXNlclJlY29yZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEg0KBXBob25lGAMgASgJEgwKBG5hbWUYBCABKAkSIQoEcm9sZRgFIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBiABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5kZWFjdGl2YXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QEKCk5ld1VzZXJSb3cSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhkKEWludml0ZV90b2tlbl9oYXNoGAUgASgMEjUKEWludml0ZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgxpbnZpdGVfZW1haWwYByABKAsyGC5jcm0uZGIudjEuT3V0Z29pbmdFbWFpbCJFCh1SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBIkCgV1c2VycxgBIAMoCzIVLmNybS5kYi52MS5OZXdVc2VyUm93IocCChJSZWdpc3RlclVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSNgoHb3V0Y29tZRgDIAEoDjIlLmNybS5kYi52MS5SZWdpc3RlclVzZXJSZXN1bHQuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIQCghlbWFpbF9pZBgGIAEoCSJoCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX0NSRUFURUQQARIaChZPVVRDT01FX0FMUkVBRFlfRVhJU1RTEAISEwoPT1VUQ09NRV9JTlZBTElEEAMiogEKHlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY3JtLmRiLnYxLlJlZ2lzdGVyVXNlclJlc3VsdBIPCgdjcmVhdGVkGAIgASgFEhgKEGFscmVhZHlfZXhpc3RpbmcYAyABKAUSDgoGZmFpbGVkGAQgASgFEhUKDWVtYWlsc19xdWV1ZWQYBSABKAUicQoSTGlzdFVzZXJzREJSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIlQKE0xpc3RVc2Vyc0RCUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jcm0uZGIudjEuVXNlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPQoUTGlzdE1lbWJlcnNEQlJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkidwoMTWVtYmVyUmVjb3JkEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIhCgRyb2xlGAMgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIloKFUxpc3RNZW1iZXJzREJSZXNwb25zZRIoCgdtZW1iZXJzGAEgAygLMhcuY3JtLmRiLnYxLk1lbWJlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoXRGVhY3RpdmF0ZVVzZXJEQlJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJcChhEZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYAiADKAkiSQoTQ2hhbmdlUm9sZURCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiEKBHJvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUiZwoUQ2hhbmdlUm9sZURCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEioKDXByZXZpb3VzX3JvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUifgoaQ3JlYXRlUGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSEgoKdG9rZW5faGFzaBgDIAEoDBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChtDcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USDQoFZm91bmQYASABKAgSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBG5hbWUYBSABKAkSDgoGbG9jYWxlGAYgASgJIkUKGENvbnN1bWVSZXNldFRva2VuUmVxdWVzdBISCgp0b2tlbl9oYXNoGAEgASgMEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkigAIKGUNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USPQoHb3V0Y29tZRgBIAEoDjIsLmNybS5kYi52MS5Db25zdW1lUmVzZXRUb2tlblJlc3BvbnNlLk91dGNvbWUSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYBCADKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIm4KGUNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QSEgoKdG9rZW5faGFzaBgBIAEoDBIVCg1wYXNzd29yZF9oYXNoGAIgASgJEiYKB3Nlc3Npb24YAyABKAsyFS5jcm0uZGIudjEuTmV3U2Vzc2lvbiKcAgoaQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Db25zdW1lSW52aXRlVG9rZW5SZXNwb25zZS5PdXRjb21lEg8KB3VzZXJfaWQYAiABKAkSEgoKY29tcGFueV9pZBgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhIKCnNlc3Npb25faWQYBSABKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIhUKE0dldENvbXBhbnlEQlJlcXVlc3QiXQoUR2V0Q29tcGFueURCUmVzcG9uc2USEgoKY29tcGFueV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmxvY2FsZRgDIAEoCRITCgtjYWxsZXJfbmFtZRgEIAEoCSJMChJMb29rdXBUb2tlblJlcXVlc3QSIgoEa2luZBgBIAEoDjIULmNybS5kYi52MS5Ub2tlbktpbmQSEgoKdG9rZW5faGFzaBgCIAEoDCLNAQoTTG9va3VwVG9rZW5SZXNwb25zZRI3CgdvdXRjb21lGAEgASgOMiYuY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2UuT3V0Y29tZRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSJfCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX1ZBTElEEAESEwoPT1VUQ09NRV9JTlZBTElEEAISEwoPT1VUQ09NRV9FWFBJUkVEEAMqXQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIVChFUT0tFTl9LSU5EX0lOVklURRABEh0KGVRPS0VOX0tJTkRfUEFTU1dPUkRfUkVTRVQQAjKXBwoORGJBZG1pblNlcnZpY2USbQoWUmVnaXN0ZXJVc2Vyc0luQ29tcGFueRIoLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBopLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVzcG9uc2USTAoLTGlzdFVzZXJzREISHS5jcm0uZGIudjEuTGlzdFVzZXJzREJSZXF1ZXN0Gh4uY3JtLmRiLnYxLkxpc3RVc2Vyc0RCUmVzcG9uc2USUgoNTGlzdE1lbWJlcnNEQhIfLmNybS5kYi52MS5MaXN0TWVtYmVyc0RCUmVxdWVzdBogLmNybS5kYi52MS5MaXN0TWVtYmVyc0RCUmVzcG9uc2USWwoQRGVhY3RpdmF0ZVVzZXJEQhIiLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVxdWVzdBojLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USTwoMQ2hhbmdlUm9sZURCEh4uY3JtLmRiLnYxLkNoYW5nZVJvbGVEQlJlcXVlc3QaHy5jcm0uZGIudjEuQ2hhbmdlUm9sZURCUmVzcG9uc2USZAoTQ3JlYXRlUGFzc3dvcmRSZXNldBIlLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVxdWVzdBomLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USXgoRQ29uc3VtZVJlc2V0VG9rZW4SIy5jcm0uZGIudjEuQ29uc3VtZVJlc2V0VG9rZW5SZXF1ZXN0GiQuY3JtLmRiLnYxLkNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USYQoSQ29uc3VtZUludml0ZVRva2VuEiQuY3JtLmRiLnYxLkNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QaJS5jcm0uZGIudjEuQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USTwoMR2V0Q29tcGFueURCEh4uY3JtLmRiLnYxLkdldENvbXBhbnlEQlJlcXVlc3QaHy5jcm0uZGIudjEuR2V0Q29tcGFueURCUmVzcG9uc2USTAoLTG9va3VwVG9rZW4SHS5jcm0uZGIudjEuTG9va3VwVG9rZW5SZXF1ZXN0Gh4uY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_crm_db_v1_db_auth, file_crm_db_v1_db_email, file_google_protobuf_timestamp]);
+  fileDesc("Chhjcm0vZGIvdjEvZGJfYWRtaW4ucHJvdG8SCWNybS5kYi52MSL3AQoKVXNlclJlY29yZBIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEg0KBXBob25lGAMgASgJEgwKBG5hbWUYBCABKAkSIQoEcm9sZRgFIAEoDjITLmNybS5kYi52MS5Vc2VyUm9sZRIlCgZzdGF0dXMYBiABKA4yFS5jcm0uZGIudjEuVXNlclN0YXR1cxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5kZWFjdGl2YXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QEKCk5ld1VzZXJSb3cSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhkKEWludml0ZV90b2tlbl9oYXNoGAUgASgMEjUKEWludml0ZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgxpbnZpdGVfZW1haWwYByABKAsyGC5jcm0uZGIudjEuT3V0Z29pbmdFbWFpbCJFCh1SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBIkCgV1c2VycxgBIAMoCzIVLmNybS5kYi52MS5OZXdVc2VyUm93IocCChJSZWdpc3RlclVzZXJSZXN1bHQSDQoFaW5kZXgYASABKAUSDQoFZW1haWwYAiABKAkSNgoHb3V0Y29tZRgDIAEoDjIlLmNybS5kYi52MS5SZWdpc3RlclVzZXJSZXN1bHQuT3V0Y29tZRIOCgZyZWFzb24YBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIQCghlbWFpbF9pZBgGIAEoCSJoCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX0NSRUFURUQQARIaChZPVVRDT01FX0FMUkVBRFlfRVhJU1RTEAISEwoPT1VUQ09NRV9JTlZBTElEEAMiogEKHlJlZ2lzdGVyVXNlcnNJbkNvbXBhbnlSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY3JtLmRiLnYxLlJlZ2lzdGVyVXNlclJlc3VsdBIPCgdjcmVhdGVkGAIgASgFEhgKEGFscmVhZHlfZXhpc3RpbmcYAyABKAUSDgoGZmFpbGVkGAQgASgFEhUKDWVtYWlsc19xdWV1ZWQYBSABKAUicQoSTGlzdFVzZXJzREJSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIlQKE0xpc3RVc2Vyc0RCUmVzcG9uc2USJAoFdXNlcnMYASADKAsyFS5jcm0uZGIudjEuVXNlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPQoUTGlzdE1lbWJlcnNEQlJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkidwoMTWVtYmVyUmVjb3JkEg8KB3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIhCgRyb2xlGAMgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEiUKBnN0YXR1cxgEIAEoDjIVLmNybS5kYi52MS5Vc2VyU3RhdHVzIloKFUxpc3RNZW1iZXJzREJSZXNwb25zZRIoCgdtZW1iZXJzGAEgAygLMhcuY3JtLmRiLnYxLk1lbWJlclJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoXRGVhY3RpdmF0ZVVzZXJEQlJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJcChhEZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYAiADKAkiSQoTQ2hhbmdlUm9sZURCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiEKBHJvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUiZwoUQ2hhbmdlUm9sZURCUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLmNybS5kYi52MS5Vc2VyUmVjb3JkEioKDXByZXZpb3VzX3JvbGUYAiABKA4yEy5jcm0uZGIudjEuVXNlclJvbGUiLAoZTGlzdFVzZXJTZXNzaW9uc0RCUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkgKGkxpc3RVc2VyU2Vzc2lvbnNEQlJlc3BvbnNlEioKCHNlc3Npb25zGAEgAygLMhguY3JtLmRiLnYxLlNlc3Npb25SZWNvcmQiTgobUmV2b2tlVXNlclNlc3Npb25zREJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJpcBgDIAEoCSI7ChxSZXZva2VVc2VyU2Vzc2lvbnNEQlJlc3BvbnNlEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYASADKAkifgoaQ3JlYXRlUGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSEgoKdG9rZW5faGFzaBgDIAEoDBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChtDcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USDQoFZm91bmQYASABKAgSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEg0KBWVtYWlsGAQgASgJEgwKBG5hbWUYBSABKAkSDgoGbG9jYWxlGAYgASgJIkUKGENvbnN1bWVSZXNldFRva2VuUmVxdWVzdBISCgp0b2tlbl9oYXNoGAEgASgMEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkigAIKGUNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USPQoHb3V0Y29tZRgBIAEoDjIsLmNybS5kYi52MS5Db25zdW1lUmVzZXRUb2tlblJlc3BvbnNlLk91dGNvbWUSDwoHdXNlcl9pZBgCIAEoCRISCgpjb21wYW55X2lkGAMgASgJEhsKE3Jldm9rZWRfc2Vzc2lvbl9pZHMYBCADKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIm4KGUNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QSEgoKdG9rZW5faGFzaBgBIAEoDBIVCg1wYXNzd29yZF9oYXNoGAIgASgJEiYKB3Nlc3Npb24YAyABKAsyFS5jcm0uZGIudjEuTmV3U2Vzc2lvbiKcAgoaQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USPgoHb3V0Y29tZRgBIAEoDjItLmNybS5kYi52MS5Db25zdW1lSW52aXRlVG9rZW5SZXNwb25zZS5PdXRjb21lEg8KB3VzZXJfaWQYAiABKAkSEgoKY29tcGFueV9pZBgDIAEoCRIhCgRyb2xlGAQgASgOMhMuY3JtLmRiLnYxLlVzZXJSb2xlEhIKCnNlc3Npb25faWQYBSABKAkiYgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFAoQT1VUQ09NRV9DT05TVU1FRBABEhMKD09VVENPTUVfSU5WQUxJRBACEhMKD09VVENPTUVfRVhQSVJFRBADIhUKE0dldENvbXBhbnlEQlJlcXVlc3QiXQoUR2V0Q29tcGFueURCUmVzcG9uc2USEgoKY29tcGFueV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmxvY2FsZRgDIAEoCRITCgtjYWxsZXJfbmFtZRgEIAEoCSJMChJMb29rdXBUb2tlblJlcXVlc3QSIgoEa2luZBgBIAEoDjIULmNybS5kYi52MS5Ub2tlbktpbmQSEgoKdG9rZW5faGFzaBgCIAEoDCLNAQoTTG9va3VwVG9rZW5SZXNwb25zZRI3CgdvdXRjb21lGAEgASgOMiYuY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2UuT3V0Y29tZRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSJfCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX1ZBTElEEAESEwoPT1VUQ09NRV9JTlZBTElEEAISEwoPT1VUQ09NRV9FWFBJUkVEEAMqXQoJVG9rZW5LaW5kEhoKFlRPS0VOX0tJTkRfVU5TUEVDSUZJRUQQABIVChFUT0tFTl9LSU5EX0lOVklURRABEh0KGVRPS0VOX0tJTkRfUEFTU1dPUkRfUkVTRVQQAjLjCAoORGJBZG1pblNlcnZpY2USbQoWUmVnaXN0ZXJVc2Vyc0luQ29tcGFueRIoLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVxdWVzdBopLmNybS5kYi52MS5SZWdpc3RlclVzZXJzSW5Db21wYW55UmVzcG9uc2USTAoLTGlzdFVzZXJzREISHS5jcm0uZGIudjEuTGlzdFVzZXJzREJSZXF1ZXN0Gh4uY3JtLmRiLnYxLkxpc3RVc2Vyc0RCUmVzcG9uc2USUgoNTGlzdE1lbWJlcnNEQhIfLmNybS5kYi52MS5MaXN0TWVtYmVyc0RCUmVxdWVzdBogLmNybS5kYi52MS5MaXN0TWVtYmVyc0RCUmVzcG9uc2USWwoQRGVhY3RpdmF0ZVVzZXJEQhIiLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVxdWVzdBojLmNybS5kYi52MS5EZWFjdGl2YXRlVXNlckRCUmVzcG9uc2USTwoMQ2hhbmdlUm9sZURCEh4uY3JtLmRiLnYxLkNoYW5nZVJvbGVEQlJlcXVlc3QaHy5jcm0uZGIudjEuQ2hhbmdlUm9sZURCUmVzcG9uc2USYQoSTGlzdFVzZXJTZXNzaW9uc0RCEiQuY3JtLmRiLnYxLkxpc3RVc2VyU2Vzc2lvbnNEQlJlcXVlc3QaJS5jcm0uZGIudjEuTGlzdFVzZXJTZXNzaW9uc0RCUmVzcG9uc2USZwoUUmV2b2tlVXNlclNlc3Npb25zREISJi5jcm0uZGIudjEuUmV2b2tlVXNlclNlc3Npb25zREJSZXF1ZXN0GicuY3JtLmRiLnYxLlJldm9rZVVzZXJTZXNzaW9uc0RCUmVzcG9uc2USZAoTQ3JlYXRlUGFzc3dvcmRSZXNldBIlLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVxdWVzdBomLmNybS5kYi52MS5DcmVhdGVQYXNzd29yZFJlc2V0UmVzcG9uc2USXgoRQ29uc3VtZVJlc2V0VG9rZW4SIy5jcm0uZGIudjEuQ29uc3VtZVJlc2V0VG9rZW5SZXF1ZXN0GiQuY3JtLmRiLnYxLkNvbnN1bWVSZXNldFRva2VuUmVzcG9uc2USYQoSQ29uc3VtZUludml0ZVRva2VuEiQuY3JtLmRiLnYxLkNvbnN1bWVJbnZpdGVUb2tlblJlcXVlc3QaJS5jcm0uZGIudjEuQ29uc3VtZUludml0ZVRva2VuUmVzcG9uc2USTwoMR2V0Q29tcGFueURCEh4uY3JtLmRiLnYxLkdldENvbXBhbnlEQlJlcXVlc3QaHy5jcm0uZGIudjEuR2V0Q29tcGFueURCUmVzcG9uc2USTAoLTG9va3VwVG9rZW4SHS5jcm0uZGIudjEuTG9va3VwVG9rZW5SZXF1ZXN0Gh4uY3JtLmRiLnYxLkxvb2t1cFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_crm_db_v1_db_auth, file_crm_db_v1_db_email, file_google_protobuf_timestamp]);
 
 /**
  * A user as stored.
@@ -506,6 +506,90 @@ export const ChangeRoleDBResponseSchema: GenMessage<ChangeRoleDBResponse> = /*@_
   messageDesc(file_crm_db_v1_db_admin, 13);
 
 /**
+ * @generated from message crm.db.v1.ListUserSessionsDBRequest
+ */
+export type ListUserSessionsDBRequest = Message<"crm.db.v1.ListUserSessionsDBRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message crm.db.v1.ListUserSessionsDBRequest.
+ * Use `create(ListUserSessionsDBRequestSchema)` to create a new message.
+ */
+export const ListUserSessionsDBRequestSchema: GenMessage<ListUserSessionsDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 14);
+
+/**
+ * @generated from message crm.db.v1.ListUserSessionsDBResponse
+ */
+export type ListUserSessionsDBResponse = Message<"crm.db.v1.ListUserSessionsDBResponse"> & {
+  /**
+   * @generated from field: repeated crm.db.v1.SessionRecord sessions = 1;
+   */
+  sessions: SessionRecord[];
+};
+
+/**
+ * Describes the message crm.db.v1.ListUserSessionsDBResponse.
+ * Use `create(ListUserSessionsDBResponseSchema)` to create a new message.
+ */
+export const ListUserSessionsDBResponseSchema: GenMessage<ListUserSessionsDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 15);
+
+/**
+ * @generated from message crm.db.v1.RevokeUserSessionsDBRequest
+ */
+export type RevokeUserSessionsDBRequest = Message<"crm.db.v1.RevokeUserSessionsDBRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * One session of the user; empty: every session.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * The client's address, for the audit log.
+   *
+   * @generated from field: string ip = 3;
+   */
+  ip: string;
+};
+
+/**
+ * Describes the message crm.db.v1.RevokeUserSessionsDBRequest.
+ * Use `create(RevokeUserSessionsDBRequestSchema)` to create a new message.
+ */
+export const RevokeUserSessionsDBRequestSchema: GenMessage<RevokeUserSessionsDBRequest> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 16);
+
+/**
+ * @generated from message crm.db.v1.RevokeUserSessionsDBResponse
+ */
+export type RevokeUserSessionsDBResponse = Message<"crm.db.v1.RevokeUserSessionsDBResponse"> & {
+  /**
+   * Sessions revoked by this call (for the revocation list).
+   *
+   * @generated from field: repeated string revoked_session_ids = 1;
+   */
+  revokedSessionIds: string[];
+};
+
+/**
+ * Describes the message crm.db.v1.RevokeUserSessionsDBResponse.
+ * Use `create(RevokeUserSessionsDBResponseSchema)` to create a new message.
+ */
+export const RevokeUserSessionsDBResponseSchema: GenMessage<RevokeUserSessionsDBResponse> = /*@__PURE__*/
+  messageDesc(file_crm_db_v1_db_admin, 17);
+
+/**
  * @generated from message crm.db.v1.CreatePasswordResetRequest
  */
 export type CreatePasswordResetRequest = Message<"crm.db.v1.CreatePasswordResetRequest"> & {
@@ -539,7 +623,7 @@ export type CreatePasswordResetRequest = Message<"crm.db.v1.CreatePasswordResetR
  * Use `create(CreatePasswordResetRequestSchema)` to create a new message.
  */
 export const CreatePasswordResetRequestSchema: GenMessage<CreatePasswordResetRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 14);
+  messageDesc(file_crm_db_v1_db_admin, 18);
 
 /**
  * @generated from message crm.db.v1.CreatePasswordResetResponse
@@ -587,7 +671,7 @@ export type CreatePasswordResetResponse = Message<"crm.db.v1.CreatePasswordReset
  * Use `create(CreatePasswordResetResponseSchema)` to create a new message.
  */
 export const CreatePasswordResetResponseSchema: GenMessage<CreatePasswordResetResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 15);
+  messageDesc(file_crm_db_v1_db_admin, 19);
 
 /**
  * @generated from message crm.db.v1.ConsumeResetTokenRequest
@@ -611,7 +695,7 @@ export type ConsumeResetTokenRequest = Message<"crm.db.v1.ConsumeResetTokenReque
  * Use `create(ConsumeResetTokenRequestSchema)` to create a new message.
  */
 export const ConsumeResetTokenRequestSchema: GenMessage<ConsumeResetTokenRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 16);
+  messageDesc(file_crm_db_v1_db_admin, 20);
 
 /**
  * @generated from message crm.db.v1.ConsumeResetTokenResponse
@@ -643,7 +727,7 @@ export type ConsumeResetTokenResponse = Message<"crm.db.v1.ConsumeResetTokenResp
  * Use `create(ConsumeResetTokenResponseSchema)` to create a new message.
  */
 export const ConsumeResetTokenResponseSchema: GenMessage<ConsumeResetTokenResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 17);
+  messageDesc(file_crm_db_v1_db_admin, 21);
 
 /**
  * What happened to the token.
@@ -682,7 +766,7 @@ export enum ConsumeResetTokenResponse_Outcome {
  * Describes the enum crm.db.v1.ConsumeResetTokenResponse.Outcome.
  */
 export const ConsumeResetTokenResponse_OutcomeSchema: GenEnum<ConsumeResetTokenResponse_Outcome> = /*@__PURE__*/
-  enumDesc(file_crm_db_v1_db_admin, 17, 0);
+  enumDesc(file_crm_db_v1_db_admin, 21, 0);
 
 /**
  * @generated from message crm.db.v1.ConsumeInviteTokenRequest
@@ -713,7 +797,7 @@ export type ConsumeInviteTokenRequest = Message<"crm.db.v1.ConsumeInviteTokenReq
  * Use `create(ConsumeInviteTokenRequestSchema)` to create a new message.
  */
 export const ConsumeInviteTokenRequestSchema: GenMessage<ConsumeInviteTokenRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 18);
+  messageDesc(file_crm_db_v1_db_admin, 22);
 
 /**
  * @generated from message crm.db.v1.ConsumeInviteTokenResponse
@@ -752,7 +836,7 @@ export type ConsumeInviteTokenResponse = Message<"crm.db.v1.ConsumeInviteTokenRe
  * Use `create(ConsumeInviteTokenResponseSchema)` to create a new message.
  */
 export const ConsumeInviteTokenResponseSchema: GenMessage<ConsumeInviteTokenResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 19);
+  messageDesc(file_crm_db_v1_db_admin, 23);
 
 /**
  * What happened to the token.
@@ -791,7 +875,7 @@ export enum ConsumeInviteTokenResponse_Outcome {
  * Describes the enum crm.db.v1.ConsumeInviteTokenResponse.Outcome.
  */
 export const ConsumeInviteTokenResponse_OutcomeSchema: GenEnum<ConsumeInviteTokenResponse_Outcome> = /*@__PURE__*/
-  enumDesc(file_crm_db_v1_db_admin, 19, 0);
+  enumDesc(file_crm_db_v1_db_admin, 23, 0);
 
 /**
  * @generated from message crm.db.v1.GetCompanyDBRequest
@@ -804,7 +888,7 @@ export type GetCompanyDBRequest = Message<"crm.db.v1.GetCompanyDBRequest"> & {
  * Use `create(GetCompanyDBRequestSchema)` to create a new message.
  */
 export const GetCompanyDBRequestSchema: GenMessage<GetCompanyDBRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 20);
+  messageDesc(file_crm_db_v1_db_admin, 24);
 
 /**
  * @generated from message crm.db.v1.GetCompanyDBResponse
@@ -840,7 +924,7 @@ export type GetCompanyDBResponse = Message<"crm.db.v1.GetCompanyDBResponse"> & {
  * Use `create(GetCompanyDBResponseSchema)` to create a new message.
  */
 export const GetCompanyDBResponseSchema: GenMessage<GetCompanyDBResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 21);
+  messageDesc(file_crm_db_v1_db_admin, 25);
 
 /**
  * @generated from message crm.db.v1.LookupTokenRequest
@@ -862,7 +946,7 @@ export type LookupTokenRequest = Message<"crm.db.v1.LookupTokenRequest"> & {
  * Use `create(LookupTokenRequestSchema)` to create a new message.
  */
 export const LookupTokenRequestSchema: GenMessage<LookupTokenRequest> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 22);
+  messageDesc(file_crm_db_v1_db_admin, 26);
 
 /**
  * @generated from message crm.db.v1.LookupTokenResponse
@@ -891,7 +975,7 @@ export type LookupTokenResponse = Message<"crm.db.v1.LookupTokenResponse"> & {
  * Use `create(LookupTokenResponseSchema)` to create a new message.
  */
 export const LookupTokenResponseSchema: GenMessage<LookupTokenResponse> = /*@__PURE__*/
-  messageDesc(file_crm_db_v1_db_admin, 23);
+  messageDesc(file_crm_db_v1_db_admin, 27);
 
 /**
  * @generated from enum crm.db.v1.LookupTokenResponse.Outcome
@@ -928,7 +1012,7 @@ export enum LookupTokenResponse_Outcome {
  * Describes the enum crm.db.v1.LookupTokenResponse.Outcome.
  */
 export const LookupTokenResponse_OutcomeSchema: GenEnum<LookupTokenResponse_Outcome> = /*@__PURE__*/
-  enumDesc(file_crm_db_v1_db_admin, 23, 0);
+  enumDesc(file_crm_db_v1_db_admin, 27, 0);
 
 /**
  * Which kind of one-time token.
@@ -961,9 +1045,10 @@ export const TokenKindSchema: GenEnum<TokenKind> = /*@__PURE__*/
 /**
  * DbAdminService is dbservice's part for the admin service, plus the token lookups of password
  * reset and invitation that the auth service needs. Internal: only services call it.
- * RegisterUsersInCompany, ListUsersDB, DeactivateUserDB and ChangeRoleDB act on the caller's
- * forwarded token, whose user must be a company owner or admin (permission_denied otherwise);
- * only an owner may grant the owner role or change or deactivate an owner, and the company
+ * RegisterUsersInCompany, ListUsersDB, DeactivateUserDB, ChangeRoleDB, ListUserSessionsDB and
+ * RevokeUserSessionsDB act on the caller's forwarded token, whose user must be a company owner
+ * or admin (permission_denied otherwise); only an owner may grant the owner role or change or
+ * deactivate an owner, or see or end an owner's sessions, and the company
  * always keeps at least one active owner (failed_precondition; checked under a lock).
  * CreatePasswordReset, ConsumeResetToken and ConsumeInviteToken run before a tenant is known,
  * each through one narrow SECURITY DEFINER function, and are accepted only from the auth
@@ -1026,6 +1111,29 @@ export const DbAdminService: GenService<{
     methodKind: "unary";
     input: typeof ChangeRoleDBRequestSchema;
     output: typeof ChangeRoleDBResponseSchema;
+  },
+  /**
+   * A user's active sessions, most recently used first. Only an owner sees an owner's.
+   *
+   * @generated from rpc crm.db.v1.DbAdminService.ListUserSessionsDB
+   */
+  listUserSessionsDB: {
+    methodKind: "unary";
+    input: typeof ListUserSessionsDBRequestSchema;
+    output: typeof ListUserSessionsDBResponseSchema;
+  },
+  /**
+   * Revokes one session of a user (session_id set) or every one (empty), and writes
+   * admin.session_revoked / admin.sessions_revoked to the audit log, atomically. The user stays
+   * active. Only an owner ends an owner's sessions; a session id that is not an active session of
+   * that user is not_found.
+   *
+   * @generated from rpc crm.db.v1.DbAdminService.RevokeUserSessionsDB
+   */
+  revokeUserSessionsDB: {
+    methodKind: "unary";
+    input: typeof RevokeUserSessionsDBRequestSchema;
+    output: typeof RevokeUserSessionsDBResponseSchema;
   },
   /**
    * Finds the active account behind a login (email or phone) and, when found, stores a reset
