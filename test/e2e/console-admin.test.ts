@@ -2,7 +2,8 @@
  * The console's admin screens in a real browser against the all-in-one started here: the members
  * list, inviting one person (the server's reasons next to the fields), inviting many from an
  * uploaded CSV file with each row's result, then opening one invitation from the written .eml,
- * setting a password and logging in as that person; a role change, a deactivation that signs the
+ * setting a password and logging in as that person; that person's sessions, one ended and then
+ * all (signed out at once, the account still active); a role change, a deactivation that signs the
  * person out, and a member who sees no admin menu and whom the server refuses anyway.
  */
 import assert from "node:assert/strict";
@@ -137,6 +138,54 @@ test("invite many from a CSV file: each row's result; one invitee opens the e-ma
   await ann.getByRole("heading", { name: "Log in" }).waitFor();
   await logIn(ann, app.baseUrl, csvPeople.ann, "Ann's long passphrase");
   await ann.context().close();
+});
+
+/** A Connect call from outside the browser (a CLI's own User-Agent): its HTTP status and JSON. */
+async function call(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, string> }> {
+  const res = await fetch(`${app.baseUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as Record<string, string> };
+}
+
+test("a member's sessions: the admin ends one (its tokens refused at once), then signs them out everywhere; the account stays active", { skip }, async () => {
+  const ann = await newPage();
+  await logIn(ann, app.baseUrl, csvPeople.ann, "Ann's long passphrase");
+  const cli = await call("/crm.auth.v1.AuthService/Login", { email: csvPeople.ann, password: "Ann's long passphrase" }, { "user-agent": "crm-cli/1.0 (sessions test)" });
+  assert.equal(cli.status, 200);
+
+  await page.getByRole("navigation", { name: "Admin sections" }).getByRole("link", { name: "Members" }).click();
+  await page.getByLabel("Search by name, e-mail or phone").fill(csvPeople.ann);
+  const row = page.locator("tr[data-user]").filter({ hasText: csvPeople.ann });
+  await row.waitFor();
+  await row.getByRole("button", { name: "Sessions of Ann" }).click();
+  const panel = page.getByRole("region", { name: "Sessions of Ann" });
+  const cliRow = panel.locator(`tr[data-session="${cli.json.sessionId}"]`);
+  await cliRow.waitFor();
+  assert.match((await cliRow.textContent()) ?? "", /crm-cli\/1\.0/);
+  await panel.locator("td", { hasText: "Chrome · Linux" }).first().waitFor(); // Ann's browser
+  await axe(page, "admin: a member's sessions");
+  await screenshot(page, "admin-user-sessions");
+
+  await cliRow.getByRole("button", { name: /^End session of Ann: crm-cli/ }).click();
+  await page.getByRole("status").filter({ hasText: "A session of Ann has ended." }).waitFor();
+  await cliRow.waitFor({ state: "detached" });
+  const check = await call("/crm.auth.v1.AuthService/Check", {}, { authorization: `Bearer ${cli.json.accessToken}` });
+  assert.deepEqual([check.status, check.json.code], [401, "unauthenticated"], "the ended session's access token is refused at once");
+  const refresh = await call("/crm.auth.v1.AuthService/Refresh", { refreshToken: cli.json.refreshToken });
+  assert.equal(refresh.status, 401, "and its refresh token no longer works");
+  await ann.reload();
+  await ann.getByRole("heading", { name: "Chats", exact: true }).waitFor(); // the browser's session goes on
+
+  page.once("dialog", (d) => void d.accept());
+  await panel.getByRole("button", { name: "Sign out everywhere: Ann" }).click();
+  await page.getByRole("status").filter({ hasText: /Ann is signed out everywhere; [1-9]\d* sessions ended\./ }).waitFor();
+  await panel.getByText("Ann has no active sessions.").waitFor();
+  await ann.reload();
+  await ann.getByRole("heading", { name: "Log in" }).waitFor();
+  assert.match((await row.textContent()) ?? "", /Active/, "still active");
+  await logIn(ann, app.baseUrl, csvPeople.ann, "Ann's long passphrase");
+  await ann.context().close();
+  await row.getByRole("button", { name: "Sessions of Ann" }).click();
+  await panel.waitFor({ state: "detached" });
 });
 
 test("change a role, deactivate (the person is signed out at once); a member sees no admin menu and is refused", { skip }, async () => {

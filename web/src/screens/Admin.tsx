@@ -4,15 +4,17 @@
  * and many at once from a CSV file or pasted CSV (AddUsers, up to 1000 rows a call), with each
  * row's result. Reasons the server gives for a row or a field are shown next to it.
  *
- * The API has no call to reactivate a user or to end someone else's sessions without deactivating
- * them (DeactivateUser ends them all): the screen offers what the API has.
+ * A member's row opens their active sessions (ListUserSessions): an admin ends one
+ * (RevokeUserSession) or all (RevokeUserSessions) without deactivating the account; an owner's
+ * sessions are offered to owners only, as the server rules. The API has no call to reactivate a
+ * user: the screen offers what the API has.
  */
 import { lazy, Suspense, useDeferredValue, useId, useState, type ChangeEvent, type FormEvent } from "react";
 import { Link, useRoute } from "wouter";
-import { createConnectQueryKey, useInfiniteQuery, useMutation } from "@connectrpc/connect-query";
+import { createConnectQueryKey, useInfiniteQuery, useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { createClient } from "@connectrpc/connect";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import Papa from "papaparse";
 import { AddUserStatus, AdminService, UserStatus, type AddUserResult, type User } from "@crm/gen/crm/admin/v1/admin_pb";
 import { Role } from "@crm/gen/crm/auth/v1/auth_pb";
@@ -21,7 +23,7 @@ import { membersInput, membersPaging } from "../prefetch";
 import { useI18n } from "../i18n";
 import { describeError, fieldErrors } from "../errors";
 import { Field, FormError, LocalInvalid, useSubmit } from "../forms";
-import { roleKeys } from "./Account";
+import { device, roleKeys } from "./Account";
 
 const admin = createClient(AdminService, transport);
 
@@ -65,6 +67,18 @@ const enWords = {
   "deactivateOf": "Deactivate {name}",
   "confirmDeactivate": "Deactivate {name}? They can no longer log in, and every session of theirs ends now.",
   "deactivated": "{name} is deactivated; {count} sessions ended.",
+  "sessions": "Sessions",
+  "sessionsOf": "Sessions of {name}",
+  "sessionsHint": "Each browser or app {name} is logged in with. Ending a session signs them out there at once; the account stays active and they can log in again.",
+  "noSessions": "{name} has no active sessions.",
+  "expires": "Expires",
+  "endSession": "End session",
+  "endSessionOf": "End session of {name}: {device}, {when}",
+  "sessionEnded": "A session of {name} has ended.",
+  "endAll": "Sign out everywhere",
+  "endAllOf": "Sign out everywhere: {name}",
+  "confirmEndAll": "End every session of {name}? They are signed out on every device now; the account stays active.",
+  "endedAll": "{name} is signed out everywhere; {count} sessions ended.",
   "inviteOne": "Invite one person",
   "inviteHint": "They get an e-mail with a link to choose a password; the link works once.",
   "sendInvite": "Send the invitation",
@@ -120,6 +134,18 @@ const ruWords: Record<Word, string> = {
   "deactivateOf": "Отключить: {name}",
   "confirmDeactivate": "Отключить {name}? Вход станет невозможен, все сеансы завершатся сейчас же.",
   "deactivated": "{name}: учётная запись отключена, завершено сеансов: {count}.",
+  "sessions": "Сеансы",
+  "sessionsOf": "Сеансы: {name}",
+  "sessionsHint": "Каждый браузер или приложение, где открыт сеанс ({name}). Завершённый сеанс закрывается сразу; учётная запись остаётся активной, войти можно снова.",
+  "noSessions": "{name}: активных сеансов нет.",
+  "expires": "Истекает",
+  "endSession": "Завершить сеанс",
+  "endSessionOf": "Завершить сеанс {name}: {device}, {when}",
+  "sessionEnded": "Сеанс {name} завершён.",
+  "endAll": "Выйти везде",
+  "endAllOf": "Выйти везде: {name}",
+  "confirmEndAll": "Завершить все сеансы {name}? Выход произойдёт сейчас же на всех устройствах; учётная запись остаётся активной.",
+  "endedAll": "{name}: выполнен выход везде, завершено сеансов: {count}.",
   "inviteOne": "Пригласить одного человека",
   "inviteHint": "Придёт письмо со ссылкой, чтобы задать пароль; ссылка одноразовая.",
   "sendInvite": "Отправить приглашение",
@@ -341,54 +367,171 @@ function MemberRow({ user: u, session, onDone }: { user: User; session: Session;
   });
   const roles = grantable(session);
   const options = roles.includes(u.role) ? roles : [...roles, u.role];
+  // Another active user's sessions; an owner's only for owners (the server refuses others anyway).
+  const sessionsShown = !me && u.status === UserStatus.ACTIVE && (u.role !== Role.OWNER || session.role === Role.OWNER);
+  const [open, setOpen] = useState(false);
+  const panelId = useId();
   return (
-    <tr data-user={u.userId}>
-      <th scope="row">{u.name}</th>
-      <td>{u.email}</td>
-      <td>{u.phone}</td>
-      <td>
-        <form
-          className="row-form"
-          onSubmit={(e: FormEvent) => {
-            e.preventDefault();
-            if (role !== u.role) changeRole.mutate({ userId: u.userId, role });
-          }}
-        >
-          <label htmlFor={roleId} className="visually-hidden">
-            {w("roleOf", { name })}
-          </label>
-          <select id={roleId} value={role} onChange={(e) => setRole(Number(e.target.value) as Role)} disabled={me || u.status === UserStatus.DEACTIVATED}>
-            {options.map((r) => (
-              <option key={r} value={r}>
-                {t(roleKeys[r] ?? "role.member")}
-              </option>
-            ))}
-          </select>
-          {role !== u.role && (
-            <button type="submit" disabled={changeRole.isPending} aria-label={w("saveRoleOf", { name })}>
-              {w("saveRole")}
-            </button>
-          )}
-        </form>
-      </td>
-      <td>{w(statusKeys[u.status] ?? "status.active")}</td>
-      <td>{u.createdAt ? i18n.day(timestampDate(u.createdAt)) : ""}</td>
-      <td>
-        {!me && u.status !== UserStatus.DEACTIVATED && (
-          <button
-            type="button"
-            className="secondary danger"
-            disabled={deactivate.isPending}
-            aria-label={w("deactivateOf", { name })}
-            onClick={() => {
-              if (window.confirm(w("confirmDeactivate", { name }))) deactivate.mutate({ userId: u.userId });
+    <>
+      <tr data-user={u.userId}>
+        <th scope="row">{u.name}</th>
+        <td>{u.email}</td>
+        <td>{u.phone}</td>
+        <td>
+          <form
+            className="row-form"
+            onSubmit={(e: FormEvent) => {
+              e.preventDefault();
+              if (role !== u.role) changeRole.mutate({ userId: u.userId, role });
             }}
           >
-            {w("deactivate")}
-          </button>
-        )}
-      </td>
-    </tr>
+            <label htmlFor={roleId} className="visually-hidden">
+              {w("roleOf", { name })}
+            </label>
+            <select id={roleId} value={role} onChange={(e) => setRole(Number(e.target.value) as Role)} disabled={me || u.status === UserStatus.DEACTIVATED}>
+              {options.map((r) => (
+                <option key={r} value={r}>
+                  {t(roleKeys[r] ?? "role.member")}
+                </option>
+              ))}
+            </select>
+            {role !== u.role && (
+              <button type="submit" disabled={changeRole.isPending} aria-label={w("saveRoleOf", { name })}>
+                {w("saveRole")}
+              </button>
+            )}
+          </form>
+        </td>
+        <td>{w(statusKeys[u.status] ?? "status.active")}</td>
+        <td>{u.createdAt ? i18n.day(timestampDate(u.createdAt)) : ""}</td>
+        <td>
+          <div className="row-actions">
+            {sessionsShown && (
+              <button type="button" className="secondary" aria-expanded={open} aria-controls={open ? panelId : undefined} aria-label={w("sessionsOf", { name })} onClick={() => setOpen(!open)}>
+                {w("sessions")}
+              </button>
+            )}
+            {!me && u.status !== UserStatus.DEACTIVATED && (
+              <button
+                type="button"
+                className="secondary danger"
+                disabled={deactivate.isPending}
+                aria-label={w("deactivateOf", { name })}
+                onClick={() => {
+                  if (window.confirm(w("confirmDeactivate", { name }))) deactivate.mutate({ userId: u.userId });
+                }}
+              >
+                {w("deactivate")}
+              </button>
+            )}
+          </div>
+        </td>
+      </tr>
+      {open && sessionsShown && (
+        <tr className="user-sessions-row">
+          <td colSpan={7} id={panelId}>
+            <UserSessions userId={u.userId} name={name} onDone={onDone} />
+          </td>
+        </tr>
+      )}
+    </>
+  );
+}
+
+/** One user's active sessions (ListUserSessions), each with a way to end it, and "sign out everywhere". */
+function UserSessions({ userId, name, onDone }: { userId: string; name: string; onDone(n: { text: string; error?: boolean }): void }) {
+  const { t, w, i18n } = useWords();
+  const headingId = useId();
+  const list = useQuery(AdminService.method.listUserSessions, { userId });
+  const fail = (e: unknown) => onDone({ text: `${name}: ${describeError(e, i18n)}`, error: true });
+  const endOne = useMutation(AdminService.method.revokeUserSession, {
+    onSuccess: async () => {
+      onDone({ text: w("sessionEnded", { name }) });
+      await list.refetch();
+    },
+    onError: async (e) => {
+      fail(e);
+      await list.refetch();
+    },
+  });
+  const endAll = useMutation(AdminService.method.revokeUserSessions, {
+    onSuccess: async (r) => {
+      onDone({ text: w("endedAll", { name, count: r.revokedSessions }) });
+      await list.refetch();
+    },
+    onError: fail,
+  });
+  const when = (ts: Timestamp | undefined) => (ts ? i18n.dateTime(timestampDate(ts)) : "");
+  const sessions = list.data?.sessions ?? [];
+  return (
+    <section className="user-sessions" aria-labelledby={headingId}>
+      <h3 id={headingId}>{w("sessionsOf", { name })}</h3>
+      <p className="hint">{w("sessionsHint", { name })}</p>
+      {list.isPending ? (
+        <p aria-busy="true">{t("app.loading")}</p>
+      ) : list.error ? (
+        <p role="alert" className="error">
+          {describeError(list.error, i18n)}
+        </p>
+      ) : sessions.length === 0 ? (
+        <p>{w("noSessions", { name })}</p>
+      ) : (
+        <>
+          <table className="entries" aria-labelledby={headingId}>
+            <thead>
+              <tr>
+                <th scope="col">{t("account.device")}</th>
+                <th scope="col">{t("account.ip")}</th>
+                <th scope="col">{t("account.created")}</th>
+                <th scope="col">{t("account.lastUsed")}</th>
+                <th scope="col">{w("expires")}</th>
+                <th scope="col">
+                  <span className="visually-hidden">{t("account.actions")}</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {sessions.map((x) => {
+                const dev = device(x.userAgent);
+                return (
+                  <tr key={x.sessionId} data-session={x.sessionId}>
+                    <td title={x.userAgent}>{dev}</td>
+                    <td>{x.ip}</td>
+                    <td>{when(x.createdAt)}</td>
+                    <td>{when(x.lastUsedAt)}</td>
+                    <td>{when(x.expiresAt)}</td>
+                    <td>
+                      <button
+                        type="button"
+                        className="secondary"
+                        disabled={endOne.isPending || endAll.isPending}
+                        aria-label={w("endSessionOf", { name, device: dev, when: when(x.createdAt) })}
+                        onClick={() => endOne.mutate({ userId, sessionId: x.sessionId })}
+                      >
+                        {w("endSession")}
+                      </button>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+          <p>
+            <button
+              type="button"
+              className="secondary danger"
+              disabled={endOne.isPending || endAll.isPending}
+              aria-label={w("endAllOf", { name })}
+              onClick={() => {
+                if (window.confirm(w("confirmEndAll", { name }))) endAll.mutate({ userId });
+              }}
+            >
+              {w("endAll")}
+            </button>
+          </p>
+        </>
+      )}
+    </section>
   );
 }
 

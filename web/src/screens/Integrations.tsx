@@ -345,7 +345,7 @@ export function ApiKeys() {
 }
 
 /** The actions the audit log has (audit.proto). */
-const auditActions = ["auth.login", "auth.login_failed", "auth.logout", "auth.logout_all", "auth.session_revoked", "auth.company_registered", "admin.user_added", "admin.user_deactivated", "admin.role_changed", "api_key.created", "api_key.used", "api_key.revoked"];
+const auditActions = ["auth.login", "auth.login_failed", "auth.logout", "auth.logout_all", "auth.session_revoked", "auth.company_registered", "admin.user_added", "admin.user_deactivated", "admin.role_changed", "admin.session_revoked", "admin.sessions_revoked", "api_key.created", "api_key.used", "api_key.revoked"];
 
 const auditPaging = { pageParamKey: "pageToken", getNextPageParam: (last: { nextPageToken: string }) => last.nextPageToken || undefined } as const;
 
