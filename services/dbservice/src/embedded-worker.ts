@@ -30,21 +30,14 @@ const port = parentPort;
 if (!port) throw new Error("embedded-worker.ts runs as a worker thread (embedded.ts starts it)");
 const { dataDir, template } = workerData as { dataDir: string; template?: string };
 
-// A folder PostgreSQL has not initialised yet (no PG_VERSION) starts as a copy of the template;
-// the marker is there until the copy is complete (an interrupted one is made again, not opened).
-const unpacking = join(dataDir, ".unpacking-template");
-if (existsSync(unpacking)) rmSync(dataDir, { recursive: true, force: true });
-mkdirSync(dataDir, { recursive: true });
-const fresh = !existsSync(join(dataDir, "PG_VERSION"));
-const loadDataDir = fresh && template && existsSync(template) ? new Blob([gunzipSync(readFileSync(template))]) : undefined;
-if (loadDataDir) writeFileSync(unpacking, "");
-// Extensions the migrations create (PGlite loads an extension only when registered here).
-const db = await PGlite.create(dataDir, { extensions: { btree_gist, pg_trgm, unaccent }, startParams, ...(loadDataDir ? { loadDataDir } : {}) });
-if (loadDataDir) rmSync(unpacking);
-const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1" });
-await server.start();
-
+// The thread's event loop must not run empty while PGlite boots: Node drains every pending V8
+// background task whenever a loop has nothing left to wait for (NodePlatform::DrainTasks), and
+// PGlite's boot leaves its WebAssembly's tier-up compiles running in the background; with the
+// loop empty the thread stood idle 0.1–0.2 s for them (strace: a futex wait in DrainTasks; an
+// open handle removes it). Listening for the parent's requests from the start keeps it open.
+let serving: Promise<{ db: PGlite; server: PGLiteSocketServer }> | undefined;
 port.on("message", async (msg: "dump" | "close") => {
+  const { db, server } = await serving!;
   if (msg === "dump") {
     const tar = await (await db.dumpDataDir("none")).arrayBuffer();
     port.postMessage({ dump: tar }, [tar]);
@@ -55,4 +48,22 @@ port.on("message", async (msg: "dump" | "close") => {
     port.close(); // nothing keeps the thread alive: it ends
   }
 });
+
+// A folder PostgreSQL has not initialised yet (no PG_VERSION) starts as a copy of the template;
+// the marker is there until the copy is complete (an interrupted one is made again, not opened).
+const unpacking = join(dataDir, ".unpacking-template");
+if (existsSync(unpacking)) rmSync(dataDir, { recursive: true, force: true });
+mkdirSync(dataDir, { recursive: true });
+const fresh = !existsSync(join(dataDir, "PG_VERSION"));
+const loadDataDir = fresh && template && existsSync(template) ? new Blob([gunzipSync(readFileSync(template))]) : undefined;
+if (loadDataDir) writeFileSync(unpacking, "");
+// Extensions the migrations create (PGlite loads an extension only when registered here).
+serving = (async () => {
+  const db = await PGlite.create(dataDir, { extensions: { btree_gist, pg_trgm, unaccent }, startParams, ...(loadDataDir ? { loadDataDir } : {}) });
+  if (loadDataDir) rmSync(unpacking);
+  const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1" });
+  await server.start();
+  return { db, server };
+})();
+const { server } = await serving;
 port.postMessage({ ready: `postgres://postgres@${server.getServerConn()}/postgres` });
