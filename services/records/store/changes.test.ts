@@ -117,6 +117,32 @@ test("every change gets the tenant's next version, its event kept and in the out
   assert.equal((await B.owner.store.listChangesDB({ afterVersion: 0n })).changes.length, 0, "another tenant's changes are not seen");
 });
 
+test("a task's and a note's events carry them after the change and before it, like any record's", { skip }, async () => {
+  const C = await h.tenant("C");
+  const s = C.member.store;
+  const task = (await s.createTaskDB({ request: { task: { title: "Call Ann" } } })).response!.task!;
+  const done = (await s.updateTaskDB({ request: { task: { id: task.id, done: true, etag: task.etag }, updateMask: { paths: ["done"] } } })).response!.task!;
+  const note = (await s.createNoteDB({ request: { note: { text: "Met at the fair" } } })).response!.note!;
+  await s.updateNoteDB({ request: { note: { id: note.id, text: "Met at the fair in May" }, updateMask: { paths: ["text"] } } });
+  await s.deleteTaskDB({ request: { id: task.id } });
+
+  const cs = await stored(C);
+  assert.deepEqual(cs.map((c) => [ObjectType[c.objectType], ChangeAction[c.action]]), [["TASK", "CREATED"], ["TASK", "UPDATED"], ["NOTE", "CREATED"], ["NOTE", "UPDATED"], ["TASK", "DELETED"]]);
+  const [created, updated, noteCreated, noteUpdated, deleted] = cs;
+  assert.ok(created!.record?.record.case === "task", "a webhook gets the task, not only its id");
+  assert.equal(created!.record.record.value.title, "Call Ann");
+  assert.equal(created!.record.record.value.assigneeId, C.member.userId);
+  assert.ok(updated!.record?.record.case === "task" && updated!.previous?.record.case === "task");
+  assert.equal(updated!.record.record.value.done, true);
+  assert.equal(updated!.record.record.value.etag, done.etag, "the event names the version a client would update with");
+  assert.equal(updated!.previous.record.value.done, false, "rebuilt from the diff");
+  assert.ok(noteCreated!.record?.record.case === "note" && noteCreated!.record.record.value.text === "Met at the fair");
+  assert.ok(noteUpdated!.record?.record.case === "note" && noteUpdated!.previous?.record.case === "note");
+  assert.equal(noteUpdated!.record.record.value.text, "Met at the fair in May");
+  assert.equal(noteUpdated!.previous.record.value.text, "Met at the fair");
+  assert.ok(deleted!.record?.record.case === "task" && deleted!.record.record.value.deleteTime, "in the trash after");
+});
+
 test("a refused change takes no version and writes no event", { skip }, async () => {
   const s = B.member.store;
   const c = (await s.createCompanyDB({ request: { company: { name: "Initech" } } })).response!.company!;

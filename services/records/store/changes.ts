@@ -22,7 +22,9 @@ import { RECORD_CHANGE_VERSION_FIELD, unversionedRecordChange } from "@crm/contr
 import { ActorType, ObjectType } from "@crm/gen/crm/records/v1/common_pb";
 import { CompanySchema } from "@crm/gen/crm/records/v1/company_pb";
 import { DealSchema } from "@crm/gen/crm/records/v1/deal_pb";
+import { NoteSchema } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonSchema } from "@crm/gen/crm/records/v1/person_pb";
+import { TaskSchema } from "@crm/gen/crm/records/v1/task_pb";
 import { ChangeAction, RecordSnapshotSchema, type RecordSnapshot } from "@crm/gen/crm/records/v1/stream_pb";
 import { OUTBOX_COLUMNS, outboxValues, type Db, type Sql } from "@crm/dbservice/db";
 import type { FieldChangeJson, ObjectKind } from "../src/rules.js";
@@ -76,7 +78,7 @@ const actions: Record<PendingChange["action"], ChangeAction> = {
 
 const objectTypes: Record<string, ObjectType> = { company: ObjectType.COMPANY, person: ObjectType.PERSON, deal: ObjectType.DEAL, task: ObjectType.TASK, note: ObjectType.NOTE };
 
-const schemas = { company: CompanySchema, person: PersonSchema, deal: DealSchema } as const;
+const schemas = { company: CompanySchema, person: PersonSchema, deal: DealSchema, task: TaskSchema, note: NoteSchema } as const;
 type SnapshotCase = keyof typeof schemas;
 
 /** A snapshot of one record (the readers' building block). */

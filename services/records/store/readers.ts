@@ -4,7 +4,9 @@ import { snapshotOf, type RecordReader, type RecordReaders } from "./changes.js"
 import { companyList, toCompany, type CompanyRow } from "./companies.js";
 import { dealList, toDeal, type DealRow } from "./deals.js";
 import type { ListSpec } from "./lists.js";
+import { noteList, toNote, type NoteRow } from "./notes.js";
 import { personList, toPerson, type PersonRow } from "./people.js";
+import { taskList, toTask, type TaskRow } from "./tasks.js";
 
 function reader<R extends { id: string }>(spec: ListSpec, snapshot: (row: R) => ReturnType<typeof snapshotOf>): RecordReader {
   return async (sql: Sql, ids: string[]) => {
@@ -17,4 +19,6 @@ export const recordReaders: RecordReaders = {
   company: reader<CompanyRow>(companyList, (r) => snapshotOf("company", toCompany(r))),
   person: reader<PersonRow>(personList, (r) => snapshotOf("person", toPerson(r))),
   deal: reader<DealRow>(dealList, (r) => snapshotOf("deal", toDeal(r))),
+  task: reader<TaskRow>(taskList, (r) => snapshotOf("task", toTask(r))),
+  note: reader<NoteRow>(noteList, (r) => snapshotOf("note", toNote(r))),
 };

@@ -10,8 +10,12 @@ import type { Company } from "./company_pb.js";
 import { file_crm_records_v1_company } from "./company_pb.js";
 import type { Deal } from "./deal_pb.js";
 import { file_crm_records_v1_deal } from "./deal_pb.js";
+import type { Note } from "./note_pb.js";
+import { file_crm_records_v1_note } from "./note_pb.js";
 import type { Person } from "./person_pb.js";
 import { file_crm_records_v1_person } from "./person_pb.js";
+import type { Task } from "./task_pb.js";
+import { file_crm_records_v1_task } from "./task_pb.js";
 import type { FieldChange } from "./timeline_pb.js";
 import { file_crm_records_v1_timeline } from "./timeline_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -22,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/records/v1/stream.proto.
  */
 export const file_crm_records_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("Chtjcm0vcmVjb3Jkcy92MS9zdHJlYW0ucHJvdG8SDmNybS5yZWNvcmRzLnYxIrIBChNXYXRjaFJlY29yZHNSZXF1ZXN0Ei8KC29iamVjdF90eXBlGAEgASgOMhouY3JtLnJlY29yZHMudjEuT2JqZWN0VHlwZRImCgZmaWx0ZXIYAiABKAsyFi5jcm0ucmVjb3Jkcy52MS5GaWx0ZXISGgoNYWZ0ZXJfdmVyc2lvbhgDIAEoA0gAiAEBEhQKDHNob3dfZGVsZXRlZBgEIAEoCEIQCg5fYWZ0ZXJfdmVyc2lvbiKFAQoUV2F0Y2hSZWNvcmRzUmVzcG9uc2USLwoGY2hhbmdlGAEgASgLMh0uY3JtLnJlY29yZHMudjEuV2F0Y2hlZENoYW5nZUgAEjMKCWhlYXJ0YmVhdBgCIAEoCzIeLmNybS5yZWNvcmRzLnYxLldhdGNoSGVhcnRiZWF0SABCBwoFZXZlbnQiTgoNV2F0Y2hlZENoYW5nZRIsCgZjaGFuZ2UYASABKAsyHC5jcm0ucmVjb3Jkcy52MS5SZWNvcmRDaGFuZ2USDwoHaW5fdmlldxgCIAEoCCJXCg5XYXRjaEhlYXJ0YmVhdBIvCgtzZXJ2ZXJfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbGFzdF92ZXJzaW9uGAIgASgDIpYBCg5SZWNvcmRTbmFwc2hvdBIqCgdjb21wYW55GAEgASgLMhcuY3JtLnJlY29yZHMudjEuQ29tcGFueUgAEigKBnBlcnNvbhgCIAEoCzIWLmNybS5yZWNvcmRzLnYxLlBlcnNvbkgAEiQKBGRlYWwYAyABKAsyFC5jcm0ucmVjb3Jkcy52MS5EZWFsSABCCAoGcmVjb3JkIosDCgxSZWNvcmRDaGFuZ2USDwoHdmVyc2lvbhgBIAEoAxIRCgl0ZW5hbnRfaWQYAiABKAkSLwoLb2JqZWN0X3R5cGUYAyABKA4yGi5jcm0ucmVjb3Jkcy52MS5PYmplY3RUeXBlEhEKCXJlY29yZF9pZBgEIAEoCRIsCgZhY3Rpb24YBSABKA4yHC5jcm0ucmVjb3Jkcy52MS5DaGFuZ2VBY3Rpb24SJAoFYWN0b3IYBiABKAsyFS5jcm0ucmVjb3Jkcy52MS5BY3RvchIsCgdjaGFuZ2VzGAcgAygLMhsuY3JtLnJlY29yZHMudjEuRmllbGRDaGFuZ2USLgoGcmVjb3JkGAggASgLMh4uY3JtLnJlY29yZHMudjEuUmVjb3JkU25hcHNob3QSMAoIcHJldmlvdXMYCSABKAsyHi5jcm0ucmVjb3Jkcy52MS5SZWNvcmRTbmFwc2hvdBIvCgtjaGFuZ2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqiwIKDENoYW5nZUFjdGlvbhIdChlDSEFOR0VfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVQ0hBTkdFX0FDVElPTl9DUkVBVEVEEAESGQoVQ0hBTkdFX0FDVElPTl9VUERBVEVEEAISGQoVQ0hBTkdFX0FDVElPTl9ERUxFVEVEEAMSGgoWQ0hBTkdFX0FDVElPTl9SRVNUT1JFRBAEEh8KG0NIQU5HRV9BQ1RJT05fU1RBR0VfQ0hBTkdFRBAFEhgKFENIQU5HRV9BQ1RJT05fUFVSR0VEEAYSGAoUQ0hBTkdFX0FDVElPTl9MSU5LRUQQBxIaChZDSEFOR0VfQUNUSU9OX1VOTElOS0VEEAgycgoTUmVjb3JkU3RyZWFtU2VydmljZRJbCgxXYXRjaFJlY29yZHMSIy5jcm0ucmVjb3Jkcy52MS5XYXRjaFJlY29yZHNSZXF1ZXN0GiQuY3JtLnJlY29yZHMudjEuV2F0Y2hSZWNvcmRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_crm_records_v1_common, file_crm_records_v1_company, file_crm_records_v1_deal, file_crm_records_v1_person, file_crm_records_v1_timeline, file_google_protobuf_timestamp]);
+  fileDesc("Chtjcm0vcmVjb3Jkcy92MS9zdHJlYW0ucHJvdG8SDmNybS5yZWNvcmRzLnYxIrIBChNXYXRjaFJlY29yZHNSZXF1ZXN0Ei8KC29iamVjdF90eXBlGAEgASgOMhouY3JtLnJlY29yZHMudjEuT2JqZWN0VHlwZRImCgZmaWx0ZXIYAiABKAsyFi5jcm0ucmVjb3Jkcy52MS5GaWx0ZXISGgoNYWZ0ZXJfdmVyc2lvbhgDIAEoA0gAiAEBEhQKDHNob3dfZGVsZXRlZBgEIAEoCEIQCg5fYWZ0ZXJfdmVyc2lvbiKFAQoUV2F0Y2hSZWNvcmRzUmVzcG9uc2USLwoGY2hhbmdlGAEgASgLMh0uY3JtLnJlY29yZHMudjEuV2F0Y2hlZENoYW5nZUgAEjMKCWhlYXJ0YmVhdBgCIAEoCzIeLmNybS5yZWNvcmRzLnYxLldhdGNoSGVhcnRiZWF0SABCBwoFZXZlbnQiTgoNV2F0Y2hlZENoYW5nZRIsCgZjaGFuZ2UYASABKAsyHC5jcm0ucmVjb3Jkcy52MS5SZWNvcmRDaGFuZ2USDwoHaW5fdmlldxgCIAEoCCJXCg5XYXRjaEhlYXJ0YmVhdBIvCgtzZXJ2ZXJfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbGFzdF92ZXJzaW9uGAIgASgDIuIBCg5SZWNvcmRTbmFwc2hvdBIqCgdjb21wYW55GAEgASgLMhcuY3JtLnJlY29yZHMudjEuQ29tcGFueUgAEigKBnBlcnNvbhgCIAEoCzIWLmNybS5yZWNvcmRzLnYxLlBlcnNvbkgAEiQKBGRlYWwYAyABKAsyFC5jcm0ucmVjb3Jkcy52MS5EZWFsSAASJAoEdGFzaxgEIAEoCzIULmNybS5yZWNvcmRzLnYxLlRhc2tIABIkCgRub3RlGAUgASgLMhQuY3JtLnJlY29yZHMudjEuTm90ZUgAQggKBnJlY29yZCKLAwoMUmVjb3JkQ2hhbmdlEg8KB3ZlcnNpb24YASABKAMSEQoJdGVuYW50X2lkGAIgASgJEi8KC29iamVjdF90eXBlGAMgASgOMhouY3JtLnJlY29yZHMudjEuT2JqZWN0VHlwZRIRCglyZWNvcmRfaWQYBCABKAkSLAoGYWN0aW9uGAUgASgOMhwuY3JtLnJlY29yZHMudjEuQ2hhbmdlQWN0aW9uEiQKBWFjdG9yGAYgASgLMhUuY3JtLnJlY29yZHMudjEuQWN0b3ISLAoHY2hhbmdlcxgHIAMoCzIbLmNybS5yZWNvcmRzLnYxLkZpZWxkQ2hhbmdlEi4KBnJlY29yZBgIIAEoCzIeLmNybS5yZWNvcmRzLnYxLlJlY29yZFNuYXBzaG90EjAKCHByZXZpb3VzGAkgASgLMh4uY3JtLnJlY29yZHMudjEuUmVjb3JkU25hcHNob3QSLwoLY2hhbmdlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKosCCgxDaGFuZ2VBY3Rpb24SHQoZQ0hBTkdFX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFUNIQU5HRV9BQ1RJT05fQ1JFQVRFRBABEhkKFUNIQU5HRV9BQ1RJT05fVVBEQVRFRBACEhkKFUNIQU5HRV9BQ1RJT05fREVMRVRFRBADEhoKFkNIQU5HRV9BQ1RJT05fUkVTVE9SRUQQBBIfChtDSEFOR0VfQUNUSU9OX1NUQUdFX0NIQU5HRUQQBRIYChRDSEFOR0VfQUNUSU9OX1BVUkdFRBAGEhgKFENIQU5HRV9BQ1RJT05fTElOS0VEEAcSGgoWQ0hBTkdFX0FDVElPTl9VTkxJTktFRBAIMnIKE1JlY29yZFN0cmVhbVNlcnZpY2USWwoMV2F0Y2hSZWNvcmRzEiMuY3JtLnJlY29yZHMudjEuV2F0Y2hSZWNvcmRzUmVxdWVzdBokLmNybS5yZWNvcmRzLnYxLldhdGNoUmVjb3Jkc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_crm_records_v1_common, file_crm_records_v1_company, file_crm_records_v1_deal, file_crm_records_v1_note, file_crm_records_v1_person, file_crm_records_v1_task, file_crm_records_v1_timeline, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message crm.records.v1.WatchRecordsRequest
@@ -175,6 +179,21 @@ export type RecordSnapshot = Message<"crm.records.v1.RecordSnapshot"> & {
      */
     value: Deal;
     case: "deal";
+  } | {
+    /**
+     * In the change events of tasks and notes (the records.events exchange, webhooks); search
+     * and WatchRecords cover companies, people and deals only.
+     *
+     * @generated from field: crm.records.v1.Task task = 4;
+     */
+    value: Task;
+    case: "task";
+  } | {
+    /**
+     * @generated from field: crm.records.v1.Note note = 5;
+     */
+    value: Note;
+    case: "note";
   } | { case: undefined; value?: undefined };
 };
 
