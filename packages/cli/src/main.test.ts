@@ -33,6 +33,10 @@ class Sink extends Writable {
 }
 
 /** The server's state: which tokens it takes, what it was sent. */
+const BOB = "5b0a6c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b";
+const SESSION_1 = "0e7c2d4a-1111-4a2b-9c3d-4e5f6a7b8c9d";
+const SESSION_2 = "0e7c2d4a-2222-4a2b-9c3d-4e5f6a7b8c9d";
+
 function server() {
   const s = {
     now: Date.parse("2026-12-07T12:00:00Z"),
@@ -47,6 +51,7 @@ function server() {
     messages: ["one", "two"],
     mapping: [] as string[],
     authHeaders: [] as string[],
+    bobSessions: [SESSION_1, SESSION_2],
     stop: new AbortController(),
   };
   const tokens = () => {
@@ -94,6 +99,24 @@ function server() {
           u.email.includes("@") ? { index, email: u.email, status: AddUserStatus.CREATED, userId: `id-${u.email}`, emailQueued: true } : { index, email: u.email, status: AddUserStatus.INVALID, reason: "email: must be a valid e-mail address" },
         );
         return { results, stats: { created: results.filter((x) => x.status === AddUserStatus.CREATED).length } };
+      },
+      listUsers: (req, ctx) => (authed(ctx.requestHeader), { users: [{ userId: BOB, email: "Bob@Acme.test", name: "Bob" }].filter((u) => u.email.toLowerCase().includes(req.query.toLowerCase())) }),
+      listUserSessions: (req, ctx) => {
+        authed(ctx.requestHeader);
+        if (req.userId !== BOB) throw new ConnectError(`user ${req.userId} not found`, Code.NotFound);
+        return { sessions: s.bobSessions.map((sessionId, i) => ({ sessionId, createdAt: timestampFromMs(s.now - 3_600_000), lastUsedAt: timestampFromMs(s.now - i * 60_000), expiresAt: timestampFromMs(s.now + 86_400_000), userAgent: "Firefox", ip: "10.0.0.7" })) };
+      },
+      revokeUserSession: (req, ctx) => {
+        authed(ctx.requestHeader);
+        if (req.userId !== BOB || !s.bobSessions.includes(req.sessionId)) throw new ConnectError(`session ${req.sessionId} not found`, Code.NotFound);
+        s.bobSessions = s.bobSessions.filter((x) => x !== req.sessionId);
+        return {};
+      },
+      revokeUserSessions: (req, ctx) => {
+        authed(ctx.requestHeader);
+        const revokedSessions = s.bobSessions.length;
+        s.bobSessions = [];
+        return { revokedSessions };
       },
     });
   };
@@ -344,6 +367,40 @@ describe("users add", () => {
     await login();
     const r = await crm(["users", "add", join(home, "nope.csv")]);
     assert.deepEqual([r.code, r.err], [1, `crm: no such file: ${join(home, "nope.csv")}\n`]);
+  });
+});
+
+describe("users sessions and signout", () => {
+  test("a user by e-mail (any case) or id: sessions as a table or JSON; one ended, then all", async () => {
+    await login();
+    const listed = await crm(["users", "sessions", "bob@acme.test"]);
+    assert.equal(listed.code, 0, listed.err);
+    assert.match(listed.out, /^SESSION\s+LAST USED/);
+    assert.match(listed.out, new RegExp(`${SESSION_1}.*10\\.0\\.0\\.7\\s+Firefox`));
+    const json = JSON.parse((await crm(["--json", "users", "sessions", BOB])).out) as { sessionId: string }[];
+    assert.deepEqual(json.map((x) => x.sessionId), [SESSION_1, SESSION_2]);
+
+    const one = await crm(["users", "signout", "Bob@acme.test", SESSION_1]);
+    assert.equal(one.code, 0, one.err);
+    assert.match(one.err, /Session .* of Bob@acme.test ended/);
+    assert.deepEqual(srv.bobSessions, [SESSION_2]);
+    const again = await crm(["users", "signout", BOB, SESSION_1]);
+    assert.equal(again.code, 1, "an ended session is the server's not_found");
+    assert.match(again.err, /not found/);
+
+    const all = await crm(["--json", "users", "signout", BOB]);
+    assert.deepEqual(JSON.parse(all.out), { userId: BOB, revokedSessions: 1 });
+    assert.deepEqual(srv.bobSessions, []);
+    assert.match((await crm(["users", "sessions", BOB])).err, /has no active session/);
+  });
+
+  test("an unknown e-mail is exit 1 naming it; a user or session that is neither e-mail nor id is exit 2", async () => {
+    await login();
+    const unknown = await crm(["users", "sessions", "nobody@acme.test"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.err, /no user with the e-mail nobody@acme.test/);
+    assert.equal((await crm(["users", "sessions", "bob"])).code, 2);
+    assert.equal((await crm(["users", "signout", BOB, "not-a-session"])).code, 2);
   });
 });
 

@@ -2,7 +2,7 @@
  * The real `crm` binary (node_modules/.bin/crm, as npx runs it) against the real all-in-one,
  * each a child process: login → whoami → users add → timers report → chat tail sees a message
  * sent meanwhile → a refused filter's field violation → import (dry run, then real, error file) →
- * export → logout. The session file must be 0600.
+ * export → another session of the user listed and ended → logout. The session file must be 0600.
  * The all-in-one is started by path (packages never import services) on a free port with its
  * embedded PostgreSQL, memory bus and .eml outbox in a temporary DATA_DIR.
  */
@@ -224,6 +224,27 @@ describe("crm against the all-in-one", { timeout: 600_000 }, () => {
     const all = await crm(["export", "people", "-o", file, "--order-by", "first_name"]);
     assert.equal(all.code, 0, all.err);
     assert.equal(readFileSync(file, "utf8").trim().split(/\r?\n/).length, 3, "a header and two people");
+  });
+
+  test("users sessions and signout: another session of the owner is listed and ended; the CLI's own goes on", async () => {
+    const browser = await app.client(AuthService).login({ email: owner.email, password: owner.password });
+    const listed = await crm(["users", "sessions", owner.email.toUpperCase(), "--json"]);
+    assert.equal(listed.code, 0, listed.err);
+    const sessions = JSON.parse(listed.out) as { sessionId: string; current: boolean }[];
+    assert.ok(sessions.length >= 2, `the CLI's session and the other one: ${listed.out}`);
+    assert.equal(sessions.filter((x) => x.current).length, 1, "the CLI's own session is marked");
+    // The newest other session is the one just opened (most recently used first).
+    const other = sessions.find((x) => !x.current)!;
+    await app.client(AuthService, { token: browser.accessToken }).check({});
+
+    const r = await crm(["users", "signout", owner.email, other.sessionId]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /ended/);
+    await assert.rejects(app.client(AuthService, { token: browser.accessToken }).check({}), /unauthenticated|ended|revoked/i);
+    await assert.rejects(app.client(AuthService).refresh({ refreshToken: browser.refreshToken }), /unauthenticated|ended|revoked/i);
+    assert.equal((await crm(["whoami"])).code, 0, "the CLI's own session goes on");
+    const again = await crm(["users", "signout", owner.email, other.sessionId]);
+    assert.equal(again.code, 1, "an ended session is not found");
   });
 
   test("logout ends the session; then crm asks for a login (exit 3)", async () => {

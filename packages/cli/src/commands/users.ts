@@ -1,10 +1,11 @@
-/** crm users add FILE (bulk invite from CSV, one result per row), crm users list. */
+/** crm users add FILE (bulk invite from CSV, one result per row), crm users list, crm users sessions / signout. */
 import { readFile } from "node:fs/promises";
+import type { Client } from "@connectrpc/connect";
 import type { Command } from "commander";
 import { AddUserStatus, AdminService, UserStatus } from "@crm/gen/crm/admin/v1/admin_pb";
 import { Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import type { Context, Wrap } from "../context.js";
-import { Exit, usageError } from "../errors.js";
+import { CliError, Exit, usageError } from "../errors.js";
 import { table } from "../format.js";
 import { iso, roleName } from "../session.js";
 import { parseRole, parseUsersCsv, type UserRow } from "../users-csv.js";
@@ -36,6 +37,61 @@ export function registerUsers(program: Command, act: Wrap) {
     .option("-q, --query <text>", "part of a name, e-mail or phone")
     .option("--status <status>", "active, invited or deactivated")
     .action(act(list));
+  users
+    .command("sessions")
+    .description("a user's active sessions: where and when they are signed in")
+    .argument("<user>", "the user's e-mail or id")
+    .action(act(sessions));
+  users
+    .command("signout")
+    .description("end one session of a user, or every one (the account stays active: they can log in again)")
+    .argument("<user>", "the user's e-mail or id")
+    .argument("[session]", "the session to end (from crm users sessions); without it, every session of the user")
+    .action(act(signout));
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A user id as given, or the id of the user with that e-mail (compared case-insensitively). */
+async function userIdOf(admin: Client<typeof AdminService>, user: string): Promise<string> {
+  if (UUID.test(user)) return user;
+  if (!user.includes("@")) throw usageError(`${JSON.stringify(user)}: give the user's e-mail or id`);
+  const email = user.toLowerCase();
+  let pageToken = "";
+  do {
+    const r = await admin.listUsers({ query: user, pageSize: 500, pageToken });
+    const found = r.users.find((u) => u.email.toLowerCase() === email);
+    if (found) return found.userId;
+    pageToken = r.nextPageToken;
+  } while (pageToken);
+  throw new CliError(`no user with the e-mail ${user} in your company (crm users list shows them)`);
+}
+
+async function sessions(ctx: Context, user: string): Promise<number> {
+  const admin = (await ctx.connect()).client(AdminService);
+  const userId = await userIdOf(admin, user);
+  const r = await admin.listUserSessions({ userId });
+  const rows = r.sessions.map((s) => ({ sessionId: s.sessionId, createdAt: iso(s.createdAt), lastUsedAt: iso(s.lastUsedAt), expiresAt: iso(s.expiresAt), userAgent: s.userAgent, ip: s.ip, current: s.current }));
+  if (ctx.json) ctx.out(`${JSON.stringify(rows)}\n`);
+  else if (!rows.length) ctx.note(`${user} has no active session.`);
+  else ctx.out(table(["SESSION", "LAST USED", "CREATED", "EXPIRES", "ADDRESS", "AGENT"], rows.map((s) => [s.sessionId + (s.current ? " (this one)" : ""), s.lastUsedAt, s.createdAt, s.expiresAt, s.ip, s.userAgent])));
+  return Exit.ok;
+}
+
+async function signout(ctx: Context, user: string, session: string | undefined): Promise<number> {
+  if (session !== undefined && !UUID.test(session)) throw usageError(`session ${JSON.stringify(session)}: give a session id from crm users sessions`);
+  const admin = (await ctx.connect()).client(AdminService);
+  const userId = await userIdOf(admin, user);
+  if (session !== undefined) {
+    await admin.revokeUserSession({ userId, sessionId: session });
+    if (ctx.json) ctx.out(`${JSON.stringify({ userId, revokedSessions: 1 })}\n`);
+    else ctx.note(`Session ${session} of ${user} ended.`);
+    return Exit.ok;
+  }
+  const { revokedSessions } = await admin.revokeUserSessions({ userId });
+  if (ctx.json) ctx.out(`${JSON.stringify({ userId, revokedSessions })}\n`);
+  else ctx.note(`${revokedSessions} session${revokedSessions === 1 ? "" : "s"} of ${user} ended.`);
+  return Exit.ok;
 }
 
 async function readText(ctx: Context, file: string): Promise<string> {
