@@ -52,7 +52,7 @@ const row = (values: unknown[]) => `${values.map(cell).join("\t")}\n`;
 const textArray = (xs: readonly string[]) => `{${xs.map((x) => `"${x}"`).join(",")}}`;
 
 /** COPY `rows` into `table (columns)`, 2,000 rows a chunk. */
-async function copy(client: pg.PoolClient, table: string, columns: string[], rows: Iterable<unknown[]>): Promise<void> {
+async function copy(client: pg.ClientBase, table: string, columns: string[], rows: Iterable<unknown[]>): Promise<void> {
   function* chunks() {
     let buf = "";
     let n = 0;
@@ -79,8 +79,11 @@ const STAGES: [name: string, probability: number, kind: "open" | "won" | "lost"]
 export async function generate(o: BulkOptions): Promise<BulkResult> {
   const started = performance.now();
   const log = o.log ?? (() => {});
-  const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 1 });
-  const client = await pool.connect();
+  // One connection of its own, ended (socket closed) before this returns: a pool's end() resolves
+  // before its sockets close, and a DROP DATABASE ... WITH (FORCE) right after (a test's teardown)
+  // then killed the closing connection, whose error nobody was listening for.
+  const client = new pg.Client({ connectionString: o.databaseUrl });
+  await client.connect();
   try {
     const { rows: me } = await client.query<{ ok: boolean }>("SELECT rolsuper OR rolbypassrls AS ok FROM pg_roles WHERE rolname = current_user");
     if (!me[0]?.ok) throw new Error("COPY FROM is refused for rows under row-level security: connect as a superuser or a role WITH BYPASSRLS");
@@ -186,8 +189,7 @@ export async function generate(o: BulkOptions): Promise<BulkResult> {
     await client.query("ROLLBACK").catch(() => {});
     throw err;
   } finally {
-    client.release();
-    await pool.end();
+    await client.end();
   }
 }
 
