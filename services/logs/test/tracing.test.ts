@@ -47,7 +47,14 @@ test("RegisterCompany → dbservice → PostgreSQL is one trace with correctly p
     { headers: { traceparent: `00-${traceId}-${callerSpan}-01` } },
   );
   await telemetry.flush();
-  const spans = await receiver.waitFor((all) => all.some((s) => s.traceId === traceId && s.name === "crm.auth.v1.AuthService/RegisterCompany"));
+  // Spans arrive in export batches, a parent often after its children: wait for the whole trace
+  // (the auth span, and the parent of every span of the trace), not only for the first of it.
+  const complete = (all: ReceivedSpan[]) => {
+    const trace = all.filter((s) => s.traceId === traceId);
+    const ids = new Set(trace.map((s) => s.spanId));
+    return trace.some((s) => s.name === "crm.auth.v1.AuthService/RegisterCompany") && trace.every((s) => s.parentSpanId === callerSpan || ids.has(s.parentSpanId));
+  };
+  const spans = await receiver.waitFor(complete);
   const trace = spans.filter((s) => s.traceId === traceId);
   const byId = new Map(trace.map((s) => [s.spanId, s]));
   const one = (pred: (s: ReceivedSpan) => boolean, what: string) => {
@@ -70,7 +77,9 @@ test("RegisterCompany → dbservice → PostgreSQL is one trace with correctly p
   for (const s of pgSpans) {
     let p: ReceivedSpan | undefined = s;
     while (p && p.spanId !== dbServer.spanId) p = byId.get(p.parentSpanId);
-    assert.ok(p, `pg span ${s.name} is not under the dbservice span`);
+    const chain: string[] = [];
+    for (let q: ReceivedSpan | undefined = s; q; q = byId.get(q.parentSpanId)) chain.push(`${q.scope}:${q.name}`);
+    assert.ok(p, `pg span ${s.name} is not under the dbservice span: its parents ${chain.join(" < ")}; the trace: ${trace.map((x) => `${x.scope}:${x.name}`).join(", ")}`);
   }
   assert.ok(pgSpans.some((s) => String(s.attributes["db.statement"] ?? s.attributes["db.query.text"] ?? "").length > 0), "pg spans carry the statement");
   // nothing of this request leaked into another trace
