@@ -119,6 +119,18 @@ async function setup(heartbeatMs = 60_000) {
   };
 }
 
+/**
+ * Makes the streams' idle timers run out in one turn, as a change that woke them all at once does
+ * on a server: lets every stream arm its timer (a few turns), then holds this thread past the
+ * heartbeat, so all of them are due when the event loop next runs timers. Without it, timers armed
+ * a millisecond apart on a busy machine could run out in two turns.
+ */
+async function idleTogether(heartbeatMs: number): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  const until = performance.now() + heartbeatMs + 50;
+  while (performance.now() < until);
+}
+
 const stageIs = (id: string): Filter => ({ node: { case: "condition", value: { field: "stage_id", operator: Operator.EQUALS, values: [id] } } }) as Filter;
 
 test("replay after a version, then live: each change once, in version order, with no gap at the seam", async () => {
@@ -203,6 +215,7 @@ test("idle together: the watchers a change woke at once share one version check,
   for (const s of streams) await s.count(1);
   t.calls.splice(0);
   await t.commit(deal(2, randomUUID(), "s1"), false); // the bus never brings it
+  await idleTogether(200);
   for (const s of streams) await s.count(2);
   assert.deepEqual(t.calls, ["version", "changes>1", "changes>1", "changes>1", "changes>1", "changes>1"], "one version check for the five, then each reads what it missed");
   for (const s of streams) assert.deepEqual(s.versions(), [1, 2]);
@@ -219,6 +232,7 @@ test("idle together: a shared version check that fails is asked again by each st
   t.calls.splice(0);
   t.failing.versions = 1;
   await t.commit(deal(2, randomUUID(), "s1"), false);
+  await idleTogether(200);
   for (const s of streams) await s.count(2);
   assert.equal(t.calls.filter((c) => c === "version").length, 4, "the shared check, then one per stream");
   for (const s of streams) assert.equal(s.w.error, undefined);
