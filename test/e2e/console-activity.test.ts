@@ -3,7 +3,7 @@
  * here (issue 19): custom-field columns in the companies, people and all-deals lists (values per
  * type, sorting and filtering by them, saved views), custom values edited on a record page (a bad number refused
  * beside its field, a select saved); a record's tasks (added with a due time and an assignee,
- * ticked done) and notes (Markdown rendered without raw HTML, edited); "my open tasks"; the
+ * ticked done) and notes (Markdown rendered without raw HTML, edited); "my open tasks", live; the
  * header on one line at 1280 px. axe-core on every screen, in English and Russian.
  */
 import assert from "node:assert/strict";
@@ -268,6 +268,10 @@ test("tasks and notes on a record page; my open tasks", { skip }, async () => {
   await page.getByRole("checkbox", { name: "Done: Send the contract" }).check();
   await page.getByRole("status").filter({ hasText: "“Send the contract” is done." }).waitFor();
   await until("one left", async () => (await mine.getByRole("listitem").count()) === 1, 20_000);
+  // Live: a task made elsewhere (here through the API) for me appears without a reload.
+  await rpc(page, `${R}.TaskService/CreateTask`, { task: { title: "Follow up, live" } });
+  await mine.getByRole("listitem").filter({ hasText: "Follow up, live" }).waitFor();
+  assert.equal(await mine.getByRole("listitem").count(), 2);
 
   // On the record page the done task shows with "Show done tasks".
   await page.goto(`${app.baseUrl}/companies/${globex}`);

@@ -9,14 +9,16 @@ import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Operator } from "@crm/gen/crm/records/v1/common_pb";
 import { CompanySchema } from "@crm/gen/crm/records/v1/company_pb";
 import { DealSchema, DealStatus } from "@crm/gen/crm/records/v1/deal_pb";
+import { NoteSchema } from "@crm/gen/crm/records/v1/note_pb";
 import { PersonSchema } from "@crm/gen/crm/records/v1/person_pb";
+import { TaskSchema } from "@crm/gen/crm/records/v1/task_pb";
 import type { RecordSnapshot } from "@crm/gen/crm/records/v1/stream_pb";
 import { ME, type FilterNode } from "./rules.js";
 
 type Scalar = string | number | bigint | boolean | null;
 type Value = Scalar | Scalar[];
 
-const schemas: Record<string, DescMessage> = { company: CompanySchema, person: PersonSchema, deal: DealSchema };
+const schemas: Record<string, DescMessage> = { company: CompanySchema, person: PersonSchema, deal: DealSchema, task: TaskSchema, note: NoteSchema };
 const statusNames: Partial<Record<DealStatus, string>> = { [DealStatus.OPEN]: "open", [DealStatus.WON]: "won", [DealStatus.LOST]: "lost" };
 
 const isTimestamp = (v: unknown): v is Timestamp => typeof v === "object" && v !== null && (v as { $typeName?: string }).$typeName === "google.protobuf.Timestamp";
@@ -37,6 +39,8 @@ export function fieldValue(snap: RecordSnapshot, field: string): Value {
   if (custom) return fromJson((msg.custom as Record<string, JsonValue> | undefined)?.[custom[1]!]);
   if (r.case === "person" && field === "company_ids") return r.value.companies.map((l) => l.companyId);
   if (r.case === "deal" && field === "status") return statusNames[r.value.status] ?? null;
+  // A task's or note's linked records: the ids of its links (as the lists' record_ids).
+  if ((r.case === "task" || r.case === "note") && field === "record_ids") return r.value.links.map((l) => l.id);
   const f = schemas[r.case]!.fields.find((x) => x.name === field);
   if (!f) return null;
   const v = msg[f.localName];

@@ -257,7 +257,7 @@ test("another tenant's changes never reach a stream; the binding goes when the l
 test("bad requests: every bad field named before anything is read; a version ahead is failed_precondition", async () => {
   const t = await setup();
   const s = t.watch({
-    objectType: ObjectType.NOTE,
+    objectType: ObjectType.UNSPECIFIED,
     afterVersion: -1n,
   });
   await until("the end", () => s.w.ended, 5_000);
@@ -270,5 +270,46 @@ test("bad requests: every bad field named before anything is read; a version ahe
   const ahead = t.watch({ objectType: ObjectType.DEAL, afterVersion: 3n });
   await until("the end", () => ahead.w.ended, 5_000);
   await expectCode(Promise.reject(ahead.w.error), Code.FailedPrecondition, /ahead/);
+  await t.close();
+});
+
+function task(version: number, id: string, after: { assigneeId: string; done: boolean }, before?: { assigneeId: string; done: boolean }): RecordChange {
+  const snap = (v: { assigneeId: string; done: boolean }) => ({ record: { case: "task" as const, value: { id, title: "Call Ann", ...v, links: [{ objectType: ObjectType.DEAL, id: "33333333-3333-4333-8333-333333333333" }] } } });
+  return create(RecordChangeSchema, {
+    version: BigInt(version),
+    tenantId: TENANT,
+    objectType: ObjectType.TASK,
+    recordId: id,
+    action: before ? ChangeAction.UPDATED : ChangeAction.CREATED,
+    record: snap(after),
+    previous: before ? snap(before) : undefined,
+  });
+}
+
+test("tasks: \"my open tasks\" (assignee_id = me, done = false) sees a task enter, and leave when done; others' not", async () => {
+  const t = await setup();
+  const mine = (): Filter =>
+    ({ node: { case: "and", value: { filters: [
+      { node: { case: "condition", value: { field: "assignee_id", operator: Operator.EQUALS, values: ["me"] } } },
+      { node: { case: "condition", value: { field: "done", operator: Operator.EQUALS, values: ["false"] } } },
+    ] } } }) as Filter;
+  const s = t.watch({ objectType: ObjectType.TASK, filter: mine() });
+  const linked = t.watch({ objectType: ObjectType.TASK, filter: { node: { case: "condition", value: { field: "record_ids", operator: Operator.IN, values: ["33333333-3333-4333-8333-333333333333"] } } } as Filter });
+  await s.live();
+  await linked.live();
+  const [a, b] = [randomUUID(), randomUUID()];
+  const other = randomUUID();
+  await t.commit(task(1, a, { assigneeId: USER, done: false })); // mine: enters
+  await t.commit(task(2, b, { assigneeId: other, done: false })); // someone else's
+  await t.commit(company(3)); // another object type
+  await t.commit(task(4, a, { assigneeId: USER, done: true }, { assigneeId: USER, done: false })); // done: leaves
+  await t.commit(task(5, b, { assigneeId: USER, done: false }, { assigneeId: other, done: false })); // handed to me: enters
+  await s.count(3);
+  await linked.count(4);
+  assert.deepEqual(s.w.changes.map((c) => [Number(c.change!.version), c.inView]), [[1, true], [4, false], [5, true]]);
+  assert.deepEqual(linked.versions(), [1, 2, 4, 5], "record_ids: the task's links");
+  assert.equal(s.w.changes[0]!.change!.record?.record.case, "task");
+  await s.close();
+  await linked.close();
   await t.close();
 });

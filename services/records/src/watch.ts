@@ -45,7 +45,13 @@ export interface WatchDeps {
 
 type Response = MessageInitShape<typeof WatchRecordsResponseSchema>;
 
-const kinds: Partial<Record<ObjectType, ObjectKind>> = { [ObjectType.COMPANY]: "company", [ObjectType.PERSON]: "person", [ObjectType.DEAL]: "deal" };
+const kinds: Partial<Record<ObjectType, ObjectKind>> = {
+  [ObjectType.COMPANY]: "company",
+  [ObjectType.PERSON]: "person",
+  [ObjectType.DEAL]: "deal",
+  [ObjectType.TASK]: "task",
+  [ObjectType.NOTE]: "note",
+};
 
 interface WatchInput {
   objectType: ObjectType;
@@ -62,7 +68,7 @@ interface WatchInput {
 export function checkWatch(req: WatchRecordsRequest): WatchInput {
   const v: Violation[] = [];
   const kind = kinds[req.objectType];
-  if (!kind) v.push({ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL" });
+  if (!kind) v.push({ field: "objectType", description: "must be OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON, OBJECT_TYPE_DEAL, OBJECT_TYPE_TASK or OBJECT_TYPE_NOTE" });
   const deferred = { custom: false };
   const filter = kind ? parseFilter(kind, req.filter, req.showDeleted, v, "filter", undefined, deferred) : undefined;
   if (req.afterVersion !== undefined && req.afterVersion < 0n) v.push({ field: "afterVersion", description: "must be 0 or more (a version a heartbeat or change named)" });

@@ -17,6 +17,7 @@ import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
 import { PersonService } from "@crm/gen/crm/records/v1/person_pb";
 import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { SearchService } from "@crm/gen/crm/records/v1/search_pb";
+import { TaskService } from "@crm/gen/crm/records/v1/task_pb";
 import { ChangeAction, RecordStreamService, type WatchedChange } from "@crm/gen/crm/records/v1/stream_pb";
 import { ViewService } from "@crm/gen/crm/records/v1/view_pb";
 import { freshDatabase, installHint, need, postgresUp, until, type TestApp, type TestDatabase } from "@crm/testkit";
@@ -49,6 +50,7 @@ async function register(a: TestApp) {
     deals: a.client(DealService, { token }),
     search: a.client(SearchService, { token }),
     views: a.client(ViewService, { token }),
+    tasks: a.client(TaskService, { token }),
     stream: a.client(RecordStreamService, { token }),
     grpcStream: a.client(RecordStreamService, { token, protocol: "grpc" }),
   };
@@ -78,6 +80,7 @@ function watch(client: Client<typeof RecordStreamService>, req: { objectType: Ob
   };
 }
 
+const cond = (field: string, value: string) => ({ node: { case: "condition", value: { field, operator: Operator.EQUALS, values: [value] } } }) as Filter;
 const stageIs = (id: string): Filter => ({ node: { case: "condition", value: { field: "stage_id", operator: Operator.EQUALS, values: [id] } } }) as Filter;
 
 async function liveFlow(a: TestApp) {
@@ -122,11 +125,23 @@ async function liveFlow(a: TestApp) {
   );
   await expectCode(
     (async () => {
-      for await (const _ of me.stream.watchRecords({ objectType: ObjectType.TASK })) void _;
+      for await (const _ of me.stream.watchRecords({ objectType: ObjectType.UNSPECIFIED })) void _;
     })(),
     Code.InvalidArgument,
     /objectType/,
   );
+
+  // Tasks too: "my open tasks" sees a task of mine enter with the task itself, and leave when done.
+  const open: Filter = { node: { case: "and", value: { filters: [cond("assignee_id", "me"), cond("done", "false")] } } } as Filter;
+  const tasks = watch(me.stream, { objectType: ObjectType.TASK, filter: open });
+  await tasks.live();
+  const task = (await me.tasks.createTask({ task: { title: "Call Ann" } })).task!;
+  await me.tasks.updateTask({ task: { id: task.id, done: true }, updateMask: { paths: ["done"] } });
+  await until("the task in and out", () => tasks.w.changes.length >= 2 || tasks.w.ended, 20_000);
+  assert.deepEqual(tasks.w.changes.map((c) => [ChangeAction[c.change!.action], c.inView]), [["CREATED", true], ["UPDATED", false]]);
+  const made = tasks.w.changes[0]!.change!.record?.record;
+  assert.ok(made?.case === "task" && made.value.title === "Call Ann", "the event carries the task");
+  await tasks.close();
 }
 
 async function searchFlow(a: TestApp) {

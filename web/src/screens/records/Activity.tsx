@@ -19,6 +19,7 @@ import { Field, FormError, LocalInvalid, useRequestId, useSubmit } from "../../f
 import { allOf } from "./format";
 import { CompanyLink, DealLink, LoadMore, Notice, PersonLink, recordError, splitErrors, timelineOf, useDirectory, useInvalidate, useMayEdit, type Directory } from "./common";
 import { useWords, type Words } from "./words";
+import { useWatch } from "./live";
 
 const tasks = createClient(TaskService, transport);
 const notes = createClient(NoteService, transport);
@@ -389,6 +390,17 @@ export function MyTasks({ session }: { session: Session }) {
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const list = useInfiniteQuery(TaskService.method.listTasks, myTasksInput, { ...paging, placeholderData: (p) => p });
   const rows = list.data?.pages.flatMap((p) => p.tasks) ?? [];
+  // Live: a task handed to me, done, changed or trashed anywhere (another tab, a colleague, the
+  // API) updates the list; the stream's filter is the list's, so others' tasks wake nothing.
+  useWatch(
+    { objectType: ObjectType.TASK, filter: myTasksInput.filter },
+    "my-open-tasks",
+    () => invalidate(TaskService.method.listTasks),
+    (startedAt) => {
+      // A list read before the stream went live may have missed a change made in between.
+      if (list.dataUpdatedAt < startedAt) invalidate(TaskService.method.listTasks);
+    },
+  );
   return (
     <section aria-labelledby="my-tasks-title">
       <div className="list-head">

@@ -33,7 +33,8 @@ export const file_crm_records_v1_stream: GenFile = /*@__PURE__*/
  */
 export type WatchRecordsRequest = Message<"crm.records.v1.WatchRecordsRequest"> & {
   /**
-   * OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON or OBJECT_TYPE_DEAL.
+   * OBJECT_TYPE_COMPANY, OBJECT_TYPE_PERSON, OBJECT_TYPE_DEAL, OBJECT_TYPE_TASK (e.g. "my open
+   * tasks": assignee_id = me and done = false) or OBJECT_TYPE_NOTE.
    *
    * @generated from field: crm.records.v1.ObjectType object_type = 1;
    */
@@ -181,8 +182,8 @@ export type RecordSnapshot = Message<"crm.records.v1.RecordSnapshot"> & {
     case: "deal";
   } | {
     /**
-     * In the change events of tasks and notes (the records.events exchange, webhooks); search
-     * and WatchRecords cover companies, people and deals only.
+     * Tasks and notes, in their change events (WatchRecords, the records.events exchange,
+     * webhooks); search covers companies, people and deals only.
      *
      * @generated from field: crm.records.v1.Task task = 4;
      */
