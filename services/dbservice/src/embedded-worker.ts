@@ -57,8 +57,8 @@ mkdirSync(dataDir, { recursive: true });
 const fresh = !existsSync(join(dataDir, "PG_VERSION"));
 const loadDataDir = fresh && template && existsSync(template) ? new Blob([gunzipSync(readFileSync(template))]) : undefined;
 if (loadDataDir) writeFileSync(unpacking, "");
-// Extensions the migrations create (PGlite loads an extension only when registered here).
 serving = (async () => {
+  // Extensions the migrations create (PGlite loads an extension only when registered here).
   const db = await PGlite.create(dataDir, { extensions: { btree_gist, pg_trgm, unaccent }, startParams, ...(loadDataDir ? { loadDataDir } : {}) });
   if (loadDataDir) rmSync(unpacking);
   const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1" });

@@ -10,8 +10,8 @@ import type { Context, Wrap } from "../context.js";
 import { CliError, Exit, unwrap, usageError } from "../errors.js";
 import { jsonLine, table } from "../format.js";
 import { iso, type Api } from "../session.js";
+import { uuidOf } from "../ids.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The server sends a heartbeat on a stream idle for about 15 s: silence for longer means a dead connection. */
 const IDLE_MS = 45_000;
 
@@ -36,7 +36,8 @@ export function registerChat(program: Command, act: Wrap) {
 /** The id of a chat given by id or by name (exact, ignoring case). */
 async function resolveChat(api: Api, text: string): Promise<{ chatId: string; name: string }> {
   const chats = api.client(ChatService);
-  if (UUID.test(text)) return { chatId: text.toLowerCase(), name: text };
+  const id = uuidOf(text);
+  if (id) return { chatId: id, name: text };
   const found: { chatId: string; name: string }[] = [];
   let pageToken = "";
   do {

@@ -9,6 +9,7 @@ import { CliError, Exit, usageError } from "../errors.js";
 import { table } from "../format.js";
 import { iso, roleName } from "../session.js";
 import { parseRole, parseUsersCsv, type UserRow } from "../users-csv.js";
+import { uuidOf } from "../ids.js";
 
 /** AddUsers takes 1..1000 rows a call. */
 const CHUNK = 1000;
@@ -50,11 +51,10 @@ export function registerUsers(program: Command, act: Wrap) {
     .action(act(signout));
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** A user id as given, or the id of the user with that e-mail (compared case-insensitively). */
 async function userIdOf(admin: Client<typeof AdminService>, user: string): Promise<string> {
-  if (UUID.test(user)) return user;
+  const id = uuidOf(user);
+  if (id) return id;
   if (!user.includes("@")) throw usageError(`${JSON.stringify(user)}: give the user's e-mail or id`);
   const email = user.toLowerCase();
   let pageToken = "";
@@ -79,11 +79,12 @@ async function sessions(ctx: Context, user: string): Promise<number> {
 }
 
 async function signout(ctx: Context, user: string, session: string | undefined): Promise<number> {
-  if (session !== undefined && !UUID.test(session)) throw usageError(`session ${JSON.stringify(session)}: give a session id from crm users sessions`);
+  const sessionId = session === undefined ? undefined : uuidOf(session);
+  if (session !== undefined && !sessionId) throw usageError(`session ${JSON.stringify(session)}: give a session id from crm users sessions`);
   const admin = (await ctx.connect()).client(AdminService);
   const userId = await userIdOf(admin, user);
-  if (session !== undefined) {
-    await admin.revokeUserSession({ userId, sessionId: session });
+  if (sessionId) {
+    await admin.revokeUserSession({ userId, sessionId });
     if (ctx.json) ctx.out(`${JSON.stringify({ userId, revokedSessions: 1 })}\n`);
     else ctx.note(`Session ${session} of ${user} ended.`);
     return Exit.ok;
