@@ -2,6 +2,7 @@
 import net from "node:net";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { until } from "./until.js";
 
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -73,6 +74,12 @@ export async function dropDatabase(name: string, o: { strict?: boolean } = {}): 
     return;
   }
   try {
+    // A pool's end() resolves before its sockets close; forcing the DROP at once killed such a
+    // closing connection, whose error then reached a pool with no listener (an uncaught
+    // exception in the test). Wait for the database's sessions to leave first (up to 5 s), then
+    // force out whatever stays.
+    const gone = async () => (await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1", [name])).rows[0]!.n === 0;
+    await until(`the sessions of ${name} to close`, gone, 5_000).catch(() => {});
     await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   } finally {
     await c.end();
