@@ -7,21 +7,13 @@ import { useState } from "react";
 import { Link, useLocation } from "wouter";
 import { useQueryClient } from "@tanstack/react-query";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AuthService, Role } from "@crm/gen/crm/auth/v1/auth_pb";
 import { logout, type Session } from "../session";
 import { useI18n, type MessageKey } from "../i18n";
 import { describeError } from "../errors";
+import { SessionTable } from "./SessionTable";
 
 export const roleKeys: Record<number, MessageKey> = { [Role.OWNER]: "role.owner", [Role.ADMIN]: "role.admin", [Role.MEMBER]: "role.member" };
-
-/** "Chrome on Linux" from a User-Agent header; the header itself when it names neither. */
-export function device(ua: string): string {
-  const browser = /Edg\//.test(ua) ? "Edge" : /OPR\//.test(ua) ? "Opera" : /Firefox\//.test(ua) ? "Firefox" : /Chrom(e|ium)\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "";
-  const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Windows/.test(ua) ? "Windows" : /Mac OS X|Macintosh/.test(ua) ? "macOS" : /Linux/.test(ua) ? "Linux" : "";
-  if (browser && os) return `${browser} · ${os}`;
-  return browser || os || ua.slice(0, 60);
-}
 
 export function Account({ session }: { session: Session }) {
   const i18n = useI18n();
@@ -91,51 +83,26 @@ export function Account({ session }: { session: Session }) {
           {describeError(list.error, i18n)}
         </p>
       ) : (
-        <table className="entries" aria-labelledby="sessions-title">
-          <thead>
-            <tr>
-              <th scope="col">{t("account.device")}</th>
-              <th scope="col">{t("account.ip")}</th>
-              <th scope="col">{t("account.created")}</th>
-              <th scope="col">{t("account.lastUsed")}</th>
-              <th scope="col">
-                <span className="visually-hidden">{t("account.actions")}</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.sessions.map((s) => {
-              const name = device(s.userAgent);
-              return (
-                <tr key={s.sessionId} data-session={s.sessionId}>
-                  <td title={s.userAgent}>
-                    {name}
-                    {s.current && <strong className="tag"> {t("account.current")}</strong>}
-                  </td>
-                  <td>{s.ip}</td>
-                  <td>{s.createdAt ? i18n.dateTime(timestampDate(s.createdAt)) : ""}</td>
-                  <td>{s.lastUsedAt ? i18n.dateTime(timestampDate(s.lastUsedAt)) : ""}</td>
-                  <td>
-                    {!s.current && (
-                      <button
-                        type="button"
-                        className="secondary"
-                        disabled={revoke.isPending}
-                        aria-label={t("account.revokeOne", { device: name, when: s.createdAt ? i18n.dateTime(timestampDate(s.createdAt)) : "" })}
-                        onClick={() => {
-                          setStatus(undefined);
-                          revoke.mutate({ sessionId: s.sessionId });
-                        }}
-                      >
-                        {t("account.revoke")}
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <SessionTable
+          sessions={list.data.sessions}
+          labelledBy="sessions-title"
+          end={(s, named) =>
+            !s.current && (
+              <button
+                type="button"
+                className="secondary"
+                disabled={revoke.isPending}
+                aria-label={t("account.revokeOne", { device: named.device, when: named.created })}
+                onClick={() => {
+                  setStatus(undefined);
+                  revoke.mutate({ sessionId: s.sessionId });
+                }}
+              >
+                {t("account.revoke")}
+              </button>
+            )
+          }
+        />
       )}
     </section>
   );

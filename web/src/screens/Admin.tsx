@@ -14,7 +14,7 @@ import { Link, useRoute } from "wouter";
 import { createConnectQueryKey, useInfiniteQuery, useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { createClient } from "@connectrpc/connect";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import Papa from "papaparse";
 import { AddUserStatus, AdminService, UserStatus, type AddUserResult, type User } from "@crm/gen/crm/admin/v1/admin_pb";
 import { Role } from "@crm/gen/crm/auth/v1/auth_pb";
@@ -23,7 +23,8 @@ import { membersInput, membersPaging } from "../prefetch";
 import { useI18n } from "../i18n";
 import { describeError, fieldErrors } from "../errors";
 import { Field, FormError, LocalInvalid, useSubmit } from "../forms";
-import { device, roleKeys } from "./Account";
+import { roleKeys } from "./Account";
+import { SessionTable } from "./SessionTable";
 
 const admin = createClient(AdminService, transport);
 
@@ -461,7 +462,6 @@ function UserSessions({ userId, name, onDone }: { userId: string; name: string; 
     },
     onError: fail,
   });
-  const when = (ts: Timestamp | undefined) => (ts ? i18n.dateTime(timestampDate(ts)) : "");
   const sessions = list.data?.sessions ?? [];
   return (
     <section className="user-sessions" aria-labelledby={headingId}>
@@ -477,45 +477,22 @@ function UserSessions({ userId, name, onDone }: { userId: string; name: string; 
         <p>{w("noSessions", { name })}</p>
       ) : (
         <>
-          <table className="entries" aria-labelledby={headingId}>
-            <thead>
-              <tr>
-                <th scope="col">{t("account.device")}</th>
-                <th scope="col">{t("account.ip")}</th>
-                <th scope="col">{t("account.created")}</th>
-                <th scope="col">{t("account.lastUsed")}</th>
-                <th scope="col">{w("expires")}</th>
-                <th scope="col">
-                  <span className="visually-hidden">{t("account.actions")}</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {sessions.map((x) => {
-                const dev = device(x.userAgent);
-                return (
-                  <tr key={x.sessionId} data-session={x.sessionId}>
-                    <td title={x.userAgent}>{dev}</td>
-                    <td>{x.ip}</td>
-                    <td>{when(x.createdAt)}</td>
-                    <td>{when(x.lastUsedAt)}</td>
-                    <td>{when(x.expiresAt)}</td>
-                    <td>
-                      <button
-                        type="button"
-                        className="secondary"
-                        disabled={endOne.isPending || endAll.isPending}
-                        aria-label={w("endSessionOf", { name, device: dev, when: when(x.createdAt) })}
-                        onClick={() => endOne.mutate({ userId, sessionId: x.sessionId })}
-                      >
-                        {w("endSession")}
-                      </button>
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
+          <SessionTable
+            sessions={sessions}
+            labelledBy={headingId}
+            expiresLabel={w("expires")}
+            end={(x, named) => (
+              <button
+                type="button"
+                className="secondary"
+                disabled={endOne.isPending || endAll.isPending}
+                aria-label={w("endSessionOf", { name, device: named.device, when: named.created })}
+                onClick={() => endOne.mutate({ userId, sessionId: x.sessionId })}
+              >
+                {w("endSession")}
+              </button>
+            )}
+          />
           <p>
             <button
               type="button"
