@@ -21,7 +21,7 @@ import { dropDatabase, needNone } from "@crm/testkit";
 import { checkPrerequisites, defaults, startCluster, type Cluster } from "../../scripts/cluster/lib.mjs";
 import { nginxProblem } from "../../services/gateway/run.mjs";
 import { request } from "../../services/gateway/test/helpers.ts";
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../../services/logs/test/otlp-receiver.ts";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "@crm/testkit/otlp-receiver";
 
 const backing = await checkPrerequisites({ ...defaults, gateway: false });
 const skip = needNone(nginxProblem(), ...backing);

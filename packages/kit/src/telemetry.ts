@@ -3,13 +3,14 @@
  * entry point (services/all/src/main.ts), before any server starts.
  *
  * - OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) unset, or
- *   OTEL_SDK_DISABLED=true: nothing is loaded; the RPC interceptors see `tracingEnabled()` false and
- *   step aside (a boolean check per call).
+ *   OTEL_SDK_DISABLED=true (the spec's boolean: only "true", any case, is true): nothing is loaded;
+ *   the RPC interceptors see `tracingEnabled()` false and step aside (a boolean check per call).
  * - Set: a NodeTracerProvider starts with a batching OTLP/HTTP (JSON) exporter, W3C traceparent
  *   propagation and the pg, ioredis and amqplib instrumentations. RPC spans come from
  *   tracing-interceptor.ts (node:http2 is not auto-instrumented). Other OTEL_* variables (sampler,
- *   headers, resource attributes, batch sizes) work as the OpenTelemetry spec says. Metrics are
- *   served at /metrics for Prometheus (metrics.ts); logs go to stdout and Loki.
+ *   headers, resource attributes, service name, batch sizes, the signal-specific traces endpoint)
+ *   work as the OpenTelemetry spec says (telemetry.test.ts checks them on exported spans). Metrics
+ *   are served at /metrics for Prometheus (metrics.ts); logs go to stdout and Loki.
  *   (The tracing pieces of @opentelemetry/sdk-node, without its metrics/logs exporters and gRPC
  *   stack: loading sdk-node took ~4 s at start on the 2-core dev machine, these ~1 s.)
  *
@@ -31,14 +32,32 @@ export interface Telemetry {
 
 const off: Telemetry = { enabled: false, flush: async () => {}, shutdown: async () => {} };
 let current: Telemetry = off;
+let warnedUnknown = false;
 
+/**
+ * OTEL_SDK_DISABLED as the specification reads a boolean: "true" (trimmed, any case) is true; unset,
+ * empty and "false" are false; anything else is false too, with a warning (so "1" does NOT disable).
+ */
+function sdkDisabled(env: NodeJS.ProcessEnv): { disabled: boolean; unknown?: string } {
+  const raw = env.OTEL_SDK_DISABLED?.trim().toLowerCase() ?? "";
+  if (raw === "true") return { disabled: true };
+  if (raw === "" || raw === "false") return { disabled: false };
+  return { disabled: false, unknown: env.OTEL_SDK_DISABLED };
+}
+
+/** Whether `env` turns tracing on: an OTLP endpoint (general or traces-only) set, and the SDK not disabled. */
 export function telemetryEnabledBy(env: NodeJS.ProcessEnv): boolean {
-  if (/^(true|1)$/i.test(env.OTEL_SDK_DISABLED ?? "")) return false;
+  if (sdkDisabled(env).disabled) return false;
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
 
 /** Starts tracing once per process (later calls return the running instance). */
 export async function startTelemetry(service: string, env: NodeJS.ProcessEnv = process.env): Promise<Telemetry> {
+  const { unknown } = sdkDisabled(env);
+  if (unknown !== undefined && !warnedUnknown) {
+    warnedUnknown = true;
+    process.emitWarning(`OTEL_SDK_DISABLED=${JSON.stringify(unknown)} is not a boolean the OpenTelemetry spec knows ("true" or "false"); read as false: the SDK is not disabled`, { code: "CRM_OTEL_SDK_DISABLED" });
+  }
   if (current.enabled || !telemetryEnabledBy(env)) return current;
   const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { registerInstrumentations }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, { PgInstrumentation }, { IORedisInstrumentation }, { AmqplibInstrumentation }] =
     await Promise.all([

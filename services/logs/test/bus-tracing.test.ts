@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
-import { startOtlpReceiver } from "./otlp-receiver.js";
+import { startOtlpReceiver } from "@crm/testkit/otlp-receiver";
 
 const receiver = await startOtlpReceiver();
 process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startOtlpReceiver, type ReceivedSpan } from "./otlp-receiver.js";
+import { startOtlpReceiver, type ReceivedSpan } from "@crm/testkit/otlp-receiver";
 
 const receiver = await startOtlpReceiver();
 process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;

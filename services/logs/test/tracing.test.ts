@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "./otlp-receiver.js";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "@crm/testkit/otlp-receiver";
 
 // Tracing must start before the app's clients exist: the receiver first, then telemetry, then the app.
 const receiver: OtlpReceiver = await startOtlpReceiver();

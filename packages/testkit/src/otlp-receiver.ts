@@ -1,7 +1,9 @@
 /**
- * A minimal OTLP/HTTP trace receiver for tests: POST /v1/traces with the JSON encoding
- * (what @opentelemetry/exporter-trace-otlp-http sends). Collects spans; `waitFor` waits on a
- * condition over them (bounded), never on time.
+ * A minimal OTLP/HTTP trace receiver for tests: POSTs of the JSON encoding (what
+ * @opentelemetry/exporter-trace-otlp-http sends; anything else gets 415), on any path, so a test
+ * can check where the exporter sent them (`paths`: /v1/traces for OTEL_EXPORTER_OTLP_ENDPOINT, the
+ * URL as given for OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). Collects spans with their resource's
+ * attributes; `waitFor` waits on a condition over them (bounded), never on time.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,6 +16,10 @@ export interface ReceivedSpan {
   kind: number;
   service: string;
   scope: string;
+  /** The attributes of the span's resource (service.name, OTEL_RESOURCE_ATTRIBUTES, ...). */
+  resource: Record<string, unknown>;
+  /** The request path the span was exported to. */
+  path: string;
   attributes: Record<string, unknown>;
   status: { code?: number; message?: string };
 }
@@ -35,7 +41,10 @@ const attrs = (kvs: OtlpKv[] = []) => Object.fromEntries(kvs.map((kv) => [kv.key
 export interface OtlpReceiver {
   url: string;
   spans: ReceivedSpan[];
+  /** Export requests received. */
   requests: number;
+  /** The path of each export request, in order. */
+  paths: string[];
   waitFor(cond: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   close(): Promise<void>;
 }
@@ -43,24 +52,26 @@ export interface OtlpReceiver {
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const listeners = new Set<() => void>();
-  let requests = 0;
+  const paths: string[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      if (req.method !== "POST" || req.url !== "/v1/traces" || !String(req.headers["content-type"]).startsWith("application/json")) {
+      if (req.method !== "POST" || !String(req.headers["content-type"]).startsWith("application/json")) {
         res.writeHead(415).end();
         return;
       }
-      requests++;
+      const path = req.url ?? "";
+      paths.push(path);
       const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
-        resourceSpans: { resource: { attributes: OtlpKv[] }; scopeSpans: { scope: { name: string }; spans: (Omit<ReceivedSpan, "attributes" | "service" | "scope"> & { attributes: OtlpKv[] })[] }[] }[];
+        resourceSpans: { resource: { attributes: OtlpKv[] }; scopeSpans: { scope: { name: string }; spans: (Omit<ReceivedSpan, "attributes" | "service" | "scope" | "resource" | "path"> & { attributes: OtlpKv[] })[] }[] }[];
       };
       for (const rs of body.resourceSpans ?? []) {
-        const service = String(attrs(rs.resource.attributes)["service.name"]);
+        const resource = attrs(rs.resource.attributes);
+        const service = String(resource["service.name"]);
         for (const ss of rs.scopeSpans ?? []) {
           for (const s of ss.spans ?? []) {
-            spans.push({ ...s, parentSpanId: s.parentSpanId ?? "", service, scope: ss.scope.name, attributes: attrs(s.attributes), status: s.status ?? {} });
+            spans.push({ ...s, parentSpanId: s.parentSpanId ?? "", service, scope: ss.scope.name, resource, path, attributes: attrs(s.attributes), status: s.status ?? {} });
           }
         }
       }
@@ -73,8 +84,9 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   return {
     url,
     spans,
+    paths,
     get requests() {
-      return requests;
+      return paths.length;
     },
     waitFor(cond, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
