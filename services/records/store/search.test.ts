@@ -35,7 +35,9 @@ before(async () => {
   await person("Bob", "Stone", ["bob@initech.example"], ["+44 20 7946 0958"]);
   await person("Пётр", "Иванов", ["petr@romashka.example"]);
   const p = (await A.admin.store.createPipelineDB({ request: { pipeline: { name: "P", stages: [{ name: "S" }] } } })).response!.pipeline!;
-  ids["Globex rollout"] = (await s.createDealDB({ request: { deal: { name: "Globex rollout", pipelineId: p.id } } })).response!.deal!.id;
+  ids["Globex rollout"] = (await s.createDealDB({ request: { deal: { name: "Globex rollout", pipelineId: p.id, amountMinor: 1_250_050n, currencyCode: "EUR" } } })).response!.deal!.id;
+  await s.createDealDB({ request: { deal: { name: "Kaizen yen deal", pipelineId: p.id, amountMinor: 150_000n, currencyCode: "JPY" } } });
+  await s.createDealDB({ request: { deal: { name: "Kaizen euro deal", pipelineId: p.id, amountMinor: 99n, currencyCode: "EUR" } } });
   // In the trash: never found.
   const trashed = (await s.createCompanyDB({ request: { company: { name: "Globex Old" } } })).response!.company!;
   await s.deleteCompanyDB({ request: { id: trashed.id } });
@@ -51,11 +53,17 @@ async function search(query: string, objectTypes: ObjectType[] = [], t: Tenant =
 }
 const titles = async (query: string, objectTypes: ObjectType[] = []) => (await search(query, objectTypes)).map((r) => r.title);
 
+test("a deal's amount in its currency's own decimals, however many deals share a currency", { skip }, async () => {
+  const kaizen = await search("kaizen");
+  assert.deepEqual(Object.fromEntries(kaizen.map((r) => [r.title, r.subtitle])), { "Kaizen yen deal": "¥150,000", "Kaizen euro deal": "€0.99" });
+});
+
 test("prefixes and whole words, across object types, best first", { skip }, async () => {
   const found = await search("globex");
   assert.deepEqual(found.slice(0, 3).map((r) => r.title).sort(), ["Ann Lee", "Globex Corporation", "Globex rollout"], "a company, a deal and the person at globex.example; not the trash");
   assert.deepEqual(found.slice(3).map((r) => r.title), ["Globe Trotters"], "a near miss (one letter off) comes after every whole-word match");
   assert.equal(found.find((r) => r.title === "Ann Lee")!.subtitle, "Ann.Lee@Globex.example");
+  assert.equal(found.find((r) => r.title === "Globex rollout")!.subtitle, "€12,500.50", "a deal's second line is its amount");
   assert.ok(found.every((r, i) => i === 0 || found[i - 1]!.score >= r.score), "ranked");
   assert.ok(found.slice(0, 2).every((r) => r.title !== "Ann Lee"), "a name match ranks above a match elsewhere");
   assert.deepEqual((await titles("glob", [ObjectType.COMPANY])).slice(0, 2).sort(), ["Globe Trotters", "Globex Corporation"], "both by a prefix");
