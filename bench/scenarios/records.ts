@@ -347,15 +347,19 @@ export const records: Scenario = {
       ];
       // Warm-up: caches, plans, connections.
       for (const v of variants) await v.run(Math.ceil((ctx.quick ? 50 : 300) * v.share));
-      const acc = new Map<string, { loads: LoadResult[]; cpu: number; pg: number }>();
+      // Each server process's CPU on its own (NGINX's workers together), to say where a call's goes.
+      const byProcess = () => ({ ...Object.fromEntries(Object.entries(bc.pids).map(([k, pid]) => [k, sampleAll([pid]).cpuMs])), nginx: sampleAll(bc.nginxPids()).cpuMs });
+      const acc = new Map<string, { loads: LoadResult[]; cpu: number; pg: number; split: Record<string, number> }>();
       for (let round = 0; round < rounds; round++) {
         for (const v of variants) {
           const s0 = sampleAll(serverPids()).cpuMs;
+          const p0 = byProcess();
           const pgT = trackCpu(pgPids);
           const r = await v.run(Math.ceil(n * v.share));
-          const a = acc.get(v.label) ?? { loads: [], cpu: 0, pg: 0 };
+          const a = acc.get(v.label) ?? { loads: [], cpu: 0, pg: 0, split: {} };
           a.loads.push(r);
           a.cpu += sampleAll(serverPids()).cpuMs - s0;
+          for (const [k, ms] of Object.entries(byProcess())) a.split[k] = (a.split[k] ?? 0) + ms - (p0[k] ?? 0);
           a.pg += pgT.stop();
           acc.set(v.label, a);
         }
@@ -370,6 +374,7 @@ export const records: Scenario = {
           cpuMsPerReq: v.floor ? undefined : a.cpu / r.ok, rssMB: v.floor ? undefined : mb(sampleAll(Object.values(bc.pids)).rssBytes),
           note: `PostgreSQL ${(a.pg / r.ok).toFixed(3)} CPU ms/req`,
         });
+        if (!v.floor) notes.push(`${v.label}, server CPU ms/req by process: ${Object.entries(a.split).sort((x, y) => y[1] - x[1]).map(([k, ms]) => `${k} ${(ms / r.ok).toFixed(2)}`).join(", ")}`);
         ctx.log(`${v.label}: ${r.rps.toFixed(0)} req/s p50 ${r.p50Ms.toFixed(1)} p99 ${r.p99Ms.toFixed(1)} ms`);
         if (r.errors) notes.push(`${v.label}: ${r.errors} failed (statuses ${JSON.stringify(r.statuses)})`);
       }
