@@ -121,8 +121,13 @@ describe("OTEL_* variables in a kit process, seen at an OTLP/HTTP receiver", { t
     }
   });
 
-  test("OTEL_TRACES_SAMPLER=always_on: every span, under the service's own name when OTEL_SERVICE_NAME is unset", async () => {
-    const { receiver } = await run({ OTEL_TRACES_SAMPLER: "always_on" });
+  test("OTEL_TRACES_SAMPLER=always_on: every span, under the service's own name when OTEL_SERVICE_NAME is unset; OTEL_EXPORTER_OTLP_HEADERS on each export", async () => {
+    const { receiver } = await run({ OTEL_TRACES_SAMPLER: "always_on", OTEL_EXPORTER_OTLP_HEADERS: "x-scope-orgid=tenant-1,authorization=Basic%20YTpi" });
+    assert.ok(receiver.headers.length > 0);
+    for (const h of receiver.headers) {
+      assert.equal(h["x-scope-orgid"], "tenant-1");
+      assert.equal(h.authorization, "Basic YTpi", "values are percent-decoded");
+    }
     assert.deepEqual(exported(receiver), [...ALL].sort());
     for (const s of receiver.spans) {
       assert.equal(s.resource["service.name"], "fixture-svc");

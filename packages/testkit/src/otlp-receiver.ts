@@ -45,6 +45,8 @@ export interface OtlpReceiver {
   requests: number;
   /** The path of each export request, in order. */
   paths: string[];
+  /** The headers of each export request, in order (OTEL_EXPORTER_OTLP_HEADERS). */
+  headers: http.IncomingHttpHeaders[];
   waitFor(cond: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   close(): Promise<void>;
 }
@@ -53,6 +55,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const listeners = new Set<() => void>();
   const paths: string[] = [];
+  const headers: http.IncomingHttpHeaders[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -63,6 +66,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       }
       const path = req.url ?? "";
       paths.push(path);
+      headers.push(req.headers);
       const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
         resourceSpans: { resource: { attributes: OtlpKv[] }; scopeSpans: { scope: { name: string }; spans: (Omit<ReceivedSpan, "attributes" | "service" | "scope" | "resource" | "path"> & { attributes: OtlpKv[] })[] }[] }[];
       };
@@ -85,6 +89,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     url,
     spans,
     paths,
+    headers,
     get requests() {
       return paths.length;
     },
