@@ -128,18 +128,24 @@ async function main() {
   await field(ObjectType.DEAL, "next_step", "Next step", FieldType.TEXT);
   await field(ObjectType.DEAL, "fit_score", "Fit score", FieldType.NUMBER);
 
-  const pipeline = (await pipelines.createPipeline({
-    pipeline: {
-      name: `Sales ${Math.floor(rnd() * 900 + 100)}`,
-      stages: [
-        { name: "Lead", probability: 10 },
-        { name: "Qualified", probability: 25 },
-        { name: "Proposal", probability: 50 },
-        { name: "Negotiation", probability: 75 },
-        { name: "Won", probability: 100, kind: StageKind.WON },
-        { name: "Lost", probability: 0, kind: StageKind.LOST },
-      ],
-    },
+  // "Sales", or "Demo sales" when the company has its own "Sales" already (names are unique).
+  const salesPipeline = (name: string) =>
+    pipelines.createPipeline({
+      pipeline: {
+        name,
+        stages: [
+          { name: "Lead", probability: 10 },
+          { name: "Qualified", probability: 25 },
+          { name: "Proposal", probability: 50 },
+          { name: "Negotiation", probability: 75 },
+          { name: "Won", probability: 100, kind: StageKind.WON },
+          { name: "Lost", probability: 0, kind: StageKind.LOST },
+        ],
+      },
+    });
+  const pipeline = (await salesPipeline("Sales").catch((err: unknown) => {
+    if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
+    return salesPipeline("Demo sales");
   })).pipeline!;
   const stage = Object.fromEntries(pipeline.stages.map((s) => [s.name, s.id]));
 
