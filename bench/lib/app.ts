@@ -25,12 +25,17 @@ export async function buildBundle(): Promise<string> {
   return build(repoRoot, bundleFolder);
 }
 
-/** Bundles one server entry (e.g. bench/servers/kit-health.ts) with the production build's esbuild options into bench/.build/<name>.mjs; returns its path. */
-export async function buildServerBundle(entry: string): Promise<string> {
+/**
+ * Bundles one server entry (e.g. bench/servers/kit-health.ts) with the production build's esbuild
+ * options into bench/.build/<name>.mjs; returns its path. `external`: more npm packages left in
+ * node_modules, as they would be if they were runtime dependencies (e.g. a devDependency under test).
+ */
+export async function buildServerBundle(entry: string, external: string[] = []): Promise<string> {
   const { bundleOptions } = await buildScript();
   const { build } = await import("esbuild");
   const outfile = join(bundleFolder, `${entry.split("/").pop()!.replace(/\.ts$/, "")}.mjs`);
-  await build({ ...bundleOptions(repoRoot), entryPoints: [entry], outfile, sourcemap: false });
+  const options = bundleOptions(repoRoot);
+  await build({ ...options, external: [...(options.external ?? []), ...external], entryPoints: [entry], outfile, sourcemap: false });
   return join(repoRoot, outfile);
 }
 

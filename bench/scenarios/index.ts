@@ -9,6 +9,7 @@ import { gateway } from "./gateway.js";
 import { idleMemory } from "./idle-memory.js";
 import { importScenario } from "./import.js";
 import { login } from "./login.js";
+import { otelStartup } from "./otel-startup.js";
 import { records } from "./records.js";
 import { recordsWatch } from "./records-watch.js";
 import { rpc } from "./rpc.js";
@@ -19,4 +20,4 @@ import { users } from "./users.js";
 import { tracing } from "./tracing.js";
 import { webhooks } from "./webhooks.js";
 
-export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, recordsWatch, webhooks, importScenario, consoleScenario];
+export const scenarios: Scenario[] = [rpc, gateway, login, startup, idleMemory, otelStartup, cluster, sendmessage, fanout, users, tracing, timers, email, apikeys, records, recordsWatch, webhooks, importScenario, consoleScenario];

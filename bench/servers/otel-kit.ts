@@ -1,0 +1,22 @@
+/**
+ * Start-up of the kit's tracing (packages/kit/src/telemetry.ts) for the `otel-startup` scenario:
+ * startTelemetry as a service's entry point calls it (on when OTEL_EXPORTER_OTLP_ENDPOINT is set,
+ * else nothing is loaded), then the traced clients a service loads (pg, ioredis, amqplib; patched
+ * when tracing is on), then an HTTP listener: the point a service would serve.
+ * Prints {"bench_ready":true,"port":N,"tracing":bool,"ms":<ms since the process began>}.
+ * The scenario runs it bundled with the production build's esbuild options (as the image runs
+ * dist/crm.mjs): the kit is bundled, the @opentelemetry packages stay in node_modules.
+ */
+import http from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import { startTelemetry } from "@crm/kit/telemetry";
+
+const telemetry = await startTelemetry("otel-startup");
+const require = createRequire(import.meta.url);
+for (const client of ["pg", "ioredis", "amqplib"]) require(client);
+const server = http.createServer((_req, res) => res.end());
+server.listen(0, "127.0.0.1", () => {
+  console.log(JSON.stringify({ bench_ready: true, port: (server.address() as AddressInfo).port, tracing: telemetry.enabled, ms: performance.now() }));
+});
+process.on("SIGTERM", () => void telemetry.shutdown().then(() => process.exit(0)));
