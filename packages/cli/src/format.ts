@@ -52,6 +52,30 @@ export function cell(record: unknown, path: string): string {
     .join("; ");
 }
 
+/** An enum value as people read it: "DEAL_STATUS_LOST" with prefix "deal_status_" (any case) → "lost". */
+export function enumWord(name: string, prefix = ""): string {
+  const lower = name.toLowerCase();
+  return (lower.startsWith(prefix.toLowerCase()) ? lower.slice(prefix.length) : lower).replaceAll("_", " ");
+}
+
+/**
+ * "USD 76,100.00": an amount in minor units (int64 as protobuf JSON gives it) in its currency's own
+ * decimals (ISO 4217: JPY none, EUR two); "" without an amount; the raw figures for a currency Intl
+ * does not know or an amount beyond what a double holds exactly.
+ */
+export function money(minor: string | undefined, currency: string | undefined): string {
+  if (minor === undefined || minor === "" || !currency) return "";
+  const n = Number(minor);
+  let f: Intl.NumberFormat;
+  try {
+    f = new Intl.NumberFormat("en", { style: "currency", currency, currencyDisplay: "code" });
+  } catch {
+    return `${minor} ${currency} (minor units)`;
+  }
+  if (!Number.isSafeInteger(n)) return `${minor} ${currency} (minor units)`;
+  return f.format(n / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2)).replace(/\u00a0/g, " ");
+}
+
 /** A comma-separated list option ("id,name, domain") as names, empty ones dropped. */
 export function list(value: string): string[] {
   return value

@@ -21,11 +21,11 @@ export const objectTypes: Record<ObjectName, ObjectType> = {
   deals: ObjectType.DEAL,
 };
 
-/** Columns a list shows unless --columns says otherwise (proto field names). */
+/** Columns a list shows unless --columns says otherwise (proto field names; for deals also `amount` and `stage`, records.ts). */
 export const defaultColumns: Record<ObjectName, string[]> = {
   companies: ["id", "name", "domain", "industry", "size", "tags"],
   people: ["id", "first_name", "last_name", "emails", "phones", "job_title"],
-  deals: ["id", "name", "status", "amount_minor", "currency_code", "expected_close_date"],
+  deals: ["id", "name", "stage", "status", "amount", "expected_close_date"],
 };
 
 export function objectName(text: string, allowed: ObjectName[] = ["companies", "people", "deals"]): ObjectName {

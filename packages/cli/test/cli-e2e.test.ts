@@ -16,6 +16,8 @@ import { after, before, describe, test } from "node:test";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AuthService } from "@crm/gen/crm/auth/v1/auth_pb";
 import { ChatService } from "@crm/gen/crm/chat/v1/chat_pb";
+import { DealService } from "@crm/gen/crm/records/v1/deal_pb";
+import { PipelineService, StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { TimerService } from "@crm/gen/crm/timer/v1/timer_pb";
 import { testAppAt, until, type TestApp } from "@crm/testkit";
 
@@ -213,6 +215,19 @@ describe("crm against the all-in-one", { timeout: 600_000 }, () => {
 
     const people = JSON.parse((await crm(["people", "list", "--json", "--order-by", "first_name"])).out);
     assert.deepEqual(people.map((p: { firstName: string; emails: string[] }) => [p.firstName, p.emails.length]), [["Ann", 1], ["Bob", 1]]);
+  });
+
+  test("deals list: each deal's stage by name, its status as a word, its amount in its currency", async () => {
+    const login = await app.client(AuthService).login({ email: owner.email, password: owner.password });
+    const pipeline = (await app.client(PipelineService, { token: login.accessToken }).createPipeline({ pipeline: { name: "Sales", stages: [{ name: "Lead" }, { name: "Won", kind: StageKind.WON }] } })).pipeline!;
+    const deals = app.client(DealService, { token: login.accessToken });
+    await deals.createDeal({ deal: { name: "Small", pipelineId: pipeline.id, stageId: pipeline.stages[0]!.id, amountMinor: 1_250_050n, currencyCode: "EUR" } });
+    await deals.createDeal({ deal: { name: "Big", pipelineId: pipeline.id, stageId: pipeline.stages[1]!.id, amountMinor: 150_000n, currencyCode: "JPY" } });
+    const r = await crm(["deals", "list", "-c", "name,stage,status,amount", "--order-by", "name"]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, ["NAME   STAGE  STATUS  AMOUNT", "Big    Won    won     JPY 150,000", "Small  Lead   open    EUR 12,500.50", ""].join("\n"));
+    const json = JSON.parse((await crm(["deals", "list", "--json", "--order-by", "name"])).out);
+    assert.deepEqual([json[0].status, json[0].amountMinor], ["DEAL_STATUS_WON", "150000"], "--json keeps the API's values");
   });
 
   test("export: a filtered list as CSV with a BOM, to stdout and to a file", async () => {

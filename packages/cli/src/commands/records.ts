@@ -1,14 +1,15 @@
 /** crm companies|people|deals list: a page (or all) of records, filtered and sorted, as a table. */
-import { toJson, type DescMessage } from "@bufbuild/protobuf";
+import { toJson, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
 import type { Command } from "commander";
 import { CompanySchema, CompanyService } from "@crm/gen/crm/records/v1/company_pb";
 import { DealSchema, DealService } from "@crm/gen/crm/records/v1/deal_pb";
 import { PersonSchema, PersonService } from "@crm/gen/crm/records/v1/person_pb";
+import { PipelineService } from "@crm/gen/crm/records/v1/pipeline_pb";
 import type { Filter } from "@crm/gen/crm/records/v1/common_pb";
 import type { Context, Wrap } from "../context.js";
 import { Exit, usageError } from "../errors.js";
 import { parseFilters } from "../filter.js";
-import { cell, list as names, table } from "../format.js";
+import { cell, enumWord, list as names, money, table } from "../format.js";
 import { defaultColumns, type ObjectName } from "../objects.js";
 import type { Api } from "../session.js";
 
@@ -56,7 +57,7 @@ export function registerRecords(program: Command, act: Wrap) {
       .command("list")
       .description(`list ${object} (a table; --json for every field)`)
       .option("-f, --filter <expr>", 'a condition, e.g. "name~acme" (repeat: all must hold; crm filters)', collect, [])
-      .option("-c, --columns <names>", `columns by API name (default ${defaultColumns[object].join(",")}; custom.<key> for custom fields)`)
+      .option("-c, --columns <names>", `columns by API name (default ${defaultColumns[object].join(",")}; custom.<key> for custom fields${object === "deals" ? "; amount and stage: the amount in its currency, the stage's name" : ""})`)
       .option("--order-by <fields>", 'e.g. "name" or "create_time desc"')
       .option("-n, --limit <n>", "at most this many records", "50")
       .option("--all", "every matching record (pages through them)")
@@ -87,9 +88,31 @@ export async function listRecords(ctx: Context, object: ObjectName, opts: ListOp
     ctx.out(`${JSON.stringify(rows.map((r) => toJson(schema!, r as never)))}\n`);
     return Exit.ok;
   }
-  const protoRows = rows.map((r) => toJson(schema!, r as never, { useProtoFieldName: true }));
+  const protoRows = rows.map((r) => readable(schema!, toJson(schema!, r as never, { useProtoFieldName: true }) as JsonObject));
+  if (object === "deals") await addDealCells(api, protoRows, columns);
   ctx.out(table(columns.map((c) => c.toUpperCase()), protoRows.map((r) => columns.map((c) => cell(r, c)))));
   const more = rows.length < Number(total.size) ? ` of ${total.exact ? "" : "about "}${total.size}` : "";
   ctx.note(`${rows.length}${more} ${object}${more && !opts.all ? " (--all or --limit for more)" : ""}`);
   return Exit.ok;
+}
+
+/** A record as the table shows it: enum values as words ("DEAL_STATUS_WON" → "won"), as exports write them. */
+function readable(schema: DescMessage, row: JsonObject): JsonObject {
+  for (const f of schema.fields) {
+    const v = row[f.name];
+    if (f.fieldKind === "enum" && typeof v === "string") row[f.name] = enumWord(v, f.enum.sharedPrefix);
+  }
+  return row;
+}
+
+/** The deals' own columns for people: `amount` (in its currency) and, when shown, `stage` (its name: one ListPipelines). */
+async function addDealCells(api: Api, rows: JsonObject[], columns: string[]) {
+  const stages = new Map<string, string>();
+  if (columns.includes("stage") && rows.length) {
+    for (const p of (await api.client(PipelineService).listPipelines({})).pipelines) for (const s of p.stages) stages.set(s.id, s.name);
+  }
+  for (const r of rows) {
+    r.amount = money(r.amount_minor as string | undefined, r.currency_code as string | undefined);
+    r.stage = stages.get(r.stage_id as string) ?? (r.stage_id as string | undefined) ?? "";
+  }
 }
