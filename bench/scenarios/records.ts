@@ -348,7 +348,7 @@ export const records: Scenario = {
       // Warm-up: caches, plans, connections.
       for (const v of variants) await v.run(Math.ceil((ctx.quick ? 50 : 300) * v.share));
       // Each server process's CPU on its own (NGINX's workers together), to say where a call's goes.
-      const byProcess = () => ({ ...Object.fromEntries(Object.entries(bc.pids).map(([k, pid]) => [k, sampleAll([pid]).cpuMs])), nginx: sampleAll(bc.nginxPids()).cpuMs });
+      const byProcess = (): Record<string, number> => ({ ...Object.fromEntries(Object.entries(bc.pids).map(([k, pid]) => [k, sampleAll([pid]).cpuMs])), nginx: sampleAll(bc.nginxPids()).cpuMs });
       const acc = new Map<string, { loads: LoadResult[]; cpu: number; pg: number; split: Record<string, number> }>();
       for (let round = 0; round < rounds; round++) {
         for (const v of variants) {
