@@ -142,6 +142,7 @@ export function readYaml(file: string): any {
 import { ObjectSerializer } from "@kubernetes/client-node/dist/gen/models/ObjectSerializer.js";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
+import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
@@ -196,6 +197,7 @@ class TLSRoute {
 const models: Record<string, { model: new (d: any) => { validate(): void }; clientType?: string }> = {
   "apps/v1/Deployment": { model: Deployment, clientType: "V1Deployment" },
   "apps/v1/StatefulSet": { model: StatefulSet, clientType: "V1StatefulSet" },
+  "apps/v1/DaemonSet": { model: DaemonSet, clientType: "V1DaemonSet" },
   "v1/Service": { model: Service, clientType: "V1Service" },
   "v1/ServiceAccount": { model: ServiceAccount, clientType: "V1ServiceAccount" },
   "v1/ConfigMap": { model: ConfigMap, clientType: "V1ConfigMap" },
