@@ -22,7 +22,7 @@ const MAINTAINED: Record<string, string> = {
   "docker.io/library/postgres": "development PostgreSQL: the PostgreSQL Docker community's official image",
   "docker.io/valkey/valkey": "development Redis: Valkey's official image (Linux Foundation)",
   "docker.io/library/rabbitmq": "development RabbitMQ: the official image, maintained with the RabbitMQ team",
-  "docker.io/otel/opentelemetry-collector-contrib": "observability profile: the OpenTelemetry project's collector (CNCF)",
+  "docker.io/otel/opentelemetry-collector-contrib": "observability profile: the OpenTelemetry project's collector (CNCF), also the pod-log agent (DaemonSet)",
   "docker.io/grafana/loki": "observability profile: Grafana Labs' Loki",
   "docker.io/grafana/tempo": "observability profile: Grafana Labs' Tempo",
   "docker.io/prom/prometheus": "observability profile: the Prometheus project's image (CNCF)",
@@ -74,6 +74,14 @@ describe("images the chart renders", { skip }, () => {
       }
     });
   }
+  it("every kind of workload is read: the pod-log agent's DaemonSet too", () => {
+    const r = render([], { values: { ...JWT, observability: { enabled: true } } });
+    const [ds, ...more] = r.objects.filter((o) => o.kind === "DaemonSet");
+    assert.ok(ds && more.length === 0);
+    const image = ds.spec.template.spec.containers[0].image as string;
+    assert.ok(images(r.objects).includes(image));
+    assert.ok(split(image).name in MAINTAINED, `${image} is on the maintained list`);
+  });
   it("the list has no stale entries", () => {
     for (const n of Object.keys(MAINTAINED)) assert.ok(seen.has(n), `${n} is listed but no configuration renders it`);
   });

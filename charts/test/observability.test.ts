@@ -3,7 +3,9 @@
  * Loki, Tempo, Prometheus and Grafana, one hardened pod each from the official images, wired to the
  * services (OTLP endpoint, LOKI_URL), to each other (collector pipelines, Grafana datasources with
  * traces linked to logs), reachable only along those flows, and on for skaffold dev. Prometheus's
- * rendered configuration is checked by Prometheus's own promtool (Debian: prometheus).
+ * rendered configuration is checked by Prometheus's own promtool (Debian: prometheus). The pod-log
+ * agent (observability-pod-logs.yaml): a DaemonSet of the same collector image shipping the
+ * release namespace's pod log files to that Loki, as tight as a hostPath reader can be.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -13,7 +15,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse, stringify } from "yaml";
 import { needNone } from "@crm/testkit";
-import { goProblem, render, repo, type K8sObject, type Rendered } from "./lib.ts";
+import { Ajv } from "ajv";
+import { chartDir, goProblem, render, repo, validateObject, type K8sObject, type Rendered } from "./lib.ts";
 
 const promtool = spawnSync("promtool", ["--version"], { stdio: "ignore" }).status === 0 ? undefined : "promtool is not installed; install it with: apt-get install -y prometheus";
 const skip = needNone(goProblem(), promtool);
@@ -42,6 +45,8 @@ describe("observability profile", { skip }, () => {
     assert.equal(of(render([], { values: JWT }), "Deployment").filter((d) => PARTS.includes(component(d))).length, 0);
     const dev = render(["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"]);
     assert.deepEqual(of(dev, "Deployment").map(component).filter((c) => PARTS.includes(c)).sort(), [...PARTS].sort());
+    assert.equal(of(dev, "DaemonSet", "pod-logs").length, 1, "skaffold dev ships the pods' logs too");
+    assert.equal(of(render([], { values: JWT }), "DaemonSet").length, 0);
     // skaffold dev forwards the gateway and Grafana: Services these values render, on their ports
     const sk = parse(readFileSync(join(repo, "skaffold.yaml"), "utf8"));
     const added = sk.profiles.find((p: any) => p.name === "dev").patches.filter((p: any) => p.path === "/portForward/-").map((p: any) => p.value);
@@ -246,7 +251,7 @@ describe("observability profile", { skip }, () => {
   });
 
   it("NetworkPolicies let through exactly the profile's flows", () => {
-    const pods = of(r, "Deployment").map((d) => ({ name: component(d), labels: d.spec.template.metadata.labels as Record<string, string> }));
+    const pods = [...of(r, "Deployment"), ...of(r, "DaemonSet")].map((d) => ({ name: component(d), labels: d.spec.template.metadata.labels as Record<string, string> }));
     const pod = (n: string) => pods.find((p) => p.name === n)!;
     const policies = (labels: Record<string, string>, type: string) => of(r, "NetworkPolicy").filter((p) => matches(p.spec.podSelector.matchLabels, labels) && p.spec.policyTypes.includes(type));
     const peerOk = (peers: any[] | undefined, labels: Record<string, string>) => !peers?.length || peers.some((p) => p.podSelector && matches(p.podSelector.matchLabels, labels));
@@ -255,12 +260,46 @@ describe("observability profile", { skip }, () => {
       policies(pod(a).labels, "Egress").some((p) => open(p.spec.egress ?? [], port, pod(b).labels, "to")) &&
       policies(pod(b).labels, "Ingress").some((p) => open(p.spec.ingress ?? [], port, pod(a).labels, "from"));
     for (const [a, b, port] of [["auth", "otel-collector", 4318], ["logs", "loki", 3100], ["otel-collector", "tempo", 4317], ["otel-collector", "loki", 3100],
-      ["prometheus", "auth", 9090], ["prometheus", "otel-collector", 8888], ["prometheus", "gateway", 9113], ["gateway", "otel-collector", 4317], ["grafana", "prometheus", 9090], ["grafana", "loki", 3100], ["grafana", "tempo", 3200]] as const) {
+      ["prometheus", "auth", 9090], ["prometheus", "otel-collector", 8888], ["prometheus", "gateway", 9113], ["gateway", "otel-collector", 4317], ["grafana", "prometheus", 9090], ["grafana", "loki", 3100], ["grafana", "tempo", 3200],
+      ["pod-logs", "loki", 3100]] as const) {
       assert.ok(allowed(a, b, port), `${a} -> ${b}:${port}`);
     }
-    for (const [a, b, port] of [["auth", "tempo", 4317], ["auth", "grafana", 3000], ["grafana", "auth", 9090], ["otel-collector", "prometheus", 9090], ["auth", "prometheus", 9090]] as const) {
+    for (const [a, b, port] of [["auth", "tempo", 4317], ["auth", "grafana", 3000], ["grafana", "auth", 9090], ["otel-collector", "prometheus", 9090], ["auth", "prometheus", 9090],
+      ["pod-logs", "tempo", 4317], ["pod-logs", "otel-collector", 4318], ["pod-logs", "grafana", 3000], ["pod-logs", "auth", 9090], ["auth", "pod-logs", 13133], ["prometheus", "pod-logs", 13133]] as const) {
       assert.ok(!allowed(a, b, port), `${a} -/-> ${b}:${port}`);
     }
+    // the agent: covered by the default deny, out only to DNS and Loki, in from nowhere
+    const deny = of(r, "NetworkPolicy").find((p) => !p.spec.ingress && !p.spec.egress && p.spec.policyTypes.length === 2)!;
+    assert.ok(matches(deny.spec.podSelector.matchLabels, pod("pod-logs").labels), "the default deny covers the agent");
+    const own = policies(pod("pod-logs").labels, "Egress");
+    assert.deepEqual(own.map((p) => p.metadata.name), ["crm-default-deny", "crm-pod-logs"]);
+    const agent = own[1]!;
+    assert.deepEqual(agent.spec.ingress, []);
+    assert.deepEqual(agent.spec.egress.map((e: any) => e.ports.map((p: any) => p.port)), [[53, 53], [3100]]);
+  });
+
+  it("an agent in a namespace of its own: its policy there, Loki lets it in across namespaces, nothing else does", () => {
+    const x = render([], { values: { ...JWT, observability: { enabled: true, podLogs: { namespace: "crm-logs" } } } });
+    const agentLabels = of(x, "DaemonSet", "pod-logs")[0]!.spec.template.metadata.labels;
+    for (const o of [...of(x, "DaemonSet", "pod-logs"), ...of(x, "ConfigMap", "pod-logs"), ...of(x, "NetworkPolicy", "pod-logs")]) assert.equal(o.metadata.namespace, "crm-logs", `${o.kind} ${o.metadata.name}`);
+    const agent = of(x, "NetworkPolicy", "pod-logs")[0]!;
+    assert.ok(matches(agent.spec.podSelector.matchLabels, agentLabels));
+    assert.deepEqual(agent.spec.policyTypes, ["Ingress", "Egress"], "deny by default there too: the chart's default deny covers only its own namespace");
+    assert.deepEqual(agent.spec.ingress, []);
+    const toLoki = agent.spec.egress.filter((e: any) => e.ports.some((p: any) => p.port === 3100));
+    assert.equal(toLoki.length, 1);
+    assert.deepEqual(toLoki[0].to, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "crm" } }, podSelector: { matchLabels: of(x, "Deployment", "loki")[0]!.spec.selector.matchLabels } }]);
+    const lokiIn = of(x, "NetworkPolicy", "loki")[0]!.spec.ingress as any[];
+    const cross = lokiIn.filter((rule) => rule.from.some((p: any) => p.namespaceSelector));
+    assert.equal(cross.length, 1);
+    assert.deepEqual(cross[0].ports, [{ port: 3100, protocol: "TCP" }]);
+    assert.deepEqual(cross[0].from, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "crm-logs" } }, podSelector: { matchLabels: agent.spec.podSelector.matchLabels } }], "that namespace's agent pods, not the whole namespace");
+    // in the release's namespace, Loki's rule for the release's pods covers the agent: no cross-namespace rule
+    assert.ok(!(of(r, "NetworkPolicy", "loki")[0]!.spec.ingress as any[]).some((rule) => rule.from.some((p: any) => p.namespaceSelector)));
+    // without the agent, no policy for it
+    const off = render([], { values: { ...JWT, observability: { enabled: true, podLogs: { enabled: false, namespace: "crm-logs" } } } });
+    assert.equal(of(off, "NetworkPolicy", "pod-logs").length, 0);
+    assert.ok(!(of(off, "NetworkPolicy", "loki")[0]!.spec.ingress as any[]).some((rule) => rule.from.some((p: any) => p.namespaceSelector)));
   });
 
   it("the platform's own Loki (externalLoki.url) wins over this one, and the NetworkPolicy follows it", () => {
@@ -271,6 +310,165 @@ describe("observability profile", { skip }, () => {
     const loki = rules.filter((rule: any) => (rule.ports ?? []).some((x: any) => x.port === 3100));
     assert.equal(loki.length, 1);
     assert.equal(loki[0].to, undefined, "an external Loki without egressTo: the port, anywhere (not this release's Loki pod)");
+  });
+});
+
+/** A filelog include/exclude glob as a RegExp: `*` is any run of characters but `/`. */
+const glob = (pattern: string) => new RegExp(`^${pattern.split("*").map((x) => x.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^/]*")}$`);
+
+describe("the pod-log agent (observability.podLogs)", { skip }, () => {
+  const r = render([], { values: { ...JWT, observability: { enabled: true } } });
+  const ds = (x: Rendered) => of(x, "DaemonSet", "pod-logs");
+  const agentConfig = (x: Rendered) => parse(config(x, "pod-logs", "config.yaml"));
+  const [d] = ds(r);
+  const pod = d!.spec.template.spec;
+  const c = pod.containers[0];
+  const volume = (name: string) => pod.volumes.find((v: any) => v.name === name);
+  const mount = (path: string) => c.volumeMounts.find((m: any) => m.mountPath === path);
+
+  it("is on with the profile and off with podLogs.enabled=false or without the profile; every object it adds is valid", () => {
+    assert.equal(ds(r).length, 1);
+    assert.deepEqual([...ds(r), ...of(r, "ConfigMap", "pod-logs"), ...of(r, "NetworkPolicy", "pod-logs")].flatMap(validateObject), []);
+    for (const values of [{ ...JWT, observability: { enabled: true, podLogs: { enabled: false } } }, { ...JWT, observability: { enabled: false, podLogs: { enabled: true } } }]) {
+      const off = render([], { values });
+      assert.deepEqual(off.objects.filter((o) => component(o) === "pod-logs").map((o) => o.kind), [], JSON.stringify(values));
+    }
+    const cross = render([], { values: { ...JWT, observability: { enabled: true, podLogs: { namespace: "crm-logs", checkpoint: "emptyDir", namespaces: ["crm", "crm-jobs"], tolerations: [{ key: "dedicated", operator: "Exists", effect: "NoSchedule" }], nodeSelector: { "kubernetes.io/os": "linux" } } } } });
+    assert.deepEqual(cross.objects.filter((o) => component(o) === "pod-logs" || o.kind === "NetworkPolicy").flatMap(validateObject), []);
+  });
+
+  it("runs the profile's collector image with /var/log/pods read-only and its checkpoint on the node", () => {
+    assert.equal(c.image, of(r, "Deployment", "otel-collector")[0]!.spec.template.spec.containers[0].image, "the same pinned collector (contrib) image");
+    assert.match(c.image, /^docker\.io\/otel\/opentelemetry-collector-contrib:\d+\.\d+\.\d+$/);
+    assert.deepEqual(volume("pods").hostPath, { path: "/var/log/pods", type: "Directory" });
+    assert.deepEqual(mount("/var/log/pods"), { name: "pods", mountPath: "/var/log/pods", readOnly: true });
+    assert.deepEqual(mount("/etc/otelcol"), { name: "config", mountPath: "/etc/otelcol", readOnly: true });
+    assert.deepEqual(volume("config").configMap, { name: of(r, "ConfigMap", "pod-logs")[0]!.metadata.name });
+    // the checkpoint: a directory of its own on the node (release and namespace in its name), where file_storage writes
+    assert.deepEqual(volume("checkpoint").hostPath, { path: "/var/lib/crm-otel/crm", type: "DirectoryOrCreate" });
+    const dir = agentConfig(r).extensions.file_storage.directory;
+    assert.equal(mount(dir)?.name, "checkpoint", "file_storage writes on the checkpoint volume");
+    assert.notEqual(mount(dir).readOnly, true);
+    assert.deepEqual(pod.volumes.filter((v: any) => v.hostPath).map((v: any) => v.name).sort(), ["checkpoint", "pods"], "no other host path");
+    const other = render([], { release: "shop", namespace: "sales", values: { ...JWT, observability: { enabled: true } } });
+    assert.equal(ds(other)[0]!.spec.template.spec.volumes.find((v: any) => v.name === "checkpoint").hostPath.path, "/var/lib/shop-otel/sales");
+    // emptyDir: no writable host path at all
+    const empty = ds(render([], { values: { ...JWT, observability: { enabled: true, podLogs: { checkpoint: "emptyDir" } } } }))[0]!.spec.template.spec;
+    assert.deepEqual(empty.volumes.find((v: any) => v.name === "checkpoint"), { name: "checkpoint", emptyDir: {} });
+    assert.deepEqual(empty.volumes.filter((v: any) => v.hostPath).map((v: any) => v.hostPath.path), ["/var/log/pods"]);
+  });
+
+  it("is as tight as a root reader of host files can be: no capabilities, no escalation, read-only root, RuntimeDefault seccomp, no token", () => {
+    assert.equal(pod.securityContext.runAsUser, 0, "the runtime's log files are root's, mode 0640");
+    assert.equal(pod.securityContext.runAsNonRoot, false);
+    assert.equal(pod.securityContext.seccompProfile.type, "RuntimeDefault");
+    const sc = c.securityContext;
+    assert.equal(sc.runAsUser, 0);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.equal(sc.privileged, false);
+    assert.deepEqual(sc.capabilities, { drop: ["ALL"] }, "root without CAP_DAC_OVERRIDE reads only what root owns");
+    assert.equal(sc.seccompProfile.type, "RuntimeDefault");
+    assert.equal(pod.automountServiceAccountToken, false, "no Kubernetes API: metadata comes from the file path");
+    assert.ok(!pod.hostNetwork && !pod.hostPID && !pod.hostIPC);
+    assert.equal(pod.initContainers, undefined);
+    assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
+    assert.equal(c.readinessProbe.httpGet.port, 13133);
+    assert.equal(agentConfig(r).extensions.health_check.endpoint, "0.0.0.0:13133", "the probes' port is health_check's");
+    assert.match(d!.spec.template.metadata.annotations["checksum/config"], /^[0-9a-f]{16}$/);
+    const changed = ds(render([], { values: { ...JWT, observability: { enabled: true, podLogs: { namespaces: ["crm", "jobs"] } } } }))[0]!;
+    assert.notEqual(changed.spec.template.metadata.annotations["checksum/config"], d!.spec.template.metadata.annotations["checksum/config"], "a new configuration rolls the agents");
+    const placed = ds(render([], { values: { ...JWT, observability: { enabled: true, podLogs: { tolerations: [{ operator: "Exists" }], nodeSelector: { pool: "crm" } } } } }))[0]!.spec.template.spec;
+    assert.deepEqual(placed.tolerations, [{ operator: "Exists" }]);
+    assert.deepEqual(placed.nodeSelector, { pool: "crm" });
+  });
+
+  it("its configuration parses; filelog reads only the release's namespace, with checkpoints; the logs pipeline goes to this Loki", () => {
+    const cfg = agentConfig(r);
+    assert.deepEqual(Object.keys(cfg.service.pipelines), ["logs"]);
+    const logs = cfg.service.pipelines.logs;
+    assert.deepEqual(logs.receivers, ["filelog"]);
+    assert.deepEqual(logs.exporters, ["otlphttp/loki"]);
+    assert.equal(logs.processors[0], "memory_limiter", "the memory limiter first");
+    assert.equal(logs.processors.at(-1), "batch", "batches last");
+    for (const x of logs.processors) assert.ok(x in cfg.processors, `processor ${x}`);
+    for (const e of cfg.service.extensions) assert.ok(e in cfg.extensions, `extension ${e}`);
+    const f = cfg.receivers.filelog;
+    assert.deepEqual(f.include, ["/var/log/pods/crm_*/*/*.log"]);
+    assert.equal(f.include_file_path, true, "the container operator reads k8s.* from the path");
+    assert.equal(f.start_at, "beginning");
+    assert.deepEqual(f.operators.map((o: any) => o.type), ["container"]);
+    assert.equal(f.storage, "file_storage");
+    assert.ok(cfg.service.extensions.includes("file_storage"));
+    const reads = (p: string) => f.include.some((g: string) => glob(g).test(p)) && !f.exclude.some((g: string) => glob(g).test(p));
+    assert.ok(reads("/var/log/pods/crm_crm-gateway-7d9f8c6b5-x2x9z_0f6a2c1e-5b1d-4c7e-9a3b-2d8e4f6a1b3c/nginx/0.log"));
+    assert.ok(reads("/var/log/pods/crm_crm-postgresql-0_0f6a2c1e-5b1d-4c7e-9a3b-2d8e4f6a1b3c/postgresql/3.log"));
+    assert.ok(!reads("/var/log/pods/kube-system_coredns-7db6d8ff4d-x2x9z_0f6a2c1e-5b1d-4c7e-9a3b-2d8e4f6a1b3c/coredns/0.log"), "other namespaces");
+    assert.ok(!reads("/var/log/pods/crm-jobs_importer-x2x9z_0f6a2c1e-5b1d-4c7e-9a3b-2d8e4f6a1b3c/importer/0.log"), "a namespace that only starts with the release's");
+    assert.ok(!reads("/var/log/pods/crm_crm-gateway-7d9f8c6b5-x2x9z_0f6a2c1e-5b1d-4c7e-9a3b-2d8e4f6a1b3c/nginx/0.log.20250101-101010.gz"), "rotated files");
+    assert.ok(!reads("/var/log/pods/crm_crm-pod-logs-x2x9z_0f6a2c1e-5b1d-4c7e-9a3b-2d8e4f6a1b3c/otel-collector/0.log"), "not its own lines");
+    const more = agentConfig(render([], { values: { ...JWT, observability: { enabled: true, podLogs: { namespaces: ["crm", "crm-jobs"] } } } })).receivers.filelog;
+    assert.deepEqual(more.include, ["/var/log/pods/crm_*/*/*.log", "/var/log/pods/crm-jobs_*/*/*.log"]);
+    const exporter = cfg.exporters["otlphttp/loki"];
+    assert.equal(component(service(r, exporter.endpoint).svc), "loki");
+    assert.match(exporter.endpoint, /^http:\/\/[^/]+:3100\/otlp$/, "Loki's OTLP endpoint (the exporter adds /v1/logs)");
+    assert.equal(exporter.endpoint, parse(config(r, "otel-collector", "config.yaml")).exporters["otlphttp/loki"].endpoint, "as the collector sends");
+    assert.equal(exporter.sending_queue.storage, "file_storage", "what Loki has not taken survives a restart");
+    assert.deepEqual(cfg.processors.memory_limiter, parse(config(r, "otel-collector", "config.yaml")).processors.memory_limiter);
+    // no ${...} the collector would expand; each $ is the regex's end or the escaped $1 ($$1)
+    const text = config(r, "pod-logs", "config.yaml");
+    assert.ok(!text.includes("${"));
+    assert.equal(text.replace(/\$\$1|\)\$"/g, "").includes("$"), false);
+  });
+
+  it("service.name: the pod's component for the release's pods (from the pod's name), else the container's name", () => {
+    const cfg = agentConfig(r);
+    const t = cfg.processors["transform/pod-logs"];
+    assert.equal(t.error_mode, "ignore", "a line that fits no statement still ships");
+    const statements: string[] = t.log_statements.find((x: any) => x.context === "resource").statements;
+    assert.equal(statements.length, 3);
+    assert.equal(statements[0], 'set(attributes["service.name"], attributes["k8s.container.name"])');
+    const when = /^set\(attributes\["service\.name"\], attributes\["k8s\.pod\.name"\]\) where IsMatch\(attributes\["k8s\.pod\.name"\], "([^"\\]+)"\)$/.exec(statements[1]!);
+    const replace = /^replace_pattern\(attributes\["service\.name"\], "([^"\\]+)", "\$\$1"\)$/.exec(statements[2]!);
+    assert.ok(when && replace, statements.join("\n"));
+    assert.equal(when![1], replace![1], "one pattern for both");
+    // what the three statements do (RE2 and JavaScript agree on this pattern: classes, a lazy +?, bounded repeats)
+    const re = new RegExp(when![1]!);
+    const serviceName = (podName: string, container: string) => (re.test(podName) ? podName : container).replace(re, "$1");
+    const podNames = (w: K8sObject) =>
+      w.kind === "StatefulSet" ? [`${w.metadata.name}-0`, `${w.metadata.name}-12`] : w.kind === "DaemonSet" ? [`${w.metadata.name}-x2x9z`] : [`${w.metadata.name}-7d9f8c6b5-x2x9z`, `${w.metadata.name}-5f4d8c7b9d-bq6wz`, `${w.metadata.name}-6c4d-zz2kw`];
+    let checked = 0;
+    for (const x of [r, render([], { values: { mode: "allInOne", observability: { enabled: true } } }), render(["charts/crm/ci/kind-values.yaml", "charts/crm/ci/kind-dev-values.yaml"])]) {
+      for (const w of x.objects.filter((o) => ["Deployment", "StatefulSet", "DaemonSet"].includes(o.kind))) {
+        const spec = w.spec.template.spec;
+        for (const ctr of [...(spec.initContainers ?? []), ...spec.containers]) for (const name of podNames(w)) {
+          assert.equal(serviceName(name, ctr.name), component(w), `${name}/${ctr.name}`);
+          checked++;
+        }
+      }
+    }
+    assert.ok(checked > 60);
+    assert.equal(serviceName("crm-gateway-7d9f8c6b5-x2x9z", "nginx"), "gateway", "{service_name=\"gateway\"} finds the access log");
+    assert.equal(serviceName("coredns-7db6d8ff4d-x2x9z", "coredns"), "coredns", "another release's or the system's pods: the container's name");
+    assert.equal(serviceName("crm-tests", "tests"), "tests", "a bare pod");
+    assert.equal(serviceName("shop-gateway-7d9f8c6b5-x2x9z", "nginx"), "nginx", "another release's gateway keeps its container's name");
+    // a release name with a dot: matched literally
+    const dotted = parse(config(render([], { release: "eu.crm", values: { ...JWT, observability: { enabled: true } } }), "pod-logs", "config.yaml"));
+    const dre = new RegExp(/"(\^[^"]+)"\)$/.exec(dotted.processors["transform/pod-logs"].log_statements[0].statements[1])![1]!);
+    assert.ok(dre.test("eu.crm-auth-7d9f8c6b5-x2x9z") && !dre.test("euxcrm-auth-7d9f8c6b5-x2x9z"));
+    // the log record: the path and the CRI tag go, stdout/stderr (log.iostream) stays
+    const logStatements: string[] = t.log_statements.find((x: any) => x.context === "log").statements;
+    assert.deepEqual(logStatements, ['delete_key(attributes, "log.file.path")', 'delete_key(attributes, "logtag")']);
+  });
+
+  it("values.schema.json refuses unknown keys and bad types under podLogs", () => {
+    const validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync(join(chartDir, "values.schema.json"), "utf8")));
+    const ok = (podLogs: unknown) => validate({ observability: { enabled: true, podLogs } });
+    assert.ok(ok({ enabled: false, namespace: "crm-logs", namespaces: ["crm", "crm-jobs"], checkpoint: "emptyDir", tolerations: [], nodeSelector: {}, resources: {} }), JSON.stringify(validate.errors));
+    assert.ok(ok({ namespace: "" }), "empty: the release's namespace");
+    for (const bad of [{ enable: true }, { enabled: "yes" }, { namespace: "Crm_Logs" }, { namespace: "-crm" }, { namespaces: "crm" }, { namespaces: ["crm", "crm"] }, { namespaces: ["kube_system"] }, { checkpoint: "pvc" }, { tolerations: {} }, { resources: [] }, { image: { tag: "x" } }]) {
+      assert.equal(ok(bad), false, JSON.stringify(bad));
+    }
   });
 });
 
