@@ -461,6 +461,28 @@ describe("the pod-log agent (observability.podLogs)", { skip }, () => {
     assert.deepEqual(logStatements, ['delete_key(attributes, "log.file.path")', 'delete_key(attributes, "logtag")']);
   });
 
+  it("Grafana: the gateway's access line opens its trace in Tempo, a span opens every pod's lines of its trace; Loki keeps service_name to OTLP", () => {
+    // a line in the gateway's own access log format (services/gateway/nginx.conf.template, log_format crm)
+    const template = readFileSync(join(repo, "services/gateway/nginx.conf.template"), "utf8");
+    const at = template.indexOf("log_format crm escape=json");
+    assert.ok(at > 0, "the gateway's log_format crm");
+    const format = [...template.slice(at, template.indexOf("';", at) + 1).matchAll(/'([^']*)'/g)].map((m) => m[1]).join("");
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const line = format.replace(/"\$(\w+)"/g, (_, v: string) => JSON.stringify(v === "crm_trace_id" ? traceId : `sample-${v}`)).replace(/\$\w+/g, "0");
+    assert.equal(JSON.parse(line).trace_id, traceId, "the access log is JSON with trace_id");
+    const ds = parse(config(r, "grafana", "datasources.yaml")).datasources as any[];
+    const derived = ds.find((x) => x.uid === "loki").jsonData.derivedFields as any[];
+    const toTempo = derived.filter((f) => f.datasourceUid === "tempo");
+    assert.ok(toTempo.some((f) => new RegExp(f.matcherRegex).exec(line)?.[1] === traceId), `a derived field finds the trace id in ${line}`);
+    // the services' own stdout (pino) and the logs service's lines carry it the same way
+    assert.ok(toTempo.some((f) => new RegExp(f.matcherRegex).exec(`{"level":"info","time":1,"service":"auth","trace_id":"${traceId}","msg":"x"}`)?.[1] === traceId));
+    const query = (x: Rendered) => parse(config(x, "grafana", "datasources.yaml")).datasources.find((y: any) => y.uid === "tempo").jsonData.tracesToLogsV2.query;
+    assert.equal(query(r), '{service_name=~".+"} |= "$${__trace.traceId}"', "the pods' own lines of the trace, the gateway's access line among them");
+    assert.equal(query(render([], { values: { ...JWT, observability: { enabled: true, podLogs: { enabled: false } } } })), '{service=~".+"} |= "$${__trace.traceId}"', "without the agent: the logs service's lines");
+    // the logs service's streams (service, level) get no service_name: {service_name=...} is the agent's only
+    assert.deepEqual(parse(config(r, "loki", "config.yaml")).limits_config.discover_service_name, []);
+  });
+
   it("values.schema.json refuses unknown keys and bad types under podLogs", () => {
     const validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync(join(chartDir, "values.schema.json"), "utf8")));
     const ok = (podLogs: unknown) => validate({ observability: { enabled: true, podLogs } });
