@@ -10,7 +10,10 @@ import { Operator, type Filter } from "@crm/gen/crm/records/v1/common_pb";
 import { DealStatus, type Deal } from "@crm/gen/crm/records/v1/deal_pb";
 import { StageKind } from "@crm/gen/crm/records/v1/pipeline_pb";
 import { installHint, need, postgresUp } from "@crm/testkit";
+import type { Sql } from "@crm/dbservice/db";
 import { expectCode, fieldsOf, storeHarness, type StoreHarness, type Tenant } from "../test/harness.js";
+import { dealList } from "./deals.js";
+import { runList } from "./lists.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -107,4 +110,26 @@ test("bad filters name the node: unknown field, wrong operator, value of the wro
   const deep = and(and(and(and(cond("name", Operator.EQUALS, "x")))));
   assert.deepEqual(await bad(deep), ["filter.and.filters[0].and.filters[0].and.filters[0].and.filters[0]"]);
   assert.deepEqual(await bad(cond("name", Operator.EQUALS, "x"), "name; DROP TABLE users"), ["orderBy"]);
+});
+
+test("pages by create time, both ways and through ties, add up; a later page seeks by one row comparison", { skip }, async () => {
+  // A dozen deals share one created_at: the id alone orders them.
+  await h.pool.query("UPDATE rec_deals SET created_at = '2026-01-01T00:00:00Z' WHERE id = ANY($1)", [deals.slice(0, 12).map((d) => d.id)]);
+  for (const dir of ["desc", "asc"] as const) {
+    const got = await all(undefined, `create_time ${dir}`, 5);
+    const { rows } = await h.pool.query<{ id: string }>(`SELECT id FROM rec_deals WHERE company_id = $1 AND deleted_at IS NULL ORDER BY created_at ${dir}, id ${dir}`, [A.companyId]);
+    assert.deepEqual(got.map((d) => d.id), rows.map((r) => r.id), `create_time ${dir}`);
+  }
+  // The keyset of "create_time desc" (both keys never empty) is ROW(created_at, id) < ROW(…): an
+  // index condition, so page n does not read the n - 1 pages before it; an amount (may be empty)
+  // keeps its "or empty" branch and only the id joins the row.
+  const first = (await A.member.store.listDealsDB({ request: { orderBy: "create_time desc", pageSize: 5, pageToken: "", showDeleted: false, exactTotal: false } })).response!;
+  const byAmount = (await A.member.store.listDealsDB({ request: { orderBy: "amount_minor desc", pageSize: 5, pageToken: "", showDeleted: false, exactTotal: false } })).response!;
+  const texts: string[] = [];
+  const recording = { query: async (text: string) => (texts.push(text), { rows: [] }) } as unknown as Sql;
+  await runList(recording, dealList, { orderBy: "create_time desc", pageSize: 5, pageToken: first.nextPageToken, showDeleted: false, exactTotal: false }, { total: false });
+  await runList(recording, dealList, { orderBy: "amount_minor desc", pageSize: 5, pageToken: byAmount.nextPageToken, showDeleted: false, exactTotal: false }, { total: false });
+  assert.match(texts[0]!, /\(\(ROW\(d\.created_at, d\.id\) < ROW\(\$1::timestamptz, \$2::uuid\)\)\)/);
+  assert.doesNotMatch(texts[0]!, /IS NULL\)/, "no empty branch for never-empty keys");
+  assert.match(texts[1]!, /\(d\.amount_minor < \$1::bigint OR d\.amount_minor IS NULL\)\) OR \(d\.amount_minor = \$1::bigint AND ROW\(d\.id\) < ROW\(\$2::uuid\)\)/);
 });

@@ -25,6 +25,8 @@ export interface ColumnSql {
   cast?: string;
   /** A custom field: the record's alias and the key, for containment (custom @> {key: value}, the GIN index). */
   json?: { alias: string; key: string };
+  /** The column is NOT NULL (ids, created and updated times): a page's keyset then needs no "or empty" branch. */
+  notNull?: boolean;
 }
 
 export interface ListSpec {
@@ -243,8 +245,11 @@ export async function runList<R extends Record<string, unknown>>(sql: Sql, spec:
   // The id breaks ties, in the direction of the last key (so "create_time desc" walks its index).
   const idDesc = order[order.length - 1]!.desc;
   const keys = [
-    ...order.map((k) => ({ expr: sortExpr(spec, k, custom), desc: k.desc, cast: columnOf(spec, k.field, custom).cast ?? castOf[k.type] })),
-    { expr: `${a}.id`, desc: idDesc, cast: "uuid" },
+    ...order.map((k) => {
+      const col = columnOf(spec, k.field, custom);
+      return { expr: sortExpr(spec, k, custom), desc: k.desc, cast: col.cast ?? castOf[k.type], notNull: col.notNull === true };
+    }),
+    { expr: `${a}.id`, desc: idDesc, cast: "uuid", notNull: true },
   ];
   if (cursor) where.push(keyset(keys, cursor, p));
   const size = o.maxPageSize ? Math.min(Math.max(req.pageSize, 1), o.maxPageSize) : pageSizeOf(req.pageSize);
@@ -278,21 +283,40 @@ export async function runList<R extends Record<string, unknown>>(sql: Sql, spec:
   return { rows: page, nextPageToken, totalSize, totalIsExact };
 }
 
-/** Records after the cursor: OR over i of (keys before i equal, key i strictly after); empty values are last. */
-function keyset(keys: { expr: string; desc: boolean; cast: string }[], cursor: Cursor, p: Params): string {
+type Key = { expr: string; desc: boolean; cast: string; notNull: boolean };
+
+/**
+ * Records after the cursor: OR over i of (keys before i equal, key i strictly after); empty values
+ * are last. The trailing keys that are never empty and run in one direction (at least the id; all
+ * of "create_time desc" and its id) are compared as one row, ROW(a, b) < ROW($1, $2), which
+ * PostgreSQL uses as the index scan's start: without it a page deep in a list scanned and
+ * discarded every row before it (page 45 of a million-row export read 900,000 index entries).
+ */
+function keyset(keys: Key[], cursor: Cursor, p: Params): string {
+  const values = keys.map((_, i) => cursor.keys[i] ?? null);
+  let tail = keys.length - 1;
+  while (tail > 0 && keys[tail - 1]!.notNull && keys[tail - 1]!.desc === keys[tail]!.desc && values[tail - 1] !== null) tail--;
+  if (values.slice(tail).some((v) => v === null)) tail = keys.length; // (an id is never empty: a foreign token)
   const ors: string[] = [];
   const eqs: string[] = [];
-  keys.forEach((k, i) => {
-    const v = cursor.keys[i] ?? null;
+  for (let i = 0; i < tail; i++) {
+    const k = keys[i]!;
+    const v = values[i]!;
     if (v === null) {
       // Nothing but other empty values follows an empty value.
       eqs.push(`${k.expr} IS NULL`);
-      return;
+      continue;
     }
     const param = p.add(v, k.cast);
-    ors.push(`(${[...eqs, `(${k.expr} ${k.desc ? "<" : ">"} ${param} OR ${k.expr} IS NULL)`].join(" AND ")})`);
+    const after = `${k.expr} ${k.desc ? "<" : ">"} ${param}`;
+    ors.push(`(${[...eqs, k.notNull ? after : `(${after} OR ${k.expr} IS NULL)`].join(" AND ")})`);
     eqs.push(`${k.expr} = ${param}`);
-  });
+  }
+  if (tail < keys.length) {
+    const rest = keys.slice(tail);
+    const row = `ROW(${rest.map((k) => k.expr).join(", ")}) ${rest[0]!.desc ? "<" : ">"} ROW(${rest.map((k, j) => p.add(values[tail + j]!, k.cast)).join(", ")})`;
+    ors.push(`(${[...eqs, row].join(" AND ")})`);
+  }
   return ors.length ? `(${ors.join(" OR ")})` : "false";
 }
 

@@ -88,10 +88,10 @@ export const personList: ListSpec = {
   alias: "p",
   select: COLS,
   columns: {
-    id: { expr: "p.id" },
+    id: { expr: "p.id", notNull: true },
     owner_id: { expr: "p.owner_id" },
-    create_time: { expr: "p.created_at" },
-    update_time: { expr: "p.updated_at" },
+    create_time: { expr: "p.created_at", notNull: true },
+    update_time: { expr: "p.updated_at", notNull: true },
     delete_time: { expr: "p.deleted_at" },
     first_name: { expr: "p.first_name" },
     last_name: { expr: "p.last_name" },

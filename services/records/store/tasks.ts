@@ -69,10 +69,10 @@ export const taskList: ListSpec = {
   alias: "t",
   select: COLS,
   columns: {
-    id: { expr: "t.id" },
+    id: { expr: "t.id", notNull: true },
     owner_id: { expr: "t.owner_id" },
-    create_time: { expr: "t.created_at" },
-    update_time: { expr: "t.updated_at" },
+    create_time: { expr: "t.created_at", notNull: true },
+    update_time: { expr: "t.updated_at", notNull: true },
     delete_time: { expr: "t.deleted_at" },
     title: { expr: "t.title" },
     due_time: { expr: "t.due_at" },
