@@ -386,8 +386,17 @@ test("export: text that a spreadsheet would run as a formula gets an apostrophe,
   assert.equal(csv, "\uFEFFdomain,industry\r\na.example,O'Brien; x\r\n");
 });
 
-test("export: COPY's LF record ends become CRLF, line breaks inside quoted cells stay", async () => {
-  const { crlf } = await import("./export-store.js");
-  assert.equal(crlf(Buffer.from('a,"x\ny ""q"""\nb,\n')).toString(), 'a,"x\ny ""q"""\r\nb,\r\n');
-  assert.equal(crlf(Buffer.from("")).toString(), "");
+test("export: a page's CSV: keys column cut, LF record ends become CRLF, quoted line breaks stay", async () => {
+  const { pageCsv } = await import("./export-store.js");
+  const keys = Buffer.from('["2026-12-08 02:00:00+00","a,b \\"c\\""]').toString("hex");
+  // Two records of a page of 2, and the one more the list reads to know a page follows.
+  const page = pageCsv(Buffer.from(`a,"x\ny ""q"", z",\nb,,${keys}\n"c\n",\n`), 2);
+  assert.equal(page.csv.toString(), 'a,"x\ny ""q"", z"\r\nb,\r\n');
+  assert.equal(page.count, 3);
+  assert.deepEqual(page.keys, ["2026-12-08 02:00:00+00", 'a,b "c"']);
+  const short = pageCsv(Buffer.from('only,\n'), 5);
+  assert.deepEqual([short.csv.toString(), short.count, short.keys], ["only\r\n", 1, undefined]);
+  assert.equal(pageCsv(Buffer.from(""), 5).csv.toString(), "");
+  assert.throws(() => pageCsv(Buffer.from('a,"open\n'), 5), /quoted cell/);
+  assert.throws(() => pageCsv(Buffer.from("a,"), 5), /line break/);
 });
