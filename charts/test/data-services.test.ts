@@ -6,9 +6,12 @@
  * services (ci/production-values.yaml).
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { Ajv } from "ajv";
 import { needNone } from "@crm/testkit";
-import { goProblem, render, type K8sObject, type Rendered } from "./lib.ts";
+import { chartDir, goProblem, parseDocs, render, validateObject, type K8sObject, type Rendered } from "./lib.ts";
 
 const skip = needNone(goProblem());
 const JWT = { jwt: { existingSecret: "crm-jwt" } };
@@ -104,5 +107,81 @@ describe("development data services", { skip }, () => {
   it("production-like values run none of them", () => {
     const prod = render(["charts/crm/ci/production-values.yaml"]);
     assert.deepEqual(of(prod, "StatefulSet"), []);
+  });
+});
+
+/**
+ * The chart README's production example ("Data services", **Production**): the operators' objects
+ * and the values that point the CRM at them. The values block is rendered as it stands (plus the
+ * --set of the RabbitMQ user its comment asks for), and each name in it is checked against the name
+ * the operator derives from its object (as the README's comments say: CloudNativePG makes
+ * <cluster>-rw and <cluster>-app and labels its pods cnpg.io/cluster=<cluster>; the RabbitMQ
+ * operator makes <cluster> and <cluster>-default-user and labels its pods
+ * app.kubernetes.io/name=<cluster>), so a renamed object or a misspelt key fails here, not at
+ * install.
+ */
+describe("the chart README's production data services", { skip }, () => {
+  const readme = readFileSync(join(chartDir, "README.md"), "utf8");
+  const start = readme.indexOf("\n## Data services: PostgreSQL, Redis, RabbitMQ\n");
+  assert.ok(start >= 0, "the README has its data services section");
+  const section = readme.slice(start + 1, readme.indexOf("\n## ", start + 1));
+  const blocks = [...section.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+  const valuesBlock = blocks.filter((b) => b.startsWith("# values\n"));
+  const operatorBlock = blocks.filter((b) => /^kind: (Cluster|RabbitmqCluster)$/m.test(b));
+  assert.equal(valuesBlock.length, 1, "one values block (first line: # values) in the section");
+  assert.equal(operatorBlock.length, 1, "one block with the operators' objects in the section");
+  const values = parseDocs(valuesBlock[0]!, "charts/crm/README.md (values)")[0] as any;
+  const operators = parseDocs(operatorBlock[0]!, "charts/crm/README.md (operators)") as any[];
+  const pg = operators.find((o) => o.apiVersion === "postgresql.cnpg.io/v1" && o.kind === "Cluster");
+  const mq = operators.find((o) => o.apiVersion === "rabbitmq.com/v1beta1" && o.kind === "RabbitmqCluster");
+  // what the install adds by hand (the comment in the block): the operator's generated user name
+  const mqUser = "default_user_5Qb3kV";
+  const r = render([], { values: { ...values, ...JWT, externalRabbitmq: { ...values.externalRabbitmq, user: mqUser } } });
+
+  it("the values validate against values.schema.json and render valid objects", () => {
+    const validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync(join(chartDir, "values.schema.json"), "utf8")));
+    assert.ok(validate(values), JSON.stringify(validate.errors));
+    assert.deepEqual(r.objects.flatMap(validateObject), []);
+    assert.ok(pg && mq, "a CloudNativePG Cluster and a RabbitmqCluster");
+  });
+
+  it("no development data service: no StatefulSet, no Service, no generated password", () => {
+    assert.deepEqual(of(r, "StatefulSet").map((o) => o.metadata.name), []);
+    for (const name of Object.keys(DATA)) {
+      assert.deepEqual([...of(r, "Service", name), ...of(r, "NetworkPolicy", name)].map((o) => o.metadata.name), [], name);
+      assert.equal(of(r, "Secret").find((s) => s.metadata.name === `crm-${name}`), undefined, `crm-${name} Secret`);
+    }
+  });
+
+  it("every service gets the external URLs, with the operators' Secrets and names", () => {
+    const ref = (e: any) => `${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`;
+    const initdb = pg.spec.bootstrap.initdb;
+    const want = {
+      DATABASE_URL: [`postgresql://${initdb.owner}:$(DATABASE_PASSWORD)@${pg.metadata.name}-rw:5432/${initdb.database}?sslmode=require`, "DATABASE_PASSWORD", `${pg.metadata.name}-app/password`],
+      AMQP_URL: [`amqp://${mqUser}:$(AMQP_PASSWORD)@${mq.metadata.name}:5672`, "AMQP_PASSWORD", `${mq.metadata.name}-default-user/password`],
+      REDIS_URL: ["rediss://:$(REDIS_PASSWORD)@crm-cache.example.internal:6380/0", "REDIS_PASSWORD", "crm-redis/redis-password"],
+    } as const;
+    const users: Record<string, string[]> = { DATABASE_URL: [], AMQP_URL: [], REDIS_URL: [] };
+    for (const dep of of(r, "Deployment")) {
+      const env = envOf(dep.spec.template.spec.containers[0]);
+      for (const [name, [url, password, secret]] of Object.entries(want)) {
+        if (!env.has(name)) continue;
+        users[name]!.push(component(dep));
+        assert.equal(env.get(name).value, url, `${component(dep)} ${name}`);
+        assert.equal(ref(env.get(password)), secret, `${component(dep)} ${password}`);
+      }
+    }
+    assert.deepEqual(users.DATABASE_URL, ["dbservice"], "only dbservice holds database credentials");
+    assert.ok(users.AMQP_URL!.length >= 3 && users.REDIS_URL!.length >= 3, JSON.stringify(users));
+  });
+
+  it("NetworkPolicies let the users out to the operators' pods only, on their ports", () => {
+    const egress = (c: string) => of(r, "NetworkPolicy", c).flatMap((p) => p.spec.egress ?? []);
+    const rulesTo = (c: string, port: number) => egress(c).filter((rule: any) => rule.ports?.some((p: any) => p.port === port));
+    assert.deepEqual(rulesTo("dbservice", 5432).map((x: any) => x.to), [[{ podSelector: { matchLabels: { "cnpg.io/cluster": pg.metadata.name } } }]]);
+    for (const c of ["dbservice", "chats", "email"]) {
+      assert.deepEqual(rulesTo(c, 5672).map((x: any) => x.to), [[{ podSelector: { matchLabels: { "app.kubernetes.io/name": mq.metadata.name } } }]], c);
+      assert.equal(rulesTo(c, 6380).length, 1, `${c}: Redis's port (no egressTo: anywhere)`);
+    }
   });
 });
