@@ -4,10 +4,11 @@
  * (gateway.metrics). Not reachable on any TCP port.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { needNone } from "@crm/testkit";
+import { needNone, until } from "@crm/testkit";
 import { nginxProblem } from "../run.mjs";
 import { startGatewayFixture, type GatewayFixture } from "./fixture.ts";
 import { request } from "./helpers.ts";
@@ -16,7 +17,7 @@ const skip = needNone(nginxProblem());
 
 function overSocket(socketPath: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((ok, fail) => {
-    const req = httpRequest({ socketPath, path }, (res) => {
+    const req = httpRequest({ socketPath, path, agent: false }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -46,6 +47,18 @@ describe("gateway status socket", { skip, timeout: 120_000 }, () => {
     const second = await overSocket(socket, "/stub_status");
     assert.ok(served(second.body) >= served(first.body) + 2, `${served(first.body)} -> ${served(second.body)}`);
     assert.equal((await overSocket(socket, "/")).status, 404);
+  });
+
+  it("keeps its counters through a reload (a renewed certificate reloads nginx)", async () => {
+    const socket = join(gw.dir, "gateway", "status.sock");
+    const served = async () => Number(/\n \d+ \d+ (\d+) \n/.exec((await overSocket(socket, "/stub_status")).body)![1]);
+    const workers = () => execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(gw.nginx.pid)], { encoding: "utf8" }).split("\n").filter((l) => /worker process/.test(l)).map((l) => l.trim().split(/\s+/)[0]).sort().join(" ");
+    const before = await served();
+    const oldWorkers = workers();
+    gw.nginx.reload();
+    await until("nginx to replace its workers", () => workers() !== oldWorkers && !workers().split(" ").some((p) => oldWorkers.split(" ").includes(p)), 15_000);
+    const after = await served();
+    assert.ok(after > before, `requests served: ${before} before the reload, ${after} after`);
   });
 
   it("is not served on the public ports", async () => {
