@@ -28,7 +28,7 @@ import { defaultImportLimits, uploadFile, errorFile } from "../src/import-servic
 import { exportCsv } from "../src/export-service.js";
 import { expectCode, log, storeHarness, testVerifier, type StoreHarness, type Tenant } from "../test/harness.js";
 import { auditLog } from "@crm/admin/store";
-import { importStore } from "./import-store.js";
+import { analyzeStep, importStore } from "./import-store.js";
 
 const skip = need("PostgreSQL", await postgresUp(), installHint.postgres);
 
@@ -220,6 +220,24 @@ test("a replica that dies mid-import: another resumes after the lease, no row ap
   assert.deepEqual(counts(done), { created: 50, updated: 0, merged: 0, unchanged: 0, failed: 0, done: 50 });
   const { rows } = await h.pool.query("SELECT count(*)::int AS n, count(DISTINCT emails[1])::int AS d FROM rec_people WHERE company_id = $1", [T.companyId]);
   assert.deepEqual(rows[0], { n: 50, d: 50 });
+});
+
+test("a big import refreshes the statistics of the tables it writes as its rows pass 1,000, 2,000, …", { skip }, async () => {
+  assert.deepEqual([999n, 1000n, 1999n, 2000n, 4000n, 1_000_000n].map(analyzeStep), [-1, 0, 0, 1, 2, 9]);
+  const T = await h.tenant("Stats");
+  const lines = ["email,first name"];
+  for (let i = 0; i < 2100; i++) lines.push(`s${i}@stats.example,S${i}`);
+  const ready = await upload(T.owner.token, Buffer.from(lines.join("\n")));
+  await client(T.owner.token).startImportDB({ request: { id: ready.id } });
+  const analyzed = async () =>
+    (await h.pool.query<{ relname: string; n: number }>("SELECT relname, analyze_count::int AS n FROM pg_stat_user_tables WHERE relname IN ('rec_people', 'rec_person_emails', 'rec_person_companies') ORDER BY relname")).rows;
+  const before = await analyzed();
+  await runJobs(700); // rows 700, 1400 (past 1,000), 2100 (past 2,000): two refreshes
+  const after = await analyzed();
+  assert.deepEqual(after.map((r) => r.relname), ["rec_people", "rec_person_companies", "rec_person_emails"]);
+  after.forEach((r, i) => assert.equal(r.n - before[i]!.n, 2, `${r.relname} analyzed at 1,000 and 2,000 rows`));
+  const done = (await client(T.owner.token).getImportDB({ request: { id: ready.id } })).response!.import!;
+  assert.equal(Number(done.createdCount), 2100);
 });
 
 test("imported records take the tenant's versions and change events, as API writes do; so does undo", { skip }, async () => {
