@@ -8,6 +8,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { freshDatabase, unreachable } from "@crm/testkit";
+import { countOtlpSpans, otlpExportAnswer } from "@crm/testkit/otlp-receiver";
 import { connectJson, removeDir, startApp } from "../lib/app.js";
 import { closedLoop } from "../lib/driver.js";
 import { mb, measured } from "../lib/proc.js";
@@ -19,9 +20,10 @@ async function otlpSink() {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const body = Buffer.concat(chunks).toString();
-      spans += (body.match(/"spanId"/g) ?? []).length;
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      // the kit's default encoding is protobuf (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf); JSON is counted too
+      spans += countOtlpSpans(req.headers["content-type"], Buffer.concat(chunks));
+      const answer = otlpExportAnswer(req.headers["content-type"]);
+      res.writeHead(200, { "content-type": answer.contentType }).end(answer.body);
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

@@ -12,12 +12,15 @@ const [mode = "off", totalArg = "20000"] = process.argv.slice(2);
 const total = Number(totalArg);
 let spans = 0;
 if (mode === "on") {
+  const { countOtlpSpans, otlpExportAnswer } = await import("@crm/testkit/otlp-receiver");
   const sink = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (c: Buffer) => (body += c));
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      spans += (body.match(/"spanId"/g) ?? []).length;
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      // protobuf (the kit's default encoding) or JSON
+      spans += countOtlpSpans(req.headers["content-type"], Buffer.concat(chunks));
+      const answer = otlpExportAnswer(req.headers["content-type"]);
+      res.writeHead(200, { "content-type": answer.contentType }).end(answer.body);
     });
   });
   await new Promise<void>((r) => sink.listen(0, "127.0.0.1", r));

@@ -99,7 +99,7 @@ export function redisClient(url: string, log: Logger, d: Pick<Deadlines, "REDIS_
 export function runService(name: ServiceName, build: (b: Basics) => Promise<ServiceModule>): Promise<void> {
   return main(async () => {
     const cfg = loadConfig(z.object({ ...commonEnv, PORT: env.port(servicePorts[name]) }));
-    await startTelemetry(name); // a no-op when the entry point started it already, or when OTEL_EXPORTER_OTLP_ENDPOINT is unset
+    await startTelemetry(name); // a no-op when the entry point started it already, or with no exporter to run (no OTLP endpoint, no console)
     // LOGS_REPORT_LEVEL: the lines sent to the logs service (and Loki) besides errors, once the sink runs (below).
     const { LOGS_REPORT_LEVEL } = loadConfig(z.object({ LOGS_REPORT_LEVEL: env.oneOf(reportLevels, "error") }));
     const log = createLogger(name, cfg.LOG_LEVEL, { reportLevel: LOGS_REPORT_LEVEL });

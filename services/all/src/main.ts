@@ -34,7 +34,8 @@ const targets: Record<string, () => Promise<void>> = {
   webhooks: async () => (await import("@crm/webhooks/main")).start(),
 };
 
-// Tracing first, before any server or client starts (a no-op without OTEL_EXPORTER_OTLP_ENDPOINT).
+// Tracing first, before any server or client starts (a no-op without an exporter to run: no
+// OTEL_EXPORTER_OTLP_ENDPOINT and no OTEL_TRACES_EXPORTER=console; packages/kit/src/telemetry.ts).
 await startTelemetry(target === "all" ? "crm" : target);
 
 if (target === "all") {
