@@ -7,16 +7,8 @@
  * The scenario runs it bundled with the production build's esbuild options (as the image runs
  * dist/crm.mjs): the kit is bundled, the @opentelemetry packages stay in node_modules.
  */
-import http from "node:http";
-import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { startTelemetry } from "@crm/kit/telemetry";
+import { loadClientsAndServe } from "./otel-serve.js";
 
 const telemetry = await startTelemetry("otel-startup");
-const require = createRequire(import.meta.url);
-for (const client of ["pg", "ioredis", "amqplib"]) require(client);
-const server = http.createServer((_req, res) => res.end());
-server.listen(0, "127.0.0.1", () => {
-  console.log(JSON.stringify({ bench_ready: true, port: (server.address() as AddressInfo).port, tracing: telemetry.enabled, ms: performance.now() }));
-});
-process.on("SIGTERM", () => void telemetry.shutdown().then(() => process.exit(0)));
+loadClientsAndServe(telemetry.enabled, () => telemetry.shutdown());

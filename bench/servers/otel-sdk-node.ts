@@ -8,14 +8,12 @@
  * OTEL_LOGS_EXPORTER=none). Then the same clients and HTTP listener as otel-kit.ts.
  * Prints {"bench_ready":true,"port":N,"tracing":true,"ms":<ms since the process began>}.
  */
-import http from "node:http";
-import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { AmqplibInstrumentation } from "@opentelemetry/instrumentation-amqplib";
 import { IORedisInstrumentation } from "@opentelemetry/instrumentation-ioredis";
 import { PgInstrumentation } from "@opentelemetry/instrumentation-pg";
 import { NodeSDK } from "@opentelemetry/sdk-node";
+import { loadClientsAndServe } from "./otel-serve.js";
 
 const sdk = new NodeSDK({
   serviceName: "otel-startup",
@@ -23,10 +21,4 @@ const sdk = new NodeSDK({
   instrumentations: [new PgInstrumentation({ requireParentSpan: true }), new IORedisInstrumentation({ requireParentSpan: true }), new AmqplibInstrumentation()],
 });
 sdk.start();
-const require = createRequire(import.meta.url);
-for (const client of ["pg", "ioredis", "amqplib"]) require(client);
-const server = http.createServer((_req, res) => res.end());
-server.listen(0, "127.0.0.1", () => {
-  console.log(JSON.stringify({ bench_ready: true, port: (server.address() as AddressInfo).port, tracing: true, ms: performance.now() }));
-});
-process.on("SIGTERM", () => void sdk.shutdown().then(() => process.exit(0)));
+loadClientsAndServe(true, () => sdk.shutdown());
