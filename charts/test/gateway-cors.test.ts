@@ -11,12 +11,11 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { needNone } from "@crm/testkit";
-import { chartDir, goProblem, render, type K8sObject } from "./lib.ts";
+import { chartDir, gatewayEnvsubst, gatewayParts, goProblem, render } from "./lib.ts";
 
 const skip = needNone(goProblem());
 const JWT = { jwt: { existingSecret: "crm-jwt" } };
 const ORIGINS = ["https://app.example.com", "http://localhost:5173", "https://console.example.org:8443"];
-const isGateway = (o: K8sObject) => o.metadata.labels?.["app.kubernetes.io/component"] === "gateway";
 
 interface Cors {
   origin(r: unknown): string;
@@ -26,14 +25,10 @@ interface Cors {
 
 /** The gateway as the chart renders it: the CORS env value, nginx's value after envsubst, and the shipped cors.js. */
 async function gateway(values: Record<string, unknown>) {
-  const r = render([], { values: { ...JWT, ...values } });
-  const dep = r.objects.find((o) => o.kind === "Deployment" && isGateway(o))!;
-  const nginx = dep.spec.template.spec.containers.find((c: any) => c.name === "nginx");
-  const cm = r.objects.find((o) => o.kind === "ConfigMap" && isGateway(o) && o.data?.["nginx.conf.template"])!;
+  const { nginx, configMap: cm, template } = gatewayParts(render([], { values: { ...JWT, ...values } }));
   const env = new Map<string, string>(nginx.env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, String(e.value)]));
   assert.ok(env.has("CRM_GW_CORS_ORIGINS"), "CRM_GW_CORS_ORIGINS is always set (an unset one stays ${…} in nginx.conf)");
-  // the image's 20-envsubst-on-templates.sh with NGINX_ENVSUBST_FILTER=CRM_GW_: set variables only
-  const conf = cm.data!["nginx.conf.template"]!.replace(/\$\{(CRM_GW_[A-Z0-9_]+)\}/g, (m, name: string) => env.get(name) ?? m);
+  const conf = gatewayEnvsubst(template, nginx);
   const sets = [...conf.matchAll(/^\s*set \$crm_cors_origins "([^"\n]*)";$/gm)].map((m) => m[1]!);
   assert.equal(sets.length, 1, "nginx.conf sets $crm_cors_origins once, as one quoted string");
   const js = cm.data!["njs.cors.js"];

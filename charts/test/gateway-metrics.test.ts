@@ -9,20 +9,10 @@ import assert from "node:assert/strict";
 import { posix } from "node:path";
 import { describe, it } from "node:test";
 import { needNone } from "@crm/testkit";
-import { goProblem, render, validateObject, type K8sObject, type Rendered } from "./lib.ts";
+import { gatewayEnvsubst, gatewayParts, goProblem, render, validateObject } from "./lib.ts";
 
 const skip = needNone(goProblem());
 const JWT = { jwt: { existingSecret: "crm-jwt" } };
-const isGateway = (o: K8sObject) => o.metadata.labels?.["app.kubernetes.io/component"] === "gateway";
-
-function gatewayPod(r: Rendered) {
-  const dep = r.objects.find((o) => o.kind === "Deployment" && isGateway(o));
-  assert.ok(dep, "the gateway Deployment");
-  const cm = r.objects.find((o) => o.kind === "ConfigMap" && isGateway(o) && o.data?.["nginx.conf.template"]);
-  assert.ok(cm, "the gateway ConfigMap with nginx.conf.template");
-  return { dep, pod: dep.spec.template.spec, template: cm.data!["nginx.conf.template"]! };
-}
-
 /** --nginx.scrape-uri=unix:<socket>:<path>, read as the exporter reads it (parseUnixSocketAddress). */
 function scrapeTarget(exporter: any): { socket: string; path: string } {
   const uris = (exporter.args as string[]).filter((a) => a.startsWith("--nginx.scrape-uri=")).map((a) => a.slice("--nginx.scrape-uri=".length));
@@ -32,12 +22,6 @@ function scrapeTarget(exporter: any): { socket: string; path: string } {
   const parts = uri.split(":");
   assert.ok(parts.length === 3, `unix:<socket>:<request path>: ${uri}`);
   return { socket: parts[1]!, path: parts[2]! };
-}
-
-/** The image entrypoint's envsubst (20-envsubst-on-templates.sh, NGINX_ENVSUBST_FILTER=CRM_GW_): set variables only. */
-function envsubst(template: string, container: any): string {
-  const env = new Map<string, string>((container.env ?? []).filter((e: any) => e.value !== undefined).map((e: any) => [e.name, String(e.value)]));
-  return template.replace(/\$\{(CRM_GW_[A-Z0-9_]+)\}/g, (m, name: string) => env.get(name) ?? m);
 }
 
 /** The server blocks of a rendered nginx.conf (brace matching; the template has no braces in strings there). */
@@ -65,9 +49,8 @@ function volumeAt(container: any, dir: string): { name: string; mountPath: strin
 describe("gateway metrics: the exporter reads the stub_status socket nginx listens on", { skip }, () => {
   it("the scrape URI names nginx's status.sock and its stub_status location, on one volume mounted at the same place in both containers", () => {
     const r = render([], { values: JWT });
-    const { dep, pod, template } = gatewayPod(r);
+    const { dep, pod, nginx, template } = gatewayParts(r);
     assert.deepEqual(validateObject(dep), []);
-    const nginx = pod.containers.find((c: any) => c.name === "nginx");
     const exporter = pod.containers.find((c: any) => c.name === "metrics");
     assert.ok(nginx && exporter, `containers: ${pod.containers.map((c: any) => c.name)}`);
     const target = scrapeTarget(exporter);
@@ -75,7 +58,7 @@ describe("gateway metrics: the exporter reads the stub_status socket nginx liste
 
     // nginx's side: the rendered configuration listens on exactly that socket, and serves
     // stub_status at the request path the exporter asks for
-    const conf = envsubst(template, nginx);
+    const conf = gatewayEnvsubst(template, nginx);
     const servers = serverBlocks(conf).filter((s) => /\bstub_status\s*;/.test(s));
     assert.equal(servers.length, 1, "one server answers stub_status");
     const listens = [...servers[0]!.matchAll(/^\s*listen\s+([^;]+);/gm)].map((m) => m[1]!.trim());
@@ -104,7 +87,7 @@ describe("gateway metrics: the exporter reads the stub_status socket nginx liste
 
   it("serves /metrics on the port named metrics (9113), the one the PodMonitor and the profile's Prometheus scrape", () => {
     const r = render([], { values: { ...JWT, podMonitor: { enabled: true } } });
-    const { pod } = gatewayPod(r);
+    const { pod } = gatewayParts(r);
     const exporter = pod.containers.find((c: any) => c.name === "metrics");
     assert.ok(exporter.args.includes("--web.listen-address=:9113"));
     assert.deepEqual(exporter.ports, [{ name: "metrics", containerPort: 9113, protocol: "TCP" }]);
@@ -114,7 +97,7 @@ describe("gateway metrics: the exporter reads the stub_status socket nginx liste
   });
 
   it("gateway.metrics.enabled=false: no sidecar, the socket stays unread", () => {
-    const { pod } = gatewayPod(render([], { values: { ...JWT, gateway: { metrics: { enabled: false } } } }));
+    const { pod } = gatewayParts(render([], { values: { ...JWT, gateway: { metrics: { enabled: false } } } }));
     assert.deepEqual(pod.containers.map((c: any) => c.name), ["nginx"]);
   });
 });

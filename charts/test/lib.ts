@@ -112,6 +112,23 @@ export function render(valuesFiles: string[], opts: RenderOptions = {}): Rendere
   return { objects, manifests: out.manifests, notes: out.notes };
 }
 
+/** The gateway's rendered pieces: its Deployment, the pod spec and its nginx container, and nginx.conf's template. */
+export function gatewayParts(r: Rendered) {
+  const isGateway = (o: K8sObject) => o.metadata.labels?.["app.kubernetes.io/component"] === "gateway";
+  const dep = r.objects.find((o) => o.kind === "Deployment" && isGateway(o));
+  if (!dep) throw new Error("no gateway Deployment rendered");
+  const cm = r.objects.find((o) => o.kind === "ConfigMap" && isGateway(o) && o.data?.["nginx.conf.template"]);
+  if (!cm) throw new Error("no gateway ConfigMap with nginx.conf.template rendered");
+  const pod = dep.spec.template.spec;
+  return { dep, pod, nginx: pod.containers.find((c: any) => c.name === "nginx"), configMap: cm, template: cm.data!["nginx.conf.template"]! };
+}
+
+/** The nginx image entrypoint's envsubst (20-envsubst-on-templates.sh, NGINX_ENVSUBST_FILTER=CRM_GW_): only variables the container sets. */
+export function gatewayEnvsubst(template: string, container: any): string {
+  const env = new Map<string, string>((container.env ?? []).filter((e: any) => e.value !== undefined).map((e: any) => [e.name, String(e.value)]));
+  return template.replace(/\$\{(CRM_GW_[A-Z0-9_]+)\}/g, (m, name: string) => env.get(name) ?? m);
+}
+
 /**
  * Parses a YAML stream as Kubernetes would read it (YAML 1.1, like sigs.k8s.io/yaml) and as YAML
  * 1.2; a document that means different things in the two (an unquoted "on", an octal) is an error.
